@@ -1,0 +1,1 @@
+//! Benchmarks and comparison harnesses for the calico-* crates.

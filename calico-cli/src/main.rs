@@ -1,0 +1,5 @@
+//! The `calico` command line.
+
+fn main() {
+    println!("calico");
+}
