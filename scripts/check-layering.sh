@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The pure crates must never depend on an async runtime, netlink, nftables or etcd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+forbidden=(tokio rtnetlink nftnl etcd-client async-std)
+pure=(calico-model calico-policy calico-route)
+status=0
+checked=()
+members=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
+for crate in "${pure[@]}"; do
+  case " $members " in *" $crate "*) ;; *) continue ;; esac
+  checked+=("$crate")
+  for dep in "${forbidden[@]}"; do
+    if cargo tree -p "$crate" -e normal -i "$dep" >/dev/null 2>&1; then
+      echo "layering: $crate depends on $dep" >&2
+      status=1
+    fi
+  done
+done
+[ "$status" -eq 0 ] && echo "layering: ok (${checked[*]} free of ${forbidden[*]})"
+exit "$status"
