@@ -20,7 +20,7 @@ use super::parser::parse_node;
 #[derive(Clone)]
 pub struct Selector {
     root: Node,
-    canonical: Box<str>,
+    canonical: String,
 }
 
 impl Selector {
@@ -31,7 +31,11 @@ impl Selector {
     /// The first [`SelectorError`] (selector.md §8); a tokenizer error anywhere in the input
     /// wins over a parser error.
     pub fn parse(src: &str) -> Result<Self, SelectorError> {
-        parse_node(src).map(Self::from_parsed)
+        let root = parse_node(src)?;
+        // The canonical string is rarely much longer than the input.
+        let mut canonical = String::with_capacity(src.len() + 16);
+        root.write_canonical(&mut canonical);
+        Ok(Self { root, canonical })
     }
 
     /// The selector `all()`, which matches everything.
@@ -39,7 +43,7 @@ impl Selector {
     pub fn all() -> Self {
         Self {
             root: Node::All,
-            canonical: "all()".into(),
+            canonical: "all()".to_owned(),
         }
     }
 
@@ -59,7 +63,7 @@ impl Selector {
 
     /// Wraps a tree that is known to be well-formed.
     pub(crate) fn from_parsed(root: Node) -> Self {
-        let canonical = root.canonical().into_boxed_str();
+        let canonical = root.canonical();
         Self { root, canonical }
     }
 

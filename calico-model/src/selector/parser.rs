@@ -281,19 +281,18 @@ enum List {
 impl List {
     #[inline]
     fn push(&mut self, node: Node) {
-        *self = match std::mem::take(self) {
-            Self::Empty => Self::One(node),
-            Self::One(first) => {
-                let mut v = Vec::with_capacity(4);
-                v.push(first);
-                v.push(node);
-                Self::Many(v)
+        match self {
+            Self::Many(v) => v.push(node),
+            Self::Empty => *self = Self::One(node),
+            Self::One(_) => {
+                if let Self::One(first) = std::mem::take(self) {
+                    let mut v = Vec::with_capacity(4);
+                    v.push(first);
+                    v.push(node);
+                    *self = Self::Many(v);
+                }
             }
-            Self::Many(mut v) => {
-                v.push(node);
-                Self::Many(v)
-            }
-        };
+        }
     }
 
     /// One operand → itself; several → `wrap(operands)`.
@@ -324,12 +323,57 @@ impl Frame {
     }
 }
 
+/// Members of the set being read; the first few are kept inline so that small sets cost no
+/// scratch allocation.
+#[derive(Default)]
+struct SetItems<'a> {
+    inline: [&'a str; 8],
+    len: usize,
+    spill: Vec<&'a str>,
+}
+
+impl<'a> SetItems<'a> {
+    #[inline]
+    fn push(&mut self, value: &'a str) {
+        if let Some(slot) = self.inline.get_mut(self.len) {
+            *slot = value;
+            self.len += 1;
+        } else {
+            if self.spill.is_empty() {
+                self.spill.extend_from_slice(&self.inline);
+            }
+            self.spill.push(value);
+        }
+    }
+
+    /// The members read so far, sorted bytewise and de-duplicated; empties `self`.
+    fn take_sorted(&mut self) -> Box<[Box<str>]> {
+        let items: &mut [&'a str] = if self.spill.is_empty() {
+            self.inline.get_mut(..self.len).unwrap_or_default()
+        } else {
+            &mut self.spill
+        };
+        items.sort_unstable();
+        let mut out: Vec<Box<str>> = Vec::with_capacity(items.len());
+        let mut prev: Option<&str> = None;
+        for &v in items.iter() {
+            if prev != Some(v) {
+                out.push(v.into());
+                prev = Some(v);
+            }
+        }
+        self.len = 0;
+        self.spill.clear();
+        out.into_boxed_slice()
+    }
+}
+
 /// The builder that assembles the tree (selector.md §3.1).
 #[derive(Default)]
 pub(crate) struct TreeBuilder<'a> {
     cur: Frame,
     stack: Vec<Frame>,
-    set: Vec<&'a str>,
+    set: SetItems<'a>,
 }
 
 #[inline]
@@ -373,9 +417,7 @@ impl<'a> Builder<'a> for TreeBuilder<'a> {
     }
 
     fn set_end(&mut self, not_in: bool, label: &'a str, negated: bool) {
-        self.set.sort_unstable();
-        self.set.dedup();
-        let values: Box<[Box<str>]> = self.set.drain(..).map(Box::from).collect();
+        let values = self.set.take_sorted();
         let label: Box<str> = label.into();
         let node = if not_in {
             Node::NotIn { label, values }

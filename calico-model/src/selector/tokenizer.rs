@@ -69,17 +69,34 @@ pub struct Token<'a> {
     pub offset: usize,
 }
 
+/// Byte classes: bit 0 = label byte, bit 1 = whitespace.
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'/' | b'-') {
+            t[b] = 1;
+        }
+        if c == b' ' || c == b'\t' {
+            t[b] = 2;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Whether `b` is a label byte: `A–Z a–z 0–9 _ . / -`.
 #[inline]
 #[must_use]
 pub const fn is_label_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-')
+    CLASS[b as usize] & 1 != 0
 }
 
 /// Whether `b` is selector whitespace (space or TAB only).
 #[inline]
 const fn is_space(b: u8) -> bool {
-    b == b' ' || b == b'\t'
+    CLASS[b as usize] & 2 != 0
 }
 
 /// A streaming tokenizer: call [`Tokenizer::next_token`] until it returns
@@ -179,24 +196,28 @@ impl<'a> Tokenizer<'a> {
         self.boundary(k).then_some(k)
     }
 
-    /// The mandatory operator after a label, at `i` (after whitespace).
+    /// The mandatory operator after a label, at `i` (after whitespace), tried in the order
+    /// of selector.md §2.2 (the first bytes of the alternatives differ, so dispatching on
+    /// the first byte keeps that order).
     fn operator(&self, i: usize) -> Option<(TokenKind, usize)> {
-        if self.starts_with_at(i, b"contains") && self.boundary(i + 8) {
-            return Some((TokenKind::Contains, i + 8));
+        match self.at(i)? {
+            b'c' if self.starts_with_at(i, b"contains") && self.boundary(i + 8) => {
+                Some((TokenKind::Contains, i + 8))
+            }
+            b's' => self
+                .two_words(i, b"starts", b"with")
+                .map(|end| (TokenKind::StartsWith, end)),
+            b'e' => self
+                .two_words(i, b"ends", b"with")
+                .map(|end| (TokenKind::EndsWith, end)),
+            b'n' => self
+                .two_words(i, b"not", b"in")
+                .map(|end| (TokenKind::NotIn, end)),
+            b'i' if self.at(i + 1) == Some(b'n') && self.boundary(i + 2) => {
+                Some((TokenKind::In, i + 2))
+            }
+            _ => None,
         }
-        if let Some(end) = self.two_words(i, b"starts", b"with") {
-            return Some((TokenKind::StartsWith, end));
-        }
-        if let Some(end) = self.two_words(i, b"ends", b"with") {
-            return Some((TokenKind::EndsWith, end));
-        }
-        if let Some(end) = self.two_words(i, b"not", b"in") {
-            return Some((TokenKind::NotIn, end));
-        }
-        if self.starts_with_at(i, b"in") && self.boundary(i + 2) {
-            return Some((TokenKind::In, i + 2));
-        }
-        None
     }
 
     /// `kw(` already matched at `start` (`open` bytes long): whitespace, `)`.
@@ -290,7 +311,7 @@ impl<'a> Tokenizer<'a> {
                     ));
                 }
             },
-            _ if self.starts_with_at(start, b"has(") => {
+            b'h' if self.starts_with_at(start, b"has(") => {
                 let label_start = self.skip_space_from(start + 4);
                 let label_end = self.read_label(label_start)?;
                 let close = self.skip_space_from(label_end);
@@ -305,10 +326,10 @@ impl<'a> Tokenizer<'a> {
                 let label = self.slice(label_start, label_end);
                 (self.token(TokenKind::Has, label, start), close + 1)
             }
-            _ if self.starts_with_at(start, b"all(") => {
+            b'a' if self.starts_with_at(start, b"all(") => {
                 self.empty_call(start, 4, TokenKind::All, ParenKeyword::All)?
             }
-            _ if self.starts_with_at(start, b"global(") => {
+            b'g' if self.starts_with_at(start, b"global(") => {
                 self.empty_call(start, 7, TokenKind::Global, ParenKeyword::Global)?
             }
             _ => {
