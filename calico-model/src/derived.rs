@@ -13,7 +13,9 @@ use sha2::Sha256;
 
 use crate::resources::k8s::{Namespace, Pod, PodSpec, PodTemplateSpec};
 use crate::resources::meta::{Labels, ObjectMeta, OwnerReference};
-use crate::resources::network::{IpNat, WorkloadEndpoint, WorkloadEndpointPort, WorkloadEndpointSpec};
+use crate::resources::network::{
+    IpNat, WorkloadEndpoint, WorkloadEndpointPort, WorkloadEndpointSpec,
+};
 use crate::resources::policy::{Action, Profile, ProfileSpec, Rule};
 use crate::resources::values::IpCidr;
 use crate::resources::{Kind, Resource};
@@ -202,7 +204,11 @@ pub fn namespace_profile_name(namespace: &str) -> String {
 
 /// The name of a service account's profile: `ksa.<ns>.<sa>` (namespace `default` if empty).
 pub fn service_account_profile_name(namespace: &str, service_account: &str) -> String {
-    let ns = if namespace.is_empty() { "default" } else { namespace };
+    let ns = if namespace.is_empty() {
+        "default"
+    } else {
+        namespace
+    };
     format!("{PROFILE_PREFIX_SERVICE_ACCOUNT}{ns}.{service_account}")
 }
 
@@ -242,7 +248,9 @@ pub fn service_account_profile(namespace: &str, name: &str, labels: &Labels) -> 
 
 /// Namespaces referenced by namespaced objects but absent from `resources`, in name order; each
 /// carries only the implicit `kubernetes.io/metadata.name` label (model.md §5.4).
-pub fn implicit_namespaces<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Vec<Namespace> {
+pub fn implicit_namespaces<'a>(
+    resources: impl IntoIterator<Item = &'a Resource>,
+) -> Vec<Namespace> {
     let mut present = BTreeSet::new();
     let mut referenced = BTreeSet::new();
     for r in resources {
@@ -271,7 +279,9 @@ pub fn implicit_namespaces<'a>(resources: impl IntoIterator<Item = &'a Resource>
 /// Every derived profile of an input set: `kns.` for each namespace (present or implicit) and
 /// `ksa.` for each service account present or referenced by a pod or pod template (an absent
 /// one gets only its `pcsa.projectcalico.org/name` label). Sorted by name.
-pub fn derived_profiles<'a>(resources: impl IntoIterator<Item = &'a Resource> + Clone) -> Vec<Profile> {
+pub fn derived_profiles<'a>(
+    resources: impl IntoIterator<Item = &'a Resource> + Clone,
+) -> Vec<Profile> {
     let mut out: BTreeMap<String, Profile> = BTreeMap::new();
     for r in resources.clone() {
         if let Resource::Namespace(ns) = r {
@@ -315,9 +325,15 @@ pub fn derived_profiles<'a>(resources: impl IntoIterator<Item = &'a Resource> + 
 /// Whether a pod has finished: phase Succeeded, Failed or Completed, or being deleted with the
 /// `cni.projectcalico.org/podIP` annotation set to `""`.
 pub fn pod_is_finished(pod: &Pod) -> bool {
-    matches!(pod.status.phase.as_str(), "Succeeded" | "Failed" | "Completed")
-        || (pod.metadata.deletion_timestamp.is_some()
-            && pod.metadata.annotations.get(ANN_POD_IP).is_some_and(String::is_empty))
+    matches!(
+        pod.status.phase.as_str(),
+        "Succeeded" | "Failed" | "Completed"
+    ) || (pod.metadata.deletion_timestamp.is_some()
+        && pod
+            .metadata
+            .annotations
+            .get(ANN_POD_IP)
+            .is_some_and(String::is_empty))
 }
 
 fn single_address(text: &str) -> Option<IpCidr> {
@@ -335,11 +351,25 @@ pub fn pod_ip_networks(pod: &Pod) -> Vec<IpCidr> {
         return Vec::new();
     }
     let parse_all = |texts: Vec<&str>| -> Vec<IpCidr> {
-        texts.into_iter().filter(|t| !t.trim().is_empty()).filter_map(single_address).collect()
+        texts
+            .into_iter()
+            .filter(|t| !t.trim().is_empty())
+            .filter_map(single_address)
+            .collect()
     };
-    let ann = |key: &str| pod.metadata.annotations.get(key).map(String::as_str).unwrap_or("");
+    let ann = |key: &str| {
+        pod.metadata
+            .annotations
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or("")
+    };
     let candidates = [
-        pod.status.pod_ips.iter().map(|p| p.ip.as_str()).collect::<Vec<_>>(),
+        pod.status
+            .pod_ips
+            .iter()
+            .map(|p| p.ip.as_str())
+            .collect::<Vec<_>>(),
         vec![pod.status.pod_ip.as_str()],
         ann(ANN_POD_IPS).split(',').collect(),
         vec![ann(ANN_POD_IP)],
@@ -359,14 +389,19 @@ pub fn pod_endpoint_ports(spec: &PodSpec) -> Vec<WorkloadEndpointPort> {
     let mut out = Vec::new();
     for c in spec.containers.iter().chain(&spec.init_containers) {
         for p in &c.ports {
-            let Ok(port) = u16::try_from(p.container_port) else { continue };
+            let Ok(port) = u16::try_from(p.container_port) else {
+                continue;
+            };
             let host_port = p.host_port.and_then(|h| u16::try_from(h).ok()).unwrap_or(0);
             if port == 0 || (p.name.is_empty() && host_port == 0) {
                 continue;
             }
             out.push(WorkloadEndpointPort {
                 name: p.name.clone(),
-                protocol: p.protocol.unwrap_or(crate::resources::k8s::K8sProtocol::Tcp).to_calico(),
+                protocol: p
+                    .protocol
+                    .unwrap_or(crate::resources::k8s::K8sProtocol::Tcp)
+                    .to_calico(),
                 port,
                 host_port,
                 host_ip: p.host_ip.clone(),
@@ -398,7 +433,11 @@ pub fn pod_workload_endpoint(pod: &Pod, interface_prefix: &str) -> Option<Worklo
     let ann = &pod.metadata.annotations;
     let ip_nats = json_string_list(ann.get(ANN_FLOATING_IPS))
         .iter()
-        .filter_map(|s| s.parse::<IpAddr>().ok().or_else(|| single_address(s).map(|c| c.addr())))
+        .filter_map(|s| {
+            s.parse::<IpAddr>()
+                .ok()
+                .or_else(|| single_address(s).map(|c| c.addr()))
+        })
         .filter_map(|external| {
             ip_networks
                 .iter()
@@ -416,7 +455,12 @@ pub fn pod_workload_endpoint(pod: &Pod, interface_prefix: &str) -> Option<Worklo
     let calico = calico_endpoint_labels(ns, ORCHESTRATOR_K8S, Some(sa));
     Some(WorkloadEndpoint {
         metadata: ObjectMeta {
-            name: workload_endpoint_name(&pod.spec.node_name, ORCHESTRATOR_K8S, pod_name, POD_ENDPOINT),
+            name: workload_endpoint_name(
+                &pod.spec.node_name,
+                ORCHESTRATOR_K8S,
+                pod_name,
+                POD_ENDPOINT,
+            ),
             namespace: Some(ns.to_owned()),
             labels: layered_labels(&[&calico, &pod.metadata.labels]),
             ..ObjectMeta::default()
@@ -433,7 +477,10 @@ pub fn pod_workload_endpoint(pod: &Pod, interface_prefix: &str) -> Option<Worklo
             ip_nats,
             ipv4_gateway: None,
             ipv6_gateway: None,
-            profiles: vec![namespace_profile_name(ns), service_account_profile_name(ns, sa)],
+            profiles: vec![
+                namespace_profile_name(ns),
+                service_account_profile_name(ns, sa),
+            ],
             interface_name: interface_name(interface_prefix, ns, pod_name),
             mac: String::new(),
             ports: pod_endpoint_ports(&pod.spec),
@@ -504,7 +551,10 @@ mod tests {
             workload_endpoint_name("node-1", "k8s", "web-7f", "eth0"),
             "node--1-k8s-web--7f-eth0"
         );
-        assert_eq!(workload_endpoint_name("a", "k8s", "b", "eth0"), "a-k8s-b-eth0");
+        assert_eq!(
+            workload_endpoint_name("a", "k8s", "b", "eth0"),
+            "a-k8s-b-eth0"
+        );
     }
 
     #[test]
@@ -544,6 +594,8 @@ mod tests {
         assert_eq!(l["pcns.x"], "1");
         assert_eq!(l[LABEL_SERVICE_ACCOUNT], "sa");
         let long_sa = "s".repeat(63);
-        assert!(!calico_endpoint_labels("p", "k8s", Some(&long_sa)).contains_key(LABEL_SERVICE_ACCOUNT));
+        assert!(
+            !calico_endpoint_labels("p", "k8s", Some(&long_sa)).contains_key(LABEL_SERVICE_ACCOUNT)
+        );
     }
 }

@@ -376,7 +376,15 @@ fn process_document(
     let api_version = match obj.get("apiVersion") {
         Some(Value::String(a)) if !a.is_empty() => a.clone(),
         Some(Value::String(_)) | None => {
-            push_named(set, &origin, &kind, namespace, &name, "apiVersion", "apiVersion is required");
+            push_named(
+                set,
+                &origin,
+                &kind,
+                namespace,
+                &name,
+                "apiVersion",
+                "apiVersion is required",
+            );
             return;
         }
         Some(other) => {
@@ -390,7 +398,15 @@ fn process_document(
     let item_kind = kind.strip_suffix("List");
     if kind == "List" || (item_kind.is_some() && obj.contains_key("items")) {
         if item_index.is_some() {
-            push_named(set, &origin, &kind, namespace, &name, "items", "nested lists are not supported");
+            push_named(
+                set,
+                &origin,
+                &kind,
+                namespace,
+                &name,
+                "items",
+                "nested lists are not supported",
+            );
             return;
         }
         let items = match obj.remove("items") {
@@ -420,12 +436,18 @@ fn process_document(
             name,
         }),
         KindLookup::UnsupportedVersion { expected } => {
-            let msg = format!("unsupported apiVersion {api_version:?} for kind {kind} (expected {expected})");
+            let msg = format!(
+                "unsupported apiVersion {api_version:?} for kind {kind} (expected {expected})"
+            );
             push_named(set, &origin, &kind, namespace, &name, "apiVersion", &msg);
         }
         KindLookup::Known(k) => {
             let ns = if k.is_namespaced() {
-                Some(namespace.filter(|n| !n.is_empty()).unwrap_or_else(|| "default".to_owned()))
+                Some(
+                    namespace
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| "default".to_owned()),
+                )
             } else {
                 None
             };

@@ -130,7 +130,11 @@ pub struct NodeSpec {
     )]
     pub ipv4_vxlan_tunnel_addr: Option<IpAddr>,
     /// IPv4 VXLAN tunnel MAC.
-    #[serde(default, rename = "vxlanTunnelMACAddr", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "vxlanTunnelMACAddr",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub vxlan_tunnel_mac_addr: String,
     /// IPv6 VXLAN tunnel address.
     #[serde(
@@ -270,10 +274,18 @@ pub struct BgpConfigurationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_number: Option<AsNumber>,
     /// Service cluster IP ranges to advertise.
-    #[serde(default, rename = "serviceClusterIPs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "serviceClusterIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub service_cluster_ips: Vec<ServiceCidr>,
     /// Service external IP ranges to advertise.
-    #[serde(default, rename = "serviceExternalIPs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "serviceExternalIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub service_external_ips: Vec<ServiceCidr>,
     /// Service LoadBalancer IP ranges to advertise.
     #[serde(
@@ -409,7 +421,11 @@ pub struct BgpPeerSpec {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub local_workload_selector: String,
     /// Local AS number (default from BGPConfiguration).
-    #[serde(default, rename = "localASNumber", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "localASNumber",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub local_as_number: Option<AsNumber>,
     /// Deprecated: keep the original next hop.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -542,7 +558,11 @@ pub struct FilterOperation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub add_community: Option<CommunityValue>,
     /// Prepend AS numbers.
-    #[serde(default, rename = "prependASPath", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "prependASPath",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub prepend_as_path: Option<PrependAsPath>,
     /// Set the route priority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -581,7 +601,11 @@ pub struct BgpFilterRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub communities: Option<FilterCommunities>,
     /// AS-path prefix match.
-    #[serde(default, rename = "asPathPrefix", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "asPathPrefix",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub as_path_prefix: Vec<AsNumber>,
     /// Priority match (1–2147483646).
     #[serde(default, skip_serializing_if = "Option::is_none")]

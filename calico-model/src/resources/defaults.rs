@@ -103,14 +103,19 @@ fn default_pool(spec: &mut IpPoolSpec) {
     if spec.allowed_uses.is_empty() {
         spec.allowed_uses = vec![AllowedUse::Workload, AllowedUse::Tunnel];
     }
-    spec.assignment_mode.get_or_insert(AssignmentMode::Automatic);
+    spec.assignment_mode
+        .get_or_insert(AssignmentMode::Automatic);
 }
 
 fn default_pod_spec(spec: &mut PodSpec) {
     if spec.service_account_name.is_empty() {
         "default".clone_into(&mut spec.service_account_name);
     }
-    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut()) {
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut())
+    {
         for p in &mut c.ports {
             p.protocol.get_or_insert(K8sProtocol::Tcp);
         }

@@ -122,7 +122,11 @@ pub struct FelixConfigurationSpec {
     #[serde(default, rename = "vxlanMTU", skip_serializing_if = "Option::is_none")]
     pub vxlan_mtu: Option<i64>,
     /// VXLAN IPv6 MTU (0 = auto).
-    #[serde(default, rename = "vxlanMTUV6", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "vxlanMTUV6",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub vxlan_mtu_v6: Option<i64>,
     /// VXLAN UDP port (4789).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,13 +138,25 @@ pub struct FelixConfigurationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wireguard_enabled: Option<bool>,
     /// WireGuard IPv6 enabled.
-    #[serde(default, rename = "wireguardEnabledV6", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "wireguardEnabledV6",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub wireguard_enabled_v6: Option<bool>,
     /// WireGuard MTU.
-    #[serde(default, rename = "wireguardMTU", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "wireguardMTU",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub wireguard_mtu: Option<i64>,
     /// WireGuard IPv6 MTU.
-    #[serde(default, rename = "wireguardMTUV6", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "wireguardMTUV6",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub wireguard_mtu_v6: Option<i64>,
     /// WireGuard listening port (51820).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -343,22 +359,24 @@ impl FelixConfigurationSpec {
 
     /// Failsafe outbound ports (unset = the Felix defaults).
     pub fn effective_failsafe_outbound_host_ports(&self) -> Vec<ProtoPort> {
-        self.failsafe_outbound_host_ports.clone().unwrap_or_else(|| {
-            [
-                ("udp", 53),
-                ("udp", 67),
-                ("tcp", 179),
-                ("tcp", 2379),
-                ("tcp", 2380),
-                ("tcp", 5473),
-                ("tcp", 6443),
-                ("tcp", 6666),
-                ("tcp", 6667),
-            ]
-            .iter()
-            .map(|(p, n)| ProtoPort::new(p, *n))
-            .collect()
-        })
+        self.failsafe_outbound_host_ports
+            .clone()
+            .unwrap_or_else(|| {
+                [
+                    ("udp", 53),
+                    ("udp", 67),
+                    ("tcp", 179),
+                    ("tcp", 2379),
+                    ("tcp", 2380),
+                    ("tcp", 5473),
+                    ("tcp", 6443),
+                    ("tcp", 6666),
+                    ("tcp", 6667),
+                ]
+                .iter()
+                .map(|(p, n)| ProtoPort::new(p, *n))
+                .collect()
+            })
     }
 
     /// Parsed `externalNodesList` entries that are valid CIDRs.

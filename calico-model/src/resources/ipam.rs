@@ -134,7 +134,11 @@ impl IpPoolSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IpReservationSpec {
     /// Reserved IPs or CIDRs (host bits allowed).
-    #[serde(default, rename = "reservedCIDRs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "reservedCIDRs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub reserved_cidrs: Vec<IpCidr>,
 }
 

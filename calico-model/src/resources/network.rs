@@ -102,7 +102,11 @@ pub struct WorkloadEndpointSpec {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node: String,
     /// Container ID.
-    #[serde(default, rename = "containerID", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "containerID",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub container_id: String,
     /// Pod name.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -342,7 +342,9 @@ pub struct AsNumber(pub u32);
 impl AsNumber {
     /// Parses `"N"` or dotted `"A.B"`.
     pub fn parse(s: &str) -> Result<AsNumber, String> {
-        let err = || format!("invalid AS number {s:?}: expected a 32-bit number or A.B with 16-bit parts");
+        let err = || {
+            format!("invalid AS number {s:?}: expected a 32-bit number or A.B with 16-bit parts")
+        };
         if let Some((a, b)) = s.split_once('.') {
             if !is_decimal(a) || !is_decimal(b) {
                 return Err(err());
@@ -485,13 +487,17 @@ impl FromStr for IpCidr {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let addr = IpAddr::from_str(addr_text)
-            .map_err(|_| format!("invalid IP address or CIDR {s:?}"))?;
+        let addr =
+            IpAddr::from_str(addr_text).map_err(|_| format!("invalid IP address or CIDR {s:?}"))?;
         match len_text {
             None => Ok(IpCidr::from_addr(addr)),
             Some(l) => {
                 let valid_text = is_decimal(l) && (l == "0" || !l.starts_with('0')) && l.len() <= 3;
-                let len = if valid_text { l.parse::<u8>().ok() } else { None };
+                let len = if valid_text {
+                    l.parse::<u8>().ok()
+                } else {
+                    None
+                };
                 len.and_then(|n| IpCidr::new(addr, n))
                     .ok_or_else(|| format!("invalid CIDR {s:?}: bad prefix length"))
             }

@@ -76,7 +76,10 @@ pub(super) fn check_node(cx: &mut Ctx<'_>, spec: &NodeSpec) {
         ("vxlanTunnelMACAddrV6", &spec.vxlan_tunnel_mac_addr_v6),
     ] {
         if !mac.is_empty() && !is_mac(mac) {
-            cx.report(format!("spec.{field}"), format!("invalid MAC address {mac:?}"));
+            cx.report(
+                format!("spec.{field}"),
+                format!("invalid MAC address {mac:?}"),
+            );
         }
     }
     if let Some(wg) = &spec.wireguard {
@@ -100,7 +103,9 @@ pub(super) fn check_bgp_configuration(cx: &mut Ctx<'_>, c: &BgpConfiguration) {
         if !LOG_LEVELS.contains(&l.to_ascii_lowercase().as_str()) {
             cx.report(
                 "spec.logSeverityScreen",
-                format!("invalid log level {l:?}: must be Trace, Debug, Info, Warning, Error or Fatal"),
+                format!(
+                    "invalid log level {l:?}: must be Trace, Debug, Info, Warning, Error or Fatal"
+                ),
             );
         }
     }
@@ -134,11 +139,18 @@ pub(super) fn check_bgp_configuration(cx: &mut Ctx<'_>, c: &BgpConfiguration) {
         }
     }
     if s.prefix_advertisements.len() > 500 {
-        cx.report("spec.prefixAdvertisements", "at most 500 entries are allowed");
+        cx.report(
+            "spec.prefixAdvertisements",
+            "at most 500 entries are allowed",
+        );
     }
     let mut used = HashSet::new();
     for (i, pa) in s.prefix_advertisements.iter().enumerate() {
-        check_net(cx, &format!("spec.prefixAdvertisements[{i}].cidr"), &pa.cidr);
+        check_net(
+            cx,
+            &format!("spec.prefixAdvertisements[{i}].cidr"),
+            &pa.cidr,
+        );
         if pa.communities.len() > 50 {
             cx.report(
                 format!("spec.prefixAdvertisements[{i}].communities"),
@@ -160,7 +172,10 @@ pub(super) fn check_bgp_configuration(cx: &mut Ctx<'_>, c: &BgpConfiguration) {
         if !com.name.is_empty() && !used.contains(com.name.as_str()) {
             cx.report(
                 format!("spec.communities[{i}]"),
-                format!("community {:?} is not used by any prefixAdvertisement", com.name),
+                format!(
+                    "community {:?} is not used by any prefixAdvertisement",
+                    com.name
+                ),
             );
         }
     }
@@ -200,25 +215,46 @@ pub(super) fn check_bgp_configuration(cx: &mut Ctx<'_>, c: &BgpConfiguration) {
     }
     if c.metadata.name.starts_with("node.") {
         let disallowed = [
-            ("nodeToNodeMeshEnabled", s.node_to_node_mesh_enabled.is_some()),
+            (
+                "nodeToNodeMeshEnabled",
+                s.node_to_node_mesh_enabled.is_some(),
+            ),
             ("asNumber", s.as_number.is_some()),
             ("serviceClusterIPs", !s.service_cluster_ips.is_empty()),
             ("serviceExternalIPs", !s.service_external_ips.is_empty()),
-            ("serviceLoadBalancerIPs", !s.service_load_balancer_ips.is_empty()),
+            (
+                "serviceLoadBalancerIPs",
+                !s.service_load_balancer_ips.is_empty(),
+            ),
             (
                 "serviceLoadBalancerAggregation",
                 s.service_load_balancer_aggregation.is_some(),
             ),
             ("communities", !s.communities.is_empty()),
             ("nodeMeshPassword", s.node_mesh_password.is_some()),
-            ("nodeMeshMaxRestartTime", s.node_mesh_max_restart_time.is_some()),
+            (
+                "nodeMeshMaxRestartTime",
+                s.node_mesh_max_restart_time.is_some(),
+            ),
             ("bindMode", s.bind_mode.is_some()),
             ("ignoredInterfaces", !s.ignored_interfaces.is_empty()),
-            ("localWorkloadPeeringIPV4", s.local_workload_peering_ipv4.is_some()),
-            ("localWorkloadPeeringIPV6", s.local_workload_peering_ipv6.is_some()),
+            (
+                "localWorkloadPeeringIPV4",
+                s.local_workload_peering_ipv4.is_some(),
+            ),
+            (
+                "localWorkloadPeeringIPV6",
+                s.local_workload_peering_ipv6.is_some(),
+            ),
             ("programClusterRoutes", s.program_cluster_routes.is_some()),
-            ("ipv4NormalRoutePriority", s.ipv4_normal_route_priority.is_some()),
-            ("ipv6NormalRoutePriority", s.ipv6_normal_route_priority.is_some()),
+            (
+                "ipv4NormalRoutePriority",
+                s.ipv4_normal_route_priority.is_some(),
+            ),
+            (
+                "ipv6NormalRoutePriority",
+                s.ipv6_normal_route_priority.is_some(),
+            ),
         ];
         for (field, set) in disallowed {
             if set {
@@ -241,7 +277,10 @@ fn check_priority(cx: &mut Ctx<'_>, path: &str, v: Option<i64>) {
 
 fn check_duration(cx: &mut Ctx<'_>, path: &str, d: &str) {
     if !is_duration(d) {
-        cx.report(path, format!("invalid duration {d:?} (examples: 90s, 1m30s)"));
+        cx.report(
+            path,
+            format!("invalid duration {d:?} (examples: 90s, 1m30s)"),
+        );
     }
 }
 
@@ -261,8 +300,18 @@ pub(super) fn check_bgp_peer(cx: &mut Ctx<'_>, s: &BgpPeerSpec) {
     if !s.node.is_empty() && !s.node_selector.is_empty() {
         cx.report("spec", "node and nodeSelector cannot both be set");
     }
-    check_sel(cx, "spec.nodeSelector", &s.node_selector, GlobalUse::Anywhere);
-    check_sel(cx, "spec.peerSelector", &s.peer_selector, GlobalUse::Anywhere);
+    check_sel(
+        cx,
+        "spec.nodeSelector",
+        &s.node_selector,
+        GlobalUse::Anywhere,
+    );
+    check_sel(
+        cx,
+        "spec.peerSelector",
+        &s.peer_selector,
+        GlobalUse::Anywhere,
+    );
     check_sel(
         cx,
         "spec.localWorkloadSelector",
@@ -276,7 +325,10 @@ pub(super) fn check_bgp_peer(cx: &mut Ctx<'_>, s: &BgpPeerSpec) {
         if parsed.is_none() {
             cx.report(
                 "spec.peerIP",
-                format!("invalid peerIP {:?}: expected IP, IPv4:port or [IPv6]:port (port 1-65535)", s.peer_ip),
+                format!(
+                    "invalid peerIP {:?}: expected IP, IPv4:port or [IPv6]:port (port 1-65535)",
+                    s.peer_ip
+                ),
             );
         }
         parsed
@@ -299,7 +351,10 @@ pub(super) fn check_bgp_peer(cx: &mut Ctx<'_>, s: &BgpPeerSpec) {
         }
     }
     if s.keep_original_next_hop && s.next_hop_mode.is_some() {
-        cx.report("spec", "keepOriginalNextHop and nextHopMode cannot both be set");
+        cx.report(
+            "spec",
+            "keepOriginalNextHop and nextHopMode cannot both be set",
+        );
     }
     for (field, d) in [
         ("maxRestartTime", &s.max_restart_time),
@@ -331,7 +386,10 @@ pub(super) fn check_bgp_peer(cx: &mut Ctx<'_>, s: &BgpPeerSpec) {
     }
     for (i, f) in s.filters.iter().enumerate() {
         if !is_dns_subdomain(f) {
-            cx.report(format!("spec.filters[{i}]"), format!("invalid BGPFilter name {f:?}"));
+            cx.report(
+                format!("spec.filters[{i}]"),
+                format!("invalid BGPFilter name {f:?}"),
+            );
         }
     }
 }
@@ -353,7 +411,10 @@ fn check_filter_rule(cx: &mut Ctx<'_>, path: &str, r: &BgpFilterRule, v4: bool) 
     if let Some(c) = &r.cidr {
         cidr_family_problem(cx, &format!("{path}.cidr"), c, v4);
         if !c.has_prefix() {
-            cx.report(format!("{path}.cidr"), format!("{c} must be a CIDR with a prefix length"));
+            cx.report(
+                format!("{path}.cidr"),
+                format!("{c} must be a CIDR with a prefix length"),
+            );
         } else {
             check_net(cx, &format!("{path}.cidr"), c);
         }
@@ -377,12 +438,18 @@ fn check_filter_rule(cx: &mut Ctx<'_>, path: &str, r: &BgpFilterRule, v4: bool) 
     }
     if let Some(iface) = &r.interface {
         if !is_interface_pattern(iface) {
-            cx.report(format!("{path}.interface"), format!("invalid interface pattern {iface:?}"));
+            cx.report(
+                format!("{path}.interface"),
+                format!("invalid interface pattern {iface:?}"),
+            );
         }
     }
     if let Some(c) = &r.communities {
         if c.values.len() != 1 {
-            cx.report(format!("{path}.communities.values"), "exactly one community value is required");
+            cx.report(
+                format!("{path}.communities.values"),
+                "exactly one community value is required",
+            );
         }
         for (j, v) in c.values.iter().enumerate() {
             if !is_community_value(v) {
@@ -395,7 +462,10 @@ fn check_filter_rule(cx: &mut Ctx<'_>, path: &str, r: &BgpFilterRule, v4: bool) 
     }
     check_priority(cx, &format!("{path}.priority"), r.priority);
     if r.operations.len() > 10 {
-        cx.report(format!("{path}.operations"), "at most 10 operations are allowed");
+        cx.report(
+            format!("{path}.operations"),
+            "at most 10 operations are allowed",
+        );
     }
     if !r.operations.is_empty() && r.action != FilterAction::Accept {
         cx.report(path, "operations are only allowed with action Accept");
@@ -426,7 +496,10 @@ fn check_filter_rule(cx: &mut Ctx<'_>, path: &str, r: &BgpFilterRule, v4: bool) 
         }
         if let Some(p) = &op.prepend_as_path {
             if !(1..=10).contains(&p.prefix.len()) {
-                cx.report(format!("{opath}.prependASPath.prefix"), "must have 1-10 AS numbers");
+                cx.report(
+                    format!("{opath}.prependASPath.prefix"),
+                    "must have 1-10 AS numbers",
+                );
             }
         }
         if let Some(p) = &op.set_priority {
@@ -469,7 +542,10 @@ pub(super) fn check_felix_configuration(cx: &mut Ctx<'_>, f: &FelixConfiguration
         check_duration(cx, "spec.routeRefreshInterval", d);
     }
     if s.route_table_ranges.is_some() && s.route_table_range.is_some() {
-        cx.report("spec", "routeTableRanges and the deprecated routeTableRange cannot both be set");
+        cx.report(
+            "spec",
+            "routeTableRanges and the deprecated routeTableRange cannot both be set",
+        );
     }
     if let Some(ranges) = &s.route_table_ranges {
         let mut total = 0i64;
@@ -487,7 +563,10 @@ pub(super) fn check_felix_configuration(cx: &mut Ctx<'_>, f: &FelixConfiguration
             total = total.saturating_add((r.max - r.min + 1).max(0));
         }
         if total > 65535 {
-            cx.report("spec.routeTableRanges", "the ranges cover more than 65535 tables");
+            cx.report(
+                "spec.routeTableRanges",
+                "the ranges cover more than 65535 tables",
+            );
         }
     }
     for (field, v) in [
@@ -511,10 +590,16 @@ pub(super) fn check_felix_configuration(cx: &mut Ctx<'_>, f: &FelixConfiguration
         ("failsafeOutboundHostPorts", &s.failsafe_outbound_host_ports),
     ] {
         for (i, p) in list.iter().flatten().enumerate() {
-            if !matches!(p.protocol.to_ascii_uppercase().as_str(), "TCP" | "UDP" | "SCTP") {
+            if !matches!(
+                p.protocol.to_ascii_uppercase().as_str(),
+                "TCP" | "UDP" | "SCTP"
+            ) {
                 cx.report(
                     format!("spec.{field}[{i}].protocol"),
-                    format!("invalid protocol {:?}: must be TCP, UDP or SCTP", p.protocol),
+                    format!(
+                        "invalid protocol {:?}: must be TCP, UDP or SCTP",
+                        p.protocol
+                    ),
                 );
             }
             if p.port == 0 {

@@ -25,7 +25,13 @@ pub(super) fn check(objects: &[LoadedObject]) -> Vec<(usize, Problem)> {
     out
 }
 
-fn push(out: &mut Vec<(usize, Problem)>, objects: &[LoadedObject], i: usize, path: &str, msg: String) {
+fn push(
+    out: &mut Vec<(usize, Problem)>,
+    objects: &[LoadedObject],
+    i: usize,
+    path: &str,
+    msg: String,
+) {
     out.push((i, problem_for(&objects[i], path.to_owned(), msg)));
 }
 
@@ -68,10 +74,18 @@ fn tiers(objects: &[LoadedObject], out: &mut Vec<(usize, Problem)>) {
         .map(|o| o.resource.name())
         .collect();
     for (i, o) in objects.iter().enumerate() {
-        let Some(tier) = policy_tier(&o.resource) else { continue };
+        let Some(tier) = policy_tier(&o.resource) else {
+            continue;
+        };
         let tier = if tier.is_empty() { "default" } else { tier };
         if is_dns_label(tier) && builtin_tier(tier).is_none() && !present.contains(tier) {
-            push(out, objects, i, "spec.tier", format!("tier {tier:?} does not exist"));
+            push(
+                out,
+                objects,
+                i,
+                "spec.tier",
+                format!("tier {tier:?} does not exist"),
+            );
         }
     }
 }
@@ -107,7 +121,9 @@ fn filters(objects: &[LoadedObject], out: &mut Vec<(usize, Problem)>) {
         .map(|o| o.resource.name())
         .collect();
     for (i, o) in objects.iter().enumerate() {
-        let Resource::BgpPeer(p) = &o.resource else { continue };
+        let Resource::BgpPeer(p) = &o.resource else {
+            continue;
+        };
         for (j, f) in p.spec.filters.iter().enumerate() {
             if !names.contains(f.as_str()) {
                 push(
@@ -125,9 +141,14 @@ fn filters(objects: &[LoadedObject], out: &mut Vec<(usize, Problem)>) {
 fn node_addresses(objects: &[LoadedObject], out: &mut Vec<(usize, Problem)>) {
     let mut seen: HashMap<IpAddr, &str> = HashMap::new();
     for (i, o) in objects.iter().enumerate() {
-        let Resource::Node(n) = &o.resource else { continue };
+        let Resource::Node(n) = &o.resource else {
+            continue;
+        };
         let Some(bgp) = &n.spec.bgp else { continue };
-        for (field, addr) in [("ipv4Address", &bgp.ipv4_address), ("ipv6Address", &bgp.ipv6_address)] {
+        for (field, addr) in [
+            ("ipv4Address", &bgp.ipv4_address),
+            ("ipv6Address", &bgp.ipv6_address),
+        ] {
             let Some(a) = addr else { continue };
             match seen.get(&a.addr()) {
                 Some(other) if *other != n.metadata.name => {
@@ -180,8 +201,16 @@ fn cluster_routes(objects: &[LoadedObject], out: &mut Vec<(usize, Problem)>) {
     }
     if let Some((i, c)) = bgp {
         for (ipv6, field, v) in [
-            (false, "ipv4NormalRoutePriority", c.spec.ipv4_normal_route_priority),
-            (true, "ipv6NormalRoutePriority", c.spec.ipv6_normal_route_priority),
+            (
+                false,
+                "ipv4NormalRoutePriority",
+                c.spec.ipv4_normal_route_priority,
+            ),
+            (
+                true,
+                "ipv6NormalRoutePriority",
+                c.spec.ipv6_normal_route_priority,
+            ),
         ] {
             let felix_v = felix.map_or(1024, |(_, f)| f.spec.effective_normal_route_priority(ipv6));
             let bgp_v = v.unwrap_or(1024);

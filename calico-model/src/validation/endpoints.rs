@@ -3,9 +3,7 @@
 use std::collections::HashSet;
 
 use super::Ctx;
-use super::format::{
-    is_container_id, is_dns_subdomain, is_interface_name, is_mac, is_port_name,
-};
+use super::format::{is_container_id, is_dns_subdomain, is_interface_name, is_mac, is_port_name};
 use crate::derived::workload_endpoint_name;
 use crate::resources::meta::ObjectMeta;
 use crate::resources::network::{HostEndpointSpec, NetworkSetSpec, WorkloadEndpoint};
@@ -44,7 +42,10 @@ pub(super) fn check_host_endpoint(cx: &mut Ctx<'_>, spec: &HostEndpointSpec) {
     } else if !is_dns_subdomain(&spec.node) {
         cx.report(
             "spec.node",
-            format!("invalid node name {:?}: must be a DNS-1123 subdomain", spec.node),
+            format!(
+                "invalid node name {:?}: must be a DNS-1123 subdomain",
+                spec.node
+            ),
         );
     }
     if !spec.interface_name.is_empty()
@@ -74,7 +75,10 @@ pub(super) fn check_host_endpoint(cx: &mut Ctx<'_>, spec: &HostEndpointSpec) {
         if !p.protocol.supports_ports() {
             cx.report(
                 format!("{path}.protocol"),
-                format!("protocol {} does not support ports (use TCP, UDP or SCTP)", p.protocol),
+                format!(
+                    "protocol {} does not support ports (use TCP, UDP or SCTP)",
+                    p.protocol
+                ),
             );
         }
         if p.port == 0 {
@@ -158,7 +162,10 @@ pub(super) fn check_workload_endpoint(cx: &mut Ctx<'_>, wep: &WorkloadEndpoint) 
         if !p.protocol.supports_ports() {
             cx.report(
                 format!("{path}.protocol"),
-                format!("protocol {} does not support ports (use TCP, UDP or SCTP)", p.protocol),
+                format!(
+                    "protocol {} does not support ports (use TCP, UDP or SCTP)",
+                    p.protocol
+                ),
             );
         }
         if p.port == 0 {
@@ -166,13 +173,22 @@ pub(super) fn check_workload_endpoint(cx: &mut Ctx<'_>, wep: &WorkloadEndpoint) 
         }
         if p.name.is_empty() {
             if p.host_port == 0 {
-                cx.report(format!("{path}.name"), "name is required when hostPort is not set");
+                cx.report(
+                    format!("{path}.name"),
+                    "name is required when hostPort is not set",
+                );
             }
         } else if !is_port_name(&p.name) {
-            cx.report(format!("{path}.name"), format!("invalid port name {:?}", p.name));
+            cx.report(
+                format!("{path}.name"),
+                format!("invalid port name {:?}", p.name),
+            );
         }
         if !p.host_ip.is_empty() && p.host_ip.parse::<std::net::IpAddr>().is_err() {
-            cx.report(format!("{path}.hostIP"), format!("invalid IP address {:?}", p.host_ip));
+            cx.report(
+                format!("{path}.hostIP"),
+                format!("invalid IP address {:?}", p.host_ip),
+            );
         }
     }
     // The name of a Kubernetes endpoint is derived from its spec (model.md §3.3).
@@ -181,12 +197,17 @@ pub(super) fn check_workload_endpoint(cx: &mut Ctx<'_>, wep: &WorkloadEndpoint) 
         && !spec.pod.is_empty()
         && !spec.endpoint.is_empty()
     {
-        for (field, v) in [("node", &spec.node), ("pod", &spec.pod), ("endpoint", &spec.endpoint)] {
+        for (field, v) in [
+            ("node", &spec.node),
+            ("pod", &spec.pod),
+            ("endpoint", &spec.endpoint),
+        ] {
             if v.starts_with('-') || v.ends_with('-') {
                 cx.report(format!("spec.{field}"), "may not start or end with '-'");
             }
         }
-        let expected = workload_endpoint_name(&spec.node, &spec.orchestrator, &spec.pod, &spec.endpoint);
+        let expected =
+            workload_endpoint_name(&spec.node, &spec.orchestrator, &spec.pod, &spec.endpoint);
         if wep.metadata.name != expected {
             cx.report(
                 "metadata.name",

@@ -5,7 +5,8 @@ pub fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -18,7 +19,8 @@ pub fn is_dns_subdomain(s: &str) -> bool {
 fn is_dns_label_unbounded(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -80,7 +82,8 @@ pub fn is_port_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 15
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b.iter().any(u8::is_ascii_lowercase)
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
@@ -169,12 +172,8 @@ pub fn is_community_value(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
     let digits = |p: &str| !p.is_empty() && p.len() <= 10 && p.bytes().all(|c| c.is_ascii_digit());
     match parts.len() {
-        2 => parts
-            .iter()
-            .all(|p| digits(p) && p.parse::<u16>().is_ok()),
-        3 => parts
-            .iter()
-            .all(|p| digits(p) && p.parse::<u32>().is_ok()),
+        2 => parts.iter().all(|p| digits(p) && p.parse::<u16>().is_ok()),
+        3 => parts.iter().all(|p| digits(p) && p.parse::<u32>().is_ok()),
         _ => false,
     }
 }

@@ -31,27 +31,42 @@ pub(super) fn check_ip_pool(cx: &mut Ctx<'_>, spec: &IpPoolSpec) {
     if !cidr.is_strictly_masked() {
         cx.report(
             "spec.cidr",
-            format!("{cidr} has host bits set (did you mean {}?)", cidr.network()),
+            format!(
+                "{cidr} has host bits set (did you mean {}?)",
+                cidr.network()
+            ),
         );
     }
     if cidr.to_string().len() > MAX_POOL_CIDR_TEXT {
-        cx.report("spec.cidr", format!("CIDR text is longer than {MAX_POOL_CIDR_TEXT} characters"));
+        cx.report(
+            "spec.cidr",
+            format!("CIDR text is longer than {MAX_POOL_CIDR_TEXT} characters"),
+        );
     }
     let ll = link_local(v4);
     if overlaps(cidr, &ll) {
-        cx.report("spec.cidr", format!("{cidr} overlaps the link-local range {ll}"));
+        cx.report(
+            "spec.cidr",
+            format!("{cidr} overlaps the link-local range {ll}"),
+        );
     }
     let bs = spec.effective_block_size();
     let (lo, hi) = if v4 { (20, 32) } else { (116, 128) };
     if !(lo..=hi).contains(&bs) {
         cx.report(
             "spec.blockSize",
-            format!("blockSize {bs} is out of range {lo}-{hi} for an IPv{} pool", if v4 { 4 } else { 6 }),
+            format!(
+                "blockSize {bs} is out of range {lo}-{hi} for an IPv{} pool",
+                if v4 { 4 } else { 6 }
+            ),
         );
     } else if cidr.prefix_len() > bs && !spec.disabled {
         cx.report(
             "spec",
-            format!("the pool prefix length /{} is longer than blockSize {bs}", cidr.prefix_len()),
+            format!(
+                "the pool prefix length /{} is longer than blockSize {bs}",
+                cidr.prefix_len()
+            ),
         );
     }
     let ipip = spec.effective_ipip_mode();
@@ -62,7 +77,12 @@ pub(super) fn check_ip_pool(cx: &mut Ctx<'_>, spec: &IpPoolSpec) {
     if ipip != EncapMode::Never && vxlan != EncapMode::Never {
         cx.report("spec", "ipipMode and vxlanMode cannot both be enabled");
     }
-    check_sel(cx, "spec.nodeSelector", &spec.node_selector, GlobalUse::Forbidden);
+    check_sel(
+        cx,
+        "spec.nodeSelector",
+        &spec.node_selector,
+        GlobalUse::Forbidden,
+    );
     check_sel(
         cx,
         "spec.namespaceSelector",
@@ -75,12 +95,18 @@ pub(super) fn check_ip_pool(cx: &mut Ctx<'_>, spec: &IpPoolSpec) {
     }
     for (i, u) in spec.allowed_uses.iter().enumerate() {
         if spec.allowed_uses[..i].contains(u) {
-            cx.report(format!("spec.allowedUses[{i}]"), format!("duplicate use {u:?}"));
+            cx.report(
+                format!("spec.allowedUses[{i}]"),
+                format!("duplicate use {u:?}"),
+            );
         }
     }
     let lb = uses.contains(&AllowedUse::LoadBalancer);
     if lb && uses.iter().any(|u| *u != AllowedUse::LoadBalancer) {
-        cx.report("spec.allowedUses", "LoadBalancer cannot be combined with other uses");
+        cx.report(
+            "spec.allowedUses",
+            "LoadBalancer cannot be combined with other uses",
+        );
     }
     if lb {
         if ipip != EncapMode::Never || vxlan != EncapMode::Never {
@@ -94,7 +120,10 @@ pub(super) fn check_ip_pool(cx: &mut Ctx<'_>, spec: &IpPoolSpec) {
         }
     }
     if uses.contains(&AllowedUse::Tunnel) && !spec.namespace_selector.is_empty() {
-        cx.report("spec", "a pool with the Tunnel use must have an empty namespaceSelector");
+        cx.report(
+            "spec",
+            "a pool with the Tunnel use must have an empty namespaceSelector",
+        );
     }
 }
 
@@ -102,7 +131,10 @@ pub(super) fn check_ip_reservation(cx: &mut Ctx<'_>, spec: &IpReservationSpec) {
     let mut seen = HashSet::new();
     for (i, c) in spec.reserved_cidrs.iter().enumerate() {
         if !seen.insert(c) {
-            cx.report(format!("spec.reservedCIDRs[{i}]"), format!("duplicate entry {c}"));
+            cx.report(
+                format!("spec.reservedCIDRs[{i}]"),
+                format!("duplicate entry {c}"),
+            );
         }
     }
 }
@@ -113,13 +145,20 @@ pub(super) fn check_block_affinity(cx: &mut Ctx<'_>, spec: &BlockAffinitySpec) {
     } else if !is_dns_subdomain(&spec.node) {
         cx.report(
             "spec.node",
-            format!("invalid node name {:?}: must be a DNS-1123 subdomain", spec.node),
+            format!(
+                "invalid node name {:?}: must be a DNS-1123 subdomain",
+                spec.node
+            ),
         );
     }
     if !spec.cidr.is_strictly_masked() {
         cx.report(
             "spec.cidr",
-            format!("{} has host bits set (did you mean {}?)", spec.cidr, spec.cidr.network()),
+            format!(
+                "{} has host bits set (did you mean {}?)",
+                spec.cidr,
+                spec.cidr.network()
+            ),
         );
     }
     if spec.deleted {
@@ -129,7 +168,10 @@ pub(super) fn check_block_affinity(cx: &mut Ctx<'_>, spec: &BlockAffinitySpec) {
 
 pub(super) fn check_ipam_configuration(cx: &mut Ctx<'_>, c: &IpamConfiguration) {
     if c.metadata.name != "default" && !c.metadata.name.is_empty() {
-        cx.report("metadata.name", "the IPAM configuration must be named default");
+        cx.report(
+            "metadata.name",
+            "the IPAM configuration must be named default",
+        );
     }
     let s = &c.spec;
     if !(0..=1_000_000).contains(&s.max_blocks_per_host) {
@@ -139,7 +181,10 @@ pub(super) fn check_ipam_configuration(cx: &mut Ctx<'_>, c: &IpamConfiguration) 
         cx.report("spec.ipCooldownSeconds", "must be 0-1200");
     }
     if !s.strict_affinity && !s.auto_allocate_blocks {
-        cx.report("spec", "autoAllocateBlocks: false requires strictAffinity: true");
+        cx.report(
+            "spec",
+            "autoAllocateBlocks: false requires strictAffinity: true",
+        );
     }
     if s.max_blocks_per_host > 0 && !s.strict_affinity {
         cx.report("spec", "maxBlocksPerHost > 0 requires strictAffinity: true");

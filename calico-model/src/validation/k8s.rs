@@ -6,8 +6,8 @@ use super::Ctx;
 use super::common::{check_annotations, check_labels};
 use super::format::{is_label_value, is_port_name, is_qualified_name};
 use crate::resources::k8s::{
-    JobSpec, KubernetesNetworkPolicySpec, LabelSelector, LabelSelectorOperator,
-    NetworkPolicyPeer, NetworkPolicyPort, PodSpec, PodTemplateSpec, ReplicatedSpec,
+    JobSpec, KubernetesNetworkPolicySpec, LabelSelector, LabelSelectorOperator, NetworkPolicyPeer,
+    NetworkPolicyPort, PodSpec, PodTemplateSpec, ReplicatedSpec,
 };
 use crate::resources::values::{IntOrString, IpCidr};
 
@@ -21,7 +21,10 @@ pub(super) fn check_pod_spec(cx: &mut Ctx<'_>, path: &str, spec: &PodSpec) {
             for (j, p) in c.ports.iter().enumerate() {
                 let ppath = format!("{path}.{field}[{i}].ports[{j}]");
                 if !(1..=65535).contains(&p.container_port) {
-                    cx.report(format!("{ppath}.containerPort"), "containerPort must be 1-65535");
+                    cx.report(
+                        format!("{ppath}.containerPort"),
+                        "containerPort must be 1-65535",
+                    );
                 }
                 if let Some(hp) = p.host_port {
                     if !(0..=65535).contains(&hp) {
@@ -48,7 +51,11 @@ pub(super) fn check_pod_spec(cx: &mut Ctx<'_>, path: &str, spec: &PodSpec) {
 
 pub(super) fn check_template(cx: &mut Ctx<'_>, path: &str, t: &PodTemplateSpec) {
     check_labels(cx, &format!("{path}.metadata.labels"), &t.metadata.labels);
-    check_annotations(cx, &format!("{path}.metadata.annotations"), &t.metadata.annotations);
+    check_annotations(
+        cx,
+        &format!("{path}.metadata.annotations"),
+        &t.metadata.annotations,
+    );
     check_pod_spec(cx, &format!("{path}.spec"), &t.spec);
 }
 
@@ -61,7 +68,10 @@ pub(super) fn check_replicated(cx: &mut Ctx<'_>, spec: &ReplicatedSpec) {
 
 pub(super) fn check_job(cx: &mut Ctx<'_>, path: &str, spec: &JobSpec) {
     if spec.parallelism.is_some_and(|r| r < 0) {
-        cx.report(format!("{path}.parallelism"), "parallelism must not be negative");
+        cx.report(
+            format!("{path}.parallelism"),
+            "parallelism must not be negative",
+        );
     }
     check_template(cx, &format!("{path}.template"), &spec.template);
 }
@@ -71,7 +81,10 @@ fn check_label_selector(cx: &mut Ctx<'_>, path: &str, sel: &LabelSelector) {
     for (i, e) in sel.match_expressions.iter().enumerate() {
         let epath = format!("{path}.matchExpressions[{i}]");
         if !is_qualified_name(&e.key) {
-            cx.report(format!("{epath}.key"), format!("invalid label key {:?}", e.key));
+            cx.report(
+                format!("{epath}.key"),
+                format!("invalid label key {:?}", e.key),
+            );
         }
         match e.operator {
             LabelSelectorOperator::In | LabelSelectorOperator::NotIn => {
@@ -93,7 +106,10 @@ fn check_label_selector(cx: &mut Ctx<'_>, path: &str, sel: &LabelSelector) {
         }
         for (j, v) in e.values.iter().enumerate() {
             if !is_label_value(v) {
-                cx.report(format!("{epath}.values[{j}]"), format!("invalid label value {v:?}"));
+                cx.report(
+                    format!("{epath}.values[{j}]"),
+                    format!("invalid label value {v:?}"),
+                );
             }
         }
     }
@@ -106,10 +122,17 @@ fn parse_k8s_cidr(s: &str) -> Option<IpCidr> {
 
 fn check_peer(cx: &mut Ctx<'_>, path: &str, peer: &NetworkPolicyPeer) {
     if peer.pod_selector.is_none() && peer.namespace_selector.is_none() && peer.ip_block.is_none() {
-        cx.report(path, "a peer needs at least one of podSelector, namespaceSelector and ipBlock");
+        cx.report(
+            path,
+            "a peer needs at least one of podSelector, namespaceSelector and ipBlock",
+        );
     }
-    if peer.ip_block.is_some() && (peer.pod_selector.is_some() || peer.namespace_selector.is_some()) {
-        cx.report(path, "ipBlock cannot be combined with podSelector or namespaceSelector");
+    if peer.ip_block.is_some() && (peer.pod_selector.is_some() || peer.namespace_selector.is_some())
+    {
+        cx.report(
+            path,
+            "ipBlock cannot be combined with podSelector or namespaceSelector",
+        );
     }
     if let Some(s) = &peer.pod_selector {
         check_label_selector(cx, &format!("{path}.podSelector"), s);
@@ -120,7 +143,10 @@ fn check_peer(cx: &mut Ctx<'_>, path: &str, peer: &NetworkPolicyPeer) {
     if let Some(b) = &peer.ip_block {
         let cidr = parse_k8s_cidr(&b.cidr);
         if cidr.is_none() {
-            cx.report(format!("{path}.ipBlock.cidr"), format!("invalid CIDR {:?}", b.cidr));
+            cx.report(
+                format!("{path}.ipBlock.cidr"),
+                format!("invalid CIDR {:?}", b.cidr),
+            );
         }
         for (i, e) in b.except.iter().enumerate() {
             let epath = format!("{path}.ipBlock.except[{i}]");
@@ -153,7 +179,10 @@ fn check_port(cx: &mut Ctx<'_>, path: &str, p: &NetworkPolicyPort) {
             }
             if let Some(end) = p.end_port {
                 if end < *n || end > 65535 {
-                    cx.report(format!("{path}.endPort"), "endPort must be between port and 65535");
+                    cx.report(
+                        format!("{path}.endPort"),
+                        "endPort must be between port and 65535",
+                    );
                 }
             }
         }
@@ -172,7 +201,10 @@ pub(super) fn check_network_policy(cx: &mut Ctx<'_>, spec: &KubernetesNetworkPol
     check_label_selector(cx, "spec.podSelector", &spec.pod_selector);
     for (i, t) in spec.policy_types.iter().enumerate() {
         if spec.policy_types[..i].contains(t) {
-            cx.report(format!("spec.policyTypes[{i}]"), format!("duplicate policy type {t:?}"));
+            cx.report(
+                format!("spec.policyTypes[{i}]"),
+                format!("duplicate policy type {t:?}"),
+            );
         }
     }
     for (i, r) in spec.ingress.iter().flatten().enumerate() {

@@ -77,7 +77,8 @@ impl<'a> Ctx<'a> {
 
     /// Records a problem at `path`.
     pub(crate) fn report(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.out.push(problem_for(self.object, path.into(), message.into()));
+        self.out
+            .push(problem_for(self.object, path.into(), message.into()));
     }
 }
 
@@ -178,7 +179,9 @@ pub fn validate_object(object: &LoadedObject) -> Vec<Problem> {
         Resource::ReplicationController(d) => k8s::check_replicated(&mut cx, &d.spec),
         Resource::DaemonSet(d) => k8s::check_template(&mut cx, "spec.template", &d.spec.template),
         Resource::Job(j) => k8s::check_job(&mut cx, "spec", &j.spec),
-        Resource::CronJob(c) => k8s::check_job(&mut cx, "spec.jobTemplate.spec", &c.spec.job_template.spec),
+        Resource::CronJob(c) => {
+            k8s::check_job(&mut cx, "spec.jobTemplate.spec", &c.spec.job_template.spec)
+        }
         Resource::KubernetesNetworkPolicy(np) => k8s::check_network_policy(&mut cx, &np.spec),
     }
     cx.out

@@ -73,7 +73,11 @@ pub(super) fn check_global_network_policy(cx: &mut Ctx<'_>, spec: &GlobalNetwork
         cx.report("spec", "preDNAT and doNotTrack cannot both be true");
     }
     if (spec.do_not_track || spec.pre_dnat) && !spec.apply_on_forward {
-        let which = if spec.pre_dnat { "preDNAT" } else { "doNotTrack" };
+        let which = if spec.pre_dnat {
+            "preDNAT"
+        } else {
+            "doNotTrack"
+        };
         cx.report("spec", format!("{which} requires applyOnForward: true"));
     }
     if spec.pre_dnat && (!spec.egress.is_empty() || spec.types.contains(&PolicyType::Egress)) {
@@ -89,7 +93,10 @@ pub(super) fn check_staged_network_policy(cx: &mut Ctx<'_>, spec: &StagedNetwork
         let set = [
             ("order", spec.order.is_some()),
             ("selector", !spec.selector.is_empty()),
-            ("serviceAccountSelector", !spec.service_account_selector.is_empty()),
+            (
+                "serviceAccountSelector",
+                !spec.service_account_selector.is_empty(),
+            ),
             ("types", !spec.types.is_empty()),
             ("ingress", !spec.ingress.is_empty()),
             ("egress", !spec.egress.is_empty()),
@@ -110,7 +117,10 @@ pub(super) fn check_staged_global_network_policy(
         let set = [
             ("order", spec.order.is_some()),
             ("selector", !spec.selector.is_empty()),
-            ("serviceAccountSelector", !spec.service_account_selector.is_empty()),
+            (
+                "serviceAccountSelector",
+                !spec.service_account_selector.is_empty(),
+            ),
             ("namespaceSelector", !spec.namespace_selector.is_empty()),
             ("types", !spec.types.is_empty()),
             ("ingress", !spec.ingress.is_empty()),
@@ -160,8 +170,20 @@ pub(super) fn check_tier(cx: &mut Ctx<'_>, tier: &Tier) {
 }
 
 pub(super) fn check_profile(cx: &mut Ctx<'_>, spec: &ProfileSpec) {
-    check_rules(cx, "spec.ingress", &spec.ingress, Direction::Ingress, Scope::Namespaced);
-    check_rules(cx, "spec.egress", &spec.egress, Direction::Egress, Scope::Namespaced);
+    check_rules(
+        cx,
+        "spec.ingress",
+        &spec.ingress,
+        Direction::Ingress,
+        Scope::Namespaced,
+    );
+    check_rules(
+        cx,
+        "spec.egress",
+        &spec.egress,
+        Direction::Egress,
+        Scope::Namespaced,
+    );
     check_labels(cx, "spec.labelsToApply", &spec.labels_to_apply);
 }
 
@@ -179,7 +201,9 @@ fn check_tier_name(cx: &mut Ctx<'_>, tier: &str) {
     if !is_dns_label(tier) {
         cx.report(
             "spec.tier",
-            format!("invalid tier name {tier:?}: must be a DNS label (at most 63 characters, no dots)"),
+            format!(
+                "invalid tier name {tier:?}: must be a DNS label (at most 63 characters, no dots)"
+            ),
         );
     }
 }
@@ -232,13 +256,22 @@ fn check_rule(cx: &mut Ctx<'_>, path: &str, rule: &Rule, dir: Direction, scope: 
             cx.report(format!("{path}.ipVersion"), "ipVersion must be 4 or 6");
         }
     }
-    for (field, proto) in [("protocol", rule.protocol), ("notProtocol", rule.not_protocol)] {
+    for (field, proto) in [
+        ("protocol", rule.protocol),
+        ("notProtocol", rule.not_protocol),
+    ] {
         let Some(p) = proto else { continue };
         if p.is_icmp_v4() && rule.ip_version == Some(6) {
-            cx.report(format!("{path}.{field}"), format!("{p} requires ipVersion 4"));
+            cx.report(
+                format!("{path}.{field}"),
+                format!("{p} requires ipVersion 4"),
+            );
         }
         if p.is_icmp_v6() && rule.ip_version == Some(4) {
-            cx.report(format!("{path}.{field}"), format!("{p} requires ipVersion 6"));
+            cx.report(
+                format!("{path}.{field}"),
+                format!("{p} requires ipVersion 6"),
+            );
         }
     }
     for (field, icmp) in [("icmp", &rule.icmp), ("notICMP", &rule.not_icmp)] {
@@ -313,13 +346,19 @@ fn check_http(cx: &mut Ctx<'_>, path: &str, http: &HttpMatch, rule: &Rule, dir: 
         cx.report(path, "an http match requires protocol TCP (or no protocol)");
     }
     if dir == Direction::Egress {
-        cx.report(format!("{path}.http"), "an http match is not allowed in egress rules");
+        cx.report(
+            format!("{path}.http"),
+            "an http match is not allowed in egress rules",
+        );
     }
 }
 
 fn check_http_path(cx: &mut Ctx<'_>, path: &str, value: &str) {
     if value.len() > MAX_HTTP_PATH {
-        cx.report(path, format!("path is longer than {MAX_HTTP_PATH} characters"));
+        cx.report(
+            path,
+            format!("path is longer than {MAX_HTTP_PATH} characters"),
+        );
     }
     if !value.starts_with('/') {
         cx.report(path, "path must start with '/'");
@@ -347,7 +386,9 @@ fn check_ports_vs_protocol(cx: &mut Ctx<'_>, path: &str, rule: &Rule) {
                 Some(proto) if !proto.supports_ports() && !ports.is_empty() => {
                     cx.report(
                         path,
-                        format!("protocol {proto} does not support ports: {side}.{field} must be empty"),
+                        format!(
+                            "protocol {proto} does not support ports: {side}.{field} must be empty"
+                        ),
                     );
                 }
                 Some(_) => {}
@@ -373,7 +414,10 @@ fn check_nets(cx: &mut Ctx<'_>, path: &str, rule: &Rule) {
                     families.1 = true;
                 }
                 let family = if n.is_ipv4() { 4 } else { 6 };
-                if let Some(v) = rule.ip_version.filter(|v| (*v == 4 || *v == 6) && *v != family) {
+                if let Some(v) = rule
+                    .ip_version
+                    .filter(|v| (*v == 4 || *v == 6) && *v != family)
+                {
                     cx.report(
                         path,
                         format!("{side}.{field}[{j}] is IPv{family} but ipVersion is {v}"),
@@ -428,7 +472,12 @@ fn check_entity(
             );
         }
     }
-    check_sel(cx, &format!("{path}.selector"), &e.selector, GlobalUse::Forbidden);
+    check_sel(
+        cx,
+        &format!("{path}.selector"),
+        &e.selector,
+        GlobalUse::Forbidden,
+    );
     check_sel(
         cx,
         &format!("{path}.notSelector"),
@@ -475,7 +524,10 @@ fn check_entity(
     } else if !is_dns_subdomain(&svc.name) {
         cx.report(
             format!("{path}.services.name"),
-            format!("invalid service name {:?}: must be a DNS-1123 subdomain", svc.name),
+            format!(
+                "invalid service name {:?}: must be a DNS-1123 subdomain",
+                svc.name
+            ),
         );
     }
     if svc.namespace.is_empty() {
