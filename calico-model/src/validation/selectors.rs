@@ -6,16 +6,7 @@ use super::Ctx;
 /// Maximum length of a selector field.
 pub(crate) const MAX_SELECTOR_LEN: usize = 1024;
 
-/// Where `global()` may appear in a field (selector.md §10.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GlobalUse {
-    /// Only as the entire selector (rule `namespaceSelector`).
-    WholeSelectorOnly,
-    /// Rejected by a plain substring test for `global(`.
-    Forbidden,
-    /// Syntax check only.
-    Anywhere,
-}
+pub(crate) use crate::selector::GlobalRule as GlobalUse;
 
 /// Checks one selector field and reports at `path`.
 pub(crate) fn check(cx: &mut Ctx<'_>, path: &str, value: &str, rule: GlobalUse) {
@@ -35,28 +26,8 @@ pub(crate) fn check_selector(value: &str, rule: GlobalUse) -> Result<(), String>
     syntax_and_global(value, rule)
 }
 
-// Interim implementation until the selector parser lands: the `global(` rules of
-// selector.md §10.3 only (no syntax check).
 fn syntax_and_global(value: &str, rule: GlobalUse) -> Result<(), String> {
-    match rule {
-        GlobalUse::Anywhere => Ok(()),
-        GlobalUse::Forbidden => {
-            if value.contains("global(") {
-                Err("global() is not allowed in this selector".to_owned())
-            } else {
-                Ok(())
-            }
-        }
-        GlobalUse::WholeSelectorOnly => {
-            if !value.contains("global(") {
-                return Ok(());
-            }
-            let compact: String = value.chars().filter(|c| *c != ' ' && *c != '\t').collect();
-            if compact == "global()" {
-                Ok(())
-            } else {
-                Err("global() must be the entire namespaceSelector".to_owned())
-            }
-        }
-    }
+    crate::selector::check_field(value, rule)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
