@@ -446,7 +446,11 @@ pub struct BgpPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keepalive_time: Option<String>,
     /// Allowed occurrences of the local AS in received paths.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "numAllowedLocalASNumbers",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub num_allowed_local_as_numbers: Option<i32>,
     /// TTL security hop count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
