@@ -40,3 +40,41 @@ fn example_cluster_is_valid() {
     let skipped: Vec<&str> = set.skipped.iter().map(|s| s.kind.as_str()).collect();
     assert_eq!(skipped, ["Service", "ConfigMap"]);
 }
+
+#[test]
+fn invalid_examples_report_expected_problems() {
+    let dir = examples().join("invalid");
+    let mut set = load_paths(&[&dir]);
+    let prefix = format!("{}/", dir.display());
+    let errors: Vec<String> = set
+        .errors
+        .iter()
+        .map(|e| e.to_string().replace(&prefix, ""))
+        .collect();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("broken.yaml:1: cannot parse YAML: "),
+        "{errors:?}"
+    );
+    set.apply_defaults();
+    let lines: Vec<String> = validate(&set)
+        .iter()
+        .map(|p| p.to_string().replace(&prefix, ""))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "ipam.yaml:1 IPPool/pool-b: spec.ipipMode: IPIP is not supported on IPv6 pools",
+            "ipam.yaml:2 IPPool/pool-c: spec.cidr: 10.244.128.0/17 overlaps IPPool \"pool-a\" (10.244.0.0/16)",
+            "ipam.yaml:3 BGPPeer/tor: spec: peerIP and peerSelector cannot both be set",
+            "ipam.yaml:3 BGPPeer/tor: spec.filters[0]: BGPFilter \"missing-filter\" does not exist",
+            "policies.yaml:0 GlobalNetworkPolicy/security.too.many.dots: metadata.name: invalid name \"security.too.many.dots\": must be a DNS label optionally preceded by one \"label.\", at most 253 characters",
+            "policies.yaml:0 GlobalNetworkPolicy/security.too.many.dots: spec.selector: global() is not allowed in this field",
+            "policies.yaml:0 GlobalNetworkPolicy/security.too.many.dots: spec.ingress[0]: destination.ports[0]: numeric port 80 requires protocol TCP, UDP or SCTP; without a protocol only named ports are allowed",
+            "policies.yaml:0 GlobalNetworkPolicy/security.too.many.dots: spec.ingress[1].source.notNets[0]: notNets may not be a catch-all (/0)",
+            "policies.yaml:0 GlobalNetworkPolicy/security.too.many.dots: spec.tier: tier \"security\" does not exist",
+            "policies.yaml:1 NetworkPolicy/prod/typo: spec.ingres: unknown field `ingres`, expected one of `tier`, `order`, `selector`, `serviceAccountSelector`, `types`, `ingress`, `egress`, `performanceHints`",
+            "policies.yaml:2 NetworkPolicy/prod/bad-ports: spec.ingress[0].ports[0].endPort: endPort must be between port and 65535",
+        ]
+    );
+}
