@@ -23,7 +23,10 @@ fn pod(text: &str) -> Pod {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 const POD: &str = "\
@@ -66,9 +69,20 @@ fn pod_to_workload_endpoint() {
         .collect();
     assert_eq!(wep.spec.interface_name, format!("cali{}", &digest[..11]));
     assert_eq!(wep.spec.interface_name.len(), 15);
-    assert_eq!(pod_workload_endpoint(&p, "tap").expect("wep").spec.interface_name, format!("tap{}", &digest[..11]));
+    assert_eq!(
+        pod_workload_endpoint(&p, "tap")
+            .expect("wep")
+            .spec
+            .interface_name,
+        format!("tap{}", &digest[..11])
+    );
     // status.podIPs order wins over the other sources.
-    let nets: Vec<String> = wep.spec.ip_networks.iter().map(ToString::to_string).collect();
+    let nets: Vec<String> = wep
+        .spec
+        .ip_networks
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(nets, ["fd00::5/128", "10.0.0.5/32"]);
     assert_eq!(wep.spec.profiles, ["kns.prod-ns", "ksa.prod-ns.web-sa"]);
     assert_eq!(wep.spec.service_account_name, "web-sa");
@@ -97,22 +111,35 @@ fn pod_to_workload_endpoint() {
         .map(|n| format!("{}>{}", n.internal_ip, n.external_ip))
         .collect();
     assert_eq!(nats, ["10.0.0.5>1.2.3.4", "fd00::5>2001:db8::9"]);
-    assert_eq!(wep.spec.allow_spoofed_source_prefixes[0].to_string(), "10.9.0.0/16");
+    assert_eq!(
+        wep.spec.allow_spoofed_source_prefixes[0].to_string(),
+        "10.9.0.0/16"
+    );
     // Calico's labels replace the pod's label of the same name.
-    assert_eq!(wep.metadata.labels["projectcalico.org/namespace"], "prod-ns");
-    assert_eq!(wep.metadata.labels["projectcalico.org/serviceaccount"], "web-sa");
+    assert_eq!(
+        wep.metadata.labels["projectcalico.org/namespace"],
+        "prod-ns"
+    );
+    assert_eq!(
+        wep.metadata.labels["projectcalico.org/serviceaccount"],
+        "web-sa"
+    );
     assert_eq!(wep.metadata.labels["app"], "web");
     // The derived endpoint passes validation.
     let yaml = Resource::WorkloadEndpoint(wep).to_yaml().expect("yaml");
     let mut set = load_str("wep.yaml", &yaml);
     set.apply_defaults();
-    assert!(calico_model::validation::validate(&set).is_empty(), "{yaml}");
+    assert!(
+        calico_model::validation::validate(&set).is_empty(),
+        "{yaml}"
+    );
 }
 
 #[test]
 fn pod_address_sources_and_finished_pods() {
     let base = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {cni.projectcalico.org/podIPs: '10.1.1.1/32, fd00::1', cni.projectcalico.org/podIP: 10.2.2.2/32}\nspec: {nodeName: n}\n";
-    let nets = |p: &Pod| -> Vec<String> { pod_ip_networks(p).iter().map(ToString::to_string).collect() };
+    let nets =
+        |p: &Pod| -> Vec<String> { pod_ip_networks(p).iter().map(ToString::to_string).collect() };
     assert_eq!(nets(&pod(base)), ["10.1.1.1/32", "fd00::1/128"]);
     let only_ip = base.replace("cni.projectcalico.org/podIPs: '10.1.1.1/32, fd00::1', ", "");
     assert_eq!(nets(&pod(&only_ip)), ["10.2.2.2/32"]);
@@ -124,8 +151,15 @@ fn pod_address_sources_and_finished_pods() {
     let deleting = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, deletionTimestamp: '2024-01-01T00:00:00Z', annotations: {cni.projectcalico.org/podIP: ''}}\nspec: {nodeName: n}\nstatus: {podIP: 10.3.3.3}\n";
     assert!(nets(&pod(deleting)).is_empty());
     // Not dataplane endpoints.
-    assert!(pod_workload_endpoint(&pod("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"), "cali").is_none());
-    let host = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {nodeName: n, hostNetwork: true}\n";
+    assert!(
+        pod_workload_endpoint(
+            &pod("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"),
+            "cali"
+        )
+        .is_none()
+    );
+    let host =
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {nodeName: n, hostNetwork: true}\n";
     assert!(pod_workload_endpoint(&pod(host), "cali").is_none());
 }
 
@@ -189,13 +223,29 @@ metadata: {name: s, namespace: c}
     assert_eq!(
         implicit,
         [
-            ("b".to_owned(), labels(&[("kubernetes.io/metadata.name", "b")])),
-            ("c".to_owned(), labels(&[("kubernetes.io/metadata.name", "c")])),
+            (
+                "b".to_owned(),
+                labels(&[("kubernetes.io/metadata.name", "b")])
+            ),
+            (
+                "c".to_owned(),
+                labels(&[("kubernetes.io/metadata.name", "c")])
+            ),
         ]
     );
     let profiles = derived_profiles(&resources);
     let names: Vec<&str> = profiles.iter().map(|p| p.metadata.name.as_str()).collect();
-    assert_eq!(names, ["kns.a", "kns.b", "kns.c", "ksa.a.sa1", "ksa.a.sa2", "ksa.b.default"]);
+    assert_eq!(
+        names,
+        [
+            "kns.a",
+            "kns.b",
+            "kns.c",
+            "ksa.a.sa1",
+            "ksa.a.sa2",
+            "ksa.b.default"
+        ]
+    );
     let kns_a = &profiles[0];
     assert_eq!(kns_a.spec.ingress.len(), 1);
     assert_eq!(kns_a.spec.egress.len(), 1);
@@ -248,8 +298,15 @@ metadata: {name: data}
     assert_eq!(pods[0].metadata.owner_references[0].kind, "CronJob");
     assert_eq!(pod_endpoint_ports(&pods[0].spec)[0].name, "m");
     assert_eq!(pods[1].spec.service_account_name, "dbsa");
-    assert!(pods[1].spec.node_name.is_empty(), "synthetic pods have no node");
+    assert!(
+        pods[1].spec.node_name.is_empty(),
+        "synthetic pods have no node"
+    );
     assert!(pod_ip_networks(&pods[1]).is_empty());
     assert!(pod_workload_endpoint(&pods[1], "cali").is_none());
-    assert!(resources.iter().all(|r| r.kind() != Kind::Namespace || synthetic_pod(r).is_none()));
+    assert!(
+        resources
+            .iter()
+            .all(|r| r.kind() != Kind::Namespace || synthetic_pod(r).is_none())
+    );
 }

@@ -30,12 +30,18 @@ fn bad_yaml_in_document_two_names_file_and_index() {
     }
     let msg = set.errors[0].to_string();
     assert!(msg.starts_with("f.yaml:2: cannot parse YAML: "), "{msg}");
-    assert!(msg.contains("later documents in this file were not read"), "{msg}");
+    assert!(
+        msg.contains("later documents in this file were not read"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn document_indexes_count_empty_documents() {
-    let text = format!("---\n# only a comment\n---\n{NS}---\n---\n{}", NS.replace("a}", "b}"));
+    let text = format!(
+        "---\n# only a comment\n---\n{NS}---\n---\n{}",
+        NS.replace("a}", "b}")
+    );
     let set = load_str("f.yaml", &text);
     let origins: Vec<usize> = set.objects.iter().map(|o| o.origin.doc_index).collect();
     assert_eq!(origins, [1, 3]);
@@ -90,9 +96,13 @@ items: []
     assert_eq!(set.skipped[0].origin.item_index, Some(1));
     let lines: Vec<String> = validate(&set).iter().map(ToString::to_string).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0].starts_with("l.yaml:0 Namespace/B: metadata.name: invalid name"), "{lines:?}");
     assert!(
-        lines[1].starts_with("l.yaml:1 NetworkPolicy/default/p2: spec.bogus: unknown field `bogus`"),
+        lines[0].starts_with("l.yaml:0 Namespace/B: metadata.name: invalid name"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1]
+            .starts_with("l.yaml:1 NetworkPolicy/default/p2: spec.bogus: unknown field `bogus`"),
         "{lines:?}"
     );
 }
@@ -128,7 +138,11 @@ metadata: {name: cert}
         [
             ("v1", "ConfigMap", "c"),
             ("crd.projectcalico.org/v1", "IPPool", "p"),
-            ("projectcalico.org/v3", "KubeControllersConfiguration", "default"),
+            (
+                "projectcalico.org/v3",
+                "KubeControllersConfiguration",
+                "default"
+            ),
             ("cert-manager.io/v1", "Certificate", "cert"),
         ]
     );
@@ -184,9 +198,16 @@ fn json_files_and_default_namespace() {
     assert!(matches!(r, Resource::Pod(p) if p.spec.node_name == "n"));
     let bad = load_str("p.json", "{\"apiVersion\": ");
     assert_eq!(bad.errors.len(), 1);
-    assert!(bad.errors[0].to_string().starts_with("p.json:0: cannot parse JSON: "));
+    assert!(
+        bad.errors[0]
+            .to_string()
+            .starts_with("p.json:0: cannot parse JSON: ")
+    );
     // Cluster-scoped kinds get no namespace.
-    let set = load_str("t.yaml", "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t}\n");
+    let set = load_str(
+        "t.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t}\n",
+    );
     assert_eq!(set.objects[0].resource.namespace(), None);
 }
 
@@ -219,7 +240,11 @@ fn directories_are_read_recursively_in_sorted_order() {
     let ns = |n: &str| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {n}}}\n");
     fs::write(dir.join("z.yaml"), ns("z")).expect("write");
     fs::write(dir.join("a.yml"), ns("a")).expect("write");
-    fs::write(dir.join("b/nested/c.json"), r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"c"}}"#).expect("write");
+    fs::write(
+        dir.join("b/nested/c.json"),
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"c"}}"#,
+    )
+    .expect("write");
     fs::write(dir.join("b/m.yaml"), ns("m")).expect("write");
     fs::write(dir.join("README.md"), "not a manifest: [").expect("write");
     fs::write(dir.join("notes.txt"), ns("ignored")).expect("write");
@@ -232,28 +257,51 @@ fn directories_are_read_recursively_in_sorted_order() {
         .iter()
         .map(|f| f.trim_start_matches(&*dir.to_string_lossy()).to_owned())
         .collect();
-    assert_eq!(files, ["/a.yml", "/b/m.yaml", "/b/nested/c.json", "/z.yaml"]);
+    assert_eq!(
+        files,
+        ["/a.yml", "/b/m.yaml", "/b/nested/c.json", "/z.yaml"]
+    );
 
     // A file given explicitly is read whatever its extension.
     let set = load_paths(&[dir.join("notes.txt"), dir.join("missing.yaml")]);
-    assert_eq!(set.resources().map(Resource::name).collect::<Vec<_>>(), ["ignored"]);
+    assert_eq!(
+        set.resources().map(Resource::name).collect::<Vec<_>>(),
+        ["ignored"]
+    );
     assert_eq!(set.errors.len(), 1);
-    assert!(matches!(&set.errors[0], LoadError::Read { path, .. } if path.ends_with("missing.yaml")));
+    assert!(
+        matches!(&set.errors[0], LoadError::Read { path, .. } if path.ends_with("missing.yaml"))
+    );
 
     // Invalid UTF-8 is a parse error naming the file.
     fs::write(dir.join("bin.yaml"), [0xff, 0xfe, b'a']).expect("write");
     let set = load_path(&dir.join("bin.yaml"));
-    assert!(set.errors[0].to_string().contains("bin.yaml:0: cannot parse YAML: file is not valid UTF-8"));
+    assert!(
+        set.errors[0]
+            .to_string()
+            .contains("bin.yaml:0: cannot parse YAML: file is not valid UTF-8")
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn problems_follow_input_order_across_files() {
-    let mut set = load_str("b.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: X}\n");
+    let mut set = load_str(
+        "b.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: X}\n",
+    );
     set.extend(load_str("a.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: Y}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: X}\n"));
-    let lines: Vec<String> = validate(&set).iter().map(|p| format!("{}:{} {}", p.file, p.doc_index, p.field_path)).collect();
+    let lines: Vec<String> = validate(&set)
+        .iter()
+        .map(|p| format!("{}:{} {}", p.file, p.doc_index, p.field_path))
+        .collect();
     assert_eq!(
         lines,
-        ["b.yaml:0 metadata.name", "a.yaml:0 metadata.name", "a.yaml:1 metadata.name", "a.yaml:1 metadata.name"]
+        [
+            "b.yaml:0 metadata.name",
+            "a.yaml:0 metadata.name",
+            "a.yaml:1 metadata.name",
+            "a.yaml:1 metadata.name"
+        ]
     );
 }

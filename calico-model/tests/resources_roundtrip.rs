@@ -185,7 +185,10 @@ fn output_is_manifest_shaped() {
     assert!(v["spec"].get("types").is_none());
     assert!(v["spec"]["ingress"][0].get("source").is_none());
     let yaml = r.to_yaml().expect("yaml");
-    assert!(yaml.starts_with("apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\n"), "{yaml}");
+    assert!(
+        yaml.starts_with("apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\n"),
+        "{yaml}"
+    );
 }
 
 fn one(text: &str) -> Resource {
@@ -216,19 +219,25 @@ fn policy_defaults() {
     assert_eq!(types(np("{ingress: [{action: Allow}]}")).1, vec![Ingress]);
     assert_eq!(types(np("{egress: [{action: Allow}]}")).1, vec![Egress]);
     assert_eq!(
-        types(np("{ingress: [{action: Allow}], egress: [{action: Allow}]}")).1,
+        types(np(
+            "{ingress: [{action: Allow}], egress: [{action: Allow}]}"
+        ))
+        .1,
         vec![Ingress, Egress]
     );
-    assert_eq!(types(np("{tier: t, types: [Egress]}")), ("t".to_owned(), vec![Egress]));
+    assert_eq!(
+        types(np("{tier: t, types: [Egress]}")),
+        ("t".to_owned(), vec![Egress])
+    );
     let Resource::StagedGlobalNetworkPolicy(s) = one(
         "apiVersion: projectcalico.org/v3\nkind: StagedGlobalNetworkPolicy\nmetadata: {name: s}\nspec: {stagedAction: Delete}\n",
     ) else {
         unreachable!()
     };
     assert!(s.spec.types.is_empty(), "a staged delete keeps types empty");
-    let Resource::StagedNetworkPolicy(s) = one(
-        "apiVersion: projectcalico.org/v3\nkind: StagedNetworkPolicy\nmetadata: {name: s}\n",
-    ) else {
+    let Resource::StagedNetworkPolicy(s) =
+        one("apiVersion: projectcalico.org/v3\nkind: StagedNetworkPolicy\nmetadata: {name: s}\n")
+    else {
         unreachable!()
     };
     assert_eq!(s.spec.staged_action, Some(StagedAction::Set));
@@ -246,7 +255,10 @@ fn tier_defaults() {
     assert_eq!(tier("mine"), (None, Some(TierAction::Deny)));
     assert_eq!(tier("kube-admin"), (Some(1000.0), Some(TierAction::Pass)));
     assert_eq!(tier("default"), (Some(1_000_000.0), Some(TierAction::Deny)));
-    assert_eq!(tier("kube-baseline"), (Some(10_000_000.0), Some(TierAction::Pass)));
+    assert_eq!(
+        tier("kube-baseline"),
+        (Some(10_000_000.0), Some(TierAction::Pass))
+    );
 }
 
 #[test]
@@ -262,7 +274,10 @@ fn ip_pool_defaults() {
     assert_eq!(v4.ipip_mode, Some(EncapMode::Never));
     assert_eq!(v4.vxlan_mode, Some(EncapMode::Never));
     assert_eq!(v4.node_selector, "all()");
-    assert_eq!(v4.allowed_uses, vec![AllowedUse::Workload, AllowedUse::Tunnel]);
+    assert_eq!(
+        v4.allowed_uses,
+        vec![AllowedUse::Workload, AllowedUse::Tunnel]
+    );
     assert_eq!(v4.assignment_mode, Some(AssignmentMode::Automatic));
     assert_eq!(pool("fd00::/48").block_size, 122);
 }
@@ -274,7 +289,10 @@ fn kubernetes_defaults() {
     ) else {
         unreachable!()
     };
-    assert_eq!(np.spec.policy_types, vec![K8sPolicyType::Ingress, K8sPolicyType::Egress]);
+    assert_eq!(
+        np.spec.policy_types,
+        vec![K8sPolicyType::Ingress, K8sPolicyType::Egress]
+    );
     let ingress = np.spec.ingress.as_ref().expect("ingress");
     assert_eq!(ingress[0].ports[0].protocol, Some(K8sProtocol::Tcp));
     let Resource::KubernetesNetworkPolicy(np) = one(

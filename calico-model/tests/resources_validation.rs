@@ -15,7 +15,9 @@ fn problems(yaml: &str) -> Vec<String> {
 
 fn calico(kind: &str, ns: Option<&str>, name: &str, spec: &str) -> String {
     let ns = ns.map(|n| format!(", namespace: {n}")).unwrap_or_default();
-    format!("apiVersion: projectcalico.org/v3\nkind: {kind}\nmetadata: {{name: '{name}'{ns}}}\nspec: {spec}\n")
+    format!(
+        "apiVersion: projectcalico.org/v3\nkind: {kind}\nmetadata: {{name: '{name}'{ns}}}\nspec: {spec}\n"
+    )
 }
 
 fn prefix(kind: &str, ns: Option<&str>, name: &str) -> String {
@@ -72,12 +74,22 @@ fn resource_names() {
         "GlobalNetworkSet",
         "Bad_Name",
         "{}",
-        &["metadata.name: invalid name \"Bad_Name\": must be a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253 characters)"],
+        &[
+            "metadata.name: invalid name \"Bad_Name\": must be a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253 characters)",
+        ],
     );
     passes("GlobalNetworkSet", "good.name-1", "{}");
     let long = format!("{}.{}", "a".repeat(200), "b".repeat(60));
-    assert_eq!(problems(&calico("GlobalNetworkSet", None, &long, "{}")).len(), 1);
-    fails("GlobalNetworkSet", "", "{}", &["metadata.name: name is required"]);
+    assert_eq!(
+        problems(&calico("GlobalNetworkSet", None, &long, "{}")).len(),
+        1
+    );
+    fails(
+        "GlobalNetworkSet",
+        "",
+        "{}",
+        &["metadata.name: name is required"],
+    );
 }
 
 #[test]
@@ -87,7 +99,9 @@ fn policy_names() {
         Some("default"),
         "a.b.c",
         "{}",
-        &["metadata.name: invalid name \"a.b.c\": must be a DNS label, label.label, or knp.default.<subdomain> / ossg.default.<subdomain>, at most 253 characters"],
+        &[
+            "metadata.name: invalid name \"a.b.c\": must be a DNS label, label.label, or knp.default.<subdomain> / ossg.default.<subdomain>, at most 253 characters",
+        ],
     );
     passes_in("NetworkPolicy", Some("default"), "tier.pol", "{}");
     passes_in("NetworkPolicy", Some("default"), "knp.default.a.b.c", "{}");
@@ -95,7 +109,9 @@ fn policy_names() {
         "GlobalNetworkPolicy",
         "a.b.c",
         "{}",
-        &["metadata.name: invalid name \"a.b.c\": must be a DNS label optionally preceded by one \"label.\", at most 253 characters"],
+        &[
+            "metadata.name: invalid name \"a.b.c\": must be a DNS label optionally preceded by one \"label.\", at most 253 characters",
+        ],
     );
     passes("GlobalNetworkPolicy", "a.b", "{}");
 }
@@ -103,14 +119,28 @@ fn policy_names() {
 #[test]
 fn tier_and_namespace_names() {
     let label_msg = "must be a DNS label (at most 63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit; no dots)";
-    fails("Tier", "a.b", "{}", &[&format!("metadata.name: invalid name \"a.b\": {label_msg}")]);
+    fails(
+        "Tier",
+        "a.b",
+        "{}",
+        &[&format!("metadata.name: invalid name \"a.b\": {label_msg}")],
+    );
     let long = "t".repeat(64);
-    fails("Tier", &long, "{}", &[&format!("metadata.name: invalid name \"{long}\": {label_msg}")]);
+    fails(
+        "Tier",
+        &long,
+        "{}",
+        &[&format!(
+            "metadata.name: invalid name \"{long}\": {label_msg}"
+        )],
+    );
     passes("Tier", "security", "{}");
     let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a.b}\n";
     assert_eq!(
         problems(yaml),
-        [format!("t.yaml:0 Namespace/a.b: metadata.name: invalid name \"a.b\": {label_msg}")]
+        [format!(
+            "t.yaml:0 Namespace/a.b: metadata.name: invalid name \"a.b\": {label_msg}"
+        )]
     );
     assert!(problems("apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-1}\n").is_empty());
     fails_in(
@@ -118,7 +148,9 @@ fn tier_and_namespace_names() {
         Some("Bad"),
         "s",
         "{}",
-        &["metadata.namespace: invalid namespace \"Bad\": must be a DNS label (at most 63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit)"],
+        &[
+            "metadata.namespace: invalid namespace \"Bad\": must be a DNS label (at most 63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit)",
+        ],
     );
 }
 
@@ -134,12 +166,19 @@ fn labels_and_annotations() {
         ]
     );
     let big = "x".repeat(256 * 1024);
-    let yaml = format!("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata:\n  name: s\n  annotations: {{a: '{big}'}}\n");
+    let yaml = format!(
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata:\n  name: s\n  annotations: {{a: '{big}'}}\n"
+    );
     assert_eq!(
         problems(&yaml),
-        ["t.yaml:0 GlobalNetworkSet/s: metadata.annotations: annotations total 262145 bytes; at most 262144 are allowed"]
+        [
+            "t.yaml:0 GlobalNetworkSet/s: metadata.annotations: annotations total 262145 bytes; at most 262144 are allowed"
+        ]
     );
-    let ok = format!("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata:\n  name: s\n  annotations: {{a: '{}'}}\n", "x".repeat(1000));
+    let ok = format!(
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata:\n  name: s\n  annotations: {{a: '{}'}}\n",
+        "x".repeat(1000)
+    );
     assert!(problems(&ok).is_empty());
 }
 
@@ -151,7 +190,9 @@ fn labels_and_annotations() {
 fn protocol_values() {
     gnp_fails(
         "{ingress: [{action: Allow, protocol: tcp}]}",
-        &["spec.ingress[0].protocol: invalid protocol \"tcp\": expected TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite (case-sensitive) or a number 1-255"],
+        &[
+            "spec.ingress[0].protocol: invalid protocol \"tcp\": expected TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite (case-sensitive) or a number 1-255",
+        ],
     );
     gnp_fails(
         "{ingress: [{action: Allow, protocol: 0}]}",
@@ -173,17 +214,25 @@ fn port_values() {
     );
     gnp_fails(
         "{ingress: [{action: Allow, protocol: TCP, destination: {ports: ['90:80']}}]}",
-        &["spec.ingress[0].destination.ports[0]: invalid port range \"90:80\": the first port must not exceed the second"],
+        &[
+            "spec.ingress[0].destination.ports[0]: invalid port range \"90:80\": the first port must not exceed the second",
+        ],
     );
     gnp_fails(
         "{ingress: [{action: Allow, protocol: TCP, destination: {ports: ['http:80']}}]}",
-        &["spec.ingress[0].destination.ports[0]: invalid port range \"http:80\": \"http\" is not a port number"],
+        &[
+            "spec.ingress[0].destination.ports[0]: invalid port range \"http:80\": \"http\" is not a port number",
+        ],
     );
     gnp_fails(
         "{ingress: [{action: Allow, protocol: TCP, destination: {notPorts: ['a--b']}}]}",
-        &["spec.ingress[0].destination.notPorts[0]: invalid port \"a--b\": expected a number 1-65535, a range \"N:M\" or a port name (at most 15 characters of a-z, 0-9 and '-', with at least one letter)"],
+        &[
+            "spec.ingress[0].destination.notPorts[0]: invalid port \"a--b\": expected a number 1-65535, a range \"N:M\" or a port name (at most 15 characters of a-z, 0-9 and '-', with at least one letter)",
+        ],
     );
-    gnp_passes("{ingress: [{action: Allow, protocol: TCP, destination: {ports: ['8000:8080', http, '443']}}]}");
+    gnp_passes(
+        "{ingress: [{action: Allow, protocol: TCP, destination: {ports: ['8000:8080', http, '443']}}]}",
+    );
 }
 
 #[test]
@@ -192,9 +241,15 @@ fn as_numbers_and_durations() {
         "BGPPeer",
         "p",
         "{peerIP: 10.0.0.1, asNumber: '65536.1'}",
-        &["spec.asNumber: invalid AS number \"65536.1\": expected a 32-bit number or A.B with 16-bit parts"],
+        &[
+            "spec.asNumber: invalid AS number \"65536.1\": expected a 32-bit number or A.B with 16-bit parts",
+        ],
     );
-    passes("BGPPeer", "p", "{peerIP: 10.0.0.1, asNumber: '1.10', keepaliveTime: 1m30s}");
+    passes(
+        "BGPPeer",
+        "p",
+        "{peerIP: 10.0.0.1, asNumber: '1.10', keepaliveTime: 1m30s}",
+    );
     fails(
         "BGPPeer",
         "p",
@@ -208,14 +263,29 @@ fn selector_fields() {
     let long = format!("a in {{{}}}", vec!["'x'"; 300].join(","));
     gnp_fails(
         &format!("{{selector: \"{long}\"}}"),
-        &[&format!("spec.selector: selector is {} characters long; at most 1024 are allowed", long.len())],
+        &[&format!(
+            "spec.selector: selector is {} characters long; at most 1024 are allowed",
+            long.len()
+        )],
     );
-    let r = problems(&calico("GlobalNetworkPolicy", None, "p", "{selector: 'a ==='}"));
+    let r = problems(&calico(
+        "GlobalNetworkPolicy",
+        None,
+        "p",
+        "{selector: 'a ==='}",
+    ));
     assert_eq!(r.len(), 1);
-    assert!(r[0].starts_with("t.yaml:0 GlobalNetworkPolicy/p: spec.selector: invalid selector"), "{r:?}");
+    assert!(
+        r[0].starts_with("t.yaml:0 GlobalNetworkPolicy/p: spec.selector: invalid selector"),
+        "{r:?}"
+    );
     gnp_passes("{selector: \"a == 'b' && has(c)\"}");
     // BGPPeer selectors: syntax only; global() allowed.
-    passes("BGPPeer", "p", "{nodeSelector: 'global()', peerSelector: 'all()'}");
+    passes(
+        "BGPPeer",
+        "p",
+        "{nodeSelector: 'global()', peerSelector: 'all()'}",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -230,14 +300,19 @@ fn rule_action() {
     );
     gnp_fails(
         "{ingress: [{action: allow}]}",
-        &["spec.ingress[0].action: unknown variant `allow`, expected one of `Allow`, `Deny`, `Log`, `Pass`"],
+        &[
+            "spec.ingress[0].action: unknown variant `allow`, expected one of `Allow`, `Deny`, `Log`, `Pass`",
+        ],
     );
     gnp_passes("{ingress: [{action: Allow}, {action: Deny}, {action: Log}, {action: Pass}]}");
 }
 
 #[test]
 fn rule_ip_version_and_icmp() {
-    gnp_fails("{ingress: [{action: Allow, ipVersion: 5}]}", &["spec.ingress[0].ipVersion: ipVersion must be 4 or 6"]);
+    gnp_fails(
+        "{ingress: [{action: Allow, ipVersion: 5}]}",
+        &["spec.ingress[0].ipVersion: ipVersion must be 4 or 6"],
+    );
     gnp_fails(
         "{ingress: [{action: Allow, ipVersion: 6, protocol: ICMP}]}",
         &["spec.ingress[0].protocol: ICMP requires ipVersion 4"],
@@ -267,7 +342,10 @@ fn rule_ip_version_and_icmp() {
 fn rule_http() {
     let methods: Vec<String> = (0..21).map(|i| format!("M{i}")).collect();
     gnp_fails(
-        &format!("{{ingress: [{{action: Allow, http: {{methods: [{}]}}}}]}}", methods.join(",")),
+        &format!(
+            "{{ingress: [{{action: Allow, http: {{methods: [{}]}}}}]}}",
+            methods.join(",")
+        ),
         &["spec.ingress[0].http.methods: at most 20 methods are allowed"],
     );
     gnp_fails(
@@ -294,16 +372,22 @@ fn rule_http() {
         "{egress: [{action: Allow, http: {methods: [GET]}}]}",
         &["spec.egress[0].http: an http match is not allowed in egress rules"],
     );
-    gnp_passes("{ingress: [{action: Allow, protocol: TCP, http: {methods: [GET, PUT], paths: [{exact: /a}, {prefix: /b/}]}}]}");
+    gnp_passes(
+        "{ingress: [{action: Allow, protocol: TCP, http: {methods: [GET, PUT], paths: [{exact: /a}, {prefix: /b/}]}}]}",
+    );
 }
 
 #[test]
 fn rule_metadata_annotations() {
     gnp_fails(
         "{ingress: [{action: Allow, metadata: {annotations: {'bad key': x}}}]}",
-        &["spec.ingress[0].metadata.annotations[bad key]: invalid annotation key \"bad key\": must be a qualified name"],
+        &[
+            "spec.ingress[0].metadata.annotations[bad key]: invalid annotation key \"bad key\": must be a qualified name",
+        ],
     );
-    gnp_passes("{ingress: [{action: Allow, metadata: {annotations: {reason: anything goes here}}}]}");
+    gnp_passes(
+        "{ingress: [{action: Allow, metadata: {annotations: {reason: anything goes here}}}]}",
+    );
 }
 
 #[test]
@@ -321,7 +405,9 @@ fn rule_ports_need_protocol() {
     );
     gnp_fails(
         "{ingress: [{action: Allow, protocol: UDPLite, source: {notPorts: [53]}}]}",
-        &["spec.ingress[0]: protocol UDPLite does not support ports: source.notPorts must be empty"],
+        &[
+            "spec.ingress[0]: protocol UDPLite does not support ports: source.notPorts must be empty",
+        ],
     );
     gnp_passes("{ingress: [{action: Allow, destination: {ports: [http, metrics]}}]}");
     gnp_passes("{ingress: [{action: Allow, protocol: SCTP, destination: {ports: [9, http]}}]}");
@@ -338,7 +424,9 @@ fn rule_nets() {
     );
     gnp_fails(
         "{ingress: [{action: Allow, source: {nets: [10.0.0.0/8]}, destination: {notNets: ['fd00::/8']}}]}",
-        &["spec.ingress[0]: a rule may not mix IPv4 and IPv6 in its source and destination nets and notNets"],
+        &[
+            "spec.ingress[0]: a rule may not mix IPv4 and IPv6 in its source and destination nets and notNets",
+        ],
     );
     gnp_fails(
         "{ingress: [{action: Allow, destination: {notNets: ['0:0::0/0']}}]}",
@@ -352,22 +440,30 @@ fn rule_nets() {
         "{ingress: [{action: Allow, source: {nets: [10.0.0.0/33]}}]}",
         &["spec.ingress[0].source.nets[0]: invalid CIDR \"10.0.0.0/33\": bad prefix length"],
     );
-    gnp_passes("{ingress: [{action: Allow, ipVersion: 4, source: {nets: [10.0.0.0/8], notNets: [10.1.0.0/16]}, destination: {nets: [0.0.0.0/0]}}]}");
+    gnp_passes(
+        "{ingress: [{action: Allow, ipVersion: 4, source: {nets: [10.0.0.0/8], notNets: [10.1.0.0/16]}, destination: {nets: [0.0.0.0/0]}}]}",
+    );
 }
 
 #[test]
 fn rule_services() {
     gnp_fails(
         "{egress: [{action: Allow, source: {services: {name: api, namespace: b}}}]}",
-        &["spec.egress[0].source.services: services may only be used in an ingress source or an egress destination"],
+        &[
+            "spec.egress[0].source.services: services may only be used in an ingress source or an egress destination",
+        ],
     );
     np_fails(
         "{ingress: [{action: Allow, destination: {services: {name: api}}}]}",
-        &["spec.ingress[0].destination.services: services may only be used in an ingress source or an egress destination"],
+        &[
+            "spec.ingress[0].destination.services: services may only be used in an ingress source or an egress destination",
+        ],
     );
     gnp_fails(
         "{ingress: [{action: Allow, source: {services: {name: api}}}]}",
-        &["spec.ingress[0].source.services.namespace: services.namespace is required in a GlobalNetworkPolicy"],
+        &[
+            "spec.ingress[0].source.services.namespace: services.namespace is required in a GlobalNetworkPolicy",
+        ],
     );
     np_fails(
         "{ingress: [{action: Allow, source: {selector: a == 'b', services: {name: ''}}}]}",
@@ -380,7 +476,9 @@ fn rule_services() {
         "{egress: [{action: Allow, protocol: TCP, destination: {ports: [80], services: {name: api}}}]}",
         &["spec.egress[0].destination: destination services cannot be combined with ports"],
     );
-    np_passes("{ingress: [{action: Allow, source: {services: {name: api}}}], egress: [{action: Allow, destination: {services: {name: db, namespace: data}}}]}");
+    np_passes(
+        "{ingress: [{action: Allow, source: {services: {name: api}}}], egress: [{action: Allow, destination: {services: {name: db, namespace: data}}}]}",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,18 +487,29 @@ fn rule_services() {
 
 #[test]
 fn entity_limits() {
-    let nets: Vec<String> = (0..257).map(|i| format!("10.{}.{}.0/24", i / 256, i % 256)).collect();
+    let nets: Vec<String> = (0..257)
+        .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
+        .collect();
     gnp_fails(
-        &format!("{{ingress: [{{action: Allow, source: {{nets: [{}]}}}}]}}", nets.join(",")),
+        &format!(
+            "{{ingress: [{{action: Allow, source: {{nets: [{}]}}}}]}}",
+            nets.join(",")
+        ),
         &["spec.ingress[0].source.nets: 257 entries; at most 256 are allowed"],
     );
     let ports: Vec<String> = (1..=51).map(|i| i.to_string()).collect();
     gnp_fails(
-        &format!("{{ingress: [{{action: Allow, protocol: TCP, destination: {{ports: [{}]}}}}]}}", ports.join(",")),
+        &format!(
+            "{{ingress: [{{action: Allow, protocol: TCP, destination: {{ports: [{}]}}}}]}}",
+            ports.join(",")
+        ),
         &["spec.ingress[0].destination.ports: 51 entries; at most 50 are allowed"],
     );
     let ports: Vec<String> = (1..=50).map(|i| i.to_string()).collect();
-    gnp_passes(&format!("{{ingress: [{{action: Allow, protocol: TCP, destination: {{ports: [{}]}}}}]}}", ports.join(",")));
+    gnp_passes(&format!(
+        "{{ingress: [{{action: Allow, protocol: TCP, destination: {{ports: [{}]}}}}]}}",
+        ports.join(",")
+    ));
 }
 
 #[test]
@@ -411,9 +520,13 @@ fn entity_selectors_and_global() {
     );
     gnp_fails(
         "{ingress: [{action: Allow, source: {namespaceSelector: \"global() && a == 'b'\"}}]}",
-        &["spec.ingress[0].source.namespaceSelector: global() may only be used on its own as the entire selector in this field"],
+        &[
+            "spec.ingress[0].source.namespaceSelector: global() may only be used on its own as the entire selector in this field",
+        ],
     );
-    gnp_passes("{ingress: [{action: Allow, source: {namespaceSelector: 'global( )', notSelector: 'global() || a == \"x\"'}}]}");
+    gnp_passes(
+        "{ingress: [{action: Allow, source: {namespaceSelector: 'global( )', notSelector: 'global() || a == \"x\"'}}]}",
+    );
     gnp_fails(
         "{ingress: [{action: Allow, source: {serviceAccounts: {names: [a, a, B]}}}]}",
         &[
@@ -421,7 +534,9 @@ fn entity_selectors_and_global() {
             "spec.ingress[0].source.serviceAccounts.names[2]: invalid service account name \"B\"",
         ],
     );
-    gnp_passes("{ingress: [{action: Allow, source: {serviceAccounts: {names: [a, b], selector: 'x == \"y\"'}}}]}");
+    gnp_passes(
+        "{ingress: [{action: Allow, source: {serviceAccounts: {names: [a, b], selector: 'x == \"y\"'}}}]}",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,7 +547,10 @@ fn entity_selectors_and_global() {
 fn policy_fields() {
     gnp_fails(
         "{types: [Ingress, Egress, Ingress]}",
-        &["spec.types: types must have 1 or 2 entries", "spec.types[2]: duplicate type Ingress"],
+        &[
+            "spec.types: types must have 1 or 2 entries",
+            "spec.types[2]: duplicate type Ingress",
+        ],
     );
     np_fails(
         "{performanceHints: [AssumeNeededOnEveryNode, AssumeNeededOnEveryNode]}",
@@ -448,10 +566,15 @@ fn policy_fields() {
     );
     np_fails(
         "{tier: Bad.Tier}",
-        &["spec.tier: invalid tier name \"Bad.Tier\": must be a DNS label (at most 63 characters, no dots)"],
+        &[
+            "spec.tier: invalid tier name \"Bad.Tier\": must be a DNS label (at most 63 characters, no dots)",
+        ],
     );
     let rules = vec!["{action: Allow}"; 1025].join(",");
-    np_fails(&format!("{{ingress: [{rules}]}}"), &["spec.ingress: 1025 rules; at most 1024 are allowed"]);
+    np_fails(
+        &format!("{{ingress: [{rules}]}}"),
+        &["spec.ingress: 1025 rules; at most 1024 are allowed"],
+    );
     np_passes("{order: 10.5, selector: all(), types: [Egress, Ingress]}");
 }
 
@@ -461,8 +584,14 @@ fn gnp_host_flags() {
         "{doNotTrack: true, preDNAT: true, applyOnForward: true}",
         &["spec: preDNAT and doNotTrack cannot both be true"],
     );
-    gnp_fails("{preDNAT: true}", &["spec: preDNAT requires applyOnForward: true"]);
-    gnp_fails("{doNotTrack: true}", &["spec: doNotTrack requires applyOnForward: true"]);
+    gnp_fails(
+        "{preDNAT: true}",
+        &["spec: preDNAT requires applyOnForward: true"],
+    );
+    gnp_fails(
+        "{doNotTrack: true}",
+        &["spec: doNotTrack requires applyOnForward: true"],
+    );
     gnp_fails(
         "{preDNAT: true, applyOnForward: true, egress: [{action: Allow}]}",
         &["spec: a preDNAT policy cannot have egress rules or the Egress type"],
@@ -507,7 +636,11 @@ fn staged_policies() {
             "spec.preDNAT: must be empty when stagedAction is Delete (only tier may be set)",
         ],
     );
-    passes("StagedGlobalNetworkPolicy", "p", "{stagedAction: Delete, tier: default}");
+    passes(
+        "StagedGlobalNetworkPolicy",
+        "p",
+        "{stagedAction: Delete, tier: default}",
+    );
     fails_in(
         "StagedNetworkPolicy",
         Some("default"),
@@ -515,7 +648,12 @@ fn staged_policies() {
         "{stagedAction: Set, ingress: [{action: Allow, ipVersion: 7}]}",
         &["spec.ingress[0].ipVersion: ipVersion must be 4 or 6"],
     );
-    passes_in("StagedNetworkPolicy", Some("default"), "p", "{ingress: [{action: Allow}]}");
+    passes_in(
+        "StagedNetworkPolicy",
+        Some("default"),
+        "p",
+        "{ingress: [{action: Allow}]}",
+    );
 }
 
 #[test]
@@ -530,9 +668,15 @@ fn profiles() {
         "Profile",
         "p",
         "{labelsToApply: {a: 'b c'}}",
-        &["spec.labelsToApply[a]: invalid label value \"b c\": must be empty or at most 63 characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit"],
+        &[
+            "spec.labelsToApply[a]: invalid label value \"b c\": must be empty or at most 63 characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+        ],
     );
-    passes("Profile", "p", "{labelsToApply: {a: b}, ingress: [{action: Allow}]}");
+    passes(
+        "Profile",
+        "p",
+        "{labelsToApply: {a: b}, ingress: [{action: Allow}]}",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,7 +693,11 @@ fn network_sets() {
             "t.yaml:0 NetworkSet/a/s: spec.nets[1]: duplicate entry 10.0.0.0/8",
         ]
     );
-    passes("GlobalNetworkSet", "g", "{nets: [10.1.2.3/16, '2001:db8::1', 10.0.0.1]}");
+    passes(
+        "GlobalNetworkSet",
+        "g",
+        "{nets: [10.1.2.3/16, '2001:db8::1', 10.0.0.1]}",
+    );
 }
 
 #[test]
@@ -571,10 +719,16 @@ fn host_endpoints() {
         "HostEndpoint",
         "h",
         "{node: n, interfaceName: this-is-too-long0}",
-        &["spec.interfaceName: invalid interface name \"this-is-too-long0\": must be '*' or 1-15 characters of letters, digits, '_', '.' and '-'"],
+        &[
+            "spec.interfaceName: invalid interface name \"this-is-too-long0\": must be '*' or 1-15 characters of letters, digits, '_', '.' and '-'",
+        ],
     );
     passes("HostEndpoint", "h", "{node: n, interfaceName: '*'}");
-    passes("HostEndpoint", "h", "{node: n, expectedIPs: [10.0.0.1, 'fd00::1'], ports: [{name: a, protocol: UDP, port: 53}, {name: a, protocol: TCP, port: 53}]}");
+    passes(
+        "HostEndpoint",
+        "h",
+        "{node: n, expectedIPs: [10.0.0.1, 'fd00::1'], ports: [{name: a, protocol: UDP, port: 53}, {name: a, protocol: TCP, port: 53}]}",
+    );
 }
 
 #[test]
@@ -604,7 +758,9 @@ fn workload_endpoints() {
         ns,
         "node-1-k8s-web-7f-eth0",
         good,
-        &["metadata.name: name must be \"node--1-k8s-web--7f-eth0\" (node, orchestrator, pod and endpoint with each '-' doubled, joined by '-')"],
+        &[
+            "metadata.name: name must be \"node--1-k8s-web--7f-eth0\" (node, orchestrator, pod and endpoint with each '-' doubled, joined by '-')",
+        ],
     );
 }
 
@@ -625,7 +781,12 @@ fn ip_pools() {
             "spec.blockSize: blockSize 19 is out of range 20-32 for an IPv4 pool",
         ],
     );
-    fails("IPPool", "p", "{cidr: 10.0.0.0/27}", &["spec: the pool prefix length /27 is longer than blockSize 26"]);
+    fails(
+        "IPPool",
+        "p",
+        "{cidr: 10.0.0.0/27}",
+        &["spec: the pool prefix length /27 is longer than blockSize 26"],
+    );
     passes("IPPool", "p", "{cidr: 10.0.0.0/27, disabled: true}");
     fails(
         "IPPool",
@@ -662,11 +823,26 @@ fn ip_pools() {
         "IPPool",
         "p",
         "{cidr: 10.0.0.0/16, ipipMode: always}",
-        &["spec.ipipMode: unknown variant `always`, expected one of `Never`, `Always`, `CrossSubnet`"],
+        &[
+            "spec.ipipMode: unknown variant `always`, expected one of `Never`, `Always`, `CrossSubnet`",
+        ],
     );
-    fails("IPPool", "p", "{blockSize: 26}", &["spec: missing field `cidr`"]);
-    passes("IPPool", "p", "{cidr: 192.168.0.0/24, allowedUses: [LoadBalancer], blockSize: 28}");
-    passes("IPPool", "p", "{cidr: 10.0.0.0/16, allowedUses: [Workload], namespaceSelector: 'a == \"b\"', ipipMode: CrossSubnet}");
+    fails(
+        "IPPool",
+        "p",
+        "{blockSize: 26}",
+        &["spec: missing field `cidr`"],
+    );
+    passes(
+        "IPPool",
+        "p",
+        "{cidr: 192.168.0.0/24, allowedUses: [LoadBalancer], blockSize: 28}",
+    );
+    passes(
+        "IPPool",
+        "p",
+        "{cidr: 10.0.0.0/16, allowedUses: [Workload], namespaceSelector: 'a == \"b\"', ipipMode: CrossSubnet}",
+    );
 }
 
 #[test]
@@ -683,7 +859,11 @@ fn reservations_affinities_ipam_config() {
         "{reservedCIDRs: [10.0.0.1, 10.0.0.1]}",
         &["spec.reservedCIDRs[1]: duplicate entry 10.0.0.1"],
     );
-    passes("IPReservation", "r", "{reservedCIDRs: [10.0.0.1/24, 'fd00::1']}");
+    passes(
+        "IPReservation",
+        "r",
+        "{reservedCIDRs: [10.0.0.1/24, 'fd00::1']}",
+    );
     fails(
         "BlockAffinity",
         "b",
@@ -697,9 +877,15 @@ fn reservations_affinities_ipam_config() {
         "BlockAffinity",
         "b",
         "{node: n, cidr: 10.0.0.0/26, state: done}",
-        &["spec.state: unknown variant `done`, expected one of ``, `confirmed`, `pending`, `pendingDeletion`"],
+        &[
+            "spec.state: unknown variant `done`, expected one of ``, `confirmed`, `pending`, `pendingDeletion`",
+        ],
     );
-    passes("BlockAffinity", "b", "{node: n, cidr: 10.0.0.0/26, state: pendingDeletion, type: virtual}");
+    passes(
+        "BlockAffinity",
+        "b",
+        "{node: n, cidr: 10.0.0.0/26, state: pendingDeletion, type: virtual}",
+    );
     fails(
         "IPAMConfiguration",
         "x",
@@ -712,7 +898,11 @@ fn reservations_affinities_ipam_config() {
             "spec: maxBlocksPerHost > 0 requires strictAffinity: true",
         ],
     );
-    passes("IPAMConfiguration", "default", "{strictAffinity: true, autoAllocateBlocks: false, maxBlocksPerHost: 10}");
+    passes(
+        "IPAMConfiguration",
+        "default",
+        "{strictAffinity: true, autoAllocateBlocks: false, maxBlocksPerHost: 10}",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -721,7 +911,12 @@ fn reservations_affinities_ipam_config() {
 
 #[test]
 fn nodes() {
-    fails("Node", "n", "{bgp: {}}", &["spec.bgp: bgp must not be empty when present"]);
+    fails(
+        "Node",
+        "n",
+        "{bgp: {}}",
+        &["spec.bgp: bgp must not be empty when present"],
+    );
     fails(
         "Node",
         "n",
@@ -737,7 +932,11 @@ fn nodes() {
             "spec.addresses[0].address: 10.0.0.1/24 has host bits set (did you mean 10.0.0.0/24?)",
         ],
     );
-    passes("Node", "n", "{bgp: {ipv4Address: 10.0.0.5/24, asNumber: '1.1', routeReflectorClusterID: 224.0.0.1}, addresses: [{address: 10.0.0.5, type: InternalIP}]}");
+    passes(
+        "Node",
+        "n",
+        "{bgp: {ipv4Address: 10.0.0.5/24, asNumber: '1.1', routeReflectorClusterID: 224.0.0.1}, addresses: [{address: 10.0.0.5, type: InternalIP}]}",
+    );
 }
 
 #[test]
@@ -771,9 +970,15 @@ fn bgp_configurations() {
         "BGPConfiguration",
         "node.n1",
         "{asNumber: 65000, listenPort: 1790, logSeverityScreen: debug}",
-        &["spec.asNumber: a per-node BGPConfiguration may set only listenPort, logSeverityScreen and prefixAdvertisements"],
+        &[
+            "spec.asNumber: a per-node BGPConfiguration may set only listenPort, logSeverityScreen and prefixAdvertisements",
+        ],
     );
-    passes("BGPConfiguration", "default", "{logSeverityScreen: warning, nodeMeshPassword: {secretKeyRef: {name: s, key: k}}, communities: [{name: c, value: '1:2'}], prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: [c]}]}");
+    passes(
+        "BGPConfiguration",
+        "default",
+        "{logSeverityScreen: warning, nodeMeshPassword: {secretKeyRef: {name: s, key: k}}, communities: [{name: c, value: '1:2'}], prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: [c]}]}",
+    );
 }
 
 #[test]
@@ -800,9 +1005,22 @@ fn bgp_peers() {
             "spec.reachableBy: reachableBy must be of the same IP family as peerIP",
         ],
     );
-    fails("BGPPeer", "p", "{reachableBy: 10.0.0.1}", &["spec.reachableBy: reachableBy requires peerIP"]);
-    passes("BGPPeer", "p", "{peerIP: '[fd00::1]:1179', asNumber: 65000, reachableBy: 'fd00::254', nextHopMode: Keep}");
-    passes("BGPPeer", "p", "{localWorkloadSelector: app == 'bgp', asNumber: 65000}");
+    fails(
+        "BGPPeer",
+        "p",
+        "{reachableBy: 10.0.0.1}",
+        &["spec.reachableBy: reachableBy requires peerIP"],
+    );
+    passes(
+        "BGPPeer",
+        "p",
+        "{peerIP: '[fd00::1]:1179', asNumber: 65000, reachableBy: 'fd00::254', nextHopMode: Keep}",
+    );
+    passes(
+        "BGPPeer",
+        "p",
+        "{localWorkloadSelector: app == 'bgp', asNumber: 65000}",
+    );
 }
 
 #[test]
@@ -824,7 +1042,11 @@ fn bgp_filters() {
             "spec.importV6[0]: prefixLength requires cidr",
         ],
     );
-    passes("BGPFilter", "f", "{exportV4: [{action: Accept, cidr: 10.0.0.0/8, matchOperator: In, prefixLength: {min: 16, max: 24}, interface: 'eth*', operations: [{addCommunity: {value: '1:2'}}, {prependASPath: {prefix: [65000]}}, {setPriority: {value: 10}}]}]}");
+    passes(
+        "BGPFilter",
+        "f",
+        "{exportV4: [{action: Accept, cidr: 10.0.0.0/8, matchOperator: In, prefixLength: {min: 16, max: 24}, interface: 'eth*', operations: [{addCommunity: {value: '1:2'}}, {prependASPath: {prefix: [65000]}}, {setPriority: {value: 10}}]}]}",
+    );
 }
 
 #[test]
@@ -849,10 +1071,20 @@ fn felix_configurations() {
         "FelixConfiguration",
         "custom",
         "{}",
-        &["spec.nodeSelector: a FelixConfiguration not named default or node.<name> requires a nodeSelector"],
+        &[
+            "spec.nodeSelector: a FelixConfiguration not named default or node.<name> requires a nodeSelector",
+        ],
     );
-    passes("FelixConfiguration", "custom", "{nodeSelector: \"role == 'edge'\", bpfEnabled: false}");
-    passes("FelixConfiguration", "node.n1", "{defaultEndpointToHostAction: return, routeTableRanges: [{min: 1, max: 250}, {min: 256, max: 1000}]}");
+    passes(
+        "FelixConfiguration",
+        "custom",
+        "{nodeSelector: \"role == 'edge'\", bpfEnabled: false}",
+    );
+    passes(
+        "FelixConfiguration",
+        "node.n1",
+        "{defaultEndpointToHostAction: return, routeTableRanges: [{min: 1, max: 250}, {min: 256, max: 1000}]}",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -860,7 +1092,9 @@ fn felix_configurations() {
 // ---------------------------------------------------------------------------------------------
 
 fn k8s(api: &str, kind: &str, name: &str, body: &str) -> String {
-    format!("apiVersion: {api}\nkind: {kind}\nmetadata: {{name: '{name}', namespace: ns}}\n{body}\n")
+    format!(
+        "apiVersion: {api}\nkind: {kind}\nmetadata: {{name: '{name}', namespace: ns}}\n{body}\n"
+    )
 }
 
 #[test]
@@ -882,15 +1116,29 @@ fn kubernetes_workloads() {
             "t.yaml:0 Deployment/ns/Web: spec.template.spec.containers[0].ports[2].name: duplicate port name \"web\" in the pod",
         ]
     );
-    let yaml = k8s("batch/v1", "CronJob", "c", "spec: {jobTemplate: {spec: {parallelism: -2}}}");
-    assert_eq!(
-        problems(&yaml),
-        ["t.yaml:0 CronJob/ns/c: spec.jobTemplate.spec.parallelism: parallelism must not be negative"]
+    let yaml = k8s(
+        "batch/v1",
+        "CronJob",
+        "c",
+        "spec: {jobTemplate: {spec: {parallelism: -2}}}",
     );
-    let yaml = k8s("v1", "Pod", "p", "spec: {containers: [{ports: [{containerPort: 80, protocol: ICMP}]}]}");
     assert_eq!(
         problems(&yaml),
-        ["t.yaml:0 Pod/ns/p: spec.containers[0].ports[0].protocol: unknown variant `ICMP`, expected one of `TCP`, `UDP`, `SCTP`"]
+        [
+            "t.yaml:0 CronJob/ns/c: spec.jobTemplate.spec.parallelism: parallelism must not be negative"
+        ]
+    );
+    let yaml = k8s(
+        "v1",
+        "Pod",
+        "p",
+        "spec: {containers: [{ports: [{containerPort: 80, protocol: ICMP}]}]}",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "t.yaml:0 Pod/ns/p: spec.containers[0].ports[0].protocol: unknown variant `ICMP`, expected one of `TCP`, `UDP`, `SCTP`"
+        ]
     );
     let ok = k8s(
         "v1",
@@ -930,10 +1178,17 @@ fn kubernetes_network_policies() {
     .map(|l| format!("{p}{l}"))
     .collect();
     assert_eq!(problems(&yaml), expected);
-    let yaml = k8s("networking.k8s.io/v1", "NetworkPolicy", "np", "spec: {ingress: [{ports: [{protocol: ICMP}]}]}");
+    let yaml = k8s(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "np",
+        "spec: {ingress: [{ports: [{protocol: ICMP}]}]}",
+    );
     assert_eq!(
         problems(&yaml),
-        ["t.yaml:0 NetworkPolicy/ns/np: spec.ingress[0].ports[0].protocol: unknown variant `ICMP`, expected one of `TCP`, `UDP`, `SCTP`"]
+        [
+            "t.yaml:0 NetworkPolicy/ns/np: spec.ingress[0].ports[0].protocol: unknown variant `ICMP`, expected one of `TCP`, `UDP`, `SCTP`"
+        ]
     );
     let ok = k8s(
         "networking.k8s.io/v1",
