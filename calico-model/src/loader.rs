@@ -437,9 +437,15 @@ fn process_document(
         }),
         KindLookup::UnsupportedVersion { expected } => {
             let msg = format!(
-                "unsupported apiVersion {api_version:?} for kind {kind} (expected {expected})"
+                "unsupported apiVersion {api_version:?} for kind {kind} (expected {})",
+                expected.api_version()
             );
-            push_named(set, &origin, &kind, namespace, &name, "apiVersion", &msg);
+            let ns = expected.is_namespaced().then(|| {
+                namespace
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "default".to_owned())
+            });
+            push_named(set, &origin, &kind, ns, &name, "apiVersion", &msg);
         }
         KindLookup::Known(k) => {
             let ns = if k.is_namespaced() {

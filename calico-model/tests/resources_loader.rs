@@ -154,7 +154,7 @@ fn decode_failures_are_problems_with_origin() {
     let text = "\
 apiVersion: projectcalico.org/v2
 kind: NetworkPolicy
-metadata: {name: old, namespace: n}
+metadata: {name: old}
 ---
 metadata: {name: nokind}
 ---
@@ -176,7 +176,7 @@ spec: {replicas: many}
     assert_eq!(
         lines,
         [
-            "d.yaml:0 NetworkPolicy/n/old: apiVersion: unsupported apiVersion \"projectcalico.org/v2\" for kind NetworkPolicy (expected projectcalico.org/v3)",
+            "d.yaml:0 NetworkPolicy/default/old: apiVersion: unsupported apiVersion \"projectcalico.org/v2\" for kind NetworkPolicy (expected projectcalico.org/v3)",
             "d.yaml:1 ?/nokind: kind: kind is required",
             "d.yaml:2 HostEndpoint/h: spec.expectedIPs[0]: invalid IP address syntax",
             "d.yaml:3 ?/: -: expected an object, found a string",

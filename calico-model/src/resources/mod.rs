@@ -189,8 +189,8 @@ pub enum KindLookup {
     Known(Kind),
     /// A modelled kind name in a group we know, at an unsupported version (an error).
     UnsupportedVersion {
-        /// The apiVersion the kind requires.
-        expected: &'static str,
+        /// The modelled kind of that name (its `api_version()` is the one required).
+        expected: Kind,
     },
     /// A kind we do not model (skipped).
     Unmodelled,
@@ -221,9 +221,7 @@ impl Kind {
             group_of(k) == group || (group == "extensions" && group_of(k) != "projectcalico.org")
         });
         match same_group.or(candidates.first()) {
-            Some(k) => KindLookup::UnsupportedVersion {
-                expected: k.api_version(),
-            },
+            Some(k) => KindLookup::UnsupportedVersion { expected: *k },
             None => KindLookup::Unmodelled,
         }
     }
