@@ -1,0 +1,553 @@
+//! The manifest loader: files, directories and in-memory text → typed resources with origins.
+//!
+//! - A directory is read recursively in sorted order; files ending in `.yaml`, `.yml` or
+//!   `.json` are loaded. A file named explicitly is loaded whatever its extension (as JSON when
+//!   it ends in `.json`, as YAML otherwise).
+//! - A YAML file may hold several documents (`---`); document indexes are 0-based and count
+//!   every document, empty ones included (an empty document is ignored). A JSON file is
+//!   document 0.
+//! - `kind: List` and any `<Kind>List` with `items` are expanded; items share their document's
+//!   index and are told apart by kind and name. An item without `apiVersion`/`kind` inherits
+//!   them from a `<Kind>List`.
+//! - Kinds we do not model (Service, ConfigMap, CRDs, ...) are recorded in
+//!   [`LoadedSet::skipped`], not decoded.
+//! - A document that is not valid YAML/JSON is a [`LoadError`] (the rest of that file is not
+//!   read, and the error says so). An object that does not decode (bad value, unknown `spec`
+//!   field, missing `kind`, unsupported `apiVersion`) becomes a [`Problem`] in
+//!   [`LoadedSet::decode_failures`], with the field path. Nothing is dropped silently.
+//! - A namespaced object without `metadata.namespace` gets `default`.
+//!
+//! Decoding goes through a generic JSON value: each document is parsed, YAML merge keys are
+//! applied, `apiVersion`/`kind`/`metadata` are read, and the typed decode records the failing
+//! field path.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::resources::{Kind, KindLookup, Resource};
+use crate::validation::Problem;
+
+/// Where an object came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    /// File path as given (or as found under a directory), or the name passed to
+    /// [`load_str`].
+    pub file: String,
+    /// 0-based index of the YAML document in the file (0 for JSON).
+    pub doc_index: usize,
+    /// 0-based index in the `items` of a List document, if the object came from one.
+    pub item_index: Option<usize>,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.doc_index)
+    }
+}
+
+/// A decoded object and its origin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedObject {
+    /// Where it came from.
+    pub origin: Origin,
+    /// The object.
+    pub resource: Resource,
+}
+
+/// An object of a kind we do not model, skipped without error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedObject {
+    /// Where it came from.
+    pub origin: Origin,
+    /// Its `apiVersion`.
+    pub api_version: String,
+    /// Its `kind`.
+    pub kind: String,
+    /// Its `metadata.name` (empty when absent).
+    pub name: String,
+}
+
+/// An object that failed to decode, reported as a validation problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeFailure {
+    /// Where it came from.
+    pub origin: Origin,
+    /// The problem (file, document, kind/name when known, field path, message).
+    pub problem: Problem,
+}
+
+/// Input that could not be read or parsed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A file or directory could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A document is not valid YAML or JSON. Later documents of the file are not read.
+    #[error("{file}:{doc_index}: cannot parse {format}: {message}{rest}", rest = if *.stopped { " (later documents in this file were not read)" } else { "" })]
+    Parse {
+        /// The file.
+        file: String,
+        /// 0-based document index.
+        doc_index: usize,
+        /// `YAML` or `JSON`.
+        format: &'static str,
+        /// The parser's message (with line and column when known).
+        message: String,
+        /// Whether reading the file stopped here.
+        stopped: bool,
+    },
+}
+
+/// Everything loaded from a set of inputs.
+#[derive(Debug, Default)]
+pub struct LoadedSet {
+    /// Files in the order they were read.
+    pub files: Vec<String>,
+    /// Decoded objects, in input order.
+    pub objects: Vec<LoadedObject>,
+    /// Objects of kinds we do not model.
+    pub skipped: Vec<SkippedObject>,
+    /// Objects that failed to decode (reported by validation).
+    pub decode_failures: Vec<DecodeFailure>,
+    /// Inputs that could not be read or parsed.
+    pub errors: Vec<LoadError>,
+    defaults_applied: bool,
+}
+
+impl LoadedSet {
+    /// An empty set.
+    pub fn new() -> LoadedSet {
+        LoadedSet::default()
+    }
+
+    /// Appends another set (for example from another path).
+    pub fn extend(&mut self, other: LoadedSet) {
+        self.files.extend(other.files);
+        self.objects.extend(other.objects);
+        self.skipped.extend(other.skipped);
+        self.decode_failures.extend(other.decode_failures);
+        self.errors.extend(other.errors);
+        self.defaults_applied &= other.defaults_applied;
+    }
+
+    /// Applies [`Resource::apply_defaults`] to every object (idempotent).
+    pub fn apply_defaults(&mut self) {
+        for o in &mut self.objects {
+            o.resource.apply_defaults();
+        }
+        self.defaults_applied = true;
+    }
+
+    /// Whether [`LoadedSet::apply_defaults`] has run since the last change.
+    pub fn defaults_applied(&self) -> bool {
+        self.defaults_applied || self.objects.is_empty()
+    }
+
+    /// The decoded resources, in input order.
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.objects.iter().map(|o| &o.resource)
+    }
+}
+
+/// Loads files and directories (recursively, sorted) in the order given.
+pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> LoadedSet {
+    let mut set = LoadedSet::new();
+    for p in paths {
+        load_path_into(p.as_ref(), true, 0, &mut set);
+    }
+    set
+}
+
+/// Loads one file or directory.
+pub fn load_path(path: &Path) -> LoadedSet {
+    load_paths(&[path])
+}
+
+/// Loads manifest text held in memory. `name` stands for the file name in origins and
+/// messages; the text is read as JSON when `name` ends in `.json`, as YAML otherwise.
+pub fn load_str(name: &str, text: &str) -> LoadedSet {
+    let mut set = LoadedSet::new();
+    load_text_into(name, text, &mut set);
+    set
+}
+
+const MAX_DIR_DEPTH: usize = 64;
+
+fn load_path_into(path: &Path, explicit: bool, depth: usize, set: &mut LoadedSet) {
+    let display = path.display().to_string();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(source) => {
+            set.errors.push(LoadError::Read {
+                path: display,
+                source,
+            });
+            return;
+        }
+    };
+    if meta.is_dir() {
+        if depth >= MAX_DIR_DEPTH {
+            set.errors.push(LoadError::Read {
+                path: display,
+                source: std::io::Error::other("directory nesting too deep"),
+            });
+            return;
+        }
+        let entries = match std::fs::read_dir(path) {
+            Ok(rd) => rd
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<Vec<PathBuf>, _>>(),
+            Err(e) => Err(e),
+        };
+        let mut entries = match entries {
+            Ok(v) => v,
+            Err(source) => {
+                set.errors.push(LoadError::Read {
+                    path: display,
+                    source,
+                });
+                return;
+            }
+        };
+        entries.sort();
+        for e in entries {
+            load_path_into(&e, false, depth + 1, set);
+        }
+        return;
+    }
+    if !explicit && !has_manifest_extension(path) {
+        return;
+    }
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => load_text_into(&display, &text, set),
+            Err(_) => {
+                set.files.push(display.clone());
+                set.errors.push(LoadError::Parse {
+                    file: display,
+                    doc_index: 0,
+                    format: format_of(path),
+                    message: "file is not valid UTF-8".to_owned(),
+                    stopped: true,
+                });
+            }
+        },
+        Err(source) => set.errors.push(LoadError::Read {
+            path: display,
+            source,
+        }),
+    }
+}
+
+fn has_manifest_extension(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+fn format_of(path: &Path) -> &'static str {
+    if path.extension().and_then(|e| e.to_str()) == Some("json") {
+        "JSON"
+    } else {
+        "YAML"
+    }
+}
+
+fn load_text_into(name: &str, text: &str, set: &mut LoadedSet) {
+    set.files.push(name.to_owned());
+    set.defaults_applied = false;
+    if format_of(Path::new(name)) == "JSON" {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => process_document(name, 0, None, v, None, set),
+            Err(e) => set.errors.push(LoadError::Parse {
+                file: name.to_owned(),
+                doc_index: 0,
+                format: "JSON",
+                message: e.to_string(),
+                stopped: false,
+            }),
+        }
+        return;
+    }
+    for (doc_index, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let mut yaml = match serde_yaml_ng::Value::deserialize(doc) {
+            Ok(v) => v,
+            Err(e) => {
+                set.errors.push(LoadError::Parse {
+                    file: name.to_owned(),
+                    doc_index,
+                    format: "YAML",
+                    message: e.to_string(),
+                    stopped: true,
+                });
+                // The parser cannot resynchronise after a syntax error.
+                return;
+            }
+        };
+        let origin = Origin {
+            file: name.to_owned(),
+            doc_index,
+            item_index: None,
+        };
+        if let Err(e) = yaml.apply_merge() {
+            push_failure(set, &origin, None, "", &format!("invalid YAML merge: {e}"));
+            continue;
+        }
+        match serde_json::to_value(&yaml) {
+            Ok(v) => process_document(name, doc_index, None, v, None, set),
+            Err(e) => push_failure(
+                set,
+                &origin,
+                None,
+                "",
+                &format!("document cannot be represented as JSON: {e}"),
+            ),
+        }
+    }
+}
+
+/// The list's `(apiVersion, item kind)` used for items that lack them.
+type ListDefaults<'a> = Option<(&'a str, &'a str)>;
+
+fn process_document(
+    file: &str,
+    doc_index: usize,
+    item_index: Option<usize>,
+    mut value: Value,
+    list_defaults: ListDefaults<'_>,
+    set: &mut LoadedSet,
+) {
+    let origin = Origin {
+        file: file.to_owned(),
+        doc_index,
+        item_index,
+    };
+    let Some(obj) = value.as_object_mut() else {
+        if value.is_null() && item_index.is_none() {
+            return; // an empty document
+        }
+        push_failure(
+            set,
+            &origin,
+            None,
+            "",
+            &format!("expected an object, found {}", json_type(&value)),
+        );
+        return;
+    };
+    if let Some((api, kind)) = list_defaults {
+        obj.entry("apiVersion")
+            .or_insert_with(|| Value::String(api.to_owned()));
+        obj.entry("kind")
+            .or_insert_with(|| Value::String(kind.to_owned()));
+    }
+    let name = obj
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let namespace = obj
+        .get("metadata")
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let kind = match obj.get("kind") {
+        Some(Value::String(k)) if !k.is_empty() => k.clone(),
+        Some(Value::String(_)) | None => {
+            push_named(set, &origin, "?", None, &name, "kind", "kind is required");
+            return;
+        }
+        Some(other) => {
+            let msg = format!("kind must be a string, found {}", json_type(other));
+            push_named(set, &origin, "?", None, &name, "kind", &msg);
+            return;
+        }
+    };
+    let api_version = match obj.get("apiVersion") {
+        Some(Value::String(a)) if !a.is_empty() => a.clone(),
+        Some(Value::String(_)) | None => {
+            push_named(
+                set,
+                &origin,
+                &kind,
+                namespace,
+                &name,
+                "apiVersion",
+                "apiVersion is required",
+            );
+            return;
+        }
+        Some(other) => {
+            let msg = format!("apiVersion must be a string, found {}", json_type(other));
+            push_named(set, &origin, &kind, namespace, &name, "apiVersion", &msg);
+            return;
+        }
+    };
+
+    // Lists.
+    let item_kind = kind.strip_suffix("List");
+    if kind == "List" || (item_kind.is_some() && obj.contains_key("items")) {
+        if item_index.is_some() {
+            push_named(
+                set,
+                &origin,
+                &kind,
+                namespace,
+                &name,
+                "items",
+                "nested lists are not supported",
+            );
+            return;
+        }
+        let items = match obj.remove("items") {
+            Some(Value::Array(items)) => items,
+            Some(Value::Null) | None => Vec::new(),
+            Some(other) => {
+                let msg = format!("items must be a list, found {}", json_type(&other));
+                push_named(set, &origin, &kind, namespace, &name, "items", &msg);
+                return;
+            }
+        };
+        let defaults = match item_kind {
+            Some(k) if !k.is_empty() => Some((api_version.as_str(), k)),
+            _ => None,
+        };
+        for (i, item) in items.into_iter().enumerate() {
+            process_document(file, doc_index, Some(i), item, defaults, set);
+        }
+        return;
+    }
+
+    match Kind::lookup(&api_version, &kind) {
+        KindLookup::Unmodelled => set.skipped.push(SkippedObject {
+            origin,
+            api_version,
+            kind,
+            name,
+        }),
+        KindLookup::UnsupportedVersion { expected } => {
+            let msg = format!(
+                "unsupported apiVersion {api_version:?} for kind {kind} (expected {})",
+                expected.api_version()
+            );
+            let ns = expected.is_namespaced().then(|| {
+                namespace
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "default".to_owned())
+            });
+            push_named(set, &origin, &kind, ns, &name, "apiVersion", &msg);
+        }
+        KindLookup::Known(k) => {
+            let ns = if k.is_namespaced() {
+                Some(
+                    namespace
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| "default".to_owned()),
+                )
+            } else {
+                None
+            };
+            match Resource::from_value(k, value) {
+                Ok(resource) => set.objects.push(LoadedObject { origin, resource }),
+                Err(e) => {
+                    let path = field_path(e.path());
+                    let msg = e.inner().to_string();
+                    push_named(set, &origin, k.as_str(), ns, &name, &path, &msg);
+                }
+            }
+        }
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn push_failure(set: &mut LoadedSet, origin: &Origin, kind: Option<&str>, path: &str, msg: &str) {
+    push_named(set, origin, kind.unwrap_or("?"), None, "", path, msg);
+}
+
+fn push_named(
+    set: &mut LoadedSet,
+    origin: &Origin,
+    kind: &str,
+    namespace: Option<String>,
+    name: &str,
+    path: &str,
+    msg: &str,
+) {
+    set.decode_failures.push(DecodeFailure {
+        origin: origin.clone(),
+        problem: Problem {
+            file: origin.file.clone(),
+            doc_index: origin.doc_index,
+            kind: kind.to_owned(),
+            namespace,
+            name: name.to_owned(),
+            field_path: path.to_owned(),
+            message: msg.to_owned(),
+        },
+    });
+}
+
+/// Map-valued fields whose keys are printed as `[key]` in field paths.
+const MAP_FIELDS: &[&str] = &["labels", "annotations", "labelsToApply", "matchLabels"];
+
+/// Formats a serde path as a model.md §1.2 field path.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    let mut prev_key: Option<&str> = None;
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => {
+                out.push_str(&format!("[{index}]"));
+                prev_key = None;
+            }
+            Segment::Map { key } => {
+                if prev_key.is_some_and(|p| MAP_FIELDS.contains(&p)) {
+                    out.push_str(&format!("[{key}]"));
+                    prev_key = None;
+                } else {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                    prev_key = Some(key);
+                }
+            }
+            Segment::Enum { variant } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(variant);
+                prev_key = None;
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+                prev_key = None;
+            }
+        }
+    }
+    out
+}
