@@ -5,6 +5,7 @@
 
 mod exit;
 mod selector_cmd;
+mod validate_cmd;
 
 use std::process::ExitCode;
 
@@ -24,12 +25,20 @@ enum Command {
     /// Parse, evaluate and identify Calico label selectors.
     #[command(subcommand)]
     Selector(selector_cmd::SelectorCommand),
+    /// Check manifests against Calico's validation rules.
+    ///
+    /// Reads every .yaml, .yml and .json file under each PATH (directories recursively;
+    /// multi-document YAML and List kinds expanded). Prints one line per problem,
+    /// `FILE:DOC_INDEX KIND/[NAMESPACE/]NAME: FIELD.PATH: message`, and exits 1 if there
+    /// is any; exits 0 when everything is valid and 2 when a path cannot be read.
+    Validate(validate_cmd::ValidateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Selector(cmd) => selector_cmd::run(cmd),
+        Command::Validate(args) => validate_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

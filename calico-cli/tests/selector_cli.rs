@@ -146,6 +146,7 @@ fn help_explains_every_subcommand() {
         &["--help"][..],
         &["selector", "--help"][..],
         &["selector", "eval", "--help"][..],
+        &["validate", "--help"][..],
     ] {
         let o = calico(args);
         assert_eq!(o.status.code(), Some(0), "{args:?}");
