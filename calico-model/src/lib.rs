@@ -6,3 +6,4 @@
 #![deny(missing_docs)]
 
 pub mod selector;
+pub mod labels;
