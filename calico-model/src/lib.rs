@@ -5,5 +5,6 @@
 //! files it is pointed at, starts no threads and needs no async runtime.
 #![deny(missing_docs)]
 
-pub mod selector;
+pub mod index;
 pub mod labels;
+pub mod selector;

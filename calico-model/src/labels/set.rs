@@ -123,7 +123,8 @@ impl LabelSet {
         &'a self,
         interner: &'a Interner,
     ) -> impl ExactSizeIterator<Item = (&'a str, &'a str)> + 'a {
-        self.iter().map(|(k, v)| (interner.key(k), interner.value(v)))
+        self.iter()
+            .map(|(k, v)| (interner.key(k), interner.value(v)))
     }
 }
 

@@ -301,7 +301,9 @@ impl CompiledSelector {
                     set.binary_search(&value).is_ok()
                 }
             }
-            Test::Contains(i) => self.needle(i).is_some_and(|n| interner.value(value).contains(n)),
+            Test::Contains(i) => self
+                .needle(i)
+                .is_some_and(|n| interner.value(value).contains(n)),
             Test::StartsWith(i) => self
                 .needle(i)
                 .is_some_and(|n| interner.value(value).starts_with(n)),
@@ -343,11 +345,6 @@ impl CompiledSelector {
     /// The members of an `In` test.
     pub(crate) fn set(&self, start: u32, end: u32) -> &[ValueId] {
         self.sets.get(start as usize..end as usize).unwrap_or(&[])
-    }
-
-    /// The operand of a string test.
-    pub(crate) fn needle_str(&self, i: u32) -> &str {
-        self.needle(i).unwrap_or("")
     }
 }
 

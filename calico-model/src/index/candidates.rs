@@ -1,0 +1,127 @@
+//! Which selectors an object change can affect, from the labels each selector requires.
+
+use std::collections::HashMap;
+
+use super::postings::Postings;
+use super::restriction::label_restrictions;
+use crate::labels::{IdBuildHasher, Interner, KeyId, LabelSet, ValueId};
+use crate::selector::Node;
+
+/// Where a selector is filed. Each selector is filed in exactly one place, so the
+/// candidates for one label set contain no duplicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Bucket {
+    /// Only objects whose `key` has one of these values can match.
+    Values(KeyId, Box<[ValueId]>),
+    /// Only objects that have `key` can match.
+    Key(KeyId),
+    /// Any object can match.
+    Always,
+    /// No object can match (contradictory restrictions, e.g. `a == "x" && a == "y"`).
+    Never,
+}
+
+impl Bucket {
+    /// Chooses a bucket for `node` from its label restrictions (selector.md §11): a value
+    /// restriction if there is one, else a presence restriction, preferring whichever
+    /// currently covers the fewest objects; `Always` when the selector restricts nothing.
+    pub(crate) fn choose(node: &Node, interner: &mut Interner, postings: &Postings) -> Bucket {
+        let restrictions = label_restrictions(node);
+        if restrictions.values().any(|r| r.is_unsatisfiable()) {
+            return Bucket::Never;
+        }
+        let mut best: Option<(usize, Bucket)> = None;
+        let consider = |best: &mut Option<(usize, Bucket)>, cost: usize, bucket: Bucket| {
+            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                *best = Some((cost, bucket));
+            }
+        };
+        // Value restrictions first: they prune best.
+        for (label, r) in &restrictions {
+            if let Some(values) = &r.must_have_one_of {
+                let key = interner.intern_key(label);
+                let ids: Box<[ValueId]> = values.iter().map(|v| interner.intern_value(v)).collect();
+                let cost = ids.iter().map(|&v| postings.value_count(key, v)).sum();
+                consider(&mut best, cost, Bucket::Values(key, ids));
+            }
+        }
+        if best.is_none() {
+            for (label, r) in &restrictions {
+                if r.must_be_present {
+                    let key = interner.intern_key(label);
+                    consider(&mut best, postings.key_count(key), Bucket::Key(key));
+                }
+            }
+        }
+        best.map_or(Bucket::Always, |(_, b)| b)
+    }
+}
+
+/// Selectors filed by bucket.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Candidates {
+    by_value: HashMap<(KeyId, ValueId), Vec<u32>, IdBuildHasher>,
+    by_key: HashMap<KeyId, Vec<u32>, IdBuildHasher>,
+    always: Vec<u32>,
+}
+
+fn remove_from(list: &mut Vec<u32>, selector: u32) {
+    if let Some(pos) = list.iter().position(|&s| s == selector) {
+        list.swap_remove(pos);
+    }
+}
+
+impl Candidates {
+    /// Files `selector` under `bucket`.
+    pub(crate) fn file(&mut self, selector: u32, bucket: &Bucket) {
+        match bucket {
+            Bucket::Values(key, values) => {
+                for &v in values.iter() {
+                    self.by_value.entry((*key, v)).or_default().push(selector);
+                }
+            }
+            Bucket::Key(key) => self.by_key.entry(*key).or_default().push(selector),
+            Bucket::Always => self.always.push(selector),
+            Bucket::Never => {}
+        }
+    }
+
+    /// Removes `selector` from `bucket`.
+    pub(crate) fn unfile(&mut self, selector: u32, bucket: &Bucket) {
+        match bucket {
+            Bucket::Values(key, values) => {
+                for &v in values.iter() {
+                    if let Some(list) = self.by_value.get_mut(&(*key, v)) {
+                        remove_from(list, selector);
+                        if list.is_empty() {
+                            self.by_value.remove(&(*key, v));
+                        }
+                    }
+                }
+            }
+            Bucket::Key(key) => {
+                if let Some(list) = self.by_key.get_mut(key) {
+                    remove_from(list, selector);
+                    if list.is_empty() {
+                        self.by_key.remove(key);
+                    }
+                }
+            }
+            Bucket::Always => remove_from(&mut self.always, selector),
+            Bucket::Never => {}
+        }
+    }
+
+    /// Every selector that could match an object labelled `labels`, each exactly once.
+    pub(crate) fn for_labels<'a>(
+        &'a self,
+        labels: &'a LabelSet,
+    ) -> impl Iterator<Item = u32> + use<'a> {
+        let filed = labels.iter().flat_map(move |(k, v)| {
+            let by_value = self.by_value.get(&(k, v)).map_or(&[][..], Vec::as_slice);
+            let by_key = self.by_key.get(&k).map_or(&[][..], Vec::as_slice);
+            by_value.iter().chain(by_key)
+        });
+        self.always.iter().chain(filed).copied()
+    }
+}
