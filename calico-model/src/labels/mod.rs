@@ -15,4 +15,5 @@ mod set;
 
 pub(crate) use hash::IdBuildHasher;
 pub use interner::{Interner, KeyId, ValueId};
+pub(crate) use set::ABSENT;
 pub use set::LabelSet;

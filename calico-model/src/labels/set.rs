@@ -2,19 +2,52 @@
 
 use super::interner::{Interner, KeyId, ValueId};
 
-/// Label sets with at most this many keys are searched linearly (branch-free count), larger
-/// ones by binary search.
-const LINEAR_SEARCH_MAX: usize = 24;
+/// Keys with ids below this have their value stored directly in the label set.
+const DIRECT_KEYS: usize = 16;
+
+/// Keys with ids below this are found through the presence mask and a population count.
+const MASK_BITS: u32 = 64;
+
+/// Beyond the mask, tails with at most this many keys are searched linearly (branch-free
+/// count), longer ones by binary search.
+const LINEAR_SEARCH_MAX: usize = 16;
+
+/// Raw value returned by [`LabelSet::raw_value`] for an absent key; no interned value has
+/// this id (it would take 2^32 distinct values).
+pub(crate) const ABSENT: u32 = u32::MAX;
 
 /// An interned label map: distinct keys, each with one value, sorted by [`KeyId`].
 ///
-/// Stored as one allocation: the `n` key ids followed by the `n` value ids. Lookups are
-/// allocation-free. Two label sets built with the same interner are equal exactly when the
-/// label maps they were built from are equal.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+/// Interners hand out key ids densely in first-seen order, so the keys every object carries
+/// get the smallest ids. A label set exploits that with three tiers:
+///
+/// - key ids `0..16`: the value is stored in a fixed table inside the set itself, so a
+///   lookup is one load, with no branch, search or pointer chase;
+/// - key ids `0..64`: a presence bit mask; the position in the sorted pairs is the
+///   population count of the lower bits;
+/// - larger ids: searched in the sorted tail of the pairs.
+///
+/// The pairs live in one allocation: `n` key ids, then `n` value ids. Lookups never
+/// allocate. Two label sets built with the same interner are equal exactly when the label
+/// maps they were built from are equal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LabelSet {
+    /// Value id of key id `k < 16`, or [`ABSENT`].
+    direct: [u32; DIRECT_KEYS],
+    /// Bit `k` is set when key id `k < 64` is present.
+    low: u64,
     /// `[k0, k1, …, k(n-1), v0, v1, …, v(n-1)]`, keys strictly increasing.
     data: Box<[u32]>,
+}
+
+impl Default for LabelSet {
+    fn default() -> Self {
+        LabelSet {
+            direct: [ABSENT; DIRECT_KEYS],
+            low: 0,
+            data: Box::new([]),
+        }
+    }
 }
 
 impl LabelSet {
@@ -54,12 +87,20 @@ impl LabelSet {
                 _ => uniq.push((k, v)),
             }
         }
+        let mut set = LabelSet::default();
         let mut data = Vec::with_capacity(uniq.len() * 2);
         data.extend(uniq.iter().map(|&(k, _)| k.as_u32()));
         data.extend(uniq.iter().map(|&(_, v)| v.as_u32()));
-        Self {
-            data: data.into_boxed_slice(),
+        for &(k, v) in &uniq {
+            if let Some(slot) = set.direct.get_mut(k.index()) {
+                *slot = v.as_u32();
+            }
+            if k.as_u32() < MASK_BITS {
+                set.low |= 1u64 << k.as_u32();
+            }
         }
+        set.data = data.into_boxed_slice();
+        set
     }
 
     /// Number of labels.
@@ -77,25 +118,57 @@ impl LabelSet {
     }
 
     fn values(&self) -> &[u32] {
-        &self.data[self.len()..]
+        let n = self.len();
+        &self.data[n..2 * n]
     }
 
     /// The value of `key`, if present. Never allocates.
     #[inline]
     pub fn get(&self, key: KeyId) -> Option<ValueId> {
-        let n = self.len();
-        let (keys, values) = self.data.split_at(n);
-        let k = key.as_u32();
-        let pos = if n <= LINEAR_SEARCH_MAX {
-            // Count of keys below `k`: compiles to straight-line (vectorised) code.
-            keys.iter().map(|&x| usize::from(x < k)).sum::<usize>()
+        let raw = self.raw_value(key);
+        (raw != ABSENT).then(|| value_id(raw))
+    }
+
+    /// The raw value id of `key`, or [`ABSENT`].
+    #[inline]
+    pub(crate) fn raw_value(&self, key: KeyId) -> u32 {
+        let k = key.index();
+        if k < DIRECT_KEYS {
+            self.direct[k % DIRECT_KEYS]
         } else {
-            keys.partition_point(|&x| x < k)
-        };
-        match keys.get(pos) {
-            Some(&found) if found == k => values.get(pos).map(|&v| value_id(v)),
-            _ => None,
+            self.raw_value_far(key)
         }
+    }
+
+    /// [`raw_value`](Self::raw_value) for keys outside the direct table, kept out of line so
+    /// the common path stays small.
+    #[inline(never)]
+    fn raw_value_far(&self, key: KeyId) -> u32 {
+        let n = self.len();
+        let k = key.as_u32();
+        let below = self.low.count_ones() as usize;
+        let pos = if k < MASK_BITS {
+            let bit = 1u64 << k;
+            if self.low & bit == 0 {
+                return ABSENT;
+            }
+            (self.low & (bit - 1)).count_ones() as usize
+        } else {
+            let Some(tail) = self.data.get(below..n) else {
+                return ABSENT;
+            };
+            let i = if tail.len() <= LINEAR_SEARCH_MAX {
+                // Count of keys below `k`: straight-line (vectorisable) code.
+                tail.iter().map(|&x| u32::from(x < k)).sum::<u32>() as usize
+            } else {
+                tail.partition_point(|&x| x < k)
+            };
+            if tail.get(i) != Some(&k) {
+                return ABSENT;
+            }
+            below + i
+        };
+        self.data.get(n + pos).copied().unwrap_or(ABSENT)
     }
 
     /// Whether `key` is present.
@@ -169,6 +242,10 @@ mod tests {
     fn large_sets_use_binary_search_correctly() {
         let mut i = Interner::new();
         let names: Vec<String> = (0..100).map(|n| format!("k{n}")).collect();
+        // Ids 0..100: some keys fall in the mask, the rest in the sorted tail.
+        for k in &names {
+            i.intern_key(k);
+        }
         let ls = LabelSet::from_pairs(
             names.iter().step_by(2).map(|k| (k.as_str(), k.as_str())),
             &mut i,
@@ -181,5 +258,15 @@ mod tests {
         // A key interned later (largest id) is absent.
         let late = i.intern_key("zzz");
         assert_eq!(ls.get(late), None);
+        // Keys past the 64-bit mask, with a short tail (linear search).
+        let short = LabelSet::from_pairs(
+            names.iter().step_by(3).map(|k| (k.as_str(), k.as_str())),
+            &mut i,
+        );
+        for (n, k) in names.iter().enumerate() {
+            let expect = (n % 3 == 0).then_some(k.as_str());
+            assert_eq!(short.get_str(k, &i), expect, "{k}");
+        }
+        assert_eq!(short.get(late), None);
     }
 }

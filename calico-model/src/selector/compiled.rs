@@ -22,7 +22,7 @@
 //! that can never run (after a constant-false operand, say) changes no result.
 
 use super::Node;
-use crate::labels::{Interner, KeyId, LabelSet, ValueId};
+use crate::labels::{ABSENT, Interner, KeyId, LabelSet, ValueId};
 
 /// Jump target meaning "the selector matches".
 pub(crate) const ACCEPT: u32 = u32::MAX;
@@ -91,6 +91,46 @@ pub struct CompiledSelector {
 /// conversion total (a saturated index is out of range and simply fails its test).
 fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Byte-slice equality without a `memcmp` call: label values and selector operands are a
+/// few bytes long, where the call costs more than the comparison.
+#[inline]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// Substring search tuned for label values (short haystacks, short needles): the generic
+/// two-way searcher's set-up costs more than a naive scan at these sizes.
+fn contains(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    match n {
+        [] => true,
+        [byte] => h.contains(byte),
+        [first, rest @ ..] if h.len() <= 64 => h
+            .iter()
+            .enumerate()
+            .take((h.len() + 1).saturating_sub(n.len()))
+            .any(|(i, b)| {
+                b == first && h.get(i + 1..i + n.len()).is_some_and(|w| bytes_eq(w, rest))
+            }),
+        _ => haystack.contains(needle),
+    }
+}
+
+/// `haystack` starts with `needle`.
+fn starts_with(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    h.get(..n.len()).is_some_and(|p| bytes_eq(p, n))
+}
+
+/// `haystack` ends with `needle`.
+fn ends_with(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    h.len()
+        .checked_sub(n.len())
+        .and_then(|at| h.get(at..))
+        .is_some_and(|s| bytes_eq(s, n))
 }
 
 /// Builder state: instructions are generated last operand first, so every jump target is
@@ -278,13 +318,46 @@ impl CompiledSelector {
     pub fn matches(&self, labels: &LabelSet, interner: &Interner) -> bool {
         let mut pc = self.entry;
         while let Some(ins) = self.instrs.get(pc as usize) {
-            let hit = match labels.get(ins.key) {
-                None => false,
-                Some(value) => self.test(ins.test, value, interner),
+            pc = if self.hit(ins, labels, interner) {
+                ins.on_true
+            } else {
+                ins.on_false
             };
-            pc = if hit { ins.on_true } else { ins.on_false };
         }
         pc == ACCEPT
+    }
+
+    /// Whether instruction `ins` passes for `labels`. `==`, `in` (short sets) and `has`
+    /// are decided without branching on the data.
+    #[inline]
+    fn hit(&self, ins: &Instr, labels: &LabelSet, interner: &Interner) -> bool {
+        let raw = labels.raw_value(ins.key);
+        match ins.test {
+            Test::Eq(want) => raw == want.as_u32(),
+            Test::Has => raw != ABSENT,
+            // No member is ABSENT, so an absent key never matches.
+            Test::In { start, end } => self.in_set(start, end, raw),
+            test => self.string_test(test, raw, interner),
+        }
+    }
+
+    /// Whether `raw` is a member of the set `sets[start..end]`.
+    #[inline]
+    fn in_set(&self, start: u32, end: u32, raw: u32) -> bool {
+        let set = self.set(start, end);
+        if set.len() <= LINEAR_SET_MAX {
+            // Branch-free scan of a short set.
+            set.iter()
+                .fold(false, |found, m| found | (m.as_u32() == raw))
+        } else {
+            set.binary_search(&ValueId::from_raw(raw)).is_ok()
+        }
+    }
+
+    /// The string tests, out of line: they are rarer and need more registers.
+    #[inline(never)]
+    fn string_test(&self, test: Test, raw: u32, interner: &Interner) -> bool {
+        raw != ABSENT && self.test(test, ValueId::from_raw(raw), interner)
     }
 
     /// Applies `test` to a present label whose value is `value`.
@@ -293,23 +366,16 @@ impl CompiledSelector {
         match test {
             Test::Has => true,
             Test::Eq(want) => value == want,
-            Test::In { start, end } => {
-                let set = self.sets.get(start as usize..end as usize).unwrap_or(&[]);
-                if set.len() <= LINEAR_SET_MAX {
-                    set.contains(&value)
-                } else {
-                    set.binary_search(&value).is_ok()
-                }
-            }
+            Test::In { start, end } => self.in_set(start, end, value.as_u32()),
             Test::Contains(i) => self
                 .needle(i)
-                .is_some_and(|n| interner.value(value).contains(n)),
+                .is_some_and(|n| contains(interner.value(value), n)),
             Test::StartsWith(i) => self
                 .needle(i)
-                .is_some_and(|n| interner.value(value).starts_with(n)),
+                .is_some_and(|n| starts_with(interner.value(value), n)),
             Test::EndsWith(i) => self
                 .needle(i)
-                .is_some_and(|n| interner.value(value).ends_with(n)),
+                .is_some_and(|n| ends_with(interner.value(value), n)),
         }
     }
 

@@ -297,3 +297,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn substring_search_paths() {
+    assert!(contains("abc", ""));
+    assert!(contains("abc", "b"));
+    assert!(!contains("abc", "d"));
+    assert!(contains("abc", "bc"));
+    assert!(!contains("ab", "abc"));
+    let long = "x".repeat(100) + "needle" + &"y".repeat(10);
+    assert!(contains(&long, "needle"));
+    assert!(!contains(&long, "needles"));
+    assert!(contains("é-x", "é"));
+    assert!(contains("aab", "ab"));
+    assert!(contains("abab", "bab"));
+    assert!(!contains("abab", "abb"));
+    assert!(contains("xy", "xy"));
+    assert!(starts_with("abc", "ab"));
+    assert!(starts_with("abc", ""));
+    assert!(!starts_with("abc", "abcd"));
+    assert!(!starts_with("abc", "b"));
+    assert!(ends_with("abc", "bc"));
+    assert!(ends_with("abc", "abc"));
+    assert!(!ends_with("abc", "zabc"));
+    assert!(!ends_with("abc", "ab"));
+}
+
+proptest! {
+    #[test]
+    fn string_helpers_equal_std(h in "[ab]{0,8}", n in "[ab]{0,4}") {
+        prop_assert_eq!(contains(&h, &n), h.contains(n.as_str()));
+        prop_assert_eq!(starts_with(&h, &n), h.starts_with(n.as_str()));
+        prop_assert_eq!(ends_with(&h, &n), h.ends_with(n.as_str()));
+    }
+}
