@@ -3,9 +3,8 @@
 use std::collections::HashMap;
 
 use super::postings::Postings;
-use super::restriction::label_restrictions;
 use crate::labels::{IdBuildHasher, Interner, KeyId, LabelSet, ValueId};
-use crate::selector::Node;
+use crate::selector::{LabelRestrictions, Node};
 
 /// Where a selector is filed. Each selector is filed in exactly one place, so the
 /// candidates for one label set contain no duplicates.
@@ -26,8 +25,8 @@ impl Bucket {
     /// restriction if there is one, else a presence restriction, preferring whichever
     /// currently covers the fewest objects; `Always` when the selector restricts nothing.
     pub(crate) fn choose(node: &Node, interner: &mut Interner, postings: &Postings) -> Bucket {
-        let restrictions = label_restrictions(node);
-        if restrictions.values().any(|r| r.is_unsatisfiable()) {
+        let restrictions = LabelRestrictions::of(node);
+        if restrictions.can_never_match() {
             return Bucket::Never;
         }
         let mut best: Option<(usize, Bucket)> = None;
@@ -37,7 +36,7 @@ impl Bucket {
             }
         };
         // Value restrictions first: they prune best.
-        for (label, r) in &restrictions {
+        for (label, r) in restrictions.iter() {
             if let Some(values) = &r.must_have_one_of {
                 let key = interner.intern_key(label);
                 let ids: Box<[ValueId]> = values.iter().map(|v| interner.intern_value(v)).collect();
@@ -46,7 +45,7 @@ impl Bucket {
             }
         }
         if best.is_none() {
-            for (label, r) in &restrictions {
+            for (label, r) in restrictions.iter() {
                 if r.must_be_present {
                     let key = interner.intern_key(label);
                     consider(&mut best, postings.key_count(key), Bucket::Key(key));

@@ -27,9 +27,7 @@
 
 mod candidates;
 mod postings;
-pub mod restriction;
 mod selector_index;
 mod slots;
 
-pub use restriction::{LabelRestriction, label_restrictions};
 pub use selector_index::{MatchEvent, SelectorIndex};

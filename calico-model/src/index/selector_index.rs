@@ -156,6 +156,7 @@ impl<S: Hash + Eq + Clone, O: Hash + Eq + Clone> SelectorIndex<S, O> {
         let mut events = Vec::new();
         match existing.and_then(|slot| self.selectors.get_mut(slot).map(|e| (slot, e))) {
             None => {
+                events.reserve_exact(new_bits.count());
                 for object in new_bits.iter() {
                     if let Some(o) = self.objects.get(object) {
                         events.push(MatchEvent::Started {

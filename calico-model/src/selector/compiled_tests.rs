@@ -293,7 +293,10 @@ proptest! {
         let c = CompiledSelector::compile(&node, &mut i);
         for l in &maps {
             let ls = LabelSet::from_pairs(l, &mut i);
-            prop_assert_eq!(c.matches(&ls, &i), reference(&node, l), "{:?} on {:?}", node, l);
+            let want = reference(&node, l);
+            prop_assert_eq!(c.matches(&ls, &i), want, "{:?} on {:?}", node, l);
+            // The tree evaluator (selector::eval) agrees too.
+            prop_assert_eq!(node.matches(l), want, "tree evaluator: {:?} on {:?}", node, l);
         }
     }
 }
