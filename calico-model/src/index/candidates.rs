@@ -21,6 +21,17 @@ pub(crate) enum Bucket {
 }
 
 impl Bucket {
+    /// Whether an object labelled `labels` is filed under this bucket, i.e. whether the
+    /// selector is among [`Candidates::for_labels`]`(labels)`.
+    pub(crate) fn admits(&self, labels: &LabelSet) -> bool {
+        match self {
+            Bucket::Values(key, values) => labels.get(*key).is_some_and(|v| values.contains(&v)),
+            Bucket::Key(key) => labels.contains_key(*key),
+            Bucket::Always => true,
+            Bucket::Never => false,
+        }
+    }
+
     /// Chooses a bucket for `node` from its label restrictions (selector.md §11): a value
     /// restriction if there is one, else a presence restriction, preferring whichever
     /// currently covers the fewest objects; `Always` when the selector restricts nothing.

@@ -43,6 +43,34 @@ struct SelectorEntry<S> {
     matches: SlotSet,
 }
 
+/// Re-evaluates selector `sel` against object `slot` (id `id`), now labelled `labels`, and
+/// records the change, if any.
+fn reevaluate<S: Clone, O: Clone>(
+    selectors: &mut Slab<SelectorEntry<S>>,
+    interner: &Interner,
+    sel: u32,
+    slot: u32,
+    id: &O,
+    labels: &LabelSet,
+    events: &mut Vec<MatchEvent<S, O>>,
+) {
+    let Some(s) = selectors.get_mut(sel) else {
+        return;
+    };
+    let now = s.compiled.matches(labels, interner);
+    if now == s.matches.contains(slot) {
+        return;
+    }
+    let (selector, object) = (s.id.clone(), id.clone());
+    if now {
+        s.matches.insert(slot);
+        events.push(MatchEvent::Started { selector, object });
+    } else {
+        s.matches.remove(slot);
+        events.push(MatchEvent::Stopped { selector, object });
+    }
+}
+
 /// Slot allocator: a vector of optional entries with a free list.
 #[derive(Debug, Clone)]
 struct Slab<T> {
@@ -255,26 +283,37 @@ impl<S: Hash + Eq + Clone, O: Hash + Eq + Clone> SelectorIndex<S, O> {
             return events;
         }
         let old = entry.labels.clone();
-        let mut affected: Vec<u32> = self.candidates.for_labels(&old).collect();
-        affected.extend(self.candidates.for_labels(&labels));
-        affected.sort_unstable();
-        affected.dedup();
         self.postings.relabel(slot, &old, &labels);
-        for sel in affected {
-            let Some(s) = self.selectors.get_mut(sel) else {
-                continue;
-            };
-            let was = s.matches.contains(slot);
-            let now = s.compiled.matches(&labels, &self.interner);
-            if was != now {
-                let (selector, object) = (s.id.clone(), id.clone());
-                if now {
-                    s.matches.insert(slot);
-                    events.push(MatchEvent::Started { selector, object });
-                } else {
-                    s.matches.remove(slot);
-                    events.push(MatchEvent::Stopped { selector, object });
-                }
+        // Every selector that matched before is a candidate for the old labels, every one
+        // that matches now is a candidate for the new labels. A candidate for both is
+        // visited once: in the second pass, selectors whose bucket admits the old labels
+        // were already handled.
+        for sel in self.candidates.for_labels(&old) {
+            reevaluate(
+                &mut self.selectors,
+                &self.interner,
+                sel,
+                slot,
+                &id,
+                &labels,
+                &mut events,
+            );
+        }
+        for sel in self.candidates.for_labels(&labels) {
+            let seen = self
+                .selectors
+                .get(sel)
+                .is_some_and(|s| s.bucket.admits(&old));
+            if !seen {
+                reevaluate(
+                    &mut self.selectors,
+                    &self.interner,
+                    sel,
+                    slot,
+                    &id,
+                    &labels,
+                    &mut events,
+                );
             }
         }
         if let Some(entry) = self.objects.get_mut(slot) {
