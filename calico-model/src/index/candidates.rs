@@ -67,12 +67,15 @@ impl Bucket {
     }
 }
 
-/// Selectors filed by bucket.
+/// Selectors filed by bucket, and by the keys they read.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Candidates {
     by_value: HashMap<(KeyId, ValueId), Vec<u32>, IdBuildHasher>,
     by_key: HashMap<KeyId, Vec<u32>, IdBuildHasher>,
     always: Vec<u32>,
+    /// Selectors by each key they test: when an object's labels change, only selectors
+    /// reading a changed key can change their result.
+    readers: HashMap<KeyId, Vec<u32>, IdBuildHasher>,
 }
 
 fn remove_from(list: &mut Vec<u32>, selector: u32) {
@@ -120,6 +123,42 @@ impl Candidates {
             Bucket::Always => remove_from(&mut self.always, selector),
             Bucket::Never => {}
         }
+    }
+
+    /// Files `selector` as a reader of `keys`.
+    pub(crate) fn file_reader(&mut self, selector: u32, keys: &[KeyId]) {
+        for k in keys {
+            self.readers.entry(*k).or_default().push(selector);
+        }
+    }
+
+    /// Removes `selector` as a reader of `keys`.
+    pub(crate) fn unfile_reader(&mut self, selector: u32, keys: &[KeyId]) {
+        for k in keys {
+            if let Some(list) = self.readers.get_mut(k) {
+                remove_from(list, selector);
+                if list.is_empty() {
+                    self.readers.remove(k);
+                }
+            }
+        }
+    }
+
+    /// The selectors that read `key`.
+    pub(crate) fn readers_of(&self, key: KeyId) -> &[u32] {
+        self.readers.get(&key).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// Number of selectors [`for_labels`](Self::for_labels) yields, without visiting them.
+    pub(crate) fn count_for_labels(&self, labels: &LabelSet) -> usize {
+        let filed: usize = labels
+            .iter()
+            .map(|(k, v)| {
+                self.by_value.get(&(k, v)).map_or(0, Vec::len)
+                    + self.by_key.get(&k).map_or(0, Vec::len)
+            })
+            .sum();
+        self.always.len() + filed
     }
 
     /// Every selector that could match an object labelled `labels`, each exactly once.

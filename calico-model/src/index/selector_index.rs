@@ -6,7 +6,7 @@ use std::hash::Hash;
 use super::candidates::{Bucket, Candidates};
 use super::postings::Postings;
 use super::slots::{Bitset, SlotSet};
-use crate::labels::{Interner, LabelSet};
+use crate::labels::{Interner, KeyId, LabelSet};
 use crate::selector::Node;
 use crate::selector::compiled::CompiledSelector;
 
@@ -39,6 +39,8 @@ struct ObjectEntry<O> {
 struct SelectorEntry<S> {
     id: S,
     compiled: CompiledSelector,
+    /// The keys `compiled` reads (filed in `Candidates::readers`).
+    reads: Box<[KeyId]>,
     bucket: Bucket,
     matches: SlotSet,
 }
@@ -193,13 +195,16 @@ impl<S: Hash + Eq + Clone, O: Hash + Eq + Clone> SelectorIndex<S, O> {
                         });
                     }
                 }
+                let reads: Box<[KeyId]> = compiled.keys().into();
                 let slot = self.selectors.insert(SelectorEntry {
                     id: id.clone(),
                     compiled,
+                    reads: reads.clone(),
                     bucket: bucket.clone(),
                     matches: SlotSet::from_bitset(&new_bits),
                 });
                 self.candidates.file(slot, &bucket);
+                self.candidates.file_reader(slot, &reads);
                 self.selector_slots.insert(id, slot);
             }
             Some((slot, entry)) => {
@@ -220,6 +225,12 @@ impl<S: Hash + Eq + Clone, O: Hash + Eq + Clone> SelectorIndex<S, O> {
                             });
                         }
                     }
+                }
+                let reads: Box<[KeyId]> = compiled.keys().into();
+                if reads != entry.reads {
+                    self.candidates.unfile_reader(slot, &entry.reads);
+                    self.candidates.file_reader(slot, &reads);
+                    entry.reads = reads;
                 }
                 entry.compiled = compiled;
                 entry.matches = SlotSet::from_bitset(&new_bits);
@@ -243,6 +254,7 @@ impl<S: Hash + Eq + Clone, O: Hash + Eq + Clone> SelectorIndex<S, O> {
             return Vec::new();
         };
         self.candidates.unfile(slot, &entry.bucket);
+        self.candidates.unfile_reader(slot, &entry.reads);
         entry
             .matches
             .iter()
@@ -284,27 +296,36 @@ impl<S: Hash + Eq + Clone, O: Hash + Eq + Clone> SelectorIndex<S, O> {
         }
         let old = entry.labels.clone();
         self.postings.relabel(slot, &old, &labels);
-        // Every selector that matched before is a candidate for the old labels, every one
-        // that matches now is a candidate for the new labels. A candidate for both is
-        // visited once: in the second pass, selectors whose bucket admits the old labels
-        // were already handled.
-        for sel in self.candidates.for_labels(&old) {
-            reevaluate(
-                &mut self.selectors,
-                &self.interner,
-                sel,
-                slot,
-                &id,
-                &labels,
-                &mut events,
-            );
-        }
-        for sel in self.candidates.for_labels(&labels) {
-            let seen = self
-                .selectors
-                .get(sel)
-                .is_some_and(|s| s.bucket.admits(&old));
-            if !seen {
+        // Two supersets of the selectors whose result can change; visit the smaller.
+        // (a) Readers of a changed key: a selector reading none evaluates the same on the old
+        //     and new labels. A selector reading several changed keys is visited more than
+        //     once, which is harmless: re-evaluation compares with the stored match.
+        // (b) Candidates for the old or the new labels: a selector that matched before or
+        //     matches now is one. A candidate for both is visited once: in the second pass,
+        //     selectors whose bucket admits the old labels were already handled.
+        let changed = old.changed_keys(&labels);
+        let by_readers: usize = changed
+            .iter()
+            .map(|&k| self.candidates.readers_of(k).len())
+            .sum();
+        let by_buckets =
+            self.candidates.count_for_labels(&old) + self.candidates.count_for_labels(&labels);
+        if by_readers <= by_buckets {
+            for &k in &changed {
+                for &sel in self.candidates.readers_of(k) {
+                    reevaluate(
+                        &mut self.selectors,
+                        &self.interner,
+                        sel,
+                        slot,
+                        &id,
+                        &labels,
+                        &mut events,
+                    );
+                }
+            }
+        } else {
+            for sel in self.candidates.for_labels(&old) {
                 reevaluate(
                     &mut self.selectors,
                     &self.interner,
@@ -314,6 +335,23 @@ impl<S: Hash + Eq + Clone, O: Hash + Eq + Clone> SelectorIndex<S, O> {
                     &labels,
                     &mut events,
                 );
+            }
+            for sel in self.candidates.for_labels(&labels) {
+                let seen = self
+                    .selectors
+                    .get(sel)
+                    .is_some_and(|s| s.bucket.admits(&old));
+                if !seen {
+                    reevaluate(
+                        &mut self.selectors,
+                        &self.interner,
+                        sel,
+                        slot,
+                        &id,
+                        &labels,
+                        &mut events,
+                    );
+                }
             }
         }
         if let Some(entry) = self.objects.get_mut(slot) {

@@ -191,6 +191,43 @@ impl LabelSet {
             .map(|(&k, &v)| (key_id(k), value_id(v)))
     }
 
+    /// Keys whose value differs between `self` and `other` (present in only one of them, or
+    /// present in both with different values), in key-id order.
+    pub fn changed_keys(&self, other: &LabelSet) -> Vec<KeyId> {
+        let mut out = Vec::new();
+        let mut a = self.iter().peekable();
+        let mut b = other.iter().peekable();
+        loop {
+            match (a.peek().copied(), b.peek().copied()) {
+                (None, None) => break,
+                (Some((k, _)), None) => {
+                    out.push(k);
+                    a.next();
+                }
+                (None, Some((k, _))) => {
+                    out.push(k);
+                    b.next();
+                }
+                (Some((ka, va)), Some((kb, vb))) => {
+                    if ka < kb {
+                        out.push(ka);
+                        a.next();
+                    } else if kb < ka {
+                        out.push(kb);
+                        b.next();
+                    } else {
+                        if va != vb {
+                            out.push(ka);
+                        }
+                        a.next();
+                        b.next();
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The labels as strings, resolved through `interner`, in key-id order.
     pub fn iter_str<'a>(
         &'a self,
@@ -225,6 +262,18 @@ mod tests {
         let c = i.intern_key("c");
         assert!(!ls.contains_key(c));
         assert!(LabelSet::new().get(c).is_none());
+    }
+
+    #[test]
+    fn changed_keys_lists_added_removed_and_changed() {
+        let mut i = Interner::new();
+        let a = LabelSet::from_pairs([("a", "1"), ("b", "2"), ("c", "3")], &mut i);
+        let b = LabelSet::from_pairs([("b", "2"), ("c", "4"), ("d", "5")], &mut i);
+        let names: Vec<&str> = a.changed_keys(&b).into_iter().map(|k| i.key(k)).collect();
+        assert_eq!(names, vec!["a", "c", "d"]);
+        assert_eq!(b.changed_keys(&a), a.changed_keys(&b));
+        assert!(a.changed_keys(&a.clone()).is_empty());
+        assert_eq!(LabelSet::new().changed_keys(&a).len(), 3);
     }
 
     #[test]

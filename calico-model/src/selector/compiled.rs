@@ -398,6 +398,15 @@ impl CompiledSelector {
         self.instrs.len()
     }
 
+    /// The distinct label keys the selector reads, sorted. Its result depends on the values
+    /// of these keys only.
+    pub fn keys(&self) -> Vec<KeyId> {
+        let mut keys: Vec<KeyId> = self.instrs.iter().map(|i| i.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
     /// The instructions, in execution order (every jump goes forward).
     pub(crate) fn instrs(&self) -> &[Instr] {
         &self.instrs
