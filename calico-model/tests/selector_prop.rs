@@ -355,8 +355,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     /// (a) rendered expressions parse and validate; (b) evaluation agrees with the
-    /// reference interpreter, also after re-parsing the canonical string; (c) the canonical
-    /// string is a fixed point when the tree has no nested `Not`.
+    /// reference interpreter, also after re-parsing the canonical string, and the label
+    /// restrictions hold on every matching map; (c) the canonical string is a fixed point
+    /// when the tree has no nested `Not`, and `from_node` accepts every parsed tree.
     #[test]
     fn rendered_expressions(e in expr(), seed in any::<u64>(), maps in prop::collection::vec(label_map(), 8)) {
         let text = render_top(&e, seed);
@@ -367,10 +368,23 @@ proptest! {
         let again = Selector::parse(sel.canonical());
         prop_assert!(again.is_ok(), "canonical {:?} of {text:?} failed", sel.canonical());
         let again = again.unwrap();
+        let restrictions = sel.restrictions();
         for m in maps.iter().chain([&Labels::new()]) {
             let want = eval(&e, m);
             prop_assert_eq!(sel.matches(m), want, "{:?} on {:?}", text, m);
             prop_assert_eq!(again.matches(m), want, "canonical {:?} on {:?}", sel.canonical(), m);
+            // The restrictions (§11) are sound: a matching map satisfies all of them.
+            if want {
+                prop_assert!(!restrictions.can_never_match());
+                for (label, r) in &restrictions {
+                    let v = m.get(label);
+                    prop_assert!(!r.must_be_present || v.is_some(), "{label} present: {text:?}");
+                    prop_assert!(!r.must_be_absent || v.is_none(), "{label} absent: {text:?}");
+                    if let (Some(set), Some(v)) = (&r.must_have_one_of, v) {
+                        prop_assert!(set.contains(v), "{label} one of: {text:?}");
+                    }
+                }
+            }
         }
         if !has_nested_not(sel.root()) {
             prop_assert_eq!(again.canonical(), sel.canonical());

@@ -59,6 +59,10 @@ fn in_set(values: &[Box<str>], v: &str) -> bool {
 
 impl Node {
     /// Evaluates this node against `labels` (selector.md §4).
+    ///
+    /// `In` / `NotIn` sets must be sorted bytewise, as the parser and
+    /// [`Selector::from_node`](super::Selector::from_node) leave them; large sets are
+    /// searched by bisection.
     pub fn matches<L: Labels + ?Sized>(&self, labels: &L) -> bool {
         match self {
             Self::Eq { label, value } => labels.get(label) == Some(&**value),

@@ -10,6 +10,18 @@
 //!   [`Selector::restrictions`] and [`check_field`] are the derived selectors and analyses of
 //!   selector.md §10–§11.
 //!
+//! ```
+//! use std::collections::BTreeMap;
+//! use calico_model::selector::{Selector, validate};
+//!
+//! let sel = Selector::parse("app == 'web' && tier in {'b', 'a'}").unwrap();
+//! assert_eq!(sel.canonical(), r#"(app == "web" && tier in {"a", "b"})"#);
+//! assert_eq!(sel.unique_id().len(), 40);
+//! let labels = BTreeMap::from([("app".to_owned(), "web".to_owned()), ("tier".to_owned(), "a".to_owned())]);
+//! assert!(sel.matches(&labels));
+//! assert_eq!(validate("a ==").unwrap_err().to_string(), "expected string (at byte 4)");
+//! ```
+//!
 //! No function here panics on any input. The parser is iterative and rejects trees more
 //! than [`MAX_DEPTH`] nodes deep, so the recursive walks over a tree (printing, evaluation,
 //! and the derived `Clone`, `PartialEq` and `Drop` of [`Node`]) use a bounded stack; a
