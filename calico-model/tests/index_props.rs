@@ -84,6 +84,7 @@ enum Op {
     RemoveSelector(u8),
     UpsertObject(u8, Labels),
     RemoveObject(u8),
+    Compact,
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -92,6 +93,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         1 => (0u8..8).prop_map(Op::RemoveSelector),
         6 => (0u8..48, arb_labels()).prop_map(|(o, l)| Op::UpsertObject(o, l)),
         2 => (0u8..48).prop_map(Op::RemoveObject),
+        1 => Just(Op::Compact),
     ]
 }
 
@@ -206,6 +208,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::RemoveObject(o) => {
                 model.objects.remove(&o);
                 index.remove_object(&o)
+            }
+            Op::Compact => {
+                index.compact();
+                Vec::new()
             }
         };
         model.replay(events)?;

@@ -181,3 +181,66 @@ fn many_objects_dense_and_back() {
     assert_eq!(ix.match_count(&1), Some(1400));
     assert_eq!(ix.object_count(), 1500);
 }
+
+#[test]
+fn compact_drops_unused_strings_and_keeps_matches() {
+    let mut ix: SelectorIndex<u32, u32> = SelectorIndex::new();
+    ix.upsert_selector(0, &eq("app", "web"));
+    ix.upsert_selector(
+        1,
+        &Node::In {
+            label: "tier".into(),
+            values: vec!["a".into(), "b".into(), "c".into()].into_boxed_slice(),
+        },
+    );
+    for i in 0..1000u32 {
+        let hash = format!("h{i}");
+        let tier = ["a", "b", "z"][i as usize % 3];
+        ix.upsert_object(i, [("app", "web"), ("hash", hash.as_str()), ("tier", tier)]);
+    }
+    for i in 0..990u32 {
+        ix.remove_object(&i);
+    }
+    let before = ix.interner().value_count();
+    assert!(before >= 1000);
+    let matches0: BTreeSet<u32> = ix.matching_objects(&0).copied().collect();
+    let matches1: BTreeSet<u32> = ix.matching_objects(&1).copied().collect();
+    ix.compact();
+    // 10 hashes, "web", "a", "b", "c", "z" remain.
+    assert_eq!(ix.interner().value_count(), 15);
+    assert_eq!(
+        ix.matching_objects(&0).copied().collect::<BTreeSet<_>>(),
+        matches0
+    );
+    assert_eq!(
+        ix.matching_objects(&1).copied().collect::<BTreeSet<_>>(),
+        matches1
+    );
+    // Updates after compaction still work, through both candidate paths.
+    // Object 995 had tier "z".
+    let ev = sorted_u32(ix.upsert_object(995, [("app", "db"), ("tier", "a")]));
+    assert_eq!(
+        ev,
+        vec![
+            MatchEvent::Started {
+                selector: 1,
+                object: 995
+            },
+            MatchEvent::Stopped {
+                selector: 0,
+                object: 995
+            },
+        ]
+    );
+    let ev = ix.upsert_object(5000, [("app", "web"), ("tier", "c")]);
+    assert_eq!(ev.len(), 2);
+    let l = ix.object_labels(&5000).expect("present");
+    assert_eq!(l.get_str("tier", ix.interner()), Some("c"));
+    // Keys were renumbered by use; ties keep their old order, so "app" stays first.
+    assert_eq!(ix.interner().key_id("app").map(|k| k.as_u32()), Some(0));
+}
+
+fn sorted_u32(mut v: Vec<MatchEvent<u32, u32>>) -> Vec<MatchEvent<u32, u32>> {
+    v.sort_by_key(|e| format!("{e:?}"));
+    v
+}

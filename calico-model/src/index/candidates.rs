@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::postings::Postings;
-use crate::labels::{IdBuildHasher, Interner, KeyId, LabelSet, ValueId};
+use crate::labels::{IdBuildHasher, Interner, KeyId, LabelSet, Remap, ValueId};
 use crate::selector::{LabelRestrictions, Node};
 
 /// Where a selector is filed. Each selector is filed in exactly one place, so the
@@ -21,6 +21,19 @@ pub(crate) enum Bucket {
 }
 
 impl Bucket {
+    /// The same bucket with its ids translated by `remap`.
+    pub(crate) fn remap(&self, remap: &mut Remap<'_>) -> Bucket {
+        match self {
+            Bucket::Values(key, values) => Bucket::Values(
+                remap.key(*key),
+                values.iter().map(|&v| remap.value(v)).collect(),
+            ),
+            Bucket::Key(key) => Bucket::Key(remap.key(*key)),
+            Bucket::Always => Bucket::Always,
+            Bucket::Never => Bucket::Never,
+        }
+    }
+
     /// Whether an object labelled `labels` is filed under this bucket, i.e. whether the
     /// selector is among [`Candidates::for_labels`]`(labels)`.
     pub(crate) fn admits(&self, labels: &LabelSet) -> bool {

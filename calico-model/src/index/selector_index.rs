@@ -6,7 +6,7 @@ use std::hash::Hash;
 use super::candidates::{Bucket, Candidates};
 use super::postings::Postings;
 use super::slots::{Bitset, SlotSet};
-use crate::labels::{Interner, KeyId, LabelSet};
+use crate::labels::{Interner, KeyId, LabelSet, Remap};
 use crate::selector::Node;
 use crate::selector::compiled::CompiledSelector;
 
@@ -43,6 +43,12 @@ struct SelectorEntry<S> {
     reads: Box<[KeyId]>,
     bucket: Bucket,
     matches: SlotSet,
+}
+
+/// Slot numbers are `u32`; a slab never holds more than `u32::MAX` entries (see
+/// [`Slab::insert`]), so this does not saturate in practice.
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Re-evaluates selector `sel` against object `slot` (id `id`), now labelled `labels`, and
@@ -490,6 +496,64 @@ impl<S: Hash + Eq + Clone, O: Hash + Eq + Clone> SelectorIndex<S, O> {
     pub fn object_labels(&self, id: &O) -> Option<&LabelSet> {
         let slot = self.object_slots.get(id)?;
         self.objects.get(*slot).map(|e| &e.labels)
+    }
+
+    /// Rebuilds the interner so that it holds only the label keys and values still used by
+    /// an object or a selector, and renumbers keys by how many objects carry them (the most
+    /// common keys get the ids that [`LabelSet`] looks up fastest).
+    ///
+    /// Interned strings are otherwise never freed, so label values that come and go (a
+    /// `pod-template-hash` per rollout) accumulate; call this now and then, e.g. when
+    /// [`Interner::value_count`] has grown well past what is in use. It changes no match and
+    /// emits no events. Label sets obtained from [`interner_mut`](Self::interner_mut)
+    /// before compaction must not be used after it. Cost: proportional to the total number
+    /// of labels and selector tests.
+    pub fn compact(&mut self) {
+        let old = std::mem::take(&mut self.interner);
+        let mut remap = Remap::new(&old);
+
+        let mut key_use = vec![0usize; old.key_count()];
+        for entry in self.objects.entries.iter().flatten() {
+            for (k, _) in entry.labels.iter() {
+                if let Some(n) = key_use.get_mut(k.index()) {
+                    *n += 1;
+                }
+            }
+        }
+        let mut by_use: Vec<(usize, usize)> = key_use
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        by_use.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (k, _) in by_use {
+            remap.key(KeyId::from_raw(to_u32(k)));
+        }
+
+        self.postings = Postings::new();
+        for (slot, entry) in self.objects.entries.iter_mut().enumerate() {
+            if let Some(entry) = entry {
+                let pairs: Vec<_> = entry
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (remap.key(k), remap.value(v)))
+                    .collect();
+                entry.labels = LabelSet::from_ids(pairs);
+                self.postings.insert(to_u32(slot), &entry.labels);
+            }
+        }
+
+        self.candidates = Candidates::default();
+        for (slot, entry) in self.selectors.entries.iter_mut().enumerate() {
+            if let Some(entry) = entry {
+                entry.compiled = entry.compiled.remap(&mut remap);
+                entry.reads = entry.compiled.keys().into();
+                entry.bucket = entry.bucket.remap(&mut remap);
+                self.candidates.file(to_u32(slot), &entry.bucket);
+                self.candidates.file_reader(to_u32(slot), &entry.reads);
+            }
+        }
+        self.interner = remap.finish();
     }
 
     /// The interner that all of this index's label sets and selectors use.

@@ -137,6 +137,55 @@ impl Interner {
     }
 }
 
+/// Re-interns ids of one interner into a fresh one, in first-use order, so that the fresh
+/// interner holds only the strings still in use.
+pub(crate) struct Remap<'a> {
+    old: &'a Interner,
+    new: Interner,
+    keys: Vec<Option<KeyId>>,
+    values: Vec<Option<ValueId>>,
+}
+
+impl<'a> Remap<'a> {
+    pub(crate) fn new(old: &'a Interner) -> Self {
+        Remap {
+            old,
+            new: Interner::new(),
+            keys: vec![None; old.key_count()],
+            values: vec![None; old.value_count()],
+        }
+    }
+
+    /// The new id of old key `k`.
+    pub(crate) fn key(&mut self, k: KeyId) -> KeyId {
+        if let Some(Some(id)) = self.keys.get(k.index()) {
+            return *id;
+        }
+        let id = self.new.intern_key(self.old.key(k));
+        if let Some(slot) = self.keys.get_mut(k.index()) {
+            *slot = Some(id);
+        }
+        id
+    }
+
+    /// The new id of old value `v`.
+    pub(crate) fn value(&mut self, v: ValueId) -> ValueId {
+        if let Some(Some(id)) = self.values.get(v.index()) {
+            return *id;
+        }
+        let id = self.new.intern_value(self.old.value(v));
+        if let Some(slot) = self.values.get_mut(v.index()) {
+            *slot = Some(id);
+        }
+        id
+    }
+
+    /// The fresh interner.
+    pub(crate) fn finish(self) -> Interner {
+        self.new
+    }
+}
+
 impl fmt::Debug for Interner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Interner")

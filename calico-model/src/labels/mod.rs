@@ -14,6 +14,7 @@ mod interner;
 mod set;
 
 pub(crate) use hash::IdBuildHasher;
+pub(crate) use interner::Remap;
 pub use interner::{Interner, KeyId, ValueId};
 pub(crate) use set::ABSENT;
 pub use set::LabelSet;

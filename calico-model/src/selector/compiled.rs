@@ -22,7 +22,7 @@
 //! that can never run (after a constant-false operand, say) changes no result.
 
 use super::Node;
-use crate::labels::{ABSENT, Interner, KeyId, LabelSet, ValueId};
+use crate::labels::{ABSENT, Interner, KeyId, LabelSet, Remap, ValueId};
 
 /// Jump target meaning "the selector matches".
 pub(crate) const ACCEPT: u32 = u32::MAX;
@@ -405,6 +405,39 @@ impl CompiledSelector {
         keys.sort_unstable();
         keys.dedup();
         keys
+    }
+
+    /// The same program with its ids translated by `remap` (for interner compaction).
+    pub(crate) fn remap(&self, remap: &mut Remap<'_>) -> CompiledSelector {
+        let mut sets: Vec<ValueId> = self.sets.iter().map(|&v| remap.value(v)).collect();
+        let instrs = self
+            .instrs
+            .iter()
+            .map(|ins| {
+                let test = match ins.test {
+                    Test::Eq(v) => Test::Eq(remap.value(v)),
+                    Test::In { start, end } => {
+                        // Membership uses sorted ids: re-sort each set under the new ids.
+                        if let Some(set) = sets.get_mut(start as usize..end as usize) {
+                            set.sort_unstable();
+                        }
+                        ins.test
+                    }
+                    other => other,
+                };
+                Instr {
+                    key: remap.key(ins.key),
+                    test,
+                    ..*ins
+                }
+            })
+            .collect();
+        CompiledSelector {
+            instrs,
+            entry: self.entry,
+            sets: sets.into_boxed_slice(),
+            needles: self.needles.clone(),
+        }
     }
 
     /// The instructions, in execution order (every jump goes forward).

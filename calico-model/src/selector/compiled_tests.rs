@@ -334,3 +334,30 @@ proptest! {
         prop_assert_eq!(ends_with(&h, &n), h.ends_with(n.as_str()));
     }
 }
+
+#[test]
+fn remap_keeps_semantics_with_reordered_ids() {
+    use crate::labels::Remap;
+    let members: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+    let node = Node::And(vec![in_("k", &refs), ne("j", "v3"), has("k")]);
+    let mut old = Interner::new();
+    let c = CompiledSelector::compile(&node, &mut old);
+    let mut remap = Remap::new(&old);
+    // Intern the values in reverse order so every set must be re-sorted.
+    for m in members.iter().rev() {
+        if let Some(v) = old.value_id(m) {
+            remap.value(v);
+        }
+    }
+    let c2 = c.remap(&mut remap);
+    let mut new = remap.finish();
+    for i in 0..25 {
+        let l = labels(&[("k", &format!("v{i}")), ("j", "v3")]);
+        let l2 = labels(&[("k", &format!("v{i}"))]);
+        for l in [l, l2] {
+            let ls = LabelSet::from_pairs(&l, &mut new);
+            assert_eq!(c2.matches(&ls, &new), reference(&node, &l), "{l:?}");
+        }
+    }
+}
