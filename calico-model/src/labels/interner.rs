@@ -81,7 +81,8 @@ impl Table {
 ///
 /// Interning is idempotent: the same string always yields the same id from the same
 /// interner. Ids are never reused or freed, so an interner grows with the number of distinct
-/// strings it has seen.
+/// strings it has seen; [`crate::index::SelectorIndex::compact`] rebuilds its interner from
+/// the strings still in use.
 #[derive(Default, Clone)]
 pub struct Interner {
     keys: Table,

@@ -20,6 +20,20 @@
 //! no recursion, no stack and no allocation, and evaluates operands left to right with
 //! short-circuiting, as the tree evaluator does. Tests have no side effects, so removing tests
 //! that can never run (after a constant-false operand, say) changes no result.
+//!
+//! ```
+//! use calico_model::labels::{Interner, LabelSet};
+//! use calico_model::selector::Selector;
+//! use calico_model::selector::compiled::CompiledSelector;
+//! # fn main() -> Result<(), calico_model::selector::SelectorError> {
+//! let mut interner = Interner::new();
+//! let selector = Selector::parse("app in {'web', 'api'} && !has(canary)")?;
+//! let compiled = CompiledSelector::compile(selector.root(), &mut interner);
+//! let pod = LabelSet::from_pairs([("app", "web"), ("tier", "fe")], &mut interner);
+//! assert!(compiled.matches(&pod, &interner));
+//! # Ok(())
+//! # }
+//! ```
 
 use super::Node;
 use crate::labels::{ABSENT, Interner, KeyId, LabelSet, Remap, ValueId};
