@@ -11,16 +11,16 @@ use calico_model::selector::Node;
 
 /// SplitMix64: tiny, fast and good enough for workload generation.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed)
     }
 
     /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -29,12 +29,12 @@ impl Rng {
     }
 
     /// Uniform in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Uniform in `0..n` (`n > 0`; returns 0 for `n == 0`).
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             return 0;
         }
@@ -42,17 +42,18 @@ impl Rng {
     }
 
     /// Uniform in `lo..=hi`.
-    pub fn int(&mut self, lo: usize, hi: usize) -> usize {
+    pub(crate) fn int(&mut self, lo: usize, hi: usize) -> usize {
         lo + self.below(hi - lo + 1)
     }
 
-    /// A uniformly chosen element (`items` must not be empty).
-    pub fn choice<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    /// A uniformly chosen element. Callers pass non-empty constant tables; indexing an empty
+    /// slice would panic.
+    pub(crate) fn choice<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
 
     /// `k` distinct elements in random order (partial Fisher–Yates).
-    pub fn sample<T: Clone>(&mut self, items: &[T], k: usize) -> Vec<T> {
+    pub(crate) fn sample<T: Clone>(&mut self, items: &[T], k: usize) -> Vec<T> {
         let mut pool: Vec<T> = items.to_vec();
         let k = k.min(pool.len());
         for i in 0..k {
