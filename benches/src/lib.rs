@@ -1,1 +1,42 @@
 //! Benchmarks and comparison harnesses for the calico-* crates.
+//!
+//! - [`workload`]: an in-process port of the selector workload generator;
+//! - [`input`]: reading a workload directory written by `gen_selector_workload.py`;
+//! - [`fnv1a64`]: the hash `selbench` reports so implementations can be compared.
+
+pub mod input;
+pub mod workload;
+
+/// 64-bit FNV-1a of `bytes`.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// The `per_selector_hash` of `selbench`: FNV-1a over each count in ASCII decimal followed by
+/// a comma, in order.
+pub fn per_selector_hash(counts: &[usize]) -> u64 {
+    let mut text = String::with_capacity(counts.len() * 5);
+    for c in counts {
+        text.push_str(&c.to_string());
+        text.push(',');
+    }
+    fnv1a64(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_vectors() {
+        // Published FNV-1a 64 test vectors.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(per_selector_hash(&[1, 22]), fnv1a64(b"1,22,"));
+    }
+}

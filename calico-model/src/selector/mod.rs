@@ -31,6 +31,7 @@
 pub mod ast;
 mod build;
 mod canonical;
+pub mod compiled;
 mod derive;
 pub mod error;
 mod eval;
