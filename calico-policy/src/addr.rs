@@ -1,0 +1,137 @@
+//! Address families and inclusive address ranges (IPv4 and IPv6 in one `u128` space per
+//! family).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use calico_model::resources::values::IpCidr;
+
+/// An IP family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(ip: IpAddr) -> Family {
+        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
+    }
+
+    /// The `ipVersion` number of this family (4 or 6).
+    pub fn version(self) -> u8 {
+        match self {
+            Family::V4 => 4,
+            Family::V6 => 6,
+        }
+    }
+
+    /// The ICMP protocol number of this family (1 or 58).
+    pub fn icmp_protocol(self) -> u8 {
+        match self {
+            Family::V4 => 1,
+            Family::V6 => 58,
+        }
+    }
+}
+
+/// An inclusive range of addresses of one family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddrRange {
+    /// The family.
+    pub family: Family,
+    /// First address (an IPv4 address is its 32-bit value).
+    pub lo: u128,
+    /// Last address, inclusive.
+    pub hi: u128,
+}
+
+fn ip_value(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn value_ip(family: Family, v: u128) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(u32::try_from(v).unwrap_or(u32::MAX))),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(v)),
+    }
+}
+
+impl AddrRange {
+    /// The single address `ip`.
+    pub fn single(ip: IpAddr) -> AddrRange {
+        let v = ip_value(ip);
+        AddrRange {
+            family: Family::of(ip),
+            lo: v,
+            hi: v,
+        }
+    }
+
+    /// The addresses of a CIDR (host bits are ignored).
+    pub fn of_cidr(cidr: &IpCidr) -> AddrRange {
+        let net = cidr.network();
+        AddrRange {
+            family: Family::of(net.network()),
+            lo: ip_value(net.network()),
+            hi: ip_value(net.broadcast()),
+        }
+    }
+
+    /// Whether `other` lies wholly inside this range.
+    pub fn contains_range(&self, other: &AddrRange) -> bool {
+        self.family == other.family && self.lo <= other.lo && other.hi <= self.hi
+    }
+
+    /// Whether the address `ip` is in this range.
+    pub fn contains_ip(&self, ip: IpAddr) -> bool {
+        self.contains_range(&AddrRange::single(ip))
+    }
+
+    /// Whether the two ranges share an address.
+    pub fn overlaps(&self, other: &AddrRange) -> bool {
+        self.family == other.family && self.lo <= other.hi && other.lo <= self.hi
+    }
+
+    /// The first address.
+    pub fn first(&self) -> IpAddr {
+        value_ip(self.family, self.lo)
+    }
+
+    /// The last address.
+    pub fn last(&self) -> IpAddr {
+        value_ip(self.family, self.hi)
+    }
+}
+
+/// `first-last`, e.g. `10.0.0.0-10.255.255.255` (never CIDR notation).
+impl fmt::Display for AddrRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first(), self.last())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_ranges() {
+        let c: IpCidr = "10.1.2.3/8".parse().unwrap();
+        let r = AddrRange::of_cidr(&c);
+        assert_eq!(r.to_string(), "10.0.0.0-10.255.255.255");
+        assert!(r.contains_ip("10.9.9.9".parse().unwrap()));
+        assert!(!r.contains_ip("11.0.0.0".parse().unwrap()));
+        assert!(!r.contains_ip("::a00:1".parse().unwrap()));
+        let all: IpCidr = "0.0.0.0/0".parse().unwrap();
+        assert_eq!(AddrRange::of_cidr(&all).hi, u128::from(u32::MAX));
+        let s = AddrRange::single("49.50.0.0".parse().unwrap());
+        assert_eq!(s.to_string(), "49.50.0.0-49.50.0.0");
+    }
+}

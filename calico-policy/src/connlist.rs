@@ -1,0 +1,429 @@
+//! `connlist`: every allowed connection between workloads, and between workloads and
+//! external IPv4 ranges (connlist-format.md).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::Write as _;
+
+use calico_model::validation::Problem;
+
+use crate::addr::{AddrRange, Family};
+use crate::conn::ConnSet;
+use crate::diag::{Diagnostic, Severity};
+use crate::eval::PeerSpec;
+use crate::matching::SelId;
+use crate::model::{Direction, Model, Policy, PolicyKind};
+use crate::rules::CRule;
+
+/// One line: `src => dst : conns`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnRow {
+    /// Source peer name.
+    pub src: String,
+    /// Destination peer name.
+    pub dst: String,
+    /// Allowed connections (never empty).
+    pub conns: ConnSet,
+}
+
+/// The connectivity list and the warnings produced while computing it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Connlist {
+    /// Rows, sorted by `src` then `dst` (byte order).
+    pub rows: Vec<ConnRow>,
+    /// Warnings (connlist-format.md §9).
+    pub warnings: Vec<String>,
+}
+
+/// Fatal problems that make a connlist meaningless (connlist-format.md §9).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} fatal problem(s)", .problems.len())]
+pub struct ConnlistError {
+    /// One per problem.
+    pub problems: Vec<Diagnostic>,
+}
+
+/// Output formats (connlist-format.md §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The connlist text format.
+    Txt,
+    /// JSON array.
+    Json,
+    /// CSV with a header.
+    Csv,
+    /// Markdown table.
+    Md,
+    /// Graphviz digraph.
+    Dot,
+}
+
+fn policy_problem(p: &Policy, field: &str, message: String) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        problem: Problem {
+            file: p.origin.file.clone(),
+            doc_index: p.origin.doc_index,
+            kind: match p.id.kind {
+                PolicyKind::KubernetesNetworkPolicy => "NetworkPolicy".to_owned(),
+                k => k.as_str().to_owned(),
+            },
+            namespace: p.id.namespace.clone(),
+            name: p.id.name.clone(),
+            field_path: field.to_owned(),
+            message,
+        },
+    }
+}
+
+const V4_MAX: u128 = u32::MAX as u128;
+
+/// Elementary IPv4 intervals cut at every start and end + 1 of `ranges` (plus 0.0.0.0/0).
+fn elementary(ranges: &[AddrRange]) -> Vec<AddrRange> {
+    let mut cuts: BTreeSet<u128> = BTreeSet::new();
+    cuts.insert(0);
+    for r in ranges {
+        cuts.insert(r.lo);
+        if r.hi < V4_MAX {
+            cuts.insert(r.hi + 1);
+        }
+    }
+    let cuts: Vec<u128> = cuts.into_iter().collect();
+    cuts.iter()
+        .enumerate()
+        .map(|(i, &lo)| AddrRange {
+            family: Family::V4,
+            lo,
+            hi: cuts.get(i + 1).map_or(V4_MAX, |n| n - 1),
+        })
+        .collect()
+}
+
+impl Model {
+    fn side_cidrs(&self, dir: Direction, warnings: &mut BTreeSet<String>) -> Vec<AddrRange> {
+        let mut out = Vec::new();
+        let mut take = |r: &CRule, what: &str| {
+            let e = match dir {
+                Direction::Ingress => &r.src,
+                Direction::Egress => &r.dst,
+            };
+            for n in e.nets.iter().chain(&e.not_nets) {
+                if n.family == Family::V4 {
+                    out.push(*n);
+                } else {
+                    warnings.insert(format!(
+                        "IPv6 CIDR {n} in {what} left out of the address ranges (connlist covers IPv4)"
+                    ));
+                }
+            }
+        };
+        for p in &self.policies {
+            if p.staged || p.host_only {
+                continue;
+            }
+            for r in &p.rules[dir.index()] {
+                take(r, &p.id.to_string());
+            }
+        }
+        let mut names: Vec<&String> = self.profiles.keys().collect();
+        names.sort();
+        for name in names {
+            if let Some(p) = self.profiles.get(name) {
+                let rules = match dir {
+                    Direction::Ingress => &p.ingress,
+                    Direction::Egress => &p.egress,
+                };
+                for r in rules {
+                    take(r, &format!("Profile {name}"));
+                }
+            }
+        }
+        for n in &self.network_sets {
+            for r in &n.nets {
+                if r.family == Family::V4 {
+                    out.push(*r);
+                } else {
+                    warnings.insert(format!(
+                        "IPv6 CIDR {r} in network set {} left out of the address ranges",
+                        n.name
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn connlist_fatal(&self) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        // Named ports toward external ranges in Kubernetes egress rules.
+        for (pi, p) in self.policies.iter().enumerate() {
+            if p.id.kind != PolicyKind::KubernetesNetworkPolicy {
+                continue;
+            }
+            let selects = self
+                .workloads
+                .iter()
+                .any(|w| self.policy_selects(pi, w.members[0]));
+            if !selects {
+                continue;
+            }
+            for r in &p.rules[Direction::Egress.index()] {
+                if !r.dst.named.is_empty() && r.dst.pos.is_none() {
+                    out.push(policy_problem(
+                        p,
+                        "spec.egress",
+                        format!(
+                            "named port(s) {} in an egress rule toward external addresses (empty peers or ipBlock)",
+                            r.dst.named.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        // Pods of one workload that some selector tells apart.
+        for w in &self.workloads {
+            let first = w.members[0];
+            for &other in &w.members[1..] {
+                if self.endpoints[first].labels == self.endpoints[other].labels {
+                    continue;
+                }
+                let split = (0..self.selectors.len()).find(|&s| {
+                    let id = SelId(u32::try_from(s).unwrap_or(u32::MAX));
+                    self.selectors.matches_endpoint(id, first)
+                        != self.selectors.matches_endpoint(id, other)
+                });
+                if let Some(s) = split {
+                    let id = SelId(u32::try_from(s).unwrap_or(u32::MAX));
+                    let text = self
+                        .selectors
+                        .get(id)
+                        .map(|x| x.canonical().to_owned())
+                        .unwrap_or_default();
+                    let e = &self.endpoints[other];
+                    out.push(Diagnostic {
+                        severity: Severity::Error,
+                        problem: Problem {
+                            file: e.origin.file.clone(),
+                            doc_index: e.origin.doc_index,
+                            kind: "Pod".to_owned(),
+                            namespace: e.namespace.clone(),
+                            name: e.name.clone(),
+                            field_path: "metadata.labels".to_owned(),
+                            message: format!(
+                                "pods of workload {} have different labels and selector {text} selects only some of them",
+                                w.name
+                            ),
+                        },
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Computes the connectivity list (connlist-format.md): workloads matched by selectors
+    /// only, external IPv4 ranges by `nets` only.
+    ///
+    /// # Errors
+    ///
+    /// The fatal problems of connlist-format.md §9 that the model does not already reject.
+    pub fn connlist(&self) -> Result<Connlist, ConnlistError> {
+        let problems = self.connlist_fatal();
+        if !problems.is_empty() {
+            return Err(ConnlistError { problems });
+        }
+        let mut warnings: BTreeSet<String> = BTreeSet::new();
+        if self.policies.iter().all(|p| p.staged) {
+            warnings.insert("no NetworkPolicy in the input: every connection is allowed".into());
+        }
+        let src_ranges = elementary(&self.side_cidrs(Direction::Ingress, &mut warnings));
+        let dst_ranges = elementary(&self.side_cidrs(Direction::Egress, &mut warnings));
+        let family = Family::V4;
+        let peer = |i: usize| PeerSpec::Endpoint {
+            index: i,
+            addr: None,
+        };
+        let mut rows = Vec::new();
+        let reps: Vec<(usize, &str)> = self
+            .workloads
+            .iter()
+            .map(|w| (w.members[0], w.name.as_str()))
+            .collect();
+        for &(s, sname) in &reps {
+            let sp = peer(s);
+            for &(d, dname) in &reps {
+                if sname == dname {
+                    continue;
+                }
+                let dp = peer(d);
+                let eg = self.direction_conns(s, Direction::Egress, &sp, &dp, family);
+                if eg.is_empty() {
+                    continue;
+                }
+                let ing = self.direction_conns(d, Direction::Ingress, &dp, &sp, family);
+                let conns = eg.intersect(&ing);
+                if !conns.is_empty() {
+                    rows.push(ConnRow {
+                        src: sname.to_owned(),
+                        dst: dname.to_owned(),
+                        conns,
+                    });
+                }
+            }
+            for r in &dst_ranges {
+                let conns = self.direction_conns(
+                    s,
+                    Direction::Egress,
+                    &sp,
+                    &PeerSpec::External(*r),
+                    family,
+                );
+                if !conns.is_empty() {
+                    rows.push(ConnRow {
+                        src: sname.to_owned(),
+                        dst: format!("{r}[External]"),
+                        conns,
+                    });
+                }
+            }
+        }
+        for r in &src_ranges {
+            for &(d, dname) in &reps {
+                let conns = self.direction_conns(
+                    d,
+                    Direction::Ingress,
+                    &peer(d),
+                    &PeerSpec::External(*r),
+                    family,
+                );
+                if !conns.is_empty() {
+                    rows.push(ConnRow {
+                        src: format!("{r}[External]"),
+                        dst: dname.to_owned(),
+                        conns,
+                    });
+                }
+            }
+        }
+        rows.sort_by(|a, b| {
+            (a.src.as_str(), a.dst.as_str()).cmp(&(b.src.as_str(), b.dst.as_str()))
+        });
+        Ok(Connlist {
+            rows,
+            warnings: warnings.into_iter().collect(),
+        })
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn dot_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl Connlist {
+    /// Renders the rows in `format` (connlist-format.md §1, §11).
+    pub fn render(&self, format: Format) -> String {
+        let mut out = String::new();
+        match format {
+            Format::Txt => {
+                for r in &self.rows {
+                    let _ = writeln!(out, "{} => {} : {}", r.src, r.dst, r.conns);
+                }
+            }
+            Format::Json => {
+                let rows: Vec<serde_json::Value> = self
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({"src": r.src, "dst": r.dst, "conn": r.conns.to_string()})
+                    })
+                    .collect();
+                out = serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".to_owned());
+                out.push('\n');
+            }
+            Format::Csv => {
+                out.push_str("src,dst,conn\n");
+                for r in &self.rows {
+                    let _ = writeln!(
+                        out,
+                        "{},{},{}",
+                        csv_field(&r.src),
+                        csv_field(&r.dst),
+                        csv_field(&r.conns.to_string())
+                    );
+                }
+            }
+            Format::Md => {
+                out.push_str("| src | dst | conn |\n|-----|-----|------|\n");
+                for r in &self.rows {
+                    let _ = writeln!(out, "| {} | {} | {} |", r.src, r.dst, r.conns);
+                }
+            }
+            Format::Dot => out = self.render_dot(),
+        }
+        out
+    }
+
+    fn render_dot(&self) -> String {
+        let mut namespaces: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut external: BTreeSet<String> = BTreeSet::new();
+        for r in &self.rows {
+            for n in [&r.src, &r.dst] {
+                if n.ends_with("[External]") {
+                    external.insert(n.clone());
+                } else if let Some((ns, _)) = n.split_once('/') {
+                    namespaces
+                        .entry(ns.to_owned())
+                        .or_default()
+                        .insert(n.clone());
+                }
+            }
+        }
+        let mut out = String::from("digraph {\n");
+        let mut seen = HashSet::new();
+        for (ns, nodes) in &namespaces {
+            let _ = writeln!(
+                out,
+                "\tsubgraph {} {{",
+                dot_quote(&format!("cluster_{ns}[namespace]"))
+            );
+            let _ = writeln!(out, "\t\tlabel={}", dot_quote(&format!("{ns}[namespace]")));
+            for n in nodes {
+                let label = n.split_once('/').map_or(n.as_str(), |(_, rest)| rest);
+                let _ = writeln!(
+                    out,
+                    "\t\t{} [label={} shape=box]",
+                    dot_quote(n),
+                    dot_quote(label)
+                );
+                seen.insert(n.clone());
+            }
+            out.push_str("\t}\n");
+        }
+        for n in &external {
+            let _ = writeln!(
+                out,
+                "\t{} [label={} shape=ellipse]",
+                dot_quote(n),
+                dot_quote(n)
+            );
+        }
+        for r in &self.rows {
+            let _ = writeln!(
+                out,
+                "\t{} -> {} [label={}]",
+                dot_quote(&r.src),
+                dot_quote(&r.dst),
+                dot_quote(&r.conns.to_string())
+            );
+        }
+        out.push_str("}\n");
+        out
+    }
+}

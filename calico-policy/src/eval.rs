@@ -1,0 +1,439 @@
+//! The direction walk of policy.md §3.2 / §10.2, generic over what is being decided: one
+//! packet (`bool`, for `check`) or a set of connections ([`ConnSet`], for `connlist`).
+
+use std::net::IpAddr;
+
+use calico_model::resources::policy::{Action, TierAction};
+
+use crate::addr::{AddrRange, Family};
+use crate::conn::{ConnSet, PortProtocol, PortSet};
+use crate::matching::SelId;
+use crate::model::{Direction, Model};
+use crate::rules::{CEntity, CRule};
+
+/// One side of a flow as rule matching sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerSpec {
+    /// An endpoint; `addr` is the address the flow uses, `None` to match by selectors only.
+    Endpoint {
+        /// Endpoint index in the model.
+        index: usize,
+        /// Address used by the flow, if known.
+        addr: Option<IpAddr>,
+    },
+    /// An address or address range outside the endpoints.
+    External(AddrRange),
+}
+
+/// What is being decided: a lattice with intersection, union and difference.
+pub(crate) trait Space: Clone {
+    fn nothing() -> Self;
+    fn is_nothing(&self) -> bool;
+    fn and(&self, other: &Self) -> Self;
+    fn or(&self, other: &Self) -> Self;
+    fn minus(&self, other: &Self) -> Self;
+}
+
+impl Space for bool {
+    fn nothing() -> Self {
+        false
+    }
+    fn is_nothing(&self) -> bool {
+        !*self
+    }
+    fn and(&self, other: &Self) -> Self {
+        *self && *other
+    }
+    fn or(&self, other: &Self) -> Self {
+        *self || *other
+    }
+    fn minus(&self, other: &Self) -> Self {
+        *self && !*other
+    }
+}
+
+impl Space for ConnSet {
+    fn nothing() -> Self {
+        ConnSet::empty()
+    }
+    fn is_nothing(&self) -> bool {
+        self.is_empty()
+    }
+    fn and(&self, other: &Self) -> Self {
+        self.intersect(other)
+    }
+    fn or(&self, other: &Self) -> Self {
+        self.union(other)
+    }
+    fn minus(&self, other: &Self) -> Self {
+        ConnSet::minus(self, other)
+    }
+}
+
+/// Where a part of the traffic was decided (or passed through).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Step {
+    /// A policy rule matched.
+    PolicyRule {
+        policy: usize,
+        rule: usize,
+        action: Action,
+    },
+    /// Traffic reached the end of a tier with policies.
+    EndOfTier { tier: usize },
+    /// A profile rule matched.
+    ProfileRule {
+        profile: String,
+        rule: usize,
+        action: Action,
+    },
+    /// The endpoint names a profile that does not exist (stand-in deny).
+    MissingProfile { profile: String },
+    /// Nothing in the profiles decided: drop.
+    NoProfileMatched,
+}
+
+impl Model {
+    fn selector_matches(&self, sel: SelId, peer: &PeerSpec, family: Family) -> bool {
+        match *peer {
+            PeerSpec::Endpoint { index, addr } => {
+                self.selectors.matches_endpoint(sel, index)
+                    || addr.is_some_and(|a| self.addr_in_selector_set(sel, a, index))
+            }
+            PeerSpec::External(range) => self.network_sets.iter().enumerate().any(|(i, n)| {
+                self.selectors.matches_network_set(sel, i)
+                    && n.nets
+                        .iter()
+                        .any(|r| r.family == family && r.contains_range(&range))
+            }),
+        }
+    }
+
+    /// Kernel-exact membership of an endpoint's address in a selector's IP set: another
+    /// endpoint with the same address, or a network set containing it, may put it there.
+    fn addr_in_selector_set(&self, sel: SelId, addr: IpAddr, except: usize) -> bool {
+        let single = AddrRange::single(addr);
+        self.endpoints.iter().enumerate().any(|(i, e)| {
+            i != except && e.addrs.contains(&addr) && self.selectors.matches_endpoint(sel, i)
+        }) || self.network_sets.iter().enumerate().any(|(i, n)| {
+            self.selectors.matches_network_set(sel, i)
+                && n.nets.iter().any(|r| r.contains_range(&single))
+        })
+    }
+
+    /// Whether `peer` satisfies the address conditions of one side of a rule (nets,
+    /// notNets, selector, notSelector; namespace and service-account conditions are folded
+    /// into the selectors).
+    pub(crate) fn entity_matches(&self, e: &CEntity, peer: &PeerSpec, family: Family) -> bool {
+        let nets_ok = match peer {
+            PeerSpec::Endpoint { addr, .. } => e.nets_match_endpoint(family, *addr),
+            PeerSpec::External(r) => e.nets_match_range(family, r),
+        };
+        nets_ok
+            && e.pos.is_none_or(|s| self.selector_matches(s, peer, family))
+            && e.neg
+                .is_none_or(|s| !self.selector_matches(s, peer, family))
+    }
+
+    /// Ports of protocol `proto` named `names` on `peer` (an endpoint), as a set.
+    fn named_port_set(&self, names: &[String], peer: &PeerSpec, proto: u8) -> PortSet {
+        let PeerSpec::Endpoint { index, .. } = *peer else {
+            return PortSet::empty();
+        };
+        let Some(ep) = self.endpoints.get(index) else {
+            return PortSet::empty();
+        };
+        PortSet::from_ranges(
+            ep.ports
+                .iter()
+                .filter(|p| p.protocol == proto && names.contains(&p.name))
+                .map(|p| (p.port, p.port)),
+        )
+    }
+
+    /// Destination ports of protocol `proto` the rule admits toward `dst`.
+    fn dst_ports(&self, e: &CEntity, dst: &PeerSpec, proto: u8) -> PortSet {
+        let mut set = if e.has_ports {
+            e.ports.union(&self.named_port_set(&e.named, dst, proto))
+        } else {
+            PortSet::full()
+        };
+        if e.has_not_ports {
+            set = set
+                .minus(&e.not_ports)
+                .minus(&self.named_port_set(&e.not_named, dst, proto));
+        }
+        set
+    }
+
+    /// The peers seen by a rule's source and destination sides.
+    fn sides<'p>(
+        dir: Direction,
+        endpoint: &'p PeerSpec,
+        other: &'p PeerSpec,
+    ) -> (&'p PeerSpec, &'p PeerSpec) {
+        match dir {
+            Direction::Ingress => (other, endpoint),
+            Direction::Egress => (endpoint, other),
+        }
+    }
+
+    /// The TCP/UDP/SCTP connections a rule matches between `src` and `dst` (connlist-format.md
+    /// §7.3: other protocols are not modelled; source ports are assumed to match).
+    pub(crate) fn rule_conns(
+        &self,
+        r: &CRule,
+        src: &PeerSpec,
+        dst: &PeerSpec,
+        family: Family,
+    ) -> ConnSet {
+        if !r.exists_in(family)
+            || r.icmp.is_some()
+            || r.not_icmp.is_some()
+            || !self.entity_matches(&r.src, src, family)
+            || !self.entity_matches(&r.dst, dst, family)
+        {
+            return ConnSet::empty();
+        }
+        let mut out = ConnSet::empty();
+        for p in PortProtocol::ALL {
+            let n = p.number();
+            if r.protocol.is_some_and(|x| x != n) || r.not_protocol == Some(n) {
+                continue;
+            }
+            out.set_ports(p, self.dst_ports(&r.dst, dst, n));
+        }
+        out
+    }
+
+    /// Whether a rule matches one packet.
+    pub(crate) fn rule_matches_packet(
+        &self,
+        r: &CRule,
+        src: &PeerSpec,
+        dst: &PeerSpec,
+        family: Family,
+        packet: &Packet,
+    ) -> bool {
+        if !r.exists_in(family) {
+            return false;
+        }
+        if r.protocol.is_some_and(|p| p != packet.protocol)
+            || r.not_protocol == Some(packet.protocol)
+        {
+            return false;
+        }
+        let is_icmp = packet.protocol == family.icmp_protocol();
+        if let Some(i) = r.icmp {
+            let type_ok = i.icmp_type.is_none_or(|t| packet.icmp_type == Some(t));
+            let code_ok = i.code.is_none_or(|c| packet.icmp_code == Some(c));
+            if !is_icmp || !type_ok || !code_ok {
+                return false;
+            }
+        }
+        if let Some(n) = r.not_icmp {
+            // Matches ICMP packets that are not (type T and code C): policy.md §12.1.
+            if !is_icmp {
+                return false;
+            }
+            let same_type = n.icmp_type.is_some_and(|t| packet.icmp_type == Some(t));
+            let same_code = n.code.is_none_or(|c| packet.icmp_code == Some(c));
+            if n.icmp_type.is_some() && same_type && same_code {
+                return false;
+            }
+        }
+        let with_ports = PortProtocol::from_number(packet.protocol).is_some();
+        if r.dst.has_ports || r.dst.has_not_ports {
+            let Some(port) = packet.port.filter(|_| with_ports) else {
+                return false;
+            };
+            if !self.dst_ports(&r.dst, dst, packet.protocol).contains(port) {
+                return false;
+            }
+        }
+        if r.has_source_ports && !with_ports {
+            return false;
+        }
+        self.entity_matches(&r.src, src, family) && self.entity_matches(&r.dst, dst, family)
+    }
+
+    /// Walks the tiers and profiles of `endpoint` in `dir` (policy.md §3.2, §10.2). `matched`
+    /// gives the part of the space a rule matches; `step` sees each decision with the part it
+    /// took. Returns the allowed part.
+    pub(crate) fn walk<S: Space>(
+        &self,
+        endpoint: usize,
+        dir: Direction,
+        universe: S,
+        matched: &mut dyn FnMut(&CRule) -> S,
+        step: &mut dyn FnMut(Step, &S),
+    ) -> S {
+        let mut remaining = universe;
+        let mut allowed = S::nothing();
+        let applying = self
+            .applying
+            .get(endpoint)
+            .map(|a| a[dir.index()].as_slice())
+            .unwrap_or(&[]);
+        let mut i = 0;
+        while i < applying.len() {
+            let tier = self.tier_of_policy[applying[i]];
+            let mut passed = S::nothing();
+            while i < applying.len() && self.tier_of_policy[applying[i]] == tier {
+                let pi = applying[i];
+                i += 1;
+                for r in &self.policies[pi].rules[dir.index()] {
+                    if remaining.is_nothing() {
+                        break;
+                    }
+                    let m = matched(r).and(&remaining);
+                    if m.is_nothing() {
+                        continue;
+                    }
+                    step(
+                        Step::PolicyRule {
+                            policy: pi,
+                            rule: r.index,
+                            action: r.action,
+                        },
+                        &m,
+                    );
+                    match r.action {
+                        Action::Allow => {
+                            allowed = allowed.or(&m);
+                            remaining = remaining.minus(&m);
+                        }
+                        Action::Deny => remaining = remaining.minus(&m),
+                        Action::Pass => {
+                            passed = passed.or(&m);
+                            remaining = remaining.minus(&m);
+                        }
+                        Action::Log => {}
+                    }
+                }
+            }
+            let tail = remaining;
+            if !tail.is_nothing() {
+                step(Step::EndOfTier { tier }, &tail);
+            }
+            let pass_on = self
+                .tiers
+                .get(tier)
+                .is_some_and(|t| t.default_action == TierAction::Pass);
+            remaining = if pass_on { passed.or(&tail) } else { passed };
+        }
+        let profiles = self
+            .endpoints
+            .get(endpoint)
+            .map(|e| e.profiles.as_slice())
+            .unwrap_or(&[]);
+        for name in profiles {
+            if remaining.is_nothing() {
+                break;
+            }
+            let Some(p) = self.profiles.get(name) else {
+                step(
+                    Step::MissingProfile {
+                        profile: name.clone(),
+                    },
+                    &remaining,
+                );
+                return allowed;
+            };
+            let rules = match dir {
+                Direction::Ingress => &p.ingress,
+                Direction::Egress => &p.egress,
+            };
+            let mut passed = S::nothing();
+            for r in rules {
+                if remaining.is_nothing() {
+                    break;
+                }
+                let m = matched(r).and(&remaining);
+                if m.is_nothing() {
+                    continue;
+                }
+                step(
+                    Step::ProfileRule {
+                        profile: name.clone(),
+                        rule: r.index,
+                        action: r.action,
+                    },
+                    &m,
+                );
+                match r.action {
+                    Action::Allow => {
+                        allowed = allowed.or(&m);
+                        remaining = remaining.minus(&m);
+                    }
+                    Action::Deny => remaining = remaining.minus(&m),
+                    Action::Pass => {
+                        passed = passed.or(&m);
+                        remaining = remaining.minus(&m);
+                    }
+                    Action::Log => {}
+                }
+            }
+            remaining = passed.or(&remaining);
+        }
+        if !remaining.is_nothing() {
+            step(Step::NoProfileMatched, &remaining);
+        }
+        allowed
+    }
+
+    /// The connections `endpoint` allows in `dir` with `other` (connlist semantics when the
+    /// peers carry no addresses).
+    pub(crate) fn direction_conns(
+        &self,
+        endpoint: usize,
+        dir: Direction,
+        ep_peer: &PeerSpec,
+        other: &PeerSpec,
+        family: Family,
+    ) -> ConnSet {
+        let (src, dst) = Self::sides(dir, ep_peer, other);
+        self.walk(
+            endpoint,
+            dir,
+            ConnSet::all(),
+            &mut |r| self.rule_conns(r, src, dst, family),
+            &mut |_, _| {},
+        )
+    }
+
+    /// Decides one packet for `endpoint` in `dir`, recording the steps.
+    pub(crate) fn direction_packet(
+        &self,
+        endpoint: usize,
+        dir: Direction,
+        ep_peer: &PeerSpec,
+        other: &PeerSpec,
+        family: Family,
+        packet: &Packet,
+    ) -> (bool, Vec<Step>) {
+        let (src, dst) = Self::sides(dir, ep_peer, other);
+        let mut steps = Vec::new();
+        let allowed = self.walk(
+            endpoint,
+            dir,
+            true,
+            &mut |r| self.rule_matches_packet(r, src, dst, family, packet),
+            &mut |s, _| steps.push(s),
+        );
+        (allowed, steps)
+    }
+}
+
+/// One packet: protocol, destination port, ICMP type and code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Packet {
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Destination port (protocols with ports).
+    pub port: Option<u16>,
+    /// ICMP type.
+    pub icmp_type: Option<u8>,
+    /// ICMP code.
+    pub icmp_code: Option<u8>,
+}
