@@ -337,11 +337,19 @@ impl Connlist {
                 }
             }
             Format::Json => {
-                let rows: Vec<serde_json::Value> = self
+                #[derive(serde::Serialize)]
+                struct Row<'a> {
+                    src: &'a str,
+                    dst: &'a str,
+                    conn: String,
+                }
+                let rows: Vec<Row<'_>> = self
                     .rows
                     .iter()
-                    .map(|r| {
-                        serde_json::json!({"src": r.src, "dst": r.dst, "conn": r.conns.to_string()})
+                    .map(|r| Row {
+                        src: &r.src,
+                        dst: &r.dst,
+                        conn: r.conns.to_string(),
                     })
                     .collect();
                 out = serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".to_owned());

@@ -1,0 +1,213 @@
+//! `calico policy check|connlist` (cli.md "policy", connlist-format.md).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use calico_model::loader::load_paths;
+use calico_model::resources::values::Protocol;
+use calico_policy::{BuildError, FlowQuery, Format, Model, PeerQuery};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::exit::CliError;
+
+/// `calico policy ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// The verdict for one flow, with the tier, policy, rule and action (or the default)
+    /// that decided each direction.
+    ///
+    /// PEER is NAMESPACE/NAME of a Pod, a workload controller, a WorkloadEndpoint, NAME of a
+    /// HostEndpoint, or a literal IP address. Exit 0 whatever the verdict.
+    Check(CheckArgs),
+    /// The allowed connections between workloads, and between workloads and external IPv4
+    /// ranges, one line per (source, destination) pair.
+    ///
+    /// Exit 1 (nothing on stdout, problems on stderr) when the manifests are invalid.
+    Connlist(ConnlistArgs),
+}
+
+/// Output of `check`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum CheckOutput {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// Output of `connlist`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ConnlistOutput {
+    /// `src => dst : conns` lines (connlist-format.md).
+    Txt,
+    /// JSON array of {src, dst, conn}.
+    Json,
+    /// CSV with a header.
+    Csv,
+    /// Markdown table.
+    Md,
+    /// Graphviz digraph (`dot -Tsvg`).
+    Dot,
+}
+
+/// Arguments of `check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Manifests (file or directory).
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// Source peer.
+    #[arg(long, value_name = "PEER")]
+    from: String,
+    /// Destination peer.
+    #[arg(long, value_name = "PEER")]
+    to: String,
+    /// TCP, UDP, SCTP, ICMP, ICMPv6, UDPLite or a number.
+    #[arg(long, value_name = "P", default_value = "TCP")]
+    protocol: String,
+    /// Destination port.
+    #[arg(long, value_name = "N")]
+    port: Option<u16>,
+    /// ICMP type.
+    #[arg(long, value_name = "T")]
+    icmp_type: Option<u8>,
+    /// ICMP code.
+    #[arg(long, value_name = "C")]
+    icmp_code: Option<u8>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    output: CheckOutput,
+}
+
+/// Arguments of `connlist`.
+#[derive(Debug, Args)]
+pub(crate) struct ConnlistArgs {
+    /// Manifests (file or directory).
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "txt")]
+    output: ConnlistOutput,
+}
+
+/// Runs a `policy` subcommand.
+pub(crate) fn run(cmd: PolicyCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        PolicyCommand::Check(a) => check(&a),
+        PolicyCommand::Connlist(a) => connlist(&a),
+    }
+}
+
+fn parse_protocol(s: &str) -> Result<Protocol, CliError> {
+    let canonical = ["TCP", "UDP", "SCTP", "ICMP", "ICMPv6", "UDPLite"]
+        .into_iter()
+        .find(|n| n.eq_ignore_ascii_case(s))
+        .unwrap_or(s);
+    Protocol::parse(canonical).map_err(CliError::could_not_run)
+}
+
+/// Loads and builds the model: `Err` (exit 2) when it cannot run, `Ok(Err(code))` (exit 1)
+/// when the manifests are invalid (problems printed on stderr).
+fn load(path: &PathBuf) -> Result<Result<Model, ExitCode>, CliError> {
+    let mut set = load_paths(std::slice::from_ref(path));
+    if !set.errors.is_empty() {
+        return Err(CliError::with_details(
+            format!("{}: cannot load the manifests", path.display()),
+            set.errors.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    if set.files.is_empty() {
+        return Err(CliError::could_not_run(format!(
+            "{}: no .yaml, .yml or .json file",
+            path.display()
+        )));
+    }
+    set.apply_defaults();
+    match Model::build(&set) {
+        Ok(model) => {
+            for w in model.diagnostics() {
+                eprintln!("{w}");
+            }
+            Ok(Ok(model))
+        }
+        Err(BuildError::Load { messages }) => Err(CliError::with_details(
+            format!("{}: cannot load the manifests", path.display()),
+            messages,
+        )),
+        Err(BuildError::Invalid { errors, warnings }) => {
+            eprintln!(
+                "calico: {} problem(s) in the manifests under {}",
+                errors.len(),
+                path.display()
+            );
+            for d in errors.iter().chain(&warnings) {
+                eprintln!("{d}");
+            }
+            Ok(Err(ExitCode::from(1)))
+        }
+    }
+}
+
+fn peer(s: &str) -> PeerQuery {
+    match s.parse::<PeerQuery>() {
+        Ok(p) => p,
+        Err(never) => match never {},
+    }
+}
+
+fn check(a: &CheckArgs) -> Result<ExitCode, CliError> {
+    let protocol = parse_protocol(&a.protocol)?;
+    let model = match load(&a.path)? {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
+    let q = FlowQuery {
+        from: peer(&a.from),
+        to: peer(&a.to),
+        protocol,
+        port: a.port,
+        icmp_type: a.icmp_type,
+        icmp_code: a.icmp_code,
+    };
+    let result = model
+        .check(&q)
+        .map_err(|e| CliError::could_not_run(e.to_string()))?;
+    match a.output {
+        CheckOutput::Text => print!("{result}"),
+        CheckOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&result)
+                .map_err(|e| CliError::could_not_run(e.to_string()))?
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn connlist(a: &ConnlistArgs) -> Result<ExitCode, CliError> {
+    let model = match load(&a.path)? {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
+    let list = match model.connlist() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("calico: {e}");
+            for p in &e.problems {
+                eprintln!("{p}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for w in &list.warnings {
+        eprintln!("warning: {w}");
+    }
+    let format = match a.output {
+        ConnlistOutput::Txt => Format::Txt,
+        ConnlistOutput::Json => Format::Json,
+        ConnlistOutput::Csv => Format::Csv,
+        ConnlistOutput::Md => Format::Md,
+        ConnlistOutput::Dot => Format::Dot,
+    };
+    print!("{}", list.render(format));
+    Ok(ExitCode::SUCCESS)
+}

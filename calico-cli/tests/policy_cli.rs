@@ -1,0 +1,245 @@
+//! `calico policy check|connlist` run as a script would: outputs and exit codes (cli.md).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn calico(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_calico"))
+        .args(args)
+        .output()
+        .expect("run calico")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn worked_example() -> PathBuf {
+    repo().join("calico-policy/tests/scenarios/worked-example")
+}
+
+fn scratch(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("calico-policy-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    for (f, text) in files {
+        std::fs::write(dir.join(f), text).expect("write");
+    }
+    dir
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn connlist_txt_is_the_worked_example() {
+    let dir = worked_example();
+    let o = calico(&["policy", "connlist", path(&dir.join("manifests.yaml"))]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let expected = std::fs::read_to_string(dir.join("expected.txt")).expect("expected");
+    assert_eq!(stdout(&o), expected);
+}
+
+#[test]
+fn connlist_other_formats() {
+    let m = worked_example().join("manifests.yaml");
+    let json = calico(&["policy", "connlist", path(&m), "-o", "json"]);
+    assert_eq!(json.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let rows = v.as_array().expect("array");
+    assert_eq!(rows.len(), 9);
+    assert_eq!(rows[4]["conn"], "TCP 5432-5433,UDP 9000-9010");
+    assert!(stdout(&json).starts_with("[\n  {\n    \"src\""));
+
+    let csv = stdout(&calico(&["policy", "connlist", path(&m), "-o", "csv"]));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "src,dst,conn");
+    assert_eq!(
+        lines[5],
+        "shop/backend[Deployment],shop/db[StatefulSet],\"TCP 5432-5433,UDP 9000-9010\""
+    );
+
+    let md = stdout(&calico(&["policy", "connlist", path(&m), "-o", "md"]));
+    assert!(md.starts_with("| src | dst | conn |\n|-----|-----|------|\n"));
+    assert!(md.contains("| shop/frontend[Deployment] | shop/backend[Deployment] | TCP 8080 |\n"));
+
+    let dot = stdout(&calico(&["policy", "connlist", path(&m), "-o", "dot"]));
+    assert!(dot.starts_with("digraph {"));
+    assert!(dot.contains("subgraph \"cluster_shop[namespace]\""));
+    assert!(dot.contains(
+        "\"shop/frontend[Deployment]\" -> \"shop/backend[Deployment]\" [label=\"TCP 8080\"]"
+    ));
+}
+
+#[test]
+fn connlist_empty_and_errors() {
+    let empty = scratch(
+        "empty",
+        &[(
+            "ns.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+        )],
+    );
+    let o = calico(&["policy", "connlist", path(&empty)]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(o.stdout.is_empty());
+    let o = calico(&["policy", "connlist", path(&empty), "-o", "json"]);
+    assert_eq!(stdout(&o), "[]\n");
+
+    let missing = repo().join("does-not-exist");
+    assert_eq!(
+        calico(&["policy", "connlist", path(&missing)])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let no_yaml = scratch("noyaml", &[("readme.txt", "hello")]);
+    assert_eq!(
+        calico(&["policy", "connlist", path(&no_yaml)])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let broken = scratch("broken", &[("b.yaml", "kind: [\n")]);
+    assert_eq!(
+        calico(&["policy", "connlist", path(&broken)]).status.code(),
+        Some(2)
+    );
+
+    let invalid = scratch(
+        "invalid",
+        &[(
+            "np.yaml",
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: n}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock: {cidr: A}\n",
+        )],
+    );
+    let o = calico(&["policy", "connlist", path(&invalid)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("np.yaml:0 NetworkPolicy/n/p: spec.ingress[0].from[0].ipBlock.cidr"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_text_json_and_exit_codes() {
+    let m = worked_example().join("manifests.yaml");
+    let o = calico(&[
+        "policy",
+        "check",
+        path(&m),
+        "--from",
+        "shop/frontend",
+        "--to",
+        "shop/backend",
+        "--port",
+        "8080",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("verdict: allow\n"), "{}", stdout(&o));
+
+    let o = calico(&[
+        "policy",
+        "check",
+        path(&m),
+        "--from",
+        "shop/db",
+        "--to",
+        "shop/backend",
+        "--port",
+        "8080",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "deny still exits 0");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["verdict"], "deny");
+    let ex = v["explanation"].as_array().expect("explanation");
+    assert_eq!(ex[0]["direction"], "egress");
+    assert_eq!(ex[0]["verdict"], "deny");
+    assert_eq!(ex[0]["decided_by"]["type"], "end-of-tier");
+    assert_eq!(ex[0]["decided_by"]["tier"], "default");
+
+    let o = calico(&[
+        "policy",
+        "check",
+        path(&m),
+        "--from",
+        "shop/frontend",
+        "--to",
+        "10.1.2.3",
+        "--port",
+        "443",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).starts_with("verdict: deny\n"),
+        "except 10.0.0.0/8"
+    );
+
+    for bad in [
+        vec!["--from", "shop/nope", "--to", "shop/db"],
+        vec![
+            "--from",
+            "shop/db",
+            "--to",
+            "shop/frontend",
+            "--protocol",
+            "bogus",
+        ],
+        vec![
+            "--from",
+            "shop/db",
+            "--to",
+            "shop/frontend",
+            "--protocol",
+            "ICMP",
+            "--port",
+            "1",
+        ],
+    ] {
+        let mut args = vec!["policy", "check", path(&m)];
+        args.extend(bad.iter().copied());
+        assert_eq!(calico(&args).status.code(), Some(2), "{bad:?}");
+    }
+}
+
+#[test]
+fn example_cluster_runs() {
+    let dir = repo().join("examples/cluster");
+    let o = calico(&["policy", "connlist", path(&dir)]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = stdout(&o);
+    assert!(out.contains("frontend/web[Deployment] => backend/api[Deployment] : TCP 8080\n"));
+    assert!(!out.contains("198.51.100.0-198.51.100.255[External] => frontend/web[Deployment]"));
+    let o = calico(&[
+        "policy",
+        "check",
+        path(&dir),
+        "--from",
+        "backend/api",
+        "--to",
+        "data/postgres",
+        "--port",
+        "5432",
+    ]);
+    assert!(stdout(&o).starts_with("verdict: allow\n"));
+}
