@@ -32,6 +32,10 @@ pub struct Connlist {
     pub rows: Vec<ConnRow>,
     /// Warnings (connlist-format.md §9).
     pub warnings: Vec<String>,
+    /// The external source-side ranges (connlist-format.md §4), ascending.
+    pub source_ranges: Vec<AddrRange>,
+    /// The external destination-side ranges, ascending.
+    pub destination_ranges: Vec<AddrRange>,
 }
 
 /// Fatal problems that make a connlist meaningless (connlist-format.md §9).
@@ -310,6 +314,8 @@ impl Model {
         Ok(Connlist {
             rows,
             warnings: warnings.into_iter().collect(),
+            source_ranges: src_ranges,
+            destination_ranges: dst_ranges,
         })
     }
 }
