@@ -335,7 +335,29 @@ impl Model {
             diagnostics: Vec::new(),
         };
         let model = b.build();
-        diagnostics.extend(b.diagnostics);
+        // Validation already reported some problems at the same field: keep its message.
+        let seen: HashSet<(String, usize, String, String)> = diagnostics
+            .iter()
+            .map(|d| {
+                let p = &d.problem;
+                (
+                    p.file.clone(),
+                    p.doc_index,
+                    p.name.clone(),
+                    p.field_path.clone(),
+                )
+            })
+            .collect();
+        diagnostics.extend(b.diagnostics.into_iter().filter(|d| {
+            let p = &d.problem;
+            !d.is_error()
+                || !seen.contains(&(
+                    p.file.clone(),
+                    p.doc_index,
+                    p.name.clone(),
+                    p.field_path.clone(),
+                ))
+        }));
         Model {
             diagnostics,
             ..model
