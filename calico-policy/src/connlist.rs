@@ -79,6 +79,15 @@ fn policy_problem(p: &Policy, field: &str, message: String) -> Diagnostic {
     }
 }
 
+/// One peer of a side of the connlist.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    /// A workload, by its representative endpoint.
+    Workload(usize),
+    /// An external range.
+    Range(AddrRange),
+}
+
 const V4_MAX: u128 = u32::MAX as u128;
 
 /// Elementary IPv4 intervals cut at every start and end + 1 of `ranges` (plus 0.0.0.0/0).
@@ -246,71 +255,65 @@ impl Model {
             index: i,
             addr: None,
         };
-        let mut rows = Vec::new();
-        let reps: Vec<(usize, &str)> = self
+        // Peers of each side, sorted by printed name, so rows come out in order.
+        let workloads = self
             .workloads
             .iter()
-            .map(|w| (w.members[0], w.name.as_str()))
-            .collect();
-        for &(s, sname) in &reps {
-            let sp = peer(s);
-            for &(d, dname) in &reps {
+            .map(|w| (w.name.clone(), Side::Workload(w.members[0])));
+        let mut srcs: Vec<(String, Side)> = workloads.clone().collect();
+        srcs.extend(
+            src_ranges
+                .iter()
+                .map(|r| (format!("{r}[External]"), Side::Range(*r))),
+        );
+        srcs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut dsts: Vec<(String, Side)> = workloads.collect();
+        dsts.extend(
+            dst_ranges
+                .iter()
+                .map(|r| (format!("{r}[External]"), Side::Range(*r))),
+        );
+        dsts.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut rows = Vec::new();
+        for (sname, s) in &srcs {
+            for (dname, d) in &dsts {
                 if sname == dname {
                     continue;
                 }
-                let dp = peer(d);
-                let eg = self.direction_conns(s, Direction::Egress, &sp, &dp, family);
-                if eg.is_empty() {
-                    continue;
-                }
-                let ing = self.direction_conns(d, Direction::Ingress, &dp, &sp, family);
-                let conns = eg.intersect(&ing);
+                let conns = match (*s, *d) {
+                    (Side::Range(_), Side::Range(_)) => continue,
+                    (Side::Workload(s), Side::Workload(d)) => {
+                        let (sp, dp) = (peer(s), peer(d));
+                        let eg = self.direction_conns(s, Direction::Egress, &sp, &dp, family);
+                        if eg.is_empty() {
+                            continue;
+                        }
+                        eg.intersect(&self.direction_conns(d, Direction::Ingress, &dp, &sp, family))
+                    }
+                    (Side::Workload(s), Side::Range(r)) => self.direction_conns(
+                        s,
+                        Direction::Egress,
+                        &peer(s),
+                        &PeerSpec::External(r),
+                        family,
+                    ),
+                    (Side::Range(r), Side::Workload(d)) => self.direction_conns(
+                        d,
+                        Direction::Ingress,
+                        &peer(d),
+                        &PeerSpec::External(r),
+                        family,
+                    ),
+                };
                 if !conns.is_empty() {
                     rows.push(ConnRow {
-                        src: sname.to_owned(),
-                        dst: dname.to_owned(),
-                        conns,
-                    });
-                }
-            }
-            for r in &dst_ranges {
-                let conns = self.direction_conns(
-                    s,
-                    Direction::Egress,
-                    &sp,
-                    &PeerSpec::External(*r),
-                    family,
-                );
-                if !conns.is_empty() {
-                    rows.push(ConnRow {
-                        src: sname.to_owned(),
-                        dst: format!("{r}[External]"),
-                        conns,
-                    });
-                }
-            }
-        }
-        for r in &src_ranges {
-            for &(d, dname) in &reps {
-                let conns = self.direction_conns(
-                    d,
-                    Direction::Ingress,
-                    &peer(d),
-                    &PeerSpec::External(*r),
-                    family,
-                );
-                if !conns.is_empty() {
-                    rows.push(ConnRow {
-                        src: format!("{r}[External]"),
-                        dst: dname.to_owned(),
+                        src: sname.clone(),
+                        dst: dname.clone(),
                         conns,
                     });
                 }
             }
         }
-        rows.sort_by(|a, b| {
-            (a.src.as_str(), a.dst.as_str()).cmp(&(b.src.as_str(), b.dst.as_str()))
-        });
         Ok(Connlist {
             rows,
             warnings: warnings.into_iter().collect(),

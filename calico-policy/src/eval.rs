@@ -322,16 +322,21 @@ impl Model {
                 .is_some_and(|t| t.default_action == TierAction::Pass);
             remaining = if pass_on { passed.or(&tail) } else { passed };
         }
-        let profiles = self
+        let names = self
             .endpoints
             .get(endpoint)
             .map(|e| e.profiles.as_slice())
             .unwrap_or(&[]);
-        for name in profiles {
+        let resolved = self
+            .endpoint_profiles
+            .get(endpoint)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for (name, entry) in names.iter().zip(resolved) {
             if remaining.is_nothing() {
                 break;
             }
-            let Some(p) = self.profiles.get(name) else {
+            let Some(p) = entry else {
                 step(
                     Step::MissingProfile {
                         profile: name.clone(),

@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use calico_model::derived;
 use calico_model::loader::{LoadedObject, LoadedSet, Origin};
@@ -238,7 +239,9 @@ pub struct Workload {
 pub struct Model {
     pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) network_sets: Vec<NetworkSetEntry>,
-    pub(crate) profiles: HashMap<String, ProfileEntry>,
+    pub(crate) profiles: HashMap<String, Arc<ProfileEntry>>,
+    /// Per endpoint, its profiles resolved by name (`None` = missing).
+    pub(crate) endpoint_profiles: Vec<Vec<Option<Arc<ProfileEntry>>>>,
     pub(crate) tiers: Vec<TierEntry>,
     pub(crate) policies: Vec<Policy>,
     pub(crate) selectors: SelectorTable,
@@ -396,7 +399,7 @@ impl Model {
 
     /// The profile of this name, if it exists.
     pub fn profile(&self, name: &str) -> Option<&ProfileEntry> {
-        self.profiles.get(name)
+        self.profiles.get(name).map(|p| &**p)
     }
 
     /// The enforced policies applying to endpoint `endpoint` in `direction`, in order.
@@ -530,7 +533,7 @@ impl Builder<'_> {
 
         // Profiles: user profiles, then the derived kns./ksa. ones.
         let mut profile_labels: HashMap<String, Labels> = HashMap::new();
-        let mut profiles: HashMap<String, ProfileEntry> = HashMap::new();
+        let mut profiles: HashMap<String, Arc<ProfileEntry>> = HashMap::new();
         for o in objects {
             if let Resource::Profile(p) = &o.resource {
                 let ingress = self.compile_rules(o, &p.spec.ingress, "", "spec.ingress", false);
@@ -538,11 +541,11 @@ impl Builder<'_> {
                 profile_labels.insert(p.metadata.name.clone(), p.spec.labels_to_apply.clone());
                 profiles.insert(
                     p.metadata.name.clone(),
-                    ProfileEntry {
+                    Arc::new(ProfileEntry {
                         name: p.metadata.name.clone(),
                         ingress,
                         egress,
-                    },
+                    }),
                 );
             }
         }
@@ -560,11 +563,11 @@ impl Builder<'_> {
             profile_labels.insert(p.metadata.name.clone(), p.spec.labels_to_apply.clone());
             profiles.insert(
                 p.metadata.name.clone(),
-                ProfileEntry {
+                Arc::new(ProfileEntry {
                     name: p.metadata.name.clone(),
                     ingress,
                     egress,
-                },
+                }),
             );
         }
 
@@ -991,10 +994,20 @@ impl Builder<'_> {
 
         self.check_named_ports(&policies, &endpoints);
 
+        let endpoint_profiles = endpoints
+            .iter()
+            .map(|e| {
+                e.profiles
+                    .iter()
+                    .map(|p| profiles.get(p).cloned())
+                    .collect()
+            })
+            .collect();
         Model {
             endpoints,
             network_sets,
             profiles,
+            endpoint_profiles,
             tiers,
             policies,
             selectors: table,
