@@ -24,6 +24,36 @@ pub(crate) enum PolicyCommand {
     ///
     /// Exit 1 (nothing on stdout, problems on stderr) when the manifests are invalid.
     Connlist(ConnlistArgs),
+    /// Connections PATH_B adds (`+`) and removes (`-`) compared to PATH_A, per (source,
+    /// destination) pair, on common address ranges.
+    ///
+    /// Exit 0 when both allow the same connections, 1 when they differ (like diff(1)).
+    Diff(DiffArgs),
+    /// Shadowed rules, policies that select nothing, selectors reading labels no object
+    /// carries or that can never match, Pass in the last tier, source ports, hostNetwork pods
+    /// selected, and the manifests' own problems and warnings.
+    ///
+    /// Exit 1 when there is any finding.
+    Lint(LintArgs),
+}
+
+/// Arguments of `diff`.
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The manifests before.
+    #[arg(value_name = "PATH_A")]
+    a: PathBuf,
+    /// The manifests after.
+    #[arg(value_name = "PATH_B")]
+    b: PathBuf,
+}
+
+/// Arguments of `lint`.
+#[derive(Debug, Args)]
+pub(crate) struct LintArgs {
+    /// Manifests (file or directory).
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
 }
 
 /// Output of `check`.
@@ -95,6 +125,8 @@ pub(crate) fn run(cmd: PolicyCommand) -> Result<ExitCode, CliError> {
     match cmd {
         PolicyCommand::Check(a) => check(&a),
         PolicyCommand::Connlist(a) => connlist(&a),
+        PolicyCommand::Diff(a) => diff(&a),
+        PolicyCommand::Lint(a) => lint(&a),
     }
 }
 
@@ -106,9 +138,8 @@ fn parse_protocol(s: &str) -> Result<Protocol, CliError> {
     Protocol::parse(canonical).map_err(CliError::could_not_run)
 }
 
-/// Loads and builds the model: `Err` (exit 2) when it cannot run, `Ok(Err(code))` (exit 1)
-/// when the manifests are invalid (problems printed on stderr).
-fn load(path: &PathBuf) -> Result<Result<Model, ExitCode>, CliError> {
+/// Loads manifests with defaults applied; `Err` (exit 2) when they cannot be read.
+fn load_set(path: &PathBuf) -> Result<calico_model::loader::LoadedSet, CliError> {
     let mut set = load_paths(std::slice::from_ref(path));
     if !set.errors.is_empty() {
         return Err(CliError::with_details(
@@ -123,6 +154,13 @@ fn load(path: &PathBuf) -> Result<Result<Model, ExitCode>, CliError> {
         )));
     }
     set.apply_defaults();
+    Ok(set)
+}
+
+/// Loads and builds the model: `Err` (exit 2) when it cannot run, `Ok(Err(code))` (exit 1)
+/// when the manifests are invalid (problems printed on stderr).
+fn load(path: &PathBuf) -> Result<Result<Model, ExitCode>, CliError> {
+    let set = load_set(path)?;
     match Model::build(&set) {
         Ok(model) => {
             for w in model.diagnostics() {
@@ -190,13 +228,7 @@ fn connlist(a: &ConnlistArgs) -> Result<ExitCode, CliError> {
     };
     let list = match model.connlist() {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("calico: {e}");
-            for p in &e.problems {
-                eprintln!("{p}");
-            }
-            return Ok(ExitCode::from(1));
-        }
+        Err(e) => return Ok(print_fatal(&e)),
     };
     for w in &list.warnings {
         eprintln!("warning: {w}");
@@ -210,4 +242,52 @@ fn connlist(a: &ConnlistArgs) -> Result<ExitCode, CliError> {
     };
     print!("{}", list.render(format));
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_fatal(e: &calico_policy::ConnlistError) -> ExitCode {
+    eprintln!("calico: {e}");
+    for p in &e.problems {
+        eprintln!("{p}");
+    }
+    ExitCode::from(1)
+}
+
+fn diff(a: &DiffArgs) -> Result<ExitCode, CliError> {
+    let ma = match load(&a.a)? {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
+    let mb = match load(&a.b)? {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
+    let d = match calico_policy::diff(&ma, &mb) {
+        Ok(d) => d,
+        Err(e) => return Ok(print_fatal(&e)),
+    };
+    for w in &d.warnings {
+        eprintln!("warning: {w}");
+    }
+    print!("{}", d.render());
+    Ok(if d.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn lint(a: &LintArgs) -> Result<ExitCode, CliError> {
+    let set = load_set(&a.path)?;
+    let model = Model::build_lenient(&set);
+    let findings = model.lint();
+    for f in &findings {
+        println!("{f}");
+    }
+    if findings.is_empty() {
+        eprintln!("calico: no findings");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("calico: {} finding(s)", findings.len());
+        Ok(ExitCode::from(1))
+    }
 }

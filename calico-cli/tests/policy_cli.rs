@@ -243,3 +243,56 @@ fn example_cluster_runs() {
     ]);
     assert!(stdout(&o).starts_with("verdict: allow\n"));
 }
+
+#[test]
+fn diff_and_lint_exit_codes() {
+    let m = worked_example().join("manifests.yaml");
+    let o = calico(&["policy", "diff", path(&m), path(&m)]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(o.stdout.is_empty());
+    let text = std::fs::read_to_string(&m).expect("manifests");
+    let changed = scratch(
+        "diff",
+        &[(
+            "m.yaml",
+            &text.replace(
+                "- {protocol: TCP, port: 443}",
+                "- {protocol: TCP, port: 8443}",
+            ),
+        )],
+    );
+    let o = calico(&["policy", "diff", path(&m), path(&changed)]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("+ shop/frontend[Deployment] => 0.0.0.0-9.255.255.255[External] : TCP 8443\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("- shop/frontend[Deployment] => 0.0.0.0-9.255.255.255[External] : TCP 443\n"),
+        "{out}"
+    );
+    assert_eq!(
+        calico(&["policy", "diff", path(&m), "/does/not/exist"])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let o = calico(&["policy", "lint", path(&m)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let lint = scratch(
+        "lint",
+        &[(
+            "p.yaml",
+            "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: g}\nspec:\n  selector: app == 'none'\n  ingress: [{action: Allow}]\n",
+        )],
+    );
+    let o = calico(&["policy", "lint", path(&lint)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("p.yaml:0 GlobalNetworkPolicy/g: spec.selector: [selects-nothing]"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -64,18 +64,7 @@ pub enum Format {
 fn policy_problem(p: &Policy, field: &str, message: String) -> Diagnostic {
     Diagnostic {
         severity: Severity::Error,
-        problem: Problem {
-            file: p.origin.file.clone(),
-            doc_index: p.origin.doc_index,
-            kind: match p.id.kind {
-                PolicyKind::KubernetesNetworkPolicy => "NetworkPolicy".to_owned(),
-                k => k.as_str().to_owned(),
-            },
-            namespace: p.id.namespace.clone(),
-            name: p.id.name.clone(),
-            field_path: field.to_owned(),
-            message,
-        },
+        problem: crate::lint::policy_problem(p, field, message),
     }
 }
 
@@ -165,6 +154,15 @@ impl Model {
         out
     }
 
+    /// The IPv4 CIDRs that cut the source and destination address space into ranges.
+    pub(crate) fn range_cidrs(&self) -> (Vec<AddrRange>, Vec<AddrRange>) {
+        let mut w = BTreeSet::new();
+        (
+            self.side_cidrs(Direction::Ingress, &mut w),
+            self.side_cidrs(Direction::Egress, &mut w),
+        )
+    }
+
     fn connlist_fatal(&self) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         // Named ports toward external ranges in Kubernetes egress rules.
@@ -240,6 +238,20 @@ impl Model {
     ///
     /// The fatal problems of connlist-format.md §9 that the model does not already reject.
     pub fn connlist(&self) -> Result<Connlist, ConnlistError> {
+        self.connlist_with_cuts(&[], &[])
+    }
+
+    /// [`Model::connlist`] with the external ranges also cut at the bounds of `extra_src` /
+    /// `extra_dst` (used to compare two connlists range by range).
+    ///
+    /// # Errors
+    ///
+    /// As [`Model::connlist`].
+    pub fn connlist_with_cuts(
+        &self,
+        extra_src: &[AddrRange],
+        extra_dst: &[AddrRange],
+    ) -> Result<Connlist, ConnlistError> {
         let problems = self.connlist_fatal();
         if !problems.is_empty() {
             return Err(ConnlistError { problems });
@@ -248,8 +260,12 @@ impl Model {
         if self.policies.iter().all(|p| p.staged) {
             warnings.insert("no NetworkPolicy in the input: every connection is allowed".into());
         }
-        let src_ranges = elementary(&self.side_cidrs(Direction::Ingress, &mut warnings));
-        let dst_ranges = elementary(&self.side_cidrs(Direction::Egress, &mut warnings));
+        let mut src_cidrs = self.side_cidrs(Direction::Ingress, &mut warnings);
+        src_cidrs.extend_from_slice(extra_src);
+        let mut dst_cidrs = self.side_cidrs(Direction::Egress, &mut warnings);
+        dst_cidrs.extend_from_slice(extra_dst);
+        let src_ranges = elementary(&src_cidrs);
+        let dst_ranges = elementary(&dst_cidrs);
         let family = Family::V4;
         let peer = |i: usize| PeerSpec::Endpoint {
             index: i,
@@ -443,4 +459,90 @@ impl Connlist {
         out.push_str("}\n");
         out
     }
+}
+
+/// One pair whose allowed connections differ between two inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffRow {
+    /// Source peer name.
+    pub src: String,
+    /// Destination peer name.
+    pub dst: String,
+    /// Connections B allows and A does not.
+    pub added: ConnSet,
+    /// Connections A allows and B does not.
+    pub removed: ConnSet,
+}
+
+/// The difference between two connlists (policy.md §10.3).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnDiff {
+    /// Pairs that differ, sorted by `src` then `dst`.
+    pub rows: Vec<DiffRow>,
+    /// Warnings of both connlists.
+    pub warnings: Vec<String>,
+}
+
+impl ConnDiff {
+    /// Whether the two inputs allow exactly the same connections.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// One line per change: `+ src => dst : conns` for what B adds, then
+    /// `- src => dst : conns` for what it removes.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for r in &self.rows {
+            if !r.added.is_empty() {
+                let _ = writeln!(out, "+ {} => {} : {}", r.src, r.dst, r.added);
+            }
+            if !r.removed.is_empty() {
+                let _ = writeln!(out, "- {} => {} : {}", r.src, r.dst, r.removed);
+            }
+        }
+        out
+    }
+}
+
+/// The connections `b` adds and removes compared to `a`. Both connlists are computed on the
+/// same external ranges (the union of both inputs' cut points), so a range split in one input
+/// only is compared piece by piece.
+///
+/// # Errors
+///
+/// The fatal connlist problems of either input.
+pub fn diff(a: &Model, b: &Model) -> Result<ConnDiff, ConnlistError> {
+    let (a_src, a_dst) = a.range_cidrs();
+    let (b_src, b_dst) = b.range_cidrs();
+    let la = a.connlist_with_cuts(&b_src, &b_dst)?;
+    let lb = b.connlist_with_cuts(&a_src, &a_dst)?;
+    let map = |l: &Connlist| -> BTreeMap<(String, String), ConnSet> {
+        l.rows
+            .iter()
+            .map(|r| ((r.src.clone(), r.dst.clone()), r.conns.clone()))
+            .collect()
+    };
+    let (ma, mb) = (map(&la), map(&lb));
+    let keys: BTreeSet<&(String, String)> = ma.keys().chain(mb.keys()).collect();
+    let empty = ConnSet::empty();
+    let mut rows = Vec::new();
+    for k in keys {
+        let ca = ma.get(k).unwrap_or(&empty);
+        let cb = mb.get(k).unwrap_or(&empty);
+        let added = cb.minus(ca);
+        let removed = ca.minus(cb);
+        if !added.is_empty() || !removed.is_empty() {
+            rows.push(DiffRow {
+                src: k.0.clone(),
+                dst: k.1.clone(),
+                added,
+                removed,
+            });
+        }
+    }
+    let mut warnings: Vec<String> = la.warnings.into_iter().chain(lb.warnings).collect();
+    warnings.sort();
+    warnings.dedup();
+    Ok(ConnDiff { rows, warnings })
 }

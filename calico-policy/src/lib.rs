@@ -55,6 +55,7 @@ pub mod connlist;
 pub mod convert;
 pub mod diag;
 mod eval;
+pub mod lint;
 mod matching;
 pub mod model;
 pub mod rewrite;
@@ -64,9 +65,10 @@ pub use check::{
     CheckError, CheckResult, Decision, DirectionResult, FlowQuery, PeerQuery, Verdict,
 };
 pub use conn::{ConnSet, PortProtocol, PortSet};
-pub use connlist::{ConnRow, Connlist, ConnlistError, Format};
+pub use connlist::{ConnDiff, ConnRow, Connlist, ConnlistError, DiffRow, Format, diff};
 pub use diag::{BuildError, Diagnostic, Severity};
 pub use eval::{Packet, PeerSpec};
+pub use lint::Finding;
 pub use model::{
     Direction, Endpoint, EndpointKind, Model, Policy, PolicyId, PolicyKind, TierEntry,
 };

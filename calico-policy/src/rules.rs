@@ -75,6 +75,8 @@ pub(crate) struct CRule {
     pub(crate) dst: CEntity,
     /// Source ports are not modelled: their condition is assumed to hold.
     pub(crate) has_source_ports: bool,
+    /// The rule as written (or as converted), for analyses.
+    pub(crate) raw: Rule,
 }
 
 impl CRule {
@@ -172,5 +174,6 @@ pub(crate) fn compile_rule(
         src: compile_entity(&rule.source, ns, table, "source", problems),
         dst: compile_entity(&rule.destination, ns, table, "destination", problems),
         has_source_ports: !rule.source.ports.is_empty() || !rule.source.not_ports.is_empty(),
+        raw: rule.clone(),
     }
 }

@@ -1,0 +1,250 @@
+//! `lint`: findings about policies that are valid but probably not what was meant
+//! (policy.md §10.3). Each finding names resource, field path and reason.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+
+use calico_model::resources::policy::{Action, Rule};
+use calico_model::selector::Node;
+use calico_model::validation::Problem;
+
+use crate::diag::Severity;
+use crate::matching::SelId;
+use crate::model::{Direction, Model, Policy, PolicyKind};
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// A short code, e.g. `selects-nothing`.
+    pub code: &'static str,
+    /// Where and why.
+    pub problem: Problem,
+}
+
+/// `FILE:DOC KIND/[NS/]NAME: FIELD: [code] message`.
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut p = self.problem.clone();
+        p.message = format!("[{}] {}", self.code, p.message);
+        write!(f, "{p}")
+    }
+}
+
+pub(crate) fn policy_problem(p: &Policy, field: &str, message: String) -> Problem {
+    Problem {
+        file: p.origin.file.clone(),
+        doc_index: p.origin.doc_index,
+        kind: match p.id.kind {
+            PolicyKind::KubernetesNetworkPolicy => "NetworkPolicy".to_owned(),
+            k => k.as_str().to_owned(),
+        },
+        namespace: p.id.namespace.clone(),
+        name: p.id.name.clone(),
+        field_path: field.to_owned(),
+        message,
+    }
+}
+
+/// Every label name a selector tree reads.
+fn label_names(node: &Node, out: &mut BTreeSet<String>) {
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        match n {
+            Node::Eq { label, .. }
+            | Node::Ne { label, .. }
+            | Node::Contains { label, .. }
+            | Node::StartsWith { label, .. }
+            | Node::EndsWith { label, .. }
+            | Node::In { label, .. }
+            | Node::NotIn { label, .. }
+            | Node::Has { label } => {
+                out.insert(label.to_string());
+            }
+            Node::All | Node::Global => {}
+            Node::Not(x) => stack.push(x),
+            Node::And(xs) | Node::Or(xs) => stack.extend(xs.iter()),
+        }
+    }
+}
+
+fn is_catch_all(r: &Rule) -> bool {
+    let mut bare = Rule::new(r.action);
+    bare.metadata = r.metadata.clone();
+    *r == bare
+}
+
+fn same_match(a: &Rule, b: &Rule) -> bool {
+    let mut a = a.clone();
+    a.action = b.action;
+    a.metadata = b.metadata.clone();
+    a == *b
+}
+
+impl Model {
+    fn selector_findings(
+        &self,
+        p: &Policy,
+        field: &str,
+        sel: SelId,
+        carried: &HashSet<&str>,
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(s) = self.selectors.get(sel) else {
+            return;
+        };
+        if s.restrictions().can_never_match() {
+            out.push(Finding {
+                code: "never-matches",
+                problem: policy_problem(
+                    p,
+                    field,
+                    format!("selector {} can never match", s.canonical()),
+                ),
+            });
+        }
+        let mut names = BTreeSet::new();
+        label_names(s.root(), &mut names);
+        for n in names {
+            if !carried.contains(n.as_str()) {
+                out.push(Finding {
+                    code: "unknown-label",
+                    problem: policy_problem(
+                        p,
+                        field,
+                        format!(
+                            "selector {} reads label {n:?}, which no object carries",
+                            s.canonical()
+                        ),
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Every lint finding, including the model's own diagnostics (errors and warnings) and
+    /// the connlist's fatal problems.
+    pub fn lint(&self) -> Vec<Finding> {
+        let mut out: Vec<Finding> = self
+            .diagnostics
+            .iter()
+            .map(|d| Finding {
+                code: match d.severity {
+                    Severity::Error => "invalid",
+                    Severity::Warning => "warning",
+                },
+                problem: d.problem.clone(),
+            })
+            .collect();
+        let carried: HashSet<&str> = self
+            .endpoints
+            .iter()
+            .flat_map(|e| e.labels.keys())
+            .chain(self.network_sets.iter().flat_map(|n| n.labels.keys()))
+            .map(String::as_str)
+            .collect();
+        let last_tier = self
+            .policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.staged && !p.host_only)
+            .map(|(i, _)| self.tier_of_policy[i])
+            .max();
+        for (pi, p) in self.policies.iter().enumerate() {
+            if p.staged {
+                continue;
+            }
+            let tier = self.tiers.get(self.tier_of_policy[pi]);
+            if tier.is_some_and(|t| !t.defined) {
+                out.push(Finding {
+                    code: "missing-tier",
+                    problem: policy_problem(p, "spec.tier", format!("tier {:?} does not exist: the policy sorts after every tier and its tier denies by default", p.tier)),
+                });
+            }
+            let selected: Vec<usize> = (0..self.endpoints.len())
+                .filter(|&e| self.policy_selects(pi, e))
+                .collect();
+            if selected.is_empty() {
+                out.push(Finding {
+                    code: "selects-nothing",
+                    problem: policy_problem(
+                        p,
+                        "spec.selector",
+                        format!("selects no endpoint ({})", p.selector),
+                    ),
+                });
+            }
+            for &e in &selected {
+                let ep = &self.endpoints[e];
+                if ep.host_network {
+                    out.push(Finding {
+                        code: "host-network",
+                        problem: policy_problem(p, "spec.selector", format!("selects hostNetwork pod {}/{}, which is not a workload endpoint: policy does not apply to it", ep.namespace.as_deref().unwrap_or(""), ep.name)),
+                    });
+                }
+            }
+            if let Some(sel) = p.selector_id {
+                self.selector_findings(p, "spec.selector", sel, &carried, &mut out);
+            }
+            for dir in [Direction::Ingress, Direction::Egress] {
+                let field = match dir {
+                    Direction::Ingress => "spec.ingress",
+                    Direction::Egress => "spec.egress",
+                };
+                let rules = &p.rules[dir.index()];
+                for (j, r) in rules.iter().enumerate() {
+                    let path = format!("{field}[{}]", r.index);
+                    for (side, e) in [("source", &r.src), ("destination", &r.dst)] {
+                        for sel in [e.pos, e.neg].into_iter().flatten() {
+                            self.selector_findings(
+                                p,
+                                &format!("{path}.{side}.selector"),
+                                sel,
+                                &carried,
+                                &mut out,
+                            );
+                        }
+                    }
+                    if r.has_source_ports {
+                        out.push(Finding {
+                            code: "source-ports",
+                            problem: policy_problem(p, &format!("{path}.source.ports"), "constrains source ports, which connlist and diff do not track (treated as matching)".into()),
+                        });
+                    }
+                    if r.action == Action::Pass && Some(self.tier_of_policy[pi]) == last_tier {
+                        out.push(Finding {
+                            code: "pass-in-last-tier",
+                            problem: policy_problem(
+                                p,
+                                &format!("{path}.action"),
+                                format!(
+                                    "Pass in the last tier ({}) goes straight to the profiles",
+                                    p.tier
+                                ),
+                            ),
+                        });
+                    }
+                    let shadow = rules[..j].iter().find(|earlier| {
+                        earlier.action != Action::Log
+                            && (is_catch_all(&earlier.raw) || same_match(&earlier.raw, &r.raw))
+                    });
+                    if let Some(earlier) = shadow {
+                        out.push(Finding {
+                            code: "shadowed",
+                            problem: policy_problem(p, &path, format!("never decides anything: {field}[{}] ({:?}) matches everything it matches first", earlier.index, earlier.action)),
+                        });
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.connlist() {
+            out.extend(e.problems.into_iter().map(|d| Finding {
+                code: "connlist",
+                problem: d.problem,
+            }));
+        }
+        out.sort_by(|a, b| {
+            (&a.problem.file, a.problem.doc_index).cmp(&(&b.problem.file, b.problem.doc_index))
+        });
+        out
+    }
+}

@@ -1,0 +1,147 @@
+//! `diff` and `lint`.
+
+use calico_model::loader::load_str;
+use calico_policy::{Model, diff};
+
+const BASE: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: ns}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: a, namespace: ns}
+spec:
+  template:
+    metadata: {labels: {app: a}}
+    spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: b, namespace: ns}
+spec:
+  template:
+    metadata: {labels: {app: b}}
+    spec: {containers: [{name: c, image: i}]}
+";
+
+fn model(extra: &str) -> Model {
+    Model::build_lenient(&load_str("m.yaml", &format!("{BASE}{extra}")))
+}
+
+#[test]
+fn diff_reports_added_and_removed_on_common_ranges() {
+    let a = model(
+        "---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-in, namespace: ns}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress:
+    - from: [{podSelector: {matchLabels: {app: a}}}]
+      ports: [{port: 80}, {port: 443}]
+",
+    );
+    let b = model(
+        "---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-in, namespace: ns}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress:
+    - from: [{podSelector: {matchLabels: {app: a}}}]
+      ports: [{port: 443}, {port: 8443}]
+    - from: [{ipBlock: {cidr: 10.0.0.0/8}}]
+      ports: [{protocol: UDP, port: 53}]
+",
+    );
+    let d = diff(&a, &b).unwrap();
+    assert_eq!(
+        d.render(),
+        "+ 10.0.0.0-10.255.255.255[External] => ns/b[Deployment] : UDP 53\n\
+         + ns/a[Deployment] => ns/b[Deployment] : TCP 8443\n\
+         - ns/a[Deployment] => ns/b[Deployment] : TCP 80\n"
+    );
+    // B's range split does not show up as spurious changes of A's single range.
+    assert!(!d.render().contains("0.0.0.0-255.255.255.255"));
+    assert!(diff(&a, &a).unwrap().is_empty());
+}
+
+#[test]
+fn lint_findings() {
+    let m = model(
+        "---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: nothing}
+spec:
+  selector: app == 'nope'
+  ingress: [{action: Allow}]
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: rules}
+spec:
+  selector: app == 'b'
+  ingress:
+    - {action: Allow, protocol: TCP, source: {selector: colour == 'red', ports: [1000]}}
+    - {action: Allow, protocol: TCP, source: {selector: colour == 'red', ports: [1000]}}
+    - {action: Pass}
+    - {action: Deny, protocol: UDP}
+    - {action: Allow, source: {selector: app == 'a' && !has(app)}}
+",
+    );
+    let findings = m.lint();
+    let lines: Vec<String> = findings.iter().map(ToString::to_string).collect();
+    let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
+    assert!(
+        has("GlobalNetworkPolicy/nothing: spec.selector: [selects-nothing]"),
+        "{lines:#?}"
+    );
+    assert!(
+        has(
+            "GlobalNetworkPolicy/rules: spec.ingress[0].source.selector: [unknown-label] selector colour == \"red\" reads label \"colour\""
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        has("GlobalNetworkPolicy/rules: spec.ingress[0].source.ports: [source-ports]"),
+        "{lines:#?}"
+    );
+    assert!(
+        has(
+            "GlobalNetworkPolicy/rules: spec.ingress[1]: [shadowed] never decides anything: spec.ingress[0]"
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        has("GlobalNetworkPolicy/rules: spec.ingress[2].action: [pass-in-last-tier]"),
+        "{lines:#?}"
+    );
+    assert!(
+        has(
+            "GlobalNetworkPolicy/rules: spec.ingress[3]: [shadowed] never decides anything: spec.ingress[2] (Pass)"
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        has("GlobalNetworkPolicy/rules: spec.ingress[4].source.selector: [never-matches]"),
+        "{lines:#?}"
+    );
+    assert!(!has(
+        "GlobalNetworkPolicy/rules: spec.selector: [selects-nothing]"
+    ));
+    // A clean input has no finding.
+    let clean = model(
+        "---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-in, namespace: ns}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: a}}}]}]
+",
+    );
+    assert_eq!(clean.lint(), vec![]);
+}
