@@ -135,33 +135,61 @@ impl Model {
                 .is_none_or(|s| !self.selector_matches(s, peer, family))
     }
 
-    /// Ports of protocol `proto` named `names` on `peer` (an endpoint), as a set.
-    fn named_port_set(&self, names: &[String], peer: &PeerSpec, proto: u8) -> PortSet {
-        let PeerSpec::Endpoint { index, .. } = *peer else {
+    /// Ports of protocol `proto` named `names` on `peer`, as a set: the named-port set of
+    /// policy.md §6.1 holds (address, protocol, port) of the endpoints that match the rule's
+    /// positive selector **by their labels** (or every endpoint without one) and declare the
+    /// name. With a known address, any such endpoint holding that address counts; without
+    /// one, the peer's own declared ports. Never anything for an external address.
+    fn named_port_set(
+        &self,
+        names: &[String],
+        pos: Option<SelId>,
+        peer: &PeerSpec,
+        proto: u8,
+    ) -> PortSet {
+        let PeerSpec::Endpoint { index, addr } = *peer else {
             return PortSet::empty();
         };
-        let Some(ep) = self.endpoints.get(index) else {
+        if names.is_empty() {
             return PortSet::empty();
-        };
-        PortSet::from_ranges(
-            ep.ports
+        }
+        let declares = |i: usize| -> Vec<(u16, u16)> {
+            if pos.is_some_and(|s| !self.selectors.matches_endpoint(s, i)) {
+                return Vec::new();
+            }
+            self.endpoints[i]
+                .ports
                 .iter()
                 .filter(|p| p.protocol == proto && names.contains(&p.name))
-                .map(|p| (p.port, p.port)),
-        )
+                .map(|p| (p.port, p.port))
+                .collect()
+        };
+        match addr {
+            Some(a) => PortSet::from_ranges(
+                (0..self.endpoints.len())
+                    .filter(|&i| i == index || self.endpoints[i].addrs.contains(&a))
+                    .flat_map(declares),
+            ),
+            None if index < self.endpoints.len() => PortSet::from_ranges(declares(index)),
+            None => PortSet::empty(),
+        }
     }
 
     /// Destination ports of protocol `proto` the rule admits toward `dst`.
     fn dst_ports(&self, e: &CEntity, dst: &PeerSpec, proto: u8) -> PortSet {
         let mut set = if e.has_ports {
-            e.ports.union(&self.named_port_set(&e.named, dst, proto))
+            e.ports
+                .union(&self.named_port_set(&e.named, e.pos, dst, proto))
         } else {
             PortSet::full()
         };
         if e.has_not_ports {
-            set = set
-                .minus(&e.not_ports)
-                .minus(&self.named_port_set(&e.not_named, dst, proto));
+            set = set.minus(&e.not_ports).minus(&self.named_port_set(
+                &e.not_named,
+                e.pos,
+                dst,
+                proto,
+            ));
         }
         set
     }

@@ -50,6 +50,7 @@
 
 pub mod addr;
 pub mod check;
+pub mod compile;
 pub mod conn;
 pub mod connlist;
 pub mod convert;
@@ -64,6 +65,7 @@ mod rules;
 pub use check::{
     CheckError, CheckResult, Decision, DirectionResult, FlowQuery, PeerQuery, Verdict,
 };
+pub use compile::Program;
 pub use conn::{ConnSet, PortProtocol, PortSet};
 pub use connlist::{ConnDiff, ConnRow, Connlist, ConnlistError, DiffRow, Format, diff};
 pub use diag::{BuildError, Diagnostic, Severity};

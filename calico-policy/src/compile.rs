@@ -1,0 +1,502 @@
+//! The compiled form of the policy of a cluster: per endpoint and direction, an ordered rule
+//! program over **address sets** — the intermediate representation renderers (nftables,
+//! iptables) consume (policy.md §6, §13).
+//!
+//! - Every rule selector becomes a [`SetDef::Selector`] holding the addresses of the endpoints
+//!   and the CIDRs of the network sets it matches (policy.md §6.1); every named port becomes a
+//!   [`SetDef::NamedPort`] of (address, protocol, port) members. Sets are shared by every rule
+//!   that uses them and keyed by [`SetId`] (`s:<selector id>` / `n:<selector id>:<protocol>:<name>`).
+//! - A [`PolicyProgram`] is one policy's rules for one direction, shared by every endpoint it
+//!   applies to; an [`EndpointProgram`] lists, per tier, the policies to run and what the end of
+//!   the tier does, then the profiles.
+//! - Matching on the IR is by address only, exactly as the kernel matches: [`Program::evaluate`]
+//!   is a reference interpreter of the IR (used to check it against [`Model::check`]).
+//!
+//! Source ports are not part of the IR yet (as in `check`, they are assumed to match).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use calico_model::resources::policy::{Action, IcmpFields, TierAction};
+
+use crate::addr::{AddrRange, Family};
+use crate::conn::PortSet;
+use crate::eval::Packet;
+use crate::matching::SelId;
+use crate::model::{Direction, Model};
+use crate::rules::{CEntity, CRule};
+
+/// The key of an address set.
+pub type SetId = String;
+
+/// An address set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetDef {
+    /// Addresses of what a selector matches: endpoint addresses and network-set CIDRs.
+    Selector {
+        /// The selector's canonical string.
+        selector: String,
+        /// Members.
+        members: Vec<AddrRange>,
+    },
+    /// (address, protocol, port) of every endpoint matching `selector` that declares a port
+    /// named `name` (with protocol `protocol` when set).
+    NamedPort {
+        /// The canonical selector (`all()` when the rule has none).
+        selector: String,
+        /// Protocol restriction.
+        protocol: Option<u8>,
+        /// Port name.
+        name: String,
+        /// Members.
+        members: Vec<(IpAddr, u8, u16)>,
+    },
+}
+
+/// One side of a compiled rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IrMatch {
+    /// Address in one of these (when non-empty).
+    pub nets: Vec<AddrRange>,
+    /// Address in none of these.
+    pub not_nets: Vec<AddrRange>,
+    /// Address in this selector set.
+    pub set: Option<SetId>,
+    /// Address not in this selector set.
+    pub not_set: Option<SetId>,
+    /// Whether destination ports are constrained.
+    pub has_ports: bool,
+    /// Numeric ports.
+    pub ports: PortSet,
+    /// Named-port sets (ORed with `ports`).
+    pub named_ports: Vec<SetId>,
+    /// Whether negated ports are present.
+    pub has_not_ports: bool,
+    /// Negated numeric ports.
+    pub not_ports: PortSet,
+    /// Negated named-port sets.
+    pub not_named_ports: Vec<SetId>,
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IrRule {
+    /// Index of the rule in its policy's rules for this direction.
+    pub index: usize,
+    /// Action.
+    pub action: Action,
+    /// Families the rule exists in (policy.md §7): `[IPv4, IPv6]`.
+    pub families: [bool; 2],
+    /// Protocol number.
+    pub protocol: Option<u8>,
+    /// Negated protocol number.
+    pub not_protocol: Option<u8>,
+    /// ICMP type/code.
+    pub icmp: Option<IcmpFields>,
+    /// Negated ICMP type/code (matches ICMP packets that are not (type ∧ code)).
+    pub not_icmp: Option<IcmpFields>,
+    /// Source side.
+    pub src: IrMatch,
+    /// Destination side.
+    pub dst: IrMatch,
+}
+
+/// One policy's rules for one direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyProgram {
+    /// `Kind ns/name`.
+    pub policy: String,
+    /// The rules, in order.
+    pub rules: Vec<IrRule>,
+}
+
+/// A tier as run for one endpoint and direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierProgram {
+    /// Tier name.
+    pub tier: String,
+    /// Keys into [`Program::policies`], in order.
+    pub policies: Vec<(usize, Direction)>,
+    /// What happens to traffic no rule decided: `Deny` (drop) or `Pass` (next tier).
+    pub end: TierAction,
+}
+
+/// The program of one endpoint and direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointProgram {
+    /// Tiers with at least one policy for this direction, in order.
+    pub tiers: Vec<TierProgram>,
+    /// Profiles in order; `None` when the profile does not exist (drop).
+    pub profiles: Vec<(String, Option<String>)>,
+}
+
+/// The compiled cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Program {
+    /// Address sets by key.
+    pub sets: BTreeMap<SetId, SetDef>,
+    /// Policy programs by (policy index, direction).
+    pub policies: BTreeMap<(usize, Direction), PolicyProgram>,
+    /// Profile programs by (name, direction).
+    pub profiles: BTreeMap<(String, Direction), Vec<IrRule>>,
+    /// Per endpoint: `[ingress, egress]` programs.
+    pub endpoints: Vec<[EndpointProgram; 2]>,
+}
+
+impl Model {
+    fn selector_set(&self, sel: SelId, sets: &mut BTreeMap<SetId, SetDef>) -> Option<SetId> {
+        let s = self.selectors.get(sel)?;
+        let id = s.unique_id();
+        sets.entry(id.clone()).or_insert_with(|| {
+            let mut members: Vec<AddrRange> = Vec::new();
+            for (i, e) in self.endpoints.iter().enumerate() {
+                if self.selectors.matches_endpoint(sel, i) {
+                    members.extend(e.addrs.iter().map(|a| AddrRange::single(*a)));
+                }
+            }
+            for (i, n) in self.network_sets.iter().enumerate() {
+                if self.selectors.matches_network_set(sel, i) {
+                    members.extend(n.nets.iter().copied());
+                }
+            }
+            members.sort();
+            members.dedup();
+            SetDef::Selector {
+                selector: s.canonical().to_owned(),
+                members,
+            }
+        });
+        Some(id)
+    }
+
+    fn named_port_set_def(
+        &self,
+        sel: Option<SelId>,
+        protocol: Option<u8>,
+        name: &str,
+        sets: &mut BTreeMap<SetId, SetDef>,
+    ) -> SetId {
+        let (sel_id, canonical) = match sel.and_then(|s| self.selectors.get(s)) {
+            Some(s) => (s.unique_id(), s.canonical().to_owned()),
+            None => ("all".to_owned(), "all()".to_owned()),
+        };
+        let id = format!(
+            "n:{sel_id}:{}:{name}",
+            protocol.map_or_else(|| "*".to_owned(), |p| p.to_string())
+        );
+        sets.entry(id.clone()).or_insert_with(|| {
+            let mut members = Vec::new();
+            for (i, e) in self.endpoints.iter().enumerate() {
+                if sel.is_some_and(|s| !self.selectors.matches_endpoint(s, i)) {
+                    continue;
+                }
+                for p in &e.ports {
+                    if p.name == name && protocol.is_none_or(|x| x == p.protocol) {
+                        members.extend(e.addrs.iter().map(|a| (*a, p.protocol, p.port)));
+                    }
+                }
+            }
+            members.sort();
+            members.dedup();
+            SetDef::NamedPort {
+                selector: canonical,
+                protocol,
+                name: name.to_owned(),
+                members,
+            }
+        });
+        id
+    }
+
+    fn compile_match(
+        &self,
+        e: &CEntity,
+        protocol: Option<u8>,
+        sets: &mut BTreeMap<SetId, SetDef>,
+    ) -> IrMatch {
+        IrMatch {
+            nets: e.nets.clone(),
+            not_nets: e.not_nets.clone(),
+            set: e.pos.and_then(|s| self.selector_set(s, sets)),
+            not_set: e.neg.and_then(|s| self.selector_set(s, sets)),
+            has_ports: e.has_ports,
+            ports: e.ports.clone(),
+            named_ports: e
+                .named
+                .iter()
+                .map(|n| self.named_port_set_def(e.pos, protocol, n, sets))
+                .collect(),
+            has_not_ports: e.has_not_ports,
+            not_ports: e.not_ports.clone(),
+            not_named_ports: e
+                .not_named
+                .iter()
+                .map(|n| self.named_port_set_def(e.pos, protocol, n, sets))
+                .collect(),
+        }
+    }
+
+    fn compile_rule(&self, r: &CRule, sets: &mut BTreeMap<SetId, SetDef>) -> IrRule {
+        IrRule {
+            index: r.index,
+            action: r.action,
+            families: [r.exists_in(Family::V4), r.exists_in(Family::V6)],
+            protocol: r.protocol,
+            not_protocol: r.not_protocol,
+            icmp: r.icmp,
+            not_icmp: r.not_icmp,
+            src: self.compile_match(&r.src, r.protocol, sets),
+            dst: self.compile_match(&r.dst, r.protocol, sets),
+        }
+    }
+
+    /// Compiles every endpoint's program (all directions) with the sets they use.
+    pub fn compile(&self) -> Program {
+        let mut prog = Program::default();
+        for (pi, p) in self.policies.iter().enumerate() {
+            if p.staged || p.host_only {
+                continue;
+            }
+            for dir in [Direction::Ingress, Direction::Egress] {
+                if !p.types[dir.index()] {
+                    continue;
+                }
+                let rules = p.rules[dir.index()]
+                    .iter()
+                    .map(|r| self.compile_rule(r, &mut prog.sets))
+                    .collect();
+                prog.policies.insert(
+                    (pi, dir),
+                    PolicyProgram {
+                        policy: p.id.to_string(),
+                        rules,
+                    },
+                );
+            }
+        }
+        let mut names: Vec<&String> = self.profiles.keys().collect();
+        names.sort();
+        for name in names {
+            if let Some(p) = self.profiles.get(name) {
+                for (dir, rules) in [
+                    (Direction::Ingress, &p.ingress),
+                    (Direction::Egress, &p.egress),
+                ] {
+                    let rules = rules
+                        .iter()
+                        .map(|r| self.compile_rule(r, &mut prog.sets))
+                        .collect();
+                    prog.profiles.insert((name.clone(), dir), rules);
+                }
+            }
+        }
+        for (ei, e) in self.endpoints.iter().enumerate() {
+            let program = |dir: Direction| {
+                let mut tiers: Vec<TierProgram> = Vec::new();
+                for &pi in &self.applying[ei][dir.index()] {
+                    let t = self.tier_of_policy[pi];
+                    let name = self.tiers.get(t).map_or("", |t| t.name.as_str());
+                    match tiers.last_mut() {
+                        Some(last) if last.tier == name => last.policies.push((pi, dir)),
+                        _ => tiers.push(TierProgram {
+                            tier: name.to_owned(),
+                            policies: vec![(pi, dir)],
+                            end: self
+                                .tiers
+                                .get(t)
+                                .map_or(TierAction::Deny, |t| t.default_action),
+                        }),
+                    }
+                }
+                EndpointProgram {
+                    tiers,
+                    profiles: e
+                        .profiles
+                        .iter()
+                        .map(|p| (p.clone(), self.profiles.contains_key(p).then(|| p.clone())))
+                        .collect(),
+                }
+            };
+            prog.endpoints
+                .push([program(Direction::Ingress), program(Direction::Egress)]);
+        }
+        prog
+    }
+}
+
+fn family_index(f: Family) -> usize {
+    match f {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    }
+}
+
+impl Program {
+    fn in_selector_set(&self, id: &SetId, addr: IpAddr) -> bool {
+        match self.sets.get(id) {
+            Some(SetDef::Selector { members, .. }) => members.iter().any(|m| m.contains_ip(addr)),
+            _ => false,
+        }
+    }
+
+    fn in_named_set(&self, id: &SetId, addr: IpAddr, proto: u8, port: u16) -> bool {
+        match self.sets.get(id) {
+            Some(SetDef::NamedPort { members, .. }) => members.contains(&(addr, proto, port)),
+            _ => false,
+        }
+    }
+
+    fn side_matches(
+        &self,
+        m: &IrMatch,
+        addr: IpAddr,
+        family: Family,
+        packet: &Packet,
+        dst: bool,
+    ) -> bool {
+        let single = AddrRange::single(addr);
+        let fam = |r: &&AddrRange| r.family == family;
+        if !m.nets.is_empty() && !m.nets.iter().filter(fam).any(|n| n.contains_range(&single)) {
+            return false;
+        }
+        if m.not_nets
+            .iter()
+            .filter(fam)
+            .any(|n| n.contains_range(&single))
+        {
+            return false;
+        }
+        if m.not_set
+            .as_ref()
+            .is_some_and(|s| self.in_selector_set(s, addr))
+        {
+            return false;
+        }
+        let named_only = dst && m.has_ports && m.ports.is_empty() && !m.named_ports.is_empty();
+        if !named_only
+            && m.set
+                .as_ref()
+                .is_some_and(|s| !self.in_selector_set(s, addr))
+        {
+            return false;
+        }
+        if !dst {
+            return true;
+        }
+        let with_ports = matches!(packet.protocol, 6 | 17 | 132);
+        if m.has_ports {
+            let Some(p) = packet.port.filter(|_| with_ports) else {
+                return false;
+            };
+            let ok = m.ports.contains(p)
+                || m.named_ports
+                    .iter()
+                    .any(|s| self.in_named_set(s, addr, packet.protocol, p));
+            if !ok {
+                return false;
+            }
+        }
+        if m.has_not_ports {
+            let Some(p) = packet.port.filter(|_| with_ports) else {
+                return false;
+            };
+            if m.not_ports.contains(p)
+                || m.not_named_ports
+                    .iter()
+                    .any(|s| self.in_named_set(s, addr, packet.protocol, p))
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn rule_matches(&self, r: &IrRule, src: IpAddr, dst: IpAddr, packet: &Packet) -> bool {
+        let family = Family::of(src);
+        if !r.families[family_index(family)] {
+            return false;
+        }
+        if r.protocol.is_some_and(|p| p != packet.protocol)
+            || r.not_protocol == Some(packet.protocol)
+        {
+            return false;
+        }
+        let is_icmp = packet.protocol == family.icmp_protocol();
+        if let Some(i) = r.icmp {
+            if !is_icmp
+                || i.icmp_type.is_some_and(|t| packet.icmp_type != Some(t))
+                || i.code.is_some_and(|c| packet.icmp_code != Some(c))
+            {
+                return false;
+            }
+        }
+        if let Some(n) = r.not_icmp {
+            if !is_icmp {
+                return false;
+            }
+            let same_type = n.icmp_type.is_some() && n.icmp_type == packet.icmp_type;
+            let same_code = n.code.is_none_or(|c| packet.icmp_code == Some(c));
+            if same_type && same_code {
+                return false;
+            }
+        }
+        self.side_matches(&r.src, src, family, packet, false)
+            && self.side_matches(&r.dst, dst, family, packet, true)
+    }
+
+    /// Runs the program of `endpoint` in `dir` on one packet from `src` to `dst` (reference
+    /// interpreter of the IR). Returns whether the packet is accepted.
+    pub fn evaluate(
+        &self,
+        endpoint: usize,
+        dir: Direction,
+        src: IpAddr,
+        dst: IpAddr,
+        packet: &Packet,
+    ) -> bool {
+        let Some(ep) = self.endpoints.get(endpoint).map(|e| &e[dir.index()]) else {
+            return false;
+        };
+        'tiers: for tier in &ep.tiers {
+            for key in &tier.policies {
+                let Some(p) = self.policies.get(key) else {
+                    continue;
+                };
+                for r in &p.rules {
+                    if !self.rule_matches(r, src, dst, packet) {
+                        continue;
+                    }
+                    match r.action {
+                        Action::Allow => return true,
+                        Action::Deny => return false,
+                        Action::Pass => continue 'tiers,
+                        Action::Log => {}
+                    }
+                }
+            }
+            if tier.end == TierAction::Deny {
+                return false;
+            }
+        }
+        'profiles: for (name, resolved) in &ep.profiles {
+            if resolved.is_none() {
+                return false;
+            }
+            let Some(rules) = self.profiles.get(&(name.clone(), dir)) else {
+                return false;
+            };
+            for r in rules {
+                if !self.rule_matches(r, src, dst, packet) {
+                    continue;
+                }
+                match r.action {
+                    Action::Allow => return true,
+                    Action::Deny => return false,
+                    Action::Pass => continue 'profiles,
+                    Action::Log => {}
+                }
+            }
+        }
+        false
+    }
+}
