@@ -290,6 +290,21 @@ impl Model {
                 .map(|r| (format!("{r}[External]"), Side::Range(*r))),
         );
         dsts.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut prepared: Vec<Option<[crate::prepared::Prepared<'_>; 2]>> =
+            (0..self.endpoints.len()).map(|_| None).collect();
+        for w in &self.workloads {
+            let e = w.members[0];
+            prepared[e] = Some([
+                self.prepare(e, Direction::Ingress),
+                self.prepare(e, Direction::Egress),
+            ]);
+        }
+        let conns_of = |e: usize, dir: Direction, other: &PeerSpec| -> ConnSet {
+            match prepared.get(e).and_then(Option::as_ref) {
+                Some(p) => self.prepared_conns(&p[dir.index()], other),
+                None => self.direction_conns(e, dir, &peer(e), other, family),
+            }
+        };
         let mut rows = Vec::new();
         for (sname, s) in &srcs {
             for (dname, d) in &dsts {
@@ -299,27 +314,18 @@ impl Model {
                 let conns = match (*s, *d) {
                     (Side::Range(_), Side::Range(_)) => continue,
                     (Side::Workload(s), Side::Workload(d)) => {
-                        let (sp, dp) = (peer(s), peer(d));
-                        let eg = self.direction_conns(s, Direction::Egress, &sp, &dp, family);
+                        let eg = conns_of(s, Direction::Egress, &peer(d));
                         if eg.is_empty() {
                             continue;
                         }
-                        eg.intersect(&self.direction_conns(d, Direction::Ingress, &dp, &sp, family))
+                        eg.intersect(&conns_of(d, Direction::Ingress, &peer(s)))
                     }
-                    (Side::Workload(s), Side::Range(r)) => self.direction_conns(
-                        s,
-                        Direction::Egress,
-                        &peer(s),
-                        &PeerSpec::External(r),
-                        family,
-                    ),
-                    (Side::Range(r), Side::Workload(d)) => self.direction_conns(
-                        d,
-                        Direction::Ingress,
-                        &peer(d),
-                        &PeerSpec::External(r),
-                        family,
-                    ),
+                    (Side::Workload(s), Side::Range(r)) => {
+                        conns_of(s, Direction::Egress, &PeerSpec::External(r))
+                    }
+                    (Side::Range(r), Side::Workload(d)) => {
+                        conns_of(d, Direction::Ingress, &PeerSpec::External(r))
+                    }
                 };
                 if !conns.is_empty() {
                     rows.push(ConnRow {

@@ -223,6 +223,12 @@ impl Model {
         {
             return ConnSet::empty();
         }
+        self.rule_conns_unchecked(r, dst)
+    }
+
+    /// The connections of a rule assuming both sides match, with named ports resolved on
+    /// `dst`.
+    pub(crate) fn rule_conns_unchecked(&self, r: &CRule, dst: &PeerSpec) -> ConnSet {
         let mut out = ConnSet::empty();
         for p in PortProtocol::ALL {
             let n = p.number();

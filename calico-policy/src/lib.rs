@@ -59,6 +59,7 @@ mod eval;
 pub mod lint;
 mod matching;
 pub mod model;
+mod prepared;
 pub mod rewrite;
 mod rules;
 

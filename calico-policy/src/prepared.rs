@@ -1,0 +1,183 @@
+//! Per-endpoint preparation for the connlist (a speed-up of [`Model::direction_conns`] with
+//! the same result, checked by the connlist-vs-check property test): for one endpoint and
+//! direction, only the rules whose own side matches the endpoint are kept, and each rule's
+//! connection set is computed once unless it depends on the peer (named ports on the peer
+//! side).
+
+use calico_model::resources::policy::{Action, TierAction};
+
+use crate::addr::Family;
+use crate::conn::ConnSet;
+use crate::eval::PeerSpec;
+use crate::model::{Direction, Model};
+use crate::rules::CRule;
+
+struct PRule<'m> {
+    rule: &'m CRule,
+    /// The rule's connections when the peer side matches, if independent of the peer.
+    fixed: Option<ConnSet>,
+}
+
+enum Block<'m> {
+    /// A tier (`pass_on`: its default action is Pass) or a profile (`pass_on` = true).
+    Rules {
+        pass_on: bool,
+        rules: Vec<PRule<'m>>,
+    },
+    /// A missing profile: everything remaining is dropped.
+    Drop,
+}
+
+/// One endpoint and direction, prepared.
+pub(crate) struct Prepared<'m> {
+    dir: Direction,
+    me: PeerSpec,
+    blocks: Vec<Block<'m>>,
+}
+
+const FAMILY: Family = Family::V4;
+
+impl Model {
+    fn prepare_rules<'m>(
+        &'m self,
+        rules: impl Iterator<Item = &'m CRule>,
+        dir: Direction,
+        me: &PeerSpec,
+    ) -> Vec<PRule<'m>> {
+        rules
+            .filter(|r| {
+                r.exists_in(FAMILY) && r.icmp.is_none() && r.not_icmp.is_none() && {
+                    let own = match dir {
+                        Direction::Ingress => &r.dst,
+                        Direction::Egress => &r.src,
+                    };
+                    self.entity_matches(own, me, FAMILY)
+                }
+            })
+            .map(|r| {
+                let peer_ports = dir == Direction::Egress
+                    && (!r.dst.named.is_empty() || !r.dst.not_named.is_empty());
+                // With the peer side assumed matching, the connections only depend on the
+                // destination's named ports; for ingress the destination is `me`.
+                let fixed = (!peer_ports).then(|| self.rule_conns_unchecked(r, me));
+                PRule { rule: r, fixed }
+            })
+            .filter(|p| p.fixed.as_ref().is_none_or(|c| !c.is_empty()))
+            .collect()
+    }
+
+    /// Prepares `endpoint` (matched by selectors only) for `dir`.
+    pub(crate) fn prepare(&self, endpoint: usize, dir: Direction) -> Prepared<'_> {
+        let me = PeerSpec::Endpoint {
+            index: endpoint,
+            addr: None,
+        };
+        let mut blocks = Vec::new();
+        let applying = self
+            .applying
+            .get(endpoint)
+            .map(|a| a[dir.index()].as_slice())
+            .unwrap_or(&[]);
+        let mut i = 0;
+        while i < applying.len() {
+            let tier = self.tier_of_policy[applying[i]];
+            let start = i;
+            while i < applying.len() && self.tier_of_policy[applying[i]] == tier {
+                i += 1;
+            }
+            let rules = applying[start..i]
+                .iter()
+                .flat_map(|&pi| self.policies[pi].rules[dir.index()].iter());
+            blocks.push(Block::Rules {
+                pass_on: self
+                    .tiers
+                    .get(tier)
+                    .is_some_and(|t| t.default_action == TierAction::Pass),
+                rules: self.prepare_rules(rules, dir, &me),
+            });
+        }
+        for p in self.endpoint_profiles.get(endpoint).into_iter().flatten() {
+            match p {
+                None => {
+                    blocks.push(Block::Drop);
+                    break;
+                }
+                Some(p) => {
+                    let rules = match dir {
+                        Direction::Ingress => &p.ingress,
+                        Direction::Egress => &p.egress,
+                    };
+                    blocks.push(Block::Rules {
+                        pass_on: true,
+                        rules: self.prepare_rules(rules.iter(), dir, &me),
+                    });
+                }
+            }
+        }
+        Prepared { dir, me, blocks }
+    }
+
+    /// The connections `prepared` allows with `other` (same result as
+    /// [`Model::direction_conns`] for an endpoint matched by selectors only, IPv4).
+    pub(crate) fn prepared_conns(&self, prepared: &Prepared<'_>, other: &PeerSpec) -> ConnSet {
+        let dir = prepared.dir;
+        let mut remaining = ConnSet::all();
+        let mut allowed = ConnSet::empty();
+        for block in &prepared.blocks {
+            if remaining.is_empty() {
+                break;
+            }
+            let (pass_on, rules) = match block {
+                Block::Drop => return allowed,
+                Block::Rules { pass_on, rules } => (*pass_on, rules),
+            };
+            let mut passed = ConnSet::empty();
+            for p in rules {
+                if remaining.is_empty() {
+                    break;
+                }
+                let r = p.rule;
+                let m = match &p.fixed {
+                    Some(c) => {
+                        let peer_side = match dir {
+                            Direction::Ingress => &r.src,
+                            Direction::Egress => &r.dst,
+                        };
+                        if !self.entity_matches(peer_side, other, FAMILY) {
+                            continue;
+                        }
+                        c.intersect(&remaining)
+                    }
+                    None => {
+                        let (src, dst) = match dir {
+                            Direction::Ingress => (other, &prepared.me),
+                            Direction::Egress => (&prepared.me, other),
+                        };
+                        self.rule_conns(r, src, dst, FAMILY).intersect(&remaining)
+                    }
+                };
+                if m.is_empty() {
+                    continue;
+                }
+                match r.action {
+                    Action::Allow => {
+                        allowed = allowed.union(&m);
+                        remaining = remaining.minus(&m);
+                    }
+                    Action::Deny => remaining = remaining.minus(&m),
+                    Action::Pass => {
+                        passed = passed.union(&m);
+                        remaining = remaining.minus(&m);
+                    }
+                    Action::Log => {}
+                }
+            }
+            remaining = if pass_on {
+                passed.union(&remaining)
+            } else {
+                passed
+            };
+        }
+        allowed
+    }
+}
