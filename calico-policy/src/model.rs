@@ -327,9 +327,15 @@ impl Model {
         };
         let mut diagnostics: Vec<Diagnostic> = validate(set)
             .into_iter()
-            .map(|problem| Diagnostic {
-                severity: Severity::Error,
-                problem,
+            .map(|mut problem| {
+                // A document without `kind` is skipped with a warning (connlist-format.md §8).
+                let severity = if problem.kind == "?" && problem.field_path == "kind" {
+                    problem.message = "document without kind: skipped".to_owned();
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                };
+                Diagnostic { severity, problem }
             })
             .collect();
         let mut b = Builder {

@@ -231,3 +231,19 @@ spec:
         e.problems[0]
     );
 }
+
+#[test]
+fn document_without_kind_is_a_warning() {
+    let yaml = format!("{PODS}---\napiVersion: v1\nmetadata: {{name: x}}\n");
+    let model = Model::build(&load_str("m.yaml", &yaml)).expect("only a warning");
+    let w: Vec<String> = model
+        .diagnostics()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        w,
+        vec!["warning: m.yaml:2 ?/x: kind: document without kind: skipped".to_owned()]
+    );
+    assert_eq!(model.endpoints().len(), 2);
+}
