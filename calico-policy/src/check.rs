@@ -159,6 +159,21 @@ pub enum Decision {
     NoProfileMatched,
     /// The peer is not an endpoint: it has no policy of its own.
     NotAnEndpoint,
+    /// Workload to its own host: after the workload's egress, `defaultEndpointToHostAction`
+    /// decides; host-endpoint ingress policy is not applied (policy.md §3.4).
+    EndpointToHost {
+        /// `Drop`, `Accept` or `Return` (to the host's own rules: allowed here).
+        action: String,
+    },
+    /// Host-originated traffic to a workload on the same host is not policed.
+    HostToLocalWorkload,
+    /// A failsafe port of the host endpoint's node (allowed before any policy).
+    Failsafe {
+        /// `inbound` or `outbound`.
+        direction: &'static str,
+        /// Protocol and port as configured.
+        port: String,
+    },
 }
 
 impl fmt::Display for Decision {
@@ -196,6 +211,18 @@ impl fmt::Display for Decision {
             }
             Decision::NoProfileMatched => f.write_str("no profile matched: Deny"),
             Decision::NotAnEndpoint => f.write_str("not an endpoint: no policy of its own"),
+            Decision::EndpointToHost { action } => {
+                write!(
+                    f,
+                    "workload to its own host: defaultEndpointToHostAction {action}"
+                )
+            }
+            Decision::HostToLocalWorkload => {
+                f.write_str("host to a local workload: not subject to workload policy")
+            }
+            Decision::Failsafe { direction, port } => {
+                write!(f, "failsafe {direction} port {port}: Allow")
+            }
         }
     }
 }
@@ -426,7 +453,10 @@ impl Model {
             Decision::EndOfTier { action, .. } => *action == "Deny",
             Decision::MissingProfile { .. }
             | Decision::NoProfileMatched
-            | Decision::NotAnEndpoint => true,
+            | Decision::NotAnEndpoint
+            | Decision::EndpointToHost { .. }
+            | Decision::HostToLocalWorkload
+            | Decision::Failsafe { .. } => true,
         }
     }
 
@@ -481,6 +511,119 @@ impl Model {
         }
     }
 
+    fn endpoint_name(&self, index: usize) -> String {
+        let e = &self.endpoints[index];
+        match &e.namespace {
+            Some(ns) => format!("{ns}/{}", e.name),
+            None => e.name.clone(),
+        }
+    }
+
+    fn fixed(&self, dir: Direction, index: usize, allow: bool, d: Decision) -> DirectionResult {
+        DirectionResult {
+            direction: dir,
+            endpoint: Some(self.endpoint_name(index)),
+            verdict: if allow { Verdict::Allow } else { Verdict::Deny },
+            reason: d.to_string(),
+            decided_by: d.clone(),
+            steps: vec![d],
+        }
+    }
+
+    fn failsafe(
+        &self,
+        node: &str,
+        inbound: bool,
+        remote: &PeerSpec,
+        packet: &Packet,
+    ) -> Option<Decision> {
+        let port = packet.port?;
+        let remote_ip = match remote {
+            PeerSpec::Endpoint { addr, .. } => *addr,
+            PeerSpec::External(r) => Some(r.first()),
+        };
+        self.failsafe_ports(node, inbound)
+            .into_iter()
+            .find_map(|fp| {
+                let proto = match fp.protocol.to_ascii_lowercase().as_str() {
+                    "tcp" => 6,
+                    "udp" => 17,
+                    "sctp" => 132,
+                    _ => return None,
+                };
+                let net_ok = fp.net.is_empty()
+                    || fp
+                        .net
+                        .parse::<calico_model::resources::values::IpCidr>()
+                        .is_ok_and(|c| remote_ip.is_some_and(|ip| c.contains(ip)));
+                (proto == packet.protocol && fp.port == port && net_ok).then(|| {
+                    Decision::Failsafe {
+                        direction: if inbound { "inbound" } else { "outbound" },
+                        port: format!("{}:{}", fp.protocol.to_ascii_lowercase(), fp.port),
+                    }
+                })
+            })
+    }
+
+    /// Host-endpoint special paths (policy.md §3.4, §8): workload ↔ its own host, and
+    /// failsafe ports. `[egress, ingress]` results that replace the policy walk.
+    fn host_paths(
+        &self,
+        src: &PeerSpec,
+        dst: &PeerSpec,
+        packet: &Packet,
+    ) -> [Option<DirectionResult>; 2] {
+        let ep = |p: &PeerSpec| match *p {
+            PeerSpec::Endpoint { index, .. } => self.endpoints.get(index).map(|e| (index, e)),
+            PeerSpec::External(_) => None,
+        };
+        let mut out = [None, None];
+        let (s, d) = (ep(src), ep(dst));
+        let same_node = |a: &crate::model::Endpoint, b: &crate::model::Endpoint| {
+            a.node.is_some() && a.node == b.node
+        };
+        if let (Some((si, se)), Some((di, de))) = (s, d) {
+            if se.is_workload() && !de.is_workload() && same_node(se, de) {
+                let node = de.node.clone().unwrap_or_default();
+                let action = self.endpoint_to_host_action(&node);
+                let allow = action != "Drop";
+                out[1] = Some(self.fixed(
+                    Direction::Ingress,
+                    di,
+                    allow,
+                    Decision::EndpointToHost { action },
+                ));
+                return out;
+            }
+            if !se.is_workload() && de.is_workload() && same_node(se, de) {
+                out[0] =
+                    Some(self.fixed(Direction::Egress, si, true, Decision::HostToLocalWorkload));
+                out[1] =
+                    Some(self.fixed(Direction::Ingress, di, true, Decision::HostToLocalWorkload));
+                return out;
+            }
+        }
+        if let Some((si, se)) = s.filter(|(_, e)| !e.is_workload()) {
+            if let Some(d) = se
+                .node
+                .as_deref()
+                .and_then(|n| self.failsafe(n, false, dst, packet))
+            {
+                out[0] = Some(self.fixed(Direction::Egress, si, true, d));
+            }
+        }
+        if let Some((di, de)) = d.filter(|(_, e)| !e.is_workload()) {
+            if let Some(d) = de
+                .node
+                .as_deref()
+                .and_then(|n| self.failsafe(n, true, src, packet))
+            {
+                out[1] = Some(self.fixed(Direction::Ingress, di, true, d));
+            }
+        }
+        out
+    }
+
     /// Checks one flow: egress of the source, then ingress of the destination.
     ///
     /// Endpoints with known addresses are matched by selectors and by `nets` on the address
@@ -512,8 +655,13 @@ impl Model {
             icmp_type: q.icmp_type,
             icmp_code: q.icmp_code,
         };
-        let egress = self.direction_result(Direction::Egress, &src, &dst, family, &packet);
-        let ingress = self.direction_result(Direction::Ingress, &dst, &src, family, &packet);
+        let special = self.host_paths(&src, &dst, &packet);
+        let egress = special[0].clone().unwrap_or_else(|| {
+            self.direction_result(Direction::Egress, &src, &dst, family, &packet)
+        });
+        let ingress = special[1].clone().unwrap_or_else(|| {
+            self.direction_result(Direction::Ingress, &dst, &src, family, &packet)
+        });
         let verdict = if egress.verdict == Verdict::Allow && ingress.verdict == Verdict::Allow {
             Verdict::Allow
         } else {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use calico_model::derived;
 use calico_model::loader::{LoadedObject, LoadedSet, Origin};
+use calico_model::resources::felix::{FelixConfigurationSpec, ProtoPort};
 use calico_model::resources::policy::{BUILTIN_TIERS, PolicyType, Rule, TierAction, builtin_tier};
 use calico_model::resources::{Kind, Labels, Resource};
 use calico_model::validation::validate;
@@ -95,6 +96,8 @@ pub struct Endpoint {
     pub origin: Origin,
     /// A `hostNetwork: true` pod (not a dataplane endpoint; modelled like any workload).
     pub host_network: bool,
+    /// The node it runs on, when known (not for synthetic pods).
+    pub node: Option<String>,
 }
 
 impl Endpoint {
@@ -250,6 +253,8 @@ pub struct Model {
     pub(crate) tier_of_policy: Vec<usize>,
     pub(crate) workloads: Vec<Workload>,
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// FelixConfiguration specs by name (`default`, `node.<name>`).
+    pub(crate) felix: HashMap<String, FelixConfigurationSpec>,
 }
 
 fn cmp_order(a: Option<f64>, b: Option<f64>) -> Ordering {
@@ -450,6 +455,52 @@ impl Model {
             .map(|(i, _)| i)
     }
 
+    /// The FelixConfiguration value for `node`: `node.<node>` first, then `default`.
+    fn felix_value<T>(
+        &self,
+        node: &str,
+        f: impl Fn(&FelixConfigurationSpec) -> Option<T>,
+    ) -> Option<T> {
+        self.felix
+            .get(&format!("node.{node}"))
+            .and_then(&f)
+            .or_else(|| self.felix.get("default").and_then(&f))
+    }
+
+    /// `defaultEndpointToHostAction` on `node` (`Drop`, `Accept` or `Return`; default Drop).
+    pub fn endpoint_to_host_action(&self, node: &str) -> String {
+        let v = self
+            .felix_value(node, |s| s.default_endpoint_to_host_action.clone())
+            .unwrap_or_default();
+        ["Drop", "Accept", "Return"]
+            .into_iter()
+            .find(|a| a.eq_ignore_ascii_case(v.trim()))
+            .unwrap_or("Drop")
+            .to_owned()
+    }
+
+    /// The failsafe ports of `node` (inbound when `inbound`, else outbound).
+    pub fn failsafe_ports(&self, node: &str, inbound: bool) -> Vec<ProtoPort> {
+        let spec = self
+            .felix
+            .get(&format!("node.{node}"))
+            .filter(|s| {
+                if inbound {
+                    s.failsafe_inbound_host_ports.is_some()
+                } else {
+                    s.failsafe_outbound_host_ports.is_some()
+                }
+            })
+            .or_else(|| self.felix.get("default"))
+            .cloned()
+            .unwrap_or_default();
+        if inbound {
+            spec.effective_failsafe_inbound_host_ports()
+        } else {
+            spec.effective_failsafe_outbound_host_ports()
+        }
+    }
+
     /// The endpoint whose addresses include `ip` (workloads before host endpoints).
     pub fn endpoint_with_addr(&self, ip: IpAddr) -> Option<usize> {
         let hit = |host: bool| {
@@ -632,6 +683,7 @@ impl Builder<'_> {
                     ),
                     origin: o.origin.clone(),
                     host_network: pod.spec.host_network,
+                    node: (!pod.spec.node_name.is_empty()).then(|| pod.spec.node_name.clone()),
                 });
                 continue;
             }
@@ -666,6 +718,7 @@ impl Builder<'_> {
                         ),
                         origin: o.origin.clone(),
                         host_network: false,
+                        node: (!w.spec.node.is_empty()).then(|| w.spec.node.clone()),
                     });
                 }
                 Resource::HostEndpoint(h) => {
@@ -691,6 +744,7 @@ impl Builder<'_> {
                         ),
                         origin: o.origin.clone(),
                         host_network: false,
+                        node: (!h.spec.node.is_empty()).then(|| h.spec.node.clone()),
                     });
                 }
                 _ => {}
@@ -1021,6 +1075,15 @@ impl Builder<'_> {
             tier_of_policy,
             workloads,
             diagnostics: Vec::new(),
+            felix: objects
+                .iter()
+                .filter_map(|o| match &o.resource {
+                    Resource::FelixConfiguration(f) => {
+                        Some((f.metadata.name.clone(), f.spec.clone()))
+                    }
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
