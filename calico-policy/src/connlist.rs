@@ -301,7 +301,7 @@ impl Model {
         }
         let conns_of = |e: usize, dir: Direction, other: &PeerSpec| -> ConnSet {
             match prepared.get(e).and_then(Option::as_ref) {
-                Some(p) => self.prepared_conns(&p[dir.index()], other),
+                Some(p) => self.prepared_conns_memo(&p[dir.index()], other),
                 None => self.direction_conns(e, dir, &peer(e), other, family),
             }
         };

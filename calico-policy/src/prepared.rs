@@ -4,6 +4,9 @@
 //! connection set is computed once unless it depends on the peer (named ports on the peer
 //! side).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use calico_model::resources::policy::{Action, TierAction};
 
 use crate::addr::Family;
@@ -33,6 +36,11 @@ pub(crate) struct Prepared<'m> {
     dir: Direction,
     me: PeerSpec,
     blocks: Vec<Block<'m>>,
+    /// Results by signature (which rules' peer side the peer matches): peers with the same
+    /// signature get the same connections.
+    memo: RefCell<HashMap<Vec<u64>, ConnSet>>,
+    /// Whether some rule depends on the peer beyond its signature (named ports on the peer).
+    peer_dependent: bool,
 }
 
 const FAMILY: Family = Family::V4;
@@ -114,7 +122,58 @@ impl Model {
                 }
             }
         }
-        Prepared { dir, me, blocks }
+        let peer_dependent = blocks.iter().any(|b| match b {
+            Block::Rules { rules, .. } => rules.iter().any(|r| r.fixed.is_none()),
+            Block::Drop => false,
+        });
+        Prepared {
+            dir,
+            me,
+            blocks,
+            memo: RefCell::new(HashMap::new()),
+            peer_dependent,
+        }
+    }
+
+    fn peer_side_matches(&self, dir: Direction, r: &CRule, other: &PeerSpec) -> bool {
+        let peer_side = match dir {
+            Direction::Ingress => &r.src,
+            Direction::Egress => &r.dst,
+        };
+        self.entity_matches(peer_side, other, FAMILY)
+    }
+
+    /// [`Model::prepared_conns`], memoised by the peer's signature.
+    pub(crate) fn prepared_conns_memo(&self, prepared: &Prepared<'_>, other: &PeerSpec) -> ConnSet {
+        if prepared.peer_dependent {
+            return self.prepared_conns(prepared, other);
+        }
+        let n: usize = prepared
+            .blocks
+            .iter()
+            .map(|b| match b {
+                Block::Rules { rules, .. } => rules.len(),
+                Block::Drop => 0,
+            })
+            .sum();
+        let mut sig = vec![0u64; n.div_ceil(64)];
+        let mut i = 0;
+        for b in &prepared.blocks {
+            if let Block::Rules { rules, .. } = b {
+                for r in rules {
+                    if self.peer_side_matches(prepared.dir, r.rule, other) {
+                        sig[i / 64] |= 1 << (i % 64);
+                    }
+                    i += 1;
+                }
+            }
+        }
+        if let Some(c) = prepared.memo.borrow().get(&sig) {
+            return c.clone();
+        }
+        let c = self.prepared_conns(prepared, other);
+        prepared.memo.borrow_mut().insert(sig, c.clone());
+        c
     }
 
     /// The connections `prepared` allows with `other` (same result as
@@ -139,11 +198,7 @@ impl Model {
                 let r = p.rule;
                 let m = match &p.fixed {
                     Some(c) => {
-                        let peer_side = match dir {
-                            Direction::Ingress => &r.src,
-                            Direction::Egress => &r.dst,
-                        };
-                        if !self.entity_matches(peer_side, other, FAMILY) {
+                        if !self.peer_side_matches(dir, r, other) {
                             continue;
                         }
                         c.intersect(&remaining)
