@@ -500,3 +500,114 @@ impl Program {
         false
     }
 }
+
+/// What differs between two compiled programs (for a renderer: which sets, policy chains
+/// and endpoint programs to rewrite).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProgramChanges {
+    /// Sets only in the newer program.
+    pub sets_added: Vec<SetId>,
+    /// Sets only in the older program.
+    pub sets_removed: Vec<SetId>,
+    /// Sets in both whose members differ.
+    pub sets_changed: Vec<SetId>,
+    /// Policy programs (by `Kind ns/name` and direction) added, removed or changed.
+    pub policies_changed: Vec<(String, Direction)>,
+    /// Profile programs added, removed or changed.
+    pub profiles_changed: Vec<(String, Direction)>,
+    /// Endpoint programs (by index in the newer model, and direction) whose tier or profile
+    /// lists changed or that are new.
+    pub endpoints_changed: Vec<(usize, Direction)>,
+}
+
+impl ProgramChanges {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        *self == ProgramChanges::default()
+    }
+}
+
+fn keyed_changes<K: Ord + Clone, V: PartialEq>(
+    old: &BTreeMap<K, V>,
+    new: &BTreeMap<K, V>,
+) -> (Vec<K>, Vec<K>, Vec<K>) {
+    let added = new
+        .keys()
+        .filter(|k| !old.contains_key(k))
+        .cloned()
+        .collect();
+    let removed = old
+        .keys()
+        .filter(|k| !new.contains_key(k))
+        .cloned()
+        .collect();
+    let changed = new
+        .iter()
+        .filter(|(k, v)| old.get(k).is_some_and(|o| o != *v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    (added, removed, changed)
+}
+
+impl Program {
+    /// What changed from `self` (older) to `newer`. Policies are compared by identity
+    /// (`Kind ns/name`), endpoints by position, so a change of one resource shows up as the
+    /// sets, policy programs and endpoint programs it affects.
+    pub fn changes(&self, newer: &Program) -> ProgramChanges {
+        let (sets_added, sets_removed, sets_changed) = keyed_changes(&self.sets, &newer.sets);
+        let by_name = |p: &Program| -> BTreeMap<(String, Direction), Vec<IrRule>> {
+            p.policies
+                .iter()
+                .map(|((_, d), pp)| ((pp.policy.clone(), *d), pp.rules.clone()))
+                .collect()
+        };
+        let (a, r, c) = keyed_changes(&by_name(self), &by_name(newer));
+        let mut policies_changed: Vec<(String, Direction)> =
+            a.into_iter().chain(r).chain(c).collect();
+        policies_changed.sort();
+        let (a, r, c) = keyed_changes(&self.profiles, &newer.profiles);
+        let mut profiles_changed: Vec<(String, Direction)> =
+            a.into_iter().chain(r).chain(c).collect();
+        profiles_changed.sort();
+        // Endpoint programs refer to policies by index; compare them by policy identity.
+        let named = |p: &Program, e: &EndpointProgram| -> Vec<(String, Vec<String>, TierAction)> {
+            e.tiers
+                .iter()
+                .map(|t| {
+                    let ids = t
+                        .policies
+                        .iter()
+                        .map(|k| {
+                            p.policies
+                                .get(k)
+                                .map(|x| x.policy.clone())
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    (t.tier.clone(), ids, t.end)
+                })
+                .collect()
+        };
+        let mut endpoints_changed = Vec::new();
+        for (i, progs) in newer.endpoints.iter().enumerate() {
+            for dir in [Direction::Ingress, Direction::Egress] {
+                let new = &progs[dir.index()];
+                let same = self.endpoints.get(i).is_some_and(|old| {
+                    let old = &old[dir.index()];
+                    old.profiles == new.profiles && named(self, old) == named(newer, new)
+                });
+                if !same {
+                    endpoints_changed.push((i, dir));
+                }
+            }
+        }
+        ProgramChanges {
+            sets_added,
+            sets_removed,
+            sets_changed,
+            policies_changed,
+            profiles_changed,
+            endpoints_changed,
+        }
+    }
+}

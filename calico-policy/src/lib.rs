@@ -66,7 +66,7 @@ mod rules;
 pub use check::{
     CheckError, CheckResult, Decision, DirectionResult, FlowQuery, PeerQuery, Verdict,
 };
-pub use compile::Program;
+pub use compile::{Program, ProgramChanges};
 pub use conn::{ConnSet, PortProtocol, PortSet};
 pub use connlist::{ConnDiff, ConnRow, Connlist, ConnlistError, DiffRow, Format, diff};
 pub use diag::{BuildError, Diagnostic, Severity};

@@ -145,3 +145,62 @@ spec:
     );
     assert_eq!(clean.lint(), vec![]);
 }
+
+#[test]
+fn program_changes_name_what_one_policy_change_affects() {
+    let pods = "---
+apiVersion: v1
+kind: Pod
+metadata: {name: p1, namespace: ns, labels: {app: a}}
+spec: {nodeName: n1, containers: [{name: c, image: i}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p2, namespace: ns, labels: {app: b}}
+spec: {nodeName: n1, containers: [{name: c, image: i}]}
+status: {podIP: 10.0.0.2}
+";
+    let policy = |sel: &str| {
+        format!(
+            "{pods}---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {{name: g}}
+spec:
+  selector: app == 'b'
+  ingress: [{{action: Allow, source: {{selector: \"{sel}\"}}}}]
+"
+        )
+    };
+    let before = model(&policy("app == 'a'")).compile();
+    let same = model(&policy("app == 'a'")).compile();
+    assert!(before.changes(&same).is_empty());
+    let after = model(&policy("app == 'b'")).compile();
+    let c = before.changes(&after);
+    assert_eq!(c.policies_changed.len(), 1);
+    assert_eq!(c.policies_changed[0].0, "GlobalNetworkPolicy g");
+    assert_eq!(c.sets_added.len(), 1);
+    assert_eq!(c.sets_removed.len(), 1);
+    assert!(c.endpoints_changed.is_empty(), "{c:?}");
+    // Selecting another endpoint changes that endpoint's program only.
+    let wider = model(&policy("app == 'a'").replace("selector: app == 'b'", "selector: has(app)"))
+        .compile();
+    let c = before.changes(&wider);
+    assert!(
+        c.policies_changed.is_empty() && c.sets_added.is_empty(),
+        "{c:?}"
+    );
+    assert!(!c.endpoints_changed.is_empty());
+    // Exactly the endpoints labelled app=a (Deployment a and pod p1) gain the policy.
+    let m = model(&policy("app == 'a'"));
+    let newly: Vec<(usize, calico_policy::Direction)> = m
+        .endpoints()
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.labels.get("app").map(String::as_str) == Some("a"))
+        .map(|(i, _)| (i, calico_policy::Direction::Ingress))
+        .collect();
+    assert_eq!(newly.len(), 2);
+    assert_eq!(c.endpoints_changed, newly);
+}
