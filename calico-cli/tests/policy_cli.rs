@@ -228,6 +228,9 @@ fn example_cluster_runs() {
         String::from_utf8_lossy(&o.stderr)
     );
     let out = stdout(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains(
+        "warning: IPv6 CIDR 2001:db8:bad::/48 in network set threat-feed left out of the address ranges"
+    ));
     assert!(out.contains("frontend/web[Deployment] => backend/api[Deployment] : TCP 8080\n"));
     assert!(!out.contains("198.51.100.0-198.51.100.255[External] => frontend/web[Deployment]"));
     let o = calico(&[

@@ -99,6 +99,20 @@ impl AddrRange {
         self.family == other.family && self.lo <= other.hi && other.lo <= self.hi
     }
 
+    /// The range as a CIDR (`10.0.0.0/8`) when it is one, else as `first-last`.
+    pub fn to_cidr_string(&self) -> String {
+        let bits: u32 = match self.family {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        };
+        let diff = self.hi ^ self.lo;
+        if self.hi >= self.lo && diff & diff.wrapping_add(1) == 0 && self.lo & diff == 0 {
+            format!("{}/{}", self.first(), bits - diff.count_ones())
+        } else {
+            self.to_string()
+        }
+    }
+
     /// The first address.
     pub fn first(&self) -> IpAddr {
         value_ip(self.family, self.lo)
@@ -133,5 +147,21 @@ mod tests {
         assert_eq!(AddrRange::of_cidr(&all).hi, u128::from(u32::MAX));
         let s = AddrRange::single("49.50.0.0".parse().unwrap());
         assert_eq!(s.to_string(), "49.50.0.0-49.50.0.0");
+        assert_eq!(s.to_cidr_string(), "49.50.0.0/32");
+        assert_eq!(r.to_cidr_string(), "10.0.0.0/8");
+        assert_eq!(AddrRange::of_cidr(&all).to_cidr_string(), "0.0.0.0/0");
+        let v6: IpCidr = "2001:db8:bad::/48".parse().unwrap();
+        assert_eq!(
+            AddrRange::of_cidr(&v6).to_cidr_string(),
+            "2001:db8:bad::/48"
+        );
+        let any6: IpCidr = "::/0".parse().unwrap();
+        assert_eq!(AddrRange::of_cidr(&any6).to_cidr_string(), "::/0");
+        let odd = AddrRange {
+            family: Family::V4,
+            lo: 1,
+            hi: 2,
+        };
+        assert_eq!(odd.to_cidr_string(), "0.0.0.1-0.0.0.2");
     }
 }

@@ -113,7 +113,8 @@ impl Model {
                     out.push(*n);
                 } else {
                     warnings.insert(format!(
-                        "IPv6 CIDR {n} in {what} left out of the address ranges (connlist covers IPv4)"
+                        "IPv6 CIDR {} in {what} left out of the address ranges (connlist covers IPv4)",
+                        n.to_cidr_string()
                     ));
                 }
             }
@@ -145,7 +146,8 @@ impl Model {
                     out.push(*r);
                 } else {
                     warnings.insert(format!(
-                        "IPv6 CIDR {r} in network set {} left out of the address ranges",
+                        "IPv6 CIDR {} in network set {} left out of the address ranges",
+                        r.to_cidr_string(),
                         n.name
                     ));
                 }
