@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
+use std::rc::Rc;
 
 use calico_model::validation::Problem;
 
@@ -301,10 +302,10 @@ impl Model {
                 self.prepare(e, Direction::Egress),
             ]);
         }
-        let conns_of = |e: usize, dir: Direction, other: &PeerSpec| -> ConnSet {
+        let conns_of = |e: usize, dir: Direction, other: &PeerSpec| -> Rc<ConnSet> {
             match prepared.get(e).and_then(Option::as_ref) {
                 Some(p) => self.prepared_conns_memo(&p[dir.index()], other),
-                None => self.direction_conns(e, dir, &peer(e), other, family),
+                None => Rc::new(self.direction_conns(e, dir, &peer(e), other, family)),
             }
         };
         let mut rows = Vec::new();
@@ -323,10 +324,10 @@ impl Model {
                         eg.intersect(&conns_of(d, Direction::Ingress, &peer(s)))
                     }
                     (Side::Workload(s), Side::Range(r)) => {
-                        conns_of(s, Direction::Egress, &PeerSpec::External(r))
+                        (*conns_of(s, Direction::Egress, &PeerSpec::External(r))).clone()
                     }
                     (Side::Range(r), Side::Workload(d)) => {
-                        conns_of(d, Direction::Ingress, &PeerSpec::External(r))
+                        (*conns_of(d, Direction::Ingress, &PeerSpec::External(r))).clone()
                     }
                 };
                 if !conns.is_empty() {

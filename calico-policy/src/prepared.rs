@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use calico_model::resources::policy::{Action, TierAction};
 
@@ -38,7 +39,9 @@ pub(crate) struct Prepared<'m> {
     blocks: Vec<Block<'m>>,
     /// Results by signature (which rules' peer side the peer matches): peers with the same
     /// signature get the same connections.
-    memo: RefCell<HashMap<Vec<u64>, ConnSet>>,
+    memo: RefCell<HashMap<Box<[u64]>, Rc<ConnSet>>>,
+    /// Scratch buffer for signatures.
+    scratch: RefCell<Vec<u64>>,
     /// Whether some rule depends on the peer beyond its signature (named ports on the peer).
     peer_dependent: bool,
 }
@@ -131,6 +134,7 @@ impl Model {
             me,
             blocks,
             memo: RefCell::new(HashMap::new()),
+            scratch: RefCell::new(Vec::new()),
             peer_dependent,
         }
     }
@@ -144,35 +148,40 @@ impl Model {
     }
 
     /// [`Model::prepared_conns`], memoised by the peer's signature.
-    pub(crate) fn prepared_conns_memo(&self, prepared: &Prepared<'_>, other: &PeerSpec) -> ConnSet {
+    pub(crate) fn prepared_conns_memo(
+        &self,
+        prepared: &Prepared<'_>,
+        other: &PeerSpec,
+    ) -> Rc<ConnSet> {
         if prepared.peer_dependent {
-            return self.prepared_conns(prepared, other);
+            return Rc::new(self.prepared_conns(prepared, other));
         }
-        let n: usize = prepared
-            .blocks
-            .iter()
-            .map(|b| match b {
-                Block::Rules { rules, .. } => rules.len(),
-                Block::Drop => 0,
-            })
-            .sum();
-        let mut sig = vec![0u64; n.div_ceil(64)];
+        let mut sig = prepared.scratch.borrow_mut();
+        sig.clear();
         let mut i = 0;
         for b in &prepared.blocks {
             if let Block::Rules { rules, .. } = b {
                 for r in rules {
+                    if i % 64 == 0 {
+                        sig.push(0);
+                    }
                     if self.peer_side_matches(prepared.dir, r.rule, other) {
-                        sig[i / 64] |= 1 << (i % 64);
+                        if let Some(w) = sig.last_mut() {
+                            *w |= 1 << (i % 64);
+                        }
                     }
                     i += 1;
                 }
             }
         }
-        if let Some(c) = prepared.memo.borrow().get(&sig) {
-            return c.clone();
+        if let Some(c) = prepared.memo.borrow().get(&sig[..]) {
+            return Rc::clone(c);
         }
-        let c = self.prepared_conns(prepared, other);
-        prepared.memo.borrow_mut().insert(sig, c.clone());
+        let c = Rc::new(self.prepared_conns(prepared, other));
+        prepared
+            .memo
+            .borrow_mut()
+            .insert(sig.clone().into_boxed_slice(), Rc::clone(&c));
         c
     }
 
