@@ -311,11 +311,10 @@ impl Model {
         let mut rows = Vec::new();
         for (sname, s) in &srcs {
             for (dname, d) in &dsts {
-                if sname == dname {
-                    continue;
-                }
                 let conns = match (*s, *d) {
                     (Side::Range(_), Side::Range(_)) => continue,
+                    // One workload per printed name: the same representative is the same name.
+                    (Side::Workload(a), Side::Workload(b)) if a == b => continue,
                     (Side::Workload(s), Side::Workload(d)) => {
                         let eg = conns_of(s, Direction::Egress, &peer(d));
                         if eg.is_empty() {
