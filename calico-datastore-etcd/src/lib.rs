@@ -39,8 +39,8 @@ use calico_datastore::{
     StoreUrl, TxnOp, TxnResponse, check_reads, check_txn, failed_compares,
 };
 use etcd_client::{
-    Client, CompareOp, ConnectOptions, GetOptions, KvClient, TxnOpResponse,
-    Compare as EtcdCompare, Txn as EtcdTxn, TxnOp as EtcdTxnOp,
+    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, KvClient,
+    Txn as EtcdTxn, TxnOp as EtcdTxnOp, TxnOpResponse,
 };
 use tokio::runtime::Runtime;
 
@@ -228,7 +228,9 @@ impl EtcdStore {
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
         let started = Instant::now();
-        let seed = self.seed.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        let seed = self
+            .seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
         let mut backoff = Backoff::new(self.options.backoff, seed);
         let mut attempts = 0u32;
         loop {
@@ -320,7 +322,12 @@ impl EtcdStore {
             }
         };
         let message = status.message();
-        let text = format!("{}: {}{}", code_name(status.code()), message, source_chain(status));
+        let text = format!(
+            "{}: {}{}",
+            code_name(status.code()),
+            message,
+            source_chain(status)
+        );
         let lower = text.to_ascii_lowercase();
         match status.code() {
             Code::Unavailable | Code::Unknown | Code::Internal => {
@@ -406,7 +413,10 @@ fn convert_kv(url: &str, kv: &etcd_client::KeyValue) -> Result<KeyValue, StoreEr
     })
 }
 
-fn header_revision(url: &str, header: Option<&etcd_client::ResponseHeader>) -> Result<Revision, StoreError> {
+fn header_revision(
+    url: &str,
+    header: Option<&etcd_client::ResponseHeader>,
+) -> Result<Revision, StoreError> {
     let header = header.ok_or_else(|| {
         StoreError::backend(url, "decoding a response", "response without a header")
     })?;

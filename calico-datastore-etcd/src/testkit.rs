@@ -21,7 +21,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     /// No etcd binary was found.
-    #[error("etcd is not installed (looked for $CALICO_ETCD_BIN, etcd on PATH, /usr/bin/etcd); on Debian: apt-get install etcd-server")]
+    #[error(
+        "etcd is not installed (looked for $CALICO_ETCD_BIN, etcd on PATH, /usr/bin/etcd); on Debian: apt-get install etcd-server"
+    )]
     NotInstalled,
     /// An I/O step failed.
     #[error("{context}: {source}")]
@@ -72,7 +74,10 @@ pub fn etcd_or_skip(test: &str) -> Option<PathBuf> {
         Some(p) => Some(p),
         None => {
             if std::env::var("CALICO_REQUIRE_ETCD").as_deref() == Ok("1") {
-                panic!("{test}: CALICO_REQUIRE_ETCD=1 but {}", HarnessError::NotInstalled);
+                panic!(
+                    "{test}: CALICO_REQUIRE_ETCD=1 but {}",
+                    HarnessError::NotInstalled
+                );
             }
             eprintln!(
                 "NOTE: {test} was NOT run: {} (set CALICO_REQUIRE_ETCD=1 to make this a failure)",
@@ -163,7 +168,14 @@ impl Proc {
             .args(["--initial-cluster-state", state])
             .args(["--initial-cluster-token", token])
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-            .args(["--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn"])
+            .args([
+                "--logger",
+                "zap",
+                "--log-outputs",
+                "stderr",
+                "--log-level",
+                "warn",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
@@ -398,7 +410,11 @@ impl EtcdCluster {
 
     /// Restarts a killed member on its data and waits until it is healthy.
     pub fn restart(&mut self, i: usize) -> Result<(), HarnessError> {
-        let (binary, ic, token) = (self.binary.clone(), self.initial_cluster.clone(), self.token.clone());
+        let (binary, ic, token) = (
+            self.binary.clone(),
+            self.initial_cluster.clone(),
+            self.token.clone(),
+        );
         if let Some(p) = self.procs.get_mut(i) {
             p.kill();
             p.spawn(&binary, &ic, "existing", &token)?;
@@ -408,6 +424,8 @@ impl EtcdCluster {
 
     /// Whether member `i` is running.
     pub fn is_running(&mut self, i: usize) -> bool {
-        self.procs.get_mut(i).is_some_and(|p| p.child.is_some() && p.exited().is_none())
+        self.procs
+            .get_mut(i)
+            .is_some_and(|p| p.child.is_some() && p.exited().is_none())
     }
 }

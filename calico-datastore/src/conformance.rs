@@ -60,7 +60,14 @@ pub fn run_all(store: &dyn Store, prefix: &str) {
 pub fn check_empty(store: &dyn Store, prefix: &str) {
     assert!(ok(store.revision(), "revision") >= 1, "revision below 1");
     assert_eq!(get(store, &key(prefix, "nothing")), None);
-    let r = ok(store.range(&key(prefix, ""), prefix_end(prefix.as_bytes()).as_deref(), 0), "range");
+    let r = ok(
+        store.range(
+            &key(prefix, ""),
+            prefix_end(prefix.as_bytes()).as_deref(),
+            0,
+        ),
+        "range",
+    );
     assert!(r.kvs.is_empty() && !r.more, "empty range returned {r:?}");
 }
 
@@ -69,7 +76,10 @@ pub fn check_crud(store: &dyn Store, prefix: &str) {
     let a = key(prefix, "a");
     let r0 = ok(store.revision(), "revision");
     let r1 = ok(store.create(&a, b"one"), "create");
-    assert!(r1 > r0, "create did not advance the revision ({r0} -> {r1})");
+    assert!(
+        r1 > r0,
+        "create did not advance the revision ({r0} -> {r1})"
+    );
     let kv = get(store, &a).unwrap_or_else(|| panic!("created key missing"));
     assert_eq!(
         kv,
@@ -90,7 +100,10 @@ pub fn check_crud(store: &dyn Store, prefix: &str) {
     assert!(c.revision >= r1);
 
     // update with a stale revision: conflict; with the right one: success.
-    let c = expect_conflict(store.update(&a, b"two", r1 + 1000), "update with a wrong revision");
+    let c = expect_conflict(
+        store.update(&a, b"two", r1 + 1000),
+        "update with a wrong revision",
+    );
     assert_eq!(
         (c.keys[0].expected, c.keys[0].current),
         (Some(r1 + 1000), Some(r1))
@@ -104,7 +117,10 @@ pub fn check_crud(store: &dyn Store, prefix: &str) {
         (&b"two"[..], r1, r2)
     );
     // The old revision is now stale.
-    expect_conflict(store.update(&a, b"three", r1), "update with a stale revision");
+    expect_conflict(
+        store.update(&a, b"three", r1),
+        "update with a stale revision",
+    );
 
     // put: unconditional.
     let r3 = ok(store.put(&a, b"three"), "put");
@@ -121,7 +137,11 @@ pub fn check_crud(store: &dyn Store, prefix: &str) {
     let c = expect_conflict(store.update(&a, b"x", r3), "update of an absent key");
     assert_eq!((c.keys[0].expected, c.keys[0].current), (Some(r3), None));
     expect_conflict(store.delete(&a, r3), "delete of an absent key");
-    assert_eq!(ok(store.revision(), "revision"), r4, "failed requests changed the revision");
+    assert_eq!(
+        ok(store.revision(), "revision"),
+        r4,
+        "failed requests changed the revision"
+    );
 }
 
 /// Every changing transaction advances the revision by exactly one; all its puts get that
@@ -135,19 +155,33 @@ pub fn check_revisions(store: &dyn Store, prefix: &str) {
     let r2 = ok(
         store.txn(
             &[],
-            &[TxnOp::put(a.clone(), "2"), TxnOp::put(b.clone(), "2"), TxnOp::put(c.clone(), "2")],
+            &[
+                TxnOp::put(a.clone(), "2"),
+                TxnOp::put(b.clone(), "2"),
+                TxnOp::put(c.clone(), "2"),
+            ],
         ),
         "3-key txn",
     )
     .revision;
-    assert_eq!(r2, r1 + 1, "one transaction must advance the revision by one");
+    assert_eq!(
+        r2,
+        r1 + 1,
+        "one transaction must advance the revision by one"
+    );
     let (rev, kvs) = ok(store.get_many(&[&a, &b, &c]), "get_many");
     assert_eq!(rev, r2);
     for kv in kvs.iter() {
-        let kv = kv.as_ref().unwrap_or_else(|| panic!("key of the txn missing"));
+        let kv = kv
+            .as_ref()
+            .unwrap_or_else(|| panic!("key of the txn missing"));
         assert_eq!(kv.mod_revision, r2, "{kv:?}");
     }
-    assert_eq!(kvs[0].as_ref().map(|k| k.create_revision), Some(r1), "create revision lost");
+    assert_eq!(
+        kvs[0].as_ref().map(|k| k.create_revision),
+        Some(r1),
+        "create revision lost"
+    );
     assert_eq!(kvs[1].as_ref().map(|k| k.create_revision), Some(r2));
 
     // A failed transaction and a transaction changing nothing keep the revision.
@@ -159,8 +193,14 @@ pub fn check_revisions(store: &dyn Store, prefix: &str) {
         store.txn(&[], &[TxnOp::delete(key(prefix, "never-existed"))]),
         "delete of an absent key",
     );
-    assert_eq!(nothing.revision, r2, "a txn that changed nothing advanced the revision");
-    let empty = ok(store.txn(&[Compare::mod_revision(a.clone(), r2)], &[]), "txn without ops");
+    assert_eq!(
+        nothing.revision, r2,
+        "a txn that changed nothing advanced the revision"
+    );
+    let empty = ok(
+        store.txn(&[Compare::mod_revision(a.clone(), r2)], &[]),
+        "txn without ops",
+    );
     assert_eq!(empty.revision, r2);
     assert_eq!(ok(store.revision(), "revision"), r2);
 
@@ -175,7 +215,12 @@ pub fn check_revisions(store: &dyn Store, prefix: &str) {
 /// A transaction with one failing compare applies none of its ops, and the conflict lists
 /// exactly the failing compares with current revisions.
 pub fn check_txn_all_or_nothing(store: &dyn Store, prefix: &str) {
-    let (a, b, c, d) = (key(prefix, "a"), key(prefix, "b"), key(prefix, "c"), key(prefix, "d"));
+    let (a, b, c, d) = (
+        key(prefix, "a"),
+        key(prefix, "b"),
+        key(prefix, "c"),
+        key(prefix, "d"),
+    );
     let ra = ok(store.create(&a, b"a0"), "create a");
     let rb = ok(store.create(&b, b"b0"), "create b");
     let before = ok(store.revision(), "revision");
@@ -209,8 +254,14 @@ pub fn check_txn_all_or_nothing(store: &dyn Store, prefix: &str) {
     );
     let (rev, kvs) = ok(store.get_many(&[&a, &b, &c]), "get_many");
     assert_eq!(rev, before, "a failed txn changed the revision");
-    assert_eq!(kvs[0].as_ref().map(|k| k.value.clone()), Some(b"a0".to_vec()));
-    assert_eq!(kvs[1].as_ref().map(|k| k.value.clone()), Some(b"b0".to_vec()));
+    assert_eq!(
+        kvs[0].as_ref().map(|k| k.value.clone()),
+        Some(b"a0".to_vec())
+    );
+    assert_eq!(
+        kvs[1].as_ref().map(|k| k.value.clone()),
+        Some(b"b0".to_vec())
+    );
     assert_eq!(kvs[2], None, "a failed txn wrote c");
 
     // With the compares fixed, everything applies at once.
@@ -233,9 +284,15 @@ pub fn check_txn_all_or_nothing(store: &dyn Store, prefix: &str) {
     .revision;
     let (rev, kvs) = ok(store.get_many(&[&a, &b, &c]), "get_many");
     assert_eq!(rev, r);
-    assert_eq!(kvs[0].as_ref().map(|k| (k.value.clone(), k.mod_revision)), Some((b"a1".to_vec(), r)));
+    assert_eq!(
+        kvs[0].as_ref().map(|k| (k.value.clone(), k.mod_revision)),
+        Some((b"a1".to_vec(), r))
+    );
     assert_eq!(kvs[1], None);
-    assert_eq!(kvs[2].as_ref().map(|k| (k.value.clone(), k.mod_revision)), Some((b"c1".to_vec(), r)));
+    assert_eq!(
+        kvs[2].as_ref().map(|k| (k.value.clone(), k.mod_revision)),
+        Some((b"c1".to_vec(), r))
+    );
 }
 
 /// Ranges come back in byte order, honour `[start, end)` and the limit, and report `more`.
@@ -255,7 +312,10 @@ pub fn check_range(store: &dyn Store, prefix: &str) {
     ];
     let full = |s: &[u8]| [prefix.as_bytes(), s].concat();
     for chunk in suffixes.chunks(3) {
-        let ops: Vec<_> = chunk.iter().map(|s| TxnOp::put(full(s), s.clone())).collect();
+        let ops: Vec<_> = chunk
+            .iter()
+            .map(|s| TxnOp::put(full(s), s.clone()))
+            .collect();
         ok(store.txn(&[], &ops), "put range keys");
     }
     // Neighbours outside the k/ prefix.
@@ -265,7 +325,10 @@ pub fn check_range(store: &dyn Store, prefix: &str) {
     let mut sorted: Vec<Vec<u8>> = suffixes.iter().map(|s| full(s)).collect();
     sorted.sort();
     let kprefix = full(b"k/");
-    let all = ok(store.read(&[ReadOp::prefix(kprefix.clone(), 0)]), "prefix read");
+    let all = ok(
+        store.read(&[ReadOp::prefix(kprefix.clone(), 0)]),
+        "prefix read",
+    );
     let Some(ReadResult::Range(all)) = all.results.into_iter().next() else {
         panic!("a range read did not return a range result");
     };
@@ -278,7 +341,10 @@ pub fn check_range(store: &dyn Store, prefix: &str) {
 
     let end = prefix_end(&kprefix);
     for limit in [1usize, 4, 9, 10, 11, 100] {
-        let r = ok(store.range(&kprefix, end.as_deref(), limit), "limited range");
+        let r = ok(
+            store.range(&kprefix, end.as_deref(), limit),
+            "limited range",
+        );
         let want = limit.min(sorted.len());
         assert_eq!(r.kvs.len(), want, "limit {limit}");
         assert_eq!(r.more, limit < sorted.len(), "more flag with limit {limit}");
@@ -287,7 +353,10 @@ pub fn check_range(store: &dyn Store, prefix: &str) {
     }
 
     // [k/01, k/10): start inclusive, end exclusive.
-    let r = ok(store.range(&full(b"k/01"), Some(&full(b"k/10")), 0), "bounded range");
+    let r = ok(
+        store.range(&full(b"k/01"), Some(&full(b"k/10")), 0),
+        "bounded range",
+    );
     let got: Vec<_> = r.kvs.iter().map(|kv| kv.key.clone()).collect();
     assert_eq!(got, vec![full(b"k/01"), full(b"k/02"), full(b"k/03")]);
 
@@ -336,14 +405,20 @@ pub fn check_read_batch(store: &dyn Store, prefix: &str) {
     assert_eq!(resp.revision, rb);
     assert_eq!(resp.results.len(), 4);
     let mut it = resp.results.into_iter();
-    assert_eq!(it.next().and_then(ReadResult::into_get).map(|kv| kv.value), Some(b"B".to_vec()));
+    assert_eq!(
+        it.next().and_then(ReadResult::into_get).map(|kv| kv.value),
+        Some(b"B".to_vec())
+    );
     let range = it
         .next()
         .and_then(ReadResult::into_range)
         .unwrap_or_else(|| panic!("second result is not a range"));
     assert_eq!(range.kvs.len(), 2);
     assert_eq!(it.next(), Some(ReadResult::Get(None)));
-    assert_eq!(it.next().and_then(ReadResult::into_get).map(|kv| kv.value), Some(b"A".to_vec()));
+    assert_eq!(
+        it.next().and_then(ReadResult::into_get).map(|kv| kv.value),
+        Some(b"A".to_vec())
+    );
     // An empty batch is a revision probe.
     assert_eq!(ok(store.read(&[]), "empty batch").revision, rb);
 }
@@ -354,11 +429,37 @@ pub fn check_delete(store: &dyn Store, prefix: &str) {
     let (a, b) = (key(prefix, "a"), key(prefix, "b"));
     ok(store.put(&a, b"1"), "put");
     let rb = ok(store.put(&b, b"2"), "put");
-    let r = ok(store.txn(&[], &[TxnOp::delete(a.clone()), TxnOp::delete(key(prefix, "zz"))]), "delete");
+    let r = ok(
+        store.txn(
+            &[],
+            &[TxnOp::delete(a.clone()), TxnOp::delete(key(prefix, "zz"))],
+        ),
+        "delete",
+    );
     assert_eq!(r.revision, rb + 1);
-    let range = ok(store.range(&key(prefix, ""), prefix_end(prefix.as_bytes()).as_deref(), 0), "range");
-    assert_eq!(range.kvs.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>(), vec![b.clone()]);
-    ok(store.txn(&[Compare::absent(a.clone())], &[TxnOp::put(a.clone(), "back")]), "recreate");
+    let range = ok(
+        store.range(
+            &key(prefix, ""),
+            prefix_end(prefix.as_bytes()).as_deref(),
+            0,
+        ),
+        "range",
+    );
+    assert_eq!(
+        range
+            .kvs
+            .iter()
+            .map(|kv| kv.key.clone())
+            .collect::<Vec<_>>(),
+        vec![b.clone()]
+    );
+    ok(
+        store.txn(
+            &[Compare::absent(a.clone())],
+            &[TxnOp::put(a.clone(), "back")],
+        ),
+        "recreate",
+    );
     // Deleting and writing different keys in one txn.
     let ra = get(store, &a).map(|kv| kv.mod_revision).unwrap_or_default();
     ok(
@@ -379,7 +480,11 @@ pub fn check_values(store: &dyn Store, prefix: &str) {
     for (name, value) in [("empty", Vec::new()), ("binary", binary), ("big", big)] {
         let k = key(prefix, name);
         ok(store.put(&k, &value), "put");
-        assert_eq!(get(store, &k).map(|kv| kv.value), Some(value), "{name} value changed");
+        assert_eq!(
+            get(store, &k).map(|kv| kv.value),
+            Some(value),
+            "{name} value changed"
+        );
     }
 }
 
@@ -397,7 +502,11 @@ pub fn check_limits(store: &dyn Store, prefix: &str) {
         .map(|i| ReadOp::get(key(prefix, &format!("{i:05}"))))
         .collect();
     let resp = ok(store.read(&reads), "read of max_txn_ops gets");
-    assert!(resp.results.iter().all(|r| matches!(r, ReadResult::Get(Some(_)))));
+    assert!(
+        resp.results
+            .iter()
+            .all(|r| matches!(r, ReadResult::Get(Some(_))))
+    );
 
     let mut too_many = ops.clone();
     too_many.push(TxnOp::put(key(prefix, "one-more"), "x"));
@@ -414,16 +523,32 @@ pub fn check_limits(store: &dyn Store, prefix: &str) {
     ));
     let mut reads = reads;
     reads.push(ReadOp::get(key(prefix, "one-more")));
-    assert!(matches!(store.read(&reads), Err(StoreError::TooManyOps { .. })));
+    assert!(matches!(
+        store.read(&reads),
+        Err(StoreError::TooManyOps { .. })
+    ));
 
-    let dup = [TxnOp::put(key(prefix, "d"), "1"), TxnOp::delete(key(prefix, "d"))];
-    assert!(matches!(store.txn(&[], &dup), Err(StoreError::InvalidRequest { .. })));
+    let dup = [
+        TxnOp::put(key(prefix, "d"), "1"),
+        TxnOp::delete(key(prefix, "d")),
+    ];
+    assert!(matches!(
+        store.txn(&[], &dup),
+        Err(StoreError::InvalidRequest { .. })
+    ));
     assert!(matches!(
         store.txn(&[], &[TxnOp::put(Vec::new(), "x")]),
         Err(StoreError::InvalidRequest { .. })
     ));
-    assert!(matches!(store.get(b""), Err(StoreError::InvalidRequest { .. })));
-    assert_eq!(ok(store.revision(), "revision"), r, "a rejected request changed the store");
+    assert!(matches!(
+        store.get(b""),
+        Err(StoreError::InvalidRequest { .. })
+    ));
+    assert_eq!(
+        ok(store.revision(), "revision"),
+        r,
+        "a rejected request changed the store"
+    );
     assert_eq!(get(store, &key(prefix, "one-more")), None);
     assert_eq!(get(store, &key(prefix, "d")), None);
 }
@@ -433,7 +558,13 @@ pub fn check_limits(store: &dyn Store, prefix: &str) {
 /// older than either key.
 pub fn check_read_batch_consistency(store: &dyn Store, prefix: &str, rounds: usize) {
     let (x, y) = (key(prefix, "x"), key(prefix, "y"));
-    ok(store.txn(&[], &[TxnOp::put(x.clone(), "0"), TxnOp::put(y.clone(), "0")]), "init");
+    ok(
+        store.txn(
+            &[],
+            &[TxnOp::put(x.clone(), "0"), TxnOp::put(y.clone(), "0")],
+        ),
+        "init",
+    );
     let stop = AtomicBool::new(false);
     let writes = AtomicU64::new(0);
     std::thread::scope(|s| {
@@ -443,7 +574,10 @@ pub fn check_read_batch_consistency(store: &dyn Store, prefix: &str, rounds: usi
                 n += 1;
                 let v = n.to_string();
                 ok(
-                    store.txn(&[], &[TxnOp::put(x.clone(), v.clone()), TxnOp::put(y.clone(), v)]),
+                    store.txn(
+                        &[],
+                        &[TxnOp::put(x.clone(), v.clone()), TxnOp::put(y.clone(), v)],
+                    ),
                     "writer",
                 );
                 writes.store(n, Ordering::Relaxed);
@@ -451,14 +585,20 @@ pub fn check_read_batch_consistency(store: &dyn Store, prefix: &str, rounds: usi
         });
         let mut last_rev: Revision = 0;
         for _ in 0..rounds {
-            let resp = ok(store.read(&[ReadOp::get(x.clone()), ReadOp::get(y.clone())]), "reader");
+            let resp = ok(
+                store.read(&[ReadOp::get(x.clone()), ReadOp::get(y.clone())]),
+                "reader",
+            );
             let mut it = resp.results.into_iter().map(ReadResult::into_get);
             let (Some(Some(kx)), Some(Some(ky))) = (it.next(), it.next()) else {
                 panic!("x or y missing");
             };
             assert_eq!(kx.value, ky.value, "a read batch saw two revisions");
             assert_eq!(kx.mod_revision, ky.mod_revision);
-            assert!(resp.revision >= kx.mod_revision, "batch revision older than its data");
+            assert!(
+                resp.revision >= kx.mod_revision,
+                "batch revision older than its data"
+            );
             assert!(resp.revision >= last_rev, "revisions went backwards");
             last_rev = resp.revision;
         }
@@ -514,7 +654,12 @@ pub fn parse_counter(value: &[u8]) -> u64 {
 /// `threads` threads each add one to a shared counter `per_thread` times with CAS retries:
 /// the final value must be exactly `threads * per_thread` (no lost update), and every
 /// thread must have seen distinct values.
-pub fn check_concurrent_increments(store: &dyn Store, prefix: &str, threads: usize, per_thread: usize) {
+pub fn check_concurrent_increments(
+    store: &dyn Store,
+    prefix: &str,
+    threads: usize,
+    per_thread: usize,
+) {
     let counter = key(prefix, "counter");
     let seen = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -529,14 +674,105 @@ pub fn check_concurrent_increments(store: &dyn Store, prefix: &str, threads: usi
                     );
                     mine.push(v);
                 }
-                seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(mine);
+                seen.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(mine);
             });
         }
     });
     let total = (threads * per_thread) as u64;
     let final_value = get(store, &counter).map(|kv| parse_counter(&kv.value));
     assert_eq!(final_value, Some(total), "lost updates");
-    let mut seen = seen.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut seen = seen
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     seen.sort_unstable();
-    assert_eq!(seen, (1..=total).collect::<Vec<_>>(), "two increments returned the same value");
+    assert_eq!(
+        seen,
+        (1..=total).collect::<Vec<_>>(),
+        "two increments returned the same value"
+    );
+}
+
+/// One increment of the counter `{prefix}counter` whose transaction also creates the log
+/// key `{prefix}log/{writer}/{seq}`: an attempt whose outcome is unknown (a broken
+/// connection, a timeout, a crash of a peer) is resolved by reading the log key, so each
+/// `(writer, seq)` is applied exactly once. Retries conflicts and transient errors until
+/// `patience` runs out; returns the number of retries.
+pub fn logged_increment(
+    store: &dyn Store,
+    prefix: &str,
+    writer: usize,
+    seq: usize,
+    patience: Duration,
+) -> Result<u32, StoreError> {
+    let counter = format!("{prefix}counter").into_bytes();
+    let log = format!("{prefix}log/{writer}/{seq:06}").into_bytes();
+    let policy = BackoffPolicy {
+        base: Duration::from_micros(200),
+        cap: Duration::from_millis(50),
+        max_retries: u32::MAX,
+        deadline: patience,
+    };
+    let mut backoff = Backoff::new(policy, (writer as u64) << 32 | seq as u64);
+    let started = std::time::Instant::now();
+    let mut retries = 0;
+    loop {
+        let outcome = store.get_many(&[&counter, &log]).and_then(|(_, kvs)| {
+            if kvs[1].is_some() {
+                return Ok(true); // an earlier attempt was applied after all
+            }
+            let cur = kvs[0].clone();
+            let next = cur.as_ref().map_or(0, |kv| parse_counter(&kv.value)) + 1;
+            store
+                .txn(
+                    &[
+                        Compare::unchanged(counter.clone(), cur.map(|kv| kv.mod_revision)),
+                        Compare::absent(log.clone()),
+                    ],
+                    &[
+                        TxnOp::put(counter.clone(), next.to_string()),
+                        TxnOp::put(log.clone(), next.to_string()),
+                    ],
+                )
+                .map(|_| true)
+        });
+        match outcome {
+            Ok(_) => return Ok(retries),
+            Err(e) if e.is_retriable() => match backoff.next_delay(started.elapsed()) {
+                Some(wait) => {
+                    retries += 1;
+                    std::thread::sleep(wait);
+                }
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Checks the state [`logged_increment`] calls leave under `prefix`: the counter equals the
+/// number of log keys and the log values are exactly `1..=n` (no update lost, none applied
+/// twice). Returns `n`.
+pub fn check_logged_counter(store: &dyn Store, prefix: &str) -> u64 {
+    let counter =
+        get(store, format!("{prefix}counter").as_bytes()).map_or(0, |kv| parse_counter(&kv.value));
+    let log_prefix = format!("{prefix}log/").into_bytes();
+    let logs = ok(
+        store.range(&log_prefix, prefix_end(&log_prefix).as_deref(), 0),
+        "range over the log",
+    );
+    let mut values: Vec<u64> = logs.kvs.iter().map(|kv| parse_counter(&kv.value)).collect();
+    values.sort_unstable();
+    assert_eq!(
+        counter,
+        values.len() as u64,
+        "counter and log disagree: lost or doubled updates"
+    );
+    assert_eq!(
+        values,
+        (1..=counter).collect::<Vec<_>>(),
+        "two increments saw the same value"
+    );
+    counter
 }

@@ -4,8 +4,7 @@
 use crate::error::StoreError;
 use crate::store::failed_compares;
 use crate::types::{
-    Compare, KeyValue, RangeResult, ReadOp, ReadResponse, ReadResult, Revision, TxnOp,
-    TxnResponse,
+    Compare, KeyValue, RangeResult, ReadOp, ReadResponse, ReadResult, Revision, TxnOp, TxnResponse,
 };
 
 /// A stored value with its revisions.

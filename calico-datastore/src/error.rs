@@ -221,7 +221,9 @@ impl std::error::Error for Conflict {}
 #[non_exhaustive]
 pub enum OpenError {
     /// The store URL is malformed.
-    #[error("invalid store URL {url:?}: {reason} (expected memory:, file:PATH or etcd://HOST:PORT[,HOST:PORT...])")]
+    #[error(
+        "invalid store URL {url:?}: {reason} (expected memory:, file:PATH or etcd://HOST:PORT[,HOST:PORT...])"
+    )]
     InvalidUrl {
         /// The URL as given.
         url: String,

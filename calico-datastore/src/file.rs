@@ -6,21 +6,20 @@
 //! request is one redb transaction (writes are committed durably, with fsync), so a crash
 //! at any point leaves the previous or the new state.
 //!
-//! Sharing: redb locks the database file for as long as a `Database` is open, so a process
-//! holding it open would make every other process fail. Instead each request takes an
-//! advisory lock on the side file `PATH.lock` (blocking: other processes *wait*, they do not
-//! fail), opens the database, runs its transaction, closes the database and releases the
-//! lock. Threads of one process queue on a mutex first. Locks held by a process that dies
-//! are released by the kernel, and redb repairs an interrupted commit on the next open.
+//! Sharing: the database is opened in redb's multi-writer mode (redb ≥ 4.5): every process
+//! keeps it open, write transactions are serialized across processes by byte-range locks on
+//! the file (a writer *waits* for the lock, it does not fail), and every read transaction
+//! starts from the latest commit of any process. Within one process all `FileStore`s on one
+//! path share one open database. A process that dies mid-commit leaves the previous commit,
+//! which the next writer recovers from.
 
-use std::fs::{File, OpenOptions};
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use redb::{
-    Database, DatabaseError, ReadableDatabase, ReadableTable, Table, TableDefinition, TableError,
+    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, Table, TableDefinition, TableError,
 };
 
 use crate::engine::{self, EngineRead, EngineWrite, Entry};
@@ -36,18 +35,21 @@ const REVISION_KEY: &str = "revision";
 const FORMAT_KEY: &str = "format";
 const FORMAT: u64 = 1;
 const HEADER: usize = 16;
-/// redb's page cache per open; the database is reopened per request, so keep it small.
-const CACHE_BYTES: usize = 8 << 20;
-/// How long to keep retrying when the database file is held open by a process that does not
-/// take the side lock (e.g. a redb tool).
-const FOREIGN_OPEN_PATIENCE: Duration = Duration::from_secs(30);
+/// redb's page cache (an upper bound, allocated as pages are read).
+const CACHE_BYTES: usize = 64 << 20;
+
+/// The databases this process has open, by canonical path, shared by every `FileStore`.
+fn open_databases() -> &'static Mutex<HashMap<PathBuf, Weak<Database>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Database>>>> = OnceLock::new();
+    OPEN.get_or_init(|| Mutex::new(HashMap::new()))
+}
 
 /// A store in one redb database file, safe to share between threads and processes.
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
     url: String,
-    lock: Mutex<File>,
+    db: Arc<Database>,
     max_txn_ops: usize,
 }
 
@@ -60,26 +62,11 @@ impl FileStore {
             path: path.clone(),
             source,
         };
-        let mut lock_name = path.clone().into_os_string();
-        lock_name.push(".lock");
-        let lock_path = PathBuf::from(lock_name);
-        let lock_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| {
-                fail(StoreError::backend(
-                    url.clone(),
-                    format!("opening the lock file {}", lock_path.display()),
-                    e,
-                ))
-            })?;
+        let db = shared_database(&path, &url).map_err(fail)?;
         let store = FileStore {
             path: path.clone(),
             url,
-            lock: Mutex::new(lock_file),
+            db,
             max_txn_ops: DEFAULT_MAX_TXN_OPS,
         };
         store.initialize().map_err(fail)?;
@@ -100,6 +87,9 @@ impl FileStore {
     /// Creates the tables and the revision on first use; checks the format otherwise.
     fn initialize(&self) -> Result<(), StoreError> {
         self.with_db(|db| {
+            if self.is_initialized(db)? {
+                return Ok(());
+            }
             let txn = db
                 .begin_write()
                 .map_err(|e| self.err("starting a write transaction", e))?;
@@ -116,7 +106,9 @@ impl FileStore {
                     Some(other) => {
                         return Err(self.err(
                             "checking the format",
-                            format!("unsupported store format {other} (this program reads {FORMAT})"),
+                            format!(
+                                "unsupported store format {other} (this program reads {FORMAT})"
+                            ),
                         ));
                     }
                     None => {
@@ -141,41 +133,60 @@ impl FileStore {
         StoreError::backend(self.url.clone(), context, source)
     }
 
-    /// Runs `f` on the database, opened under the process-wide and cross-process locks.
-    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let lock = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        lock.lock()
-            .map_err(|e| self.err("locking the lock file", e))?;
-        let result = self.open_db().and_then(|db| {
-            let r = f(&db);
-            let closed = db.close().map_err(|e| self.err("closing the database", e));
-            r.and_then(|v| closed.map(|()| v))
-        });
-        let unlocked = lock
-            .unlock()
-            .map_err(|e| self.err("unlocking the lock file", e));
-        result.and_then(|v| unlocked.map(|()| v))
+    fn is_initialized(&self, db: &Database) -> Result<bool, StoreError> {
+        let txn = db
+            .begin_read()
+            .map_err(|e| self.err("starting a read transaction", e))?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(table_err(&self.url, e)),
+        };
+        let format = meta
+            .get(FORMAT_KEY)
+            .map_err(|e| self.err("reading the format", e))?
+            .map(|g| g.value());
+        Ok(format == Some(FORMAT))
     }
 
-    fn open_db(&self) -> Result<Database, StoreError> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match Database::builder()
-                .set_cache_size(CACHE_BYTES)
-                .create(&self.path)
-            {
-                Ok(db) => return Ok(db),
-                Err(DatabaseError::DatabaseAlreadyOpen)
-                    if started.elapsed() < FOREIGN_OPEN_PATIENCE =>
-                {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(100));
-                }
-                Err(e) => return Err(self.err("opening the database", e)),
-            }
-        }
+    /// Runs `f` on the shared database.
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&self.db)
     }
+}
+
+/// The process's open database for `path`, opening it if no `FileStore` has it open.
+fn shared_database(path: &Path, url: &str) -> Result<Arc<Database>, StoreError> {
+    let err = |context: &str, e: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::backend(url, context, e)
+    };
+    let mut open = open_databases()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    open.retain(|_, db| db.strong_count() > 0);
+    // Canonicalize to share one handle per file; the file may not exist yet.
+    let canonical = path.canonicalize().ok();
+    if let Some(db) = canonical
+        .as_ref()
+        .and_then(|c| open.get(c))
+        .and_then(Weak::upgrade)
+    {
+        return Ok(db);
+    }
+    let db = Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+        .create(path)
+        .map_err(|e| err("opening the database", e.into()))?;
+    let db = Arc::new(db);
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| err("resolving the path", e.into()))?;
+    open.insert(canonical, Arc::downgrade(&db));
+    Ok(db)
 }
 
 /// The tables of one redb transaction.
@@ -314,7 +325,7 @@ impl Store for FileStore {
             let txn = db
                 .begin_write()
                 .map_err(|e| self.err("starting a write transaction", e))?;
-            let resp = {
+            let (resp, changed) = {
                 let mut tables = Tables {
                     kv: txn.open_table(KV).map_err(|e| table_err(&self.url, e))?,
                     meta: txn.open_table(META).map_err(|e| table_err(&self.url, e))?,
@@ -322,36 +333,15 @@ impl Store for FileStore {
                 };
                 let before = tables.revision()?;
                 let resp = engine::txn(&mut tables, &self.url, compares, ops)?;
-                (resp.revision != before).then_some(resp)
+                (resp, resp.revision != before)
             };
-            match resp {
-                // Something changed: commit durably.
-                Some(resp) => {
-                    txn.commit().map_err(|e| self.err("committing", e))?;
-                    Ok(resp)
-                }
-                // Nothing changed (deletes of absent keys): no commit, no fsync.
-                None => {
-                    txn.abort().map_err(|e| self.err("aborting", e))?;
-                    self.revision_in(db)
-                }
+            if changed {
+                txn.commit().map_err(|e| self.err("committing", e))?;
+            } else {
+                // Nothing changed (deletes of absent keys only): no commit, no fsync.
+                txn.abort().map_err(|e| self.err("aborting", e))?;
             }
-        })
-    }
-}
-
-impl FileStore {
-    fn revision_in(&self, db: &Database) -> Result<TxnResponse, StoreError> {
-        let txn = db
-            .begin_read()
-            .map_err(|e| self.err("starting a read transaction", e))?;
-        let tables = Tables {
-            kv: txn.open_table(KV).map_err(|e| table_err(&self.url, e))?,
-            meta: txn.open_table(META).map_err(|e| table_err(&self.url, e))?,
-            url: self.url.clone(),
-        };
-        Ok(TxnResponse {
-            revision: tables.revision()?,
+            Ok(resp)
         })
     }
 }

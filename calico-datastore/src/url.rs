@@ -271,8 +271,14 @@ mod tests {
                 },
             ])
         );
-        assert_eq!(e.to_string(), "etcd://127.0.0.1:2379,etcd-2:2380,[::1]:2381");
-        assert_eq!(DEFAULT_STORE_URL.parse::<StoreUrl>().unwrap().to_string(), DEFAULT_STORE_URL);
+        assert_eq!(
+            e.to_string(),
+            "etcd://127.0.0.1:2379,etcd-2:2380,[::1]:2381"
+        );
+        assert_eq!(
+            DEFAULT_STORE_URL.parse::<StoreUrl>().unwrap().to_string(),
+            DEFAULT_STORE_URL
+        );
     }
 
     #[test]

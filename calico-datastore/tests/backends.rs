@@ -1,13 +1,19 @@
 //! The conformance suite against the in-process backends, and file-store specifics:
 //! persistence across reopen, sharing between threads and between processes.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+// Test code: helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use calico_datastore::conformance::{self, cas_increment, parse_counter};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use calico_datastore::conformance::{
+    self, cas_increment, check_logged_counter, logged_increment, parse_counter,
+};
 use calico_datastore::{
-    CountingStore, FileStore, MemoryStore, OpenError, Store, StoreError, TxnOp, open_store,
+    CountingStore, FileStore, MemoryStore, OpenError, Store, TxnOp, open_store,
 };
 
 /// A directory removed on drop.
@@ -71,7 +77,13 @@ fn file_survives_reopen_with_revisions() {
         let store = open_store(&url).unwrap();
         store.put(b"a", b"1").unwrap();
         let rev = store
-            .txn(&[], &[TxnOp::put(b"a".to_vec(), "2"), TxnOp::put(b"b".to_vec(), "3")])
+            .txn(
+                &[],
+                &[
+                    TxnOp::put(b"a".to_vec(), "2"),
+                    TxnOp::put(b"b".to_vec(), "3"),
+                ],
+            )
             .unwrap()
             .revision;
         (rev, store.get(b"a").unwrap().unwrap())
@@ -79,10 +91,17 @@ fn file_survives_reopen_with_revisions() {
     let store = open_store(&url).unwrap();
     assert_eq!(store.revision().unwrap(), rev);
     assert_eq!(store.get(b"a").unwrap().unwrap(), kv);
-    assert_eq!(store.put(b"c", b"4").unwrap(), rev + 1, "revisions restarted");
+    assert_eq!(
+        store.put(b"c", b"4").unwrap(),
+        rev + 1,
+        "revisions restarted"
+    );
     // Two handles on one file in one process see each other's writes.
     let other = FileStore::open(dir.path().join("r.db")).unwrap();
-    assert_eq!(other.get(b"c").unwrap().map(|kv| kv.value), Some(b"4".to_vec()));
+    assert_eq!(
+        other.get(b"c").unwrap().map(|kv| kv.value),
+        Some(b"4".to_vec())
+    );
 }
 
 #[test]
@@ -120,7 +139,9 @@ fn two_file_handles_in_threads_lose_no_update() {
 const CHILD_ENV: &str = "CALICO_DS_CHILD_DB";
 const CHILD_INCREMENTS: u64 = 40;
 
-/// The body of the multi-process test's children: does nothing unless started by it.
+/// The body of the multi-process tests' children: does nothing unless started by them.
+/// `CALICO_DS_CHILD_MODE=plain`: CAS increments of `counter`; `logged`: logged increments
+/// under `crash/` (the crash test kills some children mid-way).
 #[test]
 fn multiprocess_child() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
@@ -131,57 +152,125 @@ fn multiprocess_child() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    for i in 0..CHILD_INCREMENTS {
-        match cas_increment(&store, b"counter", seed * 1000 + i) {
-            Ok(_) => {}
-            Err(e @ StoreError::Backend { .. }) => panic!("child {seed}: backend error: {e}"),
-            Err(e) => panic!("child {seed}: {e}"),
+    let logged = std::env::var("CALICO_DS_CHILD_MODE").as_deref() == Ok("logged");
+    for i in 0..CHILD_INCREMENTS * if logged { 10 } else { 1 } {
+        let result = if logged {
+            logged_increment(
+                &store,
+                "crash/",
+                seed as usize,
+                i as usize,
+                Duration::from_secs(60),
+            )
+            .map(drop)
+        } else {
+            cas_increment(&store, b"counter", seed * 1000 + i).map(drop)
+        };
+        if let Err(e) = result {
+            panic!("child {seed}: {e}");
         }
     }
+}
+
+fn spawn_child(path: &Path, seed: usize, mode: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "multiprocess_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, path)
+        .env("CALICO_DS_CHILD_SEED", seed.to_string())
+        .env("CALICO_DS_CHILD_MODE", mode)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn expect_success(i: usize, child: Child) {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "child {i} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn processes_sharing_a_file_wait_and_lose_no_update() {
     let dir = TempDir::new("procs");
     let path = dir.path().join("p.db");
-    FileStore::open(&path).unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let procs = 4;
-    let children: Vec<_> = (0..procs)
-        .map(|i| {
-            Command::new(&exe)
-                .args(["--exact", "multiprocess_child", "--nocapture", "--test-threads=1"])
-                .env(CHILD_ENV, &path)
-                .env("CALICO_DS_CHILD_SEED", i.to_string())
-                .output_async()
-        })
-        .collect();
-    for (i, child) in children.into_iter().enumerate() {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "child {i} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
     let store = FileStore::open(&path).unwrap();
+    let procs = 4;
+    let mut children: Vec<_> = (0..procs).map(|i| spawn_child(&path, i, "plain")).collect();
+    // This process reads while the children write: it sees their commits, in order.
+    let mut last = 0;
+    loop {
+        let now = store
+            .get(b"counter")
+            .unwrap()
+            .map_or(0, |kv| parse_counter(&kv.value));
+        assert!(now >= last, "the counter went backwards");
+        last = now;
+        let running = children
+            .iter_mut()
+            .any(|c| matches!(c.try_wait(), Ok(None)));
+        if !running {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(last > 0, "this process never saw the children's writes");
+    for (i, child) in children.into_iter().enumerate() {
+        expect_success(i, child);
+    }
+    let reopened = FileStore::open(&path).unwrap();
     assert_eq!(
-        parse_counter(&store.get(b"counter").unwrap().unwrap().value),
-        procs * CHILD_INCREMENTS,
+        parse_counter(&reopened.get(b"counter").unwrap().unwrap().value),
+        procs as u64 * CHILD_INCREMENTS,
         "lost updates between processes"
     );
 }
 
-trait SpawnPiped {
-    fn output_async(&mut self) -> std::process::Child;
-}
-
-impl SpawnPiped for Command {
-    fn output_async(&mut self) -> std::process::Child {
-        self.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+#[test]
+fn sigkilled_writers_leave_a_consistent_file() {
+    let dir = TempDir::new("crash");
+    let path = dir.path().join("k.db");
+    let store = FileStore::open(&path).unwrap();
+    let mut survivors = Vec::new();
+    let mut killed = 0;
+    for round in 0..3 {
+        let victim = spawn_child(&path, 10 + round, "logged");
+        survivors.push((round, spawn_child(&path, round, "logged")));
+        // Let the victim get going, then SIGKILL it in the middle of its increments.
+        let started = Instant::now();
+        let before = store.revision().unwrap();
+        while store.revision().unwrap() < before + 20 && started.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut victim = victim;
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        killed += 1;
+        // The store stays usable for everyone after the crash.
+        logged_increment(&store, "crash/", 99, round, Duration::from_secs(30)).unwrap();
     }
+    for (i, child) in survivors {
+        expect_success(i, child);
+    }
+    let n = check_logged_counter(&store, "crash/");
+    let full = 3 * CHILD_INCREMENTS * 10 + 3;
+    assert!(n >= full, "survivors' increments missing: {n} < {full}");
+    assert!(
+        n < full + killed * CHILD_INCREMENTS * 10,
+        "every victim finished: not a crash test"
+    );
+    // And a fresh open (as after a reboot) sees the same state.
+    drop(store);
+    let reopened = FileStore::open(&path).unwrap();
+    assert_eq!(check_logged_counter(&reopened, "crash/"), n);
 }
