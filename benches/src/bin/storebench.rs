@@ -255,7 +255,7 @@ fn run() -> Result<Value, Box<dyn Error>> {
                             "backend": "file",
                             "url": store.url(),
                             "cases": cases,
-                            "note": "every request opens the redb file under a blocking flock and closes it; writes commit with fsync",
+                            "note": "redb in multi-writer mode, one open handle; every write commits durably (fsync)",
                         }))
                     });
                 let _ = std::fs::remove_file(&path);
