@@ -222,7 +222,8 @@ impl EtcdStore {
 
     /// Runs one request with fail-over and retries: `call` builds the request future for a
     /// member's client.
-    fn call<T, F, Fut>(&self, operation: Operation, call: F) -> Result<T, StoreError>
+    /// `size` is the request's largest count of compares, ops or reads (for errors).
+    fn call<T, F, Fut>(&self, operation: Operation, size: usize, call: F) -> Result<T, StoreError>
     where
         F: Fn(KvClient) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -244,7 +245,7 @@ impl EtcdStore {
                 .block_on(async { tokio::time::timeout(timeout, call(member.kv.clone())).await });
             let (failure, reason) = match outcome {
                 Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) => match self.classify(&e) {
+                Ok(Err(e)) => match self.classify(&e, size) {
                     Attempt::Fatal(err) => return Err(err),
                     Attempt::Retry(f, reason) => (f, format!("{}: {reason}", member.endpoint)),
                 },
@@ -306,7 +307,7 @@ impl EtcdStore {
         }
     }
 
-    fn classify(&self, e: &etcd_client::Error) -> Attempt {
+    fn classify(&self, e: &etcd_client::Error, size: usize) -> Attempt {
         use tonic::Code;
         let status = match e {
             etcd_client::Error::GRpcStatus(s) => s,
@@ -342,10 +343,11 @@ impl EtcdStore {
                 Attempt::Retry(Failure::NotApplied, text)
             }
             Code::InvalidArgument if lower.contains("too many operations") => {
+                // The server's --max-txn-ops is below the configured `max_txn_ops`.
                 Attempt::Fatal(StoreError::TooManyOps {
                     store: self.url.clone(),
-                    what: "operations",
-                    count: 0,
+                    what: "operations (the server's --max-txn-ops is lower than configured)",
+                    count: size,
                     max: self.options.max_txn_ops,
                 })
             }
@@ -457,7 +459,7 @@ impl Store for EtcdStore {
             })
             .collect();
         let txn = EtcdTxn::new().and_then(ops);
-        let resp = self.call(Operation::Read, |mut kv| {
+        let resp = self.call(Operation::Read, reads.len(), |mut kv| {
             let txn = txn.clone();
             async move { kv.txn(txn).await }
         })?;
@@ -526,7 +528,7 @@ impl Store for EtcdStore {
             .map(|k| EtcdTxnOp::get(k.to_vec(), Some(GetOptions::new().with_keys_only())))
             .collect();
         let txn = EtcdTxn::new().when(when).and_then(then).or_else(otherwise);
-        let resp = self.call(Operation::Txn, |mut kv| {
+        let resp = self.call(Operation::Txn, compares.len().max(ops.len()), |mut kv| {
             let txn = txn.clone();
             async move { kv.txn(txn).await }
         })?;
@@ -554,6 +556,29 @@ impl Store for EtcdStore {
                 "decoding a failed transaction",
                 "etcd reported a failed compare but every compared key matches",
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_count_as_not_sent_and_broken_streams_as_unknown() {
+        for text in [
+            "Unavailable: tcp connect error <- Connection refused (os error 111)",
+            "Unavailable: etcdserver: no leader",
+            "Unknown: h2 protocol error: refused_stream",
+        ] {
+            assert!(never_sent(&text.to_ascii_lowercase()), "{text}");
+        }
+        for text in [
+            "Unknown: transport error <- connection error <- connection reset",
+            "Unavailable: etcdserver: leader changed",
+            "Unavailable: etcdserver: request timed out",
+        ] {
+            assert!(!never_sent(&text.to_ascii_lowercase()), "{text}");
         }
     }
 }

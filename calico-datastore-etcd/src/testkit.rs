@@ -79,7 +79,10 @@ pub fn etcd_or_skip(test: &str) -> Option<PathBuf> {
                     HarnessError::NotInstalled
                 );
             }
-            eprintln!(
+            // Written to the stderr handle directly: the test harness captures eprintln!
+            // output of passing tests, and this note must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
                 "NOTE: {test} was NOT run: {} (set CALICO_REQUIRE_ETCD=1 to make this a failure)",
                 HarnessError::NotInstalled
             );

@@ -381,6 +381,12 @@ pub fn check_range(store: &dyn Store, prefix: &str) {
     let got: Vec<_> = r.kvs.iter().map(|kv| kv.key.clone()).collect();
     assert_eq!(got, vec![full(b"k/\xff"), full(b"k0")]);
 
+    // An empty start is the beginning of the keyspace (the store holds at least our keys).
+    let first = ok(store.range(b"", None, 1), "range from the empty key");
+    assert_eq!(first.kvs.len(), 1);
+    assert!(first.more);
+    assert!(first.kvs[0].key.as_slice() <= sorted[0].as_slice());
+
     // An end not after the start is rejected.
     match store.range(&full(b"k/05"), Some(&full(b"k/05")), 0) {
         Err(StoreError::InvalidRequest { .. }) => {}
@@ -554,8 +560,8 @@ pub fn check_limits(store: &dyn Store, prefix: &str) {
 }
 
 /// A writer keeps two keys equal by updating both in each transaction while a reader reads
-/// both in one batch `rounds` times: every batch must see them equal, at a revision no
-/// older than either key.
+/// both in one batch at least `rounds` times (and until it has seen several writes): every
+/// batch must see them equal, at a revision no older than either key.
 pub fn check_read_batch_consistency(store: &dyn Store, prefix: &str, rounds: usize) {
     let (x, y) = (key(prefix, "x"), key(prefix, "y"));
     ok(
@@ -584,7 +590,13 @@ pub fn check_read_batch_consistency(store: &dyn Store, prefix: &str, rounds: usi
             }
         });
         let mut last_rev: Revision = 0;
-        for _ in 0..rounds {
+        let mut distinct = std::collections::BTreeSet::new();
+        let started = std::time::Instant::now();
+        let mut round = 0;
+        // At least `rounds` batches, and until the reads interleaved with several writes.
+        while (round < rounds || distinct.len() < 3) && started.elapsed() < Duration::from_secs(20)
+        {
+            round += 1;
             let resp = ok(
                 store.read(&[ReadOp::get(x.clone()), ReadOp::get(y.clone())]),
                 "reader",
@@ -601,8 +613,13 @@ pub fn check_read_batch_consistency(store: &dyn Store, prefix: &str, rounds: usi
             );
             assert!(resp.revision >= last_rev, "revisions went backwards");
             last_rev = resp.revision;
+            distinct.insert(kx.value);
         }
         stop.store(true, Ordering::Relaxed);
+        assert!(
+            distinct.len() >= 2,
+            "the reads never saw a write: nothing was checked"
+        );
     });
     assert!(writes.load(Ordering::Relaxed) > 0, "the writer never wrote");
 }
