@@ -169,4 +169,10 @@ fn etcd_cluster_survives_leader_kill_during_cas_increments() {
     }
     assert_eq!(check_logged_counter(&a, prefix), 2 * per_writer as u64);
     assert_eq!(check_logged_counter(&b, prefix), 2 * per_writer as u64);
+
+    // The killed member comes back on its data and catches up.
+    cluster.restart(killed).unwrap();
+    let only = format!("etcd://127.0.0.1:{}", cluster.client_port(killed));
+    let c = EtcdStore::connect(&members(&only), EtcdOptions::default()).unwrap();
+    assert_eq!(check_logged_counter(&c, prefix), 2 * per_writer as u64);
 }
