@@ -1,0 +1,18 @@
+//! Calico routing (routing.md): BGP session graph, BIRD 2 configuration, kernel route plans
+//! and route-propagation analysis.
+//!
+//! Pure: no I/O, no threads. Build a [`input::Cluster`] from resources, then:
+//!
+//! - [`graph::SessionGraph::new`] — every node's peer protocols and the session count (§3);
+//! - [`sessions::node_peerings`] — one node's peer protocols;
+//!
+//! All output is deterministic (sorted by name or address).
+
+#![deny(missing_docs)]
+
+pub mod graph;
+pub mod input;
+pub mod sessions;
+
+pub use graph::SessionGraph;
+pub use input::{Cluster, Family};
