@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use calico_model::loader::load_paths;
+use calico_route::kernel::{PlanOptions, plan_node};
 use calico_route::{Cluster, SessionGraph};
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -14,6 +15,37 @@ use crate::exit::CliError;
 pub(crate) enum RouteCommand {
     /// The BGP sessions of the cluster (mesh, BGPPeers, route reflectors).
     Sessions(SessionsArgs),
+    /// The kernel routes a node programs, one per line in `ip route` syntax.
+    Plan(PlanArgs),
+}
+
+/// Output formats of `route plan` and `route check`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum TextJson {
+    /// Plain text.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// Arguments of `route plan`.
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    /// Manifest file or directory.
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// The node to plan for.
+    #[arg(long)]
+    node: String,
+    /// Output format (`json` adds devices, neighbour and FDB entries).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    output: TextJson,
+    /// The interface holding the node's BGP address.
+    #[arg(long, default_value = "eth0")]
+    parent_iface: String,
+    /// Host MTU assumed for the MTU arithmetic.
+    #[arg(long, default_value_t = 1500)]
+    host_mtu: u32,
 }
 
 /// Output formats of `route sessions`.
@@ -42,6 +74,7 @@ pub(crate) struct SessionsArgs {
 pub(crate) fn run(cmd: RouteCommand) -> Result<ExitCode, CliError> {
     match cmd {
         RouteCommand::Sessions(args) => sessions(&args),
+        RouteCommand::Plan(args) => plan(&args),
     }
 }
 
@@ -77,4 +110,34 @@ fn sessions(args: &SessionsArgs) -> Result<ExitCode, CliError> {
 fn json_text(v: &serde_json::Value) -> Result<String, CliError> {
     serde_json::to_string_pretty(v)
         .map_err(|e| CliError::could_not_run(format!("cannot write JSON: {e}")))
+}
+
+fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
+    let cluster = load(&args.path)?;
+    let opts = PlanOptions {
+        parent_iface: args.parent_iface.clone(),
+        host_mtu: args.host_mtu,
+    };
+    let plan = plan_node(&cluster, &args.node, &opts)
+        .map_err(|e| CliError::could_not_run(e.to_string()))?;
+    match args.output {
+        TextJson::Text => print!("{}", plan.to_text()),
+        TextJson::Json => {
+            let v = serde_json::to_value(&plan)
+                .map_err(|e| CliError::could_not_run(format!("cannot write JSON: {e}")))?;
+            let mut v = v;
+            if let Some(routes) = v.get_mut("routes").and_then(|r| r.as_array_mut()) {
+                for (r, text) in routes.iter_mut().zip(plan.routes.iter()) {
+                    if let Some(o) = r.as_object_mut() {
+                        o.insert(
+                            "text".to_owned(),
+                            serde_json::Value::String(text.to_string()),
+                        );
+                    }
+                }
+            }
+            println!("{}", json_text(&v)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -102,3 +102,70 @@ fn unreadable_path_exits_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("calico: "));
 }
+
+#[test]
+fn plan_text_is_ip_route_syntax() {
+    let o = calico(&["route", "plan", &example(), "--node", "node-2"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.contains(&"blackhole 10.244.0.64/26 proto 80"),
+        "{text}"
+    );
+    // node-1 is in node-2's /24: IPIP CrossSubnet goes direct.
+    assert!(
+        lines.contains(&"10.244.0.0/26 via 10.0.1.11 dev eth0 proto 80 onlink"),
+        "{text}"
+    );
+    // node-3 is in another subnet: tunnel.
+    assert!(
+        lines.contains(&"10.244.0.128/26 via 10.0.2.11 dev tunl0 proto 80 onlink mtu 1480"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plan_json_has_devices_neighbours_fdb() {
+    let o = calico(&[
+        "route",
+        "plan",
+        &example(),
+        "--node",
+        "node-3",
+        "-o",
+        "json",
+        "--host-mtu",
+        "9000",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(
+        v["routes"]
+            .as_array()
+            .expect("routes")
+            .iter()
+            .all(|r| r["text"].is_string())
+    );
+    assert_eq!(v["mtu"]["ipip"], 8980);
+    let neigh = v["neighbours"].as_array().expect("neighbours");
+    assert!(
+        neigh
+            .iter()
+            .any(|n| n["lladdr"] == "66:2e:1a:0b:4c:02" && n["dev"] == "vxlan-v6.calico")
+    );
+    assert!(v["fdb"].is_array());
+    assert!(v["devices"].is_array());
+}
+
+#[test]
+fn plan_unknown_node_exits_2() {
+    let o = calico(&["route", "plan", &example(), "--node", "ghost"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ghost"));
+}

@@ -5,6 +5,8 @@
 //!
 //! - [`graph::SessionGraph::new`] — every node's peer protocols and the session count (§3);
 //! - [`sessions::node_peerings`] — one node's peer protocols;
+//! - [`kernel::plan_node`] — a node's kernel routes, neighbours, FDB entries, devices, MTUs (§6, §7);
+//! - [`ownership::Ownership`] — who programs which pool type's routes (§2.2);
 //!
 //! All output is deterministic (sorted by name or address).
 
@@ -12,6 +14,8 @@
 
 pub mod graph;
 pub mod input;
+pub mod kernel;
+pub mod ownership;
 pub mod sessions;
 
 pub use graph::SessionGraph;
