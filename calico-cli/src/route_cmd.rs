@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use calico_model::loader::load_paths;
 use calico_route::kernel::{PlanOptions, plan_node};
-use calico_route::{Cluster, SessionGraph};
+use calico_route::{Cluster, Family, SessionGraph};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::exit::CliError;
@@ -17,6 +17,22 @@ pub(crate) enum RouteCommand {
     Sessions(SessionsArgs),
     /// The kernel routes a node programs, one per line in `ip route` syntax.
     Plan(PlanArgs),
+    /// The node's BIRD 2 configuration (IPv4, or IPv6 with --ipv6).
+    Bird(BirdArgs),
+}
+
+/// Arguments of `route bird`.
+#[derive(Debug, Args)]
+pub(crate) struct BirdArgs {
+    /// Manifest file or directory.
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// The node to render for.
+    #[arg(long)]
+    node: String,
+    /// Render the IPv6 configuration.
+    #[arg(long)]
+    ipv6: bool,
 }
 
 /// Output formats of `route plan` and `route check`.
@@ -75,6 +91,7 @@ pub(crate) fn run(cmd: RouteCommand) -> Result<ExitCode, CliError> {
     match cmd {
         RouteCommand::Sessions(args) => sessions(&args),
         RouteCommand::Plan(args) => plan(&args),
+        RouteCommand::Bird(args) => bird(&args),
     }
 }
 
@@ -138,6 +155,23 @@ fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
             }
             println!("{}", json_text(&v)?);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bird(args: &BirdArgs) -> Result<ExitCode, CliError> {
+    let cluster = load(&args.path)?;
+    let family = if args.ipv6 { Family::V6 } else { Family::V4 };
+    let config = calico_route::bird::render(&cluster, &args.node, family)
+        .map_err(|e| CliError::could_not_run(e.to_string()))?;
+    print!("{}", config.text);
+    for note in &config.notes {
+        if let Ok(text) = serde_json::to_string(note) {
+            eprintln!("calico: warning: {text}");
+        }
+    }
+    for (filter, index, why) in &config.skipped_rules {
+        eprintln!("calico: warning: BGPFilter {filter} rule {index} not rendered: {why}");
     }
     Ok(ExitCode::SUCCESS)
 }

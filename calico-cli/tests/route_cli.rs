@@ -169,3 +169,24 @@ fn plan_unknown_node_exits_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("ghost"));
 }
+
+#[test]
+fn bird_renders_both_families() {
+    let o = calico(&["route", "bird", &example(), "--node", "node-2"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v4 = stdout(&o);
+    assert!(
+        v4.starts_with("# BIRD 2 configuration for node node-2 (IPv4)\nrouter id 10.0.1.12;\n")
+    );
+    assert!(v4.contains("protocol bgp Node_10_0_1_11_port_179 from bgp_template {"));
+    let o = calico(&["route", "bird", &example(), "--node", "node-3", "--ipv6"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).ends_with("# IPv6 disabled on this node.\n"));
+    let o = calico(&["route", "bird", &example(), "--node", "ghost"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -6,12 +6,14 @@
 //! - [`graph::SessionGraph::new`] — every node's peer protocols and the session count (§3);
 //! - [`sessions::node_peerings`] — one node's peer protocols;
 //! - [`kernel::plan_node`] — a node's kernel routes, neighbours, FDB entries, devices, MTUs (§6, §7);
+//! - [`bird::render`] — a node's BIRD 2 configuration for one family (§4, §5);
 //! - [`ownership::Ownership`] — who programs which pool type's routes (§2.2);
 //!
 //! All output is deterministic (sorted by name or address).
 
 #![deny(missing_docs)]
 
+pub mod bird;
 pub mod graph;
 pub mod input;
 pub mod kernel;
