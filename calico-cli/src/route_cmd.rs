@@ -19,6 +19,19 @@ pub(crate) enum RouteCommand {
     Plan(PlanArgs),
     /// The node's BIRD 2 configuration (IPv4, or IPv6 with --ipv6).
     Bird(BirdArgs),
+    /// Session-graph and route-propagation analysis; exits 1 on problems.
+    Check(CheckArgs),
+}
+
+/// Arguments of `route check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Manifest file or directory.
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    output: TextJson,
 }
 
 /// Arguments of `route bird`.
@@ -92,6 +105,7 @@ pub(crate) fn run(cmd: RouteCommand) -> Result<ExitCode, CliError> {
         RouteCommand::Sessions(args) => sessions(&args),
         RouteCommand::Plan(args) => plan(&args),
         RouteCommand::Bird(args) => bird(&args),
+        RouteCommand::Check(args) => check(&args),
     }
 }
 
@@ -174,4 +188,25 @@ fn bird(args: &BirdArgs) -> Result<ExitCode, CliError> {
         eprintln!("calico: warning: BGPFilter {filter} rule {index} not rendered: {why}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
+    let cluster = load(&args.path)?;
+    let report = calico_route::check::check(&cluster);
+    match args.output {
+        TextJson::Text => print!("{}", report.to_text()),
+        TextJson::Json => {
+            let mut v = serde_json::to_value(&report)
+                .map_err(|e| CliError::could_not_run(format!("cannot write JSON: {e}")))?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("ok".to_owned(), serde_json::Value::Bool(report.ok()));
+            }
+            println!("{}", json_text(&v)?);
+        }
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -190,3 +190,18 @@ fn bird_renders_both_families() {
     let o = calico(&["route", "bird", &example(), "--node", "ghost"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn check_exit_codes_and_json() {
+    let o = calico(&["route", "check", &example()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("warning: pending-affinity:"));
+    let broken = "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  nodeToNodeMeshEnabled: false\n---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: a\nspec:\n  bgp:\n    ipv4Address: 10.0.0.1/24\n---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: b\nspec:\n  bgp:\n    ipv4Address: 10.0.0.2/24\n---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.244.0.0/16\n---\napiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata:\n  name: a-blk\nspec:\n  node: a\n  cidr: 10.244.1.0/26\n";
+    let f = scratch("check", broken);
+    let o = calico(&["route", "check", f.to_str().expect("utf-8"), "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["unreachable"][0]["node"], "b");
+    assert_eq!(v["unreachable"][0]["block"], "10.244.1.0/26");
+}

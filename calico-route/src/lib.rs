@@ -7,6 +7,8 @@
 //! - [`sessions::node_peerings`] — one node's peer protocols;
 //! - [`kernel::plan_node`] — a node's kernel routes, neighbours, FDB entries, devices, MTUs (§6, §7);
 //! - [`bird::render`] — a node's BIRD 2 configuration for one family (§4, §5);
+//! - [`check::check`] — reachability of every remote block and misconfiguration findings (§10);
+//! - [`propagation::learners`] — who learns a node's routes under iBGP/reflection rules;
 //! - [`ownership::Ownership`] — who programs which pool type's routes (§2.2);
 //!
 //! All output is deterministic (sorted by name or address).
@@ -14,10 +16,12 @@
 #![deny(missing_docs)]
 
 pub mod bird;
+pub mod check;
 pub mod graph;
 pub mod input;
 pub mod kernel;
 pub mod ownership;
+pub mod propagation;
 pub mod sessions;
 
 pub use graph::SessionGraph;
