@@ -354,6 +354,9 @@ struct Planner<'a> {
     felix_proto: u32,
     routes: BTreeMap<(IpNet, u32), KernelRoute>,
     unrouted: Vec<Unrouted>,
+    /// (origin node, family) pairs whose routes BIRD learns on this node; `None` when no
+    /// BIRD-owned pool exists.
+    bird_learned: Option<std::collections::BTreeSet<(String, Family)>>,
 }
 
 impl Planner<'_> {
@@ -439,6 +442,16 @@ impl Planner<'_> {
                 self.add(r);
             }
             (PoolEncap::None, Owner::Bird) => {
+                if let Some(learned) = &self.bird_learned
+                    && !learned.contains(&(remote.name.clone(), fam))
+                {
+                    self.unrouted.push(Unrouted {
+                        dst,
+                        node: remote.name.clone(),
+                        reason: "not learned over BGP (see `route check`)".to_owned(),
+                    });
+                    return;
+                }
                 let mut r = self.base(dst, RouteClass::NoEncap, Owner::Bird);
                 r.via = Some(remote_ip);
                 r.dev = Some(parent);
@@ -510,7 +523,13 @@ pub fn plan_node(
         felix_proto,
         routes: BTreeMap::new(),
         unrouted: Vec::new(),
+        bird_learned: None,
     };
+    if p.own.owner(PoolEncap::None) == Some(Owner::Bird)
+        && cluster.pools.iter().any(|pl| pl.encap() == PoolEncap::None)
+    {
+        p.bird_learned = Some(bird_learned_on(cluster, node));
+    }
     let mut neighbours = Vec::new();
     let mut fdb = Vec::new();
     // Local workloads.
@@ -537,6 +556,11 @@ pub fn plan_node(
         }
     }
     // Blocks: local blackholes and remote routes.
+    let local_blocks: std::collections::BTreeSet<IpNet> = cluster
+        .affinities_of(node)
+        .filter(|a| a.is_confirmed())
+        .map(|a| a.block)
+        .collect();
     let mut done_blocks = std::collections::BTreeSet::new();
     for a in cluster.affinities.iter().filter(|a| a.is_confirmed()) {
         let Some(pool) = cluster.pool_of(&a.block) else {
@@ -555,12 +579,7 @@ pub fn plan_node(
             continue;
         }
         // Duplicate affinities: the first owner (by name) is routed; `route check` flags it.
-        if cluster
-            .affinities
-            .iter()
-            .any(|b| b.block == a.block && b.node == node && b.is_confirmed())
-            || !done_blocks.insert(a.block)
-        {
+        if local_blocks.contains(&a.block) || !done_blocks.insert(a.block) {
             continue;
         }
         let Some(remote) = cluster.node(&a.node) else {
@@ -683,4 +702,25 @@ pub fn plan_node(
         mtu,
         unrouted: p.unrouted,
     })
+}
+
+/// The (origin, family) pairs whose routes node `node` learns over BGP.
+fn bird_learned_on(cluster: &Cluster, node: &str) -> std::collections::BTreeSet<(String, Family)> {
+    let graph = crate::graph::SessionGraph::new(cluster);
+    let mut out = std::collections::BTreeSet::new();
+    for fam in Family::BOTH {
+        let adj = crate::propagation::Adjacency::new(cluster, &graph, fam);
+        let origins: std::collections::BTreeSet<&str> = cluster
+            .affinities
+            .iter()
+            .filter(|a| a.node != node && Family::of(a.block.addr()) == fam)
+            .map(|a| a.node.as_str())
+            .collect();
+        for o in origins {
+            if crate::propagation::learners(cluster, &adj, o, fam).contains(node) {
+                out.insert((o.to_owned(), fam));
+            }
+        }
+    }
+    out
 }

@@ -9,6 +9,8 @@
 //! - [`bird::render`] — a node's BIRD 2 configuration for one family (§4, §5);
 //! - [`check::check`] — reachability of every remote block and misconfiguration findings (§10);
 //! - [`propagation::learners`] — who learns a node's routes under iBGP/reflection rules;
+//! - [`scale::count_sessions`], [`scale::BirdCache`] — session counts without enumerating the
+//!   mesh, and per-node configurations re-rendered only where a joining node changes them;
 //! - [`ownership::Ownership`] — who programs which pool type's routes (§2.2);
 //!
 //! All output is deterministic (sorted by name or address).
@@ -22,6 +24,7 @@ pub mod input;
 pub mod kernel;
 pub mod ownership;
 pub mod propagation;
+pub mod scale;
 pub mod sessions;
 
 pub use graph::SessionGraph;

@@ -315,3 +315,14 @@ fn unknown_node_is_an_error() {
         }
     );
 }
+
+#[test]
+fn bird_owned_routes_only_when_learned() {
+    // Mesh off and no peers: BIRD learns nothing, so no BIRD routes are planned.
+    let c = cluster(
+        &(bgp_config(false) + &three_nodes() + &blocks() + &pool("p", "10.244.0.0/16", "")),
+    );
+    let plan = plan_node(&c, "node-a", &PlanOptions::default()).unwrap();
+    assert_eq!(plan.to_text(), "blackhole 10.244.0.0/26 proto bird\n");
+    assert_eq!(plan.unrouted.len(), 2);
+}
