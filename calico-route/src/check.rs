@@ -18,7 +18,7 @@ use crate::graph::SessionGraph;
 use crate::input::{Cluster, Family, PoolEncap};
 use crate::kernel::{ownership, same_subnet};
 use crate::ownership::{Owner, OwnershipProblem};
-use crate::propagation::{Adjacency, learners};
+use crate::propagation::{Adjacency, Propagation};
 use crate::sessions::{PeerKind, SessionNote, SessionOrigin};
 
 /// Finding severity.
@@ -528,11 +528,7 @@ fn ownership_findings(cluster: &Cluster, f: &mut Findings) {
 fn reachability(cluster: &Cluster, graph: &SessionGraph) -> (Vec<Unreachable>, usize) {
     let mut out = Vec::new();
     let mut pairs = 0;
-    let adj: BTreeMap<Family, Adjacency<'_>> = Family::BOTH
-        .iter()
-        .map(|f| (*f, Adjacency::new(cluster, graph, *f)))
-        .collect();
-    let mut learned_cache: BTreeMap<(String, Family), BTreeSet<String>> = BTreeMap::new();
+    let mut props: BTreeMap<Family, Propagation> = BTreeMap::new();
     let mut done = BTreeSet::new();
     for a in cluster.affinities.iter().filter(|a| a.is_confirmed()) {
         if !done.insert(a.block) {
@@ -580,14 +576,10 @@ fn reachability(cluster: &Cluster, graph: &SessionGraph) -> (Vec<Unreachable>, u
                     } else if x.ip(fam).is_none() {
                         Some(format!("{} has no BGP {} address", x.name, fam.label()))
                     } else {
-                        let set = learned_cache
-                            .entry((x.name.clone(), fam))
-                            .or_insert_with(|| {
-                                adj.get(&fam)
-                                    .map(|ad| learners(cluster, ad, &x.name, fam))
-                                    .unwrap_or_default()
-                            });
-                        (!set.contains(&l.name)).then(|| {
+                        let prop = props.entry(fam).or_insert_with(|| {
+                            Propagation::new(cluster, &Adjacency::new(cluster, graph, fam), fam)
+                        });
+                        (!prop.learns(&l.name, &x.name)).then(|| {
                             "not propagated over the BGP sessions (no established path under iBGP/reflection rules)".to_owned()
                         })
                     }

@@ -704,20 +704,41 @@ pub fn plan_node(
     })
 }
 
-/// The (origin, family) pairs whose routes node `node` learns over BGP.
+/// The (origin, family) pairs whose routes node `node` learns over BGP. Mesh members learn
+/// each other's routes directly; the session graph is built only for other origins.
 fn bird_learned_on(cluster: &Cluster, node: &str) -> std::collections::BTreeSet<(String, Family)> {
-    let graph = crate::graph::SessionGraph::new(cluster);
     let mut out = std::collections::BTreeSet::new();
+    let mut graph: Option<crate::graph::SessionGraph> = None;
+    let Some(local) = cluster.node(node) else {
+        return out;
+    };
     for fam in Family::BOTH {
-        let adj = crate::propagation::Adjacency::new(cluster, &graph, fam);
         let origins: std::collections::BTreeSet<&str> = cluster
             .affinities
             .iter()
             .filter(|a| a.node != node && Family::of(a.block.addr()) == fam)
             .map(|a| a.node.as_str())
             .collect();
+        let mesh_member =
+            |n: &NodeInfo| cluster.mesh_enabled() && !n.is_rr() && n.ip(fam).is_some();
+        let mut rest = Vec::new();
         for o in origins {
-            if crate::propagation::learners(cluster, &adj, o, fam).contains(node) {
+            match cluster.node(o) {
+                Some(x) if mesh_member(local) && mesh_member(x) && x.ip(fam) != local.ip(fam) => {
+                    out.insert((o.to_owned(), fam));
+                }
+                Some(_) => rest.push(o),
+                None => {}
+            }
+        }
+        if rest.is_empty() {
+            continue;
+        }
+        let g = graph.get_or_insert_with(|| crate::graph::SessionGraph::new(cluster));
+        let adj = crate::propagation::Adjacency::new(cluster, g, fam);
+        let prop = crate::propagation::Propagation::new(cluster, &adj, fam);
+        for o in rest {
+            if prop.learns(node, o) {
                 out.insert((o.to_owned(), fam));
             }
         }
