@@ -1,1 +1,3 @@
 //! Benchmarks and comparison harnesses for the calico-* crates.
+
+pub mod route_scale;

@@ -520,6 +520,35 @@ impl Cluster {
     }
 }
 
+/// Confirmed blocks by network address, for owner lookups in logarithmic time.
+#[derive(Debug, Clone, Default)]
+pub struct BlockIndex<'a> {
+    by_addr: BTreeMap<IpAddr, Vec<&'a Affinity>>,
+}
+
+impl<'a> BlockIndex<'a> {
+    /// Indexes the confirmed affinities of `cluster`.
+    pub fn new(cluster: &'a Cluster) -> BlockIndex<'a> {
+        let mut by_addr: BTreeMap<IpAddr, Vec<&'a Affinity>> = BTreeMap::new();
+        for a in cluster.affinities.iter().filter(|a| a.is_confirmed()) {
+            by_addr.entry(a.block.network()).or_default().push(a);
+        }
+        BlockIndex { by_addr }
+    }
+
+    /// The most specific confirmed affinity whose block holds `ip` (nested blocks, which
+    /// `route check` reports, are searched a few levels deep).
+    pub fn owner(&self, ip: IpAddr) -> Option<&'a Affinity> {
+        self.by_addr
+            .range(..=ip)
+            .rev()
+            .take(8)
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|a| a.block.contains(&ip))
+            .max_by_key(|a| a.block.prefix_len())
+    }
+}
+
 fn pool_info(p: &IpPool) -> PoolInfo {
     PoolInfo {
         name: p.metadata.name.clone(),

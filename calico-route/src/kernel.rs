@@ -555,6 +555,7 @@ pub fn plan_node(
             }
         }
     }
+    let index = crate::input::BlockIndex::new(cluster);
     // Blocks: local blackholes and remote routes.
     let local_blocks: std::collections::BTreeSet<IpNet> = cluster
         .affinities_of(node)
@@ -595,7 +596,7 @@ pub fn plan_node(
     // Borrowed workload addresses on other nodes.
     for w in cluster.workloads.iter().filter(|w| w.node != node) {
         for ip in &w.ips {
-            let owner_node = cluster.block_owner(*ip).map(|a| a.node.as_str());
+            let owner_node = index.owner(*ip).map(|a| a.node.as_str());
             if owner_node == Some(w.node.as_str()) {
                 continue;
             }
@@ -646,9 +647,7 @@ pub fn plan_node(
                     dst,
                 });
             }
-            let in_own_block = cluster
-                .affinities_of(&remote.name)
-                .any(|a| a.is_confirmed() && a.block.contains(&vtep));
+            let in_own_block = index.owner(vtep).is_some_and(|a| a.node == remote.name);
             if !in_own_block {
                 let mut r = p.base(host_net(vtep), RouteClass::VxlanTunnel, Owner::Dataplane);
                 r.dev = Some(dev.to_owned());

@@ -8,125 +8,202 @@
 //! ID; every node discards routes it originated; a node discards eBGP routes whose AS path
 //! holds its own AS.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 use crate::graph::SessionGraph;
 use crate::input::{Cluster, Family};
 use crate::sessions::Peering;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Arrival {
-    Originated,
-    Ebgp,
-    FromClient,
-    FromNonClient,
+const ORIGINATED: usize = 0;
+const EBGP: usize = 1;
+const FROM_CLIENT: usize = 2;
+const FROM_NON_CLIENT: usize = 3;
+
+/// One established session seen from its sending side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Edge {
+    to: usize,
+    /// The sender treats the receiver as its RR client.
+    client: bool,
+    ibgp: bool,
+    /// The receiver treats the sender as its RR client.
+    back_client: bool,
+    local_as: u32,
+    back_local_as: u32,
+    back_allow_local_as: bool,
 }
 
-/// The established-session adjacency of one family.
+#[derive(Debug, Clone, Copy)]
+struct Attr {
+    present: bool,
+    is_rr: bool,
+    cluster: usize,
+    asn: u32,
+}
+
+/// The established-session adjacency of one family, over node indexes.
 #[derive(Debug, Clone, Default)]
 pub struct Adjacency<'a> {
-    /// Node → its established peerings toward other Calico nodes.
-    out: BTreeMap<&'a str, Vec<&'a Peering>>,
-    /// (node, peer IP) → the peering, to look up the receiving side.
-    by_ip: BTreeMap<(&'a str, IpAddr), &'a Peering>,
+    names: Vec<&'a str>,
+    index: HashMap<&'a str, usize>,
+    attrs: Vec<Attr>,
+    out: Vec<Vec<Edge>>,
 }
 
 impl<'a> Adjacency<'a> {
-    /// Builds the adjacency of `family` from a session graph.
-    pub fn new(cluster: &Cluster, graph: &'a SessionGraph, family: Family) -> Adjacency<'a> {
-        let mut adj = Adjacency::default();
+    /// Builds the adjacency of `family` from a session graph: sessions both sides configure,
+    /// between Calico nodes.
+    pub fn new(cluster: &'a Cluster, graph: &'a SessionGraph, family: Family) -> Adjacency<'a> {
+        let names: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let mut clusters: HashMap<&str, usize> = HashMap::new();
+        let attrs = cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                let next = clusters.len() + 1;
+                let cid = if n.is_rr() {
+                    *clusters.entry(n.cluster_id.as_str()).or_insert(next)
+                } else {
+                    0
+                };
+                Attr {
+                    present: n.ip(family).is_some(),
+                    is_rr: n.is_rr(),
+                    cluster: cid,
+                    asn: cluster.node_as(n).0,
+                }
+            })
+            .collect();
+        let mut by_ip: HashMap<(usize, IpAddr), &Peering> = HashMap::new();
         for p in graph.peerings.iter().filter(|p| p.family == family) {
-            adj.by_ip.insert((p.node.as_str(), p.peer_ip), p);
-        }
-        for p in graph.peerings.iter().filter(|p| p.family == family) {
-            let Some(peer) = &p.peer_node else { continue };
-            let Some(own_ip) = cluster.node(&p.node).and_then(|n| n.ip(family)) else {
-                continue;
-            };
-            if adj.by_ip.contains_key(&(peer.as_str(), own_ip)) {
-                adj.out.entry(p.node.as_str()).or_default().push(p);
+            if let Some(i) = index.get(p.node.as_str()) {
+                by_ip.insert((*i, p.peer_ip), p);
             }
         }
-        adj
+        let mut out = vec![Vec::new(); names.len()];
+        for p in graph.peerings.iter().filter(|p| p.family == family) {
+            let (Some(&from), Some(&to)) = (
+                index.get(p.node.as_str()),
+                p.peer_node.as_deref().and_then(|m| index.get(m)),
+            ) else {
+                continue;
+            };
+            let Some(own_ip) = cluster.nodes.get(from).and_then(|n| n.ip(family)) else {
+                continue;
+            };
+            if let Some(back) = by_ip.get(&(to, own_ip))
+                && let Some(list) = out.get_mut(from)
+            {
+                list.push(Edge {
+                    to,
+                    client: p.route_reflector_client,
+                    ibgp: p.is_ibgp(),
+                    back_client: back.route_reflector_client,
+                    local_as: p.local_as.0,
+                    back_local_as: back.local_as.0,
+                    back_allow_local_as: back.allow_local_as.is_some(),
+                });
+            }
+        }
+        Adjacency {
+            names,
+            index,
+            attrs,
+            out,
+        }
+    }
+
+    /// Which node indexes learn the routes node `origin` originates.
+    fn walk(&self, origin: usize) -> Vec<bool> {
+        let n = self.names.len();
+        let mut learned = vec![false; n];
+        let mut seen = vec![[false; 4]; n];
+        let mut queue: VecDeque<(usize, usize, Vec<usize>, Vec<u32>)> = VecDeque::new();
+        if origin >= n {
+            return learned;
+        }
+        queue.push_back((origin, ORIGINATED, Vec::new(), Vec::new()));
+        if let Some(s) = seen.get_mut(origin) {
+            s[ORIGINATED] = true;
+        }
+        while let Some((node, arrival, clusters, path)) = queue.pop_front() {
+            let (Some(attr), Some(edges)) = (self.attrs.get(node), self.out.get(node)) else {
+                continue;
+            };
+            if !attr.present {
+                continue;
+            }
+            for e in edges {
+                let ebgp = !e.ibgp;
+                let allowed = match arrival {
+                    ORIGINATED | EBGP | FROM_CLIENT => true,
+                    _ if attr.is_rr => e.client || ebgp,
+                    _ => ebgp,
+                };
+                if !allowed || e.to == origin {
+                    continue;
+                }
+                let Some(m) = self.attrs.get(e.to) else {
+                    continue;
+                };
+                let (new_clusters, new_path) = if ebgp {
+                    let mut p2 = Vec::with_capacity(path.len() + 1);
+                    p2.push(e.local_as);
+                    p2.extend(&path);
+                    (Vec::new(), p2)
+                } else {
+                    let mut c2 = clusters.clone();
+                    if attr.is_rr && (arrival == FROM_CLIENT || arrival == FROM_NON_CLIENT) {
+                        c2.push(attr.cluster);
+                    }
+                    (c2, path.clone())
+                };
+                if ebgp && !e.back_allow_local_as && new_path.contains(&e.back_local_as) {
+                    continue;
+                }
+                if m.is_rr && new_clusters.contains(&m.cluster) {
+                    continue;
+                }
+                let m_arrival = if ebgp {
+                    EBGP
+                } else if e.back_client {
+                    FROM_CLIENT
+                } else {
+                    FROM_NON_CLIENT
+                };
+                if let Some(l) = learned.get_mut(e.to) {
+                    *l = true;
+                }
+                if let Some(s) = seen.get_mut(e.to)
+                    && !s[m_arrival]
+                {
+                    s[m_arrival] = true;
+                    queue.push_back((e.to, m_arrival, new_clusters, new_path));
+                }
+            }
+        }
+        learned
     }
 }
 
-/// Which nodes learn the routes a node originates, in one family.
+/// Which nodes learn the routes `origin` originates, in the adjacency's family.
 pub fn learners(
-    cluster: &Cluster,
+    _cluster: &Cluster,
     adj: &Adjacency<'_>,
     origin: &str,
-    family: Family,
+    _family: Family,
 ) -> BTreeSet<String> {
-    let mut learned = BTreeSet::new();
-    let mut seen: BTreeSet<(String, Arrival)> = BTreeSet::new();
-    let mut queue: VecDeque<(String, Arrival, Vec<String>, Vec<u32>)> = VecDeque::new();
-    queue.push_back((
-        origin.to_owned(),
-        Arrival::Originated,
-        Vec::new(),
-        Vec::new(),
-    ));
-    seen.insert((origin.to_owned(), Arrival::Originated));
-    while let Some((n, arrival, clusters, path)) = queue.pop_front() {
-        let Some(node) = cluster.node(&n) else {
-            continue;
-        };
-        let Some(own_ip) = node.ip(family) else {
-            continue;
-        };
-        for p in adj.out.get(n.as_str()).into_iter().flatten() {
-            let ebgp = !p.is_ibgp();
-            let allowed = match arrival {
-                Arrival::Originated | Arrival::Ebgp | Arrival::FromClient => true,
-                Arrival::FromNonClient if node.is_rr() => p.route_reflector_client || ebgp,
-                Arrival::FromNonClient => ebgp,
-            };
-            if !allowed {
-                continue;
-            }
-            let Some(m_name) = &p.peer_node else { continue };
-            if m_name == origin {
-                continue;
-            }
-            let Some(m) = cluster.node(m_name) else {
-                continue;
-            };
-            let Some(back) = adj.by_ip.get(&(m_name.as_str(), own_ip)) else {
-                continue;
-            };
-            let (new_clusters, new_path) = if ebgp {
-                let mut path2 = vec![p.local_as.0];
-                path2.extend(&path);
-                (Vec::new(), path2)
-            } else {
-                let mut c2 = clusters.clone();
-                if node.is_rr() && arrival != Arrival::Originated && arrival != Arrival::Ebgp {
-                    c2.push(node.cluster_id.clone());
-                }
-                (c2, path.clone())
-            };
-            if ebgp && new_path.contains(&back.local_as.0) && back.allow_local_as.is_none() {
-                continue;
-            }
-            if m.is_rr() && new_clusters.contains(&m.cluster_id) {
-                continue;
-            }
-            let m_arrival = if ebgp {
-                Arrival::Ebgp
-            } else if back.route_reflector_client {
-                Arrival::FromClient
-            } else {
-                Arrival::FromNonClient
-            };
-            learned.insert(m_name.clone());
-            if seen.insert((m_name.clone(), m_arrival)) {
-                queue.push_back((m_name.clone(), m_arrival, new_clusters, new_path));
-            }
-        }
-    }
-    learned
+    let Some(&o) = adj.index.get(origin) else {
+        return BTreeSet::new();
+    };
+    adj.walk(o)
+        .iter()
+        .zip(&adj.names)
+        .filter(|(l, _)| **l)
+        .map(|(_, n)| (*n).to_owned())
+        .collect()
 }
 
 /// Learner sets for every origin of one family, computed once per class of structurally
@@ -139,56 +216,37 @@ pub fn learners(
 #[derive(Debug, Clone)]
 pub struct Propagation {
     family: Family,
-    /// Node → representative of its class.
-    rep_of: BTreeMap<String, String>,
-    /// Representative → its learners.
-    learned: BTreeMap<String, BTreeSet<String>>,
+    index: HashMap<String, usize>,
+    /// Node index → representative index of its class.
+    rep_of: Vec<usize>,
+    /// Representative index → learned flags.
+    learned: HashMap<usize, Vec<bool>>,
 }
 
-type Label = (String, bool, bool, bool, u32, u32, bool);
-
 impl Propagation {
-    /// Computes the learner sets of every node of `cluster` in `family`.
-    pub fn new(cluster: &Cluster, adj: &Adjacency<'_>, family: Family) -> Propagation {
-        let mut classes: BTreeMap<(bool, String, u32, Vec<Label>), String> = BTreeMap::new();
-        let mut rep_of = BTreeMap::new();
-        let mut learned = BTreeMap::new();
-        for n in &cluster.nodes {
-            let Some(own_ip) = n.ip(family) else { continue };
-            let mut labels: Vec<Label> = adj
-                .out
-                .get(n.name.as_str())
-                .into_iter()
-                .flatten()
-                .filter_map(|p| {
-                    let m = p.peer_node.as_ref()?;
-                    let back = adj.by_ip.get(&(m.as_str(), own_ip))?;
-                    Some((
-                        m.clone(),
-                        p.route_reflector_client,
-                        p.is_ibgp(),
-                        back.route_reflector_client,
-                        p.local_as.0,
-                        back.local_as.0,
-                        back.allow_local_as.is_some(),
-                    ))
-                })
-                .collect();
+    /// Computes the learner sets of every node in `family`.
+    pub fn new(_cluster: &Cluster, adj: &Adjacency<'_>, family: Family) -> Propagation {
+        let mut classes: BTreeMap<(bool, usize, u32, Vec<Edge>), usize> = BTreeMap::new();
+        let mut rep_of = Vec::with_capacity(adj.names.len());
+        let mut learned = HashMap::new();
+        for (i, attr) in adj.attrs.iter().enumerate() {
+            let mut labels = adj.out.get(i).cloned().unwrap_or_default();
             labels.sort();
-            let key = (
-                n.is_rr(),
-                n.cluster_id.clone(),
-                cluster.node_as(n).0,
-                labels,
-            );
-            let rep = classes.entry(key).or_insert_with(|| n.name.clone()).clone();
-            if rep == n.name {
-                learned.insert(rep.clone(), learners(cluster, adj, &rep, family));
+            let key = (attr.is_rr, attr.cluster, attr.asn, labels);
+            let rep = *classes.entry(key).or_insert(i);
+            if rep == i && attr.present {
+                learned.insert(i, adj.walk(i));
             }
-            rep_of.insert(n.name.clone(), rep);
+            rep_of.push(rep);
         }
         Propagation {
             family,
+            index: adj
+                .names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| ((*n).to_owned(), i))
+                .collect(),
             rep_of,
             learned,
         }
@@ -201,18 +259,21 @@ impl Propagation {
 
     /// Whether `node` learns the routes `origin` originates.
     pub fn learns(&self, node: &str, origin: &str) -> bool {
-        if node == origin {
+        let (Some(&l), Some(&o)) = (self.index.get(node), self.index.get(origin)) else {
+            return false;
+        };
+        if l == o {
             return false;
         }
-        let Some(rep) = self.rep_of.get(origin) else {
+        let Some(&rep) = self.rep_of.get(o) else {
             return false;
         };
-        let Some(set) = self.learned.get(rep) else {
+        let Some(set) = self.learned.get(&rep) else {
             return false;
         };
-        // Swap origin and its representative.
-        let mapped = if node == rep.as_str() { origin } else { node };
-        set.contains(mapped)
+        // Swap the origin and its representative.
+        let mapped = if l == rep { o } else { l };
+        set.get(mapped).copied().unwrap_or(false)
     }
 }
 

@@ -332,7 +332,8 @@ pub fn parse_peer_ip(text: &str) -> Option<(IpAddr, Option<u16>)> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Scope {
     Global,
-    Node(String),
+    /// Index into `Cluster::nodes`.
+    Node(usize),
 }
 
 type Key = (Scope, IpAddr, Option<u16>);
@@ -380,7 +381,11 @@ impl Expander<'_> {
                 self.collisions.push(Collision {
                     scope: match &key.0 {
                         Scope::Global => "global".to_owned(),
-                        Scope::Node(n) => n.clone(),
+                        Scope::Node(i) => self
+                            .cluster
+                            .nodes
+                            .get(*i)
+                            .map_or_else(String::new, |n| n.name.clone()),
                     },
                     ip: entry.ip,
                     port: entry.port,
@@ -452,19 +457,36 @@ impl Expander<'_> {
     }
 
     /// Local nodes of a node-scoped BGPPeer (`node` or `nodeSelector`).
-    fn local_nodes(&mut self, peer: &BgpPeer) -> Vec<&NodeInfo> {
+    fn local_nodes(&mut self, peer: &BgpPeer) -> Vec<usize> {
         let spec = &peer.spec;
         let c = self.cluster;
         if !spec.node.is_empty() {
-            return c.node(&spec.node).into_iter().collect();
+            return c
+                .nodes
+                .binary_search_by(|n| n.name.as_str().cmp(&spec.node))
+                .ok()
+                .into_iter()
+                .collect();
         }
         if spec.node_selector.is_empty() {
-            return c.nodes.iter().collect();
+            return (0..c.nodes.len()).collect();
         }
         match parse_selector(peer, &spec.node_selector, &mut self.notes) {
-            Some(sel) => c.nodes.iter().filter(|n| sel.matches(&n.labels)).collect(),
+            Some(sel) => c
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| sel.matches(&n.labels))
+                .map(|(i, _)| i)
+                .collect(),
             None => Vec::new(),
         }
+    }
+}
+
+fn bump(counts: &mut [usize], i: usize) {
+    if let Some(c) = counts.get_mut(i) {
+        *c += 1;
     }
 }
 
@@ -491,41 +513,39 @@ impl PeerExpansion {
             notes: Vec::new(),
         };
         let mut local_workload: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut produced: BTreeMap<String, usize> = BTreeMap::new();
+        let mut produced = vec![0usize; cluster.peers.len()];
         // 1. Forward, global.
-        for peer in &cluster.peers {
+        for (pi, peer) in cluster.peers.iter().enumerate() {
             if !peer.spec.local_workload_selector.is_empty() || !is_global(&peer.spec) {
                 continue;
             }
             for e in ex.remotes(peer) {
-                *produced.entry(peer.metadata.name.clone()).or_default() += 1;
+                bump(&mut produced, pi);
                 ex.insert(Scope::Global, e);
             }
         }
         // 2. Forward, node-scoped.
-        for peer in &cluster.peers {
+        for (pi, peer) in cluster.peers.iter().enumerate() {
             if is_global(&peer.spec) {
                 continue;
             }
-            let locals: Vec<String> = ex
-                .local_nodes(peer)
-                .iter()
-                .map(|n| n.name.clone())
-                .collect();
+            let locals = ex.local_nodes(peer);
             if !peer.spec.local_workload_selector.is_empty() {
                 for l in locals {
-                    local_workload
-                        .entry(l)
-                        .or_default()
-                        .push(peer.metadata.name.clone());
+                    if let Some(n) = cluster.nodes.get(l) {
+                        local_workload
+                            .entry(n.name.clone())
+                            .or_default()
+                            .push(peer.metadata.name.clone());
+                    }
                 }
                 continue;
             }
             let remotes = ex.remotes(peer);
             for l in &locals {
                 for e in &remotes {
-                    *produced.entry(peer.metadata.name.clone()).or_default() += 1;
-                    ex.insert(Scope::Node(l.clone()), e.clone());
+                    bump(&mut produced, pi);
+                    ex.insert(Scope::Node(*l), e.clone());
                 }
             }
         }
@@ -540,7 +560,7 @@ impl PeerExpansion {
             }
         }
         // 3. Reverse.
-        for peer in &cluster.peers {
+        for (pi, peer) in cluster.peers.iter().enumerate() {
             let spec = &peer.spec;
             if spec.reverse_peering == Some(ReversePeering::Manual)
                 || !spec.local_workload_selector.is_empty()
@@ -549,15 +569,16 @@ impl PeerExpansion {
             }
             let options = PeerOptions::from_spec(spec);
             // New local nodes and the families they peer in.
-            let mut new_locals: Vec<(&NodeInfo, Option<Family>)> = Vec::new();
+            let mut new_locals: Vec<(usize, Option<Family>)> = Vec::new();
             if !spec.peer_selector.is_empty() {
                 if let Ok(sel) = Selector::parse(&spec.peer_selector) {
                     new_locals.extend(
                         cluster
                             .nodes
                             .iter()
-                            .filter(|n| sel.matches(&n.labels))
-                            .map(|n| (n, None)),
+                            .enumerate()
+                            .filter(|(_, n)| sel.matches(&n.labels))
+                            .map(|(i, _)| (i, None)),
                     );
                 }
             } else if let Some((ip, port)) = parse_peer_ip(&spec.peer_ip) {
@@ -570,34 +591,36 @@ impl PeerExpansion {
                     cluster
                         .nodes
                         .iter()
-                        .filter(|n| {
+                        .enumerate()
+                        .filter(|(_, n)| {
                             n.ip(fam) == Some(ip)
                                 && cluster.node_as(n) == want_as
                                 && port
                                     .is_none_or(|p| cluster.node_port(&n.name).unwrap_or(179) == p)
                         })
-                        .map(|n| (n, Some(fam))),
+                        .map(|(i, _)| (i, Some(fam))),
                 );
             }
             if new_locals.is_empty() {
                 continue;
             }
-            let remote_nodes: Vec<String> = ex
-                .local_nodes(peer)
-                .iter()
-                .map(|n| n.name.clone())
-                .collect();
-            for (local, fam_only) in new_locals {
+            let remote_nodes = ex.local_nodes(peer);
+            for (li, fam_only) in new_locals {
+                let Some(local) = cluster.nodes.get(li) else {
+                    continue;
+                };
                 for rn in &remote_nodes {
-                    let Some(r) = cluster.node(rn) else { continue };
+                    let Some(r) = cluster.nodes.get(*rn) else {
+                        continue;
+                    };
                     for fam in Family::BOTH {
                         if fam_only.is_some_and(|f| f != fam) || local.ip(fam).is_none() {
                             continue;
                         }
                         let Some(ip) = r.ip(fam) else { continue };
-                        *produced.entry(peer.metadata.name.clone()).or_default() += 1;
+                        bump(&mut produced, pi);
                         ex.insert(
-                            Scope::Node(local.name.clone()),
+                            Scope::Node(li),
                             PeerEntry {
                                 ip,
                                 port: cluster.node_port(&r.name),
@@ -615,9 +638,9 @@ impl PeerExpansion {
                 }
             }
         }
-        for peer in &cluster.peers {
+        for (pi, peer) in cluster.peers.iter().enumerate() {
             if peer.spec.local_workload_selector.is_empty()
-                && !produced.contains_key(&peer.metadata.name)
+                && produced.get(pi).copied().unwrap_or(0) == 0
                 && !ex
                     .notes
                     .iter()
@@ -646,9 +669,16 @@ impl PeerExpansion {
         for ((scope, ip, port), entry) in ex.map {
             match scope {
                 Scope::Global => out.global.push(entry),
-                Scope::Node(n) => {
-                    if !globals.contains(&(ip, port)) {
-                        out.by_node.entry(n).or_default().push(entry);
+                Scope::Node(i) => {
+                    if !globals.contains(&(ip, port))
+                        && let Some(n) = cluster.nodes.get(i)
+                    {
+                        match out.by_node.get_mut(&n.name) {
+                            Some(v) => v.push(entry),
+                            None => {
+                                out.by_node.insert(n.name.clone(), vec![entry]);
+                            }
+                        }
                     }
                 }
             }
