@@ -393,3 +393,26 @@ fn example_cluster_sessions() {
             .all(|p| p["kind"].is_string())
     );
 }
+
+#[test]
+fn local_workload_peers_are_passive_without_local_address() {
+    let mut y = bgp_config(false) + &plain_nodes(2);
+    y += "---\napiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\nmetadata:\n  name: w\n  namespace: default\n  labels: {app: bgp}\nspec:\n  node: node-1\n  pod: w\n  endpoint: eth0\n  interfaceName: caliw\n  ipNetworks: [\"10.244.1.5/32\"]\n";
+    y += &peer("lw", "localWorkloadSelector: app == 'bgp'\nasNumber: 65100");
+    let c = cluster(&y);
+    let g = SessionGraph::new(&c);
+    let p: Vec<_> = g.peerings_of("node-1").collect();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].name, "Local_Workload_10_244_1_5");
+    assert_eq!(p[0].kind, PeerKind::LocalWorkload);
+    assert!(p[0].passive);
+    assert_eq!(p[0].source_address, None);
+    assert_eq!(p[0].peer_as.0, 65100);
+    assert_eq!(g.peerings_of("node-2").count(), 0, "no reverse peering");
+    let text = calico_route::bird::render(&c, "node-1", calico_route::Family::V4)
+        .unwrap()
+        .text;
+    assert!(text.contains(
+        "protocol bgp Local_Workload_10_244_1_5 from bgp_template {\n  local as 64512;\n  neighbor 10.244.1.5 as 65100;\n  ttl security off;\n  multihop;\n  passive on;\n"
+    ));
+}
