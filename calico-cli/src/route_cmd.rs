@@ -151,6 +151,12 @@ fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
     };
     let plan = plan_node(&cluster, &args.node, &opts)
         .map_err(|e| CliError::could_not_run(e.to_string()))?;
+    for u in &plan.unrouted {
+        eprintln!(
+            "calico: warning: no route to {} (on {}): {}",
+            u.dst, u.node, u.reason
+        );
+    }
     match args.output {
         TextJson::Text => print!("{}", plan.to_text()),
         TextJson::Json => {

@@ -403,6 +403,21 @@ pub fn render_with(
     for s in &svc.cluster_ips {
         let _ = writeln!(t, "  if ( net ~ [ {s}+ ] ) then {{ reject; }}");
     }
+    // WireGuard on (IPv4): routes via another node's WireGuard peer are the dataplane's.
+    if family == Family::V4 && cluster.felix_for(node).wireguard_enabled {
+        for peer in cluster
+            .nodes
+            .iter()
+            .filter(|m| m.name != n.name && m.wireguard_v4.is_some())
+        {
+            if let Some(ip) = peer.ip(family) {
+                let _ = writeln!(
+                    t,
+                    "  if ( defined(bgp_next_hop) && bgp_next_hop = {ip} ) then {{ reject; }}"
+                );
+            }
+        }
+    }
     for p in &pools {
         let accept = p.encap() == PoolEncap::None && own.bird_claims(PoolEncap::None);
         if accept && family == Family::V6 {

@@ -307,3 +307,30 @@ fn debug_severity_renders_debug_all() {
     assert!(t.contains("protocol device {\n  debug { states };\n"));
     assert!(t.contains("  debug { states, routes, filters, events };\n"));
 }
+
+#[test]
+fn wireguard_peers_are_rejected_in_the_kernel_filter() {
+    let felix = "---\napiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata:\n  name: default\nspec:\n  wireguardEnabled: true\n";
+    let wg = "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: wg\nspec:\n  bgp:\n    ipv4Address: 10.0.0.7/24\n  wireguard:\n    interfaceIPv4Address: 10.244.9.1\n";
+    let c = cluster(&(plain_nodes(1) + wg + felix));
+    let t = text(&c, "node-1", Family::V4);
+    assert!(t.contains("filter calico_kernel_programming\n{\n  if ( defined(bgp_next_hop) && bgp_next_hop = 10.0.0.7 ) then { reject; }\n"), "{t}");
+    assert!(!text(&c, "wg", Family::V4).contains("bgp_next_hop = "));
+    if bird_binary().is_some() {
+        let file =
+            std::env::temp_dir().join(format!("calico-route-wg-{}.conf", std::process::id()));
+        std::fs::write(&file, &t).unwrap();
+        let out = Command::new("bird")
+            .arg("-p")
+            .arg("-c")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
