@@ -69,6 +69,10 @@ pub struct Scale {
     pub max_protocols_per_daemon: usize,
     /// Confirmed blocks.
     pub blocks: usize,
+    /// Sessions a full mesh of these nodes would need (per family, summed): N(N − 1)/2.
+    pub full_mesh_sessions: usize,
+    /// Sessions with 3 route reflectors meshed together: R(N − R) + R(R − 1)/2 per family.
+    pub three_reflector_sessions: usize,
 }
 
 /// The result of [`check`].
@@ -123,6 +127,11 @@ impl CheckReport {
             self.scale.route_reflectors,
             self.scale.nodes
         );
+        let _ = writeln!(
+            s,
+            "scale: {} sessions now; node-to-node sessions with a full mesh {}, with 3 route reflectors {}",
+            self.scale.sessions, self.scale.full_mesh_sessions, self.scale.three_reflector_sessions
+        );
         s
     }
 }
@@ -174,6 +183,21 @@ pub fn check(cluster: &Cluster) -> CheckReport {
             .iter()
             .filter(|a| a.is_confirmed())
             .count(),
+        full_mesh_sessions: Family::BOTH
+            .iter()
+            .map(|f| {
+                let n = cluster.nodes.iter().filter(|x| x.ip(*f).is_some()).count();
+                n * n.saturating_sub(1) / 2
+            })
+            .sum(),
+        three_reflector_sessions: Family::BOTH
+            .iter()
+            .map(|f| {
+                let n = cluster.nodes.iter().filter(|x| x.ip(*f).is_some()).count();
+                let r = n.min(3);
+                r * (n - r) + r * r.saturating_sub(1) / 2
+            })
+            .sum(),
     };
     let mut findings = f.0;
     findings.sort();

@@ -219,6 +219,11 @@ fn mesh_threshold_warning() {
     let r = check(&c);
     assert!(codes(&r, Severity::Warning).contains(&"mesh-too-large"));
     assert_eq!(r.scale.sessions, 101 * 100 / 2);
+    assert_eq!(r.scale.full_mesh_sessions, 101 * 100 / 2);
+    assert_eq!(r.scale.three_reflector_sessions, 3 * 98 + 3);
+    assert!(r.to_text().ends_with(
+        "scale: 5050 sessions now; node-to-node sessions with a full mesh 5050, with 3 route reflectors 297\n"
+    ));
 }
 
 #[test]
