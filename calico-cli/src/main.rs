@@ -4,6 +4,7 @@
 //! not run. Errors go to stderr as one summary line, then details.
 
 mod exit;
+mod route_cmd;
 mod selector_cmd;
 mod validate_cmd;
 
@@ -32,6 +33,9 @@ enum Command {
     /// `FILE:DOC_INDEX KIND/[NAMESPACE/]NAME: FIELD.PATH: message`, and exits 1 if there
     /// is any; exits 0 when everything is valid and 2 when a path cannot be read.
     Validate(validate_cmd::ValidateArgs),
+    /// BGP sessions, kernel route plans, BIRD 2 configuration and route analysis.
+    #[command(subcommand)]
+    Route(route_cmd::RouteCommand),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Selector(cmd) => selector_cmd::run(cmd),
         Command::Validate(args) => validate_cmd::run(&args),
+        Command::Route(cmd) => route_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,
