@@ -631,16 +631,23 @@ fn run_topology(tag: &str, yaml: &str) {
 // ---------------------------------------------------------------------------------------
 // Topologies
 
-/// A node at 10.0.1.`i`/24 and fd00:1::`i`/64 with a confirmed block in each family.
-fn lab_node(name: &str, i: u8, cluster_id: Option<&str>) -> String {
-    let (labels, rr) = match cluster_id {
-        Some(id) => ("{rr: \"\"}", format!("    routeReflectorClusterID: {id}\n")),
-        None => ("{}", String::new()),
-    };
+/// A node at 10.0.1.`i`/24 and fd00:1::`i`/64 with a confirmed block in each family;
+/// `bgp_extra` holds further `spec.bgp` lines.
+fn lab_node(name: &str, i: u8, labels: &str, bgp_extra: &str) -> String {
     format!(
-        "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: {name}\n  labels: {labels}\nspec:\n  bgp:\n    ipv4Address: 10.0.1.{i}/24\n    ipv6Address: fd00:1::{i}/64\n{rr}\
+        "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\nspec:\n  bgp:\n    ipv4Address: 10.0.1.{i}/24\n    ipv6Address: fd00:1::{i}/64\n{bgp_extra}\
          ---\napiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata:\n  name: {name}-v4\nspec:\n  node: {name}\n  cidr: 10.244.{i}.0/26\n  state: confirmed\n\
          ---\napiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata:\n  name: {name}-v6\nspec:\n  node: {name}\n  cidr: fd00:10:0:{i}::/122\n  state: confirmed\n"
+    )
+}
+
+/// A route reflector with cluster ID `cid`, labelled `rr: <label>`.
+fn reflector(name: &str, i: u8, label: &str, cid: &str) -> String {
+    lab_node(
+        name,
+        i,
+        &format!("rr: \"{label}\""),
+        &format!("    routeReflectorClusterID: {cid}\n"),
     )
 }
 
@@ -652,10 +659,10 @@ const POOLS: &str = "---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetada
 #[test]
 fn route_reflectors_with_real_bird() {
     let mut y = bgp_config(false) + POOLS;
-    y += &lab_node("rr1", 1, Some("1.1.1.1"));
-    y += &lab_node("rr2", 2, Some("1.1.1.1"));
+    y += &reflector("rr1", 1, "", "1.1.1.1");
+    y += &reflector("rr2", 2, "", "1.1.1.1");
     for i in 3..=5 {
-        y += &lab_node(&format!("c{i}"), i, None);
+        y += &lab_node(&format!("c{i}"), i, "", "");
     }
     y += &peer("to-rr", "nodeSelector: all()\npeerSelector: has(rr)");
     run_topology("rr", &y);
@@ -666,9 +673,31 @@ fn route_reflectors_with_real_bird() {
 fn full_mesh_with_real_bird() {
     let mut y = String::from(POOLS);
     for i in 1..=3 {
-        y += &lab_node(&format!("m{i}"), i, None);
+        y += &lab_node(&format!("m{i}"), i, "", "");
     }
     run_topology("mesh", &y);
+}
+
+/// Mesh off; reflectors with different cluster IDs (each the other's client); c3 and c4
+/// peer with both, c5 with rr1 only: rr2 passes c5's routes on as reflected from a client,
+/// and the cluster lists stop them from coming back.
+#[test]
+fn reflectors_of_two_clusters_with_real_bird() {
+    let mut y = bgp_config(false) + POOLS;
+    y += &reflector("rr1", 1, "one", "1.1.1.1");
+    y += &reflector("rr2", 2, "two", "2.2.2.2");
+    y += &lab_node("c3", 3, "", "");
+    y += &lab_node("c4", 4, "", "");
+    y += &lab_node("c5", 5, "single: \"\"", "");
+    y += &peer(
+        "to-both",
+        "nodeSelector: \"!has(single)\"\npeerSelector: has(rr)",
+    );
+    y += &peer(
+        "to-one",
+        "nodeSelector: has(single)\npeerSelector: rr == \"one\"",
+    );
+    run_topology("rr2c", &y);
 }
 
 /// Mesh off; explicit iBGP sessions a–b and b–c only: b, not a reflector, must not pass a's
@@ -677,7 +706,7 @@ fn full_mesh_with_real_bird() {
 fn ibgp_chain_without_reflector_with_real_bird() {
     let mut y = bgp_config(false) + POOLS;
     for (i, n) in ["a", "b", "c"].iter().enumerate() {
-        y += &lab_node(n, u8::try_from(i + 1).unwrap(), None);
+        y += &lab_node(n, u8::try_from(i + 1).unwrap(), "", "");
     }
     y += &peer("a-b", "node: a\npeerIP: 10.0.1.2\nasNumber: 64512");
     y += &peer("a-b6", "node: a\npeerIP: fd00:1::2\nasNumber: 64512");
