@@ -11,10 +11,18 @@
 //! - the routes BIRD installed into the namespace's kernel table (`proto bird`) are exactly
 //!   the BIRD-owned routes of [`kernel::plan_node`] (local blackholes and remote blocks).
 //!
+//! Next hops are compared only where every session of the family is iBGP (see
+//! `Expected::next_hops`); with eBGP sessions only the prefixes are. Topologies: two
+//! reflectors of one cluster ID with three clients, reflectors of two cluster IDs with a
+//! single-reflector client, a full mesh, a mesh with a member in another AS, an iBGP chain
+//! without reflector, and an eBGP AS-path loop; each in IPv4 and IPv6 (one BIRD per family).
+//!
 //! Nothing outside these namespaces is touched: links are created inside a node namespace
 //! with the peer end moved straight into the switch namespace, and BIRD runs inside the node
 //! namespace. A guard kills every BIRD it started and deletes every namespace on drop, panics
-//! included; namespaces `cbt-<pid>-…` of a dead test process are removed first.
+//! included. What a killed earlier run left (namespaces and temporary directories
+//! `cbt-<pid>-…` whose process no longer exists, BIRDs inside those namespaces) is removed
+//! first.
 //!
 //! Not root, or `bird`/`birdc`/`ip` missing: the test says on stderr that it did NOT run and
 //! passes, unless `CALICO_REQUIRE_ROOT_TESTS=1` or `CALICO_REQUIRE_BIRD=1` (CI as root).
@@ -123,21 +131,24 @@ fn ip(args: &[&str]) -> String {
     run("ip", args).unwrap()
 }
 
-/// Removes namespaces `cbt-<pid>-…` whose process no longer exists (a crashed earlier run),
-/// killing the BIRDs still running inside them.
-fn remove_stale_namespaces() {
-    let Ok(list) = run("ip", &["netns", "list"]) else {
-        return;
-    };
+/// The PID in a name `cbt-<pid>-…` if that process no longer exists (a crashed earlier run).
+fn dead_owner(name: &str) -> Option<u32> {
+    let pid = name
+        .strip_prefix(PREFIX)?
+        .split('-')
+        .next()?
+        .parse::<u32>()
+        .ok()?;
+    let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+    (!alive).then_some(pid)
+}
+
+/// Removes what a crashed earlier run left: namespaces `cbt-<pid>-…` whose process no longer
+/// exists, the BIRDs still running inside them, and their temporary directories.
+fn remove_stale() {
+    let list = run("ip", &["netns", "list"]).unwrap_or_default();
     for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
-        let Some(pid) = name
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+        if dead_owner(name).is_none() {
             continue;
         }
         if let Ok(pids) = run("ip", &["netns", "pids", name]) {
@@ -150,6 +161,14 @@ fn remove_stale_namespaces() {
         }
         if run("ip", &["netns", "del", name]).is_ok() {
             eprintln!("removed stale namespace {name}");
+        }
+    }
+    if let Ok(entries) = fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if dead_owner(&name).is_some() && fs::remove_dir_all(e.path()).is_ok() {
+                eprintln!("removed stale directory {}", e.path().display());
+            }
         }
     }
 }
@@ -536,7 +555,7 @@ fn run_topology(tag: &str, yaml: &str) {
     if let Some(why) = blocker() {
         return not_run(&why);
     }
-    remove_stale_namespaces();
+    remove_stale();
     let start = Instant::now();
     let c = cluster(yaml);
     let graph = SessionGraph::new(&c);
