@@ -400,6 +400,11 @@ pub fn render_with(
 
     // 9. Kernel programming filter.
     t.push_str("\nfilter calico_kernel_programming\n{\n");
+    // Interface routes (protocol direct) are in the table only to resolve BGP next hops.
+    // BIRD 1.x's kernel protocol never exported them (`device routes` off by default);
+    // BIRD 2 has no such default and would copy every interface subnet into the kernel
+    // as `proto bird` (seen with real BIRD 2.0.12 in tests/bird_netns.rs).
+    t.push_str("  if ( source = RTS_DEVICE ) then { reject; }\n");
     for s in &svc.cluster_ips {
         let _ = writeln!(t, "  if ( net ~ [ {s}+ ] ) then {{ reject; }}");
     }

@@ -31,6 +31,11 @@
 //!   reference does); a rule with `peerType` cannot be expressed in a shared function and is
 //!   rendered as a comment and reported. The priority functions of §5.2 item 8 are not
 //!   emitted (the §5.3 golden output has none).
+//! - The kernel filter starts with `if ( source = RTS_DEVICE ) then { reject; }`: BIRD 1.x
+//!   never exported interface routes to the kernel (`device routes` off by default), BIRD 2
+//!   has no such default and, as real BIRD 2.0.12 showed (tests/bird_netns.rs), installs every
+//!   interface subnet the direct protocol sees as a `proto bird` route. §5.2 item 9 and the
+//!   §5.3 example lack the line.
 //! - Kernel plans: IPv6 routes print `metric 1024` (what `ip -6 route` shows); when Felix and
 //!   BIRD both claim a pool type the plan shows the dataplane's routes; BIRD-owned routes
 //!   appear only when the propagation analysis says the node learns them, with the origin's

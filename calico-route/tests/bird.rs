@@ -156,7 +156,7 @@ fn rich_options_render_as_specified() {
     assert!(export.starts_with(
         "(bool internal_peer)\n{\n  if ( net ~ [ 10.245.0.0/16+ ] ) then { reject; }\n"
     ));
-    assert!(t.contains("filter calico_kernel_programming\n{\n  if ( net ~ [ 10.244.0.0/16+ ] ) then { reject; }\n  if ( net ~ [ 10.245.0.0/16+ ] ) then { accept; }\n  accept;\n}"));
+    assert!(t.contains("filter calico_kernel_programming\n{\n  if ( source = RTS_DEVICE ) then { reject; }\n  if ( net ~ [ 10.244.0.0/16+ ] ) then { reject; }\n  if ( net ~ [ 10.245.0.0/16+ ] ) then { accept; }\n  accept;\n}"));
     let tor = t
         .split("protocol bgp Global_10_0_0_254 from bgp_template {\n")
         .nth(1)
@@ -227,7 +227,7 @@ fn ipv6_config_uses_ipv6_channel_and_rejects_only() {
         t.contains("protocol static calico_static {\n  ipv6;\n  route fd00:10::/122 blackhole;\n")
     );
     assert!(
-        t.contains("filter calico_kernel_programming\n{\n  accept;\n}"),
+        t.contains("filter calico_kernel_programming\n{\n  if ( source = RTS_DEVICE ) then { reject; }\n  accept;\n}"),
         "no-encap v6 pool: no accept line"
     );
     assert!(t.contains("neighbor fd00::fe port 1179 as 65001;"));
@@ -314,7 +314,7 @@ fn wireguard_peers_are_rejected_in_the_kernel_filter() {
     let wg = "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: wg\nspec:\n  bgp:\n    ipv4Address: 10.0.0.7/24\n  wireguard:\n    interfaceIPv4Address: 10.244.9.1\n";
     let c = cluster(&(plain_nodes(1) + wg + felix));
     let t = text(&c, "node-1", Family::V4);
-    assert!(t.contains("filter calico_kernel_programming\n{\n  if ( defined(bgp_next_hop) && bgp_next_hop = 10.0.0.7 ) then { reject; }\n"), "{t}");
+    assert!(t.contains("filter calico_kernel_programming\n{\n  if ( source = RTS_DEVICE ) then { reject; }\n  if ( defined(bgp_next_hop) && bgp_next_hop = 10.0.0.7 ) then { reject; }\n"), "{t}");
     assert!(!text(&c, "wg", Family::V4).contains("bgp_next_hop = "));
     if bird_binary().is_some() {
         let file =
@@ -332,5 +332,30 @@ fn wireguard_peers_are_rejected_in_the_kernel_filter() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// BIRD 2 exports interface routes (protocol direct) to the kernel unless a filter rejects
+/// them (BIRD 1.x did not: `device routes` was off by default). They are in the table only to
+/// resolve next hops, so the kernel filter rejects them before anything else, in both
+/// families; real BIRD otherwise installs every interface subnet as `proto bird`
+/// (tests/bird_netns.rs).
+#[test]
+fn kernel_filter_rejects_interface_routes_first() {
+    let c = cluster(
+        &(plain_nodes(2)
+            + "---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.244.0.0/16\n"),
+    );
+    for f in Family::BOTH {
+        let t = text(&c, "node-1", f);
+        let body = t
+            .split("filter calico_kernel_programming\n{\n")
+            .nth(1)
+            .unwrap();
+        assert!(
+            body.starts_with("  if ( source = RTS_DEVICE ) then { reject; }\n"),
+            "{f:?}: {body}"
+        );
+        assert_eq!(t.matches("RTS_DEVICE").count(), 1);
     }
 }
