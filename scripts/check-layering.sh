@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 forbidden=(tokio rtnetlink nftnl etcd-client async-std)
-pure=(calico-model calico-policy calico-route)
+pure=(calico-model calico-datastore calico-ipam calico-policy calico-route)
 status=0
 checked=()
 members=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')

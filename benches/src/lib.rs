@@ -2,7 +2,8 @@
 //!
 //! - [`workload`]: an in-process port of the selector workload generator;
 //! - [`input`]: reading a workload directory written by `gen_selector_workload.py`;
-//! - [`fnv1a64`]: the hash `selbench` reports so implementations can be compared.
+//! - [`fnv1a64`]: the hash `selbench` reports so implementations can be compared;
+//! - [`route_scale`]: synthetic large clusters for the routing benchmarks.
 
 pub mod input;
 pub mod workload;
@@ -40,3 +41,5 @@ mod tests {
         assert_eq!(per_selector_hash(&[1, 22]), fnv1a64(b"1,22,"));
     }
 }
+
+pub mod route_scale;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use calico_model::selector::Node;
+use calico_model::selector::{Node, Text};
 
 /// SplitMix64: tiny, fast and good enough for workload generation.
 #[derive(Debug, Clone)]
@@ -164,8 +164,8 @@ fn set_text(rng: &mut Rng, label: &str, op: &str, members: &[String]) -> String 
     format!("{label} {op} {{{}}}", quoted.join(", "))
 }
 
-fn sorted_set(members: &[String]) -> Box<[Box<str>]> {
-    let mut m: Vec<Box<str>> = members.iter().map(|s| s.as_str().into()).collect();
+fn sorted_set(members: &[String]) -> Box<[Text]> {
+    let mut m: Vec<Text> = members.iter().map(|s| s.as_str().into()).collect();
     m.sort();
     m.dedup();
     m.into_boxed_slice()
@@ -173,7 +173,7 @@ fn sorted_set(members: &[String]) -> Box<[Box<str>]> {
 
 fn atom(rng: &mut Rng, v: &Vocab) -> (String, Node) {
     let k = rng.unit();
-    let kv = |label: &str, value: &str| (Box::<str>::from(label), Box::<str>::from(value));
+    let kv = |label: &str, value: &str| (Text::from(label), Text::from(value));
     if k < 0.30 {
         let a = rng.choice(&v.apps).clone();
         let (label, value) = kv("app", &a);

@@ -5,6 +5,7 @@
 
 mod exit;
 mod policy_cmd;
+mod route_cmd;
 mod selector_cmd;
 mod validate_cmd;
 
@@ -36,6 +37,9 @@ enum Command {
     /// Offline policy analysis: check one flow, list allowed connections.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// BGP sessions, kernel route plans, BIRD 2 configuration and route analysis.
+    #[command(subcommand)]
+    Route(route_cmd::RouteCommand),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Command::Selector(cmd) => selector_cmd::run(cmd),
         Command::Validate(args) => validate_cmd::run(&args),
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Route(cmd) => route_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use calico_model::index::{MatchEvent, SelectorIndex};
-use calico_model::selector::Node;
+use calico_model::selector::{Node, Text};
 use proptest::prelude::*;
 
 type Labels = BTreeMap<String, String>;
@@ -41,9 +41,9 @@ fn arb_value() -> impl Strategy<Value = String> + Clone {
     prop::sample::select(VALUES).prop_map(str::to_owned)
 }
 
-fn sorted_set(vs: Vec<String>) -> Box<[Box<str>]> {
+fn sorted_set(vs: Vec<String>) -> Box<[Text]> {
     let set: BTreeSet<String> = vs.into_iter().collect();
-    set.into_iter().map(String::into_boxed_str).collect()
+    set.into_iter().map(Text::from).collect()
 }
 
 fn arb_leaf() -> impl Strategy<Value = Node> {

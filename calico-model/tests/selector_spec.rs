@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use calico_model::selector::{
     BuildError, FieldSelectorError, GlobalRule, MAX_DEPTH, Node, ParenKeyword, Selector,
-    SelectorError, SelectorErrorKind as K, TokenKind, check_field, normalise,
+    SelectorError, SelectorErrorKind as K, Text, TokenKind, check_field, normalise,
     rewrite_rule_namespace_selector, tokenize, unique_id_of_canonical, validate,
 };
 
@@ -50,7 +50,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn b(s: &str) -> Box<str> {
+fn b(s: &str) -> Text {
     s.into()
 }
 
@@ -69,7 +69,7 @@ fn not(n: Node) -> Node {
     Node::Not(Box::new(n))
 }
 
-fn set(values: &[&str]) -> Box<[Box<str>]> {
+fn set(values: &[&str]) -> Box<[Text]> {
     values.iter().map(|v| b(v)).collect()
 }
 

@@ -1,7 +1,7 @@
 //! Checks for trees built by hand ([`Selector::from_node`](super::Selector::from_node),
 //! selector.md §6.1): the canonical string of an accepted tree always re-parses.
 
-use super::ast::Node;
+use super::ast::{Node, Text};
 use super::error::BuildError;
 use super::parser::MAX_DEPTH;
 use super::tokenizer::{MAX_LABEL_LEN, is_label_byte};
@@ -38,7 +38,7 @@ fn check_operands(operator: &'static str, operands: &[Node]) -> Result<(), Build
 }
 
 /// Sorts and de-duplicates a set, checking its members.
-fn normalise_set(values: &mut Box<[Box<str>]>) -> Result<(), BuildError> {
+fn normalise_set(values: &mut Box<[Text]>) -> Result<(), BuildError> {
     for v in values.iter() {
         check_value(v)?;
     }

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha224};
 
-use super::ast::Node;
+use super::ast::{Node, Text};
 
 /// Appends `value` quoted: `"v"`, or `'v'` if it contains a `"` (§6.1).
 #[inline]
@@ -17,7 +17,7 @@ fn push_quoted(out: &mut String, value: &str) {
     out.push(q);
 }
 
-fn push_set(out: &mut String, label: &str, op: &str, values: &[Box<str>]) {
+fn push_set(out: &mut String, label: &str, op: &str, values: &[Text]) {
     out.push_str(label);
     out.push_str(op);
     for (i, v) in values.iter().enumerate() {

@@ -35,7 +35,7 @@
 //! # }
 //! ```
 
-use super::Node;
+use super::{Node, Text};
 use crate::labels::{ABSENT, Interner, KeyId, LabelSet, Remap, ValueId};
 
 /// Jump target meaning "the selector matches".
@@ -187,7 +187,7 @@ impl Builder<'_> {
     }
 
     /// Emits `label in values`, jumping to `t` when it holds and `f` otherwise.
-    fn set_test(&mut self, label: &str, values: &[Box<str>], t: u32, f: u32) -> u32 {
+    fn set_test(&mut self, label: &str, values: &[Text], t: u32, f: u32) -> u32 {
         let mut ids: Vec<ValueId> = values
             .iter()
             .map(|v| self.interner.intern_value(v))

@@ -39,8 +39,8 @@ fn ne(k: &str, v: &str) -> Node {
         value: v.into(),
     }
 }
-fn set(vs: &[&str]) -> Box<[Box<str>]> {
-    let mut v: Vec<Box<str>> = vs.iter().map(|s| (*s).into()).collect();
+fn set(vs: &[&str]) -> Box<[Text]> {
+    let mut v: Vec<Text> = vs.iter().map(|s| (*s).into()).collect();
     v.sort();
     v.dedup();
     v.into_boxed_slice()

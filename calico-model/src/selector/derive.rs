@@ -1,6 +1,6 @@
 //! Selectors derived from user selectors (selector.md §10.1, §10.2, §10.4).
 
-use super::ast::Node;
+use super::ast::{Node, Text};
 use super::parsed::Selector;
 
 /// Label prefix for namespace labels (`pcns.`).
@@ -12,11 +12,11 @@ pub const NAMESPACE_LABEL: &str = "projectcalico.org/namespace";
 /// The label carrying an endpoint's service account.
 pub const SERVICE_ACCOUNT_LABEL: &str = "projectcalico.org/serviceaccount";
 
-fn join(prefix: &str, label: &str) -> Box<str> {
+fn join(prefix: &str, label: &str) -> Text {
     let mut s = String::with_capacity(prefix.len() + label.len());
     s.push_str(prefix);
     s.push_str(label);
-    s.into_boxed_str()
+    s.into()
 }
 
 impl Node {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 
-use super::ast::Node;
+use super::ast::{Node, Text};
 
 /// A read-only map from label name to value, as seen by selector evaluation. Lookup is
 /// exact and case-sensitive.
@@ -49,7 +49,7 @@ impl Labels for BTreeMap<&str, &str> {
 
 /// Whether `v` is in the sorted set `values`.
 #[inline]
-fn in_set(values: &[Box<str>], v: &str) -> bool {
+fn in_set(values: &[Text], v: &str) -> bool {
     if values.len() <= 8 {
         values.iter().any(|x| &**x == v)
     } else {

@@ -41,7 +41,7 @@ mod parser;
 mod restrictions;
 pub mod tokenizer;
 
-pub use ast::Node;
+pub use ast::{Node, Text};
 pub use canonical::unique_id_of_canonical;
 pub use derive::{
     NAMESPACE_LABEL, NAMESPACE_LABEL_PREFIX, SERVICE_ACCOUNT_LABEL, SERVICE_ACCOUNT_LABEL_PREFIX,

@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use super::ast::Node;
 use super::build::check_node;
@@ -13,14 +14,18 @@ use super::eval::Labels;
 use super::parser::parse_node;
 
 /// A parsed selector: its tree, kept exactly as parsed, and its canonical string, computed
-/// once.
+/// on first use and then cached (as Calico's Go implementation does), so parsing a
+/// selector that is only evaluated never pays for printing it.
 ///
 /// Two selectors are equal (and hash, and order) by their canonical strings, which is the
-/// same as comparing their unique IDs (selector.md §7).
+/// same as comparing their unique IDs (selector.md §7). The cache never changes what a
+/// selector hashes or compares as, so a `Selector` is a sound `HashMap` key (clippy's
+/// `mutable_key_type` lint sees the cell; allow it for this type with clippy's
+/// `ignore-interior-mutability` setting).
 #[derive(Clone)]
 pub struct Selector {
     root: Node,
-    canonical: String,
+    canonical: OnceLock<String>,
 }
 
 impl Selector {
@@ -31,20 +36,13 @@ impl Selector {
     /// The first [`SelectorError`] (selector.md §8); a tokenizer error anywhere in the input
     /// wins over a parser error.
     pub fn parse(src: &str) -> Result<Self, SelectorError> {
-        let root = parse_node(src)?;
-        // The canonical string is rarely much longer than the input.
-        let mut canonical = String::with_capacity(src.len() + 16);
-        root.write_canonical(&mut canonical);
-        Ok(Self { root, canonical })
+        Ok(Self::from_parsed(parse_node(src)?))
     }
 
     /// The selector `all()`, which matches everything.
     #[must_use]
     pub fn all() -> Self {
-        Self {
-            root: Node::All,
-            canonical: "all()".to_owned(),
-        }
+        Self::from_parsed(Node::All)
     }
 
     /// A selector from a tree built by hand.
@@ -63,8 +61,10 @@ impl Selector {
 
     /// Wraps a tree that is known to be well-formed.
     pub(crate) fn from_parsed(root: Node) -> Self {
-        let canonical = root.canonical();
-        Self { root, canonical }
+        Self {
+            root,
+            canonical: OnceLock::new(),
+        }
     }
 
     /// The tree, exactly as parsed.
@@ -82,13 +82,13 @@ impl Selector {
     /// The canonical string (selector.md §6).
     #[must_use]
     pub fn canonical(&self) -> &str {
-        &self.canonical
+        self.canonical.get_or_init(|| self.root.canonical())
     }
 
     /// The unique ID (selector.md §7): `s:` followed by 38 base64url characters.
     #[must_use]
     pub fn unique_id(&self) -> String {
-        unique_id_of_canonical(&self.canonical)
+        unique_id_of_canonical(self.canonical())
     }
 
     /// Whether the selector matches `labels` (selector.md §4).
@@ -115,19 +115,19 @@ impl FromStr for Selector {
 impl fmt::Display for Selector {
     /// The canonical string.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.canonical)
+        f.write_str(self.canonical())
     }
 }
 
 impl fmt::Debug for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Selector").field(&self.canonical).finish()
+        f.debug_tuple("Selector").field(&self.canonical()).finish()
     }
 }
 
 impl PartialEq for Selector {
     fn eq(&self, other: &Self) -> bool {
-        self.canonical == other.canonical
+        self.canonical() == other.canonical()
     }
 }
 
@@ -135,7 +135,7 @@ impl Eq for Selector {}
 
 impl Hash for Selector {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.canonical.hash(state);
+        self.canonical().hash(state);
     }
 }
 
@@ -148,7 +148,7 @@ impl PartialOrd for Selector {
 impl Ord for Selector {
     /// Bytewise order of the canonical strings.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.canonical.cmp(&other.canonical)
+        self.canonical().cmp(other.canonical())
     }
 }
 

@@ -16,7 +16,7 @@
 //! whole input before parsing, a parser error is only reported after the rest of the input
 //! has been tokenized without error; otherwise the tokenizer error wins (§2.2).
 
-use super::ast::Node;
+use super::ast::{Node, Text};
 use super::error::{SelectorError, SelectorErrorKind};
 use super::tokenizer::{Token, TokenKind, Tokenizer};
 
@@ -347,14 +347,14 @@ impl<'a> SetItems<'a> {
     }
 
     /// The members read so far, sorted bytewise and de-duplicated; empties `self`.
-    fn take_sorted(&mut self) -> Box<[Box<str>]> {
+    fn take_sorted(&mut self) -> Box<[Text]> {
         let items: &mut [&'a str] = if self.spill.is_empty() {
             self.inline.get_mut(..self.len).unwrap_or_default()
         } else {
             &mut self.spill
         };
         items.sort_unstable();
-        let mut out: Vec<Box<str>> = Vec::with_capacity(items.len());
+        let mut out: Vec<Text> = Vec::with_capacity(items.len());
         let mut prev: Option<&str> = None;
         for &v in items.iter() {
             if prev != Some(v) {
@@ -399,8 +399,8 @@ impl TreeBuilder<'_> {
 
 impl<'a> Builder<'a> for TreeBuilder<'a> {
     fn cmp(&mut self, op: CmpOp, label: &'a str, value: &'a str, negated: bool) {
-        let label: Box<str> = label.into();
-        let value: Box<str> = value.into();
+        let label: Text = label.into();
+        let value: Text = value.into();
         let node = match op {
             CmpOp::Eq => Node::Eq { label, value },
             CmpOp::Ne => Node::Ne { label, value },
@@ -418,7 +418,7 @@ impl<'a> Builder<'a> for TreeBuilder<'a> {
 
     fn set_end(&mut self, not_in: bool, label: &'a str, negated: bool) {
         let values = self.set.take_sorted();
-        let label: Box<str> = label.into();
+        let label: Text = label.into();
         let node = if not_in {
             Node::NotIn { label, values }
         } else {

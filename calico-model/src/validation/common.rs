@@ -94,3 +94,16 @@ pub(super) fn check_annotations(cx: &mut Ctx<'_>, path: &str, annotations: &Labe
         );
     }
 }
+
+/// Reports `path` when `value` is empty (`"<what> is required"`) or not a DNS-1123
+/// subdomain.
+pub(super) fn check_required_subdomain(cx: &mut Ctx<'_>, path: &str, what: &str, value: &str) {
+    if value.is_empty() {
+        cx.report(path, format!("{what} is required"));
+    } else if !is_dns_subdomain(value) {
+        cx.report(
+            path,
+            format!("invalid {what} {value:?}: must be a DNS-1123 subdomain"),
+        );
+    }
+}

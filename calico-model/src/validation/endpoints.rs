@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use super::Ctx;
+use super::common::check_required_subdomain;
 use super::format::{is_container_id, is_dns_subdomain, is_interface_name, is_mac, is_port_name};
 use crate::derived::workload_endpoint_name;
 use crate::resources::meta::ObjectMeta;
@@ -37,17 +38,7 @@ fn check_profiles(cx: &mut Ctx<'_>, profiles: &[String]) {
 }
 
 pub(super) fn check_host_endpoint(cx: &mut Ctx<'_>, spec: &HostEndpointSpec) {
-    if spec.node.is_empty() {
-        cx.report("spec.node", "node is required");
-    } else if !is_dns_subdomain(&spec.node) {
-        cx.report(
-            "spec.node",
-            format!(
-                "invalid node name {:?}: must be a DNS-1123 subdomain",
-                spec.node
-            ),
-        );
-    }
+    check_required_subdomain(cx, "spec.node", "node", &spec.node);
     if !spec.interface_name.is_empty()
         && spec.interface_name != "*"
         && !is_interface_name(&spec.interface_name)

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::Ctx;
-use super::format::is_dns_subdomain;
+use super::common::check_required_subdomain;
 use super::selectors::{GlobalUse, check as check_sel};
 use crate::resources::ipam::{
     AllowedUse, BlockAffinitySpec, EncapMode, IpPoolSpec, IpReservationSpec, IpamConfiguration,
@@ -140,17 +140,7 @@ pub(super) fn check_ip_reservation(cx: &mut Ctx<'_>, spec: &IpReservationSpec) {
 }
 
 pub(super) fn check_block_affinity(cx: &mut Ctx<'_>, spec: &BlockAffinitySpec) {
-    if spec.node.is_empty() {
-        cx.report("spec.node", "node is required");
-    } else if !is_dns_subdomain(&spec.node) {
-        cx.report(
-            "spec.node",
-            format!(
-                "invalid node name {:?}: must be a DNS-1123 subdomain",
-                spec.node
-            ),
-        );
-    }
+    check_required_subdomain(cx, "spec.node", "node", &spec.node);
     if !spec.cidr.is_strictly_masked() {
         cx.report(
             "spec.cidr",

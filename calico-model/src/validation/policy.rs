@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::Ctx;
-use super::common::{check_annotations, check_labels};
+use super::common::{check_annotations, check_labels, check_required_subdomain};
 use super::format::{is_dns_label, is_dns_subdomain};
 use super::selectors::{GlobalUse, check as check_sel};
 use crate::resources::policy::{
@@ -519,17 +519,12 @@ fn check_entity(
             "services may only be used in an ingress source or an egress destination",
         );
     }
-    if svc.name.is_empty() {
-        cx.report(format!("{path}.services.name"), "service name is required");
-    } else if !is_dns_subdomain(&svc.name) {
-        cx.report(
-            format!("{path}.services.name"),
-            format!(
-                "invalid service name {:?}: must be a DNS-1123 subdomain",
-                svc.name
-            ),
-        );
-    }
+    check_required_subdomain(
+        cx,
+        &format!("{path}.services.name"),
+        "service name",
+        &svc.name,
+    );
     if svc.namespace.is_empty() {
         if scope == Scope::Global {
             cx.report(

@@ -1,0 +1,218 @@
+//! `calico route sessions|plan|bird|check` (cli.md "route", routing.md).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use calico_model::loader::load_paths;
+use calico_route::kernel::{PlanOptions, plan_node};
+use calico_route::{Cluster, Family, SessionGraph};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::exit::CliError;
+
+/// `calico route …` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RouteCommand {
+    /// The BGP sessions of the cluster (mesh, BGPPeers, route reflectors).
+    Sessions(SessionsArgs),
+    /// The kernel routes a node programs, one per line in `ip route` syntax.
+    Plan(PlanArgs),
+    /// The node's BIRD 2 configuration (IPv4, or IPv6 with --ipv6).
+    Bird(BirdArgs),
+    /// Session-graph and route-propagation analysis; exits 1 on problems.
+    Check(CheckArgs),
+}
+
+/// Arguments of `route check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Manifest file or directory.
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    output: TextJson,
+}
+
+/// Arguments of `route bird`.
+#[derive(Debug, Args)]
+pub(crate) struct BirdArgs {
+    /// Manifest file or directory.
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// The node to render for.
+    #[arg(long)]
+    node: String,
+    /// Render the IPv6 configuration.
+    #[arg(long)]
+    ipv6: bool,
+}
+
+/// Output formats of `route plan` and `route check`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum TextJson {
+    /// Plain text.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// Arguments of `route plan`.
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    /// Manifest file or directory.
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// The node to plan for.
+    #[arg(long)]
+    node: String,
+    /// Output format (`json` adds devices, neighbour and FDB entries).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    output: TextJson,
+    /// The interface holding the node's BGP address.
+    #[arg(long, default_value = "eth0")]
+    parent_iface: String,
+    /// Host MTU assumed for the MTU arithmetic.
+    #[arg(long, default_value_t = 1500)]
+    host_mtu: u32,
+}
+
+/// Output formats of `route sessions`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum SessionsFormat {
+    /// One line per peer protocol, then the session count.
+    Text,
+    /// `{"sessions": N, "peerings": [...]}`.
+    Json,
+    /// A Graphviz picture of the session graph.
+    Dot,
+}
+
+/// Arguments of `route sessions`.
+#[derive(Debug, Args)]
+pub(crate) struct SessionsArgs {
+    /// Manifest file or directory.
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    output: SessionsFormat,
+}
+
+/// Runs a `route` subcommand.
+pub(crate) fn run(cmd: RouteCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        RouteCommand::Sessions(args) => sessions(&args),
+        RouteCommand::Plan(args) => plan(&args),
+        RouteCommand::Bird(args) => bird(&args),
+        RouteCommand::Check(args) => check(&args),
+    }
+}
+
+fn load(path: &PathBuf) -> Result<Cluster, CliError> {
+    let mut set = load_paths(std::slice::from_ref(path));
+    if !set.errors.is_empty() || !set.decode_failures.is_empty() {
+        let mut details: Vec<String> = set.errors.iter().map(ToString::to_string).collect();
+        details.extend(
+            set.decode_failures
+                .iter()
+                .map(|f| format!("{}:{}: {}", f.origin.file, f.origin.doc_index, f.problem)),
+        );
+        return Err(CliError::with_details(
+            format!("{} could not be loaded", path.display()),
+            details,
+        ));
+    }
+    set.apply_defaults();
+    Ok(Cluster::from_resources(set.resources()))
+}
+
+fn sessions(args: &SessionsArgs) -> Result<ExitCode, CliError> {
+    let cluster = load(&args.path)?;
+    let graph = SessionGraph::new(&cluster);
+    match args.output {
+        SessionsFormat::Text => print!("{}", graph.to_text()),
+        SessionsFormat::Json => println!("{}", json_text(&graph.to_json())?),
+        SessionsFormat::Dot => print!("{}", graph.to_dot(&cluster)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn json_text(v: &serde_json::Value) -> Result<String, CliError> {
+    serde_json::to_string_pretty(v)
+        .map_err(|e| CliError::could_not_run(format!("cannot write JSON: {e}")))
+}
+
+fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
+    let cluster = load(&args.path)?;
+    let opts = PlanOptions {
+        parent_iface: args.parent_iface.clone(),
+        host_mtu: args.host_mtu,
+    };
+    let plan = plan_node(&cluster, &args.node, &opts)
+        .map_err(|e| CliError::could_not_run(e.to_string()))?;
+    for u in &plan.unrouted {
+        eprintln!(
+            "calico: warning: no route to {} (on {}): {}",
+            u.dst, u.node, u.reason
+        );
+    }
+    match args.output {
+        TextJson::Text => print!("{}", plan.to_text()),
+        TextJson::Json => {
+            let v = serde_json::to_value(&plan)
+                .map_err(|e| CliError::could_not_run(format!("cannot write JSON: {e}")))?;
+            let mut v = v;
+            if let Some(routes) = v.get_mut("routes").and_then(|r| r.as_array_mut()) {
+                for (r, text) in routes.iter_mut().zip(plan.routes.iter()) {
+                    if let Some(o) = r.as_object_mut() {
+                        o.insert(
+                            "text".to_owned(),
+                            serde_json::Value::String(text.to_string()),
+                        );
+                    }
+                }
+            }
+            println!("{}", json_text(&v)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bird(args: &BirdArgs) -> Result<ExitCode, CliError> {
+    let cluster = load(&args.path)?;
+    let family = if args.ipv6 { Family::V6 } else { Family::V4 };
+    let config = calico_route::bird::render(&cluster, &args.node, family)
+        .map_err(|e| CliError::could_not_run(e.to_string()))?;
+    print!("{}", config.text);
+    for note in &config.notes {
+        if let Ok(text) = serde_json::to_string(note) {
+            eprintln!("calico: warning: {text}");
+        }
+    }
+    for (filter, index, why) in &config.skipped_rules {
+        eprintln!("calico: warning: BGPFilter {filter} rule {index} not rendered: {why}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
+    let cluster = load(&args.path)?;
+    let report = calico_route::check::check(&cluster);
+    match args.output {
+        TextJson::Text => print!("{}", report.to_text()),
+        TextJson::Json => {
+            let mut v = serde_json::to_value(&report)
+                .map_err(|e| CliError::could_not_run(format!("cannot write JSON: {e}")))?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("ok".to_owned(), serde_json::Value::Bool(report.ok()));
+            }
+            println!("{}", json_text(&v)?);
+        }
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

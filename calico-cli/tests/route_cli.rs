@@ -1,0 +1,207 @@
+//! `calico route …` run as a script would: exit codes and output formats (cli.md "route").
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn calico(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_calico"))
+        .args(args)
+        .output()
+        .expect("run calico")
+}
+
+fn example() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/cluster")
+        .to_str()
+        .expect("utf-8 path")
+        .to_owned()
+}
+
+fn scratch(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("calico-route-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let file = dir.join("cluster.yaml");
+    std::fs::write(&file, text).expect("write");
+    file
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn sessions_json_has_count_and_peerings() {
+    let o = calico(&["route", "sessions", &example(), "-o", "json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["sessions"], 8);
+    let peerings = v["peerings"].as_array().expect("array");
+    let rr_to_client = peerings
+        .iter()
+        .find(|p| p["node"] == "node-1" && p["peerNode"] == "node-2" && p["peerIP"] == "10.0.1.12")
+        .expect("node-1 → node-2");
+    assert_eq!(rr_to_client["kind"], "node");
+    assert_eq!(rr_to_client["routeReflectorClient"], true);
+    let tor = peerings
+        .iter()
+        .find(|p| p["peerIP"] == "10.0.1.1")
+        .expect("ToR peering");
+    assert!(tor["peerNode"].is_null());
+    assert_eq!(tor["routeReflectorClient"], false);
+}
+
+#[test]
+fn sessions_text_and_dot() {
+    let o = calico(&["route", "sessions", &example()]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    assert!(text.ends_with("sessions: 8\n"), "{text}");
+    assert!(
+        text.contains(
+            "node-1 ipv4 Node_10_0_1_12_port_179 10.0.1.12 node peer-node=node-2 as=64512 rr-client"
+        ),
+        "{text}"
+    );
+    let o = calico(&["route", "sessions", &example(), "-o", "dot"]);
+    let dot = stdout(&o);
+    assert!(dot.starts_with("graph sessions {"));
+    assert!(dot.contains("\"node-1\" [shape=box];"));
+    assert!(dot.contains("\"node-1\" -- \"node-2\""));
+}
+
+#[test]
+fn sessions_mesh_count() {
+    let mut y = String::new();
+    for i in 1..=5 {
+        y.push_str(&format!(
+            "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: n{i}\nspec:\n  bgp:\n    ipv4Address: 10.0.0.{i}/24\n"
+        ));
+    }
+    let f = scratch("mesh", &y);
+    let o = calico(&[
+        "route",
+        "sessions",
+        f.to_str().expect("utf-8"),
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["sessions"], 10);
+    assert_eq!(v["peerings"].as_array().map(Vec::len), Some(20));
+}
+
+#[test]
+fn unreadable_path_exits_2() {
+    let o = calico(&["route", "sessions", "/nonexistent/calico-route"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("calico: "));
+}
+
+#[test]
+fn plan_text_is_ip_route_syntax() {
+    let o = calico(&["route", "plan", &example(), "--node", "node-2"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.contains(&"blackhole 10.244.0.64/26 proto 80"),
+        "{text}"
+    );
+    // node-1 is in node-2's /24: IPIP CrossSubnet goes direct.
+    assert!(
+        lines.contains(&"10.244.0.0/26 via 10.0.1.11 dev eth0 proto 80 onlink"),
+        "{text}"
+    );
+    // node-3 is in another subnet: tunnel.
+    assert!(
+        lines.contains(&"10.244.0.128/26 via 10.0.2.11 dev tunl0 proto 80 onlink mtu 1480"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plan_json_has_devices_neighbours_fdb() {
+    let o = calico(&[
+        "route",
+        "plan",
+        &example(),
+        "--node",
+        "node-3",
+        "-o",
+        "json",
+        "--host-mtu",
+        "9000",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(
+        v["routes"]
+            .as_array()
+            .expect("routes")
+            .iter()
+            .all(|r| r["text"].is_string())
+    );
+    assert_eq!(v["mtu"]["ipip"], 8980);
+    let neigh = v["neighbours"].as_array().expect("neighbours");
+    assert!(
+        neigh
+            .iter()
+            .any(|n| n["lladdr"] == "66:2e:1a:0b:4c:02" && n["dev"] == "vxlan-v6.calico")
+    );
+    assert!(v["fdb"].is_array());
+    assert!(v["devices"].is_array());
+}
+
+#[test]
+fn plan_unknown_node_exits_2() {
+    let o = calico(&["route", "plan", &example(), "--node", "ghost"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ghost"));
+}
+
+#[test]
+fn bird_renders_both_families() {
+    let o = calico(&["route", "bird", &example(), "--node", "node-2"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v4 = stdout(&o);
+    assert!(
+        v4.starts_with("# BIRD 2 configuration for node node-2 (IPv4)\nrouter id 10.0.1.12;\n")
+    );
+    assert!(v4.contains("protocol bgp Node_10_0_1_11_port_179 from bgp_template {"));
+    let o = calico(&["route", "bird", &example(), "--node", "node-3", "--ipv6"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).ends_with("# IPv6 disabled on this node.\n"));
+    let o = calico(&["route", "bird", &example(), "--node", "ghost"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn check_exit_codes_and_json() {
+    let o = calico(&["route", "check", &example()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("warning: pending-affinity:"));
+    let broken = "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  nodeToNodeMeshEnabled: false\n---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: a\nspec:\n  bgp:\n    ipv4Address: 10.0.0.1/24\n---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: b\nspec:\n  bgp:\n    ipv4Address: 10.0.0.2/24\n---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.244.0.0/16\n---\napiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata:\n  name: a-blk\nspec:\n  node: a\n  cidr: 10.244.1.0/26\n";
+    let f = scratch("check", broken);
+    let o = calico(&["route", "check", f.to_str().expect("utf-8"), "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["unreachable"][0]["node"], "b");
+    assert_eq!(v["unreachable"][0]["block"], "10.244.1.0/26");
+}

@@ -1,0 +1,178 @@
+//! The etcd backend against real etcd servers started by the tests (see `testkit`).
+//! Without etcd these tests print that they were NOT run (and fail if
+//! `CALICO_REQUIRE_ETCD=1`).
+
+// Test code: helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use calico_datastore::conformance::{self, check_logged_counter, logged_increment};
+use calico_datastore::{BackoffPolicy, EtcdMember, Store, StoreError, StoreUrl};
+use calico_datastore_etcd::testkit::{EtcdCluster, etcd_or_skip};
+use calico_datastore_etcd::{EtcdOptions, EtcdStore, open_store};
+
+fn members(url: &str) -> Vec<EtcdMember> {
+    match StoreUrl::parse(url).unwrap() {
+        StoreUrl::Etcd(m) => m,
+        other => panic!("not an etcd URL: {other}"),
+    }
+}
+
+#[test]
+fn etcd_conforms() {
+    if etcd_or_skip("etcd_conforms").is_none() {
+        return;
+    }
+    let server = EtcdCluster::start_single().unwrap();
+    let store = open_store(&server.url()).unwrap();
+    assert_eq!(store.url(), server.url());
+    conformance::run_all(&*store, "conf/");
+}
+
+#[test]
+fn etcd_fails_over_to_a_live_member() {
+    if etcd_or_skip("etcd_fails_over_to_a_live_member").is_none() {
+        return;
+    }
+    let server = EtcdCluster::start_single().unwrap();
+    // The first member listed has nothing listening.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let url = format!(
+        "etcd://127.0.0.1:{dead_port},127.0.0.1:{}",
+        server.client_port(0)
+    );
+    let store = EtcdStore::connect(&members(&url), EtcdOptions::default()).unwrap();
+    let rev = store.create(b"fo/a", b"1").unwrap();
+    assert_eq!(store.get(b"fo/a").unwrap().unwrap().mod_revision, rev);
+    assert!(
+        store
+            .current_endpoint()
+            .ends_with(&server.client_port(0).to_string())
+    );
+}
+
+#[test]
+fn etcd_unreachable_is_unavailable_not_a_hang() {
+    // Needs no etcd: nothing listens on the port.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let options = EtcdOptions {
+        backoff: BackoffPolicy {
+            deadline: Duration::from_millis(300),
+            ..EtcdOptions::default().backoff
+        },
+        ..EtcdOptions::default()
+    };
+    let store = EtcdStore::connect(&members(&format!("etcd://127.0.0.1:{port}")), options).unwrap();
+    let started = Instant::now();
+    let err = store.get(b"x").unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(err.is_retriable());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains(&port.to_string()), "{err}");
+    // A transaction that could not be sent is Unavailable too (known not applied).
+    let err = store.put(b"x", b"1").unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(!err.outcome_unknown());
+}
+
+#[derive(Default)]
+struct Stats {
+    retries: AtomicU64,
+    done: AtomicU64,
+}
+
+#[test]
+fn etcd_cluster_survives_leader_kill_during_cas_increments() {
+    if etcd_or_skip("etcd_cluster_survives_leader_kill_during_cas_increments").is_none() {
+        return;
+    }
+    let mut cluster = EtcdCluster::start(3).unwrap();
+    let leader = cluster
+        .wait_leader(Duration::from_secs(10))
+        .expect("no leader");
+    let url = cluster.url();
+    let options = EtcdOptions {
+        request_timeout: Duration::from_secs(2),
+        ..EtcdOptions::default()
+    };
+    // Two clients, each starting on a different member, one of them the leader.
+    let mut m = members(&url);
+    let a = EtcdStore::connect(&m, options.clone()).unwrap();
+    m.rotate_left(leader);
+    let b = EtcdStore::connect(&m, options).unwrap();
+    let per_writer = 60usize;
+    let stats = Stats::default();
+    let prefix = "fault/";
+    let killed = std::thread::scope(|s| {
+        for (w, store) in [&a, &b].into_iter().enumerate() {
+            let stats = &stats;
+            s.spawn(move || {
+                for i in 0..per_writer {
+                    let retries =
+                        logged_increment(store, prefix, w, i, Duration::from_secs(90)).unwrap();
+                    stats
+                        .retries
+                        .fetch_add(u64::from(retries), Ordering::Relaxed);
+                    stats.done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        // Kill the leader once both writers are under way.
+        let started = Instant::now();
+        while stats.done.load(Ordering::Relaxed) < 30 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "writers made no progress"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let current = cluster.leader().unwrap_or(leader);
+        cluster.kill(current);
+        eprintln!(
+            "killed leader m{current} after {} increments",
+            stats.done.load(Ordering::Relaxed)
+        );
+        current
+    });
+    assert_eq!(stats.done.load(Ordering::Relaxed), 2 * per_writer as u64);
+    let new_leader = cluster.wait_leader(Duration::from_secs(10));
+    assert!(new_leader.is_some(), "no new leader");
+    eprintln!(
+        "retries after conflicts or errors {}, new leader m{new_leader:?}; \
+         client a {:?} now on {}, client b {:?} now on {}",
+        stats.retries.load(Ordering::Relaxed),
+        a.stats(),
+        a.current_endpoint(),
+        b.stats(),
+        b.current_endpoint(),
+    );
+    // Client b started on the first leader; if that is the member killed, it failed over.
+    if killed == leader {
+        assert!(
+            b.stats().retries > 0,
+            "the client on the killed leader never retried"
+        );
+        assert!(
+            !b.current_endpoint()
+                .ends_with(&format!(":{}", cluster.client_port(killed)))
+        );
+    }
+    assert_eq!(check_logged_counter(&a, prefix), 2 * per_writer as u64);
+    assert_eq!(check_logged_counter(&b, prefix), 2 * per_writer as u64);
+
+    // The killed member comes back on its data and catches up.
+    cluster.restart(killed).unwrap();
+    let only = format!("etcd://127.0.0.1:{}", cluster.client_port(killed));
+    let c = EtcdStore::connect(&members(&only), EtcdOptions::default()).unwrap();
+    assert_eq!(check_logged_counter(&c, prefix), 2 * per_writer as u64);
+}

@@ -1,0 +1,347 @@
+//! The `file:PATH` backend: an embedded ACID database (redb) shared safely by several
+//! processes.
+//!
+//! Layout: one redb table `calico_kv` maps each key to its create revision, mod revision
+//! (both little-endian u64) and value; table `calico_meta` holds the store revision. Every
+//! request is one redb transaction (writes are committed durably, with fsync), so a crash
+//! at any point leaves the previous or the new state.
+//!
+//! Sharing: the database is opened in redb's multi-writer mode (redb ≥ 4.5): every process
+//! keeps it open, write transactions are serialized across processes by byte-range locks on
+//! the file (a writer *waits* for the lock, it does not fail), and every read transaction
+//! starts from the latest commit of any process. Within one process all `FileStore`s on one
+//! path share one open database. A process that dies mid-commit leaves the previous commit,
+//! which the next writer recovers from.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+
+use redb::{
+    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, Table, TableDefinition, TableError,
+};
+
+use crate::engine::{self, EngineRead, EngineWrite, Entry};
+use crate::error::{OpenError, StoreError};
+use crate::store::{Store, check_reads, check_txn};
+use crate::types::{
+    Compare, DEFAULT_MAX_TXN_OPS, RangeResult, ReadOp, ReadResponse, Revision, TxnOp, TxnResponse,
+};
+
+const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("calico_kv");
+const META: TableDefinition<&str, u64> = TableDefinition::new("calico_meta");
+const REVISION_KEY: &str = "revision";
+const FORMAT_KEY: &str = "format";
+const FORMAT: u64 = 1;
+const HEADER: usize = 16;
+/// redb's page cache (an upper bound, allocated as pages are read).
+const CACHE_BYTES: usize = 64 << 20;
+
+/// The databases this process has open, by canonical path, shared by every `FileStore`.
+fn open_databases() -> &'static Mutex<HashMap<PathBuf, Weak<Database>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Database>>>> = OnceLock::new();
+    OPEN.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// A store in one redb database file, safe to share between threads and processes.
+#[derive(Debug)]
+pub struct FileStore {
+    path: PathBuf,
+    url: String,
+    db: Arc<Database>,
+    max_txn_ops: usize,
+}
+
+impl FileStore {
+    /// Opens the store at `path`, creating the database file (not its directory) if needed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        let path = path.as_ref().to_path_buf();
+        let url = format!("file:{}", path.display());
+        let fail = |source| OpenError::File {
+            path: path.clone(),
+            source,
+        };
+        let db = shared_database(&path, &url).map_err(fail)?;
+        let store = FileStore {
+            path: path.clone(),
+            url,
+            db,
+            max_txn_ops: DEFAULT_MAX_TXN_OPS,
+        };
+        store.initialize().map_err(fail)?;
+        Ok(store)
+    }
+
+    /// Sets the maximum number of compares, ops and reads per request (default 128, as etcd).
+    pub fn with_max_txn_ops(mut self, max: usize) -> Self {
+        self.max_txn_ops = max;
+        self
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the tables and the revision on first use; checks the format otherwise.
+    fn initialize(&self) -> Result<(), StoreError> {
+        self.with_db(|db| {
+            if self.is_initialized(db)? {
+                return Ok(());
+            }
+            let txn = db
+                .begin_write()
+                .map_err(|e| self.err("starting a write transaction", e))?;
+            {
+                let mut meta = txn
+                    .open_table(META)
+                    .map_err(|e| self.err("opening the meta table", e))?;
+                let format = meta
+                    .get(FORMAT_KEY)
+                    .map_err(|e| self.err("reading the format", e))?
+                    .map(|g| g.value());
+                match format {
+                    Some(FORMAT) => {}
+                    Some(other) => {
+                        return Err(self.err(
+                            "checking the format",
+                            format!(
+                                "unsupported store format {other} (this program reads {FORMAT})"
+                            ),
+                        ));
+                    }
+                    None => {
+                        meta.insert(FORMAT_KEY, FORMAT)
+                            .map_err(|e| self.err("writing the format", e))?;
+                        meta.insert(REVISION_KEY, 1)
+                            .map_err(|e| self.err("writing the revision", e))?;
+                    }
+                }
+                txn.open_table(KV)
+                    .map_err(|e| self.err("creating the key table", e))?;
+            }
+            txn.commit().map_err(|e| self.err("committing", e))
+        })
+    }
+
+    fn err(
+        &self,
+        context: &str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> StoreError {
+        StoreError::backend(self.url.clone(), context, source)
+    }
+
+    fn is_initialized(&self, db: &Database) -> Result<bool, StoreError> {
+        let txn = db
+            .begin_read()
+            .map_err(|e| self.err("starting a read transaction", e))?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(table_err(&self.url, e)),
+        };
+        let format = meta
+            .get(FORMAT_KEY)
+            .map_err(|e| self.err("reading the format", e))?
+            .map(|g| g.value());
+        Ok(format == Some(FORMAT))
+    }
+
+    /// Runs `f` on the shared database.
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&self.db)
+    }
+}
+
+/// The process's open database for `path`, opening it if no `FileStore` has it open.
+fn shared_database(path: &Path, url: &str) -> Result<Arc<Database>, StoreError> {
+    let err = |context: &str, e: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::backend(url, context, e)
+    };
+    let mut open = open_databases()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    open.retain(|_, db| db.strong_count() > 0);
+    // Canonicalize to share one handle per file; the file may not exist yet.
+    let canonical = path.canonicalize().ok();
+    if let Some(db) = canonical
+        .as_ref()
+        .and_then(|c| open.get(c))
+        .and_then(Weak::upgrade)
+    {
+        return Ok(db);
+    }
+    let db = Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+        .create(path)
+        .map_err(|e| err("opening the database", e.into()))?;
+    let db = Arc::new(db);
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| err("resolving the path", e.into()))?;
+    open.insert(canonical, Arc::downgrade(&db));
+    Ok(db)
+}
+
+/// The tables of one redb transaction.
+struct Tables<K, M> {
+    kv: K,
+    meta: M,
+    url: String,
+}
+
+impl<K, M> Tables<K, M> {
+    fn err(
+        &self,
+        context: &str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> StoreError {
+        StoreError::backend(self.url.clone(), context, source)
+    }
+
+    fn decode(&self, raw: &[u8]) -> Result<Entry, StoreError> {
+        let (Some(create), Some(modr)) = (
+            raw.get(0..8).and_then(|b| b.try_into().ok()),
+            raw.get(8..16).and_then(|b| b.try_into().ok()),
+        ) else {
+            return Err(self.err("decoding an entry", "entry shorter than its header"));
+        };
+        Ok(Entry {
+            create_revision: u64::from_le_bytes(create),
+            mod_revision: u64::from_le_bytes(modr),
+            value: raw.get(HEADER..).unwrap_or_default().to_vec(),
+        })
+    }
+}
+
+fn encode(entry: &Entry) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(HEADER + entry.value.len());
+    raw.extend_from_slice(&entry.create_revision.to_le_bytes());
+    raw.extend_from_slice(&entry.mod_revision.to_le_bytes());
+    raw.extend_from_slice(&entry.value);
+    raw
+}
+
+impl<K, M> EngineRead for Tables<K, M>
+where
+    K: ReadableTable<&'static [u8], &'static [u8]>,
+    M: ReadableTable<&'static str, u64>,
+{
+    fn revision(&self) -> Result<Revision, StoreError> {
+        self.meta
+            .get(REVISION_KEY)
+            .map_err(|e| self.err("reading the revision", e))?
+            .map(|g| g.value())
+            .ok_or_else(|| self.err("reading the revision", "the revision is missing"))
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        match self.kv.get(key).map_err(|e| self.err("reading a key", e))? {
+            Some(g) => self.decode(g.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn range(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<RangeResult, StoreError> {
+        let end = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let iter = self
+            .kv
+            .range::<&[u8]>((Bound::Included(start), end))
+            .map_err(|e| self.err("reading a range", e))?;
+        let mut kvs = Vec::new();
+        let mut more = false;
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.err("reading a range", e))?;
+            if limit != 0 && kvs.len() == limit {
+                more = true;
+                break;
+            }
+            kvs.push(self.decode(v.value())?.into_kv(k.value().to_vec()));
+        }
+        Ok(RangeResult { kvs, more })
+    }
+}
+
+impl EngineWrite for Tables<Table<'_, &'static [u8], &'static [u8]>, Table<'_, &'static str, u64>> {
+    fn put(&mut self, key: &[u8], entry: &Entry) -> Result<(), StoreError> {
+        let raw = encode(entry);
+        let done = self.kv.insert(key, raw.as_slice()).map(drop);
+        done.map_err(|e| self.err("writing a key", e))
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        let existed = self.kv.remove(key).map(|old| old.is_some());
+        existed.map_err(|e| self.err("deleting a key", e))
+    }
+
+    fn set_revision(&mut self, revision: Revision) -> Result<(), StoreError> {
+        let done = self.meta.insert(REVISION_KEY, revision).map(drop);
+        done.map_err(|e| self.err("writing the revision", e))
+    }
+}
+
+fn table_err(url: &str, e: TableError) -> StoreError {
+    StoreError::backend(url, "opening a table", e)
+}
+
+impl Store for FileStore {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn max_txn_ops(&self) -> usize {
+        self.max_txn_ops
+    }
+
+    fn read(&self, reads: &[ReadOp]) -> Result<ReadResponse, StoreError> {
+        check_reads(&self.url, reads, self.max_txn_ops)?;
+        self.with_db(|db| {
+            let txn = db
+                .begin_read()
+                .map_err(|e| self.err("starting a read transaction", e))?;
+            let tables = Tables {
+                kv: txn.open_table(KV).map_err(|e| table_err(&self.url, e))?,
+                meta: txn.open_table(META).map_err(|e| table_err(&self.url, e))?,
+                url: self.url.clone(),
+            };
+            engine::read(&tables, reads)
+        })
+    }
+
+    fn txn(&self, compares: &[Compare], ops: &[TxnOp]) -> Result<TxnResponse, StoreError> {
+        check_txn(&self.url, compares, ops, self.max_txn_ops)?;
+        self.with_db(|db| {
+            let txn = db
+                .begin_write()
+                .map_err(|e| self.err("starting a write transaction", e))?;
+            let (resp, changed) = {
+                let mut tables = Tables {
+                    kv: txn.open_table(KV).map_err(|e| table_err(&self.url, e))?,
+                    meta: txn.open_table(META).map_err(|e| table_err(&self.url, e))?,
+                    url: self.url.clone(),
+                };
+                let before = tables.revision()?;
+                let resp = engine::txn(&mut tables, &self.url, compares, ops)?;
+                (resp, resp.revision != before)
+            };
+            if changed {
+                txn.commit().map_err(|e| self.err("committing", e))?;
+            } else {
+                // Nothing changed (deletes of absent keys only): no commit, no fsync.
+                txn.abort().map_err(|e| self.err("aborting", e))?;
+            }
+            Ok(resp)
+        })
+    }
+}

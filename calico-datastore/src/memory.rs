@@ -1,0 +1,190 @@
+//! The `memory:` backend: a process-local map, for embedding and tests.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::engine::{self, EngineRead, EngineWrite, Entry};
+use crate::error::StoreError;
+use crate::store::{Store, check_reads, check_txn};
+use crate::types::{
+    Compare, DEFAULT_MAX_TXN_OPS, RangeResult, ReadOp, ReadResponse, Revision, TxnOp, TxnResponse,
+};
+
+/// An in-process store: a `BTreeMap` and a revision behind a mutex. Requests are atomic and
+/// linearizable; the contents live as long as the value.
+#[derive(Debug)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    max_txn_ops: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    map: BTreeMap<Vec<u8>, Entry>,
+    revision: Revision,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store at revision 1.
+    pub fn new() -> Self {
+        Self::with_max_txn_ops(DEFAULT_MAX_TXN_OPS)
+    }
+
+    /// An empty store accepting at most `max` compares, ops and reads per request.
+    pub fn with_max_txn_ops(max: usize) -> Self {
+        MemoryStore {
+            state: Mutex::new(State {
+                map: BTreeMap::new(),
+                revision: 1,
+            }),
+            max_txn_ops: max,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the map half-written: a transaction's
+        // writes are staged first and applied by infallible steps (see `txn`).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl EngineRead for State {
+    fn revision(&self) -> Result<Revision, StoreError> {
+        Ok(self.revision)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn mod_revision(&self, key: &[u8]) -> Result<Option<Revision>, StoreError> {
+        Ok(self.map.get(key).map(|e| e.mod_revision))
+    }
+
+    fn range(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<RangeResult, StoreError> {
+        let end = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut iter = self
+            .map
+            .range::<[u8], _>((Bound::Included(start), end))
+            .map(|(k, e)| e.clone().into_kv(k.clone()));
+        let kvs: Vec<_> = if limit == 0 {
+            iter.by_ref().collect()
+        } else {
+            iter.by_ref().take(limit).collect()
+        };
+        let more = iter.next().is_some();
+        Ok(RangeResult { kvs, more })
+    }
+}
+
+/// A transaction's view: the state plus staged writes, applied only when it succeeds, so
+/// a failing transaction leaves the map untouched.
+struct Staged<'a> {
+    state: &'a State,
+    writes: Vec<(Vec<u8>, Option<Entry>)>,
+    revision: Revision,
+}
+
+impl Staged<'_> {
+    fn staged(&self, key: &[u8]) -> Option<&Option<Entry>> {
+        self.writes
+            .iter()
+            .rev()
+            .find(|(k, _)| k.as_slice() == key)
+            .map(|(_, e)| e)
+    }
+}
+
+impl EngineRead for Staged<'_> {
+    fn revision(&self) -> Result<Revision, StoreError> {
+        Ok(self.revision)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        match self.staged(key) {
+            Some(e) => Ok(e.clone()),
+            None => self.state.get(key),
+        }
+    }
+
+    fn range(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<RangeResult, StoreError> {
+        // Transactions never range; the committed state is the answer.
+        self.state.range(start, end, limit)
+    }
+}
+
+impl EngineWrite for Staged<'_> {
+    fn put(&mut self, key: &[u8], entry: &Entry) -> Result<(), StoreError> {
+        self.writes.push((key.to_vec(), Some(entry.clone())));
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        let existed = self.get(key)?.is_some();
+        self.writes.push((key.to_vec(), None));
+        Ok(existed)
+    }
+
+    fn set_revision(&mut self, revision: Revision) -> Result<(), StoreError> {
+        self.revision = revision;
+        Ok(())
+    }
+}
+
+impl Store for MemoryStore {
+    fn url(&self) -> &str {
+        "memory:"
+    }
+
+    fn max_txn_ops(&self) -> usize {
+        self.max_txn_ops
+    }
+
+    fn read(&self, reads: &[ReadOp]) -> Result<ReadResponse, StoreError> {
+        check_reads(self.url(), reads, self.max_txn_ops)?;
+        engine::read(&*self.lock(), reads)
+    }
+
+    fn txn(&self, compares: &[Compare], ops: &[TxnOp]) -> Result<TxnResponse, StoreError> {
+        check_txn(self.url(), compares, ops, self.max_txn_ops)?;
+        let mut state = self.lock();
+        let (resp, writes) = {
+            let mut staged = Staged {
+                state: &state,
+                writes: Vec::with_capacity(ops.len()),
+                revision: state.revision,
+            };
+            let resp = engine::txn(&mut staged, self.url(), compares, ops)?;
+            (resp, staged.writes)
+        };
+        for (key, entry) in writes {
+            match entry {
+                Some(e) => {
+                    state.map.insert(key, e);
+                }
+                None => {
+                    state.map.remove(&key);
+                }
+            }
+        }
+        state.revision = resp.revision;
+        Ok(resp)
+    }
+}

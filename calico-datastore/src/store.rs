@@ -1,0 +1,243 @@
+//! The [`Store`] trait and the request checks every backend shares.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::error::{Conflict, StoreError};
+use crate::types::{
+    Compare, DEFAULT_MAX_TXN_OPS, KeyValue, RangeResponse, ReadOp, ReadResponse, ReadResult,
+    Revision, TxnOp, TxnResponse,
+};
+
+/// A revisioned key–value store with etcd v3 semantics.
+///
+/// Keys and values are bytes. The two primitive requests are each one round trip:
+///
+/// * [`read`](Store::read): a batch of gets and ranges, all answered at one store revision;
+/// * [`txn`](Store::txn): compares (a key's mod revision, or its absence) and then puts and
+///   deletes, applied all together if every compare holds and not at all otherwise.
+///
+/// Everything else is built on those two. Implementations are synchronous and thread-safe;
+/// the trait is object-safe (`Box<dyn Store>`).
+pub trait Store: Send + Sync {
+    /// The store's URL (`memory:`, `file:PATH`, `etcd://...`), for messages.
+    fn url(&self) -> &str;
+
+    /// The maximum number of compares, of operations and of reads per request.
+    fn max_txn_ops(&self) -> usize {
+        DEFAULT_MAX_TXN_OPS
+    }
+
+    /// Reads every op at one store revision, in one round trip.
+    ///
+    /// An empty batch returns the current revision.
+    fn read(&self, reads: &[ReadOp]) -> Result<ReadResponse, StoreError>;
+
+    /// If every compare holds, applies every op atomically; otherwise applies nothing and
+    /// returns [`StoreError::Conflict`] listing the failed compares. One round trip.
+    ///
+    /// A key may be written at most once per transaction.
+    fn txn(&self, compares: &[Compare], ops: &[TxnOp]) -> Result<TxnResponse, StoreError>;
+
+    /// Reads one key.
+    fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        let mut resp = self.read(&[ReadOp::get(key)])?;
+        Ok(resp.results.pop().and_then(ReadResult::into_get))
+    }
+
+    /// Reads several keys at one revision: the revision, and one entry per key in order.
+    fn get_many(&self, keys: &[&[u8]]) -> Result<(Revision, Vec<Option<KeyValue>>), StoreError> {
+        let reads: Vec<ReadOp> = keys.iter().map(|k| ReadOp::get(*k)).collect();
+        let resp = self.read(&reads)?;
+        Ok((
+            resp.revision,
+            resp.results.into_iter().map(ReadResult::into_get).collect(),
+        ))
+    }
+
+    /// Reads the keys in `[start, end)` (`end` `None`: to the end of the keyspace) in key
+    /// order, at most `limit` of them (0: no limit).
+    fn range(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<RangeResponse, StoreError> {
+        let resp = self.read(&[ReadOp::range(start, end.map(<[u8]>::to_vec), limit)])?;
+        let revision = resp.revision;
+        let r = resp
+            .results
+            .into_iter()
+            .next()
+            .and_then(ReadResult::into_range)
+            .unwrap_or_default();
+        Ok(RangeResponse {
+            revision,
+            kvs: r.kvs,
+            more: r.more,
+        })
+    }
+
+    /// The current store revision.
+    fn revision(&self) -> Result<Revision, StoreError> {
+        Ok(self.read(&[])?.revision)
+    }
+
+    /// Creates `key`; [`StoreError::Conflict`] if it exists. Returns the new revision.
+    fn create(&self, key: &[u8], value: &[u8]) -> Result<Revision, StoreError> {
+        Ok(self
+            .txn(&[Compare::absent(key)], &[TxnOp::put(key, value)])?
+            .revision)
+    }
+
+    /// Overwrites `key` if its mod revision is `expected`; [`StoreError::Conflict`] otherwise
+    /// (also when it is absent). Returns the new revision.
+    fn update(&self, key: &[u8], value: &[u8], expected: Revision) -> Result<Revision, StoreError> {
+        Ok(self
+            .txn(
+                &[Compare::mod_revision(key, expected)],
+                &[TxnOp::put(key, value)],
+            )?
+            .revision)
+    }
+
+    /// Writes `key` unconditionally. Returns the new revision.
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<Revision, StoreError> {
+        Ok(self.txn(&[], &[TxnOp::put(key, value)])?.revision)
+    }
+
+    /// Deletes `key` if its mod revision is `expected`; [`StoreError::Conflict`] otherwise
+    /// (also when it is absent). Returns the new revision.
+    fn delete(&self, key: &[u8], expected: Revision) -> Result<Revision, StoreError> {
+        Ok(self
+            .txn(
+                &[Compare::mod_revision(key, expected)],
+                &[TxnOp::delete(key)],
+            )?
+            .revision)
+    }
+}
+
+macro_rules! forward_store {
+    ($($ty:ty),*) => {$(
+        impl<S: Store + ?Sized> Store for $ty {
+            fn url(&self) -> &str {
+                (**self).url()
+            }
+            fn max_txn_ops(&self) -> usize {
+                (**self).max_txn_ops()
+            }
+            fn read(&self, reads: &[ReadOp]) -> Result<ReadResponse, StoreError> {
+                (**self).read(reads)
+            }
+            fn txn(&self, compares: &[Compare], ops: &[TxnOp]) -> Result<TxnResponse, StoreError> {
+                (**self).txn(compares, ops)
+            }
+        }
+    )*};
+}
+
+forward_store!(&S, Box<S>, Arc<S>);
+
+/// Checks a read batch against the rules every backend enforces (as etcd does): at most
+/// `max` reads, no empty key in a get, and no range whose end is not after its start.
+pub fn check_reads(url: &str, reads: &[ReadOp], max: usize) -> Result<(), StoreError> {
+    if reads.len() > max {
+        return Err(StoreError::TooManyOps {
+            store: url.to_owned(),
+            what: "reads",
+            count: reads.len(),
+            max,
+        });
+    }
+    for r in reads {
+        match r {
+            ReadOp::Get { key } if key.is_empty() => {
+                return Err(invalid(url, "a get of the empty key"));
+            }
+            ReadOp::Range {
+                start,
+                end: Some(end),
+                ..
+            } if end.as_slice() <= start.as_slice() => {
+                return Err(invalid(
+                    url,
+                    format!(
+                        "range end {:?} is not after its start {:?}",
+                        String::from_utf8_lossy(end),
+                        String::from_utf8_lossy(start)
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks a transaction against the rules every backend enforces (as etcd does): at most
+/// `max` compares and `max` ops, no empty key, no key written twice.
+pub fn check_txn(
+    url: &str,
+    compares: &[Compare],
+    ops: &[TxnOp],
+    max: usize,
+) -> Result<(), StoreError> {
+    for (what, count) in [("compares", compares.len()), ("operations", ops.len())] {
+        if count > max {
+            return Err(StoreError::TooManyOps {
+                store: url.to_owned(),
+                what,
+                count,
+                max,
+            });
+        }
+    }
+    if compares.iter().any(|c| c.key().is_empty()) {
+        return Err(invalid(url, "a compare on the empty key"));
+    }
+    let mut seen = HashSet::with_capacity(ops.len());
+    for op in ops {
+        if op.key().is_empty() {
+            return Err(invalid(url, "a write of the empty key"));
+        }
+        if !seen.insert(op.key()) {
+            return Err(invalid(
+                url,
+                format!(
+                    "key {:?} written twice in one transaction",
+                    String::from_utf8_lossy(op.key())
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn invalid(url: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::InvalidRequest {
+        store: url.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The failed compares, given each compared key's current mod revision (by a lookup), or
+/// `None` when every compare holds.
+pub fn failed_compares(
+    compares: &[Compare],
+    revision: Revision,
+    mut current: impl FnMut(&[u8]) -> Option<Revision>,
+) -> Option<Conflict> {
+    let keys: Vec<_> = compares
+        .iter()
+        .filter_map(|c| {
+            let now = current(c.key());
+            (!c.holds(now)).then(|| crate::error::ConflictingKey {
+                key: c.key().to_vec(),
+                expected: c.expected(),
+                current: now,
+            })
+        })
+        .collect();
+    (!keys.is_empty()).then_some(Conflict { revision, keys })
+}

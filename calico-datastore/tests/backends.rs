@@ -1,0 +1,276 @@
+//! The conformance suite against the in-process backends, and file-store specifics:
+//! persistence across reopen, sharing between threads and between processes.
+
+// Test code: helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use calico_datastore::conformance::{
+    self, cas_increment, check_logged_counter, logged_increment, parse_counter,
+};
+use calico_datastore::{
+    CountingStore, FileStore, MemoryStore, OpenError, Store, TxnOp, open_store,
+};
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "calico-ds-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn memory_conforms() {
+    conformance::run_all(&MemoryStore::new(), "conf/");
+}
+
+#[test]
+fn memory_conforms_through_open_store_and_wrappers() {
+    let store = open_store("memory:").unwrap();
+    let counted = CountingStore::new(&store);
+    conformance::run_all(&counted, "conf/");
+    let counts = counted.counts();
+    assert!(counts.reads > 100 && counts.txns > 100, "{counts:?}");
+    // Each helper is one round trip.
+    counted.reset();
+    counted.create(b"x", b"1").unwrap();
+    counted.get(b"x").unwrap();
+    counted.get_many(&[b"x", b"y"]).unwrap();
+    assert_eq!(counted.counts().total(), 3);
+}
+
+#[test]
+fn file_conforms() {
+    let dir = TempDir::new("conf");
+    let store = FileStore::open(dir.path().join("c.db")).unwrap();
+    conformance::run_all(&store, "conf/");
+}
+
+#[test]
+fn file_survives_reopen_with_revisions() {
+    let dir = TempDir::new("reopen");
+    let url = format!("file:{}", dir.path().join("r.db").display());
+    let (rev, kv) = {
+        let store = open_store(&url).unwrap();
+        store.put(b"a", b"1").unwrap();
+        let rev = store
+            .txn(
+                &[],
+                &[
+                    TxnOp::put(b"a".to_vec(), "2"),
+                    TxnOp::put(b"b".to_vec(), "3"),
+                ],
+            )
+            .unwrap()
+            .revision;
+        (rev, store.get(b"a").unwrap().unwrap())
+    };
+    let store = open_store(&url).unwrap();
+    assert_eq!(store.revision().unwrap(), rev);
+    assert_eq!(store.get(b"a").unwrap().unwrap(), kv);
+    assert_eq!(
+        store.put(b"c", b"4").unwrap(),
+        rev + 1,
+        "revisions restarted"
+    );
+    // Two handles on one file in one process see each other's writes.
+    let other = FileStore::open(dir.path().join("r.db")).unwrap();
+    assert_eq!(
+        other.get(b"c").unwrap().map(|kv| kv.value),
+        Some(b"4".to_vec())
+    );
+}
+
+#[test]
+fn file_open_errors_are_clear() {
+    let dir = TempDir::new("bad");
+    let missing_dir = dir.path().join("no/such/dir/x.db");
+    let e = FileStore::open(&missing_dir).unwrap_err();
+    assert!(matches!(e, OpenError::File { .. }), "{e:?}");
+    assert!(e.to_string().contains("no/such/dir"), "{e}");
+    // A file that is not a redb database.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![b'x'; 10_000]).unwrap();
+    let e = FileStore::open(&junk).unwrap_err();
+    assert!(e.to_string().contains("junk.db"), "{e}");
+}
+
+#[test]
+fn two_file_handles_in_threads_lose_no_update() {
+    let dir = TempDir::new("threads");
+    let path = dir.path().join("t.db");
+    let a = FileStore::open(&path).unwrap();
+    let b = FileStore::open(&path).unwrap();
+    std::thread::scope(|s| {
+        for (t, store) in [&a, &b, &a, &b].into_iter().enumerate() {
+            s.spawn(move || {
+                for i in 0..20 {
+                    cas_increment(store, b"n", (t * 100 + i) as u64).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(parse_counter(&a.get(b"n").unwrap().unwrap().value), 80);
+}
+
+const CHILD_ENV: &str = "CALICO_DS_CHILD_DB";
+const CHILD_INCREMENTS: u64 = 40;
+
+/// The body of the multi-process tests' children: does nothing unless started by them.
+/// `CALICO_DS_CHILD_MODE=plain`: CAS increments of `counter`; `logged`: logged increments
+/// under `crash/` (the crash test kills some children mid-way).
+#[test]
+fn multiprocess_child() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let store = FileStore::open(&path).unwrap();
+    let seed: u64 = std::env::var("CALICO_DS_CHILD_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let logged = std::env::var("CALICO_DS_CHILD_MODE").as_deref() == Ok("logged");
+    for i in 0..CHILD_INCREMENTS * if logged { 10 } else { 1 } {
+        let result = if logged {
+            logged_increment(
+                &store,
+                "crash/",
+                seed as usize,
+                i as usize,
+                Duration::from_secs(60),
+            )
+            .map(drop)
+        } else {
+            cas_increment(&store, b"counter", seed * 1000 + i).map(drop)
+        };
+        if let Err(e) = result {
+            panic!("child {seed}: {e}");
+        }
+    }
+}
+
+fn spawn_child(path: &Path, seed: usize, mode: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "multiprocess_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, path)
+        .env("CALICO_DS_CHILD_SEED", seed.to_string())
+        .env("CALICO_DS_CHILD_MODE", mode)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn expect_success(i: usize, child: Child) {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "child {i} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn processes_sharing_a_file_wait_and_lose_no_update() {
+    let dir = TempDir::new("procs");
+    let path = dir.path().join("p.db");
+    let store = FileStore::open(&path).unwrap();
+    let procs = 4;
+    let mut children: Vec<_> = (0..procs).map(|i| spawn_child(&path, i, "plain")).collect();
+    // This process reads while the children write: it sees their commits, in order.
+    let mut last = 0;
+    loop {
+        let now = store
+            .get(b"counter")
+            .unwrap()
+            .map_or(0, |kv| parse_counter(&kv.value));
+        assert!(now >= last, "the counter went backwards");
+        last = now;
+        let running = children
+            .iter_mut()
+            .any(|c| matches!(c.try_wait(), Ok(None)));
+        if !running {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(last > 0, "this process never saw the children's writes");
+    for (i, child) in children.into_iter().enumerate() {
+        expect_success(i, child);
+    }
+    let reopened = FileStore::open(&path).unwrap();
+    assert_eq!(
+        parse_counter(&reopened.get(b"counter").unwrap().unwrap().value),
+        procs as u64 * CHILD_INCREMENTS,
+        "lost updates between processes"
+    );
+}
+
+#[test]
+fn sigkilled_writers_leave_a_consistent_file() {
+    let dir = TempDir::new("crash");
+    let path = dir.path().join("k.db");
+    let store = FileStore::open(&path).unwrap();
+    let mut survivors = Vec::new();
+    let mut killed = 0;
+    for round in 0..3 {
+        let victim = spawn_child(&path, 10 + round, "logged");
+        survivors.push((round, spawn_child(&path, round, "logged")));
+        // Let the victim get going, then SIGKILL it in the middle of its increments.
+        let started = Instant::now();
+        let before = store.revision().unwrap();
+        while store.revision().unwrap() < before + 20 && started.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut victim = victim;
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        killed += 1;
+        // The store stays usable for everyone after the crash.
+        logged_increment(&store, "crash/", 99, round, Duration::from_secs(30)).unwrap();
+    }
+    for (i, child) in survivors {
+        expect_success(i, child);
+    }
+    let n = check_logged_counter(&store, "crash/");
+    let full = 3 * CHILD_INCREMENTS * 10 + 3;
+    assert!(n >= full, "survivors' increments missing: {n} < {full}");
+    assert!(
+        n < full + killed * CHILD_INCREMENTS * 10,
+        "every victim finished: not a crash test"
+    );
+    // And a fresh open (as after a reboot) sees the same state.
+    drop(store);
+    let reopened = FileStore::open(&path).unwrap();
+    assert_eq!(check_logged_counter(&reopened, "crash/"), n);
+}

@@ -1,0 +1,628 @@
+//! BIRD 2 configuration per node and family (routing.md §4, §5).
+//!
+//! [`render`] produces one self-contained file in the section order of §5.2. Output is
+//! deterministic byte for byte: pools are sorted as strings, peers by protocol name, filters
+//! by name. Passwords come from Secrets, which manifests never carry, so a `password` line is
+//! never emitted; the omission is reported in [`BirdConfig::notes`].
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+
+use calico_model::resources::bgp::{
+    BgpFilterRule, BindMode, FilterAction, FilterSource, MatchOperator, PeerType,
+};
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+
+use crate::input::{Cluster, Family, NodeInfo, PoolEncap};
+use crate::kernel::ownership;
+use crate::sessions::{
+    NextHop, PeerExpansion, Peering, SessionNote, mesh_candidates, node_peerings,
+};
+
+/// Errors of [`render`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BirdError {
+    /// The node does not exist.
+    #[error("no Node named {node:?}")]
+    UnknownNode {
+        /// Requested name.
+        node: String,
+    },
+}
+
+/// A rendered configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BirdConfig {
+    /// The configuration text.
+    pub text: String,
+    /// Peer protocols rendered.
+    pub peerings: Vec<Peering>,
+    /// Notes (omitted passwords, dropped peers, skipped filter rules).
+    pub notes: Vec<SessionNote>,
+    /// Filter rules that could not be rendered (`filter name`, rule index, reason).
+    pub skipped_rules: Vec<(String, usize, String)>,
+}
+
+/// The router ID of a node (§4): its IPv4 address, else (or with `hash`) the first 4 bytes
+/// of SHA-256(name), first octet reduced by 32 when above 223.
+pub fn router_id(node: &NodeInfo, hash: bool) -> Ipv4Addr {
+    if !hash && let Some(IpAddr::V4(v4)) = node.ip(Family::V4) {
+        return v4;
+    }
+    let d = Sha256::digest(node.name.as_bytes());
+    let mut b = [d[0], d[1], d[2], d[3]];
+    if b[0] > 223 {
+        b[0] -= 32;
+    }
+    Ipv4Addr::from(b)
+}
+
+/// The BIRD function name of a BGPFilter (§5.2 item 15), quoted when not a plain identifier.
+pub fn filter_function(name: &str, import: bool, family: Family) -> String {
+    let short = if name.len() > 45 {
+        let d = Sha256::digest(name.as_bytes());
+        let hex: String = d.iter().take(8).map(|b| format!("{b:02X}")).collect();
+        let head: String = name.chars().take(28).collect();
+        format!("{head}_{hex}")
+    } else {
+        name.to_owned()
+    };
+    let dir = if import { "import" } else { "export" };
+    let v = match family {
+        Family::V4 => "V4",
+        Family::V6 => "V6",
+    };
+    quote_symbol(&format!("bgp_{short}_{dir}Filter{v}"))
+}
+
+fn quote_symbol(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{s}'")
+    }
+}
+
+fn in_family(net: &IpNet, family: Family) -> bool {
+    Family::of(net.addr()) == family
+}
+
+fn community_adds(value: &str) -> Option<String> {
+    let parts: Vec<u32> = value
+        .split(':')
+        .map(|p| p.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    match parts.as_slice() {
+        [a, b] => Some(format!("bgp_community.add(({a},{b}));")),
+        [a, b, c] => Some(format!("bgp_large_community.add(({a},{b},{c}));")),
+        _ => None,
+    }
+}
+
+fn community_match(value: &str) -> Option<String> {
+    let parts: Vec<u32> = value
+        .split(':')
+        .map(|p| p.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    match parts.as_slice() {
+        [a, b] => Some(format!("({a}, {b}) ~ bgp_community")),
+        [a, b, c] => Some(format!("({a}, {b}, {c}) ~ bgp_large_community")),
+        _ => None,
+    }
+}
+
+/// One BGPFilter rule as a BIRD statement, or why it cannot be rendered.
+fn filter_rule(rule: &BgpFilterRule, family: Family) -> Result<String, String> {
+    let mut conds = Vec::new();
+    if let Some(cidr) = &rule.cidr {
+        let net = cidr.network();
+        if !in_family(&net, family) {
+            return Err(format!("CIDR {net} is not {}", family.label()));
+        }
+        let range = match &rule.prefix_length {
+            Some(pl) => {
+                let min = pl.min.unwrap_or(i32::from(net.prefix_len()));
+                let max = pl.max.unwrap_or(i32::from(family.host_len()));
+                format!("{net}{{{min},{max}}}")
+            }
+            None => format!("{net}+"),
+        };
+        conds.push(match rule.match_operator.unwrap_or(MatchOperator::In) {
+            MatchOperator::Equal => format!("net = {net}"),
+            MatchOperator::NotEqual => format!("net != {net}"),
+            MatchOperator::In => format!("net ~ [ {range} ]"),
+            MatchOperator::NotIn => format!("net !~ [ {range} ]"),
+        });
+    }
+    if rule.source == Some(FilterSource::RemotePeers) {
+        conds.push("source = RTS_BGP".to_owned());
+    }
+    if let Some(iface) = &rule.interface {
+        if iface.contains('"') {
+            return Err("interface pattern contains a quote".to_owned());
+        }
+        conds.push(format!("defined(ifname) && ifname ~ \"{iface}\""));
+    }
+    if let Some(pt) = rule.peer_type {
+        let which = match pt {
+            PeerType::Ebgp => "eBGP",
+            PeerType::Ibgp => "iBGP",
+        };
+        return Err(format!(
+            "peerType {which} needs the session's type, which a shared function does not know"
+        ));
+    }
+    if let Some(c) = &rule.communities {
+        for v in &c.values {
+            conds.push(community_match(v).ok_or_else(|| format!("bad community {v:?}"))?);
+        }
+    }
+    if !rule.as_path_prefix.is_empty() {
+        let path: Vec<String> = rule
+            .as_path_prefix
+            .iter()
+            .map(|a| a.0.to_string())
+            .collect();
+        conds.push(format!("bgp_path ~ [= {} * =]", path.join(" ")));
+    }
+    if let Some(p) = rule.priority {
+        conds.push(format!("defined(krt_metric) && krt_metric = {p}"));
+    }
+    let mut body = String::new();
+    match rule.action {
+        FilterAction::Reject => body.push_str("reject;"),
+        FilterAction::Accept => {
+            for op in &rule.operations {
+                if let Some(c) = &op.add_community {
+                    let add = community_adds(&c.value)
+                        .ok_or_else(|| format!("bad community {:?}", c.value))?;
+                    body.push_str(&add);
+                    body.push(' ');
+                }
+                if let Some(p) = &op.prepend_as_path {
+                    for a in p.prefix.iter().rev() {
+                        let _ = write!(body, "bgp_path.prepend({}); ", a.0);
+                    }
+                }
+                if let Some(sp) = &op.set_priority {
+                    let _ = write!(body, "krt_metric = {}; ", sp.value);
+                }
+            }
+            body.push_str("accept;");
+        }
+    }
+    Ok(if conds.is_empty() {
+        body
+    } else {
+        format!("if ( {} ) then {{ {body} }}", conds.join(" && "))
+    })
+}
+
+struct Services {
+    cluster_ips: Vec<IpNet>,
+    external: Vec<IpNet>,
+    load_balancer: Vec<IpNet>,
+}
+
+fn services(cluster: &Cluster, family: Family) -> Services {
+    let pick = |list: &[calico_model::resources::bgp::ServiceCidr]| -> Vec<IpNet> {
+        list.iter()
+            .map(|s| s.cidr.network())
+            .filter(|n| in_family(n, family))
+            .collect()
+    };
+    Services {
+        cluster_ips: pick(&cluster.bgp.service_cluster_ips),
+        external: pick(&cluster.bgp.service_external_ips),
+        load_balancer: pick(&cluster.bgp.service_load_balancer_ips),
+    }
+}
+
+/// Renders node `node`'s configuration for `family`.
+pub fn render(cluster: &Cluster, node: &str, family: Family) -> Result<BirdConfig, BirdError> {
+    let expansion = PeerExpansion::new(cluster);
+    let (mesh, _) = mesh_candidates(cluster, family);
+    render_with(cluster, &expansion, &mesh, node, family)
+}
+
+/// [`render`] with a precomputed expansion and mesh candidate list (for rendering many nodes).
+pub fn render_with(
+    cluster: &Cluster,
+    expansion: &PeerExpansion,
+    mesh: &[(IpAddr, &NodeInfo)],
+    node: &str,
+    family: Family,
+) -> Result<BirdConfig, BirdError> {
+    let n = cluster.node(node).ok_or_else(|| BirdError::UnknownNode {
+        node: node.to_owned(),
+    })?;
+    let own = ownership(cluster, node);
+    let severity = cluster.log_severity(node).to_lowercase();
+    let (dbg_simple, dbg_bgp) = match severity.as_str() {
+        "debug" => (Some("debug all;"), Some("debug all;")),
+        "none" => (None, None),
+        _ => (
+            Some("debug { states };"),
+            Some("debug { states, routes, filters, events };"),
+        ),
+    };
+    let priority = match family {
+        Family::V4 => cluster.bgp.ipv4_normal_route_priority,
+        Family::V6 => cluster.bgp.ipv6_normal_route_priority,
+    }
+    .unwrap_or(1024);
+    let ch = family.channel();
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "# BIRD 2 configuration for node {} ({})",
+        n.name,
+        family.label()
+    );
+    let _ = writeln!(t, "router id {};", router_id(n, false));
+
+    // 3. Communities.
+    t.push_str("\nfunction apply_communities()\n{\n");
+    let node_adv = cluster
+        .node_bgp
+        .get(node)
+        .map(|b| b.prefix_advertisements.clone())
+        .unwrap_or_default();
+    let mut advs = cluster.bgp.prefix_advertisements.clone();
+    for a in node_adv {
+        advs.retain(|g| g.cidr.network() != a.cidr.network());
+        advs.push(a);
+    }
+    for a in &advs {
+        let net = a.cidr.network();
+        if !in_family(&net, family) {
+            continue;
+        }
+        let mut adds = Vec::new();
+        for c in &a.communities {
+            let value = cluster
+                .bgp
+                .communities
+                .iter()
+                .find(|k| &k.name == c)
+                .map_or(c.as_str(), |k| k.value.as_str());
+            if let Some(add) = community_adds(value) {
+                adds.push(add);
+            }
+        }
+        if !adds.is_empty() {
+            let _ = writeln!(t, "  if ( net ~ [ {net}+ ] ) then {{ {} }}", adds.join(" "));
+        }
+    }
+    t.push_str("}\n");
+
+    // 4. Static.
+    let local_blocks: Vec<&crate::input::Affinity> = cluster
+        .affinities_of(node)
+        .filter(|a| a.is_confirmed() && in_family(&a.block, family))
+        .collect();
+    let svc = services(cluster, family);
+    let (peerings, notes) = node_peerings(cluster, expansion, mesh, n, family);
+    let mut statics = Vec::new();
+    for a in &local_blocks {
+        if a.block.prefix_len() != family.host_len() {
+            statics.push(format!("route {} blackhole;", a.block));
+        }
+    }
+    for s in svc
+        .cluster_ips
+        .iter()
+        .chain(&svc.external)
+        .chain(&svc.load_balancer)
+    {
+        statics.push(format!("route {s} blackhole;"));
+    }
+    for p in &peerings {
+        if let Some(g) = p.reachable_by {
+            statics.push(format!(
+                "route {}/{} via {g};",
+                p.peer_ip,
+                family.host_len()
+            ));
+        }
+    }
+    if !statics.is_empty() {
+        let _ = writeln!(t, "\nprotocol static calico_static {{\n  {ch};");
+        for s in &statics {
+            let _ = writeln!(t, "  {s}");
+        }
+        t.push_str("}\n");
+    }
+
+    // 5. Aggregation.
+    t.push_str("\nfunction calico_aggr()\n{\n");
+    for a in &local_blocks {
+        let b = a.block;
+        let _ = writeln!(t, "  # Block {b} is confirmed");
+        let _ = writeln!(t, "  if ( net = {b} ) then {{ accept; }}");
+        let _ = writeln!(t, "  if ( net ~ [ {b}+ ] ) then {{");
+        let _ = writeln!(
+            t,
+            "    if ( defined(krt_metric) && krt_metric < {priority} ) then {{ accept; }}"
+        );
+        t.push_str("    reject;\n  }\n");
+    }
+    t.push_str("}\n");
+
+    // 6. Local routes.
+    t.push_str("\nfunction reject_local_routes()\n{\n  if ( defined(ifname) && ifname ~ \"bpf*.cali\" ) then { reject; }\n}\n");
+
+    // 7. Export policy.
+    let mut pools: Vec<&crate::input::PoolInfo> = cluster
+        .pools
+        .iter()
+        .filter(|p| in_family(&p.cidr, family))
+        .collect();
+    pools.sort_by_key(|p| p.cidr.to_string());
+    t.push_str("\nfunction calico_export_to_bgp_peers(bool internal_peer)\n{\n");
+    for p in pools.iter().filter(|p| p.disable_bgp_export) {
+        let _ = writeln!(t, "  if ( net ~ [ {}+ ] ) then {{ reject; }}", p.cidr);
+    }
+    let tunl = if own.bird_claims(PoolEncap::Ipip) {
+        ""
+    } else {
+        " || ifname ~ \"tunl0\""
+    };
+    let _ = writeln!(
+        t,
+        "  if ( internal_peer && defined(ifname) && ( ifname ~ \"*.cali\" || ifname ~ \"*.calico\"{tunl} ) ) then {{ reject; }}"
+    );
+    t.push_str("  reject_local_routes();\n  apply_communities();\n  calico_aggr();\n");
+    for s in &svc.cluster_ips {
+        let _ = writeln!(t, "  if ( net ~ [ {s}+ ] ) then {{ accept; }}");
+    }
+    // External and LoadBalancer ranges: the aggregate itself; on RRs anything inside, so
+    // that clients' per-service routes are reflected (item 7.7).
+    for s in svc.external.iter().chain(&svc.load_balancer) {
+        if n.is_rr() {
+            let _ = writeln!(t, "  if ( net ~ [ {s}+ ] ) then {{ accept; }}");
+        } else {
+            let _ = writeln!(t, "  if ( net = {s} ) then {{ accept; }}");
+        }
+    }
+    for p in pools.iter().filter(|p| !p.disable_bgp_export) {
+        let _ = writeln!(t, "  if ( net ~ [ {}+ ] ) then {{ accept; }}", p.cidr);
+    }
+    t.push_str("}\n");
+
+    // 9. Kernel programming filter.
+    t.push_str("\nfilter calico_kernel_programming\n{\n");
+    // Interface routes (protocol direct) are in the table only to resolve BGP next hops.
+    // BIRD 1.x's kernel protocol never exported them (`device routes` off by default);
+    // BIRD 2 has no such default and would copy every interface subnet into the kernel
+    // as `proto bird` (seen with real BIRD 2.0.12 in tests/bird_netns.rs).
+    t.push_str("  if ( source = RTS_DEVICE ) then { reject; }\n");
+    for s in &svc.cluster_ips {
+        let _ = writeln!(t, "  if ( net ~ [ {s}+ ] ) then {{ reject; }}");
+    }
+    // WireGuard on (IPv4): routes via another node's WireGuard peer are the dataplane's.
+    if family == Family::V4 && cluster.felix_for(node).wireguard_enabled {
+        for peer in cluster
+            .nodes
+            .iter()
+            .filter(|m| m.name != n.name && m.wireguard_v4.is_some())
+        {
+            if let Some(ip) = peer.ip(family) {
+                let _ = writeln!(
+                    t,
+                    "  if ( defined(bgp_next_hop) && bgp_next_hop = {ip} ) then {{ reject; }}"
+                );
+            }
+        }
+    }
+    for p in &pools {
+        let accept = p.encap() == PoolEncap::None && own.bird_claims(PoolEncap::None);
+        if accept && family == Family::V6 {
+            continue;
+        }
+        let verdict = if accept { "accept" } else { "reject" };
+        let _ = writeln!(t, "  if ( net ~ [ {}+ ] ) then {{ {verdict}; }}", p.cidr);
+    }
+    t.push_str("  accept;\n}\n");
+
+    // 10–12. Kernel, device, direct.
+    let _ = write!(
+        t,
+        "\nprotocol kernel calico_kernel {{\n  {ch} {{\n    import all;\n    export filter calico_kernel_programming;\n  }};\n  learn;\n  persist;\n  scan time 2;\n  graceful restart;\n  merge paths on;\n}}\n"
+    );
+    t.push_str("\nprotocol device {\n");
+    if let Some(d) = dbg_simple {
+        let _ = writeln!(t, "  {d}");
+    }
+    t.push_str("  scan time 2;\n}\n");
+    t.push_str("\nprotocol direct calico_direct {\n");
+    if let Some(d) = dbg_simple {
+        let _ = writeln!(t, "  {d}");
+    }
+    let _ = writeln!(t, "  {ch};");
+    let mut ifaces: Vec<String> = cluster
+        .bgp
+        .ignored_interfaces
+        .iter()
+        .map(|i| format!("-\"{i}\""))
+        .collect();
+    ifaces.extend(["-\"cali*\"", "-\"kube-ipvs*\"", "\"*\""].map(str::to_owned));
+    let _ = writeln!(t, "  interface {};", ifaces.join(", "));
+    t.push_str("}\n");
+
+    // 13. No address in the family.
+    let Some(own_ip) = n.ip(family) else {
+        let _ = writeln!(t, "\n# {} disabled on this node.", family.label());
+        return Ok(BirdConfig {
+            text: t,
+            peerings: Vec::new(),
+            notes,
+            skipped_rules: Vec::new(),
+        });
+    };
+
+    // 14. Template.
+    let node_as = cluster.node_as(n);
+    t.push_str("\ntemplate bgp bgp_template {\n");
+    if let Some(d) = dbg_bgp {
+        let _ = writeln!(t, "  {d}");
+    }
+    t.push_str("  description \"Connection to BGP peer\";\n");
+    let _ = writeln!(t, "  local as {node_as};");
+    let strict = cluster.bgp.bind_mode == Some(BindMode::NodeIP);
+    if strict {
+        t.push_str("  strict bind on;\n");
+    }
+    let _ = write!(
+        t,
+        "  {ch} {{\n    gateway recursive;\n    add paths on;\n  }};\n  graceful restart;\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n}}\n"
+    );
+
+    // 15. BGPFilter functions.
+    let mut skipped_rules = Vec::new();
+    for (fname, spec) in &cluster.filters {
+        for (import, rules) in [
+            (
+                true,
+                match family {
+                    Family::V4 => &spec.import_v4,
+                    Family::V6 => &spec.import_v6,
+                },
+            ),
+            (
+                false,
+                match family {
+                    Family::V4 => &spec.export_v4,
+                    Family::V6 => &spec.export_v6,
+                },
+            ),
+        ] {
+            if rules.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                t,
+                "\nfunction {}()\n{{",
+                filter_function(fname, import, family)
+            );
+            for (i, r) in rules.iter().enumerate() {
+                match filter_rule(r, family) {
+                    Ok(s) => {
+                        let _ = writeln!(t, "  {s}");
+                    }
+                    Err(why) => {
+                        let _ = writeln!(t, "  # rule {i} skipped: {why}");
+                        skipped_rules.push((fname.clone(), i, why));
+                    }
+                }
+            }
+            t.push_str("}\n");
+        }
+    }
+
+    // 16. Peers.
+    let local_port = cluster.node_port(node).filter(|p| *p != 179);
+    if peerings.is_empty() {
+        t.push_str("\n# No BGP peers configured for this node\n");
+    }
+    for p in &peerings {
+        let _ = writeln!(t, "\nprotocol bgp {} from bgp_template {{", p.name);
+        let mut local = String::from("  local");
+        let src = if strict {
+            Some(own_ip)
+        } else {
+            p.source_address
+        };
+        if let Some(a) = src {
+            let _ = write!(local, " {a}");
+        }
+        if let Some(port) = local_port {
+            let _ = write!(local, " port {port}");
+        }
+        let _ = writeln!(t, "{local} as {};", p.local_as);
+        match p.port {
+            Some(port) => {
+                let _ = writeln!(t, "  neighbor {} port {port} as {};", p.peer_ip, p.peer_as);
+            }
+            None => {
+                let _ = writeln!(t, "  neighbor {} as {};", p.peer_ip, p.peer_as);
+            }
+        }
+        if let Some(cid) = &p.rr_cluster_id {
+            let _ = writeln!(t, "  rr client;\n  rr cluster id {cid};");
+        }
+        if let Some(g) = p.graceful_restart {
+            let _ = writeln!(t, "  graceful restart time {g};");
+        }
+        if let Some(k) = p.keepalive {
+            let _ = writeln!(t, "  keepalive time {k};");
+        }
+        if let Some(a) = p.allow_local_as {
+            let _ = writeln!(t, "  allow local as {a};");
+        }
+        match p.ttl_security {
+            Some(h) => {
+                let _ = writeln!(t, "  ttl security on;\n  multihop {h};");
+            }
+            None => t.push_str("  ttl security off;\n  multihop;\n"),
+        }
+        if p.passive {
+            t.push_str("  passive on;\n");
+        }
+        let _ = writeln!(t, "  {ch} {{");
+        let used: Vec<&String> = p
+            .filters
+            .iter()
+            .filter(|f| cluster.filters.contains_key(*f))
+            .collect();
+        let has = |f: &String, import: bool| {
+            cluster.filters.get(f).is_some_and(|s| {
+                let r = match (family, import) {
+                    (Family::V4, true) => &s.import_v4,
+                    (Family::V4, false) => &s.export_v4,
+                    (Family::V6, true) => &s.import_v6,
+                    (Family::V6, false) => &s.export_v6,
+                };
+                !r.is_empty()
+            })
+        };
+        let imports: Vec<String> = used
+            .iter()
+            .filter(|f| has(f, true))
+            .map(|f| format!("{}();", filter_function(f, true, family)))
+            .collect();
+        if imports.is_empty() {
+            t.push_str("    import all;\n");
+        } else {
+            let _ = writeln!(t, "    import filter {{ {} accept; }};", imports.join(" "));
+        }
+        match p.next_hop {
+            Some(NextHop::SelfHop) => t.push_str("    next hop self;\n"),
+            Some(NextHop::Keep) => t.push_str("    next hop keep;\n"),
+            None => {}
+        }
+        let mut export: Vec<String> = used
+            .iter()
+            .filter(|f| has(f, false))
+            .map(|f| format!("{}();", filter_function(f, false, family)))
+            .collect();
+        export.push(format!("calico_export_to_bgp_peers({});", p.is_ibgp()));
+        export.push("reject;".to_owned());
+        let _ = writeln!(t, "    export filter {{ {} }};", export.join(" "));
+        t.push_str("  };\n}\n");
+    }
+    Ok(BirdConfig {
+        text: t,
+        peerings,
+        notes,
+        skipped_rules,
+    })
+}

@@ -1,0 +1,649 @@
+//! The routing view of a cluster: the resources routing.md §2.1 lists, normalised once.
+//!
+//! [`Cluster::from_resources`] reads Nodes, BGPConfigurations (`default` and `node.<name>`),
+//! BGPPeers, BGPFilters, IPPools, BlockAffinities, FelixConfigurations (`default` and
+//! `node.<name>`), WorkloadEndpoints and Pods. Everything is sorted by name so that every
+//! derived output is deterministic.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use calico_model::derived::{first_interface_prefix, pod_workload_endpoint};
+use calico_model::resources::bgp::{BgpConfigurationSpec, BgpFilterSpec, BgpPeer, Node};
+use calico_model::resources::felix::FelixConfigurationSpec;
+use calico_model::resources::ipam::{AffinityState, BlockAffinitySpec, EncapMode, IpPool};
+use calico_model::resources::values::{AsNumber, IpCidr};
+use calico_model::resources::{Labels, Resource};
+use ipnet::IpNet;
+use serde::Serialize;
+use sha1::{Digest, Sha1};
+
+/// Default AS number (routing.md §9).
+pub const DEFAULT_AS: AsNumber = AsNumber(64512);
+/// Felix's private route protocol, used when `deviceRouteProtocol` is left at boot.
+pub const FELIX_PROTO: u32 = 80;
+/// The BIRD route protocol number.
+pub const BIRD_PROTO: u32 = 12;
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Family {
+    /// IPv4.
+    #[serde(rename = "ipv4")]
+    V4,
+    /// IPv6.
+    #[serde(rename = "ipv6")]
+    V6,
+}
+
+impl Family {
+    /// Both families, IPv4 first.
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    /// The family of an address.
+    pub fn of(ip: IpAddr) -> Family {
+        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
+    }
+
+    /// `ipv4` or `ipv6` (the BIRD channel name).
+    pub fn channel(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+
+    /// `IPv4` or `IPv6`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    /// The host prefix length (32 or 128).
+    pub fn host_len(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+}
+
+/// A Node as routing sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInfo {
+    /// Node name.
+    pub name: String,
+    /// Node labels (for BGPPeer and IPPool selectors).
+    pub labels: Labels,
+    /// BGP IPv4 address with the node's subnet.
+    pub ipv4: Option<IpCidr>,
+    /// BGP IPv6 address with the node's subnet.
+    pub ipv6: Option<IpCidr>,
+    /// Per-node AS number.
+    pub as_number: Option<AsNumber>,
+    /// Route-reflector cluster ID (empty: not a reflector).
+    pub cluster_id: String,
+    /// IPIP tunnel address.
+    pub ipip_tunnel: Option<IpAddr>,
+    /// IPv4 VXLAN tunnel address.
+    pub vxlan_v4: Option<IpAddr>,
+    /// IPv4 VXLAN MAC as configured (empty: derived).
+    pub vxlan_mac_v4: String,
+    /// IPv6 VXLAN tunnel address.
+    pub vxlan_v6: Option<IpAddr>,
+    /// IPv6 VXLAN MAC as configured (empty: derived).
+    pub vxlan_mac_v6: String,
+    /// WireGuard IPv4 interface address.
+    pub wireguard_v4: Option<IpAddr>,
+}
+
+impl NodeInfo {
+    /// Builds the routing view of a Node resource.
+    pub fn from_node(node: &Node) -> NodeInfo {
+        let bgp = node.spec.bgp.clone().unwrap_or_default();
+        NodeInfo {
+            name: node.metadata.name.clone(),
+            labels: node.metadata.labels.clone(),
+            ipv4: bgp.ipv4_address.filter(IpCidr::is_ipv4),
+            ipv6: bgp.ipv6_address.filter(|c| !c.is_ipv4()),
+            as_number: bgp.as_number,
+            cluster_id: bgp.route_reflector_cluster_id.clone(),
+            ipip_tunnel: bgp.ipv4_ipip_tunnel_addr,
+            vxlan_v4: node.spec.ipv4_vxlan_tunnel_addr,
+            vxlan_mac_v4: node.spec.vxlan_tunnel_mac_addr.clone(),
+            vxlan_v6: node.spec.ipv6_vxlan_tunnel_addr,
+            vxlan_mac_v6: node.spec.vxlan_tunnel_mac_addr_v6.clone(),
+            wireguard_v4: node
+                .spec
+                .wireguard
+                .as_ref()
+                .and_then(|w| w.interface_ipv4_address),
+        }
+    }
+
+    /// The BGP address (with prefix) in `family`.
+    pub fn cidr(&self, family: Family) -> Option<IpCidr> {
+        match family {
+            Family::V4 => self.ipv4,
+            Family::V6 => self.ipv6,
+        }
+    }
+
+    /// The peering address in `family` (routing.md §3.1).
+    pub fn ip(&self, family: Family) -> Option<IpAddr> {
+        self.cidr(family).map(|c| c.addr())
+    }
+
+    /// Whether the node is a route reflector (non-empty cluster ID).
+    pub fn is_rr(&self) -> bool {
+        !self.cluster_id.is_empty()
+    }
+
+    /// The VXLAN tunnel address in `family`.
+    pub fn vtep(&self, family: Family) -> Option<IpAddr> {
+        match family {
+            Family::V4 => self.vxlan_v4,
+            Family::V6 => self.vxlan_v6,
+        }
+    }
+
+    /// The VXLAN MAC in `family`: configured, else `66:` + the first 5 bytes of SHA-1(name)
+    /// (SHA-1(name + `-v6`) for IPv6) (routing.md §6.3).
+    pub fn vtep_mac(&self, family: Family) -> String {
+        let configured = match family {
+            Family::V4 => &self.vxlan_mac_v4,
+            Family::V6 => &self.vxlan_mac_v6,
+        };
+        if !configured.is_empty() {
+            return configured.to_lowercase();
+        }
+        let seed = match family {
+            Family::V4 => self.name.clone(),
+            Family::V6 => format!("{}-v6", self.name),
+        };
+        let digest = Sha1::digest(seed.as_bytes());
+        let mut parts = vec!["66".to_owned()];
+        parts.extend(digest.iter().take(5).map(|b| format!("{b:02x}")));
+        parts.join(":")
+    }
+}
+
+/// A local workload address: what the kernel plan needs of a WorkloadEndpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// Node the workload runs on.
+    pub node: String,
+    /// `namespace/name` of the endpoint (or pod).
+    pub id: String,
+    /// Host-side interface.
+    pub interface: String,
+    /// Addresses.
+    pub ips: Vec<IpAddr>,
+    /// MAC, when known.
+    pub mac: String,
+    /// Endpoint labels (for `localWorkloadSelector`).
+    pub labels: Labels,
+}
+
+/// A block affinity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Affinity {
+    /// Owning node.
+    pub node: String,
+    /// Block.
+    pub block: IpNet,
+    /// State (unset reads as confirmed).
+    pub state: AffinityState,
+}
+
+impl Affinity {
+    /// Whether the affinity counts as confirmed (`confirmed` or no state).
+    pub fn is_confirmed(&self) -> bool {
+        matches!(self.state, AffinityState::Confirmed | AffinityState::Unset)
+    }
+}
+
+/// The encapsulation type of a pool, for route ownership (routing.md §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum PoolEncap {
+    /// VXLAN (Always or CrossSubnet).
+    Vxlan,
+    /// IP-in-IP (Always or CrossSubnet).
+    Ipip,
+    /// No encapsulation.
+    None,
+}
+
+/// An IPPool as routing sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolInfo {
+    /// Pool name.
+    pub name: String,
+    /// CIDR.
+    pub cidr: IpNet,
+    /// Block size.
+    pub block_size: u8,
+    /// IPIP mode.
+    pub ipip: EncapMode,
+    /// VXLAN mode.
+    pub vxlan: EncapMode,
+    /// `disableBGPExport`.
+    pub disable_bgp_export: bool,
+    /// `disabled`.
+    pub disabled: bool,
+}
+
+impl PoolInfo {
+    /// The encapsulation type (VXLAN wins if both are set, which validation rejects).
+    pub fn encap(&self) -> PoolEncap {
+        if self.vxlan != EncapMode::Never {
+            PoolEncap::Vxlan
+        } else if self.ipip != EncapMode::Never {
+            PoolEncap::Ipip
+        } else {
+            PoolEncap::None
+        }
+    }
+
+    /// The active mode (Always / CrossSubnet / Never) of the pool's encapsulation.
+    pub fn mode(&self) -> EncapMode {
+        match self.encap() {
+            PoolEncap::Vxlan => self.vxlan,
+            PoolEncap::Ipip => self.ipip,
+            PoolEncap::None => EncapMode::Never,
+        }
+    }
+
+    /// The family of the pool.
+    pub fn family(&self) -> Family {
+        Family::of(self.cidr.addr())
+    }
+}
+
+/// Felix settings resolved for one node (node-specific FelixConfiguration over `default`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FelixSettings {
+    /// Felix `programClusterRoutes`.
+    pub program_cluster_routes: calico_model::resources::bgp::ProgramClusterRoutes,
+    /// `deviceRouteProtocol`.
+    pub device_route_protocol: u32,
+    /// VXLAN VNI.
+    pub vxlan_vni: i64,
+    /// VXLAN UDP port.
+    pub vxlan_port: i64,
+    /// Configured IPIP MTU (0 = derived).
+    pub ipip_mtu: i64,
+    /// Configured VXLAN MTU (0 = derived).
+    pub vxlan_mtu: i64,
+    /// Configured VXLAN IPv6 MTU (0 = derived).
+    pub vxlan_mtu_v6: i64,
+    /// WireGuard enabled (IPv4).
+    pub wireguard_enabled: bool,
+    /// Configured WireGuard MTU (0 = derived).
+    pub wireguard_mtu: i64,
+    /// Interface prefix for workload interfaces.
+    pub interface_prefix: String,
+    /// Normal route priority (IPv4, IPv6).
+    pub normal_priority: (i64, i64),
+}
+
+/// The routing view of a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    /// Nodes sorted by name.
+    pub nodes: Vec<NodeInfo>,
+    /// BGPConfiguration `default` (empty when absent).
+    pub bgp: BgpConfigurationSpec,
+    /// BGPConfiguration `node.<name>` by node name.
+    pub node_bgp: BTreeMap<String, BgpConfigurationSpec>,
+    /// BGPPeers sorted by name.
+    pub peers: Vec<BgpPeer>,
+    /// BGPFilters by name.
+    pub filters: BTreeMap<String, BgpFilterSpec>,
+    /// IPPools sorted by name.
+    pub pools: Vec<PoolInfo>,
+    /// Block affinities (not deleted), sorted by block then node.
+    pub affinities: Vec<Affinity>,
+    /// FelixConfiguration `default`.
+    pub felix: FelixConfigurationSpec,
+    /// FelixConfiguration `node.<name>` by node name.
+    pub node_felix: BTreeMap<String, FelixConfigurationSpec>,
+    /// Workloads sorted by node, then id.
+    pub workloads: Vec<Workload>,
+}
+
+impl Cluster {
+    /// Builds the view from resources (defaults need not have been applied).
+    pub fn from_resources<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Cluster {
+        let mut c = Cluster::default();
+        let mut pods = Vec::new();
+        let mut weps = Vec::new();
+        for r in resources {
+            match r {
+                Resource::Node(n) => c.nodes.push(NodeInfo::from_node(n)),
+                Resource::BgpConfiguration(b) => {
+                    let name = &b.metadata.name;
+                    if name == "default" {
+                        c.bgp = b.spec.clone();
+                    } else if let Some(node) = name.strip_prefix("node.") {
+                        c.node_bgp.insert(node.to_owned(), b.spec.clone());
+                    }
+                }
+                Resource::BgpPeer(p) => c.peers.push(p.clone()),
+                Resource::BgpFilter(f) => {
+                    c.filters.insert(f.metadata.name.clone(), f.spec.clone());
+                }
+                Resource::IpPool(p) => c.pools.push(pool_info(p)),
+                Resource::BlockAffinity(a) => {
+                    if let Some(aff) = affinity(&a.spec) {
+                        c.affinities.push(aff);
+                    }
+                }
+                Resource::FelixConfiguration(f) => {
+                    let name = &f.metadata.name;
+                    if name == "default" {
+                        c.felix = f.spec.clone();
+                    } else if let Some(node) = name.strip_prefix("node.") {
+                        c.node_felix.insert(node.to_owned(), f.spec.clone());
+                    }
+                }
+                Resource::WorkloadEndpoint(w) => weps.push(w.clone()),
+                Resource::Pod(p) => pods.push(p.clone()),
+                _ => {}
+            }
+        }
+        let prefix = first_interface_prefix(c.felix.interface_prefix.as_deref()).to_owned();
+        let mut seen = std::collections::BTreeSet::new();
+        for w in &weps {
+            seen.insert((
+                w.spec.node.clone(),
+                w.spec.pod.clone(),
+                w.metadata.namespace.clone(),
+            ));
+        }
+        for p in &pods {
+            if let Some(w) = pod_workload_endpoint(p, &prefix) {
+                let key = (
+                    w.spec.node.clone(),
+                    w.spec.pod.clone(),
+                    w.metadata.namespace.clone(),
+                );
+                if !seen.contains(&key) {
+                    weps.push(w);
+                }
+            }
+        }
+        for w in weps {
+            let ips: Vec<IpAddr> = w.spec.ip_networks.iter().map(IpCidr::addr).collect();
+            if ips.is_empty() || w.spec.node.is_empty() {
+                continue;
+            }
+            c.workloads.push(Workload {
+                node: w.spec.node.clone(),
+                id: format!(
+                    "{}/{}",
+                    w.metadata.namespace.as_deref().unwrap_or("default"),
+                    w.metadata.name
+                ),
+                interface: w.spec.interface_name.clone(),
+                ips,
+                mac: w.spec.mac.clone(),
+                labels: w.metadata.labels.clone(),
+            });
+        }
+        c.sort();
+        c
+    }
+
+    /// Restores the canonical order after the collections were edited.
+    pub fn sort(&mut self) {
+        self.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        self.peers
+            .sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        self.pools.sort_by(|a, b| a.name.cmp(&b.name));
+        self.affinities.sort_by(|a, b| {
+            (a.block.addr(), a.block.prefix_len(), &a.node).cmp(&(
+                b.block.addr(),
+                b.block.prefix_len(),
+                &b.node,
+            ))
+        });
+        self.workloads
+            .sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
+    }
+
+    /// The node named `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.nodes
+            .binary_search_by(|n| n.name.as_str().cmp(name))
+            .ok()
+            .and_then(|i| self.nodes.get(i))
+    }
+
+    /// The global AS number (routing.md §2.1).
+    pub fn global_as(&self) -> AsNumber {
+        self.bgp.as_number.unwrap_or(DEFAULT_AS)
+    }
+
+    /// The effective AS of a node (§3.1).
+    pub fn node_as(&self, node: &NodeInfo) -> AsNumber {
+        node.as_number.unwrap_or_else(|| self.global_as())
+    }
+
+    /// A node's listen port: per-node, else global, else none (§3.2).
+    pub fn node_port(&self, node: &str) -> Option<u16> {
+        self.node_bgp
+            .get(node)
+            .and_then(|b| b.listen_port)
+            .or(self.bgp.listen_port)
+    }
+
+    /// Whether the node-to-node mesh is on.
+    pub fn mesh_enabled(&self) -> bool {
+        self.bgp.effective_mesh_enabled()
+    }
+
+    /// The log severity for a node (per-node over global; default `Info`).
+    pub fn log_severity(&self, node: &str) -> String {
+        self.node_bgp
+            .get(node)
+            .and_then(|b| b.log_severity_screen.clone())
+            .or_else(|| self.bgp.log_severity_screen.clone())
+            .unwrap_or_else(|| "Info".to_owned())
+    }
+
+    /// BIRD's `programClusterRoutes` (BGPConfiguration `default`).
+    pub fn bird_program_cluster_routes(
+        &self,
+    ) -> calico_model::resources::bgp::ProgramClusterRoutes {
+        self.bgp.effective_program_cluster_routes()
+    }
+
+    /// Felix settings for a node.
+    pub fn felix_for(&self, node: &str) -> FelixSettings {
+        let d = &self.felix;
+        let n = self.node_felix.get(node);
+        macro_rules! pick {
+            ($f:ident) => {
+                n.and_then(|s| s.$f.clone()).or_else(|| d.$f.clone())
+            };
+        }
+        let proto = pick!(device_route_protocol).unwrap_or(3);
+        FelixSettings {
+            program_cluster_routes: pick!(program_cluster_routes)
+                .unwrap_or(calico_model::resources::bgp::ProgramClusterRoutes::EnabledIPIPOnly),
+            device_route_protocol: u32::try_from(proto).unwrap_or(3),
+            vxlan_vni: pick!(vxlan_vni).unwrap_or(4096),
+            vxlan_port: pick!(vxlan_port).unwrap_or(4789),
+            ipip_mtu: pick!(ipip_mtu).unwrap_or(0),
+            vxlan_mtu: pick!(vxlan_mtu).unwrap_or(0),
+            vxlan_mtu_v6: pick!(vxlan_mtu_v6).unwrap_or(0),
+            wireguard_enabled: pick!(wireguard_enabled).unwrap_or(false),
+            wireguard_mtu: pick!(wireguard_mtu).unwrap_or(0),
+            interface_prefix: first_interface_prefix(pick!(interface_prefix).as_deref()).to_owned(),
+            normal_priority: (
+                pick!(ipv4_normal_route_priority).unwrap_or(1024),
+                pick!(ipv6_normal_route_priority).unwrap_or(1024),
+            ),
+        }
+    }
+
+    /// The pool containing `net` (most specific first), if any.
+    pub fn pool_of(&self, net: &IpNet) -> Option<&PoolInfo> {
+        self.pools
+            .iter()
+            .filter(|p| p.cidr.contains(net))
+            .max_by_key(|p| p.cidr.prefix_len())
+    }
+
+    /// The pool containing the address `ip`, if any.
+    pub fn pool_of_ip(&self, ip: IpAddr) -> Option<&PoolInfo> {
+        self.pools
+            .iter()
+            .filter(|p| p.cidr.contains(&ip))
+            .max_by_key(|p| p.cidr.prefix_len())
+    }
+
+    /// Affinities of `node`.
+    pub fn affinities_of<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Affinity> {
+        self.affinities.iter().filter(move |a| a.node == node)
+    }
+
+    /// The confirmed affinity whose block holds `ip` (the first by block order), if any.
+    pub fn block_owner(&self, ip: IpAddr) -> Option<&Affinity> {
+        self.affinities
+            .iter()
+            .filter(|a| a.is_confirmed() && a.block.contains(&ip))
+            .max_by_key(|a| a.block.prefix_len())
+    }
+}
+
+/// Confirmed blocks by network address, for owner lookups in logarithmic time.
+#[derive(Debug, Clone, Default)]
+pub struct BlockIndex<'a> {
+    by_addr: BTreeMap<IpAddr, Vec<&'a Affinity>>,
+}
+
+impl<'a> BlockIndex<'a> {
+    /// Indexes the confirmed affinities of `cluster`.
+    pub fn new(cluster: &'a Cluster) -> BlockIndex<'a> {
+        let mut by_addr: BTreeMap<IpAddr, Vec<&'a Affinity>> = BTreeMap::new();
+        for a in cluster.affinities.iter().filter(|a| a.is_confirmed()) {
+            by_addr.entry(a.block.network()).or_default().push(a);
+        }
+        BlockIndex { by_addr }
+    }
+
+    /// The most specific confirmed affinity whose block holds `ip` (nested blocks, which
+    /// `route check` reports, are searched a few levels deep).
+    pub fn owner(&self, ip: IpAddr) -> Option<&'a Affinity> {
+        self.by_addr
+            .range(..=ip)
+            .rev()
+            .take(8)
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|a| a.block.contains(&ip))
+            .max_by_key(|a| a.block.prefix_len())
+    }
+}
+
+fn pool_info(p: &IpPool) -> PoolInfo {
+    PoolInfo {
+        name: p.metadata.name.clone(),
+        cidr: p.spec.cidr.network(),
+        block_size: p.spec.effective_block_size(),
+        ipip: p.spec.effective_ipip_mode(),
+        vxlan: p.spec.effective_vxlan_mode(),
+        disable_bgp_export: p.spec.disable_bgp_export,
+        disabled: p.spec.disabled,
+    }
+}
+
+fn affinity(spec: &BlockAffinitySpec) -> Option<Affinity> {
+    if spec.deleted || spec.node.is_empty() {
+        return None;
+    }
+    Some(Affinity {
+        node: spec.node.clone(),
+        block: spec.cidr.network(),
+        state: spec.state,
+    })
+}
+
+/// Parses a Go-style duration (`90s`, `2m`, `1h30m`, `1.5s`) into whole seconds, rounded.
+pub fn duration_seconds(text: &str) -> Option<u64> {
+    let mut total = 0f64;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    if rest == "0" {
+        return Some(0);
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest.get(..num_end)?.parse().ok()?;
+        rest = rest.get(num_end..)?;
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = rest.get(..unit_end)?;
+        rest = rest.get(unit_end..)?;
+        let factor = match unit {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000_001,
+            "ns" => 0.000_000_001,
+            _ => return None,
+        };
+        total += value * factor;
+    }
+    let rounded = total.round();
+    (0.0..1e15).contains(&rounded).then_some(rounded as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_seconds("30s"), Some(30));
+        assert_eq!(duration_seconds("2m"), Some(120));
+        assert_eq!(duration_seconds("1h30m"), Some(5400));
+        assert_eq!(duration_seconds("1.6s"), Some(2));
+        assert_eq!(duration_seconds("abc"), None);
+        assert_eq!(duration_seconds(""), None);
+    }
+
+    #[test]
+    fn derived_vxlan_mac_starts_with_66() {
+        let n = NodeInfo {
+            name: "node-a".into(),
+            labels: Labels::new(),
+            ipv4: None,
+            ipv6: None,
+            as_number: None,
+            cluster_id: String::new(),
+            ipip_tunnel: None,
+            vxlan_v4: None,
+            vxlan_mac_v4: String::new(),
+            vxlan_v6: None,
+            vxlan_mac_v6: String::new(),
+            wireguard_v4: None,
+        };
+        let m4 = n.vtep_mac(Family::V4);
+        let m6 = n.vtep_mac(Family::V6);
+        assert!(m4.starts_with("66:"));
+        assert_eq!(m4.len(), 17);
+        assert_ne!(m4, m6);
+        let digest = Sha1::digest(b"node-a");
+        assert_eq!(&m4[3..5], format!("{:02x}", digest[0]));
+    }
+}

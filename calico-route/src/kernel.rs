@@ -1,0 +1,746 @@
+//! Kernel routes, neighbour and FDB entries and devices of one node (routing.md §6, §7).
+//!
+//! [`plan_node`] computes what node L programs: local workload routes, blackholes for its
+//! blocks, one route per remote block shaped by the pool's encapsulation (VXLAN, IPIP,
+//! none; Always or CrossSubnet), /32 routes for borrowed addresses and remote VXLAN tunnel
+//! addresses outside blocks, the VXLAN neighbour/FDB pairs, and the MTUs. [`KernelRoute`]'s
+//! `Display` is the `ip route` text of §6.1.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use calico_model::resources::ipam::EncapMode;
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::input::{BIRD_PROTO, Cluster, FELIX_PROTO, Family, NodeInfo, PoolEncap, PoolInfo};
+use crate::ownership::{Owner, Ownership};
+
+/// Errors of [`plan_node`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The node does not exist.
+    #[error("no Node named {node:?}")]
+    UnknownNode {
+        /// Requested name.
+        node: String,
+    },
+}
+
+/// Route class for tie-breaking equal (destination, metric) candidates (§6.2): lower wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteClass {
+    /// Local workload.
+    LocalWorkload,
+    /// WireGuard.
+    WireGuard,
+    /// VXLAN to a same-subnet node (no encapsulation).
+    VxlanSameSubnet,
+    /// VXLAN tunnel.
+    VxlanTunnel,
+    /// IPIP to a same-subnet node.
+    IpipSameSubnet,
+    /// IPIP tunnel.
+    IpipTunnel,
+    /// No encapsulation.
+    NoEncap,
+    /// Blackhole for a local block.
+    Blackhole,
+}
+
+/// Route scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteScope {
+    /// `scope link`.
+    Link,
+    /// `scope host`.
+    Host,
+}
+
+/// One kernel route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelRoute {
+    /// `blackhole` type.
+    pub blackhole: bool,
+    /// Destination.
+    pub dst: IpNet,
+    /// Gateway.
+    pub via: Option<IpAddr>,
+    /// Device.
+    pub dev: Option<String>,
+    /// Route protocol number.
+    pub proto: u32,
+    /// Scope (universe when `None`).
+    pub scope: Option<RouteScope>,
+    /// Preferred source.
+    pub src: Option<IpAddr>,
+    /// Metric (0 = none).
+    pub metric: u32,
+    /// `onlink`.
+    pub onlink: bool,
+    /// Route MTU.
+    pub mtu: Option<u32>,
+    /// Class (tie-breaking).
+    pub class: RouteClass,
+    /// Who programs it.
+    pub owner: Owner,
+}
+
+fn proto_name(p: u32) -> Option<String> {
+    match p {
+        3 => None,
+        2 => Some("kernel".to_owned()),
+        4 => Some("static".to_owned()),
+        12 => Some("bird".to_owned()),
+        n => Some(n.to_string()),
+    }
+}
+
+impl fmt::Display for KernelRoute {
+    /// `[blackhole ]DST[ via GW][ dev IFACE][ proto P][ scope S][ src A][ metric M][ onlink][ mtu N]`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.blackhole {
+            f.write_str("blackhole ")?;
+        }
+        let host = self.dst.prefix_len() == self.dst.max_prefix_len();
+        if host {
+            write!(f, "{}", self.dst.addr())?;
+        } else {
+            write!(f, "{}", self.dst)?;
+        }
+        if let Some(v) = self.via {
+            write!(f, " via {v}")?;
+        }
+        if let Some(d) = &self.dev {
+            write!(f, " dev {d}")?;
+        }
+        if let Some(p) = proto_name(self.proto) {
+            write!(f, " proto {p}")?;
+        }
+        match self.scope {
+            Some(RouteScope::Link) => f.write_str(" scope link")?,
+            Some(RouteScope::Host) => f.write_str(" scope host")?,
+            None => {}
+        }
+        if let Some(s) = self.src {
+            write!(f, " src {s}")?;
+        }
+        let metric = if self.metric == 0 && self.dst.addr().is_ipv6() {
+            1024
+        } else {
+            self.metric
+        };
+        if metric != 0 {
+            write!(f, " metric {metric}")?;
+        }
+        if self.onlink {
+            f.write_str(" onlink")?;
+        }
+        if let Some(m) = self.mtu {
+            write!(f, " mtu {m}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A permanent neighbour (ARP/NDP) entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Neighbour {
+    /// Address.
+    pub ip: IpAddr,
+    /// Link-layer address.
+    pub lladdr: String,
+    /// Device.
+    pub dev: String,
+}
+
+/// A permanent FDB entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FdbEntry {
+    /// MAC.
+    pub mac: String,
+    /// Device.
+    pub dev: String,
+    /// Remote underlay address.
+    pub dst: IpAddr,
+}
+
+/// A device the dataplane owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    /// Interface name.
+    pub name: String,
+    /// Kind (`vxlan`, `ipip`).
+    pub kind: String,
+    /// Address (/32 or /128).
+    pub address: IpAddr,
+    /// MTU.
+    pub mtu: u32,
+    /// MAC (VXLAN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// VNI (VXLAN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vni: Option<i64>,
+    /// UDP port (VXLAN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// Underlay local address (VXLAN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<IpAddr>,
+    /// Parent device (VXLAN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+/// Options of [`plan_node`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// The interface holding the node's BGP address.
+    pub parent_iface: String,
+    /// Host MTU assumed offline.
+    pub host_mtu: u32,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            parent_iface: "eth0".to_owned(),
+            host_mtu: 1500,
+        }
+    }
+}
+
+/// MTUs of a node (§7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mtus {
+    /// Host MTU.
+    pub host: u32,
+    /// IPIP tunnel MTU.
+    pub ipip: u32,
+    /// VXLAN IPv4 MTU.
+    pub vxlan_v4: u32,
+    /// VXLAN IPv6 MTU.
+    pub vxlan_v6: u32,
+    /// WireGuard IPv4 MTU.
+    pub wireguard_v4: u32,
+    /// Pod (veth) MTU: the minimum over enabled encapsulations, else the host MTU.
+    pub pod: u32,
+}
+
+/// A remote destination the node could not route, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unrouted {
+    /// Destination.
+    pub dst: IpNet,
+    /// Owning node.
+    pub node: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What one node programs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KernelPlan {
+    /// Node name.
+    pub node: String,
+    /// Routes, sorted by family, destination, prefix length.
+    pub routes: Vec<KernelRoute>,
+    /// Devices.
+    pub devices: Vec<Device>,
+    /// Neighbour entries.
+    pub neighbours: Vec<Neighbour>,
+    /// FDB entries.
+    pub fdb: Vec<FdbEntry>,
+    /// MTUs.
+    pub mtu: Mtus,
+    /// Remote destinations left without a route.
+    pub unrouted: Vec<Unrouted>,
+}
+
+impl KernelPlan {
+    /// The `-o text` form: one route per line.
+    pub fn to_text(&self) -> String {
+        self.routes.iter().map(|r| format!("{r}\n")).collect()
+    }
+}
+
+fn sub(host: u32, over: u32) -> u32 {
+    host.saturating_sub(over)
+}
+
+fn configured(v: i64, default: u32) -> u32 {
+    if v > 0 {
+        u32::try_from(v).unwrap_or(default)
+    } else {
+        default
+    }
+}
+
+/// The MTUs of a node.
+pub fn mtus(cluster: &Cluster, node: &str, host: u32) -> Mtus {
+    let fx = cluster.felix_for(node);
+    let ipip = configured(fx.ipip_mtu, sub(host, 20));
+    let vxlan_v4 = configured(fx.vxlan_mtu, sub(host, 50));
+    let vxlan_v6 = configured(fx.vxlan_mtu_v6, sub(host, 70));
+    let wireguard_v4 = configured(fx.wireguard_mtu, sub(host, 60));
+    let used = |encap: PoolEncap, fam: Family| {
+        cluster
+            .pools
+            .iter()
+            .any(|p| !p.disabled && p.encap() == encap && p.family() == fam)
+    };
+    let mut pod = host;
+    if used(PoolEncap::Ipip, Family::V4) {
+        pod = pod.min(ipip);
+    }
+    if used(PoolEncap::Vxlan, Family::V4) {
+        pod = pod.min(vxlan_v4);
+    }
+    if used(PoolEncap::Vxlan, Family::V6) {
+        pod = pod.min(vxlan_v6);
+    }
+    if fx.wireguard_enabled {
+        pod = pod.min(wireguard_v4);
+    }
+    Mtus {
+        host,
+        ipip,
+        vxlan_v4,
+        vxlan_v6,
+        wireguard_v4,
+        pod,
+    }
+}
+
+/// The route-ownership setting in force on a node.
+pub fn ownership(cluster: &Cluster, node: &str) -> Ownership {
+    Ownership {
+        felix: cluster.felix_for(node).program_cluster_routes,
+        bird: cluster.bird_program_cluster_routes(),
+    }
+}
+
+fn host_net(ip: IpAddr) -> IpNet {
+    IpNet::from(ip)
+}
+
+/// The VXLAN device name of a family.
+pub fn vxlan_device(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "vxlan.calico",
+        Family::V6 => "vxlan-v6.calico",
+    }
+}
+
+/// Whether `remote`'s BGP address lies in `local`'s BGP subnet (CrossSubnet, §6.2).
+pub fn same_subnet(local: &NodeInfo, remote: &NodeInfo, family: Family) -> bool {
+    match (local.cidr(family), remote.ip(family)) {
+        (Some(l), Some(r)) => !l.is_single_address() && l.contains(r),
+        _ => false,
+    }
+}
+
+struct Planner<'a> {
+    local: &'a NodeInfo,
+    own: Ownership,
+    opts: &'a PlanOptions,
+    mtu: Mtus,
+    felix_proto: u32,
+    routes: BTreeMap<(IpNet, u32), KernelRoute>,
+    unrouted: Vec<Unrouted>,
+    /// (origin node, family) pairs whose routes BIRD learns on this node; `None` when no
+    /// BIRD-owned pool exists.
+    bird_learned: Option<std::collections::BTreeSet<(String, Family)>>,
+}
+
+impl Planner<'_> {
+    fn add(&mut self, r: KernelRoute) {
+        let key = (r.dst, r.metric);
+        match self.routes.get(&key) {
+            Some(existing) if existing.class <= r.class => {}
+            _ => {
+                self.routes.insert(key, r);
+            }
+        }
+    }
+
+    fn base(&self, dst: IpNet, class: RouteClass, owner: Owner) -> KernelRoute {
+        KernelRoute {
+            blackhole: false,
+            dst,
+            via: None,
+            dev: None,
+            proto: match owner {
+                Owner::Dataplane => self.felix_proto,
+                Owner::Bird => BIRD_PROTO,
+            },
+            scope: None,
+            src: None,
+            metric: 0,
+            onlink: false,
+            mtu: None,
+            class,
+            owner,
+        }
+    }
+
+    /// A route toward `remote` for `dst` in `pool` (remote block or borrowed /32).
+    fn remote_route(&mut self, dst: IpNet, pool: &PoolInfo, remote: &NodeInfo) {
+        let fam = Family::of(dst.addr());
+        let encap = pool.encap();
+        let Some(owner) = self.own.owner(encap) else {
+            self.unrouted.push(Unrouted {
+                dst,
+                node: remote.name.clone(),
+                reason: format!("no component owns {encap:?} pool routes"),
+            });
+            return;
+        };
+        let parent = self.opts.parent_iface.clone();
+        let cross_same =
+            pool.mode() == EncapMode::CrossSubnet && same_subnet(self.local, remote, fam);
+        let Some(remote_ip) = remote.ip(fam) else {
+            if encap != PoolEncap::Vxlan || cross_same {
+                self.unrouted.push(Unrouted {
+                    dst,
+                    node: remote.name.clone(),
+                    reason: format!("{} has no BGP {} address", remote.name, fam.label()),
+                });
+                return;
+            }
+            // VXLAN Always does not need the BGP address of the remote for the route.
+            return self.vxlan_tunnel(dst, remote, fam);
+        };
+        match (encap, owner) {
+            (PoolEncap::Vxlan, _) if cross_same => {
+                let mut r = self.base(dst, RouteClass::VxlanSameSubnet, Owner::Dataplane);
+                r.via = Some(remote_ip);
+                r.dev = Some(parent);
+                r.onlink = true;
+                self.add(r);
+            }
+            (PoolEncap::Vxlan, _) => self.vxlan_tunnel(dst, remote, fam),
+            (PoolEncap::Ipip, _) if cross_same => {
+                let mut r = self.base(dst, RouteClass::IpipSameSubnet, owner);
+                r.via = Some(remote_ip);
+                r.dev = Some(parent);
+                r.onlink = true;
+                self.add(r);
+            }
+            (PoolEncap::Ipip, _) => {
+                let mut r = self.base(dst, RouteClass::IpipTunnel, owner);
+                r.via = Some(remote_ip);
+                r.dev = Some("tunl0".to_owned());
+                r.onlink = true;
+                r.mtu = Some(self.mtu.ipip);
+                self.add(r);
+            }
+            (PoolEncap::None, Owner::Bird) => {
+                if let Some(learned) = &self.bird_learned
+                    && !learned.contains(&(remote.name.clone(), fam))
+                {
+                    self.unrouted.push(Unrouted {
+                        dst,
+                        node: remote.name.clone(),
+                        reason: "not learned over BGP (see `route check`)".to_owned(),
+                    });
+                    return;
+                }
+                let mut r = self.base(dst, RouteClass::NoEncap, Owner::Bird);
+                r.via = Some(remote_ip);
+                r.dev = Some(parent);
+                self.add(r);
+            }
+            (PoolEncap::None, Owner::Dataplane) => {
+                let mut r = self.base(dst, RouteClass::NoEncap, Owner::Dataplane);
+                r.via = Some(remote_ip);
+                r.dev = Some(parent);
+                r.onlink = true;
+                self.add(r);
+            }
+        }
+    }
+
+    fn vxlan_tunnel(&mut self, dst: IpNet, remote: &NodeInfo, fam: Family) {
+        let Some(vtep) = remote.vtep(fam) else {
+            self.unrouted.push(Unrouted {
+                dst,
+                node: remote.name.clone(),
+                reason: format!(
+                    "{} has no {} VXLAN tunnel address",
+                    remote.name,
+                    fam.label()
+                ),
+            });
+            return;
+        };
+        let mut r = self.base(dst, RouteClass::VxlanTunnel, Owner::Dataplane);
+        r.via = Some(vtep);
+        r.dev = Some(vxlan_device(fam).to_owned());
+        r.onlink = true;
+        r.mtu = Some(match fam {
+            Family::V4 => self.mtu.vxlan_v4,
+            Family::V6 => self.mtu.vxlan_v6,
+        });
+        self.add(r);
+    }
+}
+
+fn vxlan_in_use(cluster: &Cluster, fam: Family) -> bool {
+    cluster
+        .pools
+        .iter()
+        .any(|p| !p.disabled && p.encap() == PoolEncap::Vxlan && p.family() == fam)
+}
+
+/// Plans node `node`'s kernel state.
+pub fn plan_node(
+    cluster: &Cluster,
+    node: &str,
+    opts: &PlanOptions,
+) -> Result<KernelPlan, PlanError> {
+    let local = cluster.node(node).ok_or_else(|| PlanError::UnknownNode {
+        node: node.to_owned(),
+    })?;
+    let fx = cluster.felix_for(node);
+    let felix_proto = if fx.device_route_protocol == 3 {
+        FELIX_PROTO
+    } else {
+        fx.device_route_protocol
+    };
+    let mtu = mtus(cluster, node, opts.host_mtu);
+    let mut p = Planner {
+        local,
+        own: ownership(cluster, node),
+        opts,
+        mtu,
+        felix_proto,
+        routes: BTreeMap::new(),
+        unrouted: Vec::new(),
+        bird_learned: None,
+    };
+    if p.own.owner(PoolEncap::None) == Some(Owner::Bird)
+        && cluster.pools.iter().any(|pl| pl.encap() == PoolEncap::None)
+    {
+        p.bird_learned = Some(bird_learned_on(cluster, node));
+    }
+    let mut neighbours = Vec::new();
+    let mut fdb = Vec::new();
+    // Local workloads.
+    for w in cluster.workloads.iter().filter(|w| w.node == node) {
+        for ip in &w.ips {
+            let fam = Family::of(*ip);
+            let prio = match fam {
+                Family::V4 => fx.normal_priority.0,
+                Family::V6 => fx.normal_priority.1,
+            };
+            let mut r = p.base(host_net(*ip), RouteClass::LocalWorkload, Owner::Dataplane);
+            r.proto = fx.device_route_protocol;
+            r.dev = Some(w.interface.clone());
+            r.scope = Some(RouteScope::Link);
+            r.metric = u32::try_from(prio).unwrap_or(1024);
+            p.add(r);
+            if fam == Family::V4 && !w.mac.is_empty() {
+                neighbours.push(Neighbour {
+                    ip: *ip,
+                    lladdr: w.mac.to_lowercase(),
+                    dev: w.interface.clone(),
+                });
+            }
+        }
+    }
+    let index = crate::input::BlockIndex::new(cluster);
+    // Blocks: local blackholes and remote routes.
+    let local_blocks: std::collections::BTreeSet<IpNet> = cluster
+        .affinities_of(node)
+        .filter(|a| a.is_confirmed())
+        .map(|a| a.block)
+        .collect();
+    let mut done_blocks = std::collections::BTreeSet::new();
+    for a in cluster.affinities.iter().filter(|a| a.is_confirmed()) {
+        let Some(pool) = cluster.pool_of(&a.block) else {
+            continue;
+        };
+        if a.node == node {
+            if a.block.prefix_len() == a.block.max_prefix_len() {
+                continue;
+            }
+            if let Some(owner) = p.own.owner(pool.encap()) {
+                let mut r = p.base(a.block, RouteClass::Blackhole, owner);
+                r.blackhole = true;
+                p.add(r);
+            }
+            done_blocks.insert(a.block);
+            continue;
+        }
+        // Duplicate affinities: the first owner (by name) is routed; `route check` flags it.
+        if local_blocks.contains(&a.block) || !done_blocks.insert(a.block) {
+            continue;
+        }
+        let Some(remote) = cluster.node(&a.node) else {
+            p.unrouted.push(Unrouted {
+                dst: a.block,
+                node: a.node.clone(),
+                reason: format!("affine node {} does not exist", a.node),
+            });
+            continue;
+        };
+        p.remote_route(a.block, pool, remote);
+    }
+    // Borrowed workload addresses on other nodes.
+    for w in cluster.workloads.iter().filter(|w| w.node != node) {
+        for ip in &w.ips {
+            let owner_node = index.owner(*ip).map(|a| a.node.as_str());
+            if owner_node == Some(w.node.as_str()) {
+                continue;
+            }
+            let (Some(pool), Some(remote)) = (cluster.pool_of_ip(*ip), cluster.node(&w.node))
+            else {
+                continue;
+            };
+            p.remote_route(host_net(*ip), pool, remote);
+        }
+    }
+    // VXLAN: remote tunnel addresses outside their node's blocks, neighbours, FDB.
+    let mut devices = Vec::new();
+    for fam in Family::BOTH {
+        if !vxlan_in_use(cluster, fam) {
+            continue;
+        }
+        let dev = vxlan_device(fam);
+        if let (Some(addr), Some(parent_ip)) = (local.vtep(fam), local.ip(fam)) {
+            devices.push(Device {
+                name: dev.to_owned(),
+                kind: "vxlan".to_owned(),
+                address: addr,
+                mtu: match fam {
+                    Family::V4 => mtu.vxlan_v4,
+                    Family::V6 => mtu.vxlan_v6,
+                },
+                mac: Some(local.vtep_mac(fam)),
+                vni: Some(fx.vxlan_vni),
+                port: Some(fx.vxlan_port),
+                local: Some(parent_ip),
+                parent: Some(opts.parent_iface.clone()),
+            });
+        }
+        for remote in cluster.nodes.iter().filter(|n| n.name != node) {
+            let Some(vtep) = remote.vtep(fam) else {
+                continue;
+            };
+            let mac = remote.vtep_mac(fam);
+            neighbours.push(Neighbour {
+                ip: vtep,
+                lladdr: mac.clone(),
+                dev: dev.to_owned(),
+            });
+            if let Some(dst) = remote.ip(fam) {
+                fdb.push(FdbEntry {
+                    mac,
+                    dev: dev.to_owned(),
+                    dst,
+                });
+            }
+            let in_own_block = index.owner(vtep).is_some_and(|a| a.node == remote.name);
+            if !in_own_block {
+                let mut r = p.base(host_net(vtep), RouteClass::VxlanTunnel, Owner::Dataplane);
+                r.dev = Some(dev.to_owned());
+                r.scope = Some(RouteScope::Link);
+                r.mtu = Some(match fam {
+                    Family::V4 => mtu.vxlan_v4,
+                    Family::V6 => mtu.vxlan_v6,
+                });
+                p.add(r);
+            }
+        }
+    }
+    let ipip_in_use = cluster
+        .pools
+        .iter()
+        .any(|pl| !pl.disabled && pl.encap() == PoolEncap::Ipip);
+    if ipip_in_use && let Some(addr) = local.ipip_tunnel {
+        devices.push(Device {
+            name: "tunl0".to_owned(),
+            kind: "ipip".to_owned(),
+            address: addr,
+            mtu: mtu.ipip,
+            mac: None,
+            vni: None,
+            port: None,
+            local: None,
+            parent: None,
+        });
+    }
+    let mut routes: Vec<KernelRoute> = p.routes.into_values().collect();
+    routes.sort_by(|a, b| {
+        (
+            Family::of(a.dst.addr()),
+            a.dst.addr(),
+            a.dst.prefix_len(),
+            a.metric,
+        )
+            .cmp(&(
+                Family::of(b.dst.addr()),
+                b.dst.addr(),
+                b.dst.prefix_len(),
+                b.metric,
+            ))
+    });
+    Ok(KernelPlan {
+        node: node.to_owned(),
+        routes,
+        devices,
+        neighbours,
+        fdb,
+        mtu,
+        unrouted: p.unrouted,
+    })
+}
+
+/// The (origin, family) pairs whose routes node `node` learns over BGP. Mesh members learn
+/// each other's routes directly; the session graph is built only for other origins.
+fn bird_learned_on(cluster: &Cluster, node: &str) -> std::collections::BTreeSet<(String, Family)> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut graph: Option<crate::graph::SessionGraph> = None;
+    let Some(local) = cluster.node(node) else {
+        return out;
+    };
+    for fam in Family::BOTH {
+        let origins: std::collections::BTreeSet<&str> = cluster
+            .affinities
+            .iter()
+            .filter(|a| a.node != node && Family::of(a.block.addr()) == fam)
+            .map(|a| a.node.as_str())
+            .collect();
+        let mesh_member =
+            |n: &NodeInfo| cluster.mesh_enabled() && !n.is_rr() && n.ip(fam).is_some();
+        let mut rest = Vec::new();
+        for o in origins {
+            match cluster.node(o) {
+                Some(x) if mesh_member(local) && mesh_member(x) && x.ip(fam) != local.ip(fam) => {
+                    out.insert((o.to_owned(), fam));
+                }
+                Some(_) => rest.push(o),
+                None => {}
+            }
+        }
+        if rest.is_empty() {
+            continue;
+        }
+        let g = graph.get_or_insert_with(|| crate::graph::SessionGraph::new(cluster));
+        let adj = crate::propagation::Adjacency::new(cluster, g, fam);
+        let prop = crate::propagation::Propagation::new(cluster, &adj, fam);
+        for o in rest {
+            if prop.learns(node, o) {
+                out.insert((o.to_owned(), fam));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,60 @@
+//! Calico routing (routing.md): BGP session graph, BIRD 2 configuration, kernel route plans
+//! and route-propagation analysis.
+//!
+//! Pure: no I/O, no threads. Build a [`input::Cluster`] from resources, then:
+//!
+//! - [`graph::SessionGraph::new`] — every node's peer protocols and the session count (§3);
+//! - [`sessions::node_peerings`] — one node's peer protocols;
+//! - [`kernel::plan_node`] — a node's kernel routes, neighbours, FDB entries, devices, MTUs (§6, §7);
+//! - [`bird::render`] — a node's BIRD 2 configuration for one family (§4, §5);
+//! - [`check::check`] — reachability of every remote block and misconfiguration findings (§10);
+//! - [`propagation::learners`] — who learns a node's routes under iBGP/reflection rules;
+//! - [`scale::count_sessions`], [`scale::BirdCache`] — session counts without enumerating the
+//!   mesh, and per-node configurations re-rendered only where a joining node changes them;
+//! - [`ownership::Ownership`] — who programs which pool type's routes (§2.2);
+//!
+//! All output is deterministic (sorted by name or address).
+//!
+//! # Decisions where routing.md is silent
+//!
+//! - A port that is *set* (per-node or global `listenPort`, or `peerIP: "ip:port"`) is kept
+//!   even when it is 179, so such protocols are named `…_port_179` (§3.7 read literally).
+//! - BGPPeer payload collisions compare AS, cluster ID and every session option; identical
+//!   payloads from two BGPPeers are not reported.
+//! - Reverse peerings take the BGPPeer's options but the local node's own AS.
+//! - Secrets are not among the manifests calico reads, so passwords are never readable: the
+//!   `password` line is omitted and a note (and a `route check` error) says so.
+//! - Export policy: service cluster CIDRs are accepted with everything inside them; external
+//!   and LoadBalancer CIDRs as the exact aggregate on ordinary nodes and with everything
+//!   inside them on route reflectors (item 7.7), so no line is duplicated.
+//! - BGPFilter functions are rendered for every BGPFilter with rules in the family (as the
+//!   reference does); a rule with `peerType` cannot be expressed in a shared function and is
+//!   rendered as a comment and reported. The priority functions of §5.2 item 8 are not
+//!   emitted (the §5.3 golden output has none).
+//! - The kernel filter starts with `if ( source = RTS_DEVICE ) then { reject; }`: BIRD 1.x
+//!   never exported interface routes to the kernel (`device routes` off by default), BIRD 2
+//!   has no such default and, as real BIRD 2.0.12 showed (tests/bird_netns.rs), installs every
+//!   interface subnet the direct protocol sees as a `proto bird` route. §5.2 item 9 and the
+//!   §5.3 example lack the line.
+//! - Kernel plans: IPv6 routes print `metric 1024` (what `ip -6 route` shows); when Felix and
+//!   BIRD both claim a pool type the plan shows the dataplane's routes; BIRD-owned routes
+//!   appear only when the propagation analysis says the node learns them, with the origin's
+//!   address as next hop; duplicate affinities route to the first owner by name.
+//! - `route check` severities: errors for what breaks routing or is ambiguous; warnings for
+//!   redundancy, scale, ignored options, CrossSubnet asymmetry, pending affinities and the
+//!   missing `ipip` device kind. Only errors and unreachable blocks make it fail.
+
+#![deny(missing_docs)]
+
+pub mod bird;
+pub mod check;
+pub mod graph;
+pub mod input;
+pub mod kernel;
+pub mod ownership;
+pub mod propagation;
+pub mod scale;
+pub mod sessions;
+
+pub use graph::SessionGraph;
+pub use input::{Cluster, Family};
