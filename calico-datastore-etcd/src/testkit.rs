@@ -170,7 +170,7 @@ impl Proc {
             .args(["--initial-cluster", initial_cluster])
             .args(["--initial-cluster-state", state])
             .args(["--initial-cluster-token", token])
-            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
             .args([
                 "--logger",
                 "zap",

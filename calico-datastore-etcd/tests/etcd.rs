@@ -145,7 +145,7 @@ fn etcd_cluster_survives_leader_kill_during_cas_increments() {
         current
     });
     assert_eq!(stats.done.load(Ordering::Relaxed), 2 * per_writer as u64);
-    let new_leader = cluster.wait_leader(Duration::from_secs(10));
+    let new_leader = cluster.wait_leader(Duration::from_secs(30));
     assert!(new_leader.is_some(), "no new leader");
     eprintln!(
         "retries after conflicts or errors {}, new leader m{new_leader:?}; \
