@@ -73,6 +73,9 @@ pub enum Fix {
     },
     /// A release guarded by handle and sequence number.
     Release(ReleaseItem),
+    /// Fixed by the fix of another finding of the same run (e.g. the other addresses of a
+    /// handle that is recreated once).
+    Covered,
     /// Not fixable safely; the reason.
     None(String),
 }
@@ -258,7 +261,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 let fix = if fixed_handles.insert(h.clone()) {
                     handle_rebuild_fix(h, &blocks, None)
                 } else {
-                    Fix::None("fixed with the handle's first address".to_owned())
+                    Fix::Covered
                 };
                 findings.push(leak(addr, format!("handle {h} does not exist"), fix));
                 continue;
@@ -590,6 +593,7 @@ pub fn repair(ipam: &Ipam) -> Result<Vec<RepairAction>, IpamError> {
         for f in report.findings {
             let label = f.to_string();
             match &f.fix {
+                Fix::Covered => {}
                 Fix::None(reason) => {
                     if unfixable.insert(label.clone()) {
                         actions.push(RepairAction {
