@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use calico_datastore::{Compare, KeyValue, Revision, Store, TxnOp};
+use calico_datastore::{Compare, KeyValue, ReadOp, Revision, Store, TxnOp};
 use ipnet::IpNet;
 
 use crate::block::Block;
@@ -309,6 +309,28 @@ impl Work {
                 max,
             });
         }
-        Ok(Some(store.txn(&compares, &ops)?.revision))
+        match store.txn(&compares, &ops) {
+            Ok(r) => Ok(Some(r.revision)),
+            Err(e) if e.outcome_unknown() => {
+                // The transaction may have been applied: it was if every key now holds
+                // exactly what it wrote (block values carry a fresh sequence number, so
+                // another writer cannot have produced the same bytes).
+                let reads: Vec<ReadOp> = ops
+                    .iter()
+                    .map(|op| ReadOp::get(op.key().to_vec()))
+                    .collect();
+                let applied = store.read(&reads).is_ok_and(|resp| {
+                    resp.results.into_iter().zip(&ops).all(|(r, op)| {
+                        let cur = r.into_get();
+                        match op {
+                            TxnOp::Put { value, .. } => cur.is_some_and(|kv| kv.value == *value),
+                            TxnOp::Delete { .. } => cur.is_none(),
+                        }
+                    })
+                });
+                if applied { Ok(Some(0)) } else { Err(e.into()) }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
