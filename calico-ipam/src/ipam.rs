@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use calico_datastore::{Backoff, BackoffPolicy, KeyValue, ReadOp, ReadResult, Store};
+use calico_datastore::{Backoff, BackoffPolicy, KeyValue, ReadOp, ReadResult, Revision, Store};
 use calico_model::resources::Labels;
 use calico_model::resources::ipam::{AllowedUse, IpamConfigurationSpec};
 use ipnet::IpNet;
@@ -209,6 +209,9 @@ pub struct Ipam {
     policy: BackoffPolicy,
     /// Block keys of each owner-family affinity prefix, as last seen (revalidated on use).
     cache: Mutex<HashMap<String, Vec<String>>>,
+    /// Blocks known to have no free ordinal (and nothing in cooldown) at a revision: such a
+    /// block read at that same revision is skipped without decoding it.
+    full: Mutex<HashMap<String, Revision>>,
 }
 
 fn system_now() -> Nanos {
@@ -287,6 +290,7 @@ impl Ipam {
             seed: AtomicU64::new(system_now()),
             policy: BackoffPolicy::DEFAULT,
             cache: Mutex::new(HashMap::new()),
+            full: Mutex::new(HashMap::new()),
         }
     }
 
@@ -477,6 +481,9 @@ impl Ipam {
             .filter(|(_, n)| *n > 0)
             .collect();
         let mut fam_reads = Vec::new();
+        // Pre-read the host's blocks as last seen, within the batch limit (the rest, if any,
+        // in a second read).
+        let room = self.store.max_txn_ops().saturating_sub(b.ops.len() + 2) / fams.len().max(1);
         for &(v4, _) in &fams {
             let prefix = keys::affinity_family_prefix(&owner, v4);
             let aff_i = b.push(ReadOp::prefix(prefix.clone(), 0));
@@ -487,6 +494,7 @@ impl Ipam {
                 .unwrap_or_default();
             let gets: Vec<(String, usize)> = cached
                 .into_iter()
+                .take(room)
                 .map(|k| {
                     let i = b.push(ReadOp::get(k.clone()));
                     (k, i)
@@ -535,12 +543,48 @@ impl Ipam {
                 }
             }
             let wanted: Vec<String> = affinities.iter().map(|(n, _)| keys::block(n)).collect();
-            for (k, i) in gets {
-                if wanted.contains(&k) {
-                    work.load_block(k, take_get(r, i).as_ref())?;
+            // Blocks that may be skipped when still full: confirmed affinities of blocks in
+            // candidate pools.
+            let skippable: std::collections::HashSet<String> = affinities
+                .iter()
+                .filter(|(net, kv)| {
+                    candidates.iter().any(|p| p.contains_net(net))
+                        && decode::<AffinityRecord>(&kv.key, &kv.value)
+                            .is_ok_and(|a| a.state == AffinityState::Confirmed)
+                })
+                .map(|(net, _)| keys::block(net))
+                .collect();
+            let got: Vec<(String, Option<KeyValue>)> = gets
+                .into_iter()
+                .filter(|(k, _)| wanted.contains(k))
+                .map(|(k, i)| {
+                    let kv = take_get(r, i);
+                    (k, kv)
+                })
+                .collect();
+            let still_full: Vec<bool> = {
+                let full = self.full.lock().ok();
+                got.iter()
+                    .map(|(k, kv)| {
+                        kv.as_ref().is_some_and(|kv| {
+                            skippable.contains(k)
+                                && full.as_ref().and_then(|f| f.get(k)) == Some(&kv.mod_revision)
+                        })
+                    })
+                    .collect()
+            };
+            for ((k, kv), still) in got.into_iter().zip(still_full) {
+                if still {
+                    work.known_full.insert(k);
+                } else {
+                    work.load_block(k, kv.as_ref())?;
                 }
             }
-            missing.extend(wanted.into_iter().filter(|k| !work.blocks.contains_key(k)));
+            missing.extend(
+                wanted
+                    .into_iter()
+                    .filter(|k| !work.blocks.contains_key(k) && !work.known_full.contains(k)),
+            );
             fam_state.push(Fam {
                 v4,
                 n,
@@ -624,10 +668,53 @@ impl Ipam {
                 .collect();
             new_cache.push((f.prefix.clone(), keys));
         }
-        work.commit(&*self.store, now, env.cooldown())?;
+        new_cache.iter_mut().for_each(|(p, keys_)| {
+            let fam_prefix = if p.ends_with("/4/") {
+                keys::block_family_prefix(true)
+            } else {
+                keys::block_family_prefix(false)
+            };
+            keys_.extend(
+                work.known_full
+                    .iter()
+                    .filter(|k| k.starts_with(&fam_prefix))
+                    .cloned(),
+            );
+            keys_.sort();
+        });
+        // Which of our blocks are full after this operation (for the next one).
+        let fullness: Vec<(String, bool, Option<Revision>, bool)> = work
+            .blocks
+            .iter()
+            .filter_map(|(k, l)| {
+                let b = l.block.as_ref()?;
+                let full = b.owner().as_ref() == Some(&owner)
+                    && b.unallocated.is_empty()
+                    && b.attributes.iter().all(|a| a.released_at.is_none());
+                Some((k.clone(), l.dirty, l.rev, full))
+            })
+            .collect();
+        let committed = work.commit(&*self.store, now, env.cooldown())?;
         if let Ok(mut c) = self.cache.lock() {
             for (p, k) in new_cache {
                 c.insert(p, k);
+            }
+        }
+        if let Ok(mut f) = self.full.lock() {
+            for (k, dirty, rev, full) in fullness {
+                let rev = if dirty {
+                    committed.filter(|r| *r > 0)
+                } else {
+                    rev
+                };
+                match rev {
+                    Some(r) if full => {
+                        f.insert(k, r);
+                    }
+                    _ => {
+                        f.remove(&k);
+                    }
+                }
             }
         }
         if let Some((owned, limit)) = limit_error {
@@ -774,9 +861,10 @@ impl Ipam {
                     continue;
                 }
                 let key = keys::block(&net);
-                if work
-                    .block(&key)
-                    .is_some_and(|b| b.owner().as_ref() != Some(owner))
+                if work.known_full.contains(&key)
+                    || work
+                        .block(&key)
+                        .is_some_and(|b| b.owner().as_ref() != Some(owner))
                 {
                     continue;
                 }

@@ -56,6 +56,8 @@ pub struct Work {
     pub blocks: BTreeMap<String, LoadedBlock>,
     /// Handles by ID.
     pub handles: BTreeMap<String, LoadedHandle>,
+    /// Blocks read unchanged since they were last seen full: not decoded, not used.
+    pub known_full: std::collections::HashSet<String>,
     /// Extra compares (affinity keys etc.).
     compares: BTreeMap<String, Option<Revision>>,
     /// Extra writes (affinities, markers): `None` deletes.

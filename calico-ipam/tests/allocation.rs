@@ -571,3 +571,37 @@ fn check_finds_and_repair_fixes_injected_faults() {
     assert_eq!(ipam.ips_by_handle("a").unwrap().len(), 3);
     assert!(check::repair(&ipam).unwrap().is_empty());
 }
+
+#[test]
+fn cached_full_blocks_are_revalidated_by_revision() {
+    let store = memory();
+    add_pool(
+        &*store,
+        "p",
+        json!({"cidr": "10.0.0.0/29", "blockSize": 30}),
+    );
+    let clock = Clock::new();
+    let ipam1 = ipam_on(store.clone(), &clock, 1);
+    let ipam2 = ipam_on(store, &clock, 2);
+    let first = ipam1.auto_assign(&req("h", 4, Some("a"))).unwrap();
+    let second = ipam1.auto_assign(&req("h", 1, Some("a"))).unwrap();
+    assert_ne!(
+        first.v4[0].trunc(),
+        second.v4[0].trunc(),
+        "the first block is full"
+    );
+    // Another allocator frees an address of the full block; the first one must see it.
+    let freed = first.v4[2].addr();
+    assert_eq!(
+        ipam2
+            .release_ips(&[ReleaseItem::addr(freed)])
+            .unwrap()
+            .released,
+        vec![freed]
+    );
+    let (a, b) = (first.v4[0].trunc(), second.v4[0].trunc());
+    let third = ipam1.auto_assign(&req("h", 1, Some("a"))).unwrap();
+    let expect_first_block = a < b;
+    assert_eq!(third.v4[0].addr() == freed, expect_first_block, "{third:?}");
+    assert_clean(&ipam1);
+}
