@@ -5,8 +5,6 @@
 //! `CALICO_REQUIRE_ETCD=1`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
@@ -17,9 +15,41 @@ use std::time::{Duration, Instant};
 use calico_datastore::{BackoffPolicy, Store};
 use calico_datastore_etcd::open_store;
 use calico_datastore_etcd::testkit::{EtcdCluster, etcd_or_skip};
+use calico_ipam::AutoAssignRequest;
 use calico_ipam::Ipam;
-use common::*;
+use calico_model::resources::ipam::AllowedUse;
 use serde_json::json;
+
+fn add_pool(store: &dyn Store, name: &str, spec: serde_json::Value) {
+    let v = json!({"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": name}, "spec": spec});
+    store
+        .put(
+            calico_ipam::resources::resource_key("IPPool", None, name).as_bytes(),
+            v.to_string().as_bytes(),
+        )
+        .unwrap();
+}
+
+fn req(host: &str, n4: usize, handle: Option<&str>) -> AutoAssignRequest {
+    AutoAssignRequest {
+        num4: n4,
+        handle: handle.map(str::to_owned),
+        host: host.to_owned(),
+        intended_use: Some(AllowedUse::Workload),
+        ..Default::default()
+    }
+}
+
+fn checker(store: Arc<dyn Store>) -> Ipam {
+    Ipam::new(store).with_seed(1)
+}
+
+/// Asserts `check` reports nothing.
+fn assert_clean(ipam: &Ipam) {
+    let r = calico_ipam::check::check(ipam).unwrap();
+    let lines: Vec<String> = r.findings.iter().map(ToString::to_string).collect();
+    assert!(lines.is_empty(), "check findings: {lines:#?}");
+}
 
 const CHILD_STORE: &str = "CALICO_IPAM_CHILD_STORE";
 
@@ -124,7 +154,7 @@ fn processes_allocate_distinct_addresses(url: &str, procs: usize, ops: u64) {
     }
     let uniq: BTreeSet<IpAddr> = all.iter().copied().collect();
     assert_eq!(uniq.len(), all.len(), "an address is held by two processes");
-    let ipam = ipam_on(store, &Clock::new(), 1);
+    let ipam = checker(store);
     assert_clean(&ipam);
     let u = ipam.utilization(None).unwrap();
     assert_eq!(
@@ -151,7 +181,7 @@ fn sigkill_mid_allocation_leaves_a_clean_store(url: &str) {
     assert!(seen >= 50, "the child allocated too little");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let ipam = ipam_on(store, &Clock::new(), 1);
+    let ipam = checker(store);
     assert_clean(&ipam);
     assert!(ipam.utilization(None).unwrap().pools[0].in_use > 0);
 }
@@ -249,7 +279,7 @@ fn etcd_leader_killed_while_two_allocators_run() {
     assert_eq!(all.len(), 300);
     let uniq: BTreeSet<IpAddr> = all.iter().copied().collect();
     assert_eq!(uniq.len(), 300, "every address distinct");
-    let ipam = ipam_on(store, &Clock::new(), 1);
+    let ipam = checker(store);
     assert_clean(&ipam);
     // No allocation was applied twice after an unknown outcome.
     assert_eq!(ipam.utilization(None).unwrap().pools[0].in_use, 300);
