@@ -455,14 +455,56 @@ impl Ipam {
     /// (with what was assigned and committed), `Contention`, `Store`, `Decode`, `BadPool`.
     pub fn auto_assign(&self, req: &AutoAssignRequest) -> Result<Assigned, IpamError> {
         let intended_use = req.intended_use.ok_or(IpamError::NoIntendedUse)?;
-        self.retrying(|| self.try_auto_assign(req, intended_use))
+        // Normally one transaction; a request too large for the store's operation limit is
+        // committed in several, each self-consistent (§4.2).
+        let mut total = Assigned::default();
+        let mut rest = req.clone();
+        loop {
+            let (got, truncated) = match self.retrying(|| self.try_auto_assign(&rest, intended_use))
+            {
+                Ok(r) => r,
+                Err(IpamError::BlockLimit {
+                    host,
+                    owned,
+                    limit,
+                    assigned,
+                }) => {
+                    let mut all: Vec<IpNet> = total.v4.into_iter().chain(total.v6).collect();
+                    all.extend(assigned);
+                    return Err(IpamError::BlockLimit {
+                        host,
+                        owned,
+                        limit,
+                        assigned: all,
+                    });
+                }
+                Err(e) if total.v4.is_empty() && total.v6.is_empty() => return Err(e),
+                Err(e) => {
+                    // What earlier transactions committed stays assigned; report it.
+                    total.shortfall4.push(e.to_string());
+                    return Ok(total);
+                }
+            };
+            total.v4.extend(got.v4);
+            total.v6.extend(got.v6);
+            total.shortfall4 = got.shortfall4;
+            total.shortfall6 = got.shortfall6;
+            if !truncated {
+                return Ok(total);
+            }
+            rest.num4 = req.num4.saturating_sub(total.v4.len());
+            rest.num6 = req.num6.saturating_sub(total.v6.len());
+            if rest.num4 == 0 && rest.num6 == 0 {
+                return Ok(total);
+            }
+        }
     }
 
     fn try_auto_assign(
         &self,
         req: &AutoAssignRequest,
         intended_use: AllowedUse,
-    ) -> Result<Assigned, IpamError> {
+    ) -> Result<(Assigned, bool), IpamError> {
         let now = self.now();
         let owner = Owner::Host(req.host.clone());
         let handle = req.handle.as_deref().map(normalize_handle);
@@ -650,7 +692,11 @@ impl Ipam {
                 limit_error = Some((owned, limit));
                 break;
             }
+            if work.truncated {
+                break;
+            }
         }
+        let truncated = work.truncated;
         // Keep the host's block keys for the next request (revalidated by revision).
         let mut new_cache: Vec<(String, Vec<String>)> = Vec::new();
         for f in &fam_state {
@@ -727,7 +773,7 @@ impl Ipam {
                 assigned,
             });
         }
-        Ok(out)
+        Ok((out, truncated))
     }
 
     fn repair_affinity(
@@ -868,12 +914,20 @@ impl Ipam {
                 {
                     continue;
                 }
+                if work.near_limit(self.store.max_txn_ops()) {
+                    work.truncated = true;
+                    return Ok((out, Vec::new(), None));
+                }
                 let got = Self::take_from(work, &key, need, handle, attrs, reserved, now, cooldown);
                 need -= got.len();
                 out.extend(got);
             }
             if need == 0 {
                 break;
+            }
+            if work.near_limit(self.store.max_txn_ops()) {
+                work.truncated = true;
+                return Ok((out, Vec::new(), None));
             }
             if owned.len() >= cap {
                 reasons.push("block limit reached".to_owned());
@@ -910,7 +964,7 @@ impl Ipam {
                 )?;
                 need -= got.len();
                 out.extend(got);
-                if need > 0 {
+                if need > 0 && !work.truncated {
                     let names: Vec<String> =
                         candidates.iter().map(|p| p.cidr.to_string()).collect();
                     reasons.push(format!("No IPs available in pools: [{}]", names.join(" ")));
@@ -1108,6 +1162,10 @@ impl Ipam {
                 if need == 0 {
                     break;
                 }
+                if work.near_limit(self.store.max_txn_ops()) {
+                    work.truncated = true;
+                    return Ok(out);
+                }
                 work.load_block(key.clone(), Some(&kv))?;
                 if work
                     .block(&key)
@@ -1255,7 +1313,17 @@ impl Ipam {
     /// Errors: `Contention`, `Store`, `Decode`. Guard mismatches are reported in
     /// [`Released::rejected`] (every address of that block in the call).
     pub fn release_ips(&self, items: &[ReleaseItem]) -> Result<Released, IpamError> {
-        self.retrying(|| self.try_release_ips(items))
+        // Each address touches at most a block, its marker and a handle: a chunk of this many
+        // addresses always fits in one transaction.
+        let per_txn = (self.store.max_txn_ops().saturating_sub(4) / 3).max(1);
+        let mut out = Released::default();
+        for chunk in items.chunks(per_txn) {
+            let r = self.retrying(|| self.try_release_ips(chunk))?;
+            out.not_allocated.extend(r.not_allocated);
+            out.released.extend(r.released);
+            out.rejected.extend(r.rejected);
+        }
+        Ok(out)
     }
 
     fn try_release_ips(&self, items: &[ReleaseItem]) -> Result<Released, IpamError> {
@@ -1371,10 +1439,26 @@ impl Ipam {
     /// Errors: `HandleNotFound`, `Contention`, `Store`, `Decode`.
     pub fn release_by_handle(&self, handle: &str) -> Result<Vec<IpAddr>, IpamError> {
         let id = normalize_handle(handle);
-        self.retrying(|| self.try_release_by_handle(&id))
+        let mut all = Vec::new();
+        let mut first = true;
+        loop {
+            // A handle spanning more blocks than one transaction can hold is released a few
+            // blocks at a time, removing them from the handle; the last step deletes it.
+            match self.retrying(|| self.try_release_by_handle(&id)) {
+                Ok((released, done)) => {
+                    all.extend(released);
+                    if done {
+                        return Ok(all);
+                    }
+                }
+                Err(IpamError::HandleNotFound { .. }) if !first => return Ok(all),
+                Err(e) => return Err(e),
+            }
+            first = false;
+        }
     }
 
-    fn try_release_by_handle(&self, id: &str) -> Result<Vec<IpAddr>, IpamError> {
+    fn try_release_by_handle(&self, id: &str) -> Result<(Vec<IpAddr>, bool), IpamError> {
         let now = self.now();
         let mut b = Batch::default();
         let hi = b.push(ReadOp::get(keys::handle(id)));
@@ -1401,8 +1485,19 @@ impl Ipam {
                     .collect()
             })
             .unwrap_or_default();
+        let per_txn = (self.store.max_txn_ops().saturating_sub(4) / 3).max(1);
+        let done = listed.len() <= per_txn;
+        let listed: Vec<String> = listed.into_iter().take(per_txn).collect();
         self.load_blocks(&mut work, &listed)?;
         let mut released = Vec::new();
+        if !done && let Some(l) = work.handles.get_mut(id) {
+            for key in &listed {
+                if let Some(net) = keys::parse_block(key.as_bytes()) {
+                    l.handle.blocks.remove(&net.to_string());
+                }
+            }
+            l.dirty = true;
+        }
         for key in &listed {
             let Some(b) = work.block(key) else { continue };
             let ords: Vec<u32> = b
@@ -1418,7 +1513,7 @@ impl Ipam {
                 b.release(&ords, now);
             }
         }
-        if let Some(l) = work.handles.get_mut(id) {
+        if done && let Some(l) = work.handles.get_mut(id) {
             l.handle.blocks.clear();
             l.dirty = true;
         }
@@ -1426,7 +1521,7 @@ impl Ipam {
             .unwrap_or(0)
             .saturating_mul(1_000_000_000);
         work.commit(&*self.store, now, cooldown)?;
-        Ok(released)
+        Ok((released, done))
     }
 
     /// `ips_by_handle`: the addresses a handle holds (cooldown excluded).

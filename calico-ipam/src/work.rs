@@ -58,6 +58,9 @@ pub struct Work {
     pub handles: BTreeMap<String, LoadedHandle>,
     /// Blocks read unchanged since they were last seen full: not decoded, not used.
     pub known_full: std::collections::HashSet<String>,
+    /// Set when the operation stopped early because its transaction reached the store's
+    /// operation limit: the caller commits and continues in a new transaction.
+    pub truncated: bool,
     /// Extra compares (affinity keys etc.).
     compares: BTreeMap<String, Option<Revision>>,
     /// Extra writes (affinities, markers): `None` deletes.
@@ -207,6 +210,15 @@ impl Work {
                 claim_time,
             }),
         );
+    }
+
+    /// Whether staging one more block (up to 8 more compares and operations) could exceed
+    /// `max` compares or operations in the transaction.
+    pub fn near_limit(&self, max: usize) -> bool {
+        let blocks = self.blocks.values().filter(|l| l.dirty).count();
+        let handles = self.handles.values().filter(|h| h.dirty).count() + 1;
+        let estimate = 3 * blocks + 2 * handles + self.compares.len() + self.writes.len();
+        estimate + 8 > max
     }
 
     /// Finishes every dirty block (garbage collection with `cooldown`, deletion of empty

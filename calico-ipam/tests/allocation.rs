@@ -605,3 +605,27 @@ fn cached_full_blocks_are_revalidated_by_revision() {
     assert_eq!(third.v4[0].addr() == freed, expect_first_block, "{third:?}");
     assert_clean(&ipam1);
 }
+
+#[test]
+fn requests_beyond_the_transaction_limit_commit_in_several_transactions() {
+    let counting = Arc::new(CountingStore::new(MemoryStore::with_max_txn_ops(16)));
+    let store: Arc<dyn Store> = counting.clone();
+    add_pool(
+        &*store,
+        "p",
+        json!({"cidr": "10.0.0.0/24", "blockSize": 28}),
+    );
+    let ipam = ipam_on(store, &Clock::new(), 1);
+    let got = ipam.auto_assign(&req("h", 150, Some("big"))).unwrap();
+    assert_eq!(got.v4.len(), 150);
+    let uniq: std::collections::BTreeSet<_> = got.v4.iter().map(|a| a.addr()).collect();
+    assert_eq!(uniq.len(), 150);
+    assert!(counting.counts().txns >= 3, "{:?}", counting.counts());
+    assert_eq!(ipam.ips_by_handle("big").unwrap().len(), 150);
+    assert_clean(&ipam);
+    // Borrowing across many blocks is split too.
+    let got = ipam.auto_assign(&req("other", 106, Some("b2"))).unwrap();
+    assert_eq!(got.v4.len(), 106);
+    assert_clean(&ipam);
+    assert_eq!(ipam.release_by_handle("big").unwrap().len(), 150);
+}

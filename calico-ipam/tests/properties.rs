@@ -66,8 +66,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_operation_sequences_keep_every_invariant(ops in proptest::collection::vec(op(), 1..40), strict in any::<bool>()) {
-        let store = memory();
+    fn random_operation_sequences_keep_every_invariant(ops in proptest::collection::vec(op(), 1..40), strict in any::<bool>(), small in any::<bool>()) {
+        // A store with a tiny transaction limit makes large requests commit in parts.
+        let store: Arc<dyn Store> = if small { Arc::new(calico_datastore::MemoryStore::with_max_txn_ops(12)) } else { memory() };
         add_pool(&*store, "v4", json!({"cidr": "10.0.0.0/27", "blockSize": 29}));
         add_pool(&*store, "v6", json!({"cidr": "fd00::/124", "blockSize": 126}));
         let ipam = ipam_on(store, &Clock::new(), 3);
