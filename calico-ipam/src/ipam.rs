@@ -1074,18 +1074,39 @@ impl Ipam {
             )
             .into_bytes();
             let mut existing: Vec<IpNet> = Vec::new();
+            let mut first_page = true;
             while i < to {
-                let resp = self.store.read(&[ReadOp::range(
+                let mut ops = vec![ReadOp::range(
                     page_start.clone(),
                     Some(end_key.clone().into_bytes()),
                     GAP_PAGE,
-                )])?;
-                let page = resp
-                    .results
-                    .into_iter()
+                )];
+                if first_page && i < n {
+                    // Aligned blocks nest or are disjoint: a block starting before the walk
+                    // that overlaps it contains its first candidate. Such leftovers of a
+                    // deleted pool with larger blocks are found by key (same round trip).
+                    let first = base(&pool.block(i));
+                    let b = pool.block_size;
+                    let k = u8::try_from(self.store.max_txn_ops().saturating_sub(1).min(24))
+                        .unwrap_or(24);
+                    for len in b.saturating_sub(k)..b {
+                        ops.push(ReadOp::get(keys::block(&crate::net::net_of(
+                            first, len, v4,
+                        ))));
+                    }
+                }
+                first_page = false;
+                let resp = self.store.read(&ops)?;
+                let mut results = resp.results.into_iter();
+                let page = results
                     .next()
                     .and_then(ReadResult::into_range)
                     .unwrap_or_default();
+                existing.extend(
+                    results
+                        .filter_map(ReadResult::into_get)
+                        .filter_map(|kv| keys::parse_block(&kv.key)),
+                );
                 let frontier = if page.more {
                     page.kvs
                         .last()

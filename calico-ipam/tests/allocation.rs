@@ -629,3 +629,29 @@ fn requests_beyond_the_transaction_limit_commit_in_several_transactions() {
     assert_clean(&ipam);
     assert_eq!(ipam.release_by_handle("big").unwrap().len(), 150);
 }
+
+#[test]
+fn leftover_larger_blocks_of_a_deleted_pool_are_respected() {
+    let store = memory();
+    // A /24 block left over from an old pool with block size 24 covers the host's start.
+    add_pool(
+        &*store,
+        "p",
+        json!({"cidr": "10.244.0.0/22", "blockSize": 26}),
+    );
+    let old = calico_ipam::Block::new(
+        "10.244.2.0/24".parse().unwrap(),
+        Some(&calico_ipam::Owner::host("x")),
+        5,
+    );
+    put_json(
+        &*store,
+        &calico_ipam::keys::block(&old.cidr),
+        serde_json::to_value(&old).unwrap(),
+    );
+    let ipam = ipam_on(store, &Clock::new(), 1);
+    // node-b starts at block 11 = 10.244.2.192/26, inside the leftover: the walk goes on to
+    // 10.244.3.0/26.
+    let got = ipam.auto_assign(&req("node-b", 1, None)).unwrap();
+    assert_eq!(addrs(&got.v4), ["10.244.3.0"]);
+}
