@@ -1450,8 +1450,73 @@ impl Ipam {
             }
             out.released.extend(addrs);
         }
+        self.drop_unselected_affinities(&mut work, &env, now)?;
         work.commit(&*self.store, now, env.cooldown())?;
         Ok(out)
+    }
+
+    /// §3.9: a host block that this release empties, and whose pool's node selector no
+    /// longer matches its owner's Node labels, loses its affinity (and, being empty and
+    /// unaffine, is deleted in the same transaction). One extra read, only when needed.
+    fn drop_unselected_affinities(
+        &self,
+        work: &mut Work,
+        env: &Env,
+        now: Nanos,
+    ) -> Result<(), IpamError> {
+        let mut candidates: Vec<(String, String, &Pool)> = Vec::new();
+        for (key, l) in &work.blocks {
+            let Some(b) = l.block.as_ref().filter(|_| l.dirty) else {
+                continue;
+            };
+            let Some(Owner::Host(host)) = b.owner() else {
+                continue;
+            };
+            let Some(pool) = env.pool_of_net(&b.cidr) else {
+                continue;
+            };
+            let mut t = b.clone();
+            t.gc(now, env.cooldown());
+            if t.is_empty() {
+                candidates.push((key.clone(), host, pool));
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let hosts: Vec<String> = candidates
+            .iter()
+            .map(|(_, h, _)| h.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut labels: HashMap<String, Labels> = HashMap::new();
+        for chunk in hosts.chunks(self.store.max_txn_ops().max(1)) {
+            let ops: Vec<ReadOp> = chunk
+                .iter()
+                .map(|h| ReadOp::get(resource_key("Node", None, h)))
+                .collect();
+            let mut resp = self.store.read(&ops)?;
+            for (i, h) in chunk.iter().enumerate() {
+                labels.insert(h.clone(), labels_of(take_get(&mut resp.results, i))?);
+            }
+        }
+        for (key, host, pool) in candidates {
+            let selected = labels
+                .get(&host)
+                .is_some_and(|l| pool.node_selector.matches(l));
+            if selected {
+                continue;
+            }
+            if let Some(b) = work.block_mut(&key) {
+                let owner = Owner::Host(host);
+                let net = b.cidr;
+                b.affinity = None;
+                b.affinity_claim_time = 0;
+                work.delete(keys::affinity(&owner, &net));
+            }
+        }
+        Ok(())
     }
 
     /// `release_by_handle`: releases every address of the handle and deletes it, in one
@@ -1483,15 +1548,12 @@ impl Ipam {
         let now = self.now();
         let mut b = Batch::default();
         let hi = b.push(ReadOp::get(keys::handle(id)));
-        let ci = b.push(ReadOp::get(keys::CONFIG));
+        let env_idx = Self::env_reads(&mut b);
         let mut resp = self.store.read(&b.ops)?;
         let kv = take_get(&mut resp.results, hi).ok_or_else(|| IpamError::HandleNotFound {
             handle: id.to_owned(),
         })?;
-        let config: IpamConfigurationSpec = match take_get(&mut resp.results, ci) {
-            Some(c) => decode(&c.key, &c.value)?,
-            None => IpamConfigurationSpec::default(),
-        };
+        let env = Self::env_parse(&mut resp.results, env_idx)?;
         let mut work = Work::default();
         work.load_handle(id, Some(&kv))?;
         let listed: Vec<String> = work
@@ -1538,10 +1600,8 @@ impl Ipam {
             l.handle.blocks.clear();
             l.dirty = true;
         }
-        let cooldown = u64::try_from(config.ip_cooldown_seconds.max(0))
-            .unwrap_or(0)
-            .saturating_mul(1_000_000_000);
-        work.commit(&*self.store, now, cooldown)?;
+        self.drop_unselected_affinities(&mut work, &env, now)?;
+        work.commit(&*self.store, now, env.cooldown())?;
         Ok((released, done))
     }
 

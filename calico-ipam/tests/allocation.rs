@@ -655,3 +655,29 @@ fn leftover_larger_blocks_of_a_deleted_pool_are_respected() {
     let got = ipam.auto_assign(&req("node-b", 1, None)).unwrap();
     assert_eq!(addrs(&got.v4), ["10.244.3.0"]);
 }
+
+#[test]
+fn release_drops_the_affinity_when_the_pool_no_longer_selects_the_host() {
+    let store = memory();
+    add_pool(
+        &*store,
+        "p",
+        json!({"cidr": "10.0.0.0/24", "nodeSelector": "rack == '1'"}),
+    );
+    add_node(&*store, "n1", json!({"rack": "1"}));
+    let ipam = ipam_on(store.clone(), &Clock::new(), 1);
+    let got = ipam.auto_assign(&req("n1", 2, Some("a"))).unwrap();
+    ipam.release_ips(&[ReleaseItem::addr(got.v4[0].addr())])
+        .unwrap();
+    // Still selected: the (non-empty) block keeps its affinity.
+    assert_eq!(
+        ipam.utilization(None).unwrap().pools[0].blocks[0]
+            .affinity
+            .as_deref(),
+        Some("host:n1")
+    );
+    add_node(&*store, "n1", json!({"rack": "2"}));
+    ipam.release_by_handle("a").unwrap();
+    assert!(ipam.utilization(None).unwrap().pools[0].blocks.is_empty());
+    assert_clean(&ipam);
+}
