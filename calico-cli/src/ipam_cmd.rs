@@ -230,6 +230,7 @@ fn assign(ipam: &Ipam, a: AssignArgs) -> Result<ExitCode, CliError> {
         max_blocks_per_host: 0,
         intended_use: Some(AllowedUse::Workload),
         namespace: None,
+        windows_reserved: false,
     };
     match ipam.auto_assign(&req) {
         Ok(got) => {

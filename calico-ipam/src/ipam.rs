@@ -78,6 +78,9 @@ pub struct AutoAssignRequest {
     pub intended_use: Option<AllowedUse>,
     /// The workload's namespace.
     pub namespace: Option<String>,
+    /// Windows host: new blocks pre-allocate their first 3 and last ordinals under handle
+    /// `windows-reserved-ipam-handle`, and pools with blocks under 16 addresses are skipped.
+    pub windows_reserved: bool,
 }
 
 /// The result of `auto_assign`: addresses with the block prefix length, and shortfall reasons.
@@ -553,6 +556,7 @@ impl Ipam {
             None => Labels::new(),
         };
         let mut work = Work::default();
+        work.windows_reserved = req.windows_reserved;
         if let (Some(h), Some(i)) = (&handle, handle_i) {
             work.load_handle(h, take_get(r, i).as_ref())?;
         }
@@ -578,6 +582,24 @@ impl Ipam {
                 &ns_labels,
                 intended_use,
             )?;
+            let candidates: Vec<&Pool> = if req.windows_reserved {
+                let c: Vec<&Pool> = candidates
+                    .into_iter()
+                    .filter(|p| p.block_len() >= 16)
+                    .collect();
+                if c.is_empty() {
+                    return Err(IpamError::NoQualifiedPool {
+                        family: family(v4),
+                        intended_use: format!(
+                            "{} (Windows: blocks of at least 16 addresses)",
+                            use_str(intended_use)
+                        ),
+                    });
+                }
+                c
+            } else {
+                candidates
+            };
             let mut affinities = Vec::new();
             for kv in take_range(r, aff_i) {
                 if let Some((_, net)) = keys::parse_affinity(&kv.key) {
@@ -994,7 +1016,18 @@ impl Ipam {
                 start_index(owner.name(), pool.block_count()),
             )? {
                 let net = pool.block(i);
-                work.create_block(Block::new(net, Some(owner), now));
+                let mut block = Block::new(net, Some(owner), now);
+                if work.windows_reserved {
+                    let last = block.len().saturating_sub(1) as u32;
+                    for o in [0, 1, 2, last] {
+                        block.allocate(
+                            o,
+                            Some(crate::block::WINDOWS_RESERVED_HANDLE),
+                            &BTreeMap::new(),
+                        );
+                    }
+                }
+                work.create_block(block);
                 work.put_affinity(owner, &net, now);
                 return Ok(Some(net));
             }

@@ -61,6 +61,8 @@ pub struct Work {
     /// Set when the operation stopped early because its transaction reached the store's
     /// operation limit: the caller commits and continues in a new transaction.
     pub truncated: bool,
+    /// New blocks pre-allocate the Windows-reserved ordinals.
+    pub windows_reserved: bool,
     /// Extra compares (affinity keys etc.).
     compares: BTreeMap<String, Option<Revision>>,
     /// Extra writes (affinities, markers): `None` deletes.

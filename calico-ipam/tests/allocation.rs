@@ -681,3 +681,47 @@ fn release_drops_the_affinity_when_the_pool_no_longer_selects_the_host() {
     assert!(ipam.utilization(None).unwrap().pools[0].blocks.is_empty());
     assert_clean(&ipam);
 }
+
+#[test]
+fn windows_hosts_reserve_the_first_three_and_last_ordinals() {
+    let store = memory();
+    add_pool(
+        &*store,
+        "p",
+        json!({"cidr": "10.244.0.0/22", "blockSize": 28}),
+    );
+    let ipam = ipam_on(store, &Clock::new(), 1);
+    let mut r = req("node-a", 13, Some("w"));
+    r.windows_reserved = true;
+    let got = ipam.auto_assign(&r).unwrap();
+    assert_eq!(got.v4.len(), 13);
+    let v4 = |a: std::net::IpAddr| match a {
+        std::net::IpAddr::V4(x) => u32::from(x),
+        std::net::IpAddr::V6(_) => unreachable!(),
+    };
+    let offsets: Vec<u32> = got
+        .v4
+        .iter()
+        .map(|a| v4(a.addr()) - v4(a.trunc().network()))
+        .collect();
+    assert_eq!(offsets[..12], (3..=14).collect::<Vec<u32>>()[..]);
+    assert_eq!(offsets[12], 3);
+    assert_clean(&ipam);
+    // Releasing every workload address leaves the blocks empty (Windows-reserved only).
+    ipam.release_by_handle("w").unwrap();
+    assert_clean(&ipam);
+    // Pools with blocks under 16 addresses are skipped for Windows hosts.
+    let store = memory();
+    add_pool(
+        &*store,
+        "small",
+        json!({"cidr": "10.0.0.0/24", "blockSize": 29}),
+    );
+    let ipam = ipam_on(store, &Clock::new(), 1);
+    let mut r = req("w", 1, None);
+    r.windows_reserved = true;
+    assert!(matches!(
+        ipam.auto_assign(&r),
+        Err(IpamError::NoQualifiedPool { .. })
+    ));
+}
