@@ -15,10 +15,11 @@ use ipnet::IpNet;
 
 use crate::block::{Block, WINDOWS_RESERVED_HANDLE};
 use crate::error::IpamError;
-use crate::ipam::{Ipam, ReleaseItem};
+use crate::ipam::Ipam;
 use crate::keys;
 use crate::pools::parse_pools;
 use crate::records::{AffinityRecord, AffinityState, EmptyMarker, Handle, Owner};
+use crate::release::ReleaseItem;
 use crate::resources::kind_prefix;
 use crate::work::{decode, encode};
 

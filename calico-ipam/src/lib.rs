@@ -30,6 +30,8 @@
 //! ```
 #![deny(missing_docs)]
 
+mod affinity;
+mod assign;
 mod block;
 pub mod check;
 mod error;
@@ -37,18 +39,20 @@ mod ipam;
 pub mod keys;
 pub mod net;
 mod pools;
+mod query;
 mod records;
+mod release;
 pub mod resources;
 mod work;
 
+pub use assign::{AssignIpRequest, Assigned, AutoAssignRequest};
 pub use block::{Attribute, Block, WINDOWS_RESERVED_HANDLE};
 pub use error::IpamError;
-pub use ipam::{
-    AddressAttributes, AssignIpRequest, Assigned, AutoAssignRequest, BlockUsage, Env, Ipam,
-    PoolUsage, ReleaseItem, Released, Utilization,
-};
+pub use ipam::{Env, Ipam};
 pub use pools::{Pool, RequestedPools, Reservations, pools_from_annotations};
+pub use query::{AddressAttributes, BlockUsage, PoolUsage, Utilization};
 pub use records::{AffinityRecord, AffinityState, EmptyMarker, Handle, Nanos, Owner};
+pub use release::{ReleaseItem, Released};
 
 /// The end of the range of keys starting with `prefix`.
 pub(crate) fn prefix_end_of(prefix: &str) -> Option<Vec<u8>> {

@@ -22,6 +22,8 @@ pub struct Pool {
     pub enabled: bool,
     /// The node selector (`all()` when empty).
     pub node_selector: Selector,
+    /// The node selector is empty or `all()`: it selects every node whatever its labels.
+    pub selects_every_node: bool,
     /// The namespace selector (`None`: every namespace).
     pub namespace_selector: Option<Selector>,
     /// The effective allowed uses.
@@ -77,6 +79,7 @@ impl Pool {
             block_size,
             enabled: !p.spec.disabled && p.metadata.deletion_timestamp.is_none(),
             node_selector,
+            selects_every_node: matches!(p.spec.node_selector.trim(), "" | "all()"),
             namespace_selector,
             allowed_uses: p.spec.effective_allowed_uses(),
             manual: p.spec.assignment_mode == Some(AssignmentMode::Manual),
