@@ -11,7 +11,10 @@ for crate in "${pure[@]}"; do
   case " $members " in *" $crate "*) ;; *) continue ;; esac
   checked+=("$crate")
   for dep in "${forbidden[@]}"; do
-    if cargo tree -p "$crate" -e normal -i "$dep" >/dev/null 2>&1; then
+    # `cargo tree -i` can exit 0 with no output (the package is in the lock file only
+    # through other edges), so a dependency is what it prints.
+    out=$(cargo tree -p "$crate" -e normal -i "$dep" 2>/dev/null || true)
+    if [ -n "$out" ]; then
       echo "layering: $crate depends on $dep" >&2
       status=1
     fi

@@ -4,9 +4,11 @@
 //! not run. Errors go to stderr as one summary line, then details.
 
 mod exit;
+mod ipam_cmd;
 mod policy_cmd;
 mod route_cmd;
 mod selector_cmd;
+mod store_cmd;
 mod validate_cmd;
 
 use std::process::ExitCode;
@@ -18,6 +20,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "calico", version, about, long_about = None, propagate_version = true)]
 struct Cli {
+    /// The datastore: `file:PATH` (embedded), `etcd://HOST:PORT[,HOST:PORT...]` or `memory:`.
+    #[arg(long, global = true, env = "CALICO_STORE", default_value = calico_datastore::DEFAULT_STORE_URL, value_name = "URL")]
+    store: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +45,15 @@ enum Command {
     /// BGP sessions, kernel route plans, BIRD 2 configuration and route analysis.
     #[command(subcommand)]
     Route(route_cmd::RouteCommand),
+    /// Store projectcalico.org/v3 (and Kubernetes) resources from manifests in --store.
+    Apply(store_cmd::ApplyArgs),
+    /// Print resources from --store: a table (default), `-o wide`, `-o yaml` or `-o json`.
+    Get(store_cmd::GetArgs),
+    /// Delete resources from --store, by KIND NAME or by manifest (-f PATH).
+    Delete(store_cmd::DeleteArgs),
+    /// Block IP address management against --store.
+    #[command(subcommand)]
+    Ipam(ipam_cmd::IpamCommand),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +63,10 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate_cmd::run(&args),
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Route(cmd) => route_cmd::run(cmd),
+        Command::Apply(args) => store_cmd::run_apply(&cli.store, &args),
+        Command::Get(args) => store_cmd::run_get(&cli.store, &args),
+        Command::Delete(args) => store_cmd::run_delete(&cli.store, &args),
+        Command::Ipam(cmd) => ipam_cmd::run(&cli.store, cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,286 @@
+//! Several processes on one store, a SIGKILL in the middle of allocating, and a 3-member
+//! etcd cluster losing its leader while two allocators run. The child processes are this
+//! test binary re-executed on `child_allocator` with the store in the environment.
+//! Without etcd the etcd tests print that they were NOT run (and fail if
+//! `CALICO_REQUIRE_ETCD=1`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use calico_datastore::{BackoffPolicy, Store};
+use calico_datastore_etcd::open_store;
+use calico_datastore_etcd::testkit::{EtcdCluster, etcd_or_skip};
+use calico_ipam::AutoAssignRequest;
+use calico_ipam::Ipam;
+use calico_model::resources::ipam::AllowedUse;
+use serde_json::json;
+
+fn add_pool(store: &dyn Store, name: &str, spec: serde_json::Value) {
+    let v = json!({"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": name}, "spec": spec});
+    store
+        .put(
+            calico_ipam::resources::resource_key("IPPool", None, name).as_bytes(),
+            v.to_string().as_bytes(),
+        )
+        .unwrap();
+}
+
+fn req(host: &str, n4: usize, handle: Option<&str>) -> AutoAssignRequest {
+    AutoAssignRequest {
+        num4: n4,
+        handle: handle.map(str::to_owned),
+        host: host.to_owned(),
+        intended_use: Some(AllowedUse::Workload),
+        ..Default::default()
+    }
+}
+
+fn checker(store: Arc<dyn Store>) -> Ipam {
+    Ipam::new(store).with_seed(1)
+}
+
+/// Asserts `check` reports nothing.
+fn assert_clean(ipam: &Ipam) {
+    let r = calico_ipam::check::check(ipam).unwrap();
+    let lines: Vec<String> = r.findings.iter().map(ToString::to_string).collect();
+    assert!(lines.is_empty(), "check findings: {lines:#?}");
+}
+
+const CHILD_STORE: &str = "CALICO_IPAM_CHILD_STORE";
+
+/// The child: allocates (and, with CALICO_IPAM_CHILD_RELEASE=1, releases) in a loop,
+/// printing every address it holds at the end of each step as `+ADDR` / `-ADDR` lines.
+/// Does nothing unless started by a parent test.
+#[test]
+fn child_allocator() {
+    let Ok(url) = std::env::var(CHILD_STORE) else {
+        return;
+    };
+    let host = std::env::var("CALICO_IPAM_CHILD_HOST").unwrap();
+    let id = std::process::id();
+    let ops: u64 = std::env::var("CALICO_IPAM_CHILD_OPS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let release = std::env::var("CALICO_IPAM_CHILD_RELEASE").as_deref() == Ok("1");
+    let store: Arc<dyn Store> = Arc::from(open_store(&url).unwrap());
+    let ipam = Ipam::new(store)
+        .with_seed(std::process::id().into())
+        .with_backoff(BackoffPolicy {
+            max_retries: 10_000,
+            deadline: Duration::from_secs(120),
+            ..BackoffPolicy::DEFAULT
+        });
+    let mut out = std::io::stdout().lock();
+    // The harness's "test child_allocator ... " has no newline yet.
+    writeln!(out).unwrap();
+    let mut i = 0u64;
+    while ops == 0 || i < ops {
+        let handle = format!("{host}-{id}-{i}");
+        let got = ipam
+            .auto_assign(&req(&host, 1 + (i % 7) as usize, Some(&handle)))
+            .unwrap();
+        for a in &got.v4 {
+            writeln!(out, "+{}", a.addr()).unwrap();
+        }
+        if release && i % 3 == 2 {
+            for a in ipam.release_by_handle(&handle).unwrap() {
+                writeln!(out, "-{a}").unwrap();
+            }
+        }
+        out.flush().unwrap();
+        i += 1;
+    }
+}
+
+fn spawn_child(url: &str, host: &str, ops: u64, release: bool) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_allocator",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_STORE, url)
+        .env("CALICO_IPAM_CHILD_HOST", host)
+        .env("CALICO_IPAM_CHILD_OPS", ops.to_string())
+        .env("CALICO_IPAM_CHILD_RELEASE", if release { "1" } else { "0" })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// The addresses a child holds according to its output (`+`/`-` lines).
+fn held_by(child: &mut Child) -> Vec<IpAddr> {
+    let mut held = Vec::new();
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(a) = line.strip_prefix('+') {
+            held.push(a.parse().unwrap());
+        } else if let Some(a) = line.strip_prefix('-') {
+            let a: IpAddr = a.parse().unwrap();
+            held.retain(|h| *h != a);
+        }
+    }
+    held
+}
+
+fn setup(url: &str) -> Arc<dyn Store> {
+    let store: Arc<dyn Store> = Arc::from(open_store(url).unwrap());
+    add_pool(
+        &*store,
+        "p",
+        json!({"cidr": "10.0.0.0/16", "blockSize": 26}),
+    );
+    store
+}
+
+fn processes_allocate_distinct_addresses(url: &str, procs: usize, ops: u64) {
+    let store = setup(url);
+    let mut children: Vec<Child> = (0..procs)
+        .map(|i| spawn_child(url, &format!("host-{}", i % 2), ops, true))
+        .collect();
+    let mut all = Vec::new();
+    for c in &mut children {
+        all.extend(held_by(c));
+        assert!(c.wait().unwrap().success());
+    }
+    let uniq: BTreeSet<IpAddr> = all.iter().copied().collect();
+    assert_eq!(uniq.len(), all.len(), "an address is held by two processes");
+    let ipam = checker(store);
+    assert_clean(&ipam);
+    let u = ipam.utilization(None).unwrap();
+    assert_eq!(
+        u.pools[0].in_use,
+        all.len() as u128,
+        "the store holds exactly what the processes hold"
+    );
+}
+
+fn sigkill_mid_allocation_leaves_a_clean_store(url: &str) {
+    let store = setup(url);
+    let mut child = spawn_child(url, "victim", 0, true);
+    // Wait until it has allocated something, then a little more, and kill it.
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let started = Instant::now();
+    let mut seen = 0;
+    while seen < 50 && started.elapsed() < Duration::from_secs(60) {
+        if lines.next().is_none() {
+            break;
+        }
+        seen += 1;
+    }
+    assert!(seen >= 50, "the child allocated too little");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let ipam = checker(store);
+    assert_clean(&ipam);
+    assert!(ipam.utilization(None).unwrap().pools[0].in_use > 0);
+}
+
+fn scratch_file(name: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("calico-ipam-proc-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("file:{}", dir.join("ipam.db").display());
+    (dir, url)
+}
+
+#[test]
+fn processes_on_one_file_store() {
+    let (dir, url) = scratch_file("procs");
+    processes_allocate_distinct_addresses(&url, 4, 40);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn sigkill_on_file_store() {
+    let (dir, url) = scratch_file("kill");
+    sigkill_mid_allocation_leaves_a_clean_store(&url);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn processes_on_etcd() {
+    if etcd_or_skip("processes_on_etcd").is_none() {
+        return;
+    }
+    let server = EtcdCluster::start_single().unwrap();
+    processes_allocate_distinct_addresses(&server.url(), 4, 40);
+}
+
+#[test]
+fn sigkill_on_etcd() {
+    if etcd_or_skip("sigkill_on_etcd").is_none() {
+        return;
+    }
+    let server = EtcdCluster::start_single().unwrap();
+    sigkill_mid_allocation_leaves_a_clean_store(&server.url());
+}
+
+#[test]
+fn etcd_leader_killed_while_two_allocators_run() {
+    if etcd_or_skip("etcd_leader_killed_while_two_allocators_run").is_none() {
+        return;
+    }
+    let mut cluster = EtcdCluster::start(3).unwrap();
+    let leader = cluster
+        .wait_leader(Duration::from_secs(10))
+        .expect("no leader");
+    let url = cluster.url();
+    let store = setup(&url);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Vec<IpAddr>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|t| {
+                let url = url.clone();
+                let done = &done;
+                s.spawn(move || {
+                    let store: Arc<dyn Store> = Arc::from(open_store(&url).unwrap());
+                    let ipam = Ipam::new(store).with_seed(t).with_backoff(BackoffPolicy {
+                        max_retries: 10_000,
+                        deadline: Duration::from_secs(120),
+                        ..BackoffPolicy::DEFAULT
+                    });
+                    let mut mine = Vec::new();
+                    for i in 0..150 {
+                        let got = ipam
+                            .auto_assign(&req(&format!("h{t}"), 1, Some(&format!("h{t}-{i}"))))
+                            .unwrap();
+                        mine.extend(got.v4.iter().map(|a| a.addr()));
+                        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        while done.load(std::sync::atomic::Ordering::SeqCst) < 20 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let current = cluster.leader().unwrap_or(leader);
+        cluster.kill(current);
+        let at = done.load(std::sync::atomic::Ordering::SeqCst);
+        eprintln!("killed leader m{current} after {at} allocations");
+        assert!(
+            at < 300,
+            "the allocators finished before the leader was killed"
+        );
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all: Vec<IpAddr> = results.into_iter().flatten().collect();
+    assert_eq!(all.len(), 300);
+    let uniq: BTreeSet<IpAddr> = all.iter().copied().collect();
+    assert_eq!(uniq.len(), 300, "every address distinct");
+    let ipam = checker(store);
+    assert_clean(&ipam);
+    // No allocation was applied twice after an unknown outcome.
+    assert_eq!(ipam.utilization(None).unwrap().pools[0].in_use, 300);
+}

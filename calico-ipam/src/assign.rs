@@ -1,0 +1,1031 @@
+//! Assignment: `auto_assign` (§3.2–3.7), `assign_ip` (§3.8) and `ensure_block`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use calico_datastore::{KeyValue, ReadOp, ReadResult, Revision, Store};
+use calico_model::resources::Labels;
+use calico_model::resources::ipam::AllowedUse;
+use ipnet::IpNet;
+
+use crate::block::Block;
+use crate::error::IpamError;
+use crate::keys;
+use crate::net::{base, block_of, last, overlaps, start_index};
+use crate::pools::Pool;
+use crate::records::{AffinityRecord, AffinityState, Nanos, Owner};
+use crate::resources::resource_key;
+use crate::work::{Work, decode, encode};
+
+use crate::ipam::*;
+
+/// Page size of the gap search (§3.5).
+pub(crate) const GAP_PAGE: usize = 128;
+/// A block owned by someone else may be reclaimed only this long after its claim.
+pub(crate) const RECLAIM_GUARD: Nanos = 60_000_000_000;
+
+/// An `auto_assign` request.
+#[derive(Clone, Debug, Default)]
+pub struct AutoAssignRequest {
+    /// IPv4 addresses wanted.
+    pub num4: usize,
+    /// IPv6 addresses wanted.
+    pub num6: usize,
+    /// Handle ID (cut at the first `\r`).
+    pub handle: Option<String>,
+    /// Owner attributes.
+    pub attrs: BTreeMap<String, String>,
+    /// The host.
+    pub host: String,
+    /// Requested IPv4 pools (names or CIDRs), in order.
+    pub pools4: Option<Vec<String>>,
+    /// Requested IPv6 pools.
+    pub pools6: Option<Vec<String>>,
+    /// The request's block limit (0: the config's, else 20).
+    pub max_blocks_per_host: usize,
+    /// The intended use (required).
+    pub intended_use: Option<AllowedUse>,
+    /// The workload's namespace.
+    pub namespace: Option<String>,
+    /// Windows host: new blocks pre-allocate their first 3 and last ordinals under handle
+    /// `windows-reserved-ipam-handle`, and pools with blocks under 16 addresses are skipped.
+    pub windows_reserved: bool,
+}
+
+/// The result of `auto_assign`: addresses with the block prefix length, and shortfall reasons.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Assigned {
+    /// IPv4 addresses in allocation order.
+    pub v4: Vec<IpNet>,
+    /// IPv6 addresses in allocation order.
+    pub v6: Vec<IpNet>,
+    /// Why fewer IPv4 addresses than requested were assigned.
+    pub shortfall4: Vec<String>,
+    /// Why fewer IPv6 addresses than requested were assigned.
+    pub shortfall6: Vec<String>,
+}
+
+/// An `assign_ip` request.
+#[derive(Clone, Debug)]
+pub struct AssignIpRequest {
+    /// The address.
+    pub addr: IpAddr,
+    /// Handle ID.
+    pub handle: Option<String>,
+    /// Owner attributes.
+    pub attrs: BTreeMap<String, String>,
+    /// The host.
+    pub host: String,
+    /// The intended use.
+    pub intended_use: AllowedUse,
+}
+
+/// One family's (addresses, shortfall reasons, `Some((owned, cap))` if the block limit
+/// stopped it).
+pub(crate) type FamilyOutcome = (Vec<IpNet>, Vec<String>, Option<(usize, usize)>);
+
+impl Ipam {
+    /// `auto_assign` (§2, §3): IPv4 then IPv6 addresses for a host, in one transaction.
+    ///
+    /// Errors: `NoIntendedUse`, `RequestedPool`, `NoPools`, `NoQualifiedPool`, `BlockLimit`
+    /// (with what was assigned and committed), `Contention`, `Store`, `Decode`, `BadPool`.
+    pub fn auto_assign(&self, req: &AutoAssignRequest) -> Result<Assigned, IpamError> {
+        let intended_use = req.intended_use.ok_or(IpamError::NoIntendedUse)?;
+        // Normally one transaction; a request too large for the store's operation limit is
+        // committed in several, each self-consistent (§4.2).
+        let mut total = Assigned::default();
+        let mut rest = req.clone();
+        loop {
+            let (got, truncated) = match self.retrying(|| self.try_auto_assign(&rest, intended_use))
+            {
+                Ok(r) => r,
+                Err(IpamError::BlockLimit {
+                    host,
+                    owned,
+                    limit,
+                    assigned,
+                }) => {
+                    let mut all: Vec<IpNet> = total.v4.into_iter().chain(total.v6).collect();
+                    all.extend(assigned);
+                    return Err(IpamError::BlockLimit {
+                        host,
+                        owned,
+                        limit,
+                        assigned: all,
+                    });
+                }
+                Err(e) if total.v4.is_empty() && total.v6.is_empty() => return Err(e),
+                Err(e) => {
+                    // What earlier transactions committed stays assigned; report it.
+                    total.shortfall4.push(e.to_string());
+                    return Ok(total);
+                }
+            };
+            total.v4.extend(got.v4);
+            total.v6.extend(got.v6);
+            total.shortfall4 = got.shortfall4;
+            total.shortfall6 = got.shortfall6;
+            if !truncated {
+                return Ok(total);
+            }
+            rest.num4 = req.num4.saturating_sub(total.v4.len());
+            rest.num6 = req.num6.saturating_sub(total.v6.len());
+            if rest.num4 == 0 && rest.num6 == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    pub(crate) fn try_auto_assign(
+        &self,
+        req: &AutoAssignRequest,
+        intended_use: AllowedUse,
+    ) -> Result<(Assigned, bool), IpamError> {
+        let now = self.now();
+        let owner = Owner::Host(req.host.clone());
+        let handle = req.handle.as_deref().map(normalize_handle);
+        let mut b = Batch::default();
+        let env_idx = Self::env_reads(&mut b);
+        let node_i = b.push(ReadOp::get(resource_key("Node", None, &req.host)));
+        let ns_i = req
+            .namespace
+            .as_ref()
+            .map(|ns| b.push(ReadOp::get(resource_key("Namespace", None, ns))));
+        let handle_i = handle
+            .as_ref()
+            .map(|h| b.push(ReadOp::get(keys::handle(h))));
+        let fams: Vec<(bool, usize)> = [(true, req.num4), (false, req.num6)]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let mut fam_reads = Vec::new();
+        // Pre-read the host's blocks as last seen, within the batch limit (the rest, if any,
+        // in a second read).
+        let room = self.store.max_txn_ops().saturating_sub(b.ops.len() + 2) / fams.len().max(1);
+        for &(v4, _) in &fams {
+            let prefix = keys::affinity_family_prefix(&owner, v4);
+            let aff_i = b.push(ReadOp::prefix(prefix.clone(), 0));
+            let cached: Vec<String> = self
+                .cache
+                .lock()
+                .map(|c| c.get(&prefix).cloned().unwrap_or_default())
+                .unwrap_or_default();
+            let gets: Vec<(String, usize)> = cached
+                .into_iter()
+                .take(room)
+                .map(|k| {
+                    let i = b.push(ReadOp::get(k.clone()));
+                    (k, i)
+                })
+                .collect();
+            fam_reads.push((v4, prefix, aff_i, gets));
+        }
+        let mut resp = self.store.read(&b.ops)?;
+        let r = &mut resp.results;
+        let env = Self::env_parse(r, env_idx)?;
+        let node_labels = labels_of(take_get(r, node_i))?;
+        let ns_labels = match ns_i {
+            Some(i) => labels_of(take_get(r, i))?,
+            None => Labels::new(),
+        };
+        let mut work = Work::default();
+        work.windows_reserved = req.windows_reserved;
+        if let (Some(h), Some(i)) = (&handle, handle_i) {
+            work.load_handle(h, take_get(r, i).as_ref())?;
+        }
+        // Per family: candidates, the host's affinities (address order), cached blocks.
+        struct Fam<'e> {
+            v4: bool,
+            n: usize,
+            prefix: String,
+            candidates: Vec<&'e Pool>,
+            requested: bool,
+            affinities: Vec<(IpNet, KeyValue)>,
+        }
+        let mut fam_state = Vec::new();
+        let mut missing: Vec<String> = Vec::new();
+        for ((v4, prefix, aff_i, gets), &(_, n)) in fam_reads.into_iter().zip(&fams) {
+            let requested = if v4 { &req.pools4 } else { &req.pools6 };
+            let candidates = Self::candidates(
+                &env,
+                v4,
+                requested.as_deref(),
+                &req.host,
+                &node_labels,
+                &ns_labels,
+                intended_use,
+            )?;
+            let candidates: Vec<&Pool> = if req.windows_reserved {
+                let c: Vec<&Pool> = candidates
+                    .into_iter()
+                    .filter(|p| p.block_len() >= 16)
+                    .collect();
+                if c.is_empty() {
+                    return Err(IpamError::NoQualifiedPool {
+                        family: family(v4),
+                        intended_use: format!(
+                            "{} (Windows: blocks of at least 16 addresses)",
+                            use_str(intended_use)
+                        ),
+                    });
+                }
+                c
+            } else {
+                candidates
+            };
+            let mut affinities = Vec::new();
+            for kv in take_range(r, aff_i) {
+                if let Some((_, net)) = keys::parse_affinity(&kv.key) {
+                    affinities.push((net, kv));
+                }
+            }
+            let wanted: Vec<String> = affinities.iter().map(|(n, _)| keys::block(n)).collect();
+            // Blocks that may be skipped when still full: confirmed affinities of blocks in
+            // candidate pools.
+            let skippable: std::collections::HashSet<String> = affinities
+                .iter()
+                .filter(|(net, kv)| {
+                    candidates.iter().any(|p| p.contains_net(net))
+                        && decode::<AffinityRecord>(&kv.key, &kv.value)
+                            .is_ok_and(|a| a.state == AffinityState::Confirmed)
+                })
+                .map(|(net, _)| keys::block(net))
+                .collect();
+            let got: Vec<(String, Option<KeyValue>)> = gets
+                .into_iter()
+                .filter(|(k, _)| wanted.contains(k))
+                .map(|(k, i)| {
+                    let kv = take_get(r, i);
+                    (k, kv)
+                })
+                .collect();
+            let still_full: Vec<bool> = {
+                let full = self.full.lock().ok();
+                got.iter()
+                    .map(|(k, kv)| {
+                        kv.as_ref().is_some_and(|kv| {
+                            skippable.contains(k)
+                                && full.as_ref().and_then(|f| f.get(k)) == Some(&kv.mod_revision)
+                        })
+                    })
+                    .collect()
+            };
+            for ((k, kv), still) in got.into_iter().zip(still_full) {
+                if still {
+                    work.known_full.insert(k);
+                } else {
+                    work.load_block(k, kv.as_ref())?;
+                }
+            }
+            missing.extend(
+                wanted
+                    .into_iter()
+                    .filter(|k| !work.blocks.contains_key(k) && !work.known_full.contains(k)),
+            );
+            fam_state.push(Fam {
+                v4,
+                n,
+                prefix,
+                candidates,
+                requested: requested.as_ref().is_some_and(|v| !v.is_empty()),
+                affinities,
+            });
+        }
+        self.load_blocks(&mut work, &missing)?;
+
+        let mut out = Assigned::default();
+        let mut limit_error = None;
+        for f in &fam_state {
+            let mut owned: Vec<IpNet> = Vec::new();
+            for (net, kv) in &f.affinities {
+                if f.candidates.iter().any(|p| p.contains_net(net)) {
+                    owned.push(*net);
+                    // Repair a non-confirmed affinity (reference data) on sight.
+                    let rec: AffinityRecord = decode(&kv.key, &kv.value)?;
+                    if rec.state != AffinityState::Confirmed {
+                        self.repair_affinity(&mut work, &owner, net, kv, now);
+                    }
+                } else if !f.requested {
+                    // The pool no longer selects the host: release the affinity if empty.
+                    let key = keys::block(net);
+                    let empty = work.block(&key).is_none_or(|b| b.is_empty());
+                    if empty
+                        && work
+                            .block(&key)
+                            .is_none_or(|b| b.owner().as_ref() == Some(&owner))
+                    {
+                        work.compare(
+                            String::from_utf8_lossy(&kv.key).into_owned(),
+                            Some(kv.mod_revision),
+                        );
+                        work.delete(String::from_utf8_lossy(&kv.key).into_owned());
+                        work.delete_block(&key);
+                    }
+                }
+            }
+            let (got, reasons, limit) = self.assign_family(
+                &mut work,
+                &env,
+                f.v4,
+                f.n,
+                &f.candidates,
+                owned,
+                &owner,
+                handle.as_deref(),
+                &req.attrs,
+                req.max_blocks_per_host,
+                now,
+            )?;
+            if f.v4 {
+                out.v4 = got;
+                out.shortfall4 = reasons;
+            } else {
+                out.v6 = got;
+                out.shortfall6 = reasons;
+            }
+            if let Some((owned, limit)) = limit {
+                limit_error = Some((owned, limit));
+                break;
+            }
+            if work.truncated {
+                break;
+            }
+        }
+        let truncated = work.truncated;
+        // Keep the host's block keys for the next request (revalidated by revision).
+        let mut new_cache: Vec<(String, Vec<String>)> = Vec::new();
+        for f in &fam_state {
+            let fam_prefix = keys::block_family_prefix(f.v4);
+            let keys: Vec<String> = work
+                .blocks
+                .iter()
+                .filter(|(k, l)| {
+                    k.starts_with(&fam_prefix)
+                        && l.block
+                            .as_ref()
+                            .is_some_and(|b| b.owner().as_ref() == Some(&owner))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            new_cache.push((f.prefix.clone(), keys));
+        }
+        new_cache.iter_mut().for_each(|(p, keys_)| {
+            let fam_prefix = if p.ends_with("/4/") {
+                keys::block_family_prefix(true)
+            } else {
+                keys::block_family_prefix(false)
+            };
+            keys_.extend(
+                work.known_full
+                    .iter()
+                    .filter(|k| k.starts_with(&fam_prefix))
+                    .cloned(),
+            );
+            keys_.sort();
+        });
+        // Which of our blocks are full after this operation (for the next one).
+        let fullness: Vec<(String, bool, Option<Revision>, bool)> = work
+            .blocks
+            .iter()
+            .filter_map(|(k, l)| {
+                let b = l.block.as_ref()?;
+                let full = b.owner().as_ref() == Some(&owner)
+                    && b.unallocated.is_empty()
+                    && b.attributes.iter().all(|a| a.released_at.is_none());
+                Some((k.clone(), l.dirty, l.rev, full))
+            })
+            .collect();
+        let committed = work.commit(&*self.store, now, env.cooldown())?;
+        if let Ok(mut c) = self.cache.lock() {
+            for (p, k) in new_cache {
+                c.insert(p, k);
+            }
+        }
+        if let Ok(mut f) = self.full.lock() {
+            for (k, dirty, rev, full) in fullness {
+                let rev = if dirty {
+                    committed.filter(|r| *r > 0)
+                } else {
+                    rev
+                };
+                match rev {
+                    Some(r) if full => {
+                        f.insert(k, r);
+                    }
+                    _ => {
+                        f.remove(&k);
+                    }
+                }
+            }
+        }
+        if let Some((owned, limit)) = limit_error {
+            let mut assigned = out.v4;
+            assigned.extend(out.v6);
+            return Err(IpamError::BlockLimit {
+                host: req.host.clone(),
+                owned,
+                limit,
+                assigned,
+            });
+        }
+        Ok((out, truncated))
+    }
+
+    pub(crate) fn repair_affinity(
+        &self,
+        work: &mut Work,
+        owner: &Owner,
+        net: &IpNet,
+        kv: &KeyValue,
+        now: Nanos,
+    ) {
+        let key = keys::block(net);
+        let aff_key = String::from_utf8_lossy(&kv.key).into_owned();
+        match work.block(&key).map(Block::owner) {
+            Some(Some(o)) if &o == owner => {
+                let claim = work.block(&key).map_or(now, |b| b.affinity_claim_time);
+                work.compare(aff_key.clone(), Some(kv.mod_revision));
+                work.put(
+                    aff_key,
+                    encode(&AffinityRecord {
+                        state: AffinityState::Confirmed,
+                        claim_time: claim,
+                    }),
+                );
+            }
+            Some(_) => {
+                work.compare(aff_key.clone(), Some(kv.mod_revision));
+                work.delete(aff_key);
+            }
+            None => {
+                work.create_block(Block::new(*net, Some(owner), now));
+                work.compare(aff_key.clone(), Some(kv.mod_revision));
+                work.put(
+                    aff_key,
+                    encode(&AffinityRecord {
+                        state: AffinityState::Confirmed,
+                        claim_time: now,
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Takes up to `need` addresses from the block at `key` (garbage-collecting first);
+    /// writes the block only if something was taken.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn take_from(
+        work: &mut Work,
+        key: &str,
+        need: usize,
+        handle: Option<&str>,
+        attrs: &BTreeMap<String, String>,
+        reserved: &[(u128, u128)],
+        now: Nanos,
+        cooldown: Nanos,
+    ) -> Vec<IpNet> {
+        let Some(b) = work.block(key) else {
+            return Vec::new();
+        };
+        let mut trial = b.clone();
+        trial.gc(now, cooldown);
+        if trial.take(need, handle, attrs, reserved).is_empty() {
+            return Vec::new();
+        }
+        let Some(b) = work.block_mut(key) else {
+            return Vec::new();
+        };
+        b.gc(now, cooldown);
+        let got = b.take(need, handle, attrs, reserved);
+        let len = b.cidr.prefix_len();
+        let cidr = b.cidr;
+        let addrs: Vec<IpNet> = got
+            .iter()
+            .filter_map(|&o| IpNet::new(b.addr(o), len).ok())
+            .collect();
+        if let Some(h) = handle {
+            work.handle_add(h, &cidr, addrs.len() as i64);
+        }
+        addrs
+    }
+
+    /// The main loop of §3.4 for one family. Returns (addresses, shortfall reasons,
+    /// `Some((owned, cap))` when the block limit stopped it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assign_family(
+        &self,
+        work: &mut Work,
+        env: &Env,
+        v4: bool,
+        n: usize,
+        candidates: &[&Pool],
+        mut owned: Vec<IpNet>,
+        owner: &Owner,
+        handle: Option<&str>,
+        attrs: &BTreeMap<String, String>,
+        req_limit: usize,
+        now: Nanos,
+    ) -> Result<FamilyOutcome, IpamError> {
+        let reserved = env.reservations.family(v4);
+        let cooldown = env.cooldown();
+        let mut out = Vec::new();
+        let mut need = n;
+        let mut reasons = Vec::new();
+        let cap = {
+            let c = usize::try_from(env.config.max_blocks_per_host.max(0)).unwrap_or(usize::MAX);
+            let mut r = req_limit;
+            if c > 0 && (r == 0 || r > c) {
+                r = c;
+            }
+            if r == 0 { 20 } else { r }
+        };
+        let mut next = 0;
+        let mut no_borrow = false;
+        let mut limit = None;
+        loop {
+            while next < owned.len() && need > 0 {
+                let net = owned[next];
+                next += 1;
+                if env.reservations.covers(&net) {
+                    continue;
+                }
+                let key = keys::block(&net);
+                if work.known_full.contains(&key)
+                    || work
+                        .block(&key)
+                        .is_some_and(|b| b.owner().as_ref() != Some(owner))
+                {
+                    continue;
+                }
+                if work.near_limit(self.store.max_txn_ops()) {
+                    work.truncated = true;
+                    return Ok((out, Vec::new(), None));
+                }
+                let got = Self::take_from(work, &key, need, handle, attrs, reserved, now, cooldown);
+                need -= got.len();
+                out.extend(got);
+            }
+            if need == 0 {
+                break;
+            }
+            if work.near_limit(self.store.max_txn_ops()) {
+                work.truncated = true;
+                return Ok((out, Vec::new(), None));
+            }
+            if owned.len() >= cap {
+                reasons.push("block limit reached".to_owned());
+                limit = Some((owned.len(), cap));
+                no_borrow = true;
+                break;
+            }
+            if !env.config.auto_allocate_blocks {
+                reasons.push("auto-allocation of blocks is disabled".to_owned());
+                no_borrow = true;
+                break;
+            }
+            match self.claim(work, env, candidates, owner, now)? {
+                Some(net) => owned.push(net),
+                None => {
+                    reasons.push("no free blocks".to_owned());
+                    break;
+                }
+            }
+        }
+        if need > 0 && !no_borrow {
+            if env.config.strict_affinity {
+                reasons.push("No more free affine blocks and strict affinity enabled".to_owned());
+            } else {
+                let got = self.borrow(
+                    work,
+                    env,
+                    candidates,
+                    owner.name(),
+                    need,
+                    handle,
+                    attrs,
+                    now,
+                )?;
+                need -= got.len();
+                out.extend(got);
+                if need > 0 && !work.truncated {
+                    let names: Vec<String> =
+                        candidates.iter().map(|p| p.cidr.to_string()).collect();
+                    reasons.push(format!("No IPs available in pools: [{}]", names.join(" ")));
+                }
+            }
+        }
+        if need == 0 {
+            reasons.clear();
+        }
+        Ok((out, reasons, limit))
+    }
+
+    /// §3.5: claims a new block (or reclaims an empty one) for `owner`, staged in `work`.
+    pub(crate) fn claim(
+        &self,
+        work: &mut Work,
+        env: &Env,
+        candidates: &[&Pool],
+        owner: &Owner,
+        now: Nanos,
+    ) -> Result<Option<IpNet>, IpamError> {
+        for pool in candidates {
+            if let Some(i) = self.find_gap(
+                work,
+                env,
+                pool,
+                start_index(owner.name(), pool.block_count()),
+            )? {
+                let net = pool.block(i);
+                let mut block = Block::new(net, Some(owner), now);
+                if work.windows_reserved {
+                    let last = block.len().saturating_sub(1) as u32;
+                    for o in [0, 1, 2, last] {
+                        block.allocate(
+                            o,
+                            Some(crate::block::WINDOWS_RESERVED_HANDLE),
+                            &BTreeMap::new(),
+                        );
+                    }
+                }
+                work.create_block(block);
+                work.put_affinity(owner, &net, now);
+                return Ok(Some(net));
+            }
+        }
+        // Reclaim an empty block someone else has held for at least the guard time.
+        for pool in candidates {
+            let (s, e) = keys::pool_range(keys::EMPTY_PREFIX, &pool.cidr);
+            let resp = self
+                .store
+                .read(&[ReadOp::range(s, Some(e.into_bytes()), 0)])?;
+            let markers = resp
+                .results
+                .into_iter()
+                .next()
+                .and_then(ReadResult::into_range)
+                .map(|r| r.kvs)
+                .unwrap_or_default();
+            for kv in markers {
+                let Some(net) = keys::parse_empty(&kv.key) else {
+                    continue;
+                };
+                let m: crate::records::EmptyMarker = decode(&kv.key, &kv.value)?;
+                if m.owner == owner.to_string() || m.claim_time.saturating_add(RECLAIM_GUARD) > now
+                {
+                    continue;
+                }
+                let key = keys::block(&net);
+                if work.blocks.contains_key(&key) {
+                    continue;
+                }
+                self.load_blocks(work, std::slice::from_ref(&key))?;
+                let Some(b) = work.block(&key) else { continue };
+                let Some(old) = b.owner() else { continue };
+                if !b.is_empty() || !pool.contains_net(&net) {
+                    continue;
+                }
+                if let Some(b) = work.block_mut(&key) {
+                    b.affinity = Some(owner.to_string());
+                    b.affinity_claim_time = now;
+                }
+                work.delete(keys::affinity(&old, &net));
+                work.put_affinity(owner, &net, now);
+                return Ok(Some(net));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first block index of `pool`, walking from `start` with wrap, whose range overlaps
+    /// no existing (or staged) block and is not wholly reserved.
+    pub(crate) fn find_gap(
+        &self,
+        work: &Work,
+        env: &Env,
+        pool: &Pool,
+        start: u128,
+    ) -> Result<Option<u128>, IpamError> {
+        let n = pool.block_count();
+        let v4 = pool.is_v4();
+        let staged: Vec<IpNet> = work
+            .blocks
+            .values()
+            .filter_map(|l| l.block.as_ref().map(|b| b.cidr))
+            .collect();
+        let (_, pool_end) = keys::pool_range(keys::BLOCK_PREFIX, &pool.cidr);
+        for (from, to) in [(start, n), (0, start)] {
+            let end_key = if to == n {
+                pool_end.clone()
+            } else {
+                keys::key_at(keys::BLOCK_PREFIX, base(&pool.block(to)), v4)
+            };
+            let mut i = from;
+            let mut page_start = keys::key_at(
+                keys::BLOCK_PREFIX,
+                base(&pool.block(from.min(n.saturating_sub(1)))),
+                v4,
+            )
+            .into_bytes();
+            let mut existing: Vec<IpNet> = Vec::new();
+            let mut first_page = true;
+            while i < to {
+                let mut ops = vec![ReadOp::range(
+                    page_start.clone(),
+                    Some(end_key.clone().into_bytes()),
+                    GAP_PAGE,
+                )];
+                if first_page && i < n {
+                    // Aligned blocks nest or are disjoint: a block starting before the walk
+                    // that overlaps it contains its first candidate. Such leftovers of a
+                    // deleted pool with larger blocks are found by key (same round trip).
+                    let first = base(&pool.block(i));
+                    let b = pool.block_size;
+                    let k = u8::try_from(self.store.max_txn_ops().saturating_sub(1).min(24))
+                        .unwrap_or(24);
+                    for len in b.saturating_sub(k)..b {
+                        ops.push(ReadOp::get(keys::block(&crate::net::net_of(
+                            first, len, v4,
+                        ))));
+                    }
+                }
+                first_page = false;
+                let resp = self.store.read(&ops)?;
+                let mut results = resp.results.into_iter();
+                let page = results
+                    .next()
+                    .and_then(ReadResult::into_range)
+                    .unwrap_or_default();
+                existing.extend(
+                    results
+                        .filter_map(ReadResult::into_get)
+                        .filter_map(|kv| keys::parse_block(&kv.key)),
+                );
+                let frontier = if page.more {
+                    page.kvs
+                        .last()
+                        .and_then(|kv| keys::parse_block(&kv.key))
+                        .map(|n| base(&n))
+                } else {
+                    None
+                };
+                if let Some(kv) = page.kvs.last() {
+                    page_start = kv.key.clone();
+                    page_start.push(0);
+                }
+                existing.extend(page.kvs.iter().filter_map(|kv| keys::parse_block(&kv.key)));
+                while i < to {
+                    let b = pool.block(i);
+                    if frontier.is_some_and(|f| last(&b) >= f) {
+                        break;
+                    }
+                    let taken = existing.iter().chain(&staged).any(|e| overlaps(e, &b));
+                    if !taken && !env.reservations.covers(&b) {
+                        return Ok(Some(i));
+                    }
+                    i += 1;
+                }
+                if frontier.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// §3.7: takes addresses from existing blocks of the candidate pools, walking each pool
+    /// from the host's start index.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn borrow(
+        &self,
+        work: &mut Work,
+        env: &Env,
+        candidates: &[&Pool],
+        host: &str,
+        mut need: usize,
+        handle: Option<&str>,
+        attrs: &BTreeMap<String, String>,
+        now: Nanos,
+    ) -> Result<Vec<IpNet>, IpamError> {
+        let mut out = Vec::new();
+        for pool in candidates {
+            if need == 0 {
+                break;
+            }
+            let (s, e) = keys::pool_range(keys::BLOCK_PREFIX, &pool.cidr);
+            let resp = self
+                .store
+                .read(&[ReadOp::range(s, Some(e.into_bytes()), 0)])?;
+            let kvs = resp
+                .results
+                .into_iter()
+                .next()
+                .and_then(ReadResult::into_range)
+                .map(|r| r.kvs)
+                .unwrap_or_default();
+            let start = start_index(host, pool.block_count());
+            let mut blocks: Vec<(u128, String, KeyValue)> = kvs
+                .into_iter()
+                .filter_map(|kv| {
+                    let net = keys::parse_block(&kv.key)?;
+                    pool.contains_net(&net)
+                        .then(|| (pool.index_of(base(&net)), keys::block(&net), kv))
+                })
+                .collect();
+            blocks.sort_by_key(|(i, _, _)| (*i < start, *i));
+            for (_, key, kv) in blocks {
+                if need == 0 {
+                    break;
+                }
+                if work.near_limit(self.store.max_txn_ops()) {
+                    work.truncated = true;
+                    return Ok(out);
+                }
+                work.load_block(key.clone(), Some(&kv))?;
+                if work
+                    .block(&key)
+                    .is_some_and(|b| env.reservations.covers(&b.cidr))
+                {
+                    continue;
+                }
+                let got = Self::take_from(
+                    work,
+                    &key,
+                    need,
+                    handle,
+                    attrs,
+                    env.reservations.family(pool.is_v4()),
+                    now,
+                    env.cooldown(),
+                );
+                need -= got.len();
+                out.extend(got);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `assign_ip` (§3.8): assigns one given address.
+    ///
+    /// Errors: `NotInPool`, `UseNotAllowed`, `Reserved`, `AlreadyAllocated`,
+    /// `StrictAffinity`, `Contention`, `Store`, `Decode`.
+    pub fn assign_ip(&self, req: &AssignIpRequest) -> Result<IpNet, IpamError> {
+        self.retrying(|| self.try_assign_ip(req))
+    }
+
+    pub(crate) fn try_assign_ip(&self, req: &AssignIpRequest) -> Result<IpNet, IpamError> {
+        let now = self.now();
+        let owner = Owner::Host(req.host.clone());
+        let handle = req.handle.as_deref().map(normalize_handle);
+        let env = self.env()?;
+        let pool = env
+            .pools
+            .iter()
+            .find(|p| p.enabled && p.cidr.contains(&req.addr))
+            .ok_or(IpamError::NotInPool { addr: req.addr })?;
+        if !pool.allowed_uses.contains(&req.intended_use) {
+            return Err(IpamError::UseNotAllowed {
+                pool: pool.name.clone(),
+                intended_use: use_str(req.intended_use),
+            });
+        }
+        if env.reservations.contains(req.addr) {
+            return Err(IpamError::Reserved { addr: req.addr });
+        }
+        let net = block_of(req.addr, pool.block_size);
+        let key = keys::block(&net);
+        let aff_key = keys::affinity(&owner, &net);
+        let mut b = Batch::default();
+        let bi = b.push(ReadOp::get(key.clone()));
+        let ai = b.push(ReadOp::get(aff_key.clone()));
+        let hi = handle
+            .as_ref()
+            .map(|h| b.push(ReadOp::get(keys::handle(h))));
+        let mut resp = self.store.read(&b.ops)?;
+        let mut work = Work::default();
+        work.load_block(key.clone(), take_get(&mut resp.results, bi).as_ref())?;
+        let aff = take_get(&mut resp.results, ai);
+        if let (Some(h), Some(i)) = (&handle, hi) {
+            work.load_handle(h, take_get(&mut resp.results, i).as_ref())?;
+        }
+        match work.block(&key) {
+            None => {
+                work.create_block(Block::new(net, Some(&owner), now));
+                work.compare(aff_key.clone(), aff.as_ref().map(|kv| kv.mod_revision));
+                work.put(
+                    aff_key,
+                    encode(&AffinityRecord {
+                        state: AffinityState::Confirmed,
+                        claim_time: now,
+                    }),
+                );
+            }
+            Some(b) => {
+                if env.config.strict_affinity && b.owner().as_ref() != Some(&owner) {
+                    return Err(IpamError::StrictAffinity {
+                        addr: req.addr,
+                        block: net,
+                        host: req.host.clone(),
+                    });
+                }
+            }
+        }
+        let cooldown = env.cooldown();
+        let Some(b) = work.block(&key) else {
+            return Err(IpamError::NotInPool { addr: req.addr });
+        };
+        let ord = b
+            .ordinal(req.addr)
+            .ok_or(IpamError::NotInPool { addr: req.addr })?;
+        let mut trial = b.clone();
+        trial.gc(now, cooldown);
+        if trial.is_allocated(ord) {
+            return Err(IpamError::AlreadyAllocated { addr: req.addr });
+        }
+        let Some(b) = work.block_mut(&key) else {
+            return Err(IpamError::NotInPool { addr: req.addr });
+        };
+        b.gc(now, cooldown);
+        b.allocate(ord, handle.as_deref(), &req.attrs);
+        if let Some(h) = &handle {
+            work.handle_add(h, &net, 1);
+        }
+        work.commit(&*self.store, now, cooldown)?;
+        IpNet::new(req.addr, net.prefix_len()).map_err(|_| IpamError::NotInPool { addr: req.addr })
+    }
+
+    /// `ensure_block`: the block search of §3.4–3.5 without allocating: the first block the
+    /// host owns in the candidate pools with a free address, else a newly claimed one.
+    ///
+    /// Errors: as `auto_assign`, and `BlockLimit` when a claim is needed beyond the cap.
+    pub fn ensure_block(
+        &self,
+        host: &str,
+        pools: Option<&[String]>,
+        v4: bool,
+    ) -> Result<Option<IpNet>, IpamError> {
+        self.retrying(|| {
+            let now = self.now();
+            let owner = Owner::Host(host.to_owned());
+            let env = self.env()?;
+            let node = self
+                .store
+                .get(resource_key("Node", None, host).as_bytes())?;
+            let labels = labels_of(node)?;
+            let cands = Self::candidates(
+                &env,
+                v4,
+                pools,
+                host,
+                &labels,
+                &Labels::new(),
+                AllowedUse::Workload,
+            )?;
+            let prefix = keys::affinity_family_prefix(&owner, v4);
+            let kvs = self
+                .store
+                .range(
+                    prefix.as_bytes(),
+                    crate::prefix_end_of(&prefix).as_deref(),
+                    0,
+                )?
+                .kvs;
+            let owned: Vec<IpNet> = kvs
+                .iter()
+                .filter_map(|kv| keys::parse_affinity(&kv.key))
+                .map(|(_, n)| n)
+                .filter(|n| cands.iter().any(|p| p.contains_net(n)))
+                .collect();
+            let mut work = Work::default();
+            self.load_blocks(
+                &mut work,
+                &owned.iter().map(keys::block).collect::<Vec<_>>(),
+            )?;
+            for net in &owned {
+                if let Some(b) = work.block(&keys::block(net)) {
+                    let mut t = b.clone();
+                    t.gc(now, env.cooldown());
+                    if !t
+                        .take(1, None, &BTreeMap::new(), env.reservations.family(v4))
+                        .is_empty()
+                    {
+                        return Ok(Some(*net));
+                    }
+                }
+            }
+            let c = usize::try_from(env.config.max_blocks_per_host.max(0)).unwrap_or(0);
+            let cap = if c == 0 { 20 } else { c };
+            if owned.len() >= cap {
+                return Err(IpamError::BlockLimit {
+                    host: host.to_owned(),
+                    owned: owned.len(),
+                    limit: cap,
+                    assigned: Vec::new(),
+                });
+            }
+            let claimed = self.claim(&mut work, &env, &cands, &owner, now)?;
+            work.commit(&*self.store, now, env.cooldown())?;
+            Ok(claimed)
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! The errors of IPAM operations.
+
+use std::net::IpAddr;
+
+use calico_datastore::StoreError;
+use ipnet::IpNet;
+
+/// Why an IPAM operation failed. The operations' docs list which variants each returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IpamError {
+    /// The store failed (or a conflict outlived the retries' budget only via `Contention`).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Conflicts kept recurring: the retries (§4.4) were used up.
+    #[error("too much contention: gave up after {attempts} attempt(s)")]
+    Contention {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A stored value does not decode.
+    #[error("{key}: cannot decode: {reason}")]
+    Decode {
+        /// The key.
+        key: String,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// An IPPool is malformed.
+    #[error("IPPool {name}: {reason}")]
+    BadPool {
+        /// The pool (name or key).
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A pool annotation does not parse.
+    #[error("annotation {key}: {reason}")]
+    BadAnnotation {
+        /// The annotation.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `auto_assign` without an intended use.
+    #[error("an intended use is required")]
+    NoIntendedUse,
+    /// A requested pool of the other family (or unknown, or not enabled).
+    #[error("requested pool {pool} is not an enabled IPv{family} pool")]
+    RequestedPool {
+        /// The pool as requested.
+        pool: String,
+        /// 4 or 6.
+        family: u8,
+    },
+    /// No enabled pool of the family selects the host.
+    #[error("no configured IPv{family} pools for host {host}")]
+    NoPools {
+        /// The host.
+        host: String,
+        /// 4 or 6.
+        family: u8,
+    },
+    /// No candidate pool allows the intended use.
+    #[error("no qualified IPv{family} pool for use {intended_use}")]
+    NoQualifiedPool {
+        /// 4 or 6.
+        family: u8,
+        /// The use.
+        intended_use: String,
+    },
+    /// The host owns its maximum of blocks and they are full (what was assigned is kept).
+    #[error("block limit reached for host {host}: it owns {owned} block(s), the limit is {limit}; assigned {} address(es)", assigned.len())]
+    BlockLimit {
+        /// The host.
+        host: String,
+        /// Blocks owned.
+        owned: usize,
+        /// The limit.
+        limit: usize,
+        /// Addresses assigned (and committed) before the limit stopped the request.
+        assigned: Vec<IpNet>,
+    },
+    /// The address is in no enabled pool.
+    #[error("{addr} is not in any enabled pool")]
+    NotInPool {
+        /// The address.
+        addr: IpAddr,
+    },
+    /// The pool does not allow the intended use.
+    #[error("pool {pool} does not allow use {intended_use}")]
+    UseNotAllowed {
+        /// The pool.
+        pool: String,
+        /// The use.
+        intended_use: String,
+    },
+    /// The address is already allocated (or in cooldown).
+    #[error("{addr} is already allocated")]
+    AlreadyAllocated {
+        /// The address.
+        addr: IpAddr,
+    },
+    /// The address is covered by an IPReservation.
+    #[error("{addr} is reserved")]
+    Reserved {
+        /// The address.
+        addr: IpAddr,
+    },
+    /// Strict affinity forbids using a block owned by someone else.
+    #[error("strict affinity: block {block} of {addr} is not owned by {host}")]
+    StrictAffinity {
+        /// The address.
+        addr: IpAddr,
+        /// The block.
+        block: IpNet,
+        /// The requesting host.
+        host: String,
+    },
+    /// A release's handle or sequence number did not match.
+    #[error("release rejected for block {block}: {reason}")]
+    ReleaseMismatch {
+        /// The block whose batch was rejected.
+        block: IpNet,
+        /// Which address and what did not match.
+        reason: String,
+    },
+    /// A handle does not exist.
+    #[error("handle {handle} not found")]
+    HandleNotFound {
+        /// The handle ID.
+        handle: String,
+    },
+    /// An address is not allocated.
+    #[error("{addr} is not allocated")]
+    NotAllocated {
+        /// The address.
+        addr: IpAddr,
+    },
+    /// The address is in cooldown.
+    #[error("{addr} is in cooldown")]
+    InCooldown {
+        /// The address.
+        addr: IpAddr,
+    },
+    /// A precondition of `set_owner_attributes` failed.
+    #[error("{addr}: precondition failed: {reason}")]
+    Precondition {
+        /// The address.
+        addr: IpAddr,
+        /// What differed.
+        reason: String,
+    },
+    /// A CIDR smaller than a block, or in no pool.
+    #[error("{cidr}: {reason}")]
+    BadCidr {
+        /// The CIDR.
+        cidr: IpNet,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A block to release is not empty.
+    #[error("block {block} is not empty")]
+    BlockNotEmpty {
+        /// The block.
+        block: IpNet,
+    },
+    /// An invalid IPAM configuration.
+    #[error("invalid IPAM configuration: {reason}")]
+    BadConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A transaction would exceed the store's operation limit.
+    #[error("the operation needs {ops} store operations in one transaction (the limit is {max})")]
+    TooLarge {
+        /// Operations needed.
+        ops: usize,
+        /// The store's limit.
+        max: usize,
+    },
+}
+
+impl IpamError {
+    /// Whether the operation may be retried after re-reading (a conflict or a transient
+    /// store failure).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, IpamError::Store(e) if e.is_retriable())
+    }
+}

@@ -1,0 +1,312 @@
+//! The allocator: [`Ipam`], its injected clock, seed and backoff, and what every operation
+//! reads (configuration, pools, reservations).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use calico_datastore::{Backoff, BackoffPolicy, KeyValue, ReadOp, ReadResult, Revision, Store};
+use calico_model::resources::Labels;
+use calico_model::resources::ipam::{AllowedUse, IpamConfigurationSpec};
+use ipnet::IpNet;
+
+use crate::error::IpamError;
+use crate::keys;
+use crate::net::splitmix64;
+use crate::pools::{Pool, Reservations, parse_pools};
+use crate::records::Nanos;
+use crate::resources::kind_prefix;
+use crate::work::{Work, decode};
+
+/// The inputs every allocation reads: configuration, pools, reservations.
+#[derive(Clone, Debug)]
+pub struct Env {
+    /// The IPAM configuration (defaults when not stored).
+    pub config: IpamConfigurationSpec,
+    /// Every pool, sorted by name.
+    pub pools: Vec<Pool>,
+    /// Reserved ranges.
+    pub reservations: Reservations,
+}
+
+impl Env {
+    /// Cooldown in nanoseconds.
+    pub fn cooldown(&self) -> Nanos {
+        u64::try_from(self.config.ip_cooldown_seconds.max(0))
+            .unwrap_or(0)
+            .saturating_mul(1_000_000_000)
+    }
+
+    /// The pool (enabled or not) containing `addr`.
+    pub fn pool_of(&self, addr: IpAddr) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.cidr.contains(&addr))
+    }
+
+    /// The pool containing block `net`.
+    pub fn pool_of_net(&self, net: &IpNet) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.contains_net(net))
+    }
+}
+
+/// The block allocator over a [`Store`]. Time and randomness are injected: see
+/// [`Ipam::with_clock`] and [`Ipam::with_seed`].
+pub struct Ipam {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Fn() -> Nanos + Send + Sync>,
+    pub(crate) seed: AtomicU64,
+    pub(crate) policy: BackoffPolicy,
+    /// Block keys of each owner-family affinity prefix, as last seen (revalidated on use).
+    pub(crate) cache: Mutex<HashMap<String, Vec<String>>>,
+    /// Blocks known to have no free ordinal (and nothing in cooldown) at a revision: such a
+    /// block read at that same revision is skipped without decoding it.
+    pub(crate) full: Mutex<HashMap<String, Revision>>,
+}
+
+pub(crate) fn system_now() -> Nanos {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn normalize_handle(h: &str) -> String {
+    h.split('\r').next().unwrap_or_default().to_owned()
+}
+
+pub(crate) fn family(v4: bool) -> u8 {
+    if v4 { 4 } else { 6 }
+}
+
+pub(crate) fn use_str(u: AllowedUse) -> String {
+    format!("{u:?}")
+}
+
+/// Position-tracked read batch.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub(crate) ops: Vec<ReadOp>,
+}
+
+impl Batch {
+    pub(crate) fn push(&mut self, op: ReadOp) -> usize {
+        self.ops.push(op);
+        self.ops.len() - 1
+    }
+}
+
+pub(crate) fn take_get(results: &mut [ReadResult], i: usize) -> Option<KeyValue> {
+    match results.get_mut(i) {
+        Some(ReadResult::Get(kv)) => kv.take(),
+        _ => None,
+    }
+}
+
+pub(crate) fn take_range(results: &mut [ReadResult], i: usize) -> Vec<KeyValue> {
+    match results.get_mut(i) {
+        Some(ReadResult::Range(r)) => std::mem::take(&mut r.kvs),
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn labels_of(kv: Option<KeyValue>) -> Result<Labels, IpamError> {
+    #[derive(serde::Deserialize, Default)]
+    struct Meta {
+        #[serde(default)]
+        labels: Labels,
+    }
+    #[derive(serde::Deserialize)]
+    struct Obj {
+        #[serde(default)]
+        metadata: Meta,
+    }
+    match kv {
+        None => Ok(Labels::new()),
+        Some(kv) => Ok(decode::<Obj>(&kv.key, &kv.value)?.metadata.labels),
+    }
+}
+
+impl Ipam {
+    /// An allocator over `store` with the system clock and a clock-derived seed.
+    pub fn new(store: Arc<dyn Store>) -> Ipam {
+        Ipam {
+            store,
+            clock: Arc::new(system_now),
+            seed: AtomicU64::new(system_now()),
+            policy: BackoffPolicy::DEFAULT,
+            cache: Mutex::new(HashMap::new()),
+            full: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Uses `clock` (Unix nanoseconds) for `now`.
+    pub fn with_clock(mut self, clock: impl Fn() -> Nanos + Send + Sync + 'static) -> Ipam {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Seeds the backoff jitter.
+    pub fn with_seed(self, seed: u64) -> Ipam {
+        self.seed.store(seed, Ordering::Relaxed);
+        self
+    }
+
+    /// Uses another backoff policy.
+    pub fn with_backoff(mut self, policy: BackoffPolicy) -> Ipam {
+        self.policy = policy;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// The current time from the injected clock.
+    pub fn now(&self) -> Nanos {
+        (self.clock)()
+    }
+
+    pub(crate) fn next_seed(&self) -> u64 {
+        splitmix64(self.seed.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Runs `f` until it does not fail with a retriable error, backing off (§4.4).
+    pub(crate) fn retrying<T>(
+        &self,
+        mut f: impl FnMut() -> Result<T, IpamError>,
+    ) -> Result<T, IpamError> {
+        let mut backoff = Backoff::new(self.policy, self.next_seed());
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match f() {
+                Err(e) if e.is_retriable() => match backoff.next_delay(started.elapsed()) {
+                    Some(d) => {
+                        if d > Duration::ZERO {
+                            std::thread::sleep(d);
+                        }
+                    }
+                    None => {
+                        return Err(if matches!(&e, IpamError::Store(s) if s.is_conflict()) {
+                            IpamError::Contention { attempts }
+                        } else {
+                            e
+                        });
+                    }
+                },
+                r => return r,
+            }
+        }
+    }
+
+    pub(crate) fn env_reads(b: &mut Batch) -> [usize; 3] {
+        [
+            b.push(ReadOp::get(keys::CONFIG)),
+            b.push(ReadOp::prefix(kind_prefix("IPPool", None), 0)),
+            b.push(ReadOp::prefix(kind_prefix("IPReservation", None), 0)),
+        ]
+    }
+
+    pub(crate) fn env_parse(results: &mut [ReadResult], idx: [usize; 3]) -> Result<Env, IpamError> {
+        let config = match take_get(results, idx[0]) {
+            Some(kv) => decode(&kv.key, &kv.value)?,
+            None => IpamConfigurationSpec::default(),
+        };
+        let kvs = |v: Vec<KeyValue>| -> Vec<(String, Vec<u8>)> {
+            v.into_iter()
+                .map(|kv| (String::from_utf8_lossy(&kv.key).into_owned(), kv.value))
+                .collect()
+        };
+        let pools = parse_pools(&kvs(take_range(results, idx[1])))?;
+        let reservations = Reservations::parse(&kvs(take_range(results, idx[2])))?;
+        Ok(Env {
+            config,
+            pools,
+            reservations,
+        })
+    }
+
+    /// Reads the configuration, pools and reservations (one round trip).
+    pub fn env(&self) -> Result<Env, IpamError> {
+        let mut b = Batch::default();
+        let idx = Self::env_reads(&mut b);
+        let mut resp = self.store.read(&b.ops)?;
+        Self::env_parse(&mut resp.results, idx)
+    }
+
+    /// Candidate pools of a family (§3.2).
+    pub(crate) fn candidates<'e>(
+        env: &'e Env,
+        v4: bool,
+        requested: Option<&[String]>,
+        host: &str,
+        node_labels: &Labels,
+        ns_labels: &Labels,
+        intended_use: AllowedUse,
+    ) -> Result<Vec<&'e Pool>, IpamError> {
+        let enabled = env.pools.iter().filter(|p| p.enabled && p.is_v4() == v4);
+        let pools: Vec<&Pool> = match requested {
+            Some(req) if !req.is_empty() => {
+                let mut out = Vec::with_capacity(req.len());
+                for r in req {
+                    let found = env.pools.iter().find(|p| {
+                        p.enabled
+                            && p.is_v4() == v4
+                            && (p.name == *r || r.parse::<IpNet>().is_ok_and(|n| n == p.cidr))
+                    });
+                    match found {
+                        Some(p) => out.push(p),
+                        None => {
+                            return Err(IpamError::RequestedPool {
+                                pool: r.clone(),
+                                family: family(v4),
+                            });
+                        }
+                    }
+                }
+                out
+            }
+            _ => enabled
+                .filter(|p| {
+                    !p.manual
+                        && p.node_selector.matches(node_labels)
+                        && p.namespace_selector
+                            .as_ref()
+                            .is_none_or(|s| s.matches(ns_labels))
+                })
+                .collect(),
+        };
+        if pools.is_empty() {
+            return Err(IpamError::NoPools {
+                host: host.to_owned(),
+                family: family(v4),
+            });
+        }
+        let qualified: Vec<&Pool> = pools
+            .into_iter()
+            .filter(|p| p.allowed_uses.contains(&intended_use))
+            .collect();
+        if qualified.is_empty() {
+            return Err(IpamError::NoQualifiedPool {
+                family: family(v4),
+                intended_use: use_str(intended_use),
+            });
+        }
+        Ok(qualified)
+    }
+
+    /// Reads blocks by key into `work` (batches of at most the store's limit).
+    pub(crate) fn load_blocks(&self, work: &mut Work, keys_: &[String]) -> Result<(), IpamError> {
+        for chunk in keys_.chunks(self.store.max_txn_ops().max(1)) {
+            let ops: Vec<ReadOp> = chunk.iter().map(|k| ReadOp::get(k.clone())).collect();
+            let mut resp = self.store.read(&ops)?;
+            for (i, k) in chunk.iter().enumerate() {
+                work.load_block(k.clone(), take_get(&mut resp.results, i).as_ref())?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! `calico-ipam`: Calico's block IP address management (ipam.md) on a revisioned key–value
+//! [`Store`](calico_datastore::Store).
+//!
+//! Every operation reads what it needs in one batch (plus bounded extra reads on cold paths),
+//! computes the new state in memory and commits **one** transaction comparing the revision of
+//! every key it read and changed (§4.2): a crash at any instant leaves either the old or the
+//! new state, never a leaked address, an orphan handle or a dangling affinity. Conflicts are
+//! retried with seeded exponential backoff and full jitter (§4.4). Time and randomness are
+//! injected ([`Ipam::with_clock`], [`Ipam::with_seed`]).
+//!
+//! The crate is pure: it depends on the `Store` trait only, never on an async runtime.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use calico_datastore::{MemoryStore, Store};
+//! use calico_ipam::{AutoAssignRequest, Ipam, resources::resource_key};
+//! use calico_model::resources::ipam::AllowedUse;
+//!
+//! let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+//! store.put(resource_key("IPPool", None, "p").as_bytes(),
+//!     br#"{"metadata":{"name":"p"},"spec":{"cidr":"10.244.0.0/22"}}"#)?;
+//! let ipam = Ipam::new(store).with_clock(|| 1_000_000_000).with_seed(7);
+//! let got = ipam.auto_assign(&AutoAssignRequest {
+//!     num4: 2, host: "node-b".into(), intended_use: Some(AllowedUse::Workload),
+//!     ..Default::default()
+//! })?;
+//! let addrs: Vec<String> = got.v4.iter().map(|a| a.addr().to_string()).collect();
+//! assert_eq!(addrs, ["10.244.2.192", "10.244.2.193"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+mod affinity;
+mod assign;
+mod block;
+pub mod check;
+mod error;
+mod ipam;
+pub mod keys;
+pub mod net;
+mod pools;
+mod query;
+mod records;
+mod release;
+pub mod resources;
+mod work;
+
+pub use assign::{AssignIpRequest, Assigned, AutoAssignRequest};
+pub use block::{Attribute, Block, WINDOWS_RESERVED_HANDLE};
+pub use error::IpamError;
+pub use ipam::{Env, Ipam};
+pub use pools::{Pool, RequestedPools, Reservations, pools_from_annotations};
+pub use query::{AddressAttributes, BlockUsage, PoolUsage, Utilization};
+pub use records::{AffinityRecord, AffinityState, EmptyMarker, Handle, Nanos, Owner};
+pub use release::{ReleaseItem, Released};
+
+/// The end of the range of keys starting with `prefix`.
+pub(crate) fn prefix_end_of(prefix: &str) -> Option<Vec<u8>> {
+    calico_datastore::prefix_end(prefix.as_bytes())
+}

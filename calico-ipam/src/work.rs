@@ -1,0 +1,352 @@
+//! The in-memory state of one operation: what it read (with revisions) and what it changes,
+//! committed as one transaction (§4.2).
+
+use std::collections::BTreeMap;
+
+use calico_datastore::{Compare, KeyValue, ReadOp, Revision, Store, TxnOp};
+use ipnet::IpNet;
+
+use crate::block::Block;
+use crate::error::IpamError;
+use crate::keys;
+use crate::records::{AffinityRecord, EmptyMarker, Handle, Nanos, Owner};
+
+/// Decodes a JSON value, naming the key on failure.
+pub fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, IpamError> {
+    serde_json::from_slice(value).map_err(|e| IpamError::Decode {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Encodes a value as JSON.
+pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain data types cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// A block as loaded: its revision (`None`: absent when read) and state.
+#[derive(Clone, Debug)]
+pub struct LoadedBlock {
+    /// Revision read (`None`: the key was absent).
+    pub rev: Option<Revision>,
+    /// The block (`None`: absent, or deleted by this operation).
+    pub block: Option<Block>,
+    /// Changed by this operation.
+    pub dirty: bool,
+    /// Whether the block was empty and affine as read (to maintain markers).
+    pub was_marked: bool,
+}
+
+/// A handle as loaded.
+#[derive(Clone, Debug)]
+pub struct LoadedHandle {
+    /// Revision read.
+    pub rev: Option<Revision>,
+    /// The handle (`blocks` empty: absent or to be deleted).
+    pub handle: Handle,
+    /// Changed by this operation.
+    pub dirty: bool,
+}
+
+/// The staged state of an operation.
+#[derive(Debug, Default)]
+pub struct Work {
+    /// Blocks by key.
+    pub blocks: BTreeMap<String, LoadedBlock>,
+    /// Handles by ID.
+    pub handles: BTreeMap<String, LoadedHandle>,
+    /// Blocks read unchanged since they were last seen full: not decoded, not used.
+    pub known_full: std::collections::HashSet<String>,
+    /// Set when the operation stopped early because its transaction reached the store's
+    /// operation limit: the caller commits and continues in a new transaction.
+    pub truncated: bool,
+    /// New blocks pre-allocate the Windows-reserved ordinals.
+    pub windows_reserved: bool,
+    /// Extra compares (affinity keys etc.).
+    compares: BTreeMap<String, Option<Revision>>,
+    /// Extra writes (affinities, markers): `None` deletes.
+    writes: BTreeMap<String, Option<Vec<u8>>>,
+}
+
+impl Work {
+    /// Records a block as read.
+    pub fn load_block(&mut self, key: String, kv: Option<&KeyValue>) -> Result<(), IpamError> {
+        if self.blocks.contains_key(&key) {
+            return Ok(());
+        }
+        let (rev, block) = match kv {
+            Some(kv) => (
+                Some(kv.mod_revision),
+                Some(decode::<Block>(&kv.key, &kv.value)?),
+            ),
+            None => (None, None),
+        };
+        let was_marked = block
+            .as_ref()
+            .is_some_and(|b| b.affinity.is_some() && b.is_empty());
+        self.blocks.insert(
+            key,
+            LoadedBlock {
+                rev,
+                block,
+                dirty: false,
+                was_marked,
+            },
+        );
+        Ok(())
+    }
+
+    /// The block at `key`, if loaded and present.
+    pub fn block(&self, key: &str) -> Option<&Block> {
+        self.blocks.get(key).and_then(|l| l.block.as_ref())
+    }
+
+    /// The block at `key` for modification: marks it dirty and bumps its sequence number
+    /// once per operation.
+    pub fn block_mut(&mut self, key: &str) -> Option<&mut Block> {
+        let l = self.blocks.get_mut(key)?;
+        let b = l.block.as_mut()?;
+        if !l.dirty {
+            l.dirty = true;
+            b.sequence_number = b.sequence_number.wrapping_add(1);
+        }
+        Some(b)
+    }
+
+    /// Stages a new block at a key read as absent (or loads it as absent first).
+    pub fn create_block(&mut self, block: Block) {
+        let key = keys::block(&block.cidr);
+        let l = self.blocks.entry(key).or_insert(LoadedBlock {
+            rev: None,
+            block: None,
+            dirty: false,
+            was_marked: false,
+        });
+        l.block = Some(block);
+        l.dirty = true;
+    }
+
+    /// Stages the deletion of a block.
+    pub fn delete_block(&mut self, key: &str) {
+        if let Some(l) = self.blocks.get_mut(key) {
+            l.block = None;
+            l.dirty = true;
+        }
+    }
+
+    /// Records a handle as read.
+    pub fn load_handle(&mut self, id: &str, kv: Option<&KeyValue>) -> Result<(), IpamError> {
+        if self.handles.contains_key(id) {
+            return Ok(());
+        }
+        let (rev, handle) = match kv {
+            Some(kv) => (Some(kv.mod_revision), decode::<Handle>(&kv.key, &kv.value)?),
+            None => (
+                None,
+                Handle {
+                    id: id.to_owned(),
+                    blocks: BTreeMap::new(),
+                },
+            ),
+        };
+        self.handles.insert(
+            id.to_owned(),
+            LoadedHandle {
+                rev,
+                handle,
+                dirty: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Adds `delta` addresses of block `cidr` to handle `id` (loaded before). Counts never go
+    /// below zero; a zero count removes the block from the map.
+    pub fn handle_add(&mut self, id: &str, cidr: &IpNet, delta: i64) {
+        let l = self
+            .handles
+            .entry(id.to_owned())
+            .or_insert_with(|| LoadedHandle {
+                rev: None,
+                handle: Handle {
+                    id: id.to_owned(),
+                    blocks: BTreeMap::new(),
+                },
+                dirty: false,
+            });
+        let k = cidr.to_string();
+        let cur = l.handle.blocks.get(&k).copied().unwrap_or(0) as i64;
+        let new = (cur + delta).max(0) as u64;
+        if new == 0 {
+            l.handle.blocks.remove(&k);
+        } else {
+            l.handle.blocks.insert(k, new);
+        }
+        l.dirty = true;
+    }
+
+    /// Adds a compare on `key` (revision or absent).
+    pub fn compare(&mut self, key: String, rev: Option<Revision>) {
+        self.compares.insert(key, rev);
+    }
+
+    /// Stages a put.
+    pub fn put(&mut self, key: String, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    /// Stages a delete.
+    pub fn delete(&mut self, key: String) {
+        self.writes.insert(key, None);
+    }
+
+    /// Stages a new confirmed affinity (compared absent).
+    pub fn put_affinity(&mut self, owner: &Owner, net: &IpNet, claim_time: Nanos) {
+        let key = keys::affinity(owner, net);
+        self.compares.entry(key.clone()).or_insert(None);
+        self.put(
+            key,
+            encode(&AffinityRecord {
+                state: crate::records::AffinityState::Confirmed,
+                claim_time,
+            }),
+        );
+    }
+
+    /// Whether staging one more block (up to 8 more compares and operations) could exceed
+    /// `max` compares or operations in the transaction.
+    pub fn near_limit(&self, max: usize) -> bool {
+        let blocks = self.blocks.values().filter(|l| l.dirty).count();
+        let handles = self.handles.values().filter(|h| h.dirty).count() + 1;
+        let estimate = 3 * blocks + 2 * handles + self.compares.len() + self.writes.len();
+        estimate + 8 > max
+    }
+
+    /// Finishes every dirty block (garbage collection with `cooldown`, deletion of empty
+    /// unaffine and empty virtual blocks, empty markers) and commits one transaction.
+    /// Returns the new store revision, or `None` when nothing was to be written.
+    pub fn commit(
+        mut self,
+        store: &dyn Store,
+        now: Nanos,
+        cooldown: Nanos,
+    ) -> Result<Option<Revision>, IpamError> {
+        let mut compares: Vec<Compare> = Vec::new();
+        let mut ops: Vec<TxnOp> = Vec::new();
+        let keys_dirty: Vec<String> = self
+            .blocks
+            .iter()
+            .filter(|(_, l)| l.dirty)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys_dirty {
+            let Some(l) = self.blocks.get_mut(&key) else {
+                continue;
+            };
+            compares.push(Compare::unchanged(key.clone().into_bytes(), l.rev));
+            let Some(block) = l.block.as_mut() else {
+                if l.rev.is_some() {
+                    ops.push(TxnOp::delete(key.clone().into_bytes()));
+                }
+                if let Some(net) = keys::parse_block(key.as_bytes()) {
+                    self.writes.entry(keys::empty(&net)).or_insert(None);
+                }
+                continue;
+            };
+            block.gc(now, cooldown);
+            let net = block.cidr;
+            let empty = block.is_empty();
+            match block.owner() {
+                None if empty => {
+                    l.block = None;
+                    if l.rev.is_some() {
+                        ops.push(TxnOp::delete(key.clone().into_bytes()));
+                    }
+                    self.writes.entry(keys::empty(&net)).or_insert(None);
+                    continue;
+                }
+                Some(owner @ Owner::Virtual(_)) if empty => {
+                    l.block = None;
+                    if l.rev.is_some() {
+                        ops.push(TxnOp::delete(key.clone().into_bytes()));
+                    }
+                    self.writes.insert(keys::affinity(&owner, &net), None);
+                    self.writes.entry(keys::empty(&net)).or_insert(None);
+                    continue;
+                }
+                Some(owner) if empty => {
+                    let marker = EmptyMarker {
+                        owner: owner.to_string(),
+                        claim_time: block.affinity_claim_time,
+                    };
+                    self.writes
+                        .entry(keys::empty(&net))
+                        .or_insert(Some(encode(&marker)));
+                }
+                _ => {
+                    if l.was_marked {
+                        self.writes.entry(keys::empty(&net)).or_insert(None);
+                    }
+                }
+            }
+            ops.push(TxnOp::put(key.clone().into_bytes(), encode(&*block)));
+        }
+        for (id, l) in &self.handles {
+            if !l.dirty {
+                continue;
+            }
+            let key = keys::handle(id);
+            compares.push(Compare::unchanged(key.clone().into_bytes(), l.rev));
+            if l.handle.blocks.is_empty() {
+                if l.rev.is_some() {
+                    ops.push(TxnOp::delete(key.into_bytes()));
+                }
+            } else {
+                ops.push(TxnOp::put(key.into_bytes(), encode(&l.handle)));
+            }
+        }
+        for (k, rev) in self.compares {
+            compares.push(Compare::unchanged(k.into_bytes(), rev));
+        }
+        for (k, v) in self.writes {
+            ops.push(match v {
+                Some(v) => TxnOp::put(k.into_bytes(), v),
+                None => TxnOp::delete(k.into_bytes()),
+            });
+        }
+        if ops.is_empty() {
+            return Ok(None);
+        }
+        let max = store.max_txn_ops();
+        if ops.len() > max || compares.len() > max {
+            return Err(IpamError::TooLarge {
+                ops: ops.len().max(compares.len()),
+                max,
+            });
+        }
+        match store.txn(&compares, &ops) {
+            Ok(r) => Ok(Some(r.revision)),
+            Err(e) if e.outcome_unknown() => {
+                // The transaction may have been applied: it was if every key now holds
+                // exactly what it wrote (block values carry a fresh sequence number, so
+                // another writer cannot have produced the same bytes).
+                let reads: Vec<ReadOp> = ops
+                    .iter()
+                    .map(|op| ReadOp::get(op.key().to_vec()))
+                    .collect();
+                let applied = store.read(&reads).is_ok_and(|resp| {
+                    resp.results.into_iter().zip(&ops).all(|(r, op)| {
+                        let cur = r.into_get();
+                        match op {
+                            TxnOp::Put { value, .. } => cur.is_some_and(|kv| kv.value == *value),
+                            TxnOp::Delete { .. } => cur.is_none(),
+                        }
+                    })
+                });
+                if applied { Ok(Some(0)) } else { Err(e.into()) }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
