@@ -226,20 +226,29 @@ fn connlist(a: &ConnlistArgs) -> Result<ExitCode, CliError> {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
-    let list = match model.connlist() {
+    let plan = match model.connlist_plan(&[], &[]) {
         Ok(l) => l,
         Err(e) => return Ok(print_fatal(&e)),
     };
-    for w in &list.warnings {
+    for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
     let format = match a.output {
-        ConnlistOutput::Txt => Format::Txt,
+        ConnlistOutput::Txt => {
+            // Rows are streamed: neither the rows nor the text are held in memory.
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            plan.write_txt(&mut out)
+                .and_then(|()| std::io::Write::flush(&mut out))
+                .map_err(|e| CliError::could_not_run(format!("writing the connlist: {e}")))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         ConnlistOutput::Json => Format::Json,
         ConnlistOutput::Csv => Format::Csv,
         ConnlistOutput::Md => Format::Md,
         ConnlistOutput::Dot => Format::Dot,
     };
+    let list = plan.collect();
     print!("{}", list.render(format));
     Ok(ExitCode::SUCCESS)
 }

@@ -255,6 +255,21 @@ impl Model {
         extra_src: &[AddrRange],
         extra_dst: &[AddrRange],
     ) -> Result<Connlist, ConnlistError> {
+        Ok(self.connlist_plan(extra_src, extra_dst)?.collect())
+    }
+
+    /// Everything [`Model::connlist`] computes before its rows (warnings, ranges, the peers
+    /// and their prepared policies): the rows are then produced one by one, in order, by
+    /// [`ConnlistPlan::for_each_row`] without being held in memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`Model::connlist`].
+    pub fn connlist_plan(
+        &self,
+        extra_src: &[AddrRange],
+        extra_dst: &[AddrRange],
+    ) -> Result<ConnlistPlan<'_>, ConnlistError> {
         let problems = self.connlist_fatal();
         if !problems.is_empty() {
             return Err(ConnlistError { problems });
@@ -269,11 +284,6 @@ impl Model {
         dst_cidrs.extend_from_slice(extra_dst);
         let src_ranges = elementary(&src_cidrs);
         let dst_ranges = elementary(&dst_cidrs);
-        let family = Family::V4;
-        let peer = |i: usize| PeerSpec::Endpoint {
-            index: i,
-            addr: None,
-        };
         // Peers of each side, sorted by printed name, so rows come out in order.
         let workloads = self
             .workloads
@@ -302,48 +312,115 @@ impl Model {
                 self.prepare(e, Direction::Egress),
             ]);
         }
-        let conns_of = |e: usize, dir: Direction, other: &PeerSpec| -> Rc<ConnSet> {
-            match prepared.get(e).and_then(Option::as_ref) {
-                Some(p) => self.prepared_conns_memo(&p[dir.index()], other),
-                None => Rc::new(self.direction_conns(e, dir, &peer(e), other, family)),
-            }
-        };
-        let mut rows = Vec::new();
-        for (sname, s) in &srcs {
-            for (dname, d) in &dsts {
-                let conns = match (*s, *d) {
-                    (Side::Range(_), Side::Range(_)) => continue,
-                    // One workload per printed name: the same representative is the same name.
-                    (Side::Workload(a), Side::Workload(b)) if a == b => continue,
-                    (Side::Workload(s), Side::Workload(d)) => {
-                        let eg = conns_of(s, Direction::Egress, &peer(d));
-                        if eg.is_empty() {
-                            continue;
-                        }
-                        eg.intersect(&conns_of(d, Direction::Ingress, &peer(s)))
-                    }
-                    (Side::Workload(s), Side::Range(r)) => {
-                        (*conns_of(s, Direction::Egress, &PeerSpec::External(r))).clone()
-                    }
-                    (Side::Range(r), Side::Workload(d)) => {
-                        (*conns_of(d, Direction::Ingress, &PeerSpec::External(r))).clone()
-                    }
-                };
-                if !conns.is_empty() {
-                    rows.push(ConnRow {
-                        src: sname.clone(),
-                        dst: dname.clone(),
-                        conns,
-                    });
-                }
-            }
-        }
-        Ok(Connlist {
-            rows,
+        Ok(ConnlistPlan {
+            model: self,
+            srcs,
+            dsts,
+            prepared,
             warnings: warnings.into_iter().collect(),
             source_ranges: src_ranges,
             destination_ranges: dst_ranges,
         })
+    }
+}
+
+/// A connlist ready to produce its rows (see [`Model::connlist_plan`]).
+pub struct ConnlistPlan<'m> {
+    model: &'m Model,
+    srcs: Vec<(String, Side)>,
+    dsts: Vec<(String, Side)>,
+    prepared: Vec<Option<[crate::prepared::Prepared<'m>; 2]>>,
+    /// Warnings (connlist-format.md §9).
+    pub warnings: Vec<String>,
+    /// The external source-side ranges (connlist-format.md §4), ascending.
+    pub source_ranges: Vec<AddrRange>,
+    /// The external destination-side ranges, ascending.
+    pub destination_ranges: Vec<AddrRange>,
+}
+
+impl ConnlistPlan<'_> {
+    fn conns_of(&self, e: usize, dir: Direction, other: &PeerSpec) -> Rc<ConnSet> {
+        let m = self.model;
+        match self.prepared.get(e).and_then(Option::as_ref) {
+            Some(p) => m.prepared_conns_memo(&p[dir.index()], other),
+            None => Rc::new(m.direction_conns(e, dir, &peer(e), other, Family::V4)),
+        }
+    }
+
+    /// Calls `row(src, dst, conns)` for every row, sorted by `src` then `dst` (byte order);
+    /// `conns` is never empty.
+    pub fn for_each_row(&self, mut row: impl FnMut(&str, &str, &ConnSet)) {
+        for (sname, s) in &self.srcs {
+            for (dname, d) in &self.dsts {
+                match (*s, *d) {
+                    (Side::Range(_), Side::Range(_)) => {}
+                    // One workload per printed name: the same representative is the same name.
+                    (Side::Workload(a), Side::Workload(b)) if a == b => {}
+                    (Side::Workload(s), Side::Workload(d)) => {
+                        let eg = self.conns_of(s, Direction::Egress, &peer(d));
+                        if eg.is_empty() {
+                            continue;
+                        }
+                        let conns = eg.intersect(&self.conns_of(d, Direction::Ingress, &peer(s)));
+                        if !conns.is_empty() {
+                            row(sname, dname, &conns);
+                        }
+                    }
+                    (Side::Workload(s), Side::Range(r)) => {
+                        let conns = self.conns_of(s, Direction::Egress, &PeerSpec::External(r));
+                        if !conns.is_empty() {
+                            row(sname, dname, &conns);
+                        }
+                    }
+                    (Side::Range(r), Side::Workload(d)) => {
+                        let conns = self.conns_of(d, Direction::Ingress, &PeerSpec::External(r));
+                        if !conns.is_empty() {
+                            row(sname, dname, &conns);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// All the rows, in memory.
+    pub fn collect(self) -> Connlist {
+        let mut rows = Vec::new();
+        self.for_each_row(|src, dst, conns| {
+            rows.push(ConnRow {
+                src: src.to_owned(),
+                dst: dst.to_owned(),
+                conns: conns.clone(),
+            });
+        });
+        Connlist {
+            rows,
+            warnings: self.warnings,
+            source_ranges: self.source_ranges,
+            destination_ranges: self.destination_ranges,
+        }
+    }
+
+    /// Writes the rows in the txt format (connlist-format.md §1) to `out`, one by one.
+    ///
+    /// # Errors
+    ///
+    /// The first write error of `out`.
+    pub fn write_txt<W: std::io::Write>(&self, out: &mut W) -> std::io::Result<()> {
+        let mut result = Ok(());
+        self.for_each_row(|src, dst, conns| {
+            if result.is_ok() {
+                result = writeln!(out, "{src} => {dst} : {conns}");
+            }
+        });
+        result
+    }
+}
+
+fn peer(i: usize) -> PeerSpec {
+    PeerSpec::Endpoint {
+        index: i,
+        addr: None,
     }
 }
 

@@ -68,7 +68,9 @@ pub use check::{
 };
 pub use compile::{Program, ProgramChanges};
 pub use conn::{ConnSet, PortProtocol, PortSet};
-pub use connlist::{ConnDiff, ConnRow, Connlist, ConnlistError, DiffRow, Format, diff};
+pub use connlist::{
+    ConnDiff, ConnRow, Connlist, ConnlistError, ConnlistPlan, DiffRow, Format, diff,
+};
 pub use diag::{BuildError, Diagnostic, Severity};
 pub use eval::{Packet, PeerSpec};
 pub use lint::Finding;
