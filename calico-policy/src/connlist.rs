@@ -361,9 +361,18 @@ impl ConnlistPlan<'_> {
                         if eg.is_empty() {
                             continue;
                         }
-                        let conns = eg.intersect(&self.conns_of(d, Direction::Ingress, &peer(s)));
-                        if !conns.is_empty() {
-                            row(sname, dname, &conns);
+                        let ing = self.conns_of(d, Direction::Ingress, &peer(s));
+                        if eg.is_all() {
+                            if !ing.is_empty() {
+                                row(sname, dname, &ing);
+                            }
+                        } else if ing.is_all() {
+                            row(sname, dname, &eg);
+                        } else {
+                            let conns = eg.intersect(&ing);
+                            if !conns.is_empty() {
+                                row(sname, dname, &conns);
+                            }
                         }
                     }
                     (Side::Workload(s), Side::Range(r)) => {

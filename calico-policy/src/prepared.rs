@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use calico_model::resources::policy::{Action, TierAction};
@@ -39,7 +40,7 @@ pub(crate) struct Prepared<'m> {
     blocks: Vec<Block<'m>>,
     /// Results by signature (which rules' peer side the peer matches): peers with the same
     /// signature get the same connections.
-    memo: RefCell<HashMap<Box<[u64]>, Rc<ConnSet>>>,
+    memo: RefCell<SigMemo>,
     /// Scratch buffer for signatures.
     scratch: RefCell<Vec<u64>>,
     /// Whether some rule depends on the peer beyond its signature (named ports on the peer).
@@ -47,6 +48,46 @@ pub(crate) struct Prepared<'m> {
 }
 
 const FAMILY: Family = Family::V4;
+
+/// Connections by signature.
+type SigMemo = HashMap<Box<[u64]>, Rc<ConnSet>, BuildHasherDefault<SigHasher>>;
+
+/// A fast multiply-rotate hasher for signatures (bit words computed locally, not input
+/// controlled by an adversary); the default SipHash dominated the connlist's lookups.
+#[derive(Default)]
+pub(crate) struct SigHasher(u64);
+
+impl SigHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for SigHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
 
 impl Model {
     fn prepare_rules<'m>(
@@ -133,7 +174,7 @@ impl Model {
             dir,
             me,
             blocks,
-            memo: RefCell::new(HashMap::new()),
+            memo: RefCell::new(HashMap::default()),
             scratch: RefCell::new(Vec::new()),
             peer_dependent,
         }
