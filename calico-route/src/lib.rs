@@ -15,6 +15,31 @@
 //!
 //! All output is deterministic (sorted by name or address).
 //!
+//! # Example
+//!
+//! ```
+//! use calico_model::loader::load_str;
+//! use calico_route::graph::SessionGraph;
+//! use calico_route::input::Cluster;
+//!
+//! // Three nodes and no BGPConfiguration: the node-to-node mesh is on by default.
+//! let yaml = (1..=3)
+//!     .map(|i| {
+//!         format!(
+//!             "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: node-{i}}}\n\
+//!              spec: {{bgp: {{ipv4Address: 10.0.0.{i}/24}}}}\n"
+//!         )
+//!     })
+//!     .collect::<Vec<_>>()
+//!     .join("---\n");
+//! let mut set = load_str("nodes.yaml", &yaml);
+//! set.apply_defaults();
+//! let cluster = Cluster::from_resources(set.resources());
+//! let graph = SessionGraph::new(&cluster);
+//! // A full mesh of 3 nodes has 3 sessions (each unordered pair once).
+//! assert_eq!(graph.session_count(), 3);
+//! ```
+//!
 //! # Decisions where routing.md is silent
 //!
 //! - A port that is *set* (per-node or global `listenPort`, or `peerIP: "ip:port"`) is kept
