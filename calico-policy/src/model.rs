@@ -10,7 +10,10 @@ use std::sync::Arc;
 use calico_model::derived;
 use calico_model::loader::{LoadedObject, LoadedSet, Origin};
 use calico_model::resources::felix::{FelixConfigurationSpec, ProtoPort};
-use calico_model::resources::policy::{BUILTIN_TIERS, PolicyType, Rule, TierAction, builtin_tier};
+use calico_model::resources::policy::{
+    BUILTIN_TIERS, GlobalNetworkPolicySpec, NetworkPolicySpec, PolicyType, Rule, TierAction,
+    builtin_tier,
+};
 use calico_model::resources::{Kind, Labels, Resource};
 use calico_model::validation::validate;
 
@@ -273,6 +276,63 @@ struct PolicySource<'a> {
     egress: &'a [Rule],
     staged: bool,
     host_only: bool,
+}
+
+impl<'a> PolicySource<'a> {
+    /// A (staged or enforced) projectcalico.org NetworkPolicy in namespace `ns`.
+    fn namespaced(
+        kind: PolicyKind,
+        ns: &str,
+        spec: &'a NetworkPolicySpec,
+        staged: bool,
+    ) -> PolicySource<'a> {
+        PolicySource {
+            kind,
+            namespace: Some(ns.to_owned()),
+            tier: spec.tier.clone(),
+            order: spec.order,
+            selector: namespaced_policy_selector(
+                &spec.selector,
+                ns,
+                &spec.service_account_selector,
+            )
+            .map_err(|e| ("spec.serviceAccountSelector".into(), e.to_string())),
+            types: spec.types.clone(),
+            ingress: &spec.ingress,
+            egress: &spec.egress,
+            staged,
+            host_only: false,
+        }
+    }
+
+    /// A (staged or enforced) GlobalNetworkPolicy. A preDNAT policy is ingress-only.
+    fn global(
+        kind: PolicyKind,
+        spec: &'a GlobalNetworkPolicySpec,
+        staged: bool,
+    ) -> PolicySource<'a> {
+        PolicySource {
+            kind,
+            namespace: None,
+            tier: spec.tier.clone(),
+            order: spec.order,
+            selector: global_policy_selector(
+                &spec.selector,
+                &spec.namespace_selector,
+                &spec.service_account_selector,
+            )
+            .map_err(|e| ("spec".into(), e.to_string())),
+            types: if spec.pre_dnat {
+                vec![PolicyType::Ingress]
+            } else {
+                spec.types.clone()
+            },
+            ingress: &spec.ingress,
+            egress: &spec.egress,
+            staged,
+            host_only: spec.do_not_track || spec.pre_dnat,
+        }
+    }
 }
 
 /// The printed workload name of a pod (connlist-format.md §2).
@@ -784,79 +844,28 @@ impl Builder<'_> {
             let r = &o.resource;
             let ns = r.namespace().unwrap_or("default").to_owned();
             let converted;
+            let enforced_np;
+            let enforced_gnp;
             let src = match r {
-                Resource::NetworkPolicy(p) => PolicySource {
-                    kind: PolicyKind::NetworkPolicy,
-                    namespace: Some(ns.clone()),
-                    tier: p.spec.tier.clone(),
-                    order: p.spec.order,
-                    selector: namespaced_policy_selector(
-                        &p.spec.selector,
+                Resource::NetworkPolicy(p) => {
+                    PolicySource::namespaced(PolicyKind::NetworkPolicy, &ns, &p.spec, false)
+                }
+                Resource::StagedNetworkPolicy(p) => {
+                    enforced_np = p.spec.to_enforced();
+                    PolicySource::namespaced(
+                        PolicyKind::StagedNetworkPolicy,
                         &ns,
-                        &p.spec.service_account_selector,
+                        &enforced_np,
+                        true,
                     )
-                    .map_err(|e| ("spec.serviceAccountSelector".into(), e.to_string())),
-                    types: p.spec.types.clone(),
-                    ingress: &p.spec.ingress,
-                    egress: &p.spec.egress,
-                    staged: false,
-                    host_only: false,
-                },
-                Resource::StagedNetworkPolicy(p) => PolicySource {
-                    kind: PolicyKind::StagedNetworkPolicy,
-                    namespace: Some(ns.clone()),
-                    tier: p.spec.tier.clone(),
-                    order: p.spec.order,
-                    selector: namespaced_policy_selector(
-                        &p.spec.selector,
-                        &ns,
-                        &p.spec.service_account_selector,
-                    )
-                    .map_err(|e| ("spec.serviceAccountSelector".into(), e.to_string())),
-                    types: p.spec.types.clone(),
-                    ingress: &p.spec.ingress,
-                    egress: &p.spec.egress,
-                    staged: true,
-                    host_only: false,
-                },
-                Resource::GlobalNetworkPolicy(p) => PolicySource {
-                    kind: PolicyKind::GlobalNetworkPolicy,
-                    namespace: None,
-                    tier: p.spec.tier.clone(),
-                    order: p.spec.order,
-                    selector: global_policy_selector(
-                        &p.spec.selector,
-                        &p.spec.namespace_selector,
-                        &p.spec.service_account_selector,
-                    )
-                    .map_err(|e| ("spec".into(), e.to_string())),
-                    types: if p.spec.pre_dnat {
-                        vec![PolicyType::Ingress]
-                    } else {
-                        p.spec.types.clone()
-                    },
-                    ingress: &p.spec.ingress,
-                    egress: &p.spec.egress,
-                    staged: false,
-                    host_only: p.spec.do_not_track || p.spec.pre_dnat,
-                },
-                Resource::StagedGlobalNetworkPolicy(p) => PolicySource {
-                    kind: PolicyKind::StagedGlobalNetworkPolicy,
-                    namespace: None,
-                    tier: p.spec.tier.clone(),
-                    order: p.spec.order,
-                    selector: global_policy_selector(
-                        &p.spec.selector,
-                        &p.spec.namespace_selector,
-                        &p.spec.service_account_selector,
-                    )
-                    .map_err(|e| ("spec".into(), e.to_string())),
-                    types: p.spec.types.clone(),
-                    ingress: &p.spec.ingress,
-                    egress: &p.spec.egress,
-                    staged: true,
-                    host_only: p.spec.do_not_track || p.spec.pre_dnat,
-                },
+                }
+                Resource::GlobalNetworkPolicy(p) => {
+                    PolicySource::global(PolicyKind::GlobalNetworkPolicy, &p.spec, false)
+                }
+                Resource::StagedGlobalNetworkPolicy(p) => {
+                    enforced_gnp = p.spec.to_enforced();
+                    PolicySource::global(PolicyKind::StagedGlobalNetworkPolicy, &enforced_gnp, true)
+                }
                 Resource::KubernetesNetworkPolicy(k) => {
                     converted = convert(k);
                     for (f, m) in &converted.errors {
