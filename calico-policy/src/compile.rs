@@ -144,29 +144,56 @@ pub struct Program {
 }
 
 impl Model {
+    /// The members of the address set of selector `sel` (policy.md §6.1).
+    pub(crate) fn selector_members(&self, sel: SelId) -> Vec<AddrRange> {
+        let mut members: Vec<AddrRange> = Vec::new();
+        for i in self.selectors.matching_endpoints(sel) {
+            if let Some(e) = self.endpoints.get(i) {
+                members.extend(e.addrs.iter().map(|a| AddrRange::single(*a)));
+            }
+        }
+        for (i, n) in self.network_sets.iter().enumerate() {
+            if self.selectors.matches_network_set(sel, i) {
+                members.extend(n.nets.iter().copied());
+            }
+        }
+        members.sort();
+        members.dedup();
+        members
+    }
+
     fn selector_set(&self, sel: SelId, sets: &mut BTreeMap<SetId, SetDef>) -> Option<SetId> {
         let s = self.selectors.get(sel)?;
         let id = s.unique_id();
-        sets.entry(id.clone()).or_insert_with(|| {
-            let mut members: Vec<AddrRange> = Vec::new();
-            for (i, e) in self.endpoints.iter().enumerate() {
-                if self.selectors.matches_endpoint(sel, i) {
-                    members.extend(e.addrs.iter().map(|a| AddrRange::single(*a)));
-                }
-            }
-            for (i, n) in self.network_sets.iter().enumerate() {
-                if self.selectors.matches_network_set(sel, i) {
-                    members.extend(n.nets.iter().copied());
-                }
-            }
-            members.sort();
-            members.dedup();
-            SetDef::Selector {
-                selector: s.canonical().to_owned(),
-                members,
-            }
+        sets.entry(id.clone()).or_insert_with(|| SetDef::Selector {
+            selector: s.canonical().to_owned(),
+            members: self.selector_members(sel),
         });
         Some(id)
+    }
+
+    /// The members of a named-port set: (address, protocol, port) of every endpoint matching
+    /// `sel` (every endpoint when `None`) that declares port `name` (with `protocol`).
+    pub(crate) fn named_port_members(
+        &self,
+        sel: Option<SelId>,
+        protocol: Option<u8>,
+        name: &str,
+    ) -> Vec<(IpAddr, u8, u16)> {
+        let mut members = Vec::new();
+        for (i, e) in self.endpoints.iter().enumerate() {
+            if sel.is_some_and(|s| !self.selectors.matches_endpoint(s, i)) {
+                continue;
+            }
+            for p in &e.ports {
+                if p.name == name && protocol.is_none_or(|x| x == p.protocol) {
+                    members.extend(e.addrs.iter().map(|a| (*a, p.protocol, p.port)));
+                }
+            }
+        }
+        members.sort();
+        members.dedup();
+        members
     }
 
     fn named_port_set_def(
@@ -184,26 +211,11 @@ impl Model {
             "n:{sel_id}:{}:{name}",
             protocol.map_or_else(|| "*".to_owned(), |p| p.to_string())
         );
-        sets.entry(id.clone()).or_insert_with(|| {
-            let mut members = Vec::new();
-            for (i, e) in self.endpoints.iter().enumerate() {
-                if sel.is_some_and(|s| !self.selectors.matches_endpoint(s, i)) {
-                    continue;
-                }
-                for p in &e.ports {
-                    if p.name == name && protocol.is_none_or(|x| x == p.protocol) {
-                        members.extend(e.addrs.iter().map(|a| (*a, p.protocol, p.port)));
-                    }
-                }
-            }
-            members.sort();
-            members.dedup();
-            SetDef::NamedPort {
-                selector: canonical,
-                protocol,
-                name: name.to_owned(),
-                members,
-            }
+        sets.entry(id.clone()).or_insert_with(|| SetDef::NamedPort {
+            members: self.named_port_members(sel, protocol, name),
+            selector: canonical,
+            protocol,
+            name: name.to_owned(),
         });
         id
     }
@@ -250,28 +262,77 @@ impl Model {
         }
     }
 
-    /// Compiles every endpoint's program (all directions) with the sets they use.
-    pub fn compile(&self) -> Program {
-        let mut prog = Program::default();
-        for (pi, p) in self.policies.iter().enumerate() {
-            if p.staged || p.host_only {
-                continue;
-            }
-            for dir in [Direction::Ingress, Direction::Egress] {
-                if !p.types[dir.index()] {
-                    continue;
-                }
+    /// The programs of policy `pi` for each direction it applies to (none for staged and
+    /// host-only policies), adding the sets they use to `sets`.
+    pub(crate) fn policy_programs(
+        &self,
+        pi: usize,
+        sets: &mut BTreeMap<SetId, SetDef>,
+    ) -> Vec<(Direction, PolicyProgram)> {
+        let Some(p) = self.policies.get(pi) else {
+            return Vec::new();
+        };
+        if p.staged || p.host_only {
+            return Vec::new();
+        }
+        [Direction::Ingress, Direction::Egress]
+            .into_iter()
+            .filter(|dir| p.types[dir.index()])
+            .map(|dir| {
                 let rules = p.rules[dir.index()]
                     .iter()
-                    .map(|r| self.compile_rule(r, &mut prog.sets))
+                    .map(|r| self.compile_rule(r, sets))
                     .collect();
-                prog.policies.insert(
-                    (pi, dir),
+                (
+                    dir,
                     PolicyProgram {
                         policy: p.id.to_string(),
                         rules,
                     },
-                );
+                )
+            })
+            .collect()
+    }
+
+    /// The program of endpoint `ei` in `dir`.
+    pub(crate) fn endpoint_program(&self, ei: usize, dir: Direction) -> EndpointProgram {
+        let mut tiers: Vec<TierProgram> = Vec::new();
+        let applying = self
+            .applying
+            .get(ei)
+            .map_or(&[][..], |a| a[dir.index()].as_slice());
+        for &pi in applying {
+            let t = self.tier_of_policy[pi];
+            let name = self.tiers.get(t).map_or("", |t| t.name.as_str());
+            match tiers.last_mut() {
+                Some(last) if last.tier == name => last.policies.push((pi, dir)),
+                _ => tiers.push(TierProgram {
+                    tier: name.to_owned(),
+                    policies: vec![(pi, dir)],
+                    end: self
+                        .tiers
+                        .get(t)
+                        .map_or(TierAction::Deny, |t| t.default_action),
+                }),
+            }
+        }
+        EndpointProgram {
+            tiers,
+            profiles: self.endpoints.get(ei).map_or_else(Vec::new, |e| {
+                e.profiles
+                    .iter()
+                    .map(|p| (p.clone(), self.profiles.contains_key(p).then(|| p.clone())))
+                    .collect()
+            }),
+        }
+    }
+
+    /// Compiles every endpoint's program (all directions) with the sets they use.
+    pub fn compile(&self) -> Program {
+        let mut prog = Program::default();
+        for pi in 0..self.policies.len() {
+            for (dir, pp) in self.policy_programs(pi, &mut prog.sets) {
+                prog.policies.insert((pi, dir), pp);
             }
         }
         let mut names: Vec<&String> = self.profiles.keys().collect();
@@ -290,35 +351,11 @@ impl Model {
                 }
             }
         }
-        for (ei, e) in self.endpoints.iter().enumerate() {
-            let program = |dir: Direction| {
-                let mut tiers: Vec<TierProgram> = Vec::new();
-                for &pi in &self.applying[ei][dir.index()] {
-                    let t = self.tier_of_policy[pi];
-                    let name = self.tiers.get(t).map_or("", |t| t.name.as_str());
-                    match tiers.last_mut() {
-                        Some(last) if last.tier == name => last.policies.push((pi, dir)),
-                        _ => tiers.push(TierProgram {
-                            tier: name.to_owned(),
-                            policies: vec![(pi, dir)],
-                            end: self
-                                .tiers
-                                .get(t)
-                                .map_or(TierAction::Deny, |t| t.default_action),
-                        }),
-                    }
-                }
-                EndpointProgram {
-                    tiers,
-                    profiles: e
-                        .profiles
-                        .iter()
-                        .map(|p| (p.clone(), self.profiles.contains_key(p).then(|| p.clone())))
-                        .collect(),
-                }
-            };
-            prog.endpoints
-                .push([program(Direction::Ingress), program(Direction::Egress)]);
+        for ei in 0..self.endpoints.len() {
+            prog.endpoints.push([
+                self.endpoint_program(ei, Direction::Ingress),
+                self.endpoint_program(ei, Direction::Egress),
+            ]);
         }
         prog
     }
@@ -518,12 +555,35 @@ pub struct ProgramChanges {
     /// Endpoint programs (by index in the newer model, and direction) whose tier or profile
     /// lists changed or that are new.
     pub endpoints_changed: Vec<(usize, Direction)>,
+    /// Endpoint indices of the older program that no longer exist (the newer program has
+    /// fewer endpoints).
+    pub endpoints_removed: Vec<usize>,
 }
 
 impl ProgramChanges {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
         *self == ProgramChanges::default()
+    }
+
+    /// Sorts and deduplicates every list.
+    pub(crate) fn finish(&mut self) {
+        for v in [
+            &mut self.sets_added,
+            &mut self.sets_removed,
+            &mut self.sets_changed,
+        ] {
+            v.sort();
+            v.dedup();
+        }
+        for v in [&mut self.policies_changed, &mut self.profiles_changed] {
+            v.sort();
+            v.dedup();
+        }
+        self.endpoints_changed.sort();
+        self.endpoints_changed.dedup();
+        self.endpoints_removed.sort_unstable();
+        self.endpoints_removed.dedup();
     }
 }
 
@@ -608,6 +668,7 @@ impl Program {
             policies_changed,
             profiles_changed,
             endpoints_changed,
+            endpoints_removed: (newer.endpoints.len()..self.endpoints.len()).collect(),
         }
     }
 }

@@ -258,6 +258,8 @@ pub struct Model {
     pub(crate) diagnostics: Vec<Diagnostic>,
     /// FelixConfiguration specs by name (`default`, `node.<name>`).
     pub(crate) felix: HashMap<String, FelixConfigurationSpec>,
+    /// What endpoint construction needs (kept for incremental updates).
+    pub(crate) endpoint_context: EndpointContext,
 }
 
 fn cmp_order(a: Option<f64>, b: Option<f64>) -> Ordering {
@@ -626,6 +628,110 @@ impl Builder<'_> {
         out
     }
 
+    /// The policy `o` stands for (any policy kind), with its rules compiled and selectors
+    /// interned; problems are reported as diagnostics.
+    pub(crate) fn policy_from(&mut self, o: &LoadedObject) -> Option<Policy> {
+        let r = &o.resource;
+        let ns = r.namespace().unwrap_or("default").to_owned();
+        let converted;
+        let enforced_np;
+        let enforced_gnp;
+        let src = match r {
+            Resource::NetworkPolicy(p) => {
+                PolicySource::namespaced(PolicyKind::NetworkPolicy, &ns, &p.spec, false)
+            }
+            Resource::StagedNetworkPolicy(p) => {
+                enforced_np = p.spec.to_enforced();
+                PolicySource::namespaced(PolicyKind::StagedNetworkPolicy, &ns, &enforced_np, true)
+            }
+            Resource::GlobalNetworkPolicy(p) => {
+                PolicySource::global(PolicyKind::GlobalNetworkPolicy, &p.spec, false)
+            }
+            Resource::StagedGlobalNetworkPolicy(p) => {
+                enforced_gnp = p.spec.to_enforced();
+                PolicySource::global(PolicyKind::StagedGlobalNetworkPolicy, &enforced_gnp, true)
+            }
+            Resource::KubernetesNetworkPolicy(k) => {
+                converted = convert(k);
+                for (f, m) in &converted.errors {
+                    self.report(Severity::Error, o, f.clone(), m.clone());
+                }
+                for (f, m) in &converted.warnings {
+                    self.report(Severity::Warning, o, f.clone(), m.clone());
+                }
+                PolicySource {
+                    kind: PolicyKind::KubernetesNetworkPolicy,
+                    namespace: Some(ns.clone()),
+                    tier: "default".to_owned(),
+                    order: Some(KNP_ORDER),
+                    selector: namespaced_policy_selector(&converted.selector, &ns, "")
+                        .map_err(|e| ("spec.podSelector".into(), e.to_string())),
+                    types: converted.types.clone(),
+                    ingress: &converted.ingress,
+                    egress: &converted.egress,
+                    staged: false,
+                    host_only: false,
+                }
+            }
+            _ => return None,
+        };
+        let is_knp = src.kind == PolicyKind::KubernetesNetworkPolicy;
+        let rule_ns = src.namespace.clone().unwrap_or_default();
+        let ingress = self.compile_rules(o, src.ingress, &rule_ns, "spec.ingress", is_knp);
+        let egress = self.compile_rules(o, src.egress, &rule_ns, "spec.egress", is_knp);
+        let (selector, selector_id) = match src.selector {
+            Ok(text) => match self.table.intern(&text) {
+                Ok(id) => (text, Some(id)),
+                Err(e) => {
+                    let field = if is_knp {
+                        "spec.podSelector"
+                    } else {
+                        "spec.selector"
+                    };
+                    self.report(Severity::Error, o, field, format!("invalid selector: {e}"));
+                    (text, None)
+                }
+            },
+            Err((field, msg)) => {
+                self.report(
+                    Severity::Error,
+                    o,
+                    field,
+                    format!("invalid selector: {msg}"),
+                );
+                (String::new(), None)
+            }
+        };
+        let types = if src.types.is_empty() {
+            [true, true]
+        } else {
+            [
+                src.types.contains(&PolicyType::Ingress),
+                src.types.contains(&PolicyType::Egress),
+            ]
+        };
+        Some(Policy {
+            id: PolicyId {
+                kind: src.kind,
+                namespace: src.namespace,
+                name: r.name().to_owned(),
+            },
+            origin: o.origin.clone(),
+            tier: if src.tier.is_empty() {
+                "default".to_owned()
+            } else {
+                src.tier
+            },
+            order: src.order,
+            selector,
+            selector_id,
+            types,
+            rules: [ingress, egress],
+            staged: src.staged,
+            host_only: src.host_only,
+        })
+    }
+
     fn build(&mut self) -> Model {
         let objects = self.objects;
         let resources = || objects.iter().map(|o| &o.resource);
@@ -689,127 +795,24 @@ impl Builder<'_> {
         }
 
         // Endpoints, in input order.
-        let pod_keys: HashSet<(String, String)> = resources()
-            .filter_map(|r| match r {
-                Resource::Pod(p) => Some((
-                    r.namespace().unwrap_or("default").to_owned(),
-                    p.metadata.name.clone(),
-                )),
-                _ => None,
-            })
+        let ctx = EndpointContext {
+            pod_keys: resources()
+                .filter_map(|r| match r {
+                    Resource::Pod(p) => Some((
+                        r.namespace().unwrap_or("default").to_owned(),
+                        p.metadata.name.clone(),
+                    )),
+                    _ => None,
+                })
+                .collect(),
+            ns_labels,
+            sa_labels,
+            profile_labels,
+        };
+        let endpoints: Vec<Endpoint> = objects
+            .iter()
+            .filter_map(|o| endpoint_from(&ctx, o))
             .collect();
-        let empty = Labels::new();
-        let mut endpoints = Vec::new();
-        for o in objects {
-            let r = &o.resource;
-            let synthetic;
-            let (pod, kind) = match r {
-                Resource::Pod(p) => (Some(p), EndpointKind::Pod),
-                _ => match derived::synthetic_pod(r) {
-                    Some(p) => {
-                        synthetic = p;
-                        (Some(&synthetic), EndpointKind::Controller(r.kind()))
-                    }
-                    None => (None, EndpointKind::Pod),
-                },
-            };
-            if let Some(pod) = pod {
-                let ns = r.namespace().unwrap_or("default").to_owned();
-                let sa = derived::pod_service_account(&pod.spec).to_owned();
-                let nsl = ns_labels.get(&ns).unwrap_or(&empty);
-                let sal = sa_labels.get(&(ns.clone(), sa.clone())).unwrap_or(&empty);
-                let workload = match kind {
-                    EndpointKind::Controller(k) => format!("{ns}/{}[{}]", r.name(), k.as_str()),
-                    _ => pod_workload_name(&ns, pod),
-                };
-                endpoints.push(Endpoint {
-                    kind,
-                    namespace: Some(ns.clone()),
-                    name: r.name().to_owned(),
-                    workload,
-                    labels: derived::pod_labels(pod, nsl, sal),
-                    profiles: vec![
-                        derived::namespace_profile_name(&ns),
-                        derived::service_account_profile_name(&ns, &sa),
-                    ],
-                    addrs: derived::pod_ip_networks(pod)
-                        .iter()
-                        .map(|c| c.addr())
-                        .collect(),
-                    ports: named_ports(
-                        derived::pod_endpoint_ports(&pod.spec)
-                            .iter()
-                            .map(|p| (p.name.as_str(), p.protocol.number(), p.port)),
-                    ),
-                    origin: o.origin.clone(),
-                    host_network: pod.spec.host_network,
-                    node: (!pod.spec.node_name.is_empty()).then(|| pod.spec.node_name.clone()),
-                });
-                continue;
-            }
-            match r {
-                Resource::WorkloadEndpoint(w) => {
-                    let ns = r.namespace().unwrap_or("default").to_owned();
-                    if pod_keys.contains(&(ns.clone(), w.spec.pod.clone())) {
-                        continue;
-                    }
-                    let sa = (!w.spec.service_account_name.is_empty())
-                        .then_some(w.spec.service_account_name.as_str());
-                    let calico = derived::calico_endpoint_labels(&ns, &w.spec.orchestrator, sa);
-                    let layers: Vec<&Labels> = w
-                        .spec
-                        .profiles
-                        .iter()
-                        .map(|p| profile_labels.get(p).unwrap_or(&empty))
-                        .collect();
-                    endpoints.push(Endpoint {
-                        kind: EndpointKind::WorkloadEndpoint,
-                        namespace: Some(ns.clone()),
-                        name: r.name().to_owned(),
-                        workload: format!("{ns}/{}[WorkloadEndpoint]", r.name()),
-                        labels: derived::endpoint_labels(&calico, &w.metadata.labels, &layers),
-                        profiles: w.spec.profiles.clone(),
-                        addrs: w.spec.ip_networks.iter().map(|c| c.addr()).collect(),
-                        ports: named_ports(
-                            w.spec
-                                .ports
-                                .iter()
-                                .map(|p| (p.name.as_str(), p.protocol.number(), p.port)),
-                        ),
-                        origin: o.origin.clone(),
-                        host_network: false,
-                        node: (!w.spec.node.is_empty()).then(|| w.spec.node.clone()),
-                    });
-                }
-                Resource::HostEndpoint(h) => {
-                    let layers: Vec<&Labels> = h
-                        .spec
-                        .profiles
-                        .iter()
-                        .map(|p| profile_labels.get(p).unwrap_or(&empty))
-                        .collect();
-                    endpoints.push(Endpoint {
-                        kind: EndpointKind::HostEndpoint,
-                        namespace: None,
-                        name: r.name().to_owned(),
-                        workload: r.name().to_owned(),
-                        labels: derived::endpoint_labels(&empty, &h.metadata.labels, &layers),
-                        profiles: h.spec.profiles.clone(),
-                        addrs: h.spec.expected_ips.clone(),
-                        ports: named_ports(
-                            h.spec
-                                .ports
-                                .iter()
-                                .map(|p| (p.name.as_str(), p.protocol.number(), p.port)),
-                        ),
-                        origin: o.origin.clone(),
-                        host_network: false,
-                        node: (!h.spec.node.is_empty()).then(|| h.spec.node.clone()),
-                    });
-                }
-                _ => {}
-            }
-        }
 
         // Network sets.
         let mut network_sets = Vec::new();
@@ -839,113 +842,7 @@ impl Builder<'_> {
         }
 
         // Policies.
-        let mut policies: Vec<Policy> = Vec::new();
-        for o in objects {
-            let r = &o.resource;
-            let ns = r.namespace().unwrap_or("default").to_owned();
-            let converted;
-            let enforced_np;
-            let enforced_gnp;
-            let src = match r {
-                Resource::NetworkPolicy(p) => {
-                    PolicySource::namespaced(PolicyKind::NetworkPolicy, &ns, &p.spec, false)
-                }
-                Resource::StagedNetworkPolicy(p) => {
-                    enforced_np = p.spec.to_enforced();
-                    PolicySource::namespaced(
-                        PolicyKind::StagedNetworkPolicy,
-                        &ns,
-                        &enforced_np,
-                        true,
-                    )
-                }
-                Resource::GlobalNetworkPolicy(p) => {
-                    PolicySource::global(PolicyKind::GlobalNetworkPolicy, &p.spec, false)
-                }
-                Resource::StagedGlobalNetworkPolicy(p) => {
-                    enforced_gnp = p.spec.to_enforced();
-                    PolicySource::global(PolicyKind::StagedGlobalNetworkPolicy, &enforced_gnp, true)
-                }
-                Resource::KubernetesNetworkPolicy(k) => {
-                    converted = convert(k);
-                    for (f, m) in &converted.errors {
-                        self.report(Severity::Error, o, f.clone(), m.clone());
-                    }
-                    for (f, m) in &converted.warnings {
-                        self.report(Severity::Warning, o, f.clone(), m.clone());
-                    }
-                    PolicySource {
-                        kind: PolicyKind::KubernetesNetworkPolicy,
-                        namespace: Some(ns.clone()),
-                        tier: "default".to_owned(),
-                        order: Some(KNP_ORDER),
-                        selector: namespaced_policy_selector(&converted.selector, &ns, "")
-                            .map_err(|e| ("spec.podSelector".into(), e.to_string())),
-                        types: converted.types.clone(),
-                        ingress: &converted.ingress,
-                        egress: &converted.egress,
-                        staged: false,
-                        host_only: false,
-                    }
-                }
-                _ => continue,
-            };
-            let is_knp = src.kind == PolicyKind::KubernetesNetworkPolicy;
-            let rule_ns = src.namespace.clone().unwrap_or_default();
-            let ingress = self.compile_rules(o, src.ingress, &rule_ns, "spec.ingress", is_knp);
-            let egress = self.compile_rules(o, src.egress, &rule_ns, "spec.egress", is_knp);
-            let (selector, selector_id) = match src.selector {
-                Ok(text) => match self.table.intern(&text) {
-                    Ok(id) => (text, Some(id)),
-                    Err(e) => {
-                        let field = if is_knp {
-                            "spec.podSelector"
-                        } else {
-                            "spec.selector"
-                        };
-                        self.report(Severity::Error, o, field, format!("invalid selector: {e}"));
-                        (text, None)
-                    }
-                },
-                Err((field, msg)) => {
-                    self.report(
-                        Severity::Error,
-                        o,
-                        field,
-                        format!("invalid selector: {msg}"),
-                    );
-                    (String::new(), None)
-                }
-            };
-            let types = if src.types.is_empty() {
-                [true, true]
-            } else {
-                [
-                    src.types.contains(&PolicyType::Ingress),
-                    src.types.contains(&PolicyType::Egress),
-                ]
-            };
-            policies.push(Policy {
-                id: PolicyId {
-                    kind: src.kind,
-                    namespace: src.namespace,
-                    name: r.name().to_owned(),
-                },
-                origin: o.origin.clone(),
-                tier: if src.tier.is_empty() {
-                    "default".to_owned()
-                } else {
-                    src.tier
-                },
-                order: src.order,
-                selector,
-                selector_id,
-                types,
-                rules: [ingress, egress],
-                staged: src.staged,
-                host_only: src.host_only,
-            });
-        }
+        let policies: Vec<Policy> = objects.iter().filter_map(|o| self.policy_from(o)).collect();
 
         // Tiers.
         let mut tiers: Vec<TierEntry> = Vec::new();
@@ -1041,25 +938,7 @@ impl Builder<'_> {
             }
         }
 
-        // Connlist workloads: grouped by printed name, in input order.
-        let mut groups: BTreeMap<String, usize> = BTreeMap::new();
-        let mut workloads: Vec<Workload> = Vec::new();
-        for (i, e) in endpoints.iter().enumerate() {
-            if !e.is_workload() {
-                continue;
-            }
-            match groups.get(&e.workload) {
-                Some(&w) => workloads[w].members.push(i),
-                None => {
-                    groups.insert(e.workload.clone(), workloads.len());
-                    workloads.push(Workload {
-                        name: e.workload.clone(),
-                        namespace: e.namespace.clone().unwrap_or_default(),
-                        members: vec![i],
-                    });
-                }
-            }
-        }
+        let workloads = workloads_of(&endpoints);
 
         self.check_named_ports(&policies, &endpoints);
 
@@ -1084,6 +963,7 @@ impl Builder<'_> {
             tier_of_policy,
             workloads,
             diagnostics: Vec::new(),
+            endpoint_context: ctx,
             felix: objects
                 .iter()
                 .filter_map(|o| match &o.resource {
@@ -1130,6 +1010,194 @@ impl Builder<'_> {
                 continue;
             };
             self.report(Severity::Warning, o, field, msg);
+        }
+    }
+}
+
+/// What endpoint construction needs from the rest of the manifests: namespace,
+/// service-account and profile labels, and which pods exist (a WorkloadEndpoint of a listed
+/// pod is the same endpoint).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EndpointContext {
+    pub(crate) pod_keys: HashSet<(String, String)>,
+    pub(crate) ns_labels: HashMap<String, Labels>,
+    pub(crate) sa_labels: HashMap<(String, String), Labels>,
+    pub(crate) profile_labels: HashMap<String, Labels>,
+}
+
+static EMPTY_LABELS: std::sync::LazyLock<Labels> = std::sync::LazyLock::new(Labels::new);
+
+/// The endpoint `o` stands for, if any (Pod, workload controller, WorkloadEndpoint of no
+/// listed pod, HostEndpoint).
+pub(crate) fn endpoint_from(ctx: &EndpointContext, o: &LoadedObject) -> Option<Endpoint> {
+    let r = &o.resource;
+    let synthetic;
+    let (pod, kind) = match r {
+        Resource::Pod(p) => (Some(p), EndpointKind::Pod),
+        _ => match derived::synthetic_pod(r) {
+            Some(p) => {
+                synthetic = p;
+                (Some(&synthetic), EndpointKind::Controller(r.kind()))
+            }
+            None => (None, EndpointKind::Pod),
+        },
+    };
+    if let Some(pod) = pod {
+        let ns = r.namespace().unwrap_or("default").to_owned();
+        let sa = derived::pod_service_account(&pod.spec).to_owned();
+        let nsl = ctx.ns_labels.get(&ns).unwrap_or(&EMPTY_LABELS);
+        let sal = ctx
+            .sa_labels
+            .get(&(ns.clone(), sa.clone()))
+            .unwrap_or(&EMPTY_LABELS);
+        let workload = match kind {
+            EndpointKind::Controller(k) => format!("{ns}/{}[{}]", r.name(), k.as_str()),
+            _ => pod_workload_name(&ns, pod),
+        };
+        return Some(Endpoint {
+            kind,
+            namespace: Some(ns.clone()),
+            name: r.name().to_owned(),
+            workload,
+            labels: derived::pod_labels(pod, nsl, sal),
+            profiles: vec![
+                derived::namespace_profile_name(&ns),
+                derived::service_account_profile_name(&ns, &sa),
+            ],
+            addrs: derived::pod_ip_networks(pod)
+                .iter()
+                .map(|c| c.addr())
+                .collect(),
+            ports: named_ports(
+                derived::pod_endpoint_ports(&pod.spec)
+                    .iter()
+                    .map(|p| (p.name.as_str(), p.protocol.number(), p.port)),
+            ),
+            origin: o.origin.clone(),
+            host_network: pod.spec.host_network,
+            node: (!pod.spec.node_name.is_empty()).then(|| pod.spec.node_name.clone()),
+        });
+    }
+    match r {
+        Resource::WorkloadEndpoint(w) => {
+            let ns = r.namespace().unwrap_or("default").to_owned();
+            if ctx.pod_keys.contains(&(ns.clone(), w.spec.pod.clone())) {
+                return None;
+            }
+            let sa = (!w.spec.service_account_name.is_empty())
+                .then_some(w.spec.service_account_name.as_str());
+            let calico = derived::calico_endpoint_labels(&ns, &w.spec.orchestrator, sa);
+            let layers: Vec<&Labels> = w
+                .spec
+                .profiles
+                .iter()
+                .map(|p| ctx.profile_labels.get(p).unwrap_or(&EMPTY_LABELS))
+                .collect();
+            Some(Endpoint {
+                kind: EndpointKind::WorkloadEndpoint,
+                namespace: Some(ns.clone()),
+                name: r.name().to_owned(),
+                workload: format!("{ns}/{}[WorkloadEndpoint]", r.name()),
+                labels: derived::endpoint_labels(&calico, &w.metadata.labels, &layers),
+                profiles: w.spec.profiles.clone(),
+                addrs: w.spec.ip_networks.iter().map(|c| c.addr()).collect(),
+                ports: named_ports(
+                    w.spec
+                        .ports
+                        .iter()
+                        .map(|p| (p.name.as_str(), p.protocol.number(), p.port)),
+                ),
+                origin: o.origin.clone(),
+                host_network: false,
+                node: (!w.spec.node.is_empty()).then(|| w.spec.node.clone()),
+            })
+        }
+        Resource::HostEndpoint(h) => {
+            let layers: Vec<&Labels> = h
+                .spec
+                .profiles
+                .iter()
+                .map(|p| ctx.profile_labels.get(p).unwrap_or(&EMPTY_LABELS))
+                .collect();
+            Some(Endpoint {
+                kind: EndpointKind::HostEndpoint,
+                namespace: None,
+                name: r.name().to_owned(),
+                workload: r.name().to_owned(),
+                labels: derived::endpoint_labels(&EMPTY_LABELS, &h.metadata.labels, &layers),
+                profiles: h.spec.profiles.clone(),
+                addrs: h.spec.expected_ips.clone(),
+                ports: named_ports(
+                    h.spec
+                        .ports
+                        .iter()
+                        .map(|p| (p.name.as_str(), p.protocol.number(), p.port)),
+                ),
+                origin: o.origin.clone(),
+                host_network: false,
+                node: (!h.spec.node.is_empty()).then(|| h.spec.node.clone()),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Connlist workloads: endpoints grouped by printed name, in input order.
+pub(crate) fn workloads_of(endpoints: &[Endpoint]) -> Vec<Workload> {
+    let mut groups: BTreeMap<String, usize> = BTreeMap::new();
+    let mut workloads: Vec<Workload> = Vec::new();
+    for (i, e) in endpoints.iter().enumerate() {
+        if !e.is_workload() {
+            continue;
+        }
+        match groups.get(&e.workload) {
+            Some(&w) => workloads[w].members.push(i),
+            None => {
+                groups.insert(e.workload.clone(), workloads.len());
+                workloads.push(Workload {
+                    name: e.workload.clone(),
+                    namespace: e.namespace.clone().unwrap_or_default(),
+                    members: vec![i],
+                });
+            }
+        }
+    }
+    workloads
+}
+
+/// The evaluation order of two policies given their tiers' positions (policy.md §2): tier,
+/// then order (unset last), then the `name/namespace/kind` tie-break.
+pub(crate) fn policy_order(tier_a: usize, a: &Policy, tier_b: usize, b: &Policy) -> Ordering {
+    tier_a
+        .cmp(&tier_b)
+        .then_with(|| cmp_order(a.order, b.order))
+        .then_with(|| a.id.sort_key().as_bytes().cmp(b.id.sort_key().as_bytes()))
+}
+
+impl Model {
+    /// Builds the policy `o` stands for against this model's selector table (new selectors
+    /// are resolved). `Ok(None)` when `o` is not a policy; `Err` with the errors found.
+    pub(crate) fn build_policy(
+        &mut self,
+        o: &LoadedObject,
+    ) -> Result<Option<Policy>, Vec<Diagnostic>> {
+        let mut b = Builder {
+            objects: std::slice::from_ref(o),
+            table: std::mem::take(&mut self.selectors),
+            diagnostics: Vec::new(),
+        };
+        let policy = b.policy_from(o);
+        self.selectors = b.table;
+        self.selectors.resolve_new();
+        let errors: Vec<Diagnostic> = b
+            .diagnostics
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .collect();
+        if errors.is_empty() {
+            Ok(policy)
+        } else {
+            Err(errors)
         }
     }
 }

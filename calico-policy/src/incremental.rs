@@ -1,0 +1,797 @@
+//! Incremental compilation (issue 3 §3): a [`Compiler`] keeps the manifests, the [`Model`]
+//! and its [`Program`], and applies one resource change at a time, recomputing only what the
+//! change affects and saying what changed ([`ProgramChanges`]).
+//!
+//! | change | what is recomputed |
+//! |---|---|
+//! | a policy (any kind) added, changed or removed | its rules and the sets they newly use; which endpoints it selects (one selector-index query); the program of each endpoint it selected before or selects now; sets no rule uses any more are dropped |
+//! | an endpoint (Pod, workload controller, WorkloadEndpoint, HostEndpoint) added, changed or removed | its labels in the selector index (only selectors reading its labels are re-evaluated); the members of the sets whose selectors match it before or after, and of the named-port sets for its port names; its own program |
+//! | anything else (Namespace, ServiceAccount, Profile, Tier, NetworkSet, FelixConfiguration, ...) | the whole model, then [`Program::changes`] against the previous program |
+//!
+//! The result always equals a fresh [`Model::build`] + [`Model::compile`] of the same
+//! manifests, with two differences in numbering only: a removed endpoint's index is taken by
+//! the last endpoint (its programs move with it), and validation of an upserted object is
+//! per object ([`validate_object`]), without the cross-object checks of a full build.
+//!
+//! ```
+//! use calico_model::loader::load_str;
+//! use calico_policy::incremental::{Change, Compiler};
+//!
+//! let base = load_str("c.yaml", r#"
+//! apiVersion: v1
+//! kind: Pod
+//! metadata: {name: a, namespace: ns, labels: {app: a}}
+//! status: {podIP: 10.0.0.1}
+//! "#);
+//! let mut compiler = Compiler::new(&base).unwrap();
+//! let policy = load_str("p.yaml", r#"
+//! apiVersion: projectcalico.org/v3
+//! kind: NetworkPolicy
+//! metadata: {name: p, namespace: ns}
+//! spec: {selector: app == 'a', ingress: [{action: Allow}]}
+//! "#);
+//! let update = compiler
+//!     .apply(Change::Upsert(Box::new(policy.objects[0].clone())))
+//!     .unwrap();
+//! assert_eq!(update.changes.policies_changed.len(), 1);
+//! assert!(!update.changes.endpoints_changed.is_empty());
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use calico_model::derived;
+use calico_model::loader::{LoadedObject, LoadedSet};
+use calico_model::resources::{Kind, Resource};
+use calico_model::validation::validate_object;
+
+use crate::compile::{IrMatch, IrRule, Program, ProgramChanges, SetDef, SetId};
+use crate::diag::{BuildError, Diagnostic, Severity};
+use crate::model::{
+    Direction, Endpoint, EndpointKind, Model, PolicyId, PolicyKind, endpoint_from, policy_order,
+    workloads_of,
+};
+
+/// Identifies one object of the manifests.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// Kind.
+    pub kind: Kind,
+    /// Namespace (`None` for cluster-scoped kinds).
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of `resource`.
+    pub fn of(resource: &Resource) -> ObjectKey {
+        ObjectKey {
+            kind: resource.kind(),
+            namespace: resource.namespace().map(str::to_owned),
+            name: resource.name().to_owned(),
+        }
+    }
+}
+
+/// `Kind ns/name` or `Kind name`.
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind.as_str(), self.name),
+            None => write!(f, "{} {}", self.kind.as_str(), self.name),
+        }
+    }
+}
+
+/// One change of the manifests.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Add the object, or replace the object with the same key.
+    Upsert(Box<LoadedObject>),
+    /// Remove the object with this key.
+    Delete(ObjectKey),
+}
+
+/// How an update was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdatePath {
+    /// Only what the change affects was recomputed.
+    Incremental,
+    /// The model was rebuilt (kinds without an incremental path, or a change of tiers).
+    Rebuild,
+}
+
+/// The outcome of [`Compiler::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// What changed in the program.
+    pub changes: ProgramChanges,
+    /// How it was computed.
+    pub path: UpdatePath,
+}
+
+/// Why a change was refused (the compiler is left as it was).
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// The object (or, after a rebuild, the manifests) has errors.
+    #[error("{key}: {} error(s), first: {}", errors.len(), errors.first().map(ToString::to_string).unwrap_or_default())]
+    Invalid {
+        /// The object changed.
+        key: ObjectKey,
+        /// Every error.
+        errors: Vec<Diagnostic>,
+    },
+    /// `Delete` of an object that is not there.
+    #[error("{0}: no such object")]
+    NotFound(ObjectKey),
+}
+
+/// Keeps a compiled cluster up to date one change at a time.
+#[derive(Debug)]
+pub struct Compiler {
+    objects: Vec<LoadedObject>,
+    positions: HashMap<ObjectKey, usize>,
+    model: Model,
+    program: Program,
+    /// How many compiled rules use each set.
+    set_refs: HashMap<SetId, u32>,
+}
+
+fn is_policy_kind(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::NetworkPolicy
+            | Kind::GlobalNetworkPolicy
+            | Kind::KubernetesNetworkPolicy
+            | Kind::StagedNetworkPolicy
+            | Kind::StagedGlobalNetworkPolicy
+    )
+}
+
+fn is_endpoint_resource(r: &Resource) -> bool {
+    matches!(
+        r,
+        Resource::Pod(_) | Resource::WorkloadEndpoint(_) | Resource::HostEndpoint(_)
+    ) || derived::synthetic_pod(r).is_some()
+}
+
+fn match_set_ids(m: &IrMatch) -> impl Iterator<Item = &SetId> {
+    m.set
+        .iter()
+        .chain(&m.not_set)
+        .chain(&m.named_ports)
+        .chain(&m.not_named_ports)
+}
+
+fn rule_set_ids(rules: &[IrRule]) -> impl Iterator<Item = &SetId> {
+    rules
+        .iter()
+        .flat_map(|r| match_set_ids(&r.src).chain(match_set_ids(&r.dst)))
+}
+
+fn count_refs(program: &Program) -> HashMap<SetId, u32> {
+    let mut refs: HashMap<SetId, u32> = HashMap::new();
+    let all = program
+        .policies
+        .values()
+        .map(|p| p.rules.as_slice())
+        .chain(program.profiles.values().map(Vec::as_slice));
+    for rules in all {
+        for id in rule_set_ids(rules) {
+            *refs.entry(id.clone()).or_default() += 1;
+        }
+    }
+    refs
+}
+
+/// The identity the model gives the policy `r`.
+fn policy_id_of(r: &Resource) -> Option<PolicyId> {
+    let (kind, namespaced) = match r.kind() {
+        Kind::NetworkPolicy => (PolicyKind::NetworkPolicy, true),
+        Kind::GlobalNetworkPolicy => (PolicyKind::GlobalNetworkPolicy, false),
+        Kind::KubernetesNetworkPolicy => (PolicyKind::KubernetesNetworkPolicy, true),
+        Kind::StagedNetworkPolicy => (PolicyKind::StagedNetworkPolicy, true),
+        Kind::StagedGlobalNetworkPolicy => (PolicyKind::StagedGlobalNetworkPolicy, false),
+        _ => return None,
+    };
+    Some(PolicyId {
+        kind,
+        namespace: namespaced.then(|| r.namespace().unwrap_or("default").to_owned()),
+        name: r.name().to_owned(),
+    })
+}
+
+/// Identifies an endpoint across updates.
+fn endpoint_key(e: &Endpoint) -> (EndpointKind, Option<&str>, &str) {
+    (e.kind, e.namespace.as_deref(), e.name.as_str())
+}
+
+impl Compiler {
+    /// Builds the model and compiles it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Model::build`].
+    pub fn new(set: &LoadedSet) -> Result<Compiler, BuildError> {
+        let mut objects = set.objects.clone();
+        if !set.defaults_applied() {
+            for o in &mut objects {
+                o.resource.apply_defaults();
+            }
+        }
+        let model = Model::build(set)?;
+        let program = model.compile();
+        let set_refs = count_refs(&program);
+        let positions = objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (ObjectKey::of(&o.resource), i))
+            .collect();
+        Ok(Compiler {
+            objects,
+            positions,
+            model,
+            program,
+            set_refs,
+        })
+    }
+
+    /// The current model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The current program.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// The current manifests (defaults applied).
+    pub fn objects(&self) -> &[LoadedObject] {
+        &self.objects
+    }
+
+    /// Applies one change.
+    ///
+    /// # Errors
+    ///
+    /// [`UpdateError::Invalid`] when the object has errors (nothing changes);
+    /// [`UpdateError::NotFound`] for the `Delete` of an unknown object.
+    pub fn apply(&mut self, change: Change) -> Result<Update, UpdateError> {
+        let (key, old, new) = match change {
+            Change::Upsert(o) => {
+                let mut o = *o;
+                o.resource.apply_defaults();
+                let key = ObjectKey::of(&o.resource);
+                let errors: Vec<Diagnostic> = validate_object(&o)
+                    .into_iter()
+                    .map(|problem| Diagnostic {
+                        severity: Severity::Error,
+                        problem,
+                    })
+                    .collect();
+                if !errors.is_empty() {
+                    return Err(UpdateError::Invalid { key, errors });
+                }
+                let old = self.positions.get(&key).map(|&i| self.objects[i].clone());
+                (key, old, Some(o))
+            }
+            Change::Delete(key) => {
+                let Some(&i) = self.positions.get(&key) else {
+                    return Err(UpdateError::NotFound(key));
+                };
+                (key.clone(), Some(self.objects[i].clone()), None)
+            }
+        };
+        let resource = new.as_ref().or(old.as_ref()).map(|o| &o.resource);
+        let incremental = match resource {
+            Some(r) if is_policy_kind(r.kind()) => {
+                self.update_policy(&key, old.as_ref(), new.as_ref())?
+            }
+            Some(r) if is_endpoint_resource(r) => self.update_endpoint(old.as_ref(), new.as_ref()),
+            _ => None,
+        };
+        self.store(&key, new);
+        match incremental {
+            Some(changes) => Ok(Update {
+                changes,
+                path: UpdatePath::Incremental,
+            }),
+            None => self.rebuild(&key, old),
+        }
+    }
+
+    fn store(&mut self, key: &ObjectKey, new: Option<LoadedObject>) {
+        match (self.positions.get(key).copied(), new) {
+            (Some(i), Some(o)) => self.objects[i] = o,
+            (None, Some(o)) => {
+                self.positions.insert(key.clone(), self.objects.len());
+                self.objects.push(o);
+            }
+            (Some(i), None) => {
+                self.objects.remove(i);
+                self.positions.remove(key);
+                for (j, o) in self.objects.iter().enumerate().skip(i) {
+                    self.positions.insert(ObjectKey::of(&o.resource), j);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Rebuilds everything from the (already updated) manifests; on errors restores `old`.
+    fn rebuild(
+        &mut self,
+        key: &ObjectKey,
+        old: Option<LoadedObject>,
+    ) -> Result<Update, UpdateError> {
+        let mut set = LoadedSet::new();
+        set.objects = self.objects.clone();
+        set.apply_defaults();
+        match Model::build(&set) {
+            Ok(model) => {
+                let program = model.compile();
+                let changes = self.program.changes(&program);
+                self.set_refs = count_refs(&program);
+                self.model = model;
+                self.program = program;
+                Ok(Update {
+                    changes,
+                    path: UpdatePath::Rebuild,
+                })
+            }
+            Err(e) => {
+                self.store(key, old);
+                let errors = match e {
+                    BuildError::Invalid { errors, .. } => errors,
+                    BuildError::Load { .. } => Vec::new(),
+                };
+                Err(UpdateError::Invalid {
+                    key: key.clone(),
+                    errors,
+                })
+            }
+        }
+    }
+
+    /// Adds the references of `rules` to their sets; returns the sets that became used.
+    fn add_refs(&mut self, rules: &[IrRule]) -> Vec<SetId> {
+        let mut added = Vec::new();
+        for id in rule_set_ids(rules) {
+            let n = self.set_refs.entry(id.clone()).or_default();
+            *n += 1;
+            if *n == 1 {
+                added.push(id.clone());
+            }
+        }
+        added
+    }
+
+    /// Drops the references of `rules`; returns the sets no rule uses any more (removed).
+    fn drop_refs(&mut self, rules: &[IrRule]) -> Vec<SetId> {
+        let mut removed = Vec::new();
+        for id in rule_set_ids(rules) {
+            if let Some(n) = self.set_refs.get_mut(id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.set_refs.remove(id);
+                    self.program.sets.remove(id);
+                    removed.push(id.clone());
+                }
+            }
+        }
+        removed
+    }
+
+    /// A policy added, changed or removed. `Ok(None)` asks for a rebuild.
+    fn update_policy(
+        &mut self,
+        key: &ObjectKey,
+        old: Option<&LoadedObject>,
+        new: Option<&LoadedObject>,
+    ) -> Result<Option<ProgramChanges>, UpdateError> {
+        let model = &mut self.model;
+        let new_policy = match new {
+            Some(o) => model
+                .build_policy(o)
+                .map_err(|errors| UpdateError::Invalid {
+                    key: key.clone(),
+                    errors,
+                })?,
+            None => None,
+        };
+        let new_tier = match &new_policy {
+            Some(p) => match model.tiers.iter().position(|t| t.name == p.tier) {
+                Some(t) => Some(t),
+                // A tier nothing else uses yet: tier positions change, rebuild.
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let old_k = old
+            .and_then(|o| policy_id_of(&o.resource))
+            .and_then(|id| model.policies.iter().position(|p| p.id == id));
+        // Reorder: remove the old policy, insert the new one at its place.
+        let removed = old_k.map(|k| {
+            model.tier_of_policy.remove(k);
+            model.policies.remove(k)
+        });
+        let new_k = match (&new_policy, new_tier) {
+            (Some(p), Some(t)) => {
+                let pos = {
+                    let (mut lo, mut hi) = (0, model.policies.len());
+                    while lo < hi {
+                        let mid = (lo + hi) / 2;
+                        let before =
+                            policy_order(model.tier_of_policy[mid], &model.policies[mid], t, p)
+                                .is_lt();
+                        if before {
+                            lo = mid + 1;
+                        } else {
+                            hi = mid;
+                        }
+                    }
+                    lo
+                };
+                Some(pos)
+            }
+            _ => None,
+        };
+        if let (Some(p), Some(k), Some(t)) = (new_policy, new_k, new_tier) {
+            model.policies.insert(k, p);
+            model.tier_of_policy.insert(k, t);
+        }
+        let remap = |i: usize| -> Option<usize> {
+            if Some(i) == old_k {
+                return None;
+            }
+            let j = if old_k.is_some_and(|k| i > k) {
+                i - 1
+            } else {
+                i
+            };
+            Some(if new_k.is_some_and(|n| j >= n) {
+                j + 1
+            } else {
+                j
+            })
+        };
+        // Endpoints the new policy selects (enforced policies only).
+        let selects: HashSet<usize> = new_k
+            .and_then(|k| model.policies.get(k))
+            .filter(|p| !p.staged && !p.host_only)
+            .and_then(|p| p.selector_id)
+            .map(|s| model.selectors.matching_endpoints(s).collect())
+            .unwrap_or_default();
+        let mut touched: Vec<usize> = Vec::new();
+        for (ei, lists) in model.applying.iter_mut().enumerate() {
+            let mut hit = selects.contains(&ei);
+            for (d, list) in lists.iter_mut().enumerate() {
+                let before = list.len();
+                let mut mapped: Vec<usize> = list.iter().filter_map(|&i| remap(i)).collect();
+                hit |= mapped.len() != before;
+                if let Some(k) = new_k
+                    && selects.contains(&ei)
+                    && model.policies[k].types[d]
+                {
+                    let at = mapped.partition_point(|&i| i < k);
+                    mapped.insert(at, k);
+                }
+                *list = mapped;
+            }
+            if hit {
+                touched.push(ei);
+            }
+        }
+
+        // The program: re-key policy programs, compile the new one, drop the old one.
+        let old_programs = std::mem::take(&mut self.program.policies);
+        let mut dropped = Vec::new();
+        for ((i, d), pp) in old_programs {
+            match remap(i) {
+                Some(j) => {
+                    self.program.policies.insert((j, d), pp);
+                }
+                None => dropped.push((d, pp)),
+            }
+        }
+        let mut changes = ProgramChanges::default();
+        let new_programs = match new_k {
+            Some(k) => self.model.policy_programs(k, &mut self.program.sets),
+            None => Vec::new(),
+        };
+        for (d, pp) in &new_programs {
+            changes.sets_added.extend(self.add_refs(&pp.rules));
+            let same = dropped
+                .iter()
+                .any(|(od, op)| od == d && op.policy == pp.policy && op.rules == pp.rules);
+            if !same {
+                changes.policies_changed.push((pp.policy.clone(), *d));
+            }
+        }
+        for (d, pp) in &dropped {
+            changes.sets_removed.extend(self.drop_refs(&pp.rules));
+            if !new_programs
+                .iter()
+                .any(|(nd, np)| nd == d && np.policy == pp.policy)
+            {
+                changes.policies_changed.push((pp.policy.clone(), *d));
+            }
+        }
+        for (d, pp) in new_programs {
+            if let Some(k) = new_k {
+                self.program.policies.insert((k, d), pp);
+            }
+        }
+        // Endpoint programs: renumber every one, recompute the touched ones.
+        let replaced = removed.is_some() && new_k.is_some();
+        let remap_same = |i: usize| {
+            if Some(i) == old_k && replaced {
+                new_k
+            } else {
+                remap(i)
+            }
+        };
+        for progs in &mut self.program.endpoints {
+            for p in progs.iter_mut() {
+                for t in &mut p.tiers {
+                    t.policies = t
+                        .policies
+                        .iter()
+                        .filter_map(|&(i, d)| remap_same(i).map(|j| (j, d)))
+                        .collect();
+                }
+                p.tiers.retain(|t| !t.policies.is_empty());
+            }
+        }
+        for ei in touched {
+            for dir in [Direction::Ingress, Direction::Egress] {
+                let fresh = self.model.endpoint_program(ei, dir);
+                if let Some(slot) = self.program.endpoints.get_mut(ei) {
+                    if slot[dir.index()] != fresh {
+                        changes.endpoints_changed.push((ei, dir));
+                    }
+                    slot[dir.index()] = fresh;
+                }
+            }
+        }
+        changes.finish();
+        Ok(Some(changes))
+    }
+
+    /// An endpoint added, changed or removed. `None` asks for a rebuild.
+    fn update_endpoint(
+        &mut self,
+        old: Option<&LoadedObject>,
+        new: Option<&LoadedObject>,
+    ) -> Option<ProgramChanges> {
+        // A pod appearing or disappearing hides or shows the WorkloadEndpoints of that pod.
+        let pod_of = |o: &LoadedObject| match &o.resource {
+            Resource::Pod(p) => Some((
+                o.resource.namespace().unwrap_or("default").to_owned(),
+                p.metadata.name.clone(),
+            )),
+            _ => None,
+        };
+        for pod in old.iter().chain(new.iter()).filter_map(|o| pod_of(o)) {
+            let has_wep = self.objects.iter().any(|o| match &o.resource {
+                Resource::WorkloadEndpoint(w) => {
+                    w.spec.pod == pod.1 && o.resource.namespace().unwrap_or("default") == pod.0
+                }
+                _ => false,
+            });
+            if has_wep {
+                return None;
+            }
+        }
+        let model = &mut self.model;
+        let old_ep = old.and_then(|o| endpoint_from(&model.endpoint_context, o));
+        let new_ep = new.and_then(|o| endpoint_from(&model.endpoint_context, o));
+        if let Some(o) = old {
+            if let Some(k) = pod_of(o) {
+                model.endpoint_context.pod_keys.remove(&k);
+            }
+        }
+        if let Some(o) = new {
+            if let Some(k) = pod_of(o) {
+                model.endpoint_context.pod_keys.insert(k);
+            }
+        }
+        let index = old_ep.as_ref().and_then(|e| {
+            let k = endpoint_key(e);
+            model.endpoints.iter().position(|x| endpoint_key(x) == k)
+        });
+        let mut changes = ProgramChanges::default();
+        let mut affected: HashSet<crate::matching::SelId> = HashSet::new();
+        let mut port_names: HashSet<String> = HashSet::new();
+        for e in old_ep.iter().chain(new_ep.iter()) {
+            port_names.extend(e.ports.iter().map(|p| p.name.clone()));
+        }
+        match (index, new_ep) {
+            (None, None) => return Some(changes),
+            (index, Some(e)) => {
+                let i = index.unwrap_or(model.endpoints.len());
+                affected.extend(model.selectors.selectors_matching_endpoint(i));
+                model.selectors.upsert_endpoint(i, &e.labels);
+                affected.extend(model.selectors.selectors_matching_endpoint(i));
+                let resolved = e
+                    .profiles
+                    .iter()
+                    .map(|p| model.profiles.get(p).cloned())
+                    .collect();
+                if i == model.endpoints.len() {
+                    model.endpoints.push(e);
+                    model.endpoint_profiles.push(resolved);
+                    model.applying.push([Vec::new(), Vec::new()]);
+                } else {
+                    model.endpoints[i] = e;
+                    model.endpoint_profiles[i] = resolved;
+                }
+                model.applying[i] = applying_of(model, i);
+                let fresh = [
+                    model.endpoint_program(i, Direction::Ingress),
+                    model.endpoint_program(i, Direction::Egress),
+                ];
+                match self.program.endpoints.get_mut(i) {
+                    Some(slot) => {
+                        for dir in [Direction::Ingress, Direction::Egress] {
+                            if slot[dir.index()] != fresh[dir.index()] {
+                                changes.endpoints_changed.push((i, dir));
+                            }
+                        }
+                        *slot = fresh;
+                    }
+                    None => {
+                        self.program.endpoints.push(fresh);
+                        changes.endpoints_changed.push((i, Direction::Ingress));
+                        changes.endpoints_changed.push((i, Direction::Egress));
+                    }
+                }
+            }
+            (Some(i), None) => {
+                let last = model.endpoints.len() - 1;
+                affected.extend(model.selectors.selectors_matching_endpoint(i));
+                model.selectors.remove_endpoint(i);
+                if i != last {
+                    affected.extend(model.selectors.selectors_matching_endpoint(last));
+                    model.selectors.remove_endpoint(last);
+                    let labels = model.endpoints[last].labels.clone();
+                    model.selectors.upsert_endpoint(i, &labels);
+                    changes.endpoints_changed.push((i, Direction::Ingress));
+                    changes.endpoints_changed.push((i, Direction::Egress));
+                }
+                model.selectors.set_endpoint_count(last);
+                model.endpoints.swap_remove(i);
+                model.endpoint_profiles.swap_remove(i);
+                model.applying.swap_remove(i);
+                if i < self.program.endpoints.len() {
+                    self.program.endpoints.swap_remove(i);
+                }
+                changes.endpoints_removed.push(last);
+            }
+        }
+        model.workloads = workloads_of(&model.endpoints);
+        // Sets whose members may have changed.
+        let model = &self.model;
+        for (id, def) in &mut self.program.sets {
+            let fresh = match def {
+                SetDef::Selector { selector, members } => {
+                    let Some(sel) = model.selectors.id_of(selector) else {
+                        continue;
+                    };
+                    if !affected.contains(&sel) {
+                        continue;
+                    }
+                    let fresh = model.selector_members(sel);
+                    if fresh == *members {
+                        continue;
+                    }
+                    *members = fresh;
+                    true
+                }
+                SetDef::NamedPort {
+                    selector,
+                    protocol,
+                    name,
+                    members,
+                } => {
+                    if !port_names.contains(name.as_str()) {
+                        continue;
+                    }
+                    let sel = if id.starts_with("n:all:") {
+                        None
+                    } else {
+                        model.selectors.id_of(selector)
+                    };
+                    let fresh = model.named_port_members(sel, *protocol, name);
+                    if fresh == *members {
+                        continue;
+                    }
+                    *members = fresh;
+                    true
+                }
+            };
+            if fresh {
+                changes.sets_changed.push(id.clone());
+            }
+        }
+        changes.finish();
+        Some(changes)
+    }
+}
+
+/// The enforced policies applying to endpoint `ei`, per direction, in evaluation order.
+fn applying_of(model: &Model, ei: usize) -> [Vec<usize>; 2] {
+    let mut out = [Vec::new(), Vec::new()];
+    for (pi, p) in model.policies.iter().enumerate() {
+        if p.staged || p.host_only {
+            continue;
+        }
+        let Some(sel) = p.selector_id else { continue };
+        if model.selectors.matches_endpoint(sel, ei) {
+            for (list, applies) in out.iter_mut().zip(p.types) {
+                if applies {
+                    list.push(pi);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A program keyed by identities instead of positions: for comparing a program kept up to date
+/// by a [`Compiler`] with a fresh compilation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramByName {
+    /// Sets.
+    pub sets: BTreeMap<SetId, SetDef>,
+    /// Policy rules by (`Kind ns/name`, direction).
+    pub policies: BTreeMap<(String, Direction), Vec<IrRule>>,
+    /// Profile rules.
+    pub profiles: BTreeMap<(String, Direction), Vec<IrRule>>,
+    /// Per endpoint (`kind ns/name`) and direction: the tiers with their policy names and end
+    /// action, and the profiles.
+    pub endpoints: BTreeMap<(String, Direction), String>,
+}
+
+impl ProgramByName {
+    /// Re-keys `program` compiled from `model`.
+    pub fn new(model: &Model, program: &Program) -> ProgramByName {
+        let name_of = |k: &(usize, Direction)| {
+            program
+                .policies
+                .get(k)
+                .map(|p| p.policy.clone())
+                .unwrap_or_default()
+        };
+        let mut endpoints = BTreeMap::new();
+        for (e, progs) in model.endpoints().iter().zip(&program.endpoints) {
+            for dir in [Direction::Ingress, Direction::Egress] {
+                let p = &progs[dir.index()];
+                let tiers: Vec<String> = p
+                    .tiers
+                    .iter()
+                    .map(|t| {
+                        let names: Vec<String> = t.policies.iter().map(name_of).collect();
+                        format!("{}:{:?}:{}", t.tier, t.end, names.join(","))
+                    })
+                    .collect();
+                endpoints.insert(
+                    (format!("{:?} {:?}/{}", e.kind, e.namespace, e.name), dir),
+                    format!("{} | {:?}", tiers.join(" ; "), p.profiles),
+                );
+            }
+        }
+        ProgramByName {
+            sets: program.sets.clone(),
+            policies: program
+                .policies
+                .iter()
+                .map(|((_, d), p)| ((p.policy.clone(), *d), p.rules.clone()))
+                .collect(),
+            profiles: program.profiles.clone(),
+            endpoints,
+        }
+    }
+}

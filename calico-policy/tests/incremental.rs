@@ -1,0 +1,252 @@
+//! The incremental compiler against a fresh compile: after every change of a random sequence
+//! (policies of every kind, pods, namespaces, network sets added, changed and removed), the
+//! program the [`Compiler`] keeps equals `Model::build(objects).compile()` keyed by identity,
+//! and an update that changed the program says so.
+
+use calico_model::loader::{LoadedObject, LoadedSet, load_str};
+use calico_model::resources::Kind;
+use calico_policy::Model;
+use calico_policy::incremental::{Change, Compiler, ObjectKey, ProgramByName, UpdatePath};
+use proptest::prelude::*;
+
+const BASE: &str = r#"
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 100}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: ns0, labels: {team: a}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: ns1, labels: {team: b}}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: ext, labels: {zone: ext}}
+spec: {nets: [192.0.2.0/24]}
+"#;
+
+fn one(yaml: &str) -> LoadedObject {
+    let set = load_str("gen.yaml", yaml);
+    assert!(set.errors.is_empty(), "{yaml}: {:?}", set.errors);
+    set.objects.into_iter().next().expect("one object")
+}
+
+const SELECTORS: [&str; 5] = [
+    "app == 'web'",
+    "app == 'db'",
+    "all()",
+    "has(tier)",
+    "app in {'web', 'api'}",
+];
+
+fn pod(i: u8, ns: u8, app: u8, tier: bool, port: bool) -> String {
+    let apps = ["web", "db", "api"];
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: pod{i}, namespace: ns{ns}, labels: {{app: {app}{tier}}}}}
+spec:
+  nodeName: node-1
+  containers: [{{name: c, image: i{ports}}}]
+status: {{podIP: 10.0.{ns}.{i}}}
+"#,
+        app = apps[app as usize % 3],
+        tier = if tier { ", tier: t1" } else { "" },
+        ports = if port {
+            ", ports: [{name: http, containerPort: 8080}]"
+        } else {
+            ""
+        },
+    )
+}
+
+fn policy(kind: u8, name: u8, sel: u8, order: u8, tier: bool, action: u8, peer: u8) -> String {
+    let selector = SELECTORS[sel as usize % SELECTORS.len()];
+    let peer_sel = SELECTORS[peer as usize % SELECTORS.len()];
+    let action = ["Allow", "Deny", "Pass", "Log"][action as usize % 4];
+    let order = match order % 3 {
+        0 => String::new(),
+        1 => "order: 10, ".to_owned(),
+        _ => "order: 100, ".to_owned(),
+    };
+    let tier_name = if tier { "security" } else { "default" };
+    let rule = match peer % 4 {
+        0 => format!("{{action: {action}, source: {{selector: \"{peer_sel}\"}}}}"),
+        1 => format!("{{action: {action}, protocol: TCP, destination: {{ports: [http, 80]}}}}"),
+        2 => format!(
+            "{{action: {action}, source: {{nets: [10.0.1.0/24], notSelector: \"{peer_sel}\"}}}}"
+        ),
+        _ => format!("{{action: {action}, source: {{selector: \"zone == 'ext'\"}}}}"),
+    };
+    match kind % 4 {
+        0 => format!(
+            "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {{name: {tier_name}.p{name}, namespace: ns0}}\nspec: {{tier: {tier_name}, {order}selector: \"{selector}\", ingress: [{rule}], egress: [{rule}]}}\n"
+        ),
+        1 => format!(
+            "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: {tier_name}.g{name}}}\nspec: {{tier: {tier_name}, {order}selector: \"{selector}\", types: [Ingress], ingress: [{rule}]}}\n"
+        ),
+        2 => format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: k{name}, namespace: ns1}}\nspec: {{podSelector: {{matchLabels: {{app: {}}}}}, ingress: [{{from: [{{podSelector: {{}}}}], ports: [{{port: http}}]}}]}}\n",
+            ["web", "db", "api"][sel as usize % 3]
+        ),
+        _ => format!(
+            "apiVersion: projectcalico.org/v3\nkind: StagedNetworkPolicy\nmetadata: {{name: default.s{name}, namespace: ns0}}\nspec: {{selector: \"{selector}\", ingress: [{rule}]}}\n"
+        ),
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Pod(u8, u8, u8, bool, bool),
+    DeletePod(u8, u8),
+    Policy(u8, u8, u8, u8, bool, u8, u8),
+    DeletePolicy(u8, u8, bool),
+    Namespace(u8, bool),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..8, 0u8..2, 0u8..3, any::<bool>(), any::<bool>())
+            .prop_map(|(i, n, a, t, p)| Op::Pod(i, n, a, t, p)),
+        1 => (0u8..8, 0u8..2).prop_map(|(i, n)| Op::DeletePod(i, n)),
+        4 => (0u8..4, 0u8..3, 0u8..5, 0u8..3, any::<bool>(), 0u8..4, 0u8..8)
+            .prop_map(|(k, n, s, o, t, a, p)| Op::Policy(k, n, s, o, t, a, p)),
+        1 => (0u8..4, 0u8..3, any::<bool>()).prop_map(|(k, n, t)| Op::DeletePolicy(k, n, t)),
+        1 => (0u8..2, any::<bool>()).prop_map(|(n, b)| Op::Namespace(n, b)),
+    ]
+}
+
+fn change(op: &Op) -> Change {
+    match *op {
+        Op::Pod(i, n, a, t, p) => Change::Upsert(Box::new(one(&pod(i, n, a, t, p)))),
+        Op::DeletePod(i, n) => Change::Delete(ObjectKey {
+            kind: Kind::Pod,
+            namespace: Some(format!("ns{n}")),
+            name: format!("pod{i}"),
+        }),
+        Op::Policy(k, n, s, o, t, a, p) => {
+            Change::Upsert(Box::new(one(&policy(k, n, s, o, t, a, p))))
+        }
+        Op::DeletePolicy(k, n, t) => {
+            let o = one(&policy(k, n, 0, 0, t, 0, 0));
+            Change::Delete(ObjectKey::of(&o.resource))
+        }
+        Op::Namespace(n, b) => Change::Upsert(Box::new(one(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: ns{n}, labels: {{team: {}}}}}\n",
+            if b { "a" } else { "b" }
+        )))),
+    }
+}
+
+fn fresh(objects: &[LoadedObject]) -> ProgramByName {
+    let mut set = LoadedSet::new();
+    set.objects = objects.to_vec();
+    set.apply_defaults();
+    let model = Model::build(&set).expect("valid manifests");
+    ProgramByName::new(&model, &model.compile())
+}
+
+fn base() -> LoadedSet {
+    let mut set = load_str("base.yaml", BASE);
+    for i in 0..4 {
+        set.extend(load_str("pods.yaml", &pod(i, i % 2, i, i % 2 == 0, i < 2)));
+    }
+    set.extend(load_str("p.yaml", &policy(0, 0, 0, 1, false, 0, 0)));
+    set.extend(load_str("g.yaml", &policy(1, 0, 3, 2, true, 2, 1)));
+    set.extend(load_str("k.yaml", &policy(2, 0, 1, 0, false, 0, 0)));
+    set
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn incremental_equals_fresh_compile(ops in prop::collection::vec(op(), 1..24)) {
+        let mut compiler = Compiler::new(&base()).expect("base builds");
+        for op in &ops {
+            let before = ProgramByName::new(compiler.model(), compiler.program());
+            let result = compiler.apply(change(op));
+            let update = match result {
+                Ok(u) => u,
+                // Deleting what is not there is refused and changes nothing.
+                Err(calico_policy::incremental::UpdateError::NotFound(_)) => {
+                    prop_assert_eq!(ProgramByName::new(compiler.model(), compiler.program()), before);
+                    continue;
+                }
+                Err(e) => return Err(TestCaseError::fail(format!("{op:?}: {e}"))),
+            };
+            let kept = ProgramByName::new(compiler.model(), compiler.program());
+            let expected = fresh(compiler.objects());
+            prop_assert_eq!(&kept, &expected, "after {:?} ({:?})", op, update.path);
+            if kept != before {
+                prop_assert!(!update.changes.is_empty(), "{op:?} changed the program but reported nothing");
+            }
+        }
+    }
+}
+
+#[test]
+fn one_policy_change_touches_only_that_policy_and_its_endpoints() {
+    let mut compiler = Compiler::new(&base()).expect("base builds");
+    // Make the Calico policy select db pods instead of web pods.
+    let update = compiler
+        .apply(Change::Upsert(Box::new(one(&policy(
+            0, 0, 1, 1, false, 0, 0,
+        )))))
+        .expect("valid");
+    assert_eq!(update.path, UpdatePath::Incremental);
+    let names: Vec<&str> = update
+        .changes
+        .policies_changed
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert!(
+        names.iter().all(|n| n.contains("default.p0")),
+        "only the changed policy: {names:?}"
+    );
+    // Its rules did not change, so the policy program is the same.
+    assert!(update.changes.policies_changed.is_empty());
+    // Endpoints: the web pods it no longer selects and the db pods it now selects.
+    let model = compiler.model();
+    for (i, _) in &update.changes.endpoints_changed {
+        let app = model.endpoints()[*i]
+            .labels
+            .get("app")
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            app == "web" || app == "db",
+            "endpoint {i} ({app}) was touched"
+        );
+    }
+    assert!(!update.changes.endpoints_changed.is_empty());
+    // Applying the same object again changes nothing.
+    let again = compiler
+        .apply(Change::Upsert(Box::new(one(&policy(
+            0, 0, 1, 1, false, 0, 0,
+        )))))
+        .expect("valid");
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+}
+
+#[test]
+fn invalid_object_is_refused_and_nothing_changes() {
+    let mut compiler = Compiler::new(&base()).expect("base builds");
+    let before = ProgramByName::new(compiler.model(), compiler.program());
+    let bad = one(
+        "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: default.bad, namespace: ns0}\nspec: {selector: \"app == \", ingress: [{action: Allow}]}\n",
+    );
+    let err = compiler
+        .apply(Change::Upsert(Box::new(bad)))
+        .expect_err("invalid selector");
+    assert!(err.to_string().contains("default.bad"), "{err}");
+    assert_eq!(
+        ProgramByName::new(compiler.model(), compiler.program()),
+        before
+    );
+}
