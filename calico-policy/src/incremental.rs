@@ -136,6 +136,104 @@ pub struct Compiler {
     program: Program,
     /// How many compiled rules use each set.
     set_refs: HashMap<SetId, u32>,
+    /// What the derived profiles and implicit namespaces depend on.
+    derived: DerivedRefs,
+}
+
+/// Counts of what makes Calico derive `kns.`/`ksa.` profiles and implicit namespaces: a
+/// change that makes one appear or disappear needs a rebuild.
+#[derive(Debug, Default)]
+struct DerivedRefs {
+    /// Namespace objects.
+    namespaces: HashSet<String>,
+    /// ServiceAccount objects.
+    accounts: HashSet<(String, String)>,
+    /// Objects in each namespace (other than Namespace objects).
+    ns_refs: HashMap<String, u32>,
+    /// Pods and pod templates using each service account.
+    sa_refs: HashMap<(String, String), u32>,
+}
+
+impl DerivedRefs {
+    fn keys(r: &Resource) -> (Option<String>, Option<(String, String)>) {
+        if matches!(r, Resource::Namespace(_)) {
+            return (None, None);
+        }
+        let ns = r.namespace().map(str::to_owned);
+        let spec_sa = match r {
+            Resource::Pod(p) => Some(derived::pod_service_account(&p.spec).to_owned()),
+            other => derived::synthetic_pod(other)
+                .map(|p| derived::pod_service_account(&p.spec).to_owned()),
+        };
+        let sa = match (&ns, spec_sa) {
+            (Some(ns), Some(sa)) => Some((ns.clone(), sa)),
+            _ => None,
+        };
+        (ns, sa)
+    }
+
+    fn add(&mut self, r: &Resource, delta: i64) {
+        match r {
+            Resource::Namespace(n) => {
+                if delta > 0 {
+                    self.namespaces.insert(n.metadata.name.clone());
+                } else {
+                    self.namespaces.remove(&n.metadata.name);
+                }
+            }
+            Resource::ServiceAccount(a) => {
+                let k = (
+                    r.namespace().unwrap_or("default").to_owned(),
+                    a.metadata.name.clone(),
+                );
+                if delta > 0 {
+                    self.accounts.insert(k);
+                } else {
+                    self.accounts.remove(&k);
+                }
+            }
+            _ => {}
+        }
+        let (ns, sa) = Self::keys(r);
+        let bump = |n: &mut u32| {
+            *n = u32::try_from((i64::from(*n) + delta).max(0)).unwrap_or(0);
+        };
+        if let Some(ns) = ns {
+            bump(self.ns_refs.entry(ns).or_default());
+        }
+        if let Some(sa) = sa {
+            bump(self.sa_refs.entry(sa).or_default());
+        }
+    }
+
+    /// Whether replacing `old` by `new` makes a derived profile or implicit namespace appear
+    /// or disappear.
+    fn shifts(&self, old: Option<&Resource>, new: Option<&Resource>) -> bool {
+        let (old_ns, old_sa) = old.map(Self::keys).unwrap_or_default();
+        let (new_ns, new_sa) = new.map(Self::keys).unwrap_or_default();
+        let ns_shift = |ns: &Option<String>, delta: i64| {
+            ns.as_ref().is_some_and(|ns| {
+                if self.namespaces.contains(ns) {
+                    return false;
+                }
+                let n = i64::from(self.ns_refs.get(ns).copied().unwrap_or(0));
+                (n == 0) != (n + delta == 0)
+            })
+        };
+        let sa_shift = |sa: &Option<(String, String)>, delta: i64| {
+            sa.as_ref().is_some_and(|sa| {
+                if self.accounts.contains(sa) {
+                    return false;
+                }
+                let n = i64::from(self.sa_refs.get(sa).copied().unwrap_or(0));
+                (n == 0) != (n + delta == 0)
+            })
+        };
+        if old_ns != new_ns && (ns_shift(&old_ns, -1) || ns_shift(&new_ns, 1)) {
+            return true;
+        }
+        old_sa != new_sa && (sa_shift(&old_sa, -1) || sa_shift(&new_sa, 1))
+    }
 }
 
 fn is_policy_kind(kind: Kind) -> bool {
@@ -223,6 +321,10 @@ impl Compiler {
         let model = Model::build(set)?;
         let program = model.compile();
         let set_refs = count_refs(&program);
+        let mut derived = DerivedRefs::default();
+        for o in &objects {
+            derived.add(&o.resource, 1);
+        }
         let positions = objects
             .iter()
             .enumerate()
@@ -234,6 +336,7 @@ impl Compiler {
             model,
             program,
             set_refs,
+            derived,
         })
     }
 
@@ -285,7 +388,12 @@ impl Compiler {
             }
         };
         let resource = new.as_ref().or(old.as_ref()).map(|o| &o.resource);
+        let shifts = self.derived.shifts(
+            old.as_ref().map(|o| &o.resource),
+            new.as_ref().map(|o| &o.resource),
+        );
         let incremental = match resource {
+            _ if shifts => None,
             Some(r) if is_policy_kind(r.kind()) => {
                 self.update_policy(&key, old.as_ref(), new.as_ref())?
             }
@@ -303,6 +411,12 @@ impl Compiler {
     }
 
     fn store(&mut self, key: &ObjectKey, new: Option<LoadedObject>) {
+        if let Some(&i) = self.positions.get(key) {
+            self.derived.add(&self.objects[i].resource, -1);
+        }
+        if let Some(o) = &new {
+            self.derived.add(&o.resource, 1);
+        }
         match (self.positions.get(key).copied(), new) {
             (Some(i), Some(o)) => self.objects[i] = o,
             (None, Some(o)) => {
