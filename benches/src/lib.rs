@@ -3,10 +3,30 @@
 //! - [`workload`]: an in-process port of the selector workload generator;
 //! - [`input`]: reading a workload directory written by `gen_selector_workload.py`;
 //! - [`fnv1a64`]: the hash `selbench` reports so implementations can be compared;
-//! - [`route_scale`]: synthetic large clusters for the routing benchmarks.
+//! - [`route_scale`]: synthetic large clusters for the routing benchmarks;
+//! - [`policy_scale`]: synthetic large clusters for the policy compiler benchmarks.
 
 pub mod input;
+pub mod policy_scale;
 pub mod workload;
+
+/// Peak resident set size of this process in KiB (`VmHWM` of /proc/self/status).
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Current resident set size of this process in KiB (`VmRSS`).
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
 
 /// 64-bit FNV-1a of `bytes`.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {

@@ -181,10 +181,11 @@ impl Model {
         name: &str,
     ) -> Vec<(IpAddr, u8, u16)> {
         let mut members = Vec::new();
-        for (i, e) in self.endpoints.iter().enumerate() {
-            if sel.is_some_and(|s| !self.selectors.matches_endpoint(s, i)) {
-                continue;
-            }
+        let endpoints: Box<dyn Iterator<Item = usize>> = match sel {
+            Some(s) => Box::new(self.selectors.matching_endpoints(s)),
+            None => Box::new(0..self.endpoints.len()),
+        };
+        for e in endpoints.filter_map(|i| self.endpoints.get(i)) {
             for p in &e.ports {
                 if p.name == name && protocol.is_none_or(|x| x == p.protocol) {
                     members.extend(e.addrs.iter().map(|a| (*a, p.protocol, p.port)));

@@ -48,8 +48,8 @@ use calico_model::validation::validate_object;
 use crate::compile::{IrMatch, IrRule, Program, ProgramChanges, SetDef, SetId};
 use crate::diag::{BuildError, Diagnostic, Severity};
 use crate::model::{
-    Direction, Endpoint, EndpointKind, Model, PolicyId, PolicyKind, endpoint_from, policy_order,
-    workloads_of,
+    Direction, Endpoint, EndpointKind, Model, PolicyId, PolicyKind, Workload, endpoint_from,
+    policy_order, workloads_of,
 };
 
 /// Identifies one object of the manifests.
@@ -578,36 +578,98 @@ impl Compiler {
             .and_then(|p| p.selector_id)
             .map(|s| model.selectors.matching_endpoints(s).collect())
             .unwrap_or_default();
+        // In place (the common update): nothing is renumbered, only the endpoints the policy
+        // selected before or selects now are visited.
+        let in_place = old_k.is_some() && old_k == new_k;
+        let old_selects: Vec<usize> = removed
+            .as_ref()
+            .filter(|p| !p.staged && !p.host_only)
+            .and_then(|p| p.selector_id)
+            .map(|s| model.selectors.matching_endpoints(s).collect())
+            .unwrap_or_default();
         let mut touched: Vec<usize> = Vec::new();
-        for (ei, lists) in model.applying.iter_mut().enumerate() {
-            let mut hit = selects.contains(&ei);
-            for (d, list) in lists.iter_mut().enumerate() {
-                let before = list.len();
-                let mut mapped: Vec<usize> = list.iter().filter_map(|&i| remap(i)).collect();
-                hit |= mapped.len() != before;
-                if let Some(k) = new_k
-                    && selects.contains(&ei)
-                    && model.policies[k].types[d]
-                {
-                    let at = mapped.partition_point(|&i| i < k);
-                    mapped.insert(at, k);
-                }
-                *list = mapped;
+        // Only indices in `lo..=hi` move (a policy moving from `old_k` to `new_k`, or every
+        // index from the one inserted or removed on).
+        let lo = old_k.into_iter().chain(new_k).min().unwrap_or(usize::MAX);
+        let hi = match (old_k, new_k) {
+            (Some(a), Some(b)) => a.max(b),
+            _ => usize::MAX,
+        };
+        let moves = |list: &[usize]| {
+            let at = list.partition_point(|&i| i < lo);
+            list.get(at).is_some_and(|&i| i <= hi)
+        };
+        let update_list = |ei: usize, d: usize, list: &mut Vec<usize>| -> bool {
+            let before = list.len();
+            if moves(list) {
+                list.retain_mut(|i| match remap(*i) {
+                    Some(j) => {
+                        *i = j;
+                        true
+                    }
+                    None => false,
+                });
             }
-            if hit {
-                touched.push(ei);
+            let mut hit = list.len() != before;
+            if let Some(k) = new_k
+                && selects.contains(&ei)
+                && model.policies[k].types[d]
+            {
+                let at = list.partition_point(|&i| i < k);
+                list.insert(at, k);
+                hit = true;
+            }
+            hit
+        };
+        if in_place {
+            let mut visit: Vec<usize> = old_selects.iter().chain(selects.iter()).copied().collect();
+            visit.sort_unstable();
+            visit.dedup();
+            for ei in visit {
+                let Some(lists) = model.applying.get_mut(ei) else {
+                    continue;
+                };
+                let mut hit = false;
+                for (d, list) in lists.iter_mut().enumerate() {
+                    hit |= update_list(ei, d, list);
+                }
+                if hit {
+                    touched.push(ei);
+                }
+            }
+        } else {
+            for (ei, lists) in model.applying.iter_mut().enumerate() {
+                let mut hit = false;
+                for (d, list) in lists.iter_mut().enumerate() {
+                    hit |= update_list(ei, d, list);
+                }
+                if hit {
+                    touched.push(ei);
+                }
             }
         }
 
         // The program: re-key policy programs, compile the new one, drop the old one.
-        let old_programs = std::mem::take(&mut self.program.policies);
         let mut dropped = Vec::new();
-        for ((i, d), pp) in old_programs {
-            match remap(i) {
-                Some(j) => {
-                    self.program.policies.insert((j, d), pp);
+        if in_place {
+            for d in [Direction::Ingress, Direction::Egress] {
+                if let Some(pp) = old_k.and_then(|k| self.program.policies.remove(&(k, d))) {
+                    dropped.push((d, pp));
                 }
-                None => dropped.push((d, pp)),
+            }
+        } else {
+            let mut moving = self.program.policies.split_off(&(lo, Direction::Ingress));
+            if hi < usize::MAX {
+                let mut rest = moving.split_off(&(hi + 1, Direction::Ingress));
+                self.program.policies.append(&mut rest);
+            }
+            for ((i, d), pp) in moving {
+                match remap(i) {
+                    Some(j) => {
+                        self.program.policies.insert((j, d), pp);
+                    }
+                    None => dropped.push((d, pp)),
+                }
             }
         }
         let mut changes = ProgramChanges::default();
@@ -647,16 +709,24 @@ impl Compiler {
                 remap(i)
             }
         };
-        for progs in &mut self.program.endpoints {
-            for p in progs.iter_mut() {
-                for t in &mut p.tiers {
-                    t.policies = t
-                        .policies
-                        .iter()
-                        .filter_map(|&(i, d)| remap_same(i).map(|j| (j, d)))
-                        .collect();
+        if !in_place {
+            for progs in &mut self.program.endpoints {
+                for p in progs.iter_mut() {
+                    for t in &mut p.tiers {
+                        let at = t.policies.partition_point(|&(i, _)| i < lo);
+                        if t.policies.get(at).is_none_or(|&(i, _)| i > hi) {
+                            continue;
+                        }
+                        t.policies.retain_mut(|(i, _)| match remap_same(*i) {
+                            Some(j) => {
+                                *i = j;
+                                true
+                            }
+                            None => false,
+                        });
+                    }
+                    p.tiers.retain(|t| !t.policies.is_empty());
                 }
-                p.tiers.retain(|t| !t.policies.is_empty());
             }
         }
         for ei in touched {
@@ -722,10 +792,18 @@ impl Compiler {
         for e in old_ep.iter().chain(new_ep.iter()) {
             port_names.extend(e.ports.iter().map(|p| p.name.clone()));
         }
+        let mut workload_change = WorkloadChange::Regroup;
         match (index, new_ep) {
             (None, None) => return Some(changes),
             (index, Some(e)) => {
                 let i = index.unwrap_or(model.endpoints.len());
+                let same_workload =
+                    index.is_some_and(|i| model.endpoints[i].workload == e.workload);
+                if index.is_none() {
+                    workload_change = WorkloadChange::Appended(i);
+                } else if same_workload {
+                    workload_change = WorkloadChange::Unchanged;
+                }
                 affected.extend(model.selectors.selectors_matching_endpoint(i));
                 model.selectors.upsert_endpoint(i, &e.labels);
                 affected.extend(model.selectors.selectors_matching_endpoint(i));
@@ -785,54 +863,89 @@ impl Compiler {
                 changes.endpoints_removed.push(last);
             }
         }
-        model.workloads = workloads_of(&model.endpoints);
-        // Sets whose members may have changed.
-        let model = &self.model;
-        for (id, def) in &mut self.program.sets {
-            let fresh = match def {
-                SetDef::Selector { selector, members } => {
-                    let Some(sel) = model.selectors.id_of(selector) else {
-                        continue;
-                    };
-                    if !affected.contains(&sel) {
-                        continue;
+        // Connlist workloads: a new member joins its group; anything else regroups.
+        match workload_change {
+            WorkloadChange::Unchanged => {}
+            WorkloadChange::Appended(i) => {
+                if let Some(e) = model.endpoints.get(i).filter(|e| e.is_workload()) {
+                    match model.workloads.iter_mut().find(|w| w.name == e.workload) {
+                        Some(w) => w.members.push(i),
+                        None => model.workloads.push(Workload {
+                            name: e.workload.clone(),
+                            namespace: e.namespace.clone().unwrap_or_default(),
+                            members: vec![i],
+                        }),
                     }
-                    let fresh = model.selector_members(sel);
-                    if fresh == *members {
-                        continue;
-                    }
-                    *members = fresh;
-                    true
                 }
-                SetDef::NamedPort {
-                    selector,
+            }
+            WorkloadChange::Regroup => model.workloads = workloads_of(&model.endpoints),
+        }
+        // Sets whose members may have changed: those of the selectors that matched the
+        // endpoint before or match it now, and the named-port sets of its port names.
+        let model = &self.model;
+        let affected_ids: HashMap<String, crate::matching::SelId> = affected
+            .iter()
+            .filter_map(|&sel| model.selectors.get(sel).map(|s| (s.unique_id(), sel)))
+            .collect();
+        for (uid, &sel) in &affected_ids {
+            if let Some(SetDef::Selector { members, .. }) = self.program.sets.get_mut(uid) {
+                let fresh = model.selector_members(sel);
+                if fresh != *members {
+                    *members = fresh;
+                    changes.sets_changed.push(uid.clone());
+                }
+            }
+        }
+        if !port_names.is_empty() {
+            for (id, def) in self.program.sets.range_mut::<str, _>((
+                std::ops::Bound::Included("n:"),
+                std::ops::Bound::Excluded("n;"),
+            )) {
+                let SetDef::NamedPort {
                     protocol,
                     name,
                     members,
-                } => {
-                    if !port_names.contains(name.as_str()) {
-                        continue;
-                    }
-                    let sel = if id.starts_with("n:all:") {
-                        None
-                    } else {
-                        model.selectors.id_of(selector)
-                    };
-                    let fresh = model.named_port_members(sel, *protocol, name);
-                    if fresh == *members {
-                        continue;
-                    }
-                    *members = fresh;
-                    true
+                    ..
+                } = def
+                else {
+                    continue;
+                };
+                if !port_names.contains(name.as_str()) {
+                    continue;
                 }
-            };
-            if fresh {
-                changes.sets_changed.push(id.clone());
+                // `n:<selector id>:<protocol>:<name>`
+                let uid = id
+                    .strip_prefix("n:")
+                    .and_then(|rest| rest.rsplitn(3, ':').nth(2))
+                    .unwrap_or("");
+                let sel = if uid == "all" {
+                    None
+                } else {
+                    match affected_ids.get(uid) {
+                        Some(&sel) => Some(sel),
+                        None => continue,
+                    }
+                };
+                let fresh = model.named_port_members(sel, *protocol, name);
+                if fresh != *members {
+                    *members = fresh;
+                    changes.sets_changed.push(id.clone());
+                }
             }
         }
         changes.finish();
         Some(changes)
     }
+}
+
+/// How an endpoint update changes the connlist workloads.
+enum WorkloadChange {
+    /// Same printed name as before.
+    Unchanged,
+    /// Endpoint `i` was appended.
+    Appended(usize),
+    /// Anything else: group again.
+    Regroup,
 }
 
 /// The enforced policies applying to endpoint `ei`, per direction, in evaluation order.

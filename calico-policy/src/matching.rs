@@ -191,11 +191,6 @@ impl SelectorTable {
             .collect()
     }
 
-    /// The id of an interned selector by its canonical string.
-    pub(crate) fn id_of(&self, canonical: &str) -> Option<SelId> {
-        self.by_canonical.get(canonical).copied()
-    }
-
     /// Sets the number of endpoints (after the last one was removed).
     pub(crate) fn set_endpoint_count(&mut self, n: usize) {
         self.endpoints = n;

@@ -142,12 +142,37 @@ fn change(op: &Op) -> Change {
     }
 }
 
-fn fresh(objects: &[LoadedObject]) -> ProgramByName {
+fn fresh(objects: &[LoadedObject]) -> (ProgramByName, Vec<(String, Vec<String>)>) {
     let mut set = LoadedSet::new();
     set.objects = objects.to_vec();
     set.apply_defaults();
     let model = Model::build(&set).expect("valid manifests");
-    ProgramByName::new(&model, &model.compile())
+    (
+        ProgramByName::new(&model, &model.compile()),
+        workloads(&model),
+    )
+}
+
+/// Connlist workloads by name with their members' names (order-insensitive).
+fn workloads(model: &Model) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = model
+        .workloads()
+        .iter()
+        .map(|w| {
+            let mut m: Vec<String> = w
+                .members
+                .iter()
+                .map(|&i| {
+                    let e = &model.endpoints()[i];
+                    format!("{:?}/{}", e.namespace, e.name)
+                })
+                .collect();
+            m.sort();
+            (w.name.clone(), m)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 fn base() -> LoadedSet {
@@ -180,8 +205,9 @@ proptest! {
                 Err(e) => return Err(TestCaseError::fail(format!("{op:?}: {e}"))),
             };
             let kept = ProgramByName::new(compiler.model(), compiler.program());
-            let expected = fresh(compiler.objects());
+            let (expected, expected_workloads) = fresh(compiler.objects());
             prop_assert_eq!(&kept, &expected, "after {:?} ({:?})", op, update.path);
+            prop_assert_eq!(workloads(compiler.model()), expected_workloads, "workloads after {:?}", op);
             if kept != before {
                 prop_assert!(!update.changes.is_empty(), "{op:?} changed the program but reported nothing");
             }

@@ -14,6 +14,7 @@
 //! `--materialized` also times the in-memory path (`Model::connlist` then
 //! `Connlist::render(Txt)`), after the streamed figures and their peak RSS are taken.
 
+use calico_benches::peak_rss_kib;
 use std::error::Error;
 use std::io::Write;
 use std::path::PathBuf;
@@ -64,15 +65,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(a)
-}
-
-/// Peak resident set size of this process in KiB (`VmHWM` of /proc/self/status).
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn secs(t: Instant) -> f64 {
