@@ -11,6 +11,7 @@ use calico_model::validation::Problem;
 use crate::diag::Severity;
 use crate::matching::SelId;
 use crate::model::{Direction, Model, Policy, PolicyKind};
+use crate::rules::{CEntity, CRule};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +79,46 @@ fn same_match(a: &Rule, b: &Rule) -> bool {
     a.action = b.action;
     a.metadata = b.metadata.clone();
     a == *b
+}
+
+/// Whether side `a` of a rule matches every address and port side `b` matches (a syntactic,
+/// conservative test: `false` when unsure).
+fn entity_covers(a: &CEntity, b: &CEntity) -> bool {
+    let nets_ok = a.nets.is_empty()
+        || (!b.nets.is_empty()
+            && b.nets
+                .iter()
+                .all(|n| a.nets.iter().any(|m| m.contains_range(n))));
+    let not_nets_ok = a.not_nets.iter().all(|n| b.not_nets.contains(n));
+    let sel_ok = a.pos.is_none() || a.pos == b.pos;
+    let not_sel_ok = a.neg.is_none() || a.neg == b.neg;
+    let ports_ok = !a.has_ports
+        || (b.has_ports
+            && b.ports.minus(&a.ports).is_empty()
+            && b.named.iter().all(|n| a.named.contains(n)));
+    let not_ports_ok = !a.has_not_ports
+        || (b.has_not_ports
+            && a.not_ports.minus(&b.not_ports).is_empty()
+            && a.not_named.iter().all(|n| b.not_named.contains(n)));
+    nets_ok && not_nets_ok && sel_ok && not_sel_ok && ports_ok && not_ports_ok
+}
+
+/// Whether rule `a` matches every packet rule `b` matches (conservative).
+fn rule_covers(a: &CRule, b: &CRule) -> bool {
+    let same_or_none = |x: Option<u8>, y: Option<u8>| x.is_none() || x == y;
+    same_or_none(a.ip_version, b.ip_version)
+        && same_or_none(a.protocol, b.protocol)
+        && (a.not_protocol.is_none()
+            || a.not_protocol == b.not_protocol
+            || b.protocol.is_some_and(|p| Some(p) != a.not_protocol))
+        && (a.icmp.is_none() || a.icmp == b.icmp)
+        && (a.not_icmp.is_none() || a.not_icmp == b.not_icmp)
+        && (!a.has_source_ports
+            || (a.raw.source.ports == b.raw.source.ports
+                && a.raw.source.not_ports == b.raw.source.not_ports))
+        && (a.raw.http.is_none() || a.raw.http == b.raw.http)
+        && entity_covers(&a.src, &b.src)
+        && entity_covers(&a.dst, &b.dst)
 }
 
 impl Model {
@@ -231,6 +272,20 @@ impl Model {
                         out.push(Finding {
                             code: "shadowed",
                             problem: policy_problem(p, &path, format!("never decides anything: {field}[{}] ({:?}) matches everything it matches first", earlier.index, earlier.action)),
+                        });
+                    } else if r.action != Action::Log
+                        && let Some(earlier) = rules[..j].iter().find(|earlier| {
+                            earlier.action != Action::Log && rule_covers(earlier, r)
+                        })
+                    {
+                        let (code, what) = if earlier.action == r.action {
+                            ("redundant", "can be removed")
+                        } else {
+                            ("shadowed", "never decides anything")
+                        };
+                        out.push(Finding {
+                            code,
+                            problem: policy_problem(p, &path, format!("{what}: {field}[{}] ({:?}) matches a superset of its traffic first", earlier.index, earlier.action)),
                         });
                     }
                 }

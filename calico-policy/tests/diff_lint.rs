@@ -147,6 +147,47 @@ spec:
 }
 
 #[test]
+fn lint_subset_shadowing_and_redundancy() {
+    let m = model(
+        "---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: subsets}
+spec:
+  selector: app == 'b'
+  ingress:
+    - {action: Allow, protocol: TCP, source: {nets: [10.0.0.0/8]}, destination: {ports: [80, 443, 8000:8080]}}
+    - {action: Deny, protocol: TCP, source: {nets: [10.1.0.0/16]}, destination: {ports: [8080]}}
+    - {action: Allow, protocol: TCP, source: {nets: [10.2.0.0/16, 10.3.0.0/16], selector: app == 'a'}, destination: {ports: [443]}}
+    - {action: Deny, protocol: TCP, source: {nets: [10.1.0.0/16]}, destination: {ports: [9090]}}
+    - {action: Deny, protocol: UDP, source: {nets: [10.1.0.0/16]}, destination: {ports: [80]}}
+    - {action: Deny, protocol: TCP, source: {nets: [11.0.0.0/8]}, destination: {ports: [80]}}
+    - {action: Deny, protocol: TCP, source: {nets: [10.1.0.0/16]}, destination: {notPorts: [80]}}
+",
+    );
+    let lines: Vec<String> = m.lint().iter().map(ToString::to_string).collect();
+    let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
+    assert!(
+        has(
+            "GlobalNetworkPolicy/subsets: spec.ingress[1]: [shadowed] never decides anything: spec.ingress[0] (Allow) matches a superset"
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        has(
+            "GlobalNetworkPolicy/subsets: spec.ingress[2]: [redundant] can be removed: spec.ingress[0] (Allow)"
+        ),
+        "{lines:#?}"
+    );
+    // Port 9090 is outside rule 0's ports, UDP is another protocol, 11/8 is outside 10/8,
+    // and notPorts [80] allows ports rule 0 does not match.
+    for i in 3..=6 {
+        let prefix = format!("GlobalNetworkPolicy/subsets: spec.ingress[{i}]: [");
+        assert!(!has(&prefix), "rule {i} reported: {lines:#?}");
+    }
+}
+
+#[test]
 fn program_changes_name_what_one_policy_change_affects() {
     let pods = "---
 apiVersion: v1
