@@ -437,6 +437,14 @@ impl Rule {
 /// transaction in the order of [`RulesetDelta::ops`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RulesetDelta {
+    /// Chains flushed before anything else because they reference a set or map that is
+    /// replaced (same name, other definition); they are refilled in `fill_chains` or deleted.
+    pub pre_flush_chains: Vec<String>,
+    /// Base chains whose hook, priority or policy changed: deleted first, then recreated in
+    /// `create_chains`.
+    pub pre_delete_chains: Vec<String>,
+    /// Sets whose key or flags changed: deleted first, then recreated in `create_sets`.
+    pub pre_delete_sets: Vec<String>,
     /// Sets to create (with no elements; they come in `add_elements`).
     pub create_sets: Vec<(String, SetKey, bool)>,
     /// Verdict maps to create (empty; elements come in `map_add`).
