@@ -56,6 +56,7 @@ pub mod connlist;
 pub mod convert;
 pub mod diag;
 mod eval;
+pub mod iptables;
 pub mod lint;
 mod matching;
 pub mod model;
