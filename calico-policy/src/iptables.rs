@@ -422,7 +422,9 @@ impl Render<'_> {
             let not = v4_cidrs(&m.not_nets);
             match not.as_slice() {
                 [] => {}
-                [one] => inline.push(format!("! -{flag} {one}")),
+                // One `-s`/`-d` per rule: a single negated CIDR is inline only when there
+                // is no single positive one.
+                [one] if nets.len() != 1 => inline.push(format!("! -{flag} {one}")),
                 many => negs.extend(many.iter().map(|c| format!("-{flag} {c}"))),
             }
             let dir = if flag == "s" { "src" } else { "dst" };
