@@ -437,10 +437,12 @@ fn normalise(listing: &str) -> String {
         if line.starts_with("table ") || line == "}" || line.trim().is_empty() {
             continue;
         }
-        if line.starts_with('\t') && !line.starts_with("\t\t") && line.ends_with('{') {
-            if !cur.is_empty() {
-                blocks.push(std::mem::take(&mut cur));
-            }
+        if line.starts_with('\t')
+            && !line.starts_with("\t\t")
+            && line.ends_with('{')
+            && !cur.is_empty()
+        {
+            blocks.push(std::mem::take(&mut cur));
         }
         cur.push_str(line);
         cur.push('\n');

@@ -248,9 +248,18 @@ struct Builder<'a> {
     tier_names: HashMap<String, String>,
 }
 
-/// The (first) dataplane endpoints of `node`: `(endpoint index, interface)` of workloads and of
-/// host endpoints with an interface name, in model order, one per interface.
-pub fn node_endpoints(model: &Model, node: &str) -> (Vec<(usize, String)>, Vec<(usize, String)>) {
+/// The dataplane endpoints of one node, as `(endpoint index, interface name)` in model order
+/// (the first endpoint of an interface wins).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeEndpoints {
+    /// Workload endpoints (pods and WorkloadEndpoints; not `hostNetwork` pods).
+    pub workloads: Vec<(usize, String)>,
+    /// Host endpoints with an interface name.
+    pub host_endpoints: Vec<(usize, String)>,
+}
+
+/// The dataplane endpoints of `node`.
+pub fn node_endpoints(model: &Model, node: &str) -> NodeEndpoints {
     let mut seen = BTreeSet::new();
     let mut wl = Vec::new();
     let mut hep = Vec::new();
@@ -268,7 +277,10 @@ pub fn node_endpoints(model: &Model, node: &str) -> (Vec<(usize, String)>, Vec<(
             wl.push((i, iface.clone()));
         }
     }
-    (wl, hep)
+    NodeEndpoints {
+        workloads: wl,
+        host_endpoints: hep,
+    }
 }
 
 /// Builds the ruleset `node` programs for `program` (compiled from `model` by
@@ -286,7 +298,10 @@ pub fn build_ruleset(
         rs: Ruleset::default(),
         tier_names: HashMap::new(),
     };
-    let (wl, hep) = node_endpoints(model, node);
+    let NodeEndpoints {
+        workloads: wl,
+        host_endpoints: hep,
+    } = node_endpoints(model, node);
     let mut from_wl = VerdictMap::default();
     let mut to_wl = VerdictMap::default();
     for (ei, iface) in &wl {
