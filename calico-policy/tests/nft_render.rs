@@ -289,12 +289,15 @@ fn one_policy_change_touches_only_its_chain_and_sets() {
 #[test]
 fn membership_change_is_element_updates_only() {
     let old = ruleset_of(EXAMPLE, "node1");
-    let more = with_extra_pod(EXAMPLE, "fe2", "10.244.3.9", "frontend", "node3");
+    // Adjacent to the existing frontend 10.244.2.5: still one new element, nothing removed.
+    let more = with_extra_pod(EXAMPLE, "fe2", "10.244.2.6", "frontend", "node3");
     let new = ruleset_of(&more, "node1");
     let d = RulesetDelta::between(&old, &new);
     assert!(d.fill_chains.is_empty(), "{d:?}");
     assert!(d.create_sets.is_empty() && d.delete_sets.is_empty());
+    assert!(d.remove_elements.is_empty());
     assert_eq!(d.add_elements.len(), 1);
+    assert_eq!(d.add_elements[0].1.len(), 1);
     assert!(d.add_elements[0].0.starts_with("s4-"));
     assert_eq!(d.apply(&old).unwrap(), new);
     assert!(d.to_nft().contains("add element inet calico s4-"));
@@ -532,6 +535,10 @@ fn variants() -> Vec<(&'static str, String)> {
         (
             "frontend added",
             with_extra_pod(&base, "fe2", "10.244.3.9", "frontend", "node3"),
+        ),
+        (
+            "adjacent frontend added",
+            with_extra_pod(&base, "fe3", "10.244.2.6", "frontend", "node3"),
         ),
         (
             "local web added",

@@ -160,14 +160,15 @@ fn range_element(r: &AddrRange) -> SetElement {
     SetElement::AddrRange(range_ip(r.family, r.lo), range_ip(r.family, r.hi))
 }
 
-/// Sorts and merges overlapping or adjacent ranges of family `f`.
+/// Sorts and merges overlapping ranges of family `f` (adjacent ones stay separate elements,
+/// so adding or removing one address is one element change).
 fn merge_ranges(ranges: &[AddrRange], f: Family) -> Vec<AddrRange> {
     let mut v: Vec<AddrRange> = ranges.iter().filter(|r| r.family == f).copied().collect();
     v.sort();
     let mut out: Vec<AddrRange> = Vec::with_capacity(v.len());
     for r in v {
         match out.last_mut() {
-            Some(last) if r.lo <= last.hi.saturating_add(1) => last.hi = last.hi.max(r.hi),
+            Some(last) if r.lo <= last.hi => last.hi = last.hi.max(r.hi),
             _ => out.push(r),
         }
     }
