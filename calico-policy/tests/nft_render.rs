@@ -611,3 +611,104 @@ fn deltas_apply_in_kernel() {
         }
     }
 }
+
+/// A set whose key changes and a base chain whose hook changes under the same names: the
+/// delta's pre-phase (flush users, delete, recreate) is accepted by the kernel.
+#[test]
+fn redefinitions_apply_in_kernel() {
+    use calico_policy::nft::{
+        AddrValue, BaseChain, Chain, ChainPolicy, Hook, IpFamily, Match, PortProto, PortValue,
+        Rule, RuleVerdict, Set, SetElement, SetKey, Side, Verdict,
+    };
+    let rule = |m: Match, v: Verdict| Rule {
+        matches: vec![m],
+        verdict: Some(RuleVerdict::Verdict(v)),
+        ..Rule::default()
+    };
+    let jump = Rule {
+        verdict: Some(RuleVerdict::Verdict(Verdict::Jump("c1".to_owned()))),
+        ..Rule::default()
+    };
+    let mut old = Ruleset::default();
+    old.sets.insert(
+        "sa".to_owned(),
+        Set {
+            key: SetKey::Ipv4Addr,
+            interval: true,
+            elements: [SetElement::Net("10.0.0.1/32".parse().unwrap())].into(),
+        },
+    );
+    old.chains.insert(
+        "c1".to_owned(),
+        Chain {
+            base: None,
+            rules: vec![rule(
+                Match::Addr {
+                    family: IpFamily::V4,
+                    side: Side::Src,
+                    value: AddrValue::Set("sa".to_owned()),
+                    negate: false,
+                },
+                Verdict::Drop,
+            )],
+        },
+    );
+    old.chains.insert(
+        "b".to_owned(),
+        Chain {
+            base: Some(BaseChain {
+                hook: Hook::Input,
+                priority: 0,
+                policy: ChainPolicy::Accept,
+            }),
+            rules: vec![jump.clone()],
+        },
+    );
+    let mut new = old.clone();
+    new.sets.insert(
+        "sa".to_owned(),
+        Set {
+            key: SetKey::InetService,
+            interval: true,
+            elements: [SetElement::PortRange(80, 90)].into(),
+        },
+    );
+    new.chains.get_mut("c1").unwrap().rules = vec![
+        rule(
+            Match::L4proto {
+                proto: 6,
+                negate: false,
+            },
+            Verdict::Return,
+        ),
+        rule(
+            Match::Port {
+                proto: PortProto::Tcp,
+                side: Side::Dst,
+                value: PortValue::Set("sa".to_owned()),
+                negate: false,
+            },
+            Verdict::Drop,
+        ),
+    ];
+    new.chains.get_mut("b").unwrap().base = Some(BaseChain {
+        hook: Hook::Forward,
+        priority: 3,
+        policy: ChainPolicy::Drop,
+    });
+    let d = RulesetDelta::between(&old, &new);
+    assert_eq!(d.pre_delete_sets, ["sa"]);
+    assert_eq!(d.pre_delete_chains, ["b"]);
+    assert_eq!(d.apply(&old).unwrap(), new);
+    if !can_run() {
+        return;
+    }
+    let a = Netns::new();
+    let b = Netns::new();
+    a.load(&old.to_nft());
+    let text = d.to_nft();
+    let (ok, _, err) = a.nft(&["-f", "-"], &text);
+    assert!(ok, "{err}\n{text}");
+    b.load(&new.to_nft());
+    assert_eq!(a.list(), b.list());
+}
