@@ -101,6 +101,11 @@ pub struct Endpoint {
     pub host_network: bool,
     /// The node it runs on, when known (not for synthetic pods).
     pub node: Option<String>,
+    /// The host-side interface name: `cali` + 11 hex digits of SHA-1(`ns.pod`) for a pod, the
+    /// WorkloadEndpoint's `interfaceName` (or the same derived name), the HostEndpoint's
+    /// `interfaceName` (`None` when empty: the endpoint covers its expected IPs, not one
+    /// interface). `None` for synthetic pods.
+    pub interface: Option<String>,
 }
 
 impl Endpoint {
@@ -1076,6 +1081,8 @@ pub(crate) fn endpoint_from(ctx: &EndpointContext, o: &LoadedObject) -> Option<E
             origin: o.origin.clone(),
             host_network: pod.spec.host_network,
             node: (!pod.spec.node_name.is_empty()).then(|| pod.spec.node_name.clone()),
+            interface: (kind == EndpointKind::Pod)
+                .then(|| derived::interface_name("cali", &ns, &pod.metadata.name)),
         });
     }
     match r {
@@ -1110,6 +1117,11 @@ pub(crate) fn endpoint_from(ctx: &EndpointContext, o: &LoadedObject) -> Option<E
                 origin: o.origin.clone(),
                 host_network: false,
                 node: (!w.spec.node.is_empty()).then(|| w.spec.node.clone()),
+                interface: Some(if w.spec.interface_name.is_empty() {
+                    derived::interface_name("cali", &ns, &w.spec.pod)
+                } else {
+                    w.spec.interface_name.clone()
+                }),
             })
         }
         Resource::HostEndpoint(h) => {
@@ -1136,6 +1148,8 @@ pub(crate) fn endpoint_from(ctx: &EndpointContext, o: &LoadedObject) -> Option<E
                 origin: o.origin.clone(),
                 host_network: false,
                 node: (!h.spec.node.is_empty()).then(|| h.spec.node.clone()),
+                interface: (!h.spec.interface_name.is_empty() && h.spec.interface_name != "*")
+                    .then(|| h.spec.interface_name.clone()),
             })
         }
         _ => None,
