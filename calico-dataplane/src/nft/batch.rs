@@ -2,7 +2,7 @@
 
 use super::consts::*;
 use super::expr::{Verdict, value};
-use super::objects::{Chain, Rule, Set};
+use super::objects::{Chain, Rule, Set, datatype};
 use super::wire::{MsgBuf, comment_value, fnv64, udata};
 
 /// An element as the kernel stores it: interval sets are sent as start and end-marker
@@ -129,6 +129,9 @@ pub(crate) struct Batch {
     pub(crate) labels: Vec<Label>,
 }
 
+/// nft datatypes stored in host byte order.
+const HOST_ORDER_TYPES: [u32; 3] = [datatype::IFNAME, datatype::MARK, datatype::INTEGER];
+
 const ELEMS_PER_MSG_BYTES: usize = 32 * 1024;
 
 impl Batch {
@@ -234,10 +237,18 @@ impl Batch {
         self.buf.attr_u32(NFTA_SET_FLAGS, set.flags());
         self.buf.attr_u32(NFTA_SET_KEY_TYPE, set.key_type());
         self.buf.attr_u32(NFTA_SET_KEY_LEN, set.key_len());
+        // The kernel requires a transaction-local set id (used by anonymous sets).
+        let id = u32::try_from(self.labels.len()).unwrap_or(u32::MAX);
+        self.buf.attr_u32(NFTA_SET_ID, id);
+        // nft reads the key's byte order from the set's userdata to print elements (strings
+        // such as interface names are host order, addresses and ports big endian).
+        let order: u32 = if set.key_types.len() == 1 && set.key_types.iter().all(|t| HOST_ORDER_TYPES.contains(t)) { 1 } else { 2 };
+        self.buf.attr(NFTA_SET_USERDATA, &udata(&[(UDATA_SET_KEYBYTEORDER, &order.to_ne_bytes())]));
         if set.verdict_map {
             self.buf.attr_u32(NFTA_SET_DATA_TYPE, NFT_DATA_VERDICT);
         }
-        if set.key_lens.len() > 1 {
+        if set.interval && set.key_lens.len() > 1 {
+            // Field lengths: only interval concatenations (the pipapo backend) need them.
             let d = self.buf.nest_begin(NFTA_SET_DESC);
             let c = self.buf.nest_begin(NFTA_SET_DESC_CONCAT);
             for l in &set.key_lens {

@@ -66,6 +66,8 @@ pub(crate) const NFTA_SET_KEY_TYPE: u16 = 4;
 pub(crate) const NFTA_SET_KEY_LEN: u16 = 5;
 pub(crate) const NFTA_SET_DATA_TYPE: u16 = 6;
 pub(crate) const NFTA_SET_DESC: u16 = 9;
+pub(crate) const NFTA_SET_ID: u16 = 10;
+pub(crate) const NFTA_SET_USERDATA: u16 = 13;
 pub(crate) const NFTA_SET_DESC_CONCAT: u16 = 2;
 pub(crate) const NFTA_SET_FIELD_LEN: u16 = 1;
 pub(crate) const NFT_SET_INTERVAL: u32 = 0x4;
@@ -128,5 +130,7 @@ pub(crate) const NFTA_LOG_LEVEL: u16 = 5;
 
 // userdata (libnftnl TLV layout: u8 type, u8 len, value)
 pub(crate) const UDATA_COMMENT: u8 = 0;
+/// Set userdata: byte order of the key (nft's `enum byteorder`: 1 = host, 2 = big endian).
+pub(crate) const UDATA_SET_KEYBYTEORDER: u8 = 0;
 /// Private rule userdata type holding this crate's 8-byte rule digest (nft ignores unknown types).
 pub(crate) const UDATA_CALICO_DIGEST: u8 = 0xca;

@@ -17,6 +17,7 @@ mod batch;
 mod consts;
 mod error;
 mod expr;
+pub mod matches;
 mod objects;
 mod socket;
 mod state;
