@@ -59,6 +59,7 @@ mod eval;
 pub mod lint;
 mod matching;
 pub mod model;
+pub mod nft;
 mod prepared;
 pub mod rewrite;
 mod rules;
