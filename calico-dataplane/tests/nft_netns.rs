@@ -462,3 +462,109 @@ fn drop_rule_drops_ping() {
     ap.apply(&t).unwrap();
     assert!(ping(), "ping failed after the rule was removed");
 }
+
+// ---------------------------------------------------------------------------------------
+// The policy crate's rulesets (calico_policy::nft) through NftDataplane.
+
+mod model {
+    use super::*;
+    use calico_dataplane::nft::NftDataplane;
+    use calico_policy::Model;
+    use calico_policy::nft::{RenderOptions, Ruleset, RulesetDelta, build_ruleset};
+
+    const EXAMPLE: &str = include_str!("../../calico-policy/tests/nft/example.yaml");
+
+    fn ruleset_of(yaml: &str) -> Ruleset {
+        let model = Model::build(&calico_model::loader::load_str("m.yaml", yaml)).unwrap();
+        let program = model.compile();
+        build_ruleset(&model, &program, "node1", &RenderOptions::default())
+    }
+
+    /// The example plus: one more port, a second web pod on node1, an egress policy with
+    /// negated nets and ports, and a GlobalNetworkPolicy with a selector.
+    fn bigger() -> Ruleset {
+        let yaml = EXAMPLE.replace(r#""8000:8080"]"#, r#""8000:8080", 9090]"#)
+            + r#"---
+apiVersion: v1
+kind: Pod
+metadata: {name: web2, namespace: prod, labels: {role: web}}
+spec:
+  nodeName: node1
+  containers: [{name: c, image: i, ports: [{name: http, containerPort: 8081}]}]
+status: {podIP: 10.244.1.8}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: egress, namespace: prod}
+spec:
+  selector: role == 'web'
+  types: [Egress]
+  egress:
+    - {action: Deny, protocol: UDP, destination: {notNets: [10.0.0.0/8], notPorts: [53, "1000:2000"]}}
+    - {action: Allow, destination: {nets: [10.1.2.3/32, 10.9.0.0/17]}}
+    - {action: Allow, destination: {nets: ["fd00::/64"]}}
+"#;
+        ruleset_of(&yaml)
+    }
+
+    fn reload(ns: &str, text: &str) -> String {
+        sh_in(Some(ns), &["nft", "flush", "ruleset"], None);
+        reference_listing(ns, text)
+    }
+
+    #[test]
+    fn model_ruleset_matches_nft_text() {
+        let Some(ns) = inner_or_spawn("model::model_ruleset_matches_nft_text", &["mrs", "mref"]) else { return };
+        for rs in [ruleset_of(EXAMPLE), bigger()] {
+            let mut dp = NftDataplane::new().unwrap();
+            dp.apply_ruleset(&rs).unwrap();
+            assert_same(&list(None), &reload(&ns[1], &rs.to_nft()));
+            assert_eq!(dp.apply_ruleset(&rs).unwrap().messages, 0, "second apply sent messages");
+            assert!(dp.drift().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn model_delta_matches_full() {
+        let Some(ns) = inner_or_spawn("model::model_delta_matches_full", &["mdelta", "mdref"]) else { return };
+        let (small, big) = (ruleset_of(EXAMPLE), bigger());
+        let mut dp = NftDataplane::new().unwrap();
+        dp.apply_ruleset(&small).unwrap();
+        for (from, to) in [(&small, &big), (&big, &small), (&small, &Ruleset::default()), (&Ruleset::default(), &big)] {
+            let delta = RulesetDelta::between(from, to);
+            let st = dp.apply_delta(&delta).unwrap();
+            assert!(st.messages > 0);
+            assert!(dp.drift().unwrap().is_empty(), "drift after delta");
+            // The remembered state followed the delta: a whole apply sends nothing.
+            assert_eq!(dp.apply_ruleset(to).unwrap().messages, 0);
+            assert_same(&list(None), &reload(&ns[1], &to.to_nft()));
+        }
+    }
+
+    #[test]
+    fn model_failed_delta_keeps_old_ruleset() {
+        if inner_or_spawn("model::model_failed_delta_keeps_old_ruleset", &["mfail"]).is_none() {
+            return;
+        }
+        let (small, big) = (ruleset_of(EXAMPLE), bigger());
+        let mut dp = NftDataplane::new().unwrap();
+        dp.apply_ruleset(&small).unwrap();
+        let before = list(None);
+        let mut delta = RulesetDelta::between(&small, &big);
+        // Break the last rule: a jump to a chain that does not exist.
+        let fill = delta.fill_chains.last_mut().unwrap();
+        let name = fill.chain.clone();
+        fill.rules.push(calico_policy::nft::Rule {
+            verdict: Some(calico_policy::nft::RuleVerdict::Verdict(calico_policy::nft::Verdict::Jump("missing".into()))),
+            ..Default::default()
+        });
+        let err = dp.apply_delta(&delta).unwrap_err();
+        let ApplyError::Rejected { first, .. } = &err else { panic!("{err}") };
+        assert_eq!(first.op, "add rule");
+        assert!(first.object.starts_with(&name), "{err}");
+        assert_eq!(list(None), before);
+        // Still in step: the real delta applies.
+        dp.apply_delta(&RulesetDelta::between(&small, &big)).unwrap();
+        assert!(dp.drift().unwrap().is_empty());
+    }
+}

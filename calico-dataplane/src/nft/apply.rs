@@ -6,7 +6,7 @@ use super::batch::{Batch, KElem};
 use super::error::{ApplyError, ReadError};
 use super::objects::Table;
 use super::socket::NftSocket;
-use super::state::{Prepared, TableState, read_table};
+use super::state::{ChainState, Prepared, SetState, TableState, read_table};
 
 /// What one apply sent to the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -115,6 +115,50 @@ impl NftApplier {
         let cur = self.read_back()?;
         let prep = Prepared::new(desired);
         self.run(&cur, desired, &prep, true)
+    }
+
+    /// Reserves sequence numbers for a batch about to be built.
+    pub(crate) fn reserve_seq(&mut self) -> u32 {
+        self.sock.reserve_seq(0)
+    }
+
+    /// Whether the table is known to exist (it was applied or read back).
+    pub(crate) fn table_known(&self) -> bool {
+        self.applied.as_ref().is_some_and(|s| s.exists)
+    }
+
+    /// Sends a batch built by a caller. On success the caller updates the remembered state
+    /// with [`NftApplier::remember_chain`] / [`NftApplier::remember_set`].
+    pub(crate) fn send(&mut self, batch: Batch) -> Result<(), ApplyError> {
+        if batch.len() == 0 {
+            return Ok(());
+        }
+        self.sock.reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
+        self.sock.send_batch(batch)?;
+        if let Some(s) = &mut self.applied {
+            s.exists = true;
+        }
+        Ok(())
+    }
+
+    /// Records a chain's new state (`None`: deleted).
+    pub(crate) fn remember_chain(&mut self, name: &str, st: Option<ChainState>) {
+        if let Some(a) = &mut self.applied {
+            match st {
+                Some(c) => a.chains.insert(name.to_string(), c),
+                None => a.chains.remove(name),
+            };
+        }
+    }
+
+    /// Records a set's new state (`None`: deleted).
+    pub(crate) fn remember_set(&mut self, name: &str, st: Option<SetState>) {
+        if let Some(a) = &mut self.applied {
+            match st {
+                Some(c) => a.sets.insert(name.to_string(), c),
+                None => a.sets.remove(name),
+            };
+        }
     }
 
     fn run(&mut self, cur: &TableState, desired: &Table, prep: &Prepared, rewrite: bool) -> Result<ApplyStats, ApplyError> {

@@ -79,6 +79,9 @@ pub enum ApplyError {
         /// All rejected messages.
         all: Vec<Rejection>,
     },
+    /// A delta was given before any ruleset was applied (nothing to apply it to).
+    #[error("no ruleset applied yet: apply a whole ruleset before a delta")]
+    NoBaseline,
     /// Reading the current state (needed to plan the transaction) failed.
     #[error(transparent)]
     Read(#[from] ReadError),

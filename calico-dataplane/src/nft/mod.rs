@@ -18,6 +18,7 @@ mod consts;
 mod error;
 mod expr;
 pub mod matches;
+pub mod model;
 mod objects;
 mod socket;
 mod state;
@@ -25,6 +26,7 @@ mod wire;
 
 pub use apply::{ApplyStats, Drift, NftApplier};
 pub use batch::concat_key;
+pub use model::NftDataplane;
 pub use error::{ApplyError, ReadError, Rejection};
 pub use expr::{CmpOp, CtKey, Expr, MetaKey, PayloadBase, Reg, Verdict};
 pub use objects::{BaseChain, Chain, Element, Hook, Rule, Set, Table, datatype};
