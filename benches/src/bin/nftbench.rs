@@ -166,22 +166,30 @@ fn listing() -> Result<String, String> {
 fn inner(mode: &str, text_file: &str) -> Result<(), String> {
     match mode {
         "nft" => {
+            // bash's `times` prints the children's user and system CPU time after nft.
             let t = Instant::now();
-            let st = Command::new("nft").args(["-f", text_file]).status().map_err(|e| e.to_string())?;
+            let out = Command::new("bash")
+                .args(["-c", "nft -f \"$1\" && times", "bash", text_file])
+                .output()
+                .map_err(|e| e.to_string())?;
             let el = t.elapsed();
-            if !st.success() {
-                return Err("nft -f failed".into());
+            if !out.status.success() {
+                return Err(format!("nft -f failed: {}", String::from_utf8_lossy(&out.stderr)));
             }
-            println!("RESULT nft {:.3}", ms(el));
+            let times = String::from_utf8_lossy(&out.stdout);
+            let cpu: f64 = times.lines().nth(1).map(|l| l.split_whitespace().map(bash_time).sum()).unwrap_or(f64::NAN);
+            println!("RESULT nft {:.3} {:.3}", ms(el), cpu);
             println!("LISTING {}", fnv(&listing()?));
         }
         _ => {
             let rs = ruleset(false);
             let t = Instant::now();
+            let c0 = oncpu_ms();
             let mut dp = NftDataplane::new().map_err(|e| e.to_string())?;
             let st = dp.apply_ruleset(&rs).map_err(|e| e.to_string())?;
             let full = t.elapsed();
-            println!("RESULT ours {:.3} {} {}", ms(full), st.messages, st.bytes);
+            let cpu = oncpu_ms() - c0;
+            println!("RESULT ours {:.3} {} {} {:.3}", ms(full), st.messages, st.bytes, cpu);
             println!("LISTING {}", fnv(&listing()?));
             let t = Instant::now();
             let again = dp.apply_ruleset(&rs).map_err(|e| e.to_string())?;
@@ -190,6 +198,7 @@ fn inner(mode: &str, text_file: &str) -> Result<(), String> {
             let changed = ruleset(true);
             let mut between = Vec::new();
             let mut apply = Vec::new();
+            let mut apply_cpu = Vec::new();
             let mut msgs = 0;
             for i in 0..20 {
                 let (from, to) = if i % 2 == 0 { (&rs, &changed) } else { (&changed, &rs) };
@@ -197,11 +206,13 @@ fn inner(mode: &str, text_file: &str) -> Result<(), String> {
                 let d = RulesetDelta::between(from, to);
                 between.push(ms(t.elapsed()));
                 let t = Instant::now();
+                let c0 = oncpu_ms();
                 let s = dp.apply_delta(&d).map_err(|e| e.to_string())?;
                 apply.push(ms(t.elapsed()));
+                apply_cpu.push(oncpu_ms() - c0);
                 msgs = s.messages;
             }
-            println!("RESULT delta {:.3} {:.3} {msgs}", median(apply), median(between));
+            println!("RESULT delta {:.3} {:.3} {msgs} {:.3}", median(apply), median(between), median(apply_cpu));
             let t = Instant::now();
             let s = dp.apply_ruleset(&changed).map_err(|e| e.to_string())?;
             println!("RESULT diffapply {:.3} {}", ms(t.elapsed()), s.messages);
@@ -212,6 +223,22 @@ fn inner(mode: &str, text_file: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `0m1.234s` (bash `times`) in milliseconds.
+fn bash_time(s: &str) -> f64 {
+    let Some((m, rest)) = s.split_once('m') else { return f64::NAN };
+    let sec: f64 = rest.trim_end_matches('s').parse().unwrap_or(f64::NAN);
+    m.parse::<f64>().unwrap_or(f64::NAN) * 60e3 + sec * 1e3
+}
+
+/// On-CPU time of this thread (user and kernel, including the kernel's processing of our
+/// netlink messages, which runs in our sendmsg), from `/proc/thread-self/schedstat`.
+fn oncpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse::<f64>().ok()))
+        .map_or(f64::NAN, |ns| ns / 1e6)
 }
 
 fn fnv(s: &str) -> u64 {
@@ -260,6 +287,7 @@ fn main() -> Result<(), String> {
         rs.maps.values().map(|m| m.elements.len()).sum::<usize>()
     );
     let (mut a, mut b, mut c, mut cb, mut noop, mut diff) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut a_cpu, mut b_cpu, mut c_cpu) = (vec![], vec![], vec![]);
     let mut same = true;
     let mut msgs = String::new();
     for _ in 0..runs {
@@ -269,6 +297,9 @@ fn main() -> Result<(), String> {
         let lb = run_in(&nb, "ours", &file_s)?;
         let num = |l: &[String], k: &str, i: usize| field(l, k, i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
         a.push(num(&la, "RESULT nft", 0));
+        a_cpu.push(num(&la, "RESULT nft", 1));
+        b_cpu.push(num(&lb, "RESULT ours", 3));
+        c_cpu.push(num(&lb, "RESULT delta", 3));
         b.push(num(&lb, "RESULT ours", 0));
         noop.push(num(&lb, "RESULT noop", 0));
         c.push(num(&lb, "RESULT delta", 0));
@@ -284,11 +315,14 @@ fn main() -> Result<(), String> {
     }
     let _ = std::fs::remove_file(&file);
     let (a, b) = (median(a), median(b));
-    println!("medians of {runs} runs, each in fresh network namespaces:");
-    println!("  (a) nft -f of the text rendering:        {a:9.1} ms");
-    println!("  (b) our one-batch netlink apply:          {b:9.1} ms   ({msgs})");
-    println!("      ratio (a)/(b):                        {:9.2}x", a / b);
-    println!("  (c) one-policy delta apply:               {:9.3} ms   (RulesetDelta::between: {:.3} ms)", median(c), median(cb));
+    let (ac, bc) = (median(a_cpu), median(b_cpu));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("medians of {runs} runs, each in fresh network namespaces (load average {}):", load.split_whitespace().next().unwrap_or("?"));
+    println!("                                            wall clock      CPU (user+kernel)");
+    println!("  (a) nft -f of the text rendering:        {a:9.1} ms   {ac:9.1} ms");
+    println!("  (b) our one-batch netlink apply:          {b:9.1} ms   {bc:9.1} ms   ({msgs})");
+    println!("      ratio (a)/(b):                        {:9.2}x     {:9.2}x", a / b, ac / bc);
+    println!("  (c) one-policy delta apply:               {:9.3} ms   {:9.3} ms   (RulesetDelta::between: {:.3} ms)", median(c), median(c_cpu), median(cb));
     println!("      same ruleset again (nothing sent):    {:9.3} ms", median(noop));
     println!("      changed ruleset via diff (apply_ruleset): {:6.3} ms", median(diff));
     println!("  listings of (a) and (b) identical:        {same}");

@@ -335,8 +335,8 @@ impl NftDataplane {
         if delta.is_empty() {
             return Ok(ApplyStats::default());
         }
-        let mut next = last.clone();
-        advance(&mut next, delta);
+        // The ruleset is large: nothing of it is cloned; only the sets whose interval
+        // encoding is rewritten are computed here, and `last` is advanced after success.
         let first = self.applier.reserve_seq();
         let mut batch = Batch::new(m::TABLE, first);
         let mut stats = ApplyStats::default();
@@ -346,7 +346,10 @@ impl NftDataplane {
         let mut touched_chains: BTreeSet<String> = BTreeSet::new();
         let mut touched_sets: BTreeSet<String> = BTreeSet::new();
         let interval = |name: &str| {
-            next.sets.get(name).or_else(|| last.sets.get(name)).is_some_and(|s| s.interval)
+            match delta.create_sets.iter().find(|(n, _, _)| n == name) {
+                Some((_, _, interval)) => *interval,
+                None => last.sets.get(name).is_some_and(|s| s.interval),
+            }
         };
         for op in delta.ops() {
             match op {
@@ -372,10 +375,9 @@ impl NftDataplane {
                     touched_sets.insert(s.to_string());
                     if interval(s) {
                         if rewritten.insert(s) {
-                            if let Some(ns) = next.sets.get(s) {
-                                batch.flush_set(s);
-                                batch.set_elems(s, &kernel_elements(&set(ns)), true);
-                            }
+                            let ns = set_after(last, delta, s);
+                            batch.flush_set(s);
+                            batch.set_elems(s, &kernel_elements(&set(&ns)), true);
                         }
                         continue;
                     }
@@ -448,6 +450,9 @@ impl NftDataplane {
         stats.chains_written = delta.fill_chains.len();
         stats.sets_written = touched_sets.len();
         self.applier.send(batch)?;
+        let next = self.last.get_or_insert_with(m::Ruleset::default);
+        advance(next, delta);
+        let next = &*next;
         // Keep the remembered kernel state in step (only the touched objects are recomputed).
         for c in &touched_chains {
             let st = next.chains.get(c).map(|ch| {
@@ -472,7 +477,6 @@ impl NftDataplane {
             });
             self.applier.remember_set(s, st);
         }
-        self.last = Some(next);
         Ok(stats)
     }
 
@@ -486,6 +490,32 @@ impl NftDataplane {
     pub fn applier(&mut self) -> &mut NftApplier {
         &mut self.applier
     }
+}
+
+/// Set `name` as it is after `delta` (the delta's element changes applied to its old or
+/// newly created contents).
+fn set_after(last: &m::Ruleset, d: &m::RulesetDelta, name: &str) -> m::Set {
+    let mut s = match d.create_sets.iter().find(|(n, _, _)| n == name) {
+        Some((_, key, interval)) => m::Set { key: *key, interval: *interval, elements: Default::default() },
+        None => last.sets.get(name).cloned().unwrap_or(m::Set {
+            key: m::SetKey::Ipv4Addr,
+            interval: true,
+            elements: Default::default(),
+        }),
+    };
+    for (n, els) in &d.remove_elements {
+        if n == name {
+            for e in els {
+                s.elements.remove(e);
+            }
+        }
+    }
+    for (n, els) in &d.add_elements {
+        if n == name {
+            s.elements.extend(els.iter().cloned());
+        }
+    }
+    s
 }
 
 /// `rs` after `delta` (no checks: the kernel makes them).
