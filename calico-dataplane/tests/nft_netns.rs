@@ -795,7 +795,10 @@ spec:
             let st = dp.apply_delta(&delta).unwrap();
             assert!(st.messages > 0);
             assert!(dp.drift().unwrap().is_empty(), "drift after delta");
-            // The remembered state followed the delta: a whole apply sends nothing.
+            // The applier's remembered kernel state followed the delta: its own diff of the
+            // whole table sends nothing, and neither does a whole apply.
+            let t = calico_dataplane::nft::model::table(to);
+            assert_eq!(dp.applier().apply(&t).unwrap().messages, 0);
             assert_eq!(dp.apply_ruleset(to).unwrap().messages, 0);
             assert_same(&list(None), &reload(&ns[1], &to.to_nft()));
         }

@@ -397,12 +397,33 @@ impl NftDataplane {
     }
 
     /// Makes the table hold exactly `rs`, in one transaction that rewrites only what differs
-    /// from the last applied (or, the first time, the read-back) state: applying the same
-    /// ruleset twice sends nothing the second time. The table itself is never deleted.
+    /// from the last applied state (as [`m::RulesetDelta::between`] and
+    /// [`NftDataplane::apply_delta`]) or, the first time or after a failure, from the table
+    /// read back from the kernel (chains compared by rule digests, sets by elements).
+    /// Applying the same ruleset twice sends nothing the second time. The table itself is
+    /// never deleted.
     pub fn apply_ruleset(&mut self, rs: &m::Ruleset) -> Result<ApplyStats, ApplyError> {
+        if let Some(last) = &self.last {
+            if last == rs {
+                return Ok(ApplyStats::default());
+            }
+            let delta = m::RulesetDelta::between(last, rs);
+            let r = self.apply_delta(&delta);
+            if r.is_err() {
+                self.forget();
+            }
+            return r;
+        }
         let r = self.applier.apply(&table(rs));
         self.last = if r.is_ok() { Some(rs.clone()) } else { None };
         r
+    }
+
+    /// Forgets the remembered state: the next [`NftDataplane::apply_ruleset`] reads the table
+    /// back and diffs against what the kernel holds (use after drift was found).
+    pub fn forget(&mut self) {
+        self.last = None;
+        self.applier.forget();
     }
 
     /// Rewrites the table's whole contents (every object deleted and created again) in one
