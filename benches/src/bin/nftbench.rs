@@ -512,11 +512,11 @@ fn main() -> Result<(), String> {
         median(cb)
     );
     println!(
-        "      same ruleset again (nothing sent):    {:9.3} ms",
+        "      apply_ruleset, same ruleset again:    {:9.3} ms   (equal: nothing sent)",
         median(noop)
     );
     println!(
-        "      changed ruleset via diff (apply_ruleset): {:6.3} ms",
+        "      apply_ruleset, one policy changed:    {:9.3} ms   (between + delta)",
         median(diff)
     );
     println!("  listings of (a) and (b) identical:        {same}");
