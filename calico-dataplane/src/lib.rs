@@ -2,3 +2,5 @@
 //!
 //! (Being built by issue 6; the modules land on their own branches.)
 #![deny(missing_docs)]
+
+pub mod nft;
