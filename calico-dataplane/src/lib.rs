@@ -43,8 +43,14 @@
 
 pub mod dataplane;
 pub mod memory;
+#[cfg(feature = "netlink")]
+pub mod netlink;
+#[cfg(feature = "netlink")]
+pub mod netns;
 pub mod reconcile;
 pub mod state;
+#[cfg(feature = "netlink")]
+pub mod workload;
 
 pub use dataplane::{Dataplane, Op};
 pub use reconcile::{Changes, Report, diff, reconcile};
