@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 
 pub mod dataplane;
+pub mod desired;
 pub mod memory;
 #[cfg(feature = "netlink")]
 pub mod netlink;
