@@ -1,4 +1,4 @@
-//! `calico policy check|connlist` (cli.md "policy", connlist-format.md).
+//! `calico policy check|connlist|diff|lint|render` (cli.md "policy", connlist-format.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +35,38 @@ pub(crate) enum PolicyCommand {
     ///
     /// Exit 1 when there is any finding.
     Lint(LintArgs),
+    /// The kernel rule set NODE would program for the manifests: `nft -f` input for one
+    /// `table inet calico` (policy.md §13), or `iptables-restore` input in the reference
+    /// (Felix) layout (policy.md §11, §13.4).
+    ///
+    /// Exit 1 (nothing on stdout) when the manifests are invalid.
+    Render(RenderArgs),
+}
+
+/// Output of `render`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum RenderFormat {
+    /// `nft -f` input.
+    Nft,
+    /// `iptables-restore` input (filter table).
+    Iptables,
+}
+
+/// Arguments of `render`.
+#[derive(Debug, Args)]
+pub(crate) struct RenderArgs {
+    /// Manifests (file or directory).
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// The node whose rules to render (workload and host endpoints on it).
+    #[arg(long, value_name = "NODE")]
+    node: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "nft")]
+    format: RenderFormat,
+    /// Add a counter to every rule (nft).
+    #[arg(long)]
+    counters: bool,
 }
 
 /// Arguments of `diff`.
@@ -127,6 +159,7 @@ pub(crate) fn run(cmd: PolicyCommand) -> Result<ExitCode, CliError> {
         PolicyCommand::Connlist(a) => connlist(&a),
         PolicyCommand::Diff(a) => diff(&a),
         PolicyCommand::Lint(a) => lint(&a),
+        PolicyCommand::Render(a) => render(&a),
     }
 }
 
@@ -250,6 +283,33 @@ fn connlist(a: &ConnlistArgs) -> Result<ExitCode, CliError> {
     };
     let list = plan.collect();
     print!("{}", list.render(format));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(a: &RenderArgs) -> Result<ExitCode, CliError> {
+    let model = match load(&a.path)? {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
+    let (wl, hep) = calico_policy::nft::node_endpoints(&model, &a.node);
+    if wl.is_empty() && hep.is_empty() {
+        eprintln!(
+            "warning: no workload or host endpoint with an interface runs on node {}",
+            a.node
+        );
+    }
+    let program = model.compile();
+    let text = match a.format {
+        RenderFormat::Nft => {
+            let opts = calico_policy::nft::RenderOptions {
+                counters: a.counters,
+                ..Default::default()
+            };
+            calico_policy::nft::build_ruleset(&model, &program, &a.node, &opts).to_nft()
+        }
+        RenderFormat::Iptables => calico_policy::iptables::render(&model, &program, &a.node),
+    };
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 

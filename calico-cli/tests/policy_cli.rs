@@ -299,3 +299,77 @@ fn diff_and_lint_exit_codes() {
         stdout(&o)
     );
 }
+
+#[test]
+fn render_nft_and_iptables() {
+    let example = repo().join("calico-policy/tests/nft/example.yaml");
+    let o = calico(&["policy", "render", path(&example), "--node", "node1"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let nft = stdout(&o);
+    assert!(nft.starts_with("table inet calico {\n"), "{nft}");
+    assert!(nft.contains("\tchain pol-i-np/prod/allow-web {\n"));
+    assert!(nft.contains("\"calic36cb0217f8\" : goto ep-tw-calic36cb0217f8"));
+    assert!(nft.contains("meta l4proto icmp icmp type 8 icmp code != 0 accept"));
+    assert!(!nft.contains("counter"));
+    let o = calico(&[
+        "policy",
+        "render",
+        path(&example),
+        "--node",
+        "node1",
+        "--counters",
+    ]);
+    assert!(stdout(&o).contains(" counter "), "{o:?}");
+    let o = calico(&[
+        "policy",
+        "render",
+        path(&example),
+        "--node",
+        "node1",
+        "--format",
+        "iptables",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let ipt = stdout(&o);
+    assert!(
+        ipt.contains("*filter\n") && ipt.ends_with("COMMIT\n"),
+        "{ipt}"
+    );
+    assert!(ipt.contains("-A cali-to-wl-dispatch -o calic36cb0217f8 -g cali-tw-calic36cb0217f8\n"));
+    assert!(ipt.contains("-m icmp ! --icmp-type 8/0"));
+    // A node without endpoints: base chains only, a warning, exit 0.
+    let o = calico(&["policy", "render", path(&example), "--node", "nowhere"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning"));
+    assert!(!stdout(&o).contains("ep-tw-"));
+}
+
+#[test]
+fn render_exit_codes() {
+    // Invalid manifests: exit 1, nothing on stdout.
+    let dir = scratch(
+        "render-invalid",
+        &[(
+            "p.yaml",
+            "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ns}\nspec:\n  selector: \"a ==\"\n",
+        )],
+    );
+    let o = calico(&["policy", "render", path(&dir), "--node", "n1"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(o.stdout.is_empty());
+    // Missing path or --node: exit 2.
+    let o = calico(&["policy", "render", "/nonexistent/dir", "--node", "n1"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let o = calico(&["policy", "render", path(&dir)]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let o = calico(&[
+        "policy",
+        "render",
+        path(&dir),
+        "--node",
+        "n1",
+        "--format",
+        "pf",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+}

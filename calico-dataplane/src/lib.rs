@@ -48,6 +48,8 @@ pub mod memory;
 pub mod netlink;
 #[cfg(feature = "netlink")]
 pub mod netns;
+#[cfg(feature = "netlink")]
+pub mod nft;
 pub mod reconcile;
 pub mod state;
 #[cfg(feature = "netlink")]

@@ -101,6 +101,11 @@ pub struct Endpoint {
     pub host_network: bool,
     /// The node it runs on, when known (not for synthetic pods).
     pub node: Option<String>,
+    /// The host-side interface name: `cali` + 11 hex digits of SHA-1(`ns.pod`) for a pod, the
+    /// WorkloadEndpoint's `interfaceName` (or the same derived name), the HostEndpoint's
+    /// `interfaceName` (`None` when empty: the endpoint covers its expected IPs, not one
+    /// interface). `None` for synthetic pods.
+    pub interface: Option<String>,
 }
 
 impl Endpoint {
@@ -744,6 +749,8 @@ impl Builder<'_> {
                     origin: o.origin.clone(),
                     host_network: pod.spec.host_network,
                     node: (!pod.spec.node_name.is_empty()).then(|| pod.spec.node_name.clone()),
+                    interface: (kind == EndpointKind::Pod)
+                        .then(|| derived::interface_name("cali", &ns, &pod.metadata.name)),
                 });
                 continue;
             }
@@ -779,6 +786,11 @@ impl Builder<'_> {
                         origin: o.origin.clone(),
                         host_network: false,
                         node: (!w.spec.node.is_empty()).then(|| w.spec.node.clone()),
+                        interface: Some(if w.spec.interface_name.is_empty() {
+                            derived::interface_name("cali", &ns, &w.spec.pod)
+                        } else {
+                            w.spec.interface_name.clone()
+                        }),
                     });
                 }
                 Resource::HostEndpoint(h) => {
@@ -805,6 +817,9 @@ impl Builder<'_> {
                         origin: o.origin.clone(),
                         host_network: false,
                         node: (!h.spec.node.is_empty()).then(|| h.spec.node.clone()),
+                        interface: (!h.spec.interface_name.is_empty()
+                            && h.spec.interface_name != "*")
+                            .then(|| h.spec.interface_name.clone()),
                     });
                 }
                 _ => {}

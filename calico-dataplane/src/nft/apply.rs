@@ -1,0 +1,280 @@
+//! Planning and applying one transaction that turns the current table into the desired one.
+
+use std::collections::BTreeSet;
+
+use super::batch::{Batch, KElem};
+use super::error::{ApplyError, ReadError};
+use super::objects::Table;
+use super::socket::NftSocket;
+use super::state::{ChainState, Prepared, SetState, TableState, read_table};
+
+/// What one apply sent to the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ApplyStats {
+    /// nf_tables messages in the batch (0 = nothing to do, nothing sent).
+    pub messages: usize,
+    /// Bytes of the batch.
+    pub bytes: usize,
+    /// Chains created or whose rules were rewritten.
+    pub chains_written: usize,
+    /// Sets created or whose elements changed.
+    pub sets_written: usize,
+}
+
+/// Objects whose kernel state differs from the desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Drift {
+    /// Whether the table is missing.
+    pub table_missing: bool,
+    /// Chains missing, extra, or with different hooks or rules.
+    pub chains: Vec<String>,
+    /// Sets missing, extra, or with a different definition or elements.
+    pub sets: Vec<String>,
+}
+
+impl Drift {
+    /// True when the kernel holds exactly the desired state.
+    pub fn is_empty(&self) -> bool {
+        !self.table_missing && self.chains.is_empty() && self.sets.is_empty()
+    }
+}
+
+/// Programs one nftables table (family `inet`) over a netlink socket, one kernel
+/// transaction per call. Remembers what it applied last, so applying the same table twice
+/// sends nothing the second time; the first apply reads the table back to plan.
+#[derive(Debug)]
+pub struct NftApplier {
+    sock: NftSocket,
+    table: String,
+    applied: Option<TableState>,
+}
+
+impl NftApplier {
+    /// Opens a netlink socket in the calling thread's network namespace for table `table`.
+    pub fn new(table: &str) -> Result<NftApplier, ApplyError> {
+        let sock = NftSocket::open().map_err(|source| ApplyError::Socket { context: "open", source })?;
+        Ok(NftApplier { sock, table: table.to_string(), applied: None })
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Forgets the remembered state: the next apply reads the table back first.
+    pub fn forget(&mut self) {
+        self.applied = None;
+    }
+
+    /// Reads the table back from the kernel.
+    pub fn read_back(&mut self) -> Result<TableState, ReadError> {
+        read_table(&mut self.sock, &self.table)
+    }
+
+    /// Compares the kernel's table with `desired` (rule digests from rule userdata, set
+    /// definitions and elements, base-chain hooks).
+    pub fn drift(&mut self, desired: &Table) -> Result<Drift, ReadError> {
+        let cur = self.read_back()?;
+        let want = Prepared::new(desired).state(desired);
+        let mut d = Drift { table_missing: !cur.exists, ..Drift::default() };
+        let names: BTreeSet<&String> = cur.chains.keys().chain(want.chains.keys()).collect();
+        for n in names {
+            if cur.chains.get(n) != want.chains.get(n) {
+                d.chains.push(n.clone());
+            }
+        }
+        let names: BTreeSet<&String> = cur.sets.keys().chain(want.sets.keys()).collect();
+        for n in names {
+            if cur.sets.get(n) != want.sets.get(n) {
+                d.sets.push(n.clone());
+            }
+        }
+        Ok(d)
+    }
+
+    /// Makes the table hold exactly `desired`, in one transaction that changes only what
+    /// differs from the last applied (or read-back) state. On error nothing changed, and
+    /// the remembered state is dropped so the next apply re-reads the kernel.
+    pub fn apply(&mut self, desired: &Table) -> Result<ApplyStats, ApplyError> {
+        let cur = match self.applied.take() {
+            Some(s) => s,
+            None => self.read_back()?,
+        };
+        let prep = Prepared::new(desired);
+        let rewrite = desired
+            .sets
+            .iter()
+            .any(|(n, s)| cur.sets.get(n).is_some_and(|c| !c.same_definition(s)));
+        self.run(&cur, desired, &prep, rewrite)
+    }
+
+    /// Rewrites the table's whole contents in one transaction (all rules, sets and chains
+    /// deleted and created again; the table itself is never deleted).
+    pub fn apply_full(&mut self, desired: &Table) -> Result<ApplyStats, ApplyError> {
+        self.applied = None;
+        let cur = self.read_back()?;
+        let prep = Prepared::new(desired);
+        self.run(&cur, desired, &prep, true)
+    }
+
+    /// Reserves sequence numbers for a batch about to be built.
+    pub(crate) fn reserve_seq(&mut self) -> u32 {
+        self.sock.reserve_seq(0)
+    }
+
+    /// Whether the table is known to exist (it was applied or read back).
+    pub(crate) fn table_known(&self) -> bool {
+        self.applied.as_ref().is_some_and(|s| s.exists)
+    }
+
+    /// Sends a batch built by a caller. On success the caller updates the remembered state
+    /// with [`NftApplier::remember_chain`] / [`NftApplier::remember_set`].
+    pub(crate) fn send(&mut self, batch: Batch) -> Result<(), ApplyError> {
+        if batch.len() == 0 {
+            return Ok(());
+        }
+        self.sock.reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
+        self.sock.send_batch(batch)?;
+        if let Some(s) = &mut self.applied {
+            s.exists = true;
+        }
+        Ok(())
+    }
+
+    /// Records a chain's new state (`None`: deleted).
+    pub(crate) fn remember_chain(&mut self, name: &str, st: Option<ChainState>) {
+        if let Some(a) = &mut self.applied {
+            match st {
+                Some(c) => a.chains.insert(name.to_string(), c),
+                None => a.chains.remove(name),
+            };
+        }
+    }
+
+    /// Records a set's new state (`None`: deleted).
+    pub(crate) fn remember_set(&mut self, name: &str, st: Option<SetState>) {
+        if let Some(a) = &mut self.applied {
+            match st {
+                Some(c) => a.sets.insert(name.to_string(), c),
+                None => a.sets.remove(name),
+            };
+        }
+    }
+
+    fn run(&mut self, cur: &TableState, desired: &Table, prep: &Prepared, rewrite: bool) -> Result<ApplyStats, ApplyError> {
+        let first = self.sock.reserve_seq(0);
+        let mut batch = Batch::new(&self.table, first);
+        let mut stats = plan(&mut batch, cur, desired, prep, rewrite);
+        if batch.len() == 0 {
+            self.applied = Some(prep.state(desired));
+            return Ok(stats);
+        }
+        stats.messages = batch.len();
+        stats.bytes = batch.buf.buf.len();
+        self.sock.reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
+        self.sock.send_batch(batch)?;
+        self.applied = Some(prep.state(desired));
+        Ok(stats)
+    }
+}
+
+/// Appends to `batch` the messages turning `cur` into `desired`.
+fn plan(batch: &mut Batch, cur: &TableState, desired: &Table, prep: &Prepared, rewrite: bool) -> ApplyStats {
+    let mut stats = ApplyStats::default();
+    let empty = TableState::default();
+    if !cur.exists {
+        batch.new_table();
+    }
+    // In rewrite mode, drop everything first: rules (and with them all jumps and set
+    // references), then sets and maps (and with them all goto elements), then chains.
+    let cur = if rewrite && cur.exists {
+        batch.flush_rules(None);
+        for n in cur.sets.keys() {
+            batch.del_set(n);
+        }
+        for n in cur.chains.keys() {
+            batch.del_chain(n);
+        }
+        &empty
+    } else {
+        cur
+    };
+    // a. sets missing
+    for (n, s) in &desired.sets {
+        if !cur.sets.contains_key(n) {
+            batch.new_set(n, s);
+        }
+    }
+    // b. chains missing, and base chains whose hook changed (recreated)
+    let mut recreated = BTreeSet::new();
+    for (n, c) in &desired.chains {
+        match cur.chains.get(n) {
+            None => batch.new_chain(n, c),
+            Some(old) if old.base != c.base => {
+                batch.del_chain(n);
+                batch.new_chain(n, c);
+                recreated.insert(n.clone());
+            }
+            Some(_) => {}
+        }
+    }
+    // c. elements (after chains exist, so verdict-map gotos resolve)
+    for (n, s) in &desired.sets {
+        let want: &[KElem] = prep.elements.get(n).map(Vec::as_slice).unwrap_or(&[]);
+        match cur.sets.get(n) {
+            None => {
+                batch.set_elems(n, want, true);
+                stats.sets_written += 1;
+            }
+            Some(old) => {
+                let want_set: BTreeSet<&KElem> = want.iter().collect();
+                let old_set: BTreeSet<&KElem> = old.elements.iter().collect();
+                if want_set == old_set {
+                    continue;
+                }
+                stats.sets_written += 1;
+                if s.interval {
+                    batch.flush_set(n);
+                    batch.set_elems(n, want, true);
+                } else {
+                    let gone: Vec<KElem> = old_set.difference(&want_set).map(|e| (*e).clone()).collect();
+                    let new: Vec<KElem> = want_set.difference(&old_set).map(|e| (*e).clone()).collect();
+                    batch.set_elems(n, &gone, false);
+                    batch.set_elems(n, &new, true);
+                }
+            }
+        }
+    }
+    // d. rules of new, recreated or changed chains
+    for (n, c) in &desired.chains {
+        let rules: &[(Vec<u8>, u64)] = prep.rules.get(n).map(Vec::as_slice).unwrap_or(&[]);
+        let fresh = recreated.contains(n);
+        match cur.chains.get(n) {
+            Some(old) if !fresh => {
+                let same = old.rule_digests.len() == rules.len()
+                    && old.rule_digests.iter().zip(rules).all(|(o, (_, d))| *o == Some(*d));
+                if same {
+                    continue;
+                }
+                batch.flush_rules(Some(n));
+            }
+            _ => {}
+        }
+        stats.chains_written += 1;
+        for (i, ((enc, digest), rule)) in rules.iter().zip(&c.rules).enumerate() {
+            batch.new_rule(n, i, enc, rule.comment.as_deref(), *digest);
+        }
+    }
+    // e. chains no longer wanted (their own rules go with them), then sets
+    for n in cur.chains.keys() {
+        if !desired.chains.contains_key(n) {
+            batch.del_chain(n);
+        }
+    }
+    for n in cur.sets.keys() {
+        if !desired.sets.contains_key(n) {
+            batch.del_set(n);
+        }
+    }
+    stats
+}

@@ -1,0 +1,12 @@
+//! nftables rendering of a compiled [`Program`](crate::Program) (policy.md §13): the structured
+//! ruleset model ([`ruleset`]), the builder ([`build`]), `nft -f` text ([`text`]) and deltas
+//! between rulesets ([`delta`]).
+
+pub mod build;
+pub mod delta;
+pub mod ruleset;
+pub mod text;
+
+pub use build::{RenderOptions, build_ruleset, node_endpoints, object_name, policy_chain_id};
+pub use delta::{ApplyError, reachable_chains};
+pub use ruleset::*;
