@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use calico_policy::nft::Ruleset;
+
 use crate::state::{Address, Device, FdbEntry, Neighbour, Observed, Route, Sysctl};
 
 /// One change to the kernel state. The reconciler emits the minimum list of these.
@@ -154,4 +156,10 @@ pub trait Dataplane {
     /// Applies operations in order. Returns one result per operation (a failing operation
     /// does not stop the rest; callers order dependent operations and skip dependants).
     fn apply(&mut self, ops: &[Op]) -> Vec<Result<(), Self::Error>>;
+
+    /// Makes the nftables table (`table inet calico`) hold exactly `ruleset`, in one
+    /// transaction, repairing any drift (a flushed table, an edited chain); with `dry_run`
+    /// only reports. Returns one line per object that differs (empty: nothing to do). Never
+    /// touches other tables.
+    fn sync_nft(&mut self, ruleset: &Ruleset, dry_run: bool) -> Result<Vec<String>, Self::Error>;
 }

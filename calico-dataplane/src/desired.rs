@@ -195,6 +195,7 @@ pub fn from_plan(plan: &KernelPlan, interface_prefix: &str) -> Result<DesiredSta
         neighbours,
         fdb,
         sysctls,
+        nft: None,
         ownership,
     })
 }

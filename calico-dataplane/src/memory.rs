@@ -6,6 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use calico_policy::nft::{Ruleset, RulesetDelta};
+
 use crate::dataplane::{BackendError, Dataplane, FailureKind, Op, sysctl_interface};
 use crate::state::{DeviceKind, Link, LinkDetails, Observed};
 
@@ -58,6 +60,8 @@ pub struct MemoryDataplane {
     pub unsupported_kinds: BTreeSet<String>,
     /// Number of operations applied so far.
     pub applied: usize,
+    /// The nftables table (`None`: no table).
+    pub nft: Option<Ruleset>,
     next_index: u32,
 }
 
@@ -265,5 +269,28 @@ impl Dataplane for MemoryDataplane {
 
     fn apply(&mut self, ops: &[Op]) -> Vec<Result<(), MemoryError>> {
         ops.iter().map(|op| self.apply_one(op)).collect()
+    }
+
+    fn sync_nft(&mut self, ruleset: &Ruleset, dry_run: bool) -> Result<Vec<String>, MemoryError> {
+        let mut lines = Vec::new();
+        let current = match &self.nft {
+            Some(rs) => rs.clone(),
+            None => {
+                lines.push(format!("add table inet {}", calico_policy::nft::TABLE));
+                Ruleset::default()
+            }
+        };
+        let delta = RulesetDelta::between(&current, ruleset);
+        lines.extend(
+            delta
+                .to_nft()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned),
+        );
+        if !dry_run && !lines.is_empty() {
+            self.nft = Some(ruleset.clone());
+        }
+        Ok(lines)
     }
 }

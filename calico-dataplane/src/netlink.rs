@@ -78,6 +78,20 @@ pub enum NetlinkError {
         /// Interface name.
         name: String,
     },
+    /// nftables: the transaction failed (nothing changed).
+    #[error("nftables: {source}")]
+    Nft {
+        /// Cause.
+        #[source]
+        source: Box<crate::nft::ApplyError>,
+    },
+    /// nftables: the table could not be read back.
+    #[error("nftables: {source}")]
+    NftRead {
+        /// Cause.
+        #[source]
+        source: Box<crate::nft::ReadError>,
+    },
     /// A reply could not be decoded.
     #[error("cannot decode a netlink reply: {detail}")]
     Decode {
@@ -257,6 +271,7 @@ impl RtSocket {
 pub struct NetlinkDataplane {
     ns: Netns,
     sock: RtSocket,
+    nft: Option<crate::nft::NftDataplane>,
 }
 
 impl std::fmt::Debug for NetlinkDataplane {
@@ -419,7 +434,11 @@ impl NetlinkDataplane {
     /// The dataplane of `ns`.
     pub fn open(ns: Netns) -> Result<NetlinkDataplane, NetlinkError> {
         let sock = RtSocket::open(&ns)?;
-        Ok(NetlinkDataplane { ns, sock })
+        Ok(NetlinkDataplane {
+            ns,
+            sock,
+            nft: None,
+        })
     }
 
     /// The dataplane of the caller's namespace.
@@ -957,6 +976,49 @@ fn is_pipelined(op: &Op) -> bool {
 
 impl Dataplane for NetlinkDataplane {
     type Error = NetlinkError;
+
+    fn sync_nft(
+        &mut self,
+        ruleset: &calico_policy::nft::Ruleset,
+        dry_run: bool,
+    ) -> Result<Vec<String>, NetlinkError> {
+        if self.nft.is_none() {
+            let nft =
+                self.ns
+                    .run(crate::nft::NftDataplane::new)?
+                    .map_err(|e| NetlinkError::Nft {
+                        source: Box::new(e),
+                    })?;
+            self.nft = Some(nft);
+        }
+        let Some(nft) = self.nft.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let table = crate::nft::model::table(ruleset);
+        let drift = nft
+            .applier()
+            .drift(&table)
+            .map_err(|e| NetlinkError::NftRead {
+                source: Box::new(e),
+            })?;
+        if drift.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut lines = Vec::new();
+        if drift.table_missing {
+            lines.push(format!("add table inet {}", calico_policy::nft::TABLE));
+        }
+        lines.extend(drift.sets.iter().map(|s| format!("write set {s}")));
+        lines.extend(drift.chains.iter().map(|c| format!("write chain {c}")));
+        if !dry_run {
+            // Plan against what the kernel holds, not what was applied last.
+            nft.applier().forget();
+            nft.apply_ruleset(ruleset).map_err(|e| NetlinkError::Nft {
+                source: Box::new(e),
+            })?;
+        }
+        Ok(lines)
+    }
 
     fn observe(&mut self, sysctls: &[&str]) -> Result<Observed, NetlinkError> {
         let links = self.links()?;

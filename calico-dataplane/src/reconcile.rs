@@ -21,12 +21,14 @@ pub struct Changes {
     /// Interfaces that desired entries name but that neither exist nor are created; entries
     /// on them are left out of `ops`.
     pub missing_interfaces: BTreeSet<String>,
+    /// nftables objects that differ (filled by [`plan`], not by the pure [`diff`]).
+    pub nft: Vec<String>,
 }
 
 impl Changes {
     /// Whether nothing needs to change.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.nft.is_empty()
     }
 }
 
@@ -268,12 +270,22 @@ pub struct Report {
     pub skipped: Vec<Op>,
     /// Interfaces named by desired entries that do not exist.
     pub missing_interfaces: BTreeSet<String>,
+    /// nftables objects written (empty: the table already matched).
+    pub nft_changes: Vec<String>,
+    /// Why the nftables transaction failed (nothing of it was applied).
+    pub nft_error: Option<String>,
 }
 
 impl Report {
+    /// Whether anything was changed.
+    pub fn changed(&self) -> bool {
+        !self.applied.is_empty() || !self.nft_changes.is_empty()
+    }
+
     /// Whether every desired entry was programmed.
     pub fn is_complete(&self) -> bool {
-        self.failed.is_empty()
+        self.nft_error.is_none()
+            && self.failed.is_empty()
             && self.unsupported_devices.is_empty()
             && self.skipped.is_empty()
             && self.missing_interfaces.is_empty()
@@ -304,7 +316,13 @@ pub fn plan<D: Dataplane>(
     let actual = dp
         .observe(&sysctl_paths(desired))
         .map_err(|source| ReconcileError::Observe { source })?;
-    Ok(diff(desired, &actual))
+    let mut changes = diff(desired, &actual);
+    if let Some(rs) = &desired.nft {
+        changes.nft = dp
+            .sync_nft(rs, true)
+            .map_err(|source| ReconcileError::Observe { source })?;
+    }
+    Ok(changes)
 }
 
 /// Brings the backend to `desired`, changing only what differs. Running it twice in a row
@@ -313,7 +331,10 @@ pub fn reconcile<D: Dataplane>(
     dp: &mut D,
     desired: &DesiredState,
 ) -> Result<Report, ReconcileError<D::Error>> {
-    let changes = plan(dp, desired)?;
+    let actual = dp
+        .observe(&sysctl_paths(desired))
+        .map_err(|source| ReconcileError::Observe { source })?;
+    let changes = diff(desired, &actual);
     let mut report = Report {
         missing_interfaces: changes.missing_interfaces.clone(),
         ..Report::default()
@@ -337,6 +358,13 @@ pub fn reconcile<D: Dataplane>(
                 }
                 report.failed.push((op, e.to_string()));
             }
+        }
+    }
+    // Policy before routes: a new workload's route only appears once its rules are in.
+    if let Some(rs) = &desired.nft {
+        match dp.sync_nft(rs, false) {
+            Ok(lines) => report.nft_changes = lines,
+            Err(e) => report.nft_error = Some(e.to_string()),
         }
     }
     let (run, skip): (Vec<Op>, Vec<Op>) = rest

@@ -361,6 +361,8 @@ pub struct DesiredState {
     pub fdb: Vec<FdbEntry>,
     /// Sysctls.
     pub sysctls: Vec<Sysctl>,
+    /// The nftables table (`table inet calico`); `None` leaves nftables alone.
+    pub nft: Option<calico_policy::nft::Ruleset>,
     /// What is ours.
     pub ownership: Ownership,
 }

@@ -122,6 +122,7 @@ fn desired(with_ipip: bool) -> DesiredState {
             dst: "10.0.0.2".parse().unwrap(),
         }],
         sysctls: Sysctl::workload_interface("cali0123456789a"),
+        nft: None,
         ownership: Ownership::calico(),
     }
 }
@@ -179,7 +180,46 @@ fn check_state<D: Dataplane>(dp: &mut D, want: &DesiredState) {
     assert!(o.link("tunl0").is_none());
 }
 
-fn suite<D: Dataplane>(dp: &mut D) {
+const EXAMPLE: &str = include_str!("../../calico-policy/tests/nft/example.yaml");
+
+fn ruleset() -> calico_policy::nft::Ruleset {
+    let model =
+        calico_policy::Model::build(&calico_model::loader::load_str("m.yaml", EXAMPLE)).unwrap();
+    let program = model.compile();
+    calico_policy::nft::build_ruleset(
+        &model,
+        &program,
+        "node1",
+        &calico_policy::nft::RenderOptions::default(),
+    )
+}
+
+/// The nftables table: programmed with the rest, idempotent, repaired after a flush
+/// (`flush` empties the backend's table), dry-run reports without changing.
+fn nft_steps<D: Dataplane>(dp: &mut D, base: &DesiredState, flush: impl Fn(&mut D)) {
+    let mut want = base.clone();
+    want.nft = Some(ruleset());
+    assert!(!want.nft.as_ref().unwrap().chains.is_empty());
+    let dry = calico_dataplane::reconcile::plan(dp, &want).unwrap();
+    assert!(!dry.nft.is_empty() && dry.ops.is_empty(), "{dry:?}");
+    let report = reconcile(dp, &want).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert!(!report.nft_changes.is_empty());
+    assert!(report.applied.is_empty());
+    let again = reconcile(dp, &want).unwrap();
+    assert!(!again.changed(), "{again:?}");
+    flush(dp);
+    let dry = calico_dataplane::reconcile::plan(dp, &want).unwrap();
+    assert!(!dry.nft.is_empty(), "drift seen after a flush");
+    let repaired = reconcile(dp, &want).unwrap();
+    assert!(
+        repaired.is_complete() && !repaired.nft_changes.is_empty(),
+        "{repaired:?}"
+    );
+    assert!(!reconcile(dp, &want).unwrap().changed());
+}
+
+fn suite<D: Dataplane>(dp: &mut D, flush: impl Fn(&mut D)) {
     // 1. First apply, with an ipip device the kernel lacks.
     let want = desired(true);
     let report = reconcile(dp, &want).unwrap();
@@ -290,6 +330,8 @@ fn suite<D: Dataplane>(dp: &mut D) {
     let own = owned_routes(dp, &want4.ownership);
     assert_eq!(own, want4.routes.iter().cloned().collect());
     assert!(diff(&want4, &dp.observe(&[]).unwrap()).sysctl_free_is_empty());
+
+    nft_steps(dp, &want4, flush);
 }
 
 trait EmptyExceptSysctls {
@@ -314,7 +356,9 @@ fn memory_backend_conforms() {
     })]) {
         r.unwrap();
     }
-    suite(&mut dp);
+    suite(&mut dp, |dp| {
+        dp.nft = Some(calico_policy::nft::Ruleset::default())
+    });
 }
 
 #[test]
@@ -340,8 +384,25 @@ fn netlink_backend_conforms() {
         ns.ip(&["link", "set", l, "up"]);
     }
     ns.ip(&["addr", "add", "10.0.0.1/24", "dev", "eth0"]);
+    // Another table, which must survive untouched.
+    let (ok, _, err) = ns.exec(&["nft", "add", "table", "ip", "other"]);
+    assert!(ok, "{err}");
     let mut dp = calico_dataplane::netlink::NetlinkDataplane::named(&ns.name).unwrap();
-    suite(&mut dp);
+    let name = ns.name.clone();
+    suite(&mut dp, move |_| {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &name, "nft", "flush", "table", "inet", "calico",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    });
+    let (ok, tables, _) = ns.exec(&["nft", "list", "tables"]);
+    assert!(
+        ok && tables.contains("table ip other") && tables.contains("table inet calico"),
+        "{tables}"
+    );
     // The kernel agrees with what the backend read: `ip route` shows the device routes.
     let text = ns.ip(&["route", "show", "proto", "80"]);
     assert!(text.contains("10.244.0.0/26"), "{text}");

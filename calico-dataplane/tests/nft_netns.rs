@@ -22,7 +22,8 @@ use std::process::Command;
 
 use calico_dataplane::nft::matches as m;
 use calico_dataplane::nft::{
-    ApplyError, BaseChain, Chain, Element, Hook, NftApplier, Rule, Set, Table, Verdict, concat_key, datatype,
+    ApplyError, BaseChain, Chain, Element, Hook, NftApplier, Rule, Set, Table, Verdict, concat_key,
+    datatype,
 };
 
 const INNER: &str = "NFTW_INNER";
@@ -32,8 +33,15 @@ struct Netns(String);
 impl Netns {
     fn new(tag: &str) -> Netns {
         let name = format!("nftw-{}-{tag}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).stderr(std::process::Stdio::null()).status();
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "ip netns add {name}");
         Netns(name)
     }
@@ -48,7 +56,11 @@ impl Drop for Netns {
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -79,8 +91,14 @@ fn inner_or_spawn(test: &str, namespaces: &[&str]) -> Option<Vec<String>> {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "inner run failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "inner run did not run the test:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "inner run failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "inner run did not run the test:\n{stdout}"
+    );
     drop(guards);
     None
 }
@@ -100,14 +118,20 @@ fn sh_in(ns: Option<&str>, args: &[&str], stdin: Option<&str>) -> String {
         }
     };
     use std::io::Write;
-    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     if let Some(s) = stdin {
         child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -137,60 +161,121 @@ fn list(ns: Option<&str>) -> String {
         }
     }
     blocks.sort();
-    format!("{}\n{}{}\n", head.join("\n"), blocks.concat(), tail.join("\n"))
+    format!(
+        "{}\n{}{}\n",
+        head.join("\n"),
+        blocks.concat(),
+        tail.join("\n")
+    )
 }
 
 fn rule(parts: Vec<Vec<calico_dataplane::nft::Expr>>, comment: Option<&str>) -> Rule {
-    Rule { exprs: parts.into_iter().flatten().collect(), comment: comment.map(str::to_string) }
+    Rule {
+        exprs: parts.into_iter().flatten().collect(),
+        comment: comment.map(str::to_string),
+    }
 }
 
 fn range_el(lo: &[u8], hi: &[u8]) -> Element {
-    Element { key: lo.to_vec(), key_end: Some(hi.to_vec()), verdict: None }
+    Element {
+        key: lo.to_vec(),
+        key_end: Some(hi.to_vec()),
+        verdict: None,
+    }
 }
 
 fn one_el(k: &[u8]) -> Element {
-    Element { key: k.to_vec(), key_end: None, verdict: None }
+    Element {
+        key: k.to_vec(),
+        key_end: None,
+        verdict: None,
+    }
 }
 
 /// The example of policy.md §13.2 (one workload, one policy), as a table and as text.
 fn example(extra_port: bool) -> (Table, String) {
     let mut t = Table::default();
     let mut s4 = Set::new(datatype::IPADDR, 4, true);
-    s4.elements = vec![one_el(&[10, 244, 1, 7]), range_el(&[10, 244, 2, 0], &[10, 244, 2, 63])];
+    s4.elements = vec![
+        one_el(&[10, 244, 1, 7]),
+        range_el(&[10, 244, 2, 0], &[10, 244, 2, 63]),
+    ];
     t.sets.insert("s4-web".into(), s4);
-    t.sets.insert("s6-web".into(), Set::new(datatype::IP6ADDR, 16, true));
+    t.sets
+        .insert("s6-web".into(), Set::new(datatype::IP6ADDR, 16, true));
     let mut ports = Set::new(datatype::INET_SERVICE, 2, true);
-    ports.elements = vec![one_el(&80u16.to_be_bytes()), one_el(&443u16.to_be_bytes()), range_el(&8000u16.to_be_bytes(), &8080u16.to_be_bytes())];
+    ports.elements = vec![
+        one_el(&80u16.to_be_bytes()),
+        one_el(&443u16.to_be_bytes()),
+        range_el(&8000u16.to_be_bytes(), &8080u16.to_be_bytes()),
+    ];
     if extra_port {
         ports.elements.push(one_el(&9090u16.to_be_bytes()));
     }
     t.sets.insert("ports-kq3".into(), ports);
     let mut nets = Set::new(datatype::IPADDR, 4, true);
-    nets.elements = vec![range_el(&[10, 0, 0, 0], &[10, 255, 255, 255]), range_el(&[192, 168, 0, 0], &[192, 168, 255, 255])];
+    nets.elements = vec![
+        range_el(&[10, 0, 0, 0], &[10, 255, 255, 255]),
+        range_el(&[192, 168, 0, 0], &[192, 168, 255, 255]),
+    ];
     t.sets.insert("nets4-x1".into(), nets);
     let mut np = Set {
-        key_types: vec![datatype::IPADDR, datatype::INET_PROTOCOL, datatype::INET_SERVICE],
+        key_types: vec![
+            datatype::IPADDR,
+            datatype::INET_PROTOCOL,
+            datatype::INET_SERVICE,
+        ],
         key_lens: vec![4, 1, 2],
         interval: false,
         verdict_map: false,
         elements: vec![],
     };
-    np.elements.push(one_el(&concat_key(&[&[10, 244, 1, 7], &[6], &8080u16.to_be_bytes()])));
+    np.elements.push(one_el(&concat_key(&[
+        &[10, 244, 1, 7],
+        &[6],
+        &8080u16.to_be_bytes(),
+    ])));
     t.sets.insert("np4-http".into(), np);
     for (map, pre) in [("from-wl", "ep-fw-"), ("to-wl", "ep-tw-")] {
         let mut s = Set::new(datatype::IFNAME, 16, false);
         s.verdict_map = true;
-        s.elements.push(Element { key: m::ifname_key("cali1a2b3c4d5e6"), key_end: None, verdict: Some(Verdict::Goto(format!("{pre}cali1a2b3c4d5e6"))) });
+        s.elements.push(Element {
+            key: m::ifname_key("cali1a2b3c4d5e6"),
+            key_end: None,
+            verdict: Some(Verdict::Goto(format!("{pre}cali1a2b3c4d5e6"))),
+        });
         t.sets.insert(map.into(), s);
     }
-    for (name, input, map, prio) in [("fwd-egress", true, "from-wl", 5), ("fwd-ingress", false, "to-wl", 6)] {
+    for (name, input, map, prio) in [
+        ("fwd-egress", true, "from-wl", 5),
+        ("fwd-ingress", false, "to-wl", 6),
+    ] {
         let c = Chain {
-            base: Some(BaseChain { hook: Hook::Forward, priority: prio, policy_accept: true }),
+            base: Some(BaseChain {
+                hook: Hook::Forward,
+                priority: prio,
+                policy_accept: true,
+            }),
             rules: vec![
-                rule(vec![m::ct_state_any(m::ct_state::ESTABLISHED | m::ct_state::RELATED), m::verdict(Verdict::Accept)], None),
-                rule(vec![m::ct_state_any(m::ct_state::INVALID), m::verdict(Verdict::Drop)], None),
+                rule(
+                    vec![
+                        m::ct_state_any(m::ct_state::ESTABLISHED | m::ct_state::RELATED),
+                        m::verdict(Verdict::Accept),
+                    ],
+                    None,
+                ),
+                rule(
+                    vec![
+                        m::ct_state_any(m::ct_state::INVALID),
+                        m::verdict(Verdict::Drop),
+                    ],
+                    None,
+                ),
                 rule(vec![m::ifname_vmap(input, map)], None),
-                rule(vec![m::ifname(input, "cali*", false), m::verdict(Verdict::Drop)], Some("unknown workload interface")),
+                rule(
+                    vec![m::ifname(input, "cali*", false), m::verdict(Verdict::Drop)],
+                    Some("unknown workload interface"),
+                ),
             ],
         };
         t.chains.insert(name.into(), c);
@@ -212,7 +297,14 @@ fn example(extra_port: bool) -> (Table, String) {
         Chain {
             base: None,
             rules: vec![
-                rule(vec![m::l4proto(17), m::port_eq(false, 4789, false), m::verdict(Verdict::Drop)], None),
+                rule(
+                    vec![
+                        m::l4proto(17),
+                        m::port_eq(false, 4789, false),
+                        m::verdict(Verdict::Drop),
+                    ],
+                    None,
+                ),
                 rule(vec![m::l4proto(4), m::verdict(Verdict::Drop)], None),
                 rule(vec![jump("pro-o-kns.prod")], None),
                 rule(vec![m::verdict(Verdict::Drop)], Some("no profile matched")),
@@ -226,7 +318,14 @@ fn example(extra_port: bool) -> (Table, String) {
             rules: vec![
                 rule(vec![m::mark_and(0xfffd_ffff)], None),
                 rule(vec![jump("pol-i-np/prod/allow-web")], None),
-                rule(vec![m::mark_all_set(0x0002_0000), m::mark_and(0xfffd_ffff), m::verdict(Verdict::Return)], None),
+                rule(
+                    vec![
+                        m::mark_all_set(0x0002_0000),
+                        m::mark_and(0xfffd_ffff),
+                        m::verdict(Verdict::Return),
+                    ],
+                    None,
+                ),
                 rule(vec![m::verdict(Verdict::Drop)], Some("end of tier default")),
             ],
         },
@@ -236,23 +335,100 @@ fn example(extra_port: bool) -> (Table, String) {
         Chain {
             base: None,
             rules: vec![
-                rule(vec![m::l4proto(6), m::addr_in_set(false, true, "s4-web", false), m::port_in_set(false, "ports-kq3", false), m::verdict(Verdict::Accept)], None),
-                rule(vec![m::l4proto(6), m::addr_in_set(true, true, "s6-web", false), m::port_in_set(false, "ports-kq3", false), m::verdict(Verdict::Accept)], None),
-                rule(vec![m::addr_proto_port_in_set(false, false, "np4-http"), m::verdict(Verdict::Accept)], None),
-                rule(vec![m::addr_in_set(false, true, "nets4-x1", false), m::verdict(Verdict::Drop)], None),
-                rule(vec![m::l4proto(1), m::icmp_field(false, 8, true), m::verdict(Verdict::Accept)], None),
-                rule(vec![m::l4proto(1), m::icmp_field(false, 8, false), m::icmp_field(true, 0, true), m::verdict(Verdict::Accept)], None),
-                rule(vec![m::addr_match(true, "172.16.0.0/12".parse().unwrap(), false), m::mark_or(0x0002_0000), m::verdict(Verdict::Return)], None),
-                rule(vec![m::addr_match(true, "fd00::/8".parse().unwrap(), true), m::l4proto(6), m::port_range(false, 80, 90, false), m::counter(), m::verdict(Verdict::Drop)], None),
-                rule(vec![m::l4proto(17), m::port_range(true, 1000, 2000, true), m::addr_in_set(false, false, "nets4-x1", true), m::verdict(Verdict::Drop)], None),
+                rule(
+                    vec![
+                        m::l4proto(6),
+                        m::addr_in_set(false, true, "s4-web", false),
+                        m::port_in_set(false, "ports-kq3", false),
+                        m::verdict(Verdict::Accept),
+                    ],
+                    None,
+                ),
+                rule(
+                    vec![
+                        m::l4proto(6),
+                        m::addr_in_set(true, true, "s6-web", false),
+                        m::port_in_set(false, "ports-kq3", false),
+                        m::verdict(Verdict::Accept),
+                    ],
+                    None,
+                ),
+                rule(
+                    vec![
+                        m::addr_proto_port_in_set(false, false, "np4-http"),
+                        m::verdict(Verdict::Accept),
+                    ],
+                    None,
+                ),
+                rule(
+                    vec![
+                        m::addr_in_set(false, true, "nets4-x1", false),
+                        m::verdict(Verdict::Drop),
+                    ],
+                    None,
+                ),
+                rule(
+                    vec![
+                        m::l4proto(1),
+                        m::icmp_field(false, 8, true),
+                        m::verdict(Verdict::Accept),
+                    ],
+                    None,
+                ),
+                rule(
+                    vec![
+                        m::l4proto(1),
+                        m::icmp_field(false, 8, false),
+                        m::icmp_field(true, 0, true),
+                        m::verdict(Verdict::Accept),
+                    ],
+                    None,
+                ),
+                rule(
+                    vec![
+                        m::addr_match(true, "172.16.0.0/12".parse().unwrap(), false),
+                        m::mark_or(0x0002_0000),
+                        m::verdict(Verdict::Return),
+                    ],
+                    None,
+                ),
+                rule(
+                    vec![
+                        m::addr_match(true, "fd00::/8".parse().unwrap(), true),
+                        m::l4proto(6),
+                        m::port_range(false, 80, 90, false),
+                        m::counter(),
+                        m::verdict(Verdict::Drop),
+                    ],
+                    None,
+                ),
+                rule(
+                    vec![
+                        m::l4proto(17),
+                        m::port_range(true, 1000, 2000, true),
+                        m::addr_in_set(false, false, "nets4-x1", true),
+                        m::verdict(Verdict::Drop),
+                    ],
+                    None,
+                ),
                 rule(vec![m::log(Some("calico-packet: "), Some(6))], None),
             ],
         },
     );
     for p in ["pro-i-kns.prod", "pro-o-kns.prod"] {
-        t.chains.insert(p.into(), Chain { base: None, rules: vec![rule(vec![m::verdict(Verdict::Accept)], None)] });
+        t.chains.insert(
+            p.into(),
+            Chain {
+                base: None,
+                rules: vec![rule(vec![m::verdict(Verdict::Accept)], None)],
+            },
+        );
     }
-    let ports = if extra_port { "80, 443, 8000-8080, 9090" } else { "80, 443, 8000-8080" };
+    let ports = if extra_port {
+        "80, 443, 8000-8080, 9090"
+    } else {
+        "80, 443, 8000-8080"
+    };
     let text = format!(
         r#"table inet calico {{
 	set s4-web {{ type ipv4_addr; flags interval; elements = {{ 10.244.1.7, 10.244.2.0/26 }} }}
@@ -337,7 +513,9 @@ fn assert_same(ours: &str, theirs: &str) {
 
 #[test]
 fn encoding_matches_nft_text() {
-    let Some(ns) = inner_or_spawn("encoding_matches_nft_text", &["enc", "ref"]) else { return };
+    let Some(ns) = inner_or_spawn("encoding_matches_nft_text", &["enc", "ref"]) else {
+        return;
+    };
     let (table, text) = example(false);
     let mut a = NftApplier::new("calico").unwrap();
     let st = a.apply(&table).unwrap();
@@ -354,8 +532,32 @@ fn encoding_matches_nft_text() {
     assert!(fresh.drift(&table).unwrap().is_empty());
     assert_eq!(fresh.apply(&table).unwrap().messages, 0);
     // Drift: a rule added and an element deleted behind our back.
-    sh_in(None, &["nft", "add", "rule", "inet", "calico", "pro-i-kns.prod", "counter"], None);
-    sh_in(None, &["nft", "delete", "element", "inet", "calico", "ports-kq3", "{ 443 }"], None);
+    sh_in(
+        None,
+        &[
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "calico",
+            "pro-i-kns.prod",
+            "counter",
+        ],
+        None,
+    );
+    sh_in(
+        None,
+        &[
+            "nft",
+            "delete",
+            "element",
+            "inet",
+            "calico",
+            "ports-kq3",
+            "{ 443 }",
+        ],
+        None,
+    );
     let d = fresh.drift(&table).unwrap();
     assert_eq!(d.chains, vec!["pro-i-kns.prod".to_string()]);
     assert_eq!(d.sets, vec!["ports-kq3".to_string()]);
@@ -377,7 +579,13 @@ fn failed_batch_keeps_old_ruleset() {
     let before = list(None);
     let (mut bad, _) = example(true);
     let pol = bad.chains.get_mut("pol-i-np/prod/allow-web").unwrap();
-    pol.rules.insert(2, rule(vec![m::verdict(Verdict::Jump("no-such-chain".into()))], None));
+    pol.rules.insert(
+        2,
+        rule(
+            vec![m::verdict(Verdict::Jump("no-such-chain".into()))],
+            None,
+        ),
+    );
     let err = a.apply(&bad).unwrap_err();
     match &err {
         ApplyError::Rejected { first, .. } => {
@@ -398,13 +606,18 @@ fn failed_batch_keeps_old_ruleset() {
 
 #[test]
 fn delta_equals_full() {
-    let Some(ns) = inner_or_spawn("delta_equals_full", &["delta", "full"]) else { return };
+    let Some(ns) = inner_or_spawn("delta_equals_full", &["delta", "full"]) else {
+        return;
+    };
     let (t1, _) = example(false);
     let (mut t2, text2) = example(true);
     // Also: a chain removed, a rule changed, a set removed, a map element retargeted.
     t2.chains.remove("pro-o-kns.prod");
     let fw = t2.chains.get_mut("ep-fw-cali1a2b3c4d5e6").unwrap();
-    fw.rules[2] = rule(vec![m::verdict(Verdict::Jump("pro-i-kns.prod".into()))], None);
+    fw.rules[2] = rule(
+        vec![m::verdict(Verdict::Jump("pro-i-kns.prod".into()))],
+        None,
+    );
     let mut a = NftApplier::new("calico").unwrap();
     a.apply(&t1).unwrap();
     let d = a.apply(&t2).unwrap();
@@ -432,25 +645,55 @@ fn delta_equals_full() {
 
 #[test]
 fn drop_rule_drops_ping() {
-    let Some(ns) = inner_or_spawn("drop_rule_drops_ping", &["pb", "pa"]) else { return };
+    let Some(ns) = inner_or_spawn("drop_rule_drops_ping", &["pb", "pa"]) else {
+        return;
+    };
     // We run inside ns[0] (B); ns[1] is A.
     let (b, a) = (&ns[0], &ns[1]);
-    sh_in(None, &["ip", "link", "add", "vb", "type", "veth", "peer", "name", "va", "netns", a], None);
-    sh_in(None, &["ip", "addr", "add", "10.99.0.2/24", "dev", "vb"], None);
+    sh_in(
+        None,
+        &[
+            "ip", "link", "add", "vb", "type", "veth", "peer", "name", "va", "netns", a,
+        ],
+        None,
+    );
+    sh_in(
+        None,
+        &["ip", "addr", "add", "10.99.0.2/24", "dev", "vb"],
+        None,
+    );
     sh_in(None, &["ip", "link", "set", "vb", "up"], None);
-    sh_in(Some(a), &["ip", "addr", "add", "10.99.0.1/24", "dev", "va"], None);
+    sh_in(
+        Some(a),
+        &["ip", "addr", "add", "10.99.0.1/24", "dev", "va"],
+        None,
+    );
     sh_in(Some(a), &["ip", "link", "set", "va", "up"], None);
     let ping = || {
-        Command::new("ip").args(["netns", "exec", a, "ping", "-c1", "-W1", "10.99.0.2"]).output().unwrap().status.success()
+        Command::new("ip")
+            .args(["netns", "exec", a, "ping", "-c1", "-W1", "10.99.0.2"])
+            .output()
+            .unwrap()
+            .status
+            .success()
     };
     assert!(ping(), "ping before the rule failed (setup in {b})");
     let mut t = Table::default();
     t.chains.insert(
         "in".into(),
         Chain {
-            base: Some(BaseChain { hook: Hook::Input, priority: 0, policy_accept: true }),
+            base: Some(BaseChain {
+                hook: Hook::Input,
+                priority: 0,
+                policy_accept: true,
+            }),
             rules: vec![rule(
-                vec![m::addr_match(true, "10.99.0.1/32".parse().unwrap(), false), m::l4proto(1), m::icmp_field(false, 8, false), m::verdict(Verdict::Drop)],
+                vec![
+                    m::addr_match(true, "10.99.0.1/32".parse().unwrap(), false),
+                    m::l4proto(1),
+                    m::icmp_field(false, 8, false),
+                    m::verdict(Verdict::Drop),
+                ],
                 None,
             )],
         },
@@ -514,23 +757,38 @@ spec:
 
     #[test]
     fn model_ruleset_matches_nft_text() {
-        let Some(ns) = inner_or_spawn("model::model_ruleset_matches_nft_text", &["mrs", "mref"]) else { return };
+        let Some(ns) = inner_or_spawn("model::model_ruleset_matches_nft_text", &["mrs", "mref"])
+        else {
+            return;
+        };
         for rs in [ruleset_of(EXAMPLE), bigger()] {
             let mut dp = NftDataplane::new().unwrap();
             dp.apply_ruleset(&rs).unwrap();
             assert_same(&list(None), &reload(&ns[1], &rs.to_nft()));
-            assert_eq!(dp.apply_ruleset(&rs).unwrap().messages, 0, "second apply sent messages");
+            assert_eq!(
+                dp.apply_ruleset(&rs).unwrap().messages,
+                0,
+                "second apply sent messages"
+            );
             assert!(dp.drift().unwrap().is_empty());
         }
     }
 
     #[test]
     fn model_delta_matches_full() {
-        let Some(ns) = inner_or_spawn("model::model_delta_matches_full", &["mdelta", "mdref"]) else { return };
+        let Some(ns) = inner_or_spawn("model::model_delta_matches_full", &["mdelta", "mdref"])
+        else {
+            return;
+        };
         let (small, big) = (ruleset_of(EXAMPLE), bigger());
         let mut dp = NftDataplane::new().unwrap();
         dp.apply_ruleset(&small).unwrap();
-        for (from, to) in [(&small, &big), (&big, &small), (&small, &Ruleset::default()), (&Ruleset::default(), &big)] {
+        for (from, to) in [
+            (&small, &big),
+            (&big, &small),
+            (&small, &Ruleset::default()),
+            (&Ruleset::default(), &big),
+        ] {
             let delta = RulesetDelta::between(from, to);
             let st = dp.apply_delta(&delta).unwrap();
             assert!(st.messages > 0);
@@ -555,16 +813,21 @@ spec:
         let fill = delta.fill_chains.last_mut().unwrap();
         let name = fill.chain.clone();
         fill.rules.push(calico_policy::nft::Rule {
-            verdict: Some(calico_policy::nft::RuleVerdict::Verdict(calico_policy::nft::Verdict::Jump("missing".into()))),
+            verdict: Some(calico_policy::nft::RuleVerdict::Verdict(
+                calico_policy::nft::Verdict::Jump("missing".into()),
+            )),
             ..Default::default()
         });
         let err = dp.apply_delta(&delta).unwrap_err();
-        let ApplyError::Rejected { first, .. } = &err else { panic!("{err}") };
+        let ApplyError::Rejected { first, .. } = &err else {
+            panic!("{err}")
+        };
         assert_eq!(first.op, "add rule");
         assert!(first.object.starts_with(&name), "{err}");
         assert_eq!(list(None), before);
         // Still in step: the real delta applies.
-        dp.apply_delta(&RulesetDelta::between(&small, &big)).unwrap();
+        dp.apply_delta(&RulesetDelta::between(&small, &big))
+            .unwrap();
         assert!(dp.drift().unwrap().is_empty());
     }
 }

@@ -52,8 +52,15 @@ pub struct NftApplier {
 impl NftApplier {
     /// Opens a netlink socket in the calling thread's network namespace for table `table`.
     pub fn new(table: &str) -> Result<NftApplier, ApplyError> {
-        let sock = NftSocket::open().map_err(|source| ApplyError::Socket { context: "open", source })?;
-        Ok(NftApplier { sock, table: table.to_string(), applied: None })
+        let sock = NftSocket::open().map_err(|source| ApplyError::Socket {
+            context: "open",
+            source,
+        })?;
+        Ok(NftApplier {
+            sock,
+            table: table.to_string(),
+            applied: None,
+        })
     }
 
     /// The table's name.
@@ -76,7 +83,10 @@ impl NftApplier {
     pub fn drift(&mut self, desired: &Table) -> Result<Drift, ReadError> {
         let cur = self.read_back()?;
         let want = Prepared::new(desired).state(desired);
-        let mut d = Drift { table_missing: !cur.exists, ..Drift::default() };
+        let mut d = Drift {
+            table_missing: !cur.exists,
+            ..Drift::default()
+        };
         let names: BTreeSet<&String> = cur.chains.keys().chain(want.chains.keys()).collect();
         for n in names {
             if cur.chains.get(n) != want.chains.get(n) {
@@ -133,7 +143,8 @@ impl NftApplier {
         if batch.len() == 0 {
             return Ok(());
         }
-        self.sock.reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
+        self.sock
+            .reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
         self.sock.send_batch(batch)?;
         if let Some(s) = &mut self.applied {
             s.exists = true;
@@ -161,7 +172,13 @@ impl NftApplier {
         }
     }
 
-    fn run(&mut self, cur: &TableState, desired: &Table, prep: &Prepared, rewrite: bool) -> Result<ApplyStats, ApplyError> {
+    fn run(
+        &mut self,
+        cur: &TableState,
+        desired: &Table,
+        prep: &Prepared,
+        rewrite: bool,
+    ) -> Result<ApplyStats, ApplyError> {
         let first = self.sock.reserve_seq(0);
         let mut batch = Batch::new(&self.table, first);
         let mut stats = plan(&mut batch, cur, desired, prep, rewrite);
@@ -171,7 +188,8 @@ impl NftApplier {
         }
         stats.messages = batch.len();
         stats.bytes = batch.buf.buf.len();
-        self.sock.reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
+        self.sock
+            .reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
         self.sock.send_batch(batch)?;
         self.applied = Some(prep.state(desired));
         Ok(stats)
@@ -179,7 +197,13 @@ impl NftApplier {
 }
 
 /// Appends to `batch` the messages turning `cur` into `desired`.
-fn plan(batch: &mut Batch, cur: &TableState, desired: &Table, prep: &Prepared, rewrite: bool) -> ApplyStats {
+fn plan(
+    batch: &mut Batch,
+    cur: &TableState,
+    desired: &Table,
+    prep: &Prepared,
+    rewrite: bool,
+) -> ApplyStats {
     let mut stats = ApplyStats::default();
     let empty = TableState::default();
     if !cur.exists {
@@ -237,8 +261,14 @@ fn plan(batch: &mut Batch, cur: &TableState, desired: &Table, prep: &Prepared, r
                     batch.flush_set(n);
                     batch.set_elems(n, want, true);
                 } else {
-                    let gone: Vec<KElem> = old_set.difference(&want_set).map(|e| (*e).clone()).collect();
-                    let new: Vec<KElem> = want_set.difference(&old_set).map(|e| (*e).clone()).collect();
+                    let gone: Vec<KElem> = old_set
+                        .difference(&want_set)
+                        .map(|e| (*e).clone())
+                        .collect();
+                    let new: Vec<KElem> = want_set
+                        .difference(&old_set)
+                        .map(|e| (*e).clone())
+                        .collect();
                     batch.set_elems(n, &gone, false);
                     batch.set_elems(n, &new, true);
                 }
@@ -252,7 +282,11 @@ fn plan(batch: &mut Batch, cur: &TableState, desired: &Table, prep: &Prepared, r
         match cur.chains.get(n) {
             Some(old) if !fresh => {
                 let same = old.rule_digests.len() == rules.len()
-                    && old.rule_digests.iter().zip(rules).all(|(o, (_, d))| *o == Some(*d));
+                    && old
+                        .rule_digests
+                        .iter()
+                        .zip(rules)
+                        .all(|(o, (_, d))| *o == Some(*d));
                 if same {
                     continue;
                 }

@@ -42,7 +42,12 @@ pub(crate) fn kernel_elements(set: &Set) -> Vec<KElem> {
         return set
             .elements
             .iter()
-            .map(|e| KElem { key: e.key.clone(), key_end: None, flags: 0, verdict: e.verdict.clone() })
+            .map(|e| KElem {
+                key: e.key.clone(),
+                key_end: None,
+                flags: 0,
+                verdict: e.verdict.clone(),
+            })
             .collect();
     }
     if set.key_lens.len() > 1 {
@@ -81,14 +86,29 @@ pub(crate) fn kernel_elements(set: &Set) -> Vec<KElem> {
     let mut out = Vec::with_capacity(merged.len() * 2 + 1);
     if let Some(first) = merged.first() {
         if first.0.iter().any(|b| *b != 0) {
-            out.push(KElem { key: vec![0; first.0.len()], key_end: None, flags: NFT_SET_ELEM_INTERVAL_END, verdict: None });
+            out.push(KElem {
+                key: vec![0; first.0.len()],
+                key_end: None,
+                flags: NFT_SET_ELEM_INTERVAL_END,
+                verdict: None,
+            });
         }
     }
     for (i, (start, end, verdict)) in merged.iter().enumerate() {
-        out.push(KElem { key: start.clone(), key_end: None, flags: 0, verdict: verdict.clone() });
+        out.push(KElem {
+            key: start.clone(),
+            key_end: None,
+            flags: 0,
+            verdict: verdict.clone(),
+        });
         if let Some(next) = incr(end) {
             if merged.get(i + 1).is_none_or(|n| n.0 != next) {
-                out.push(KElem { key: next, key_end: None, flags: NFT_SET_ELEM_INTERVAL_END, verdict: None });
+                out.push(KElem {
+                    key: next,
+                    key_end: None,
+                    flags: NFT_SET_ELEM_INTERVAL_END,
+                    verdict: None,
+                });
             }
         }
     }
@@ -137,8 +157,18 @@ const ELEMS_PER_MSG_BYTES: usize = 32 * 1024;
 impl Batch {
     pub(crate) fn new(table: &str, first_seq: u32) -> Batch {
         let mut buf = MsgBuf::default();
-        buf.empty_msg(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, first_seq, NFNL_SUBSYS_NFTABLES);
-        Batch { buf, table: table.to_string(), first_seq, labels: Vec::new() }
+        buf.empty_msg(
+            NFNL_MSG_BATCH_BEGIN,
+            NLM_F_REQUEST,
+            first_seq,
+            NFNL_SUBSYS_NFTABLES,
+        );
+        Batch {
+            buf,
+            table: table.to_string(),
+            first_seq,
+            labels: Vec::new(),
+        }
     }
 
     /// Number of object messages so far.
@@ -147,7 +177,9 @@ impl Batch {
     }
 
     fn seq_of(&self, index: usize) -> u32 {
-        self.first_seq.wrapping_add(1).wrapping_add(u32::try_from(index).unwrap_or(u32::MAX))
+        self.first_seq
+            .wrapping_add(1)
+            .wrapping_add(u32::try_from(index).unwrap_or(u32::MAX))
     }
 
     /// The label of the message with sequence number `seq`.
@@ -158,15 +190,20 @@ impl Batch {
 
     fn begin(&mut self, msg: u16, flags: u16, op: &'static str, object: &str) -> usize {
         let seq = self.seq_of(self.labels.len());
-        self.labels.push(Label { op, object: object.to_string() });
+        self.labels.push(Label {
+            op,
+            object: object.to_string(),
+        });
         let ty = (NFNL_SUBSYS_NFTABLES << 8) | msg;
-        self.buf.begin_msg(ty, NLM_F_REQUEST | flags, seq, NFPROTO_INET, 0)
+        self.buf
+            .begin_msg(ty, NLM_F_REQUEST | flags, seq, NFPROTO_INET, 0)
     }
 
     /// Closes the batch and returns its bytes.
     pub(crate) fn finish(mut self) -> (Vec<u8>, Batch) {
         let seq = self.seq_of(self.labels.len());
-        self.buf.empty_msg(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, NFNL_SUBSYS_NFTABLES);
+        self.buf
+            .empty_msg(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, NFNL_SUBSYS_NFTABLES);
         let bytes = std::mem::take(&mut self.buf.buf);
         (bytes, self)
     }
@@ -186,9 +223,11 @@ impl Batch {
         if let Some(base) = &chain.base {
             let h = self.buf.nest_begin(NFTA_CHAIN_HOOK);
             self.buf.attr_u32(NFTA_HOOK_HOOKNUM, base.hook as u32);
-            self.buf.attr(NFTA_HOOK_PRIORITY, &base.priority.to_be_bytes());
+            self.buf
+                .attr(NFTA_HOOK_PRIORITY, &base.priority.to_be_bytes());
             self.buf.nest_end(h);
-            self.buf.attr_u32(NFTA_CHAIN_POLICY, if base.policy_accept { 1 } else { 0 });
+            self.buf
+                .attr_u32(NFTA_CHAIN_POLICY, if base.policy_accept { 1 } else { 0 });
             self.buf.attr_str(NFTA_CHAIN_TYPE, "filter");
         }
         self.buf.end_msg(s);
@@ -203,7 +242,12 @@ impl Batch {
 
     /// Deletes every rule of `chain` (or of the whole table when `None`).
     pub(crate) fn flush_rules(&mut self, chain: Option<&str>) {
-        let s = self.begin(NFT_MSG_DELRULE, 0, "flush chain", chain.unwrap_or("<all chains>"));
+        let s = self.begin(
+            NFT_MSG_DELRULE,
+            0,
+            "flush chain",
+            chain.unwrap_or("<all chains>"),
+        );
         self.buf.attr_str(NFTA_RULE_TABLE, &self.table.clone());
         if let Some(c) = chain {
             self.buf.attr_str(NFTA_RULE_CHAIN, c);
@@ -212,8 +256,20 @@ impl Batch {
     }
 
     /// Appends a rule; the encoded expressions and digest are computed by the caller.
-    pub(crate) fn new_rule(&mut self, chain: &str, index: usize, exprs: &[u8], comment: Option<&str>, digest: u64) {
-        let s = self.begin(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, "add rule", &format!("{chain} #{index}"));
+    pub(crate) fn new_rule(
+        &mut self,
+        chain: &str,
+        index: usize,
+        exprs: &[u8],
+        comment: Option<&str>,
+        digest: u64,
+    ) {
+        let s = self.begin(
+            NFT_MSG_NEWRULE,
+            NLM_F_CREATE | NLM_F_APPEND,
+            "add rule",
+            &format!("{chain} #{index}"),
+        );
         self.buf.attr_str(NFTA_RULE_TABLE, &self.table.clone());
         self.buf.attr_str(NFTA_RULE_CHAIN, chain);
         let n = self.buf.nest_begin(NFTA_RULE_EXPRESSIONS);
@@ -242,8 +298,17 @@ impl Batch {
         self.buf.attr_u32(NFTA_SET_ID, id);
         // nft reads the key's byte order from the set's userdata to print elements (strings
         // such as interface names are host order, addresses and ports big endian).
-        let order: u32 = if set.key_types.len() == 1 && set.key_types.iter().all(|t| HOST_ORDER_TYPES.contains(t)) { 1 } else { 2 };
-        self.buf.attr(NFTA_SET_USERDATA, &udata(&[(UDATA_SET_KEYBYTEORDER, &order.to_ne_bytes())]));
+        let order: u32 = if set.key_types.len() == 1
+            && set.key_types.iter().all(|t| HOST_ORDER_TYPES.contains(t))
+        {
+            1
+        } else {
+            2
+        };
+        self.buf.attr(
+            NFTA_SET_USERDATA,
+            &udata(&[(UDATA_SET_KEYBYTEORDER, &order.to_ne_bytes())]),
+        );
         if set.verdict_map {
             self.buf.attr_u32(NFTA_SET_DATA_TYPE, NFT_DATA_VERDICT);
         }
@@ -272,7 +337,8 @@ impl Batch {
     /// Deletes every element of a set.
     pub(crate) fn flush_set(&mut self, name: &str) {
         let s = self.begin(NFT_MSG_DELSETELEM, 0, "flush set", name);
-        self.buf.attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table.clone());
+        self.buf
+            .attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table.clone());
         self.buf.attr_str(NFTA_SET_ELEM_LIST_SET, name);
         self.buf.end_msg(s);
     }
@@ -287,7 +353,8 @@ impl Batch {
                 (NFT_MSG_DELSETELEM, "delete elements from", 0)
             };
             let s = self.begin(msg, flags, op, name);
-            self.buf.attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table.clone());
+            self.buf
+                .attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table.clone());
             self.buf.attr_str(NFTA_SET_ELEM_LIST_SET, name);
             let list = self.buf.nest_begin(NFTA_SET_ELEM_LIST_ELEMENTS);
             let mut used = 0;

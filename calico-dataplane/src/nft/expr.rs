@@ -281,7 +281,12 @@ impl Expr {
                 b.attr_u32(NFTA_META_KEY, *key as u32);
                 b.attr_u32(NFTA_META_SREG, sreg.0);
             }
-            Expr::Payload { base, offset, len, dreg } => {
+            Expr::Payload {
+                base,
+                offset,
+                len,
+                dreg,
+            } => {
                 b.attr_u32(NFTA_PAYLOAD_DREG, dreg.0);
                 b.attr_u32(NFTA_PAYLOAD_BASE, *base as u32);
                 b.attr_u32(NFTA_PAYLOAD_OFFSET, *offset);
@@ -292,14 +297,24 @@ impl Expr {
                 b.attr_u32(NFTA_CMP_OP, *op as u32);
                 value(b, NFTA_CMP_DATA, data);
             }
-            Expr::Bitwise { sreg, dreg, mask, xor } => {
+            Expr::Bitwise {
+                sreg,
+                dreg,
+                mask,
+                xor,
+            } => {
                 b.attr_u32(NFTA_BITWISE_SREG, sreg.0);
                 b.attr_u32(NFTA_BITWISE_DREG, dreg.0);
                 b.attr_u32(NFTA_BITWISE_LEN, u32::try_from(mask.len()).unwrap_or(0));
                 value(b, NFTA_BITWISE_MASK, mask);
                 value(b, NFTA_BITWISE_XOR, xor);
             }
-            Expr::Lookup { set, sreg, dreg, invert } => {
+            Expr::Lookup {
+                set,
+                sreg,
+                dreg,
+                invert,
+            } => {
                 b.attr_str(NFTA_LOOKUP_SET, set);
                 b.attr_u32(NFTA_LOOKUP_SREG, sreg.0);
                 if let Some(d) = dreg {
@@ -329,7 +344,11 @@ impl Expr {
                 value(b, NFTA_RANGE_FROM_DATA, from);
                 value(b, NFTA_RANGE_TO_DATA, to);
             }
-            Expr::Log { prefix, level, group } => {
+            Expr::Log {
+                prefix,
+                level,
+                group,
+            } => {
                 if let Some(g) = group {
                     b.attr(NFTA_LOG_GROUP, &g.to_be_bytes());
                 }

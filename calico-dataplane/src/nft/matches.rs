@@ -28,7 +28,14 @@ pub mod ct_state {
 }
 
 fn load_cmp(load: Expr, op: CmpOp, data: Vec<u8>) -> Vec<Expr> {
-    vec![load, Expr::Cmp { sreg: Reg::R1, op, data }]
+    vec![
+        load,
+        Expr::Cmp {
+            sreg: Reg::R1,
+            op,
+            data,
+        },
+    ]
 }
 
 /// `meta KEY == value` (or `!=`) with a raw value.
@@ -38,7 +45,11 @@ pub fn meta_cmp(key: MetaKey, op: CmpOp, data: Vec<u8>) -> Vec<Expr> {
 
 /// The implicit `meta nfproto ipv4|ipv6` dependency of an address match in an inet table.
 pub fn nfproto(v6: bool) -> Vec<Expr> {
-    meta_cmp(MetaKey::NfProto, CmpOp::Eq, vec![if v6 { NFPROTO_IPV6 } else { NFPROTO_IPV4 }])
+    meta_cmp(
+        MetaKey::NfProto,
+        CmpOp::Eq,
+        vec![if v6 { NFPROTO_IPV6 } else { NFPROTO_IPV4 }],
+    )
 }
 
 /// `meta l4proto P`.
@@ -58,14 +69,24 @@ fn addr_load(v6: bool, source: bool, len: u32) -> Expr {
         (true, true) => 8,
         (true, false) => 24,
     };
-    Expr::Payload { base: PayloadBase::Network, offset, len, dreg: Reg::R1 }
+    Expr::Payload {
+        base: PayloadBase::Network,
+        offset,
+        len,
+        dreg: Reg::R1,
+    }
 }
 
 /// `ip saddr @set` / `ip6 daddr != @set` (with the nfproto dependency).
 pub fn addr_in_set(v6: bool, source: bool, set: &str, negate: bool) -> Vec<Expr> {
     let mut v = nfproto(v6);
     v.push(addr_load(v6, source, if v6 { 16 } else { 4 }));
-    v.push(Expr::Lookup { set: set.to_string(), sreg: Reg::R1, dreg: None, invert: negate });
+    v.push(Expr::Lookup {
+        set: set.to_string(),
+        sreg: Reg::R1,
+        dreg: None,
+        invert: negate,
+    });
     v
 }
 
@@ -83,7 +104,11 @@ pub fn addr_match(source: bool, net: IpNet, negate: bool) -> Vec<Expr> {
     if plen % 8 == 0 {
         let n = plen / 8;
         v.push(addr_load(v6, source, u32::try_from(n).unwrap_or(0)));
-        v.push(Expr::Cmp { sreg: Reg::R1, op, data: bytes[..n].to_vec() });
+        v.push(Expr::Cmp {
+            sreg: Reg::R1,
+            op,
+            data: bytes[..n].to_vec(),
+        });
     } else {
         // As nft: the whole address, masked, compared with the network address.
         let n = bytes.len();
@@ -93,19 +118,37 @@ pub fn addr_match(source: bool, net: IpNet, negate: bool) -> Vec<Expr> {
             *m = if bits == 0 { 0 } else { 0xffu8 << (8 - bits) };
         }
         v.push(addr_load(v6, source, u32::try_from(n).unwrap_or(0)));
-        v.push(Expr::Bitwise { sreg: Reg::R1, dreg: Reg::R1, mask, xor: vec![0; n] });
-        v.push(Expr::Cmp { sreg: Reg::R1, op, data: bytes });
+        v.push(Expr::Bitwise {
+            sreg: Reg::R1,
+            dreg: Reg::R1,
+            mask,
+            xor: vec![0; n],
+        });
+        v.push(Expr::Cmp {
+            sreg: Reg::R1,
+            op,
+            data: bytes,
+        });
     }
     v
 }
 
 fn port_load(source: bool) -> Expr {
-    Expr::Payload { base: PayloadBase::Transport, offset: if source { 0 } else { 2 }, len: 2, dreg: Reg::R1 }
+    Expr::Payload {
+        base: PayloadBase::Transport,
+        offset: if source { 0 } else { 2 },
+        len: 2,
+        dreg: Reg::R1,
+    }
 }
 
 /// `tcp dport 443` / `udp sport != 53` (after the caller's `meta l4proto` match).
 pub fn port_eq(source: bool, port: u16, negate: bool) -> Vec<Expr> {
-    load_cmp(port_load(source), if negate { CmpOp::Neq } else { CmpOp::Eq }, port.to_be_bytes().to_vec())
+    load_cmp(
+        port_load(source),
+        if negate { CmpOp::Neq } else { CmpOp::Eq },
+        port.to_be_bytes().to_vec(),
+    )
 }
 
 /// `tcp dport 8000-8080` (two comparisons, as nft emits) or `!= 8000-8080` (a range).
@@ -113,20 +156,41 @@ pub fn port_range(source: bool, lo: u16, hi: u16, negate: bool) -> Vec<Expr> {
     if negate {
         vec![
             port_load(source),
-            Expr::Range { sreg: Reg::R1, op: CmpOp::Neq, from: lo.to_be_bytes().to_vec(), to: hi.to_be_bytes().to_vec() },
+            Expr::Range {
+                sreg: Reg::R1,
+                op: CmpOp::Neq,
+                from: lo.to_be_bytes().to_vec(),
+                to: hi.to_be_bytes().to_vec(),
+            },
         ]
     } else {
         vec![
             port_load(source),
-            Expr::Cmp { sreg: Reg::R1, op: CmpOp::Gte, data: lo.to_be_bytes().to_vec() },
-            Expr::Cmp { sreg: Reg::R1, op: CmpOp::Lte, data: hi.to_be_bytes().to_vec() },
+            Expr::Cmp {
+                sreg: Reg::R1,
+                op: CmpOp::Gte,
+                data: lo.to_be_bytes().to_vec(),
+            },
+            Expr::Cmp {
+                sreg: Reg::R1,
+                op: CmpOp::Lte,
+                data: hi.to_be_bytes().to_vec(),
+            },
         ]
     }
 }
 
 /// `tcp dport @set` / `!= @set`.
 pub fn port_in_set(source: bool, set: &str, negate: bool) -> Vec<Expr> {
-    vec![port_load(source), Expr::Lookup { set: set.to_string(), sreg: Reg::R1, dreg: None, invert: negate }]
+    vec![
+        port_load(source),
+        Expr::Lookup {
+            set: set.to_string(),
+            sreg: Reg::R1,
+            dreg: None,
+            invert: negate,
+        },
+    ]
 }
 
 /// `ip daddr . meta l4proto . th dport @set` (the named-port concatenation).
@@ -135,16 +199,34 @@ pub fn addr_proto_port_in_set(v6: bool, source: bool, set: &str) -> Vec<Expr> {
     let mut v = nfproto(v6);
     v.push(addr_load(v6, source, alen));
     let w = alen / 4;
-    v.push(Expr::Meta { key: MetaKey::L4Proto, dreg: Reg::word(w) });
-    v.push(Expr::Payload { base: PayloadBase::Transport, offset: if source { 0 } else { 2 }, len: 2, dreg: Reg::word(w + 1) });
-    v.push(Expr::Lookup { set: set.to_string(), sreg: Reg::R1, dreg: None, invert: false });
+    v.push(Expr::Meta {
+        key: MetaKey::L4Proto,
+        dreg: Reg::word(w),
+    });
+    v.push(Expr::Payload {
+        base: PayloadBase::Transport,
+        offset: if source { 0 } else { 2 },
+        len: 2,
+        dreg: Reg::word(w + 1),
+    });
+    v.push(Expr::Lookup {
+        set: set.to_string(),
+        sreg: Reg::R1,
+        dreg: None,
+        invert: false,
+    });
     v
 }
 
 /// `icmp type T` / `icmp code C` (byte 0 or 1 of the ICMP header).
 pub fn icmp_field(code: bool, value: u8, negate: bool) -> Vec<Expr> {
     load_cmp(
-        Expr::Payload { base: PayloadBase::Transport, offset: u32::from(code), len: 1, dreg: Reg::R1 },
+        Expr::Payload {
+            base: PayloadBase::Transport,
+            offset: u32::from(code),
+            len: 1,
+            dreg: Reg::R1,
+        },
         if negate { CmpOp::Neq } else { CmpOp::Eq },
         vec![value],
     )
@@ -163,8 +245,16 @@ fn ifname_bytes(name: &str) -> Vec<u8> {
 
 /// `iifname "cali*"` / `oifname "eth0"` (a trailing `*` matches a prefix).
 pub fn ifname(input: bool, name: &str, negate: bool) -> Vec<Expr> {
-    let key = if input { MetaKey::IifName } else { MetaKey::OifName };
-    meta_cmp(key, if negate { CmpOp::Neq } else { CmpOp::Eq }, ifname_bytes(name))
+    let key = if input {
+        MetaKey::IifName
+    } else {
+        MetaKey::OifName
+    };
+    meta_cmp(
+        key,
+        if negate { CmpOp::Neq } else { CmpOp::Eq },
+        ifname_bytes(name),
+    )
 }
 
 /// An interface name as a set or map key (16 bytes, NUL padded).
@@ -176,52 +266,111 @@ pub fn ifname_key(name: &str) -> Vec<u8> {
 
 /// `iifname vmap @map` / `oifname vmap @map`.
 pub fn ifname_vmap(input: bool, map: &str) -> Vec<Expr> {
-    let key = if input { MetaKey::IifName } else { MetaKey::OifName };
+    let key = if input {
+        MetaKey::IifName
+    } else {
+        MetaKey::OifName
+    };
     vec![
         Expr::Meta { key, dreg: Reg::R1 },
-        Expr::Lookup { set: map.to_string(), sreg: Reg::R1, dreg: Some(Reg::VERDICT), invert: false },
+        Expr::Lookup {
+            set: map.to_string(),
+            sreg: Reg::R1,
+            dreg: Some(Reg::VERDICT),
+            invert: false,
+        },
     ]
 }
 
 /// `ct state S1,S2` (any of the bits).
 pub fn ct_state_any(bits: u32) -> Vec<Expr> {
     vec![
-        Expr::Ct { key: CtKey::State, dreg: Reg::R1 },
-        Expr::Bitwise { sreg: Reg::R1, dreg: Reg::R1, mask: bits.to_ne_bytes().to_vec(), xor: vec![0; 4] },
-        Expr::Cmp { sreg: Reg::R1, op: CmpOp::Neq, data: vec![0; 4] },
+        Expr::Ct {
+            key: CtKey::State,
+            dreg: Reg::R1,
+        },
+        Expr::Bitwise {
+            sreg: Reg::R1,
+            dreg: Reg::R1,
+            mask: bits.to_ne_bytes().to_vec(),
+            xor: vec![0; 4],
+        },
+        Expr::Cmp {
+            sreg: Reg::R1,
+            op: CmpOp::Neq,
+            data: vec![0; 4],
+        },
     ]
 }
 
 /// `meta mark & BITS == BITS`.
 pub fn mark_all_set(bits: u32) -> Vec<Expr> {
     vec![
-        Expr::Meta { key: MetaKey::Mark, dreg: Reg::R1 },
-        Expr::Bitwise { sreg: Reg::R1, dreg: Reg::R1, mask: bits.to_ne_bytes().to_vec(), xor: vec![0; 4] },
-        Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: bits.to_ne_bytes().to_vec() },
+        Expr::Meta {
+            key: MetaKey::Mark,
+            dreg: Reg::R1,
+        },
+        Expr::Bitwise {
+            sreg: Reg::R1,
+            dreg: Reg::R1,
+            mask: bits.to_ne_bytes().to_vec(),
+            xor: vec![0; 4],
+        },
+        Expr::Cmp {
+            sreg: Reg::R1,
+            op: CmpOp::Eq,
+            data: bits.to_ne_bytes().to_vec(),
+        },
     ]
 }
 
 /// `meta mark set meta mark | BITS`.
 pub fn mark_or(bits: u32) -> Vec<Expr> {
     vec![
-        Expr::Meta { key: MetaKey::Mark, dreg: Reg::R1 },
-        Expr::Bitwise { sreg: Reg::R1, dreg: Reg::R1, mask: (!bits).to_ne_bytes().to_vec(), xor: bits.to_ne_bytes().to_vec() },
-        Expr::MetaSet { key: MetaKey::Mark, sreg: Reg::R1 },
+        Expr::Meta {
+            key: MetaKey::Mark,
+            dreg: Reg::R1,
+        },
+        Expr::Bitwise {
+            sreg: Reg::R1,
+            dreg: Reg::R1,
+            mask: (!bits).to_ne_bytes().to_vec(),
+            xor: bits.to_ne_bytes().to_vec(),
+        },
+        Expr::MetaSet {
+            key: MetaKey::Mark,
+            sreg: Reg::R1,
+        },
     ]
 }
 
 /// `meta mark set meta mark & MASK`.
 pub fn mark_and(mask: u32) -> Vec<Expr> {
     vec![
-        Expr::Meta { key: MetaKey::Mark, dreg: Reg::R1 },
-        Expr::Bitwise { sreg: Reg::R1, dreg: Reg::R1, mask: mask.to_ne_bytes().to_vec(), xor: vec![0; 4] },
-        Expr::MetaSet { key: MetaKey::Mark, sreg: Reg::R1 },
+        Expr::Meta {
+            key: MetaKey::Mark,
+            dreg: Reg::R1,
+        },
+        Expr::Bitwise {
+            sreg: Reg::R1,
+            dreg: Reg::R1,
+            mask: mask.to_ne_bytes().to_vec(),
+            xor: vec![0; 4],
+        },
+        Expr::MetaSet {
+            key: MetaKey::Mark,
+            sreg: Reg::R1,
+        },
     ]
 }
 
 /// `log prefix "P" level L` (syslog levels: 6 = info).
 pub fn log(prefix: Option<&str>, level: Option<u32>) -> Vec<Expr> {
-    vec![Expr::Log { prefix: prefix.map(str::to_string), level, group: None }]
+    vec![Expr::Log {
+        prefix: prefix.map(str::to_string),
+        level,
+        group: None,
+    }]
 }
 
 /// `counter`.

@@ -26,8 +26,8 @@ mod wire;
 
 pub use apply::{ApplyStats, Drift, NftApplier};
 pub use batch::concat_key;
-pub use model::NftDataplane;
 pub use error::{ApplyError, ReadError, Rejection};
 pub use expr::{CmpOp, CtKey, Expr, MetaKey, PayloadBase, Reg, Verdict};
+pub use model::NftDataplane;
 pub use objects::{BaseChain, Chain, Element, Hook, Rule, Set, Table, datatype};
 pub use state::{ChainState, SetState, TableState};

@@ -36,7 +36,11 @@ fn hook(h: m::Hook) -> Hook {
 }
 
 fn base(b: &m::BaseChain) -> BaseChain {
-    BaseChain { hook: hook(b.hook), priority: b.priority, policy_accept: b.policy == m::ChainPolicy::Accept }
+    BaseChain {
+        hook: hook(b.hook),
+        priority: b.priority,
+        policy_accept: b.policy == m::ChainPolicy::Accept,
+    }
 }
 
 fn ip_bytes(a: IpAddr) -> Vec<u8> {
@@ -61,20 +65,34 @@ fn level(l: m::LogLevel) -> u32 {
 
 /// The kernel element of one model set element.
 pub fn element(e: &m::SetElement) -> Element {
-    let single = |key: Vec<u8>| Element { key, key_end: None, verdict: None };
-    let range = |a: Vec<u8>, b: Vec<u8>| Element { key: a, key_end: Some(b), verdict: None };
+    let single = |key: Vec<u8>| Element {
+        key,
+        key_end: None,
+        verdict: None,
+    };
+    let range = |a: Vec<u8>, b: Vec<u8>| Element {
+        key: a,
+        key_end: Some(b),
+        verdict: None,
+    };
     match e {
         m::SetElement::Net(n) => {
             let full = n.prefix_len() == n.max_prefix_len();
-            if full { single(ip_bytes(n.addr())) } else { range(ip_bytes(n.network()), ip_bytes(n.broadcast())) }
+            if full {
+                single(ip_bytes(n.addr()))
+            } else {
+                range(ip_bytes(n.network()), ip_bytes(n.broadcast()))
+            }
         }
         m::SetElement::AddrRange(a, b) => range(ip_bytes(*a), ip_bytes(*b)),
         m::SetElement::Port(p) => single(p.to_be_bytes().to_vec()),
         m::SetElement::PortRange(a, b) => range(a.to_be_bytes().to_vec(), b.to_be_bytes().to_vec()),
         m::SetElement::Ifname(n) => single(x::ifname_key(n)),
-        m::SetElement::AddrProtoPort(a, p, port) => {
-            single(super::batch::concat_key(&[&ip_bytes(*a), &[*p], &port.to_be_bytes()]))
-        }
+        m::SetElement::AddrProtoPort(a, p, port) => single(super::batch::concat_key(&[
+            &ip_bytes(*a),
+            &[*p],
+            &port.to_be_bytes(),
+        ])),
     }
 }
 
@@ -85,12 +103,22 @@ pub fn set(s: &m::Set) -> Set {
         m::SetKey::Ipv6Addr => (vec![datatype::IP6ADDR], vec![16]),
         m::SetKey::InetService => (vec![datatype::INET_SERVICE], vec![2]),
         m::SetKey::Ifname => (vec![datatype::IFNAME], vec![16]),
-        m::SetKey::AddrProtoService(m::IpFamily::V4) => {
-            (vec![datatype::IPADDR, datatype::INET_PROTOCOL, datatype::INET_SERVICE], vec![4, 1, 2])
-        }
-        m::SetKey::AddrProtoService(m::IpFamily::V6) => {
-            (vec![datatype::IP6ADDR, datatype::INET_PROTOCOL, datatype::INET_SERVICE], vec![16, 1, 2])
-        }
+        m::SetKey::AddrProtoService(m::IpFamily::V4) => (
+            vec![
+                datatype::IPADDR,
+                datatype::INET_PROTOCOL,
+                datatype::INET_SERVICE,
+            ],
+            vec![4, 1, 2],
+        ),
+        m::SetKey::AddrProtoService(m::IpFamily::V6) => (
+            vec![
+                datatype::IP6ADDR,
+                datatype::INET_PROTOCOL,
+                datatype::INET_SERVICE,
+            ],
+            vec![16, 1, 2],
+        ),
     };
     Set {
         key_types: types,
@@ -108,7 +136,11 @@ pub fn verdict_map(vm: &m::VerdictMap) -> Set {
     s.elements = vm
         .elements
         .iter()
-        .map(|(k, v)| Element { key: x::ifname_key(k), key_end: None, verdict: Some(verdict(v)) })
+        .map(|(k, v)| Element {
+            key: x::ifname_key(k),
+            key_end: None,
+            verdict: Some(verdict(v)),
+        })
         .collect();
     s
 }
@@ -169,9 +201,16 @@ pub fn rule_exprs(r: &m::Rule) -> Vec<Expr> {
                 out.extend(x::nfproto(is_v6(*f)));
                 nfproto = Some(is_v6(*f));
             }
-            m::Match::Mark { mask, value, negate } => {
+            m::Match::Mark {
+                mask,
+                value,
+                negate,
+            } => {
                 let op = if *negate { CmpOp::Neq } else { CmpOp::Eq };
-                out.push(Expr::Meta { key: MetaKey::Mark, dreg: Reg::R1 });
+                out.push(Expr::Meta {
+                    key: MetaKey::Mark,
+                    dreg: Reg::R1,
+                });
                 if *mask != u32::MAX {
                     out.push(Expr::Bitwise {
                         sreg: Reg::R1,
@@ -180,9 +219,18 @@ pub fn rule_exprs(r: &m::Rule) -> Vec<Expr> {
                         xor: vec![0; 4],
                     });
                 }
-                out.push(Expr::Cmp { sreg: Reg::R1, op, data: value.to_ne_bytes().to_vec() });
+                out.push(Expr::Cmp {
+                    sreg: Reg::R1,
+                    op,
+                    data: value.to_ne_bytes().to_vec(),
+                });
             }
-            m::Match::Addr { family, side, value, negate } => {
+            m::Match::Addr {
+                family,
+                side,
+                value,
+                negate,
+            } => {
                 let v6 = is_v6(*family);
                 let src = *side == m::Side::Src;
                 need_nf(&mut out, v6, &mut nfproto);
@@ -193,7 +241,12 @@ pub fn rule_exprs(r: &m::Rule) -> Vec<Expr> {
                 e.drain(..2); // the dependency was handled above
                 out.extend(e);
             }
-            m::Match::Port { proto, side, value, negate } => {
+            m::Match::Port {
+                proto,
+                side,
+                value,
+                negate,
+            } => {
                 if let Some(p) = l4_of(*proto) {
                     need_l4(&mut out, p, &mut l4);
                 }
@@ -204,13 +257,27 @@ pub fn rule_exprs(r: &m::Rule) -> Vec<Expr> {
                     m::PortValue::Set(s) => x::port_in_set(src, s, *negate),
                 });
             }
-            m::Match::IcmpType { family, value, negate } | m::Match::IcmpCode { family, value, negate } => {
+            m::Match::IcmpType {
+                family,
+                value,
+                negate,
+            }
+            | m::Match::IcmpCode {
+                family,
+                value,
+                negate,
+            } => {
                 need_l4(&mut out, if is_v6(*family) { 58 } else { 1 }, &mut l4);
                 let code = matches!(mt, m::Match::IcmpCode { .. });
                 out.extend(x::icmp_field(code, *value, *negate));
             }
             m::Match::CtState(bits) => out.extend(x::ct_state_any(*bits)),
-            m::Match::AddrProtoPort { family, side, set, negate } => {
+            m::Match::AddrProtoPort {
+                family,
+                side,
+                set,
+                negate,
+            } => {
                 let v6 = is_v6(*family);
                 need_nf(&mut out, v6, &mut nfproto);
                 let mut e = x::addr_proto_port_in_set(v6, *side == m::Side::Src, set);
@@ -227,22 +294,32 @@ pub fn rule_exprs(r: &m::Rule) -> Vec<Expr> {
     for s in &r.statements {
         match s {
             m::Statement::Counter => out.push(Expr::Counter),
-            m::Statement::Log { prefix, level: l } => out.extend(x::log(prefix.as_deref(), l.map(level))),
+            m::Statement::Log { prefix, level: l } => {
+                out.extend(x::log(prefix.as_deref(), l.map(level)))
+            }
             m::Statement::MarkSet { and, or } => {
-                out.push(Expr::Meta { key: MetaKey::Mark, dreg: Reg::R1 });
+                out.push(Expr::Meta {
+                    key: MetaKey::Mark,
+                    dreg: Reg::R1,
+                });
                 out.push(Expr::Bitwise {
                     sreg: Reg::R1,
                     dreg: Reg::R1,
                     mask: (and & !or).to_ne_bytes().to_vec(),
                     xor: or.to_ne_bytes().to_vec(),
                 });
-                out.push(Expr::MetaSet { key: MetaKey::Mark, sreg: Reg::R1 });
+                out.push(Expr::MetaSet {
+                    key: MetaKey::Mark,
+                    sreg: Reg::R1,
+                });
             }
         }
     }
     match &r.verdict {
         Some(m::RuleVerdict::Verdict(v)) => out.push(Expr::Verdict(verdict(v))),
-        Some(m::RuleVerdict::Vmap { side, map }) => out.extend(x::ifname_vmap(*side == m::Side::Src, map)),
+        Some(m::RuleVerdict::Vmap { side, map }) => {
+            out.extend(x::ifname_vmap(*side == m::Side::Src, map))
+        }
         None => {}
     }
     out
@@ -255,7 +332,11 @@ fn addr_net(src: bool, n: IpNet, negate: bool) -> Vec<Expr> {
         let mut v = x::nfproto(v6);
         if negate {
             // `!= ::/0` never matches: a family that is both v4 and not v4.
-            v.extend(x::meta_cmp(MetaKey::NfProto, CmpOp::Neq, vec![if v6 { x::NFPROTO_IPV6 } else { x::NFPROTO_IPV4 }]));
+            v.extend(x::meta_cmp(
+                MetaKey::NfProto,
+                CmpOp::Neq,
+                vec![if v6 { x::NFPROTO_IPV6 } else { x::NFPROTO_IPV4 }],
+            ));
         }
         return v;
     }
@@ -264,12 +345,18 @@ fn addr_net(src: bool, n: IpNet, negate: bool) -> Vec<Expr> {
 
 /// The kernel rule of one model rule.
 pub fn rule(r: &m::Rule) -> Rule {
-    Rule { exprs: rule_exprs(r), comment: r.comment.clone() }
+    Rule {
+        exprs: rule_exprs(r),
+        comment: r.comment.clone(),
+    }
 }
 
 /// The kernel chain of one model chain.
 pub fn chain(c: &m::Chain) -> Chain {
-    Chain { base: c.base.as_ref().map(base), rules: c.rules.iter().map(rule).collect() }
+    Chain {
+        base: c.base.as_ref().map(base),
+        rules: c.rules.iter().map(rule).collect(),
+    }
 }
 
 /// The kernel table of a whole model ruleset (sets and verdict maps share one namespace).
@@ -298,7 +385,10 @@ pub struct NftDataplane {
 impl NftDataplane {
     /// Opens the netlink socket (table [`m::TABLE`]).
     pub fn new() -> Result<NftDataplane, ApplyError> {
-        Ok(NftDataplane { applier: NftApplier::new(m::TABLE)?, last: None })
+        Ok(NftDataplane {
+            applier: NftApplier::new(m::TABLE)?,
+            last: None,
+        })
     }
 
     /// The ruleset last applied successfully.
@@ -346,7 +436,10 @@ impl NftDataplane {
         let mut touched_chains: BTreeSet<String> = BTreeSet::new();
         let mut touched_sets: BTreeSet<String> = BTreeSet::new();
         let interval = |name: &str| {
-            next.sets.get(name).or_else(|| last.sets.get(name)).is_some_and(|s| s.interval)
+            next.sets
+                .get(name)
+                .or_else(|| last.sets.get(name))
+                .is_some_and(|s| s.interval)
         };
         for op in delta.ops() {
             match op {
@@ -355,8 +448,16 @@ impl NftDataplane {
                         batch.new_table();
                     }
                 }
-                m::Op::AddSet { name, key, interval } => {
-                    let s = set(&m::Set { key, interval, elements: Default::default() });
+                m::Op::AddSet {
+                    name,
+                    key,
+                    interval,
+                } => {
+                    let s = set(&m::Set {
+                        key,
+                        interval,
+                        elements: Default::default(),
+                    });
                     batch.new_set(name, &s);
                     touched_sets.insert(name.to_string());
                 }
@@ -365,10 +466,17 @@ impl NftDataplane {
                     touched_sets.insert(name.to_string());
                 }
                 m::Op::AddChain { name, base: b } => {
-                    batch.new_chain(name, &Chain { base: b.as_ref().map(base), rules: Vec::new() });
+                    batch.new_chain(
+                        name,
+                        &Chain {
+                            base: b.as_ref().map(base),
+                            rules: Vec::new(),
+                        },
+                    );
                     touched_chains.insert(name.to_string());
                 }
-                m::Op::DeleteElements { set: s, elements } | m::Op::AddElements { set: s, elements } => {
+                m::Op::DeleteElements { set: s, elements }
+                | m::Op::AddElements { set: s, elements } => {
                     touched_sets.insert(s.to_string());
                     if interval(s) {
                         if rewritten.insert(s) {
@@ -384,7 +492,12 @@ impl NftDataplane {
                         .iter()
                         .map(|e| {
                             let el = element(e);
-                            KElem { key: el.key, key_end: None, flags: 0, verdict: None }
+                            KElem {
+                                key: el.key,
+                                key_end: None,
+                                flags: 0,
+                                verdict: None,
+                            }
                         })
                         .collect();
                     batch.set_elems(s, &ks, add);
@@ -412,7 +525,12 @@ impl NftDataplane {
                 m::Op::DeleteMapElements { map, keys } => {
                     let ks: Vec<KElem> = keys
                         .iter()
-                        .map(|k| KElem { key: x::ifname_key(k), key_end: None, flags: 0, verdict: None })
+                        .map(|k| KElem {
+                            key: x::ifname_key(k),
+                            key_end: None,
+                            flags: 0,
+                            verdict: None,
+                        })
                         .collect();
                     batch.set_elems(map, &ks, false);
                     touched_sets.insert(map.to_string());
@@ -420,7 +538,12 @@ impl NftDataplane {
                 m::Op::AddMapElements { map, elements } => {
                     let ks: Vec<KElem> = elements
                         .iter()
-                        .map(|(k, v)| KElem { key: x::ifname_key(k), key_end: None, flags: 0, verdict: Some(verdict(v)) })
+                        .map(|(k, v)| KElem {
+                            key: x::ifname_key(k),
+                            key_end: None,
+                            flags: 0,
+                            verdict: Some(verdict(v)),
+                        })
                         .collect();
                     batch.set_elems(map, &ks, true);
                     touched_sets.insert(map.to_string());
@@ -457,12 +580,19 @@ impl NftDataplane {
                     .iter()
                     .map(|r| Some(rule_digest(&encode_exprs(r), r.comment.as_deref())))
                     .collect();
-                ChainState { base: kc.base, rule_digests: digests }
+                ChainState {
+                    base: kc.base,
+                    rule_digests: digests,
+                }
             });
             self.applier.remember_chain(c, st);
         }
         for s in &touched_sets {
-            let ks = next.sets.get(s).map(set).or_else(|| next.maps.get(s).map(verdict_map));
+            let ks = next
+                .sets
+                .get(s)
+                .map(set)
+                .or_else(|| next.maps.get(s).map(verdict_map));
             let st = ks.map(|k| SetState {
                 flags: k.flags(),
                 key_type: k.key_type(),
@@ -497,13 +627,26 @@ fn advance(rs: &mut m::Ruleset, d: &m::RulesetDelta) {
         rs.sets.remove(s);
     }
     for (n, key, interval) in &d.create_sets {
-        rs.sets.insert(n.clone(), m::Set { key: *key, interval: *interval, elements: Default::default() });
+        rs.sets.insert(
+            n.clone(),
+            m::Set {
+                key: *key,
+                interval: *interval,
+                elements: Default::default(),
+            },
+        );
     }
     for n in &d.create_maps {
         rs.maps.insert(n.clone(), m::VerdictMap::default());
     }
     for (n, b) in &d.create_chains {
-        rs.chains.insert(n.clone(), m::Chain { base: *b, rules: Vec::new() });
+        rs.chains.insert(
+            n.clone(),
+            m::Chain {
+                base: *b,
+                rules: Vec::new(),
+            },
+        );
     }
     for (s, els) in &d.remove_elements {
         if let Some(set) = rs.sets.get_mut(s) {

@@ -100,7 +100,13 @@ pub mod datatype {
 impl Set {
     /// A set of single-field keys.
     pub fn new(key_type: u32, key_len: u32, interval: bool) -> Set {
-        Set { key_types: vec![key_type], key_lens: vec![key_len], interval, verdict_map: false, elements: Vec::new() }
+        Set {
+            key_types: vec![key_type],
+            key_lens: vec![key_len],
+            interval,
+            verdict_map: false,
+            elements: Vec::new(),
+        }
     }
 
     /// The set's key type as nft encodes it (concatenations fold 6 bits per field).

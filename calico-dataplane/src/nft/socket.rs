@@ -38,7 +38,9 @@ impl NftSocket {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(1);
-        let sndbuf = socket2::SockRef::from(&sock).send_buffer_size().unwrap_or(0);
+        let sndbuf = socket2::SockRef::from(&sock)
+            .send_buffer_size()
+            .unwrap_or(0);
         Ok(NftSocket { sock, seq, sndbuf })
     }
 
@@ -55,10 +57,14 @@ impl NftSocket {
         }
         let want = (bytes + 4096).min(SEND_BUF_MAX);
         let r = socket2::SockRef::from(&self.sock);
-        r.set_send_buffer_size(want).map_err(sock_err("set send buffer"))?;
+        r.set_send_buffer_size(want)
+            .map_err(sock_err("set send buffer"))?;
         self.sndbuf = r.send_buffer_size().map_err(sock_err("get send buffer"))?;
         if bytes + 64 > self.sndbuf {
-            return Err(ApplyError::TooLarge { bytes, limit: self.sndbuf });
+            return Err(ApplyError::TooLarge {
+                bytes,
+                limit: self.sndbuf,
+            });
         }
         Ok(())
     }
@@ -88,11 +94,14 @@ impl NftSocket {
         );
         fence_msg.end_msg(s);
         self.sock.send(&bytes, 0).map_err(sock_err("send batch"))?;
-        self.sock.send(&fence_msg.buf, 0).map_err(sock_err("send fence"))?;
+        self.sock
+            .send(&fence_msg.buf, 0)
+            .map_err(sock_err("send fence"))?;
         let mut rejected = Vec::new();
         let mut buf = Vec::with_capacity(RECV_BUF);
         'outer: loop {
-            self.recv(&mut buf).map_err(sock_err("receive acknowledgements"))?;
+            self.recv(&mut buf)
+                .map_err(sock_err("receive acknowledgements"))?;
             for m in wire::messages(&buf) {
                 if m.ty != NLMSG_ERROR {
                     continue;
@@ -107,7 +116,12 @@ impl NftSocket {
                         Some(l) => (l.op, l.object.clone()),
                         None => ("batch", batch.table.clone()),
                     };
-                    rejected.push(Rejection { op, object, errno: -errno, message });
+                    rejected.push(Rejection {
+                        op,
+                        object,
+                        errno: -errno,
+                        message,
+                    });
                 }
             }
         }
@@ -134,10 +148,18 @@ impl NftSocket {
     ) -> Result<Vec<Vec<u8>>, ReadError> {
         let seq = self.reserve_seq(1);
         let mut b = MsgBuf::default();
-        let s = b.begin_msg((NFNL_SUBSYS_NFTABLES << 8) | msg, NLM_F_REQUEST | NLM_F_DUMP, seq, NFPROTO_INET, 0);
+        let s = b.begin_msg(
+            (NFNL_SUBSYS_NFTABLES << 8) | msg,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            NFPROTO_INET,
+            0,
+        );
         attrs(&mut b);
         b.end_msg(s);
-        self.sock.send(&b.buf, 0).map_err(read_err("send dump request"))?;
+        self.sock
+            .send(&b.buf, 0)
+            .map_err(read_err("send dump request"))?;
         let mut out = Vec::new();
         let mut buf = Vec::with_capacity(RECV_BUF);
         loop {
@@ -156,7 +178,11 @@ impl NftSocket {
                         if errno == libc_enoent() {
                             return Ok(Vec::new());
                         }
-                        return Err(ReadError::Dump { what, table: table.to_string(), errno });
+                        return Err(ReadError::Dump {
+                            what,
+                            table: table.to_string(),
+                            errno,
+                        });
                     }
                     _ => {
                         if let Some(p) = m.payload.get(NFGEN_HDRLEN..) {

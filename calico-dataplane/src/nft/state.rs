@@ -86,7 +86,11 @@ impl Prepared {
                 (n.clone(), rs)
             })
             .collect();
-        let elements = t.sets.iter().map(|(n, s)| (n.clone(), kernel_elements(s))).collect();
+        let elements = t
+            .sets
+            .iter()
+            .map(|(n, s)| (n.clone(), kernel_elements(s)))
+            .collect();
         Prepared { rules, elements }
     }
 
@@ -98,15 +102,29 @@ impl Prepared {
                 .chains
                 .iter()
                 .map(|(n, c)| {
-                    let d = self.rules.get(n).map(|v| v.iter().map(|(_, d)| Some(*d)).collect()).unwrap_or_default();
-                    (n.clone(), ChainState { base: c.base, rule_digests: d })
+                    let d = self
+                        .rules
+                        .get(n)
+                        .map(|v| v.iter().map(|(_, d)| Some(*d)).collect())
+                        .unwrap_or_default();
+                    (
+                        n.clone(),
+                        ChainState {
+                            base: c.base,
+                            rule_digests: d,
+                        },
+                    )
                 })
                 .collect(),
             sets: t
                 .sets
                 .iter()
                 .map(|(n, s)| {
-                    let elements = self.elements.get(n).map(|v| v.iter().cloned().collect()).unwrap_or_default();
+                    let elements = self
+                        .elements
+                        .get(n)
+                        .map(|v| v.iter().cloned().collect())
+                        .unwrap_or_default();
                     let st = SetState {
                         flags: s.flags(),
                         key_type: s.key_type(),
@@ -147,29 +165,52 @@ fn data_value(p: &[u8]) -> Option<Vec<u8>> {
 /// Reads our table back from the kernel (tables, chains, rules, sets and their elements).
 pub(crate) fn read_table(sock: &mut NftSocket, table: &str) -> Result<TableState, ReadError> {
     let tables = sock.dump(NFT_MSG_GETTABLE, "tables", table, |_| {})?;
-    let exists = tables.iter().any(|p| str_attr(p, NFTA_TABLE_NAME).as_deref() == Some(table));
-    let mut st = TableState { exists, ..TableState::default() };
+    let exists = tables
+        .iter()
+        .any(|p| str_attr(p, NFTA_TABLE_NAME).as_deref() == Some(table));
+    let mut st = TableState {
+        exists,
+        ..TableState::default()
+    };
     if !exists {
         return Ok(st);
     }
-    for p in sock.dump(NFT_MSG_GETCHAIN, "chains", table, |b| b.attr_str(NFTA_CHAIN_TABLE, table))? {
+    for p in sock.dump(NFT_MSG_GETCHAIN, "chains", table, |b| {
+        b.attr_str(NFTA_CHAIN_TABLE, table)
+    })? {
         if str_attr(&p, NFTA_CHAIN_TABLE).as_deref() != Some(table) {
             continue;
         }
-        let Some(name) = str_attr(&p, NFTA_CHAIN_NAME) else { continue };
+        let Some(name) = str_attr(&p, NFTA_CHAIN_NAME) else {
+            continue;
+        };
         let base = wire::find(&p, NFTA_CHAIN_HOOK).and_then(|h| {
             let hook = hook_from(be32_attr(h, NFTA_HOOK_HOOKNUM)?)?;
             let priority = be32_attr(h, NFTA_HOOK_PRIORITY)? as i32;
             let policy_accept = be32_attr(&p, NFTA_CHAIN_POLICY).unwrap_or(1) == 1;
-            Some(BaseChain { hook, priority, policy_accept })
+            Some(BaseChain {
+                hook,
+                priority,
+                policy_accept,
+            })
         });
-        st.chains.insert(name, ChainState { base, rule_digests: Vec::new() });
+        st.chains.insert(
+            name,
+            ChainState {
+                base,
+                rule_digests: Vec::new(),
+            },
+        );
     }
-    for p in sock.dump(NFT_MSG_GETRULE, "rules", table, |b| b.attr_str(NFTA_RULE_TABLE, table))? {
+    for p in sock.dump(NFT_MSG_GETRULE, "rules", table, |b| {
+        b.attr_str(NFTA_RULE_TABLE, table)
+    })? {
         if str_attr(&p, NFTA_RULE_TABLE).as_deref() != Some(table) {
             continue;
         }
-        let Some(chain) = str_attr(&p, NFTA_RULE_CHAIN) else { continue };
+        let Some(chain) = str_attr(&p, NFTA_RULE_CHAIN) else {
+            continue;
+        };
         let digest = wire::find(&p, NFTA_RULE_USERDATA).and_then(|u| {
             wire::parse_udata(u)
                 .into_iter()
@@ -181,11 +222,15 @@ pub(crate) fn read_table(sock: &mut NftSocket, table: &str) -> Result<TableState
         }
     }
     let mut names = Vec::new();
-    for p in sock.dump(NFT_MSG_GETSET, "sets", table, |b| b.attr_str(NFTA_SET_TABLE, table))? {
+    for p in sock.dump(NFT_MSG_GETSET, "sets", table, |b| {
+        b.attr_str(NFTA_SET_TABLE, table)
+    })? {
         if str_attr(&p, NFTA_SET_TABLE).as_deref() != Some(table) {
             continue;
         }
-        let Some(name) = str_attr(&p, NFTA_SET_NAME) else { continue };
+        let Some(name) = str_attr(&p, NFTA_SET_NAME) else {
+            continue;
+        };
         let flags = be32_attr(&p, NFTA_SET_FLAGS).unwrap_or(0);
         let s = SetState {
             flags,
@@ -202,17 +247,28 @@ pub(crate) fn read_table(sock: &mut NftSocket, table: &str) -> Result<TableState
             b.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
             b.attr_str(NFTA_SET_ELEM_LIST_SET, &name);
         })?;
-        let Some(set) = st.sets.get_mut(&name) else { continue };
+        let Some(set) = st.sets.get_mut(&name) else {
+            continue;
+        };
         for p in replies {
-            let Some(list) = wire::find(&p, NFTA_SET_ELEM_LIST_ELEMENTS) else { continue };
+            let Some(list) = wire::find(&p, NFTA_SET_ELEM_LIST_ELEMENTS) else {
+                continue;
+            };
             for (_, e) in wire::attrs(list) {
-                let Some(key) = wire::find(e, NFTA_SET_ELEM_KEY).and_then(data_value) else { continue };
+                let Some(key) = wire::find(e, NFTA_SET_ELEM_KEY).and_then(data_value) else {
+                    continue;
+                };
                 let key_end = wire::find(e, NFTA_SET_ELEM_KEY_END).and_then(data_value);
                 let flags = be32_attr(e, NFTA_SET_ELEM_FLAGS).unwrap_or(0);
                 let verdict = wire::find(e, NFTA_SET_ELEM_DATA)
                     .and_then(|d| wire::find(d, NFTA_DATA_VERDICT))
                     .and_then(Verdict::decode);
-                set.elements.insert(KElem { key, key_end, flags, verdict });
+                set.elements.insert(KElem {
+                    key,
+                    key_end,
+                    flags,
+                    verdict,
+                });
             }
         }
     }

@@ -19,7 +19,14 @@ pub(crate) struct MsgBuf {
 
 impl MsgBuf {
     /// Starts a message with an nfgenmsg header; returns its start offset for [`MsgBuf::end_msg`].
-    pub(crate) fn begin_msg(&mut self, ty: u16, flags: u16, seq: u32, family: u8, res_id: u16) -> usize {
+    pub(crate) fn begin_msg(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        seq: u32,
+        family: u8,
+        res_id: u16,
+    ) -> usize {
         let start = self.buf.len();
         self.buf.extend_from_slice(&0u32.to_ne_bytes());
         self.buf.extend_from_slice(&ty.to_ne_bytes());
@@ -72,7 +79,8 @@ impl MsgBuf {
     pub(crate) fn nest_begin(&mut self, ty: u16) -> usize {
         let start = self.buf.len();
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
         start
     }
 
@@ -121,7 +129,12 @@ pub(crate) fn messages(mut b: &[u8]) -> Vec<NlMsg<'_>> {
         if len < NLMSG_HDRLEN || len > b.len() {
             break;
         }
-        out.push(NlMsg { ty, flags, seq, payload: &b[NLMSG_HDRLEN..len] });
+        out.push(NlMsg {
+            ty,
+            flags,
+            seq,
+            payload: &b[NLMSG_HDRLEN..len],
+        });
         b = &b[align4(len).min(b.len())..];
     }
     out
@@ -131,7 +144,9 @@ pub(crate) fn messages(mut b: &[u8]) -> Vec<NlMsg<'_>> {
 pub(crate) fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
     let mut out = Vec::new();
     while b.len() >= 4 {
-        let (Some(len), Some(ty)) = (ne_u16(b, 0), ne_u16(b, 2)) else { break };
+        let (Some(len), Some(ty)) = (ne_u16(b, 0), ne_u16(b, 2)) else {
+            break;
+        };
         let len = usize::from(len);
         if len < 4 || len > b.len() {
             break;
