@@ -299,8 +299,8 @@ fn render(a: &RenderArgs) -> Result<ExitCode, CliError> {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
-    let (wl, hep) = calico_policy::nft::node_endpoints(&model, &a.node);
-    if wl.is_empty() && hep.is_empty() {
+    let eps = calico_policy::nft::node_endpoints(&model, &a.node);
+    if eps.workloads.is_empty() && eps.host_endpoints.is_empty() {
         eprintln!(
             "warning: no workload or host endpoint with an interface runs on node {}",
             a.node

@@ -1012,7 +1012,7 @@ impl Dataplane for NetlinkDataplane {
         lines.extend(drift.chains.iter().map(|c| format!("write chain {c}")));
         if !dry_run {
             // Plan against what the kernel holds, not what was applied last.
-            nft.applier().forget();
+            nft.forget();
             nft.apply_ruleset(ruleset).map_err(|e| NetlinkError::Nft {
                 source: Box::new(e),
             })?;

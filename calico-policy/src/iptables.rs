@@ -157,7 +157,7 @@ pub fn render(model: &Model, program: &Program, node: &str) -> String {
         chains: BTreeMap::new(),
         ipsets: BTreeMap::new(),
     };
-    let (wl, _hep) = node_endpoints(model, node);
+    let wl = node_endpoints(model, node).workloads;
     let mut from_dispatch = Vec::new();
     let mut to_dispatch = Vec::new();
     for (ei, iface) in &wl {
@@ -430,7 +430,7 @@ impl Render<'_> {
             let dir = if flag == "s" { "src" } else { "dst" };
             let named_only = flag == "d" && m.has_ports && m.ports.is_empty();
             if let Some(s) = &m.set {
-                if !(named_only && !m.named_ports.is_empty()) {
+                if !named_only || m.named_ports.is_empty() {
                     let set = self.selector_ipset(s);
                     inline.push(format!("-m set --match-set {set} {dir}"));
                 }

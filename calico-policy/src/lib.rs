@@ -10,6 +10,10 @@
 //!   default) that decided each direction.
 //! - [`Model::connlist`] lists every allowed connection (connlist-format.md), rendered by
 //!   [`Connlist::render`].
+//! - [`Model::compile`] gives the address-set IR; [`nft::build_ruleset`] turns it into the
+//!   structured nftables ruleset of one node (policy.md §13), rendered by
+//!   [`nft::Ruleset::to_nft`] and diffed by [`nft::RulesetDelta::between`];
+//!   [`iptables::render`] gives the reference iptables layout (§11).
 //!
 //! ```
 //! use calico_model::loader::load_str;

@@ -15,11 +15,14 @@ use proptest::prelude::*;
 const SETS: [&str; 4] = ["sa", "sb", "sc", "sd"];
 const CHAINS: [&str; 5] = ["c0", "c1", "c2", "c3", "c4"];
 
+/// (kind, target chain, set) of one generated rule.
+type RuleSpec = (u8, usize, usize);
+
 #[derive(Debug, Clone)]
 struct Spec {
     sets: Vec<(usize, bool, Vec<u16>)>,
     base_hook: [Option<bool>; 2],
-    chains: Vec<(usize, Vec<(u8, usize, usize)>)>,
+    chains: Vec<(usize, Vec<RuleSpec>)>,
     map: Vec<(u8, usize)>,
 }
 

@@ -289,12 +289,15 @@ fn one_policy_change_touches_only_its_chain_and_sets() {
 #[test]
 fn membership_change_is_element_updates_only() {
     let old = ruleset_of(EXAMPLE, "node1");
-    let more = with_extra_pod(EXAMPLE, "fe2", "10.244.3.9", "frontend", "node3");
+    // Adjacent to the existing frontend 10.244.2.5: still one new element, nothing removed.
+    let more = with_extra_pod(EXAMPLE, "fe2", "10.244.2.6", "frontend", "node3");
     let new = ruleset_of(&more, "node1");
     let d = RulesetDelta::between(&old, &new);
     assert!(d.fill_chains.is_empty(), "{d:?}");
     assert!(d.create_sets.is_empty() && d.delete_sets.is_empty());
+    assert!(d.remove_elements.is_empty());
     assert_eq!(d.add_elements.len(), 1);
+    assert_eq!(d.add_elements[0].1.len(), 1);
     assert!(d.add_elements[0].0.starts_with("s4-"));
     assert_eq!(d.apply(&old).unwrap(), new);
     assert!(d.to_nft().contains("add element inet calico s4-"));
@@ -437,10 +440,12 @@ fn normalise(listing: &str) -> String {
         if line.starts_with("table ") || line == "}" || line.trim().is_empty() {
             continue;
         }
-        if line.starts_with('\t') && !line.starts_with("\t\t") && line.ends_with('{') {
-            if !cur.is_empty() {
-                blocks.push(std::mem::take(&mut cur));
-            }
+        if line.starts_with('\t')
+            && !line.starts_with("\t\t")
+            && line.ends_with('{')
+            && !cur.is_empty()
+        {
+            blocks.push(std::mem::take(&mut cur));
         }
         cur.push_str(line);
         cur.push('\n');
@@ -532,6 +537,10 @@ fn variants() -> Vec<(&'static str, String)> {
             with_extra_pod(&base, "fe2", "10.244.3.9", "frontend", "node3"),
         ),
         (
+            "adjacent frontend added",
+            with_extra_pod(&base, "fe3", "10.244.2.6", "frontend", "node3"),
+        ),
+        (
             "local web added",
             with_extra_pod(&base, "web2", "10.244.1.8", "web", "node1"),
         ),
@@ -601,4 +610,105 @@ fn deltas_apply_in_kernel() {
             new_ns.load("delete table inet calico\n");
         }
     }
+}
+
+/// A set whose key changes and a base chain whose hook changes under the same names: the
+/// delta's pre-phase (flush users, delete, recreate) is accepted by the kernel.
+#[test]
+fn redefinitions_apply_in_kernel() {
+    use calico_policy::nft::{
+        AddrValue, BaseChain, Chain, ChainPolicy, Hook, IpFamily, Match, PortProto, PortValue,
+        Rule, RuleVerdict, Set, SetElement, SetKey, Side, Verdict,
+    };
+    let rule = |m: Match, v: Verdict| Rule {
+        matches: vec![m],
+        verdict: Some(RuleVerdict::Verdict(v)),
+        ..Rule::default()
+    };
+    let jump = Rule {
+        verdict: Some(RuleVerdict::Verdict(Verdict::Jump("c1".to_owned()))),
+        ..Rule::default()
+    };
+    let mut old = Ruleset::default();
+    old.sets.insert(
+        "sa".to_owned(),
+        Set {
+            key: SetKey::Ipv4Addr,
+            interval: true,
+            elements: [SetElement::Net("10.0.0.1/32".parse().unwrap())].into(),
+        },
+    );
+    old.chains.insert(
+        "c1".to_owned(),
+        Chain {
+            base: None,
+            rules: vec![rule(
+                Match::Addr {
+                    family: IpFamily::V4,
+                    side: Side::Src,
+                    value: AddrValue::Set("sa".to_owned()),
+                    negate: false,
+                },
+                Verdict::Drop,
+            )],
+        },
+    );
+    old.chains.insert(
+        "b".to_owned(),
+        Chain {
+            base: Some(BaseChain {
+                hook: Hook::Input,
+                priority: 0,
+                policy: ChainPolicy::Accept,
+            }),
+            rules: vec![jump.clone()],
+        },
+    );
+    let mut new = old.clone();
+    new.sets.insert(
+        "sa".to_owned(),
+        Set {
+            key: SetKey::InetService,
+            interval: true,
+            elements: [SetElement::PortRange(80, 90)].into(),
+        },
+    );
+    new.chains.get_mut("c1").unwrap().rules = vec![
+        rule(
+            Match::L4proto {
+                proto: 6,
+                negate: false,
+            },
+            Verdict::Return,
+        ),
+        rule(
+            Match::Port {
+                proto: PortProto::Tcp,
+                side: Side::Dst,
+                value: PortValue::Set("sa".to_owned()),
+                negate: false,
+            },
+            Verdict::Drop,
+        ),
+    ];
+    new.chains.get_mut("b").unwrap().base = Some(BaseChain {
+        hook: Hook::Forward,
+        priority: 3,
+        policy: ChainPolicy::Drop,
+    });
+    let d = RulesetDelta::between(&old, &new);
+    assert_eq!(d.pre_delete_sets, ["sa"]);
+    assert_eq!(d.pre_delete_chains, ["b"]);
+    assert_eq!(d.apply(&old).unwrap(), new);
+    if !can_run() {
+        return;
+    }
+    let a = Netns::new();
+    let b = Netns::new();
+    a.load(&old.to_nft());
+    let text = d.to_nft();
+    let (ok, _, err) = a.nft(&["-f", "-"], &text);
+    assert!(ok, "{err}\n{text}");
+    b.load(&new.to_nft());
+    assert_eq!(a.list(), b.list());
 }

@@ -82,7 +82,7 @@ impl NftApplier {
     /// definitions and elements, base-chain hooks).
     pub fn drift(&mut self, desired: &Table) -> Result<Drift, ReadError> {
         let cur = self.read_back()?;
-        let want = Prepared::new(desired).state(desired);
+        let want = Prepared::new(desired).into_state(desired);
         let mut d = Drift {
             table_missing: !cur.exists,
             ..Drift::default()
@@ -115,7 +115,7 @@ impl NftApplier {
             .sets
             .iter()
             .any(|(n, s)| cur.sets.get(n).is_some_and(|c| !c.same_definition(s)));
-        self.run(&cur, desired, &prep, rewrite)
+        self.run(&cur, desired, prep, rewrite)
     }
 
     /// Rewrites the table's whole contents in one transaction (all rules, sets and chains
@@ -124,7 +124,7 @@ impl NftApplier {
         self.applied = None;
         let cur = self.read_back()?;
         let prep = Prepared::new(desired);
-        self.run(&cur, desired, &prep, true)
+        self.run(&cur, desired, prep, true)
     }
 
     /// Reserves sequence numbers for a batch about to be built.
@@ -176,14 +176,14 @@ impl NftApplier {
         &mut self,
         cur: &TableState,
         desired: &Table,
-        prep: &Prepared,
+        prep: Prepared,
         rewrite: bool,
     ) -> Result<ApplyStats, ApplyError> {
         let first = self.sock.reserve_seq(0);
         let mut batch = Batch::new(&self.table, first);
-        let mut stats = plan(&mut batch, cur, desired, prep, rewrite);
+        let mut stats = plan(&mut batch, cur, desired, &prep, rewrite);
         if batch.len() == 0 {
-            self.applied = Some(prep.state(desired));
+            self.applied = Some(prep.into_state(desired));
             return Ok(stats);
         }
         stats.messages = batch.len();
@@ -191,7 +191,7 @@ impl NftApplier {
         self.sock
             .reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
         self.sock.send_batch(batch)?;
-        self.applied = Some(prep.state(desired));
+        self.applied = Some(prep.into_state(desired));
         Ok(stats)
     }
 }

@@ -94,7 +94,9 @@ pub(crate) fn kernel_elements(set: &Set) -> Vec<KElem> {
             });
         }
     }
-    for (i, (start, end, verdict)) in merged.iter().enumerate() {
+    // Adjacent ranges keep both the end marker of the first and the start of the next (same
+    // key, different flags), as nft sends them; the kernel rejects two starts in a row.
+    for (start, end, verdict) in &merged {
         out.push(KElem {
             key: start.clone(),
             key_end: None,
@@ -102,14 +104,12 @@ pub(crate) fn kernel_elements(set: &Set) -> Vec<KElem> {
             verdict: verdict.clone(),
         });
         if let Some(next) = incr(end) {
-            if merged.get(i + 1).is_none_or(|n| n.0 != next) {
-                out.push(KElem {
-                    key: next,
-                    key_end: None,
-                    flags: NFT_SET_ELEM_INTERVAL_END,
-                    verdict: None,
-                });
-            }
+            out.push(KElem {
+                key: next,
+                key_end: None,
+                flags: NFT_SET_ELEM_INTERVAL_END,
+                verdict: None,
+            });
         }
     }
     out
@@ -133,7 +133,9 @@ pub(crate) fn rule_digest(encoded_exprs: &[u8], comment: Option<&str>) -> u64 {
 
 /// The expressions of a rule encoded (the payload of `NFTA_RULE_EXPRESSIONS`).
 pub(crate) fn encode_exprs(rule: &Rule) -> Vec<u8> {
-    let mut b = MsgBuf::default();
+    let mut b = MsgBuf {
+        buf: Vec::with_capacity(64 * rule.exprs.len()),
+    };
     for e in &rule.exprs {
         e.encode(&mut b);
     }
@@ -218,7 +220,7 @@ impl Batch {
 
     pub(crate) fn new_chain(&mut self, name: &str, chain: &Chain) {
         let s = self.begin(NFT_MSG_NEWCHAIN, NLM_F_CREATE, "add chain", name);
-        self.buf.attr_str(NFTA_CHAIN_TABLE, &self.table.clone());
+        self.buf.attr_str(NFTA_CHAIN_TABLE, &self.table);
         self.buf.attr_str(NFTA_CHAIN_NAME, name);
         if let Some(base) = &chain.base {
             let h = self.buf.nest_begin(NFTA_CHAIN_HOOK);
@@ -235,7 +237,7 @@ impl Batch {
 
     pub(crate) fn del_chain(&mut self, name: &str) {
         let s = self.begin(NFT_MSG_DELCHAIN, 0, "delete chain", name);
-        self.buf.attr_str(NFTA_CHAIN_TABLE, &self.table.clone());
+        self.buf.attr_str(NFTA_CHAIN_TABLE, &self.table);
         self.buf.attr_str(NFTA_CHAIN_NAME, name);
         self.buf.end_msg(s);
     }
@@ -248,7 +250,7 @@ impl Batch {
             "flush chain",
             chain.unwrap_or("<all chains>"),
         );
-        self.buf.attr_str(NFTA_RULE_TABLE, &self.table.clone());
+        self.buf.attr_str(NFTA_RULE_TABLE, &self.table);
         if let Some(c) = chain {
             self.buf.attr_str(NFTA_RULE_CHAIN, c);
         }
@@ -270,7 +272,7 @@ impl Batch {
             "add rule",
             &format!("{chain} #{index}"),
         );
-        self.buf.attr_str(NFTA_RULE_TABLE, &self.table.clone());
+        self.buf.attr_str(NFTA_RULE_TABLE, &self.table);
         self.buf.attr_str(NFTA_RULE_CHAIN, chain);
         let n = self.buf.nest_begin(NFTA_RULE_EXPRESSIONS);
         self.buf.buf.extend_from_slice(exprs);
@@ -288,7 +290,7 @@ impl Batch {
 
     pub(crate) fn new_set(&mut self, name: &str, set: &Set) {
         let s = self.begin(NFT_MSG_NEWSET, NLM_F_CREATE, "add set", name);
-        self.buf.attr_str(NFTA_SET_TABLE, &self.table.clone());
+        self.buf.attr_str(NFTA_SET_TABLE, &self.table);
         self.buf.attr_str(NFTA_SET_NAME, name);
         self.buf.attr_u32(NFTA_SET_FLAGS, set.flags());
         self.buf.attr_u32(NFTA_SET_KEY_TYPE, set.key_type());
@@ -329,7 +331,7 @@ impl Batch {
 
     pub(crate) fn del_set(&mut self, name: &str) {
         let s = self.begin(NFT_MSG_DELSET, 0, "delete set", name);
-        self.buf.attr_str(NFTA_SET_TABLE, &self.table.clone());
+        self.buf.attr_str(NFTA_SET_TABLE, &self.table);
         self.buf.attr_str(NFTA_SET_NAME, name);
         self.buf.end_msg(s);
     }
@@ -337,8 +339,7 @@ impl Batch {
     /// Deletes every element of a set.
     pub(crate) fn flush_set(&mut self, name: &str) {
         let s = self.begin(NFT_MSG_DELSETELEM, 0, "flush set", name);
-        self.buf
-            .attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table.clone());
+        self.buf.attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table);
         self.buf.attr_str(NFTA_SET_ELEM_LIST_SET, name);
         self.buf.end_msg(s);
     }
@@ -353,8 +354,7 @@ impl Batch {
                 (NFT_MSG_DELSETELEM, "delete elements from", 0)
             };
             let s = self.begin(msg, flags, op, name);
-            self.buf
-                .attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table.clone());
+            self.buf.attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table);
             self.buf.attr_str(NFTA_SET_ELEM_LIST_SET, name);
             let list = self.buf.nest_begin(NFTA_SET_ELEM_LIST_ELEMENTS);
             let mut used = 0;

@@ -73,7 +73,7 @@ pub enum ApplyError {
         /// Table.
         table: String,
         /// The first rejected message.
-        first: Rejection,
+        first: Box<Rejection>,
         /// Number of further rejected messages.
         more: usize,
         /// All rejected messages.

@@ -397,12 +397,33 @@ impl NftDataplane {
     }
 
     /// Makes the table hold exactly `rs`, in one transaction that rewrites only what differs
-    /// from the last applied (or, the first time, the read-back) state: applying the same
-    /// ruleset twice sends nothing the second time. The table itself is never deleted.
+    /// from the last applied state (as [`m::RulesetDelta::between`] and
+    /// [`NftDataplane::apply_delta`]) or, the first time or after a failure, from the table
+    /// read back from the kernel (chains compared by rule digests, sets by elements).
+    /// Applying the same ruleset twice sends nothing the second time. The table itself is
+    /// never deleted.
     pub fn apply_ruleset(&mut self, rs: &m::Ruleset) -> Result<ApplyStats, ApplyError> {
+        if let Some(last) = &self.last {
+            if last == rs {
+                return Ok(ApplyStats::default());
+            }
+            let delta = m::RulesetDelta::between(last, rs);
+            let r = self.apply_delta(&delta);
+            if r.is_err() {
+                self.forget();
+            }
+            return r;
+        }
         let r = self.applier.apply(&table(rs));
         self.last = if r.is_ok() { Some(rs.clone()) } else { None };
         r
+    }
+
+    /// Forgets the remembered state: the next [`NftDataplane::apply_ruleset`] reads the table
+    /// back and diffs against what the kernel holds (use after drift was found).
+    pub fn forget(&mut self) {
+        self.last = None;
+        self.applier.forget();
     }
 
     /// Rewrites the table's whole contents (every object deleted and created again) in one
@@ -425,8 +446,8 @@ impl NftDataplane {
         if delta.is_empty() {
             return Ok(ApplyStats::default());
         }
-        let mut next = last.clone();
-        advance(&mut next, delta);
+        // The ruleset is large: nothing of it is cloned; only the sets whose interval
+        // encoding is rewritten are computed here, and `last` is advanced after success.
         let first = self.applier.reserve_seq();
         let mut batch = Batch::new(m::TABLE, first);
         let mut stats = ApplyStats::default();
@@ -435,11 +456,9 @@ impl NftDataplane {
         let mut maps_flushed = false;
         let mut touched_chains: BTreeSet<String> = BTreeSet::new();
         let mut touched_sets: BTreeSet<String> = BTreeSet::new();
-        let interval = |name: &str| {
-            next.sets
-                .get(name)
-                .or_else(|| last.sets.get(name))
-                .is_some_and(|s| s.interval)
+        let interval = |name: &str| match delta.create_sets.iter().find(|(n, _, _)| n == name) {
+            Some((_, _, interval)) => *interval,
+            None => last.sets.get(name).is_some_and(|s| s.interval),
         };
         for op in delta.ops() {
             match op {
@@ -480,10 +499,9 @@ impl NftDataplane {
                     touched_sets.insert(s.to_string());
                     if interval(s) {
                         if rewritten.insert(s) {
-                            if let Some(ns) = next.sets.get(s) {
-                                batch.flush_set(s);
-                                batch.set_elems(s, &kernel_elements(&set(ns)), true);
-                            }
+                            let ns = set_after(last, delta, s);
+                            batch.flush_set(s);
+                            batch.set_elems(s, &kernel_elements(&set(&ns)), true);
                         }
                         continue;
                     }
@@ -571,6 +589,9 @@ impl NftDataplane {
         stats.chains_written = delta.fill_chains.len();
         stats.sets_written = touched_sets.len();
         self.applier.send(batch)?;
+        let next = self.last.get_or_insert_with(m::Ruleset::default);
+        advance(next, delta);
+        let next = &*next;
         // Keep the remembered kernel state in step (only the touched objects are recomputed).
         for c in &touched_chains {
             let st = next.chains.get(c).map(|ch| {
@@ -602,7 +623,6 @@ impl NftDataplane {
             });
             self.applier.remember_set(s, st);
         }
-        self.last = Some(next);
         Ok(stats)
     }
 
@@ -616,6 +636,36 @@ impl NftDataplane {
     pub fn applier(&mut self) -> &mut NftApplier {
         &mut self.applier
     }
+}
+
+/// Set `name` as it is after `delta` (the delta's element changes applied to its old or
+/// newly created contents).
+fn set_after(last: &m::Ruleset, d: &m::RulesetDelta, name: &str) -> m::Set {
+    let mut s = match d.create_sets.iter().find(|(n, _, _)| n == name) {
+        Some((_, key, interval)) => m::Set {
+            key: *key,
+            interval: *interval,
+            elements: Default::default(),
+        },
+        None => last.sets.get(name).cloned().unwrap_or(m::Set {
+            key: m::SetKey::Ipv4Addr,
+            interval: true,
+            elements: Default::default(),
+        }),
+    };
+    for (n, els) in &d.remove_elements {
+        if n == name {
+            for e in els {
+                s.elements.remove(e);
+            }
+        }
+    }
+    for (n, els) in &d.add_elements {
+        if n == name {
+            s.elements.extend(els.iter().cloned());
+        }
+    }
+    s
 }
 
 /// `rs` after `delta` (no checks: the kernel makes them).

@@ -110,7 +110,10 @@ impl NftSocket {
                 if m.seq == fence {
                     break 'outer;
                 }
-                if errno != 0 {
+                // Replies left over from an earlier, interrupted exchange are not ours.
+                let ours =
+                    m.seq.wrapping_sub(batch.first_seq) < fence.wrapping_sub(batch.first_seq);
+                if errno != 0 && ours {
                     let message = ext_ack_message(m.flags, m.payload);
                     let (op, object) = match batch.label(m.seq) {
                         Some(l) => (l.op, l.object.clone()),
@@ -125,12 +128,11 @@ impl NftSocket {
                 }
             }
         }
-        let mut it = rejected.clone().into_iter();
-        match it.next() {
+        match rejected.first().cloned() {
             None => Ok(()),
             Some(first) => Err(ApplyError::Rejected {
                 table: batch.table.clone(),
-                first,
+                first: Box::new(first),
                 more: rejected.len() - 1,
                 all: rejected,
             }),

@@ -95,7 +95,7 @@ impl Prepared {
     }
 
     /// The state the kernel holds once `t` is applied.
-    pub(crate) fn state(&self, t: &Table) -> TableState {
+    pub(crate) fn into_state(mut self, t: &Table) -> TableState {
         TableState {
             exists: true,
             chains: t
@@ -122,8 +122,8 @@ impl Prepared {
                 .map(|(n, s)| {
                     let elements = self
                         .elements
-                        .get(n)
-                        .map(|v| v.iter().cloned().collect())
+                        .remove(n)
+                        .map(|v| v.into_iter().collect())
                         .unwrap_or_default();
                     let st = SetState {
                         flags: s.flags(),

@@ -160,14 +160,15 @@ fn range_element(r: &AddrRange) -> SetElement {
     SetElement::AddrRange(range_ip(r.family, r.lo), range_ip(r.family, r.hi))
 }
 
-/// Sorts and merges overlapping or adjacent ranges of family `f`.
+/// Sorts and merges overlapping ranges of family `f` (adjacent ones stay separate elements,
+/// so adding or removing one address is one element change).
 fn merge_ranges(ranges: &[AddrRange], f: Family) -> Vec<AddrRange> {
     let mut v: Vec<AddrRange> = ranges.iter().filter(|r| r.family == f).copied().collect();
     v.sort();
     let mut out: Vec<AddrRange> = Vec::with_capacity(v.len());
     for r in v {
         match out.last_mut() {
-            Some(last) if r.lo <= last.hi.saturating_add(1) => last.hi = last.hi.max(r.hi),
+            Some(last) if r.lo <= last.hi => last.hi = last.hi.max(r.hi),
             _ => out.push(r),
         }
     }
@@ -248,9 +249,18 @@ struct Builder<'a> {
     tier_names: HashMap<String, String>,
 }
 
-/// The (first) dataplane endpoints of `node`: `(endpoint index, interface)` of workloads and of
-/// host endpoints with an interface name, in model order, one per interface.
-pub fn node_endpoints(model: &Model, node: &str) -> (Vec<(usize, String)>, Vec<(usize, String)>) {
+/// The dataplane endpoints of one node, as `(endpoint index, interface name)` in model order
+/// (the first endpoint of an interface wins).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeEndpoints {
+    /// Workload endpoints (pods and WorkloadEndpoints; not `hostNetwork` pods).
+    pub workloads: Vec<(usize, String)>,
+    /// Host endpoints with an interface name.
+    pub host_endpoints: Vec<(usize, String)>,
+}
+
+/// The dataplane endpoints of `node`.
+pub fn node_endpoints(model: &Model, node: &str) -> NodeEndpoints {
     let mut seen = BTreeSet::new();
     let mut wl = Vec::new();
     let mut hep = Vec::new();
@@ -268,7 +278,10 @@ pub fn node_endpoints(model: &Model, node: &str) -> (Vec<(usize, String)>, Vec<(
             wl.push((i, iface.clone()));
         }
     }
-    (wl, hep)
+    NodeEndpoints {
+        workloads: wl,
+        host_endpoints: hep,
+    }
 }
 
 /// Builds the ruleset `node` programs for `program` (compiled from `model` by
@@ -286,7 +299,10 @@ pub fn build_ruleset(
         rs: Ruleset::default(),
         tier_names: HashMap::new(),
     };
-    let (wl, hep) = node_endpoints(model, node);
+    let NodeEndpoints {
+        workloads: wl,
+        host_endpoints: hep,
+    } = node_endpoints(model, node);
     let mut from_wl = VerdictMap::default();
     let mut to_wl = VerdictMap::default();
     for (ei, iface) in &wl {

@@ -7,6 +7,8 @@ pub mod delta;
 pub mod ruleset;
 pub mod text;
 
-pub use build::{RenderOptions, build_ruleset, node_endpoints, object_name, policy_chain_id};
+pub use build::{
+    NodeEndpoints, RenderOptions, build_ruleset, node_endpoints, object_name, policy_chain_id,
+};
 pub use delta::{ApplyError, reachable_chains};
 pub use ruleset::*;
