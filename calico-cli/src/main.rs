@@ -3,6 +3,7 @@
 //! Exit status (cli.md): `0` success, `1` the command ran and found problems, `2` it could
 //! not run. Errors go to stderr as one summary line, then details.
 
+mod dataplane_cmd;
 mod exit;
 mod ipam_cmd;
 mod policy_cmd;
@@ -45,6 +46,9 @@ enum Command {
     /// BGP sessions, kernel route plans, BIRD 2 configuration and route analysis.
     #[command(subcommand)]
     Route(route_cmd::RouteCommand),
+    /// Program a node's kernel state (routes, neighbours, devices, nftables) from manifests.
+    #[command(subcommand)]
+    Dataplane(dataplane_cmd::DataplaneCommand),
     /// Store projectcalico.org/v3 (and Kubernetes) resources from manifests in --store.
     Apply(store_cmd::ApplyArgs),
     /// Print resources from --store: a table (default), `-o wide`, `-o yaml` or `-o json`.
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate_cmd::run(&args),
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Route(cmd) => route_cmd::run(cmd),
+        Command::Dataplane(cmd) => dataplane_cmd::run(cmd),
         Command::Apply(args) => store_cmd::run_apply(&cli.store, &args),
         Command::Get(args) => store_cmd::run_get(&cli.store, &args),
         Command::Delete(args) => store_cmd::run_delete(&cli.store, &args),

@@ -172,7 +172,7 @@ fn parse_protocol(s: &str) -> Result<Protocol, CliError> {
 }
 
 /// Loads manifests with defaults applied; `Err` (exit 2) when they cannot be read.
-fn load_set(path: &PathBuf) -> Result<calico_model::loader::LoadedSet, CliError> {
+pub(crate) fn load_set(path: &PathBuf) -> Result<calico_model::loader::LoadedSet, CliError> {
     let mut set = load_paths(std::slice::from_ref(path));
     if !set.errors.is_empty() {
         return Err(CliError::with_details(
@@ -192,9 +192,17 @@ fn load_set(path: &PathBuf) -> Result<calico_model::loader::LoadedSet, CliError>
 
 /// Loads and builds the model: `Err` (exit 2) when it cannot run, `Ok(Err(code))` (exit 1)
 /// when the manifests are invalid (problems printed on stderr).
-fn load(path: &PathBuf) -> Result<Result<Model, ExitCode>, CliError> {
+pub(crate) fn load(path: &PathBuf) -> Result<Result<Model, ExitCode>, CliError> {
     let set = load_set(path)?;
-    match Model::build(&set) {
+    build_model(&set, path)
+}
+
+/// Builds the model of a loaded set, as [`load`] does.
+pub(crate) fn build_model(
+    set: &calico_model::loader::LoadedSet,
+    path: &std::path::Path,
+) -> Result<Result<Model, ExitCode>, CliError> {
+    match Model::build(set) {
         Ok(model) => {
             for w in model.diagnostics() {
                 eprintln!("{w}");

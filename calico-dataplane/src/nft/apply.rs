@@ -299,11 +299,19 @@ fn plan(
             batch.new_rule(n, i, enc, rule.comment.as_deref(), *digest);
         }
     }
-    // e. chains no longer wanted (their own rules go with them), then sets
-    for n in cur.chains.keys() {
-        if !desired.chains.contains_key(n) {
-            batch.del_chain(n);
-        }
+    // e. chains no longer wanted, then sets. Their rules are flushed first, all of them
+    // before any deletion: one unwanted chain may jump to another (a tier chain to a policy
+    // chain), and the kernel refuses to delete a chain something still jumps to (EBUSY).
+    let unwanted: Vec<&String> = cur
+        .chains
+        .keys()
+        .filter(|n| !desired.chains.contains_key(*n))
+        .collect();
+    for n in &unwanted {
+        batch.flush_rules(Some(n));
+    }
+    for n in &unwanted {
+        batch.del_chain(n);
     }
     for n in cur.sets.keys() {
         if !desired.sets.contains_key(n) {
