@@ -250,7 +250,11 @@ pub fn store_url(
 
 fn etcd_url(endpoints: &str) -> Result<String, ConfigError> {
     let mut members = Vec::new();
-    for ep in endpoints.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+    for ep in endpoints
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         let rest = if let Some(r) = ep.strip_prefix("http://") {
             r
         } else if ep.starts_with("https://") {
@@ -355,7 +359,7 @@ impl Workload {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::spec::{Command, CniEnv};
+    use crate::spec::{CniEnv, Command};
 
     const CALICO: &str = r#"{
         "cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "calico",
@@ -396,11 +400,20 @@ mod tests {
     fn rejections() {
         let bad = |s: &str| NetConf::parse(s.as_bytes(), "h").unwrap_err();
         assert!(matches!(bad("{"), ConfigError::Decode(_)));
-        assert!(matches!(bad(r#"{"cniVersion":"9.9.9","name":"n"}"#), ConfigError::Version { .. }));
-        assert!(matches!(bad(r#"{"cniVersion":"1.0.0"}"#), ConfigError::Invalid { key: "name", .. }));
+        assert!(matches!(
+            bad(r#"{"cniVersion":"9.9.9","name":"n"}"#),
+            ConfigError::Version { .. }
+        ));
+        assert!(matches!(
+            bad(r#"{"cniVersion":"1.0.0"}"#),
+            ConfigError::Invalid { key: "name", .. }
+        ));
         assert!(matches!(
             bad(r#"{"cniVersion":"1.0.0","name":"n","datastore":"ftp:x"}"#),
-            ConfigError::Invalid { key: "datastore", .. }
+            ConfigError::Invalid {
+                key: "datastore",
+                ..
+            }
         ));
         assert!(matches!(
             bad(r#"{"cniVersion":"1.0.0","name":"n","etcd_endpoints":"https://h:1"}"#),
@@ -430,7 +443,14 @@ mod tests {
     #[test]
     fn workload_identity_follows_calico() {
         let c = NetConf::parse(CALICO.as_bytes(), "h").unwrap();
-        let w = Workload::new(&c, &env("K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0", "0123456789abcdef")).unwrap();
+        let w = Workload::new(
+            &c,
+            &env(
+                "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0",
+                "0123456789abcdef",
+            ),
+        )
+        .unwrap();
         assert_eq!(w.handle, "k8s-pod-network.0123456789abcdef");
         assert_eq!(
             w.host_ifname,
@@ -442,7 +462,10 @@ mod tests {
         assert_eq!(plain.host_ifname, "cali0123456789a");
         assert!(!plain.attributes().contains_key("pod"));
         let ip = Workload::new(&c, &env("IP=10.1.2.3", "x")).unwrap();
-        assert_eq!(ip.requested_ips, ["10.1.2.3".parse::<std::net::IpAddr>().unwrap()]);
+        assert_eq!(
+            ip.requested_ips,
+            ["10.1.2.3".parse::<std::net::IpAddr>().unwrap()]
+        );
         assert!(Workload::new(&c, &env("IP=nope", "x")).is_err());
     }
 }

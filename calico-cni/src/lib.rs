@@ -40,6 +40,7 @@ pub mod config;
 pub mod delegate;
 pub mod error;
 pub mod ipam_plugin;
+pub mod kernel;
 pub mod plugin;
 pub mod run;
 pub mod spec;

@@ -95,7 +95,10 @@ fn netns_of<'a, N: PodNetwork>(net: &N, env: &'a CniEnv) -> Result<&'a Path, Plu
 
 /// The pod's addresses as host prefixes, whatever mask the IPAM plugin reported.
 pub fn pod_addresses(ipam: &CniResult) -> Vec<IpNet> {
-    ipam.ips.iter().map(|c| IpNet::from(c.address.addr())).collect()
+    ipam.ips
+        .iter()
+        .map(|c| IpNet::from(c.address.addr()))
+        .collect()
 }
 
 /// `ADD`. `config` is the configuration as read (handed to the IPAM plugin unchanged).
@@ -125,7 +128,10 @@ pub fn add<N: PodNetwork>(
     } else {
         net.remove(&w.host_ifname, None, &env.ifname)
             .map_err(|e| dp_err("removal of a stale veth", &w.host_ifname, e))
-            .and_then(|()| net.create(&spec).map_err(|e| dp_err("create", &w.host_ifname, e)))
+            .and_then(|()| {
+                net.create(&spec)
+                    .map_err(|e| dp_err("create", &w.host_ifname, e))
+            })
     };
     let links = match built {
         Ok(l) => l,
@@ -170,10 +176,7 @@ pub fn add<N: PodNetwork>(
             interface: Some(1),
         })
         .collect();
-    for (v4, dst, gw) in [
-        (true, "0.0.0.0/0", GATEWAY_V4),
-        (false, "::/0", GATEWAY_V6),
-    ] {
+    for (v4, dst, gw) in [(true, "0.0.0.0/0", GATEWAY_V4), (false, "::/0", GATEWAY_V6)] {
         if addresses.iter().any(|a| a.addr().is_ipv4() == v4) {
             if let Ok(dst) = dst.parse() {
                 result.routes.push(Route { dst, gw: Some(gw) });

@@ -31,7 +31,9 @@ impl Outcome {
     fn err(e: &PluginError, version: &str) -> Outcome {
         let obj = e.to_cni(version);
         Outcome {
-            stdout: serde_json::to_string(&obj).map(|s| s + "\n").unwrap_or_default(),
+            stdout: serde_json::to_string(&obj)
+                .map(|s| s + "\n")
+                .unwrap_or_default(),
             success: false,
         }
     }
@@ -66,8 +68,7 @@ fn prepare(
         let v = serde_json::to_value(VersionInfo::default()).ok();
         return Err(Outcome::ok(v));
     }
-    let conf =
-        NetConf::parse(stdin, hostname).map_err(|e| Outcome::err(&e.into(), CNI_VERSION))?;
+    let conf = NetConf::parse(stdin, hostname).map_err(|e| Outcome::err(&e.into(), CNI_VERSION))?;
     if env.command == Command::Check && !crate::spec::supports_check(&conf.cni_version) {
         return Err(Outcome::err(
             &PluginError::CheckNotSupported(conf.cni_version.clone()),
@@ -78,11 +79,7 @@ fn prepare(
 }
 
 /// Runs the `calico-ipam` plugin.
-pub fn run_ipam(
-    lookup: &dyn Fn(&str) -> Option<String>,
-    stdin: &[u8],
-    hostname: &str,
-) -> Outcome {
+pub fn run_ipam(lookup: &dyn Fn(&str) -> Option<String>, stdin: &[u8], hostname: &str) -> Outcome {
     let (env, conf) = match prepare(lookup, stdin, hostname) {
         Ok(p) => p,
         Err(o) => return o,

@@ -208,12 +208,7 @@ impl CniEnv {
             });
         }
         let cmd = command.as_str();
-        let required = |var: &'static str| {
-            val(var).ok_or(EnvError::Missing {
-                var,
-                command: cmd,
-            })
-        };
+        let required = |var: &'static str| val(var).ok_or(EnvError::Missing { var, command: cmd });
         let container_id = required("CNI_CONTAINERID")?;
         validate_container_id(&container_id)?;
         let ifname = required("CNI_IFNAME")?;
@@ -416,7 +411,11 @@ impl CniResult {
             if let Some(ips) = v.get_mut("ips").and_then(|i| i.as_array_mut()) {
                 for (ip, cfg) in ips.iter_mut().zip(&self.ips) {
                     if let Some(o) = ip.as_object_mut() {
-                        let fam = if cfg.address.addr().is_ipv4() { "4" } else { "6" };
+                        let fam = if cfg.address.addr().is_ipv4() {
+                            "4"
+                        } else {
+                            "6"
+                        };
                         o.insert("version".to_owned(), fam.into());
                     }
                 }
@@ -484,7 +483,10 @@ mod tests {
         ("CNI_NETNS", "/var/run/netns/x"),
         ("CNI_IFNAME", "eth0"),
         ("CNI_PATH", "/opt/cni/bin:/usr/lib/cni"),
-        ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p"),
+        (
+            "CNI_ARGS",
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p",
+        ),
     ];
 
     #[test]
@@ -513,13 +515,31 @@ mod tests {
         assert!(matches!(env(&v), Err(EnvError::UnknownCommand(_))));
         let mut v = ADD.to_vec();
         v[3] = ("CNI_IFNAME", "a-very-long-interface");
-        assert!(matches!(env(&v), Err(EnvError::Invalid { var: "CNI_IFNAME", .. })));
+        assert!(matches!(
+            env(&v),
+            Err(EnvError::Invalid {
+                var: "CNI_IFNAME",
+                ..
+            })
+        ));
         let mut v = ADD.to_vec();
         v[1] = ("CNI_CONTAINERID", "-bad/id");
-        assert!(matches!(env(&v), Err(EnvError::Invalid { var: "CNI_CONTAINERID", .. })));
+        assert!(matches!(
+            env(&v),
+            Err(EnvError::Invalid {
+                var: "CNI_CONTAINERID",
+                ..
+            })
+        ));
         let mut v = ADD.to_vec();
         v[5] = ("CNI_ARGS", "novalue");
-        assert!(matches!(env(&v), Err(EnvError::Invalid { var: "CNI_ARGS", .. })));
+        assert!(matches!(
+            env(&v),
+            Err(EnvError::Invalid {
+                var: "CNI_ARGS",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -527,11 +547,20 @@ mod tests {
         let v: Vec<_> = ADD
             .iter()
             .copied()
-            .map(|(k, v)| if k == "CNI_COMMAND" { (k, "DEL") } else { (k, v) })
+            .map(|(k, v)| {
+                if k == "CNI_COMMAND" {
+                    (k, "DEL")
+                } else {
+                    (k, v)
+                }
+            })
             .filter(|(k, _)| *k != "CNI_NETNS")
             .collect();
         assert_eq!(env(&v).unwrap().netns, None);
-        assert_eq!(env(&[("CNI_COMMAND", "VERSION")]).unwrap().command, Command::Version);
+        assert_eq!(
+            env(&[("CNI_COMMAND", "VERSION")]).unwrap().command,
+            Command::Version
+        );
     }
 
     #[test]
@@ -561,7 +590,10 @@ mod tests {
     fn error_codes_and_json() {
         let e = CniError::new(ErrorCode::InvalidConfig, "bad", "");
         let j = serde_json::to_value(&e).unwrap();
-        assert_eq!(j, serde_json::json!({"cniVersion": "1.0.0", "code": 7, "msg": "bad"}));
+        assert_eq!(
+            j,
+            serde_json::json!({"cniVersion": "1.0.0", "code": 7, "msg": "bad"})
+        );
         assert_eq!(ErrorCode::TryAgainLater.code(), 11);
         assert_eq!(ErrorCode::Plugin(CODE_IPAM).code(), 100);
     }

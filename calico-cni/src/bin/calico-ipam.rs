@@ -4,7 +4,10 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    if std::env::args().nth(1).is_some_and(|a| a == "--version" || a == "-v") {
+    if std::env::args()
+        .nth(1)
+        .is_some_and(|a| a == "--version" || a == "-v")
+    {
         println!("{}", calico_cni::version::about("calico-ipam"));
         return ExitCode::SUCCESS;
     }
