@@ -177,10 +177,10 @@ pub fn add<N: PodNetwork>(
         })
         .collect();
     for (v4, dst, gw) in [(true, "0.0.0.0/0", GATEWAY_V4), (false, "::/0", GATEWAY_V6)] {
-        if addresses.iter().any(|a| a.addr().is_ipv4() == v4) {
-            if let Ok(dst) = dst.parse() {
-                result.routes.push(Route { dst, gw: Some(gw) });
-            }
+        if addresses.iter().any(|a| a.addr().is_ipv4() == v4)
+            && let Ok(dst) = dst.parse()
+        {
+            result.routes.push(Route { dst, gw: Some(gw) });
         }
     }
     result.dns = ipam.dns;
@@ -219,7 +219,7 @@ pub fn check<N: PodNetwork>(
         if !prev
             .interfaces
             .iter()
-            .any(|i| &i.name == name && (sandbox == !i.sandbox.is_empty()))
+            .any(|i| &i.name == name && sandbox != i.sandbox.is_empty())
         {
             return Err(PluginError::Check(format!(
                 "prevResult lists no interface {name}"

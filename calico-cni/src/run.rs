@@ -125,3 +125,35 @@ pub fn run_calico<N: PodNetwork>(
         Err(e) => Outcome::err(&e, &conf.cni_version),
     }
 }
+
+/// The whole `main` of a plugin binary: `--version`, reading stdin (not for `VERSION`),
+/// running `plugin` on the process's environment, printing, the exit status.
+pub fn plugin_main(
+    binary: &str,
+    plugin: impl FnOnce(&dyn Fn(&str) -> Option<String>, &[u8], &str) -> Outcome,
+) -> std::process::ExitCode {
+    use std::io::{Read, Write};
+    if std::env::args()
+        .nth(1)
+        .is_some_and(|a| a == "--version" || a == "-v")
+    {
+        println!("{}", crate::version::about(binary));
+        return std::process::ExitCode::SUCCESS;
+    }
+    let mut stdin = Vec::new();
+    let read = if std::env::var("CNI_COMMAND").as_deref() == Ok("VERSION") {
+        Ok(0)
+    } else {
+        std::io::stdin().read_to_end(&mut stdin)
+    };
+    let out = match read {
+        Ok(_) => plugin(&|k| std::env::var(k).ok(), &stdin, &hostname()),
+        Err(e) => Outcome::err(&PluginError::Stdin(e), CNI_VERSION),
+    };
+    let _ = std::io::stdout().write_all(out.stdout.as_bytes());
+    if out.success {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}

@@ -407,17 +407,17 @@ impl CniResult {
     /// address's `version` (`"4"` or `"6"`), 1.0.0 results do not.
     pub fn to_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        if self.cni_version != CNI_VERSION {
-            if let Some(ips) = v.get_mut("ips").and_then(|i| i.as_array_mut()) {
-                for (ip, cfg) in ips.iter_mut().zip(&self.ips) {
-                    if let Some(o) = ip.as_object_mut() {
-                        let fam = if cfg.address.addr().is_ipv4() {
-                            "4"
-                        } else {
-                            "6"
-                        };
-                        o.insert("version".to_owned(), fam.into());
-                    }
+        if self.cni_version != CNI_VERSION
+            && let Some(ips) = v.get_mut("ips").and_then(|i| i.as_array_mut())
+        {
+            for (ip, cfg) in ips.iter_mut().zip(&self.ips) {
+                if let Some(o) = ip.as_object_mut() {
+                    let fam = if cfg.address.addr().is_ipv4() {
+                        "4"
+                    } else {
+                        "6"
+                    };
+                    o.insert("version".to_owned(), fam.into());
                 }
             }
         }

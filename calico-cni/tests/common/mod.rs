@@ -321,10 +321,10 @@ impl Chain<'_> {
         if let Some(caps) = plugin.get("capabilities").and_then(Value::as_object) {
             let mut rc = serde_json::Map::new();
             for (cap, on) in caps {
-                if on.as_bool() == Some(true) {
-                    if let Some(v) = self.runtime_config.get(cap) {
-                        rc.insert(cap.clone(), v.clone());
-                    }
+                if on.as_bool() == Some(true)
+                    && let Some(v) = self.runtime_config.get(cap)
+                {
+                    rc.insert(cap.clone(), v.clone());
                 }
             }
             if !rc.is_empty() {
