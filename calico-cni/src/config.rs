@@ -86,6 +86,8 @@ struct RawIpam {
     assign_ipv4: Option<Flag>,
     #[serde(default)]
     assign_ipv6: Option<Flag>,
+    #[serde(default)]
+    gateway: Option<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -127,6 +129,9 @@ pub struct IpamConf {
     pub assign_ipv4: bool,
     /// Whether to assign an IPv6 address (default false).
     pub assign_ipv6: bool,
+    /// A gateway to report with each address of its family (`ipam.gateway`, our addition:
+    /// Calico reports none; main plugins such as ptp need one, e.g. `169.254.1.1`).
+    pub gateway: Option<std::net::IpAddr>,
 }
 
 /// A parsed and validated configuration (of `calico` or of `calico-ipam`'s main plugin).
@@ -215,6 +220,7 @@ impl NetConf {
                 ipv6_pools: ipam.ipv6_pools,
                 assign_ipv4,
                 assign_ipv6,
+                gateway: ipam.gateway,
             },
             store_url,
             prev_result: raw.prev_result,

@@ -1,6 +1,10 @@
 //! The `calico-ipam` plugin: `ADD` assigns addresses under the handle
 //! `<network>.<container ID>`, `DEL` releases the handle, `CHECK` compares the handle's
 //! addresses with `prevResult`. Usable under any main plugin (calico, ptp, bridge).
+//!
+//! Addresses are reported with their block's prefix length (`10.65.3.7/26`), as Calico's
+//! current plugin does: main plugins such as ptp need a prefix route to work with; the
+//! `calico` main plugin programs them as /32 and /128 whatever the IPAM plugin reports.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -13,17 +17,25 @@ use crate::config::{NetConf, Workload};
 use crate::error::PluginError;
 use crate::spec::{CniResult, IpConfig};
 
-fn host_net(a: IpAddr) -> IpNet {
-    IpNet::from(a)
-}
-
 /// `ADD`: the addresses of `w`, assigned now or (a repeated `ADD`) already held by its
-/// handle. Addresses are reported as /32 and /128, without gateway, as Calico's plugin does.
-/// On failure nothing stays assigned under the handle.
+/// handle, with their block's prefix length and without gateway. On failure nothing stays
+/// assigned under the handle.
 pub fn add(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<CniResult, PluginError> {
     let held = held(ipam, &w.handle)?;
     let addrs = if !held.is_empty() {
-        held
+        let env = ipam.env().map_err(|source| PluginError::Ipam {
+            operation: "query",
+            handle: w.handle.clone(),
+            source,
+        })?;
+        held.into_iter()
+            .map(|a| {
+                let len = env
+                    .pool_of(a)
+                    .map_or(if a.is_ipv4() { 32 } else { 128 }, |p| p.block_size);
+                IpNet::new(a, len).unwrap_or_else(|_| IpNet::from(a))
+            })
+            .collect()
     } else {
         let r = assign(ipam, conf, w);
         if r.is_err() {
@@ -36,8 +48,11 @@ pub fn add(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<CniResult, Plugi
     result.ips = addrs
         .into_iter()
         .map(|a| IpConfig {
-            address: host_net(a),
-            gateway: None,
+            address: a,
+            gateway: conf
+                .ipam
+                .gateway
+                .filter(|g| g.is_ipv4() == a.addr().is_ipv4()),
             interface: None,
         })
         .collect();
@@ -59,7 +74,7 @@ fn held(ipam: &Ipam, handle: &str) -> Result<Vec<IpAddr>, PluginError> {
     }
 }
 
-fn assign(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<Vec<IpAddr>, PluginError> {
+fn assign(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<Vec<IpNet>, PluginError> {
     let ipam_err = |source| PluginError::Ipam {
         operation: "assign",
         handle: w.handle.clone(),
@@ -68,15 +83,16 @@ fn assign(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<Vec<IpAddr>, Plug
     if !w.requested_ips.is_empty() {
         let mut out = Vec::new();
         for &addr in &w.requested_ips {
-            ipam.assign_ip(&AssignIpRequest {
-                addr,
-                handle: Some(w.handle.clone()),
-                attrs: w.attributes(),
-                host: w.node.clone(),
-                intended_use: AllowedUse::Workload,
-            })
-            .map_err(ipam_err)?;
-            out.push(addr);
+            let net = ipam
+                .assign_ip(&AssignIpRequest {
+                    addr,
+                    handle: Some(w.handle.clone()),
+                    attrs: w.attributes(),
+                    host: w.node.clone(),
+                    intended_use: AllowedUse::Workload,
+                })
+                .map_err(ipam_err)?;
+            out.push(net);
         }
         return Ok(out);
     }
@@ -114,7 +130,7 @@ fn assign(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<Vec<IpAddr>, Plug
             });
         }
     }
-    Ok(got.v4.iter().chain(&got.v6).map(IpNet::addr).collect())
+    Ok(got.v4.into_iter().chain(got.v6).collect())
 }
 
 /// `DEL`: releases every address of the handle; succeeds when there is none.

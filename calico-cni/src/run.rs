@@ -126,7 +126,7 @@ pub fn run_calico<N: PodNetwork>(
     }
 }
 
-/// The whole `main` of a plugin binary: `--version`, reading stdin (not for `VERSION`),
+/// The whole `main` of a plugin binary: `--version`, reading stdin,
 /// running `plugin` on the process's environment, printing, the exit status.
 pub fn plugin_main(
     binary: &str,
@@ -141,11 +141,7 @@ pub fn plugin_main(
         return std::process::ExitCode::SUCCESS;
     }
     let mut stdin = Vec::new();
-    let read = if std::env::var("CNI_COMMAND").as_deref() == Ok("VERSION") {
-        Ok(0)
-    } else {
-        std::io::stdin().read_to_end(&mut stdin)
-    };
+    let read = std::io::stdin().read_to_end(&mut stdin);
     let out = match read {
         Ok(_) => plugin(&|k| std::env::var(k).ok(), &stdin, &hostname()),
         Err(e) => Outcome::err(&PluginError::Stdin(e), CNI_VERSION),

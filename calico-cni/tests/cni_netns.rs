@@ -446,7 +446,8 @@ fn calico_ipam_under_ptp() {
         node: &node,
         conflist: json!({"cniVersion": "1.0.0", "name": "ptpnet", "plugins": [{
             "type": "ptp", "ipMasq": false,
-            "ipam": {"type": "calico-ipam"}, "nodename": "node-1", "datastore": url
+            "ipam": {"type": "calico-ipam", "gateway": "169.254.1.1"},
+            "nodename": "node-1", "datastore": url
         }]}),
         cni_path: default_cni_path(),
         runtime_config: json!({}),

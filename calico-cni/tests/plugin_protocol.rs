@@ -158,14 +158,15 @@ fn ipam_plugin_add_check_del() {
     let r = invoke(None, &calico_ipam(), "ADD", &att("c1"), &path, &conf).ok();
     assert_eq!(r["cniVersion"], "1.0.0");
     let addr = r["ips"][0]["address"].as_str().unwrap().to_owned();
+    // The block's prefix length, as Calico's plugin reports it.
     assert!(
-        addr.starts_with("10.77.0.") && addr.ends_with("/32"),
+        addr.starts_with("10.77.0.") && addr.ends_with("/26"),
         "{addr}"
     );
     assert!(r["ips"][0].get("version").is_none());
     // The handle and attributes are Calico's.
     let ipam = Ipam::new(open(&url));
-    let ip: std::net::IpAddr = addr.trim_end_matches("/32").parse().unwrap();
+    let ip: std::net::IpAddr = addr.trim_end_matches("/26").parse().unwrap();
     let attrs = ipam.get_attributes(ip).unwrap();
     assert_eq!(attrs.handle.as_deref(), Some("net1.c1"));
     assert_eq!(attrs.owner["pod"], "web-0");

@@ -289,12 +289,12 @@ pub fn invoke(
         cmd.env("CNI_NETNS", n);
     }
     let mut child = cmd.spawn().unwrap();
-    child
+    // A plugin may exit without reading stdin (a broken pipe is not an error here).
+    let _ = child
         .stdin
         .take()
         .unwrap()
-        .write_all(config.to_string().as_bytes())
-        .unwrap();
+        .write_all(config.to_string().as_bytes());
     let out = child.wait_with_output().unwrap();
     Invocation {
         success: out.status.success(),
