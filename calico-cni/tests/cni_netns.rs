@@ -26,11 +26,44 @@ use calico_datastore_etcd::testkit::{EtcdCluster, etcd_or_skip};
 use common::*;
 use serde_json::{Value, json};
 
-/// A node namespace with forwarding on (Felix's job on a real node).
-fn node(tag: &str) -> Netns {
-    let n = Netns::new(tag);
-    n.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    n
+/// A node namespace with forwarding on (Felix's job on a real node) and, like a real node,
+/// an uplink with a default route (`up0`, 192.168.200.2/24, to a namespace holding
+/// 192.168.200.1): proxy ARP answers for 169.254.1.1 only when the node has a route to it
+/// through another interface.
+struct Node {
+    ns: Netns,
+    _upstream: Netns,
+    links: Vec<String>,
+    routes: Vec<Value>,
+}
+
+impl std::ops::Deref for Node {
+    type Target = Netns;
+    fn deref(&self) -> &Netns {
+        &self.ns
+    }
+}
+
+fn node(tag: &str) -> Node {
+    let ns = Netns::new(tag);
+    let upstream = Netns::new(&format!("{tag}-up"));
+    ns.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    upstream.exec(&[
+        "ip", "link", "add", "down0", "type", "veth", "peer", "name", "up0", "netns", &ns.name,
+    ]);
+    upstream.exec(&["ip", "addr", "add", "192.168.200.1/24", "dev", "down0"]);
+    upstream.exec(&["ip", "link", "set", "down0", "up"]);
+    ns.exec(&["ip", "addr", "add", "192.168.200.2/24", "dev", "up0"]);
+    ns.exec(&["ip", "link", "set", "up0", "up"]);
+    ns.exec(&["ip", "route", "add", "default", "via", "192.168.200.1"]);
+    let links = ns.links();
+    let routes = ns.routes(&[]);
+    Node {
+        ns,
+        _upstream: upstream,
+        links,
+        routes,
+    }
 }
 
 fn file_store(s: &Scratch, cidr: &str) -> String {
@@ -108,13 +141,9 @@ fn assert_pod_network(node: &Netns, pod: &Netns, result: &Value, ns: &str, name:
 }
 
 /// Nothing of any pod remains on the node or in `pods`.
-fn assert_no_leftovers(node: &Netns, pods: &[&Netns]) {
-    assert_eq!(node.links(), ["lo"], "links left on the node");
-    assert!(
-        node.routes(&[]).is_empty(),
-        "routes left: {:?}",
-        node.routes(&[])
-    );
+fn assert_no_leftovers(node: &Node, pods: &[&Netns]) {
+    assert_eq!(node.links(), node.links, "links left on the node");
+    assert_eq!(node.routes(&[]), node.routes, "routes left on the node");
     for p in pods {
         assert_eq!(p.links(), ["lo"], "links left in {}", p.name);
     }
@@ -250,8 +279,8 @@ fn failing_add_leaves_nothing_behind() {
     assert_eq!(pods[4].links(), ["lo"]);
     assert_eq!(
         node.links().len(),
-        5,
-        "lo and four host veths: {:?}",
+        6,
+        "lo, up0 and four host veths: {:?}",
         node.links()
     );
     for (a, r) in atts[..4].iter().zip(&results) {
@@ -416,7 +445,11 @@ fn chained_with_portmap_tuning_and_bandwidth() {
         }
     }
     assert_eq!(got.as_deref(), Some("pong"), "no answer through portmap");
-    chain.check(&att, &r).unwrap_or_else(|e| panic!("{e:?}"));
+    // portmap 1.1.1's CHECK looks for IPv6 rules of an IPv4-only container and fails
+    // (containernetworking/plugins#819, fixed later); the rest of the chain is checked.
+    chain
+        .check_skipping(&att, &r, &["portmap"])
+        .unwrap_or_else(|e| panic!("{e:?}"));
     chain
         .del(&att, Some(&r))
         .unwrap_or_else(|e| panic!("{e:?}"));
@@ -428,7 +461,7 @@ fn chained_with_portmap_tuning_and_bandwidth() {
     assert!(!nat.contains("dport 8080"), "portmap rules left: {nat}");
     let mut links = node.links();
     links.sort();
-    assert_eq!(links, ["lo", "n0"]);
+    assert_eq!(links, ["lo", "n0", "up0"]);
     assert_eq!(pod.links(), ["lo"]);
     assert_ipam_clean(open(&url));
 }

@@ -372,7 +372,20 @@ impl Chain<'_> {
 
     /// CHECK through the chain with the cached result.
     pub fn check(&self, att: &Attachment, result: &Value) -> Result<(), Invocation> {
+        self.check_skipping(att, result, &[])
+    }
+
+    /// CHECK through the chain, leaving out plugins of the types in `skip`.
+    pub fn check_skipping(
+        &self,
+        att: &Attachment,
+        result: &Value,
+        skip: &[&str],
+    ) -> Result<(), Invocation> {
         for p in self.plugins() {
+            if skip.iter().any(|t| p["type"] == *t) {
+                continue;
+            }
             let inv = invoke(
                 Some(self.node),
                 &Self::exe(&p),
