@@ -145,3 +145,35 @@ fn exec(
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad())?;
     CniResult::from_json(&v).map(Some).map_err(|_| bad())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn find_searches_cni_path_in_order() {
+        let dirs = vec![PathBuf::from("/nonexistent-dir"), PathBuf::from("/bin")];
+        assert_eq!(find("sh", &dirs).unwrap(), PathBuf::from("/bin/sh"));
+        let e = find("no-such-plugin", &dirs).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidConfig);
+        assert!(e.to_string().contains("/nonexistent-dir:/bin"), "{e}");
+        // A type is a file name, never a path.
+        assert!(find("../bin/sh", &dirs).is_err());
+        assert!(find("", &dirs).is_err());
+    }
+
+    #[test]
+    fn a_delegates_error_keeps_its_code() {
+        let e = DelegateError::Failed {
+            plugin: "/x".into(),
+            error: CniError::new(ErrorCode::TryAgainLater, "busy", ""),
+        };
+        assert_eq!(e.code(), ErrorCode::TryAgainLater);
+        let e = DelegateError::Failed {
+            plugin: "/x".into(),
+            error: CniError::new(ErrorCode::Plugin(100), "full", ""),
+        };
+        assert_eq!(e.code(), ErrorCode::Plugin(100));
+    }
+}

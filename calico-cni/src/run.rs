@@ -97,9 +97,44 @@ pub fn run_ipam(lookup: &dyn Fn(&str) -> Option<String>, stdin: &[u8], hostname:
             Command::Version => Ok(None),
         }
     })();
+    finish("calico-ipam", &env, &conf, r)
+}
+
+/// The outcome of `r`, logged to stderr when `log_level` asks for it (`info` and `debug`
+/// log every invocation, `warning` and `error` failures only).
+fn finish(
+    plugin: &str,
+    env: &CniEnv,
+    conf: &NetConf,
+    r: Result<Option<serde_json::Value>, PluginError>,
+) -> Outcome {
+    let verbose = matches!(conf.log_level.as_deref(), Some("info" | "debug"));
+    let quiet = conf.log_level.is_none();
     match r {
-        Ok(v) => Outcome::ok(v),
-        Err(e) => Outcome::err(&e, &conf.cni_version),
+        Ok(v) => {
+            if verbose {
+                eprintln!(
+                    "{plugin}: {} container {} ({}): ok {}",
+                    env.command.as_str(),
+                    env.container_id,
+                    env.ifname,
+                    v.as_ref().map(ToString::to_string).unwrap_or_default()
+                );
+            }
+            Outcome::ok(v)
+        }
+        Err(e) => {
+            if !quiet {
+                eprintln!(
+                    "{plugin}: {} container {} ({}): error {}: {e}",
+                    env.command.as_str(),
+                    env.container_id,
+                    env.ifname,
+                    e.code().code()
+                );
+            }
+            Outcome::err(&e, &conf.cni_version)
+        }
     }
 }
 
@@ -120,10 +155,7 @@ pub fn run_calico<N: PodNetwork>(
         Command::Check => plugin::check(net, &env, &conf, stdin).map(|()| None),
         Command::Version => Ok(None),
     };
-    match r {
-        Ok(v) => Outcome::ok(v),
-        Err(e) => Outcome::err(&e, &conf.cni_version),
-    }
+    finish("calico", &env, &conf, r)
 }
 
 /// The whole `main` of a plugin binary: `--version`, reading stdin,

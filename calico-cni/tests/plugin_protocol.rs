@@ -30,7 +30,7 @@ fn ipam_conf(url: &str, version: &str) -> Value {
     json!({
         "cniVersion": version, "name": "net1", "type": "ptp",
         "ipam": {"type": "calico-ipam", "nodename": "ignored"},
-        "nodename": "node-1", "datastore": url
+        "nodename": "node-1", "datastore": url, "log_level": "info"
     })
 }
 
@@ -155,8 +155,16 @@ fn ipam_plugin_add_check_del() {
     add_pool(&*open(&url), "p", "10.77.0.0/24", 26);
     let path = default_cni_path();
     let conf = ipam_conf(&url, "1.0.0");
-    let r = invoke(None, &calico_ipam(), "ADD", &att("c1"), &path, &conf).ok();
+    let inv = invoke(None, &calico_ipam(), "ADD", &att("c1"), &path, &conf);
+    let r = inv.ok();
     assert_eq!(r["cniVersion"], "1.0.0");
+    // log_level info: one line per invocation on stderr, none on stdout but the result.
+    assert!(
+        inv.stderr
+            .contains("calico-ipam: ADD container c1 (eth0): ok"),
+        "{}",
+        inv.stderr
+    );
     let addr = r["ips"][0]["address"].as_str().unwrap().to_owned();
     // The block's prefix length, as Calico's plugin reports it.
     assert!(
