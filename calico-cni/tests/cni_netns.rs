@@ -579,3 +579,114 @@ fn hundred_cycles_etcd_store() {
     let cni_path = format!("{}:{}", s.0.display(), default_cni_path());
     hundred_cycles(&url, cni_path, "etcd");
 }
+
+#[test]
+fn dual_stack_pods() {
+    if !root_or_skip("dual_stack_pods") {
+        return;
+    }
+    let s = Scratch::new("dual");
+    let url = file_store(&s, "10.69.0.0/16");
+    add_pool(&*open(&url), "default-ipv6-ippool", "fd00:69::/48", 122);
+    let node = node("dual-node");
+    node.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    let (a, b) = (Netns::new("dual-a"), Netns::new("dual-b"));
+    let mut conflist = calico_conflist(&url, &[]);
+    conflist["plugins"][0]["ipam"]["assign_ipv6"] = "true".into();
+    let chain = Chain {
+        node: &node,
+        conflist,
+        cni_path: default_cni_path(),
+        runtime_config: json!({}),
+    };
+    let att_a = Attachment::pod("duala000000000001", &a, "default", "dual-a");
+    let att_b = Attachment::pod("dualb000000000001", &b, "default", "dual-b");
+    let ra = chain.add(&att_a).unwrap_or_else(|e| panic!("{e:?}"));
+    let rb = chain.add(&att_b).unwrap_or_else(|e| panic!("{e:?}"));
+    for r in [&ra, &rb] {
+        let ips = r["ips"].as_array().unwrap();
+        assert_eq!(ips.len(), 2, "{r}");
+        assert!(ips[0]["address"].as_str().unwrap().ends_with("/32"));
+        let v6 = ips[1]["address"].as_str().unwrap();
+        assert!(v6.starts_with("fd00:69:") && v6.ends_with("/128"), "{v6}");
+        assert_eq!(
+            r["routes"],
+            json!([
+                {"dst": "0.0.0.0/0", "gw": "169.254.1.1"},
+                {"dst": "::/0", "gw": "fe80::ecee:eeff:feee:eeee"}
+            ])
+        );
+    }
+    let v6_of = |r: &Value| {
+        r["ips"][1]["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let out = a.exec(&["ip", "-6", "-j", "route", "show", "default"]);
+    let default6: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(default6[0]["gateway"], "fe80::ecee:eeff:feee:eeee", "{out}");
+    // IPv6 needs DAD on the pod side to finish before the address is usable.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ok = false;
+    while !ok && Instant::now() < deadline {
+        ok = a.try_exec(&["ping", "-6", "-c", "1", "-W", "1", &v6_of(&rb)]);
+    }
+    assert!(ok, "no IPv6 ping from a to b");
+    b.exec(&["ping", "-6", "-c", "1", "-W", "1", &v6_of(&ra)]);
+    a.exec(&["ping", "-c", "1", "-W", "1", &ip_of(&rb)]);
+    chain.check(&att_a, &ra).unwrap_or_else(|e| panic!("{e:?}"));
+    for (att, r) in [(&att_a, &ra), (&att_b, &rb)] {
+        chain.del(att, Some(r)).unwrap_or_else(|e| panic!("{e:?}"));
+    }
+    assert_no_leftovers(&node, &[&a, &b]);
+    assert_ipam_clean(open(&url));
+}
+
+/// Runtimes set up several pods at once: parallel ADDs get distinct addresses, parallel DELs
+/// leave nothing.
+#[test]
+fn parallel_adds_and_dels() {
+    if !root_or_skip("parallel_adds_and_dels") {
+        return;
+    }
+    let s = Scratch::new("par");
+    let url = file_store(&s, "10.70.0.0/16");
+    let node = node("par-node");
+    let pods: Vec<Netns> = (0..8).map(|i| Netns::new(&format!("par-{i}"))).collect();
+    let chain = Chain {
+        node: &node,
+        conflist: calico_conflist(&url, &[]),
+        cni_path: default_cni_path(),
+        runtime_config: json!({}),
+    };
+    let atts: Vec<Attachment> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Attachment::pod(&format!("par{i:014}"), p, "default", &format!("par-{i}")))
+        .collect();
+    let results: Vec<Value> = std::thread::scope(|sc| {
+        let hs: Vec<_> = atts
+            .iter()
+            .map(|a| sc.spawn(|| chain.add(a).unwrap_or_else(|e| panic!("{e:?}"))))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ips: std::collections::BTreeSet<String> = results.iter().map(ip_of).collect();
+    assert_eq!(ips.len(), 8, "{ips:?}");
+    for ((p, r), i) in pods.iter().zip(&results).zip(0..) {
+        assert_pod_network(&node, p, r, "default", &format!("par-{i}"));
+    }
+    pods[0].exec(&["ping", "-c", "1", "-W", "1", &ip_of(&results[7])]);
+    std::thread::scope(|sc| {
+        for (a, r) in atts.iter().zip(&results) {
+            sc.spawn(|| chain.del(a, Some(r)).unwrap_or_else(|e| panic!("{e:?}")));
+        }
+    });
+    let refs: Vec<&Netns> = pods.iter().collect();
+    assert_no_leftovers(&node, &refs);
+    assert_ipam_clean(open(&url));
+}
