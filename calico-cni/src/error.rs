@@ -50,6 +50,12 @@ pub enum PluginError {
         /// The allocator's reasons.
         reasons: Vec<String>,
     },
+    /// The IPAM plugin succeeded without an address (100).
+    #[error("IPAM plugin {plugin} returned no address")]
+    NoIpamAddress {
+        /// The IPAM plugin's type.
+        plugin: String,
+    },
     /// Neither IPv4 nor IPv6 assignment is enabled (7).
     #[error("ipam: assign_ipv4 and assign_ipv6 are both false")]
     NothingToAssign,
@@ -114,7 +120,9 @@ impl PluginError {
                     ErrorCode::Plugin(CODE_IPAM)
                 }
             }
-            PluginError::NoAddress { .. } => ErrorCode::Plugin(CODE_IPAM),
+            PluginError::NoAddress { .. } | PluginError::NoIpamAddress { .. } => {
+                ErrorCode::Plugin(CODE_IPAM)
+            }
             PluginError::NothingToAssign | PluginError::NoPrevResult => ErrorCode::InvalidConfig,
             PluginError::Delegate(d) => d.code(),
             PluginError::Dataplane { .. } => ErrorCode::Plugin(CODE_DATAPLANE),

@@ -121,10 +121,9 @@ pub fn add<N: PodNetwork>(
         addresses: &addresses,
     };
     let built = if addresses.is_empty() {
-        Err(PluginError::Check(format!(
-            "IPAM plugin {} returned no address",
-            conf.ipam.plugin_type
-        )))
+        Err(PluginError::NoIpamAddress {
+            plugin: conf.ipam.plugin_type.clone(),
+        })
     } else {
         net.remove(&w.host_ifname, None, &env.ifname)
             .map_err(|e| dp_err("removal of a stale veth", &w.host_ifname, e))

@@ -690,3 +690,48 @@ fn parallel_adds_and_dels() {
     assert_no_leftovers(&node, &refs);
     assert_ipam_clean(open(&url));
 }
+
+/// The calico plugin delegates to whatever IPAM plugin the configuration names: here the
+/// reference host-local (its state in a scratch directory), whose /24 and gateway the
+/// calico plugin programs as Calico does (/32, default via 169.254.1.1).
+#[test]
+fn calico_with_host_local_ipam() {
+    if !root_or_skip("calico_with_host_local_ipam") {
+        return;
+    }
+    let s = Scratch::new("hostlocal");
+    let node = node("hl-node");
+    let (a, b) = (Netns::new("hl-a"), Netns::new("hl-b"));
+    let mut conflist = calico_conflist("memory:", &[]);
+    conflist["plugins"][0]["ipam"] = json!({
+        "type": "host-local",
+        "ranges": [[{"subnet": "10.71.0.0/24", "gateway": "10.71.0.1"}]],
+        "dataDir": s.0.join("host-local").display().to_string()
+    });
+    let chain = Chain {
+        node: &node,
+        conflist,
+        cni_path: default_cni_path(),
+        runtime_config: json!({}),
+    };
+    let att_a = Attachment::pod("hla00000000000001", &a, "default", "hl-a");
+    let att_b = Attachment::pod("hlb00000000000001", &b, "default", "hl-b");
+    let ra = chain.add(&att_a).unwrap_or_else(|e| panic!("{e:?}"));
+    let rb = chain.add(&att_b).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_pod_network(&node, &a, &ra, "default", "hl-a");
+    assert_eq!(ip_of(&ra), "10.71.0.2");
+    a.exec(&["ping", "-c", "1", "-W", "1", &ip_of(&rb)]);
+    chain.check(&att_a, &ra).unwrap_or_else(|e| panic!("{e:?}"));
+    for (att, r) in [(&att_a, &ra), (&att_b, &rb)] {
+        chain.del(att, Some(r)).unwrap_or_else(|e| panic!("{e:?}"));
+    }
+    assert_no_leftovers(&node, &[&a, &b]);
+    // host-local released both addresses: no reservation file is left.
+    let dir = s.0.join("host-local").join("k8s-pod-network");
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("10."))
+        .collect();
+    assert!(left.is_empty(), "host-local still holds {left:?}");
+}
