@@ -37,12 +37,19 @@ pub fn add(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<CniResult, Plugi
             })
             .collect()
     } else {
-        let r = assign(ipam, conf, w);
-        if r.is_err() {
+        match assign(ipam, conf, w) {
+            Ok(a) => a,
             // Whatever was committed before the failure goes back.
-            let _ = ipam.release_by_handle(&w.handle);
+            Err(first) => match ipam.release_by_handle(&w.handle) {
+                Ok(_) | Err(IpamError::HandleNotFound { .. }) => return Err(first),
+                Err(undo) => {
+                    return Err(PluginError::Rollback {
+                        first: Box::new(first),
+                        undo: format!("releasing handle {}: {undo}", w.handle),
+                    });
+                }
+            },
         }
-        r?
     };
     let mut result = CniResult::new(&conf.cni_version);
     result.ips = addrs

@@ -11,7 +11,9 @@ use calico_dataplane::netns::{Netns, NetnsError};
 use calico_dataplane::state::Sysctl;
 use calico_dataplane::workload::{self, HOST_MAC, WorkloadError, WorkloadSpec};
 
-use crate::plugin::{GATEWAY_V4, GATEWAY_V6, PodLinks, PodNetwork, PodSpec};
+use ipnet::IpNet;
+
+use crate::plugin::{GATEWAY_V4, GATEWAY_V6, PodLinks, PodNetwork, PodSpec, Teardown};
 
 /// The kernel pod network (host side: the caller's network namespace).
 #[derive(Debug, Default)]
@@ -67,27 +69,38 @@ impl PodNetwork for KernelPodNetwork {
         })
     }
 
-    fn remove(
-        &self,
-        host_ifname: &str,
-        netns: Option<&Path>,
-        container_ifname: &str,
-    ) -> Result<(), KernelError> {
+    fn remove(&self, t: &Teardown<'_>) -> Result<(), KernelError> {
         let mut host = NetlinkDataplane::current().map_err(nl("open the host namespace"))?;
-        workload::unwire(&mut host, host_ifname)?;
+        let newer_sandbox = match t.addresses {
+            None => false,
+            Some(ours) => {
+                let routed: Vec<IpNet> = host
+                    .routes()
+                    .map_err(nl("read the host routes"))?
+                    .into_iter()
+                    .filter(|r| r.dev.as_deref() == Some(t.host_ifname))
+                    .map(|r| r.dst)
+                    .collect();
+                !routed.is_empty() && !routed.iter().any(|d| ours.contains(d))
+            }
+        };
+        if !newer_sandbox {
+            workload::unwire(&mut host, t.host_ifname)?;
+        }
         // Calico also removes CNI_IFNAME from the container (a veth whose host side was
-        // already gone cannot exist, but a stale one under another host name can).
-        if let Some(p) = netns {
+        // already gone cannot exist, but one under another host name can).
+        if let Some(p) = t.netns {
             let Ok(ns) = Netns::at(p) else {
                 return Ok(());
             };
             let mut pod = NetlinkDataplane::open(ns).map_err(nl("open the pod namespace"))?;
+            let c = t.container_ifname;
             let is_veth = pod
-                .link(container_ifname)
+                .link(c)
                 .map_err(nl("read the pod side"))?
                 .is_some_and(|l| l.kind.as_deref() == Some("veth"));
             if is_veth {
-                pod.delete_link_if_present(container_ifname)
+                pod.delete_link_if_present(c)
                     .map_err(nl("delete the pod side"))?;
             }
         }

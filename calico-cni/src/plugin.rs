@@ -39,6 +39,22 @@ pub struct PodSpec<'a> {
     pub addresses: &'a [IpNet],
 }
 
+/// What [`PodNetwork::remove`] removes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Teardown<'a> {
+    /// The host side (Calico's name, derived from the pod: a newer sandbox of the same pod
+    /// uses the same name).
+    pub host_ifname: &'a str,
+    /// The container's network namespace, when given and still there.
+    pub netns: Option<&'a Path>,
+    /// The container side (`CNI_IFNAME`).
+    pub container_ifname: &'a str,
+    /// The container's addresses when known (`prevResult` of `DEL`): a host side whose routes
+    /// lead only to other addresses belongs to a newer sandbox of the pod and is left alone.
+    /// `None`: remove the host side whatever it routes to.
+    pub addresses: Option<&'a [IpNet]>,
+}
+
 /// The links [`PodNetwork::create`] made.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodLinks {
@@ -60,14 +76,10 @@ pub trait PodNetwork {
     /// Builds everything. May leave a partial state on error; the caller then calls
     /// [`PodNetwork::remove`].
     fn create(&self, spec: &PodSpec<'_>) -> Result<PodLinks, Self::Error>;
-    /// Removes the veth pair (by its host side, or its container side in `netns`) and the host
-    /// routes. Succeeds when they are already gone.
-    fn remove(
-        &self,
-        host_ifname: &str,
-        netns: Option<&Path>,
-        container_ifname: &str,
-    ) -> Result<(), Self::Error>;
+    /// Removes the veth pair (by its host side, subject to [`Teardown::addresses`], and by its
+    /// container side in `netns`) and with it the host routes. Succeeds when they are
+    /// already gone.
+    fn remove(&self, teardown: &Teardown<'_>) -> Result<(), Self::Error>;
     /// Verifies everything [`PodNetwork::create`] builds is in place.
     fn check(&self, spec: &PodSpec<'_>) -> Result<(), Self::Error>;
 }
@@ -90,6 +102,16 @@ fn netns_of<'a, N: PodNetwork>(net: &N, env: &'a CniEnv) -> Result<&'a Path, Plu
         Err(PluginError::NoNetns {
             path: p.display().to_string(),
         })
+    }
+}
+
+/// Removal of the host side by name only (ADD's stale-veth removal and rollback).
+fn by_name<'a>(host_ifname: &'a str, container_ifname: &'a str) -> Teardown<'a> {
+    Teardown {
+        host_ifname,
+        netns: None,
+        container_ifname,
+        addresses: None,
     }
 }
 
@@ -125,7 +147,7 @@ pub fn add<N: PodNetwork>(
             plugin: conf.ipam.plugin_type.clone(),
         })
     } else {
-        net.remove(&w.host_ifname, None, &env.ifname)
+        net.remove(&by_name(&w.host_ifname, &env.ifname))
             .map_err(|e| dp_err("removal of a stale veth", &w.host_ifname, e))
             .and_then(|()| {
                 net.create(&spec)
@@ -138,7 +160,7 @@ pub fn add<N: PodNetwork>(
             let mut undo = Vec::new();
             // Only what this ADD made: the host side by name (never the container's
             // existing CNI_IFNAME, which may belong to someone else).
-            if let Err(e) = net.remove(&w.host_ifname, None, &env.ifname) {
+            if let Err(e) = net.remove(&by_name(&w.host_ifname, &env.ifname)) {
                 undo.push(format!("removing {}: {e}", w.host_ifname));
             }
             if let Err(e) = delegate::run(&conf.ipam.plugin_type, Command::Del, env, config) {
@@ -195,8 +217,20 @@ pub fn del<N: PodNetwork>(
 ) -> Result<(), PluginError> {
     let w = Workload::new(conf, env)?;
     let netns = env.netns.as_deref().filter(|p| net.netns_exists(p));
+    // The cached result, if the runtime passes it and it decodes, names our addresses.
+    let known: Option<Vec<IpNet>> = conf
+        .prev_result
+        .as_ref()
+        .and_then(|v| CniResult::from_json(v).ok())
+        .map(|r| pod_addresses(&r))
+        .filter(|a| !a.is_empty());
     let removed = net
-        .remove(&w.host_ifname, netns, &env.ifname)
+        .remove(&Teardown {
+            host_ifname: &w.host_ifname,
+            netns,
+            container_ifname: &env.ifname,
+            addresses: known.as_deref(),
+        })
         .map_err(|e| dp_err("remove", &w.host_ifname, e));
     let released = delegate::run(&conf.ipam.plugin_type, Command::Del, env, config);
     removed?;

@@ -735,3 +735,55 @@ fn calico_with_host_local_ipam() {
         .collect();
     assert!(left.is_empty(), "host-local still holds {left:?}");
 }
+
+/// A pod's sandbox is replaced before the runtime deletes the old one (kubelet restarts a
+/// sandbox; both use the pod's host veth name): ADD of the new sandbox replaces the stale
+/// veth, and the late DEL of the old sandbox (with its cached result) releases the old
+/// address but leaves the new sandbox's network alone.
+#[test]
+fn stale_del_leaves_the_newer_sandbox_alone() {
+    if !root_or_skip("stale_del_leaves_the_newer_sandbox_alone") {
+        return;
+    }
+    let s = Scratch::new("stale");
+    let url = file_store(&s, "10.72.0.0/16");
+    let node = node("stale-node");
+    let (old, new, peer) = (
+        Netns::new("stale-old"),
+        Netns::new("stale-new"),
+        Netns::new("stale-peer"),
+    );
+    let chain = Chain {
+        node: &node,
+        conflist: calico_conflist(&url, &[]),
+        cni_path: default_cni_path(),
+        runtime_config: json!({}),
+    };
+    let att_peer = Attachment::pod("peer0000000000001", &peer, "default", "peer");
+    let rp = chain.add(&att_peer).unwrap_or_else(|e| panic!("{e:?}"));
+    let att_old = Attachment::pod("old00000000000001", &old, "default", "web");
+    let r_old = chain.add(&att_old).unwrap_or_else(|e| panic!("{e:?}"));
+    let att_new = Attachment::pod("new00000000000001", &new, "default", "web");
+    let r_new = chain.add(&att_new).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_ne!(ip_of(&r_old), ip_of(&r_new));
+    assert_eq!(old.links(), ["lo"], "the stale veth went with the new ADD");
+    // The late DEL of the old sandbox.
+    chain
+        .del(&att_old, Some(&r_old))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_pod_network(&node, &new, &r_new, "default", "web");
+    new.exec(&["ping", "-c", "1", "-W", "1", &ip_of(&rp)]);
+    chain
+        .check(&att_new, &r_new)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let ipam = calico_ipam::Ipam::new(open(&url));
+    assert!(
+        ipam.ips_by_handle("k8s-pod-network.old00000000000001")
+            .is_err()
+    );
+    for (a, r) in [(&att_new, &r_new), (&att_peer, &rp)] {
+        chain.del(a, Some(r)).unwrap_or_else(|e| panic!("{e:?}"));
+    }
+    assert_no_leftovers(&node, &[&old, &new, &peer]);
+    assert_ipam_clean(open(&url));
+}

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use calico_cni::config::NetConf;
-use calico_cni::plugin::{self, PodLinks, PodNetwork, PodSpec};
+use calico_cni::plugin::{self, PodLinks, PodNetwork, PodSpec, Teardown};
 use calico_cni::spec::CniEnv;
 use calico_ipam::Ipam;
 use common::*;
@@ -292,7 +292,8 @@ impl PodNetwork for Fake {
             container_mac: "02:00:00:00:00:01".into(),
         })
     }
-    fn remove(&self, host: &str, _: Option<&Path>, _: &str) -> Result<(), FakeError> {
+    fn remove(&self, t: &Teardown<'_>) -> Result<(), FakeError> {
+        let host = t.host_ifname;
         self.calls.borrow_mut().push(format!("remove {host}"));
         self.links.borrow_mut().remove(host);
         Ok(())
