@@ -349,16 +349,48 @@ impl Workload {
         })
     }
 
-    /// The owner attributes stored with each address (`node`, `namespace`, `pod`).
-    pub fn attributes(&self) -> BTreeMap<String, String> {
+    /// The owner attributes stored with each address, as Calico's plugin stores them:
+    /// `node`, `namespace` and `pod` (for pods) and `timestamp` (`now`, Unix nanoseconds, in
+    /// Go's `time.Time.String()` form for UTC, e.g. `2023-11-14 22:13:20.5 +0000 UTC`).
+    pub fn attributes(&self, now: u64) -> BTreeMap<String, String> {
         let mut a = BTreeMap::new();
         a.insert("node".to_owned(), self.node.clone());
+        a.insert("timestamp".to_owned(), go_utc_timestamp(now));
         if let (Some(ns), Some(p)) = (&self.namespace, &self.pod) {
             a.insert("namespace".to_owned(), ns.clone());
             a.insert("pod".to_owned(), p.clone());
         }
         a
     }
+}
+
+/// Unix nanoseconds as Go prints a UTC `time.Time`: `YYYY-MM-DD hh:mm:ss[.fraction] +0000
+/// UTC`, the fraction without trailing zeros.
+pub fn go_utc_timestamp(nanos: u64) -> String {
+    let secs = nanos / 1_000_000_000;
+    let frac = nanos % 1_000_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian; eras of 400 years).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let fraction = if frac == 0 {
+        String::new()
+    } else {
+        format!(".{frac:09}").trim_end_matches('0').to_owned()
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}{fraction} +0000 UTC",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -463,15 +495,35 @@ mod tests {
             calico_model::derived::interface_name("cali", "default", "web-0")
         );
         assert_eq!(w.host_ifname.len(), 15);
-        assert_eq!(w.attributes()["pod"], "web-0");
+        assert_eq!(w.attributes(0)["pod"], "web-0");
+        assert_eq!(
+            w.attributes(0)["timestamp"],
+            "1970-01-01 00:00:00 +0000 UTC"
+        );
         let plain = Workload::new(&c, &env("", "0123456789abcdef")).unwrap();
         assert_eq!(plain.host_ifname, "cali0123456789a");
-        assert!(!plain.attributes().contains_key("pod"));
+        assert!(!plain.attributes(0).contains_key("pod"));
         let ip = Workload::new(&c, &env("IP=10.1.2.3", "x")).unwrap();
         assert_eq!(
             ip.requested_ips,
             ["10.1.2.3".parse::<std::net::IpAddr>().unwrap()]
         );
         assert!(Workload::new(&c, &env("IP=nope", "x")).is_err());
+    }
+
+    #[test]
+    fn timestamps_print_as_go_does() {
+        assert_eq!(
+            go_utc_timestamp(1_700_000_000_123_456_789),
+            "2023-11-14 22:13:20.123456789 +0000 UTC"
+        );
+        assert_eq!(
+            go_utc_timestamp(951_782_400_500_000_000),
+            "2000-02-29 00:00:00.5 +0000 UTC"
+        );
+        assert_eq!(
+            go_utc_timestamp(4_107_542_399_000_000_000),
+            "2100-02-28 23:59:59 +0000 UTC"
+        );
     }
 }

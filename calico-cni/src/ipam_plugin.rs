@@ -94,7 +94,7 @@ fn assign(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<Vec<IpNet>, Plugi
                 .assign_ip(&AssignIpRequest {
                     addr,
                     handle: Some(w.handle.clone()),
-                    attrs: w.attributes(),
+                    attrs: w.attributes(ipam.now()),
                     host: w.node.clone(),
                     intended_use: AllowedUse::Workload,
                 })
@@ -116,7 +116,7 @@ fn assign(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<Vec<IpNet>, Plugi
             num4,
             num6,
             handle: Some(w.handle.clone()),
-            attrs: w.attributes(),
+            attrs: w.attributes(ipam.now()),
             host: w.node.clone(),
             pools4: nonempty(&conf.ipam.ipv4_pools),
             pools6: nonempty(&conf.ipam.ipv6_pools),

@@ -180,6 +180,10 @@ fn ipam_plugin_add_check_del() {
     assert_eq!(attrs.owner["pod"], "web-0");
     assert_eq!(attrs.owner["namespace"], "default");
     assert_eq!(attrs.owner["node"], "node-1");
+    assert!(
+        attrs.owner["timestamp"].ends_with(" +0000 UTC"),
+        "{attrs:?}"
+    );
     // A repeated ADD returns the same address instead of leaking another.
     let again = invoke(None, &calico_ipam(), "ADD", &att("c1"), &path, &conf).ok();
     assert_eq!(again["ips"], r["ips"]);
