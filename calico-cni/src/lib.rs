@@ -14,6 +14,7 @@
 //! Modules: [`spec`] (the contract as data: environment, results, errors, versions; pure),
 //! [`config`] (Calico's network configuration and workload identity; pure), [`ipam_plugin`],
 //! [`plugin`] (orchestration with rollback, over the [`plugin::PodNetwork`] trait),
+//! [`kernel`] (that trait over calico-dataplane's `workload` module and netlink backend),
 //! [`delegate`] (running another plugin), [`run`] (the binaries' entry points), [`version`].
 //!
 //! ```
