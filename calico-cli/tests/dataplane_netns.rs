@@ -189,11 +189,13 @@ fn topology() -> Topology {
         n.ip(&["addr", "add", addr, "dev", "eth0"]);
         n.ip(&["link", "set", "eth0", "up"]);
         n.ip(&["route", "add", "default", "dev", "eth0"]);
-        assert!(
-            n.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-                .status
-                .success()
-        );
+        for r in Netns::named(&n.name)
+            .unwrap()
+            .write_sysctls(&[("net/ipv4/ip_forward", "1")])
+            .unwrap()
+        {
+            r.unwrap();
+        }
         let p = Ns::new(&format!("pod{pod}"));
         let mut host = NetlinkDataplane::named(&n.name).unwrap();
         let ip: IpAddr = pod_ip.parse().unwrap();

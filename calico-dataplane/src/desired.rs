@@ -199,3 +199,102 @@ pub fn from_plan(plan: &KernelPlan, interface_prefix: &str) -> Result<DesiredSta
         ownership,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLUSTER: &str = "\
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: p}
+spec: {cidr: 10.244.0.0/16, blockSize: 26, vxlanMode: Always, ipipMode: Never}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: a}
+spec: {bgp: {ipv4Address: 10.0.0.1/24}, ipv4VXLANTunnelAddr: 10.244.0.1}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: b}
+spec: {bgp: {ipv4Address: 10.0.0.2/24}, ipv4VXLANTunnelAddr: 10.244.0.65}
+---
+apiVersion: projectcalico.org/v3
+kind: BlockAffinity
+metadata: {name: a-b}
+spec: {state: confirmed, node: a, cidr: 10.244.0.0/26}
+---
+apiVersion: projectcalico.org/v3
+kind: BlockAffinity
+metadata: {name: b-b}
+spec: {state: confirmed, node: b, cidr: 10.244.0.64/26}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p1, namespace: default}
+spec: {nodeName: a, containers: [{name: c, image: i}]}
+status: {podIP: 10.244.0.2}
+";
+
+    #[test]
+    fn vxlan_node_plan_becomes_desired_state() {
+        let mut set = calico_model::loader::load_str("c.yaml", CLUSTER);
+        set.apply_defaults();
+        let cluster = calico_route::Cluster::from_resources(set.resources());
+        let plan = kernel::plan_node(&cluster, "a", &kernel::PlanOptions::default()).unwrap();
+        let d = from_plan(&plan, "cali").unwrap();
+        assert_eq!(d.devices.len(), 1);
+        let dev = &d.devices[0];
+        assert_eq!(dev.name, "vxlan.calico");
+        assert_eq!(
+            dev.kind,
+            DeviceKind::Vxlan {
+                vni: 4096,
+                port: 4789,
+                local: Some("10.0.0.1".parse().unwrap()),
+                parent: Some("eth0".to_owned()),
+            }
+        );
+        assert_eq!(dev.mac.map(|m| m.0[0]), Some(0x66));
+        assert_eq!(d.addresses[0].addr, "10.244.0.1/32".parse().unwrap());
+        let text: Vec<String> = d.routes.iter().map(ToString::to_string).collect();
+        assert!(
+            text.contains(&"blackhole 10.244.0.0/26 proto 80".to_owned()),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(
+                &"10.244.0.64/26 via 10.244.0.65 dev vxlan.calico proto 80 onlink mtu 1450"
+                    .to_owned()
+            ),
+            "{text:?}"
+        );
+        let iface = calico_model::derived::interface_name("cali", "default", "p1");
+        assert!(text.contains(&format!("10.244.0.2 dev {iface} scope link metric 1024")));
+        assert_eq!(d.neighbours.len(), 1);
+        assert_eq!(
+            d.fdb[0].dst,
+            "10.0.0.2".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert!(
+            d.sysctls
+                .iter()
+                .any(|s| s.path == format!("net/ipv4/conf/{iface}/proxy_arp"))
+        );
+        assert!(d.ownership.route_protocols.contains(&FELIX_PROTO));
+    }
+
+    #[test]
+    fn protocol_out_of_range_is_an_error() {
+        let mut set = calico_model::loader::load_str("c.yaml", CLUSTER);
+        set.apply_defaults();
+        let cluster = calico_route::Cluster::from_resources(set.resources());
+        let mut plan = kernel::plan_node(&cluster, "a", &kernel::PlanOptions::default()).unwrap();
+        plan.routes[0].proto = 300;
+        assert!(matches!(
+            from_plan(&plan, "cali"),
+            Err(FromPlanError::Protocol { proto: 300, .. })
+        ));
+    }
+}

@@ -380,3 +380,86 @@ pub fn reconcile<D: Dataplane>(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryDataplane;
+    use crate::state::{FELIX_PROTO, RouteKind, Scope};
+
+    fn r(dst: &str, dev: Option<&str>, proto: u8) -> Route {
+        Route {
+            dst: dst.parse().unwrap(),
+            kind: RouteKind::Unicast,
+            via: None,
+            dev: dev.map(str::to_owned),
+            proto,
+            scope: Scope::Link,
+            src: None,
+            metric: 0,
+            onlink: false,
+            mtu: None,
+        }
+    }
+
+    #[test]
+    fn missing_interface_is_reported_and_skipped() {
+        let want = DesiredState {
+            routes: vec![r("10.0.0.5/32", Some("cali12345678901"), 3)],
+            ownership: Ownership::calico(),
+            ..DesiredState::default()
+        };
+        let c = diff(&want, &Observed::default());
+        assert!(c.ops.is_empty());
+        assert_eq!(
+            c.missing_interfaces,
+            BTreeSet::from(["cali12345678901".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_foreign_route_to_a_desired_prefix_is_taken_over_by_replace() {
+        let mut dp = MemoryDataplane::new();
+        dp.add_link("eth0", None);
+        let bird = Route {
+            scope: Scope::Universe,
+            ..r("10.244.1.0/26", Some("eth0"), 12)
+        };
+        dp.state.routes.push(bird);
+        let ours = Route {
+            scope: Scope::Universe,
+            onlink: true,
+            via: Some("10.0.0.2".parse().unwrap()),
+            ..r("10.244.1.0/26", Some("eth0"), FELIX_PROTO)
+        };
+        let want = DesiredState {
+            routes: vec![ours.clone()],
+            ownership: Ownership::calico(),
+            ..DesiredState::default()
+        };
+        let report = reconcile(&mut dp, &want).unwrap();
+        assert_eq!(report.applied, vec![Op::ReplaceRoute(ours.clone())]);
+        assert_eq!(dp.state.routes, vec![ours]);
+    }
+
+    #[test]
+    fn unowned_routes_and_non_proto_routes_are_left_alone() {
+        let mut dp = MemoryDataplane::new();
+        dp.add_link("eth0", None);
+        dp.add_link("cali12345678901", None);
+        let keep = [
+            r("192.168.0.0/24", Some("eth0"), 4),
+            r("10.0.0.0/24", Some("eth0"), 2),
+        ];
+        dp.state.routes.extend(keep.iter().cloned());
+        let stale = r("10.244.0.9/32", Some("cali12345678901"), 3);
+        dp.state.routes.push(stale.clone());
+        let want = DesiredState {
+            ownership: Ownership::calico(),
+            ..DesiredState::default()
+        };
+        let report = reconcile(&mut dp, &want).unwrap();
+        assert_eq!(report.applied, vec![Op::DelRoute(stale)]);
+        assert_eq!(dp.state.routes, keep.to_vec());
+    }
+}

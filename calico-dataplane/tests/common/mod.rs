@@ -69,8 +69,10 @@ impl NsGuard {
         self.ip(&["link", "set", "eth0p", "up"]);
         self.ip(&["addr", "add", addr, "dev", "eth0"]);
         self.ip(&["route", "add", "default", "dev", "eth0"]);
-        let (ok, _, err) = self.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        assert!(ok, "{err}");
+        let ns = calico_dataplane::netns::Netns::named(&self.name).unwrap();
+        for r in ns.write_sysctls(&[("net/ipv4/ip_forward", "1")]).unwrap() {
+            r.unwrap();
+        }
     }
 
     /// Runs `ip -n NAME ARGS`, asserting success; returns stdout.
