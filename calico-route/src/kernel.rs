@@ -67,8 +67,11 @@ pub struct KernelRoute {
     pub blackhole: bool,
     /// Destination.
     pub dst: IpNet,
-    /// Gateway.
+    /// Gateway (the first next hop of a multipath route).
     pub via: Option<IpAddr>,
+    /// Every next hop of a multipath (ECMP) route, sorted, all on `dev`; empty for a
+    /// single-path route. BIRD's `merge paths on` produces these (routing.md §6.2).
+    pub nexthops: Vec<IpAddr>,
     /// Device.
     pub dev: Option<String>,
     /// Route protocol number.
@@ -111,11 +114,14 @@ impl fmt::Display for KernelRoute {
         } else {
             write!(f, "{}", self.dst)?;
         }
-        if let Some(v) = self.via {
-            write!(f, " via {v}")?;
-        }
-        if let Some(d) = &self.dev {
-            write!(f, " dev {d}")?;
+        let multipath = self.nexthops.len() > 1;
+        if !multipath {
+            if let Some(v) = self.via {
+                write!(f, " via {v}")?;
+            }
+            if let Some(d) = &self.dev {
+                write!(f, " dev {d}")?;
+            }
         }
         if let Some(p) = proto_name(self.proto) {
             write!(f, " proto {p}")?;
@@ -141,6 +147,16 @@ impl fmt::Display for KernelRoute {
         }
         if let Some(m) = self.mtu {
             write!(f, " mtu {m}")?;
+        }
+        if multipath {
+            // `ip route` prints the next hops of a multipath route after its attributes.
+            for v in &self.nexthops {
+                write!(f, " nexthop via {v}")?;
+                if let Some(d) = &self.dev {
+                    write!(f, " dev {d}")?;
+                }
+                f.write_str(" weight 1")?;
+            }
         }
         Ok(())
     }
@@ -347,6 +363,7 @@ pub fn same_subnet(local: &NodeInfo, remote: &NodeInfo, family: Family) -> bool 
 }
 
 struct Planner<'a> {
+    ctx: &'a PlanContext<'a>,
     local: &'a NodeInfo,
     own: Ownership,
     opts: &'a PlanOptions,
@@ -354,9 +371,6 @@ struct Planner<'a> {
     felix_proto: u32,
     routes: BTreeMap<(IpNet, u32), KernelRoute>,
     unrouted: Vec<Unrouted>,
-    /// (origin node, family) pairs whose routes BIRD learns on this node; `None` when no
-    /// BIRD-owned pool exists.
-    bird_learned: Option<std::collections::BTreeSet<(String, Family)>>,
 }
 
 impl Planner<'_> {
@@ -375,6 +389,7 @@ impl Planner<'_> {
             blackhole: false,
             dst,
             via: None,
+            nexthops: Vec::new(),
             dev: None,
             proto: match owner {
                 Owner::Dataplane => self.felix_proto,
@@ -442,18 +457,20 @@ impl Planner<'_> {
                 self.add(r);
             }
             (PoolEncap::None, Owner::Bird) => {
-                if let Some(learned) = &self.bird_learned
-                    && !learned.contains(&(remote.name.clone(), fam))
-                {
+                let hops = self.ctx.bird_next_hops(self.local, remote, fam, remote_ip);
+                let Some(first) = hops.first().copied() else {
                     self.unrouted.push(Unrouted {
                         dst,
                         node: remote.name.clone(),
                         reason: "not learned over BGP (see `route check`)".to_owned(),
                     });
                     return;
-                }
+                };
                 let mut r = self.base(dst, RouteClass::NoEncap, Owner::Bird);
-                r.via = Some(remote_ip);
+                r.via = Some(first);
+                if hops.len() > 1 {
+                    r.nexthops = hops;
+                }
                 r.dev = Some(parent);
                 self.add(r);
             }
@@ -499,12 +516,131 @@ fn vxlan_in_use(cluster: &Cluster, fam: Family) -> bool {
         .any(|p| !p.disabled && p.encap() == PoolEncap::Vxlan && p.family() == fam)
 }
 
-/// Plans node `node`'s kernel state.
+/// What planning shares across the nodes of one cluster: the block index, whether every
+/// BGP path's next hop is its origin, and (built on first use) the propagation analysis
+/// per family. Build it once to plan many nodes.
+pub struct PlanContext<'a> {
+    cluster: &'a Cluster,
+    index: crate::input::BlockIndex<'a>,
+    /// Every session between Calico nodes is iBGP with the default next-hop handling, so
+    /// every path a node holds has the origin's address as next hop.
+    plain_ibgp: bool,
+    props: std::cell::OnceCell<BTreeMap<Family, crate::propagation::Propagation>>,
+}
+
+impl fmt::Debug for PlanContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlanContext")
+            .field("plain_ibgp", &self.plain_ibgp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PlanContext<'a> {
+    /// Prepares planning for `cluster`.
+    pub fn new(cluster: &'a Cluster) -> PlanContext<'a> {
+        let asn = cluster.global_as();
+        let same_as = cluster.nodes.iter().all(|n| cluster.node_as(n) == asn);
+        let plain_ibgp = same_as && {
+            let exp = crate::sessions::PeerExpansion::new(cluster);
+            exp.global
+                .iter()
+                .chain(exp.by_node.values().flatten())
+                .filter(|e| e.peer_node.is_some())
+                .all(|e| {
+                    e.as_number == asn
+                        && e.options.local_as.is_none_or(|l| l == asn)
+                        && e.options.next_hop_mode
+                            != Some(calico_model::resources::bgp::NextHopMode::SelfHop)
+                })
+        };
+        PlanContext {
+            cluster,
+            index: crate::input::BlockIndex::new(cluster),
+            plain_ibgp,
+            props: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &'a Cluster {
+        self.cluster
+    }
+
+    fn propagation(&self, fam: Family) -> Option<&crate::propagation::Propagation> {
+        self.props
+            .get_or_init(|| {
+                let graph = crate::graph::SessionGraph::new(self.cluster);
+                Family::BOTH
+                    .into_iter()
+                    .map(|f| {
+                        let adj = crate::propagation::Adjacency::new(self.cluster, &graph, f);
+                        (
+                            f,
+                            crate::propagation::Propagation::new(self.cluster, &adj, f),
+                        )
+                    })
+                    .collect()
+            })
+            .get(&fam)
+    }
+
+    /// The next hops of the route BIRD installs on `local` for what `origin` originates in
+    /// `fam` (empty: not learned). Mesh members of a plain-iBGP cluster learn each other's
+    /// routes directly with the origin as next hop; otherwise the propagation analysis
+    /// answers (eBGP next-hop rewriting and multipath included).
+    fn bird_next_hops(
+        &self,
+        local: &NodeInfo,
+        origin: &NodeInfo,
+        fam: Family,
+        origin_ip: IpAddr,
+    ) -> Vec<IpAddr> {
+        let mesh_member =
+            |n: &NodeInfo| self.cluster.mesh_enabled() && !n.is_rr() && n.ip(fam).is_some();
+        if self.plain_ibgp
+            && mesh_member(local)
+            && mesh_member(origin)
+            && origin.ip(fam) != local.ip(fam)
+        {
+            return vec![origin_ip];
+        }
+        let Some(prop) = self.propagation(fam) else {
+            return Vec::new();
+        };
+        if self.plain_ibgp {
+            if prop.learns(&local.name, &origin.name) {
+                vec![origin_ip]
+            } else {
+                Vec::new()
+            }
+        } else {
+            prop.kernel_next_hops(&local.name, &origin.name)
+        }
+    }
+
+    /// Plans node `node`'s kernel state (see [`plan_node`]).
+    pub fn plan(&self, node: &str, opts: &PlanOptions) -> Result<KernelPlan, PlanError> {
+        plan_with(self, node, opts)
+    }
+}
+
+/// Plans node `node`'s kernel state. To plan many nodes of one cluster, build a
+/// [`PlanContext`] once and call [`PlanContext::plan`].
 pub fn plan_node(
     cluster: &Cluster,
     node: &str,
     opts: &PlanOptions,
 ) -> Result<KernelPlan, PlanError> {
+    PlanContext::new(cluster).plan(node, opts)
+}
+
+fn plan_with(
+    ctx: &PlanContext<'_>,
+    node: &str,
+    opts: &PlanOptions,
+) -> Result<KernelPlan, PlanError> {
+    let cluster = ctx.cluster;
     let local = cluster.node(node).ok_or_else(|| PlanError::UnknownNode {
         node: node.to_owned(),
     })?;
@@ -516,6 +652,7 @@ pub fn plan_node(
     };
     let mtu = mtus(cluster, node, opts.host_mtu);
     let mut p = Planner {
+        ctx,
         local,
         own: ownership(cluster, node),
         opts,
@@ -523,13 +660,7 @@ pub fn plan_node(
         felix_proto,
         routes: BTreeMap::new(),
         unrouted: Vec::new(),
-        bird_learned: None,
     };
-    if p.own.owner(PoolEncap::None) == Some(Owner::Bird)
-        && cluster.pools.iter().any(|pl| pl.encap() == PoolEncap::None)
-    {
-        p.bird_learned = Some(bird_learned_on(cluster, node));
-    }
     let mut neighbours = Vec::new();
     let mut fdb = Vec::new();
     // Local workloads.
@@ -555,7 +686,7 @@ pub fn plan_node(
             }
         }
     }
-    let index = crate::input::BlockIndex::new(cluster);
+    let index = &ctx.index;
     // Blocks: local blackholes and remote routes.
     let local_blocks: std::collections::BTreeSet<IpNet> = cluster
         .affinities_of(node)
@@ -701,46 +832,4 @@ pub fn plan_node(
         mtu,
         unrouted: p.unrouted,
     })
-}
-
-/// The (origin, family) pairs whose routes node `node` learns over BGP. Mesh members learn
-/// each other's routes directly; the session graph is built only for other origins.
-fn bird_learned_on(cluster: &Cluster, node: &str) -> std::collections::BTreeSet<(String, Family)> {
-    let mut out = std::collections::BTreeSet::new();
-    let mut graph: Option<crate::graph::SessionGraph> = None;
-    let Some(local) = cluster.node(node) else {
-        return out;
-    };
-    for fam in Family::BOTH {
-        let origins: std::collections::BTreeSet<&str> = cluster
-            .affinities
-            .iter()
-            .filter(|a| a.node != node && Family::of(a.block.addr()) == fam)
-            .map(|a| a.node.as_str())
-            .collect();
-        let mesh_member =
-            |n: &NodeInfo| cluster.mesh_enabled() && !n.is_rr() && n.ip(fam).is_some();
-        let mut rest = Vec::new();
-        for o in origins {
-            match cluster.node(o) {
-                Some(x) if mesh_member(local) && mesh_member(x) && x.ip(fam) != local.ip(fam) => {
-                    out.insert((o.to_owned(), fam));
-                }
-                Some(_) => rest.push(o),
-                None => {}
-            }
-        }
-        if rest.is_empty() {
-            continue;
-        }
-        let g = graph.get_or_insert_with(|| crate::graph::SessionGraph::new(cluster));
-        let adj = crate::propagation::Adjacency::new(cluster, g, fam);
-        let prop = crate::propagation::Propagation::new(cluster, &adj, fam);
-        for o in rest {
-            if prop.learns(node, o) {
-                out.insert((o.to_owned(), fam));
-            }
-        }
-    }
-    out
 }

@@ -7,13 +7,26 @@
 //! iBGP-learned routes to eBGP peers only; an RR discards routes carrying its own cluster
 //! ID; every node discards routes it originated; a node discards eBGP routes whose AS path
 //! holds its own AS.
+//!
+//! Every rendered session has `add paths on` (routing.md §5.2 item 14), so BIRD announces
+//! every path it holds, not only its best one: the walk therefore follows each path on its
+//! own and records, per receiving node, every path's BGP next hop, AS-path length and
+//! whether it arrived over iBGP. Next hops follow BIRD 2: a locally originated route (the
+//! static blackhole) leaves with the sender's address; over iBGP the next hop is kept; over
+//! eBGP (every session is `multihop`, so there is no shared-interface exception) it is set
+//! to the sender's address; `next hop self` / `next hop keep` on the sending session
+//! override both. A route reflector stamps the originator (the first iBGP sender) and a
+//! node drops paths carrying itself as originator. [`Propagation::kernel_next_hops`] gives
+//! what the kernel protocol (`merge paths on`) installs: the next hops of the best path and
+//! of every path equal to it in local preference (all 100), AS-path length, origin (all
+//! from `calico_static`) and iBGP/eBGP, i.e. BIRD's `bgp_rte_mergable`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 
 use crate::graph::SessionGraph;
 use crate::input::{Cluster, Family};
-use crate::sessions::Peering;
+use crate::sessions::{NextHop, Peering};
 
 const ORIGINATED: usize = 0;
 const EBGP: usize = 1;
@@ -32,7 +45,37 @@ struct Edge {
     local_as: u32,
     back_local_as: u32,
     back_allow_local_as: bool,
+    /// The sender's channel next-hop setting: 0 default, 1 `next hop self`, 2 `next hop keep`.
+    next_hop: u8,
 }
+
+/// One path a node holds for an origin's routes (over node indexes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct PathInfo {
+    /// The node whose address is the BGP next hop.
+    next_hop: usize,
+    as_path_len: usize,
+    /// Arrived over iBGP.
+    interior: bool,
+}
+
+/// One path a node holds for an origin's routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LearnedPath {
+    /// The BGP next hop (a node's address in the family).
+    pub next_hop: IpAddr,
+    /// AS-path length.
+    pub as_path_len: usize,
+    /// Whether the path arrived over iBGP.
+    pub ibgp: bool,
+}
+
+/// A walk's result: per node index, the distinct paths it holds (empty: not learned).
+type Walk = Vec<Vec<PathInfo>>;
+
+/// State of one path in flight: where it is, how it arrived, its next hop, AS path, cluster
+/// list and originator (the first iBGP sender).
+type PathState = (usize, usize, usize, Vec<u32>, Vec<usize>, usize);
 
 #[derive(Debug, Clone, Copy)]
 struct Attr {
@@ -47,6 +90,7 @@ struct Attr {
 pub struct Adjacency<'a> {
     names: Vec<&'a str>,
     index: HashMap<&'a str, usize>,
+    ips: Vec<Option<IpAddr>>,
     attrs: Vec<Attr>,
     out: Vec<Vec<Edge>>,
 }
@@ -104,31 +148,36 @@ impl<'a> Adjacency<'a> {
                     local_as: p.local_as.0,
                     back_local_as: back.local_as.0,
                     back_allow_local_as: back.allow_local_as.is_some(),
+                    next_hop: match p.next_hop {
+                        None => 0,
+                        Some(NextHop::SelfHop) => 1,
+                        Some(NextHop::Keep) => 2,
+                    },
                 });
             }
         }
         Adjacency {
             names,
             index,
+            ips: cluster.nodes.iter().map(|n| n.ip(family)).collect(),
             attrs,
             out,
         }
     }
 
-    /// Which node indexes learn the routes node `origin` originates.
-    fn walk(&self, origin: usize) -> Vec<bool> {
+    /// The paths every node index holds for the routes node `origin` originates.
+    fn walk(&self, origin: usize) -> Walk {
         let n = self.names.len();
-        let mut learned = vec![false; n];
-        let mut seen = vec![[false; 4]; n];
-        let mut queue: VecDeque<(usize, usize, Vec<usize>, Vec<u32>)> = VecDeque::new();
+        let mut held: Walk = vec![Vec::new(); n];
         if origin >= n {
-            return learned;
+            return held;
         }
-        queue.push_back((origin, ORIGINATED, Vec::new(), Vec::new()));
-        if let Some(s) = seen.get_mut(origin) {
-            s[ORIGINATED] = true;
-        }
-        while let Some((node, arrival, clusters, path)) = queue.pop_front() {
+        let mut seen: HashSet<PathState> = HashSet::new();
+        let mut queue: VecDeque<PathState> = VecDeque::new();
+        let first: PathState = (origin, ORIGINATED, origin, Vec::new(), Vec::new(), origin);
+        seen.insert(first.clone());
+        queue.push_back(first);
+        while let Some((node, arrival, nh, path, clusters, originator)) = queue.pop_front() {
             let (Some(attr), Some(edges)) = (self.attrs.get(node), self.out.get(node)) else {
                 continue;
             };
@@ -148,24 +197,38 @@ impl<'a> Adjacency<'a> {
                 let Some(m) = self.attrs.get(e.to) else {
                     continue;
                 };
-                let (new_clusters, new_path) = if ebgp {
+                let (new_clusters, new_path, new_originator) = if ebgp {
                     let mut p2 = Vec::with_capacity(path.len() + 1);
                     p2.push(e.local_as);
                     p2.extend(&path);
-                    (Vec::new(), p2)
+                    (Vec::new(), p2, e.to)
                 } else {
                     let mut c2 = clusters.clone();
-                    if attr.is_rr && (arrival == FROM_CLIENT || arrival == FROM_NON_CLIENT) {
+                    let reflected = arrival == FROM_CLIENT || arrival == FROM_NON_CLIENT;
+                    if attr.is_rr && reflected {
                         c2.push(attr.cluster);
                     }
-                    (c2, path.clone())
+                    // The originator is the node that brought the path into iBGP.
+                    let orig = if reflected { originator } else { node };
+                    (c2, path.clone(), orig)
                 };
+                if !ebgp && new_originator == e.to {
+                    continue;
+                }
                 if ebgp && !e.back_allow_local_as && new_path.contains(&e.back_local_as) {
                     continue;
                 }
                 if m.is_rr && new_clusters.contains(&m.cluster) {
                     continue;
                 }
+                // BIRD 2's next-hop rules (bgp_use_next_hop / bgp_use_gateway).
+                let new_nh = if arrival == ORIGINATED || e.next_hop == 1 {
+                    node
+                } else if e.next_hop == 2 || !ebgp {
+                    nh
+                } else {
+                    node
+                };
                 let m_arrival = if ebgp {
                     EBGP
                 } else if e.back_client {
@@ -173,19 +236,42 @@ impl<'a> Adjacency<'a> {
                 } else {
                     FROM_NON_CLIENT
                 };
-                if let Some(l) = learned.get_mut(e.to) {
-                    *l = true;
+                if let Some(h) = held.get_mut(e.to) {
+                    let info = PathInfo {
+                        next_hop: new_nh,
+                        as_path_len: new_path.len(),
+                        interior: !ebgp,
+                    };
+                    if !h.contains(&info) {
+                        h.push(info);
+                    }
                 }
-                if let Some(s) = seen.get_mut(e.to)
-                    && !s[m_arrival]
-                {
-                    s[m_arrival] = true;
-                    queue.push_back((e.to, m_arrival, new_clusters, new_path));
+                let state: PathState = (
+                    e.to,
+                    m_arrival,
+                    new_nh,
+                    new_path,
+                    new_clusters,
+                    new_originator,
+                );
+                if !seen.contains(&state) {
+                    seen.insert(state.clone());
+                    queue.push_back(state);
                 }
             }
         }
-        learned
+        held
     }
+}
+
+/// The paths the kernel protocol merges (`merge paths on`): the best one and every path
+/// equal to it in AS-path length and iBGP/eBGP (BIRD's `bgp_rte_mergable`; local
+/// preference, origin, MED and IGP metric are equal for every Calico path).
+fn merged(paths: &[PathInfo]) -> impl Iterator<Item = &PathInfo> {
+    let best = paths.iter().map(|p| (p.as_path_len, p.interior)).min();
+    paths
+        .iter()
+        .filter(move |p| Some((p.as_path_len, p.interior)) == best)
 }
 
 /// Which nodes learn the routes `origin` originates, in the adjacency's family.
@@ -201,7 +287,7 @@ pub fn learners(
     adj.walk(o)
         .iter()
         .zip(&adj.names)
-        .filter(|(l, _)| **l)
+        .filter(|(l, _)| !l.is_empty())
         .map(|(_, n)| (*n).to_owned())
         .collect()
 }
@@ -217,10 +303,12 @@ pub fn learners(
 pub struct Propagation {
     family: Family,
     index: HashMap<String, usize>,
+    /// Node index → address in the family.
+    ips: Vec<Option<IpAddr>>,
     /// Node index → representative index of its class.
     rep_of: Vec<usize>,
-    /// Representative index → learned flags.
-    learned: HashMap<usize, Vec<bool>>,
+    /// Representative index → the paths every node holds.
+    learned: HashMap<usize, Walk>,
 }
 
 impl Propagation {
@@ -247,9 +335,75 @@ impl Propagation {
                 .enumerate()
                 .map(|(i, n)| ((*n).to_owned(), i))
                 .collect(),
+            ips: adj.ips.clone(),
             rep_of,
             learned,
         }
+    }
+
+    /// The paths `node` holds for `origin`'s routes (representative walk, swapped back),
+    /// with next hops as node indexes.
+    fn held(&self, node: &str, origin: &str) -> Option<(Vec<PathInfo>, usize, usize)> {
+        let (Some(&l), Some(&o)) = (self.index.get(node), self.index.get(origin)) else {
+            return None;
+        };
+        if l == o {
+            return None;
+        }
+        let rep = *self.rep_of.get(o)?;
+        let walk = self.learned.get(&rep)?;
+        // Swap the origin and its representative.
+        let swap = |i: usize| {
+            if i == rep {
+                o
+            } else if i == o {
+                rep
+            } else {
+                i
+            }
+        };
+        let paths = walk
+            .get(swap(l))?
+            .iter()
+            .map(|p| PathInfo {
+                next_hop: swap(p.next_hop),
+                ..*p
+            })
+            .collect();
+        Some((paths, l, o))
+    }
+
+    /// Every path `node` holds for the routes `origin` originates (sorted, distinct).
+    pub fn paths(&self, node: &str, origin: &str) -> Vec<LearnedPath> {
+        let Some((paths, _, _)) = self.held(node, origin) else {
+            return Vec::new();
+        };
+        let mut out: Vec<LearnedPath> = paths
+            .iter()
+            .filter_map(|p| {
+                Some(LearnedPath {
+                    next_hop: (*self.ips.get(p.next_hop)?)?,
+                    as_path_len: p.as_path_len,
+                    ibgp: p.interior,
+                })
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The next hops BIRD's kernel protocol installs on `node` for `origin`'s routes (`merge
+    /// paths on`: the best path and the paths mergeable with it), sorted and distinct.
+    /// Empty when `node` does not learn them.
+    pub fn kernel_next_hops(&self, node: &str, origin: &str) -> Vec<IpAddr> {
+        let Some((paths, _, _)) = self.held(node, origin) else {
+            return Vec::new();
+        };
+        let set: BTreeSet<IpAddr> = merged(&paths)
+            .filter_map(|p| *self.ips.get(p.next_hop)?)
+            .collect();
+        set.into_iter().collect()
     }
 
     /// The family.
@@ -273,7 +427,7 @@ impl Propagation {
         };
         // Swap the origin and its representative.
         let mapped = if l == rep { o } else { l };
-        set.get(mapped).copied().unwrap_or(false)
+        set.get(mapped).is_some_and(|p| !p.is_empty())
     }
 }
 
@@ -398,5 +552,89 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn node_as(name: &str, ip: &str, asn: u32) -> String {
+        node(name, ip, "") + &format!("    asNumber: {asn}\n")
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+
+    fn prop(c: &Cluster) -> Propagation {
+        let g = SessionGraph::new(c);
+        let adj = Adjacency::new(c, &g, Family::V4);
+        Propagation::new(c, &adj, Family::V4)
+    }
+
+    #[test]
+    fn ebgp_member_of_a_mesh_gets_a_multipath_route() {
+        let c = cluster(
+            &(node("m1", "10.0.0.1", "")
+                + &node("m2", "10.0.0.2", "")
+                + &node_as("m3", "10.0.0.3", 65003)),
+        );
+        let p = prop(&c);
+        // From m1 directly and from m2 (next hop rewritten to m2 over eBGP).
+        assert_eq!(
+            p.kernel_next_hops("m3", "m1"),
+            vec![ip("10.0.0.1"), ip("10.0.0.2")]
+        );
+        assert_eq!(
+            p.paths("m3", "m1"),
+            vec![
+                LearnedPath {
+                    next_hop: ip("10.0.0.1"),
+                    as_path_len: 1,
+                    ibgp: false
+                },
+                LearnedPath {
+                    next_hop: ip("10.0.0.2"),
+                    as_path_len: 1,
+                    ibgp: false
+                },
+            ]
+        );
+        // m1 holds m3's routes over eBGP and over iBGP from m2 (next hop kept): the eBGP
+        // path is preferred and the iBGP one is not mergeable with it.
+        assert_eq!(p.kernel_next_hops("m1", "m3"), vec![ip("10.0.0.3")]);
+        assert_eq!(p.paths("m1", "m3").len(), 2);
+        // m2 gets m1's routes only directly (m3's copy carries AS 64512).
+        assert_eq!(p.kernel_next_hops("m2", "m1"), vec![ip("10.0.0.1")]);
+        assert!(p.kernel_next_hops("m1", "m1").is_empty());
+    }
+
+    #[test]
+    fn reflected_routes_keep_the_origin_as_next_hop_unless_next_hop_self() {
+        let base = MESH_OFF.to_owned()
+            + &node("rr", "10.0.0.1", "1.1.1.1")
+            + &node("b", "10.0.0.2", "")
+            + &node("c", "10.0.0.3", "");
+        let c = cluster(&(base.clone() + RECIPE));
+        assert_eq!(prop(&c).kernel_next_hops("c", "b"), vec![ip("10.0.0.2")]);
+        let self_peer = "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: rr\nspec:\n  nodeSelector: all()\n  peerSelector: has(rr)\n  nextHopMode: Self\n";
+        let c = cluster(&(base + self_peer));
+        let p = prop(&c);
+        assert_eq!(p.kernel_next_hops("c", "b"), vec![ip("10.0.0.1")]);
+        assert_eq!(p.kernel_next_hops("rr", "b"), vec![ip("10.0.0.2")]);
+    }
+
+    #[test]
+    fn shorter_as_paths_win_over_longer_ones() {
+        // a (65001) – b (65002) – c (65003) and a – c directly: c prefers the direct path.
+        let peers = "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: p\nspec:\n  nodeSelector: all()\n  peerSelector: all()\n";
+        let c = cluster(
+            &(MESH_OFF.to_owned()
+                + &node_as("a", "10.0.0.1", 65001)
+                + &node_as("b", "10.0.0.2", 65002)
+                + &node_as("c", "10.0.0.3", 65003)
+                + peers),
+        );
+        let p = prop(&c);
+        assert_eq!(p.kernel_next_hops("c", "a"), vec![ip("10.0.0.1")]);
+        let lens: Vec<usize> = p.paths("c", "a").iter().map(|x| x.as_path_len).collect();
+        assert_eq!(lens, vec![1, 2]);
     }
 }
