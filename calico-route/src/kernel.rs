@@ -562,6 +562,12 @@ impl<'a> PlanContext<'a> {
         }
     }
 
+    /// Whether every session between Calico nodes is iBGP with the default next-hop
+    /// handling (every BGP path's next hop is then its origin).
+    pub fn is_plain_ibgp(&self) -> bool {
+        self.plain_ibgp
+    }
+
     /// The cluster.
     pub fn cluster(&self) -> &'a Cluster {
         self.cluster
@@ -623,6 +629,117 @@ impl<'a> PlanContext<'a> {
     pub fn plan(&self, node: &str, opts: &PlanOptions) -> Result<KernelPlan, PlanError> {
         plan_with(self, node, opts)
     }
+}
+
+/// The order of [`KernelPlan::routes`]: family, destination address, prefix length, metric.
+pub(crate) fn route_key(r: &KernelRoute) -> (Family, IpAddr, u8, u32) {
+    (
+        Family::of(r.dst.addr()),
+        r.dst.addr(),
+        r.dst.prefix_len(),
+        r.metric,
+    )
+}
+
+pub(crate) fn neighbour_order(a: &Neighbour, b: &Neighbour) -> std::cmp::Ordering {
+    (&a.dev, a.ip).cmp(&(&b.dev, b.ip))
+}
+
+pub(crate) fn fdb_order(a: &FdbEntry, b: &FdbEntry) -> std::cmp::Ordering {
+    (&a.dev, a.dst, &a.mac).cmp(&(&b.dev, b.dst, &b.mac))
+}
+
+pub(crate) fn unrouted_order(a: &Unrouted, b: &Unrouted) -> std::cmp::Ordering {
+    (a.dst.addr(), a.dst.prefix_len(), &a.node, &a.reason).cmp(&(
+        b.dst.addr(),
+        b.dst.prefix_len(),
+        &b.node,
+        &b.reason,
+    ))
+}
+
+/// What one remote node's new blocks (and, when it just joined, its VXLAN tunnel endpoint)
+/// add to another node's plan.
+#[derive(Debug, Default)]
+pub(crate) struct PlanDelta {
+    pub(crate) routes: Vec<KernelRoute>,
+    pub(crate) neighbours: Vec<Neighbour>,
+    pub(crate) fdb: Vec<FdbEntry>,
+    pub(crate) unrouted: Vec<Unrouted>,
+}
+
+/// The routes and L2 entries node `local` gains from `remote`'s `blocks` (confirmed, not
+/// overlapping any other block) and, with `joined`, from `remote`'s VXLAN endpoints, exactly
+/// as [`plan_node`] computes them.
+pub(crate) fn plan_delta(
+    ctx: &PlanContext<'_>,
+    local: &NodeInfo,
+    remote: &NodeInfo,
+    blocks: &[IpNet],
+    joined: bool,
+    opts: &PlanOptions,
+) -> PlanDelta {
+    let cluster = ctx.cluster;
+    let fx = cluster.felix_for(&local.name);
+    let felix_proto = if fx.device_route_protocol == 3 {
+        FELIX_PROTO
+    } else {
+        fx.device_route_protocol
+    };
+    let mtu = mtus(cluster, &local.name, opts.host_mtu);
+    let mut p = Planner {
+        ctx,
+        local,
+        own: ownership(cluster, &local.name),
+        opts,
+        mtu,
+        felix_proto,
+        routes: BTreeMap::new(),
+        unrouted: Vec::new(),
+    };
+    for b in blocks {
+        if let Some(pool) = cluster.pool_of(b) {
+            p.remote_route(*b, pool, remote);
+        }
+    }
+    let mut d = PlanDelta::default();
+    if joined {
+        for fam in Family::BOTH {
+            if !vxlan_in_use(cluster, fam) {
+                continue;
+            }
+            let Some(vtep) = remote.vtep(fam) else {
+                continue;
+            };
+            let dev = vxlan_device(fam);
+            let mac = remote.vtep_mac(fam);
+            d.neighbours.push(Neighbour {
+                ip: vtep,
+                lladdr: mac.clone(),
+                dev: dev.to_owned(),
+            });
+            if let Some(dst) = remote.ip(fam) {
+                d.fdb.push(FdbEntry {
+                    mac,
+                    dev: dev.to_owned(),
+                    dst,
+                });
+            }
+            if !ctx.index.owner(vtep).is_some_and(|a| a.node == remote.name) {
+                let mut r = p.base(host_net(vtep), RouteClass::VxlanTunnel, Owner::Dataplane);
+                r.dev = Some(dev.to_owned());
+                r.scope = Some(RouteScope::Link);
+                r.mtu = Some(match fam {
+                    Family::V4 => mtu.vxlan_v4,
+                    Family::V6 => mtu.vxlan_v6,
+                });
+                p.add(r);
+            }
+        }
+    }
+    d.routes = p.routes.into_values().collect();
+    d.unrouted = p.unrouted;
+    d
 }
 
 /// Plans node `node`'s kernel state. To plan many nodes of one cluster, build a
@@ -809,20 +926,11 @@ fn plan_with(
         });
     }
     let mut routes: Vec<KernelRoute> = p.routes.into_values().collect();
-    routes.sort_by(|a, b| {
-        (
-            Family::of(a.dst.addr()),
-            a.dst.addr(),
-            a.dst.prefix_len(),
-            a.metric,
-        )
-            .cmp(&(
-                Family::of(b.dst.addr()),
-                b.dst.addr(),
-                b.dst.prefix_len(),
-                b.metric,
-            ))
-    });
+    routes.sort_by_key(route_key);
+    neighbours.sort_by(neighbour_order);
+    fdb.sort_by(fdb_order);
+    let mut unrouted = p.unrouted;
+    unrouted.sort_by(unrouted_order);
     Ok(KernelPlan {
         node: node.to_owned(),
         routes,
@@ -830,6 +938,6 @@ fn plan_with(
         neighbours,
         fdb,
         mtu,
-        unrouted: p.unrouted,
+        unrouted,
     })
 }

@@ -11,6 +11,7 @@
 //! - [`propagation::learners`] — who learns a node's routes under iBGP/reflection rules;
 //! - [`scale::count_sessions`], [`scale::BirdCache`] — session counts without enumerating the
 //!   mesh, and per-node configurations re-rendered only where a joining node changes them;
+//! - [`plans::ClusterPlans`] — every node's kernel plan, updated incrementally on a join;
 //! - [`ownership::Ownership`] — who programs which pool type's routes (§2.2);
 //!
 //! All output is deterministic (sorted by name or address).
@@ -77,6 +78,7 @@ pub mod graph;
 pub mod input;
 pub mod kernel;
 pub mod ownership;
+pub mod plans;
 pub mod propagation;
 pub mod scale;
 pub mod sessions;
