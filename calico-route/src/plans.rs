@@ -106,11 +106,13 @@ impl ClusterPlans {
                         ..a
                     })
                     .collect();
-                let blocks: Vec<IpNet> = affinities
+                let mut blocks: Vec<IpNet> = affinities
                     .iter()
                     .filter(|a| a.is_confirmed())
                     .map(|a| a.block)
                     .collect();
+                blocks.sort();
+                blocks.dedup();
                 let fast = cluster.node(&name).is_none()
                     && !node.is_rr()
                     && new_addresses(cluster, &node)

@@ -21,12 +21,73 @@ fn text(c: &Cluster, node: &str, family: Family) -> String {
     render(c, node, family).unwrap().text
 }
 
+/// The §5.3 example, byte for byte, except that the mesh session's shared options live in a
+/// per-node `mesh_template` (so that a 5,000-node mesh does not repeat them 4,999 times):
+/// everything before the templates equals the spec text verbatim
+/// (`spec_5_3_node-a.spec.conf`), and the whole output equals `spec_5_3_node-a.conf`.
 #[test]
 fn spec_example_is_reproduced_byte_for_byte() {
     let yaml = std::fs::read_to_string(golden_dir().join("spec_5_3_cluster.yaml")).unwrap();
     let expected = std::fs::read_to_string(golden_dir().join("spec_5_3_node-a.conf")).unwrap();
+    let spec = std::fs::read_to_string(golden_dir().join("spec_5_3_node-a.spec.conf")).unwrap();
     let c = cluster(&yaml);
-    assert_eq!(text(&c, "node-a", Family::V4), expected);
+    let got = text(&c, "node-a", Family::V4);
+    assert_eq!(got, expected);
+    let cut = "\ntemplate bgp mesh_template";
+    let head = got.split(cut).next().unwrap();
+    let spec_head = spec.split("\nprotocol bgp Mesh_").next().unwrap();
+    assert_eq!(head, spec_head);
+    assert!(got.contains(
+        "protocol bgp Mesh_10_0_0_6 from mesh_template {\n  neighbor 10.0.0.6 as 64512;\n  passive on;\n}\n"
+    ));
+}
+
+/// The protocols a configuration defines are exactly the node's peerings of the session
+/// graph, in protocol-name order (mesh sessions merged with explicit ones), each iBGP mesh
+/// session from `mesh_template` and every other one from `bgp_template`.
+#[test]
+fn protocols_are_the_session_graph_peerings_in_name_order() {
+    let mut mixed = String::new();
+    for i in 1..=6 {
+        let extra = if i == 4 { "    asNumber: 65004\n" } else { "" };
+        mixed += &node(&format!("m{i}"), &format!("10.0.0.{i}/24"), extra, "");
+    }
+    mixed += &peer("tor", "peerIP: 10.0.0.200\nasNumber: 65001");
+    mixed += &peer("lo", "peerIP: 10.0.0.100\nasNumber: 65001\nnode: m2");
+    mixed += &peer("z", "peerIP: 10.0.0.2\nasNumber: 64512\nnode: m1");
+    for c in [cluster(&mixed), cluster(&rich_cluster()), example_cluster()] {
+        let graph = calico_route::SessionGraph::new(&c);
+        for n in &c.nodes {
+            for f in Family::BOTH {
+                let t = text(&c, &n.name, f);
+                let got: Vec<(String, String)> = t
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("protocol bgp "))
+                    .map(|l| {
+                        let mut w = l.split_whitespace();
+                        let name = w.next().unwrap().to_owned();
+                        let tpl = w.nth(1).unwrap().to_owned();
+                        (name, tpl)
+                    })
+                    .collect();
+                let want: Vec<(String, String)> = graph
+                    .peerings_of(&n.name)
+                    .filter(|p| p.family == f)
+                    .map(|p| {
+                        let compact =
+                            p.kind == calico_route::sessions::PeerKind::Mesh && p.is_ibgp();
+                        let tpl = if compact {
+                            "mesh_template"
+                        } else {
+                            "bgp_template"
+                        };
+                        (p.name.clone(), tpl.to_owned())
+                    })
+                    .collect();
+                assert_eq!(got, want, "{} {f:?}\n{t}", n.name);
+            }
+        }
+    }
 }
 
 #[test]
@@ -74,6 +135,17 @@ fn real_bird_accepts_generated_configs() {
         for f in Family::BOTH {
             configs.push((format!("rich-{n}-{f:?}"), text(&rich, n, f)));
         }
+    }
+    let mut mesh = String::from(
+        "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  listenPort: 1790\n  nodeMeshMaxRestartTime: 90s\n  nodeMeshPassword:\n    secretKeyRef: {name: s, key: k}\n",
+    );
+    for i in 1..=4 {
+        let extra = if i == 4 { "    asNumber: 65004\n" } else { "" };
+        mesh += &node(&format!("m{i}"), &format!("10.0.0.{i}/24"), extra, "");
+    }
+    let mesh = cluster(&mesh);
+    for n in ["m1", "m4"] {
+        configs.push((format!("mesh-{n}"), text(&mesh, n, Family::V4)));
     }
     for (name, conf) in &configs {
         let file = dir.join(format!("{name}.conf"));
