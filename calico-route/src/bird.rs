@@ -119,6 +119,12 @@ fn community_match(value: &str) -> Option<String> {
     }
 }
 
+/// Whether a BGPFilter rule is rendered as a statement (else as a comment: `peerType`, a
+/// CIDR of the other family, a bad community, a quote in an interface pattern).
+pub(crate) fn rule_renders(rule: &BgpFilterRule, family: Family) -> bool {
+    filter_rule(rule, family).is_ok()
+}
+
 /// One BGPFilter rule as a BIRD statement, or why it cannot be rendered.
 fn filter_rule(rule: &BgpFilterRule, family: Family) -> Result<String, String> {
     let mut conds = Vec::new();

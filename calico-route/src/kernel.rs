@@ -457,7 +457,9 @@ impl Planner<'_> {
                 self.add(r);
             }
             (PoolEncap::None, Owner::Bird) => {
-                let hops = self.ctx.bird_next_hops(self.local, remote, fam, remote_ip);
+                let hops = self
+                    .ctx
+                    .bird_next_hops(self.local, remote, fam, remote_ip, &dst);
                 let Some(first) = hops.first().copied() else {
                     self.unrouted.push(Unrouted {
                         dst,
@@ -601,6 +603,7 @@ impl<'a> PlanContext<'a> {
         origin: &NodeInfo,
         fam: Family,
         origin_ip: IpAddr,
+        dst: &IpNet,
     ) -> Vec<IpAddr> {
         let mesh_member =
             |n: &NodeInfo| self.cluster.mesh_enabled() && !n.is_rr() && n.ip(fam).is_some();
@@ -615,13 +618,13 @@ impl<'a> PlanContext<'a> {
             return Vec::new();
         };
         if self.plain_ibgp {
-            if prop.learns(&local.name, &origin.name) {
+            if prop.learns(&local.name, &origin.name, Some(dst)) {
                 vec![origin_ip]
             } else {
                 Vec::new()
             }
         } else {
-            prop.kernel_next_hops(&local.name, &origin.name)
+            prop.kernel_next_hops(&local.name, &origin.name, Some(dst))
         }
     }
 

@@ -74,6 +74,7 @@
 
 pub mod bird;
 pub mod check;
+pub mod filters;
 pub mod graph;
 pub mod input;
 pub mod kernel;

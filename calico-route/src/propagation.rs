@@ -24,9 +24,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 
+use crate::filters::{Community, Program, RouteAttrs, Verdict, prefix_matches};
 use crate::graph::SessionGraph;
 use crate::input::{Cluster, Family};
 use crate::sessions::{NextHop, Peering};
+use ipnet::IpNet;
 
 const ORIGINATED: usize = 0;
 const EBGP: usize = 1;
@@ -47,6 +49,10 @@ struct Edge {
     back_allow_local_as: bool,
     /// The sender's channel next-hop setting: 0 default, 1 `next hop self`, 2 `next hop keep`.
     next_hop: u8,
+    /// The sender's export filter program (index into `Adjacency::programs`; 0: none).
+    export_prog: u32,
+    /// The receiver's import filter program.
+    import_prog: u32,
 }
 
 /// One path a node holds for an origin's routes (over node indexes).
@@ -73,11 +79,21 @@ pub struct LearnedPath {
 /// A walk's result: per node index, the distinct paths it holds (empty: not learned).
 type Walk = Vec<Vec<PathInfo>>;
 
-/// State of one path in flight: where it is, how it arrived, its next hop, AS path, cluster
-/// list and originator (the first iBGP sender).
-type PathState = (usize, usize, usize, Vec<u32>, Vec<usize>, usize);
+/// State of one path in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PathState {
+    node: usize,
+    arrival: usize,
+    next_hop: usize,
+    as_path: Vec<u32>,
+    clusters: Vec<usize>,
+    /// The node that brought the path into iBGP.
+    originator: usize,
+    communities: Vec<Community>,
+    krt_metric: Option<i64>,
+}
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Attr {
     present: bool,
     is_rr: bool,
@@ -90,9 +106,20 @@ struct Attr {
 pub struct Adjacency<'a> {
     names: Vec<&'a str>,
     index: HashMap<&'a str, usize>,
+    core: Core,
+}
+
+/// What the walks need, owned.
+#[derive(Debug, Clone, Default)]
+struct Core {
     ips: Vec<Option<IpAddr>>,
     attrs: Vec<Attr>,
     out: Vec<Vec<Edge>>,
+    /// Filter programs; index 0 is the empty one.
+    programs: Vec<Program>,
+    /// Per node index: its prefix advertisements of the family (CIDR, communities), which
+    /// its `apply_communities()` adds on export.
+    adv: Vec<Vec<(IpNet, Vec<Community>)>>,
 }
 
 impl<'a> Adjacency<'a> {
@@ -126,6 +153,32 @@ impl<'a> Adjacency<'a> {
                 by_ip.insert((*i, p.peer_ip), p);
             }
         }
+        let mut programs = vec![Program::default()];
+        let mut prog_index: HashMap<(bool, Vec<String>), u32> = HashMap::new();
+        let mut program = |filters: &[String], import: bool| -> u32 {
+            let known: Vec<String> = filters
+                .iter()
+                .filter(|f| cluster.filters.contains_key(*f))
+                .cloned()
+                .collect();
+            if known.is_empty() {
+                return 0;
+            }
+            *prog_index
+                .entry((import, known))
+                .or_insert_with_key(|(imp, names)| {
+                    let prog = Program::new(
+                        names.iter().filter_map(|f| cluster.filters.get(f)),
+                        *imp,
+                        family,
+                    );
+                    if prog.is_empty() {
+                        return 0;
+                    }
+                    programs.push(prog);
+                    u32::try_from(programs.len() - 1).unwrap_or(0)
+                })
+        };
         let mut out = vec![Vec::new(); names.len()];
         for p in graph.peerings.iter().filter(|p| p.family == family) {
             let (Some(&from), Some(&to)) = (
@@ -153,31 +206,80 @@ impl<'a> Adjacency<'a> {
                         Some(NextHop::SelfHop) => 1,
                         Some(NextHop::Keep) => 2,
                     },
+                    export_prog: program(&p.filters, false),
+                    import_prog: program(&back.filters, true),
                 });
             }
         }
+        let adv = cluster
+            .nodes
+            .iter()
+            .map(|n| advertisements(cluster, &n.name, family))
+            .collect();
         Adjacency {
             names,
             index,
-            ips: cluster.nodes.iter().map(|n| n.ip(family)).collect(),
-            attrs,
-            out,
+            core: Core {
+                ips: cluster.nodes.iter().map(|n| n.ip(family)).collect(),
+                attrs,
+                out,
+                programs,
+                adv,
+            },
         }
     }
+}
 
-    /// The paths every node index holds for the routes node `origin` originates.
-    fn walk(&self, origin: usize) -> Walk {
-        let n = self.names.len();
+impl Core {
+    /// Whether filters or community-adding advertisements can make a route's fate depend on
+    /// its prefix.
+    fn prefix_sensitive(&self) -> bool {
+        self.programs.len() > 1 || self.adv.iter().any(|a| !a.is_empty())
+    }
+
+    /// Groups prefixes that every filter rule and advertisement treats alike.
+    fn signature(&self, net: Option<&IpNet>) -> Vec<bool> {
+        let mut sig: Vec<bool> = self
+            .programs
+            .iter()
+            .flat_map(|p| p.prefix_conditions())
+            .map(|r| prefix_matches(r, net))
+            .collect();
+        for list in &self.adv {
+            sig.extend(
+                list.iter()
+                    .map(|(cidr, _)| net.is_some_and(|n| cidr.contains(n))),
+            );
+        }
+        sig
+    }
+
+    /// The paths every node index holds for the routes node `origin` originates for `net`
+    /// (`None`: a prefix outside every filter CIDR and advertisement).
+    fn walk(&self, origin: usize, net: Option<IpNet>) -> Walk {
+        let n = self.attrs.len();
         let mut held: Walk = vec![Vec::new(); n];
         if origin >= n {
             return held;
         }
+        let filtering = self.prefix_sensitive();
         let mut seen: HashSet<PathState> = HashSet::new();
         let mut queue: VecDeque<PathState> = VecDeque::new();
-        let first: PathState = (origin, ORIGINATED, origin, Vec::new(), Vec::new(), origin);
+        let first = PathState {
+            node: origin,
+            arrival: ORIGINATED,
+            next_hop: origin,
+            as_path: Vec::new(),
+            clusters: Vec::new(),
+            originator: origin,
+            communities: Vec::new(),
+            krt_metric: None,
+        };
         seen.insert(first.clone());
         queue.push_back(first);
-        while let Some((node, arrival, nh, path, clusters, originator)) = queue.pop_front() {
+        while let Some(st) = queue.pop_front() {
+            let node = st.node;
+            let arrival = st.arrival;
             let (Some(attr), Some(edges)) = (self.attrs.get(node), self.out.get(node)) else {
                 continue;
             };
@@ -197,20 +299,45 @@ impl<'a> Adjacency<'a> {
                 let Some(m) = self.attrs.get(e.to) else {
                     continue;
                 };
+                // Export filter: the session's BGPFilters, else calico_export_to_bgp_peers
+                // (which accepts pool routes after apply_communities()).
+                let mut route = RouteAttrs {
+                    net,
+                    from_bgp: arrival != ORIGINATED,
+                    as_path: st.as_path.clone(),
+                    communities: st.communities.clone(),
+                    krt_metric: st.krt_metric,
+                };
+                if filtering {
+                    let prog = self.programs.get(e.export_prog as usize);
+                    match prog.map_or(Verdict::NoMatch, |p| p.run(&mut route)) {
+                        Verdict::Reject => continue,
+                        Verdict::Accept => {}
+                        Verdict::NoMatch => {
+                            for (cidr, cs) in self.adv.get(node).into_iter().flatten() {
+                                if net.is_some_and(|x| cidr.contains(&x)) {
+                                    for c in cs {
+                                        route.add_community(*c);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 let (new_clusters, new_path, new_originator) = if ebgp {
-                    let mut p2 = Vec::with_capacity(path.len() + 1);
+                    let mut p2 = Vec::with_capacity(route.as_path.len() + 1);
                     p2.push(e.local_as);
-                    p2.extend(&path);
+                    p2.extend(&route.as_path);
                     (Vec::new(), p2, e.to)
                 } else {
-                    let mut c2 = clusters.clone();
+                    let mut c2 = st.clusters.clone();
                     let reflected = arrival == FROM_CLIENT || arrival == FROM_NON_CLIENT;
                     if attr.is_rr && reflected {
                         c2.push(attr.cluster);
                     }
                     // The originator is the node that brought the path into iBGP.
-                    let orig = if reflected { originator } else { node };
-                    (c2, path.clone(), orig)
+                    let orig = if reflected { st.originator } else { node };
+                    (c2, route.as_path, orig)
                 };
                 if !ebgp && new_originator == e.to {
                     continue;
@@ -221,11 +348,25 @@ impl<'a> Adjacency<'a> {
                 if m.is_rr && new_clusters.contains(&m.cluster) {
                     continue;
                 }
+                // Import filter at the receiver: its BGPFilters, else `accept`.
+                let mut received = RouteAttrs {
+                    net,
+                    from_bgp: true,
+                    as_path: new_path,
+                    communities: route.communities,
+                    krt_metric: None,
+                };
+                if filtering {
+                    let prog = self.programs.get(e.import_prog as usize);
+                    if prog.map_or(Verdict::NoMatch, |p| p.run(&mut received)) == Verdict::Reject {
+                        continue;
+                    }
+                }
                 // BIRD 2's next-hop rules (bgp_use_next_hop / bgp_use_gateway).
                 let new_nh = if arrival == ORIGINATED || e.next_hop == 1 {
                     node
                 } else if e.next_hop == 2 || !ebgp {
-                    nh
+                    st.next_hop
                 } else {
                     node
                 };
@@ -239,21 +380,23 @@ impl<'a> Adjacency<'a> {
                 if let Some(h) = held.get_mut(e.to) {
                     let info = PathInfo {
                         next_hop: new_nh,
-                        as_path_len: new_path.len(),
+                        as_path_len: received.as_path.len(),
                         interior: !ebgp,
                     };
                     if !h.contains(&info) {
                         h.push(info);
                     }
                 }
-                let state: PathState = (
-                    e.to,
-                    m_arrival,
-                    new_nh,
-                    new_path,
-                    new_clusters,
-                    new_originator,
-                );
+                let state = PathState {
+                    node: e.to,
+                    arrival: m_arrival,
+                    next_hop: new_nh,
+                    as_path: received.as_path,
+                    clusters: new_clusters,
+                    originator: new_originator,
+                    communities: received.communities,
+                    krt_metric: received.krt_metric,
+                };
                 if !seen.contains(&state) {
                     seen.insert(state.clone());
                     queue.push_back(state);
@@ -262,6 +405,38 @@ impl<'a> Adjacency<'a> {
         }
         held
     }
+}
+
+/// A node's prefix advertisements of `family` (node-specific over global, §5.2 item 3)
+/// with their communities resolved.
+fn advertisements(cluster: &Cluster, node: &str, family: Family) -> Vec<(IpNet, Vec<Community>)> {
+    let mut advs = cluster.bgp.prefix_advertisements.clone();
+    if let Some(b) = cluster.node_bgp.get(node) {
+        for a in &b.prefix_advertisements {
+            advs.retain(|g| g.cidr.network() != a.cidr.network());
+            advs.push(a.clone());
+        }
+    }
+    advs.iter()
+        .filter(|a| Family::of(a.cidr.addr()) == family)
+        .map(|a| {
+            let cs = a
+                .communities
+                .iter()
+                .filter_map(|c| {
+                    let value = cluster
+                        .bgp
+                        .communities
+                        .iter()
+                        .find(|k| &k.name == c)
+                        .map_or(c.as_str(), |k| k.value.as_str());
+                    Community::parse(value)
+                })
+                .collect();
+            (a.cidr.network(), cs)
+        })
+        .filter(|(_, cs): &(IpNet, Vec<Community>)| !cs.is_empty())
+        .collect()
 }
 
 /// The paths the kernel protocol merges (`merge paths on`): the best one and every path
@@ -274,17 +449,19 @@ fn merged(paths: &[PathInfo]) -> impl Iterator<Item = &PathInfo> {
         .filter(move |p| Some((p.as_path_len, p.interior)) == best)
 }
 
-/// Which nodes learn the routes `origin` originates, in the adjacency's family.
+/// Which nodes learn the routes `origin` originates for `net`, in the adjacency's family
+/// (`None`: a prefix outside every BGPFilter CIDR and prefix advertisement).
 pub fn learners(
     _cluster: &Cluster,
     adj: &Adjacency<'_>,
     origin: &str,
-    _family: Family,
+    net: Option<&IpNet>,
 ) -> BTreeSet<String> {
     let Some(&o) = adj.index.get(origin) else {
         return BTreeSet::new();
     };
-    adj.walk(o)
+    adj.core
+        .walk(o, net.copied())
         .iter()
         .zip(&adj.names)
         .filter(|(l, _)| !l.is_empty())
@@ -292,40 +469,39 @@ pub fn learners(
         .collect()
 }
 
-/// Learner sets for every origin of one family, computed once per class of structurally
-/// identical nodes.
+/// Learner sets and paths for every origin of one family, computed once per class of
+/// structurally identical nodes and per class of prefixes.
 ///
-/// Two nodes with the same attributes (RR flag, cluster ID, AS) and the same labelled set of
-/// established neighbours are never adjacent, and swapping them is an automorphism of the
-/// session graph, so the learners of one follow from the other's by that swap. In the
-/// route-reflector recipe all clients form one class: a handful of walks cover the cluster.
+/// Two nodes with the same attributes (RR flag, cluster ID, AS, prefix advertisements) and
+/// the same labelled set of established neighbours are never adjacent, and swapping them is
+/// an automorphism of the session graph, so the learners of one follow from the other's by
+/// that swap. In the route-reflector recipe all clients form one class: a handful of walks
+/// cover the cluster. Prefixes that every BGPFilter rule's CIDR condition and every prefix
+/// advertisement treat alike share their walks (without filters and advertisements, all
+/// prefixes do). Walks are computed on first use.
 #[derive(Debug, Clone)]
 pub struct Propagation {
     family: Family,
     index: HashMap<String, usize>,
-    /// Node index → address in the family.
-    ips: Vec<Option<IpAddr>>,
+    core: Core,
     /// Node index → representative index of its class.
     rep_of: Vec<usize>,
-    /// Representative index → the paths every node holds.
-    learned: HashMap<usize, Walk>,
+    /// (representative index, prefix signature) → the paths every node holds.
+    walks: std::cell::RefCell<HashMap<(usize, Vec<bool>), std::rc::Rc<Walk>>>,
 }
 
 impl Propagation {
-    /// Computes the learner sets of every node in `family`.
+    /// Prepares the analysis of `family` over `adj`.
     pub fn new(_cluster: &Cluster, adj: &Adjacency<'_>, family: Family) -> Propagation {
-        let mut classes: BTreeMap<(bool, usize, u32, Vec<Edge>), usize> = BTreeMap::new();
+        type ClassKey = (bool, usize, u32, Vec<Edge>, Vec<(IpNet, Vec<Community>)>);
+        let mut classes: BTreeMap<ClassKey, usize> = BTreeMap::new();
         let mut rep_of = Vec::with_capacity(adj.names.len());
-        let mut learned = HashMap::new();
-        for (i, attr) in adj.attrs.iter().enumerate() {
-            let mut labels = adj.out.get(i).cloned().unwrap_or_default();
+        for (i, attr) in adj.core.attrs.iter().enumerate() {
+            let mut labels = adj.core.out.get(i).cloned().unwrap_or_default();
             labels.sort();
-            let key = (attr.is_rr, attr.cluster, attr.asn, labels);
-            let rep = *classes.entry(key).or_insert(i);
-            if rep == i && attr.present {
-                learned.insert(i, adj.walk(i));
-            }
-            rep_of.push(rep);
+            let adv = adj.core.adv.get(i).cloned().unwrap_or_default();
+            let key = (attr.is_rr, attr.cluster, attr.asn, labels, adv);
+            rep_of.push(*classes.entry(key).or_insert(i));
         }
         Propagation {
             family,
@@ -335,15 +511,30 @@ impl Propagation {
                 .enumerate()
                 .map(|(i, n)| ((*n).to_owned(), i))
                 .collect(),
-            ips: adj.ips.clone(),
+            core: adj.core.clone(),
             rep_of,
-            learned,
+            walks: std::cell::RefCell::new(HashMap::new()),
         }
     }
 
-    /// The paths `node` holds for `origin`'s routes (representative walk, swapped back),
-    /// with next hops as node indexes.
-    fn held(&self, node: &str, origin: &str) -> Option<(Vec<PathInfo>, usize, usize)> {
+    /// The walk of representative `rep` for `net`.
+    fn walk_of(&self, rep: usize, net: Option<&IpNet>) -> Option<std::rc::Rc<Walk>> {
+        if !self.core.attrs.get(rep)?.present {
+            return None;
+        }
+        let sig = self.core.signature(net);
+        let key = (rep, sig);
+        if let Some(w) = self.walks.borrow().get(&key) {
+            return Some(w.clone());
+        }
+        let w = std::rc::Rc::new(self.core.walk(rep, net.copied()));
+        self.walks.borrow_mut().insert(key, w.clone());
+        Some(w)
+    }
+
+    /// The paths `node` holds for `origin`'s routes to `net` (representative walk, swapped
+    /// back), with next hops as node indexes.
+    fn held(&self, node: &str, origin: &str, net: Option<&IpNet>) -> Option<Vec<PathInfo>> {
         let (Some(&l), Some(&o)) = (self.index.get(node), self.index.get(origin)) else {
             return None;
         };
@@ -351,7 +542,7 @@ impl Propagation {
             return None;
         }
         let rep = *self.rep_of.get(o)?;
-        let walk = self.learned.get(&rep)?;
+        let walk = self.walk_of(rep, net)?;
         // Swap the origin and its representative.
         let swap = |i: usize| {
             if i == rep {
@@ -370,19 +561,20 @@ impl Propagation {
                 ..*p
             })
             .collect();
-        Some((paths, l, o))
+        Some(paths)
     }
 
-    /// Every path `node` holds for the routes `origin` originates (sorted, distinct).
-    pub fn paths(&self, node: &str, origin: &str) -> Vec<LearnedPath> {
-        let Some((paths, _, _)) = self.held(node, origin) else {
+    /// Every path `node` holds for the routes `origin` originates for `net` (sorted,
+    /// distinct; `None`: a prefix outside every BGPFilter CIDR and prefix advertisement).
+    pub fn paths(&self, node: &str, origin: &str, net: Option<&IpNet>) -> Vec<LearnedPath> {
+        let Some(paths) = self.held(node, origin, net) else {
             return Vec::new();
         };
         let mut out: Vec<LearnedPath> = paths
             .iter()
             .filter_map(|p| {
                 Some(LearnedPath {
-                    next_hop: (*self.ips.get(p.next_hop)?)?,
+                    next_hop: (*self.core.ips.get(p.next_hop)?)?,
                     as_path_len: p.as_path_len,
                     ibgp: p.interior,
                 })
@@ -393,15 +585,15 @@ impl Propagation {
         out
     }
 
-    /// The next hops BIRD's kernel protocol installs on `node` for `origin`'s routes (`merge
-    /// paths on`: the best path and the paths mergeable with it), sorted and distinct.
-    /// Empty when `node` does not learn them.
-    pub fn kernel_next_hops(&self, node: &str, origin: &str) -> Vec<IpAddr> {
-        let Some((paths, _, _)) = self.held(node, origin) else {
+    /// The next hops BIRD's kernel protocol installs on `node` for `origin`'s route to `net`
+    /// (`merge paths on`: the best path and the paths mergeable with it), sorted and
+    /// distinct. Empty when `node` does not learn it.
+    pub fn kernel_next_hops(&self, node: &str, origin: &str, net: Option<&IpNet>) -> Vec<IpAddr> {
+        let Some(paths) = self.held(node, origin, net) else {
             return Vec::new();
         };
         let set: BTreeSet<IpAddr> = merged(&paths)
-            .filter_map(|p| *self.ips.get(p.next_hop)?)
+            .filter_map(|p| *self.core.ips.get(p.next_hop)?)
             .collect();
         set.into_iter().collect()
     }
@@ -411,23 +603,9 @@ impl Propagation {
         self.family
     }
 
-    /// Whether `node` learns the routes `origin` originates.
-    pub fn learns(&self, node: &str, origin: &str) -> bool {
-        let (Some(&l), Some(&o)) = (self.index.get(node), self.index.get(origin)) else {
-            return false;
-        };
-        if l == o {
-            return false;
-        }
-        let Some(&rep) = self.rep_of.get(o) else {
-            return false;
-        };
-        let Some(set) = self.learned.get(&rep) else {
-            return false;
-        };
-        // Swap the origin and its representative.
-        let mapped = if l == rep { o } else { l };
-        set.get(mapped).is_some_and(|p| !p.is_empty())
+    /// Whether `node` learns the route `origin` originates for `net`.
+    pub fn learns(&self, node: &str, origin: &str, net: Option<&IpNet>) -> bool {
+        self.held(node, origin, net).is_some_and(|p| !p.is_empty())
     }
 }
 
@@ -458,7 +636,7 @@ mod tests {
     fn learn(c: &Cluster, origin: &str) -> Vec<String> {
         let g = SessionGraph::new(c);
         let adj = Adjacency::new(c, &g, Family::V4);
-        learners(c, &adj, origin, Family::V4).into_iter().collect()
+        learners(c, &adj, origin, None).into_iter().collect()
     }
 
     #[test]
@@ -540,10 +718,10 @@ mod tests {
             let adj = Adjacency::new(&c, &g, Family::V4);
             let prop = Propagation::new(&c, &adj, Family::V4);
             for x in &c.nodes {
-                let walk = learners(&c, &adj, &x.name, Family::V4);
+                let walk = learners(&c, &adj, &x.name, None);
                 for l in &c.nodes {
                     assert_eq!(
-                        prop.learns(&l.name, &x.name),
+                        prop.learns(&l.name, &x.name, None),
                         walk.contains(&l.name),
                         "{} from {}",
                         l.name,
@@ -579,11 +757,11 @@ mod tests {
         let p = prop(&c);
         // From m1 directly and from m2 (next hop rewritten to m2 over eBGP).
         assert_eq!(
-            p.kernel_next_hops("m3", "m1"),
+            p.kernel_next_hops("m3", "m1", None),
             vec![ip("10.0.0.1"), ip("10.0.0.2")]
         );
         assert_eq!(
-            p.paths("m3", "m1"),
+            p.paths("m3", "m1", None),
             vec![
                 LearnedPath {
                     next_hop: ip("10.0.0.1"),
@@ -599,11 +777,11 @@ mod tests {
         );
         // m1 holds m3's routes over eBGP and over iBGP from m2 (next hop kept): the eBGP
         // path is preferred and the iBGP one is not mergeable with it.
-        assert_eq!(p.kernel_next_hops("m1", "m3"), vec![ip("10.0.0.3")]);
-        assert_eq!(p.paths("m1", "m3").len(), 2);
+        assert_eq!(p.kernel_next_hops("m1", "m3", None), vec![ip("10.0.0.3")]);
+        assert_eq!(p.paths("m1", "m3", None).len(), 2);
         // m2 gets m1's routes only directly (m3's copy carries AS 64512).
-        assert_eq!(p.kernel_next_hops("m2", "m1"), vec![ip("10.0.0.1")]);
-        assert!(p.kernel_next_hops("m1", "m1").is_empty());
+        assert_eq!(p.kernel_next_hops("m2", "m1", None), vec![ip("10.0.0.1")]);
+        assert!(p.kernel_next_hops("m1", "m1", None).is_empty());
     }
 
     #[test]
@@ -613,12 +791,15 @@ mod tests {
             + &node("b", "10.0.0.2", "")
             + &node("c", "10.0.0.3", "");
         let c = cluster(&(base.clone() + RECIPE));
-        assert_eq!(prop(&c).kernel_next_hops("c", "b"), vec![ip("10.0.0.2")]);
+        assert_eq!(
+            prop(&c).kernel_next_hops("c", "b", None),
+            vec![ip("10.0.0.2")]
+        );
         let self_peer = "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: rr\nspec:\n  nodeSelector: all()\n  peerSelector: has(rr)\n  nextHopMode: Self\n";
         let c = cluster(&(base + self_peer));
         let p = prop(&c);
-        assert_eq!(p.kernel_next_hops("c", "b"), vec![ip("10.0.0.1")]);
-        assert_eq!(p.kernel_next_hops("rr", "b"), vec![ip("10.0.0.2")]);
+        assert_eq!(p.kernel_next_hops("c", "b", None), vec![ip("10.0.0.1")]);
+        assert_eq!(p.kernel_next_hops("rr", "b", None), vec![ip("10.0.0.2")]);
     }
 
     #[test]
@@ -633,8 +814,12 @@ mod tests {
                 + peers),
         );
         let p = prop(&c);
-        assert_eq!(p.kernel_next_hops("c", "a"), vec![ip("10.0.0.1")]);
-        let lens: Vec<usize> = p.paths("c", "a").iter().map(|x| x.as_path_len).collect();
+        assert_eq!(p.kernel_next_hops("c", "a", None), vec![ip("10.0.0.1")]);
+        let lens: Vec<usize> = p
+            .paths("c", "a", None)
+            .iter()
+            .map(|x| x.as_path_len)
+            .collect();
         assert_eq!(lens, vec![1, 2]);
     }
 }

@@ -451,10 +451,10 @@ fn predict(c: &Cluster, graph: &SessionGraph, node: &str, family: Family) -> Exp
         .iter()
         .filter(|a| a.is_confirmed() && a.node != node && Family::of(a.block.addr()) == family)
     {
-        let paths = prop.paths(node, &a.node);
+        let paths = prop.paths(node, &a.node, Some(&a.block));
         assert_eq!(
             paths.is_empty(),
-            !learners(c, &adj, &a.node, family).contains(node),
+            !learners(c, &adj, &a.node, Some(&a.block)).contains(node),
             "paths and learners disagree for {node} from {}",
             a.node
         );
