@@ -66,6 +66,17 @@
 //!   BIRD both claim a pool type the plan shows the dataplane's routes; BIRD-owned routes
 //!   appear only when the propagation analysis says the node learns them, with the origin's
 //!   address as next hop; duplicate affinities route to the first owner by name.
+//! - Propagation follows each path separately (every session has `add paths on`) with BIRD
+//!   2's next-hop rules; kernel routes get the next hops of the paths BIRD's `merge paths`
+//!   merges with the best one (equal AS-path length and iBGP/eBGP), so an eBGP member of a
+//!   mesh gets multipath routes (tests/bird_netns.rs checks this against real BIRD).
+//! - BGPFilters are part of the propagation model; for `interface` rules a BGP-learned route
+//!   is taken to be on `eth0` (its recursive next hop's interface; the planner's default
+//!   parent), a locally originated blackhole on none.
+//! - Each node's iBGP mesh sessions share a `template bgp mesh_template from bgp_template`
+//!   holding the local address, TTL, graceful-restart time and channel, so each mesh
+//!   session is a three-line stanza (§5.3's example otherwise byte for byte, see
+//!   tests/golden); eBGP mesh sessions and explicit peers keep the full stanza.
 //! - `route check` severities: errors for what breaks routing or is ambiguous; warnings for
 //!   redundancy, scale, ignored options, CrossSubnet asymmetry, pending affinities and the
 //!   missing `ipip` device kind. Only errors and unreachable blocks make it fail.

@@ -822,4 +822,99 @@ mod tests {
             .collect();
         assert_eq!(lens, vec![1, 2]);
     }
+
+    /// Reflector rr with clients c2, c3, c4 (one /26 each, 10.244.i.0/26) and BGPFilter
+    /// `f` on every session: export rejects c3's block, tags c2's block 65000:9 (accepting
+    /// it past calico's export policy) and rejects tagged routes learned from peers; import
+    /// rejects c4's block.
+    pub(crate) fn filtered_reflector_yaml() -> String {
+        let mut y = MESH_OFF.to_owned() + &node("rr", "10.0.0.1", "1.1.1.1");
+        for i in 2..=4 {
+            y += &node(&format!("c{i}"), &format!("10.0.0.{i}"), "");
+        }
+        y += "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: rr\nspec:\n  nodeSelector: all()\n  peerSelector: has(rr)\n  filters: [f]\n";
+        y += "---\napiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: f\nspec:\n  exportV4:\n  - {action: Reject, source: RemotePeers, communities: {values: [\"65000:9\"]}}\n  - {action: Accept, matchOperator: Equal, cidr: 10.244.2.0/26, operations: [{addCommunity: {value: \"65000:9\"}}]}\n  - {action: Reject, matchOperator: Equal, cidr: 10.244.3.0/26}\n  importV4:\n  - {action: Reject, matchOperator: Equal, cidr: 10.244.4.0/26}\n";
+        y
+    }
+
+    #[test]
+    fn bgp_filters_decide_per_prefix() {
+        let c = cluster(&filtered_reflector_yaml());
+        let p = prop(&c);
+        let net = |i: u8| -> IpNet {
+            format!("10.244.{i}.0/26")
+                .parse()
+                .unwrap_or_else(|_| IpNet::from(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)))
+        };
+        let learners_of = |origin: &str, n: &IpNet| -> Vec<&str> {
+            ["rr", "c2", "c3", "c4"]
+                .into_iter()
+                .filter(|l| p.learns(l, origin, Some(n)))
+                .collect()
+        };
+        // Tagged at c2, accepted by rr, not passed on (tagged and learned from a peer).
+        assert_eq!(learners_of("c2", &net(2)), vec!["rr"]);
+        // Rejected on export by c3.
+        assert!(learners_of("c3", &net(3)).is_empty());
+        // Rejected on import by rr.
+        assert!(learners_of("c4", &net(4)).is_empty());
+        // A prefix no rule names: reflected as usual.
+        assert_eq!(learners_of("c4", &net(9)), vec!["rr", "c2", "c3"]);
+        assert_eq!(learners_of("rr", &net(1)), vec!["c2", "c3", "c4"]);
+        // Outside every CIDR.
+        assert_eq!(learners_of("c3", &net(7)), vec!["rr", "c2", "c4"]);
+        // Without a prefix, CIDR rules never match (c2's other routes are reflected).
+        assert!(p.learns("c3", "c2", None));
+        assert_eq!(
+            learners(
+                &c,
+                &Adjacency::new(&c, &SessionGraph::new(&c), Family::V4),
+                "c3",
+                Some(&net(3))
+            ),
+            BTreeSet::new()
+        );
+    }
+
+    #[test]
+    fn prepended_paths_lose_to_shorter_ones() {
+        // a (65001) peers with b and c (65002, 65003), which both peer with d (65004); b's
+        // export to d prepends two ASes, so d prefers the path via c.
+        let mut y = MESH_OFF.to_owned();
+        for (n, i, asn) in [
+            ("a", 1, 65001),
+            ("b", 2, 65002),
+            ("c", 3, 65003),
+            ("d", 4, 65004),
+        ] {
+            y += &node_as(n, &format!("10.0.0.{i}"), asn);
+        }
+        for (name, from, to, asn, f) in [
+            ("ab", "a", "10.0.0.2", 65002, ""),
+            ("ac", "a", "10.0.0.3", 65003, ""),
+            ("bd", "b", "10.0.0.4", 65004, "  filters: [pre]\n"),
+            ("cd", "c", "10.0.0.4", 65004, ""),
+        ] {
+            y += &format!(
+                "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: {name}\nspec:\n  node: {from}\n  peerIP: {to}\n  asNumber: {asn}\n{f}"
+            );
+        }
+        y += "---\napiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: pre\nspec:\n  exportV4:\n  - {action: Accept, source: RemotePeers, operations: [{prependASPath: {prefix: [65002, 65002]}}]}\n";
+        let c = cluster(&y);
+        let p = prop(&c);
+        let net: IpNet = "10.244.1.0/26"
+            .parse()
+            .unwrap_or_else(|_| IpNet::from(ip("0.0.0.0")));
+        // Without the prepend both paths have length 2 and would be merged.
+        assert_eq!(
+            p.kernel_next_hops("d", "a", Some(&net)),
+            vec![ip("10.0.0.3")]
+        );
+        let lens: Vec<(IpAddr, usize)> = p
+            .paths("d", "a", Some(&net))
+            .iter()
+            .map(|x| (x.next_hop, x.as_path_len))
+            .collect();
+        assert_eq!(lens, vec![(ip("10.0.0.2"), 4), (ip("10.0.0.3"), 2)]);
+    }
 }

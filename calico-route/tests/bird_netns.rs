@@ -16,7 +16,9 @@
 //! Topologies: two
 //! reflectors of one cluster ID with three clients, reflectors of two cluster IDs with a
 //! single-reflector client, a full mesh, a mesh with a member in another AS, an iBGP chain
-//! without reflector, and an eBGP AS-path loop; each in IPv4 and IPv6 (one BIRD per family).
+//! without reflector, an eBGP AS-path loop, and a reflector whose sessions carry a BGPFilter
+//! (export reject, accept with a community, reject by community, import reject); each in IPv4
+//! and IPv6 (one BIRD per family).
 //!
 //! Nothing outside these namespaces is touched: links are created inside a node namespace
 //! with the peer end moved straight into the switch namespace, and BIRD runs inside the node
@@ -783,6 +785,49 @@ fn ebgp_as_path_loop_with_real_bird() {
         );
     }
     run_topology("aspath", &y);
+}
+
+/// Mesh off; reflector rr1 and clients c2–c4 whose sessions (both directions) carry
+/// BGPFilter `f`: export rejects c3's block, accepts c2's block tagged 65000:9 (past
+/// calico's export policy) and rejects tagged routes learned from peers; import rejects
+/// c4's block. So rr1 alone learns c2's block, nobody learns c3's or c4's, everybody
+/// learns rr1's; IPv6 (no rules) is reflected as usual.
+#[test]
+fn bgp_filters_with_real_bird() {
+    let mut y = bgp_config(false) + POOLS;
+    y += &reflector("rr1", 1, "", "1.1.1.1");
+    for i in 2..=4 {
+        y += &lab_node(&format!("c{i}"), i, "", "");
+    }
+    y += &peer(
+        "to-rr",
+        "nodeSelector: all()\npeerSelector: has(rr)\nfilters: [f]",
+    );
+    y += "---\napiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: f\nspec:\n  exportV4:\n  - {action: Reject, source: RemotePeers, communities: {values: [\"65000:9\"]}}\n  - {action: Accept, matchOperator: Equal, cidr: 10.244.2.0/26, operations: [{addCommunity: {value: \"65000:9\"}}]}\n  - {action: Reject, matchOperator: Equal, cidr: 10.244.3.0/26}\n  importV4:\n  - {action: Reject, matchOperator: Equal, cidr: 10.244.4.0/26}\n";
+    let c = cluster(&y);
+    let remote_v4 = |node: &str| -> Vec<String> {
+        plan_node(&c, node, &PlanOptions::default())
+            .unwrap()
+            .routes
+            .iter()
+            .filter(|r| !r.blackhole && r.dst.addr().is_ipv4())
+            .map(|r| r.dst.to_string())
+            .collect()
+    };
+    assert_eq!(remote_v4("rr1"), vec!["10.244.2.0/26"]);
+    for n in ["c2", "c3", "c4"] {
+        assert_eq!(remote_v4(n), vec!["10.244.1.0/26"], "{n}");
+    }
+    let v6 = plan_node(&c, "c3", &PlanOptions::default())
+        .unwrap()
+        .to_text();
+    for i in [1, 2, 4] {
+        assert!(
+            v6.contains(&format!("fd00:10:0:{i}::/122 via fd00:1::{i} ")),
+            "{v6}"
+        );
+    }
+    run_topology("filter", &y);
 }
 
 /// Mesh off; explicit iBGP sessions a–b and b–c only: b, not a reflector, must not pass a's
