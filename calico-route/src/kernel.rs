@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use calico_model::resources::ipam::EncapMode;
 use ipnet::IpNet;
@@ -73,7 +74,8 @@ pub struct KernelRoute {
     /// single-path route. BIRD's `merge paths on` produces these (routing.md §6.2).
     pub nexthops: Vec<IpAddr>,
     /// Device.
-    pub dev: Option<String>,
+    #[serde(serialize_with = "serialize_dev")]
+    pub dev: Option<Arc<str>>,
     /// Route protocol number.
     pub proto: u32,
     /// Scope (universe when `None`).
@@ -90,6 +92,13 @@ pub struct KernelRoute {
     pub class: RouteClass,
     /// Who programs it.
     pub owner: Owner,
+}
+
+fn serialize_dev<S: serde::Serializer>(dev: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    match dev {
+        Some(d) => s.serialize_some(&**d),
+        None => s.serialize_none(),
+    }
 }
 
 fn proto_name(p: u32) -> Option<String> {
@@ -366,21 +375,38 @@ struct Planner<'a> {
     ctx: &'a PlanContext<'a>,
     local: &'a NodeInfo,
     own: Ownership,
-    opts: &'a PlanOptions,
     mtu: Mtus,
     felix_proto: u32,
-    routes: BTreeMap<(IpNet, u32), KernelRoute>,
+    /// Candidate routes in production order; [`Planner::finish`] keeps, per (destination,
+    /// metric), the lowest class (the first of equal classes).
+    routes: Vec<KernelRoute>,
     unrouted: Vec<Unrouted>,
+    /// Index of the local node in `Cluster::nodes`.
+    local_idx: usize,
+    parent: Arc<str>,
+    tunl: Arc<str>,
+    vxlan_dev: [Arc<str>; 2],
 }
 
 impl Planner<'_> {
     fn add(&mut self, r: KernelRoute) {
-        let key = (r.dst, r.metric);
-        match self.routes.get(&key) {
-            Some(existing) if existing.class <= r.class => {}
-            _ => {
-                self.routes.insert(key, r);
-            }
+        self.routes.push(r);
+    }
+
+    /// The routes in [`route_key`] order, one per (destination, metric): the lowest class,
+    /// the first produced among equal classes (routing.md §6.2).
+    fn finish(&mut self) -> Vec<KernelRoute> {
+        let mut routes = std::mem::take(&mut self.routes);
+        // Stable and adaptive: blocks are produced in address order already.
+        routes.sort_by(|a, b| (route_key(a), a.class).cmp(&(route_key(b), b.class)));
+        routes.dedup_by(|later, first| route_key(later) == route_key(first));
+        routes
+    }
+
+    fn vxlan_dev(&self, fam: Family) -> Arc<str> {
+        match fam {
+            Family::V4 => self.vxlan_dev[0].clone(),
+            Family::V6 => self.vxlan_dev[1].clone(),
         }
     }
 
@@ -405,8 +431,13 @@ impl Planner<'_> {
         }
     }
 
-    /// A route toward `remote` for `dst` in `pool` (remote block or borrowed /32).
-    fn remote_route(&mut self, dst: IpNet, pool: &PoolInfo, remote: &NodeInfo) {
+    /// A route toward node `ri` (index in `Cluster::nodes`) for `dst` in `pool` (remote
+    /// block or borrowed /32).
+    fn remote_route(&mut self, dst: IpNet, pool: &PoolInfo, ri: usize) {
+        let ctx = self.ctx;
+        let Some(remote) = ctx.cluster.nodes.get(ri) else {
+            return;
+        };
         let fam = Family::of(dst.addr());
         let encap = pool.encap();
         let Some(owner) = self.own.owner(encap) else {
@@ -417,7 +448,7 @@ impl Planner<'_> {
             });
             return;
         };
-        let parent = self.opts.parent_iface.clone();
+        let parent = self.parent.clone();
         let cross_same =
             pool.mode() == EncapMode::CrossSubnet && same_subnet(self.local, remote, fam);
         let Some(remote_ip) = remote.ip(fam) else {
@@ -451,27 +482,28 @@ impl Planner<'_> {
             (PoolEncap::Ipip, _) => {
                 let mut r = self.base(dst, RouteClass::IpipTunnel, owner);
                 r.via = Some(remote_ip);
-                r.dev = Some("tunl0".to_owned());
+                r.dev = Some(self.tunl.clone());
                 r.onlink = true;
                 r.mtu = Some(self.mtu.ipip);
                 self.add(r);
             }
             (PoolEncap::None, Owner::Bird) => {
-                let hops = self
-                    .ctx
-                    .bird_next_hops(self.local, remote, fam, remote_ip, &dst);
-                let Some(first) = hops.first().copied() else {
-                    self.unrouted.push(Unrouted {
-                        dst,
-                        node: remote.name.clone(),
-                        reason: "not learned over BGP (see `route check`)".to_owned(),
-                    });
-                    return;
-                };
+                let hops = ctx.bird_next_hops(self.local_idx, ri, fam, remote_ip, &dst);
                 let mut r = self.base(dst, RouteClass::NoEncap, Owner::Bird);
-                r.via = Some(first);
-                if hops.len() > 1 {
-                    r.nexthops = hops;
+                match hops {
+                    Hops::None => {
+                        self.unrouted.push(Unrouted {
+                            dst,
+                            node: remote.name.clone(),
+                            reason: "not learned over BGP (see `route check`)".to_owned(),
+                        });
+                        return;
+                    }
+                    Hops::One(h) => r.via = Some(h),
+                    Hops::Many(hs) => {
+                        r.via = hs.first().copied();
+                        r.nexthops = hs;
+                    }
                 }
                 r.dev = Some(parent);
                 self.add(r);
@@ -501,7 +533,7 @@ impl Planner<'_> {
         };
         let mut r = self.base(dst, RouteClass::VxlanTunnel, Owner::Dataplane);
         r.via = Some(vtep);
-        r.dev = Some(vxlan_device(fam).to_owned());
+        r.dev = Some(self.vxlan_dev(fam));
         r.onlink = true;
         r.mtu = Some(match fam {
             Family::V4 => self.mtu.vxlan_v4,
@@ -518,6 +550,16 @@ fn vxlan_in_use(cluster: &Cluster, fam: Family) -> bool {
         .any(|p| !p.disabled && p.encap() == PoolEncap::Vxlan && p.family() == fam)
 }
 
+/// The next hops of a BIRD route.
+enum Hops {
+    /// Not learned.
+    None,
+    /// One next hop.
+    One(IpAddr),
+    /// Several (merged paths), sorted.
+    Many(Vec<IpAddr>),
+}
+
 /// What planning shares across the nodes of one cluster: the block index, whether every
 /// BGP path's next hop is its origin, and (built on first use) the propagation analysis
 /// per family. Build it once to plan many nodes.
@@ -528,6 +570,22 @@ pub struct PlanContext<'a> {
     /// every path a node holds has the origin's address as next hop.
     plain_ibgp: bool,
     props: std::cell::OnceCell<BTreeMap<Family, crate::propagation::Propagation>>,
+    /// Node name → index in `Cluster::nodes`.
+    node_idx: std::collections::HashMap<&'a str, usize>,
+    /// Confirmed affinities grouped by block, in block order.
+    groups: Vec<BlockGroup<'a>>,
+    /// VXLAN MACs per node index (IPv4, IPv6), when a VXLAN pool exists.
+    macs: Vec<[String; 2]>,
+}
+
+/// The confirmed affinities of one block.
+#[derive(Debug)]
+struct BlockGroup<'a> {
+    block: IpNet,
+    /// Index of the block's pool in `Cluster::pools`.
+    pool: Option<usize>,
+    /// Owners in affinity order: name and node index (`None`: no such Node).
+    owners: Vec<(&'a str, Option<usize>)>,
 }
 
 impl fmt::Debug for PlanContext<'_> {
@@ -556,11 +614,64 @@ impl<'a> PlanContext<'a> {
                             != Some(calico_model::resources::bgp::NextHopMode::SelfHop)
                 })
         };
+        let node_idx: std::collections::HashMap<&str, usize> = cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i))
+            .collect();
+        let mut groups: Vec<BlockGroup<'a>> = Vec::new();
+        for a in cluster.affinities.iter().filter(|a| a.is_confirmed()) {
+            let owner = (a.node.as_str(), node_idx.get(a.node.as_str()).copied());
+            match groups.last_mut() {
+                Some(g) if g.block == a.block => g.owners.push(owner),
+                _ => groups.push(BlockGroup {
+                    block: a.block,
+                    pool: cluster
+                        .pools
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| p.cidr.contains(&a.block))
+                        .max_by_key(|(_, p)| p.cidr.prefix_len())
+                        .map(|(i, _)| i),
+                    owners: vec![owner],
+                }),
+            }
+        }
+        let macs = if Family::BOTH.into_iter().any(|f| vxlan_in_use(cluster, f)) {
+            cluster
+                .nodes
+                .iter()
+                .map(|n| [n.vtep_mac(Family::V4), n.vtep_mac(Family::V6)])
+                .collect()
+        } else {
+            Vec::new()
+        };
         PlanContext {
             cluster,
             index: crate::input::BlockIndex::new(cluster),
             plain_ibgp,
             props: std::cell::OnceCell::new(),
+            node_idx,
+            groups,
+            macs,
+        }
+    }
+
+    /// The VXLAN MAC of node index `i`.
+    fn vtep_mac(&self, i: usize, fam: Family) -> String {
+        let slot = match fam {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        };
+        match self.macs.get(i).and_then(|m| m.get(slot)) {
+            Some(m) => m.clone(),
+            None => self
+                .cluster
+                .nodes
+                .get(i)
+                .map(|n| n.vtep_mac(fam))
+                .unwrap_or_default(),
         }
     }
 
@@ -599,12 +710,16 @@ impl<'a> PlanContext<'a> {
     /// answers (eBGP next-hop rewriting and multipath included).
     fn bird_next_hops(
         &self,
-        local: &NodeInfo,
-        origin: &NodeInfo,
+        li: usize,
+        oi: usize,
         fam: Family,
         origin_ip: IpAddr,
         dst: &IpNet,
-    ) -> Vec<IpAddr> {
+    ) -> Hops {
+        let (Some(local), Some(origin)) = (self.cluster.nodes.get(li), self.cluster.nodes.get(oi))
+        else {
+            return Hops::None;
+        };
         let mesh_member =
             |n: &NodeInfo| self.cluster.mesh_enabled() && !n.is_rr() && n.ip(fam).is_some();
         if self.plain_ibgp
@@ -612,19 +727,24 @@ impl<'a> PlanContext<'a> {
             && mesh_member(origin)
             && origin.ip(fam) != local.ip(fam)
         {
-            return vec![origin_ip];
+            return Hops::One(origin_ip);
         }
         let Some(prop) = self.propagation(fam) else {
-            return Vec::new();
+            return Hops::None;
         };
         if self.plain_ibgp {
-            if prop.learns(&local.name, &origin.name, Some(dst)) {
-                vec![origin_ip]
+            if prop.learns_idx(li, oi, Some(dst)) {
+                Hops::One(origin_ip)
             } else {
-                Vec::new()
+                Hops::None
             }
         } else {
-            prop.kernel_next_hops(&local.name, &origin.name, Some(dst))
+            let mut hops = prop.kernel_next_hops_idx(li, oi, Some(dst));
+            match hops.len() {
+                0 => Hops::None,
+                1 => hops.pop().map_or(Hops::None, Hops::One),
+                _ => Hops::Many(hops),
+            }
         }
     }
 
@@ -632,6 +752,34 @@ impl<'a> PlanContext<'a> {
     pub fn plan(&self, node: &str, opts: &PlanOptions) -> Result<KernelPlan, PlanError> {
         plan_with(self, node, opts)
     }
+}
+
+/// A planner for the node at index `li`.
+fn planner<'a>(ctx: &'a PlanContext<'a>, li: usize, opts: &'a PlanOptions) -> Option<Planner<'a>> {
+    let cluster = ctx.cluster;
+    let local = cluster.nodes.get(li)?;
+    let fx = cluster.felix_for(&local.name);
+    let felix_proto = if fx.device_route_protocol == 3 {
+        FELIX_PROTO
+    } else {
+        fx.device_route_protocol
+    };
+    Some(Planner {
+        ctx,
+        local,
+        own: ownership(cluster, &local.name),
+        mtu: mtus(cluster, &local.name, opts.host_mtu),
+        felix_proto,
+        routes: Vec::new(),
+        unrouted: Vec::new(),
+        local_idx: li,
+        parent: Arc::from(opts.parent_iface.as_str()),
+        tunl: Arc::from("tunl0"),
+        vxlan_dev: [
+            Arc::from(vxlan_device(Family::V4)),
+            Arc::from(vxlan_device(Family::V6)),
+        ],
+    })
 }
 
 /// The order of [`KernelPlan::routes`]: family, destination address, prefix length, metric.
@@ -683,26 +831,19 @@ pub(crate) fn plan_delta(
     opts: &PlanOptions,
 ) -> PlanDelta {
     let cluster = ctx.cluster;
-    let fx = cluster.felix_for(&local.name);
-    let felix_proto = if fx.device_route_protocol == 3 {
-        FELIX_PROTO
-    } else {
-        fx.device_route_protocol
+    let (Some(&li), Some(&ri)) = (
+        ctx.node_idx.get(local.name.as_str()),
+        ctx.node_idx.get(remote.name.as_str()),
+    ) else {
+        return PlanDelta::default();
     };
-    let mtu = mtus(cluster, &local.name, opts.host_mtu);
-    let mut p = Planner {
-        ctx,
-        local,
-        own: ownership(cluster, &local.name),
-        opts,
-        mtu,
-        felix_proto,
-        routes: BTreeMap::new(),
-        unrouted: Vec::new(),
+    let Some(mut p) = planner(ctx, li, opts) else {
+        return PlanDelta::default();
     };
+    let mtu = p.mtu;
     for b in blocks {
         if let Some(pool) = cluster.pool_of(b) {
-            p.remote_route(*b, pool, remote);
+            p.remote_route(*b, pool, ri);
         }
     }
     let mut d = PlanDelta::default();
@@ -715,7 +856,7 @@ pub(crate) fn plan_delta(
                 continue;
             };
             let dev = vxlan_device(fam);
-            let mac = remote.vtep_mac(fam);
+            let mac = ctx.vtep_mac(ri, fam);
             d.neighbours.push(Neighbour {
                 ip: vtep,
                 lladdr: mac.clone(),
@@ -730,7 +871,7 @@ pub(crate) fn plan_delta(
             }
             if !ctx.index.owner(vtep).is_some_and(|a| a.node == remote.name) {
                 let mut r = p.base(host_net(vtep), RouteClass::VxlanTunnel, Owner::Dataplane);
-                r.dev = Some(dev.to_owned());
+                r.dev = Some(p.vxlan_dev(fam));
                 r.scope = Some(RouteScope::Link);
                 r.mtu = Some(match fam {
                     Family::V4 => mtu.vxlan_v4,
@@ -740,7 +881,7 @@ pub(crate) fn plan_delta(
             }
         }
     }
-    d.routes = p.routes.into_values().collect();
+    d.routes = p.finish();
     d.unrouted = p.unrouted;
     d
 }
@@ -761,26 +902,14 @@ fn plan_with(
     opts: &PlanOptions,
 ) -> Result<KernelPlan, PlanError> {
     let cluster = ctx.cluster;
-    let local = cluster.node(node).ok_or_else(|| PlanError::UnknownNode {
+    let unknown = || PlanError::UnknownNode {
         node: node.to_owned(),
-    })?;
+    };
+    let li = *ctx.node_idx.get(node).ok_or_else(unknown)?;
+    let mut p = planner(ctx, li, opts).ok_or_else(unknown)?;
+    let local = p.local;
+    let mtu = p.mtu;
     let fx = cluster.felix_for(node);
-    let felix_proto = if fx.device_route_protocol == 3 {
-        FELIX_PROTO
-    } else {
-        fx.device_route_protocol
-    };
-    let mtu = mtus(cluster, node, opts.host_mtu);
-    let mut p = Planner {
-        ctx,
-        local,
-        own: ownership(cluster, node),
-        opts,
-        mtu,
-        felix_proto,
-        routes: BTreeMap::new(),
-        unrouted: Vec::new(),
-    };
     let mut neighbours = Vec::new();
     let mut fdb = Vec::new();
     // Local workloads.
@@ -793,7 +922,7 @@ fn plan_with(
             };
             let mut r = p.base(host_net(*ip), RouteClass::LocalWorkload, Owner::Dataplane);
             r.proto = fx.device_route_protocol;
-            r.dev = Some(w.interface.clone());
+            r.dev = Some(Arc::from(w.interface.as_str()));
             r.scope = Some(RouteScope::Link);
             r.metric = u32::try_from(prio).unwrap_or(1024);
             p.add(r);
@@ -807,42 +936,31 @@ fn plan_with(
         }
     }
     let index = &ctx.index;
-    // Blocks: local blackholes and remote routes.
-    let local_blocks: std::collections::BTreeSet<IpNet> = cluster
-        .affinities_of(node)
-        .filter(|a| a.is_confirmed())
-        .map(|a| a.block)
-        .collect();
-    let mut done_blocks = std::collections::BTreeSet::new();
-    for a in cluster.affinities.iter().filter(|a| a.is_confirmed()) {
-        let Some(pool) = cluster.pool_of(&a.block) else {
+    // Blocks: local blackholes and remote routes. Duplicate affinities: the first owner
+    // (by name) is routed; `route check` flags it.
+    for g in &ctx.groups {
+        let Some(pool) = g.pool.and_then(|i| cluster.pools.get(i)) else {
             continue;
         };
-        if a.node == node {
-            if a.block.prefix_len() == a.block.max_prefix_len() {
-                continue;
-            }
-            if let Some(owner) = p.own.owner(pool.encap()) {
-                let mut r = p.base(a.block, RouteClass::Blackhole, owner);
+        if g.owners.iter().any(|o| o.1 == Some(li)) {
+            if g.block.prefix_len() != g.block.max_prefix_len()
+                && let Some(owner) = p.own.owner(pool.encap())
+            {
+                let mut r = p.base(g.block, RouteClass::Blackhole, owner);
                 r.blackhole = true;
                 p.add(r);
             }
-            done_blocks.insert(a.block);
             continue;
         }
-        // Duplicate affinities: the first owner (by name) is routed; `route check` flags it.
-        if local_blocks.contains(&a.block) || !done_blocks.insert(a.block) {
-            continue;
+        match g.owners.first() {
+            Some((_, Some(ri))) => p.remote_route(g.block, pool, *ri),
+            Some((name, None)) => p.unrouted.push(Unrouted {
+                dst: g.block,
+                node: (*name).to_owned(),
+                reason: format!("affine node {name} does not exist"),
+            }),
+            None => {}
         }
-        let Some(remote) = cluster.node(&a.node) else {
-            p.unrouted.push(Unrouted {
-                dst: a.block,
-                node: a.node.clone(),
-                reason: format!("affine node {} does not exist", a.node),
-            });
-            continue;
-        };
-        p.remote_route(a.block, pool, remote);
     }
     // Borrowed workload addresses on other nodes.
     for w in cluster.workloads.iter().filter(|w| w.node != node) {
@@ -851,11 +969,12 @@ fn plan_with(
             if owner_node == Some(w.node.as_str()) {
                 continue;
             }
-            let (Some(pool), Some(remote)) = (cluster.pool_of_ip(*ip), cluster.node(&w.node))
+            let (Some(pool), Some(ri)) =
+                (cluster.pool_of_ip(*ip), ctx.node_idx.get(w.node.as_str()))
             else {
                 continue;
             };
-            p.remote_route(host_net(*ip), pool, remote);
+            p.remote_route(host_net(*ip), pool, *ri);
         }
     }
     // VXLAN: remote tunnel addresses outside their node's blocks, neighbours, FDB.
@@ -881,11 +1000,11 @@ fn plan_with(
                 parent: Some(opts.parent_iface.clone()),
             });
         }
-        for remote in cluster.nodes.iter().filter(|n| n.name != node) {
+        for (ri, remote) in cluster.nodes.iter().enumerate().filter(|(i, _)| *i != li) {
             let Some(vtep) = remote.vtep(fam) else {
                 continue;
             };
-            let mac = remote.vtep_mac(fam);
+            let mac = ctx.vtep_mac(ri, fam);
             neighbours.push(Neighbour {
                 ip: vtep,
                 lladdr: mac.clone(),
@@ -901,7 +1020,7 @@ fn plan_with(
             let in_own_block = index.owner(vtep).is_some_and(|a| a.node == remote.name);
             if !in_own_block {
                 let mut r = p.base(host_net(vtep), RouteClass::VxlanTunnel, Owner::Dataplane);
-                r.dev = Some(dev.to_owned());
+                r.dev = Some(p.vxlan_dev(fam));
                 r.scope = Some(RouteScope::Link);
                 r.mtu = Some(match fam {
                     Family::V4 => mtu.vxlan_v4,
@@ -928,8 +1047,7 @@ fn plan_with(
             parent: None,
         });
     }
-    let mut routes: Vec<KernelRoute> = p.routes.into_values().collect();
-    routes.sort_by_key(route_key);
+    let routes = p.finish();
     neighbours.sort_by(neighbour_order);
     fdb.sort_by(fdb_order);
     let mut unrouted = p.unrouted;

@@ -120,6 +120,10 @@ struct Core {
     /// Per node index: its prefix advertisements of the family (CIDR, communities), which
     /// its `apply_communities()` adds on export.
     adv: Vec<Vec<(IpNet, Vec<Community>)>>,
+    /// The CIDR conditions of every program's rules.
+    sig_rules: Vec<calico_model::resources::bgp::BgpFilterRule>,
+    /// The distinct advertisement CIDRs.
+    adv_cidrs: Vec<IpNet>,
 }
 
 impl<'a> Adjacency<'a> {
@@ -211,11 +215,22 @@ impl<'a> Adjacency<'a> {
                 });
             }
         }
-        let adv = cluster
+        let adv: Vec<Vec<(IpNet, Vec<Community>)>> = cluster
             .nodes
             .iter()
             .map(|n| advertisements(cluster, &n.name, family))
             .collect();
+        let sig_rules = programs
+            .iter()
+            .flat_map(|p| p.prefix_conditions())
+            .cloned()
+            .collect();
+        let mut adv_cidrs: Vec<IpNet> = adv
+            .iter()
+            .flat_map(|l: &Vec<(IpNet, Vec<Community>)>| l.iter().map(|(c, _)| *c))
+            .collect();
+        adv_cidrs.sort();
+        adv_cidrs.dedup();
         Adjacency {
             names,
             index,
@@ -225,6 +240,8 @@ impl<'a> Adjacency<'a> {
                 out,
                 programs,
                 adv,
+                sig_rules,
+                adv_cidrs,
             },
         }
     }
@@ -234,24 +251,20 @@ impl Core {
     /// Whether filters or community-adding advertisements can make a route's fate depend on
     /// its prefix.
     fn prefix_sensitive(&self) -> bool {
-        self.programs.len() > 1 || self.adv.iter().any(|a| !a.is_empty())
+        self.programs.len() > 1 || !self.adv_cidrs.is_empty()
     }
 
     /// Groups prefixes that every filter rule and advertisement treats alike.
     fn signature(&self, net: Option<&IpNet>) -> Vec<bool> {
-        let mut sig: Vec<bool> = self
-            .programs
+        self.sig_rules
             .iter()
-            .flat_map(|p| p.prefix_conditions())
             .map(|r| prefix_matches(r, net))
-            .collect();
-        for list in &self.adv {
-            sig.extend(
-                list.iter()
-                    .map(|(cidr, _)| net.is_some_and(|n| cidr.contains(n))),
-            );
-        }
-        sig
+            .chain(
+                self.adv_cidrs
+                    .iter()
+                    .map(|c| net.is_some_and(|n| c.contains(n))),
+            )
+            .collect()
     }
 
     /// The paths every node index holds for the routes node `origin` originates for `net`
@@ -488,6 +501,8 @@ pub struct Propagation {
     rep_of: Vec<usize>,
     /// (representative index, prefix signature) → the paths every node holds.
     walks: std::cell::RefCell<HashMap<(usize, Vec<bool>), std::rc::Rc<Walk>>>,
+    /// Representative index → walk, when no prefix matters.
+    plain: std::cell::RefCell<Vec<Option<std::rc::Rc<Walk>>>>,
 }
 
 impl Propagation {
@@ -514,6 +529,7 @@ impl Propagation {
             core: adj.core.clone(),
             rep_of,
             walks: std::cell::RefCell::new(HashMap::new()),
+            plain: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -521,6 +537,20 @@ impl Propagation {
     fn walk_of(&self, rep: usize, net: Option<&IpNet>) -> Option<std::rc::Rc<Walk>> {
         if !self.core.attrs.get(rep)?.present {
             return None;
+        }
+        if !self.core.prefix_sensitive() {
+            if let Some(Some(w)) = self.plain.borrow().get(rep) {
+                return Some(w.clone());
+            }
+            let w = std::rc::Rc::new(self.core.walk(rep, None));
+            let mut plain = self.plain.borrow_mut();
+            if plain.len() <= rep {
+                plain.resize(rep + 1, None);
+            }
+            if let Some(slot) = plain.get_mut(rep) {
+                *slot = Some(w.clone());
+            }
+            return Some(w);
         }
         let sig = self.core.signature(net);
         let key = (rep, sig);
@@ -538,6 +568,10 @@ impl Propagation {
         let (Some(&l), Some(&o)) = (self.index.get(node), self.index.get(origin)) else {
             return None;
         };
+        self.held_idx(l, o, net)
+    }
+
+    fn held_idx(&self, l: usize, o: usize, net: Option<&IpNet>) -> Option<Vec<PathInfo>> {
         if l == o {
             return None;
         }
@@ -589,7 +623,20 @@ impl Propagation {
     /// (`merge paths on`: the best path and the paths mergeable with it), sorted and
     /// distinct. Empty when `node` does not learn it.
     pub fn kernel_next_hops(&self, node: &str, origin: &str, net: Option<&IpNet>) -> Vec<IpAddr> {
-        let Some(paths) = self.held(node, origin, net) else {
+        let (Some(&l), Some(&o)) = (self.index.get(node), self.index.get(origin)) else {
+            return Vec::new();
+        };
+        self.kernel_next_hops_idx(l, o, net)
+    }
+
+    /// [`Propagation::kernel_next_hops`] by node index (the order of `Cluster::nodes`).
+    pub(crate) fn kernel_next_hops_idx(
+        &self,
+        l: usize,
+        o: usize,
+        net: Option<&IpNet>,
+    ) -> Vec<IpAddr> {
+        let Some(paths) = self.held_idx(l, o, net) else {
             return Vec::new();
         };
         let set: BTreeSet<IpAddr> = merged(&paths)
@@ -605,7 +652,25 @@ impl Propagation {
 
     /// Whether `node` learns the route `origin` originates for `net`.
     pub fn learns(&self, node: &str, origin: &str, net: Option<&IpNet>) -> bool {
-        self.held(node, origin, net).is_some_and(|p| !p.is_empty())
+        let (Some(&l), Some(&o)) = (self.index.get(node), self.index.get(origin)) else {
+            return false;
+        };
+        self.learns_idx(l, o, net)
+    }
+
+    /// [`Propagation::learns`] by node index (the order of `Cluster::nodes`).
+    pub(crate) fn learns_idx(&self, l: usize, o: usize, net: Option<&IpNet>) -> bool {
+        if l == o {
+            return false;
+        }
+        let Some(&rep) = self.rep_of.get(o) else {
+            return false;
+        };
+        let Some(walk) = self.walk_of(rep, net) else {
+            return false;
+        };
+        let mapped = if l == rep { o } else { l };
+        walk.get(mapped).is_some_and(|p| !p.is_empty())
     }
 }
 
