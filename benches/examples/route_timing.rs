@@ -3,7 +3,8 @@
 //! then one node joining an already planned cluster (kernel plans and BIRD configurations
 //! updated incrementally).
 //!
-//! `cargo run --release -p calico-benches --example route_timing [-- NODES]`
+//! `cargo run --release -p calico-benches --example route_timing [-- NODES [mesh|rr3]]`
+//! (`ROUTE_TIMING_JOIN=1` adds the join figures)
 //!
 //! BIRD configurations are rendered one after the other into one reused buffer (what a
 //! caller streaming them to files or the network would do) and counted and checksummed so
@@ -149,11 +150,13 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(5000);
+    let only = std::env::args().nth(2);
     let total = Instant::now();
-    for (label, cluster) in [
-        ("mesh", scale_cluster(n, 0, true, Encap::None)),
-        ("rr3", scale_cluster(n, 3, false, Encap::None)),
-    ] {
+    for (label, mesh, rrs) in [("mesh", true, 0), ("rr3", false, 3)] {
+        if only.as_deref().is_some_and(|o| o != label) {
+            continue;
+        }
+        let cluster = scale_cluster(n, rrs, mesh, Encap::None);
         let f = all_nodes(&cluster);
         let sum = f.t_sessions + f.t_bird + f.t_routes;
         println!(

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use calico_model::resources::ipam::EncapMode;
 use ipnet::IpNet;
@@ -74,8 +73,7 @@ pub struct KernelRoute {
     /// single-path route. BIRD's `merge paths on` produces these (routing.md §6.2).
     pub nexthops: Vec<IpAddr>,
     /// Device.
-    #[serde(serialize_with = "serialize_dev")]
-    pub dev: Option<Arc<str>>,
+    pub dev: Option<IfName>,
     /// Route protocol number.
     pub proto: u32,
     /// Scope (universe when `None`).
@@ -94,10 +92,88 @@ pub struct KernelRoute {
     pub owner: Owner,
 }
 
-fn serialize_dev<S: serde::Serializer>(dev: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
-    match dev {
-        Some(d) => s.serialize_some(&**d),
-        None => s.serialize_none(),
+/// An interface name, stored inline (Linux names have at most 15 bytes, IFNAMSIZ − 1), so
+/// that the millions of routes of a large cluster's plans share no allocation or counter.
+/// Longer names (invalid for the kernel, possible in manifests) are kept on the heap.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IfName(IfNameRepr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum IfNameRepr {
+    Inline { len: u8, bytes: [u8; 15] },
+    Heap(Box<str>),
+}
+
+impl IfName {
+    /// The name.
+    pub fn new(name: &str) -> IfName {
+        let b = name.as_bytes();
+        if b.len() <= 15 {
+            let mut bytes = [0u8; 15];
+            if let Some(dst) = bytes.get_mut(..b.len()) {
+                dst.copy_from_slice(b);
+            }
+            IfName(IfNameRepr::Inline {
+                len: u8::try_from(b.len()).unwrap_or(0),
+                bytes,
+            })
+        } else {
+            IfName(IfNameRepr::Heap(name.into()))
+        }
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            IfNameRepr::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or(""),
+            IfNameRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for IfName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<&str> for IfName {
+    fn from(s: &str) -> IfName {
+        IfName::new(s)
+    }
+}
+
+impl PartialEq<str> for IfName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for IfName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for IfName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -383,9 +459,9 @@ struct Planner<'a> {
     unrouted: Vec<Unrouted>,
     /// Index of the local node in `Cluster::nodes`.
     local_idx: usize,
-    parent: Arc<str>,
-    tunl: Arc<str>,
-    vxlan_dev: [Arc<str>; 2],
+    parent: IfName,
+    tunl: IfName,
+    vxlan_dev: [IfName; 2],
 }
 
 impl Planner<'_> {
@@ -403,7 +479,7 @@ impl Planner<'_> {
         routes
     }
 
-    fn vxlan_dev(&self, fam: Family) -> Arc<str> {
+    fn vxlan_dev(&self, fam: Family) -> IfName {
         match fam {
             Family::V4 => self.vxlan_dev[0].clone(),
             Family::V6 => self.vxlan_dev[1].clone(),
@@ -770,14 +846,14 @@ fn planner<'a>(ctx: &'a PlanContext<'a>, li: usize, opts: &'a PlanOptions) -> Op
         own: ownership(cluster, &local.name),
         mtu: mtus(cluster, &local.name, opts.host_mtu),
         felix_proto,
-        routes: Vec::new(),
+        routes: Vec::with_capacity(ctx.groups.len() + 8),
         unrouted: Vec::new(),
         local_idx: li,
-        parent: Arc::from(opts.parent_iface.as_str()),
-        tunl: Arc::from("tunl0"),
+        parent: IfName::new(&opts.parent_iface),
+        tunl: IfName::new("tunl0"),
         vxlan_dev: [
-            Arc::from(vxlan_device(Family::V4)),
-            Arc::from(vxlan_device(Family::V6)),
+            IfName::new(vxlan_device(Family::V4)),
+            IfName::new(vxlan_device(Family::V6)),
         ],
     })
 }
@@ -922,7 +998,7 @@ fn plan_with(
             };
             let mut r = p.base(host_net(*ip), RouteClass::LocalWorkload, Owner::Dataplane);
             r.proto = fx.device_route_protocol;
-            r.dev = Some(Arc::from(w.interface.as_str()));
+            r.dev = Some(IfName::new(&w.interface));
             r.scope = Some(RouteScope::Link);
             r.metric = u32::try_from(prio).unwrap_or(1024);
             p.add(r);

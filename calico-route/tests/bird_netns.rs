@@ -474,7 +474,7 @@ fn predict(c: &Cluster, graph: &SessionGraph, node: &str, family: Family) -> Exp
         .filter(|r| r.owner == Owner::Bird && Family::of(r.dst.addr()) == family)
     {
         let entry = kernel.entry(r.dst.to_string()).or_default();
-        let dev = r.dev.clone().unwrap_or_default();
+        let dev = r.dev.as_deref().unwrap_or_default();
         if r.blackhole {
             entry.insert("blackhole".to_owned());
         } else if r.nexthops.is_empty() {
