@@ -103,7 +103,7 @@ fn benches(c: &mut Criterion) {
                     .unwrap_or_else(|_| ipnet::IpNet::V4(ipnet::Ipv4Net::default())),
                 state: calico_model::resources::ipam::AffinityState::Confirmed,
             }],
-            node: joiner,
+            node: Box::new(joiner),
         };
         g.bench_function(format!("join_{label}_incremental"), |b| {
             b.iter_batched(

@@ -124,7 +124,7 @@ fn join(mut cluster: Cluster, n: usize) {
     let applied = plans.apply(
         &mut cluster,
         ClusterChange::Join {
-            node: joiner,
+            node: Box::new(joiner),
             affinities: vec![affinity],
         },
     );

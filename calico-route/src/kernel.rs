@@ -474,7 +474,7 @@ impl Planner<'_> {
     fn finish(&mut self) -> Vec<KernelRoute> {
         let mut routes = std::mem::take(&mut self.routes);
         // Stable and adaptive: blocks are produced in address order already.
-        routes.sort_by(|a, b| (route_key(a), a.class).cmp(&(route_key(b), b.class)));
+        routes.sort_by_key(|a| (route_key(a), a.class));
         routes.dedup_by(|later, first| route_key(later) == route_key(first));
         routes
     }
@@ -945,7 +945,7 @@ pub(crate) fn plan_delta(
                     dst,
                 });
             }
-            if !ctx.index.owner(vtep).is_some_and(|a| a.node == remote.name) {
+            if ctx.index.owner(vtep).is_none_or(|a| a.node != remote.name) {
                 let mut r = p.base(host_net(vtep), RouteClass::VxlanTunnel, Owner::Dataplane);
                 r.dev = Some(p.vxlan_dev(fam));
                 r.scope = Some(RouteScope::Link);

@@ -40,7 +40,7 @@ pub enum ClusterChange {
     /// affinities (their `node` is set to the joining node's name).
     Join {
         /// The node.
-        node: NodeInfo,
+        node: Box<NodeInfo>,
         /// Its blocks.
         affinities: Vec<Affinity>,
     },
@@ -118,7 +118,7 @@ impl ClusterPlans {
                     && new_addresses(cluster, &node)
                     && blocks_are_isolated(cluster, &blocks, &node);
                 cluster.nodes.retain(|n| n.name != name);
-                cluster.nodes.push(node);
+                cluster.nodes.push(*node);
                 cluster.affinities.extend(affinities);
                 cluster.sort();
                 (name, blocks, true, fast)

@@ -79,6 +79,9 @@ pub struct LearnedPath {
 /// A walk's result: per node index, the distinct paths it holds (empty: not learned).
 type Walk = Vec<Vec<PathInfo>>;
 
+/// Walks by (representative index, prefix signature).
+type WalkCache = HashMap<(usize, Vec<bool>), std::rc::Rc<Walk>>;
+
 /// State of one path in flight.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PathState {
@@ -500,7 +503,7 @@ pub struct Propagation {
     /// Node index → representative index of its class.
     rep_of: Vec<usize>,
     /// (representative index, prefix signature) → the paths every node holds.
-    walks: std::cell::RefCell<HashMap<(usize, Vec<bool>), std::rc::Rc<Walk>>>,
+    walks: std::cell::RefCell<WalkCache>,
     /// Representative index → walk, when no prefix matters.
     plain: std::cell::RefCell<Vec<Option<std::rc::Rc<Walk>>>>,
 }

@@ -203,7 +203,7 @@ proptest! {
             j.ipv4 = c.nodes[0].ipv4;
         }
         let affinities = blocks.iter().map(|k| affinity(&j.name, *k, true)).collect();
-        check(c, ClusterChange::Join { node: j, affinities });
+        check(c, ClusterChange::Join { node: Box::new(j), affinities });
     }
 
     #[test]
@@ -237,7 +237,7 @@ fn a_join_into_a_plain_cluster_is_incremental() {
             .apply(
                 &mut c2,
                 ClusterChange::Join {
-                    node: j,
+                    node: Box::new(j),
                     affinities: vec![affinity("n50", 20, true)],
                 },
             )
@@ -255,7 +255,7 @@ fn a_join_into_a_plain_cluster_is_incremental() {
             check(
                 c,
                 ClusterChange::Join {
-                    node: node(50, 0, false, None),
+                    node: Box::new(node(50, 0, false, None)),
                     affinities: vec![affinity("n50", 20, true)],
                 }
             ),
@@ -290,7 +290,7 @@ fn a_joining_reflector_takes_the_full_path() {
     let path = check(
         c,
         ClusterChange::Join {
-            node: node(50, 0, true, None),
+            node: Box::new(node(50, 0, true, None)),
             affinities: vec![],
         },
     );
