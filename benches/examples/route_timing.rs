@@ -82,23 +82,10 @@ fn all_nodes(cluster: &Cluster) -> Figures {
     }
 }
 
-fn join(mut cluster: Cluster, n: usize) {
-    let t = Instant::now();
-    let mut plans = match ClusterPlans::new(&cluster, PlanOptions::default()) {
-        Ok(p) => p,
-        Err(e) => return eprintln!("plans: {e}"),
-    };
-    let t_plans = t.elapsed();
-    let t = Instant::now();
-    let mut birds = match BirdCache::new(&cluster, Family::V4) {
-        Ok(b) => b,
-        Err(e) => return eprintln!("bird cache: {e}"),
-    };
-    let t_birds = t.elapsed();
+fn join(mut cluster: Cluster, n: usize, label: &str) {
     let joiner = node_info(n, false);
-    let block = match format!("10.127.0.0/26").parse() {
-        Ok(b) => b,
-        Err(_) => return,
+    let Ok(block) = "10.127.0.0/26".parse() else {
+        return;
     };
     let affinity = Affinity {
         node: joiner.name.clone(),
@@ -120,6 +107,13 @@ fn join(mut cluster: Cluster, n: usize) {
         },
     };
     let mut c2 = cluster.clone();
+    // Kernel plans of every node held in memory (N² routes), then one join.
+    let t = Instant::now();
+    let mut plans = match ClusterPlans::new(&cluster, PlanOptions::default()) {
+        Ok(p) => p,
+        Err(e) => return eprintln!("plans: {e}"),
+    };
+    let t_plans = t.elapsed();
     let t = Instant::now();
     let applied = plans.apply(
         &mut cluster,
@@ -129,20 +123,31 @@ fn join(mut cluster: Cluster, n: usize) {
         },
     );
     let t_apply = t.elapsed();
-    let t = Instant::now();
-    let rerendered = birds.join(&mut c2, &node).map(|v| v.len());
-    let t_bird_join = t.elapsed();
+    drop(plans);
     match applied {
         Ok(a) => println!(
-            "  join: plans of {n} nodes {t_plans:.2?} (held), BIRD cache {t_birds:.2?}; {} joins: \
-             kernel plans {:?} path, {} changed, {t_apply:.2?}; BIRD configs re-rendered {rerendered:?} \
-             in {t_bird_join:.2?}",
+            "{label} join: kernel plans of {n} nodes built in {t_plans:.2?}; {} joins: {:?} path, \
+             {} plans changed, {t_apply:.2?}",
             node_name(n),
             a.path,
             a.changed.len()
         ),
         Err(e) => eprintln!("apply: {e}"),
     }
+    // BIRD configurations of every node held, then the same join.
+    let t = Instant::now();
+    let mut birds = match BirdCache::new(&c2, Family::V4) {
+        Ok(b) => b,
+        Err(e) => return eprintln!("bird cache: {e}"),
+    };
+    let t_birds = t.elapsed();
+    let t = Instant::now();
+    let rerendered = birds.join(&mut c2, &node).map(|v| v.len());
+    let t_bird_join = t.elapsed();
+    println!(
+        "{label} join: BIRD configs of {n} nodes built in {t_birds:.2?}; join re-rendered \
+         {rerendered:?} configs in {t_bird_join:.2?}"
+    );
 }
 
 fn main() {
@@ -175,7 +180,10 @@ fn main() {
     }
     println!("all of the above in {:.3?}", total.elapsed());
     if std::env::var("ROUTE_TIMING_JOIN").as_deref() == Ok("1") {
-        join(scale_cluster(n, 3, false, Encap::None), n);
-        join(scale_cluster(n, 0, true, Encap::None), n);
+        for (label, mesh, rrs) in [("mesh", true, 0), ("rr3", false, 3)] {
+            if only.as_deref().is_none_or(|o| o == label) {
+                join(scale_cluster(n, rrs, mesh, Encap::None), n, label);
+            }
+        }
     }
 }
