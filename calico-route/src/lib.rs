@@ -7,8 +7,11 @@
 //! - [`sessions::node_peerings`] — one node's peer protocols;
 //! - [`kernel::plan_node`] — a node's kernel routes, neighbours, FDB entries, devices, MTUs (§6, §7);
 //! - [`bird::render`] — a node's BIRD 2 configuration for one family (§4, §5);
+//!   [`bird::render_to`] writes it into a caller's (reused) buffer from prepared
+//!   [`bird::MeshPeers`], for rendering every node of a large cluster;
 //! - [`check::check`] — reachability of every remote block and misconfiguration findings (§10);
-//! - [`propagation::learners`] — who learns a node's routes under iBGP/reflection rules;
+//! - [`propagation::Propagation`] — who learns a node's routes under iBGP/reflection rules,
+//!   BGPFilters ([`filters`]) included, over which paths and next hops (multipath);
 //! - [`scale::count_sessions`], [`scale::BirdCache`] — session counts without enumerating the
 //!   mesh, and per-node configurations re-rendered only where a joining node changes them;
 //! - [`plans::ClusterPlans`] — every node's kernel plan, updated incrementally on a join;
@@ -69,7 +72,9 @@
 //! - Propagation follows each path separately (every session has `add paths on`) with BIRD
 //!   2's next-hop rules; kernel routes get the next hops of the paths BIRD's `merge paths`
 //!   merges with the best one (equal AS-path length and iBGP/eBGP), so an eBGP member of a
-//!   mesh gets multipath routes (tests/bird_netns.rs checks this against real BIRD).
+//!   mesh gets multipath routes (tests/bird_netns.rs checks this against real BIRD). Their
+//!   `-o text` form is `DST proto bird nexthop via A dev D weight 1 nexthop via B dev D
+//!   weight 1` (the next hops `ip -o route` prints, on one line).
 //! - BGPFilters are part of the propagation model; for `interface` rules a BGP-learned route
 //!   is taken to be on `eth0` (its recursive next hop's interface; the planner's default
 //!   parent), a locally originated blackhole on none.
