@@ -473,8 +473,10 @@ impl Planner<'_> {
     /// the first produced among equal classes (routing.md §6.2).
     fn finish(&mut self) -> Vec<KernelRoute> {
         let mut routes = std::mem::take(&mut self.routes);
-        // Stable and adaptive: blocks are produced in address order already.
-        routes.sort_by_key(|a| (route_key(a), a.class));
+        // Blocks are produced in address order already: usually nothing to sort.
+        if !routes.is_sorted_by_key(|a| (route_key(a), a.class)) {
+            routes.sort_by_key(|a| (route_key(a), a.class));
+        }
         routes.dedup_by(|later, first| route_key(later) == route_key(first));
         routes
     }
