@@ -10,7 +10,9 @@ use calico_model::resources::ObjectMeta;
 use calico_model::resources::bgp::{Node, NodeBgpSpec, NodeSpec};
 use calico_route::Family;
 use calico_route::bird::render;
+use calico_route::input::Affinity;
 use calico_route::kernel::{PlanOptions, plan_node};
+use calico_route::plans::{ClusterChange, ClusterPlans};
 use calico_route::scale::{BirdCache, count_sessions};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
@@ -73,6 +75,51 @@ fn benches(c: &mut Criterion) {
                 |(mut cache, mut cluster)| cache.join(&mut cluster, &node).map(|v| v.len()),
                 BatchSize::LargeInput,
             )
+        });
+    }
+    g.finish();
+
+    // Kernel plans of every node, one node joining with one block. All plans together hold
+    // N² routes and each iteration clones them, so this runs at 1,000 nodes; the
+    // route_timing example gives the 5,000-node figure.
+    let mut g = c.benchmark_group("plans1000");
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(4));
+    for (label, cluster) in [
+        ("rr3", scale_cluster(1000, 3, false, Encap::None)),
+        ("mesh", scale_cluster(1000, 0, true, Encap::None)),
+        ("rr3_vxlan", scale_cluster(1000, 3, false, Encap::Vxlan)),
+    ] {
+        let Ok(plans) = ClusterPlans::new(&cluster, opts.clone()) else {
+            continue;
+        };
+        let joiner = node_info(1000, false);
+        let change = ClusterChange::Join {
+            affinities: vec![Affinity {
+                node: joiner.name.clone(),
+                block: "10.127.0.0/26"
+                    .parse()
+                    .unwrap_or_else(|_| ipnet::IpNet::V4(ipnet::Ipv4Net::default())),
+                state: calico_model::resources::ipam::AffinityState::Confirmed,
+            }],
+            node: Box::new(joiner),
+        };
+        g.bench_function(format!("join_{label}_incremental"), |b| {
+            b.iter_batched(
+                || (plans.clone(), cluster.clone()),
+                // Returned, so that criterion drops the N² routes outside the timing.
+                |(mut plans, mut cluster)| {
+                    let changed = plans
+                        .apply(&mut cluster, change.clone())
+                        .map(|a| (a.path, a.changed.len()));
+                    (plans, cluster, changed)
+                },
+                BatchSize::LargeInput,
+            )
+        });
+        g.bench_function(format!("plan_all_{label}"), |b| {
+            b.iter(|| ClusterPlans::new(black_box(&cluster), opts.clone()).map(|p| p.plans().len()))
         });
     }
     g.finish();

@@ -1,40 +1,189 @@
-//! One pass of each routing computation at 5,000 nodes, with wall-clock times.
+//! Sessions, BIRD configurations and kernel route tables for every node of 5,000-node
+//! clusters (full mesh; three route reflectors), in one run, with wall-clock times per part;
+//! then one node joining an already planned cluster (kernel plans and BIRD configurations
+//! updated incrementally).
 //!
-//! `cargo run --release -p calico-benches --example route_timing`
+//! `cargo run --release -p calico-benches --example route_timing [-- NODES [mesh|rr3]]`
+//! (`ROUTE_TIMING_JOIN=1` adds the join figures)
+//!
+//! BIRD configurations are rendered one after the other into one reused buffer (what a
+//! caller streaming them to files or the network would do) and counted and checksummed so
+//! that nothing is optimised away; route tables are planned per node with one shared
+//! [`PlanContext`] and dropped after counting (holding all of them needs N² routes).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use calico_benches::route_scale::{Encap, node_name, scale_cluster};
-use calico_route::Family;
-use calico_route::bird::render_with;
-use calico_route::kernel::{PlanOptions, plan_node};
-use calico_route::scale::count_sessions;
+use calico_benches::route_scale::{Encap, node_info, node_name, scale_cluster};
+use calico_route::bird::{MeshPeers, render_to};
+use calico_route::input::Affinity;
+use calico_route::kernel::{PlanContext, PlanOptions};
+use calico_route::plans::{ClusterChange, ClusterPlans};
+use calico_route::scale::{BirdCache, count_sessions};
 use calico_route::sessions::{PeerExpansion, mesh_candidates};
+use calico_route::{Cluster, Family};
+
+fn checksum(acc: u64, text: &str) -> u64 {
+    // Cheap, order-dependent: length and a few sampled bytes.
+    let b = text.as_bytes();
+    let mid = b.get(b.len() / 2).copied().unwrap_or(0);
+    let last = b.last().copied().unwrap_or(0);
+    acc.rotate_left(5) ^ (b.len() as u64) ^ (u64::from(mid) << 32) ^ u64::from(last)
+}
+
+struct Figures {
+    sessions: usize,
+    t_sessions: Duration,
+    bird_bytes: usize,
+    t_bird: Duration,
+    routes: usize,
+    t_routes: Duration,
+}
+
+fn all_nodes(cluster: &Cluster) -> Figures {
+    let t = Instant::now();
+    let sessions = count_sessions(cluster);
+    let t_sessions = t.elapsed();
+
+    let t = Instant::now();
+    let expansion = PeerExpansion::new(cluster);
+    let (mesh, _) = mesh_candidates(cluster, Family::V4);
+    let peers = MeshPeers::new(cluster, &mesh, Family::V4);
+    let mut buf = String::with_capacity(1 << 20);
+    let mut bird_bytes = 0usize;
+    let mut sum = 0u64;
+    for n in &cluster.nodes {
+        buf.clear();
+        if render_to(&mut buf, cluster, &expansion, &peers, &n.name, Family::V4).is_ok() {
+            bird_bytes += buf.len();
+            sum = checksum(sum, &buf);
+        }
+    }
+    let t_bird = t.elapsed();
+
+    let t = Instant::now();
+    let ctx = PlanContext::new(cluster);
+    let opts = PlanOptions::default();
+    let mut routes = 0usize;
+    for n in &cluster.nodes {
+        if let Ok(p) = ctx.plan(&n.name, &opts) {
+            routes += p.routes.len();
+            sum ^= p.routes.len() as u64;
+        }
+    }
+    let t_routes = t.elapsed();
+    std::hint::black_box(sum);
+    Figures {
+        sessions,
+        t_sessions,
+        bird_bytes,
+        t_bird,
+        routes,
+        t_routes,
+    }
+}
+
+fn join(mut cluster: Cluster, n: usize, label: &str) {
+    let joiner = node_info(n, false);
+    let Ok(block) = "10.127.0.0/26".parse() else {
+        return;
+    };
+    let affinity = Affinity {
+        node: joiner.name.clone(),
+        block,
+        state: calico_model::resources::ipam::AffinityState::Confirmed,
+    };
+    let node = calico_model::resources::bgp::Node {
+        metadata: calico_model::resources::ObjectMeta {
+            name: joiner.name.clone(),
+            ..Default::default()
+        },
+        spec: calico_model::resources::bgp::NodeSpec {
+            bgp: Some(calico_model::resources::bgp::NodeBgpSpec {
+                ipv4_address: joiner.ipv4,
+                ..Default::default()
+            }),
+            ipv4_vxlan_tunnel_addr: joiner.vxlan_v4,
+            ..Default::default()
+        },
+    };
+    let mut c2 = cluster.clone();
+    // Kernel plans of every node held in memory (N² routes), then one join.
+    let t = Instant::now();
+    let mut plans = match ClusterPlans::new(&cluster, PlanOptions::default()) {
+        Ok(p) => p,
+        Err(e) => return eprintln!("plans: {e}"),
+    };
+    let t_plans = t.elapsed();
+    let t = Instant::now();
+    let applied = plans.apply(
+        &mut cluster,
+        ClusterChange::Join {
+            node: Box::new(joiner),
+            affinities: vec![affinity],
+        },
+    );
+    let t_apply = t.elapsed();
+    drop(plans);
+    match applied {
+        Ok(a) => println!(
+            "{label} join: kernel plans of {n} nodes built in {t_plans:.2?}; {} joins: {:?} path, \
+             {} plans changed, {t_apply:.2?}",
+            node_name(n),
+            a.path,
+            a.changed.len()
+        ),
+        Err(e) => eprintln!("apply: {e}"),
+    }
+    // BIRD configurations of every node held, then the same join.
+    let t = Instant::now();
+    let mut birds = match BirdCache::new(&c2, Family::V4) {
+        Ok(b) => b,
+        Err(e) => return eprintln!("bird cache: {e}"),
+    };
+    let t_birds = t.elapsed();
+    let t = Instant::now();
+    let rerendered = birds.join(&mut c2, &node).map(|v| v.len());
+    let t_bird_join = t.elapsed();
+    println!(
+        "{label} join: BIRD configs of {n} nodes built in {t_birds:.2?}; join re-rendered \
+         {rerendered:?} configs in {t_bird_join:.2?}"
+    );
+}
 
 fn main() {
-    let n = 5000;
-    for (label, cluster) in [
-        ("mesh", scale_cluster(n, 0, true, Encap::None)),
-        ("rr3", scale_cluster(n, 3, false, Encap::None)),
-        ("rr3-vxlan", scale_cluster(n, 3, false, Encap::Vxlan)),
-    ] {
-        let t = Instant::now();
-        let exp = PeerExpansion::new(&cluster);
-        let t_exp = t.elapsed();
-        let t = Instant::now();
-        let sessions = count_sessions(&cluster);
-        let t_count = t.elapsed();
-        let (mesh, _) = mesh_candidates(&cluster, Family::V4);
-        let t = Instant::now();
-        let one =
-            render_with(&cluster, &exp, &mesh, &node_name(0), Family::V4).map(|c| c.text.len());
-        let t_one = t.elapsed();
-        let t = Instant::now();
-        let plan =
-            plan_node(&cluster, &node_name(n / 2), &PlanOptions::default()).map(|p| p.routes.len());
-        let t_plan = t.elapsed();
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5000);
+    let only = std::env::args().nth(2);
+    let total = Instant::now();
+    for (label, mesh, rrs) in [("mesh", true, 0), ("rr3", false, 3)] {
+        if only.as_deref().is_some_and(|o| o != label) {
+            continue;
+        }
+        let cluster = scale_cluster(n, rrs, mesh, Encap::None);
+        let f = all_nodes(&cluster);
+        let sum = f.t_sessions + f.t_bird + f.t_routes;
         println!(
-            "{label}: expansion {t_exp:?}; count {sessions} sessions {t_count:?}; bird node-0 {one:?} bytes {t_one:?}; plan {plan:?} routes {t_plan:?}"
+            "{label} ({n} nodes): sessions {} in {:.3?}; BIRD configs {} in {:.3?} ({:.1} MB, {:.1} KB/node); \
+             route tables {} routes in {:.3?}; total {:.3?}",
+            f.sessions,
+            f.t_sessions,
+            n,
+            f.t_bird,
+            f.bird_bytes as f64 / 1e6,
+            f.bird_bytes as f64 / 1e3 / n as f64,
+            f.routes,
+            f.t_routes,
+            sum
         );
+    }
+    println!("all of the above in {:.3?}", total.elapsed());
+    if std::env::var("ROUTE_TIMING_JOIN").as_deref() == Ok("1") {
+        for (label, mesh, rrs) in [("mesh", true, 0), ("rr3", false, 3)] {
+            if only.as_deref().is_none_or(|o| o == label) {
+                join(scale_cluster(n, rrs, mesh, Encap::None), n, label);
+            }
+        }
     }
 }

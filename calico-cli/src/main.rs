@@ -21,9 +21,11 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "calico", version, about, long_about = None, propagate_version = true)]
 struct Cli {
-    /// The datastore: `file:PATH` (embedded), `etcd://HOST:PORT[,HOST:PORT...]` or `memory:`.
-    #[arg(long, global = true, env = "CALICO_STORE", default_value = calico_datastore::DEFAULT_STORE_URL, value_name = "URL")]
-    store: String,
+    /// The datastore: `file:PATH` (embedded; default `file:./calico.db`),
+    /// `etcd://HOST:PORT[,HOST:PORT...]` or `memory:`. `route plan|bird|check` read block
+    /// affinities from it only when it is given.
+    #[arg(long, global = true, env = "CALICO_STORE", value_name = "URL")]
+    store: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,16 +64,20 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let given_store = cli.store.clone();
+    let store = cli
+        .store
+        .unwrap_or_else(|| calico_datastore::DEFAULT_STORE_URL.to_owned());
     let result = match cli.command {
         Command::Selector(cmd) => selector_cmd::run(cmd),
         Command::Validate(args) => validate_cmd::run(&args),
         Command::Policy(cmd) => policy_cmd::run(cmd),
-        Command::Route(cmd) => route_cmd::run(cmd),
+        Command::Route(cmd) => route_cmd::run(cmd, given_store.as_deref()),
         Command::Dataplane(cmd) => dataplane_cmd::run(cmd),
-        Command::Apply(args) => store_cmd::run_apply(&cli.store, &args),
-        Command::Get(args) => store_cmd::run_get(&cli.store, &args),
-        Command::Delete(args) => store_cmd::run_delete(&cli.store, &args),
-        Command::Ipam(cmd) => ipam_cmd::run(&cli.store, cmd),
+        Command::Apply(args) => store_cmd::run_apply(&store, &args),
+        Command::Get(args) => store_cmd::run_get(&store, &args),
+        Command::Delete(args) => store_cmd::run_delete(&store, &args),
+        Command::Ipam(cmd) => ipam_cmd::run(&store, cmd),
     };
     match result {
         Ok(code) => code,

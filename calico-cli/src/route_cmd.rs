@@ -3,7 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use calico_datastore::ReadOp;
+use calico_ipam::keys;
+use calico_ipam::{AffinityRecord, AffinityState as IpamAffinityState, Owner};
 use calico_model::loader::load_paths;
+use calico_model::resources::ipam::AffinityState;
+use calico_route::input::Affinity;
 use calico_route::kernel::{PlanOptions, plan_node};
 use calico_route::{Cluster, Family, SessionGraph};
 use clap::{Args, Subcommand, ValueEnum};
@@ -99,14 +104,64 @@ pub(crate) struct SessionsArgs {
     output: SessionsFormat,
 }
 
-/// Runs a `route` subcommand.
-pub(crate) fn run(cmd: RouteCommand) -> Result<ExitCode, CliError> {
+/// Runs a `route` subcommand. With `store` (the global `--store`, when given), block
+/// affinities come from the IPAM state in that store instead of BlockAffinity resources in
+/// `PATH` (cli.md "route").
+pub(crate) fn run(cmd: RouteCommand, store: Option<&str>) -> Result<ExitCode, CliError> {
     match cmd {
         RouteCommand::Sessions(args) => sessions(&args),
-        RouteCommand::Plan(args) => plan(&args),
-        RouteCommand::Bird(args) => bird(&args),
-        RouteCommand::Check(args) => check(&args),
+        RouteCommand::Plan(args) => plan(&args, store),
+        RouteCommand::Bird(args) => bird(&args, store),
+        RouteCommand::Check(args) => check(&args, store),
     }
+}
+
+/// Loads `path` and, with a store, replaces its block affinities by the store's.
+fn load_with(path: &PathBuf, store: Option<&str>) -> Result<Cluster, CliError> {
+    let mut cluster = load(path)?;
+    if let Some(url) = store {
+        cluster.affinities = store_affinities(url)?;
+        cluster.sort();
+    }
+    Ok(cluster)
+}
+
+/// The host affinities of the IPAM state (`ipam/v1/affinity/host/<node>/…`, ipam.md §1.7);
+/// virtual owners are not nodes and are skipped.
+fn store_affinities(url: &str) -> Result<Vec<Affinity>, CliError> {
+    let store = crate::store_cmd::open(url)?;
+    let resp = store
+        .read(&[ReadOp::prefix(keys::AFFINITY_PREFIX.as_bytes().to_vec(), 0)])
+        .map_err(|e| CliError::could_not_run(format!("cannot read affinities from {url}: {e}")))?;
+    let kvs = resp
+        .results
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_range())
+        .map(|r| r.kvs)
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for kv in kvs {
+        let Some((Owner::Host(node), block)) = keys::parse_affinity(&kv.key) else {
+            continue;
+        };
+        let record: AffinityRecord = serde_json::from_slice(&kv.value).map_err(|e| {
+            CliError::could_not_run(format!(
+                "affinity {} in {url} does not decode: {e}",
+                String::from_utf8_lossy(&kv.key)
+            ))
+        })?;
+        out.push(Affinity {
+            node,
+            block,
+            state: match record.state {
+                IpamAffinityState::Confirmed => AffinityState::Confirmed,
+                IpamAffinityState::Pending => AffinityState::Pending,
+                IpamAffinityState::PendingDeletion => AffinityState::PendingDeletion,
+            },
+        });
+    }
+    Ok(out)
 }
 
 fn load(path: &PathBuf) -> Result<Cluster, CliError> {
@@ -143,8 +198,8 @@ fn json_text(v: &serde_json::Value) -> Result<String, CliError> {
         .map_err(|e| CliError::could_not_run(format!("cannot write JSON: {e}")))
 }
 
-fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
-    let cluster = load(&args.path)?;
+fn plan(args: &PlanArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
+    let cluster = load_with(&args.path, store)?;
     let opts = PlanOptions {
         parent_iface: args.parent_iface.clone(),
         host_mtu: args.host_mtu,
@@ -179,8 +234,8 @@ fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bird(args: &BirdArgs) -> Result<ExitCode, CliError> {
-    let cluster = load(&args.path)?;
+fn bird(args: &BirdArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
+    let cluster = load_with(&args.path, store)?;
     let family = if args.ipv6 { Family::V6 } else { Family::V4 };
     let config = calico_route::bird::render(&cluster, &args.node, family)
         .map_err(|e| CliError::could_not_run(e.to_string()))?;
@@ -196,8 +251,8 @@ fn bird(args: &BirdArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
-    let cluster = load(&args.path)?;
+fn check(args: &CheckArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
+    let cluster = load_with(&args.path, store)?;
     let report = calico_route::check::check(&cluster);
     match args.output {
         TextJson::Text => print!("{}", report.to_text()),

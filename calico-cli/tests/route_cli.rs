@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 fn calico(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_calico"))
         .args(args)
+        .env_remove("CALICO_STORE")
         .output()
         .expect("run calico")
 }
@@ -204,4 +205,53 @@ fn check_exit_codes_and_json() {
     assert_eq!(v["ok"], false);
     assert_eq!(v["unreachable"][0]["node"], "b");
     assert_eq!(v["unreachable"][0]["block"], "10.244.1.0/26");
+}
+
+/// With `--store`, block affinities come from the IPAM state: a block `ipam assign` claimed
+/// for node-a shows up in node-b's plan and node-a's BIRD configuration; without it, the
+/// manifests (which hold no BlockAffinity) give no block route.
+#[test]
+fn store_is_the_affinity_source_when_given() {
+    let cluster = scratch(
+        "store",
+        "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: node-a}\nspec: {bgp: {ipv4Address: 10.0.0.1/24}}\n\
+         ---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: node-b}\nspec: {bgp: {ipv4Address: 10.0.0.2/24}}\n\
+         ---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool}\nspec: {cidr: 10.244.0.0/16, blockSize: 26, ipipMode: Never, vxlanMode: Never}\n",
+    );
+    let dir = cluster.parent().expect("dir").to_path_buf();
+    let db = dir.join("calico.db");
+    let _ = std::fs::remove_file(&db);
+    let store = format!("file:{}", db.display());
+    let path = cluster.to_str().expect("utf-8");
+    let ok = |args: &[&str]| {
+        let o = calico(args);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        stdout(&o)
+    };
+    ok(&["--store", &store, "apply", "-f", path]);
+    let assigned = ok(&["--store", &store, "ipam", "assign", "--host", "node-a"]);
+    let ip: std::net::Ipv4Addr = assigned.trim().parse().expect("one IPv4 address");
+    let o = ip.octets();
+    let block = format!("{}.{}.{}.{}/26", o[0], o[1], o[2], o[3] & !63);
+
+    let with = ok(&["--store", &store, "route", "plan", path, "--node", "node-b"]);
+    assert!(
+        with.contains(&format!("{block} via 10.0.0.1 dev eth0 proto bird\n")),
+        "{with}"
+    );
+    let without = ok(&["route", "plan", path, "--node", "node-b"]);
+    assert!(!without.contains(&block), "{without}");
+    let bird = ok(&["--store", &store, "route", "bird", path, "--node", "node-a"]);
+    assert!(
+        bird.contains(&format!("route {block} blackhole;")),
+        "{bird}"
+    );
+    let check = ok(&["--store", &store, "route", "check", path]);
+    assert!(!check.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -119,6 +119,12 @@ fn community_match(value: &str) -> Option<String> {
     }
 }
 
+/// Whether a BGPFilter rule is rendered as a statement (else as a comment: `peerType`, a
+/// CIDR of the other family, a bad community, a quote in an interface pattern).
+pub(crate) fn rule_renders(rule: &BgpFilterRule, family: Family) -> bool {
+    filter_rule(rule, family).is_ok()
+}
+
 /// One BGPFilter rule as a BIRD statement, or why it cannot be rendered.
 fn filter_rule(rule: &BgpFilterRule, family: Family) -> Result<String, String> {
     let mut conds = Vec::new();
@@ -244,6 +250,97 @@ pub fn render_with(
     let n = cluster.node(node).ok_or_else(|| BirdError::UnknownNode {
         node: node.to_owned(),
     })?;
+    let peers = MeshPeers::new(cluster, mesh, family);
+    let mut text = String::new();
+    let summary = render_to(&mut text, cluster, expansion, &peers, node, family)?;
+    let (peerings, notes) = node_peerings(cluster, expansion, mesh, n, family);
+    Ok(BirdConfig {
+        text,
+        peerings,
+        notes,
+        skipped_rules: summary.skipped_rules,
+    })
+}
+
+/// One mesh candidate, prepared once for rendering every node's configuration.
+#[derive(Debug, Clone)]
+struct MeshPeer {
+    ip: IpAddr,
+    name: String,
+    peer_as: calico_model::resources::values::AsNumber,
+    node: String,
+    port: Option<u16>,
+    is_rr: bool,
+    /// The address as text, for the passive rule (string comparison, §3.2).
+    ip_text: String,
+}
+
+/// The mesh candidates of one family sorted by protocol name, with their names and
+/// peers resolved once for every node's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct MeshPeers {
+    family: Option<Family>,
+    peers: Vec<MeshPeer>,
+}
+
+impl MeshPeers {
+    /// Prepares the candidates `mesh` (from [`mesh_candidates`]) of `family`.
+    pub fn new(cluster: &Cluster, mesh: &[(IpAddr, &NodeInfo)], family: Family) -> MeshPeers {
+        let mut peers: Vec<MeshPeer> = mesh
+            .iter()
+            .map(|(ip, cand)| {
+                let port = cluster.node_port(&cand.name);
+                let peer_as = cand.as_number.unwrap_or_else(|| cluster.global_as());
+                MeshPeer {
+                    ip: *ip,
+                    name: crate::sessions::protocol_name(
+                        crate::sessions::PeerKind::Mesh,
+                        *ip,
+                        port,
+                    ),
+                    peer_as,
+                    node: cand.name.clone(),
+                    port,
+                    is_rr: cand.is_rr(),
+                    ip_text: ip.to_string(),
+                }
+            })
+            .collect();
+        peers.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        MeshPeers {
+            family: Some(family),
+            peers,
+        }
+    }
+}
+
+/// What [`render_to`] reports besides the text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RenderSummary {
+    /// Peer protocols written.
+    pub protocols: usize,
+    /// Notes about explicit peers (dropped peers, unreadable passwords), and one
+    /// `PasswordUnreadable` per mesh session when `nodeMeshPassword` is set.
+    pub notes: Vec<SessionNote>,
+    /// Filter rules that could not be rendered (`filter name`, rule index, reason).
+    pub skipped_rules: Vec<(String, usize, String)>,
+}
+
+/// Appends node `node`'s configuration for `family` to `out` — the same text as
+/// [`render`] — from a shared expansion and prepared mesh candidates. Meant for rendering
+/// many nodes into one reused buffer: per mesh session it writes a few precomputed strings.
+pub fn render_to(
+    out: &mut String,
+    cluster: &Cluster,
+    expansion: &PeerExpansion,
+    mesh: &MeshPeers,
+    node: &str,
+    family: Family,
+) -> Result<RenderSummary, BirdError> {
+    let n = cluster.node(node).ok_or_else(|| BirdError::UnknownNode {
+        node: node.to_owned(),
+    })?;
+    let t = out;
     let own = ownership(cluster, node);
     let severity = cluster.log_severity(node).to_lowercase();
     let (dbg_simple, dbg_bgp) = match severity.as_str() {
@@ -260,7 +357,6 @@ pub fn render_with(
     }
     .unwrap_or(1024);
     let ch = family.channel();
-    let mut t = String::new();
     let _ = writeln!(
         t,
         "# BIRD 2 configuration for node {} ({})",
@@ -310,7 +406,18 @@ pub fn render_with(
         .filter(|a| a.is_confirmed() && in_family(&a.block, family))
         .collect();
     let svc = services(cluster, family);
-    let (peerings, notes) = node_peerings(cluster, expansion, mesh, n, family);
+    // Explicit and local-workload peers; mesh sessions come from `mesh`.
+    let (peerings, mut notes) = node_peerings(cluster, expansion, &[], n, family);
+    let mesh_on = cluster.mesh_enabled() && !n.is_rr() && mesh.family == Some(family);
+    let own_ip_opt = n.ip(family);
+    let mesh_peers: Vec<&MeshPeer> = if mesh_on {
+        mesh.peers
+            .iter()
+            .filter(|m| Some(m.ip) != own_ip_opt && !m.is_rr)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut statics = Vec::new();
     for a in &local_blocks {
         if a.block.prefix_len() != family.host_len() {
@@ -461,9 +568,8 @@ pub fn render_with(
     // 13. No address in the family.
     let Some(own_ip) = n.ip(family) else {
         let _ = writeln!(t, "\n# {} disabled on this node.", family.label());
-        return Ok(BirdConfig {
-            text: t,
-            peerings: Vec::new(),
+        return Ok(RenderSummary {
+            protocols: 0,
             notes,
             skipped_rules: Vec::new(),
         });
@@ -485,6 +591,19 @@ pub fn render_with(
         t,
         "  {ch} {{\n    gateway recursive;\n    add paths on;\n  }};\n  graceful restart;\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n}}\n"
     );
+
+    // Options every mesh session of this node shares (§3.2).
+    let local_port = cluster.node_port(node).filter(|p| *p != 179);
+    let mesh_gr = cluster
+        .bgp
+        .node_mesh_max_restart_time
+        .as_deref()
+        .and_then(crate::input::duration_seconds);
+    let mesh_password = cluster
+        .bgp
+        .node_mesh_password
+        .as_ref()
+        .and_then(|p| p.secret_key_ref.clone());
 
     // 15. BGPFilter functions.
     let mut skipped_rules = Vec::new();
@@ -528,101 +647,166 @@ pub fn render_with(
         }
     }
 
-    // 16. Peers.
-    let local_port = cluster.node_port(node).filter(|p| *p != 179);
-    if peerings.is_empty() {
+    // 16. Peers, sorted by name: explicit ones merged into the (sorted) mesh ones.
+    if peerings.is_empty() && mesh_peers.is_empty() {
         t.push_str("\n# No BGP peers configured for this node\n");
     }
-    for p in &peerings {
-        let _ = writeln!(t, "\nprotocol bgp {} from bgp_template {{", p.name);
-        let mut local = String::from("  local");
-        let src = if strict {
-            Some(own_ip)
-        } else {
-            p.source_address
-        };
-        if let Some(a) = src {
-            let _ = write!(local, " {a}");
+    let ctx = PeerCtx {
+        cluster,
+        family,
+        own_ip,
+        strict,
+        local_port,
+    };
+    let own_text = own_ip.to_string();
+    let mut explicit = peerings.iter().peekable();
+    for m in &mesh_peers {
+        while let Some(p) = explicit.next_if(|p| p.name.as_bytes() < m.name.as_bytes()) {
+            write_peer(t, &ctx, p);
         }
-        if let Some(port) = local_port {
-            let _ = write!(local, " port {port}");
+        if let Some(secret) = &mesh_password {
+            notes.push(SessionNote::PasswordUnreadable {
+                node: n.name.clone(),
+                protocol: m.name.clone(),
+                secret: secret.name.clone(),
+            });
         }
-        let _ = writeln!(t, "{local} as {};", p.local_as);
-        match p.port {
-            Some(port) => {
-                let _ = writeln!(t, "  neighbor {} port {port} as {};", p.peer_ip, p.peer_as);
-            }
-            None => {
-                let _ = writeln!(t, "  neighbor {} as {};", p.peer_ip, p.peer_as);
-            }
+        let passive = m.ip_text > own_text;
+        {
+            // Every mesh session is a full stanza from bgp_template, as routing.md §5.2 item 16
+            // and the §5.3 example write it.
+            let p = Peering {
+                node: n.name.clone(),
+                family,
+                kind: crate::sessions::PeerKind::Mesh,
+                name: m.name.clone(),
+                peer_ip: m.ip,
+                port: m.port,
+                peer_node: Some(m.node.clone()),
+                peer_as: m.peer_as,
+                local_as: node_as,
+                route_reflector_client: false,
+                rr_cluster_id: None,
+                passive,
+                source_address: Some(own_ip),
+                ttl_security: None,
+                password: mesh_password.clone(),
+                graceful_restart: mesh_gr,
+                keepalive: None,
+                next_hop: None,
+                allow_local_as: None,
+                reachable_by: None,
+                filters: Vec::new(),
+                origin: crate::sessions::SessionOrigin::Mesh,
+                ignored_keep_next_hop: false,
+            };
+            write_peer(t, &ctx, &p);
         }
-        if let Some(cid) = &p.rr_cluster_id {
-            let _ = writeln!(t, "  rr client;\n  rr cluster id {cid};");
-        }
-        if let Some(g) = p.graceful_restart {
-            let _ = writeln!(t, "  graceful restart time {g};");
-        }
-        if let Some(k) = p.keepalive {
-            let _ = writeln!(t, "  keepalive time {k};");
-        }
-        if let Some(a) = p.allow_local_as {
-            let _ = writeln!(t, "  allow local as {a};");
-        }
-        match p.ttl_security {
-            Some(h) => {
-                let _ = writeln!(t, "  ttl security on;\n  multihop {h};");
-            }
-            None => t.push_str("  ttl security off;\n  multihop;\n"),
-        }
-        if p.passive {
-            t.push_str("  passive on;\n");
-        }
-        let _ = writeln!(t, "  {ch} {{");
-        let used: Vec<&String> = p
-            .filters
-            .iter()
-            .filter(|f| cluster.filters.contains_key(*f))
-            .collect();
-        let has = |f: &String, import: bool| {
-            cluster.filters.get(f).is_some_and(|s| {
-                let r = match (family, import) {
-                    (Family::V4, true) => &s.import_v4,
-                    (Family::V4, false) => &s.export_v4,
-                    (Family::V6, true) => &s.import_v6,
-                    (Family::V6, false) => &s.export_v6,
-                };
-                !r.is_empty()
-            })
-        };
-        let imports: Vec<String> = used
-            .iter()
-            .filter(|f| has(f, true))
-            .map(|f| format!("{}();", filter_function(f, true, family)))
-            .collect();
-        if imports.is_empty() {
-            t.push_str("    import all;\n");
-        } else {
-            let _ = writeln!(t, "    import filter {{ {} accept; }};", imports.join(" "));
-        }
-        match p.next_hop {
-            Some(NextHop::SelfHop) => t.push_str("    next hop self;\n"),
-            Some(NextHop::Keep) => t.push_str("    next hop keep;\n"),
-            None => {}
-        }
-        let mut export: Vec<String> = used
-            .iter()
-            .filter(|f| has(f, false))
-            .map(|f| format!("{}();", filter_function(f, false, family)))
-            .collect();
-        export.push(format!("calico_export_to_bgp_peers({});", p.is_ibgp()));
-        export.push("reject;".to_owned());
-        let _ = writeln!(t, "    export filter {{ {} }};", export.join(" "));
-        t.push_str("  };\n}\n");
     }
-    Ok(BirdConfig {
-        text: t,
-        peerings,
+    for p in explicit {
+        write_peer(t, &ctx, p);
+    }
+    Ok(RenderSummary {
+        protocols: peerings.len() + mesh_peers.len(),
         notes,
         skipped_rules,
     })
+}
+
+/// What a peer stanza needs besides the peering.
+struct PeerCtx<'a> {
+    cluster: &'a Cluster,
+    family: Family,
+    own_ip: IpAddr,
+    strict: bool,
+    local_port: Option<u16>,
+}
+
+/// One `protocol bgp … from bgp_template { … }` stanza (§3.6).
+fn write_peer(t: &mut String, ctx: &PeerCtx<'_>, p: &Peering) {
+    let (cluster, family, ch) = (ctx.cluster, ctx.family, ctx.family.channel());
+    let _ = writeln!(t, "\nprotocol bgp {} from bgp_template {{", p.name);
+    let mut local = String::from("  local");
+    let src = if ctx.strict {
+        Some(ctx.own_ip)
+    } else {
+        p.source_address
+    };
+    if let Some(a) = src {
+        let _ = write!(local, " {a}");
+    }
+    if let Some(port) = ctx.local_port {
+        let _ = write!(local, " port {port}");
+    }
+    let _ = writeln!(t, "{local} as {};", p.local_as);
+    match p.port {
+        Some(port) => {
+            let _ = writeln!(t, "  neighbor {} port {port} as {};", p.peer_ip, p.peer_as);
+        }
+        None => {
+            let _ = writeln!(t, "  neighbor {} as {};", p.peer_ip, p.peer_as);
+        }
+    }
+    if let Some(cid) = &p.rr_cluster_id {
+        let _ = writeln!(t, "  rr client;\n  rr cluster id {cid};");
+    }
+    if let Some(g) = p.graceful_restart {
+        let _ = writeln!(t, "  graceful restart time {g};");
+    }
+    if let Some(k) = p.keepalive {
+        let _ = writeln!(t, "  keepalive time {k};");
+    }
+    if let Some(a) = p.allow_local_as {
+        let _ = writeln!(t, "  allow local as {a};");
+    }
+    match p.ttl_security {
+        Some(h) => {
+            let _ = writeln!(t, "  ttl security on;\n  multihop {h};");
+        }
+        None => t.push_str("  ttl security off;\n  multihop;\n"),
+    }
+    if p.passive {
+        t.push_str("  passive on;\n");
+    }
+    let _ = writeln!(t, "  {ch} {{");
+    let used: Vec<&String> = p
+        .filters
+        .iter()
+        .filter(|f| cluster.filters.contains_key(*f))
+        .collect();
+    let has = |f: &String, import: bool| {
+        cluster.filters.get(f).is_some_and(|s| {
+            let r = match (family, import) {
+                (Family::V4, true) => &s.import_v4,
+                (Family::V4, false) => &s.export_v4,
+                (Family::V6, true) => &s.import_v6,
+                (Family::V6, false) => &s.export_v6,
+            };
+            !r.is_empty()
+        })
+    };
+    let imports: Vec<String> = used
+        .iter()
+        .filter(|f| has(f, true))
+        .map(|f| format!("{}();", filter_function(f, true, family)))
+        .collect();
+    if imports.is_empty() {
+        t.push_str("    import all;\n");
+    } else {
+        let _ = writeln!(t, "    import filter {{ {} accept; }};", imports.join(" "));
+    }
+    match p.next_hop {
+        Some(NextHop::SelfHop) => t.push_str("    next hop self;\n"),
+        Some(NextHop::Keep) => t.push_str("    next hop keep;\n"),
+        None => {}
+    }
+    let mut export: Vec<String> = used
+        .iter()
+        .filter(|f| has(f, false))
+        .map(|f| format!("{}();", filter_function(f, false, family)))
+        .collect();
+    export.push(format!("calico_export_to_bgp_peers({});", p.is_ibgp()));
+    export.push("reject;".to_owned());
+    let _ = writeln!(t, "    export filter {{ {} }};", export.join(" "));
+    t.push_str("  };\n}\n");
 }

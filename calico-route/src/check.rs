@@ -603,7 +603,7 @@ fn reachability(cluster: &Cluster, graph: &SessionGraph) -> (Vec<Unreachable>, u
                         let prop = props.entry(fam).or_insert_with(|| {
                             Propagation::new(cluster, &Adjacency::new(cluster, graph, fam), fam)
                         });
-                        (!prop.learns(&l.name, &x.name)).then(|| {
+                        (!prop.learns(&l.name, &x.name, Some(&a.block))).then(|| {
                             "not propagated over the BGP sessions (no established path under iBGP/reflection rules)".to_owned()
                         })
                     }

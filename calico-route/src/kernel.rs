@@ -67,10 +67,13 @@ pub struct KernelRoute {
     pub blackhole: bool,
     /// Destination.
     pub dst: IpNet,
-    /// Gateway.
+    /// Gateway (the first next hop of a multipath route).
     pub via: Option<IpAddr>,
+    /// Every next hop of a multipath (ECMP) route, sorted, all on `dev`; empty for a
+    /// single-path route. BIRD's `merge paths on` produces these (routing.md §6.2).
+    pub nexthops: Vec<IpAddr>,
     /// Device.
-    pub dev: Option<String>,
+    pub dev: Option<IfName>,
     /// Route protocol number.
     pub proto: u32,
     /// Scope (universe when `None`).
@@ -87,6 +90,91 @@ pub struct KernelRoute {
     pub class: RouteClass,
     /// Who programs it.
     pub owner: Owner,
+}
+
+/// An interface name, stored inline (Linux names have at most 15 bytes, IFNAMSIZ − 1), so
+/// that the millions of routes of a large cluster's plans share no allocation or counter.
+/// Longer names (invalid for the kernel, possible in manifests) are kept on the heap.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IfName(IfNameRepr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum IfNameRepr {
+    Inline { len: u8, bytes: [u8; 15] },
+    Heap(Box<str>),
+}
+
+impl IfName {
+    /// The name.
+    pub fn new(name: &str) -> IfName {
+        let b = name.as_bytes();
+        if b.len() <= 15 {
+            let mut bytes = [0u8; 15];
+            if let Some(dst) = bytes.get_mut(..b.len()) {
+                dst.copy_from_slice(b);
+            }
+            IfName(IfNameRepr::Inline {
+                len: u8::try_from(b.len()).unwrap_or(0),
+                bytes,
+            })
+        } else {
+            IfName(IfNameRepr::Heap(name.into()))
+        }
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            IfNameRepr::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or(""),
+            IfNameRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for IfName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<&str> for IfName {
+    fn from(s: &str) -> IfName {
+        IfName::new(s)
+    }
+}
+
+impl PartialEq<str> for IfName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for IfName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for IfName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 fn proto_name(p: u32) -> Option<String> {
@@ -111,11 +199,14 @@ impl fmt::Display for KernelRoute {
         } else {
             write!(f, "{}", self.dst)?;
         }
-        if let Some(v) = self.via {
-            write!(f, " via {v}")?;
-        }
-        if let Some(d) = &self.dev {
-            write!(f, " dev {d}")?;
+        let multipath = self.nexthops.len() > 1;
+        if !multipath {
+            if let Some(v) = self.via {
+                write!(f, " via {v}")?;
+            }
+            if let Some(d) = &self.dev {
+                write!(f, " dev {d}")?;
+            }
         }
         if let Some(p) = proto_name(self.proto) {
             write!(f, " proto {p}")?;
@@ -141,6 +232,16 @@ impl fmt::Display for KernelRoute {
         }
         if let Some(m) = self.mtu {
             write!(f, " mtu {m}")?;
+        }
+        if multipath {
+            // `ip route` prints the next hops of a multipath route after its attributes.
+            for v in &self.nexthops {
+                write!(f, " nexthop via {v}")?;
+                if let Some(d) = &self.dev {
+                    write!(f, " dev {d}")?;
+                }
+                f.write_str(" weight 1")?;
+            }
         }
         Ok(())
     }
@@ -347,26 +448,43 @@ pub fn same_subnet(local: &NodeInfo, remote: &NodeInfo, family: Family) -> bool 
 }
 
 struct Planner<'a> {
+    ctx: &'a PlanContext<'a>,
     local: &'a NodeInfo,
     own: Ownership,
-    opts: &'a PlanOptions,
     mtu: Mtus,
     felix_proto: u32,
-    routes: BTreeMap<(IpNet, u32), KernelRoute>,
+    /// Candidate routes in production order; [`Planner::finish`] keeps, per (destination,
+    /// metric), the lowest class (the first of equal classes).
+    routes: Vec<KernelRoute>,
     unrouted: Vec<Unrouted>,
-    /// (origin node, family) pairs whose routes BIRD learns on this node; `None` when no
-    /// BIRD-owned pool exists.
-    bird_learned: Option<std::collections::BTreeSet<(String, Family)>>,
+    /// Index of the local node in `Cluster::nodes`.
+    local_idx: usize,
+    parent: IfName,
+    tunl: IfName,
+    vxlan_dev: [IfName; 2],
 }
 
 impl Planner<'_> {
     fn add(&mut self, r: KernelRoute) {
-        let key = (r.dst, r.metric);
-        match self.routes.get(&key) {
-            Some(existing) if existing.class <= r.class => {}
-            _ => {
-                self.routes.insert(key, r);
-            }
+        self.routes.push(r);
+    }
+
+    /// The routes in [`route_key`] order, one per (destination, metric): the lowest class,
+    /// the first produced among equal classes (routing.md §6.2).
+    fn finish(&mut self) -> Vec<KernelRoute> {
+        let mut routes = std::mem::take(&mut self.routes);
+        // Blocks are produced in address order already: usually nothing to sort.
+        if !routes.is_sorted_by_key(|a| (route_key(a), a.class)) {
+            routes.sort_by_key(|a| (route_key(a), a.class));
+        }
+        routes.dedup_by(|later, first| route_key(later) == route_key(first));
+        routes
+    }
+
+    fn vxlan_dev(&self, fam: Family) -> IfName {
+        match fam {
+            Family::V4 => self.vxlan_dev[0].clone(),
+            Family::V6 => self.vxlan_dev[1].clone(),
         }
     }
 
@@ -375,6 +493,7 @@ impl Planner<'_> {
             blackhole: false,
             dst,
             via: None,
+            nexthops: Vec::new(),
             dev: None,
             proto: match owner {
                 Owner::Dataplane => self.felix_proto,
@@ -390,8 +509,13 @@ impl Planner<'_> {
         }
     }
 
-    /// A route toward `remote` for `dst` in `pool` (remote block or borrowed /32).
-    fn remote_route(&mut self, dst: IpNet, pool: &PoolInfo, remote: &NodeInfo) {
+    /// A route toward node `ri` (index in `Cluster::nodes`) for `dst` in `pool` (remote
+    /// block or borrowed /32).
+    fn remote_route(&mut self, dst: IpNet, pool: &PoolInfo, ri: usize) {
+        let ctx = self.ctx;
+        let Some(remote) = ctx.cluster.nodes.get(ri) else {
+            return;
+        };
         let fam = Family::of(dst.addr());
         let encap = pool.encap();
         let Some(owner) = self.own.owner(encap) else {
@@ -402,7 +526,7 @@ impl Planner<'_> {
             });
             return;
         };
-        let parent = self.opts.parent_iface.clone();
+        let parent = self.parent.clone();
         let cross_same =
             pool.mode() == EncapMode::CrossSubnet && same_subnet(self.local, remote, fam);
         let Some(remote_ip) = remote.ip(fam) else {
@@ -436,24 +560,29 @@ impl Planner<'_> {
             (PoolEncap::Ipip, _) => {
                 let mut r = self.base(dst, RouteClass::IpipTunnel, owner);
                 r.via = Some(remote_ip);
-                r.dev = Some("tunl0".to_owned());
+                r.dev = Some(self.tunl.clone());
                 r.onlink = true;
                 r.mtu = Some(self.mtu.ipip);
                 self.add(r);
             }
             (PoolEncap::None, Owner::Bird) => {
-                if let Some(learned) = &self.bird_learned
-                    && !learned.contains(&(remote.name.clone(), fam))
-                {
-                    self.unrouted.push(Unrouted {
-                        dst,
-                        node: remote.name.clone(),
-                        reason: "not learned over BGP (see `route check`)".to_owned(),
-                    });
-                    return;
-                }
+                let hops = ctx.bird_next_hops(self.local_idx, ri, fam, remote_ip, &dst);
                 let mut r = self.base(dst, RouteClass::NoEncap, Owner::Bird);
-                r.via = Some(remote_ip);
+                match hops {
+                    Hops::None => {
+                        self.unrouted.push(Unrouted {
+                            dst,
+                            node: remote.name.clone(),
+                            reason: "not learned over BGP (see `route check`)".to_owned(),
+                        });
+                        return;
+                    }
+                    Hops::One(h) => r.via = Some(h),
+                    Hops::Many(hs) => {
+                        r.via = hs.first().copied();
+                        r.nexthops = hs;
+                    }
+                }
                 r.dev = Some(parent);
                 self.add(r);
             }
@@ -482,7 +611,7 @@ impl Planner<'_> {
         };
         let mut r = self.base(dst, RouteClass::VxlanTunnel, Owner::Dataplane);
         r.via = Some(vtep);
-        r.dev = Some(vxlan_device(fam).to_owned());
+        r.dev = Some(self.vxlan_dev(fam));
         r.onlink = true;
         r.mtu = Some(match fam {
             Family::V4 => self.mtu.vxlan_v4,
@@ -499,37 +628,366 @@ fn vxlan_in_use(cluster: &Cluster, fam: Family) -> bool {
         .any(|p| !p.disabled && p.encap() == PoolEncap::Vxlan && p.family() == fam)
 }
 
-/// Plans node `node`'s kernel state.
-pub fn plan_node(
-    cluster: &Cluster,
-    node: &str,
-    opts: &PlanOptions,
-) -> Result<KernelPlan, PlanError> {
-    let local = cluster.node(node).ok_or_else(|| PlanError::UnknownNode {
-        node: node.to_owned(),
-    })?;
-    let fx = cluster.felix_for(node);
+/// The next hops of a BIRD route.
+enum Hops {
+    /// Not learned.
+    None,
+    /// One next hop.
+    One(IpAddr),
+    /// Several (merged paths), sorted.
+    Many(Vec<IpAddr>),
+}
+
+/// What planning shares across the nodes of one cluster: the block index, whether every
+/// BGP path's next hop is its origin, and (built on first use) the propagation analysis
+/// per family. Build it once to plan many nodes.
+pub struct PlanContext<'a> {
+    cluster: &'a Cluster,
+    index: crate::input::BlockIndex<'a>,
+    /// Every session between Calico nodes is iBGP with the default next-hop handling, so
+    /// every path a node holds has the origin's address as next hop.
+    plain_ibgp: bool,
+    props: std::cell::OnceCell<BTreeMap<Family, crate::propagation::Propagation>>,
+    /// Node name → index in `Cluster::nodes`.
+    node_idx: std::collections::HashMap<&'a str, usize>,
+    /// Confirmed affinities grouped by block, in block order.
+    groups: Vec<BlockGroup<'a>>,
+    /// VXLAN MACs per node index (IPv4, IPv6), when a VXLAN pool exists.
+    macs: Vec<[String; 2]>,
+}
+
+/// The confirmed affinities of one block.
+#[derive(Debug)]
+struct BlockGroup<'a> {
+    block: IpNet,
+    /// Index of the block's pool in `Cluster::pools`.
+    pool: Option<usize>,
+    /// Owners in affinity order: name and node index (`None`: no such Node).
+    owners: Vec<(&'a str, Option<usize>)>,
+}
+
+impl fmt::Debug for PlanContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlanContext")
+            .field("plain_ibgp", &self.plain_ibgp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PlanContext<'a> {
+    /// Prepares planning for `cluster`.
+    pub fn new(cluster: &'a Cluster) -> PlanContext<'a> {
+        let asn = cluster.global_as();
+        let same_as = cluster.nodes.iter().all(|n| cluster.node_as(n) == asn);
+        let plain_ibgp = same_as && {
+            let exp = crate::sessions::PeerExpansion::new(cluster);
+            exp.global
+                .iter()
+                .chain(exp.by_node.values().flatten())
+                .filter(|e| e.peer_node.is_some())
+                .all(|e| {
+                    e.as_number == asn
+                        && e.options.local_as.is_none_or(|l| l == asn)
+                        && e.options.next_hop_mode
+                            != Some(calico_model::resources::bgp::NextHopMode::SelfHop)
+                })
+        };
+        let node_idx: std::collections::HashMap<&str, usize> = cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i))
+            .collect();
+        let mut groups: Vec<BlockGroup<'a>> = Vec::new();
+        for a in cluster.affinities.iter().filter(|a| a.is_confirmed()) {
+            let owner = (a.node.as_str(), node_idx.get(a.node.as_str()).copied());
+            match groups.last_mut() {
+                Some(g) if g.block == a.block => g.owners.push(owner),
+                _ => groups.push(BlockGroup {
+                    block: a.block,
+                    pool: cluster
+                        .pools
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| p.cidr.contains(&a.block))
+                        .max_by_key(|(_, p)| p.cidr.prefix_len())
+                        .map(|(i, _)| i),
+                    owners: vec![owner],
+                }),
+            }
+        }
+        let macs = if Family::BOTH.into_iter().any(|f| vxlan_in_use(cluster, f)) {
+            cluster
+                .nodes
+                .iter()
+                .map(|n| [n.vtep_mac(Family::V4), n.vtep_mac(Family::V6)])
+                .collect()
+        } else {
+            Vec::new()
+        };
+        PlanContext {
+            cluster,
+            index: crate::input::BlockIndex::new(cluster),
+            plain_ibgp,
+            props: std::cell::OnceCell::new(),
+            node_idx,
+            groups,
+            macs,
+        }
+    }
+
+    /// The VXLAN MAC of node index `i`.
+    fn vtep_mac(&self, i: usize, fam: Family) -> String {
+        let slot = match fam {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        };
+        match self.macs.get(i).and_then(|m| m.get(slot)) {
+            Some(m) => m.clone(),
+            None => self
+                .cluster
+                .nodes
+                .get(i)
+                .map(|n| n.vtep_mac(fam))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether every session between Calico nodes is iBGP with the default next-hop
+    /// handling (every BGP path's next hop is then its origin).
+    pub fn is_plain_ibgp(&self) -> bool {
+        self.plain_ibgp
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &'a Cluster {
+        self.cluster
+    }
+
+    fn propagation(&self, fam: Family) -> Option<&crate::propagation::Propagation> {
+        self.props
+            .get_or_init(|| {
+                let graph = crate::graph::SessionGraph::new(self.cluster);
+                Family::BOTH
+                    .into_iter()
+                    .map(|f| {
+                        let adj = crate::propagation::Adjacency::new(self.cluster, &graph, f);
+                        (
+                            f,
+                            crate::propagation::Propagation::new(self.cluster, &adj, f),
+                        )
+                    })
+                    .collect()
+            })
+            .get(&fam)
+    }
+
+    /// The next hops of the route BIRD installs on `local` for what `origin` originates in
+    /// `fam` (empty: not learned). Mesh members of a plain-iBGP cluster learn each other's
+    /// routes directly with the origin as next hop; otherwise the propagation analysis
+    /// answers (eBGP next-hop rewriting and multipath included).
+    fn bird_next_hops(
+        &self,
+        li: usize,
+        oi: usize,
+        fam: Family,
+        origin_ip: IpAddr,
+        dst: &IpNet,
+    ) -> Hops {
+        let (Some(local), Some(origin)) = (self.cluster.nodes.get(li), self.cluster.nodes.get(oi))
+        else {
+            return Hops::None;
+        };
+        let mesh_member =
+            |n: &NodeInfo| self.cluster.mesh_enabled() && !n.is_rr() && n.ip(fam).is_some();
+        if self.plain_ibgp
+            && mesh_member(local)
+            && mesh_member(origin)
+            && origin.ip(fam) != local.ip(fam)
+        {
+            return Hops::One(origin_ip);
+        }
+        let Some(prop) = self.propagation(fam) else {
+            return Hops::None;
+        };
+        if self.plain_ibgp {
+            if prop.learns_idx(li, oi, Some(dst)) {
+                Hops::One(origin_ip)
+            } else {
+                Hops::None
+            }
+        } else {
+            let mut hops = prop.kernel_next_hops_idx(li, oi, Some(dst));
+            match hops.len() {
+                0 => Hops::None,
+                1 => hops.pop().map_or(Hops::None, Hops::One),
+                _ => Hops::Many(hops),
+            }
+        }
+    }
+
+    /// Plans node `node`'s kernel state (see [`plan_node`]).
+    pub fn plan(&self, node: &str, opts: &PlanOptions) -> Result<KernelPlan, PlanError> {
+        plan_with(self, node, opts)
+    }
+}
+
+/// A planner for the node at index `li`.
+fn planner<'a>(ctx: &'a PlanContext<'a>, li: usize, opts: &'a PlanOptions) -> Option<Planner<'a>> {
+    let cluster = ctx.cluster;
+    let local = cluster.nodes.get(li)?;
+    let fx = cluster.felix_for(&local.name);
     let felix_proto = if fx.device_route_protocol == 3 {
         FELIX_PROTO
     } else {
         fx.device_route_protocol
     };
-    let mtu = mtus(cluster, node, opts.host_mtu);
-    let mut p = Planner {
+    Some(Planner {
+        ctx,
         local,
-        own: ownership(cluster, node),
-        opts,
-        mtu,
+        own: ownership(cluster, &local.name),
+        mtu: mtus(cluster, &local.name, opts.host_mtu),
         felix_proto,
-        routes: BTreeMap::new(),
+        routes: Vec::with_capacity(ctx.groups.len() + 8),
         unrouted: Vec::new(),
-        bird_learned: None,
+        local_idx: li,
+        parent: IfName::new(&opts.parent_iface),
+        tunl: IfName::new("tunl0"),
+        vxlan_dev: [
+            IfName::new(vxlan_device(Family::V4)),
+            IfName::new(vxlan_device(Family::V6)),
+        ],
+    })
+}
+
+/// The order of [`KernelPlan::routes`]: family, destination address, prefix length, metric.
+pub(crate) fn route_key(r: &KernelRoute) -> (Family, IpAddr, u8, u32) {
+    (
+        Family::of(r.dst.addr()),
+        r.dst.addr(),
+        r.dst.prefix_len(),
+        r.metric,
+    )
+}
+
+pub(crate) fn neighbour_order(a: &Neighbour, b: &Neighbour) -> std::cmp::Ordering {
+    (&a.dev, a.ip).cmp(&(&b.dev, b.ip))
+}
+
+pub(crate) fn fdb_order(a: &FdbEntry, b: &FdbEntry) -> std::cmp::Ordering {
+    (&a.dev, a.dst, &a.mac).cmp(&(&b.dev, b.dst, &b.mac))
+}
+
+pub(crate) fn unrouted_order(a: &Unrouted, b: &Unrouted) -> std::cmp::Ordering {
+    (a.dst.addr(), a.dst.prefix_len(), &a.node, &a.reason).cmp(&(
+        b.dst.addr(),
+        b.dst.prefix_len(),
+        &b.node,
+        &b.reason,
+    ))
+}
+
+/// What one remote node's new blocks (and, when it just joined, its VXLAN tunnel endpoint)
+/// add to another node's plan.
+#[derive(Debug, Default)]
+pub(crate) struct PlanDelta {
+    pub(crate) routes: Vec<KernelRoute>,
+    pub(crate) neighbours: Vec<Neighbour>,
+    pub(crate) fdb: Vec<FdbEntry>,
+    pub(crate) unrouted: Vec<Unrouted>,
+}
+
+/// The routes and L2 entries node `local` gains from `remote`'s `blocks` (confirmed, not
+/// overlapping any other block) and, with `joined`, from `remote`'s VXLAN endpoints, exactly
+/// as [`plan_node`] computes them.
+pub(crate) fn plan_delta(
+    ctx: &PlanContext<'_>,
+    local: &NodeInfo,
+    remote: &NodeInfo,
+    blocks: &[IpNet],
+    joined: bool,
+    opts: &PlanOptions,
+) -> PlanDelta {
+    let cluster = ctx.cluster;
+    let (Some(&li), Some(&ri)) = (
+        ctx.node_idx.get(local.name.as_str()),
+        ctx.node_idx.get(remote.name.as_str()),
+    ) else {
+        return PlanDelta::default();
     };
-    if p.own.owner(PoolEncap::None) == Some(Owner::Bird)
-        && cluster.pools.iter().any(|pl| pl.encap() == PoolEncap::None)
-    {
-        p.bird_learned = Some(bird_learned_on(cluster, node));
+    let Some(mut p) = planner(ctx, li, opts) else {
+        return PlanDelta::default();
+    };
+    let mtu = p.mtu;
+    for b in blocks {
+        if let Some(pool) = cluster.pool_of(b) {
+            p.remote_route(*b, pool, ri);
+        }
     }
+    let mut d = PlanDelta::default();
+    if joined {
+        for fam in Family::BOTH {
+            if !vxlan_in_use(cluster, fam) {
+                continue;
+            }
+            let Some(vtep) = remote.vtep(fam) else {
+                continue;
+            };
+            let dev = vxlan_device(fam);
+            let mac = ctx.vtep_mac(ri, fam);
+            d.neighbours.push(Neighbour {
+                ip: vtep,
+                lladdr: mac.clone(),
+                dev: dev.to_owned(),
+            });
+            if let Some(dst) = remote.ip(fam) {
+                d.fdb.push(FdbEntry {
+                    mac,
+                    dev: dev.to_owned(),
+                    dst,
+                });
+            }
+            if ctx.index.owner(vtep).is_none_or(|a| a.node != remote.name) {
+                let mut r = p.base(host_net(vtep), RouteClass::VxlanTunnel, Owner::Dataplane);
+                r.dev = Some(p.vxlan_dev(fam));
+                r.scope = Some(RouteScope::Link);
+                r.mtu = Some(match fam {
+                    Family::V4 => mtu.vxlan_v4,
+                    Family::V6 => mtu.vxlan_v6,
+                });
+                p.add(r);
+            }
+        }
+    }
+    d.routes = p.finish();
+    d.unrouted = p.unrouted;
+    d
+}
+
+/// Plans node `node`'s kernel state. To plan many nodes of one cluster, build a
+/// [`PlanContext`] once and call [`PlanContext::plan`].
+pub fn plan_node(
+    cluster: &Cluster,
+    node: &str,
+    opts: &PlanOptions,
+) -> Result<KernelPlan, PlanError> {
+    PlanContext::new(cluster).plan(node, opts)
+}
+
+fn plan_with(
+    ctx: &PlanContext<'_>,
+    node: &str,
+    opts: &PlanOptions,
+) -> Result<KernelPlan, PlanError> {
+    let cluster = ctx.cluster;
+    let unknown = || PlanError::UnknownNode {
+        node: node.to_owned(),
+    };
+    let li = *ctx.node_idx.get(node).ok_or_else(unknown)?;
+    let mut p = planner(ctx, li, opts).ok_or_else(unknown)?;
+    let local = p.local;
+    let mtu = p.mtu;
+    let fx = cluster.felix_for(node);
     let mut neighbours = Vec::new();
     let mut fdb = Vec::new();
     // Local workloads.
@@ -542,7 +1000,7 @@ pub fn plan_node(
             };
             let mut r = p.base(host_net(*ip), RouteClass::LocalWorkload, Owner::Dataplane);
             r.proto = fx.device_route_protocol;
-            r.dev = Some(w.interface.clone());
+            r.dev = Some(IfName::new(&w.interface));
             r.scope = Some(RouteScope::Link);
             r.metric = u32::try_from(prio).unwrap_or(1024);
             p.add(r);
@@ -555,43 +1013,32 @@ pub fn plan_node(
             }
         }
     }
-    let index = crate::input::BlockIndex::new(cluster);
-    // Blocks: local blackholes and remote routes.
-    let local_blocks: std::collections::BTreeSet<IpNet> = cluster
-        .affinities_of(node)
-        .filter(|a| a.is_confirmed())
-        .map(|a| a.block)
-        .collect();
-    let mut done_blocks = std::collections::BTreeSet::new();
-    for a in cluster.affinities.iter().filter(|a| a.is_confirmed()) {
-        let Some(pool) = cluster.pool_of(&a.block) else {
+    let index = &ctx.index;
+    // Blocks: local blackholes and remote routes. Duplicate affinities: the first owner
+    // (by name) is routed; `route check` flags it.
+    for g in &ctx.groups {
+        let Some(pool) = g.pool.and_then(|i| cluster.pools.get(i)) else {
             continue;
         };
-        if a.node == node {
-            if a.block.prefix_len() == a.block.max_prefix_len() {
-                continue;
-            }
-            if let Some(owner) = p.own.owner(pool.encap()) {
-                let mut r = p.base(a.block, RouteClass::Blackhole, owner);
+        if g.owners.iter().any(|o| o.1 == Some(li)) {
+            if g.block.prefix_len() != g.block.max_prefix_len()
+                && let Some(owner) = p.own.owner(pool.encap())
+            {
+                let mut r = p.base(g.block, RouteClass::Blackhole, owner);
                 r.blackhole = true;
                 p.add(r);
             }
-            done_blocks.insert(a.block);
             continue;
         }
-        // Duplicate affinities: the first owner (by name) is routed; `route check` flags it.
-        if local_blocks.contains(&a.block) || !done_blocks.insert(a.block) {
-            continue;
+        match g.owners.first() {
+            Some((_, Some(ri))) => p.remote_route(g.block, pool, *ri),
+            Some((name, None)) => p.unrouted.push(Unrouted {
+                dst: g.block,
+                node: (*name).to_owned(),
+                reason: format!("affine node {name} does not exist"),
+            }),
+            None => {}
         }
-        let Some(remote) = cluster.node(&a.node) else {
-            p.unrouted.push(Unrouted {
-                dst: a.block,
-                node: a.node.clone(),
-                reason: format!("affine node {} does not exist", a.node),
-            });
-            continue;
-        };
-        p.remote_route(a.block, pool, remote);
     }
     // Borrowed workload addresses on other nodes.
     for w in cluster.workloads.iter().filter(|w| w.node != node) {
@@ -600,11 +1047,12 @@ pub fn plan_node(
             if owner_node == Some(w.node.as_str()) {
                 continue;
             }
-            let (Some(pool), Some(remote)) = (cluster.pool_of_ip(*ip), cluster.node(&w.node))
+            let (Some(pool), Some(ri)) =
+                (cluster.pool_of_ip(*ip), ctx.node_idx.get(w.node.as_str()))
             else {
                 continue;
             };
-            p.remote_route(host_net(*ip), pool, remote);
+            p.remote_route(host_net(*ip), pool, *ri);
         }
     }
     // VXLAN: remote tunnel addresses outside their node's blocks, neighbours, FDB.
@@ -630,11 +1078,11 @@ pub fn plan_node(
                 parent: Some(opts.parent_iface.clone()),
             });
         }
-        for remote in cluster.nodes.iter().filter(|n| n.name != node) {
+        for (ri, remote) in cluster.nodes.iter().enumerate().filter(|(i, _)| *i != li) {
             let Some(vtep) = remote.vtep(fam) else {
                 continue;
             };
-            let mac = remote.vtep_mac(fam);
+            let mac = ctx.vtep_mac(ri, fam);
             neighbours.push(Neighbour {
                 ip: vtep,
                 lladdr: mac.clone(),
@@ -650,7 +1098,7 @@ pub fn plan_node(
             let in_own_block = index.owner(vtep).is_some_and(|a| a.node == remote.name);
             if !in_own_block {
                 let mut r = p.base(host_net(vtep), RouteClass::VxlanTunnel, Owner::Dataplane);
-                r.dev = Some(dev.to_owned());
+                r.dev = Some(p.vxlan_dev(fam));
                 r.scope = Some(RouteScope::Link);
                 r.mtu = Some(match fam {
                     Family::V4 => mtu.vxlan_v4,
@@ -677,21 +1125,11 @@ pub fn plan_node(
             parent: None,
         });
     }
-    let mut routes: Vec<KernelRoute> = p.routes.into_values().collect();
-    routes.sort_by(|a, b| {
-        (
-            Family::of(a.dst.addr()),
-            a.dst.addr(),
-            a.dst.prefix_len(),
-            a.metric,
-        )
-            .cmp(&(
-                Family::of(b.dst.addr()),
-                b.dst.addr(),
-                b.dst.prefix_len(),
-                b.metric,
-            ))
-    });
+    let routes = p.finish();
+    neighbours.sort_by(neighbour_order);
+    fdb.sort_by(fdb_order);
+    let mut unrouted = p.unrouted;
+    unrouted.sort_by(unrouted_order);
     Ok(KernelPlan {
         node: node.to_owned(),
         routes,
@@ -699,48 +1137,6 @@ pub fn plan_node(
         neighbours,
         fdb,
         mtu,
-        unrouted: p.unrouted,
+        unrouted,
     })
-}
-
-/// The (origin, family) pairs whose routes node `node` learns over BGP. Mesh members learn
-/// each other's routes directly; the session graph is built only for other origins.
-fn bird_learned_on(cluster: &Cluster, node: &str) -> std::collections::BTreeSet<(String, Family)> {
-    let mut out = std::collections::BTreeSet::new();
-    let mut graph: Option<crate::graph::SessionGraph> = None;
-    let Some(local) = cluster.node(node) else {
-        return out;
-    };
-    for fam in Family::BOTH {
-        let origins: std::collections::BTreeSet<&str> = cluster
-            .affinities
-            .iter()
-            .filter(|a| a.node != node && Family::of(a.block.addr()) == fam)
-            .map(|a| a.node.as_str())
-            .collect();
-        let mesh_member =
-            |n: &NodeInfo| cluster.mesh_enabled() && !n.is_rr() && n.ip(fam).is_some();
-        let mut rest = Vec::new();
-        for o in origins {
-            match cluster.node(o) {
-                Some(x) if mesh_member(local) && mesh_member(x) && x.ip(fam) != local.ip(fam) => {
-                    out.insert((o.to_owned(), fam));
-                }
-                Some(_) => rest.push(o),
-                None => {}
-            }
-        }
-        if rest.is_empty() {
-            continue;
-        }
-        let g = graph.get_or_insert_with(|| crate::graph::SessionGraph::new(cluster));
-        let adj = crate::propagation::Adjacency::new(cluster, g, fam);
-        let prop = crate::propagation::Propagation::new(cluster, &adj, fam);
-        for o in rest {
-            if prop.learns(node, o) {
-                out.insert((o.to_owned(), fam));
-            }
-        }
-    }
-    out
 }

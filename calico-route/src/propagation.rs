@@ -7,13 +7,28 @@
 //! iBGP-learned routes to eBGP peers only; an RR discards routes carrying its own cluster
 //! ID; every node discards routes it originated; a node discards eBGP routes whose AS path
 //! holds its own AS.
+//!
+//! Every rendered session has `add paths on` (routing.md §5.2 item 14), so BIRD announces
+//! every path it holds, not only its best one: the walk therefore follows each path on its
+//! own and records, per receiving node, every path's BGP next hop, AS-path length and
+//! whether it arrived over iBGP. Next hops follow BIRD 2: a locally originated route (the
+//! static blackhole) leaves with the sender's address; over iBGP the next hop is kept; over
+//! eBGP (every session is `multihop`, so there is no shared-interface exception) it is set
+//! to the sender's address; `next hop self` / `next hop keep` on the sending session
+//! override both. A route reflector stamps the originator (the first iBGP sender) and a
+//! node drops paths carrying itself as originator. [`Propagation::kernel_next_hops`] gives
+//! what the kernel protocol (`merge paths on`) installs: the next hops of the best path and
+//! of every path equal to it in local preference (all 100), AS-path length, origin (all
+//! from `calico_static`) and iBGP/eBGP, i.e. BIRD's `bgp_rte_mergable`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 
+use crate::filters::{Community, Program, RouteAttrs, Verdict, prefix_matches};
 use crate::graph::SessionGraph;
 use crate::input::{Cluster, Family};
-use crate::sessions::Peering;
+use crate::sessions::{NextHop, Peering};
+use ipnet::IpNet;
 
 const ORIGINATED: usize = 0;
 const EBGP: usize = 1;
@@ -32,9 +47,56 @@ struct Edge {
     local_as: u32,
     back_local_as: u32,
     back_allow_local_as: bool,
+    /// The sender's channel next-hop setting: 0 default, 1 `next hop self`, 2 `next hop keep`.
+    next_hop: u8,
+    /// The sender's export filter program (index into `Adjacency::programs`; 0: none).
+    export_prog: u32,
+    /// The receiver's import filter program.
+    import_prog: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// One path a node holds for an origin's routes (over node indexes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct PathInfo {
+    /// The node whose address is the BGP next hop.
+    next_hop: usize,
+    as_path_len: usize,
+    /// Arrived over iBGP.
+    interior: bool,
+}
+
+/// One path a node holds for an origin's routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LearnedPath {
+    /// The BGP next hop (a node's address in the family).
+    pub next_hop: IpAddr,
+    /// AS-path length.
+    pub as_path_len: usize,
+    /// Whether the path arrived over iBGP.
+    pub ibgp: bool,
+}
+
+/// A walk's result: per node index, the distinct paths it holds (empty: not learned).
+type Walk = Vec<Vec<PathInfo>>;
+
+/// Walks by (representative index, prefix signature).
+type WalkCache = HashMap<(usize, Vec<bool>), std::rc::Rc<Walk>>;
+
+/// State of one path in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PathState {
+    node: usize,
+    arrival: usize,
+    next_hop: usize,
+    as_path: Vec<u32>,
+    clusters: Vec<usize>,
+    /// The node that brought the path into iBGP.
+    originator: usize,
+    communities: Vec<Community>,
+    krt_metric: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
 struct Attr {
     present: bool,
     is_rr: bool,
@@ -47,8 +109,24 @@ struct Attr {
 pub struct Adjacency<'a> {
     names: Vec<&'a str>,
     index: HashMap<&'a str, usize>,
+    core: Core,
+}
+
+/// What the walks need, owned.
+#[derive(Debug, Clone, Default)]
+struct Core {
+    ips: Vec<Option<IpAddr>>,
     attrs: Vec<Attr>,
     out: Vec<Vec<Edge>>,
+    /// Filter programs; index 0 is the empty one.
+    programs: Vec<Program>,
+    /// Per node index: its prefix advertisements of the family (CIDR, communities), which
+    /// its `apply_communities()` adds on export.
+    adv: Vec<Vec<(IpNet, Vec<Community>)>>,
+    /// The CIDR conditions of every program's rules.
+    sig_rules: Vec<calico_model::resources::bgp::BgpFilterRule>,
+    /// The distinct advertisement CIDRs.
+    adv_cidrs: Vec<IpNet>,
 }
 
 impl<'a> Adjacency<'a> {
@@ -82,6 +160,32 @@ impl<'a> Adjacency<'a> {
                 by_ip.insert((*i, p.peer_ip), p);
             }
         }
+        let mut programs = vec![Program::default()];
+        let mut prog_index: HashMap<(bool, Vec<String>), u32> = HashMap::new();
+        let mut program = |filters: &[String], import: bool| -> u32 {
+            let known: Vec<String> = filters
+                .iter()
+                .filter(|f| cluster.filters.contains_key(*f))
+                .cloned()
+                .collect();
+            if known.is_empty() {
+                return 0;
+            }
+            *prog_index
+                .entry((import, known))
+                .or_insert_with_key(|(imp, names)| {
+                    let prog = Program::new(
+                        names.iter().filter_map(|f| cluster.filters.get(f)),
+                        *imp,
+                        family,
+                    );
+                    if prog.is_empty() {
+                        return 0;
+                    }
+                    programs.push(prog);
+                    u32::try_from(programs.len() - 1).unwrap_or(0)
+                })
+        };
         let mut out = vec![Vec::new(); names.len()];
         for p in graph.peerings.iter().filter(|p| p.family == family) {
             let (Some(&from), Some(&to)) = (
@@ -104,31 +208,94 @@ impl<'a> Adjacency<'a> {
                     local_as: p.local_as.0,
                     back_local_as: back.local_as.0,
                     back_allow_local_as: back.allow_local_as.is_some(),
+                    next_hop: match p.next_hop {
+                        None => 0,
+                        Some(NextHop::SelfHop) => 1,
+                        Some(NextHop::Keep) => 2,
+                    },
+                    export_prog: program(&p.filters, false),
+                    import_prog: program(&back.filters, true),
                 });
             }
         }
+        let adv: Vec<Vec<(IpNet, Vec<Community>)>> = cluster
+            .nodes
+            .iter()
+            .map(|n| advertisements(cluster, &n.name, family))
+            .collect();
+        let sig_rules = programs
+            .iter()
+            .flat_map(|p| p.prefix_conditions())
+            .cloned()
+            .collect();
+        let mut adv_cidrs: Vec<IpNet> = adv
+            .iter()
+            .flat_map(|l: &Vec<(IpNet, Vec<Community>)>| l.iter().map(|(c, _)| *c))
+            .collect();
+        adv_cidrs.sort();
+        adv_cidrs.dedup();
         Adjacency {
             names,
             index,
-            attrs,
-            out,
+            core: Core {
+                ips: cluster.nodes.iter().map(|n| n.ip(family)).collect(),
+                attrs,
+                out,
+                programs,
+                adv,
+                sig_rules,
+                adv_cidrs,
+            },
         }
     }
+}
 
-    /// Which node indexes learn the routes node `origin` originates.
-    fn walk(&self, origin: usize) -> Vec<bool> {
-        let n = self.names.len();
-        let mut learned = vec![false; n];
-        let mut seen = vec![[false; 4]; n];
-        let mut queue: VecDeque<(usize, usize, Vec<usize>, Vec<u32>)> = VecDeque::new();
+impl Core {
+    /// Whether filters or community-adding advertisements can make a route's fate depend on
+    /// its prefix.
+    fn prefix_sensitive(&self) -> bool {
+        self.programs.len() > 1 || !self.adv_cidrs.is_empty()
+    }
+
+    /// Groups prefixes that every filter rule and advertisement treats alike.
+    fn signature(&self, net: Option<&IpNet>) -> Vec<bool> {
+        self.sig_rules
+            .iter()
+            .map(|r| prefix_matches(r, net))
+            .chain(
+                self.adv_cidrs
+                    .iter()
+                    .map(|c| net.is_some_and(|n| c.contains(n))),
+            )
+            .collect()
+    }
+
+    /// The paths every node index holds for the routes node `origin` originates for `net`
+    /// (`None`: a prefix outside every filter CIDR and advertisement).
+    fn walk(&self, origin: usize, net: Option<IpNet>) -> Walk {
+        let n = self.attrs.len();
+        let mut held: Walk = vec![Vec::new(); n];
         if origin >= n {
-            return learned;
+            return held;
         }
-        queue.push_back((origin, ORIGINATED, Vec::new(), Vec::new()));
-        if let Some(s) = seen.get_mut(origin) {
-            s[ORIGINATED] = true;
-        }
-        while let Some((node, arrival, clusters, path)) = queue.pop_front() {
+        let filtering = self.prefix_sensitive();
+        let mut seen: HashSet<PathState> = HashSet::new();
+        let mut queue: VecDeque<PathState> = VecDeque::new();
+        let first = PathState {
+            node: origin,
+            arrival: ORIGINATED,
+            next_hop: origin,
+            as_path: Vec::new(),
+            clusters: Vec::new(),
+            originator: origin,
+            communities: Vec::new(),
+            krt_metric: None,
+        };
+        seen.insert(first.clone());
+        queue.push_back(first);
+        while let Some(st) = queue.pop_front() {
+            let node = st.node;
+            let arrival = st.arrival;
             let (Some(attr), Some(edges)) = (self.attrs.get(node), self.out.get(node)) else {
                 continue;
             };
@@ -148,24 +315,77 @@ impl<'a> Adjacency<'a> {
                 let Some(m) = self.attrs.get(e.to) else {
                     continue;
                 };
-                let (new_clusters, new_path) = if ebgp {
-                    let mut p2 = Vec::with_capacity(path.len() + 1);
+                // Export filter: the session's BGPFilters, else calico_export_to_bgp_peers
+                // (which accepts pool routes after apply_communities()).
+                let mut route = RouteAttrs {
+                    net,
+                    from_bgp: arrival != ORIGINATED,
+                    as_path: st.as_path.clone(),
+                    communities: st.communities.clone(),
+                    krt_metric: st.krt_metric,
+                };
+                if filtering {
+                    let prog = self.programs.get(e.export_prog as usize);
+                    match prog.map_or(Verdict::NoMatch, |p| p.run(&mut route)) {
+                        Verdict::Reject => continue,
+                        Verdict::Accept => {}
+                        Verdict::NoMatch => {
+                            for (cidr, cs) in self.adv.get(node).into_iter().flatten() {
+                                if net.is_some_and(|x| cidr.contains(&x)) {
+                                    for c in cs {
+                                        route.add_community(*c);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                let (new_clusters, new_path, new_originator) = if ebgp {
+                    let mut p2 = Vec::with_capacity(route.as_path.len() + 1);
                     p2.push(e.local_as);
-                    p2.extend(&path);
-                    (Vec::new(), p2)
+                    p2.extend(&route.as_path);
+                    (Vec::new(), p2, e.to)
                 } else {
-                    let mut c2 = clusters.clone();
-                    if attr.is_rr && (arrival == FROM_CLIENT || arrival == FROM_NON_CLIENT) {
+                    let mut c2 = st.clusters.clone();
+                    let reflected = arrival == FROM_CLIENT || arrival == FROM_NON_CLIENT;
+                    if attr.is_rr && reflected {
                         c2.push(attr.cluster);
                     }
-                    (c2, path.clone())
+                    // The originator is the node that brought the path into iBGP.
+                    let orig = if reflected { st.originator } else { node };
+                    (c2, route.as_path, orig)
                 };
+                if !ebgp && new_originator == e.to {
+                    continue;
+                }
                 if ebgp && !e.back_allow_local_as && new_path.contains(&e.back_local_as) {
                     continue;
                 }
                 if m.is_rr && new_clusters.contains(&m.cluster) {
                     continue;
                 }
+                // Import filter at the receiver: its BGPFilters, else `accept`.
+                let mut received = RouteAttrs {
+                    net,
+                    from_bgp: true,
+                    as_path: new_path,
+                    communities: route.communities,
+                    krt_metric: None,
+                };
+                if filtering {
+                    let prog = self.programs.get(e.import_prog as usize);
+                    if prog.map_or(Verdict::NoMatch, |p| p.run(&mut received)) == Verdict::Reject {
+                        continue;
+                    }
+                }
+                // BIRD 2's next-hop rules (bgp_use_next_hop / bgp_use_gateway).
+                let new_nh = if arrival == ORIGINATED || e.next_hop == 1 {
+                    node
+                } else if e.next_hop == 2 || !ebgp {
+                    st.next_hop
+                } else {
+                    node
+                };
                 let m_arrival = if ebgp {
                     EBGP
                 } else if e.back_client {
@@ -173,71 +393,133 @@ impl<'a> Adjacency<'a> {
                 } else {
                     FROM_NON_CLIENT
                 };
-                if let Some(l) = learned.get_mut(e.to) {
-                    *l = true;
+                if let Some(h) = held.get_mut(e.to) {
+                    let info = PathInfo {
+                        next_hop: new_nh,
+                        as_path_len: received.as_path.len(),
+                        interior: !ebgp,
+                    };
+                    if !h.contains(&info) {
+                        h.push(info);
+                    }
                 }
-                if let Some(s) = seen.get_mut(e.to)
-                    && !s[m_arrival]
-                {
-                    s[m_arrival] = true;
-                    queue.push_back((e.to, m_arrival, new_clusters, new_path));
+                let state = PathState {
+                    node: e.to,
+                    arrival: m_arrival,
+                    next_hop: new_nh,
+                    as_path: received.as_path,
+                    clusters: new_clusters,
+                    originator: new_originator,
+                    communities: received.communities,
+                    krt_metric: received.krt_metric,
+                };
+                if !seen.contains(&state) {
+                    seen.insert(state.clone());
+                    queue.push_back(state);
                 }
             }
         }
-        learned
+        held
     }
 }
 
-/// Which nodes learn the routes `origin` originates, in the adjacency's family.
+/// A node's prefix advertisements of `family` (node-specific over global, §5.2 item 3)
+/// with their communities resolved.
+fn advertisements(cluster: &Cluster, node: &str, family: Family) -> Vec<(IpNet, Vec<Community>)> {
+    let mut advs = cluster.bgp.prefix_advertisements.clone();
+    if let Some(b) = cluster.node_bgp.get(node) {
+        for a in &b.prefix_advertisements {
+            advs.retain(|g| g.cidr.network() != a.cidr.network());
+            advs.push(a.clone());
+        }
+    }
+    advs.iter()
+        .filter(|a| Family::of(a.cidr.addr()) == family)
+        .map(|a| {
+            let cs = a
+                .communities
+                .iter()
+                .filter_map(|c| {
+                    let value = cluster
+                        .bgp
+                        .communities
+                        .iter()
+                        .find(|k| &k.name == c)
+                        .map_or(c.as_str(), |k| k.value.as_str());
+                    Community::parse(value)
+                })
+                .collect();
+            (a.cidr.network(), cs)
+        })
+        .filter(|(_, cs): &(IpNet, Vec<Community>)| !cs.is_empty())
+        .collect()
+}
+
+/// The paths the kernel protocol merges (`merge paths on`): the best one and every path
+/// equal to it in AS-path length and iBGP/eBGP (BIRD's `bgp_rte_mergable`; local
+/// preference, origin, MED and IGP metric are equal for every Calico path).
+fn merged(paths: &[PathInfo]) -> impl Iterator<Item = &PathInfo> {
+    let best = paths.iter().map(|p| (p.as_path_len, p.interior)).min();
+    paths
+        .iter()
+        .filter(move |p| Some((p.as_path_len, p.interior)) == best)
+}
+
+/// Which nodes learn the routes `origin` originates for `net`, in the adjacency's family
+/// (`None`: a prefix outside every BGPFilter CIDR and prefix advertisement).
 pub fn learners(
     _cluster: &Cluster,
     adj: &Adjacency<'_>,
     origin: &str,
-    _family: Family,
+    net: Option<&IpNet>,
 ) -> BTreeSet<String> {
     let Some(&o) = adj.index.get(origin) else {
         return BTreeSet::new();
     };
-    adj.walk(o)
+    adj.core
+        .walk(o, net.copied())
         .iter()
         .zip(&adj.names)
-        .filter(|(l, _)| **l)
+        .filter(|(l, _)| !l.is_empty())
         .map(|(_, n)| (*n).to_owned())
         .collect()
 }
 
-/// Learner sets for every origin of one family, computed once per class of structurally
-/// identical nodes.
+/// Learner sets and paths for every origin of one family, computed once per class of
+/// structurally identical nodes and per class of prefixes.
 ///
-/// Two nodes with the same attributes (RR flag, cluster ID, AS) and the same labelled set of
-/// established neighbours are never adjacent, and swapping them is an automorphism of the
-/// session graph, so the learners of one follow from the other's by that swap. In the
-/// route-reflector recipe all clients form one class: a handful of walks cover the cluster.
+/// Two nodes with the same attributes (RR flag, cluster ID, AS, prefix advertisements) and
+/// the same labelled set of established neighbours are never adjacent, and swapping them is
+/// an automorphism of the session graph, so the learners of one follow from the other's by
+/// that swap. In the route-reflector recipe all clients form one class: a handful of walks
+/// cover the cluster. Prefixes that every BGPFilter rule's CIDR condition and every prefix
+/// advertisement treat alike share their walks (without filters and advertisements, all
+/// prefixes do). Walks are computed on first use.
 #[derive(Debug, Clone)]
 pub struct Propagation {
     family: Family,
     index: HashMap<String, usize>,
+    core: Core,
     /// Node index → representative index of its class.
     rep_of: Vec<usize>,
-    /// Representative index → learned flags.
-    learned: HashMap<usize, Vec<bool>>,
+    /// (representative index, prefix signature) → the paths every node holds.
+    walks: std::cell::RefCell<WalkCache>,
+    /// Representative index → walk, when no prefix matters.
+    plain: std::cell::RefCell<Vec<Option<std::rc::Rc<Walk>>>>,
 }
 
 impl Propagation {
-    /// Computes the learner sets of every node in `family`.
+    /// Prepares the analysis of `family` over `adj`.
     pub fn new(_cluster: &Cluster, adj: &Adjacency<'_>, family: Family) -> Propagation {
-        let mut classes: BTreeMap<(bool, usize, u32, Vec<Edge>), usize> = BTreeMap::new();
+        type ClassKey = (bool, usize, u32, Vec<Edge>, Vec<(IpNet, Vec<Community>)>);
+        let mut classes: BTreeMap<ClassKey, usize> = BTreeMap::new();
         let mut rep_of = Vec::with_capacity(adj.names.len());
-        let mut learned = HashMap::new();
-        for (i, attr) in adj.attrs.iter().enumerate() {
-            let mut labels = adj.out.get(i).cloned().unwrap_or_default();
+        for (i, attr) in adj.core.attrs.iter().enumerate() {
+            let mut labels = adj.core.out.get(i).cloned().unwrap_or_default();
             labels.sort();
-            let key = (attr.is_rr, attr.cluster, attr.asn, labels);
-            let rep = *classes.entry(key).or_insert(i);
-            if rep == i && attr.present {
-                learned.insert(i, adj.walk(i));
-            }
-            rep_of.push(rep);
+            let adv = adj.core.adv.get(i).cloned().unwrap_or_default();
+            let key = (attr.is_rr, attr.cluster, attr.asn, labels, adv);
+            rep_of.push(*classes.entry(key).or_insert(i));
         }
         Propagation {
             family,
@@ -247,9 +529,123 @@ impl Propagation {
                 .enumerate()
                 .map(|(i, n)| ((*n).to_owned(), i))
                 .collect(),
+            core: adj.core.clone(),
             rep_of,
-            learned,
+            walks: std::cell::RefCell::new(HashMap::new()),
+            plain: std::cell::RefCell::new(Vec::new()),
         }
+    }
+
+    /// The walk of representative `rep` for `net`.
+    fn walk_of(&self, rep: usize, net: Option<&IpNet>) -> Option<std::rc::Rc<Walk>> {
+        if !self.core.attrs.get(rep)?.present {
+            return None;
+        }
+        if !self.core.prefix_sensitive() {
+            if let Some(Some(w)) = self.plain.borrow().get(rep) {
+                return Some(w.clone());
+            }
+            let w = std::rc::Rc::new(self.core.walk(rep, None));
+            let mut plain = self.plain.borrow_mut();
+            if plain.len() <= rep {
+                plain.resize(rep + 1, None);
+            }
+            if let Some(slot) = plain.get_mut(rep) {
+                *slot = Some(w.clone());
+            }
+            return Some(w);
+        }
+        let sig = self.core.signature(net);
+        let key = (rep, sig);
+        if let Some(w) = self.walks.borrow().get(&key) {
+            return Some(w.clone());
+        }
+        let w = std::rc::Rc::new(self.core.walk(rep, net.copied()));
+        self.walks.borrow_mut().insert(key, w.clone());
+        Some(w)
+    }
+
+    /// The paths `node` holds for `origin`'s routes to `net` (representative walk, swapped
+    /// back), with next hops as node indexes.
+    fn held(&self, node: &str, origin: &str, net: Option<&IpNet>) -> Option<Vec<PathInfo>> {
+        let (Some(&l), Some(&o)) = (self.index.get(node), self.index.get(origin)) else {
+            return None;
+        };
+        self.held_idx(l, o, net)
+    }
+
+    fn held_idx(&self, l: usize, o: usize, net: Option<&IpNet>) -> Option<Vec<PathInfo>> {
+        if l == o {
+            return None;
+        }
+        let rep = *self.rep_of.get(o)?;
+        let walk = self.walk_of(rep, net)?;
+        // Swap the origin and its representative.
+        let swap = |i: usize| {
+            if i == rep {
+                o
+            } else if i == o {
+                rep
+            } else {
+                i
+            }
+        };
+        let paths = walk
+            .get(swap(l))?
+            .iter()
+            .map(|p| PathInfo {
+                next_hop: swap(p.next_hop),
+                ..*p
+            })
+            .collect();
+        Some(paths)
+    }
+
+    /// Every path `node` holds for the routes `origin` originates for `net` (sorted,
+    /// distinct; `None`: a prefix outside every BGPFilter CIDR and prefix advertisement).
+    pub fn paths(&self, node: &str, origin: &str, net: Option<&IpNet>) -> Vec<LearnedPath> {
+        let Some(paths) = self.held(node, origin, net) else {
+            return Vec::new();
+        };
+        let mut out: Vec<LearnedPath> = paths
+            .iter()
+            .filter_map(|p| {
+                Some(LearnedPath {
+                    next_hop: (*self.core.ips.get(p.next_hop)?)?,
+                    as_path_len: p.as_path_len,
+                    ibgp: p.interior,
+                })
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The next hops BIRD's kernel protocol installs on `node` for `origin`'s route to `net`
+    /// (`merge paths on`: the best path and the paths mergeable with it), sorted and
+    /// distinct. Empty when `node` does not learn it.
+    pub fn kernel_next_hops(&self, node: &str, origin: &str, net: Option<&IpNet>) -> Vec<IpAddr> {
+        let (Some(&l), Some(&o)) = (self.index.get(node), self.index.get(origin)) else {
+            return Vec::new();
+        };
+        self.kernel_next_hops_idx(l, o, net)
+    }
+
+    /// [`Propagation::kernel_next_hops`] by node index (the order of `Cluster::nodes`).
+    pub(crate) fn kernel_next_hops_idx(
+        &self,
+        l: usize,
+        o: usize,
+        net: Option<&IpNet>,
+    ) -> Vec<IpAddr> {
+        let Some(paths) = self.held_idx(l, o, net) else {
+            return Vec::new();
+        };
+        let set: BTreeSet<IpAddr> = merged(&paths)
+            .filter_map(|p| *self.core.ips.get(p.next_hop)?)
+            .collect();
+        set.into_iter().collect()
     }
 
     /// The family.
@@ -257,23 +653,27 @@ impl Propagation {
         self.family
     }
 
-    /// Whether `node` learns the routes `origin` originates.
-    pub fn learns(&self, node: &str, origin: &str) -> bool {
+    /// Whether `node` learns the route `origin` originates for `net`.
+    pub fn learns(&self, node: &str, origin: &str, net: Option<&IpNet>) -> bool {
         let (Some(&l), Some(&o)) = (self.index.get(node), self.index.get(origin)) else {
             return false;
         };
+        self.learns_idx(l, o, net)
+    }
+
+    /// [`Propagation::learns`] by node index (the order of `Cluster::nodes`).
+    pub(crate) fn learns_idx(&self, l: usize, o: usize, net: Option<&IpNet>) -> bool {
         if l == o {
             return false;
         }
         let Some(&rep) = self.rep_of.get(o) else {
             return false;
         };
-        let Some(set) = self.learned.get(&rep) else {
+        let Some(walk) = self.walk_of(rep, net) else {
             return false;
         };
-        // Swap the origin and its representative.
         let mapped = if l == rep { o } else { l };
-        set.get(mapped).copied().unwrap_or(false)
+        walk.get(mapped).is_some_and(|p| !p.is_empty())
     }
 }
 
@@ -304,7 +704,7 @@ mod tests {
     fn learn(c: &Cluster, origin: &str) -> Vec<String> {
         let g = SessionGraph::new(c);
         let adj = Adjacency::new(c, &g, Family::V4);
-        learners(c, &adj, origin, Family::V4).into_iter().collect()
+        learners(c, &adj, origin, None).into_iter().collect()
     }
 
     #[test]
@@ -386,10 +786,10 @@ mod tests {
             let adj = Adjacency::new(&c, &g, Family::V4);
             let prop = Propagation::new(&c, &adj, Family::V4);
             for x in &c.nodes {
-                let walk = learners(&c, &adj, &x.name, Family::V4);
+                let walk = learners(&c, &adj, &x.name, None);
                 for l in &c.nodes {
                     assert_eq!(
-                        prop.learns(&l.name, &x.name),
+                        prop.learns(&l.name, &x.name, None),
                         walk.contains(&l.name),
                         "{} from {}",
                         l.name,
@@ -398,5 +798,191 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn node_as(name: &str, ip: &str, asn: u32) -> String {
+        node(name, ip, "") + &format!("    asNumber: {asn}\n")
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+
+    fn prop(c: &Cluster) -> Propagation {
+        let g = SessionGraph::new(c);
+        let adj = Adjacency::new(c, &g, Family::V4);
+        Propagation::new(c, &adj, Family::V4)
+    }
+
+    #[test]
+    fn ebgp_member_of_a_mesh_gets_a_multipath_route() {
+        let c = cluster(
+            &(node("m1", "10.0.0.1", "")
+                + &node("m2", "10.0.0.2", "")
+                + &node_as("m3", "10.0.0.3", 65003)),
+        );
+        let p = prop(&c);
+        // From m1 directly and from m2 (next hop rewritten to m2 over eBGP).
+        assert_eq!(
+            p.kernel_next_hops("m3", "m1", None),
+            vec![ip("10.0.0.1"), ip("10.0.0.2")]
+        );
+        assert_eq!(
+            p.paths("m3", "m1", None),
+            vec![
+                LearnedPath {
+                    next_hop: ip("10.0.0.1"),
+                    as_path_len: 1,
+                    ibgp: false
+                },
+                LearnedPath {
+                    next_hop: ip("10.0.0.2"),
+                    as_path_len: 1,
+                    ibgp: false
+                },
+            ]
+        );
+        // m1 holds m3's routes over eBGP and over iBGP from m2 (next hop kept): the eBGP
+        // path is preferred and the iBGP one is not mergeable with it.
+        assert_eq!(p.kernel_next_hops("m1", "m3", None), vec![ip("10.0.0.3")]);
+        assert_eq!(p.paths("m1", "m3", None).len(), 2);
+        // m2 gets m1's routes only directly (m3's copy carries AS 64512).
+        assert_eq!(p.kernel_next_hops("m2", "m1", None), vec![ip("10.0.0.1")]);
+        assert!(p.kernel_next_hops("m1", "m1", None).is_empty());
+    }
+
+    #[test]
+    fn reflected_routes_keep_the_origin_as_next_hop_unless_next_hop_self() {
+        let base = MESH_OFF.to_owned()
+            + &node("rr", "10.0.0.1", "1.1.1.1")
+            + &node("b", "10.0.0.2", "")
+            + &node("c", "10.0.0.3", "");
+        let c = cluster(&(base.clone() + RECIPE));
+        assert_eq!(
+            prop(&c).kernel_next_hops("c", "b", None),
+            vec![ip("10.0.0.2")]
+        );
+        let self_peer = "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: rr\nspec:\n  nodeSelector: all()\n  peerSelector: has(rr)\n  nextHopMode: Self\n";
+        let c = cluster(&(base + self_peer));
+        let p = prop(&c);
+        assert_eq!(p.kernel_next_hops("c", "b", None), vec![ip("10.0.0.1")]);
+        assert_eq!(p.kernel_next_hops("rr", "b", None), vec![ip("10.0.0.2")]);
+    }
+
+    #[test]
+    fn shorter_as_paths_win_over_longer_ones() {
+        // a (65001) – b (65002) – c (65003) and a – c directly: c prefers the direct path.
+        let peers = "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: p\nspec:\n  nodeSelector: all()\n  peerSelector: all()\n";
+        let c = cluster(
+            &(MESH_OFF.to_owned()
+                + &node_as("a", "10.0.0.1", 65001)
+                + &node_as("b", "10.0.0.2", 65002)
+                + &node_as("c", "10.0.0.3", 65003)
+                + peers),
+        );
+        let p = prop(&c);
+        assert_eq!(p.kernel_next_hops("c", "a", None), vec![ip("10.0.0.1")]);
+        let lens: Vec<usize> = p
+            .paths("c", "a", None)
+            .iter()
+            .map(|x| x.as_path_len)
+            .collect();
+        assert_eq!(lens, vec![1, 2]);
+    }
+
+    /// Reflector rr with clients c2, c3, c4 (one /26 each, 10.244.i.0/26) and BGPFilter
+    /// `f` on every session: export rejects c3's block, tags c2's block 65000:9 (accepting
+    /// it past calico's export policy) and rejects tagged routes learned from peers; import
+    /// rejects c4's block.
+    pub(crate) fn filtered_reflector_yaml() -> String {
+        let mut y = MESH_OFF.to_owned() + &node("rr", "10.0.0.1", "1.1.1.1");
+        for i in 2..=4 {
+            y += &node(&format!("c{i}"), &format!("10.0.0.{i}"), "");
+        }
+        y += "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: rr\nspec:\n  nodeSelector: all()\n  peerSelector: has(rr)\n  filters: [f]\n";
+        y += "---\napiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: f\nspec:\n  exportV4:\n  - {action: Reject, source: RemotePeers, communities: {values: [\"65000:9\"]}}\n  - {action: Accept, matchOperator: Equal, cidr: 10.244.2.0/26, operations: [{addCommunity: {value: \"65000:9\"}}]}\n  - {action: Reject, matchOperator: Equal, cidr: 10.244.3.0/26}\n  importV4:\n  - {action: Reject, matchOperator: Equal, cidr: 10.244.4.0/26}\n";
+        y
+    }
+
+    #[test]
+    fn bgp_filters_decide_per_prefix() {
+        let c = cluster(&filtered_reflector_yaml());
+        let p = prop(&c);
+        let net = |i: u8| -> IpNet {
+            format!("10.244.{i}.0/26")
+                .parse()
+                .unwrap_or_else(|_| IpNet::from(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)))
+        };
+        let learners_of = |origin: &str, n: &IpNet| -> Vec<&str> {
+            ["rr", "c2", "c3", "c4"]
+                .into_iter()
+                .filter(|l| p.learns(l, origin, Some(n)))
+                .collect()
+        };
+        // Tagged at c2, accepted by rr, not passed on (tagged and learned from a peer).
+        assert_eq!(learners_of("c2", &net(2)), vec!["rr"]);
+        // Rejected on export by c3.
+        assert!(learners_of("c3", &net(3)).is_empty());
+        // Rejected on import by rr.
+        assert!(learners_of("c4", &net(4)).is_empty());
+        // A prefix no rule names: reflected as usual.
+        assert_eq!(learners_of("c4", &net(9)), vec!["rr", "c2", "c3"]);
+        assert_eq!(learners_of("rr", &net(1)), vec!["c2", "c3", "c4"]);
+        // Outside every CIDR.
+        assert_eq!(learners_of("c3", &net(7)), vec!["rr", "c2", "c4"]);
+        // Without a prefix, CIDR rules never match (c2's other routes are reflected).
+        assert!(p.learns("c3", "c2", None));
+        assert_eq!(
+            learners(
+                &c,
+                &Adjacency::new(&c, &SessionGraph::new(&c), Family::V4),
+                "c3",
+                Some(&net(3))
+            ),
+            BTreeSet::new()
+        );
+    }
+
+    #[test]
+    fn prepended_paths_lose_to_shorter_ones() {
+        // a (65001) peers with b and c (65002, 65003), which both peer with d (65004); b's
+        // export to d prepends two ASes, so d prefers the path via c.
+        let mut y = MESH_OFF.to_owned();
+        for (n, i, asn) in [
+            ("a", 1, 65001),
+            ("b", 2, 65002),
+            ("c", 3, 65003),
+            ("d", 4, 65004),
+        ] {
+            y += &node_as(n, &format!("10.0.0.{i}"), asn);
+        }
+        for (name, from, to, asn, f) in [
+            ("ab", "a", "10.0.0.2", 65002, ""),
+            ("ac", "a", "10.0.0.3", 65003, ""),
+            ("bd", "b", "10.0.0.4", 65004, "  filters: [pre]\n"),
+            ("cd", "c", "10.0.0.4", 65004, ""),
+        ] {
+            y += &format!(
+                "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: {name}\nspec:\n  node: {from}\n  peerIP: {to}\n  asNumber: {asn}\n{f}"
+            );
+        }
+        y += "---\napiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: pre\nspec:\n  exportV4:\n  - {action: Accept, source: RemotePeers, operations: [{prependASPath: {prefix: [65002, 65002]}}]}\n";
+        let c = cluster(&y);
+        let p = prop(&c);
+        let net: IpNet = "10.244.1.0/26"
+            .parse()
+            .unwrap_or_else(|_| IpNet::from(ip("0.0.0.0")));
+        // Without the prepend both paths have length 2 and would be merged.
+        assert_eq!(
+            p.kernel_next_hops("d", "a", Some(&net)),
+            vec![ip("10.0.0.3")]
+        );
+        let lens: Vec<(IpAddr, usize)> = p
+            .paths("d", "a", Some(&net))
+            .iter()
+            .map(|x| (x.next_hop, x.as_path_len))
+            .collect();
+        assert_eq!(lens, vec![(ip("10.0.0.2"), 4), (ip("10.0.0.3"), 2)]);
     }
 }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use calico_model::resources::bgp::Node;
 
-use crate::bird::{BirdConfig, BirdError, render_with};
+use crate::bird::{BirdError, MeshPeers, render_to};
 use crate::input::{Cluster, Family, NodeInfo};
 use crate::sessions::{PeerExpansion, mesh_candidates, node_peerings};
 
@@ -49,12 +49,14 @@ pub fn count_sessions(cluster: &Cluster) -> usize {
     total
 }
 
-/// Per-node BIRD configurations of one family, re-rendered only where a join changes them.
+/// Per-node BIRD configuration texts of one family, re-rendered only where a join changes
+/// them. Only the texts are kept (a 5,000-node mesh has 25 million peerings, which a
+/// [`crate::bird::BirdConfig`] per node would hold as structures).
 #[derive(Debug, Clone)]
 pub struct BirdCache {
     family: Family,
     expansion: PeerExpansion,
-    configs: BTreeMap<String, BirdConfig>,
+    configs: BTreeMap<String, String>,
 }
 
 impl BirdCache {
@@ -62,12 +64,12 @@ impl BirdCache {
     pub fn new(cluster: &Cluster, family: Family) -> Result<BirdCache, BirdError> {
         let expansion = PeerExpansion::new(cluster);
         let (mesh, _) = mesh_candidates(cluster, family);
+        let peers = MeshPeers::new(cluster, &mesh, family);
         let mut configs = BTreeMap::new();
         for n in &cluster.nodes {
-            configs.insert(
-                n.name.clone(),
-                render_with(cluster, &expansion, &mesh, &n.name, family)?,
-            );
+            let mut text = String::new();
+            render_to(&mut text, cluster, &expansion, &peers, &n.name, family)?;
+            configs.insert(n.name.clone(), text);
         }
         Ok(BirdCache {
             family,
@@ -76,9 +78,9 @@ impl BirdCache {
         })
     }
 
-    /// The cached configuration of a node.
-    pub fn config(&self, node: &str) -> Option<&BirdConfig> {
-        self.configs.get(node)
+    /// The cached configuration text of a node.
+    pub fn text(&self, node: &str) -> Option<&str> {
+        self.configs.get(node).map(String::as_str)
     }
 
     /// Number of cached configurations.
@@ -134,9 +136,11 @@ impl BirdCache {
             }
         }
         let (mesh, _) = mesh_candidates(cluster, self.family);
+        let peers = MeshPeers::new(cluster, &mesh, self.family);
         for n in &affected {
-            let cfg = render_with(cluster, &self.expansion, &mesh, n, self.family)?;
-            self.configs.insert(n.clone(), cfg);
+            let text = self.configs.entry(n.clone()).or_default();
+            text.clear();
+            render_to(text, cluster, &self.expansion, &peers, n, self.family)?;
         }
         Ok(affected.into_iter().collect())
     }

@@ -21,12 +21,53 @@ fn text(c: &Cluster, node: &str, family: Family) -> String {
     render(c, node, family).unwrap().text
 }
 
+/// The §5.3 example, byte for byte (plus the one `RTS_DEVICE` line of the kernel filter the
+/// spec's example lacks, see calico-route's README).
 #[test]
 fn spec_example_is_reproduced_byte_for_byte() {
     let yaml = std::fs::read_to_string(golden_dir().join("spec_5_3_cluster.yaml")).unwrap();
     let expected = std::fs::read_to_string(golden_dir().join("spec_5_3_node-a.conf")).unwrap();
     let c = cluster(&yaml);
     assert_eq!(text(&c, "node-a", Family::V4), expected);
+}
+
+/// The protocols a configuration defines are exactly the node's peerings of the session
+/// graph, in protocol-name order (mesh sessions merged with explicit ones), each from
+/// `bgp_template`.
+#[test]
+fn protocols_are_the_session_graph_peerings_in_name_order() {
+    let mut mixed = String::new();
+    for i in 1..=6 {
+        let extra = if i == 4 { "    asNumber: 65004\n" } else { "" };
+        mixed += &node(&format!("m{i}"), &format!("10.0.0.{i}/24"), extra, "");
+    }
+    mixed += &peer("tor", "peerIP: 10.0.0.200\nasNumber: 65001");
+    mixed += &peer("lo", "peerIP: 10.0.0.100\nasNumber: 65001\nnode: m2");
+    mixed += &peer("z", "peerIP: 10.0.0.2\nasNumber: 64512\nnode: m1");
+    for c in [cluster(&mixed), cluster(&rich_cluster()), example_cluster()] {
+        let graph = calico_route::SessionGraph::new(&c);
+        for n in &c.nodes {
+            for f in Family::BOTH {
+                let t = text(&c, &n.name, f);
+                let got: Vec<(String, String)> = t
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("protocol bgp "))
+                    .map(|l| {
+                        let mut w = l.split_whitespace();
+                        let name = w.next().unwrap().to_owned();
+                        let tpl = w.nth(1).unwrap().to_owned();
+                        (name, tpl)
+                    })
+                    .collect();
+                let want: Vec<(String, String)> = graph
+                    .peerings_of(&n.name)
+                    .filter(|p| p.family == f)
+                    .map(|p| (p.name.clone(), "bgp_template".to_owned()))
+                    .collect();
+                assert_eq!(got, want, "{} {f:?}\n{t}", n.name);
+            }
+        }
+    }
 }
 
 #[test]
@@ -74,6 +115,17 @@ fn real_bird_accepts_generated_configs() {
         for f in Family::BOTH {
             configs.push((format!("rich-{n}-{f:?}"), text(&rich, n, f)));
         }
+    }
+    let mut mesh = String::from(
+        "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  listenPort: 1790\n  nodeMeshMaxRestartTime: 90s\n  nodeMeshPassword:\n    secretKeyRef: {name: s, key: k}\n",
+    );
+    for i in 1..=4 {
+        let extra = if i == 4 { "    asNumber: 65004\n" } else { "" };
+        mesh += &node(&format!("m{i}"), &format!("10.0.0.{i}/24"), extra, "");
+    }
+    let mesh = cluster(&mesh);
+    for n in ["m1", "m4"] {
+        configs.push((format!("mesh-{n}"), text(&mesh, n, Family::V4)));
     }
     for (name, conf) in &configs {
         let file = dir.join(format!("{name}.conf"));

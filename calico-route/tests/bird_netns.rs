@@ -7,15 +7,18 @@
 //! Established, then checks that
 //!
 //! - the BGP routes each BIRD holds are exactly the blocks of the origins whose routes the
-//!   propagation analysis says it learns, each path with the origin's address as next hop;
+//!   propagation analysis says it learns, with exactly the next hops of the paths the
+//!   analysis says it holds (the origin over iBGP, the eBGP speaker over eBGP);
 //! - the routes BIRD installed into the namespace's kernel table (`proto bird`) are exactly
-//!   the BIRD-owned routes of [`kernel::plan_node`] (local blackholes and remote blocks).
+//!   the BIRD-owned routes of [`kernel::plan_node`] (local blackholes and remote blocks),
+//!   next hops included, multipath (`merge paths on`) routes next hop by next hop.
 //!
-//! Next hops are compared only where every session of the family is iBGP (see
-//! `Expected::next_hops`); with eBGP sessions only the prefixes are. Topologies: two
+//! Topologies: two
 //! reflectors of one cluster ID with three clients, reflectors of two cluster IDs with a
 //! single-reflector client, a full mesh, a mesh with a member in another AS, an iBGP chain
-//! without reflector, and an eBGP AS-path loop; each in IPv4 and IPv6 (one BIRD per family).
+//! without reflector, an eBGP AS-path loop, and a reflector whose sessions carry a BGPFilter
+//! (export reject, accept with a community, reject by community, import reject); each in IPv4
+//! and IPv6 (one BIRD per family).
 //!
 //! Nothing outside these namespaces is touched: links are created inside a node namespace
 //! with the peer end moved straight into the switch namespace, and BIRD runs inside the node
@@ -41,7 +44,7 @@ use std::time::{Duration, Instant};
 use calico_route::bird::render;
 use calico_route::kernel::{PlanOptions, plan_node};
 use calico_route::ownership::Owner;
-use calico_route::propagation::{Adjacency, learners};
+use calico_route::propagation::{Adjacency, Propagation, learners};
 use calico_route::{Cluster, Family, SessionGraph};
 use common::{bgp_config, cluster, peer};
 
@@ -429,43 +432,11 @@ fn kernel_routes(json: &str) -> BTreeMap<String, BTreeSet<String>> {
 struct Expected {
     /// Peer protocols that must be Established.
     protocols: BTreeSet<String>,
-    /// BGP routes: block → {origin address}.
+    /// BGP routes: block → the next hops of every path the node holds.
     bgp: BTreeMap<String, BTreeSet<String>>,
-    /// Kernel routes BIRD installs: destination → {`blackhole` | `via GW dev eth0`}.
+    /// Kernel routes BIRD installs: destination → {`blackhole` | `via GW dev eth0`, one
+    /// entry per next hop of a multipath route}.
     kernel: BTreeMap<String, BTreeSet<String>>,
-    /// Whether next hops are predicted: only when every session of the family is iBGP.
-    /// Over eBGP (multihop) a speaker re-advertises with itself as next hop and BIRD merges
-    /// equal paths into multipath routes, which the analysis does not model; then only the
-    /// prefixes (and blackhole or not) are compared, via [`coarse`].
-    next_hops: bool,
-}
-
-/// The routes with every next-hop address replaced by `*`.
-fn coarse(routes: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<String>> {
-    routes
-        .iter()
-        .map(|(dst, hops)| {
-            let hops = hops
-                .iter()
-                .map(
-                    |h| match h.split_whitespace().collect::<Vec<_>>().as_slice() {
-                        ["via", _, rest @ ..] => format!("via * {}", rest.join(" ")),
-                        ["blackhole" | "unreachable"] => h.clone(),
-                        _ => "*".to_owned(),
-                    },
-                )
-                .collect();
-            (dst.clone(), hops)
-        })
-        .collect()
-}
-
-/// `routes` as compared: exact, or [`coarse`] when next hops are not predicted.
-fn compared(
-    routes: BTreeMap<String, BTreeSet<String>>,
-    next_hops: bool,
-) -> BTreeMap<String, BTreeSet<String>> {
-    if next_hops { routes } else { coarse(&routes) }
 }
 
 fn predict(c: &Cluster, graph: &SessionGraph, node: &str, family: Family) -> Expected {
@@ -475,17 +446,24 @@ fn predict(c: &Cluster, graph: &SessionGraph, node: &str, family: Family) -> Exp
         .map(|p| p.name.clone())
         .collect();
     let adj = Adjacency::new(c, graph, family);
+    let prop = Propagation::new(c, &adj, family);
     let mut bgp: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for a in c
         .affinities
         .iter()
         .filter(|a| a.is_confirmed() && a.node != node && Family::of(a.block.addr()) == family)
     {
-        if learners(c, &adj, &a.node, family).contains(node) {
-            let origin = c.node(&a.node).and_then(|n| n.ip(family)).unwrap();
+        let paths = prop.paths(node, &a.node, Some(&a.block));
+        assert_eq!(
+            paths.is_empty(),
+            !learners(c, &adj, &a.node, Some(&a.block)).contains(node),
+            "paths and learners disagree for {node} from {}",
+            a.node
+        );
+        if !paths.is_empty() {
             bgp.entry(a.block.to_string())
                 .or_default()
-                .insert(origin.to_string());
+                .extend(paths.iter().map(|p| p.next_hop.to_string()));
         }
     }
     let plan = plan_node(c, node, &PlanOptions::default()).unwrap();
@@ -495,27 +473,21 @@ fn predict(c: &Cluster, graph: &SessionGraph, node: &str, family: Family) -> Exp
         .iter()
         .filter(|r| r.owner == Owner::Bird && Family::of(r.dst.addr()) == family)
     {
-        let what = if r.blackhole {
-            "blackhole".to_owned()
+        let entry = kernel.entry(r.dst.to_string()).or_default();
+        let dev = r.dev.as_deref().unwrap_or_default();
+        if r.blackhole {
+            entry.insert("blackhole".to_owned());
+        } else if r.nexthops.is_empty() {
+            let via = r.via.map(|v| v.to_string()).unwrap_or_default();
+            entry.insert(format!("via {via} dev {dev}"));
         } else {
-            format!(
-                "via {} dev {}",
-                r.via.map(|v| v.to_string()).unwrap_or_default(),
-                r.dev.clone().unwrap_or_default()
-            )
-        };
-        kernel.entry(r.dst.to_string()).or_default().insert(what);
+            entry.extend(r.nexthops.iter().map(|v| format!("via {v} dev {dev}")));
+        }
     }
-    let next_hops = graph
-        .peerings
-        .iter()
-        .filter(|p| p.family == family)
-        .all(|p| p.is_ibgp());
     Expected {
         protocols,
-        bgp: compared(bgp, next_hops),
-        kernel: compared(kernel, next_hops),
-        next_hops,
+        bgp,
+        kernel,
     }
 }
 
@@ -600,16 +572,14 @@ fn run_topology(tag: &str, yaml: &str) {
 
     // 2. BGP routes each BIRD learned = the propagation analysis.
     let want: Vec<_> = runs.iter().map(|r| r.2.bgp.clone()).collect();
-    let exact: Vec<bool> = runs.iter().map(|r| r.2.next_hops).collect();
     let protocol_sets: Vec<BTreeSet<String>> = runs.iter().map(|r| r.2.protocols.clone()).collect();
     let learned = settle(deadline, SETTLE, &mut lab, &want, |lab| {
         lab.birds
             .iter()
             .zip(&protocol_sets)
-            .zip(&exact)
-            .map(|((b, protos), exact)| {
+            .map(|(b, protos)| {
                 let text = birdc(&b.sock, &["show", "route"]).unwrap_or_default();
-                compared(bgp_routes(&text, protos), *exact)
+                bgp_routes(&text, protos)
             })
             .collect()
     });
@@ -633,8 +603,7 @@ fn run_topology(tag: &str, yaml: &str) {
     let keys: Vec<(String, Family)> = runs.iter().map(|r| (r.0.clone(), r.1)).collect();
     let installed = settle(deadline, Duration::from_secs(1), &mut lab, &want, |_| {
         keys.iter()
-            .zip(&exact)
-            .map(|((node, fam), exact)| {
+            .map(|(node, fam)| {
                 let v = if *fam == Family::V4 { "-4" } else { "-6" };
                 let json = run(
                     "ip",
@@ -650,7 +619,7 @@ fn run_topology(tag: &str, yaml: &str) {
                     ],
                 )
                 .unwrap_or_default();
-                compared(kernel_routes(&json), *exact)
+                kernel_routes(&json)
             })
             .collect()
     });
@@ -761,15 +730,36 @@ fn reflectors_of_two_clusters_with_real_bird() {
     run_topology("rr2c", &y);
 }
 
-/// The mesh with one node in another AS: its sessions are eBGP (next hops not compared),
-/// and routes it learns from one mesh node come back to the other only if the AS-path check
-/// allows (it does not: both are in AS 64512).
+/// The mesh with one node in another AS: its sessions are eBGP, and routes it learns from
+/// one mesh node come back to the other only if the AS-path check allows (it does not: both
+/// are in AS 64512). m3 gets m1's block from m1 directly and from m2 (iBGP-learned, passed
+/// on to its eBGP peer with itself as next hop): two eBGP paths of equal AS-path length,
+/// which BIRD's kernel protocol merges into one multipath route via m1 and m2.
 #[test]
 fn mesh_with_an_ebgp_member_with_real_bird() {
     let mut y = String::from(POOLS);
     y += &lab_node("m1", 1, "", "");
     y += &lab_node("m2", 2, "", "");
     y += &lab_node("m3", 3, "", "    asNumber: 65003\n");
+    let c = cluster(&y);
+    let plan = plan_node(&c, "m3", &PlanOptions::default()).unwrap();
+    let text = plan.to_text();
+    assert!(
+        text.contains("10.244.1.0/26 proto bird nexthop via 10.0.1.1 dev eth0 weight 1 nexthop via 10.0.1.2 dev eth0 weight 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fd00:10:0:2::/122 proto bird metric 1024 nexthop via fd00:1::1 dev eth0 weight 1 nexthop via fd00:1::2 dev eth0 weight 1\n"),
+        "{text}"
+    );
+    // m1 holds m3's block from m3 (eBGP) and from m2 (iBGP, next hop kept): one next hop.
+    let m1 = plan_node(&c, "m1", &PlanOptions::default())
+        .unwrap()
+        .to_text();
+    assert!(
+        m1.contains("10.244.3.0/26 via 10.0.1.3 dev eth0 proto bird\n"),
+        "{m1}"
+    );
     run_topology("ebgp", &y);
 }
 
@@ -795,6 +785,49 @@ fn ebgp_as_path_loop_with_real_bird() {
         );
     }
     run_topology("aspath", &y);
+}
+
+/// Mesh off; reflector rr1 and clients c2–c4 whose sessions (both directions) carry
+/// BGPFilter `f`: export rejects c3's block, accepts c2's block tagged 65000:9 (past
+/// calico's export policy) and rejects tagged routes learned from peers; import rejects
+/// c4's block. So rr1 alone learns c2's block, nobody learns c3's or c4's, everybody
+/// learns rr1's; IPv6 (no rules) is reflected as usual.
+#[test]
+fn bgp_filters_with_real_bird() {
+    let mut y = bgp_config(false) + POOLS;
+    y += &reflector("rr1", 1, "", "1.1.1.1");
+    for i in 2..=4 {
+        y += &lab_node(&format!("c{i}"), i, "", "");
+    }
+    y += &peer(
+        "to-rr",
+        "nodeSelector: all()\npeerSelector: has(rr)\nfilters: [f]",
+    );
+    y += "---\napiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: f\nspec:\n  exportV4:\n  - {action: Reject, source: RemotePeers, communities: {values: [\"65000:9\"]}}\n  - {action: Accept, matchOperator: Equal, cidr: 10.244.2.0/26, operations: [{addCommunity: {value: \"65000:9\"}}]}\n  - {action: Reject, matchOperator: Equal, cidr: 10.244.3.0/26}\n  importV4:\n  - {action: Reject, matchOperator: Equal, cidr: 10.244.4.0/26}\n";
+    let c = cluster(&y);
+    let remote_v4 = |node: &str| -> Vec<String> {
+        plan_node(&c, node, &PlanOptions::default())
+            .unwrap()
+            .routes
+            .iter()
+            .filter(|r| !r.blackhole && r.dst.addr().is_ipv4())
+            .map(|r| r.dst.to_string())
+            .collect()
+    };
+    assert_eq!(remote_v4("rr1"), vec!["10.244.2.0/26"]);
+    for n in ["c2", "c3", "c4"] {
+        assert_eq!(remote_v4(n), vec!["10.244.1.0/26"], "{n}");
+    }
+    let v6 = plan_node(&c, "c3", &PlanOptions::default())
+        .unwrap()
+        .to_text();
+    for i in [1, 2, 4] {
+        assert!(
+            v6.contains(&format!("fd00:10:0:{i}::/122 via fd00:1::{i} ")),
+            "{v6}"
+        );
+    }
+    run_topology("filter", &y);
 }
 
 /// Mesh off; explicit iBGP sessions a–b and b–c only: b, not a reflector, must not pass a's
@@ -832,28 +865,6 @@ fn show_route_parser_reads_paths_and_next_hops() {
         "BIRD 2.0.12 ready.\nName       Proto      Table      State  Since         Info\nMesh_10_0_1_2 BGP        ---        up     12:00:00.000  Established   \nMesh_10_0_1_3 BGP        ---        start  12:00:00.000  Active        Socket: Connection refused\n",
     );
     assert_eq!(up, BTreeSet::from(["Mesh_10_0_1_2".to_owned()]));
-}
-
-#[test]
-fn coarse_comparison_drops_only_addresses() {
-    let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    m.insert(
-        "10.244.1.0/26".into(),
-        ["via 10.0.1.1 dev eth0".to_owned()].into(),
-    );
-    m.insert("10.244.2.0/26".into(), ["blackhole".to_owned()].into());
-    m.insert(
-        "10.244.3.0/26".into(),
-        ["10.0.1.3".to_owned(), "10.0.1.4".to_owned()].into(),
-    );
-    let c = coarse(&m);
-    assert_eq!(
-        c["10.244.1.0/26"],
-        BTreeSet::from(["via * dev eth0".to_owned()])
-    );
-    assert_eq!(c["10.244.2.0/26"], m["10.244.2.0/26"]);
-    assert_eq!(c["10.244.3.0/26"], BTreeSet::from(["*".to_owned()]));
-    assert_eq!(compared(m.clone(), true), m);
 }
 
 #[test]

@@ -72,7 +72,7 @@ fn node_resource(name: &str, ip: &str) -> calico_model::resources::bgp::Node {
 fn assert_cache_fresh(cache: &BirdCache, c: &Cluster) {
     for n in &c.nodes {
         assert_eq!(
-            cache.config(&n.name).unwrap().text,
+            cache.text(&n.name).unwrap(),
             render(c, &n.name, Family::V4).unwrap().text,
             "{}",
             n.name
