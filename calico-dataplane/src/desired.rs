@@ -75,7 +75,11 @@ pub fn route(r: &kernel::KernelRoute) -> Result<Route, FromPlanError> {
             RouteKind::Unicast
         },
         via: r.via,
-        dev: if r.blackhole { None } else { r.dev.clone() },
+        dev: if r.blackhole {
+            None
+        } else {
+            r.dev.as_ref().map(ToString::to_string)
+        },
         proto,
         scope: match r.scope {
             Some(kernel::RouteScope::Link) => Scope::Link,
