@@ -79,14 +79,6 @@ fn remove(item: &Item) {
     }
 }
 
-/// Removes everything registered (namespaces in reverse creation order: pods before nodes).
-fn remove_all() {
-    let items: Vec<Item> = std::mem::take(&mut *registry());
-    for item in items.iter().rev() {
-        remove(item);
-    }
-}
-
 /// Blocks SIGINT and SIGTERM in this thread (and so in the threads it starts afterwards) and
 /// starts a thread that, when one arrives, removes everything registered and exits with
 /// 128 + the signal number. Call before starting any other thread.
@@ -101,7 +93,12 @@ pub(crate) fn clean_up_on_signals() {
     std::thread::spawn(move || {
         if let Ok(sig) = set.wait() {
             eprintln!("calico: demo: {sig} received; removing the demo's namespaces");
-            remove_all();
+            // The lock is held until the process exits: nothing new gets registered (and
+            // so created) after the removal.
+            let reg = registry();
+            for item in reg.iter().rev() {
+                remove(item);
+            }
             std::process::exit(128 + sig as i32);
         }
     });
@@ -161,11 +158,13 @@ impl Lab {
         let dir = std::env::temp_dir().join(prefix.trim_end_matches('-'));
         let _ = std::fs::remove_dir_all(&dir);
         let item = Item::Dir(dir.clone());
-        registry().push(item.clone());
+        let mut reg = registry();
+        reg.push(item.clone());
         std::fs::create_dir_all(&dir).map_err(|source| LabError::Dir {
             path: dir.clone(),
             source,
         })?;
+        drop(reg);
         Ok(Lab {
             prefix,
             dir,
@@ -178,9 +177,13 @@ impl Lab {
     pub(crate) fn netns(&mut self, tag: &str) -> Result<String, LabError> {
         let name = format!("{}{tag}", self.prefix);
         let item = Item::Netns(name.clone());
-        registry().push(item.clone());
+        // Registered and created under the lock, so a signal's cleanup sees it either not
+        // at all (and it is never created) or created.
+        let mut reg = registry();
+        reg.push(item.clone());
         self.items.push(item);
         run(&["ip", "netns", "add", &name])?;
+        drop(reg);
         run(&["ip", "-n", &name, "link", "set", "lo", "up"])?;
         Ok(name)
     }

@@ -18,6 +18,9 @@
 //!    exit 1 when any probe disagrees.
 //!
 //! Everything is removed at the end (and on Ctrl-C, SIGTERM or a panic), unless `--keep`.
+//!
+//! `CALICO_DEMO_MUTATE=no-policy` (for tests) programs an empty nftables ruleset, so the
+//! kernel allows what the policies deny and the demo must report disagreements.
 
 mod cluster;
 mod lab;
@@ -325,7 +328,6 @@ fn program_node(
     let opts = PlanOptions {
         parent_iface: "eth0".to_owned(),
         host_mtu: 1500,
-        ..PlanOptions::default()
     };
     let kplan = plan_node(cluster, node, &opts).map_err(could_not)?;
     let felix = cluster.felix_for(node);
@@ -338,6 +340,10 @@ fn program_node(
     desired.nft = Some(calico_policy::nft::build_ruleset(
         model, program, node, &render,
     ));
+    if std::env::var("CALICO_DEMO_MUTATE").as_deref() == Ok("no-policy") {
+        // For tests that the comparison can fail: no policy in the kernel at all.
+        desired.nft = Some(calico_policy::nft::Ruleset::default());
+    }
     let mut dp = NetlinkDataplane::named(ns).map_err(could_not)?;
     let report = reconcile(&mut dp, &desired).map_err(could_not)?;
     let mut problems: Vec<String> = Vec::new();
