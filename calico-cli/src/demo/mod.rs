@@ -64,8 +64,8 @@ pub(crate) struct DemoArgs {
     /// Manifest file or directory.
     #[arg(value_name = "PATH", default_value = "examples/cluster")]
     path: PathBuf,
-    /// Leave the namespaces and the IPAM store in place for inspection (prints how to
-    /// remove them).
+    /// Leave the namespaces (with their routes and nftables tables) and the IPAM store in
+    /// place for inspection, and print how to remove them; the listeners end with the process.
     #[arg(long)]
     keep: bool,
     /// Only the offline analysis, even as root (also `CALICO_DEMO_OFFLINE=1`).
@@ -133,11 +133,24 @@ pub(crate) fn run(a: &DemoArgs) -> Result<ExitCode, CliError> {
         eprintln!("      removed {swept} leftover(s) of earlier demo runs");
     }
     let mut lab = lab::Lab::new().map_err(could_not)?;
+    let offline: Vec<bool> = predicted.cells.iter().map(|c| c.predicted).collect();
     let result = live(a, set, predicted, &mut lab);
     let kept = if a.keep { lab.keep() } else { Vec::new() };
     drop(lab);
     let observed = result?;
     let (agree, disagree) = observed.agreement();
+    let changed = observed
+        .cells
+        .iter()
+        .zip(&offline)
+        .filter(|(c, o)| c.predicted != **o)
+        .count();
+    if changed > 0 {
+        eprintln!(
+            "      note: {changed} prediction(s) differ from the manifests' with the addresses \
+             calico-cni allocated; the live comparison uses the allocated ones"
+        );
+    }
     match a.output {
         Format::Text => print!("{}", observed.text(true)),
         Format::Json => println!("{}", observed.json(None)),
