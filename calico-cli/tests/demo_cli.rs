@@ -16,6 +16,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The live tests run one at a time: each run sweeps leftovers of dead earlier runs, which
+/// would include a `--keep` run being inspected.
+static LIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn live_lock() -> std::sync::MutexGuard<'static, ()> {
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn cluster() -> String {
     format!("{}/../examples/cluster", env!("CARGO_MANIFEST_DIR"))
 }
@@ -228,6 +237,7 @@ fn live_demo_agrees_and_cleans_up() {
     if !can_run("live demo") {
         return;
     }
+    let _live = live_lock();
     let start = Instant::now();
     let (o, pid) = demo(&[], &[]);
     let (out, err) = text(&o);
@@ -253,6 +263,7 @@ fn live_demo_detects_missing_policy() {
     if !can_run("live demo (mutated)") {
         return;
     }
+    let _live = live_lock();
     let (o, pid) = demo(&["-o", "json"], &[("CALICO_DEMO_MUTATE", "no-policy")]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
@@ -272,6 +283,7 @@ fn interrupted_demo_cleans_up() {
     if !can_run("interrupted demo") {
         return;
     }
+    let _live = live_lock();
     let child = calico()
         .arg("demo")
         .arg(cluster())
@@ -308,4 +320,45 @@ fn interrupted_demo_cleans_up() {
         assert!(err.contains("SIGINT received"), "{err}");
     }
     assert_eq!(leftovers(pid), Vec::<String>::new(), "{err}");
+}
+
+#[test]
+fn keep_leaves_the_cluster_and_the_next_run_sweeps_it() {
+    if !can_run("kept demo") {
+        return;
+    }
+    let _live = live_lock();
+    let (o, pid) = demo(&["--keep"], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    let kept = leftovers(pid);
+    assert!(kept.iter().any(|k| k.ends_with("-lan")), "{kept:?}");
+    assert!(
+        err.contains(&format!("ip netns del calico-demo-{pid}-lan")),
+        "{err}"
+    );
+    // The nodes stay programmed: VXLAN routes to the other nodes' blocks, the nftables table.
+    let node = format!("calico-demo-{pid}-node2");
+    let routes = Command::new("ip")
+        .args(["-n", &node, "route", "show"])
+        .output()
+        .unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(routes.contains("dev vxlan.calico"), "{routes}");
+    let tables = Command::new("ip")
+        .args(["netns", "exec", &node, "nft", "list", "tables"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&tables.stdout).contains("inet calico"));
+    // The next run (its process is gone) removes them.
+    let (o, next) = demo(&["--offline"], &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(leftovers(next).is_empty());
+    assert_eq!(kept, leftovers(pid), "an offline run touches nothing");
+    let (o, next) = demo(&[], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(err.contains("leftover(s) of earlier demo runs"), "{err}");
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(leftovers(next), Vec::<String>::new());
 }

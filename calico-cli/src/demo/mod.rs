@@ -161,7 +161,9 @@ pub(crate) fn run(a: &DemoArgs) -> Result<ExitCode, CliError> {
             started.elapsed().as_secs_f64()
         );
     } else {
-        eprintln!("      --keep: left in place; remove with:");
+        eprintln!(
+            "      --keep: left in place (the next `calico demo` also removes them); remove with:"
+        );
         for k in &kept {
             eprintln!("        {k}");
         }
@@ -406,7 +408,7 @@ fn observe(m: &mut Matrix, pod_ns: &[String]) -> Result<(), CliError> {
         .collect();
     let mut seen: Vec<Option<bool>> = vec![None; m.cells.len()];
     let indices: Vec<usize> = (0..m.cells.len()).collect();
-    for chunk in indices.chunks(32) {
+    for chunk in indices.chunks(64) {
         let results: Vec<(usize, Result<bool, probe::ProbeError>)> = std::thread::scope(|sc| {
             let hs: Vec<_> = chunk
                 .iter()
