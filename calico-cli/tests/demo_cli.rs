@@ -362,3 +362,21 @@ fn keep_leaves_the_cluster_and_the_next_run_sweeps_it() {
     assert_eq!(leftovers(pid), Vec::<String>::new());
     assert_eq!(leftovers(next), Vec::<String>::new());
 }
+
+#[test]
+fn live_demo_on_manifests_without_pools() {
+    if !can_run("live demo (scenario without pools)") {
+        return;
+    }
+    let _live = live_lock();
+    let path = format!(
+        "{}/../calico-policy/tests/scenarios/05-k8s-conversion/manifests.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let o = calico().args(["demo", &path]).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(err.contains("added calico-demo-pool-1"), "{err}");
+    assert!(out.contains("probes agree"), "{out}");
+    assert!(!out.contains("DISAGREE"), "{out}");
+}

@@ -95,6 +95,64 @@ fn demo_pools(set: &LoadedSet) -> Vec<Resource> {
         .collect()
 }
 
+/// Adds IPv4 pools for what the manifests' pools do not cover: the /16 around each declared
+/// pod address outside every workload pool, or `10.244.0.0/16` when there is no IPv4
+/// workload pool at all. Returns the CIDRs added.
+pub(crate) fn add_missing_pools(
+    set: &mut LoadedSet,
+    pods: &[DemoPod],
+) -> Result<Vec<String>, ClusterError> {
+    let mut nets: Vec<IpNet> = set
+        .resources()
+        .filter_map(|r| match r {
+            Resource::IpPool(p)
+                if p.spec.cidr.is_ipv4()
+                    && !p.spec.disabled
+                    && (p.spec.allowed_uses.is_empty()
+                        || p.spec.allowed_uses.contains(&AllowedUse::Workload)) =>
+            {
+                p.spec.cidr.to_string().parse::<IpNet>().ok()
+            }
+            _ => None,
+        })
+        .collect();
+    let mut added = Vec::new();
+    for ip in pods.iter().filter_map(|p| p.declared_ip) {
+        if nets.iter().any(|n| n.contains(&IpAddr::V4(ip))) {
+            continue;
+        }
+        let net = IpNet::new(IpAddr::V4(ip), 16)
+            .map(|n| n.trunc())
+            .unwrap_or_else(|_| IpNet::from(IpAddr::V4(ip)));
+        nets.push(net);
+        added.push(net);
+    }
+    if nets.is_empty()
+        && let Ok(net) = "10.244.0.0/16".parse::<IpNet>()
+    {
+        added.push(net);
+    }
+    let mut names = Vec::new();
+    for (i, net) in added.iter().enumerate() {
+        let name = format!("calico-demo-pool-{}", i + 1);
+        let resource = decode(
+            "IPPool",
+            &name,
+            json!({"metadata": {"name": name}, "spec": {"cidr": net.to_string(), "blockSize": 26, "vxlanMode": "Always", "ipipMode": "Never", "nodeSelector": "all()"}}),
+        )?;
+        set.objects.push(calico_model::loader::LoadedObject {
+            origin: calico_model::loader::Origin {
+                file: "(calico demo)".to_owned(),
+                doc_index: i,
+                item_index: None,
+            },
+            resource,
+        });
+        names.push(format!("{name} {net}"));
+    }
+    Ok(names)
+}
+
 fn store_err(url: &str, e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Store {
         url: url.to_owned(),

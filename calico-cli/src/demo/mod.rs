@@ -285,6 +285,9 @@ fn live(
         "adding the pods with calico-cni (IPAM: calico-ipam on a file store)",
     );
     let cni_dir = cluster::cni_dir().ok_or_else(|| could_not("no calico-cni directory"))?;
+    for pool in cluster::add_missing_pools(&mut set, &m.pods).map_err(could_not)? {
+        eprintln!("      note: no IPv4 pool of the manifests covers the pods; added {pool}");
+    }
     let (url, notes) = cluster::prepare_store(&set, &lab.dir, &nodes).map_err(could_not)?;
     for n in notes {
         eprintln!("      note: {n}");
