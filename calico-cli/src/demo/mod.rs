@@ -9,7 +9,8 @@
 //! 3. build the cluster: a `lan` namespace with bridge `br0`, one namespace per node joined
 //!    to it by a veth (`eth0`, the Node's `bgp.ipv4Address`, or `10.99.0.N/24`), one per pod;
 //! 4. a file IPAM store with the manifests' IPv4 pools (run as VXLAN `Always`) and block
-//!    affinities; each pod added by the real `calico-cni` binary (asking for its manifest IP);
+//!    affinities (a /16 pool is added around pod addresses no pool covers); each pod added by
+//!    the real `calico-cni` binary (asking for its manifest IP);
 //! 5. each node programmed by calico-dataplane: vxlan.calico, routes, neighbour and FDB
 //!    entries from calico-route and the nftables table from calico-policy, all built from
 //!    the manifests patched with what was really allocated;
