@@ -4,6 +4,7 @@
 //! not run. Errors go to stderr as one summary line, then details.
 
 mod dataplane_cmd;
+mod demo;
 mod exit;
 mod ipam_cmd;
 mod policy_cmd;
@@ -60,6 +61,15 @@ enum Command {
     /// Block IP address management against --store.
     #[command(subcommand)]
     Ipam(ipam_cmd::IpamCommand),
+    /// Build the cluster in network namespaces and prove its policies with real packets.
+    ///
+    /// Predicts the connectivity matrix of every ordered pair of scheduled pods with
+    /// calico-policy; as root, builds one namespace per node on a bridge, adds the pods with
+    /// calico-cni, programs VXLAN routes and nftables with calico-dataplane, probes every pair
+    /// (TCP to each declared TCP port or 80, UDP to each declared UDP port or 5353, ICMP echo)
+    /// and prints what the kernel did beside the prediction. Exit 1 if any probe disagrees.
+    /// Without root only the prediction is printed, with the reason.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +88,7 @@ fn main() -> ExitCode {
         Command::Get(args) => store_cmd::run_get(&store, &args),
         Command::Delete(args) => store_cmd::run_delete(&store, &args),
         Command::Ipam(cmd) => ipam_cmd::run(&store, cmd),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(code) => code,

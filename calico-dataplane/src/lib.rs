@@ -50,6 +50,8 @@ pub mod netlink;
 pub mod netns;
 #[cfg(feature = "netlink")]
 pub mod nft;
+#[cfg(feature = "netlink")]
+pub mod probe;
 pub mod reconcile;
 pub mod state;
 #[cfg(feature = "netlink")]

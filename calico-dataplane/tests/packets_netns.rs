@@ -16,14 +16,14 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::Command;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use calico_dataplane::desired::from_plan;
 use calico_dataplane::netlink::NetlinkDataplane;
 use calico_dataplane::netns::Netns;
+use calico_dataplane::probe::{self, Probe, Responders};
 use calico_dataplane::reconcile::reconcile;
 use calico_dataplane::workload::{WorkloadSpec, host_interface_name, wire};
 use calico_model::resources::Resource;
@@ -55,13 +55,6 @@ struct Peer {
     netns: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Probe {
-    Tcp(u16),
-    Udp(u16),
-    Icmp,
-}
-
 fn probe_ports(text: &str) -> (Vec<u16>, Vec<u16>) {
     let mut ports = BTreeSet::from([80u16]);
     for line in text.lines() {
@@ -83,37 +76,19 @@ fn probe_ports(text: &str) -> (Vec<u16>, Vec<u16>) {
 }
 
 fn observe(src: &Peer, dst: &Peer, probe: Probe, token: &str) -> bool {
+    let ns = Netns::named(&src.netns).unwrap();
     match probe {
-        Probe::Tcp(port) => {
-            let addr = SocketAddr::new(dst.ip, port);
-            Netns::named(&src.netns)
-                .unwrap()
-                .run(move || TcpStream::connect_timeout(&addr, Duration::from_millis(700)).is_ok())
-                .unwrap()
-        }
+        Probe::Tcp(port) => probe::tcp_connect(
+            &ns,
+            SocketAddr::new(dst.ip, port),
+            Duration::from_millis(700),
+        )
+        .unwrap(),
         Probe::Udp(port) => {
-            let addr = SocketAddr::new(dst.ip, port);
-            let token = token.to_owned();
-            Netns::named(&src.netns)
-                .unwrap()
-                .run(move || {
-                    let s = UdpSocket::bind(("0.0.0.0", 0)).unwrap();
-                    for _ in 0..2 {
-                        let _ = s.send_to(token.as_bytes(), addr);
-                    }
-                })
-                .unwrap();
+            probe::udp_send(&ns, SocketAddr::new(dst.ip, port), token.as_bytes()).unwrap();
             false // decided by the receiver
         }
-        Probe::Icmp => Command::new("ip")
-            .args([
-                "netns", "exec", &src.netns, "ping", "-c", "1", "-W", "1", "-q",
-            ])
-            .arg(dst.ip.to_string())
-            .output()
-            .unwrap()
-            .status
-            .success(),
+        Probe::Icmp => probe::ping(&src.netns, dst.ip, 1).unwrap(),
     }
 }
 
@@ -254,27 +229,10 @@ fn run_scenario(name: &str) -> (usize, usize, Vec<String>) {
 
     // Listeners in every destination.
     let (tcp_ports, udp_ports) = probe_ports(&text);
-    let mut tcp_listeners = Vec::new();
-    let mut udp_sockets: BTreeMap<(String, u16), UdpSocket> = BTreeMap::new();
+    let mut responders = Vec::new();
     for p in &peers {
         let ns = Netns::named(&p.netns).unwrap();
-        for port in &tcp_ports {
-            let port = *port;
-            tcp_listeners.push(
-                ns.run(move || TcpListener::bind(("0.0.0.0", port)))
-                    .unwrap()
-                    .unwrap(),
-            );
-        }
-        for port in &udp_ports {
-            let port = *port;
-            let s = ns
-                .run(move || UdpSocket::bind(("0.0.0.0", port)))
-                .unwrap()
-                .unwrap();
-            s.set_nonblocking(true).unwrap();
-            udp_sockets.insert((p.label.clone(), port), s);
-        }
+        responders.push(Responders::bind(&ns, &tcp_ports, &udp_ports).unwrap());
     }
 
     // Every ordered pair except external to external.
@@ -315,18 +273,12 @@ fn run_scenario(name: &str) -> (usize, usize, Vec<String>) {
     }
     // UDP: what arrived.
     std::thread::sleep(Duration::from_millis(300));
-    let mut received = BTreeSet::new();
-    for s in udp_sockets.values() {
-        let mut buf = [0u8; 64];
-        while let Ok((n, _)) = s.recv_from(&mut buf) {
-            received.insert(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-    }
+    let received: BTreeSet<Vec<u8>> = responders.iter().flat_map(Responders::received).collect();
     let mut mismatches = Vec::new();
     let mut allowed = 0;
     for (i, (s, d, p)) in probes.iter().enumerate() {
         let seen = match p {
-            Probe::Udp(_) => received.contains(&tokens[i]),
+            Probe::Udp(_) => received.contains(tokens[i].as_bytes()),
             _ => observed[i],
         };
         allowed += usize::from(seen);
@@ -341,7 +293,7 @@ fn run_scenario(name: &str) -> (usize, usize, Vec<String>) {
             ));
         }
     }
-    drop(tcp_listeners);
+    drop(responders);
     drop(guards);
     (probes.len(), allowed, mismatches)
 }
