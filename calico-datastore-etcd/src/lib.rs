@@ -39,8 +39,8 @@ use calico_datastore::{
     StoreUrl, TxnOp, TxnResponse, check_reads, check_txn, failed_compares,
 };
 use etcd_client::{
-    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, KvClient,
-    Txn as EtcdTxn, TxnOp as EtcdTxnOp, TxnOpResponse,
+    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, KvClient, SortOrder,
+    SortTarget, Txn as EtcdTxn, TxnOp as EtcdTxnOp, TxnOpResponse,
 };
 use tokio::runtime::Runtime;
 
@@ -500,7 +500,10 @@ impl Store for EtcdStore {
     fn txn(&self, compares: &[Compare], ops: &[TxnOp]) -> Result<TxnResponse, StoreError> {
         check_txn(&self.url, compares, ops, self.options.max_txn_ops)?;
         let mut when = Vec::with_capacity(compares.len());
-        let mut compared: Vec<&[u8]> = Vec::with_capacity(compares.len());
+        // What the failure branch reads back: each compared key, and for each compared
+        // range its most recently modified key.
+        let mut compared: Vec<(&[u8], Option<Option<&[u8]>>)> =
+            Vec::with_capacity(compares.len());
         for c in compares {
             when.push(match c {
                 Compare::ModRevision { key, revision } => EtcdCompare::mod_revision(
@@ -511,9 +514,20 @@ impl Store for EtcdStore {
                 Compare::Absent { key } => {
                     EtcdCompare::create_revision(key.clone(), CompareOp::Equal, 0)
                 }
+                Compare::RangeUnmodified {
+                    start,
+                    end,
+                    revision,
+                } => EtcdCompare::mod_revision(
+                    start.clone(),
+                    CompareOp::Less,
+                    to_i64(&self.url, revision.saturating_add(1))?,
+                )
+                .with_range(end.clone().unwrap_or_else(|| vec![0])),
             });
-            if !compared.contains(&c.key()) {
-                compared.push(c.key());
+            let item = (c.key(), c.range_end());
+            if !compared.contains(&item) {
+                compared.push(item);
             }
         }
         let then: Vec<EtcdTxnOp> = ops
@@ -525,7 +539,19 @@ impl Store for EtcdStore {
             .collect();
         let otherwise: Vec<EtcdTxnOp> = compared
             .iter()
-            .map(|k| EtcdTxnOp::get(k.to_vec(), Some(GetOptions::new().with_keys_only())))
+            .map(|(k, end)| match end {
+                None => EtcdTxnOp::get(k.to_vec(), Some(GetOptions::new().with_keys_only())),
+                Some(end) => EtcdTxnOp::get(
+                    k.to_vec(),
+                    Some(
+                        GetOptions::new()
+                            .with_keys_only()
+                            .with_range(end.map_or_else(|| vec![0], <[u8]>::to_vec))
+                            .with_sort(SortTarget::Mod, SortOrder::Descend)
+                            .with_limit(1),
+                    ),
+                ),
+            })
             .collect();
         let txn = EtcdTxn::new().when(when).and_then(then).or_else(otherwise);
         let resp = self.call(Operation::Txn, compares.len().max(ops.len()), |mut kv| {
@@ -536,17 +562,20 @@ impl Store for EtcdStore {
         if resp.succeeded() {
             return Ok(TxnResponse { revision });
         }
-        let mut current: HashMap<&[u8], Option<Revision>> = HashMap::new();
-        for (key, answer) in compared.iter().zip(resp.op_responses()) {
+        let mut current: HashMap<(&[u8], Option<Option<&[u8]>>), Option<Revision>> =
+            HashMap::new();
+        for (item, answer) in compared.iter().zip(resp.op_responses()) {
             if let TxnOpResponse::Get(get) = answer {
                 let rev = match get.kvs().first() {
                     Some(kv) => Some(from_i64(&self.url, kv.mod_revision())?),
                     None => None,
                 };
-                current.insert(key, rev);
+                current.insert(*item, rev);
             }
         }
-        match failed_compares(compares, revision, |k| current.get(k).copied().flatten()) {
+        let key_rev = |k: &[u8]| current.get(&(k, None)).copied().flatten();
+        let range_rev = |k: &[u8], e: Option<&[u8]>| current.get(&(k, Some(e))).copied().flatten();
+        match failed_compares(compares, revision, key_rev, range_rev) {
             Some(conflict) => Err(StoreError::Conflict {
                 store: self.url.clone(),
                 conflict,
