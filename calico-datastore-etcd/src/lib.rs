@@ -502,8 +502,7 @@ impl Store for EtcdStore {
         let mut when = Vec::with_capacity(compares.len());
         // What the failure branch reads back: each compared key, and for each compared
         // range its most recently modified key.
-        let mut compared: Vec<(&[u8], Option<Option<&[u8]>>)> =
-            Vec::with_capacity(compares.len());
+        let mut compared: Vec<Compared<'_>> = Vec::with_capacity(compares.len());
         for c in compares {
             when.push(match c {
                 Compare::ModRevision { key, revision } => EtcdCompare::mod_revision(
@@ -562,8 +561,7 @@ impl Store for EtcdStore {
         if resp.succeeded() {
             return Ok(TxnResponse { revision });
         }
-        let mut current: HashMap<(&[u8], Option<Option<&[u8]>>), Option<Revision>> =
-            HashMap::new();
+        let mut current: HashMap<Compared<'_>, Option<Revision>> = HashMap::new();
         for (item, answer) in compared.iter().zip(resp.op_responses()) {
             if let TxnOpResponse::Get(get) = answer {
                 let rev = match get.kvs().first() {
@@ -588,6 +586,9 @@ impl Store for EtcdStore {
         }
     }
 }
+
+/// What a compare looked at: a key, or (start, `Some(end)`) a range.
+type Compared<'a> = (&'a [u8], Option<Option<&'a [u8]>>);
 
 #[cfg(test)]
 mod tests {

@@ -253,7 +253,9 @@ pub fn failed_compares(
             };
             (!c.holds(now)).then(|| crate::error::ConflictingKey {
                 key: c.key().to_vec(),
-                range_end: c.range_end().map(|e| e.map(<[u8]>::to_vec).unwrap_or_default()),
+                range_end: c
+                    .range_end()
+                    .map(|e| e.map(<[u8]>::to_vec).unwrap_or_default()),
                 expected: c.expected(),
                 current: now,
             })

@@ -37,6 +37,7 @@ pub mod check;
 mod error;
 mod ipam;
 pub mod keys;
+mod mirror;
 pub mod net;
 mod pools;
 mod query;
