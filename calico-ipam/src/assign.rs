@@ -793,7 +793,12 @@ impl Ipam {
                 v4,
             )
             .into_bytes();
+            // Blocks of the walked range in key (= base address) order; those before `lo`
+            // end before the current candidate and can overlap no later one. Leftovers found
+            // by key are few and always checked.
             let mut existing: Vec<IpNet> = Vec::new();
+            let mut lo = 0usize;
+            let mut leftovers: Vec<IpNet> = Vec::new();
             let mut first_page = true;
             while i < to {
                 let mut ops = vec![ReadOp::range(
@@ -822,7 +827,7 @@ impl Ipam {
                     .next()
                     .and_then(ReadResult::into_range)
                     .unwrap_or_default();
-                existing.extend(
+                leftovers.extend(
                     results
                         .filter_map(ReadResult::into_get)
                         .filter_map(|kv| keys::parse_block(&kv.key)),
@@ -845,7 +850,15 @@ impl Ipam {
                     if frontier.is_some_and(|f| last(&b) >= f) {
                         break;
                     }
-                    let taken = existing.iter().chain(&staged).any(|e| overlaps(e, &b));
+                    while existing.get(lo).is_some_and(|e| last(e) < base(&b)) {
+                        lo += 1;
+                    }
+                    let taken = existing[lo.min(existing.len())..]
+                        .iter()
+                        .take_while(|e| base(e) <= last(&b))
+                        .chain(&leftovers)
+                        .chain(&staged)
+                        .any(|e| overlaps(e, &b));
                     if !taken && !env.reservations.covers(&b) {
                         return Ok(Some(i));
                     }

@@ -11,6 +11,8 @@ use calico_datastore::{
 
 /// Keys past this many are not kept (the mirror is then cleared and refilled).
 const MAX_KEYS: usize = 65_536;
+/// Ranges past this many are not kept (every write is checked against each range).
+const MAX_RANGES: usize = 64;
 
 /// A range read: its start and end.
 type RangeKey = (Vec<u8>, Option<Vec<u8>>);

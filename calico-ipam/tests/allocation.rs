@@ -825,3 +825,55 @@ fn two_allocators_racing_on_one_host_stay_consistent() {
         assert!(counting.reset().total() <= 3);
     }
 }
+
+#[test]
+fn gap_search_pages_through_a_long_occupied_run() {
+    // Pool 10.0.0.0/16 of /28 blocks (4096). From the host's start index, 300 blocks are
+    // taken (several pages of the gap search), with a larger leftover /26 nested among them
+    // right after: the first gap is after both.
+    use calico_ipam::net::{net_of, start_index};
+    let store = memory();
+    add_pool(
+        &*store,
+        "p",
+        json!({"cidr": "10.0.0.0/16", "blockSize": 28}),
+    );
+    let start = start_index("h", 4096);
+    let base = u128::from(u32::from(std::net::Ipv4Addr::new(10, 0, 0, 0)));
+    let run = 300u128.min(4096 - start - 8);
+    let mut ops = Vec::new();
+    for i in 0..run {
+        let net = net_of(base + (start + i) * 16, 28, true);
+        let b = calico_ipam::Block::new(net, Some(&calico_ipam::Owner::host("o")), 5);
+        ops.push(calico_datastore::TxnOp::put(
+            calico_ipam::keys::block(&net),
+            serde_json::to_vec(&b).unwrap(),
+        ));
+    }
+    // A /26 (4 blocks of /28) at the first /26 boundary at or after the run's end.
+    let after = (start + run).div_ceil(4) * 4;
+    let leftover = net_of(base + after * 16, 26, true);
+    let b = calico_ipam::Block::new(leftover, Some(&calico_ipam::Owner::host("o")), 5);
+    ops.push(calico_datastore::TxnOp::put(
+        calico_ipam::keys::block(&leftover),
+        serde_json::to_vec(&b).unwrap(),
+    ));
+    for chunk in ops.chunks(100) {
+        store.txn(&[], chunk).unwrap();
+    }
+    let ipam = ipam_on(store, &Clock::new(), 1);
+    let got = ipam.auto_assign(&req("h", 1, None)).unwrap();
+    // The first free index: between the run and the leftover if there is room, else after
+    // the leftover.
+    let first_free = if start + run < after {
+        start + run
+    } else {
+        after + 4
+    };
+    let expect = net_of(base + first_free * 16, 28, true);
+    assert_eq!(
+        got.v4[0].addr(),
+        expect.network(),
+        "start {start}, run {run}"
+    );
+}

@@ -11,6 +11,8 @@
 //! Cases, per backend:
 //! * `assign`: `auto_assign` of one address with a new handle for one host, single-threaded
 //!   (steady state: the host's affine block usually has room; one claim every 64);
+//! * `assign_fresh_read`: `assign` with the optimistic path off (a read batch before every
+//!   transaction: two round trips);
 //! * `assign_release`: `auto_assign` then `release_by_handle` of that handle;
 //! * `assign_parallel`: `T` threads, each its own host;
 //! * `raw_txn` / `raw_read_txn` (baselines): one transaction comparing 2 keys and writing 3
@@ -272,6 +274,18 @@ fn bench(store: Arc<dyn Store>, args: &Args, tag: &str) -> Result<Value, Box<dyn
     })?;
     let assign_rate = assign["ops_per_sec"].as_f64().unwrap_or(0.0);
     cases.push(assign);
+    // The same without the optimistic one-round-trip path: a fresh read before every
+    // transaction.
+    let fresh_ipam = Ipam::new(counted.clone() as Arc<dyn Store>).with_optimistic(false);
+    let fresh = measure("assign_fresh_read", &counted, budget, |i| {
+        fresh_ipam.auto_assign(&request(
+            &format!("{host}-fresh-{}", i / 640),
+            format!("f-{i}"),
+        ))?;
+        Ok(())
+    })?;
+    let fresh_rate = fresh["ops_per_sec"].as_f64().unwrap_or(0.0);
+    cases.push(fresh);
     let host2 = format!("bench-{tag}-2");
     cases.push(measure("assign_release", &counted, budget, |i| {
         let h = format!("ar-{i}");
@@ -291,6 +305,7 @@ fn bench(store: Arc<dyn Store>, args: &Args, tag: &str) -> Result<Value, Box<dyn
         "raw_txn_parallel_per_sec": rawp,
         "assign_over_raw_txn": round3(assign_rate / raw1),
         "assign_over_raw_read_txn": round3(assign_rate / raw1r),
+        "assign_fresh_read_over_raw_txn": round3(fresh_rate / raw1),
         "assign_parallel_over_raw_txn_parallel": round3(par_rate / rawp),
     });
 
