@@ -121,12 +121,26 @@ impl std::fmt::Debug for EtcdStore {
 /// Opens any store URL: `etcd://` here, `memory:` and `file:` through
 /// [`calico_datastore::open_local`].
 pub fn open_store(url: &str) -> Result<Box<dyn Store>, OpenError> {
+    open_store_with(url, EtcdOptions::default())
+}
+
+/// As [`open_store`], with `options` for an `etcd://` URL.
+pub fn open_store_with(url: &str, options: EtcdOptions) -> Result<Box<dyn Store>, OpenError> {
     match StoreUrl::parse(url)? {
-        StoreUrl::Etcd(members) => Ok(Box::new(EtcdStore::connect(
-            &members,
-            EtcdOptions::default(),
-        )?)),
+        StoreUrl::Etcd(members) => Ok(Box::new(EtcdStore::connect(&members, options)?)),
         other => calico_datastore::open_local(&other),
+    }
+}
+
+impl EtcdOptions {
+    /// The options with every operation bounded by `limit` in total (retries included),
+    /// and each connection attempt by at most `limit`: for tools that should report an
+    /// unreachable cluster promptly rather than wait out the default 30 s deadline.
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.backoff.deadline = limit;
+        self.connect_timeout = self.connect_timeout.min(limit);
+        self.request_timeout = self.request_timeout.min(limit.max(Duration::from_millis(1)));
+        self
     }
 }
 

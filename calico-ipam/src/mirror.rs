@@ -50,8 +50,11 @@ impl Mirror {
                 (ReadOp::Range { start, end, limit }, ReadResult::Range(r))
                     if *limit == 0 && !r.more =>
                 {
-                    self.ranges
-                        .insert((start.clone(), end.clone()), (resp.revision, r.kvs.clone()));
+                    let key = (start.clone(), end.clone());
+                    if self.ranges.len() >= MAX_RANGES && !self.ranges.contains_key(&key) {
+                        self.ranges.clear();
+                    }
+                    self.ranges.insert(key, (resp.revision, r.kvs.clone()));
                 }
                 _ => {}
             }

@@ -18,6 +18,9 @@
 //! * `raw_txn` / `raw_read_txn` (baselines): one transaction comparing 2 keys and writing 3
 //!   (the shape of an allocation's commit), and the same preceded by a read batch of 5
 //!   (the shape of a whole allocation), on the same store;
+//! * `interleaved` (in `baselines`): `assign`, `assign_fresh_read` and `raw_txn` again, taking
+//!   turns in 100 ms slices for three times the case budget, so the ratios compare rates
+//!   measured under the same machine load;
 //! * `scaling`: `assign` with 10, 1,000 and 10,000 blocks of other hosts in the store.
 
 use std::error::Error;
@@ -259,6 +262,117 @@ fn raw_txns(
     Ok(round3(total as f64 / secs))
 }
 
+/// One writer of the raw baseline: a 2-compare, 3-write transaction on its own keys, each
+/// comparing the revisions the previous one wrote.
+struct RawWriter {
+    kb: Vec<u8>,
+    kh: Vec<u8>,
+    km: Vec<u8>,
+    value: Vec<u8>,
+    rev: u64,
+}
+
+impl RawWriter {
+    fn new(store: &dyn Store, prefix: &str) -> Result<RawWriter, Box<dyn Error>> {
+        let k = |x: &str| format!("{prefix}/{x}").into_bytes();
+        let mut w = RawWriter {
+            kb: k("block"),
+            kh: k("handle"),
+            km: k("marker"),
+            value: vec![b'x'; 700],
+            rev: 0,
+        };
+        w.rev = store
+            .txn(
+                &[],
+                &[
+                    TxnOp::put(w.kb.clone(), w.value.clone()),
+                    TxnOp::put(w.kh.clone(), b"{}".to_vec()),
+                ],
+            )?
+            .revision;
+        Ok(w)
+    }
+
+    fn step(&mut self, store: &dyn Store) -> Result<(), Box<dyn Error>> {
+        self.rev = store
+            .txn(
+                &[
+                    Compare::mod_revision(self.kb.clone(), self.rev),
+                    Compare::mod_revision(self.kh.clone(), self.rev),
+                ],
+                &[
+                    TxnOp::put(self.kb.clone(), self.value.clone()),
+                    TxnOp::put(self.kh.clone(), b"{}".to_vec()),
+                    TxnOp::delete(self.km.clone()),
+                ],
+            )?
+            .revision;
+        Ok(())
+    }
+}
+
+/// The allocation rate against the raw transaction rate, measured interleaved in short
+/// slices (optimistic assign, assign with a fresh read, raw txn, in turn) so that both see
+/// the same machine load: the ratio is robust on a shared machine.
+fn interleaved(
+    store: &Arc<dyn Store>,
+    counted: &Arc<CountingStore<Arc<dyn Store>>>,
+    tag: &str,
+    budget: Duration,
+) -> Result<Value, Box<dyn Error>> {
+    let ipam = Ipam::new(counted.clone() as Arc<dyn Store>);
+    let fresh = Ipam::new(counted.clone() as Arc<dyn Store>).with_optimistic(false);
+    let mut raw = RawWriter::new(&**store, &format!("bench/{tag}/interleaved"))?;
+    let slice = Duration::from_millis(100);
+    let rounds = ((budget.as_secs_f64() / 0.1).ceil() as usize).max(3);
+    // [optimistic, fresh, raw]: (ops, seconds, round trips).
+    let mut acc = [(0u64, 0f64, 0u64); 3];
+    let mut n = [0u64; 2];
+    for _ in 0..rounds {
+        for (which, a) in acc.iter_mut().enumerate() {
+            counted.reset();
+            let started = Instant::now();
+            let mut ops = 0u64;
+            while started.elapsed() < slice {
+                match which {
+                    0 | 1 => {
+                        let i = n[which];
+                        n[which] += 1;
+                        let (ipam, name) = if which == 0 {
+                            (&ipam, "o")
+                        } else {
+                            (&fresh, "f")
+                        };
+                        ipam.auto_assign(&request(
+                            &format!("il-{tag}-{name}-{}", i / 640),
+                            format!("il-{name}-{i}"),
+                        ))?;
+                    }
+                    _ => raw.step(&**store)?,
+                }
+                ops += 1;
+            }
+            a.0 += ops;
+            a.1 += started.elapsed().as_secs_f64();
+            a.2 += counted.reset().total();
+        }
+    }
+    let rate = |a: (u64, f64, u64)| a.0 as f64 / a.1;
+    let raw_rate = rate(acc[2]);
+    Ok(json!({
+        "slices_ms": 100,
+        "rounds": rounds,
+        "assign_per_sec": round3(rate(acc[0])),
+        "assign_round_trips_per_op": round3(acc[0].2 as f64 / acc[0].0 as f64),
+        "assign_fresh_read_per_sec": round3(rate(acc[1])),
+        "assign_fresh_read_round_trips_per_op": round3(acc[1].2 as f64 / acc[1].0 as f64),
+        "raw_txn_per_sec": round3(raw_rate),
+        "assign_over_raw_txn": round3(rate(acc[0]) / raw_rate),
+        "assign_fresh_read_over_raw_txn": round3(rate(acc[1]) / raw_rate),
+    }))
+}
+
 fn bench(store: Arc<dyn Store>, args: &Args, tag: &str) -> Result<Value, Box<dyn Error>> {
     let budget = Duration::from_secs_f64(args.seconds);
     let counted = Arc::new(CountingStore::new(store.clone()));
@@ -299,7 +413,9 @@ fn bench(store: Arc<dyn Store>, args: &Args, tag: &str) -> Result<Value, Box<dyn
     let raw1 = raw_txns(&*store, tag, 1, false, budget)?;
     let raw1r = raw_txns(&*store, tag, 1, true, budget)?;
     let rawp = raw_txns(&*store, tag, args.threads, false, budget)?;
+    let inter = interleaved(&store, &counted, tag, budget * 3)?;
     let baselines = json!({
+        "interleaved": inter,
         "raw_txn_per_sec": raw1,
         "raw_read_txn_per_sec": raw1r,
         "raw_txn_parallel_per_sec": rawp,
