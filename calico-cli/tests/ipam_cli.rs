@@ -237,10 +237,7 @@ fn unreachable_etcd_fails_fast_and_clearly_with_exit_2() {
             err.contains("no etcd member answered within"),
             "{all:?}: the message must say etcd is unreachable: {err}"
         );
-        assert!(
-            err.contains(&format!("127.0.0.1:{port}")),
-            "{all:?}: {err}"
-        );
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{all:?}: {err}");
         assert!(secs < bound, "{all:?} took {secs:.1} s (bound {bound} s)");
     }
     // The timeout is validated.

@@ -139,7 +139,9 @@ impl EtcdOptions {
     pub fn with_time_limit(mut self, limit: Duration) -> Self {
         self.backoff.deadline = limit;
         self.connect_timeout = self.connect_timeout.min(limit);
-        self.request_timeout = self.request_timeout.min(limit.max(Duration::from_millis(1)));
+        self.request_timeout = self
+            .request_timeout
+            .min(limit.max(Duration::from_millis(1)));
         self
     }
 }

@@ -877,3 +877,70 @@ fn gap_search_pages_through_a_long_occupied_run() {
         "start {start}, run {run}"
     );
 }
+
+#[test]
+fn check_reports_addresses_of_workloads_whose_endpoint_is_gone() {
+    use calico_ipam::resources::resource_key;
+    let store = memory();
+    add_pool(&*store, "p", json!({"cidr": "10.0.0.0/24"}));
+    let ipam = ipam_on(store.clone(), &Clock::new(), 1);
+    let with = |pod: &str, handle: &str| {
+        let mut r = req("h", 1, Some(handle));
+        r.attrs = attrs(&[("namespace", "ns1"), ("pod", pod)]);
+        ipam.auto_assign(&r).unwrap().v4[0].addr()
+    };
+    let live = with("live", "k8s-pod-network.live");
+    let gone = with("gone", "k8s-pod-network.gone");
+    // No workload objects at all: nothing to compare with, nothing reported.
+    assert_clean(&ipam);
+    let wep = |name: &str, pod: &str| {
+        put_json(
+            &*store,
+            &resource_key("WorkloadEndpoint", Some("ns1"), name),
+            json!({"apiVersion": "projectcalico.org/v3", "kind": "WorkloadEndpoint",
+                "metadata": {"name": name, "namespace": "ns1"},
+                "spec": {"node": "h", "orchestrator": "k8s", "pod": pod,
+                    "endpoint": "eth0", "interfaceName": "cali0"}}),
+        );
+    };
+    wep("h-k8s-live-eth0", "live");
+    // A WorkloadEndpoint in another namespace does not stand for ns1/gone.
+    put_json(
+        &*store,
+        &resource_key("WorkloadEndpoint", Some("ns2"), "h-k8s-gone-eth0"),
+        json!({"spec": {"pod": "gone"}}),
+    );
+    let report = check::check(&ipam).unwrap();
+    let leaks: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind.to_string() == "leaked-address")
+        .collect();
+    assert_eq!(leaks.len(), 1, "{:#?}", report.findings);
+    assert_eq!(leaks[0].subject, gone.to_string());
+    assert!(
+        leaks[0].detail.contains("ns1/gone") && leaks[0].detail.contains("workload endpoint"),
+        "{}",
+        leaks[0].detail
+    );
+    // Repair releases it (guarded); the live one stays.
+    let actions = check::repair(&ipam).unwrap();
+    assert!(actions.iter().all(|a| a.fixed), "{actions:#?}");
+    assert!(matches!(
+        ipam.ips_by_handle("k8s-pod-network.gone"),
+        Err(IpamError::HandleNotFound { .. })
+    ));
+    assert_eq!(ipam.ips_by_handle("k8s-pod-network.live").unwrap(), [live]);
+    assert!(check::check(&ipam).unwrap().findings.is_empty());
+    // With Pods stored as well, a workload either kind names is alive.
+    let again = with("podonly", "k8s-pod-network.podonly");
+    put_json(
+        &*store,
+        &resource_key("Pod", Some("ns1"), "podonly"),
+        json!({"metadata": {"name": "podonly", "namespace": "ns1"}}),
+    );
+    assert!(
+        check::check(&ipam).unwrap().findings.is_empty(),
+        "{again} is named by a Pod"
+    );
+}
