@@ -18,9 +18,10 @@
 //! * `raw_txn` / `raw_read_txn` (baselines): one transaction comparing 2 keys and writing 3
 //!   (the shape of an allocation's commit), and the same preceded by a read batch of 5
 //!   (the shape of a whole allocation), on the same store;
-//! * `interleaved` (in `baselines`): `assign`, `assign_fresh_read` and `raw_txn` again, taking
-//!   turns in 100 ms slices for three times the case budget, so the ratios compare rates
-//!   measured under the same machine load;
+//! * `interleaved` (in `baselines`): `assign`, `assign_fresh_read` and `raw_txn` again, and
+//!   `raw_txn_assign_shape` (a raw transaction of the optimistic assign's shape: 7 compares,
+//!   3 of them ranges, a block-sized value and a handle), taking turns in 100 ms slices for
+//!   three times the case budget, so the ratios compare rates under the same machine load;
 //! * `scaling`: `assign` with 10, 1,000 and 10,000 blocks of other hosts in the store.
 
 use std::error::Error;
@@ -294,6 +295,34 @@ impl RawWriter {
         Ok(w)
     }
 
+    /// One transaction of an allocation's shape: 7 compares (3 of them ranges, as the
+    /// optimistic assign's guards) and the 2 writes (a block-sized value and a handle).
+    fn step_assign_shape(&mut self, store: &dyn Store) -> Result<(), Box<dyn Error>> {
+        let p = |x: &str| {
+            let mut k = self.kb.clone();
+            k.extend_from_slice(x.as_bytes());
+            k
+        };
+        self.rev = store
+            .txn(
+                &[
+                    Compare::mod_revision(self.kb.clone(), self.rev),
+                    Compare::absent(p("/h")),
+                    Compare::absent(p("/config")),
+                    Compare::absent(p("/node")),
+                    Compare::prefix_unmodified(p("/pools/"), self.rev),
+                    Compare::prefix_unmodified(p("/res/"), self.rev),
+                    Compare::prefix_unmodified(p("/aff/"), self.rev),
+                ],
+                &[
+                    TxnOp::put(self.kb.clone(), self.value.clone()),
+                    TxnOp::put(self.kh.clone(), b"{}".to_vec()),
+                ],
+            )?
+            .revision;
+        Ok(())
+    }
+
     fn step(&mut self, store: &dyn Store) -> Result<(), Box<dyn Error>> {
         self.rev = store
             .txn(
@@ -324,10 +353,11 @@ fn interleaved(
     let ipam = Ipam::new(counted.clone() as Arc<dyn Store>);
     let fresh = Ipam::new(counted.clone() as Arc<dyn Store>).with_optimistic(false);
     let mut raw = RawWriter::new(&**store, &format!("bench/{tag}/interleaved"))?;
+    let mut shaped = RawWriter::new(&**store, &format!("bench/{tag}/shaped"))?;
     let slice = Duration::from_millis(100);
     let rounds = ((budget.as_secs_f64() / 0.1).ceil() as usize).max(3);
-    // [optimistic, fresh, raw]: (ops, seconds, round trips).
-    let mut acc = [(0u64, 0f64, 0u64); 3];
+    // [optimistic, fresh, raw, raw of an allocation's shape]: (ops, seconds, round trips).
+    let mut acc = [(0u64, 0f64, 0u64); 4];
     let mut n = [0u64; 2];
     for _ in 0..rounds {
         for (which, a) in acc.iter_mut().enumerate() {
@@ -349,7 +379,14 @@ fn interleaved(
                             format!("il-{name}-{i}"),
                         ))?;
                     }
-                    _ => raw.step(&**store)?,
+                    2 => raw.step(&**store)?,
+                    _ => {
+                        if shaped.value.len() == 700 {
+                            // The size of the blocks the allocations wrote.
+                            shaped.value = vec![b'x'; block_value_size(&**store)?];
+                        }
+                        shaped.step_assign_shape(&**store)?
+                    }
                 }
                 ops += 1;
             }
@@ -370,7 +407,25 @@ fn interleaved(
         "raw_txn_per_sec": round3(raw_rate),
         "assign_over_raw_txn": round3(rate(acc[0]) / raw_rate),
         "assign_fresh_read_over_raw_txn": round3(rate(acc[1]) / raw_rate),
+        "raw_txn_assign_shape_per_sec": round3(rate(acc[3])),
+        "raw_txn_assign_shape_value_bytes": shaped.value.len(),
+        "assign_over_raw_txn_assign_shape": round3(rate(acc[0]) / rate(acc[3])),
     }))
+}
+
+/// The largest block value among the first blocks in the store.
+fn block_value_size(store: &dyn Store) -> Result<usize, Box<dyn Error>> {
+    let r = store.range(
+        keys::BLOCK_PREFIX.as_bytes(),
+        calico_datastore::prefix_end(keys::BLOCK_PREFIX.as_bytes()).as_deref(),
+        64,
+    )?;
+    Ok(r.kvs
+        .iter()
+        .map(|kv| kv.value.len())
+        .max()
+        .unwrap_or(700)
+        .max(701))
 }
 
 fn bench(store: Arc<dyn Store>, args: &Args, tag: &str) -> Result<Value, Box<dyn Error>> {
