@@ -234,6 +234,16 @@ impl Ipam {
                 (resp.results, guards)
             }
         };
+        // Each pool is compared by key too: a range compare does not see a deleted pool.
+        let mut guards = guards;
+        if let Some(ReadResult::Range(pools)) = results.get(env_idx[1]) {
+            guards.extend(
+                pools
+                    .kvs
+                    .iter()
+                    .map(|kv| Compare::mod_revision(kv.key.clone(), kv.mod_revision)),
+            );
+        }
         let r = &mut results;
         let env = Self::env_parse(r, env_idx)?;
         let node_labels = labels_of(take_get(r, node_i))?;

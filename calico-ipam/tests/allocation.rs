@@ -944,3 +944,38 @@ fn check_reports_addresses_of_workloads_whose_endpoint_is_gone() {
         "{again} is named by a Pod"
     );
 }
+
+#[test]
+fn a_deleted_pool_is_seen_by_the_optimistic_path() {
+    // A range compare does not see deletions: the pools are also compared key by key, so a
+    // pool deleted behind the allocator's back stops allocations from it at once.
+    let counting = Arc::new(CountingStore::new(MemoryStore::new()));
+    let store: Arc<dyn Store> = counting.clone();
+    add_pool(&*store, "p", json!({"cidr": "10.0.0.0/24"}));
+    let ipam = ipam_on(store.clone(), &Clock::new(), 1);
+    ipam.auto_assign(&req("h", 1, Some("a"))).unwrap();
+    ipam.auto_assign(&req("h", 1, Some("b"))).unwrap();
+    counting.reset();
+    ipam.auto_assign(&req("h", 1, Some("c"))).unwrap();
+    assert_eq!(counting.reset().total(), 1, "warm: one round trip");
+    let key = calico_ipam::resources::resource_key("IPPool", None, "p");
+    let rev = store.get(key.as_bytes()).unwrap().unwrap().mod_revision;
+    store.delete(key.as_bytes(), rev).unwrap();
+    match ipam.auto_assign(&req("h", 1, Some("d"))) {
+        Err(IpamError::NoPools { .. }) => {}
+        other => panic!("allocated from a deleted pool: {other:?}"),
+    }
+    // Likewise a pool disabled (a modification, seen by the range compare).
+    add_pool(&*store, "q", json!({"cidr": "10.0.1.0/24"}));
+    ipam.auto_assign(&req("h", 1, Some("e"))).unwrap();
+    ipam.auto_assign(&req("h", 1, Some("f"))).unwrap();
+    add_pool(
+        &*store,
+        "q",
+        json!({"cidr": "10.0.1.0/24", "disabled": true}),
+    );
+    assert!(matches!(
+        ipam.auto_assign(&req("h", 1, Some("g"))),
+        Err(IpamError::NoPools { .. })
+    ));
+}
