@@ -27,6 +27,11 @@ struct Cli {
     /// affinities from it only when it is given.
     #[arg(long, global = true, env = "CALICO_STORE", value_name = "URL")]
     store: Option<String>,
+    /// How long a datastore request may keep retrying before the command gives up (exit
+    /// 2), in seconds; an etcd store no member of which answers within it is reported at
+    /// once.
+    #[arg(long, global = true, env = "CALICO_STORE_TIMEOUT", default_value_t = store_cmd::DEFAULT_STORE_TIMEOUT.as_secs_f64(), value_name = "SECONDS", value_parser = parse_timeout)]
+    store_timeout: f64,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,8 +77,18 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "expected a number of seconds above 0 (at most 86400), got {s:?}"
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    store_cmd::set_store_timeout(std::time::Duration::from_secs_f64(cli.store_timeout));
     let given_store = cli.store.clone();
     let store = cli
         .store

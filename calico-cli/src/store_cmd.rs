@@ -6,9 +6,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use calico_datastore::Store;
+use calico_datastore::{Store, StoreError};
 use calico_ipam::resources::{self, ResourceError};
 use calico_model::loader::load_paths;
 use calico_model::resources::{Kind, Resource};
@@ -17,11 +18,54 @@ use clap::{Args, ValueEnum};
 
 use crate::exit::CliError;
 
-/// Opens the store named by `--store`.
+/// The default of `--store-timeout`.
+pub(crate) const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
+static STORE_TIMEOUT: OnceLock<Duration> = OnceLock::new();
+
+/// Sets how long a store request may keep retrying (`--store-timeout`), once at start-up.
+pub(crate) fn set_store_timeout(limit: Duration) {
+    let _ = STORE_TIMEOUT.set(limit);
+}
+
+/// Opens the store named by `--store`. An `etcd://` store is probed first (one read, within
+/// `--store-timeout`), so that a cluster with no member answering is reported at once as
+/// such rather than as the failure of whatever the command did first.
 pub(crate) fn open(url: &str) -> Result<Arc<dyn Store>, CliError> {
-    calico_datastore_etcd::open_store(url)
+    let limit = STORE_TIMEOUT
+        .get()
+        .copied()
+        .unwrap_or(DEFAULT_STORE_TIMEOUT);
+    let options = calico_datastore_etcd::EtcdOptions::default().with_time_limit(limit);
+    let store: Arc<dyn Store> = calico_datastore_etcd::open_store_with(url, options)
         .map(Arc::from)
-        .map_err(|e| CliError::could_not_run(format!("cannot open store {url}: {e}")))
+        .map_err(|e| CliError::could_not_run(format!("cannot open store {url}: {e}")))?;
+    if url.starts_with("etcd:") {
+        probe(&*store, url, limit)?;
+    }
+    Ok(store)
+}
+
+fn probe(store: &dyn Store, url: &str, limit: Duration) -> Result<(), CliError> {
+    match store.revision() {
+        Ok(_) => Ok(()),
+        Err(e @ (StoreError::Unavailable { .. } | StoreError::Timeout { .. })) => {
+            Err(CliError::CouldNotRun {
+                summary: format!(
+                    "cannot reach store {url}: no etcd member answered within {limit:?}"
+                ),
+                details: vec![
+                    e.to_string(),
+                    "is etcd running and reachable? (--store-timeout SECONDS or \
+                     CALICO_STORE_TIMEOUT waits longer)"
+                        .to_owned(),
+                ],
+            })
+        }
+        Err(e) => Err(CliError::could_not_run(format!(
+            "cannot use store {url}: {e}"
+        ))),
+    }
 }
 
 /// Arguments of `apply`.

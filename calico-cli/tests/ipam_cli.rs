@@ -21,6 +21,7 @@ impl Env {
         Command::new(env!("CARGO_BIN_EXE_calico"))
             .current_dir(&self.dir)
             .env_remove("CALICO_STORE")
+            .env_remove("CALICO_STORE_TIMEOUT")
             .args(args)
             .output()
             .expect("run calico")
@@ -209,4 +210,38 @@ fn unreachable_or_bad_store_exits_two() {
         Some(1),
         "no pools: the command ran and was refused"
     );
+}
+
+#[test]
+fn unreachable_etcd_fails_fast_and_clearly_with_exit_2() {
+    // A port nothing listens on (bound, then released).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let url = format!("etcd://127.0.0.1:{port}");
+    let env = Env::new("unreachable");
+    for (args, bound) in [
+        (vec!["--store-timeout", "0.5"], 4.0),
+        (vec![], 12.0), // the default, 5 s
+    ] {
+        let started = std::time::Instant::now();
+        let mut all = vec!["--store", url.as_str()];
+        all.extend(args.iter().copied());
+        all.extend(["ipam", "check"]);
+        let o = env.run(&all);
+        let secs = started.elapsed().as_secs_f64();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {err}");
+        assert!(
+            err.contains("no etcd member answered within"),
+            "{all:?}: the message must say etcd is unreachable: {err}"
+        );
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{all:?}: {err}");
+        assert!(secs < bound, "{all:?} took {secs:.1} s (bound {bound} s)");
+    }
+    // The timeout is validated.
+    let o = env.run(&["--store", &url, "--store-timeout", "0", "ipam", "check"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("seconds above 0"));
 }

@@ -284,3 +284,57 @@ fn etcd_leader_killed_while_two_allocators_run() {
     // No allocation was applied twice after an unknown outcome.
     assert_eq!(ipam.utilization(None).unwrap().pools[0].in_use, 300);
 }
+
+#[test]
+fn two_allocators_racing_on_one_host_on_etcd() {
+    // The optimistic one-round-trip path on etcd (key and range compares): two allocators
+    // with their own mirrors assign for the same host at once; every address is handed out
+    // once, and once alone an allocator needs one transaction per assignment.
+    if etcd_or_skip("two_allocators_racing_on_one_host_on_etcd").is_none() {
+        return;
+    }
+    let server = EtcdCluster::start_single().unwrap();
+    let url = server.url();
+    let store = setup(&url);
+    let results: Vec<Vec<IpAddr>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2u64)
+            .map(|t| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let store: Arc<dyn Store> = Arc::from(open_store(&url).unwrap());
+                    let ipam = Ipam::new(store).with_seed(t).with_backoff(BackoffPolicy {
+                        max_retries: 10_000,
+                        deadline: Duration::from_secs(60),
+                        ..BackoffPolicy::DEFAULT
+                    });
+                    (0..100)
+                        .map(|i| {
+                            ipam.auto_assign(&req("same", 1, Some(&format!("s{t}-{i}"))))
+                                .unwrap()
+                                .v4[0]
+                                .addr()
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all: Vec<IpAddr> = results.into_iter().flatten().collect();
+    let distinct: BTreeSet<IpAddr> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), 200, "an address was handed out twice");
+    let ipam = checker(store.clone());
+    assert_clean(&ipam);
+    let counting = Arc::new(calico_datastore::CountingStore::new(store));
+    let alone = Ipam::new(counting.clone() as Arc<dyn Store>);
+    alone.auto_assign(&req("same", 1, Some("w1"))).unwrap();
+    counting.reset();
+    for i in 0..5 {
+        alone
+            .auto_assign(&req("same", 1, Some(&format!("alone-{i}"))))
+            .unwrap();
+    }
+    let c = counting.reset();
+    assert_eq!((c.reads, c.txns), (0, 5), "{c:?}");
+    assert_clean(&ipam);
+}

@@ -39,8 +39,8 @@ use calico_datastore::{
     StoreUrl, TxnOp, TxnResponse, check_reads, check_txn, failed_compares,
 };
 use etcd_client::{
-    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, KvClient,
-    Txn as EtcdTxn, TxnOp as EtcdTxnOp, TxnOpResponse,
+    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, KvClient, SortOrder,
+    SortTarget, Txn as EtcdTxn, TxnOp as EtcdTxnOp, TxnOpResponse,
 };
 use tokio::runtime::Runtime;
 
@@ -121,12 +121,28 @@ impl std::fmt::Debug for EtcdStore {
 /// Opens any store URL: `etcd://` here, `memory:` and `file:` through
 /// [`calico_datastore::open_local`].
 pub fn open_store(url: &str) -> Result<Box<dyn Store>, OpenError> {
+    open_store_with(url, EtcdOptions::default())
+}
+
+/// As [`open_store`], with `options` for an `etcd://` URL.
+pub fn open_store_with(url: &str, options: EtcdOptions) -> Result<Box<dyn Store>, OpenError> {
     match StoreUrl::parse(url)? {
-        StoreUrl::Etcd(members) => Ok(Box::new(EtcdStore::connect(
-            &members,
-            EtcdOptions::default(),
-        )?)),
+        StoreUrl::Etcd(members) => Ok(Box::new(EtcdStore::connect(&members, options)?)),
         other => calico_datastore::open_local(&other),
+    }
+}
+
+impl EtcdOptions {
+    /// The options with every operation bounded by `limit` in total (retries included),
+    /// and each connection attempt by at most `limit`: for tools that should report an
+    /// unreachable cluster promptly rather than wait out the default 30 s deadline.
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.backoff.deadline = limit;
+        self.connect_timeout = self.connect_timeout.min(limit);
+        self.request_timeout = self
+            .request_timeout
+            .min(limit.max(Duration::from_millis(1)));
+        self
     }
 }
 
@@ -500,7 +516,9 @@ impl Store for EtcdStore {
     fn txn(&self, compares: &[Compare], ops: &[TxnOp]) -> Result<TxnResponse, StoreError> {
         check_txn(&self.url, compares, ops, self.options.max_txn_ops)?;
         let mut when = Vec::with_capacity(compares.len());
-        let mut compared: Vec<&[u8]> = Vec::with_capacity(compares.len());
+        // What the failure branch reads back: each compared key, and for each compared
+        // range its most recently modified key.
+        let mut compared: Vec<Compared<'_>> = Vec::with_capacity(compares.len());
         for c in compares {
             when.push(match c {
                 Compare::ModRevision { key, revision } => EtcdCompare::mod_revision(
@@ -511,9 +529,20 @@ impl Store for EtcdStore {
                 Compare::Absent { key } => {
                     EtcdCompare::create_revision(key.clone(), CompareOp::Equal, 0)
                 }
+                Compare::RangeUnmodified {
+                    start,
+                    end,
+                    revision,
+                } => EtcdCompare::mod_revision(
+                    start.clone(),
+                    CompareOp::Less,
+                    to_i64(&self.url, revision.saturating_add(1))?,
+                )
+                .with_range(end.clone().unwrap_or_else(|| vec![0])),
             });
-            if !compared.contains(&c.key()) {
-                compared.push(c.key());
+            let item = (c.key(), c.range_end());
+            if !compared.contains(&item) {
+                compared.push(item);
             }
         }
         let then: Vec<EtcdTxnOp> = ops
@@ -525,7 +554,19 @@ impl Store for EtcdStore {
             .collect();
         let otherwise: Vec<EtcdTxnOp> = compared
             .iter()
-            .map(|k| EtcdTxnOp::get(k.to_vec(), Some(GetOptions::new().with_keys_only())))
+            .map(|(k, end)| match end {
+                None => EtcdTxnOp::get(k.to_vec(), Some(GetOptions::new().with_keys_only())),
+                Some(end) => EtcdTxnOp::get(
+                    k.to_vec(),
+                    Some(
+                        GetOptions::new()
+                            .with_keys_only()
+                            .with_range(end.map_or_else(|| vec![0], <[u8]>::to_vec))
+                            .with_sort(SortTarget::Mod, SortOrder::Descend)
+                            .with_limit(1),
+                    ),
+                ),
+            })
             .collect();
         let txn = EtcdTxn::new().when(when).and_then(then).or_else(otherwise);
         let resp = self.call(Operation::Txn, compares.len().max(ops.len()), |mut kv| {
@@ -536,17 +577,19 @@ impl Store for EtcdStore {
         if resp.succeeded() {
             return Ok(TxnResponse { revision });
         }
-        let mut current: HashMap<&[u8], Option<Revision>> = HashMap::new();
-        for (key, answer) in compared.iter().zip(resp.op_responses()) {
+        let mut current: HashMap<Compared<'_>, Option<Revision>> = HashMap::new();
+        for (item, answer) in compared.iter().zip(resp.op_responses()) {
             if let TxnOpResponse::Get(get) = answer {
                 let rev = match get.kvs().first() {
                     Some(kv) => Some(from_i64(&self.url, kv.mod_revision())?),
                     None => None,
                 };
-                current.insert(key, rev);
+                current.insert(*item, rev);
             }
         }
-        match failed_compares(compares, revision, |k| current.get(k).copied().flatten()) {
+        let key_rev = |k: &[u8]| current.get(&(k, None)).copied().flatten();
+        let range_rev = |k: &[u8], e: Option<&[u8]>| current.get(&(k, Some(e))).copied().flatten();
+        match failed_compares(compares, revision, key_rev, range_rev) {
             Some(conflict) => Err(StoreError::Conflict {
                 store: self.url.clone(),
                 conflict,
@@ -559,6 +602,9 @@ impl Store for EtcdStore {
         }
     }
 }
+
+/// What a compare looked at: a key, or (start, `Some(end)`) a range.
+type Compared<'a> = (&'a [u8], Option<Option<&'a [u8]>>);
 
 #[cfg(test)]
 mod tests {

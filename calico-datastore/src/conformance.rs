@@ -48,6 +48,7 @@ pub fn run_all(store: &dyn Store, prefix: &str) {
     check_revisions(store, &format!("{prefix}rev/"));
     check_txn_all_or_nothing(store, &format!("{prefix}txn/"));
     check_range(store, &format!("{prefix}range/"));
+    check_range_compares(store, &format!("{prefix}rcmp/"));
     check_read_batch(store, &format!("{prefix}batch/"));
     check_delete(store, &format!("{prefix}del/"));
     check_values(store, &format!("{prefix}val/"));
@@ -293,6 +294,102 @@ pub fn check_txn_all_or_nothing(store: &dyn Store, prefix: &str) {
         kvs[2].as_ref().map(|k| (k.value.clone(), k.mod_revision)),
         Some((b"c1".to_vec(), r))
     );
+}
+
+/// A range compare holds while no key of the range was created or modified after its
+/// revision (an empty range holds, deletions are not seen), fails otherwise reporting the
+/// range's latest mod revision, and rejects an end not after its start.
+pub fn check_range_compares(store: &dyn Store, prefix: &str) {
+    let p = format!("{prefix}p/");
+    let (a, b, outside) = (key(&p, "a"), key(&p, "b"), key(prefix, "q"));
+    let empty_rev = ok(store.revision(), "revision");
+    // An empty range holds at any revision.
+    ok(
+        store.txn(
+            &[Compare::prefix_unmodified(p.clone(), 1)],
+            &[TxnOp::put(outside.clone(), "o0")],
+        ),
+        "txn over an empty range",
+    );
+    assert!(empty_rev >= 1);
+    let ra = ok(store.create(&a, b"a0"), "create a");
+    let rb = ok(store.create(&b, b"b0"), "create b");
+    // Unchanged since rb: holds; writes outside the range do not matter.
+    ok(store.put(&outside, b"o1"), "put outside");
+    let r = ok(
+        store.txn(
+            &[Compare::prefix_unmodified(p.clone(), rb)],
+            &[TxnOp::put(outside.clone(), "o2")],
+        ),
+        "txn with a holding range compare",
+    )
+    .revision;
+    assert!(r > rb);
+    // Modified after ra (b was created at rb): fails, names the range and its latest change.
+    let end = prefix_end(p.as_bytes());
+    let c = expect_conflict(
+        store.txn(
+            &[
+                Compare::absent(outside.clone()),
+                Compare::range_unmodified(p.clone(), end.clone(), ra),
+            ],
+            &[TxnOp::put(outside.clone(), "o3")],
+        ),
+        "txn with a failing range compare",
+    );
+    let failed: Vec<_> = c
+        .keys
+        .iter()
+        .map(|k| (k.key.clone(), k.range_end.clone(), k.expected, k.current))
+        .collect();
+    assert_eq!(
+        failed,
+        vec![
+            (outside.clone(), None, None, Some(r)),
+            (p.clone().into_bytes(), end.clone(), Some(ra), Some(rb)),
+        ],
+        "the conflict must list the failed key and range compares"
+    );
+    // A sub-range holding only a: holds at ra.
+    ok(
+        store.txn(
+            &[Compare::range_unmodified(a.clone(), Some(b.clone()), ra)],
+            &[TxnOp::put(outside.clone(), "o4")],
+        ),
+        "txn over a sub-range",
+    );
+    // Deleting b is not seen by a compare at ra over [a, b]: only a is left.
+    ok(store.delete(&b, rb), "delete b");
+    ok(
+        store.txn(
+            &[Compare::prefix_unmodified(p.clone(), ra)],
+            &[TxnOp::put(outside.clone(), "o5")],
+        ),
+        "txn after a deletion in the range",
+    );
+    // Modifying a makes a compare at its old revision fail, to the end of the keyspace too.
+    let ra2 = ok(store.put(&a, b"a1"), "put a");
+    let c = expect_conflict(
+        store.txn(
+            &[Compare::range_unmodified(p.clone(), None, ra2 - 1)],
+            &[TxnOp::put(outside.clone(), "o6")],
+        ),
+        "open-ended range compare",
+    );
+    assert_eq!(c.keys.len(), 1);
+    assert!(
+        c.keys[0].current >= Some(ra2),
+        "the open-ended range's latest change must be reported: {:?}",
+        c.keys[0]
+    );
+    // A range whose end is not after its start is invalid.
+    match store.txn(
+        &[Compare::range_unmodified(b.clone(), Some(a.clone()), 1)],
+        &[TxnOp::put(outside.clone(), "o7")],
+    ) {
+        Err(StoreError::InvalidRequest { .. }) => {}
+        other => panic!("a reversed compared range must be invalid, got {other:?}"),
+    }
 }
 
 /// Ranges come back in byte order, honour `[start, end)` and the limit, and report `more`.

@@ -36,6 +36,19 @@ pub(crate) trait EngineRead {
     fn mod_revision(&self, key: &[u8]) -> Result<Option<Revision>, StoreError> {
         Ok(self.get(key)?.map(|e| e.mod_revision))
     }
+    /// The highest mod revision of the entries in `[start, end)`, `None` if there are none.
+    fn max_mod_revision(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<Option<Revision>, StoreError> {
+        Ok(self
+            .range(start, end, 0)?
+            .kvs
+            .iter()
+            .map(|kv| kv.mod_revision)
+            .max())
+    }
     /// The entries in `[start, end)`, at most `limit` (0: all), and whether more follow.
     fn range(
         &self,
@@ -80,14 +93,26 @@ pub(crate) fn txn(
 ) -> Result<TxnResponse, StoreError> {
     let revision = engine.revision()?;
     let mut lookup_err = None;
-    let conflict = failed_compares(compares, revision, |key| match engine.mod_revision(key) {
-        Ok(r) => r,
-        Err(e) => {
-            lookup_err.get_or_insert(e);
-            None
-        }
-    });
-    if let Some(e) = lookup_err {
+    let mut range_err = None;
+    let conflict = failed_compares(
+        compares,
+        revision,
+        |key| match engine.mod_revision(key) {
+            Ok(r) => r,
+            Err(e) => {
+                lookup_err.get_or_insert(e);
+                None
+            }
+        },
+        |start, end| match engine.max_mod_revision(start, end) {
+            Ok(r) => r,
+            Err(e) => {
+                range_err.get_or_insert(e);
+                None
+            }
+        },
+    );
+    if let Some(e) = lookup_err.or(range_err) {
         return Err(e);
     }
     if let Some(conflict) = conflict {

@@ -178,11 +178,16 @@ pub struct Conflict {
 /// One failed compare.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConflictingKey {
-    /// The key.
+    /// The key (the start of the range of a range compare).
     pub key: Vec<u8>,
-    /// What the compare expected: a mod revision, or `None` for absent.
+    /// For a range compare, the end of the range (empty: the end of the keyspace); `None`
+    /// for a compare of one key.
+    pub range_end: Option<Vec<u8>>,
+    /// What the compare expected: a mod revision, or `None` for absent (for a range
+    /// compare, the highest mod revision allowed).
     pub expected: Option<Revision>,
-    /// The key's current mod revision, or `None` if it is absent.
+    /// The key's current mod revision, or `None` if it is absent (for a range compare, the
+    /// highest mod revision in the range, `None` if it is empty).
     pub current: Option<Revision>,
 }
 
@@ -195,13 +200,23 @@ impl fmt::Display for Conflict {
             self.keys.len()
         )?;
         for k in &self.keys {
-            write!(
-                f,
-                " {} (expected {}, is {})",
-                String::from_utf8_lossy(&k.key),
-                rev_text(k.expected),
-                rev_text(k.current)
-            )?;
+            match &k.range_end {
+                None => write!(
+                    f,
+                    " {} (expected {}, is {})",
+                    String::from_utf8_lossy(&k.key),
+                    rev_text(k.expected),
+                    rev_text(k.current)
+                )?,
+                Some(end) => write!(
+                    f,
+                    " [{}, {}) (expected no change after {}, last changed at {})",
+                    String::from_utf8_lossy(&k.key),
+                    String::from_utf8_lossy(end),
+                    rev_text(k.expected),
+                    rev_text(k.current)
+                )?,
+            }
         }
         Ok(())
     }

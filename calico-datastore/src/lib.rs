@@ -4,7 +4,8 @@
 //! * [`Store`] — the interface: keys and values are bytes; every key has a create and a mod
 //!   revision; the store has one global revision. [`Store::read`] answers a batch of gets and
 //!   ranges at one revision in one round trip; [`Store::txn`] applies puts and deletes all
-//!   or nothing when every [`Compare`] ("mod revision = r", "absent") holds, and otherwise
+//!   or nothing when every [`Compare`] ("mod revision = r", "absent", "no key of a range
+//!   created or modified after r") holds, and otherwise
 //!   fails with [`StoreError::Conflict`] listing the failed compares and the keys' current
 //!   revisions. `create`, `update`, `put`, `delete`, `get`, `get_many` and `range` are
 //!   built on those two.

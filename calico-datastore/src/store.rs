@@ -196,6 +196,20 @@ pub fn check_txn(
     if compares.iter().any(|c| c.key().is_empty()) {
         return Err(invalid(url, "a compare on the empty key"));
     }
+    for c in compares {
+        if let Some(Some(end)) = c.range_end()
+            && end <= c.key()
+        {
+            return Err(invalid(
+                url,
+                format!(
+                    "compared range end {:?} is not after its start {:?}",
+                    String::from_utf8_lossy(end),
+                    String::from_utf8_lossy(c.key())
+                ),
+            ));
+        }
+    }
     let mut seen = HashSet::with_capacity(ops.len());
     for op in ops {
         if op.key().is_empty() {
@@ -221,19 +235,27 @@ fn invalid(url: &str, reason: impl Into<String>) -> StoreError {
     }
 }
 
-/// The failed compares, given each compared key's current mod revision (by a lookup), or
-/// `None` when every compare holds.
+/// The failed compares, given each compared key's current mod revision (by the lookup
+/// `current`) and each compared range's highest mod revision (by `range_max`, given the
+/// range's start and end), or `None` when every compare holds.
 pub fn failed_compares(
     compares: &[Compare],
     revision: Revision,
     mut current: impl FnMut(&[u8]) -> Option<Revision>,
+    mut range_max: impl FnMut(&[u8], Option<&[u8]>) -> Option<Revision>,
 ) -> Option<Conflict> {
     let keys: Vec<_> = compares
         .iter()
         .filter_map(|c| {
-            let now = current(c.key());
+            let now = match c.range_end() {
+                Some(end) => range_max(c.key(), end),
+                None => current(c.key()),
+            };
             (!c.holds(now)).then(|| crate::error::ConflictingKey {
                 key: c.key().to_vec(),
+                range_end: c
+                    .range_end()
+                    .map(|e| e.map(<[u8]>::to_vec).unwrap_or_default()),
                 expected: c.expected(),
                 current: now,
             })

@@ -153,6 +153,17 @@ pub enum Compare {
         /// The key.
         key: Vec<u8>,
     },
+    /// No key in `[start, end)` was created or modified after `revision`: every key in the
+    /// range has a mod revision of at most `revision` (an empty range holds). Deletions
+    /// leave no key behind and are not seen (as with etcd's range compares).
+    RangeUnmodified {
+        /// First key of the range (inclusive, not empty).
+        start: Vec<u8>,
+        /// End of the range (exclusive); `None`: the end of the keyspace.
+        end: Option<Vec<u8>>,
+        /// The highest mod revision allowed in the range.
+        revision: Revision,
+    },
 }
 
 impl Compare {
@@ -177,24 +188,63 @@ impl Compare {
         }
     }
 
-    /// The key compared.
-    pub fn key(&self) -> &[u8] {
-        match self {
-            Compare::ModRevision { key, .. } | Compare::Absent { key } => key,
+    /// "no key in `[start, end)` (`end` `None`: to the end of the keyspace) was created or
+    /// modified after `revision`".
+    pub fn range_unmodified(
+        start: impl Into<Vec<u8>>,
+        end: Option<Vec<u8>>,
+        revision: Revision,
+    ) -> Self {
+        Compare::RangeUnmodified {
+            start: start.into(),
+            end,
+            revision,
         }
     }
 
-    /// The expected state: `Some(revision)` or `None` for absent.
+    /// "no key starting with `prefix` was created or modified after `revision`".
+    pub fn prefix_unmodified(prefix: impl Into<Vec<u8>>, revision: Revision) -> Self {
+        let start = prefix.into();
+        let end = prefix_end(&start);
+        Compare::range_unmodified(start, end, revision)
+    }
+
+    /// The key compared (the start of the range of a range compare).
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Compare::ModRevision { key, .. } | Compare::Absent { key } => key,
+            Compare::RangeUnmodified { start, .. } => start,
+        }
+    }
+
+    /// For a range compare, its end (`Some(None)`: the end of the keyspace); `None` for a
+    /// compare of one key.
+    pub fn range_end(&self) -> Option<Option<&[u8]>> {
+        match self {
+            Compare::RangeUnmodified { end, .. } => Some(end.as_deref()),
+            _ => None,
+        }
+    }
+
+    /// The expected state: `Some(revision)` or `None` for absent; for a range compare, the
+    /// highest mod revision allowed.
     pub fn expected(&self) -> Option<Revision> {
         match self {
-            Compare::ModRevision { revision, .. } => Some(*revision),
+            Compare::ModRevision { revision, .. } | Compare::RangeUnmodified { revision, .. } => {
+                Some(*revision)
+            }
             Compare::Absent { .. } => None,
         }
     }
 
-    /// Whether a key currently at `current` (`None`: absent) satisfies this compare.
+    /// Whether the compared state satisfies this compare: for a key compare, the key's
+    /// current mod revision (`None`: absent); for a range compare, the highest mod revision
+    /// in the range (`None`: the range is empty).
     pub fn holds(&self, current: Option<Revision>) -> bool {
-        current == self.expected()
+        match self {
+            Compare::RangeUnmodified { revision, .. } => current.is_none_or(|c| c <= *revision),
+            _ => current == self.expected(),
+        }
     }
 }
 

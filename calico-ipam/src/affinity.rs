@@ -67,7 +67,7 @@ impl Ipam {
                                 claim_time: now,
                             }),
                         );
-                        work.commit(&*self.store, now, env.cooldown())?;
+                        self.commit(work, now, env.cooldown())?;
                         Ok(true)
                     }
                 }
@@ -122,7 +122,7 @@ impl Ipam {
                     true
                 }
             };
-            work.commit(&*self.store, now, u64::MAX)?;
+            self.commit(work, now, u64::MAX)?;
             Ok(result)
         })
     }

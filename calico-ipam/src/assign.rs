@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use calico_datastore::{KeyValue, ReadOp, ReadResult, Revision, Store};
+use calico_datastore::{Compare, KeyValue, ReadOp, ReadResult, Revision, Store};
 use calico_model::resources::Labels;
 use calico_model::resources::ipam::AllowedUse;
 use ipnet::IpNet;
@@ -96,8 +96,20 @@ impl Ipam {
         let mut total = Assigned::default();
         let mut rest = req.clone();
         loop {
-            let (got, truncated) = match self.retrying(|| self.try_auto_assign(&rest, intended_use))
-            {
+            let mut first = self.optimistic;
+            let attempt = self.retrying(|| {
+                if std::mem::take(&mut first) {
+                    // One optimistic transaction planned on the mirror; whatever keeps it
+                    // from committing (a conflict, a stale or uncovered view, an error
+                    // decided on unverified data) falls back to a fresh read at once.
+                    if let Ok(Some(r)) = self.try_auto_assign(&rest, intended_use, true) {
+                        return Ok(r);
+                    }
+                }
+                self.try_auto_assign(&rest, intended_use, false)?
+                    .ok_or(IpamError::Contention { attempts: 0 })
+            });
+            let (got, truncated) = match attempt {
                 Ok(r) => r,
                 Err(IpamError::BlockLimit {
                     host,
@@ -136,11 +148,15 @@ impl Ipam {
         }
     }
 
+    /// One attempt of `auto_assign`: on a fresh read (two round trips), or with
+    /// `optimistic`, on the mirror (one round trip); `Ok(None)` when the mirror cannot
+    /// serve the request (never on a fresh read).
     pub(crate) fn try_auto_assign(
         &self,
         req: &AutoAssignRequest,
         intended_use: AllowedUse,
-    ) -> Result<(Assigned, bool), IpamError> {
+        optimistic: bool,
+    ) -> Result<Option<(Assigned, bool)>, IpamError> {
         let now = self.now();
         let owner = Owner::Host(req.host.clone());
         let handle = req.handle.as_deref().map(normalize_handle);
@@ -180,8 +196,55 @@ impl Ipam {
                 .collect();
             fam_reads.push((v4, prefix, aff_i, gets));
         }
-        let mut resp = self.store.read(&b.ops)?;
-        let r = &mut resp.results;
+        let handle_key = handle.as_deref().map(keys::handle);
+        let mirrored = if optimistic {
+            match self.mirror.lock().ok().and_then(|m| {
+                m.answer(&b.ops, |k| {
+                    handle_key.as_ref().is_some_and(|h| h.as_bytes() == k)
+                })
+            }) {
+                Some(a) => Some(a),
+                None => return Ok(None),
+            }
+        } else {
+            None
+        };
+        let (mut results, guards) = match mirrored {
+            Some(a) => a,
+            None => {
+                let resp = self.store.read(&b.ops)?;
+                if let Ok(mut m) = self.mirror.lock() {
+                    m.record(&b.ops, &resp);
+                }
+                // The ranges read (pools, reservations, the host's affinities) are guarded
+                // too: the plan acts on all of them, and a transaction that guarded a range
+                // keeps it in the mirror across its own writes (a claim's new affinity).
+                let guards = b
+                    .ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        ReadOp::Range { start, end, .. } => Some(Compare::range_unmodified(
+                            start.clone(),
+                            end.clone(),
+                            resp.revision,
+                        )),
+                        ReadOp::Get { .. } => None,
+                    })
+                    .collect();
+                (resp.results, guards)
+            }
+        };
+        // Each pool is compared by key too: a range compare does not see a deleted pool.
+        let mut guards = guards;
+        if let Some(ReadResult::Range(pools)) = results.get(env_idx[1]) {
+            guards.extend(
+                pools
+                    .kvs
+                    .iter()
+                    .map(|kv| Compare::mod_revision(kv.key.clone(), kv.mod_revision)),
+            );
+        }
+        let r = &mut results;
         let env = Self::env_parse(r, env_idx)?;
         let node_labels = labels_of(take_get(r, node_i))?;
         let ns_labels = match ns_i {
@@ -190,6 +253,8 @@ impl Ipam {
         };
         let mut work = Work::default();
         work.windows_reserved = req.windows_reserved;
+        work.optimistic = optimistic;
+        work.guards = guards;
         if let (Some(h), Some(i)) = (&handle, handle_i) {
             work.load_handle(h, take_get(r, i).as_ref())?;
         }
@@ -291,6 +356,9 @@ impl Ipam {
                 affinities,
             });
         }
+        if optimistic && !missing.is_empty() {
+            return Ok(None);
+        }
         self.load_blocks(&mut work, &missing)?;
 
         let mut out = Assigned::default();
@@ -347,9 +415,12 @@ impl Ipam {
                 limit_error = Some((owned, limit));
                 break;
             }
-            if work.truncated {
+            if work.truncated || work.stale {
                 break;
             }
+        }
+        if work.stale {
+            return Ok(None);
         }
         let truncated = work.truncated;
         // Keep the host's block keys for the next request (revalidated by revision).
@@ -395,7 +466,7 @@ impl Ipam {
                 Some((k.clone(), l.dirty, l.rev, full))
             })
             .collect();
-        let committed = work.commit(&*self.store, now, env.cooldown())?;
+        let committed = self.commit(work, now, env.cooldown())?;
         if let Ok(mut c) = self.cache.lock() {
             for (p, k) in new_cache {
                 c.insert(p, k);
@@ -428,7 +499,7 @@ impl Ipam {
                 assigned,
             });
         }
-        Ok((out, truncated))
+        Ok(Some((out, truncated)))
     }
 
     pub(crate) fn repair_affinity(
@@ -567,6 +638,11 @@ impl Ipam {
             }
             if need == 0 {
                 break;
+            }
+            if work.optimistic {
+                // Claims, borrowing and the block limit are decided on a fresh read.
+                work.stale = true;
+                return Ok((out, Vec::new(), None));
             }
             if work.near_limit(self.store.max_txn_ops()) {
                 work.truncated = true;
@@ -727,7 +803,12 @@ impl Ipam {
                 v4,
             )
             .into_bytes();
+            // Blocks of the walked range in key (= base address) order; those before `lo`
+            // end before the current candidate and can overlap no later one. Leftovers found
+            // by key are few and always checked.
             let mut existing: Vec<IpNet> = Vec::new();
+            let mut lo = 0usize;
+            let mut leftovers: Vec<IpNet> = Vec::new();
             let mut first_page = true;
             while i < to {
                 let mut ops = vec![ReadOp::range(
@@ -756,7 +837,7 @@ impl Ipam {
                     .next()
                     .and_then(ReadResult::into_range)
                     .unwrap_or_default();
-                existing.extend(
+                leftovers.extend(
                     results
                         .filter_map(ReadResult::into_get)
                         .filter_map(|kv| keys::parse_block(&kv.key)),
@@ -779,7 +860,15 @@ impl Ipam {
                     if frontier.is_some_and(|f| last(&b) >= f) {
                         break;
                     }
-                    let taken = existing.iter().chain(&staged).any(|e| overlaps(e, &b));
+                    while existing.get(lo).is_some_and(|e| last(e) < base(&b)) {
+                        lo += 1;
+                    }
+                    let taken = existing[lo.min(existing.len())..]
+                        .iter()
+                        .take_while(|e| base(e) <= last(&b))
+                        .chain(&leftovers)
+                        .chain(&staged)
+                        .any(|e| overlaps(e, &b));
                     if !taken && !env.reservations.covers(&b) {
                         return Ok(Some(i));
                     }
@@ -950,7 +1039,7 @@ impl Ipam {
         if let Some(h) = &handle {
             work.handle_add(h, &net, 1);
         }
-        work.commit(&*self.store, now, cooldown)?;
+        self.commit(work, now, cooldown)?;
         IpNet::new(req.addr, net.prefix_len()).map_err(|_| IpamError::NotInPool { addr: req.addr })
     }
 
@@ -1024,7 +1113,7 @@ impl Ipam {
                 });
             }
             let claimed = self.claim(&mut work, &env, &cands, &owner, now)?;
-            work.commit(&*self.store, now, env.cooldown())?;
+            self.commit(work, now, env.cooldown())?;
             Ok(claimed)
         })
     }

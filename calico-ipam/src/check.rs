@@ -1,7 +1,7 @@
 //! The online consistency check and repair of ipam.md §7.
 //!
-//! [`check`] reads every block, affinity, handle, marker and pool (and Pods and Nodes when
-//! the store holds any) in one read batch, at one store revision, and reports [`Finding`]s.
+//! [`check`] reads every block, affinity, handle, marker and pool (and WorkloadEndpoints,
+//! Pods and Nodes when the store holds any) in one read batch, at one store revision, and reports [`Finding`]s.
 //! [`repair`] applies each finding's fix as one transaction comparing the revisions of every
 //! key the finding was derived from; on conflict the check is recomputed and the finding
 //! skipped if it no longer holds. Running repair twice changes nothing the second time.
@@ -124,6 +124,30 @@ fn key_str(kv: &KeyValue) -> String {
     String::from_utf8_lossy(&kv.key).into_owned()
 }
 
+/// The (namespace, pod) of each WorkloadEndpoint naming a pod (`spec.pod`); the namespace
+/// is the key's. Endpoints that do not decode name nothing.
+fn workloads_of_endpoints(kvs: &[KeyValue]) -> BTreeSet<(String, String)> {
+    #[derive(serde::Deserialize, Default)]
+    struct Spec {
+        #[serde(default)]
+        pod: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Wep {
+        #[serde(default)]
+        spec: Spec,
+    }
+    let prefix = kind_prefix("WorkloadEndpoint", None);
+    kvs.iter()
+        .filter_map(|kv| {
+            let key = key_str(kv);
+            let (ns, _) = key.strip_prefix(&prefix)?.split_once('/')?;
+            let wep: Wep = serde_json::from_slice(&kv.value).ok()?;
+            (!wep.spec.pod.is_empty()).then(|| Some((keys::unescape(ns)?, wep.spec.pod)))?
+        })
+        .collect()
+}
+
 /// Runs the check (one read batch, at one revision).
 pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
     let store = ipam.store();
@@ -136,11 +160,20 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
         range(&kind_prefix("IPPool", None)),
         range(&kind_prefix("Pod", None)),
         range(&kind_prefix("Node", None)),
+        range(&kind_prefix("WorkloadEndpoint", None)),
     ])?;
     let mut it = resp.results.into_iter();
     let mut next = || it.next().map(kvs).unwrap_or_default();
-    let (block_kvs, aff_kvs, handle_kvs, marker_kvs, pool_kvs, pod_kvs, node_kvs) =
-        (next(), next(), next(), next(), next(), next(), next());
+    let (block_kvs, aff_kvs, handle_kvs, marker_kvs, pool_kvs, pod_kvs, node_kvs, wep_kvs) = (
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+    );
     let pools = parse_pools(
         &pool_kvs
             .iter()
@@ -175,6 +208,8 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
             Some((keys::unescape(ns)?, keys::unescape(name)?))
         })
         .collect();
+    // The workloads WorkloadEndpoints stand for: (namespace, spec.pod).
+    let weps = workloads_of_endpoints(&wep_kvs);
     let nodes: BTreeSet<String> = node_kvs
         .iter()
         .filter_map(|kv| keys::unescape(key_str(kv).strip_prefix(&kind_prefix("Node", None))?))
@@ -267,13 +302,20 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 findings.push(leak(addr, format!("handle {h} does not exist"), fix));
                 continue;
             }
-            if !pods.is_empty()
+            // A workload exists if any kind of workload object the store holds has it.
+            if (!pods.is_empty() || !wep_kvs.is_empty())
                 && let (Some(ns), Some(pod)) = (a.owner.get("namespace"), a.owner.get("pod"))
                 && !pods.contains(&(ns.clone(), pod.clone()))
+                && !weps.contains(&(ns.clone(), pod.clone()))
             {
+                let kinds = match (pods.is_empty(), wep_kvs.is_empty()) {
+                    (false, false) => "neither a pod nor a workload endpoint",
+                    (false, true) => "no pod",
+                    _ => "no workload endpoint",
+                };
                 findings.push(leak(
                     addr,
-                    format!("pod {ns}/{pod} does not exist"),
+                    format!("pod {ns}/{pod} does not exist ({kinds} names it)"),
                     Fix::Release(guarded),
                 ));
                 continue;

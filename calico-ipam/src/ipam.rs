@@ -14,6 +14,7 @@ use ipnet::IpNet;
 
 use crate::error::IpamError;
 use crate::keys;
+use crate::mirror::Mirror;
 use crate::net::splitmix64;
 use crate::pools::{Pool, Reservations, parse_pools};
 use crate::records::Nanos;
@@ -62,6 +63,10 @@ pub struct Ipam {
     /// Blocks known to have no free ordinal (and nothing in cooldown) at a revision: such a
     /// block read at that same revision is skipped without decoding it.
     pub(crate) full: Mutex<HashMap<String, Revision>>,
+    /// What the last reads and transactions saw, for one-round-trip assignments.
+    pub(crate) mirror: Mutex<Mirror>,
+    /// Whether assignments may first try the one-round-trip path on the mirror.
+    pub(crate) optimistic: bool,
 }
 
 pub(crate) fn system_now() -> Nanos {
@@ -137,7 +142,17 @@ impl Ipam {
             policy: BackoffPolicy::DEFAULT,
             cache: Mutex::new(HashMap::new()),
             full: Mutex::new(HashMap::new()),
+            mirror: Mutex::new(Mirror::default()),
+            optimistic: true,
         }
+    }
+
+    /// Whether `auto_assign` first tries one optimistic transaction planned on what earlier
+    /// requests read and wrote (default `true`): one round trip instead of two while
+    /// nothing else changed the keys it relies on; a conflict falls back to a fresh read.
+    pub fn with_optimistic(mut self, optimistic: bool) -> Ipam {
+        self.optimistic = optimistic;
+        self
     }
 
     /// Uses `clock` (Unix nanoseconds) for `now`.
@@ -298,11 +313,36 @@ impl Ipam {
         Ok(qualified)
     }
 
+    /// Commits `work` (one transaction) and keeps the mirror up to date with what it wrote.
+    /// Returns the new revision as [`Work::commit_txn`] does.
+    pub(crate) fn commit(
+        &self,
+        work: Work,
+        now: Nanos,
+        cooldown: Nanos,
+    ) -> Result<Option<Revision>, IpamError> {
+        let result = work.commit_txn(&*self.store, now, cooldown);
+        if let Ok(mut m) = self.mirror.lock() {
+            match &result {
+                Ok(c) => match c.revision {
+                    Some(0) => m.forget(&c.ops),
+                    Some(r) => m.applied(r, &c.compares, &c.ops),
+                    None => {}
+                },
+                Err(_) => m.clear(),
+            }
+        }
+        result.map(|c| c.revision)
+    }
+
     /// Reads blocks by key into `work` (batches of at most the store's limit).
     pub(crate) fn load_blocks(&self, work: &mut Work, keys_: &[String]) -> Result<(), IpamError> {
         for chunk in keys_.chunks(self.store.max_txn_ops().max(1)) {
             let ops: Vec<ReadOp> = chunk.iter().map(|k| ReadOp::get(k.clone())).collect();
             let mut resp = self.store.read(&ops)?;
+            if let Ok(mut m) = self.mirror.lock() {
+                m.record(&ops, &resp);
+            }
             for (i, k) in chunk.iter().enumerate() {
                 work.load_block(k.clone(), take_get(&mut resp.results, i).as_ref())?;
             }

@@ -8,6 +8,15 @@
 //! retried with seeded exponential backoff and full jitter (§4.4). Time and randomness are
 //! injected ([`Ipam::with_clock`], [`Ipam::with_seed`]).
 //!
+//! `auto_assign` in the common case (the host's blocks have room) is **one** round trip:
+//! the allocator keeps a mirror of what its last reads and transactions saw (configuration,
+//! pools, reservations, Node, Namespace, the host's affinities and blocks, with their
+//! revisions), plans on it, and sends a single transaction whose compares guard every fact
+//! the plan used (exact revisions for keys, "unchanged since r" range compares for the
+//! prefix listings, "absent" for a new handle). A conflict, or a request needing a claim,
+//! borrowing or anything the mirror lacks, falls back at once to the fresh path (a read
+//! batch, then the transaction). [`Ipam::with_optimistic`] turns it off.
+//!
 //! The crate is pure: it depends on the `Store` trait only, never on an async runtime.
 //!
 //! ```
@@ -37,6 +46,7 @@ pub mod check;
 mod error;
 mod ipam;
 pub mod keys;
+mod mirror;
 pub mod net;
 mod pools;
 mod query;

@@ -204,7 +204,7 @@ impl Ipam {
                 b.allocations[o as usize] = Some(idx);
                 b.compact();
             }
-            work.commit(&*self.store, now, 0).map(|_| ())
+            self.commit(work, now, 0).map(|_| ())
         })
     }
 
@@ -339,7 +339,7 @@ impl Ipam {
             let mut work = Work::default();
             work.load_block(key.clone(), Some(&kv))?;
             let _ = work.block_mut(&key);
-            match work.commit(&*self.store, now, env.cooldown()) {
+            match self.commit(work, now, env.cooldown()) {
                 Ok(_) => out.push(b.cidr),
                 // Someone wrote the block meanwhile: that write collected it.
                 Err(e) if e.is_retriable() => {}

@@ -203,7 +203,7 @@ impl Ipam {
             out.released.extend(addrs);
         }
         self.drop_unselected_affinities(&mut work, &env, now)?;
-        work.commit(&*self.store, now, env.cooldown())?;
+        self.commit(work, now, env.cooldown())?;
         Ok(out)
     }
 
@@ -353,7 +353,7 @@ impl Ipam {
             l.dirty = true;
         }
         self.drop_unselected_affinities(&mut work, &env, now)?;
-        work.commit(&*self.store, now, env.cooldown())?;
+        self.commit(work, now, env.cooldown())?;
         Ok((released, done))
     }
 }

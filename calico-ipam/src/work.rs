@@ -49,6 +49,17 @@ pub struct LoadedHandle {
     pub dirty: bool,
 }
 
+/// A committed transaction.
+#[derive(Debug)]
+pub struct Committed {
+    /// The new revision (`None`: nothing was written; `Some(0)`: applied, revision unknown).
+    pub revision: Option<Revision>,
+    /// Its compares.
+    pub compares: Vec<Compare>,
+    /// Its writes.
+    pub ops: Vec<TxnOp>,
+}
+
 /// The staged state of an operation.
 #[derive(Debug, Default)]
 pub struct Work {
@@ -63,6 +74,13 @@ pub struct Work {
     pub truncated: bool,
     /// New blocks pre-allocate the Windows-reserved ordinals.
     pub windows_reserved: bool,
+    /// Planned on the allocator's mirror instead of a fresh read (the optimistic path):
+    /// anything needing a further read sets `stale` instead.
+    pub optimistic: bool,
+    /// The optimistic plan cannot complete without reading: redo it on a fresh read.
+    pub stale: bool,
+    /// Compares guarding what the optimistic plan took from the mirror.
+    pub guards: Vec<Compare>,
     /// Extra compares (affinity keys etc.).
     compares: BTreeMap<String, Option<Revision>>,
     /// Extra writes (affinities, markers): `None` deletes.
@@ -225,13 +243,14 @@ impl Work {
 
     /// Finishes every dirty block (garbage collection with `cooldown`, deletion of empty
     /// unaffine and empty virtual blocks, empty markers) and commits one transaction.
-    /// Returns the new store revision, or `None` when nothing was to be written.
-    pub fn commit(
+    /// Returns the new store revision (`None` when nothing was to be written; `Some(0)`
+    /// when the outcome was unknown and re-reading found it applied) and what was sent.
+    pub fn commit_txn(
         mut self,
         store: &dyn Store,
         now: Nanos,
         cooldown: Nanos,
-    ) -> Result<Option<Revision>, IpamError> {
+    ) -> Result<Committed, IpamError> {
         let mut compares: Vec<Compare> = Vec::new();
         let mut ops: Vec<TxnOp> = Vec::new();
         let keys_dirty: Vec<String> = self
@@ -309,6 +328,11 @@ impl Work {
         for (k, rev) in self.compares {
             compares.push(Compare::unchanged(k.into_bytes(), rev));
         }
+        if !self.guards.is_empty() {
+            // The mirror's answers, less keys compared above at the same revisions.
+            let seen: std::collections::HashSet<Compare> = compares.iter().cloned().collect();
+            compares.extend(self.guards.drain(..).filter(|g| !seen.contains(g)));
+        }
         for (k, v) in self.writes {
             ops.push(match v {
                 Some(v) => TxnOp::put(k.into_bytes(), v),
@@ -316,7 +340,11 @@ impl Work {
             });
         }
         if ops.is_empty() {
-            return Ok(None);
+            return Ok(Committed {
+                revision: None,
+                compares,
+                ops,
+            });
         }
         let max = store.max_txn_ops();
         if ops.len() > max || compares.len() > max {
@@ -325,7 +353,7 @@ impl Work {
                 max,
             });
         }
-        match store.txn(&compares, &ops) {
+        let revision: Result<Option<Revision>, IpamError> = match store.txn(&compares, &ops) {
             Ok(r) => Ok(Some(r.revision)),
             Err(e) if e.outcome_unknown() => {
                 // The transaction may have been applied: it was if every key now holds
@@ -347,6 +375,12 @@ impl Work {
                 if applied { Ok(Some(0)) } else { Err(e.into()) }
             }
             Err(e) => Err(e.into()),
-        }
+        };
+        let revision = revision?;
+        Ok(Committed {
+            revision,
+            compares,
+            ops,
+        })
     }
 }

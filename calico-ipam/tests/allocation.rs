@@ -31,7 +31,7 @@ fn worked_example_node_b_starts_at_block_11() {
 }
 
 #[test]
-fn common_assign_is_two_round_trips_and_a_claim_three() {
+fn common_assign_is_one_round_trip_and_a_claim_three() {
     let counting = Arc::new(CountingStore::new(MemoryStore::new()));
     let store: Arc<dyn Store> = counting.clone();
     add_pool(&*store, "p", json!({"cidr": "10.0.0.0/16"}));
@@ -48,14 +48,39 @@ fn common_assign_is_two_round_trips_and_a_claim_three() {
         ipam.auto_assign(&req("h", 1, Some(&format!("h{i}"))))
             .unwrap();
         let c = counting.reset();
-        assert_eq!(c.total(), 2, "affine block has room: {c:?}");
+        assert_eq!(
+            (c.reads, c.txns),
+            (0, 1),
+            "affine block has room: one optimistic txn: {c:?}"
+        );
     }
-    // A fresh allocator (no cache) needs one more read to find the host's blocks.
+    // A fresh allocator (no cache) needs one more read to find the host's blocks, then
+    // runs on what it saw.
     let ipam2 = ipam_on(counting.clone(), &Clock::new(), 2);
     ipam2.auto_assign(&req("h", 1, None)).unwrap();
     assert_eq!(counting.reset().total(), 3);
     ipam2.auto_assign(&req("h", 1, None)).unwrap();
-    assert_eq!(counting.reset().total(), 2);
+    assert_eq!(counting.reset().total(), 1);
+    // The first allocator's view is stale now: its optimistic txn conflicts, it re-reads
+    // and commits (three round trips), and is back to one after.
+    ipam.auto_assign(&req("h", 1, Some("x1"))).unwrap();
+    let c = counting.reset();
+    assert_eq!((c.reads, c.txns), (1, 2), "{c:?}");
+    ipam.auto_assign(&req("h", 1, Some("x2"))).unwrap();
+    assert_eq!(counting.reset().total(), 1);
+    // A handle that exists is guessed absent: conflict, then the fresh path.
+    ipam.auto_assign(&req("h", 1, Some("x2"))).unwrap();
+    assert_eq!(counting.reset().total(), 3);
+    assert_eq!(ipam.ips_by_handle("x2").unwrap().len(), 2);
+    // Without the optimistic path: two round trips.
+    let plain = ipam_on(counting.clone(), &Clock::new(), 3).with_optimistic(false);
+    plain.auto_assign(&req("h", 1, None)).unwrap();
+    counting.reset();
+    for _ in 0..3 {
+        plain.auto_assign(&req("h", 1, None)).unwrap();
+        assert_eq!(counting.reset().total(), 2);
+    }
+    assert_clean(&ipam);
 }
 
 #[test]
@@ -723,5 +748,234 @@ fn windows_hosts_reserve_the_first_three_and_last_ordinals() {
     assert!(matches!(
         ipam.auto_assign(&r),
         Err(IpamError::NoQualifiedPool { .. })
+    ));
+}
+
+#[test]
+fn two_allocators_racing_on_one_host_stay_consistent() {
+    // Two allocators (each with its own mirror) assign for the same host at once: their
+    // optimistic transactions conflict, fall back to fresh reads, and every address is
+    // handed out once, recorded in its block and handle.
+    let counting = Arc::new(CountingStore::new(MemoryStore::new()));
+    let store: Arc<dyn Store> = counting.clone();
+    add_pool(
+        &*store,
+        "p",
+        json!({"cidr": "10.0.0.0/20", "blockSize": 28}),
+    );
+    let clock = Clock::new();
+    let per = 150;
+    let ipams: Vec<_> = (0..2)
+        .map(|i| Arc::new(ipam_on(store.clone(), &clock, 10 + i)))
+        .collect();
+    counting.reset();
+    let mut threads = Vec::new();
+    for (t, ipam) in ipams.iter().enumerate() {
+        let ipam = ipam.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut got = Vec::new();
+            for i in 0..per {
+                let a = ipam
+                    .auto_assign(&req("h", 1, Some(&format!("t{t}-{i}"))))
+                    .unwrap();
+                assert_eq!(a.v4.len(), 1, "{a:?}");
+                got.push(a.v4[0].addr());
+            }
+            got
+        }));
+    }
+    let mut all: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let c = counting.reset();
+    eprintln!("racing allocators: {c:?}");
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!(all.len(), n, "an address was handed out twice");
+    assert_eq!(n, 2 * per);
+    for t in 0..2 {
+        for i in [0, per / 2, per - 1] {
+            assert_eq!(
+                ipams[0].ips_by_handle(&format!("t{t}-{i}")).unwrap().len(),
+                1
+            );
+        }
+    }
+    // 300 addresses in blocks of 16: the host owns 19 blocks, none claimed twice.
+    assert_eq!(
+        store
+            .range(b"ipam/v1/affinity/", Some(b"ipam/v1/affinity0"), 0)
+            .unwrap()
+            .kvs
+            .len(),
+        19
+    );
+    assert!(
+        c.txns >= 2 * per as u64,
+        "every assignment commits a transaction: {c:?}"
+    );
+    assert_clean(&ipams[1]);
+    // Once the race is over, each allocator is back to one round trip after a refresh.
+    for ipam in &ipams {
+        ipam.auto_assign(&req("h", 1, None)).unwrap();
+        counting.reset();
+        ipam.auto_assign(&req("h", 1, None)).unwrap();
+        assert!(counting.reset().total() <= 3);
+    }
+}
+
+#[test]
+fn gap_search_pages_through_a_long_occupied_run() {
+    // Pool 10.0.0.0/16 of /28 blocks (4096). From the host's start index, 300 blocks are
+    // taken (several pages of the gap search), with a larger leftover /26 nested among them
+    // right after: the first gap is after both.
+    use calico_ipam::net::{net_of, start_index};
+    let store = memory();
+    add_pool(
+        &*store,
+        "p",
+        json!({"cidr": "10.0.0.0/16", "blockSize": 28}),
+    );
+    let start = start_index("h", 4096);
+    let base = u128::from(u32::from(std::net::Ipv4Addr::new(10, 0, 0, 0)));
+    let run = 300u128.min(4096 - start - 8);
+    let mut ops = Vec::new();
+    for i in 0..run {
+        let net = net_of(base + (start + i) * 16, 28, true);
+        let b = calico_ipam::Block::new(net, Some(&calico_ipam::Owner::host("o")), 5);
+        ops.push(calico_datastore::TxnOp::put(
+            calico_ipam::keys::block(&net),
+            serde_json::to_vec(&b).unwrap(),
+        ));
+    }
+    // A /26 (4 blocks of /28) at the first /26 boundary at or after the run's end.
+    let after = (start + run).div_ceil(4) * 4;
+    let leftover = net_of(base + after * 16, 26, true);
+    let b = calico_ipam::Block::new(leftover, Some(&calico_ipam::Owner::host("o")), 5);
+    ops.push(calico_datastore::TxnOp::put(
+        calico_ipam::keys::block(&leftover),
+        serde_json::to_vec(&b).unwrap(),
+    ));
+    for chunk in ops.chunks(100) {
+        store.txn(&[], chunk).unwrap();
+    }
+    let ipam = ipam_on(store, &Clock::new(), 1);
+    let got = ipam.auto_assign(&req("h", 1, None)).unwrap();
+    // The first free index: between the run and the leftover if there is room, else after
+    // the leftover.
+    let first_free = if start + run < after {
+        start + run
+    } else {
+        after + 4
+    };
+    let expect = net_of(base + first_free * 16, 28, true);
+    assert_eq!(
+        got.v4[0].addr(),
+        expect.network(),
+        "start {start}, run {run}"
+    );
+}
+
+#[test]
+fn check_reports_addresses_of_workloads_whose_endpoint_is_gone() {
+    use calico_ipam::resources::resource_key;
+    let store = memory();
+    add_pool(&*store, "p", json!({"cidr": "10.0.0.0/24"}));
+    let ipam = ipam_on(store.clone(), &Clock::new(), 1);
+    let with = |pod: &str, handle: &str| {
+        let mut r = req("h", 1, Some(handle));
+        r.attrs = attrs(&[("namespace", "ns1"), ("pod", pod)]);
+        ipam.auto_assign(&r).unwrap().v4[0].addr()
+    };
+    let live = with("live", "k8s-pod-network.live");
+    let gone = with("gone", "k8s-pod-network.gone");
+    // No workload objects at all: nothing to compare with, nothing reported.
+    assert_clean(&ipam);
+    let wep = |name: &str, pod: &str| {
+        put_json(
+            &*store,
+            &resource_key("WorkloadEndpoint", Some("ns1"), name),
+            json!({"apiVersion": "projectcalico.org/v3", "kind": "WorkloadEndpoint",
+                "metadata": {"name": name, "namespace": "ns1"},
+                "spec": {"node": "h", "orchestrator": "k8s", "pod": pod,
+                    "endpoint": "eth0", "interfaceName": "cali0"}}),
+        );
+    };
+    wep("h-k8s-live-eth0", "live");
+    // A WorkloadEndpoint in another namespace does not stand for ns1/gone.
+    put_json(
+        &*store,
+        &resource_key("WorkloadEndpoint", Some("ns2"), "h-k8s-gone-eth0"),
+        json!({"spec": {"pod": "gone"}}),
+    );
+    let report = check::check(&ipam).unwrap();
+    let leaks: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind.to_string() == "leaked-address")
+        .collect();
+    assert_eq!(leaks.len(), 1, "{:#?}", report.findings);
+    assert_eq!(leaks[0].subject, gone.to_string());
+    assert!(
+        leaks[0].detail.contains("ns1/gone") && leaks[0].detail.contains("workload endpoint"),
+        "{}",
+        leaks[0].detail
+    );
+    // Repair releases it (guarded); the live one stays.
+    let actions = check::repair(&ipam).unwrap();
+    assert!(actions.iter().all(|a| a.fixed), "{actions:#?}");
+    assert!(matches!(
+        ipam.ips_by_handle("k8s-pod-network.gone"),
+        Err(IpamError::HandleNotFound { .. })
+    ));
+    assert_eq!(ipam.ips_by_handle("k8s-pod-network.live").unwrap(), [live]);
+    assert!(check::check(&ipam).unwrap().findings.is_empty());
+    // With Pods stored as well, a workload either kind names is alive.
+    let again = with("podonly", "k8s-pod-network.podonly");
+    put_json(
+        &*store,
+        &resource_key("Pod", Some("ns1"), "podonly"),
+        json!({"metadata": {"name": "podonly", "namespace": "ns1"}}),
+    );
+    assert!(
+        check::check(&ipam).unwrap().findings.is_empty(),
+        "{again} is named by a Pod"
+    );
+}
+
+#[test]
+fn a_deleted_pool_is_seen_by_the_optimistic_path() {
+    // A range compare does not see deletions: the pools are also compared key by key, so a
+    // pool deleted behind the allocator's back stops allocations from it at once.
+    let counting = Arc::new(CountingStore::new(MemoryStore::new()));
+    let store: Arc<dyn Store> = counting.clone();
+    add_pool(&*store, "p", json!({"cidr": "10.0.0.0/24"}));
+    let ipam = ipam_on(store.clone(), &Clock::new(), 1);
+    ipam.auto_assign(&req("h", 1, Some("a"))).unwrap();
+    ipam.auto_assign(&req("h", 1, Some("b"))).unwrap();
+    counting.reset();
+    ipam.auto_assign(&req("h", 1, Some("c"))).unwrap();
+    assert_eq!(counting.reset().total(), 1, "warm: one round trip");
+    let key = calico_ipam::resources::resource_key("IPPool", None, "p");
+    let rev = store.get(key.as_bytes()).unwrap().unwrap().mod_revision;
+    store.delete(key.as_bytes(), rev).unwrap();
+    match ipam.auto_assign(&req("h", 1, Some("d"))) {
+        Err(IpamError::NoPools { .. }) => {}
+        other => panic!("allocated from a deleted pool: {other:?}"),
+    }
+    // Likewise a pool disabled (a modification, seen by the range compare).
+    add_pool(&*store, "q", json!({"cidr": "10.0.1.0/24"}));
+    ipam.auto_assign(&req("h", 1, Some("e"))).unwrap();
+    ipam.auto_assign(&req("h", 1, Some("f"))).unwrap();
+    add_pool(
+        &*store,
+        "q",
+        json!({"cidr": "10.0.1.0/24", "disabled": true}),
+    );
+    assert!(matches!(
+        ipam.auto_assign(&req("h", 1, Some("g"))),
+        Err(IpamError::NoPools { .. })
     ));
 }

@@ -11,11 +11,17 @@
 //! Cases, per backend:
 //! * `assign`: `auto_assign` of one address with a new handle for one host, single-threaded
 //!   (steady state: the host's affine block usually has room; one claim every 64);
+//! * `assign_fresh_read`: `assign` with the optimistic path off (a read batch before every
+//!   transaction: two round trips);
 //! * `assign_release`: `auto_assign` then `release_by_handle` of that handle;
 //! * `assign_parallel`: `T` threads, each its own host;
 //! * `raw_txn` / `raw_read_txn` (baselines): one transaction comparing 2 keys and writing 3
 //!   (the shape of an allocation's commit), and the same preceded by a read batch of 5
 //!   (the shape of a whole allocation), on the same store;
+//! * `interleaved` (in `baselines`): `assign`, `assign_fresh_read` and `raw_txn` again, and
+//!   `raw_txn_assign_shape` (a raw transaction of the optimistic assign's shape: 7 compares,
+//!   3 of them ranges, a block-sized value and a handle), taking turns in 100 ms slices for
+//!   three times the case budget, so the ratios compare rates under the same machine load;
 //! * `scaling`: `assign` with 10, 1,000 and 10,000 blocks of other hosts in the store.
 
 use std::error::Error;
@@ -257,6 +263,171 @@ fn raw_txns(
     Ok(round3(total as f64 / secs))
 }
 
+/// One writer of the raw baseline: a 2-compare, 3-write transaction on its own keys, each
+/// comparing the revisions the previous one wrote.
+struct RawWriter {
+    kb: Vec<u8>,
+    kh: Vec<u8>,
+    km: Vec<u8>,
+    value: Vec<u8>,
+    rev: u64,
+}
+
+impl RawWriter {
+    fn new(store: &dyn Store, prefix: &str) -> Result<RawWriter, Box<dyn Error>> {
+        let k = |x: &str| format!("{prefix}/{x}").into_bytes();
+        let mut w = RawWriter {
+            kb: k("block"),
+            kh: k("handle"),
+            km: k("marker"),
+            value: vec![b'x'; 700],
+            rev: 0,
+        };
+        w.rev = store
+            .txn(
+                &[],
+                &[
+                    TxnOp::put(w.kb.clone(), w.value.clone()),
+                    TxnOp::put(w.kh.clone(), b"{}".to_vec()),
+                ],
+            )?
+            .revision;
+        Ok(w)
+    }
+
+    /// One transaction of an allocation's shape: 7 compares (3 of them ranges, as the
+    /// optimistic assign's guards) and the 2 writes (a block-sized value and a handle).
+    fn step_assign_shape(&mut self, store: &dyn Store) -> Result<(), Box<dyn Error>> {
+        let p = |x: &str| {
+            let mut k = self.kb.clone();
+            k.extend_from_slice(x.as_bytes());
+            k
+        };
+        self.rev = store
+            .txn(
+                &[
+                    Compare::mod_revision(self.kb.clone(), self.rev),
+                    Compare::absent(p("/h")),
+                    Compare::absent(p("/config")),
+                    Compare::absent(p("/node")),
+                    Compare::prefix_unmodified(p("/pools/"), self.rev),
+                    Compare::prefix_unmodified(p("/res/"), self.rev),
+                    Compare::prefix_unmodified(p("/aff/"), self.rev),
+                ],
+                &[
+                    TxnOp::put(self.kb.clone(), self.value.clone()),
+                    TxnOp::put(self.kh.clone(), b"{}".to_vec()),
+                ],
+            )?
+            .revision;
+        Ok(())
+    }
+
+    fn step(&mut self, store: &dyn Store) -> Result<(), Box<dyn Error>> {
+        self.rev = store
+            .txn(
+                &[
+                    Compare::mod_revision(self.kb.clone(), self.rev),
+                    Compare::mod_revision(self.kh.clone(), self.rev),
+                ],
+                &[
+                    TxnOp::put(self.kb.clone(), self.value.clone()),
+                    TxnOp::put(self.kh.clone(), b"{}".to_vec()),
+                    TxnOp::delete(self.km.clone()),
+                ],
+            )?
+            .revision;
+        Ok(())
+    }
+}
+
+/// The allocation rate against the raw transaction rate, measured interleaved in short
+/// slices (optimistic assign, assign with a fresh read, raw txn, in turn) so that both see
+/// the same machine load: the ratio is robust on a shared machine.
+fn interleaved(
+    store: &Arc<dyn Store>,
+    counted: &Arc<CountingStore<Arc<dyn Store>>>,
+    tag: &str,
+    budget: Duration,
+) -> Result<Value, Box<dyn Error>> {
+    let ipam = Ipam::new(counted.clone() as Arc<dyn Store>);
+    let fresh = Ipam::new(counted.clone() as Arc<dyn Store>).with_optimistic(false);
+    let mut raw = RawWriter::new(&**store, &format!("bench/{tag}/interleaved"))?;
+    let mut shaped = RawWriter::new(&**store, &format!("bench/{tag}/shaped"))?;
+    let slice = Duration::from_millis(100);
+    let rounds = ((budget.as_secs_f64() / 0.1).ceil() as usize).max(3);
+    // [optimistic, fresh, raw, raw of an allocation's shape]: (ops, seconds, round trips).
+    let mut acc = [(0u64, 0f64, 0u64); 4];
+    let mut n = [0u64; 2];
+    for _ in 0..rounds {
+        for (which, a) in acc.iter_mut().enumerate() {
+            counted.reset();
+            let started = Instant::now();
+            let mut ops = 0u64;
+            while started.elapsed() < slice {
+                match which {
+                    0 | 1 => {
+                        let i = n[which];
+                        n[which] += 1;
+                        let (ipam, name) = if which == 0 {
+                            (&ipam, "o")
+                        } else {
+                            (&fresh, "f")
+                        };
+                        ipam.auto_assign(&request(
+                            &format!("il-{tag}-{name}-{}", i / 640),
+                            format!("il-{name}-{i}"),
+                        ))?;
+                    }
+                    2 => raw.step(&**store)?,
+                    _ => {
+                        if shaped.value.len() == 700 {
+                            // The size of the blocks the allocations wrote.
+                            shaped.value = vec![b'x'; block_value_size(&**store)?];
+                        }
+                        shaped.step_assign_shape(&**store)?
+                    }
+                }
+                ops += 1;
+            }
+            a.0 += ops;
+            a.1 += started.elapsed().as_secs_f64();
+            a.2 += counted.reset().total();
+        }
+    }
+    let rate = |a: (u64, f64, u64)| a.0 as f64 / a.1;
+    let raw_rate = rate(acc[2]);
+    Ok(json!({
+        "slices_ms": 100,
+        "rounds": rounds,
+        "assign_per_sec": round3(rate(acc[0])),
+        "assign_round_trips_per_op": round3(acc[0].2 as f64 / acc[0].0 as f64),
+        "assign_fresh_read_per_sec": round3(rate(acc[1])),
+        "assign_fresh_read_round_trips_per_op": round3(acc[1].2 as f64 / acc[1].0 as f64),
+        "raw_txn_per_sec": round3(raw_rate),
+        "assign_over_raw_txn": round3(rate(acc[0]) / raw_rate),
+        "assign_fresh_read_over_raw_txn": round3(rate(acc[1]) / raw_rate),
+        "raw_txn_assign_shape_per_sec": round3(rate(acc[3])),
+        "raw_txn_assign_shape_value_bytes": shaped.value.len(),
+        "assign_over_raw_txn_assign_shape": round3(rate(acc[0]) / rate(acc[3])),
+    }))
+}
+
+/// The largest block value among the first blocks in the store.
+fn block_value_size(store: &dyn Store) -> Result<usize, Box<dyn Error>> {
+    let r = store.range(
+        keys::BLOCK_PREFIX.as_bytes(),
+        calico_datastore::prefix_end(keys::BLOCK_PREFIX.as_bytes()).as_deref(),
+        64,
+    )?;
+    Ok(r.kvs
+        .iter()
+        .map(|kv| kv.value.len())
+        .max()
+        .unwrap_or(700)
+        .max(701))
+}
+
 fn bench(store: Arc<dyn Store>, args: &Args, tag: &str) -> Result<Value, Box<dyn Error>> {
     let budget = Duration::from_secs_f64(args.seconds);
     let counted = Arc::new(CountingStore::new(store.clone()));
@@ -272,6 +443,18 @@ fn bench(store: Arc<dyn Store>, args: &Args, tag: &str) -> Result<Value, Box<dyn
     })?;
     let assign_rate = assign["ops_per_sec"].as_f64().unwrap_or(0.0);
     cases.push(assign);
+    // The same without the optimistic one-round-trip path: a fresh read before every
+    // transaction.
+    let fresh_ipam = Ipam::new(counted.clone() as Arc<dyn Store>).with_optimistic(false);
+    let fresh = measure("assign_fresh_read", &counted, budget, |i| {
+        fresh_ipam.auto_assign(&request(
+            &format!("{host}-fresh-{}", i / 640),
+            format!("f-{i}"),
+        ))?;
+        Ok(())
+    })?;
+    let fresh_rate = fresh["ops_per_sec"].as_f64().unwrap_or(0.0);
+    cases.push(fresh);
     let host2 = format!("bench-{tag}-2");
     cases.push(measure("assign_release", &counted, budget, |i| {
         let h = format!("ar-{i}");
@@ -285,12 +468,15 @@ fn bench(store: Arc<dyn Store>, args: &Args, tag: &str) -> Result<Value, Box<dyn
     let raw1 = raw_txns(&*store, tag, 1, false, budget)?;
     let raw1r = raw_txns(&*store, tag, 1, true, budget)?;
     let rawp = raw_txns(&*store, tag, args.threads, false, budget)?;
+    let inter = interleaved(&store, &counted, tag, budget * 3)?;
     let baselines = json!({
+        "interleaved": inter,
         "raw_txn_per_sec": raw1,
         "raw_read_txn_per_sec": raw1r,
         "raw_txn_parallel_per_sec": rawp,
         "assign_over_raw_txn": round3(assign_rate / raw1),
         "assign_over_raw_read_txn": round3(assign_rate / raw1r),
+        "assign_fresh_read_over_raw_txn": round3(fresh_rate / raw1),
         "assign_parallel_over_raw_txn_parallel": round3(par_rate / rawp),
     });
 
