@@ -48,8 +48,8 @@ use calico_model::validation::validate_object;
 use crate::compile::{IrMatch, IrRule, Program, ProgramChanges, SetDef, SetId};
 use crate::diag::{BuildError, Diagnostic, Severity};
 use crate::model::{
-    Direction, Endpoint, EndpointKind, Model, PolicyId, PolicyKind, Workload, endpoint_from,
-    policy_order, workloads_of,
+    Direction, Endpoint, EndpointKind, Model, PolicyId, PolicyKind, Workload, applying_of,
+    endpoint_from, policy_order, workloads_of,
 };
 
 /// Identifies one object of the manifests.
@@ -820,7 +820,7 @@ impl Compiler {
                     model.endpoints[i] = e;
                     model.endpoint_profiles[i] = resolved;
                 }
-                model.applying[i] = applying_of(model, i);
+                model.applying[i] = applying_of(&model.policies, &model.selectors, i);
                 let fresh = [
                     model.endpoint_program(i, Direction::Ingress),
                     model.endpoint_program(i, Direction::Egress),
@@ -946,25 +946,6 @@ enum WorkloadChange {
     Appended(usize),
     /// Anything else: group again.
     Regroup,
-}
-
-/// The enforced policies applying to endpoint `ei`, per direction, in evaluation order.
-fn applying_of(model: &Model, ei: usize) -> [Vec<usize>; 2] {
-    let mut out = [Vec::new(), Vec::new()];
-    for (pi, p) in model.policies.iter().enumerate() {
-        if p.staged || p.host_only {
-            continue;
-        }
-        let Some(sel) = p.selector_id else { continue };
-        if model.selectors.matches_endpoint(sel, ei) {
-            for (list, applies) in out.iter_mut().zip(p.types) {
-                if applies {
-                    list.push(pi);
-                }
-            }
-        }
-    }
-    out
 }
 
 /// A program keyed by identities instead of positions: for comparing a program kept up to date

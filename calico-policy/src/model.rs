@@ -926,22 +926,9 @@ impl Builder<'_> {
             endpoints.iter().map(|e| &e.labels),
             network_sets.iter().map(|n| &n.labels),
         );
-        let mut applying = vec![[Vec::new(), Vec::new()]; endpoints.len()];
-        for (pi, p) in policies.iter().enumerate() {
-            if p.staged || p.host_only {
-                continue;
-            }
-            let Some(sel) = p.selector_id else { continue };
-            for (ei, slot) in applying.iter_mut().enumerate() {
-                if table.matches_endpoint(sel, ei) {
-                    for d in [Direction::Ingress, Direction::Egress] {
-                        if p.types[d.index()] {
-                            slot[d.index()].push(pi);
-                        }
-                    }
-                }
-            }
-        }
+        let applying = (0..endpoints.len())
+            .map(|ei| applying_of(&policies, &table, ei))
+            .collect();
 
         let workloads = workloads_of(&endpoints);
 
@@ -1177,6 +1164,30 @@ pub(crate) fn workloads_of(endpoints: &[Endpoint]) -> Vec<Workload> {
         }
     }
     workloads
+}
+
+/// The enforced policies applying to endpoint `ei`, per direction, in evaluation order
+/// (`policies` is in evaluation order).
+pub(crate) fn applying_of(
+    policies: &[Policy],
+    table: &SelectorTable,
+    ei: usize,
+) -> [Vec<usize>; 2] {
+    let mut out = [Vec::new(), Vec::new()];
+    for (pi, p) in policies.iter().enumerate() {
+        if p.staged || p.host_only {
+            continue;
+        }
+        let Some(sel) = p.selector_id else { continue };
+        if table.matches_endpoint(sel, ei) {
+            for (list, applies) in out.iter_mut().zip(p.types) {
+                if applies {
+                    list.push(pi);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The evaluation order of two policies given their tiers' positions (policy.md §2): tier,

@@ -324,8 +324,8 @@ pub fn mark_all_set(bits: u32) -> Vec<Expr> {
     ]
 }
 
-/// `meta mark set meta mark | BITS`.
-pub fn mark_or(bits: u32) -> Vec<Expr> {
+/// `meta mark set (meta mark & AND) | OR` (one bitwise expression: mask `AND & !OR`, xor `OR`).
+pub fn mark_set(and: u32, or: u32) -> Vec<Expr> {
     vec![
         Expr::Meta {
             key: MetaKey::Mark,
@@ -334,8 +334,8 @@ pub fn mark_or(bits: u32) -> Vec<Expr> {
         Expr::Bitwise {
             sreg: Reg::R1,
             dreg: Reg::R1,
-            mask: (!bits).to_ne_bytes().to_vec(),
-            xor: bits.to_ne_bytes().to_vec(),
+            mask: (and & !or).to_ne_bytes().to_vec(),
+            xor: or.to_ne_bytes().to_vec(),
         },
         Expr::MetaSet {
             key: MetaKey::Mark,
@@ -344,24 +344,14 @@ pub fn mark_or(bits: u32) -> Vec<Expr> {
     ]
 }
 
+/// `meta mark set meta mark | BITS`.
+pub fn mark_or(bits: u32) -> Vec<Expr> {
+    mark_set(u32::MAX, bits)
+}
+
 /// `meta mark set meta mark & MASK`.
 pub fn mark_and(mask: u32) -> Vec<Expr> {
-    vec![
-        Expr::Meta {
-            key: MetaKey::Mark,
-            dreg: Reg::R1,
-        },
-        Expr::Bitwise {
-            sreg: Reg::R1,
-            dreg: Reg::R1,
-            mask: mask.to_ne_bytes().to_vec(),
-            xor: vec![0; 4],
-        },
-        Expr::MetaSet {
-            key: MetaKey::Mark,
-            sreg: Reg::R1,
-        },
-    ]
+    mark_set(mask, 0)
 }
 
 /// `log prefix "P" level L` (syslog levels: 6 = info).

@@ -297,22 +297,7 @@ pub fn rule_exprs(r: &m::Rule) -> Vec<Expr> {
             m::Statement::Log { prefix, level: l } => {
                 out.extend(x::log(prefix.as_deref(), l.map(level)))
             }
-            m::Statement::MarkSet { and, or } => {
-                out.push(Expr::Meta {
-                    key: MetaKey::Mark,
-                    dreg: Reg::R1,
-                });
-                out.push(Expr::Bitwise {
-                    sreg: Reg::R1,
-                    dreg: Reg::R1,
-                    mask: (and & !or).to_ne_bytes().to_vec(),
-                    xor: or.to_ne_bytes().to_vec(),
-                });
-                out.push(Expr::MetaSet {
-                    key: MetaKey::Mark,
-                    sreg: Reg::R1,
-                });
-            }
+            m::Statement::MarkSet { and, or } => out.extend(x::mark_set(*and, *or)),
         }
     }
     match &r.verdict {
