@@ -4,9 +4,10 @@
 //! updated incrementally).
 //!
 //! `cargo run --release -p calico-benches --example route_timing [-- NODES [mesh|rr3]]`
-//! (`ROUTE_TIMING_JOIN=1` adds the join figures)
+//! (`ROUTE_TIMING_JOIN=1` adds the join figures; `ROUTE_TIMING_THREADS=N` sets how many
+//! threads share the nodes, by default one per core: the inputs are immutable and `Sync`)
 //!
-//! BIRD configurations are rendered one after the other into one reused buffer (what a
+//! BIRD configurations are rendered one after the other into one reused buffer per thread (what a
 //! caller streaming them to files or the network would do) and counted and checksummed so
 //! that nothing is optimised away; route tables are planned per node with one shared
 //! [`PlanContext`] and dropped after counting (holding all of them needs N² routes).
@@ -39,7 +40,45 @@ struct Figures {
     t_routes: Duration,
 }
 
-fn all_nodes(cluster: &Cluster) -> Figures {
+/// Runs `work` over the nodes split into `threads` contiguous shares, one scoped thread
+/// each (the shared inputs are immutable), and sums what the shares return.
+fn par_nodes<T: Send + Default + std::ops::AddAssign>(
+    cluster: &Cluster,
+    threads: usize,
+    work: impl Fn(&[calico_route::input::NodeInfo]) -> T + Sync,
+) -> T {
+    let share = cluster.nodes.len().div_ceil(threads.max(1)).max(1);
+    let mut total = T::default();
+    std::thread::scope(|s| {
+        let work = &work;
+        let handles: Vec<_> = cluster
+            .nodes
+            .chunks(share)
+            .map(|chunk| s.spawn(move || work(chunk)))
+            .collect();
+        for h in handles {
+            if let Ok(t) = h.join() {
+                total += t;
+            }
+        }
+    });
+    total
+}
+
+#[derive(Default)]
+struct Tally {
+    items: usize,
+    sum: u64,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, o: Tally) {
+        self.items += o.items;
+        self.sum = self.sum.rotate_left(7) ^ o.sum;
+    }
+}
+
+fn all_nodes(cluster: &Cluster, threads: usize) -> Figures {
     let t = Instant::now();
     let sessions = count_sessions(cluster);
     let t_sessions = t.elapsed();
@@ -48,36 +87,43 @@ fn all_nodes(cluster: &Cluster) -> Figures {
     let expansion = PeerExpansion::new(cluster);
     let (mesh, _) = mesh_candidates(cluster, Family::V4);
     let peers = MeshPeers::new(cluster, &mesh, Family::V4);
-    let mut buf = String::with_capacity(1 << 20);
-    let mut bird_bytes = 0usize;
-    let mut sum = 0u64;
-    for n in &cluster.nodes {
-        buf.clear();
-        if render_to(&mut buf, cluster, &expansion, &peers, &n.name, Family::V4).is_ok() {
-            bird_bytes += buf.len();
-            sum = checksum(sum, &buf);
+    let bird = par_nodes(cluster, threads, |nodes| {
+        // One reused buffer per thread: each configuration is complete in it, then
+        // counted and checksummed (as a caller streaming it to a file would write it).
+        let mut buf = String::with_capacity(1 << 21);
+        let mut tally = Tally::default();
+        for n in nodes {
+            buf.clear();
+            if render_to(&mut buf, cluster, &expansion, &peers, &n.name, Family::V4).is_ok() {
+                tally.items += buf.len();
+                tally.sum = checksum(tally.sum, &buf);
+            }
         }
-    }
+        tally
+    });
     let t_bird = t.elapsed();
 
     let t = Instant::now();
     let ctx = PlanContext::new(cluster);
     let opts = PlanOptions::default();
-    let mut routes = 0usize;
-    for n in &cluster.nodes {
-        if let Ok(p) = ctx.plan(&n.name, &opts) {
-            routes += p.routes.len();
-            sum ^= p.routes.len() as u64;
+    let routes = par_nodes(cluster, threads, |nodes| {
+        let mut tally = Tally::default();
+        for n in nodes {
+            if let Ok(p) = ctx.plan(&n.name, &opts) {
+                tally.items += p.routes.len();
+                tally.sum ^= p.routes.len() as u64;
+            }
         }
-    }
+        tally
+    });
     let t_routes = t.elapsed();
-    std::hint::black_box(sum);
+    std::hint::black_box(bird.sum ^ routes.sum);
     Figures {
         sessions,
         t_sessions,
-        bird_bytes,
+        bird_bytes: bird.items,
         t_bird,
-        routes,
+        routes: routes.items,
         t_routes,
     }
 }
@@ -156,13 +202,18 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(5000);
     let only = std::env::args().nth(2);
+    let threads: usize = std::env::var("ROUTE_TIMING_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!("{threads} thread(s)");
     let total = Instant::now();
     for (label, mesh, rrs) in [("mesh", true, 0), ("rr3", false, 3)] {
         if only.as_deref().is_some_and(|o| o != label) {
             continue;
         }
         let cluster = scale_cluster(n, rrs, mesh, Encap::None);
-        let f = all_nodes(&cluster);
+        let f = all_nodes(&cluster, threads);
         let sum = f.t_sessions + f.t_bird + f.t_routes;
         println!(
             "{label} ({n} nodes): sessions {} in {:.3?}; BIRD configs {} in {:.3?} ({:.1} MB, {:.1} KB/node); \

@@ -647,7 +647,7 @@ pub struct PlanContext<'a> {
     /// Every session between Calico nodes is iBGP with the default next-hop handling, so
     /// every path a node holds has the origin's address as next hop.
     plain_ibgp: bool,
-    props: std::cell::OnceCell<BTreeMap<Family, crate::propagation::Propagation>>,
+    props: std::sync::OnceLock<BTreeMap<Family, crate::propagation::Propagation>>,
     /// Node name → index in `Cluster::nodes`.
     node_idx: std::collections::HashMap<&'a str, usize>,
     /// Confirmed affinities grouped by block, in block order.
@@ -729,7 +729,7 @@ impl<'a> PlanContext<'a> {
             cluster,
             index: crate::input::BlockIndex::new(cluster),
             plain_ibgp,
-            props: std::cell::OnceCell::new(),
+            props: std::sync::OnceLock::new(),
             node_idx,
             groups,
             macs,

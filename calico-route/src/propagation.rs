@@ -80,7 +80,24 @@ pub struct LearnedPath {
 type Walk = Vec<Vec<PathInfo>>;
 
 /// Walks by (representative index, prefix signature).
-type WalkCache = HashMap<(usize, Vec<bool>), std::rc::Rc<Walk>>;
+type WalkCache = HashMap<(usize, Vec<bool>), std::sync::Arc<Walk>>;
+
+/// A walk from one of the caches: borrowed from the per-representative slots, or shared
+/// out of the per-prefix map.
+enum WalkRef<'a> {
+    Borrowed(&'a Walk),
+    Shared(std::sync::Arc<Walk>),
+}
+
+impl std::ops::Deref for WalkRef<'_> {
+    type Target = Walk;
+    fn deref(&self) -> &Walk {
+        match self {
+            WalkRef::Borrowed(w) => w,
+            WalkRef::Shared(w) => w,
+        }
+    }
+}
 
 /// State of one path in flight.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -495,7 +512,7 @@ pub fn learners(
 /// cover the cluster. Prefixes that every BGPFilter rule's CIDR condition and every prefix
 /// advertisement treat alike share their walks (without filters and advertisements, all
 /// prefixes do). Walks are computed on first use.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Propagation {
     family: Family,
     index: HashMap<String, usize>,
@@ -503,9 +520,23 @@ pub struct Propagation {
     /// Node index → representative index of its class.
     rep_of: Vec<usize>,
     /// (representative index, prefix signature) → the paths every node holds.
-    walks: std::cell::RefCell<WalkCache>,
-    /// Representative index → walk, when no prefix matters.
-    plain: std::cell::RefCell<Vec<Option<std::rc::Rc<Walk>>>>,
+    /// (The caches make the analysis `Sync`: nodes may be planned from several threads.)
+    walks: std::sync::Mutex<WalkCache>,
+    /// Representative index → walk, when no prefix matters (one slot per node index).
+    plain: Vec<std::sync::OnceLock<std::sync::Arc<Walk>>>,
+}
+
+impl Clone for Propagation {
+    fn clone(&self) -> Propagation {
+        Propagation {
+            family: self.family,
+            index: self.index.clone(),
+            core: self.core.clone(),
+            rep_of: self.rep_of.clone(),
+            walks: std::sync::Mutex::new(self.walks.lock().map(|w| w.clone()).unwrap_or_default()),
+            plain: self.plain.clone(),
+        }
+    }
 }
 
 impl Propagation {
@@ -531,38 +562,36 @@ impl Propagation {
                 .collect(),
             core: adj.core.clone(),
             rep_of,
-            walks: std::cell::RefCell::new(HashMap::new()),
-            plain: std::cell::RefCell::new(Vec::new()),
+            walks: std::sync::Mutex::new(HashMap::new()),
+            plain: (0..adj.core.attrs.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
         }
     }
 
     /// The walk of representative `rep` for `net`.
-    fn walk_of(&self, rep: usize, net: Option<&IpNet>) -> Option<std::rc::Rc<Walk>> {
+    fn walk_of(&self, rep: usize, net: Option<&IpNet>) -> Option<WalkRef<'_>> {
         if !self.core.attrs.get(rep)?.present {
             return None;
         }
         if !self.core.prefix_sensitive() {
-            if let Some(Some(w)) = self.plain.borrow().get(rep) {
-                return Some(w.clone());
-            }
-            let w = std::rc::Rc::new(self.core.walk(rep, None));
-            let mut plain = self.plain.borrow_mut();
-            if plain.len() <= rep {
-                plain.resize(rep + 1, None);
-            }
-            if let Some(slot) = plain.get_mut(rep) {
-                *slot = Some(w.clone());
-            }
-            return Some(w);
+            // Borrowed: no reference count is touched (threads planning nodes in parallel
+            // would otherwise contend on it once per route).
+            let slot = self.plain.get(rep)?;
+            return Some(WalkRef::Borrowed(
+                slot.get_or_init(|| std::sync::Arc::new(self.core.walk(rep, None))),
+            ));
         }
         let sig = self.core.signature(net);
         let key = (rep, sig);
-        if let Some(w) = self.walks.borrow().get(&key) {
-            return Some(w.clone());
+        if let Some(w) = self.walks.lock().ok()?.get(&key) {
+            return Some(WalkRef::Shared(w.clone()));
         }
-        let w = std::rc::Rc::new(self.core.walk(rep, net.copied()));
-        self.walks.borrow_mut().insert(key, w.clone());
-        Some(w)
+        // Walked outside the lock: two threads may both walk, the first insert wins.
+        let w = std::sync::Arc::new(self.core.walk(rep, net.copied()));
+        Some(WalkRef::Shared(
+            self.walks.lock().ok()?.entry(key).or_insert(w).clone(),
+        ))
     }
 
     /// The paths `node` holds for `origin`'s routes to `net` (representative walk, swapped

@@ -102,3 +102,69 @@ fn join_with_mesh_rerenders_every_meshed_node() {
     assert_eq!(changed.len(), 6);
     assert_cache_fresh(&cache, &c);
 }
+
+/// `n` nodes (the first `rrs` reflectors) with one confirmed /26 each in a no-encap pool.
+fn routed_cluster(n: usize, rrs: usize, mesh: bool) -> Cluster {
+    let mut y = rr_cluster(n, rrs, mesh);
+    y += "---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.244.0.0/16\n  blockSize: 26\n";
+    for i in 1..=n {
+        y += &format!(
+            "---\napiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata:\n  name: b{i}\nspec:\n  node: node-{i:03}\n  cidr: 10.244.{}.{}/26\n  state: confirmed\n",
+            i / 4,
+            (i % 4) * 64
+        );
+    }
+    cluster(&y)
+}
+
+#[test]
+fn nodes_planned_and_rendered_from_several_threads_equal_one_by_one() {
+    use calico_route::bird::{MeshPeers, render_to};
+    use calico_route::kernel::{PlanContext, PlanOptions, plan_node};
+    use calico_route::sessions::{PeerExpansion, mesh_candidates};
+    fn shared<T: Sync>(_: &T) {}
+    for c in [routed_cluster(40, 3, false), routed_cluster(30, 0, true)] {
+        let opts = PlanOptions::default();
+        let ctx = PlanContext::new(&c);
+        let expansion = PeerExpansion::new(&c);
+        let (mesh, _) = mesh_candidates(&c, Family::V4);
+        let peers = MeshPeers::new(&c, &mesh, Family::V4);
+        shared(&ctx);
+        shared(&peers);
+        shared(&expansion);
+        // Each thread takes every other node.
+        let results: Vec<Vec<(String, String, usize)>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..2)
+                .map(|t| {
+                    let (c, ctx, opts, expansion, peers) = (&c, &ctx, &opts, &expansion, &peers);
+                    s.spawn(move || {
+                        c.nodes
+                            .iter()
+                            .skip(t)
+                            .step_by(2)
+                            .map(|n| {
+                                let mut text = String::new();
+                                render_to(&mut text, c, expansion, peers, &n.name, Family::V4)
+                                    .unwrap();
+                                let plan = ctx.plan(&n.name, opts).unwrap();
+                                assert_eq!(plan, plan_node(c, &n.name, opts).unwrap());
+                                (n.name.clone(), text, plan.routes.len())
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut seen = 0;
+        let mut routes = 0;
+        for (name, text, n_routes) in results.into_iter().flatten() {
+            assert_eq!(text, render(&c, &name, Family::V4).unwrap().text, "{name}");
+            seen += 1;
+            routes += n_routes;
+        }
+        assert_eq!(seen, c.nodes.len());
+        // Every node routes to every other node's block.
+        assert_eq!(routes, c.nodes.len() * (c.nodes.len() - 1) + c.nodes.len());
+    }
+}
