@@ -283,6 +283,9 @@ struct MeshPeer {
 pub struct MeshPeers {
     family: Option<Family>,
     peers: Vec<MeshPeer>,
+    /// Node name → indexes of its affinities in `Cluster::affinities` (`None`: not built,
+    /// scan instead), so that rendering every node does not scan every affinity per node.
+    affinities_by_node: Option<std::collections::HashMap<String, Vec<usize>>>,
 }
 
 impl MeshPeers {
@@ -312,9 +315,40 @@ impl MeshPeers {
             })
             .collect();
         peers.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        let mut by_node: std::collections::HashMap<String, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, a) in cluster.affinities.iter().enumerate() {
+            by_node.entry(a.node.clone()).or_default().push(i);
+        }
         MeshPeers {
             family: Some(family),
             peers,
+            affinities_by_node: Some(by_node),
+        }
+    }
+
+    /// The affinities of `node` in `cluster` (the cluster these were prepared from), in
+    /// `Cluster::affinities` order.
+    fn affinities_of<'c>(
+        &self,
+        cluster: &'c Cluster,
+        node: &str,
+    ) -> Vec<&'c crate::input::Affinity> {
+        match &self.affinities_by_node {
+            Some(map) => map
+                .get(node)
+                .map(|idx| {
+                    idx.iter()
+                        .filter_map(|&i| cluster.affinities.get(i))
+                        .filter(|a| a.node == node)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => cluster
+                .affinities
+                .iter()
+                .filter(|a| a.node == node)
+                .collect(),
         }
     }
 }
@@ -406,10 +440,8 @@ pub fn render_to(
     t.push_str("}\n");
 
     // 4. Static.
-    let local_blocks: Vec<&crate::input::Affinity> = cluster
-        .affinities_of(node)
-        .filter(|a| a.is_confirmed() && in_family(&a.block, family))
-        .collect();
+    let mut local_blocks = mesh.affinities_of(cluster, node);
+    local_blocks.retain(|a| a.is_confirmed() && in_family(&a.block, family));
     let svc = services(cluster, family);
     // Explicit and local-workload peers; mesh sessions come from `mesh`.
     let (peerings, mut notes) = node_peerings(cluster, expansion, &[], n, family);
