@@ -17,7 +17,10 @@
 //! - [`plans::ClusterPlans`] — every node's kernel plan, updated incrementally on a join;
 //! - [`ownership::Ownership`] — who programs which pool type's routes (§2.2);
 //!
-//! All output is deterministic (sorted by name or address).
+//! All output is deterministic (sorted by name or address). The prepared, read-only
+//! inputs ([`kernel::PlanContext`], [`bird::MeshPeers`], [`sessions::PeerExpansion`], the
+//! [`input::Cluster`]) are `Sync`: a caller may plan and render nodes from several threads
+//! at once, with the same results as one by one (tested).
 //!
 //! # Example
 //!
