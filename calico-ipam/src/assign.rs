@@ -338,8 +338,17 @@ impl Ipam {
             for ((k, kv), still) in got.into_iter().zip(still_full) {
                 if still {
                     work.known_full.insert(k);
-                } else {
-                    work.load_block(k, kv.as_ref())?;
+                    continue;
+                }
+                // A block as this allocator last wrote it is not decoded again.
+                let mine = kv.as_ref().and_then(|kv| {
+                    let d = self.decoded.lock().ok()?;
+                    let (rev, b) = d.get(&k)?;
+                    (*rev == kv.mod_revision).then(|| b.clone())
+                });
+                match (mine, &kv) {
+                    (Some(b), Some(kv)) => work.load_decoded_block(k, kv.mod_revision, b),
+                    _ => work.load_block(k, kv.as_ref())?,
                 }
             }
             missing.extend(
@@ -422,6 +431,9 @@ impl Ipam {
         if work.stale {
             return Ok(None);
         }
+        if optimistic {
+            Self::drop_unused_block_guards(&mut work, &owner);
+        }
         let truncated = work.truncated;
         // Keep the host's block keys for the next request (revalidated by revision).
         let mut new_cache: Vec<(String, Vec<String>)> = Vec::new();
@@ -500,6 +512,54 @@ impl Ipam {
             });
         }
         Ok(Some((out, truncated)))
+    }
+
+    /// Drops, from a completed optimistic plan, the mirror guards of the host's own blocks
+    /// the plan neither changed nor took from (blocks skipped as known full, and blocks it
+    /// did not need).
+    ///
+    /// Why this is safe: the optimistic plan never claims, borrows or stops at the block
+    /// limit — anything short of satisfying the request from the host's affine blocks marks
+    /// it stale and redoes it on a fresh read (`assign_family`). So when it completes, the
+    /// only thing an untouched block of ours contributed is "not used": had another client
+    /// freed an address in a block the mirror holds as full, the outcome (addresses from
+    /// another affine block with room) is still one a serial execution could give — the
+    /// request ran just before that release — and the reference allocator, which reads the
+    /// affine blocks one by one without a snapshot, behaves the same. What a stale "full"
+    /// must never cause is an unnecessary claim, and that cannot happen here: a plan that
+    /// would claim goes to the fresh read, which re-reads every block of the host (a freed
+    /// block's revision no longer matches the one recorded as full, so it is decoded and
+    /// used). Blocks the plan writes keep their compare (added by `Work::commit_txn`), and
+    /// so do blocks of other owners (their owner decided a skip or an affinity repair), the
+    /// affinity prefix (a new or removed affinity changes which blocks are ours), the pools,
+    /// reservations, configuration, Node and handle.
+    ///
+    /// Each such compare makes etcd read a block value of a few KB, and a host that filled
+    /// `k` blocks carried `k` of them on every allocation.
+    pub(crate) fn drop_unused_block_guards(work: &mut Work, owner: &Owner) {
+        let guards = std::mem::take(&mut work.guards);
+        let unused = |key: &[u8]| -> bool {
+            let Ok(key) = std::str::from_utf8(key) else {
+                return false;
+            };
+            if work.known_full.contains(key) {
+                return true;
+            }
+            work.blocks.get(key).is_some_and(|l| {
+                !l.dirty
+                    && l.block
+                        .as_ref()
+                        .is_some_and(|b| b.owner().as_ref() == Some(owner))
+            })
+        };
+        let kept: Vec<Compare> = guards
+            .into_iter()
+            .filter(|g| match g {
+                Compare::ModRevision { key, .. } => !unused(key),
+                _ => true,
+            })
+            .collect();
+        work.guards = kept;
     }
 
     pub(crate) fn repair_affinity(
