@@ -432,7 +432,15 @@ impl Ipam {
             return Ok(None);
         }
         if optimistic {
-            Self::drop_unused_block_guards(&mut work, &owner);
+            let aff_prefixes: Vec<&str> = fam_state.iter().map(|f| f.prefix.as_str()).collect();
+            // Node labels matter only through pool node selectors.
+            let node_key = env
+                .pools
+                .iter()
+                .filter(|p| p.enabled)
+                .all(|p| p.selects_every_node)
+                .then(|| resource_key("Node", None, &req.host));
+            Self::drop_unused_guards(&mut work, &owner, &aff_prefixes, node_key.as_deref());
         }
         let truncated = work.truncated;
         // Keep the host's block keys for the next request (revalidated by revision).
@@ -514,9 +522,11 @@ impl Ipam {
         Ok(Some((out, truncated)))
     }
 
-    /// Drops, from a completed optimistic plan, the mirror guards of the host's own blocks
-    /// the plan neither changed nor took from (blocks skipped as known full, and blocks it
-    /// did not need).
+    /// Drops, from a completed optimistic plan, the mirror guards that cannot change its
+    /// outcome into a wrong one: those of the host's own blocks the plan neither changed nor
+    /// took from (blocks skipped as known full, blocks it did not need), of the host's
+    /// affinity prefixes `aff_prefixes`, and of the Node `node_key` when no enabled pool
+    /// looks at node labels.
     ///
     /// Why this is safe: the optimistic plan never claims, borrows or stops at the block
     /// limit — anything short of satisfying the request from the host's affine blocks marks
@@ -529,16 +539,25 @@ impl Ipam {
     /// must never cause is an unnecessary claim, and that cannot happen here: a plan that
     /// would claim goes to the fresh read, which re-reads every block of the host (a freed
     /// block's revision no longer matches the one recorded as full, so it is decoded and
-    /// used). Blocks the plan writes keep their compare (added by `Work::commit_txn`), and
-    /// so do blocks of other owners (their owner decided a skip or an affinity repair), the
-    /// affinity prefix (a new or removed affinity changes which blocks are ours), the pools,
-    /// reservations, configuration, Node and handle.
+    /// used). Likewise for the affinity prefix: a block claimed for the host meanwhile is
+    /// one more block the plan did not need, and a block that stopped being the host's is
+    /// either not used or, if used, compared by key (its value names its affinity). Blocks
+    /// the plan writes keep their compare (added by `Work::commit_txn`), and so do blocks of
+    /// other owners (their owner decided a skip or an affinity repair), affinity keys the
+    /// plan repairs or releases (compared by key), the pools (range and keys: a new pool or
+    /// a changed one), reservations, configuration, a Node whose labels select pools, the
+    /// Namespace and the handle.
     ///
-    /// Each such compare makes etcd read a block value of a few KB, and a host that filled
-    /// `k` blocks carried `k` of them on every allocation.
-    pub(crate) fn drop_unused_block_guards(work: &mut Work, owner: &Owner) {
+    /// Each such compare costs etcd a read (a block value of a few KB, or a range), and a
+    /// host that filled `k` blocks carried `k` of them on every allocation.
+    pub(crate) fn drop_unused_guards(
+        work: &mut Work,
+        owner: &Owner,
+        aff_prefixes: &[&str],
+        node_key: Option<&str>,
+    ) {
         let guards = std::mem::take(&mut work.guards);
-        let unused = |key: &[u8]| -> bool {
+        let unused_block = |key: &[u8]| -> bool {
             let Ok(key) = std::str::from_utf8(key) else {
                 return false;
             };
@@ -552,11 +571,15 @@ impl Ipam {
                         .is_some_and(|b| b.owner().as_ref() == Some(owner))
             })
         };
+        let node = |key: &[u8]| node_key.is_some_and(|n| n.as_bytes() == key);
         let kept: Vec<Compare> = guards
             .into_iter()
             .filter(|g| match g {
-                Compare::ModRevision { key, .. } => !unused(key),
-                _ => true,
+                Compare::ModRevision { key, .. } => !unused_block(key) && !node(key),
+                Compare::Absent { key } => !node(key),
+                Compare::RangeUnmodified { start, .. } => {
+                    !aff_prefixes.iter().any(|p| p.as_bytes() == start.as_slice())
+                }
             })
             .collect();
         work.guards = kept;
