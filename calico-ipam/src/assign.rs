@@ -228,7 +228,7 @@ impl Ipam {
                             end.clone(),
                             resp.revision,
                         )),
-                        ReadOp::Get { .. } => None,
+                        ReadOp::Get { .. } | ReadOp::Keys { .. } => None,
                     })
                     .collect();
                 (resp.results, guards)
@@ -894,7 +894,8 @@ impl Ipam {
             let mut leftovers: Vec<IpNet> = Vec::new();
             let mut first_page = true;
             while i < to {
-                let mut ops = vec![ReadOp::range(
+                // Keys only: the search looks at which blocks exist, not at their contents.
+                let mut ops = vec![ReadOp::keys(
                     page_start.clone(),
                     Some(end_key.clone().into_bytes()),
                     GAP_PAGE,
