@@ -97,16 +97,21 @@ impl Ipam {
         let mut rest = req.clone();
         loop {
             let mut first = self.optimistic;
+            // The gap search's first read, when the optimistic plan found that a claim is
+            // needed: sent with the fresh read, so a claim costs one round trip less.
+            let mut hint: Vec<ReadOp> = Vec::new();
             let attempt = self.retrying(|| {
                 if std::mem::take(&mut first) {
                     // One optimistic transaction planned on the mirror; whatever keeps it
                     // from committing (a conflict, a stale or uncovered view, an error
                     // decided on unverified data) falls back to a fresh read at once.
-                    if let Ok(Some(r)) = self.try_auto_assign(&rest, intended_use, true) {
+                    if let Ok(Some(r)) =
+                        self.try_auto_assign(&rest, intended_use, true, &mut hint)
+                    {
                         return Ok(r);
                     }
                 }
-                self.try_auto_assign(&rest, intended_use, false)?
+                self.try_auto_assign(&rest, intended_use, false, &mut hint)?
                     .ok_or(IpamError::Contention { attempts: 0 })
             });
             let (got, truncated) = match attempt {
@@ -150,12 +155,14 @@ impl Ipam {
 
     /// One attempt of `auto_assign`: on a fresh read (two round trips), or with
     /// `optimistic`, on the mirror (one round trip); `Ok(None)` when the mirror cannot
-    /// serve the request (never on a fresh read).
+    /// serve the request (never on a fresh read). An optimistic plan that needs a claim
+    /// leaves the claim's first read in `hint`; a fresh read sends `hint` along.
     pub(crate) fn try_auto_assign(
         &self,
         req: &AutoAssignRequest,
         intended_use: AllowedUse,
         optimistic: bool,
+        hint: &mut Vec<ReadOp>,
     ) -> Result<Option<(Assigned, bool)>, IpamError> {
         let now = self.now();
         let owner = Owner::Host(req.host.clone());
@@ -197,6 +204,14 @@ impl Ipam {
             fam_reads.push((v4, prefix, aff_i, gets));
         }
         let handle_key = handle.as_deref().map(keys::handle);
+        let hint_at = (!optimistic
+            && !hint.is_empty()
+            && b.ops.len() + hint.len() <= self.store.max_txn_ops())
+        .then(|| {
+            let at = b.ops.len();
+            b.ops.extend(hint.iter().cloned());
+            at
+        });
         let mirrored = if optimistic {
             match self.mirror.lock().ok().and_then(|m| {
                 m.answer(&b.ops, |k| {
@@ -234,6 +249,12 @@ impl Ipam {
                 (resp.results, guards)
             }
         };
+        let prefetched = match hint_at {
+            Some(at) if results.len() >= at => {
+                vec![(b.ops.split_off(at), results.split_off(at))]
+            }
+            _ => Vec::new(),
+        };
         // Each pool is compared by key too: a range compare does not see a deleted pool.
         let mut guards = guards;
         if let Some(ReadResult::Range(pools)) = results.get(env_idx[1]) {
@@ -255,6 +276,7 @@ impl Ipam {
         work.windows_reserved = req.windows_reserved;
         work.optimistic = optimistic;
         work.guards = guards;
+        work.prefetched = prefetched;
         if let (Some(h), Some(i)) = (&handle, handle_i) {
             work.load_handle(h, take_get(r, i).as_ref())?;
         }
@@ -429,6 +451,9 @@ impl Ipam {
             }
         }
         if work.stale {
+            if let Some(h) = work.claim_hint.take() {
+                *hint = h;
+            }
             return Ok(None);
         }
         if optimistic {
@@ -723,7 +748,13 @@ impl Ipam {
                 break;
             }
             if work.optimistic {
-                // Claims, borrowing and the block limit are decided on a fresh read.
+                // Claims, borrowing and the block limit are decided on a fresh read; when a
+                // claim looks likely, its first read goes along with that fresh read.
+                if owned.len() < cap && env.config.auto_allocate_blocks {
+                    work.claim_hint = candidates.first().map(|pool| {
+                        self.gap_first_read(pool, start_index(owner.name(), pool.block_count()))
+                    });
+                }
                 work.stale = true;
                 return Ok((out, Vec::new(), None));
             }
@@ -856,6 +887,40 @@ impl Ipam {
         Ok(None)
     }
 
+    /// The first read of `find_gap(.., pool, start)`: the first page of blocks from the
+    /// block at `start` to the end of the pool, and the leftover checks.
+    pub(crate) fn gap_first_read(&self, pool: &Pool, start: u128) -> Vec<ReadOp> {
+        let n = pool.block_count();
+        let v4 = pool.is_v4();
+        let (_, pool_end) = keys::pool_range(keys::BLOCK_PREFIX, &pool.cidr);
+        let page_start = keys::key_at(
+            keys::BLOCK_PREFIX,
+            base(&pool.block(start.min(n.saturating_sub(1)))),
+            v4,
+        );
+        let mut ops = vec![ReadOp::keys(
+            page_start.into_bytes(),
+            Some(pool_end.into_bytes()),
+            GAP_PAGE,
+        )];
+        if start < n {
+            ops.extend(self.leftover_reads(pool, start));
+        }
+        ops
+    }
+
+    /// Aligned blocks nest or are disjoint: a block starting before a walk from block `i`
+    /// that overlaps it contains block `i`. Such leftovers of a deleted pool with larger
+    /// blocks are found by key (in the same round trip as the first page).
+    fn leftover_reads(&self, pool: &Pool, i: u128) -> Vec<ReadOp> {
+        let first = base(&pool.block(i));
+        let b = pool.block_size;
+        let k = u8::try_from(self.store.max_txn_ops().saturating_sub(1).min(24)).unwrap_or(24);
+        (b.saturating_sub(k)..b)
+            .map(|len| ReadOp::get(keys::block(&crate::net::net_of(first, len, pool.is_v4()))))
+            .collect()
+    }
+
     /// The first block index of `pool`, walking from `start` with wrap, whose range overlaps
     /// no existing (or staged) block and is not wholly reserved.
     pub(crate) fn find_gap(
@@ -901,22 +966,14 @@ impl Ipam {
                     GAP_PAGE,
                 )];
                 if first_page && i < n {
-                    // Aligned blocks nest or are disjoint: a block starting before the walk
-                    // that overlaps it contains its first candidate. Such leftovers of a
-                    // deleted pool with larger blocks are found by key (same round trip).
-                    let first = base(&pool.block(i));
-                    let b = pool.block_size;
-                    let k = u8::try_from(self.store.max_txn_ops().saturating_sub(1).min(24))
-                        .unwrap_or(24);
-                    for len in b.saturating_sub(k)..b {
-                        ops.push(ReadOp::get(keys::block(&crate::net::net_of(
-                            first, len, v4,
-                        ))));
-                    }
+                    ops.extend(self.leftover_reads(pool, i));
                 }
                 first_page = false;
-                let resp = self.store.read(&ops)?;
-                let mut results = resp.results.into_iter();
+                let results = match work.prefetched.iter().find(|(o, _)| *o == ops) {
+                    Some((_, r)) => r.clone(),
+                    None => self.store.read(&ops)?.results,
+                };
+                let mut results = results.into_iter();
                 let page = results
                     .next()
                     .and_then(ReadResult::into_range)

@@ -83,6 +83,12 @@ pub struct Work {
     pub stale: bool,
     /// Compares guarding what the optimistic plan took from the mirror.
     pub guards: Vec<Compare>,
+    /// Set by an optimistic plan that went stale because it needs a claim: the first read
+    /// of the claim's gap search, to send along with the fresh read.
+    pub claim_hint: Option<Vec<ReadOp>>,
+    /// Reads made ahead with the fresh read (the gap search's first page), with their
+    /// results: the gap search uses them instead of reading the same again.
+    pub prefetched: Vec<(Vec<ReadOp>, Vec<calico_datastore::ReadResult>)>,
     /// Extra compares (affinity keys etc.).
     compares: BTreeMap<String, Option<Revision>>,
     /// Extra writes (affinities, markers): `None` deletes.

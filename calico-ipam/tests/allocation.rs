@@ -84,6 +84,46 @@ fn common_assign_is_one_round_trip_and_a_claim_three() {
 }
 
 #[test]
+fn a_claim_after_the_affine_blocks_fill_is_two_round_trips() {
+    let counting = Arc::new(CountingStore::new(MemoryStore::new()));
+    let store: Arc<dyn Store> = counting.clone();
+    add_pool(
+        &*store,
+        "p",
+        json!({"cidr": "10.0.0.0/24", "blockSize": 30}),
+    );
+    // Another host's blocks lie where this host's search starts and after it.
+    let other = ipam_on(store.clone(), &Clock::new(), 9);
+    let ipam = ipam_on(store.clone(), &Clock::new(), 1);
+    let mut mine = Vec::new();
+    for round in 0..3 {
+        for _ in 0..4 {
+            other.auto_assign(&req("other", 1, None)).unwrap();
+        }
+        for i in 0..4 {
+            counting.reset();
+            let r = ipam
+                .auto_assign(&req("h", 1, Some(&format!("{round}-{i}"))))
+                .unwrap();
+            let c = counting.reset();
+            mine.push(r.v4[0]);
+            match (round, i) {
+                // A cold allocator: read batch, gap read, txn.
+                (0, 0) => assert_eq!(c.total(), 3, "{c:?}"),
+                // The affine block is full: the gap search's first read goes with the
+                // fresh read.
+                (_, 0) => assert_eq!((c.reads, c.txns), (1, 1), "{c:?}"),
+                _ => assert_eq!((c.reads, c.txns), (0, 1), "{c:?}"),
+            }
+        }
+    }
+    let mut blocks: Vec<_> = mine.iter().map(|n| n.trunc()).collect();
+    blocks.dedup();
+    assert_eq!(blocks.len(), 3, "{mine:?}");
+    assert_clean(&ipam);
+}
+
+#[test]
 fn fills_blocks_then_claims_more_and_handles_count_grants() {
     let store = memory();
     add_pool(
