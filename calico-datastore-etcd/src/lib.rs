@@ -449,7 +449,11 @@ fn range_op(start: &[u8], end: Option<&[u8]>, limit: usize, keys_only: bool) -> 
         start.to_vec()
     };
     let opts = GetOptions::new().with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
-    let opts = if keys_only { opts.with_keys_only() } else { opts };
+    let opts = if keys_only {
+        opts.with_keys_only()
+    } else {
+        opts
+    };
     let opts = match end {
         Some(end) => opts.with_range(end.to_vec()),
         None => opts.with_from_key(),

@@ -105,8 +105,7 @@ impl Ipam {
                     // One optimistic transaction planned on the mirror; whatever keeps it
                     // from committing (a conflict, a stale or uncovered view, an error
                     // decided on unverified data) falls back to a fresh read at once.
-                    if let Ok(Some(r)) =
-                        self.try_auto_assign(&rest, intended_use, true, &mut hint)
+                    if let Ok(Some(r)) = self.try_auto_assign(&rest, intended_use, true, &mut hint)
                     {
                         return Ok(r);
                     }
@@ -602,9 +601,9 @@ impl Ipam {
             .filter(|g| match g {
                 Compare::ModRevision { key, .. } => !unused_block(key) && !node(key),
                 Compare::Absent { key } => !node(key),
-                Compare::RangeUnmodified { start, .. } => {
-                    !aff_prefixes.iter().any(|p| p.as_bytes() == start.as_slice())
-                }
+                Compare::RangeUnmodified { start, .. } => !aff_prefixes
+                    .iter()
+                    .any(|p| p.as_bytes() == start.as_slice()),
             })
             .collect();
         work.guards = kept;

@@ -375,13 +375,13 @@ impl Serialize for Block {
             + usize::from(self.affinity.is_some())
             + usize::from(!rest.is_empty())
             + usize::from(!prefix.is_empty());
-        let allocations: Vec<Option<u64>> = self
-            .allocations
+        let allocations: Vec<Option<u64>> =
+            self.allocations.iter().map(|a| a.map(u64::from)).collect();
+        let unallocated: Vec<Option<u64>> = self
+            .unallocated
             .iter()
-            .map(|a| a.map(u64::from))
+            .map(|&o| Some(u64::from(o)))
             .collect();
-        let unallocated: Vec<Option<u64>> =
-            self.unallocated.iter().map(|&o| Some(u64::from(o))).collect();
         let mut st = s.serialize_struct("Block", fields)?;
         st.serialize_field("cidr", &self.cidr)?;
         if let Some(a) = &self.affinity {
@@ -416,7 +416,12 @@ mod tests {
         );
         for i in 0..64 {
             b.sequence_number += 1;
-            b.take(1, Some(&format!("k8s-pod-network.{i:03}")), &BTreeMap::new(), &[]);
+            b.take(
+                1,
+                Some(&format!("k8s-pod-network.{i:03}")),
+                &BTreeMap::new(),
+                &[],
+            );
         }
         b
     }
@@ -441,7 +446,12 @@ mod tests {
         assert_eq!(v["handlePrefix"], "k8s-pod-network.0");
         assert_eq!(v["attributes"][0], "00");
         assert_eq!(v["attributes"][3]["owner"]["pod"], "p");
-        assert_eq!(v["sequenceNumberForAllocation"].as_object().map(|m| m.len()), Some(2));
+        assert_eq!(
+            v["sequenceNumberForAllocation"]
+                .as_object()
+                .map(|m| m.len()),
+            Some(2)
+        );
         // A block filled in order: each array is one run.
         let text = serde_json::to_string(&full_block()).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
@@ -457,7 +467,16 @@ mod tests {
             serde_json::from_str("[1, null, [5, 3, -2], [null, 2], 7]").unwrap();
         assert_eq!(
             r.0,
-            vec![Some(1), None, Some(5), Some(3), Some(1), None, None, Some(7)]
+            vec![
+                Some(1),
+                None,
+                Some(5),
+                Some(3),
+                Some(1),
+                None,
+                None,
+                Some(7)
+            ]
         );
         for bad in [
             "[[5, 4, -2]]",
@@ -530,6 +549,9 @@ mod tests {
             plain_text.len()
         );
         // A mistyped attribute is an error, not a panic.
-        assert!(serde_json::from_str::<Block>(&plain_text.replace("\"k8s-pod-network.001\"", "7")).is_err());
+        assert!(
+            serde_json::from_str::<Block>(&plain_text.replace("\"k8s-pod-network.001\"", "7"))
+                .is_err()
+        );
     }
 }

@@ -671,7 +671,12 @@ fn cached_full_blocks_are_revalidated_by_revision() {
     assert_eq!(affinity_count(&*store), 2);
     // Once the allocator's view has no room left, the freed address is found before any
     // claim: the next allocations fill both blocks and claim nothing.
-    let mut got: Vec<_> = first.v4.iter().map(|n| n.addr()).filter(|x| *x != freed).collect();
+    let mut got: Vec<_> = first
+        .v4
+        .iter()
+        .map(|n| n.addr())
+        .filter(|x| *x != freed)
+        .collect();
     got.extend(second.v4.iter().chain(&third.v4).map(|n| n.addr()));
     while got.len() < 8 {
         let r = ipam1.auto_assign(&req("h", 1, Some("a"))).unwrap();
