@@ -82,7 +82,7 @@ impl<'de, const MAX: u64> Deserialize<'de> for Runs<MAX> {
                         RunItem::One(v) => (v, 1, 0),
                         RunItem::Run(first, count, step) => (first, count, step),
                     };
-                    if out.len() as u64 + count > MAX_ELEMENTS {
+                    if (out.len() as u64).saturating_add(count) > MAX_ELEMENTS {
                         return Err(de::Error::custom(format!(
                             "more than {MAX_ELEMENTS} elements"
                         )));
@@ -483,6 +483,8 @@ mod tests {
             "[[0, 2, 4294967296]]",
             "[4294967296]",
             "[[0, 2000000, 1]]",
+            "[1, [0, 18446744073709551615, 0]]",
+            "[[null, 18446744073709551615]]",
             "[[1, 2]]",
             "[[]]",
             "[[1, 2, 3, 4]]",
