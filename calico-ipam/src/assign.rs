@@ -286,7 +286,8 @@ impl Ipam {
             prefix: String,
             candidates: Vec<&'e Pool>,
             requested: bool,
-            affinities: Vec<(IpNet, KeyValue)>,
+            /// With each affinity's state (`None`: its value does not decode).
+            affinities: Vec<(IpNet, KeyValue, Option<AffinityState>)>,
         }
         let mut fam_state = Vec::new();
         let mut missing: Vec<String> = Vec::new();
@@ -322,20 +323,23 @@ impl Ipam {
             let mut affinities = Vec::new();
             for kv in take_range(r, aff_i) {
                 if let Some((_, net)) = keys::parse_affinity(&kv.key) {
-                    affinities.push((net, kv));
+                    let state = decode::<AffinityRecord>(&kv.key, &kv.value)
+                        .ok()
+                        .map(|a| a.state);
+                    affinities.push((net, kv, state));
                 }
             }
-            let wanted: Vec<String> = affinities.iter().map(|(n, _)| keys::block(n)).collect();
+            let wanted: Vec<String> = affinities.iter().map(|(n, _, _)| keys::block(n)).collect();
             // Blocks that may be skipped when still full: confirmed affinities of blocks in
             // candidate pools.
-            let skippable: std::collections::HashSet<String> = affinities
+            let skippable: std::collections::HashSet<&String> = affinities
                 .iter()
-                .filter(|(net, kv)| {
-                    candidates.iter().any(|p| p.contains_net(net))
-                        && decode::<AffinityRecord>(&kv.key, &kv.value)
-                            .is_ok_and(|a| a.state == AffinityState::Confirmed)
+                .zip(&wanted)
+                .filter(|((net, _, state), _)| {
+                    *state == Some(AffinityState::Confirmed)
+                        && candidates.iter().any(|p| p.contains_net(net))
                 })
-                .map(|(net, _)| keys::block(net))
+                .map(|(_, key)| key)
                 .collect();
             let got: Vec<(String, Option<KeyValue>)> = gets
                 .into_iter()
@@ -395,13 +399,17 @@ impl Ipam {
         let mut limit_error = None;
         for f in &fam_state {
             let mut owned: Vec<IpNet> = Vec::new();
-            for (net, kv) in &f.affinities {
+            for (net, kv, state) in &f.affinities {
                 if f.candidates.iter().any(|p| p.contains_net(net)) {
                     owned.push(*net);
                     // Repair a non-confirmed affinity (reference data) on sight.
-                    let rec: AffinityRecord = decode(&kv.key, &kv.value)?;
-                    if rec.state != AffinityState::Confirmed {
-                        self.repair_affinity(&mut work, &owner, net, kv, now);
+                    match state {
+                        Some(AffinityState::Confirmed) => {}
+                        Some(_) => self.repair_affinity(&mut work, &owner, net, kv, now),
+                        None => {
+                            // Not decodable: report why.
+                            decode::<AffinityRecord>(&kv.key, &kv.value)?;
+                        }
                     }
                 } else if !f.requested {
                     // The pool no longer selects the host: release the affinity if empty.
@@ -665,10 +673,16 @@ impl Ipam {
         let Some(b) = work.block(key) else {
             return Vec::new();
         };
-        let mut trial = b.clone();
-        trial.gc(now, cooldown);
-        if trial.take(need, handle, attrs, reserved).is_empty() {
-            return Vec::new();
+        // With nothing reserved, a free ordinal is certainly taken (garbage collection only
+        // frees more); otherwise try on a copy first.
+        let certain =
+            need > 0 && reserved.is_empty() && b.unallocated.iter().any(|&o| !b.is_allocated(o));
+        if !certain {
+            let mut trial = b.clone();
+            trial.gc(now, cooldown);
+            if trial.take(need, handle, attrs, reserved).is_empty() {
+                return Vec::new();
+            }
         }
         let Some(b) = work.block_mut(key) else {
             return Vec::new();
