@@ -14,7 +14,7 @@ use crate::keys;
 use crate::net::{base, block_of, last, overlaps, start_index};
 use crate::pools::Pool;
 use crate::records::{AffinityRecord, AffinityState, Nanos, Owner};
-use crate::resources::resource_key;
+use crate::resources::{kind_prefix, resource_key};
 use crate::work::{Work, decode, encode};
 
 use crate::ipam::*;
@@ -464,7 +464,9 @@ impl Ipam {
             return Ok(None);
         }
         if optimistic {
-            let aff_prefixes: Vec<&str> = fam_state.iter().map(|f| f.prefix.as_str()).collect();
+            let pools_prefix = kind_prefix("IPPool", None);
+            let mut ranges: Vec<&str> = fam_state.iter().map(|f| f.prefix.as_str()).collect();
+            ranges.push(&pools_prefix);
             // Node labels matter only through pool node selectors.
             let node_key = env
                 .pools
@@ -472,7 +474,7 @@ impl Ipam {
                 .filter(|p| p.enabled)
                 .all(|p| p.selects_every_node)
                 .then(|| resource_key("Node", None, &req.host));
-            Self::drop_unused_guards(&mut work, &owner, &aff_prefixes, node_key.as_deref());
+            Self::drop_unused_guards(&mut work, &owner, &ranges, node_key.as_deref());
         }
         let truncated = work.truncated;
         // Keep the host's block keys for the next request (revalidated by revision).
@@ -556,9 +558,9 @@ impl Ipam {
 
     /// Drops, from a completed optimistic plan, the mirror guards that cannot change its
     /// outcome into a wrong one: those of the host's own blocks the plan neither changed nor
-    /// took from (blocks skipped as known full, blocks it did not need), of the host's
-    /// affinity prefixes `aff_prefixes`, and of the Node `node_key` when no enabled pool
-    /// looks at node labels.
+    /// took from (blocks skipped as known full, blocks it did not need), of the ranges
+    /// starting at `ranges` (the host's affinity prefixes and the pools), and of the Node
+    /// `node_key` when no enabled pool looks at node labels.
     ///
     /// Why this is safe: the optimistic plan never claims, borrows or stops at the block
     /// limit — anything short of satisfying the request from the host's affine blocks marks
@@ -573,11 +575,14 @@ impl Ipam {
     /// block's revision no longer matches the one recorded as full, so it is decoded and
     /// used). Likewise for the affinity prefix: a block claimed for the host meanwhile is
     /// one more block the plan did not need, and a block that stopped being the host's is
-    /// either not used or, if used, compared by key (its value names its affinity). Blocks
+    /// either not used or, if used, compared by key (its value names its affinity). And for
+    /// the pools range: pools only decide which of the host's affine blocks count, and a
+    /// pool created meanwhile holds none of them until a claim (a fresh read); a pool
+    /// changed or deleted meanwhile is still caught, by its key compare. Blocks
     /// the plan writes keep their compare (added by `Work::commit_txn`), and so do blocks of
     /// other owners (their owner decided a skip or an affinity repair), affinity keys the
-    /// plan repairs or releases (compared by key), the pools (range and keys: a new pool or
-    /// a changed one), reservations, configuration, a Node whose labels select pools, the
+    /// plan repairs or releases (compared by key), each pool by key, the reservations (a new
+    /// one must never be handed out), configuration, a Node whose labels select pools, the
     /// Namespace and the handle.
     ///
     /// Each such compare costs etcd a read (a block value of a few KB, or a range), and a
@@ -585,7 +590,7 @@ impl Ipam {
     pub(crate) fn drop_unused_guards(
         work: &mut Work,
         owner: &Owner,
-        aff_prefixes: &[&str],
+        ranges: &[&str],
         node_key: Option<&str>,
     ) {
         let guards = std::mem::take(&mut work.guards);
@@ -609,9 +614,9 @@ impl Ipam {
             .filter(|g| match g {
                 Compare::ModRevision { key, .. } => !unused_block(key) && !node(key),
                 Compare::Absent { key } => !node(key),
-                Compare::RangeUnmodified { start, .. } => !aff_prefixes
-                    .iter()
-                    .any(|p| p.as_bytes() == start.as_slice()),
+                Compare::RangeUnmodified { start, .. } => {
+                    !ranges.iter().any(|p| p.as_bytes() == start.as_slice())
+                }
             })
             .collect();
         work.guards = kept;

@@ -746,7 +746,9 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
         held.push(r.v4[0].addr());
     }
     assert_eq!(affinity_count(&*store), 5);
-    // The sixth block has room: the common allocation compares no full block of the host.
+    // A sixth block is claimed; then the common allocation (the affine block has room)
+    // compares no full block of the host.
+    ipam1.auto_assign(&req("h", 1, Some("w19b"))).unwrap();
     ipam1.auto_assign(&req("h", 1, Some("w20"))).unwrap();
     let blocks_compared = rec
         .last
@@ -756,7 +758,31 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
         .filter(|c| c.key().starts_with(b"ipam/v1/block/"))
         .count();
     assert_eq!(blocks_compared, 1, "only the block written is compared");
-    ipam1.auto_assign(&req("h", 3, Some("w21"))).unwrap();
+    // Nor the host's affinities, the pools range or the Node (no pool selects by label);
+    // the reservations, the configuration, the pool and the handle are.
+    let compared: Vec<String> = rec
+        .last
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| String::from_utf8_lossy(c.key()).into_owned())
+        .collect();
+    let has = |k: &str| compared.iter().any(|c| c == k);
+    assert!(
+        !compared.iter().any(|c| c.starts_with("ipam/v1/affinity/")),
+        "{compared:?}"
+    );
+    assert!(
+        !has("resources/v3/IPPool/") && !has("resources/v3/Node/h"),
+        "{compared:?}"
+    );
+    assert!(has("resources/v3/IPReservation/"), "{compared:?}");
+    assert!(
+        has("ipam/v1/config") && has("resources/v3/IPPool/p"),
+        "{compared:?}"
+    );
+    assert!(has("ipam/v1/handle/w20"), "{compared:?}");
+    ipam1.auto_assign(&req("h", 2, Some("w21"))).unwrap();
     assert_eq!(affinity_count(&*store), 6);
     // Another client frees one address of the first (full) block.
     let freed = held[1];
