@@ -338,3 +338,52 @@ fn two_allocators_racing_on_one_host_on_etcd() {
     assert_eq!((c.reads, c.txns), (0, 5), "{c:?}");
     assert_clean(&ipam);
 }
+
+#[test]
+fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim_on_etcd() {
+    // The optimistic path drops the compares of the host's blocks it skipped as full; a
+    // block another client freed meanwhile must still be used before any claim.
+    if etcd_or_skip("a_full_block_freed_by_another_client_is_used_instead_of_a_claim_on_etcd")
+        .is_none()
+    {
+        return;
+    }
+    let server = EtcdCluster::start_single().unwrap();
+    let url = server.url();
+    let store: Arc<dyn Store> = Arc::from(open_store(&url).unwrap());
+    add_pool(
+        &*store,
+        "small",
+        json!({"cidr": "10.9.0.0/26", "blockSize": 30}),
+    );
+    let affinities = |store: &dyn Store| {
+        store
+            .range(b"ipam/v1/affinity/", Some(b"ipam/v1/affinity0"), 0)
+            .unwrap()
+            .kvs
+            .len()
+    };
+    let ipam1 = Ipam::new(store.clone()).with_seed(1);
+    let other: Arc<dyn Store> = Arc::from(open_store(&url).unwrap());
+    let ipam2 = Ipam::new(other).with_seed(2);
+    let mut held = Vec::new();
+    for i in 0..12 {
+        let r = ipam1
+            .auto_assign(&req("h", 1, Some(&format!("w{i}"))))
+            .unwrap();
+        held.push(r.v4[0].addr());
+    }
+    // Three full blocks; the last one filled by the last allocation.
+    assert_eq!(affinities(&*store), 3);
+    let freed = held[2];
+    let released = ipam2
+        .release_ips(&[calico_ipam::ReleaseItem::addr(freed)])
+        .unwrap();
+    assert_eq!(released.released, vec![freed]);
+    let r = ipam1.auto_assign(&req("h", 1, Some("w12"))).unwrap();
+    assert_eq!(r.v4[0].addr(), freed, "{r:?}");
+    assert_eq!(affinities(&*store), 3, "no block was claimed");
+    let r = ipam1.auto_assign(&req("h", 1, Some("w13"))).unwrap();
+    assert_eq!(affinities(&*store), 4, "{r:?}");
+    assert_clean(&checker(store));
+}

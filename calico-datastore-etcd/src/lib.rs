@@ -441,7 +441,7 @@ fn header_revision(
     from_i64(url, header.revision())
 }
 
-fn range_op(start: &[u8], end: Option<&[u8]>, limit: usize) -> EtcdTxnOp {
+fn range_op(start: &[u8], end: Option<&[u8]>, limit: usize, keys_only: bool) -> EtcdTxnOp {
     // etcd rejects the empty key; "\0" is the smallest key there is.
     let key = if start.is_empty() {
         vec![0]
@@ -449,6 +449,11 @@ fn range_op(start: &[u8], end: Option<&[u8]>, limit: usize) -> EtcdTxnOp {
         start.to_vec()
     };
     let opts = GetOptions::new().with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+    let opts = if keys_only {
+        opts.with_keys_only()
+    } else {
+        opts
+    };
     let opts = match end {
         Some(end) => opts.with_range(end.to_vec()),
         None => opts.with_from_key(),
@@ -471,7 +476,10 @@ impl Store for EtcdStore {
             .iter()
             .map(|r| match r {
                 ReadOp::Get { key } => EtcdTxnOp::get(key.clone(), None),
-                ReadOp::Range { start, end, limit } => range_op(start, end.as_deref(), *limit),
+                ReadOp::Range { start, end, limit } => {
+                    range_op(start, end.as_deref(), *limit, false)
+                }
+                ReadOp::Keys { start, end, limit } => range_op(start, end.as_deref(), *limit, true),
             })
             .collect();
         let txn = EtcdTxn::new().and_then(ops);
@@ -504,7 +512,7 @@ impl Store for EtcdStore {
                 .collect::<Result<Vec<_>, _>>()?;
             results.push(match read {
                 ReadOp::Get { .. } => ReadResult::Get(kvs.into_iter().next()),
-                ReadOp::Range { .. } => ReadResult::Range(RangeResult {
+                ReadOp::Range { .. } | ReadOp::Keys { .. } => ReadResult::Range(RangeResult {
                     kvs,
                     more: get.more(),
                 }),

@@ -494,7 +494,7 @@ pub fn check_range(store: &dyn Store, prefix: &str) {
 /// A read batch returns one result per op, in order, at the current revision.
 pub fn check_read_batch(store: &dyn Store, prefix: &str) {
     let (a, b) = (key(prefix, "a"), key(prefix, "b"));
-    ok(store.put(&a, b"A"), "put");
+    let ra = ok(store.put(&a, b"A"), "put");
     let rb = ok(store.put(&b, b"B"), "put");
     let resp = ok(
         store.read(&[
@@ -522,6 +522,34 @@ pub fn check_read_batch(store: &dyn Store, prefix: &str) {
         it.next().and_then(ReadResult::into_get).map(|kv| kv.value),
         Some(b"A".to_vec())
     );
+    // A keys-only range: the same keys and revisions, no values, and its limit.
+    let prefix_start = key(prefix, "");
+    let keys_only = ok(
+        store.read(&[
+            ReadOp::keys(prefix_start.clone(), prefix_end(&prefix_start), 0),
+            ReadOp::keys(prefix_start.clone(), prefix_end(&prefix_start), 1),
+        ]),
+        "keys-only read",
+    );
+    let mut it = keys_only.results.into_iter();
+    let all = it
+        .next()
+        .and_then(ReadResult::into_range)
+        .unwrap_or_else(|| panic!("a keys-only read is not a range"));
+    assert_eq!(
+        all.kvs
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.len(), kv.mod_revision))
+            .collect::<Vec<_>>(),
+        vec![(a.clone(), 0, ra), (b.clone(), 0, rb)]
+    );
+    assert!(!all.more);
+    let first = it
+        .next()
+        .and_then(ReadResult::into_range)
+        .unwrap_or_else(|| panic!("a keys-only read is not a range"));
+    assert_eq!(first.kvs.len(), 1);
+    assert!(first.more);
     // An empty batch is a revision probe.
     assert_eq!(ok(store.read(&[]), "empty batch").revision, rb);
 }

@@ -78,6 +78,13 @@ pub(crate) fn read(engine: &impl EngineRead, reads: &[ReadOp]) -> Result<ReadRes
             ReadOp::Range { start, end, limit } => {
                 ReadResult::Range(engine.range(start, end.as_deref(), *limit)?)
             }
+            ReadOp::Keys { start, end, limit } => {
+                let mut r = engine.range(start, end.as_deref(), *limit)?;
+                for kv in &mut r.kvs {
+                    kv.value = Vec::new();
+                }
+                ReadResult::Range(r)
+            }
         });
     }
     Ok(ReadResponse { revision, results })

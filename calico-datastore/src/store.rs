@@ -159,6 +159,11 @@ pub fn check_reads(url: &str, reads: &[ReadOp], max: usize) -> Result<(), StoreE
                 start,
                 end: Some(end),
                 ..
+            }
+            | ReadOp::Keys {
+                start,
+                end: Some(end),
+                ..
             } if end.as_slice() <= start.as_slice() => {
                 return Err(invalid(
                     url,

@@ -43,6 +43,16 @@ pub enum ReadOp {
         /// At most this many keys are returned; 0 means no limit (as in etcd).
         limit: usize,
     },
+    /// As `Range`, but only the keys and revisions: every value comes back empty (for
+    /// scans that look only at which keys exist, such as a search for a free block).
+    Keys {
+        /// First key of the range (inclusive); empty: the beginning of the keyspace.
+        start: Vec<u8>,
+        /// End of the range (exclusive); `None`: the end of the keyspace.
+        end: Option<Vec<u8>>,
+        /// At most this many keys are returned; 0 means no limit.
+        limit: usize,
+    },
 }
 
 impl ReadOp {
@@ -55,6 +65,15 @@ impl ReadOp {
     /// at most `limit` of them (0: no limit).
     pub fn range(start: impl Into<Vec<u8>>, end: Option<Vec<u8>>, limit: usize) -> Self {
         ReadOp::Range {
+            start: start.into(),
+            end,
+            limit,
+        }
+    }
+
+    /// As [`ReadOp::range`], keys and revisions only (values empty).
+    pub fn keys(start: impl Into<Vec<u8>>, end: Option<Vec<u8>>, limit: usize) -> Self {
+        ReadOp::Keys {
             start: start.into(),
             end,
             limit,

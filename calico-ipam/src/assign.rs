@@ -14,7 +14,7 @@ use crate::keys;
 use crate::net::{base, block_of, last, overlaps, start_index};
 use crate::pools::Pool;
 use crate::records::{AffinityRecord, AffinityState, Nanos, Owner};
-use crate::resources::resource_key;
+use crate::resources::{kind_prefix, resource_key};
 use crate::work::{Work, decode, encode};
 
 use crate::ipam::*;
@@ -97,16 +97,20 @@ impl Ipam {
         let mut rest = req.clone();
         loop {
             let mut first = self.optimistic;
+            // The gap search's first read, when the optimistic plan found that a claim is
+            // needed: sent with the fresh read, so a claim costs one round trip less.
+            let mut hint: Vec<ReadOp> = Vec::new();
             let attempt = self.retrying(|| {
                 if std::mem::take(&mut first) {
                     // One optimistic transaction planned on the mirror; whatever keeps it
                     // from committing (a conflict, a stale or uncovered view, an error
                     // decided on unverified data) falls back to a fresh read at once.
-                    if let Ok(Some(r)) = self.try_auto_assign(&rest, intended_use, true) {
+                    if let Ok(Some(r)) = self.try_auto_assign(&rest, intended_use, true, &mut hint)
+                    {
                         return Ok(r);
                     }
                 }
-                self.try_auto_assign(&rest, intended_use, false)?
+                self.try_auto_assign(&rest, intended_use, false, &mut hint)?
                     .ok_or(IpamError::Contention { attempts: 0 })
             });
             let (got, truncated) = match attempt {
@@ -150,12 +154,14 @@ impl Ipam {
 
     /// One attempt of `auto_assign`: on a fresh read (two round trips), or with
     /// `optimistic`, on the mirror (one round trip); `Ok(None)` when the mirror cannot
-    /// serve the request (never on a fresh read).
+    /// serve the request (never on a fresh read). An optimistic plan that needs a claim
+    /// leaves the claim's first read in `hint`; a fresh read sends `hint` along.
     pub(crate) fn try_auto_assign(
         &self,
         req: &AutoAssignRequest,
         intended_use: AllowedUse,
         optimistic: bool,
+        hint: &mut Vec<ReadOp>,
     ) -> Result<Option<(Assigned, bool)>, IpamError> {
         let now = self.now();
         let owner = Owner::Host(req.host.clone());
@@ -197,6 +203,14 @@ impl Ipam {
             fam_reads.push((v4, prefix, aff_i, gets));
         }
         let handle_key = handle.as_deref().map(keys::handle);
+        let hint_at = (!optimistic
+            && !hint.is_empty()
+            && b.ops.len() + hint.len() <= self.store.max_txn_ops())
+        .then(|| {
+            let at = b.ops.len();
+            b.ops.extend(hint.iter().cloned());
+            at
+        });
         let mirrored = if optimistic {
             match self.mirror.lock().ok().and_then(|m| {
                 m.answer(&b.ops, |k| {
@@ -228,11 +242,17 @@ impl Ipam {
                             end.clone(),
                             resp.revision,
                         )),
-                        ReadOp::Get { .. } => None,
+                        ReadOp::Get { .. } | ReadOp::Keys { .. } => None,
                     })
                     .collect();
                 (resp.results, guards)
             }
+        };
+        let prefetched = match hint_at {
+            Some(at) if results.len() >= at => {
+                vec![(b.ops.split_off(at), results.split_off(at))]
+            }
+            _ => Vec::new(),
         };
         // Each pool is compared by key too: a range compare does not see a deleted pool.
         let mut guards = guards;
@@ -255,6 +275,7 @@ impl Ipam {
         work.windows_reserved = req.windows_reserved;
         work.optimistic = optimistic;
         work.guards = guards;
+        work.prefetched = prefetched;
         if let (Some(h), Some(i)) = (&handle, handle_i) {
             work.load_handle(h, take_get(r, i).as_ref())?;
         }
@@ -265,7 +286,8 @@ impl Ipam {
             prefix: String,
             candidates: Vec<&'e Pool>,
             requested: bool,
-            affinities: Vec<(IpNet, KeyValue)>,
+            /// With each affinity's state (`None`: its value does not decode).
+            affinities: Vec<(IpNet, KeyValue, Option<AffinityState>)>,
         }
         let mut fam_state = Vec::new();
         let mut missing: Vec<String> = Vec::new();
@@ -301,20 +323,23 @@ impl Ipam {
             let mut affinities = Vec::new();
             for kv in take_range(r, aff_i) {
                 if let Some((_, net)) = keys::parse_affinity(&kv.key) {
-                    affinities.push((net, kv));
+                    let state = decode::<AffinityRecord>(&kv.key, &kv.value)
+                        .ok()
+                        .map(|a| a.state);
+                    affinities.push((net, kv, state));
                 }
             }
-            let wanted: Vec<String> = affinities.iter().map(|(n, _)| keys::block(n)).collect();
+            let wanted: Vec<String> = affinities.iter().map(|(n, _, _)| keys::block(n)).collect();
             // Blocks that may be skipped when still full: confirmed affinities of blocks in
             // candidate pools.
-            let skippable: std::collections::HashSet<String> = affinities
+            let skippable: std::collections::HashSet<&String> = affinities
                 .iter()
-                .filter(|(net, kv)| {
-                    candidates.iter().any(|p| p.contains_net(net))
-                        && decode::<AffinityRecord>(&kv.key, &kv.value)
-                            .is_ok_and(|a| a.state == AffinityState::Confirmed)
+                .zip(&wanted)
+                .filter(|((net, _, state), _)| {
+                    *state == Some(AffinityState::Confirmed)
+                        && candidates.iter().any(|p| p.contains_net(net))
                 })
-                .map(|(net, _)| keys::block(net))
+                .map(|(_, key)| key)
                 .collect();
             let got: Vec<(String, Option<KeyValue>)> = gets
                 .into_iter()
@@ -338,8 +363,17 @@ impl Ipam {
             for ((k, kv), still) in got.into_iter().zip(still_full) {
                 if still {
                     work.known_full.insert(k);
-                } else {
-                    work.load_block(k, kv.as_ref())?;
+                    continue;
+                }
+                // A block as this allocator last wrote it is not decoded again.
+                let mine = kv.as_ref().and_then(|kv| {
+                    let d = self.decoded.lock().ok()?;
+                    let (rev, b) = d.get(&k)?;
+                    (*rev == kv.mod_revision).then(|| b.clone())
+                });
+                match (mine, &kv) {
+                    (Some(b), Some(kv)) => work.load_decoded_block(k, kv.mod_revision, b),
+                    _ => work.load_block(k, kv.as_ref())?,
                 }
             }
             missing.extend(
@@ -365,13 +399,17 @@ impl Ipam {
         let mut limit_error = None;
         for f in &fam_state {
             let mut owned: Vec<IpNet> = Vec::new();
-            for (net, kv) in &f.affinities {
+            for (net, kv, state) in &f.affinities {
                 if f.candidates.iter().any(|p| p.contains_net(net)) {
                     owned.push(*net);
                     // Repair a non-confirmed affinity (reference data) on sight.
-                    let rec: AffinityRecord = decode(&kv.key, &kv.value)?;
-                    if rec.state != AffinityState::Confirmed {
-                        self.repair_affinity(&mut work, &owner, net, kv, now);
+                    match state {
+                        Some(AffinityState::Confirmed) => {}
+                        Some(_) => self.repair_affinity(&mut work, &owner, net, kv, now),
+                        None => {
+                            // Not decodable: report why.
+                            decode::<AffinityRecord>(&kv.key, &kv.value)?;
+                        }
                     }
                 } else if !f.requested {
                     // The pool no longer selects the host: release the affinity if empty.
@@ -420,7 +458,23 @@ impl Ipam {
             }
         }
         if work.stale {
+            if let Some(h) = work.claim_hint.take() {
+                *hint = h;
+            }
             return Ok(None);
+        }
+        if optimistic {
+            let pools_prefix = kind_prefix("IPPool", None);
+            let mut ranges: Vec<&str> = fam_state.iter().map(|f| f.prefix.as_str()).collect();
+            ranges.push(&pools_prefix);
+            // Node labels matter only through pool node selectors.
+            let node_key = env
+                .pools
+                .iter()
+                .filter(|p| p.enabled)
+                .all(|p| p.selects_every_node)
+                .then(|| resource_key("Node", None, &req.host));
+            Self::drop_unused_guards(&mut work, &owner, &ranges, node_key.as_deref());
         }
         let truncated = work.truncated;
         // Keep the host's block keys for the next request (revalidated by revision).
@@ -502,6 +556,72 @@ impl Ipam {
         Ok(Some((out, truncated)))
     }
 
+    /// Drops, from a completed optimistic plan, the mirror guards that cannot change its
+    /// outcome into a wrong one: those of the host's own blocks the plan neither changed nor
+    /// took from (blocks skipped as known full, blocks it did not need), of the ranges
+    /// starting at `ranges` (the host's affinity prefixes and the pools), and of the Node
+    /// `node_key` when no enabled pool looks at node labels.
+    ///
+    /// Why this is safe: the optimistic plan never claims, borrows or stops at the block
+    /// limit — anything short of satisfying the request from the host's affine blocks marks
+    /// it stale and redoes it on a fresh read (`assign_family`). So when it completes, the
+    /// only thing an untouched block of ours contributed is "not used": had another client
+    /// freed an address in a block the mirror holds as full, the outcome (addresses from
+    /// another affine block with room) is still one a serial execution could give — the
+    /// request ran just before that release — and the reference allocator, which reads the
+    /// affine blocks one by one without a snapshot, behaves the same. What a stale "full"
+    /// must never cause is an unnecessary claim, and that cannot happen here: a plan that
+    /// would claim goes to the fresh read, which re-reads every block of the host (a freed
+    /// block's revision no longer matches the one recorded as full, so it is decoded and
+    /// used). Likewise for the affinity prefix: a block claimed for the host meanwhile is
+    /// one more block the plan did not need, and a block that stopped being the host's is
+    /// either not used or, if used, compared by key (its value names its affinity). And for
+    /// the pools range: pools only decide which of the host's affine blocks count, and a
+    /// pool created meanwhile holds none of them until a claim (a fresh read); a pool
+    /// changed or deleted meanwhile is still caught, by its key compare. Blocks
+    /// the plan writes keep their compare (added by `Work::commit_txn`), and so do blocks of
+    /// other owners (their owner decided a skip or an affinity repair), affinity keys the
+    /// plan repairs or releases (compared by key), each pool by key, the reservations (a new
+    /// one must never be handed out), configuration, a Node whose labels select pools, the
+    /// Namespace and the handle.
+    ///
+    /// Each such compare costs etcd a read (a block value of a few KB, or a range), and a
+    /// host that filled `k` blocks carried `k` of them on every allocation.
+    pub(crate) fn drop_unused_guards(
+        work: &mut Work,
+        owner: &Owner,
+        ranges: &[&str],
+        node_key: Option<&str>,
+    ) {
+        let guards = std::mem::take(&mut work.guards);
+        let unused_block = |key: &[u8]| -> bool {
+            let Ok(key) = std::str::from_utf8(key) else {
+                return false;
+            };
+            if work.known_full.contains(key) {
+                return true;
+            }
+            work.blocks.get(key).is_some_and(|l| {
+                !l.dirty
+                    && l.block
+                        .as_ref()
+                        .is_some_and(|b| b.owner().as_ref() == Some(owner))
+            })
+        };
+        let node = |key: &[u8]| node_key.is_some_and(|n| n.as_bytes() == key);
+        let kept: Vec<Compare> = guards
+            .into_iter()
+            .filter(|g| match g {
+                Compare::ModRevision { key, .. } => !unused_block(key) && !node(key),
+                Compare::Absent { key } => !node(key),
+                Compare::RangeUnmodified { start, .. } => {
+                    !ranges.iter().any(|p| p.as_bytes() == start.as_slice())
+                }
+            })
+            .collect();
+        work.guards = kept;
+    }
+
     pub(crate) fn repair_affinity(
         &self,
         work: &mut Work,
@@ -558,10 +678,16 @@ impl Ipam {
         let Some(b) = work.block(key) else {
             return Vec::new();
         };
-        let mut trial = b.clone();
-        trial.gc(now, cooldown);
-        if trial.take(need, handle, attrs, reserved).is_empty() {
-            return Vec::new();
+        // With nothing reserved, a free ordinal is certainly taken (garbage collection only
+        // frees more); otherwise try on a copy first.
+        let certain =
+            need > 0 && reserved.is_empty() && b.unallocated.iter().any(|&o| !b.is_allocated(o));
+        if !certain {
+            let mut trial = b.clone();
+            trial.gc(now, cooldown);
+            if trial.take(need, handle, attrs, reserved).is_empty() {
+                return Vec::new();
+            }
         }
         let Some(b) = work.block_mut(key) else {
             return Vec::new();
@@ -640,7 +766,13 @@ impl Ipam {
                 break;
             }
             if work.optimistic {
-                // Claims, borrowing and the block limit are decided on a fresh read.
+                // Claims, borrowing and the block limit are decided on a fresh read; when a
+                // claim looks likely, its first read goes along with that fresh read.
+                if owned.len() < cap && env.config.auto_allocate_blocks {
+                    work.claim_hint = candidates.first().map(|pool| {
+                        self.gap_first_read(pool, start_index(owner.name(), pool.block_count()))
+                    });
+                }
                 work.stale = true;
                 return Ok((out, Vec::new(), None));
             }
@@ -773,6 +905,40 @@ impl Ipam {
         Ok(None)
     }
 
+    /// The first read of `find_gap(.., pool, start)`: the first page of blocks from the
+    /// block at `start` to the end of the pool, and the leftover checks.
+    pub(crate) fn gap_first_read(&self, pool: &Pool, start: u128) -> Vec<ReadOp> {
+        let n = pool.block_count();
+        let v4 = pool.is_v4();
+        let (_, pool_end) = keys::pool_range(keys::BLOCK_PREFIX, &pool.cidr);
+        let page_start = keys::key_at(
+            keys::BLOCK_PREFIX,
+            base(&pool.block(start.min(n.saturating_sub(1)))),
+            v4,
+        );
+        let mut ops = vec![ReadOp::keys(
+            page_start.into_bytes(),
+            Some(pool_end.into_bytes()),
+            GAP_PAGE,
+        )];
+        if start < n {
+            ops.extend(self.leftover_reads(pool, start));
+        }
+        ops
+    }
+
+    /// Aligned blocks nest or are disjoint: a block starting before a walk from block `i`
+    /// that overlaps it contains block `i`. Such leftovers of a deleted pool with larger
+    /// blocks are found by key (in the same round trip as the first page).
+    fn leftover_reads(&self, pool: &Pool, i: u128) -> Vec<ReadOp> {
+        let first = base(&pool.block(i));
+        let b = pool.block_size;
+        let k = u8::try_from(self.store.max_txn_ops().saturating_sub(1).min(24)).unwrap_or(24);
+        (b.saturating_sub(k)..b)
+            .map(|len| ReadOp::get(keys::block(&crate::net::net_of(first, len, pool.is_v4()))))
+            .collect()
+    }
+
     /// The first block index of `pool`, walking from `start` with wrap, whose range overlaps
     /// no existing (or staged) block and is not wholly reserved.
     pub(crate) fn find_gap(
@@ -811,28 +977,21 @@ impl Ipam {
             let mut leftovers: Vec<IpNet> = Vec::new();
             let mut first_page = true;
             while i < to {
-                let mut ops = vec![ReadOp::range(
+                // Keys only: the search looks at which blocks exist, not at their contents.
+                let mut ops = vec![ReadOp::keys(
                     page_start.clone(),
                     Some(end_key.clone().into_bytes()),
                     GAP_PAGE,
                 )];
                 if first_page && i < n {
-                    // Aligned blocks nest or are disjoint: a block starting before the walk
-                    // that overlaps it contains its first candidate. Such leftovers of a
-                    // deleted pool with larger blocks are found by key (same round trip).
-                    let first = base(&pool.block(i));
-                    let b = pool.block_size;
-                    let k = u8::try_from(self.store.max_txn_ops().saturating_sub(1).min(24))
-                        .unwrap_or(24);
-                    for len in b.saturating_sub(k)..b {
-                        ops.push(ReadOp::get(keys::block(&crate::net::net_of(
-                            first, len, v4,
-                        ))));
-                    }
+                    ops.extend(self.leftover_reads(pool, i));
                 }
                 first_page = false;
-                let resp = self.store.read(&ops)?;
-                let mut results = resp.results.into_iter();
+                let results = match work.prefetched.iter().find(|(o, _)| *o == ops) {
+                    Some((_, r)) => r.clone(),
+                    None => self.store.read(&ops)?.results,
+                };
+                let mut results = results.into_iter();
                 let page = results
                     .next()
                     .and_then(ReadResult::into_range)

@@ -31,28 +31,29 @@ pub struct Attribute {
 }
 
 /// One block. Ordinal `i` is address `cidr.base + i`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+///
+/// Stored as JSON in a compact form (see `block_wire`): an attribute holding only a handle
+/// is the bare handle string, and sequence stamps are ages relative to `sequenceNumber`
+/// in an array by ordinal. The plain form (every attribute an object, every stamp in the
+/// `sequenceNumberForAllocation` map) is still read.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(from = "crate::block_wire::BlockWire")]
 pub struct Block {
     /// The block prefix.
     pub cidr: IpNet,
     /// `host:<node>`, `virtual:<name>` or none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<String>,
     /// When the current owner claimed the block (0: unset).
-    #[serde(default)]
     pub affinity_claim_time: Nanos,
     /// Per ordinal: none (free) or an index into `attributes`.
     pub allocations: Vec<Option<u32>>,
     /// FIFO of free ordinals.
     pub unallocated: Vec<u32>,
     /// De-duplicated attributes.
-    #[serde(default)]
     pub attributes: Vec<Attribute>,
     /// Incremented before every write; starts at the creation time in ns.
     pub sequence_number: u64,
     /// Ordinal → the block's sequence number when it was allocated (or released).
-    #[serde(default)]
     pub sequence_number_for_allocation: BTreeMap<u32, u64>,
 }
 

@@ -12,6 +12,7 @@ use calico_model::resources::Labels;
 use calico_model::resources::ipam::{AllowedUse, IpamConfigurationSpec};
 use ipnet::IpNet;
 
+use crate::block::Block;
 use crate::error::IpamError;
 use crate::keys;
 use crate::mirror::Mirror;
@@ -65,9 +66,15 @@ pub struct Ipam {
     pub(crate) full: Mutex<HashMap<String, Revision>>,
     /// What the last reads and transactions saw, for one-round-trip assignments.
     pub(crate) mirror: Mutex<Mirror>,
+    /// Blocks this allocator last wrote, decoded, with the revision they were written at:
+    /// a block read back at that revision is taken from here instead of decoding its value.
+    pub(crate) decoded: Mutex<HashMap<String, (Revision, Block)>>,
     /// Whether assignments may first try the one-round-trip path on the mirror.
     pub(crate) optimistic: bool,
 }
+
+/// Decoded blocks kept past this many are dropped (and the cache refilled).
+const MAX_DECODED: usize = 4096;
 
 pub(crate) fn system_now() -> Nanos {
     SystemTime::now()
@@ -143,6 +150,7 @@ impl Ipam {
             cache: Mutex::new(HashMap::new()),
             full: Mutex::new(HashMap::new()),
             mirror: Mutex::new(Mirror::default()),
+            decoded: Mutex::new(HashMap::new()),
             optimistic: true,
         }
     }
@@ -332,7 +340,20 @@ impl Ipam {
                 Err(_) => m.clear(),
             }
         }
-        result.map(|c| c.revision)
+        let c = result?;
+        if let (Ok(mut d), Some(r)) = (self.decoded.lock(), c.revision) {
+            if d.len() + c.blocks.len() > MAX_DECODED {
+                d.clear();
+            }
+            for (k, b) in c.blocks {
+                if r > 0 {
+                    d.insert(k, (r, b));
+                } else {
+                    d.remove(&k);
+                }
+            }
+        }
+        Ok(c.revision)
     }
 
     /// Reads blocks by key into `work` (batches of at most the store's limit).

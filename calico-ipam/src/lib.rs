@@ -42,6 +42,7 @@
 mod affinity;
 mod assign;
 mod block;
+mod block_wire;
 pub mod check;
 mod error;
 mod ipam;

@@ -85,6 +85,7 @@ impl Mirror {
                     ));
                     results.push(ReadResult::Get(kv));
                 }
+                ReadOp::Keys { .. } => return None,
                 ReadOp::Range { start, end, .. } => {
                     let (rev, kvs) = self.ranges.get(&(start.clone(), end.clone()))?;
                     guards.push(Compare::range_unmodified(start.clone(), end.clone(), *rev));

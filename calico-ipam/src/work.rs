@@ -58,6 +58,8 @@ pub struct Committed {
     pub compares: Vec<Compare>,
     /// Its writes.
     pub ops: Vec<TxnOp>,
+    /// The blocks it wrote (put), by key, as encoded in `ops`.
+    pub blocks: Vec<(String, Block)>,
 }
 
 /// The staged state of an operation.
@@ -81,6 +83,12 @@ pub struct Work {
     pub stale: bool,
     /// Compares guarding what the optimistic plan took from the mirror.
     pub guards: Vec<Compare>,
+    /// Set by an optimistic plan that went stale because it needs a claim: the first read
+    /// of the claim's gap search, to send along with the fresh read.
+    pub claim_hint: Option<Vec<ReadOp>>,
+    /// Reads made ahead with the fresh read (the gap search's first page), with their
+    /// results: the gap search uses them instead of reading the same again.
+    pub prefetched: Vec<(Vec<ReadOp>, Vec<calico_datastore::ReadResult>)>,
     /// Extra compares (affinity keys etc.).
     compares: BTreeMap<String, Option<Revision>>,
     /// Extra writes (affinities, markers): `None` deletes.
@@ -88,6 +96,24 @@ pub struct Work {
 }
 
 impl Work {
+    /// Records a block as read at revision `rev`, already decoded (the allocator's copy of
+    /// what it last wrote there).
+    pub fn load_decoded_block(&mut self, key: String, rev: Revision, block: Block) {
+        if self.blocks.contains_key(&key) {
+            return;
+        }
+        let was_marked = block.affinity.is_some() && block.is_empty();
+        self.blocks.insert(
+            key,
+            LoadedBlock {
+                rev: Some(rev),
+                block: Some(block),
+                dirty: false,
+                was_marked,
+            },
+        );
+    }
+
     /// Records a block as read.
     pub fn load_block(&mut self, key: String, kv: Option<&KeyValue>) -> Result<(), IpamError> {
         if self.blocks.contains_key(&key) {
@@ -253,6 +279,7 @@ impl Work {
     ) -> Result<Committed, IpamError> {
         let mut compares: Vec<Compare> = Vec::new();
         let mut ops: Vec<TxnOp> = Vec::new();
+        let mut written: Vec<String> = Vec::new();
         let keys_dirty: Vec<String> = self
             .blocks
             .iter()
@@ -310,6 +337,7 @@ impl Work {
                 }
             }
             ops.push(TxnOp::put(key.clone().into_bytes(), encode(&*block)));
+            written.push(key);
         }
         for (id, l) in &self.handles {
             if !l.dirty {
@@ -344,6 +372,7 @@ impl Work {
                 revision: None,
                 compares,
                 ops,
+                blocks: Vec::new(),
             });
         }
         let max = store.max_txn_ops();
@@ -377,10 +406,18 @@ impl Work {
             Err(e) => Err(e.into()),
         };
         let revision = revision?;
+        let blocks = written
+            .into_iter()
+            .filter_map(|k| {
+                let b = self.blocks.remove(&k)?.block?;
+                Some((k, b))
+            })
+            .collect();
         Ok(Committed {
             revision,
             compares,
             ops,
+            blocks,
         })
     }
 }
