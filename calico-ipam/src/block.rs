@@ -37,7 +37,7 @@ pub struct Attribute {
 /// in an array by ordinal. The plain form (every attribute an object, every stamp in the
 /// `sequenceNumberForAllocation` map) is still read.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(from = "crate::block_wire::BlockWire")]
+#[serde(try_from = "crate::block_wire::BlockWire")]
 pub struct Block {
     /// The block prefix.
     pub cidr: IpNet,

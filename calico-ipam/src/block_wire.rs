@@ -221,26 +221,43 @@ fn runs(values: &[Option<u64>]) -> Vec<RunOut> {
     out
 }
 
-impl From<BlockWire> for Block {
-    fn from(w: BlockWire) -> Block {
+impl TryFrom<BlockWire> for Block {
+    type Error = String;
+
+    /// Fails on what no writer produces: an age above the sequence number, a `null` in the
+    /// free list, a `handlePrefix` with no bare handle to apply to.
+    fn try_from(w: BlockWire) -> Result<Block, String> {
         let mut stamps = w.sequence_number_for_allocation;
         for (o, age) in w.sequence_ages.0.into_iter().enumerate() {
-            let (Some(age), Ok(o)) = (age, u32::try_from(o)) else {
-                continue;
-            };
-            // An age above the sequence number cannot have been written; keep what the
-            // map says (if anything) rather than inventing a stamp.
-            if let Some(stamp) = w.sequence_number.checked_sub(age) {
-                stamps.entry(o).or_insert(stamp);
+            let Some(age) = age else { continue };
+            let o = u32::try_from(o).map_err(|_| format!("sequenceAges: ordinal {o} too large"))?;
+            let stamp = w.sequence_number.checked_sub(age).ok_or_else(|| {
+                format!(
+                    "sequenceAges[{o}]: age {age} exceeds sequenceNumber {}",
+                    w.sequence_number
+                )
+            })?;
+            if stamps.insert(o, stamp).is_some() {
+                return Err(format!(
+                    "ordinal {o} is stamped both in sequenceAges and in sequenceNumberForAllocation"
+                ));
             }
         }
-        Block {
+        let unallocated = w
+            .unallocated
+            .to_u32()
+            .enumerate()
+            .map(|(i, o)| o.ok_or_else(|| format!("unallocated[{i}] is null")))
+            .collect::<Result<Vec<u32>, String>>()?;
+        if !w.handle_prefix.is_empty() && !w.attributes.iter().any(|a| a.1) {
+            return Err("handlePrefix without a bare-handle attribute".to_owned());
+        }
+        Ok(Block {
             cidr: w.cidr,
             affinity: w.affinity,
             affinity_claim_time: w.affinity_claim_time,
             allocations: w.allocations.to_u32().collect(),
-            // A null in the free list (invalid) is dropped; `check` reports the count.
-            unallocated: w.unallocated.to_u32().flatten().collect(),
+            unallocated,
             attributes: w
                 .attributes
                 .into_iter()
@@ -254,7 +271,7 @@ impl From<BlockWire> for Block {
                 .collect(),
             sequence_number: w.sequence_number,
             sequence_number_for_allocation: stamps,
-        }
+        })
     }
 }
 
@@ -496,6 +513,31 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn impossible_blocks_are_errors_naming_the_field() {
+        let base = |extra: &str| {
+            format!(
+                r#"{{"cidr":"10.0.0.0/30","affinityClaimTime":0,"allocations":[0,null,null,null],"unallocated":[1,2,3],"attributes":[{{"handle":"h"}}],"sequenceNumber":10{extra}}}"#
+            )
+        };
+        let ok: Block = serde_json::from_str(&base(r#","sequenceAges":[3]"#)).unwrap();
+        assert_eq!(ok.sequence_number_for_allocation.get(&0), Some(&7));
+        for (extra, field) in [
+            (r#","sequenceAges":[11]"#, "sequenceAges[0]"),
+            (
+                r#","sequenceAges":[3],"sequenceNumberForAllocation":{"0":7}"#,
+                "ordinal 0",
+            ),
+            (r#","handlePrefix":"k8s.""#, "handlePrefix"),
+        ] {
+            let err = serde_json::from_str::<Block>(&base(extra)).unwrap_err();
+            assert!(err.to_string().contains(field), "{extra}: {err}");
+        }
+        let null_free = base("").replace("[1,2,3]", "[1,null,3]");
+        let err = serde_json::from_str::<Block>(&null_free).unwrap_err();
+        assert!(err.to_string().contains("unallocated[1]"), "{err}");
     }
 
     proptest::proptest! {
