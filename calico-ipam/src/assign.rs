@@ -248,12 +248,9 @@ impl Ipam {
                 (resp.results, guards)
             }
         };
-        let prefetched = match hint_at {
-            Some(at) if results.len() >= at => {
-                vec![(b.ops.split_off(at), results.split_off(at))]
-            }
-            _ => Vec::new(),
-        };
+        let prefetched = hint_at
+            .filter(|&at| results.len() >= at)
+            .map(|at| (b.ops.split_off(at), results.split_off(at)));
         // Each pool is compared by key too: a range compare does not see a deleted pool.
         let mut guards = guards;
         if let Some(ReadResult::Range(pools)) = results.get(env_idx[1]) {
@@ -905,38 +902,40 @@ impl Ipam {
         Ok(None)
     }
 
-    /// The first read of `find_gap(.., pool, start)`: the first page of blocks from the
-    /// block at `start` to the end of the pool, and the leftover checks.
+    /// The first read of `find_gap(.., pool, start)`, sent ahead with a fresh read.
     pub(crate) fn gap_first_read(&self, pool: &Pool, start: u128) -> Vec<ReadOp> {
-        let n = pool.block_count();
-        let v4 = pool.is_v4();
         let (_, pool_end) = keys::pool_range(keys::BLOCK_PREFIX, &pool.cidr);
-        let page_start = keys::key_at(
-            keys::BLOCK_PREFIX,
-            base(&pool.block(start.min(n.saturating_sub(1)))),
-            v4,
-        );
-        let mut ops = vec![ReadOp::keys(
-            page_start.into_bytes(),
-            Some(pool_end.into_bytes()),
-            GAP_PAGE,
-        )];
-        if start < n {
-            ops.extend(self.leftover_reads(pool, start));
-        }
-        ops
+        self.gap_page_reads(pool, gap_page_start(pool, start), pool_end, Some(start))
     }
 
+    /// One page of the gap search: block keys from `page_start` to `end_key`, and, for the
+    /// walk's first page from block `first` (inside the pool), the leftover checks.
+    ///
     /// Aligned blocks nest or are disjoint: a block starting before a walk from block `i`
     /// that overlaps it contains block `i`. Such leftovers of a deleted pool with larger
     /// blocks are found by key (in the same round trip as the first page).
-    fn leftover_reads(&self, pool: &Pool, i: u128) -> Vec<ReadOp> {
-        let first = base(&pool.block(i));
-        let b = pool.block_size;
-        let k = u8::try_from(self.store.max_txn_ops().saturating_sub(1).min(24)).unwrap_or(24);
-        (b.saturating_sub(k)..b)
-            .map(|len| ReadOp::get(keys::block(&crate::net::net_of(first, len, pool.is_v4()))))
-            .collect()
+    fn gap_page_reads(
+        &self,
+        pool: &Pool,
+        page_start: Vec<u8>,
+        end_key: String,
+        first: Option<u128>,
+    ) -> Vec<ReadOp> {
+        // Keys only: the search looks at which blocks exist, not at their contents.
+        let mut ops = vec![ReadOp::keys(
+            page_start,
+            Some(end_key.into_bytes()),
+            GAP_PAGE,
+        )];
+        if let Some(i) = first.filter(|&i| i < pool.block_count()) {
+            let first = base(&pool.block(i));
+            let b = pool.block_size;
+            let k = u8::try_from(self.store.max_txn_ops().saturating_sub(1).min(24)).unwrap_or(24);
+            ops.extend((b.saturating_sub(k)..b).map(|len| {
+                ReadOp::get(keys::block(&crate::net::net_of(first, len, pool.is_v4())))
+            }));
+        }
+        ops
     }
 
     /// The first block index of `pool`, walking from `start` with wrap, whose range overlaps
@@ -963,12 +962,7 @@ impl Ipam {
                 keys::key_at(keys::BLOCK_PREFIX, base(&pool.block(to)), v4)
             };
             let mut i = from;
-            let mut page_start = keys::key_at(
-                keys::BLOCK_PREFIX,
-                base(&pool.block(from.min(n.saturating_sub(1)))),
-                v4,
-            )
-            .into_bytes();
+            let mut page_start = gap_page_start(pool, from);
             // Blocks of the walked range in key (= base address) order; those before `lo`
             // end before the current candidate and can overlap no later one. Leftovers found
             // by key are few and always checked.
@@ -977,19 +971,16 @@ impl Ipam {
             let mut leftovers: Vec<IpNet> = Vec::new();
             let mut first_page = true;
             while i < to {
-                // Keys only: the search looks at which blocks exist, not at their contents.
-                let mut ops = vec![ReadOp::keys(
+                let ops = self.gap_page_reads(
+                    pool,
                     page_start.clone(),
-                    Some(end_key.clone().into_bytes()),
-                    GAP_PAGE,
-                )];
-                if first_page && i < n {
-                    ops.extend(self.leftover_reads(pool, i));
-                }
+                    end_key.clone(),
+                    first_page.then_some(i),
+                );
                 first_page = false;
-                let results = match work.prefetched.iter().find(|(o, _)| *o == ops) {
-                    Some((_, r)) => r.clone(),
-                    None => self.store.read(&ops)?.results,
+                let results = match &work.prefetched {
+                    Some((o, r)) if *o == ops => r.clone(),
+                    _ => self.store.read(&ops)?.results,
                 };
                 let mut results = results.into_iter();
                 let page = results
@@ -1276,4 +1267,15 @@ impl Ipam {
             Ok(claimed)
         })
     }
+}
+
+/// The key the gap search's walk from block `from` of `pool` starts reading at.
+fn gap_page_start(pool: &Pool, from: u128) -> Vec<u8> {
+    let last = pool.block_count().saturating_sub(1);
+    keys::key_at(
+        keys::BLOCK_PREFIX,
+        base(&pool.block(from.min(last))),
+        pool.is_v4(),
+    )
+    .into_bytes()
 }

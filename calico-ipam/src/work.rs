@@ -88,7 +88,7 @@ pub struct Work {
     pub claim_hint: Option<Vec<ReadOp>>,
     /// Reads made ahead with the fresh read (the gap search's first page), with their
     /// results: the gap search uses them instead of reading the same again.
-    pub prefetched: Vec<(Vec<ReadOp>, Vec<calico_datastore::ReadResult>)>,
+    pub prefetched: Option<(Vec<ReadOp>, Vec<calico_datastore::ReadResult>)>,
     /// Extra compares (affinity keys etc.).
     compares: BTreeMap<String, Option<Revision>>,
     /// Extra writes (affinities, markers): `None` deletes.

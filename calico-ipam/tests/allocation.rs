@@ -637,6 +637,16 @@ fn check_finds_and_repair_fixes_injected_faults() {
     assert!(check::repair(&ipam).unwrap().is_empty());
 }
 
+/// Releases `addr` through `ipam` (another client than the allocator under test).
+fn release_one(ipam: &calico_ipam::Ipam, addr: std::net::IpAddr) {
+    assert_eq!(
+        ipam.release_ips(&[ReleaseItem::addr(addr)])
+            .unwrap()
+            .released,
+        vec![addr]
+    );
+}
+
 #[test]
 fn cached_full_blocks_are_revalidated_by_revision() {
     let store = memory();
@@ -654,13 +664,7 @@ fn cached_full_blocks_are_revalidated_by_revision() {
     assert_ne!(a, b, "the first block is full");
     // Another allocator frees an address of the full block.
     let freed = first.v4[2].addr();
-    assert_eq!(
-        ipam2
-            .release_ips(&[ReleaseItem::addr(freed)])
-            .unwrap()
-            .released,
-        vec![freed]
-    );
+    release_one(&ipam2, freed);
     // While the other affine block has room, either block is a valid answer (the request
     // may be ordered before the release); no block is claimed.
     let third = ipam1.auto_assign(&req("h", 1, Some("a"))).unwrap();
@@ -786,13 +790,7 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
     assert_eq!(affinity_count(&*store), 6);
     // Another client frees one address of the first (full) block.
     let freed = held[1];
-    assert_eq!(
-        ipam2
-            .release_ips(&[ReleaseItem::addr(freed)])
-            .unwrap()
-            .released,
-        vec![freed]
-    );
+    release_one(&ipam2, freed);
     // ipam1 still holds that block as full; its next allocation would claim, and must use
     // the freed address instead.
     let r = ipam1.auto_assign(&req("h", 1, Some("w22"))).unwrap();
