@@ -526,19 +526,6 @@ pub struct Propagation {
     plain: Vec<std::sync::OnceLock<std::sync::Arc<Walk>>>,
 }
 
-impl Clone for Propagation {
-    fn clone(&self) -> Propagation {
-        Propagation {
-            family: self.family,
-            index: self.index.clone(),
-            core: self.core.clone(),
-            rep_of: self.rep_of.clone(),
-            walks: std::sync::Mutex::new(self.walks.lock().map(|w| w.clone()).unwrap_or_default()),
-            plain: self.plain.clone(),
-        }
-    }
-}
-
 impl Propagation {
     /// Prepares the analysis of `family` over `adj`.
     pub fn new(_cluster: &Cluster, adj: &Adjacency<'_>, family: Family) -> Propagation {
