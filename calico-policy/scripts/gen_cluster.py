@@ -1,19 +1,44 @@
 #!/usr/bin/env python3
 """Generates a large cluster for `calico policy connlist` timing (one JSON List document).
 
-Usage: gen_cluster.py OUT.json [NAMESPACES] [WORKLOADS] [POLICIES] [SEED]
+Usage: gen_cluster.py OUT.json [NAMESPACES] [WORKLOADS] [POLICIES] [SEED]  (see --help)
 Defaults: 100 namespaces, 2000 Deployments (random app/tier labels, a named port each),
 500 policies (half Kubernetes NetworkPolicies with pod/namespace peers and named ports,
 half Calico NetworkPolicies with nets and namespace selectors).
 """
+import argparse
 import json
 import random
-import sys
+
+
+def positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description="Write a generated cluster (one JSON List document) for connlist timing.")
+    parser.add_argument("out", metavar="OUT.json", help="file to write (created or replaced)")
+    parser.add_argument("namespaces", nargs="?", type=positive, default=100,
+                        help="number of namespaces (default 100)")
+    parser.add_argument("workloads", nargs="?", type=positive, default=2000,
+                        help="number of Deployments (default 2000)")
+    parser.add_argument("policies", nargs="?", type=int, default=500,
+                        help="number of policies, half Kubernetes and half Calico (default 500)")
+    parser.add_argument("seed", nargs="?", type=int, default=1,
+                        help="random seed (default 1)")
+    args = parser.parse_args()
+    if args.out.startswith("-"):
+        parser.error(f"{args.out}: the output path must not start with '-'")
+    return args
 
 
 def main():
-    out = sys.argv[1]
-    n_ns, n_w, n_p, seed = [int(a) for a in (sys.argv[2:] + ["100", "2000", "500", "1"][len(sys.argv) - 2:])][:4]
+    args = parse_args()
+    out, n_ns, n_w, n_p, seed = args.out, args.namespaces, args.workloads, args.policies, args.seed
     random.seed(seed)
     apps = [f"app{i}" for i in range(40)]
     tiers = ["frontend", "backend", "data", "infra"]
