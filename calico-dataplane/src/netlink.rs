@@ -10,9 +10,11 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::IpAddr;
 
+use std::time::Duration;
+
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader,
-    NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
@@ -27,6 +29,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use nix::errno::Errno;
 
 use crate::dataplane::{BackendError, Dataplane, FailureKind, Op};
 use crate::netns::{Netns, NetnsError};
@@ -38,9 +41,9 @@ use crate::state::{
 /// Messages sent per `send` before collecting their ACKs.
 pub const BATCH: usize = 512;
 
-const EOPNOTSUPP: i32 = 95;
-const ENOENT: i32 = 2;
-const ESRCH: i32 = 3;
+const EOPNOTSUPP: i32 = Errno::EOPNOTSUPP as i32;
+const ENOENT: i32 = Errno::ENOENT as i32;
+const ESRCH: i32 = Errno::ESRCH as i32;
 
 /// Errors of the netlink backend.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,25 @@ pub enum NetlinkError {
         #[source]
         source: Box<crate::nft::ReadError>,
     },
+    /// The kernel did not answer in time ([`RECV_TIMEOUT`]).
+    #[error("{what}: no answer from the kernel within {after:?}")]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// How long.
+        after: Duration,
+    },
+    /// Every attempt at a dump was flagged inconsistent by the kernel (the table kept
+    /// changing while it was read).
+    #[error(
+        "{what}: the kernel flagged the dump inconsistent {attempts} times in a row (NLM_F_DUMP_INTR)"
+    )]
+    DumpInterrupted {
+        /// The dump.
+        what: String,
+        /// Attempts made.
+        attempts: usize,
+    },
     /// A reply could not be decoded.
     #[error("cannot decode a netlink reply: {detail}")]
     Decode {
@@ -123,20 +145,117 @@ impl NetlinkError {
 struct RtSocket {
     sock: Socket,
     seq: u32,
+    timeout: Duration,
+}
+
+/// How long a receive waits for the kernel before the request counts as unanswered.
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a dump the kernel marked inconsistent (`NLM_F_DUMP_INTR`: the table changed
+/// while it was being read) is started again before giving up.
+pub const DUMP_ATTEMPTS: usize = 5;
+
+/// A copy of an I/O error that keeps its OS errno (so [`is_not_found`] and
+/// [`NetlinkError::errno`] still see it) and otherwise its kind and text.
+fn copy_io_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+/// A receive error as a socket error; a receive that ran into the socket's timeout is
+/// [`NetlinkError::Timeout`].
+fn recv_error(source: io::Error, what: &str, after: Duration) -> NetlinkError {
+    match source.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => NetlinkError::Timeout {
+            what: what.to_owned(),
+            after,
+        },
+        _ => NetlinkError::Socket { source },
+    }
+}
+
+/// Splits one datagram into its netlink messages, using netlink-packet-core's checked
+/// buffer for the length field; messages start at 4-byte aligned offsets.
+fn split_messages(data: &[u8]) -> Result<Vec<NetlinkMessage<RouteNetlinkMessage>>, NetlinkError> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let len = NetlinkBuffer::new_checked(rest)
+            .map_err(|e| NetlinkError::Decode {
+                detail: e.to_string(),
+            })?
+            .length() as usize;
+        let (frame, after) = rest.split_at(len);
+        let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(frame).map_err(|e| {
+            NetlinkError::Decode {
+                detail: e.to_string(),
+            }
+        })?;
+        out.push(m);
+        rest = after.get(nlmsg_padding(len)..).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+/// The padding after a message of `len` bytes (`NLMSG_ALIGN`).
+fn nlmsg_padding(len: usize) -> usize {
+    len.next_multiple_of(NLMSG_ALIGNTO) - len
+}
+
+const NLMSG_ALIGNTO: usize = 4;
+
+/// What one received message means for a dump in progress.
+#[derive(Debug, PartialEq)]
+enum DumpStep {
+    /// Not this dump's (another sequence number): ignore.
+    Foreign,
+    /// A part of the dump; `interrupted` when the kernel flagged it inconsistent.
+    Part { interrupted: bool },
+    /// The dump ended.
+    Done,
+    /// The kernel refused the dump with this errno.
+    Refused(i32),
+}
+
+fn dump_step(m: &NetlinkMessage<RouteNetlinkMessage>, seq: u32) -> DumpStep {
+    if m.header.sequence_number != seq {
+        return DumpStep::Foreign;
+    }
+    let interrupted = m.header.flags & NLM_F_DUMP_INTR != 0;
+    match &m.payload {
+        NetlinkPayload::Done(_) => DumpStep::Done,
+        NetlinkPayload::Error(e) => match e.code {
+            Some(c) => DumpStep::Refused(-c.get()),
+            None => DumpStep::Done,
+        },
+        _ => DumpStep::Part { interrupted },
+    }
 }
 
 impl RtSocket {
     fn open(ns: &Netns) -> Result<RtSocket, NetlinkError> {
+        RtSocket::open_with_timeout(ns, RECV_TIMEOUT)
+    }
+
+    fn open_with_timeout(ns: &Netns, timeout: Duration) -> Result<RtSocket, NetlinkError> {
         let sock = ns.run(|| -> io::Result<Socket> {
             let mut s = Socket::new(NETLINK_ROUTE)?;
             s.bind_auto()?;
             s.connect(&SocketAddr::new(0, 0))?;
             // Large buffers: dumps of 20,000 routes and batches of ACKs.
             s.set_rx_buf_sz(8 * 1024 * 1024)?;
+            // A kernel that never answers must not hang the agent.
+            socket2::SockRef::from(&s).set_read_timeout(Some(timeout))?;
             Ok(s)
         })?;
         let sock = sock.map_err(|source| NetlinkError::Socket { source })?;
-        Ok(RtSocket { sock, seq: 1 })
+        Ok(RtSocket {
+            sock,
+            seq: 1,
+            timeout,
+        })
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -157,29 +276,15 @@ impl RtSocket {
         seq
     }
 
-    fn recv_messages(&self) -> Result<Vec<NetlinkMessage<RouteNetlinkMessage>>, NetlinkError> {
+    fn recv_messages(
+        &self,
+        what: &str,
+    ) -> Result<Vec<NetlinkMessage<RouteNetlinkMessage>>, NetlinkError> {
         let (data, _) = self
             .sock
             .recv_from_full()
-            .map_err(|source| NetlinkError::Socket { source })?;
-        let mut out = Vec::new();
-        let mut off = 0usize;
-        while off + 16 <= data.len() {
-            let len = u32::from_ne_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]])
-                as usize;
-            if len < 16 || off + len > data.len() {
-                return Err(NetlinkError::Decode {
-                    detail: format!("bad message length {len}"),
-                });
-            }
-            let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..off + len])
-                .map_err(|e| NetlinkError::Decode {
-                    detail: e.to_string(),
-                })?;
-            out.push(m);
-            off += (len + 3) & !3;
-        }
-        Ok(out)
+            .map_err(|source| recv_error(source, what, self.timeout))?;
+        split_messages(&data)
     }
 
     /// Sends requests with ACKs, pipelined; one result per request.
@@ -198,19 +303,27 @@ impl RtSocket {
             if let Err(e) = self.sock.send(&buf, 0) {
                 for (_, i) in seqs {
                     if let Some(r) = results.get_mut(i) {
-                        *r = Err(io::Error::new(e.kind(), e.to_string()));
+                        *r = Err(copy_io_error(&e));
                     }
                 }
                 continue;
             }
             while !seqs.is_empty() {
-                let msgs = match self.recv_messages() {
+                let msgs = match self.recv_messages("waiting for acknowledgements") {
                     Ok(m) => m,
                     Err(e) => {
-                        let text = e.to_string();
                         for (_, i) in std::mem::take(&mut seqs) {
                             if let Some(r) = results.get_mut(i) {
-                                *r = Err(io::Error::other(text.clone()));
+                                *r = Err(match &e {
+                                    NetlinkError::Socket { source } => copy_io_error(source),
+                                    NetlinkError::Timeout { .. } => {
+                                        io::Error::new(io::ErrorKind::TimedOut, e.to_string())
+                                    }
+                                    other => io::Error::new(
+                                        io::ErrorKind::InvalidData,
+                                        other.to_string(),
+                                    ),
+                                });
                             }
                         }
                         break;
@@ -236,34 +349,50 @@ impl RtSocket {
         results
     }
 
-    fn dump(&mut self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
-        let mut buf = Vec::new();
-        let seq = self.encode(msg, NLM_F_DUMP, &mut buf);
-        self.sock
-            .send(&buf, 0)
-            .map_err(|source| NetlinkError::Socket { source })?;
-        let mut out = Vec::new();
-        loop {
-            for m in self.recv_messages()? {
-                if m.header.sequence_number != seq {
-                    continue;
-                }
-                match m.payload {
-                    NetlinkPayload::Done(_) => return Ok(out),
-                    NetlinkPayload::Error(e) => {
-                        if let Some(c) = e.code {
+    /// Dumps a table. A dump the kernel flags as interrupted (the table changed while it was
+    /// read, so the parts may be inconsistent) is read to its end and started again, up to
+    /// [`DUMP_ATTEMPTS`] times.
+    fn dump(
+        &mut self,
+        what: &str,
+        msg: RouteNetlinkMessage,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        for _ in 0..DUMP_ATTEMPTS {
+            let mut buf = Vec::new();
+            let seq = self.encode(msg.clone(), NLM_F_DUMP, &mut buf);
+            self.sock
+                .send(&buf, 0)
+                .map_err(|source| NetlinkError::Socket { source })?;
+            let mut out = Vec::new();
+            let mut interrupted = false;
+            'recv: loop {
+                for m in self.recv_messages(what)? {
+                    match dump_step(&m, seq) {
+                        DumpStep::Foreign => {}
+                        DumpStep::Part { interrupted: i } => {
+                            interrupted |= i;
+                            if let NetlinkPayload::InnerMessage(inner) = m.payload {
+                                out.push(inner);
+                            }
+                        }
+                        DumpStep::Done => break 'recv,
+                        DumpStep::Refused(errno) => {
                             return Err(NetlinkError::Kernel {
-                                what: "dump".to_owned(),
-                                source: io::Error::from_raw_os_error(-c.get()),
+                                what: what.to_owned(),
+                                source: io::Error::from_raw_os_error(errno),
                             });
                         }
-                        return Ok(out);
                     }
-                    NetlinkPayload::InnerMessage(inner) => out.push(inner),
-                    _ => {}
                 }
             }
+            if !interrupted {
+                return Ok(out);
+            }
         }
+        Err(NetlinkError::DumpInterrupted {
+            what: what.to_owned(),
+            attempts: DUMP_ATTEMPTS,
+        })
     }
 }
 
@@ -458,9 +587,10 @@ impl NetlinkDataplane {
 
     /// Every link.
     pub fn links(&mut self) -> Result<Vec<Link>, NetlinkError> {
-        let msgs = self
-            .sock
-            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
+        let msgs = self.sock.dump(
+            "dumping links",
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        )?;
         Ok(msgs
             .iter()
             .filter_map(|m| match m {
@@ -487,9 +617,10 @@ impl NetlinkDataplane {
     pub fn routes(&mut self) -> Result<Vec<Route>, NetlinkError> {
         let names: BTreeMap<u32, String> =
             self.index_map()?.into_iter().map(|(n, i)| (i, n)).collect();
-        let msgs = self
-            .sock
-            .dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()))?;
+        let msgs = self.sock.dump(
+            "dumping routes",
+            RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+        )?;
         Ok(msgs
             .iter()
             .filter_map(|m| match m {
@@ -554,9 +685,10 @@ impl NetlinkDataplane {
     }
 
     fn addresses(&mut self, names: &BTreeMap<u32, String>) -> Result<Vec<Address>, NetlinkError> {
-        let msgs = self
-            .sock
-            .dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
+        let msgs = self.sock.dump(
+            "dumping addresses",
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+        )?;
         let mut out = Vec::new();
         for m in &msgs {
             let RouteNetlinkMessage::NewAddress(a) = m else {
@@ -591,14 +723,16 @@ impl NetlinkDataplane {
     ) -> Result<(Vec<Neighbour>, Vec<FdbEntry>), NetlinkError> {
         let mut neigh = Vec::new();
         let mut fdb = Vec::new();
-        let msgs = self.sock.dump(RouteNetlinkMessage::GetNeighbour(
-            NeighbourMessage::default(),
-        ))?;
+        let msgs = self.sock.dump(
+            "dumping neighbours",
+            RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
+        )?;
         let mut bridge_req = NeighbourMessage::default();
         bridge_req.header.family = AddressFamily::Bridge;
-        let bridge_msgs = self
-            .sock
-            .dump(RouteNetlinkMessage::GetNeighbour(bridge_req))?;
+        let bridge_msgs = self.sock.dump(
+            "dumping FDB entries",
+            RouteNetlinkMessage::GetNeighbour(bridge_req),
+        )?;
         for m in msgs.iter().chain(bridge_msgs.iter()) {
             let RouteNetlinkMessage::NewNeighbour(n) = m else {
                 continue;
@@ -1118,4 +1252,150 @@ impl Dataplane for NetlinkDataplane {
 /// Whether an error means "the entry was not there" (deleting what is already gone).
 pub fn is_not_found(e: &NetlinkError) -> bool {
     matches!(e.errno(), Some(ENOENT | ESRCH))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::{DoneMessage, ErrorMessage};
+    use std::num::NonZeroI32;
+
+    fn message(seq: u32, flags: u16, payload: NetlinkPayload<RouteNetlinkMessage>) -> Vec<u8> {
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = seq;
+        header.flags = flags;
+        let mut m = NetlinkMessage::new(header, payload);
+        m.finalize();
+        let mut buf = vec![0; m.buffer_len()];
+        m.serialize(&mut buf);
+        buf
+    }
+
+    fn link(seq: u32, flags: u16, name: &str) -> Vec<u8> {
+        let mut l = LinkMessage::default();
+        l.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        message(
+            seq,
+            flags,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)),
+        )
+    }
+
+    fn error(seq: u32, errno: i32) -> Vec<u8> {
+        let mut e = ErrorMessage::default();
+        e.code = NonZeroI32::new(-errno);
+        message(seq, 0, NetlinkPayload::Error(e))
+    }
+
+    #[test]
+    fn a_datagram_splits_into_its_messages_at_aligned_offsets() {
+        // Names of 1 to 5 bytes give attribute lengths that need padding.
+        let names = ["a", "ab", "abc", "abcd", "abcde"];
+        let mut data = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            let m = link(i as u32 + 1, 0, n);
+            assert_eq!(m.len() % 4, 0, "rtnetlink messages are padded to 4 bytes");
+            data.extend(m);
+        }
+        data.extend(message(9, 0, NetlinkPayload::Done(DoneMessage::default())));
+        let msgs = split_messages(&data).expect("splits");
+        assert_eq!(msgs.len(), names.len() + 1);
+        for (m, n) in msgs.iter().zip(names) {
+            let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) = &m.payload else {
+                panic!("not a link: {m:?}");
+            };
+            assert_eq!(decode_link(l).map(|l| l.name), Some(n.to_owned()));
+        }
+        assert!(matches!(msgs[names.len()].payload, NetlinkPayload::Done(_)));
+    }
+
+    #[test]
+    fn truncated_or_short_frames_are_decode_errors_not_panics() {
+        let m = link(1, 0, "eth0");
+        for cut in 1..m.len() {
+            assert!(
+                matches!(split_messages(&m[..cut]), Err(NetlinkError::Decode { .. })),
+                "a frame cut at {cut} of {} bytes must be an error",
+                m.len()
+            );
+        }
+        let mut bad = m.clone();
+        bad[..4].copy_from_slice(&8u32.to_ne_bytes());
+        assert!(matches!(
+            split_messages(&bad),
+            Err(NetlinkError::Decode { .. })
+        ));
+        assert!(split_messages(&[]).expect("empty").is_empty());
+    }
+
+    #[test]
+    fn dump_steps_follow_sequence_numbers_flags_and_errors() {
+        let parse = |b: Vec<u8>| split_messages(&b).expect("decodes").remove(0);
+        assert_eq!(dump_step(&parse(link(7, 0, "x")), 8), DumpStep::Foreign);
+        assert_eq!(
+            dump_step(&parse(link(7, 0, "x")), 7),
+            DumpStep::Part { interrupted: false }
+        );
+        assert_eq!(
+            dump_step(&parse(link(7, NLM_F_DUMP_INTR, "x")), 7),
+            DumpStep::Part { interrupted: true }
+        );
+        let done = message(7, 0, NetlinkPayload::Done(DoneMessage::default()));
+        assert_eq!(dump_step(&parse(done), 7), DumpStep::Done);
+        for errno in [ENOENT, ESRCH, EOPNOTSUPP] {
+            assert_eq!(
+                dump_step(&parse(error(7, errno)), 7),
+                DumpStep::Refused(errno)
+            );
+        }
+    }
+
+    #[test]
+    fn copied_errors_keep_their_errno_so_not_found_is_recognised() {
+        for errno in [ENOENT, ESRCH] {
+            let source = copy_io_error(&io::Error::from_raw_os_error(errno));
+            assert_eq!(source.raw_os_error(), Some(errno));
+            let e = NetlinkError::Kernel {
+                what: "ip route del 10.0.0.0/24".to_owned(),
+                source,
+            };
+            assert!(is_not_found(&e), "{e}");
+        }
+        let other = copy_io_error(&io::Error::new(io::ErrorKind::BrokenPipe, "gone"));
+        assert_eq!(other.kind(), io::ErrorKind::BrokenPipe);
+        assert!(other.to_string().contains("gone"));
+        assert_eq!(EOPNOTSUPP, 95);
+    }
+
+    #[test]
+    fn a_receive_with_nothing_to_read_times_out() {
+        let sock = RtSocket::open_with_timeout(&Netns::current(), Duration::from_millis(50))
+            .expect("a NETLINK_ROUTE socket needs no privilege");
+        match sock.recv_messages("waiting for nothing") {
+            Err(NetlinkError::Timeout { what, after }) => {
+                assert_eq!(what, "waiting for nothing");
+                assert_eq!(after, Duration::from_millis(50));
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_dump_of_links_lists_the_loopback_device() {
+        let mut sock = RtSocket::open(&Netns::current()).expect("socket");
+        let msgs = sock
+            .dump(
+                "dumping links",
+                RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            )
+            .expect("dump");
+        let names: Vec<String> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => decode_link(l).map(|l| l.name),
+                _ => None,
+            })
+            .collect();
+        assert!(names.iter().any(|n| n == "lo"), "{names:?}");
+    }
 }
