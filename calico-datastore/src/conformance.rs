@@ -18,6 +18,7 @@ use crate::backoff::{Backoff, BackoffPolicy};
 use crate::error::StoreError;
 use crate::store::Store;
 use crate::types::{Compare, KeyValue, ReadOp, ReadResult, Revision, TxnOp, prefix_end};
+use crate::watch::{Watch, WatchEvent};
 
 fn ok<T>(r: Result<T, StoreError>, what: &str) -> T {
     match r {
@@ -917,4 +918,256 @@ pub fn check_logged_counter(store: &dyn Store, prefix: &str) -> u64 {
         "two increments saw the same value"
     );
     counter
+}
+
+/// Runs every watch check (ordering and content, concurrent writers, compaction), each
+/// under its own sub-prefix of `prefix`.
+pub fn run_watch(store: &dyn Store, prefix: &str) {
+    check_watch_events(store, &format!("{prefix}wev/"));
+    check_watch_concurrent_writers(store, &format!("{prefix}wcon/"), 4, 25);
+    check_watch_compaction(store, &format!("{prefix}wcmp/"));
+}
+
+/// Reads a watch until it has returned changes up to `revision` (or 20 s passed); checks
+/// that every call returned whole revisions in increasing order.
+pub fn collect_until(watch: &mut dyn Watch, revision: Revision) -> Vec<WatchEvent> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut out: Vec<WatchEvent> = Vec::new();
+    while out.last().map_or(0, WatchEvent::revision) < revision {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watch stopped at {:?} before revision {revision}",
+            out.last().map(WatchEvent::revision)
+        );
+        let batch = ok(watch.next(Duration::from_millis(500)), "watch next");
+        if let (Some(last), Some(first)) = (out.last(), batch.first()) {
+            assert!(
+                first.revision() > last.revision(),
+                "a revision was split across calls or went backwards: {} after {}",
+                first.revision(),
+                last.revision()
+            );
+        }
+        out.extend(batch);
+    }
+    assert!(
+        out.windows(2).all(|w| w[0].revision() <= w[1].revision()),
+        "events out of revision order: {:?}",
+        out.iter().map(WatchEvent::revision).collect::<Vec<_>>()
+    );
+    out
+}
+
+fn summary(events: &[WatchEvent]) -> Vec<(String, String, Option<String>, Revision)> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    events
+        .iter()
+        .map(|e| match e {
+            WatchEvent::Put { kv } => (
+                "put".to_owned(),
+                text(&kv.key),
+                Some(text(&kv.value)),
+                kv.mod_revision,
+            ),
+            WatchEvent::Delete {
+                key,
+                revision,
+                prev,
+            } => (
+                "delete".to_owned(),
+                text(key),
+                prev.as_ref().map(|p| text(&p.value)),
+                *revision,
+            ),
+        })
+        .collect()
+}
+
+/// A watch from a revision yields exactly the changes under its prefix after it, in order:
+/// puts with their value and revisions, deletes with the previous value, a transaction's
+/// changes under one revision; a watch opened later from the same revision replays them;
+/// a watch from 0 starts at the next change; keys outside the prefix never appear.
+pub fn check_watch_events(store: &dyn Store, prefix: &str) {
+    let (a, b, c, d) = (
+        key(prefix, "a"),
+        key(prefix, "b"),
+        key(prefix, "c"),
+        key(prefix, "d"),
+    );
+    let outside = format!("{}~outside", prefix.trim_end_matches('/')).into_bytes();
+    let start = ok(store.revision(), "revision") + 1;
+    let mut live = ok(store.watch(prefix.as_bytes(), start), "watch");
+    let r1 = ok(store.create(&a, b"1"), "create a");
+    let r2 = ok(store.put(&b, b"2"), "put b");
+    ok(store.put(&outside, b"x"), "put outside the prefix");
+    let r4 = ok(store.update(&a, b"3", r1), "update a");
+    let r5 = ok(store.delete(&b, r2), "delete b");
+    let r6 = ok(
+        store.txn(
+            &[],
+            &[
+                TxnOp::put(c.clone(), b"4".to_vec()),
+                TxnOp::put(d.clone(), b"5".to_vec()),
+                TxnOp::delete(a.clone()),
+            ],
+        ),
+        "txn",
+    )
+    .revision;
+    // A delete of an absent key changes nothing and must not appear.
+    ok(store.txn(&[], &[TxnOp::delete(b.clone())]), "no-op delete");
+    let s = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+    let o = |v: &str| Some(v.to_owned());
+    let expected = vec![
+        ("put".to_owned(), s(&a), o("1"), r1),
+        ("put".to_owned(), s(&b), o("2"), r2),
+        ("put".to_owned(), s(&a), o("3"), r4),
+        ("delete".to_owned(), s(&b), o("2"), r5),
+    ];
+    let mut last_txn = vec![
+        ("put".to_owned(), s(&c), o("4"), r6),
+        ("put".to_owned(), s(&d), o("5"), r6),
+        ("delete".to_owned(), s(&a), o("3"), r6),
+    ];
+    last_txn.sort();
+    let check = |events: Vec<WatchEvent>, what: &str| {
+        let mut got = summary(&events);
+        assert!(got.len() >= 4, "{what}: too few events: {got:?}");
+        let mut tail = got.split_off(4);
+        tail.sort();
+        assert_eq!(got, expected, "{what}: single-key changes");
+        assert_eq!(tail, last_txn, "{what}: the transaction's changes");
+        let put_a = events.iter().find_map(|e| match e {
+            WatchEvent::Put { kv } if kv.key == a && kv.mod_revision == r4 => Some(kv),
+            _ => None,
+        });
+        assert_eq!(
+            put_a.map(|kv| kv.create_revision),
+            Some(r1),
+            "{what}: an update keeps its create revision"
+        );
+    };
+    check(collect_until(&mut *live, r6), "live watch");
+    assert!(
+        ok(live.next(Duration::from_millis(100)), "idle watch").is_empty(),
+        "changes after the last write"
+    );
+    let mut replay = ok(store.watch(prefix.as_bytes(), start), "replaying watch");
+    check(collect_until(&mut *replay, r6), "replaying watch");
+    let mut fresh = ok(store.watch(prefix.as_bytes(), 0), "watch from now");
+    let r7 = ok(store.put(&c, b"6"), "put c");
+    let got = summary(&collect_until(&mut *fresh, r7));
+    assert_eq!(
+        got,
+        vec![("put".to_owned(), s(&c), o("6"), r7)],
+        "watch from now"
+    );
+}
+
+/// `threads` writers increment their own counter and a shared one while a watch runs: the
+/// watch sees every successful write exactly once, in revision order, and the last value of
+/// each key it saw is the key's final value.
+pub fn check_watch_concurrent_writers(
+    store: &dyn Store,
+    prefix: &str,
+    threads: usize,
+    per_thread: usize,
+) {
+    let start = ok(store.revision(), "revision") + 1;
+    let mut watch = ok(store.watch(prefix.as_bytes(), start), "watch");
+    let shared = key(prefix, "shared");
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let shared = &shared;
+            s.spawn(move || {
+                let own = key(prefix, &format!("own{t}"));
+                for i in 0..per_thread {
+                    let seed = (t * 7_919 + i) as u64;
+                    ok(cas_increment(store, &own, seed), "own increment");
+                    ok(cas_increment(store, shared, seed), "shared increment");
+                }
+            });
+        }
+    });
+    let end = ok(store.revision(), "revision");
+    let events = collect_until(&mut *watch, end);
+    let writes = 2 * threads * per_thread;
+    assert_eq!(events.len(), writes, "events seen for {writes} writes");
+    let mut revisions: Vec<Revision> = events.iter().map(WatchEvent::revision).collect();
+    revisions.dedup();
+    assert_eq!(revisions.len(), writes, "each write is its own revision");
+    let mut last: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+    let mut per_key: std::collections::BTreeMap<Vec<u8>, Vec<u64>> = Default::default();
+    for e in &events {
+        let WatchEvent::Put { kv } = e else {
+            panic!("only puts were made: {e:?}");
+        };
+        last.insert(kv.key.clone(), kv.value.clone());
+        per_key
+            .entry(kv.key.clone())
+            .or_default()
+            .push(parse_counter(&kv.value));
+    }
+    for (k, values) in &per_key {
+        let n = values.len() as u64;
+        assert_eq!(
+            values,
+            &(1..=n).collect::<Vec<_>>(),
+            "{}: every value in order, none lost or repeated",
+            String::from_utf8_lossy(k)
+        );
+        assert_eq!(
+            get(store, k).map(|kv| kv.value),
+            last.get(k).cloned(),
+            "final value"
+        );
+    }
+    assert_eq!(
+        per_key.get(&shared).map(Vec::len),
+        Some(threads * per_thread)
+    );
+}
+
+/// After a compaction to revision `r`, a watch from `r` or earlier fails with
+/// [`StoreError::Compacted`] naming the compacted revision, a watch from `r + 1` still
+/// yields what followed, and compacting to a future revision is refused.
+pub fn check_watch_compaction(store: &dyn Store, prefix: &str) {
+    let k = key(prefix, "k");
+    let r1 = ok(store.put(&k, b"1"), "put");
+    let r2 = ok(store.put(&k, b"2"), "put");
+    let r3 = ok(store.put(&k, b"3"), "put");
+    ok(store.compact(r2), "compact");
+    for from in [r1, r2] {
+        match store.watch(prefix.as_bytes(), from) {
+            Err(StoreError::Compacted {
+                requested,
+                compacted,
+                ..
+            }) => {
+                assert_eq!(requested, from, "the revision asked for");
+                assert!(compacted >= r2, "compacted up to {compacted}, below {r2}");
+            }
+            Err(e) => panic!("watch from compacted revision {from}: {e}"),
+            Ok(_) => panic!("a watch from compacted revision {from} was opened"),
+        }
+    }
+    let mut w = ok(
+        store.watch(prefix.as_bytes(), r2 + 1),
+        "watch after compaction",
+    );
+    let got = summary(&collect_until(&mut *w, r3));
+    assert_eq!(
+        got,
+        vec![(
+            "put".to_owned(),
+            String::from_utf8_lossy(&k).into_owned(),
+            Some("3".to_owned()),
+            r3
+        )]
+    );
+    let current = ok(store.revision(), "revision");
+    assert!(
+        store.compact(current + 1_000).is_err(),
+        "compacting to a future revision must fail"
+    );
 }

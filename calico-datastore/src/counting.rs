@@ -87,4 +87,16 @@ impl<S: Store> Store for CountingStore<S> {
         self.txns.fetch_add(1, Ordering::Relaxed);
         self.inner.txn(compares, ops)
     }
+
+    fn watch(
+        &self,
+        prefix: &[u8],
+        from: crate::Revision,
+    ) -> Result<Box<dyn crate::Watch>, StoreError> {
+        self.inner.watch(prefix, from)
+    }
+
+    fn compact(&self, revision: crate::Revision) -> Result<(), StoreError> {
+        self.inner.compact(revision)
+    }
 }

@@ -76,6 +76,27 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A watch (or a compaction) asked for history the store no longer holds: list again
+    /// and watch from the revision of that list.
+    #[error(
+        "{store}: revision {requested} has been compacted (history starts after revision {compacted})"
+    )]
+    Compacted {
+        /// The store (its URL).
+        store: String,
+        /// The revision asked for.
+        requested: Revision,
+        /// The highest revision whose history is gone.
+        compacted: Revision,
+    },
+    /// The store does not offer this operation.
+    #[error("{store}: {what} is not supported by this store")]
+    Unsupported {
+        /// The store (its URL).
+        store: String,
+        /// The operation.
+        what: &'static str,
+    },
     /// The backend failed (I/O error, corrupt file, an error status from etcd, ...).
     #[error("{store}: {context}: {source}")]
     Backend {

@@ -2,7 +2,11 @@
 //! processes.
 //!
 //! Layout: one redb table `calico_kv` maps each key to its create revision, mod revision
-//! (both little-endian u64) and value; table `calico_meta` holds the store revision. Every
+//! (both little-endian u64) and value; table `calico_meta` holds the store revision and the
+//! highest revision whose changes are no longer logged; table `calico_log` maps each of the
+//! last [`DEFAULT_WATCH_HISTORY`] revisions to its changes, written in the same transaction
+//! as the change itself, which is what watches read (a watch notices another process's
+//! commit within a few milliseconds by polling the revision). Every
 //! request is one redb transaction (writes are committed durably, with fsync), so a crash
 //! at any point leaves the previous or the new state.
 //!
@@ -17,6 +21,7 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use redb::{
     ConcurrencyMode, Database, ReadableDatabase, ReadableTable, Table, TableDefinition, TableError,
@@ -28,10 +33,19 @@ use crate::store::{Store, check_reads, check_txn};
 use crate::types::{
     Compare, DEFAULT_MAX_TXN_OPS, RangeResult, ReadOp, ReadResponse, Revision, TxnOp, TxnResponse,
 };
+use crate::watch::{
+    DEFAULT_WATCH_HISTORY, Watch, WatchEvent, compacted, decode_events, encode_events,
+};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("calico_kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("calico_meta");
+/// The change log for watches: revision → that revision's events.
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("calico_log");
 const REVISION_KEY: &str = "revision";
+/// The highest revision whose events the log no longer holds.
+const COMPACTED_KEY: &str = "compacted";
+/// How often a watch looks for changes made by other processes.
+const WATCH_POLL: Duration = Duration::from_millis(5);
 const FORMAT_KEY: &str = "format";
 const FORMAT: u64 = 1;
 const HEADER: usize = 16;
@@ -51,6 +65,7 @@ pub struct FileStore {
     url: String,
     db: Arc<Database>,
     max_txn_ops: usize,
+    history: u64,
 }
 
 impl FileStore {
@@ -68,9 +83,17 @@ impl FileStore {
             url,
             db,
             max_txn_ops: DEFAULT_MAX_TXN_OPS,
+            history: DEFAULT_WATCH_HISTORY as u64,
         };
         store.initialize().map_err(fail)?;
         Ok(store)
+    }
+
+    /// Keeps the changes of only the last `revisions` revisions (at least one) for watches
+    /// when this store writes (default [`DEFAULT_WATCH_HISTORY`]).
+    pub fn with_watch_history(mut self, revisions: usize) -> Self {
+        self.history = revisions.max(1) as u64;
+        self
     }
 
     /// Sets the maximum number of compares, ops and reads per request (default 128, as etcd).
@@ -118,8 +141,25 @@ impl FileStore {
                             .map_err(|e| self.err("writing the revision", e))?;
                     }
                 }
+                // A database written before the change log existed: its history so far is
+                // unknown, so watches start after its current revision.
+                if meta
+                    .get(COMPACTED_KEY)
+                    .map_err(|e| self.err("reading the compacted revision", e))?
+                    .is_none()
+                {
+                    let revision = meta
+                        .get(REVISION_KEY)
+                        .map_err(|e| self.err("reading the revision", e))?
+                        .map_or(1, |g| g.value());
+                    let since = if revision <= 1 { 0 } else { revision };
+                    meta.insert(COMPACTED_KEY, since)
+                        .map_err(|e| self.err("writing the compacted revision", e))?;
+                }
                 txn.open_table(KV)
                     .map_err(|e| self.err("creating the key table", e))?;
+                txn.open_table(LOG)
+                    .map_err(|e| self.err("creating the change log", e))?;
             }
             txn.commit().map_err(|e| self.err("committing", e))
         })
@@ -146,7 +186,11 @@ impl FileStore {
             .get(FORMAT_KEY)
             .map_err(|e| self.err("reading the format", e))?
             .map(|g| g.value());
-        Ok(format == Some(FORMAT))
+        let logged = meta
+            .get(COMPACTED_KEY)
+            .map_err(|e| self.err("reading the compacted revision", e))?
+            .is_some();
+        Ok(format == Some(FORMAT) && logged)
     }
 
     /// Runs `f` on the shared database.
@@ -194,6 +238,9 @@ struct Tables<K, M> {
     kv: K,
     meta: M,
     url: String,
+    /// The changes a write transaction made, for the log (deletes get their revision when
+    /// the transaction's revision is known).
+    events: Vec<WatchEvent>,
 }
 
 impl<K, M> Tables<K, M> {
@@ -277,17 +324,146 @@ impl EngineWrite for Tables<Table<'_, &'static [u8], &'static [u8]>, Table<'_, &
     fn put(&mut self, key: &[u8], entry: &Entry) -> Result<(), StoreError> {
         let raw = encode(entry);
         let done = self.kv.insert(key, raw.as_slice()).map(drop);
-        done.map_err(|e| self.err("writing a key", e))
+        done.map_err(|e| self.err("writing a key", e))?;
+        self.events.push(WatchEvent::Put {
+            kv: entry.clone().into_kv(key.to_vec()),
+        });
+        Ok(())
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<bool, StoreError> {
-        let existed = self.kv.remove(key).map(|old| old.is_some());
-        existed.map_err(|e| self.err("deleting a key", e))
+        let removed = self.kv.remove(key).map(|g| g.map(|g| g.value().to_vec()));
+        let Some(old) = removed.map_err(|e| self.err("deleting a key", e))? else {
+            return Ok(false);
+        };
+        let prev = self.decode(&old)?.into_kv(key.to_vec());
+        self.events.push(WatchEvent::Delete {
+            key: key.to_vec(),
+            revision: 0,
+            prev: Some(prev),
+        });
+        Ok(true)
     }
 
     fn set_revision(&mut self, revision: Revision) -> Result<(), StoreError> {
         let done = self.meta.insert(REVISION_KEY, revision).map(drop);
         done.map_err(|e| self.err("writing the revision", e))
+    }
+}
+
+impl FileStore {
+    /// Appends a revision's changes to the log and drops what falls out of the history.
+    fn log(
+        &self,
+        log: &mut Table<'_, u64, &'static [u8]>,
+        meta: &mut Table<'_, &'static str, u64>,
+        revision: Revision,
+        events: &[WatchEvent],
+    ) -> Result<(), StoreError> {
+        let raw = encode_events(events);
+        log.insert(revision, raw.as_slice())
+            .map_err(|e| self.err("writing the change log", e))?;
+        let keep_after = revision.saturating_sub(self.history);
+        self.trim_log(log, meta, keep_after)
+    }
+
+    /// Removes the log entries up to and including `revision` and records it as compacted.
+    fn trim_log(
+        &self,
+        log: &mut Table<'_, u64, &'static [u8]>,
+        meta: &mut Table<'_, &'static str, u64>,
+        revision: Revision,
+    ) -> Result<(), StoreError> {
+        let compacted = meta
+            .get(COMPACTED_KEY)
+            .map_err(|e| self.err("reading the compacted revision", e))?
+            .map_or(0, |g| g.value());
+        if revision <= compacted {
+            return Ok(());
+        }
+        loop {
+            let first = log
+                .first()
+                .map_err(|e| self.err("reading the change log", e))?
+                .map(|(k, _)| k.value());
+            match first {
+                Some(r) if r <= revision => {
+                    log.pop_first()
+                        .map_err(|e| self.err("trimming the change log", e))?;
+                }
+                _ => break,
+            }
+        }
+        meta.insert(COMPACTED_KEY, revision)
+            .map_err(|e| self.err("writing the compacted revision", e))?;
+        Ok(())
+    }
+
+    /// The store revision, the compacted revision and the logged changes under `prefix`
+    /// from `from` on, in one read transaction.
+    fn changes_since(
+        &self,
+        prefix: &[u8],
+        from: Revision,
+    ) -> Result<(Revision, Revision, Vec<WatchEvent>), StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| self.err("starting a read transaction", e))?;
+        let meta = txn.open_table(META).map_err(|e| table_err(&self.url, e))?;
+        let get = |key: &str| -> Result<u64, StoreError> {
+            Ok(meta
+                .get(key)
+                .map_err(|e| self.err("reading the store's metadata", e))?
+                .map_or(0, |g| g.value()))
+        };
+        let revision = get(REVISION_KEY)?;
+        let compacted = get(COMPACTED_KEY)?;
+        if from <= compacted || from > revision {
+            return Ok((revision, compacted, Vec::new()));
+        }
+        let log = txn.open_table(LOG).map_err(|e| table_err(&self.url, e))?;
+        let mut out = Vec::new();
+        for item in log
+            .range(from..=revision)
+            .map_err(|e| self.err("reading the change log", e))?
+        {
+            let (k, v) = item.map_err(|e| self.err("reading the change log", e))?;
+            let rev = k.value();
+            let events = decode_events(rev, v.value())
+                .map_err(|e| self.err(&format!("decoding the change log at revision {rev}"), e))?;
+            out.extend(events.into_iter().filter(|e| e.key().starts_with(prefix)));
+        }
+        Ok((revision, compacted, out))
+    }
+}
+
+/// A watch of a [`FileStore`]: reads the change log, polling for other processes' commits.
+struct FileWatch {
+    store: FileStore,
+    prefix: Vec<u8>,
+    next: Revision,
+}
+
+impl Watch for FileWatch {
+    fn next(&mut self, timeout: Duration) -> Result<Vec<WatchEvent>, StoreError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (revision, compacted_to, events) =
+                self.store.changes_since(&self.prefix, self.next)?;
+            if self.next <= compacted_to {
+                return Err(compacted(&self.store.url, self.next, compacted_to));
+            }
+            self.next = self.next.max(revision + 1);
+            if !events.is_empty() {
+                return Ok(events);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            std::thread::sleep(WATCH_POLL.min(deadline - now));
+        }
     }
 }
 
@@ -314,6 +490,7 @@ impl Store for FileStore {
                 kv: txn.open_table(KV).map_err(|e| table_err(&self.url, e))?,
                 meta: txn.open_table(META).map_err(|e| table_err(&self.url, e))?,
                 url: self.url.clone(),
+                events: Vec::new(),
             };
             engine::read(&tables, reads)
         })
@@ -330,10 +507,21 @@ impl Store for FileStore {
                     kv: txn.open_table(KV).map_err(|e| table_err(&self.url, e))?,
                     meta: txn.open_table(META).map_err(|e| table_err(&self.url, e))?,
                     url: self.url.clone(),
+                    events: Vec::new(),
                 };
                 let before = tables.revision()?;
                 let resp = engine::txn(&mut tables, &self.url, compares, ops)?;
-                (resp, resp.revision != before)
+                let changed = resp.revision != before;
+                if changed {
+                    for e in &mut tables.events {
+                        if let WatchEvent::Delete { revision, .. } = e {
+                            *revision = resp.revision;
+                        }
+                    }
+                    let mut log = txn.open_table(LOG).map_err(|e| table_err(&self.url, e))?;
+                    self.log(&mut log, &mut tables.meta, resp.revision, &tables.events)?;
+                }
+                (resp, changed)
             };
             if changed {
                 txn.commit().map_err(|e| self.err("committing", e))?;
@@ -343,5 +531,56 @@ impl Store for FileStore {
             }
             Ok(resp)
         })
+    }
+
+    fn watch(&self, prefix: &[u8], from: Revision) -> Result<Box<dyn Watch>, StoreError> {
+        let (revision, compacted_to, _) = self.changes_since(prefix, Revision::MAX)?;
+        let next = if from == 0 { revision + 1 } else { from };
+        if next <= compacted_to {
+            return Err(compacted(&self.url, next, compacted_to));
+        }
+        Ok(Box::new(FileWatch {
+            store: FileStore {
+                path: self.path.clone(),
+                url: self.url.clone(),
+                db: Arc::clone(&self.db),
+                max_txn_ops: self.max_txn_ops,
+                history: self.history,
+            },
+            prefix: prefix.to_vec(),
+            next,
+        }))
+    }
+
+    fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| self.err("starting a write transaction", e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| table_err(&self.url, e))?;
+            let mut log = txn.open_table(LOG).map_err(|e| table_err(&self.url, e))?;
+            let get = |meta: &Table<'_, &'static str, u64>, key: &str| -> Result<u64, StoreError> {
+                Ok(meta
+                    .get(key)
+                    .map_err(|e| self.err("reading the store's metadata", e))?
+                    .map_or(0, |g| g.value()))
+            };
+            let current = get(&meta, REVISION_KEY)?;
+            let compacted_to = get(&meta, COMPACTED_KEY)?;
+            if revision > current {
+                return Err(StoreError::InvalidRequest {
+                    store: self.url.clone(),
+                    reason: format!(
+                        "cannot compact to revision {revision}: the store is at {current}"
+                    ),
+                });
+            }
+            if revision <= compacted_to {
+                return Err(compacted(&self.url, revision, compacted_to));
+            }
+            self.trim_log(&mut log, &mut meta, revision)?;
+        }
+        txn.commit().map_err(|e| self.err("committing", e))
     }
 }

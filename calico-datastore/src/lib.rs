@@ -9,6 +9,9 @@
 //!   fails with [`StoreError::Conflict`] listing the failed compares and the keys' current
 //!   revisions. `create`, `update`, `put`, `delete`, `get`, `get_many` and `range` are
 //!   built on those two.
+//! * [`Store::watch`] follows the changes under a prefix from a revision ([`Watch`],
+//!   [`WatchEvent`]): ordered, no gaps, deletes with their previous value, and
+//!   [`StoreError::Compacted`] once the history needed is gone ([`Store::compact`]).
 //! * Backends: [`MemoryStore`] (`memory:`), [`FileStore`] (`file:PATH`, an embedded redb
 //!   database several processes can share), and etcd v3 (`etcd://...`) in the separate
 //!   `calico-datastore-etcd` crate, so that this crate pulls in no async runtime.
@@ -49,6 +52,7 @@ mod memory;
 mod store;
 mod types;
 mod url;
+mod watch;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -64,3 +68,4 @@ pub use types::{
     ReadResult, Revision, TxnOp, TxnResponse, prefix_end,
 };
 pub use url::{DEFAULT_STORE_URL, EtcdMember, StoreUrl, open_local, open_store};
+pub use watch::{DEFAULT_WATCH_HISTORY, Watch, WatchEvent};

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::engine::{self, EngineRead, EngineWrite, Entry};
 use crate::error::StoreError;
@@ -10,19 +11,29 @@ use crate::store::{Store, check_reads, check_txn};
 use crate::types::{
     Compare, DEFAULT_MAX_TXN_OPS, RangeResult, ReadOp, ReadResponse, Revision, TxnOp, TxnResponse,
 };
+use crate::watch::{DEFAULT_WATCH_HISTORY, History, Watch, WatchEvent, compacted};
 
 /// An in-process store: a `BTreeMap` and a revision behind a mutex. Requests are atomic and
-/// linearizable; the contents live as long as the value.
+/// linearizable; the contents live as long as the value (and its watches). It keeps the
+/// changes of the last [`DEFAULT_WATCH_HISTORY`] revisions for watches.
 #[derive(Debug)]
 pub struct MemoryStore {
-    state: Mutex<State>,
+    shared: Arc<Shared>,
     max_txn_ops: usize,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// Notified after every transaction that changed something.
+    changed: Condvar,
 }
 
 #[derive(Debug)]
 struct State {
     map: BTreeMap<Vec<u8>, Entry>,
     revision: Revision,
+    history: History,
 }
 
 impl Default for MemoryStore {
@@ -40,18 +51,70 @@ impl MemoryStore {
     /// An empty store accepting at most `max` compares, ops and reads per request.
     pub fn with_max_txn_ops(max: usize) -> Self {
         MemoryStore {
-            state: Mutex::new(State {
-                map: BTreeMap::new(),
-                revision: 1,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    map: BTreeMap::new(),
+                    revision: 1,
+                    history: History::new(DEFAULT_WATCH_HISTORY, 0),
+                }),
+                changed: Condvar::new(),
             }),
             max_txn_ops: max,
         }
     }
 
+    /// The store keeping the changes of only the last `revisions` revisions for watches
+    /// (at least one).
+    pub fn with_watch_history(self, revisions: usize) -> Self {
+        self.lock().history.set_limit(revisions);
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+}
+
+impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the map half-written: a transaction's
         // writes are staged first and applied by infallible steps (see `txn`).
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A watch of a [`MemoryStore`]: reads the shared history, woken by each transaction.
+struct MemoryWatch {
+    shared: Arc<Shared>,
+    prefix: Vec<u8>,
+    next: Revision,
+}
+
+impl Watch for MemoryWatch {
+    fn next(&mut self, timeout: Duration) -> Result<Vec<WatchEvent>, StoreError> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        loop {
+            let events = state
+                .history
+                .since(&self.prefix, self.next)
+                .map_err(|c| compacted("memory:", self.next, c))?;
+            // Revisions up to the current one are seen, matching or not.
+            self.next = self.next.max(state.revision + 1);
+            if !events.is_empty() {
+                return Ok(events);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 }
 
@@ -174,17 +237,65 @@ impl Store for MemoryStore {
             let resp = engine::txn(&mut staged, self.url(), compares, ops)?;
             (resp, staged.writes)
         };
+        if resp.revision == state.revision {
+            // Deletes of absent keys only: no new revision, nothing to record.
+            return Ok(resp);
+        }
+        let mut events = Vec::with_capacity(writes.len());
         for (key, entry) in writes {
             match entry {
                 Some(e) => {
+                    events.push(WatchEvent::Put {
+                        kv: e.clone().into_kv(key.clone()),
+                    });
                     state.map.insert(key, e);
                 }
                 None => {
-                    state.map.remove(&key);
+                    if let Some(prev) = state.map.remove(&key) {
+                        events.push(WatchEvent::Delete {
+                            key: key.clone(),
+                            revision: resp.revision,
+                            prev: Some(prev.into_kv(key)),
+                        });
+                    }
                 }
             }
         }
         state.revision = resp.revision;
+        state.history.record(resp.revision, events);
+        drop(state);
+        self.shared.changed.notify_all();
         Ok(resp)
+    }
+
+    fn watch(&self, prefix: &[u8], from: Revision) -> Result<Box<dyn Watch>, StoreError> {
+        let state = self.lock();
+        let next = if from == 0 { state.revision + 1 } else { from };
+        if next <= state.history.compacted() {
+            return Err(compacted(self.url(), next, state.history.compacted()));
+        }
+        Ok(Box::new(MemoryWatch {
+            shared: Arc::clone(&self.shared),
+            prefix: prefix.to_vec(),
+            next,
+        }))
+    }
+
+    fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if revision > state.revision {
+            return Err(StoreError::InvalidRequest {
+                store: self.url().to_owned(),
+                reason: format!(
+                    "cannot compact to revision {revision}: the store is at {}",
+                    state.revision
+                ),
+            });
+        }
+        if revision <= state.history.compacted() {
+            return Err(compacted(self.url(), revision, state.history.compacted()));
+        }
+        state.history.compact(revision);
+        Ok(())
     }
 }

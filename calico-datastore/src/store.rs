@@ -8,6 +8,7 @@ use crate::types::{
     Compare, DEFAULT_MAX_TXN_OPS, KeyValue, RangeResponse, ReadOp, ReadResponse, ReadResult,
     Revision, TxnOp, TxnResponse,
 };
+use crate::watch::Watch;
 
 /// A revisioned key–value store with etcd v3 semantics.
 ///
@@ -38,6 +39,28 @@ pub trait Store: Send + Sync {
     ///
     /// A key may be written at most once per transaction.
     fn txn(&self, compares: &[Compare], ops: &[TxnOp]) -> Result<TxnResponse, StoreError>;
+
+    /// Watches the keys starting with `prefix` from revision `from` (inclusive; `0`: from
+    /// the next change on). See [`Watch`] for what it yields; a `from` whose history is gone
+    /// fails with [`StoreError::Compacted`].
+    fn watch(&self, prefix: &[u8], from: Revision) -> Result<Box<dyn Watch>, StoreError> {
+        let _ = (prefix, from);
+        Err(StoreError::Unsupported {
+            store: self.url().to_owned(),
+            what: "watch",
+        })
+    }
+
+    /// Discards the history up to and including `revision` (etcd's compaction): watches
+    /// from those revisions fail with [`StoreError::Compacted`] afterwards. Values are not
+    /// affected.
+    fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        let _ = revision;
+        Err(StoreError::Unsupported {
+            store: self.url().to_owned(),
+            what: "compaction",
+        })
+    }
 
     /// Reads one key.
     fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
@@ -132,6 +155,12 @@ macro_rules! forward_store {
             }
             fn txn(&self, compares: &[Compare], ops: &[TxnOp]) -> Result<TxnResponse, StoreError> {
                 (**self).txn(compares, ops)
+            }
+            fn watch(&self, prefix: &[u8], from: Revision) -> Result<Box<dyn Watch>, StoreError> {
+                (**self).watch(prefix, from)
+            }
+            fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+                (**self).compact(revision)
             }
         }
     )*};

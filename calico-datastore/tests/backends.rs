@@ -13,7 +13,8 @@ use calico_datastore::conformance::{
     self, cas_increment, check_logged_counter, logged_increment, parse_counter,
 };
 use calico_datastore::{
-    CountingStore, FileStore, MemoryStore, OpenError, Store, TxnOp, open_store,
+    CountingStore, FileStore, MemoryStore, OpenError, Store, StoreError, TxnOp, WatchEvent,
+    open_store,
 };
 
 /// A directory removed on drop.
@@ -273,4 +274,145 @@ fn sigkilled_writers_leave_a_consistent_file() {
     drop(store);
     let reopened = FileStore::open(&path).unwrap();
     assert_eq!(check_logged_counter(&reopened, "crash/"), n);
+}
+
+#[test]
+fn memory_watches_conform() {
+    conformance::run_watch(&MemoryStore::new(), "w/");
+    let store = open_store("memory:").unwrap();
+    conformance::run_watch(&CountingStore::new(&store), "w/");
+}
+
+#[test]
+fn file_watches_conform() {
+    let dir = TempDir::new("watch");
+    let store = FileStore::open(dir.path().join("w.db")).unwrap();
+    conformance::run_watch(&store, "w/");
+}
+
+/// A watch that falls further behind than the history a store keeps gets `Compacted` on
+/// its next call (and a re-list is the way on); one that keeps up never does.
+fn behind_watch_is_compacted(store: &dyn Store) {
+    let start = store.revision().unwrap() + 1;
+    let mut keeping_up = store.watch(b"h/", start).unwrap();
+    let mut behind = store.watch(b"h/", start).unwrap();
+    let mut seen = 0;
+    for i in 0..10 {
+        store.put(b"h/k", i.to_string().as_bytes()).unwrap();
+        seen += keeping_up.next(Duration::from_secs(5)).unwrap().len();
+    }
+    assert_eq!(seen, 10, "the watch that keeps up sees every change");
+    match behind.next(Duration::from_millis(10)) {
+        Err(StoreError::Compacted {
+            requested,
+            compacted,
+            ..
+        }) => {
+            assert_eq!(requested, start);
+            assert!(compacted >= start + 5, "{compacted}");
+        }
+        other => panic!("expected Compacted, got {other:?}"),
+    }
+    // A new watch from the current revision works.
+    let now = store.revision().unwrap();
+    let mut again = store.watch(b"h/", now + 1).unwrap();
+    let r = store.put(b"h/k", b"x").unwrap();
+    let got = again.next(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        got.iter().map(WatchEvent::revision).collect::<Vec<_>>(),
+        [r]
+    );
+}
+
+#[test]
+fn memory_watch_behind_its_history_is_compacted() {
+    behind_watch_is_compacted(&MemoryStore::new().with_watch_history(4));
+}
+
+#[test]
+fn file_watch_behind_its_history_is_compacted() {
+    let dir = TempDir::new("wbehind");
+    let store = FileStore::open(dir.path().join("h.db"))
+        .unwrap()
+        .with_watch_history(4);
+    behind_watch_is_compacted(&store);
+}
+
+#[test]
+fn a_file_watch_sees_other_processes_writes_in_order() {
+    let dir = TempDir::new("wprocs");
+    let path = dir.path().join("p.db");
+    let store = FileStore::open(&path).unwrap();
+    let start = store.revision().unwrap() + 1;
+    let mut watch = store.watch(b"counter", start).unwrap();
+    let procs = 3;
+    let children: Vec<_> = (0..procs).map(|i| spawn_child(&path, i, "plain")).collect();
+    for (i, child) in children.into_iter().enumerate() {
+        expect_success(i, child);
+    }
+    let total = procs as u64 * CHILD_INCREMENTS;
+    let end = store.revision().unwrap();
+    let events = conformance::collect_until(&mut *watch, end);
+    let values: Vec<u64> = events
+        .iter()
+        .map(|e| match e {
+            WatchEvent::Put { kv } => parse_counter(&kv.value),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(values, (1..=total).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_reopened_file_keeps_its_change_log() {
+    let dir = TempDir::new("wreopen");
+    let path = dir.path().join("r.db");
+    let first = {
+        let store = FileStore::open(&path).unwrap();
+        store.put(b"a", b"1").unwrap()
+    };
+    let store = FileStore::open(&path).unwrap();
+    let mut w = store.watch(b"", first).unwrap();
+    let got = w.next(Duration::from_secs(1)).unwrap();
+    assert_eq!(got.len(), 1, "the history survives a reopen: {got:?}");
+    assert_eq!(got[0].revision(), first);
+}
+
+#[test]
+fn a_database_written_before_the_change_log_watches_from_its_current_revision() {
+    // The layout of a database from before the change log: format 1, a revision, keys.
+    let dir = TempDir::new("wold");
+    let path = dir.path().join("old.db");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn
+                .open_table(redb::TableDefinition::<&str, u64>::new("calico_meta"))
+                .unwrap();
+            meta.insert("format", 1).unwrap();
+            meta.insert("revision", 5).unwrap();
+            let mut kv = txn
+                .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("calico_kv"))
+                .unwrap();
+            let mut entry = 5u64.to_le_bytes().to_vec();
+            entry.extend(5u64.to_le_bytes());
+            entry.extend(b"v");
+            kv.insert(b"a".as_slice(), entry.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = FileStore::open(&path).unwrap();
+    assert_eq!(store.get(b"a").unwrap().unwrap().value, b"v");
+    // Its history before now is unknown: a watch from the past is refused, not empty.
+    match store.watch(b"", 3) {
+        Err(StoreError::Compacted { compacted, .. }) => assert_eq!(compacted, 5),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a watch over unknown history was opened"),
+    }
+    let mut w = store.watch(b"", 6).unwrap();
+    let r = store.put(b"a", b"w").unwrap();
+    assert_eq!(r, 6);
+    let got = w.next(Duration::from_secs(1)).unwrap();
+    assert_eq!(got.len(), 1);
 }
