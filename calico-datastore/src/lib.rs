@@ -12,6 +12,8 @@
 //! * [`Store::watch`] follows the changes under a prefix from a revision ([`Watch`],
 //!   [`WatchEvent`]): ordered, no gaps, deletes with their previous value, and
 //!   [`StoreError::Compacted`] once the history needed is gone ([`Store::compact`]).
+//! * [`Syncer`] lists prefixes and follows them with a watch, re-listing (with deletes
+//!   synthesised by diffing) after a compaction or an outage.
 //! * Backends: [`MemoryStore`] (`memory:`), [`FileStore`] (`file:PATH`, an embedded redb
 //!   database several processes can share), and etcd v3 (`etcd://...`) in the separate
 //!   `calico-datastore-etcd` crate, so that this crate pulls in no async runtime.
@@ -50,6 +52,7 @@ mod error;
 mod file;
 mod memory;
 mod store;
+mod sync;
 mod types;
 mod url;
 mod watch;
@@ -63,6 +66,7 @@ pub use error::{Conflict, ConflictingKey, OpenError, Operation, StoreError};
 pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use store::{Store, check_reads, check_txn, failed_compares};
+pub use sync::{SyncEvent, SyncOptions, SyncStats, SyncStatus, Syncer};
 pub use types::{
     Compare, DEFAULT_MAX_TXN_OPS, KeyValue, RangeResponse, RangeResult, ReadOp, ReadResponse,
     ReadResult, Revision, TxnOp, TxnResponse, prefix_end,
