@@ -1,0 +1,39 @@
+//! `calico-node`: Calico's per-node agent as a library.
+//!
+//! Calico runs three things on every node: Felix (follows the datastore, programs the
+//! kernel, reports status), confd (renders BIRD's configuration and makes BIRD reload it)
+//! and BIRD (the BGP daemon). This crate is growing into one agent doing Felix's and
+//! confd's jobs and supervising BIRD. It holds so far:
+//!
+//! * [`BirdControl`] — a client of BIRD's control socket (the protocol `birdc` speaks):
+//!   numbered reply lines, continuation lines, error codes as typed errors.
+//! * [`protocols`] — `show protocols` parsed into rows, and Calico's BGP protocol names
+//!   (`Mesh_10_0_0_2`, `Node_…`, `Global_…_port_1790`) into peer type, address and port.
+//! * [`NodeStatus`] — what `calico node status` prints: calicoctl's table, byte for byte,
+//!   and a JSON form for scripts.
+//! * [`BirdProcess`] — BIRD started, watched and restarted by the agent, stopped on exit.
+//! * [`install_config`] — a new BIRD configuration checked with `bird -p`, installed
+//!   atomically only when it changed, and loaded with `configure`; a configuration BIRD
+//!   rejects leaves the old file and the running BIRD untouched.
+//!
+//! ```
+//! use calico_node::{NodeStatus, protocols};
+//!
+//! let show = "Name       Proto      Table      State  Since         Info\n\
+//!             Mesh_10_0_0_2 BGP     ---        up     12:25:01.493  Established\n";
+//! let rows = protocols::parse_show_protocols(show);
+//! let status = NodeStatus::from_protocols(true, &rows);
+//! assert!(status.to_table().contains("| 10.0.0.2     | node-to-node mesh | up    |"));
+//! ```
+#![deny(missing_docs)]
+
+mod bird_config;
+mod bird_control;
+mod bird_process;
+mod node_status;
+pub mod protocols;
+
+pub use bird_config::{ConfigError, InstallOutcome, install_config};
+pub use bird_control::{BirdControl, BirdError, Reply, ReplyLine};
+pub use bird_process::{BirdPaths, BirdProcess, ProcessError};
+pub use node_status::{NodeStatus, PeerRow};
