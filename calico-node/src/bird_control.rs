@@ -102,8 +102,12 @@ pub struct BirdControl {
     version: String,
 }
 
-/// Splits a protocol line into (code, is last, text), or `None` for a continuation line.
-fn split_line(line: &str) -> Result<(Option<(u16, bool)>, &str), ()> {
+/// A line's head: its code and whether it is the reply's last line; `None` for a
+/// continuation line.
+type Head = Option<(u16, bool)>;
+
+/// Splits a protocol line into its head and text.
+fn split_line(line: &str) -> Result<(Head, &str), ()> {
     if let Some(rest) = line.strip_prefix(' ') {
         return Ok((None, rest));
     }

@@ -130,14 +130,12 @@ impl BirdProcess {
         let started = Instant::now();
         let mut last = String::from("no control socket yet");
         while started.elapsed() < self.ready_timeout {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(ProcessError::NotReady {
-                        waited: started.elapsed(),
-                        detail: format!("BIRD exited with {status}"),
-                    });
-                }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return Err(ProcessError::NotReady {
+                    waited: started.elapsed(),
+                    detail: format!("BIRD exited with {status}"),
+                });
             }
             match BirdControl::connect(&self.paths.socket, Duration::from_secs(2)) {
                 Ok(_) => return Ok(()),
