@@ -60,10 +60,11 @@ fn wait_established(socket: &Path, name: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let rows = show(socket);
-        if let Some(r) = rows.iter().find(|r| r.name == name) {
-            if r.info.starts_with("Established") {
-                return r.since.clone();
-            }
+        if let Some(r) = rows
+            .iter()
+            .find(|r| r.name == name && r.info.starts_with("Established"))
+        {
+            return r.since.clone();
         }
         assert!(
             Instant::now() < deadline,
