@@ -12,6 +12,9 @@
 //! * [`NodeStatus`] — what `calico node status` prints: calicoctl's table, byte for byte,
 //!   and a JSON form for scripts.
 //! * [`BirdProcess`] — BIRD started, watched and restarted by the agent, stopped on exit.
+//! * [`Health`] — components report live/ready; [`serve_health`] answers `/liveness` and
+//!   `/readiness` with Felix's status codes and table; [`Metrics`] and [`serve_metrics`]
+//!   give Prometheus Felix's metric names.
 //! * [`install_config`] — a new BIRD configuration checked with `bird -p`, installed
 //!   atomically only when it changed, and loaded with `configure`; a configuration BIRD
 //!   rejects leaves the old file and the running BIRD untouched.
@@ -30,10 +33,17 @@
 mod bird_config;
 mod bird_control;
 mod bird_process;
+mod health;
+mod http;
+mod metrics;
 mod node_status;
 pub mod protocols;
+mod table;
 
 pub use bird_config::{ConfigError, InstallOutcome, install_config};
 pub use bird_control::{BirdControl, BirdError, Reply, ReplyLine};
 pub use bird_process::{BirdPaths, BirdProcess, ProcessError};
+pub use health::{ComponentHealth, Health, HealthReport, HealthSummary};
+pub use http::{HttpError, HttpServer, serve_health, serve_metrics};
+pub use metrics::Metrics;
 pub use node_status::{NodeStatus, PeerRow};

@@ -97,48 +97,9 @@ fn cells(row: &PeerRow) -> [&str; 5] {
     ]
 }
 
-/// The bordered table: headers centred (the smaller half of the spare width on the left),
-/// cells left-aligned, one space of padding.
 fn table(rows: &[PeerRow]) -> String {
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(cells(row)) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let border = {
-        let mut s = String::from("+");
-        for w in widths {
-            s.push_str(&"-".repeat(w + 2));
-            s.push('+');
-        }
-        s.push('\n');
-        s
-    };
-    let mut out = border.clone();
-    out.push('|');
-    for (h, w) in HEADERS.iter().zip(widths) {
-        let spare = w - h.chars().count();
-        let left = spare / 2;
-        out.push_str(&format!(
-            " {}{}{} |",
-            " ".repeat(left),
-            h,
-            " ".repeat(spare - left)
-        ));
-    }
-    out.push('\n');
-    out.push_str(&border);
-    for row in rows {
-        out.push('|');
-        for (cell, w) in cells(row).iter().zip(widths) {
-            let pad = w - cell.chars().count();
-            out.push_str(&format!(" {}{} |", cell, " ".repeat(pad)));
-        }
-        out.push('\n');
-    }
-    out.push_str(&border);
-    out
+    let cells: Vec<[&str; 5]> = rows.iter().map(cells).collect();
+    crate::table::render(HEADERS, &cells)
 }
 
 #[cfg(test)]
