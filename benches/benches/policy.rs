@@ -1,4 +1,4 @@
-//! The policy compiler at scale (issue 3 §7): 10,000 pods, 100 namespaces, 2,000 policies.
+//! The policy compiler at scale: 10,000 pods, 100 namespaces, 2,000 policies.
 //! Full model build + compile, and one policy updated through the incremental compiler.
 //!
 //! `cargo bench -p calico-benches --bench policy`

@@ -1,4 +1,4 @@
-//! Routing at scale (routing.md §8): 5,000 nodes, full mesh and 3 route reflectors.
+//! Routing at scale: 5,000 nodes, full mesh and 3 route reflectors.
 //!
 //! `cargo bench -p calico-benches --bench route`
 

@@ -1,9 +1,9 @@
 //! Criterion benchmarks for the selector engine: parsing, tree evaluation, compiled
 //! evaluation, building the index, and incremental index updates.
 //!
-//! The workload is generated in-process (a port of gen_selector_workload.py), smaller than the
+//! The workload is generated in-process (a port of `benches/scripts/gen_selector_workload.py`), smaller than the
 //! default `selbench` run so that `cargo bench` stays short. Set `SELBENCH_DIR` to a directory
-//! written by gen_selector_workload.py to use that workload instead.
+//! written by `benches/scripts/gen_selector_workload.py` to use that workload instead.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

@@ -1,7 +1,7 @@
 //! Benchmarks and comparison harnesses for the calico-* crates.
 //!
 //! - [`workload`]: an in-process port of the selector workload generator;
-//! - [`input`]: reading a workload directory written by `gen_selector_workload.py`;
+//! - [`input`]: reading a workload directory written by `benches/scripts/gen_selector_workload.py`;
 //! - [`fnv1a64`]: the hash `selbench` reports so implementations can be compared;
 //! - [`route_scale`]: synthetic large clusters for the routing benchmarks;
 //! - [`policy_scale`]: synthetic large clusters for the policy compiler benchmarks.

@@ -1,4 +1,4 @@
-//! Synthetic large clusters for the policy compiler benchmarks (issue 3 §7): namespaces,
+//! Synthetic large clusters for the policy compiler benchmarks: namespaces,
 //! pods with realistic labels, addresses and a named port, and a mix of Kubernetes
 //! NetworkPolicies, Calico NetworkPolicies in two tiers and GlobalNetworkPolicies.
 //! Deterministic for a given size.

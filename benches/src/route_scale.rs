@@ -1,4 +1,4 @@
-//! Synthetic clusters for the routing benchmarks (routing.md §8).
+//! Synthetic clusters for the routing benchmarks.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -57,7 +57,7 @@ pub fn node_info(i: usize, rr: bool) -> NodeInfo {
     }
 }
 
-/// `n` nodes, the first `rrs` of them route reflectors (recipe of routing.md §3.4 when
+/// `n` nodes, the first `rrs` of them route reflectors (the usual recipe when
 /// `rrs > 0`), the mesh on or off, one /26 per node in a 10.64.0.0/10 pool.
 pub fn scale_cluster(n: usize, rrs: usize, mesh: bool, encap: Encap) -> Cluster {
     let mut c = Cluster::default();

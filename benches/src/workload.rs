@@ -1,9 +1,10 @@
-//! A deterministic Rust port of `shared/bench/gen_selector_workload.py`.
+//! A deterministic Rust port of `benches/scripts/gen_selector_workload.py`.
 //!
 //! It draws from the same distributions (label shapes, selector atoms, nesting) with its own
 //! PRNG, so the output is statistically alike but not byte-identical to the Python script's.
 //! Every selector comes both as text and as the tree the parser must build from that text
-//! (selector.md §3.1), so benchmarks and tests need no parser to get trees.
+//! (the canonical tree of the selector grammar), so benchmarks and tests need no parser to get
+//! trees.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! The plugins as a container runtime calls them, in network namespaces (issue 7 §3).
+//! The plugins as a container runtime calls them, in network namespaces.
 //!
 //! Each test makes a "node" namespace (the plugins run in it through `ip netns exec`, so the
 //! host veths, host routes and sysctls are the node's, never the root namespace's) and pod

@@ -1,4 +1,5 @@
-//! Desired state from calico-route's per-node plan ([`KernelPlan`], routing.md §6).
+//! Desired state from calico-route's per-node plan ([`KernelPlan`]: the routes, tunnel
+//! devices, neighbour and FDB entries a node needs for its encapsulation mode).
 //!
 //! Only dataplane-owned routes are taken (BIRD programs its own); devices become owned
 //! devices with their address; neighbour and FDB entries are copied; every workload interface

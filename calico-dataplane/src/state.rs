@@ -1,5 +1,6 @@
 //! Desired and observed kernel state: devices, addresses, routes, neighbour and FDB entries,
-//! sysctls, and what the dataplane owns (routing.md §6.3–§6.5, §7).
+//! sysctls, and what the dataplane owns (the tunnel devices, the routes of Calico's route
+//! protocol and the workload interfaces; see [`Ownership`]).
 //!
 //! These types are plain data: no I/O, no netlink. A backend reports an [`Observed`]; the
 //! reconciler compares it with a [`DesiredState`].
@@ -11,7 +12,7 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
-/// Calico's private route protocol number (routing.md §6.1: `proto 80`).
+/// Calico's private route protocol number: Felix marks the routes it programs `proto 80`.
 pub const FELIX_PROTO: u8 = 80;
 /// The `boot` route protocol (3), used for local workload routes by default.
 pub const BOOT_PROTO: u8 = 3;
@@ -278,7 +279,7 @@ impl Sysctl {
         }
     }
 
-    /// The sysctls Calico sets on a workload's host-side interface (routing.md §7): IPv4
+    /// The sysctls Calico sets on a workload's host-side interface: IPv4
     /// forwarding, proxy ARP, neighbour proxy delay 0 and strict reverse-path filtering, as Felix
     /// writes them.
     pub fn workload_interface(iface: &str) -> Vec<Sysctl> {
@@ -291,7 +292,7 @@ impl Sysctl {
     }
 }
 
-/// What the dataplane treats as its own (routing.md §6.5): anything not covered here is
+/// What the dataplane treats as its own: anything not covered here is
 /// never modified or removed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ownership {

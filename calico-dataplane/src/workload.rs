@@ -1,4 +1,6 @@
-//! Wiring a pod the way Calico's CNI plugin does (routing.md §7), and the reverse teardown.
+//! Wiring a pod the way Calico's CNI plugin does (a veth pair named by Calico's rule, a /32
+//! (/128) address in the pod, a default route via 169.254.1.1 on-link, proxy ARP on the host
+//! side), and the reverse teardown.
 //!
 //! [`wire`] creates a veth pair: the host side (named by [`host_interface_name`], MAC
 //! `ee:ee:ee:ee:ee:ee`) stays in the host namespace with forwarding, proxy ARP, neighbour

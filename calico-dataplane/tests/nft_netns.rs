@@ -192,7 +192,7 @@ fn one_el(k: &[u8]) -> Element {
     }
 }
 
-/// The example of policy.md §13.2 (one workload, one policy), as a table and as text.
+/// A small worked example (one workload, one policy), as a table and as text.
 fn example(extra_port: bool) -> (Table, String) {
     let mut t = Table::default();
     let mut s4 = Set::new(datatype::IPADDR, 4, true);

@@ -1,4 +1,5 @@
-//! Proof with real packets (issue 6 §5; root only, see `common::can_run`).
+//! Proof with real packets: pods in namespaces, every pair probed, the kernel's verdicts
+//! compared with calico-policy's prediction (root only, see `common::can_run`).
 //!
 //! For each policy scenario of calico-policy's suite (`calico-policy/tests/scenarios/01…09`:
 //! tiers and order, Pass, Deny, Kubernetes NetworkPolicy conversion, named ports, match

@@ -17,7 +17,7 @@ pub struct BackoffPolicy {
 }
 
 impl BackoffPolicy {
-    /// The policy of ipam.md §4.4 and of the etcd backend: base 2 ms, cap 250 ms, at most 20
+    /// The policy of the IPAM retries and of the etcd backend: base 2 ms, cap 250 ms, at most 20
     /// retries, 30 s deadline.
     pub const DEFAULT: BackoffPolicy = BackoffPolicy {
         base: Duration::from_millis(2),

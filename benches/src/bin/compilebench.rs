@@ -1,4 +1,4 @@
-//! The policy compiler at scale (issue 3 §7): a generated cluster of 10,000 pods in 100
+//! The policy compiler at scale: a generated cluster of 10,000 pods in 100
 //! namespaces with 2,000 policies (Kubernetes, Calico namespaced in two tiers, global).
 //! Times loading, the model build, the full compile and the incremental compiler's set-up,
 //! with the resident memory after each; then 200 updates of one policy (alternating

@@ -1,4 +1,4 @@
-//! nftables load benchmark (issue 6 §6): one synthetic `table inet calico` with 2,000 policy
+//! nftables load benchmark: one synthetic `table inet calico` with 2,000 policy
 //! chains (10,000 policy rules), 500 named sets, tier and endpoint chains and verdict maps,
 //! loaded (a) by `nft -f` of its text rendering and (b) by our one-batch netlink apply, each
 //! into its own fresh network namespace; then (c) a one-policy change applied as a delta.

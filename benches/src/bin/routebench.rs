@@ -1,5 +1,5 @@
 //! `routebench`: programming N routes (default 20,000) into a fresh network namespace with
-//! calico-dataplane's netlink backend versus `ip -batch`, in the same run (issue 6 §6).
+//! calico-dataplane's netlink backend versus `ip -batch`, in the same run.
 //!
 //! ```text
 //! routebench [--routes N] [--rounds R]

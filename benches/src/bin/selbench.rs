@@ -1,6 +1,6 @@
 //! `selbench DIR`: times selector parsing, compiled evaluation and index building on the
 //! workload in DIR (`selectors.txt`, `labels.jsonl`, as written by
-//! `gen_selector_workload.py`), checks that the evaluators and the index agree, and prints
+//! `benches/scripts/gen_selector_workload.py`), checks that the evaluators and the index agree, and prints
 //! one JSON line:
 //!
 //! `{"impl":"calico-rs","selectors":N,"labels":M,"parse_ns_per_selector":F,
