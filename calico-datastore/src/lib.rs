@@ -41,6 +41,8 @@
 #![deny(missing_docs)]
 
 mod backoff;
+mod config;
+mod connection;
 mod counting;
 mod engine;
 mod error;
@@ -54,6 +56,14 @@ mod url;
 pub mod conformance;
 
 pub use backoff::{Backoff, BackoffPolicy};
+pub use config::{
+    ConfigInputs, DEFAULT_CONFIG_FILE, DEFAULT_ETCD_PORT, DatastoreConfigError, DatastoreRequest,
+    DatastoreSource, ResolvedDatastore, SystemInputs, parse_endpoints, resolve_datastore,
+};
+pub use connection::{
+    ClientIdentity, DatastoreTarget, EtcdConnection, EtcdCredentials, EtcdEndpoint, EtcdScheme,
+    EtcdTls, Pem,
+};
 pub use counting::{CountingStore, RoundTrips};
 pub use error::{Conflict, ConflictingKey, OpenError, Operation, StoreError};
 pub use file::FileStore;
