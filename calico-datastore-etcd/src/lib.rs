@@ -436,7 +436,7 @@ impl EtcdStore {
             Attempt::Fatal(StoreError::Access {
                 store: self.url.clone(),
                 endpoint: endpoint.to_owned(),
-                reason: r.to_string(),
+                reason: r.to_string().into(),
             })
         };
         let presented = Presented {

@@ -85,8 +85,8 @@ pub enum StoreError {
         store: String,
         /// The member that refused (`https://HOST:PORT`).
         endpoint: String,
-        /// What was refused and why.
-        reason: String,
+        /// What was refused and why (boxed: keeps every error of the workspace small).
+        reason: Box<str>,
     },
     /// The backend failed (I/O error, corrupt file, an error status from etcd, ...).
     #[error("{store}: {context}: {source}")]
