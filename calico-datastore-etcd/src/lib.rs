@@ -21,6 +21,20 @@
 //! fails with [`StoreError::Indeterminate`] or [`StoreError::Timeout`], because it may have
 //! been applied (the caller re-reads and decides, as etcd's own Go client requires).
 //!
+//! Security: [`EtcdStore::connect_to`] takes an [`EtcdConnection`] (usually from
+//! [`calico_datastore::resolve_datastore`], opened with [`open_target`]). `https` members
+//! are reached over TLS (tonic with rustls and the ring provider, the only TLS stack in the
+//! build), verified with the configured CA (else the system's CA bundle), presenting the
+//! client certificate when one is configured; the CA and certificate files are read when
+//! the store is built, so a missing file is an error at once. With credentials, each member
+//! is asked for a token by the first request sent to it (etcd's simple tokens are valid
+//! only on the member that issued them); when a token expires the client authenticates
+//! again and repeats the request once. Failures that repeating cannot fix — a TLS handshake
+//! that fails (untrusted, expired or missing certificate), a wrong password, a missing user
+//! name, a permission the user lacks — are not retried: they come back at once as
+//! [`StoreError::Access`], naming the member and the cause, e.g.
+//! `etcd https://127.0.0.1:2379: TLS handshake failed: certificate expired: ...`.
+//!
 //! ```no_run
 //! let store = calico_datastore_etcd::open_store("etcd://127.0.0.1:2379,127.0.0.1:22379")?;
 //! store.put(b"k", b"v")?;

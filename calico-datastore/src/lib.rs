@@ -13,6 +13,13 @@
 //!   database several processes can share), and etcd v3 (`etcd://...`) in the separate
 //!   `calico-datastore-etcd` crate, so that this crate pulls in no async runtime.
 //! * [`open_store`] opens a store from its URL; [`StoreUrl`] parses one.
+//! * [`resolve_datastore`] decides which datastore a program uses, the way calicoctl
+//!   does: an explicit store URL, a `CalicoAPIConfig` file (`--config`, default
+//!   `/etc/calico/calicoctl.cfg`), or the calicoctl environment (`ETCD_ENDPOINTS`,
+//!   `ETCD_CA_CERT_FILE`, `ETCD_USERNAME`, ..., each also as `CALICO_<NAME>`). It returns a
+//!   [`DatastoreTarget`] (for etcd an [`EtcdConnection`]: endpoints with their scheme, TLS
+//!   material, credentials) and the [`DatastoreSource`] it came from. The order and the
+//!   details are in `docs/configuration.md`.
 //! * [`CountingStore`] counts round trips; [`Backoff`] is exponential backoff with full
 //!   jitter; the `conformance` feature exposes the suite every backend passes.
 //!
