@@ -290,8 +290,9 @@ struct Proc {
     name: String,
     client_port: u16,
     peer_port: u16,
-    /// Plain-http port serving `/health` for members whose clients use TLS.
-    metrics_port: u16,
+    /// For members whose clients use TLS, a second, plain-http client port on loopback:
+    /// the harness's own door (health, leader, setting up authentication).
+    admin_port: u16,
     options: MemberOptions,
     data_dir: PathBuf,
     log: PathBuf,
@@ -312,6 +313,11 @@ impl Proc {
             "http"
         };
         let client = format!("{scheme}://127.0.0.1:{}", self.client_port);
+        let listen = if self.options.tls.is_some() {
+            format!("{client},http://127.0.0.1:{}", self.admin_port)
+        } else {
+            client.clone()
+        };
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut extra: Vec<std::ffi::OsString> = Vec::new();
         if let Some(tls) = &self.options.tls {
@@ -324,8 +330,6 @@ impl Proc {
                 extra.push("--trusted-ca-file".into());
                 extra.push(ca.clone().into());
             }
-            extra.push("--listen-metrics-urls".into());
-            extra.push(format!("http://127.0.0.1:{}", self.metrics_port).into());
         }
         if let Some(ttl) = self.options.auth_token_ttl {
             extra.push("--auth-token-ttl".into());
@@ -341,7 +345,7 @@ impl Proc {
             .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--listen-client-urls", &client])
+            .args(["--listen-client-urls", &listen])
             .args(["--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
@@ -382,13 +386,18 @@ impl Proc {
         }
     }
 
+    /// The plain-http client port the harness talks to.
+    fn admin(&self) -> u16 {
+        if self.options.tls.is_some() {
+            self.admin_port
+        } else {
+            self.client_port
+        }
+    }
+
     /// Whether the member answers `/health` with `true`.
     fn healthy(&self) -> bool {
-        if self.options.tls.is_some() {
-            healthy(self.metrics_port)
-        } else {
-            healthy(self.client_port)
-        }
+        healthy(self.admin())
     }
 
     fn log_tail(&self) -> String {
@@ -498,7 +507,7 @@ impl EtcdCluster {
                 name: format!("m{i}"),
                 client_port: ports[3 * i],
                 peer_port: ports[3 * i + 1],
-                metrics_port: ports[3 * i + 2],
+                admin_port: ports[3 * i + 2],
                 options: options.clone(),
                 data_dir: dir.0.join(format!("m{i}.etcd")),
                 log: dir.0.join(format!("m{i}.log")),
@@ -595,7 +604,8 @@ impl EtcdCluster {
         members.join(",")
     }
 
-    /// Enables etcd's authentication (plain-http members only): creates `root` with
+    /// Enables etcd's authentication (through the harness's plain port, also for TLS
+    /// members): creates `root` with
     /// `root_password`, and for each `(user, password, prefix)` a user whose role may read
     /// and write only the keys under `prefix`.
     pub fn enable_auth(
@@ -605,7 +615,7 @@ impl EtcdCluster {
     ) -> Result<(), HarnessError> {
         use base64::Engine as _;
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let port = self.procs.first().map(|p| p.client_port).unwrap_or(0);
+        let port = self.procs.first().map(Proc::admin).unwrap_or(0);
         let call = |path: &str, body: serde_json::Value| -> Result<(), HarnessError> {
             http(port, "POST", path, &body.to_string())
                 .map(|_| ())
@@ -664,7 +674,7 @@ impl EtcdCluster {
         let ids: Vec<Option<(String, String)>> = self
             .procs
             .iter()
-            .map(|p| p.child.as_ref().and_then(|_| status(p.client_port)))
+            .map(|p| p.child.as_ref().and_then(|_| status(p.admin())))
             .collect();
         let leader_id = ids.iter().flatten().map(|(_, l)| l.clone()).next()?;
         ids.iter()
