@@ -283,7 +283,10 @@ fn tls_failures_exit_2_naming_the_member_and_cause() {
         (
             "expired-client-cert",
             config(&ep, &pki.ca, Some(&pki.issue("old-client", -1).unwrap())),
-            &["TLS handshake failed", "rejected our client certificate"],
+            &[
+                "TLS handshake failed: certificate expired",
+                "our client certificate, which expired at",
+            ],
         ),
     ];
     for (name, text, words) in &cases {

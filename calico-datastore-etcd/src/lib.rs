@@ -123,6 +123,7 @@ pub struct EtcdStore {
     members: Vec<Member>,
     credentials: Option<EtcdCredentials>,
     client_cert: bool,
+    client_validity: Option<calico_datastore::CertValidity>,
     current: AtomicUsize,
     options: EtcdOptions,
     seed: AtomicU64,
@@ -238,14 +239,16 @@ impl EtcdStore {
         if connection.endpoints.is_empty() {
             return Err(fail("no etcd member given".to_owned()));
         }
-        let tls = if connection
+        let (tls, client_validity) = if connection
             .endpoints
             .iter()
             .any(|e| e.scheme == EtcdScheme::Https)
         {
-            Some(tls::client_config(&connection.tls, options.connect_timeout).map_err(&fail)?)
+            let (config, validity) =
+                tls::client_config(&connection.tls, options.connect_timeout).map_err(&fail)?;
+            (Some(config), validity)
         } else {
-            None
+            (None, None)
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -302,6 +305,7 @@ impl EtcdStore {
             members: clients,
             credentials: connection.credentials.clone(),
             client_cert: connection.tls.client.is_some(),
+            client_validity,
             current: AtomicUsize::new(0),
             options,
             seed: AtomicU64::new(seed),
@@ -456,6 +460,10 @@ impl EtcdStore {
         let presented = Presented {
             user: self.credentials.as_ref().map(|c| c.username.as_str()),
             client_cert: self.client_cert,
+            client_validity: self.client_validity,
+            now: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         };
         let status = match e {
             etcd_client::Error::GRpcStatus(s) => s,

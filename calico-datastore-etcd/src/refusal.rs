@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use calico_datastore::CertValidity;
 use tonic::Code;
 
 /// Why a member refused us.
@@ -50,6 +51,10 @@ pub(crate) struct Presented<'a> {
     pub user: Option<&'a str>,
     /// Whether a client certificate is configured.
     pub client_cert: bool,
+    /// Its validity, when it could be read.
+    pub client_validity: Option<CertValidity>,
+    /// Now, in seconds since the Unix epoch.
+    pub now: i64,
 }
 
 /// The refusal an error text (status code and message with its sources) describes, if
@@ -86,7 +91,7 @@ pub(crate) fn refusal(code: Option<Code>, text: &str, presented: Presented<'_>) 
             etcd_message(text)
         )));
     }
-    tls_refusal(&lower, text, presented.client_cert).map(Refusal::Tls)
+    tls_refusal(&lower, text, &presented).map(Refusal::Tls)
 }
 
 /// etcd's own message (`etcdserver: ...`), else the whole text.
@@ -98,7 +103,7 @@ fn etcd_message(text: &str) -> &str {
 }
 
 /// The cause of a failed TLS handshake, from the rustls error text.
-fn tls_refusal(lower: &str, text: &str, client_cert: bool) -> Option<String> {
+fn tls_refusal(lower: &str, text: &str, presented: &Presented<'_>) -> Option<String> {
     let cause = |what: &str| {
         // The rustls error itself, without the transport layers around it.
         let raw = text
@@ -126,7 +131,23 @@ fn tls_refusal(lower: &str, text: &str, client_cert: bool) -> Option<String> {
         return Some(cause(what));
     }
     if lower.contains("received fatal alert") {
-        let what = if !client_cert {
+        // The member does not say why; what we know of our certificate may.
+        if let Some(v) = presented.client_validity.filter(|_| presented.client_cert) {
+            if v.not_after.unix_seconds() < presented.now {
+                return Some(cause(&format!(
+                    "certificate expired: the member rejected our client certificate, which \
+                     expired at {}",
+                    v.not_after
+                )));
+            }
+            if v.not_before.unix_seconds() > presented.now {
+                return Some(cause(&format!(
+                    "the member rejected our client certificate, which is not valid before {}",
+                    v.not_before
+                )));
+            }
+        }
+        let what = if !presented.client_cert {
             "the member requires a client certificate and none is configured \
              (etcdCertFile and etcdKeyFile)"
         } else if lower.contains("certificateexpired") {
@@ -159,8 +180,8 @@ mod tests {
     #[test]
     fn tls_causes_are_named() {
         let with_cert = Presented {
-            user: None,
             client_cert: true,
+            ..Presented::default()
         };
         let r = |t: &str| refusal(Some(Code::Unavailable), t, with_cert).map(|r| r.to_string());
         let expired = r("transport error <- invalid peer certificate: Expired").unwrap();
@@ -198,6 +219,33 @@ mod tests {
             None
         );
         assert_eq!(r("etcdserver: no leader"), None);
+        // What we know of our own certificate explains the member's terse alert.
+        let t = |year| calico_datastore::CertTime {
+            year,
+            month: 6,
+            day: 1,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        };
+        let now = t(2026).unix_seconds();
+        let rejected = |nb, na| {
+            let p = Presented {
+                client_cert: true,
+                client_validity: Some(CertValidity {
+                    not_before: t(nb),
+                    not_after: t(na),
+                }),
+                now,
+                ..Presented::default()
+            };
+            refusal(None, "x <- received fatal alert: BadCertificate", p)
+                .unwrap()
+                .to_string()
+        };
+        assert!(rejected(2020, 2025).contains("certificate expired: the member rejected our client certificate, which expired at 2025-06-01 00:00:00 UTC"));
+        assert!(rejected(2027, 2030).contains("not valid before 2027-06-01"));
+        assert!(rejected(2020, 2030).contains("expired, not yet valid, or not signed"));
     }
 
     #[test]
@@ -207,7 +255,7 @@ mod tests {
             "etcdserver: authentication failed, invalid user ID or password",
             Presented {
                 user: Some("calico"),
-                client_cert: false,
+                ..Presented::default()
             },
         )
         .unwrap();

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use calico_datastore::{EtcdTls, Pem};
+use calico_datastore::{CertValidity, EtcdTls, Pem, certificate_validity};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 /// System CA bundles, tried in order when no CA is configured (Debian/Ubuntu, Fedora/RHEL,
@@ -15,12 +15,14 @@ const SYSTEM_BUNDLES: [&str; 3] = [
     "/etc/ssl/cert.pem",
 ];
 
-/// Builds the client TLS configuration; `handshake_timeout` bounds each handshake. Errors
-/// name the file (or inline field) that is missing or holds no PEM of the expected kind.
+/// Builds the client TLS configuration; `handshake_timeout` bounds each handshake. Also
+/// returns the validity of the client certificate, when there is one and it decodes (to
+/// explain a rejection). Errors name the file (or inline field) that is missing or holds
+/// no PEM of the expected kind.
 pub(crate) fn client_config(
     tls: &EtcdTls,
     handshake_timeout: Duration,
-) -> Result<ClientTlsConfig, String> {
+) -> Result<(ClientTlsConfig, Option<CertValidity>), String> {
     let ca = match &tls.ca {
         Some(pem) => read(pem, "CA certificate", "CERTIFICATE")?,
         None => system_roots()?,
@@ -28,12 +30,14 @@ pub(crate) fn client_config(
     let mut config = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca))
         .timeout(handshake_timeout);
+    let mut validity = None;
     if let Some(id) = &tls.client {
         let cert = read(&id.cert, "client certificate", "CERTIFICATE")?;
         let key = read(&id.key, "client key", "PRIVATE KEY")?;
+        validity = certificate_validity(&cert);
         config = config.identity(Identity::from_pem(cert, key));
     }
-    Ok(config)
+    Ok((config, validity))
 }
 
 /// Reads PEM text and checks that it holds a block whose label ends with `label`.

@@ -58,6 +58,7 @@ mod memory;
 mod store;
 mod types;
 mod url;
+mod x509;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -81,3 +82,4 @@ pub use types::{
     ReadResult, Revision, TxnOp, TxnResponse, prefix_end,
 };
 pub use url::{DEFAULT_STORE_URL, EtcdMember, StoreUrl, open_local, open_store};
+pub use x509::{CertTime, CertValidity, certificate_validity};
