@@ -114,6 +114,11 @@ fn tls_refusal(lower: &str, text: &str, presented: &Presented<'_>) -> Option<Str
             })
             .unwrap_or(text)
             .trim();
+        // Without a leading status code name ("Unavailable: ...").
+        let raw = match raw.split_once(": ") {
+            Some((code, rest)) if code.chars().all(|c| c.is_ascii_alphabetic()) => rest,
+            _ => raw,
+        };
         format!("{what} ({raw})")
     };
     if lower.contains("invalid peer certificate") {
@@ -184,7 +189,11 @@ mod tests {
             ..Presented::default()
         };
         let r = |t: &str| refusal(Some(Code::Unavailable), t, with_cert).map(|r| r.to_string());
-        let expired = r("transport error <- invalid peer certificate: Expired").unwrap();
+        let expired = r("Unavailable: invalid peer certificate: Expired").unwrap();
+        assert!(
+            expired.ends_with("(invalid peer certificate: Expired)"),
+            "{expired}"
+        );
         assert!(
             expired.starts_with("TLS handshake failed: certificate expired"),
             "{expired}"
