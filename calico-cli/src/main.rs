@@ -4,6 +4,7 @@
 //! not run. Errors go to stderr as one summary line, then details.
 
 mod dataplane_cmd;
+mod datastore;
 mod demo;
 mod exit;
 mod ipam_cmd;
@@ -15,7 +16,10 @@ mod validate_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Calico networking and network-policy tools: selectors, manifests, policy analysis,
 /// IPAM, routing and the dataplane.
@@ -27,6 +31,17 @@ struct Cli {
     /// affinities from it only when it is given.
     #[arg(long, global = true, env = "CALICO_STORE", value_name = "URL")]
     store: Option<String>,
+    /// calicoctl's configuration file (`kind: CalicoAPIConfig`: datastoreType etcdv3,
+    /// etcdEndpoints, TLS files or inline PEM, user name and password). Default:
+    /// /etc/calico/calicoctl.cfg when it exists. Without a file, the calicoctl environment
+    /// (ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ... or CALICO_ETCD_...) is used. `--store` and
+    /// CALICO_STORE take precedence over the default file and the environment, `--config`
+    /// over CALICO_STORE.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Say on stderr which datastore is used and where its configuration came from.
+    #[arg(short = 'v', long, global = true)]
+    verbose: bool,
     /// How long a datastore request may keep retrying before the command gives up (exit
     /// 2), in seconds; an etcd store no member of which answers within it is reported at
     /// once.
@@ -87,22 +102,36 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     store_cmd::set_store_timeout(std::time::Duration::from_secs_f64(cli.store_timeout));
-    let given_store = cli.store.clone();
-    let store = cli
+    // `--store` on the command line wins over everything; CALICO_STORE (which clap also
+    // fills it from) comes after an explicit --config, so the resolver reads it itself.
+    let store_option = cli
         .store
-        .unwrap_or_else(|| calico_datastore::DEFAULT_STORE_URL.to_owned());
+        .as_deref()
+        .filter(|_| matches.value_source("store") == Some(ValueSource::CommandLine));
+    let config = cli.config.as_deref();
+    let resolve = || datastore::resolve(store_option, config, cli.verbose);
     let result = match cli.command {
         Command::Selector(cmd) => selector_cmd::run(cmd),
         Command::Validate(args) => validate_cmd::run(&args),
         Command::Policy(cmd) => policy_cmd::run(cmd),
-        Command::Route(cmd) => route_cmd::run(cmd, given_store.as_deref()),
+        Command::Route(cmd) => resolve().and_then(|(store, configured)| {
+            route_cmd::run(cmd, configured.then_some(store.as_str()))
+        }),
         Command::Dataplane(cmd) => dataplane_cmd::run(cmd),
-        Command::Apply(args) => store_cmd::run_apply(&store, &args),
-        Command::Get(args) => store_cmd::run_get(&store, &args),
-        Command::Delete(args) => store_cmd::run_delete(&store, &args),
-        Command::Ipam(cmd) => ipam_cmd::run(&store, cmd),
+        Command::Apply(args) => {
+            resolve().and_then(|(store, _)| store_cmd::run_apply(&store, &args))
+        }
+        Command::Get(args) => resolve().and_then(|(store, _)| store_cmd::run_get(&store, &args)),
+        Command::Delete(args) => {
+            resolve().and_then(|(store, _)| store_cmd::run_delete(&store, &args))
+        }
+        Command::Ipam(cmd) => resolve().and_then(|(store, _)| ipam_cmd::run(&store, cmd)),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

@@ -37,10 +37,10 @@ pub(crate) fn open(url: &str) -> Result<Arc<dyn Store>, CliError> {
         .copied()
         .unwrap_or(DEFAULT_STORE_TIMEOUT);
     let options = calico_datastore_etcd::EtcdOptions::default().with_time_limit(limit);
-    let store: Arc<dyn Store> = calico_datastore_etcd::open_store_with(url, options)
+    let store: Arc<dyn Store> = crate::datastore::open_store(url, options)
         .map(Arc::from)
         .map_err(|e| CliError::could_not_run(format!("cannot open store {url}: {e}")))?;
-    if url.starts_with("etcd:") {
+    if crate::datastore::is_etcd(url) {
         probe(&*store, url, limit)?;
     }
     Ok(store)

@@ -3,13 +3,24 @@
 //!
 //! Keys: `type: calico`, `mtu` (default 1500), `log_level`, `nodename` (default: the host
 //! name), `ipam: {type: calico-ipam, ipv4_pools, ipv6_pools, assign_ipv4, assign_ipv6}`,
-//! `etcd_endpoints` (`http://HOST:PORT[,...]`, as in Calico's conflist) and `datastore`
-//! (`file:PATH`, `etcd://HOST:PORT[,...]` or `memory:`, the URLs of the CLI's `--store`).
-//! Other keys are ignored, as Calico does.
+//! the etcd connection as in Calico's conflist (`datastore_type`, `etcd_endpoints`
+//! `http(s)://HOST:PORT[,...]`, `etcd_ca_cert_file`, `etcd_cert_file`, `etcd_key_file`,
+//! `etcd_username`, `etcd_password`) and `datastore` (`file:PATH`, `etcd://HOST:PORT[,...]`
+//! or `memory:`, the URLs of the CLI's `--store`). Other keys are ignored, as Calico does.
+//!
+//! The datastore is resolved by [`calico_datastore::resolve_datastore`], as Calico's plugin
+//! does it: a `datastore` URL is used alone; otherwise the etcd keys of the configuration
+//! stand in for the variables `ETCD_ENDPOINTS`, `ETCD_CA_CERT_FILE`, ... of the environment
+//! (which fills in the keys not given, and whose `CALICO_`-prefixed variables win, since
+//! Calico's plugin exports the keys as the bare variables); with no endpoints anywhere,
+//! `http://127.0.0.1:2379`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use calico_datastore::StoreUrl;
+use calico_datastore::{
+    ConfigInputs, DatastoreConfigError, DatastoreRequest, DatastoreTarget, resolve_datastore,
+};
 use serde::Deserialize;
 
 use crate::spec::{CniEnv, SUPPORTED_VERSIONS};
@@ -109,6 +120,18 @@ struct RawConf {
     #[serde(default)]
     etcd_endpoints: Option<String>,
     #[serde(default)]
+    etcd_discovery_srv: Option<String>,
+    #[serde(default)]
+    etcd_key_file: Option<String>,
+    #[serde(default)]
+    etcd_cert_file: Option<String>,
+    #[serde(default)]
+    etcd_ca_cert_file: Option<String>,
+    #[serde(default)]
+    etcd_username: Option<String>,
+    #[serde(default)]
+    etcd_password: Option<String>,
+    #[serde(default)]
     datastore_type: Option<String>,
     #[serde(default)]
     datastore: Option<String>,
@@ -151,16 +174,28 @@ pub struct NetConf {
     pub nodename: String,
     /// The IPAM section.
     pub ipam: IpamConf,
-    /// The store, as a URL of the CLI's `--store` syntax.
+    /// The datastore as [`NetConf::datastore`] displays it (a store URL of the CLI's `--store`
+    /// syntax, or `https://HOST:PORT,...` for etcd over TLS); never holds a secret.
     pub store_url: String,
+    /// The datastore with its TLS material and credentials.
+    pub datastore: DatastoreTarget,
     /// `prevResult`, as given.
     pub prev_result: Option<serde_json::Value>,
 }
 
 impl NetConf {
-    /// Parses the configuration from stdin's bytes. `hostname` is the default node name
-    /// (trimmed and lower-cased, as Calico does).
+    /// Parses the configuration from stdin's bytes with no environment variables.
+    /// `hostname` is the default node name (trimmed and lower-cased, as Calico does).
     pub fn parse(bytes: &[u8], hostname: &str) -> Result<NetConf, ConfigError> {
+        Self::parse_with_env(bytes, hostname, &|_| None)
+    }
+
+    /// Parses the configuration; `env` looks up the environment's datastore variables.
+    pub fn parse_with_env(
+        bytes: &[u8],
+        hostname: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<NetConf, ConfigError> {
         let raw: RawConf = serde_json::from_slice(bytes)?;
         if !SUPPORTED_VERSIONS.contains(&raw.cni_version.as_str()) {
             return Err(ConfigError::Version {
@@ -173,6 +208,7 @@ impl NetConf {
                 reason: "the network name is required".into(),
             });
         }
+        let datastore = resolve_store(&raw, env)?;
         let ipam = raw.ipam.unwrap_or_default();
         let assign_ipv4 = match &ipam.assign_ipv4 {
             Some(f) => f.value("ipam.assign_ipv4")?,
@@ -199,11 +235,6 @@ impl NetConf {
                 reason: format!("{mtu} is outside 68..=65535"),
             });
         }
-        let store_url = store_url(
-            raw.datastore.as_deref(),
-            raw.etcd_endpoints.as_deref(),
-            raw.datastore_type.as_deref(),
-        )?;
         Ok(NetConf {
             cni_version: raw.cni_version,
             name: raw.name,
@@ -222,73 +253,119 @@ impl NetConf {
                 assign_ipv6,
                 gateway: ipam.gateway,
             },
-            store_url,
+            store_url: datastore.to_string(),
+            datastore,
             prev_result: raw.prev_result,
         })
     }
 }
 
-/// The store URL: `datastore` if given, else `etcd_endpoints` converted
-/// (`http://h1:2379,http://h2:2379` → `etcd://h1:2379,h2:2379`), else [`DEFAULT_STORE`].
-/// `datastore_type: kubernetes` is not supported.
-pub fn store_url(
-    datastore: Option<&str>,
-    etcd_endpoints: Option<&str>,
-    datastore_type: Option<&str>,
-) -> Result<String, ConfigError> {
-    if let Some(t) = datastore_type.filter(|t| !t.is_empty() && *t != "etcdv3") {
-        return Err(ConfigError::Unsupported {
-            key: "datastore_type",
-            reason: format!("{t:?}: only etcdv3 (or a `datastore` URL) is supported"),
-        });
-    }
-    let url = match (datastore.filter(|d| !d.is_empty()), etcd_endpoints) {
-        (Some(d), _) => d.to_owned(),
-        (None, Some(e)) if !e.trim().is_empty() => etcd_url(e)?,
-        _ => DEFAULT_STORE.to_owned(),
-    };
-    StoreUrl::parse(&url).map_err(|e| ConfigError::Invalid {
-        key: "datastore",
-        reason: e.to_string(),
-    })?;
-    Ok(url)
+/// The configuration keys that stand in for datastore variables.
+const KEY_VARIABLES: [(&str, &str); 8] = [
+    ("datastore_type", "DATASTORE_TYPE"),
+    ("etcd_endpoints", "ETCD_ENDPOINTS"),
+    ("etcd_discovery_srv", "ETCD_DISCOVERY_SRV"),
+    ("etcd_key_file", "ETCD_KEY_FILE"),
+    ("etcd_cert_file", "ETCD_CERT_FILE"),
+    ("etcd_ca_cert_file", "ETCD_CA_CERT_FILE"),
+    ("etcd_username", "ETCD_USERNAME"),
+    ("etcd_password", "ETCD_PASSWORD"),
+];
+
+/// The endpoints used when neither the configuration nor the environment names any.
+const DEFAULT_ENDPOINTS: &str = "http://127.0.0.1:2379";
+
+/// Variables as Calico's plugin sees them after exporting the configuration's keys: a key
+/// given (not empty) sets the bare variable; `CALICO_` variables and keys not given come
+/// from the environment; `ETCD_ENDPOINTS` defaults to [`DEFAULT_ENDPOINTS`].
+struct ConfInputs<'a> {
+    keys: Vec<(&'static str, String)>,
+    env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-fn etcd_url(endpoints: &str) -> Result<String, ConfigError> {
-    let mut members = Vec::new();
-    for ep in endpoints
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        let rest = if let Some(r) = ep.strip_prefix("http://") {
-            r
-        } else if ep.starts_with("https://") {
-            return Err(ConfigError::Unsupported {
-                key: "etcd_endpoints",
-                reason: format!("{ep}: TLS to etcd is not supported"),
-            });
-        } else {
-            ep
-        };
-        let rest = rest.trim_end_matches('/');
-        if rest.is_empty() || rest.contains('/') {
-            return Err(ConfigError::Invalid {
-                key: "etcd_endpoints",
-                reason: format!("{ep:?} is not http://HOST:PORT"),
-            });
+impl ConfigInputs for ConfInputs<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        if let Some((_, v)) = self.keys.iter().find(|(n, _)| *n == name) {
+            return Some(v.clone());
         }
-        let has_port = match rest.rsplit_once(':') {
-            Some((h, p)) => !h.ends_with(':') && p.parse::<u16>().is_ok() && !p.is_empty(),
-            None => false,
-        };
-        members.push(if has_port {
-            rest.to_owned()
-        } else {
-            format!("{rest}:2379")
-        });
+        (self.env)(name)
+            .or_else(|| (name == "ETCD_ENDPOINTS").then(|| DEFAULT_ENDPOINTS.to_owned()))
     }
-    Ok(format!("etcd://{}", members.join(",")))
+
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "{}: the CNI plugin reads no datastore config file",
+                path.display()
+            ),
+        ))
+    }
+}
+
+/// The datastore of a configuration (see the module documentation).
+fn resolve_store(
+    raw: &RawConf,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<DatastoreTarget, ConfigError> {
+    let values = [
+        &raw.datastore_type,
+        &raw.etcd_endpoints,
+        &raw.etcd_discovery_srv,
+        &raw.etcd_key_file,
+        &raw.etcd_cert_file,
+        &raw.etcd_ca_cert_file,
+        &raw.etcd_username,
+        &raw.etcd_password,
+    ];
+    let keys = KEY_VARIABLES
+        .iter()
+        .zip(values)
+        .filter_map(|((_, var), v)| {
+            v.as_ref()
+                .filter(|v| !v.is_empty())
+                .map(|v| (*var, v.clone()))
+        })
+        .collect();
+    let inputs = ConfInputs { keys, env };
+    let request = DatastoreRequest {
+        store: raw.datastore.as_deref().filter(|d| !d.is_empty()),
+        config_file: None,
+        store_variable: None,
+        default_config_file: None,
+        environment: true,
+        default_store: DEFAULT_STORE,
+    };
+    match resolve_datastore(&request, &inputs) {
+        Ok(r) => Ok(r.target),
+        Err(e) => Err(config_error(e)),
+    }
+}
+
+/// The configuration key a variable stands for (`datastore` when none does).
+fn key_of(field: &str) -> &'static str {
+    let bare = field.strip_prefix("CALICO_").unwrap_or(field);
+    KEY_VARIABLES
+        .iter()
+        .find(|(_, var)| *var == bare)
+        .map_or("datastore", |(key, _)| key)
+}
+
+fn config_error(e: DatastoreConfigError) -> ConfigError {
+    match e {
+        DatastoreConfigError::Unsupported { field, reason, .. } => ConfigError::Unsupported {
+            key: key_of(&field),
+            reason,
+        },
+        DatastoreConfigError::Invalid { field, reason, .. } => ConfigError::Invalid {
+            key: key_of(&field),
+            reason,
+        },
+        other => ConfigError::Invalid {
+            key: "datastore",
+            reason: other.to_string(),
+        },
+    }
 }
 
 /// Who a container is, as Calico names it.
@@ -454,8 +531,20 @@ mod tests {
             }
         ));
         assert!(matches!(
-            bad(r#"{"cniVersion":"1.0.0","name":"n","etcd_endpoints":"https://h:1"}"#),
-            ConfigError::Unsupported { .. }
+            bad(r#"{"cniVersion":"1.0.0","name":"n","etcd_endpoints":"ftp://h:1"}"#),
+            ConfigError::Invalid {
+                key: "etcd_endpoints",
+                ..
+            }
+        ));
+        assert!(matches!(
+            bad(
+                r#"{"cniVersion":"1.0.0","name":"n","etcd_endpoints":"https://h:1","etcd_cert_file":"/c"}"#
+            ),
+            ConfigError::Invalid {
+                key: "etcd_key_file",
+                ..
+            }
         ));
         assert!(matches!(
             bad(r#"{"cniVersion":"1.0.0","name":"n","datastore_type":"kubernetes"}"#),
@@ -465,6 +554,53 @@ mod tests {
             bad(r#"{"cniVersion":"1.0.0","name":"n","ipam":{"assign_ipv4":"maybe"}}"#),
             ConfigError::Invalid { .. }
         ));
+    }
+
+    #[test]
+    fn etcd_tls_and_credentials_come_from_the_keys_then_the_environment() {
+        use calico_datastore::{EtcdScheme, Pem};
+        let conf = br#"{"cniVersion":"1.0.0","name":"n","type":"calico",
+            "etcd_endpoints":"https://10.0.0.1:2379","etcd_ca_cert_file":"/calico-secrets/etcd-ca",
+            "etcd_cert_file":"/calico-secrets/etcd-cert","etcd_key_file":"/calico-secrets/etcd-key",
+            "etcd_username":"calico","etcd_password":"pw"}"#;
+        let vars = [
+            ("ETCD_ENDPOINTS", "https://env:1"),
+            ("ETCD_CA_CERT_FILE", "/env-ca"),
+        ];
+        let env = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        let c = NetConf::parse_with_env(conf, "h", &env).unwrap();
+        let DatastoreTarget::Etcd(e) = &c.datastore else {
+            panic!("{:?}", c.datastore)
+        };
+        assert_eq!(e.endpoints[0].scheme, EtcdScheme::Https);
+        assert_eq!(c.store_url, "https://10.0.0.1:2379");
+        assert_eq!(e.tls.ca, Some(Pem::File("/calico-secrets/etcd-ca".into())));
+        assert_eq!(e.credentials.as_ref().unwrap().username, "calico");
+        assert!(!c.store_url.contains("pw"));
+        // Keys not given come from the environment.
+        let only =
+            br#"{"cniVersion":"1.0.0","name":"n","etcd_cert_file":"/c","etcd_key_file":"/k"}"#;
+        let c = NetConf::parse_with_env(only, "h", &env).unwrap();
+        let DatastoreTarget::Etcd(e) = &c.datastore else {
+            panic!("{:?}", c.datastore)
+        };
+        assert_eq!(c.store_url, "https://env:1");
+        assert_eq!(e.tls.ca, Some(Pem::File("/env-ca".into())));
+        assert!(e.tls.client.is_some());
+        // CALICO_ variables win over the keys, as in Calico's plugin.
+        let pref = |k: &str| (k == "CALICO_ETCD_ENDPOINTS").then(|| "http://pref:2".to_owned());
+        let c = NetConf::parse_with_env(conf, "h", &pref).unwrap();
+        assert_eq!(c.store_url, "http://pref:2");
+        // A `datastore` URL is used alone.
+        let url = br#"{"cniVersion":"1.0.0","name":"n","datastore":"memory:","etcd_endpoints":"https://x:1"}"#;
+        assert_eq!(
+            NetConf::parse_with_env(url, "h", &env).unwrap().datastore,
+            DatastoreTarget::Memory
+        );
     }
 
     fn env(args: &str, id: &str) -> CniEnv {

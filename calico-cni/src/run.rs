@@ -49,12 +49,15 @@ pub fn hostname() -> String {
 
 /// Opens the configuration's store.
 pub fn open_store(conf: &NetConf) -> Result<Arc<dyn Store>, PluginError> {
-    calico_datastore_etcd::open_store(&conf.store_url)
-        .map(Arc::from)
-        .map_err(|source| PluginError::Store {
-            url: conf.store_url.clone(),
-            source,
-        })
+    calico_datastore_etcd::open_target(
+        &conf.datastore,
+        calico_datastore_etcd::EtcdOptions::default(),
+    )
+    .map(Arc::from)
+    .map_err(|source| PluginError::Store {
+        url: conf.store_url.clone(),
+        source,
+    })
 }
 
 /// Parses the environment and configuration; `Err` carries the outcome to print.
@@ -68,7 +71,8 @@ fn prepare(
         let v = serde_json::to_value(VersionInfo::default()).ok();
         return Err(Outcome::ok(v));
     }
-    let conf = NetConf::parse(stdin, hostname).map_err(|e| Outcome::err(&e.into(), CNI_VERSION))?;
+    let conf = NetConf::parse_with_env(stdin, hostname, lookup)
+        .map_err(|e| Outcome::err(&e.into(), CNI_VERSION))?;
     if env.command == Command::Check && !crate::spec::supports_check(&conf.cni_version) {
         return Err(Outcome::err(
             &PluginError::CheckNotSupported(conf.cni_version.clone()),

@@ -21,6 +21,20 @@
 //! fails with [`StoreError::Indeterminate`] or [`StoreError::Timeout`], because it may have
 //! been applied (the caller re-reads and decides, as etcd's own Go client requires).
 //!
+//! Security: [`EtcdStore::connect_to`] takes an [`EtcdConnection`] (usually from
+//! [`calico_datastore::resolve_datastore`], opened with [`open_target`]). `https` members
+//! are reached over TLS (tonic with rustls and the ring provider, the only TLS stack in the
+//! build), verified with the configured CA (else the system's CA bundle), presenting the
+//! client certificate when one is configured; the CA and certificate files are read when
+//! the store is built, so a missing file is an error at once. With credentials, each member
+//! is asked for a token by the first request sent to it (etcd's simple tokens are valid
+//! only on the member that issued them); when a token expires the client authenticates
+//! again and repeats the request once. Failures that repeating cannot fix — a TLS handshake
+//! that fails (untrusted, expired or missing certificate), a wrong password, a missing user
+//! name, a permission the user lacks — are not retried: they come back at once as
+//! [`StoreError::Access`], naming the member and the cause, e.g.
+//! `etcd https://127.0.0.1:2379: TLS handshake failed: certificate expired: ...`.
+//!
 //! ```no_run
 //! let store = calico_datastore_etcd::open_store("etcd://127.0.0.1:2379,127.0.0.1:22379")?;
 //! store.put(b"k", b"v")?;
@@ -30,19 +44,25 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use calico_datastore::{
-    Backoff, BackoffPolicy, Compare, DEFAULT_MAX_TXN_OPS, EtcdMember, KeyValue, OpenError,
-    Operation, RangeResult, ReadOp, ReadResponse, ReadResult, Revision, Store, StoreError,
-    StoreUrl, TxnOp, TxnResponse, check_reads, check_txn, failed_compares,
+    Backoff, BackoffPolicy, Compare, DEFAULT_MAX_TXN_OPS, DatastoreTarget, EtcdConnection,
+    EtcdCredentials, EtcdMember, EtcdScheme, KeyValue, OpenError, Operation, RangeResult, ReadOp,
+    ReadResponse, ReadResult, Revision, Store, StoreError, StoreUrl, TxnOp, TxnResponse,
+    check_reads, check_txn, failed_compares,
 };
 use etcd_client::{
     Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, KvClient, SortOrder,
     SortTarget, Txn as EtcdTxn, TxnOp as EtcdTxnOp, TxnOpResponse,
 };
 use tokio::runtime::Runtime;
+
+mod refusal;
+mod tls;
+
+use refusal::{Presented, Refusal, refusal};
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -80,7 +100,10 @@ impl Default for EtcdOptions {
 
 struct Member {
     endpoint: String,
+    client: Client,
     kv: KvClient,
+    /// Whether this member issued us a token (etcd's simple tokens are per member).
+    authenticated: AtomicBool,
 }
 
 /// Counters of an [`EtcdStore`] since it was built.
@@ -98,6 +121,9 @@ pub struct EtcdStats {
 pub struct EtcdStore {
     url: String,
     members: Vec<Member>,
+    credentials: Option<EtcdCredentials>,
+    client_cert: bool,
+    client_validity: Option<calico_datastore::CertValidity>,
     current: AtomicUsize,
     options: EtcdOptions,
     seed: AtomicU64,
@@ -132,6 +158,22 @@ pub fn open_store_with(url: &str, options: EtcdOptions) -> Result<Box<dyn Store>
     }
 }
 
+/// Opens a resolved datastore ([`calico_datastore::resolve_datastore`]): etcd with its TLS
+/// material and credentials here, `memory:` and `file:` through
+/// [`calico_datastore::open_local`].
+pub fn open_target(
+    target: &DatastoreTarget,
+    options: EtcdOptions,
+) -> Result<Box<dyn Store>, OpenError> {
+    match target {
+        DatastoreTarget::Etcd(connection) => {
+            Ok(Box::new(EtcdStore::connect_to(connection, options)?))
+        }
+        DatastoreTarget::Memory => calico_datastore::open_local(&StoreUrl::Memory),
+        DatastoreTarget::File(path) => calico_datastore::open_local(&StoreUrl::File(path.clone())),
+    }
+}
+
 impl EtcdOptions {
     /// The options with every operation bounded by `limit` in total (retries included),
     /// and each connection attempt by at most `limit`: for tools that should report an
@@ -144,6 +186,18 @@ impl EtcdOptions {
             .min(limit.max(Duration::from_millis(1)));
         self
     }
+}
+
+/// What became of one attempt.
+enum Step<T> {
+    /// The member answered the request (with a result or an error).
+    Answered(Result<T, etcd_client::Error>),
+    /// The request got no answer in time.
+    TimedOut,
+    /// Asking the member for a token failed; the request was not sent.
+    AuthFailed(etcd_client::Error),
+    /// The member did not answer the authentication in time; the request was not sent.
+    AuthTimedOut,
 }
 
 /// How a failed attempt may be handled.
@@ -163,38 +217,74 @@ enum Attempt {
 }
 
 impl EtcdStore {
-    /// Builds a client for `members` (tried in order, failing over to the next). Nothing
-    /// is contacted yet: connections are made by the first request.
+    /// Builds a client for plain `http` `members` (tried in order, failing over to the
+    /// next). Nothing is contacted yet: connections are made by the first request.
     pub fn connect(members: &[EtcdMember], options: EtcdOptions) -> Result<Self, OpenError> {
-        let url = StoreUrl::Etcd(members.to_vec()).to_string();
+        Self::connect_to(&EtcdConnection::plain(members), options)
+    }
+
+    /// Builds a client for `connection`: its endpoints (tried in order), TLS for the
+    /// `https` ones (the CA and client certificate files are read now), and its
+    /// credentials (each member is asked for a token by the first request sent to it).
+    /// Nothing is contacted yet.
+    pub fn connect_to(
+        connection: &EtcdConnection,
+        options: EtcdOptions,
+    ) -> Result<Self, OpenError> {
+        let url = connection.to_string();
         let fail = |reason: String| OpenError::Backend {
             url: url.clone(),
             reason,
         };
-        if members.is_empty() {
+        if connection.endpoints.is_empty() {
             return Err(fail("no etcd member given".to_owned()));
         }
+        let (tls, client_validity) = if connection
+            .endpoints
+            .iter()
+            .any(|e| e.scheme == EtcdScheme::Https)
+        {
+            let (config, validity) =
+                tls::client_config(&connection.tls, options.connect_timeout).map_err(&fail)?;
+            (Some(config), validity)
+        } else {
+            (None, None)
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
             .map_err(|e| fail(format!("cannot start the I/O runtime: {e}")))?;
-        let mut clients = Vec::with_capacity(members.len());
-        for m in members {
-            let endpoint = m.http_url();
+        let mut clients = Vec::with_capacity(connection.endpoints.len());
+        for e in &connection.endpoints {
+            let endpoint = e.to_string();
             let channel = {
                 let _guard = runtime.enter();
-                tonic::transport::Endpoint::from_shared(endpoint.clone())
+                let mut builder = tonic::transport::Endpoint::from_shared(endpoint.clone())
                     .map_err(|e| fail(format!("bad endpoint {endpoint}: {e}")))?
                     .connect_timeout(options.connect_timeout)
                     .timeout(options.request_timeout)
-                    .tcp_nodelay(true)
-                    .connect_lazy()
+                    .tcp_nodelay(true);
+                if let (EtcdScheme::Https, Some(tls)) = (e.scheme, &tls) {
+                    builder = builder.tls_config(tls.clone()).map_err(|err| {
+                        fail(format!(
+                            "TLS set-up for {endpoint}: {}",
+                            refusal::chain(&err)
+                        ))
+                    })?;
+                }
+                builder.connect_lazy()
             };
+            // Without credentials here: `from_channel` would authenticate at once, and
+            // members are contacted only by requests (see `EtcdStore::call`).
             let client = runtime
                 .block_on(Client::from_channel(
                     etcd_client::Channel::Tonic(channel),
-                    Some(ConnectOptions::new().with_require_leader(true)),
+                    Some(
+                        ConnectOptions::new()
+                            .with_require_leader(true)
+                            .with_auto_token_refresh(true),
+                    ),
                 ))
                 .map_err(|e| fail(format!("cannot set up the client for {endpoint}: {e}")))?;
             clients.push(Member {
@@ -202,6 +292,8 @@ impl EtcdStore {
                 kv: client
                     .kv_client()
                     .max_decoding_message_size(options.max_response_bytes),
+                client,
+                authenticated: AtomicBool::new(false),
             });
         }
         let seed = SystemTime::now()
@@ -211,6 +303,9 @@ impl EtcdStore {
         Ok(EtcdStore {
             url,
             members: clients,
+            credentials: connection.credentials.clone(),
+            client_cert: connection.tls.client.is_some(),
+            client_validity,
             current: AtomicUsize::new(0),
             options,
             seed: AtomicU64::new(seed),
@@ -256,18 +351,48 @@ impl EtcdStore {
             let index = self.current.load(Ordering::Relaxed) % self.members.len();
             let member = &self.members[index];
             let timeout = self.options.request_timeout;
-            let outcome = self
-                .runtime
-                .block_on(async { tokio::time::timeout(timeout, call(member.kv.clone())).await });
+            let outcome = self.runtime.block_on(async {
+                if let Some(creds) = &self.credentials
+                    && !member.authenticated.load(Ordering::Relaxed)
+                {
+                    let mut client = member.client.clone();
+                    let user = Some((creds.username.clone(), creds.password.clone()));
+                    match tokio::time::timeout(timeout, client.update_user(user)).await {
+                        Ok(Ok(())) => member.authenticated.store(true, Ordering::Relaxed),
+                        Ok(Err(e)) => return Step::AuthFailed(e),
+                        Err(_) => return Step::AuthTimedOut,
+                    }
+                }
+                match tokio::time::timeout(timeout, call(member.kv.clone())).await {
+                    Ok(r) => Step::Answered(r),
+                    Err(_) => Step::TimedOut,
+                }
+            });
             let (failure, reason) = match outcome {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) => match self.classify(&e, size) {
+                Step::Answered(Ok(v)) => return Ok(v),
+                Step::Answered(Err(e)) => match self.classify(&e, size, &member.endpoint) {
                     Attempt::Fatal(err) => return Err(err),
                     Attempt::Retry(f, reason) => (f, format!("{}: {reason}", member.endpoint)),
                 },
-                Err(_) => (
+                Step::TimedOut => (
                     Failure::TimedOut,
                     format!("{}: no answer within {timeout:?}", member.endpoint),
+                ),
+                // Authentication comes before the request: whatever happened to it, the
+                // request itself was not sent.
+                Step::AuthFailed(e) => match self.classify(&e, size, &member.endpoint) {
+                    Attempt::Fatal(err) => return Err(err),
+                    Attempt::Retry(_, reason) => (
+                        Failure::NotApplied,
+                        format!("{}: authenticating: {reason}", member.endpoint),
+                    ),
+                },
+                Step::AuthTimedOut => (
+                    Failure::NotApplied,
+                    format!(
+                        "{}: no answer to the authentication within {timeout:?}",
+                        member.endpoint
+                    ),
                 ),
             };
             if operation == Operation::Txn && failure != Failure::NotApplied {
@@ -323,12 +448,31 @@ impl EtcdStore {
         }
     }
 
-    fn classify(&self, e: &etcd_client::Error, size: usize) -> Attempt {
+    fn classify(&self, e: &etcd_client::Error, size: usize, endpoint: &str) -> Attempt {
         use tonic::Code;
+        let refused = |r: Refusal| {
+            Attempt::Fatal(StoreError::Access {
+                store: self.url.clone(),
+                endpoint: endpoint.to_owned(),
+                reason: r.to_string().into(),
+            })
+        };
+        let presented = Presented {
+            user: self.credentials.as_ref().map(|c| c.username.as_str()),
+            client_cert: self.client_cert,
+            client_validity: self.client_validity,
+            now: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        };
         let status = match e {
             etcd_client::Error::GRpcStatus(s) => s,
             etcd_client::Error::TransportError(t) => {
-                return Attempt::Retry(Failure::NotApplied, format!("transport error: {t}"));
+                let text = refusal::chain(t);
+                if let Some(r) = refusal(None, &text, presented) {
+                    return refused(r);
+                }
+                return Attempt::Retry(Failure::NotApplied, format!("transport error: {text}"));
             }
             other => {
                 return Attempt::Fatal(StoreError::backend(
@@ -346,6 +490,9 @@ impl EtcdStore {
             source_chain(status)
         );
         let lower = text.to_ascii_lowercase();
+        if let Some(r) = refusal(Some(status.code()), &text, presented) {
+            return refused(r);
+        }
         match status.code() {
             Code::Unavailable | Code::Unknown | Code::Internal => {
                 if never_sent(&lower) {

@@ -5,13 +5,19 @@
 //! panics) kills it and removes the directory. [`EtcdCluster`] does the same for a
 //! multi-member cluster and can find and kill the leader.
 //!
+//! Secure members: [`TestPki`] makes a CA and certificates with the `openssl` command
+//! (server certificates name 127.0.0.1 and localhost), [`EtcdCluster::start_secure`] starts
+//! a member serving `https` with them (and requiring client certificates when asked), and
+//! [`EtcdCluster::enable_auth`] turns on etcd's authentication with a root user and users
+//! whose roles cover one key prefix each.
+//!
 //! The binary is `$CALICO_ETCD_BIN`, else `etcd` on `PATH`, else `/usr/bin/etcd` (Debian's
 //! `etcd-server`). Tests call [`etcd_or_skip`] first: without etcd it prints that the test
 //! was NOT run and returns `None`, unless `CALICO_REQUIRE_ETCD=1`, where it panics.
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -117,6 +123,130 @@ impl Drop for TempDir {
     }
 }
 
+/// A certificate authority and certificates for one test, made with the `openssl`
+/// command in a temporary directory (removed on drop). Keys are EC P-256.
+#[derive(Debug)]
+pub struct TestPki {
+    dir: TempDir,
+    /// The CA certificate.
+    pub ca: PathBuf,
+    ca_key: PathBuf,
+}
+
+/// A certificate and its key, as files.
+#[derive(Clone, Debug)]
+pub struct CertFiles {
+    /// The certificate.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// Whether the `openssl` command is available (certificates for the TLS tests).
+pub fn openssl_available() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl TestPki {
+    /// A new CA named `name`.
+    pub fn new(name: &str) -> Result<Self, HarnessError> {
+        let dir = TempDir::new()?;
+        let ca = dir.0.join(format!("{name}-ca.pem"));
+        let ca_key = dir.0.join(format!("{name}-ca.key"));
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name} test CA"),
+            "-keyout",
+            &path_str(&ca_key),
+            "-out",
+            &path_str(&ca),
+        ])?;
+        Ok(TestPki { dir, ca, ca_key })
+    }
+
+    /// A certificate signed by this CA for 127.0.0.1 and localhost, usable by servers and
+    /// clients; `days` of validity from now, or with `days < 0` one that expired already.
+    pub fn issue(&self, name: &str, days: i32) -> Result<CertFiles, HarnessError> {
+        let cert = self.dir.0.join(format!("{name}.pem"));
+        let key = self.dir.0.join(format!("{name}.key"));
+        let csr = self.dir.0.join(format!("{name}.csr"));
+        let ext = self.dir.0.join(format!("{name}.ext"));
+        std::fs::write(
+            &ext,
+            "subjectAltName=IP:127.0.0.1,DNS:localhost
+extendedKeyUsage=serverAuth,clientAuth
+",
+        )
+        .map_err(io(format!("writing {}", ext.display())))?;
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &path_str(&key),
+            "-out",
+            &path_str(&csr),
+        ])?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &path_str(&csr),
+            "-CA",
+            &path_str(&self.ca),
+            "-CAkey",
+            &path_str(&self.ca_key),
+            "-CAcreateserial",
+            "-days",
+            &days.to_string(),
+            "-extfile",
+            &path_str(&ext),
+            "-out",
+            &path_str(&cert),
+        ])?;
+        Ok(CertFiles { cert, key })
+    }
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn openssl(args: &[&str]) -> Result<(), HarnessError> {
+    let out = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io("running openssl (apt-get install openssl)"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(HarnessError::Io {
+            context: format!("openssl {}", args.join(" ")),
+            source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()),
+        })
+    }
+}
+
 /// Free loopback ports (bound then released; etcd binds them right after).
 fn free_ports(n: usize) -> Result<Vec<u16>, HarnessError> {
     let listeners = (0..n)
@@ -132,12 +262,38 @@ fn free_ports(n: usize) -> Result<Vec<u16>, HarnessError> {
         .collect()
 }
 
+/// How a member serves its clients.
+#[derive(Clone, Debug, Default)]
+pub struct MemberOptions {
+    /// Serve `https` with these files.
+    pub tls: Option<ServerTls>,
+    /// Lifetime of etcd's authentication tokens in seconds (`--auth-token-ttl`; etcd's
+    /// default is 300).
+    pub auth_token_ttl: Option<u32>,
+}
+
+/// The TLS files of a member.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    /// The member's certificate.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// The CA that signs client certificates; with it the member requires and checks a
+    /// client certificate (`--client-cert-auth`).
+    pub client_ca: Option<PathBuf>,
+}
+
 /// One etcd process.
 #[derive(Debug)]
 struct Proc {
     name: String,
     client_port: u16,
     peer_port: u16,
+    /// For members whose clients use TLS, a second, plain-http client port on loopback:
+    /// the harness's own door (health, leader, setting up authentication).
+    admin_port: u16,
+    options: MemberOptions,
     data_dir: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -151,8 +307,34 @@ impl Proc {
         state: &str,
         token: &str,
     ) -> Result<(), HarnessError> {
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let scheme = if self.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let client = format!("{scheme}://127.0.0.1:{}", self.client_port);
+        let listen = if self.options.tls.is_some() {
+            format!("{client},http://127.0.0.1:{}", self.admin_port)
+        } else {
+            client.clone()
+        };
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let mut extra: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(tls) = &self.options.tls {
+            extra.push("--cert-file".into());
+            extra.push(tls.cert.clone().into());
+            extra.push("--key-file".into());
+            extra.push(tls.key.clone().into());
+            if let Some(ca) = &tls.client_ca {
+                extra.push("--client-cert-auth".into());
+                extra.push("--trusted-ca-file".into());
+                extra.push(ca.clone().into());
+            }
+        }
+        if let Some(ttl) = self.options.auth_token_ttl {
+            extra.push("--auth-token-ttl".into());
+            extra.push(ttl.to_string().into());
+        }
         let log = File::options()
             .create(true)
             .append(true)
@@ -163,7 +345,7 @@ impl Proc {
             .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--listen-client-urls", &client])
+            .args(["--listen-client-urls", &listen])
             .args(["--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
@@ -171,6 +353,7 @@ impl Proc {
             .args(["--initial-cluster-state", state])
             .args(["--initial-cluster-token", token])
             .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .args(&extra)
             .args([
                 "--logger",
                 "zap",
@@ -203,6 +386,20 @@ impl Proc {
         }
     }
 
+    /// The plain-http client port the harness talks to.
+    fn admin(&self) -> u16 {
+        if self.options.tls.is_some() {
+            self.admin_port
+        } else {
+            self.client_port
+        }
+    }
+
+    /// Whether the member answers `/health` with `true`.
+    fn healthy(&self) -> bool {
+        healthy(self.admin())
+    }
+
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -226,8 +423,9 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<String> {
         "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
+    // No half-close after the request: etcd's gateway takes it for a client that went away
+    // and cancels the request. HTTP/1.0 closes the connection after the answer.
     s.write_all(req.as_bytes()).ok()?;
-    let _ = s.shutdown(Shutdown::Write);
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
     let (head, body) = resp.split_once("\r\n\r\n")?;
@@ -279,10 +477,21 @@ impl EtcdCluster {
     /// Starts `members` members and waits until every one is healthy (has a leader).
     /// Retries with new ports if a port was taken meanwhile.
     pub fn start(members: usize) -> Result<Self, HarnessError> {
+        Self::start_with(members, &MemberOptions::default())
+    }
+
+    /// Starts one member serving its clients as `options` says (e.g. `https` with a
+    /// [`TestPki`]'s files) and waits until it is healthy.
+    pub fn start_secure(options: &MemberOptions) -> Result<Self, HarnessError> {
+        Self::start_with(1, options)
+    }
+
+    /// Starts `members` members, each with `options`.
+    pub fn start_with(members: usize, options: &MemberOptions) -> Result<Self, HarnessError> {
         let binary = etcd_binary().ok_or(HarnessError::NotInstalled)?;
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start(&binary, members.max(1)) {
+            match Self::try_start(&binary, members.max(1), options) {
                 Ok(c) => return Ok(c),
                 Err(e) => last = Some(e),
             }
@@ -290,14 +499,16 @@ impl EtcdCluster {
         Err(last.unwrap_or(HarnessError::NotInstalled))
     }
 
-    fn try_start(binary: &Path, n: usize) -> Result<Self, HarnessError> {
+    fn try_start(binary: &Path, n: usize, options: &MemberOptions) -> Result<Self, HarnessError> {
         let dir = TempDir::new()?;
-        let ports = free_ports(2 * n)?;
+        let ports = free_ports(3 * n)?;
         let procs: Vec<Proc> = (0..n)
             .map(|i| Proc {
                 name: format!("m{i}"),
-                client_port: ports[2 * i],
-                peer_port: ports[2 * i + 1],
+                client_port: ports[3 * i],
+                peer_port: ports[3 * i + 1],
+                admin_port: ports[3 * i + 2],
+                options: options.clone(),
                 data_dir: dir.0.join(format!("m{i}.etcd")),
                 log: dir.0.join(format!("m{i}.log")),
                 child: None,
@@ -339,7 +550,7 @@ impl EtcdCluster {
                         detail: format!("{exit}\n{}", self.procs[i].log_tail()),
                     });
                 }
-                all &= healthy(self.procs[i].client_port);
+                all &= self.procs[i].healthy();
             }
             if all {
                 return Ok(());
@@ -375,6 +586,84 @@ impl EtcdCluster {
         format!("etcd://{}", members.join(","))
     }
 
+    /// The endpoints of every member as calicoctl lists them:
+    /// `https://127.0.0.1:P1,...` (or `http://` for plain members).
+    pub fn endpoints(&self) -> String {
+        let members: Vec<String> = self
+            .procs
+            .iter()
+            .map(|p| {
+                let scheme = if p.options.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://127.0.0.1:{}", p.client_port)
+            })
+            .collect();
+        members.join(",")
+    }
+
+    /// Enables etcd's authentication (through the harness's plain port, also for TLS
+    /// members): creates `root` with
+    /// `root_password`, and for each `(user, password, prefix)` a user whose role may read
+    /// and write only the keys under `prefix`.
+    pub fn enable_auth(
+        &self,
+        root_password: &str,
+        users: &[(&str, &str, &str)],
+    ) -> Result<(), HarnessError> {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let port = self.procs.first().map(Proc::admin).unwrap_or(0);
+        let call = |path: &str, body: serde_json::Value| -> Result<(), HarnessError> {
+            http(port, "POST", path, &body.to_string())
+                .map(|_| ())
+                .ok_or_else(|| HarnessError::NotHealthy {
+                    waited: Duration::ZERO,
+                    detail: format!("setting up authentication: POST {path} {body} failed"),
+                })
+        };
+        call("/v3/auth/role/add", serde_json::json!({"name": "root"}))?;
+        call(
+            "/v3/auth/user/add",
+            serde_json::json!({"name": "root", "password": root_password}),
+        )?;
+        call(
+            "/v3/auth/user/grant",
+            serde_json::json!({"user": "root", "role": "root"}),
+        )?;
+        for (user, password, prefix) in users {
+            let role = format!("{user}-role");
+            let mut end = prefix.as_bytes().to_vec();
+            // The end of the prefix range: the prefix with its last byte incremented.
+            while let Some(last) = end.pop() {
+                if last < 0xff {
+                    end.push(last + 1);
+                    break;
+                }
+            }
+            call("/v3/auth/role/add", serde_json::json!({"name": role}))?;
+            call(
+                "/v3/auth/role/grant",
+                serde_json::json!({"name": role, "perm": {
+                    "permType": "READWRITE",
+                    "key": b64(prefix.as_bytes()),
+                    "range_end": b64(&end),
+                }}),
+            )?;
+            call(
+                "/v3/auth/user/add",
+                serde_json::json!({"name": user, "password": password}),
+            )?;
+            call(
+                "/v3/auth/user/grant",
+                serde_json::json!({"user": user, "role": role}),
+            )?;
+        }
+        call("/v3/auth/enable", serde_json::json!({}))
+    }
+
     /// The client port of member `i`.
     pub fn client_port(&self, i: usize) -> u16 {
         self.procs[i].client_port
@@ -385,7 +674,7 @@ impl EtcdCluster {
         let ids: Vec<Option<(String, String)>> = self
             .procs
             .iter()
-            .map(|p| p.child.as_ref().and_then(|_| status(p.client_port)))
+            .map(|p| p.child.as_ref().and_then(|_| status(p.admin())))
             .collect();
         let leader_id = ids.iter().flatten().map(|(_, l)| l.clone()).next()?;
         ids.iter()

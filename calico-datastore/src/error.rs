@@ -97,6 +97,18 @@ pub enum StoreError {
         /// The operation.
         what: &'static str,
     },
+    /// A member refused us: the TLS handshake failed (untrusted or expired certificate, a
+    /// client certificate missing or rejected) or etcd refused the credentials or the
+    /// permission. Nothing was applied, and repeating the request will not help.
+    #[error("etcd {endpoint}: {reason}")]
+    Access {
+        /// The store (its URL).
+        store: String,
+        /// The member that refused (`https://HOST:PORT`).
+        endpoint: String,
+        /// What was refused and why (boxed: keeps every error of the workspace small).
+        reason: Box<str>,
+    },
     /// The backend failed (I/O error, corrupt file, an error status from etcd, ...).
     #[error("{store}: {context}: {source}")]
     Backend {

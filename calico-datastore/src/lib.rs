@@ -18,6 +18,13 @@
 //!   database several processes can share), and etcd v3 (`etcd://...`) in the separate
 //!   `calico-datastore-etcd` crate, so that this crate pulls in no async runtime.
 //! * [`open_store`] opens a store from its URL; [`StoreUrl`] parses one.
+//! * [`resolve_datastore`] decides which datastore a program uses, the way calicoctl
+//!   does: an explicit store URL, a `CalicoAPIConfig` file (`--config`, default
+//!   `/etc/calico/calicoctl.cfg`), or the calicoctl environment (`ETCD_ENDPOINTS`,
+//!   `ETCD_CA_CERT_FILE`, `ETCD_USERNAME`, ..., each also as `CALICO_<NAME>`). It returns a
+//!   [`DatastoreTarget`] (for etcd an [`EtcdConnection`]: endpoints with their scheme, TLS
+//!   material, credentials) and the [`DatastoreSource`] it came from. The order and the
+//!   details are in `docs/configuration.md`.
 //! * [`CountingStore`] counts round trips; [`Backoff`] is exponential backoff with full
 //!   jitter; the `conformance` feature exposes the suite every backend passes.
 //!
@@ -46,6 +53,8 @@
 #![deny(missing_docs)]
 
 mod backoff;
+mod config;
+mod connection;
 mod counting;
 mod engine;
 mod error;
@@ -56,11 +65,20 @@ mod sync;
 mod types;
 mod url;
 mod watch;
+mod x509;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
 pub use backoff::{Backoff, BackoffPolicy};
+pub use config::{
+    ConfigInputs, DEFAULT_CONFIG_FILE, DEFAULT_ETCD_PORT, DatastoreConfigError, DatastoreRequest,
+    DatastoreSource, ResolvedDatastore, SystemInputs, parse_endpoints, resolve_datastore,
+};
+pub use connection::{
+    ClientIdentity, DatastoreTarget, EtcdConnection, EtcdCredentials, EtcdEndpoint, EtcdScheme,
+    EtcdTls, Pem,
+};
 pub use counting::{CountingStore, RoundTrips};
 pub use error::{Conflict, ConflictingKey, OpenError, Operation, StoreError};
 pub use file::FileStore;
@@ -73,3 +91,4 @@ pub use types::{
 };
 pub use url::{DEFAULT_STORE_URL, EtcdMember, StoreUrl, open_local, open_store};
 pub use watch::{DEFAULT_WATCH_HISTORY, Watch, WatchEvent};
+pub use x509::{CertTime, CertValidity, certificate_validity};

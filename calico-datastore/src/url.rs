@@ -151,7 +151,7 @@ fn parse_etcd(rest: &str) -> Result<Vec<EtcdMember>, String> {
     Ok(members)
 }
 
-fn parse_member(item: &str) -> Result<EtcdMember, String> {
+pub(crate) fn parse_member(item: &str) -> Result<EtcdMember, String> {
     if item.is_empty() {
         return Err("empty (a stray comma?)".to_owned());
     }
