@@ -21,6 +21,11 @@
 //! fails with [`StoreError::Indeterminate`] or [`StoreError::Timeout`], because it may have
 //! been applied (the caller re-reads and decides, as etcd's own Go client requires).
 //!
+//! Watches: etcd's native watch with previous values, on a client of the watch's own (see
+//! [`Store::watch`]); a start revision etcd has compacted is reported as
+//! [`StoreError::Compacted`] with etcd's compaction revision. [`Store::compact`] is etcd's
+//! compaction.
+//!
 //! Security: [`EtcdStore::connect_to`] takes an [`EtcdConnection`] (usually from
 //! [`calico_datastore::resolve_datastore`], opened with [`open_target`]). `https` members
 //! are reached over TLS (tonic with rustls and the ring provider, the only TLS stack in the
@@ -61,6 +66,7 @@ use tokio::runtime::Runtime;
 
 mod refusal;
 mod tls;
+mod watch;
 
 use refusal::{Presented, Refusal, refusal};
 
@@ -120,6 +126,8 @@ pub struct EtcdStats {
 /// A [`Store`] on an etcd v3 cluster.
 pub struct EtcdStore {
     url: String,
+    /// What it was built from (watches build their own client from it).
+    connection: EtcdConnection,
     members: Vec<Member>,
     credentials: Option<EtcdCredentials>,
     client_cert: bool,
@@ -302,6 +310,7 @@ impl EtcdStore {
             ^ u64::from(std::process::id()) << 32;
         Ok(EtcdStore {
             url,
+            connection: connection.clone(),
             members: clients,
             credentials: connection.credentials.clone(),
             client_cert: connection.tls.client.is_some(),
@@ -615,6 +624,22 @@ impl Store for EtcdStore {
 
     fn max_txn_ops(&self) -> usize {
         self.options.max_txn_ops
+    }
+
+    fn watch(
+        &self,
+        prefix: &[u8],
+        from: Revision,
+    ) -> Result<Box<dyn calico_datastore::Watch>, StoreError> {
+        Ok(Box::new(self.open_watch(prefix, from)?))
+    }
+
+    fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        let rev = to_i64(&self.url, revision)?;
+        self.call(Operation::Read, 1, |mut kv| async move {
+            kv.compact(rev, None).await
+        })
+        .map(drop)
     }
 
     fn read(&self, reads: &[ReadOp]) -> Result<ReadResponse, StoreError> {

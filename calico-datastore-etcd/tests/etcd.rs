@@ -32,6 +32,76 @@ fn etcd_conforms() {
 }
 
 #[test]
+fn etcd_watches_conform() {
+    if etcd_or_skip("etcd_watches_conform").is_none() {
+        return;
+    }
+    let server = EtcdCluster::start_single().unwrap();
+    let store = open_store(&server.url()).unwrap();
+    conformance::run_watch(&*store, "w/");
+}
+
+#[test]
+fn an_etcd_syncer_follows_and_a_watch_from_before_a_compaction_is_refused() {
+    use calico_datastore::{SyncEvent, SyncOptions, SyncStatus, Syncer};
+    use std::sync::Arc;
+    if etcd_or_skip("an_etcd_syncer_follows_and_a_watch_from_before_a_compaction_is_refused")
+        .is_none()
+    {
+        return;
+    }
+    let server = EtcdCluster::start_single().unwrap();
+    let store: Arc<dyn Store> = Arc::from(open_store(&server.url()).unwrap());
+    store.put(b"/calico/a/same", b"1").unwrap();
+    store.put(b"/calico/a/gone", b"1").unwrap();
+    let mut syncer = Syncer::new(
+        store.clone(),
+        vec![b"/calico/a/".to_vec()],
+        SyncOptions::default(),
+    );
+    let first = syncer.poll(Duration::from_secs(5));
+    assert!(
+        matches!(first.last(), Some(SyncEvent::Status(SyncStatus::InSync))),
+        "{first:?}"
+    );
+    // The syncer follows etcd's watch: a delete (with its previous value) and a put.
+    let gone = store.get(b"/calico/a/gone").unwrap().unwrap();
+    store.delete(b"/calico/a/gone", gone.mod_revision).unwrap();
+    store.put(b"/calico/a/new", b"2").unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.len() < 2 && Instant::now() < deadline {
+        for e in syncer.poll(Duration::from_millis(500)) {
+            match e {
+                SyncEvent::Put { kv } => {
+                    seen.push(format!("put {}", String::from_utf8_lossy(&kv.key)))
+                }
+                SyncEvent::Delete { prev } => {
+                    seen.push(format!("delete {}", String::from_utf8_lossy(&prev.key)))
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(seen, ["delete /calico/a/gone", "put /calico/a/new"]);
+    // A watch from before a compaction: Compacted, naming etcd's compaction revision.
+    let now = store.revision().unwrap();
+    store.compact(now).unwrap();
+    match store.watch(b"/calico/a/", now - 2) {
+        Err(StoreError::Compacted {
+            available_from,
+            requested,
+            ..
+        }) => {
+            assert_eq!(requested, now - 2);
+            assert_eq!(available_from, now);
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a watch from a compacted revision was opened"),
+    }
+}
+
+#[test]
 fn etcd_fails_over_to_a_live_member() {
     if etcd_or_skip("etcd_fails_over_to_a_live_member").is_none() {
         return;

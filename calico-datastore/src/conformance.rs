@@ -1128,42 +1128,40 @@ pub fn check_watch_concurrent_writers(
     );
 }
 
-/// After a compaction to revision `r`, a watch from `r` or earlier fails with
-/// [`StoreError::Compacted`] naming the compacted revision, a watch from `r + 1` still
-/// yields what followed, and compacting to a future revision is refused.
+/// After a compaction at revision `r` (etcd's meaning: the history before `r` goes), a
+/// watch from before `r` fails with [`StoreError::Compacted`] naming `r` as the first
+/// revision still held, a watch from `r` yields what happened from `r` on, and compacting
+/// to a future revision is refused.
 pub fn check_watch_compaction(store: &dyn Store, prefix: &str) {
     let k = key(prefix, "k");
     let r1 = ok(store.put(&k, b"1"), "put");
     let r2 = ok(store.put(&k, b"2"), "put");
     let r3 = ok(store.put(&k, b"3"), "put");
     ok(store.compact(r2), "compact");
-    for from in [r1, r2] {
-        match store.watch(prefix.as_bytes(), from) {
-            Err(StoreError::Compacted {
-                requested,
-                compacted,
-                ..
-            }) => {
-                assert_eq!(requested, from, "the revision asked for");
-                assert!(compacted >= r2, "compacted up to {compacted}, below {r2}");
-            }
-            Err(e) => panic!("watch from compacted revision {from}: {e}"),
-            Ok(_) => panic!("a watch from compacted revision {from} was opened"),
+    match store.watch(prefix.as_bytes(), r1) {
+        Err(StoreError::Compacted {
+            requested,
+            available_from,
+            ..
+        }) => {
+            assert_eq!(requested, r1, "the revision asked for");
+            assert_eq!(available_from, r2, "the first revision still held");
         }
+        Err(e) => panic!("watch from compacted revision {r1}: {e}"),
+        Ok(_) => panic!("a watch from compacted revision {r1} was opened"),
     }
     let mut w = ok(
-        store.watch(prefix.as_bytes(), r2 + 1),
-        "watch after compaction",
+        store.watch(prefix.as_bytes(), r2),
+        "watch from the compaction revision",
     );
     let got = summary(&collect_until(&mut *w, r3));
+    let name = String::from_utf8_lossy(&k).into_owned();
     assert_eq!(
         got,
-        vec![(
-            "put".to_owned(),
-            String::from_utf8_lossy(&k).into_owned(),
-            Some("3".to_owned()),
-            r3
-        )]
+        vec![
+            ("put".to_owned(), name.clone(), Some("2".to_owned()), r2),
+            ("put".to_owned(), name, Some("3".to_owned()), r3),
+        ]
     );
     let current = ok(store.revision(), "revision");
     assert!(

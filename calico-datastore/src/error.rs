@@ -79,15 +79,16 @@ pub enum StoreError {
     /// A watch (or a compaction) asked for history the store no longer holds: list again
     /// and watch from the revision of that list.
     #[error(
-        "{store}: revision {requested} has been compacted (history starts after revision {compacted})"
+        "{store}: revision {requested} has been compacted (history is kept from revision {available_from})"
     )]
     Compacted {
         /// The store (its URL).
         store: String,
         /// The revision asked for.
         requested: Revision,
-        /// The highest revision whose history is gone.
-        compacted: Revision,
+        /// The first revision whose history the store still holds (etcd's compaction
+        /// revision).
+        available_from: Revision,
     },
     /// The store does not offer this operation.
     #[error("{store}: {what} is not supported by this store")]

@@ -576,10 +576,11 @@ impl Store for FileStore {
                     ),
                 });
             }
+            // As etcd: the history before `revision` goes; `revision` itself stays watchable.
             if revision <= compacted_to {
                 return Err(compacted(&self.url, revision, compacted_to));
             }
-            self.trim_log(&mut log, &mut meta, revision)?;
+            self.trim_log(&mut log, &mut meta, revision - 1)?;
         }
         txn.commit().map_err(|e| self.err("committing", e))
     }

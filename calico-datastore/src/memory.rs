@@ -292,10 +292,11 @@ impl Store for MemoryStore {
                 ),
             });
         }
+        // As etcd: the history before `revision` goes; `revision` itself stays watchable.
         if revision <= state.history.compacted() {
             return Err(compacted(self.url(), revision, state.history.compacted()));
         }
-        state.history.compact(revision);
+        state.history.compact(revision - 1);
         Ok(())
     }
 }

@@ -51,9 +51,8 @@ pub trait Store: Send + Sync {
         })
     }
 
-    /// Discards the history up to and including `revision` (etcd's compaction): watches
-    /// from those revisions fail with [`StoreError::Compacted`] afterwards. Values are not
-    /// affected.
+    /// Discards the history before `revision` (etcd's compaction): watches from earlier
+    /// revisions fail with [`StoreError::Compacted`] afterwards. Values are not affected.
     fn compact(&self, revision: Revision) -> Result<(), StoreError> {
         let _ = revision;
         Err(StoreError::Unsupported {

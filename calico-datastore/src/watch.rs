@@ -136,12 +136,12 @@ impl History {
     }
 }
 
-/// The error of a watch whose history is gone.
-pub(crate) fn compacted(store: &str, requested: Revision, compacted: Revision) -> StoreError {
+/// The error of a watch whose history is gone up to and including revision `gone`.
+pub(crate) fn compacted(store: &str, requested: Revision, gone: Revision) -> StoreError {
     StoreError::Compacted {
         store: store.to_owned(),
         requested,
-        compacted,
+        available_from: gone + 1,
     }
 }
 

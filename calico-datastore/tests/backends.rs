@@ -305,11 +305,11 @@ fn behind_watch_is_compacted(store: &dyn Store) {
     match behind.next(Duration::from_millis(10)) {
         Err(StoreError::Compacted {
             requested,
-            compacted,
+            available_from,
             ..
         }) => {
             assert_eq!(requested, start);
-            assert!(compacted >= start + 5, "{compacted}");
+            assert!(available_from >= start + 6, "{available_from}");
         }
         other => panic!("expected Compacted, got {other:?}"),
     }
@@ -406,7 +406,7 @@ fn a_database_written_before_the_change_log_watches_from_its_current_revision() 
     assert_eq!(store.get(b"a").unwrap().unwrap().value, b"v");
     // Its history before now is unknown: a watch from the past is refused, not empty.
     match store.watch(b"", 3) {
-        Err(StoreError::Compacted { compacted, .. }) => assert_eq!(compacted, 5),
+        Err(StoreError::Compacted { available_from, .. }) => assert_eq!(available_from, 6),
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a watch over unknown history was opened"),
     }
