@@ -348,6 +348,20 @@ impl EtcdStore {
         F: Fn(KvClient) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
+        self.call_client(operation, size, |client| call(client.kv.clone()))
+    }
+
+    /// As [`EtcdStore::call`], with the member's whole client (for the lease API).
+    fn call_client<T, F, Fut>(
+        &self,
+        operation: Operation,
+        size: usize,
+        call: F,
+    ) -> Result<T, StoreError>
+    where
+        F: Fn(&Member) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
         let started = Instant::now();
         let seed = self
             .seed
@@ -372,7 +386,7 @@ impl EtcdStore {
                         Err(_) => return Step::AuthTimedOut,
                     }
                 }
-                match tokio::time::timeout(timeout, call(member.kv.clone())).await {
+                match tokio::time::timeout(timeout, call(member)).await {
                     Ok(r) => Step::Answered(r),
                     Err(_) => Step::TimedOut,
                 }
@@ -565,6 +579,18 @@ fn source_chain(status: &tonic::Status) -> String {
     out
 }
 
+/// etcd's "lease not found" as [`StoreError::LeaseNotFound`].
+fn lease_error(e: StoreError, url: &str, lease: calico_datastore::LeaseId) -> StoreError {
+    if e.to_string().contains("lease not found") {
+        StoreError::LeaseNotFound {
+            store: url.to_owned(),
+            lease,
+        }
+    } else {
+        e
+    }
+}
+
 fn to_i64(url: &str, r: Revision) -> Result<i64, StoreError> {
     i64::try_from(r).map_err(|_| StoreError::InvalidRequest {
         store: url.to_owned(),
@@ -632,6 +658,75 @@ impl Store for EtcdStore {
         from: Revision,
     ) -> Result<Box<dyn calico_datastore::Watch>, StoreError> {
         Ok(Box::new(self.open_watch(prefix, from)?))
+    }
+
+    fn grant_lease(&self, ttl: Duration) -> Result<calico_datastore::LeaseId, StoreError> {
+        let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        // Repeating a grant after an unknown outcome at worst leaves a lease nobody uses,
+        // which expires on its own.
+        let resp = self.call_client(Operation::Read, 1, |m| {
+            let mut c = m.client.clone();
+            async move { c.lease_grant(secs, None).await }
+        })?;
+        Ok(resp.id())
+    }
+
+    fn keep_alive(&self, lease: calico_datastore::LeaseId) -> Result<Duration, StoreError> {
+        let ttl = self
+            .call_client(Operation::Read, 1, |m| {
+                let mut c = m.client.clone();
+                async move {
+                    let (mut keeper, mut stream) = c.lease_keep_alive(lease).await?;
+                    keeper.keep_alive().await?;
+                    Ok(stream.message().await?.map_or(0, |r| r.ttl()))
+                }
+            })
+            .map_err(|e| lease_error(e, &self.url, lease))?;
+        if ttl <= 0 {
+            return Err(StoreError::LeaseNotFound {
+                store: self.url.clone(),
+                lease,
+            });
+        }
+        Ok(Duration::from_secs(ttl.unsigned_abs()))
+    }
+
+    fn revoke_lease(&self, lease: calico_datastore::LeaseId) -> Result<(), StoreError> {
+        self.call_client(Operation::Read, 1, |m| {
+            let mut c = m.client.clone();
+            async move { c.lease_revoke(lease).await }
+        })
+        .map(drop)
+        .map_err(|e| lease_error(e, &self.url, lease))
+    }
+
+    fn put_with_lease(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        lease: calico_datastore::LeaseId,
+    ) -> Result<Revision, StoreError> {
+        check_txn(
+            &self.url,
+            &[],
+            &[TxnOp::put(key, value)],
+            self.options.max_txn_ops,
+        )?;
+        let resp = self
+            .call(Operation::Txn, 1, |mut kv| {
+                let (key, value) = (key.to_vec(), value.to_vec());
+                async move {
+                    kv.put(
+                        key,
+                        value,
+                        Some(etcd_client::PutOptions::new().with_lease(lease)),
+                    )
+                    .await
+                }
+            })
+            .map_err(|e| lease_error(e, &self.url, lease))?;
+        let revision = resp.header().map_or(0, |h| h.revision());
+        from_i64(&self.url, revision)
     }
 
     fn compact(&self, revision: Revision) -> Result<(), StoreError> {

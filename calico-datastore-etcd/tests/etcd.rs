@@ -32,6 +32,16 @@ fn etcd_conforms() {
 }
 
 #[test]
+fn etcd_leases_conform() {
+    if etcd_or_skip("etcd_leases_conform").is_none() {
+        return;
+    }
+    let server = EtcdCluster::start_single().unwrap();
+    let store = open_store(&server.url()).unwrap();
+    conformance::check_leases(&*store, "lease/", Duration::from_secs(2));
+}
+
+#[test]
 fn etcd_watches_conform() {
     if etcd_or_skip("etcd_watches_conform").is_none() {
         return;

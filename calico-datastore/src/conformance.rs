@@ -1169,3 +1169,84 @@ pub fn check_watch_compaction(store: &dyn Store, prefix: &str) {
         "compacting to a future revision must fail"
     );
 }
+
+/// Leases with a time to live of `ttl` (whole seconds; etcd needs at least 2): a key written
+/// with a lease lives while the lease is kept alive and is deleted (a watch sees the delete
+/// with its last value) once it expires; a key written again without the lease stays; a
+/// revoked lease's keys go at once; unknown, expired and revoked leases are
+/// [`StoreError::LeaseNotFound`].
+pub fn check_leases(store: &dyn Store, prefix: &str, ttl: Duration) {
+    let (a, b, c) = (key(prefix, "a"), key(prefix, "b"), key(prefix, "c"));
+    let lease = ok(store.grant_lease(ttl), "grant");
+    let start = ok(store.revision(), "revision") + 1;
+    let mut watch = ok(store.watch(prefix.as_bytes(), start), "watch");
+    ok(
+        store.put_with_lease(&a, b"status", lease),
+        "put a with the lease",
+    );
+    ok(
+        store.put_with_lease(&b, b"will be detached", lease),
+        "put b with the lease",
+    );
+    ok(store.put(&b, b"plain"), "put b without the lease");
+    // Kept alive for longer than the TTL: the key stays.
+    let until = std::time::Instant::now() + ttl + ttl / 2;
+    while std::time::Instant::now() < until {
+        let left = ok(store.keep_alive(lease), "keep alive");
+        assert!(
+            left > Duration::ZERO && left <= ttl + Duration::from_secs(1),
+            "{left:?}"
+        );
+        std::thread::sleep(ttl / 4);
+    }
+    assert!(
+        get(store, &a).is_some(),
+        "a kept-alive lease's key went away"
+    );
+    // Not kept alive: the lease expires and takes `a`, not `b`.
+    let deadline = std::time::Instant::now() + ttl * 3 + Duration::from_secs(3);
+    while get(store, &a).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key of an expired lease is still there"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(store, &b).map(|kv| kv.value), Some(b"plain".to_vec()));
+    let end = ok(store.revision(), "revision");
+    let events = collect_until(&mut *watch, end);
+    let last = events.last().map(|e| (e.key().to_vec(), e));
+    match last {
+        Some((k, WatchEvent::Delete { prev, .. })) => {
+            assert_eq!(k, a);
+            assert_eq!(
+                prev.as_ref().map(|p| p.value.clone()),
+                Some(b"status".to_vec())
+            );
+        }
+        other => panic!("the expiry's delete is not the last event: {other:?}"),
+    }
+    for r in [
+        store.keep_alive(lease).map(drop),
+        store.put_with_lease(&c, b"x", lease).map(drop),
+        store.revoke_lease(lease),
+    ] {
+        assert!(
+            matches!(r, Err(StoreError::LeaseNotFound { .. })),
+            "an expired lease: {r:?}"
+        );
+    }
+    // Revoking deletes at once.
+    let other = ok(store.grant_lease(ttl * 10), "grant");
+    ok(store.put_with_lease(&c, b"x", other), "put c");
+    ok(store.revoke_lease(other), "revoke");
+    assert_eq!(get(store, &c), None, "a revoked lease's key stays");
+    assert!(matches!(
+        store.keep_alive(other),
+        Err(StoreError::LeaseNotFound { .. })
+    ));
+    assert!(matches!(
+        store.put_with_lease(&c, b"x", 0x7777_0000_dead),
+        Err(StoreError::LeaseNotFound { .. })
+    ));
+}

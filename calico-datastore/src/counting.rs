@@ -99,4 +99,26 @@ impl<S: Store> Store for CountingStore<S> {
     fn compact(&self, revision: crate::Revision) -> Result<(), StoreError> {
         self.inner.compact(revision)
     }
+
+    fn grant_lease(&self, ttl: std::time::Duration) -> Result<crate::LeaseId, StoreError> {
+        self.inner.grant_lease(ttl)
+    }
+
+    fn keep_alive(&self, lease: crate::LeaseId) -> Result<std::time::Duration, StoreError> {
+        self.inner.keep_alive(lease)
+    }
+
+    fn revoke_lease(&self, lease: crate::LeaseId) -> Result<(), StoreError> {
+        self.inner.revoke_lease(lease)
+    }
+
+    fn put_with_lease(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        lease: crate::LeaseId,
+    ) -> Result<crate::Revision, StoreError> {
+        self.txns.fetch_add(1, Ordering::Relaxed);
+        self.inner.put_with_lease(key, value, lease)
+    }
 }

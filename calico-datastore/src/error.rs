@@ -90,6 +90,14 @@ pub enum StoreError {
         /// revision).
         available_from: Revision,
     },
+    /// The lease does not exist (never granted, expired or revoked).
+    #[error("{store}: lease {lease:x} not found (expired or revoked)")]
+    LeaseNotFound {
+        /// The store (its URL).
+        store: String,
+        /// The lease.
+        lease: crate::types::LeaseId,
+    },
     /// The store does not offer this operation.
     #[error("{store}: {what} is not supported by this store")]
     Unsupported {

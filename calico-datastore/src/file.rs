@@ -29,9 +29,11 @@ use redb::{
 
 use crate::engine::{self, EngineRead, EngineWrite, Entry};
 use crate::error::{OpenError, StoreError};
+use crate::memory::{lease_not_found, lease_ttl};
 use crate::store::{Store, check_reads, check_txn};
 use crate::types::{
-    Compare, DEFAULT_MAX_TXN_OPS, RangeResult, ReadOp, ReadResponse, Revision, TxnOp, TxnResponse,
+    Compare, DEFAULT_MAX_TXN_OPS, LeaseId, RangeResult, ReadOp, ReadResponse, Revision, TxnOp,
+    TxnResponse,
 };
 use crate::watch::{
     DEFAULT_WATCH_HISTORY, Watch, WatchEvent, compacted, decode_events, encode_events,
@@ -41,6 +43,10 @@ const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("calico_kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("calico_meta");
 /// The change log for watches: revision → that revision's events.
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("calico_log");
+/// Leases: id → time to live, expiry (wall clock: several processes share the file) and
+/// the keys attached with the revision they were written at.
+const LEASES: TableDefinition<i64, &[u8]> = TableDefinition::new("calico_leases");
+const NEXT_LEASE_KEY: &str = "next_lease";
 const REVISION_KEY: &str = "revision";
 /// The highest revision whose events the log no longer holds.
 const COMPACTED_KEY: &str = "compacted";
@@ -438,6 +444,211 @@ impl FileStore {
     }
 }
 
+/// A lease record: time to live, expiry and attached keys.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LeaseRecord {
+    ttl_secs: u64,
+    expires_ms: u64,
+    keys: Vec<(Vec<u8>, Revision)>,
+}
+
+impl LeaseRecord {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.keys.len() * 40);
+        out.extend_from_slice(&self.ttl_secs.to_le_bytes());
+        out.extend_from_slice(&self.expires_ms.to_le_bytes());
+        for (k, rev) in &self.keys {
+            out.extend_from_slice(&(k.len() as u64).to_le_bytes());
+            out.extend_from_slice(k);
+            out.extend_from_slice(&rev.to_le_bytes());
+        }
+        out
+    }
+
+    fn decode(raw: &[u8]) -> Option<LeaseRecord> {
+        let u64_at = |b: &[u8], i: usize| -> Option<u64> {
+            b.get(i..i + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        let mut r = LeaseRecord {
+            ttl_secs: u64_at(raw, 0)?,
+            expires_ms: u64_at(raw, 8)?,
+            keys: Vec::new(),
+        };
+        let mut i = 16;
+        while i < raw.len() {
+            let len = usize::try_from(u64_at(raw, i)?).ok()?;
+            let key = raw.get(i + 8..(i + 8).checked_add(len)?)?.to_vec();
+            let rev = u64_at(raw, i + 8 + len)?;
+            r.keys.push((key, rev));
+            i += 16 + len;
+        }
+        Some(r)
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+type KvTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
+type MetaTable<'t> = Table<'t, &'static str, u64>;
+
+impl FileStore {
+    fn lease_records(
+        &self,
+        leases: &impl ReadableTable<i64, &'static [u8]>,
+    ) -> Result<Vec<(LeaseId, LeaseRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in leases
+            .iter()
+            .map_err(|e| self.err("reading the leases", e))?
+        {
+            let (k, v) = item.map_err(|e| self.err("reading the leases", e))?;
+            let record = LeaseRecord::decode(v.value()).ok_or_else(|| {
+                self.err(
+                    "reading the leases",
+                    format!("lease {:x}: undecodable record", k.value()),
+                )
+            })?;
+            out.push((k.value(), record));
+        }
+        Ok(out)
+    }
+
+    /// Deletes the keys still attached to a removed lease as one new revision (logged).
+    fn delete_lease_keys(
+        &self,
+        txn: &redb::WriteTransaction,
+        tables: &mut Tables<KvTable<'_>, MetaTable<'_>>,
+        record: &LeaseRecord,
+    ) -> Result<(), StoreError> {
+        let mut doomed = Vec::new();
+        for (k, rev) in &record.keys {
+            if tables.mod_revision(k)? == Some(*rev) {
+                doomed.push(k.clone());
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let user_events = std::mem::take(&mut tables.events);
+        let revision = tables.revision()? + 1;
+        for k in &doomed {
+            tables.remove(k)?;
+        }
+        for e in &mut tables.events {
+            if let WatchEvent::Delete { revision: r, .. } = e {
+                *r = revision;
+            }
+        }
+        tables.set_revision(revision)?;
+        let mut log = txn.open_table(LOG).map_err(|e| table_err(&self.url, e))?;
+        let events = std::mem::replace(&mut tables.events, user_events);
+        self.log(&mut log, &mut tables.meta, revision, &events)
+    }
+
+    /// Removes the leases expired by now, with their keys, inside `txn`.
+    fn expire_leases(
+        &self,
+        txn: &redb::WriteTransaction,
+        tables: &mut Tables<KvTable<'_>, MetaTable<'_>>,
+    ) -> Result<bool, StoreError> {
+        let mut leases = txn
+            .open_table(LEASES)
+            .map_err(|e| table_err(&self.url, e))?;
+        let now = now_ms();
+        let expired: Vec<(LeaseId, LeaseRecord)> = self
+            .lease_records(&leases)?
+            .into_iter()
+            .filter(|(_, r)| r.expires_ms <= now)
+            .collect();
+        for (id, record) in &expired {
+            leases
+                .remove(id)
+                .map_err(|e| self.err("removing a lease", e))?;
+            self.delete_lease_keys(txn, tables, record)?;
+        }
+        Ok(!expired.is_empty())
+    }
+
+    /// Expires due leases, if any, in a write transaction of their own (reads and watches
+    /// call this so that a lease's keys go when it expires even if nobody writes).
+    fn expire_due_leases(&self) -> Result<(), StoreError> {
+        let due = {
+            let txn = self
+                .db
+                .begin_read()
+                .map_err(|e| self.err("starting a read transaction", e))?;
+            match txn.open_table(LEASES) {
+                Ok(leases) => {
+                    let now = now_ms();
+                    self.lease_records(&leases)?
+                        .iter()
+                        .any(|(_, r)| r.expires_ms <= now)
+                }
+                Err(TableError::TableDoesNotExist(_)) => false,
+                Err(e) => return Err(table_err(&self.url, e)),
+            }
+        };
+        if due {
+            self.write(|_, _, _| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in a write transaction (after expiring due leases) and commits.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(
+            &redb::WriteTransaction,
+            &mut Tables<KvTable<'_>, MetaTable<'_>>,
+            &mut Table<'_, i64, &'static [u8]>,
+        ) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| self.err("starting a write transaction", e))?;
+        let out = {
+            let mut tables = Tables {
+                kv: txn.open_table(KV).map_err(|e| table_err(&self.url, e))?,
+                meta: txn.open_table(META).map_err(|e| table_err(&self.url, e))?,
+                url: self.url.clone(),
+                events: Vec::new(),
+            };
+            self.expire_leases(&txn, &mut tables)?;
+            let mut leases = txn
+                .open_table(LEASES)
+                .map_err(|e| table_err(&self.url, e))?;
+            f(&txn, &mut tables, &mut leases)?
+        };
+        txn.commit().map_err(|e| self.err("committing", e))?;
+        Ok(out)
+    }
+
+    fn lease_record(
+        &self,
+        leases: &Table<'_, i64, &'static [u8]>,
+        lease: LeaseId,
+    ) -> Result<LeaseRecord, StoreError> {
+        let raw = leases
+            .get(lease)
+            .map_err(|e| self.err("reading a lease", e))?
+            .map(|g| g.value().to_vec())
+            .ok_or_else(|| lease_not_found(&self.url, lease))?;
+        LeaseRecord::decode(&raw).ok_or_else(|| {
+            self.err(
+                "reading a lease",
+                format!("lease {lease:x}: undecodable record"),
+            )
+        })
+    }
+}
+
 /// A watch of a [`FileStore`]: reads the change log, polling for other processes' commits.
 struct FileWatch {
     store: FileStore,
@@ -449,6 +660,7 @@ impl Watch for FileWatch {
     fn next(&mut self, timeout: Duration) -> Result<Vec<WatchEvent>, StoreError> {
         let deadline = Instant::now() + timeout;
         loop {
+            self.store.expire_due_leases()?;
             let (revision, compacted_to, events) =
                 self.store.changes_since(&self.prefix, self.next)?;
             if self.next <= compacted_to {
@@ -482,6 +694,7 @@ impl Store for FileStore {
 
     fn read(&self, reads: &[ReadOp]) -> Result<ReadResponse, StoreError> {
         check_reads(&self.url, reads, self.max_txn_ops)?;
+        self.expire_due_leases()?;
         self.with_db(|db| {
             let txn = db
                 .begin_read()
@@ -510,9 +723,11 @@ impl Store for FileStore {
                     events: Vec::new(),
                 };
                 let before = tables.revision()?;
+                self.expire_leases(&txn, &mut tables)?;
+                let after_expiry = tables.revision()?;
                 let resp = engine::txn(&mut tables, &self.url, compares, ops)?;
                 let changed = resp.revision != before;
-                if changed {
+                if resp.revision != after_expiry {
                     for e in &mut tables.events {
                         if let WatchEvent::Delete { revision, .. } = e {
                             *revision = resp.revision;
@@ -583,5 +798,124 @@ impl Store for FileStore {
             self.trim_log(&mut log, &mut meta, revision - 1)?;
         }
         txn.commit().map_err(|e| self.err("committing", e))
+    }
+
+    fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        let ttl = lease_ttl(ttl);
+        self.write(|_, tables, leases| {
+            let id = tables
+                .meta
+                .get(NEXT_LEASE_KEY)
+                .map_err(|e| self.err("reading the lease counter", e))?
+                .map_or(0x1000, |g| g.value())
+                + 1;
+            tables
+                .meta
+                .insert(NEXT_LEASE_KEY, id)
+                .map_err(|e| self.err("writing the lease counter", e))?;
+            let id = LeaseId::try_from(id)
+                .map_err(|_| self.err("granting a lease", "lease ids exhausted"))?;
+            let record = LeaseRecord {
+                ttl_secs: ttl.as_secs(),
+                expires_ms: now_ms().saturating_add(ttl.as_secs() * 1000),
+                keys: Vec::new(),
+            };
+            leases
+                .insert(id, record.encode().as_slice())
+                .map_err(|e| self.err("writing a lease", e))?;
+            Ok(id)
+        })
+    }
+
+    fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError> {
+        self.write(|_, _, leases| {
+            let mut record = self.lease_record(leases, lease)?;
+            record.expires_ms = now_ms().saturating_add(record.ttl_secs * 1000);
+            leases
+                .insert(lease, record.encode().as_slice())
+                .map_err(|e| self.err("writing a lease", e))?;
+            Ok(Duration::from_secs(record.ttl_secs))
+        })
+    }
+
+    fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
+        self.write(|txn, tables, leases| {
+            let record = self.lease_record(leases, lease)?;
+            leases
+                .remove(lease)
+                .map_err(|e| self.err("removing a lease", e))?;
+            self.delete_lease_keys(txn, tables, &record)
+        })
+    }
+
+    fn put_with_lease(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        lease: LeaseId,
+    ) -> Result<Revision, StoreError> {
+        let op = [TxnOp::put(key, value)];
+        check_txn(&self.url, &[], &op, self.max_txn_ops)?;
+        self.write(|txn, tables, leases| {
+            let mut record = self.lease_record(leases, lease)?;
+            let resp = engine::txn(tables, &self.url, &[], &op)?;
+            let mut log = txn.open_table(LOG).map_err(|e| table_err(&self.url, e))?;
+            let events = std::mem::take(&mut tables.events);
+            self.log(&mut log, &mut tables.meta, resp.revision, &events)?;
+            // A key belongs to the lease it was last written with.
+            for (id, mut other) in self.lease_records(leases)? {
+                if id != lease && other.keys.iter().any(|(k, _)| k == key) {
+                    other.keys.retain(|(k, _)| k != key);
+                    leases
+                        .insert(id, other.encode().as_slice())
+                        .map_err(|e| self.err("writing a lease", e))?;
+                }
+            }
+            record.keys.retain(|(k, _)| k != key);
+            record.keys.push((key.to_vec(), resp.revision));
+            leases
+                .insert(lease, record.encode().as_slice())
+                .map_err(|e| self.err("writing a lease", e))?;
+            Ok(resp.revision)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn lease_records_round_trip(
+            ttl_secs in any::<u64>(),
+            expires_ms in any::<u64>(),
+            keys in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..20), any::<u64>()), 0..5),
+        ) {
+            let r = LeaseRecord { ttl_secs, expires_ms, keys };
+            prop_assert_eq!(LeaseRecord::decode(&r.encode()), Some(r));
+        }
+
+        #[test]
+        fn any_bytes_decode_or_fail_without_panicking(raw in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = LeaseRecord::decode(&raw);
+        }
+    }
+
+    #[test]
+    fn cut_lease_records_are_refused() {
+        let r = LeaseRecord {
+            ttl_secs: 90,
+            expires_ms: 1,
+            keys: vec![(b"/calico/felix/v2/no-region/host/n/status".to_vec(), 7)],
+        };
+        let raw = r.encode();
+        for cut in 1..raw.len() {
+            if cut == 16 {
+                continue; // a record with no keys is valid
+            }
+            assert_eq!(LeaseRecord::decode(&raw[..cut]), None, "cut at {cut}");
+        }
     }
 }

@@ -12,6 +12,9 @@
 //! * [`Store::watch`] follows the changes under a prefix from a revision ([`Watch`],
 //!   [`WatchEvent`]): ordered, no gaps, deletes with their previous value, and
 //!   [`StoreError::Compacted`] once the history needed is gone ([`Store::compact`]).
+//! * Leases ([`Store::grant_lease`], [`Store::keep_alive`], [`Store::put_with_lease`],
+//!   [`Store::revoke_lease`]): keys that go away when their writer stops keeping them alive
+//!   (the node agent's status keys), with etcd's semantics on every backend.
 //! * [`Syncer`] lists prefixes and follows them with a watch, re-listing (with deletes
 //!   synthesised by diffing) after a compaction or an outage.
 //! * Backends: [`MemoryStore`] (`memory:`), [`FileStore`] (`file:PATH`, an embedded redb
@@ -86,8 +89,8 @@ pub use memory::MemoryStore;
 pub use store::{Store, check_reads, check_txn, failed_compares};
 pub use sync::{SyncEvent, SyncOptions, SyncStats, SyncStatus, Syncer};
 pub use types::{
-    Compare, DEFAULT_MAX_TXN_OPS, KeyValue, RangeResponse, RangeResult, ReadOp, ReadResponse,
-    ReadResult, Revision, TxnOp, TxnResponse, prefix_end,
+    Compare, DEFAULT_MAX_TXN_OPS, KeyValue, LeaseId, RangeResponse, RangeResult, ReadOp,
+    ReadResponse, ReadResult, Revision, TxnOp, TxnResponse, prefix_end,
 };
 pub use url::{DEFAULT_STORE_URL, EtcdMember, StoreUrl, open_local, open_store};
 pub use watch::{DEFAULT_WATCH_HISTORY, Watch, WatchEvent};

@@ -9,7 +9,8 @@ use crate::engine::{self, EngineRead, EngineWrite, Entry};
 use crate::error::StoreError;
 use crate::store::{Store, check_reads, check_txn};
 use crate::types::{
-    Compare, DEFAULT_MAX_TXN_OPS, RangeResult, ReadOp, ReadResponse, Revision, TxnOp, TxnResponse,
+    Compare, DEFAULT_MAX_TXN_OPS, LeaseId, RangeResult, ReadOp, ReadResponse, Revision, TxnOp,
+    TxnResponse,
 };
 use crate::watch::{DEFAULT_WATCH_HISTORY, History, Watch, WatchEvent, compacted};
 
@@ -34,6 +35,96 @@ struct State {
     map: BTreeMap<Vec<u8>, Entry>,
     revision: Revision,
     history: History,
+    leases: BTreeMap<LeaseId, MemLease>,
+    next_lease: LeaseId,
+}
+
+/// A lease and the keys attached to it (with the revision they were written at: a key
+/// written again since then no longer belongs to it).
+#[derive(Debug)]
+struct MemLease {
+    ttl: Duration,
+    expires: Instant,
+    keys: BTreeMap<Vec<u8>, Revision>,
+}
+
+/// A lease's time to live in whole seconds, at least one (as etcd).
+pub(crate) fn lease_ttl(ttl: Duration) -> Duration {
+    Duration::from_secs(ttl.as_secs().max(1))
+}
+
+pub(crate) fn lease_not_found(store: &str, lease: LeaseId) -> StoreError {
+    StoreError::LeaseNotFound {
+        store: store.to_owned(),
+        lease,
+    }
+}
+
+impl State {
+    /// Applies staged writes as `revision` and records their events.
+    fn commit(&mut self, revision: Revision, writes: Vec<(Vec<u8>, Option<Entry>)>) {
+        let mut events = Vec::with_capacity(writes.len());
+        for (key, entry) in writes {
+            match entry {
+                Some(e) => {
+                    events.push(WatchEvent::Put {
+                        kv: e.clone().into_kv(key.clone()),
+                    });
+                    self.map.insert(key, e);
+                }
+                None => {
+                    if let Some(prev) = self.map.remove(&key) {
+                        events.push(WatchEvent::Delete {
+                            key: key.clone(),
+                            revision,
+                            prev: Some(prev.into_kv(key)),
+                        });
+                    }
+                }
+            }
+        }
+        self.revision = revision;
+        self.history.record(revision, events);
+    }
+
+    /// Deletes the keys still attached to a removed lease, as one revision; whether any
+    /// was deleted.
+    fn delete_lease_keys(&mut self, lease: &MemLease) -> bool {
+        let deletes: Vec<(Vec<u8>, Option<Entry>)> = lease
+            .keys
+            .iter()
+            .filter(|(k, rev)| self.map.get(*k).is_some_and(|e| e.mod_revision == **rev))
+            .map(|(k, _)| (k.clone(), None))
+            .collect();
+        if deletes.is_empty() {
+            return false;
+        }
+        let revision = self.revision + 1;
+        self.commit(revision, deletes);
+        true
+    }
+
+    /// Removes the leases expired at `now` with their keys; whether anything changed.
+    fn expire(&mut self, now: Instant) -> bool {
+        let expired: Vec<LeaseId> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.expires <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut changed = false;
+        for id in expired {
+            if let Some(l) = self.leases.remove(&id) {
+                changed |= self.delete_lease_keys(&l);
+            }
+        }
+        changed
+    }
+
+    /// When the next lease expires.
+    fn next_expiry(&self) -> Option<Instant> {
+        self.leases.values().map(|l| l.expires).min()
+    }
 }
 
 impl Default for MemoryStore {
@@ -56,6 +147,8 @@ impl MemoryStore {
                     map: BTreeMap::new(),
                     revision: 1,
                     history: History::new(DEFAULT_WATCH_HISTORY, 0),
+                    leases: BTreeMap::new(),
+                    next_lease: 0x1000,
                 }),
                 changed: Condvar::new(),
             }),
@@ -95,6 +188,9 @@ impl Watch for MemoryWatch {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();
         loop {
+            if state.expire(Instant::now()) {
+                self.shared.changed.notify_all();
+            }
             let events = state
                 .history
                 .since(&self.prefix, self.next)
@@ -108,10 +204,11 @@ impl Watch for MemoryWatch {
             if now >= deadline {
                 return Ok(Vec::new());
             }
+            let until = state.next_expiry().map_or(deadline, |e| e.min(deadline));
             state = self
                 .shared
                 .changed
-                .wait_timeout(state, deadline - now)
+                .wait_timeout(state, until.saturating_duration_since(now))
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
@@ -222,12 +319,19 @@ impl Store for MemoryStore {
 
     fn read(&self, reads: &[ReadOp]) -> Result<ReadResponse, StoreError> {
         check_reads(self.url(), reads, self.max_txn_ops)?;
-        engine::read(&*self.lock(), reads)
+        let mut state = self.lock();
+        if state.expire(Instant::now()) {
+            self.shared.changed.notify_all();
+        }
+        engine::read(&*state, reads)
     }
 
     fn txn(&self, compares: &[Compare], ops: &[TxnOp]) -> Result<TxnResponse, StoreError> {
         check_txn(self.url(), compares, ops, self.max_txn_ops)?;
         let mut state = self.lock();
+        if state.expire(Instant::now()) {
+            self.shared.changed.notify_all();
+        }
         let (resp, writes) = {
             let mut staged = Staged {
                 state: &state,
@@ -241,31 +345,86 @@ impl Store for MemoryStore {
             // Deletes of absent keys only: no new revision, nothing to record.
             return Ok(resp);
         }
-        let mut events = Vec::with_capacity(writes.len());
-        for (key, entry) in writes {
-            match entry {
-                Some(e) => {
-                    events.push(WatchEvent::Put {
-                        kv: e.clone().into_kv(key.clone()),
-                    });
-                    state.map.insert(key, e);
-                }
-                None => {
-                    if let Some(prev) = state.map.remove(&key) {
-                        events.push(WatchEvent::Delete {
-                            key: key.clone(),
-                            revision: resp.revision,
-                            prev: Some(prev.into_kv(key)),
-                        });
-                    }
-                }
-            }
-        }
-        state.revision = resp.revision;
-        state.history.record(resp.revision, events);
+        state.commit(resp.revision, writes);
         drop(state);
         self.shared.changed.notify_all();
         Ok(resp)
+    }
+
+    fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        let ttl = lease_ttl(ttl);
+        let mut state = self.lock();
+        state.next_lease += 1;
+        let id = state.next_lease;
+        state.leases.insert(
+            id,
+            MemLease {
+                ttl,
+                expires: Instant::now() + ttl,
+                keys: BTreeMap::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError> {
+        let mut state = self.lock();
+        if state.expire(Instant::now()) {
+            self.shared.changed.notify_all();
+        }
+        let l = state
+            .leases
+            .get_mut(&lease)
+            .ok_or_else(|| lease_not_found(self.url(), lease))?;
+        l.expires = Instant::now() + l.ttl;
+        Ok(l.ttl)
+    }
+
+    fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let l = state
+            .leases
+            .remove(&lease)
+            .ok_or_else(|| lease_not_found(self.url(), lease))?;
+        if state.delete_lease_keys(&l) {
+            drop(state);
+            self.shared.changed.notify_all();
+        }
+        Ok(())
+    }
+
+    fn put_with_lease(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        lease: LeaseId,
+    ) -> Result<Revision, StoreError> {
+        check_txn(self.url(), &[], &[TxnOp::put(key, value)], self.max_txn_ops)?;
+        let mut state = self.lock();
+        state.expire(Instant::now());
+        if !state.leases.contains_key(&lease) {
+            drop(state);
+            self.shared.changed.notify_all();
+            return Err(lease_not_found(self.url(), lease));
+        }
+        let revision = state.revision + 1;
+        let create_revision = state.map.get(key).map_or(revision, |e| e.create_revision);
+        let entry = Entry {
+            value: value.to_vec(),
+            create_revision,
+            mod_revision: revision,
+        };
+        state.commit(revision, vec![(key.to_vec(), Some(entry))]);
+        // A key belongs to the lease it was last written with.
+        for l in state.leases.values_mut() {
+            l.keys.remove(key);
+        }
+        if let Some(l) = state.leases.get_mut(&lease) {
+            l.keys.insert(key.to_vec(), revision);
+        }
+        drop(state);
+        self.shared.changed.notify_all();
+        Ok(revision)
     }
 
     fn watch(&self, prefix: &[u8], from: Revision) -> Result<Box<dyn Watch>, StoreError> {

@@ -8,6 +8,9 @@ use crate::types::{
     Compare, DEFAULT_MAX_TXN_OPS, KeyValue, RangeResponse, ReadOp, ReadResponse, ReadResult,
     Revision, TxnOp, TxnResponse,
 };
+use std::time::Duration;
+
+use crate::types::LeaseId;
 use crate::watch::Watch;
 
 /// A revisioned key–value store with etcd v3 semantics.
@@ -58,6 +61,50 @@ pub trait Store: Send + Sync {
         Err(StoreError::Unsupported {
             store: self.url().to_owned(),
             what: "compaction",
+        })
+    }
+
+    /// Grants a lease that expires `ttl` after it is granted or last kept alive (at least
+    /// one second; whole seconds, as etcd counts them).
+    fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        let _ = ttl;
+        Err(StoreError::Unsupported {
+            store: self.url().to_owned(),
+            what: "leases",
+        })
+    }
+
+    /// Restarts a lease's time to live; returns it. [`StoreError::LeaseNotFound`] once the
+    /// lease has expired or was revoked.
+    fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError> {
+        let _ = lease;
+        Err(StoreError::Unsupported {
+            store: self.url().to_owned(),
+            what: "leases",
+        })
+    }
+
+    /// Revokes a lease: its keys are deleted now.
+    fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
+        let _ = lease;
+        Err(StoreError::Unsupported {
+            store: self.url().to_owned(),
+            what: "leases",
+        })
+    }
+
+    /// Writes `key` attached to `lease`: the key is deleted when the lease expires or is
+    /// revoked, unless it is written again without the lease first. Returns the revision.
+    fn put_with_lease(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        lease: LeaseId,
+    ) -> Result<Revision, StoreError> {
+        let _ = (key, value, lease);
+        Err(StoreError::Unsupported {
+            store: self.url().to_owned(),
+            what: "leases",
         })
     }
 
@@ -160,6 +207,18 @@ macro_rules! forward_store {
             }
             fn compact(&self, revision: Revision) -> Result<(), StoreError> {
                 (**self).compact(revision)
+            }
+            fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+                (**self).grant_lease(ttl)
+            }
+            fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError> {
+                (**self).keep_alive(lease)
+            }
+            fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
+                (**self).revoke_lease(lease)
+            }
+            fn put_with_lease(&self, key: &[u8], value: &[u8], lease: LeaseId) -> Result<Revision, StoreError> {
+                (**self).put_with_lease(key, value, lease)
             }
         }
     )*};

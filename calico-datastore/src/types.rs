@@ -1,5 +1,9 @@
 //! The request and response types of the [`Store`](crate::Store) interface.
 
+/// A lease: keys written with one are deleted when it expires or is revoked (etcd's
+/// leases; the ID is etcd's).
+pub type LeaseId = i64;
+
 /// A store revision.
 ///
 /// The store has one global revision that every transaction changing something increments

@@ -416,3 +416,35 @@ fn a_database_written_before_the_change_log_watches_from_its_current_revision() 
     let got = w.next(Duration::from_secs(1)).unwrap();
     assert_eq!(got.len(), 1);
 }
+
+#[test]
+fn memory_leases_conform() {
+    conformance::check_leases(&MemoryStore::new(), "lease/", Duration::from_secs(1));
+}
+
+#[test]
+fn file_leases_conform() {
+    let dir = TempDir::new("lease");
+    let store = FileStore::open(dir.path().join("l.db")).unwrap();
+    conformance::check_leases(&store, "lease/", Duration::from_secs(1));
+}
+
+#[test]
+fn a_file_lease_expires_for_another_process_too() {
+    // Two handles of one file stand for two processes: the lease granted through one
+    // expires for the other, whose reads see its keys gone.
+    let dir = TempDir::new("lease2");
+    let path = dir.path().join("l.db");
+    let a = FileStore::open(&path).unwrap();
+    let lease = a.grant_lease(Duration::from_secs(1)).unwrap();
+    a.put_with_lease(b"status", b"up", lease).unwrap();
+    drop(a);
+    let b = FileStore::open(&path).unwrap();
+    assert!(b.get(b"status").unwrap().is_some());
+    std::thread::sleep(Duration::from_millis(1_300));
+    assert_eq!(b.get(b"status").unwrap(), None);
+    assert!(matches!(
+        b.keep_alive(lease),
+        Err(StoreError::LeaseNotFound { .. })
+    ));
+}
