@@ -5,9 +5,11 @@
 
 mod dataplane_cmd;
 mod datastore;
+mod datastore_cmd;
 mod demo;
 mod exit;
 mod ipam_cmd;
+mod node_cmd;
 mod policy_cmd;
 mod route_cmd;
 mod selector_cmd;
@@ -90,6 +92,12 @@ enum Command {
     /// and prints what the kernel did beside the prediction. Exit 1 if any probe disagrees.
     /// Without root only the prediction is printed, with the reason.
     Demo(demo::DemoArgs),
+    /// The node agent: `status` shows its BGP sessions as calicoctl does.
+    #[command(subcommand)]
+    Node(node_cmd::NodeCommand),
+    /// Raw access to the datastore: `dump` prints every key and value.
+    #[command(subcommand)]
+    Datastore(datastore_cmd::DatastoreCommand),
 }
 
 fn parse_timeout(s: &str) -> Result<f64, String> {
@@ -133,6 +141,8 @@ fn main() -> ExitCode {
         }
         Command::Ipam(cmd) => resolve().and_then(|(store, _)| ipam_cmd::run(&store, cmd)),
         Command::Demo(args) => demo::run(&args),
+        Command::Node(cmd) => node_cmd::run(cmd),
+        Command::Datastore(cmd) => resolve().and_then(|(store, _)| datastore_cmd::run(&store, cmd)),
     };
     match result {
         Ok(code) => code,
