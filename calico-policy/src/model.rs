@@ -827,13 +827,16 @@ impl Builder<'_> {
                 Resource::GlobalNetworkSet(n) => (&n.spec, &n.metadata),
                 _ => continue,
             };
-            let mut labels = Labels::new();
+            // A namespaced set inherits its namespace's labels (`pcns.*`) through the
+            // namespace's `kns.` profile, exactly as a pod does; its own labels win.
+            let mut calico = Labels::new();
+            let mut layers: Vec<&Labels> = Vec::new();
             if let Some(ns) = r.namespace() {
-                labels.insert(derived::LABEL_NAMESPACE.to_owned(), ns.to_owned());
+                calico.insert(derived::LABEL_NAMESPACE.to_owned(), ns.to_owned());
+                let profile = derived::namespace_profile_name(ns);
+                layers.push(ctx.profile_labels.get(&profile).unwrap_or(&EMPTY_LABELS));
             }
-            for (k, v) in &meta.labels {
-                labels.entry(k.clone()).or_insert_with(|| v.clone());
-            }
+            let labels = derived::endpoint_labels(&calico, &meta.labels, &layers);
             network_sets.push(NetworkSetEntry {
                 namespace: r.namespace().map(str::to_owned),
                 name: meta.name.clone(),
