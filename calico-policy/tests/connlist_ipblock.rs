@@ -44,9 +44,8 @@ spec:
 
 #[test]
 fn adjacent_excepts_make_one_range() {
-    let got = source_ranges(
-        "{ipBlock: {cidr: 0.0.0.0/0, except: [192.168.0.0/17, 192.168.128.0/17]}}",
-    );
+    let got =
+        source_ranges("{ipBlock: {cidr: 0.0.0.0/0, except: [192.168.0.0/17, 192.168.128.0/17]}}");
     assert_eq!(
         got,
         [
@@ -82,9 +81,7 @@ fn overlapping_and_nested_excepts_make_one_range() {
 
 #[test]
 fn separate_excepts_still_cut_separately() {
-    let got = source_ranges(
-        "{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16, 10.3.0.0/16]}}",
-    );
+    let got = source_ranges("{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16, 10.3.0.0/16]}}");
     assert_eq!(
         got,
         [

@@ -46,14 +46,14 @@ spec:
     let set = load_str("m.yaml", &text);
     let model = Model::build(&set).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
     let q = FlowQuery {
-        from: "app/web".parse::<PeerQuery>().unwrap(),
-        to: to.parse::<PeerQuery>().unwrap(),
+        from: PeerQuery::Name("app/web".to_owned()),
+        to: to.parse::<PeerQuery>().expect("infallible"),
         protocol: Protocol::Tcp,
         port: Some(5432),
         icmp_type: None,
         icmp_code: None,
     };
-    model.check(&q).unwrap().verdict
+    model.check(&q).expect("the flow can be checked").verdict
 }
 
 const PROD: &str = "---
@@ -66,19 +66,69 @@ metadata: {name: prod, labels: {env: prod}}
 fn namespace_selector_matches_the_sets_namespace() {
     // (destination, the set's namespace, namespace documents, verdict toward the set)
     let cases = [
-        ("{namespaceSelector: env == 'prod'}", "prod", PROD, Verdict::Allow),
-        ("{namespaceSelector: has(env)}", "prod", PROD, Verdict::Allow),
+        (
+            "{namespaceSelector: env == 'prod'}",
+            "prod",
+            PROD,
+            Verdict::Allow,
+        ),
+        (
+            "{namespaceSelector: has(env)}",
+            "prod",
+            PROD,
+            Verdict::Allow,
+        ),
         ("{namespaceSelector: all()}", "prod", PROD, Verdict::Allow),
-        ("{namespaceSelector: env == 'prod', selector: role == 'db'}", "prod", PROD, Verdict::Allow),
-        ("{namespaceSelector: env == 'prod', selector: role == 'cache'}", "prod", PROD, Verdict::Deny),
-        ("{namespaceSelector: env == 'dev'}", "prod", PROD, Verdict::Deny),
-        ("{namespaceSelector: \"!has(env)\"}", "prod", PROD, Verdict::Deny),
+        (
+            "{namespaceSelector: env == 'prod', selector: role == 'db'}",
+            "prod",
+            PROD,
+            Verdict::Allow,
+        ),
+        (
+            "{namespaceSelector: env == 'prod', selector: role == 'cache'}",
+            "prod",
+            PROD,
+            Verdict::Deny,
+        ),
+        (
+            "{namespaceSelector: env == 'dev'}",
+            "prod",
+            PROD,
+            Verdict::Deny,
+        ),
+        (
+            "{namespaceSelector: \"!has(env)\"}",
+            "prod",
+            PROD,
+            Verdict::Deny,
+        ),
         // The namespace's implicit name label, with and without a Namespace object.
-        ("{namespaceSelector: projectcalico.org/name == 'prod'}", "prod", PROD, Verdict::Allow),
-        ("{namespaceSelector: projectcalico.org/name == 'prod'}", "prod", "", Verdict::Allow),
-        ("{namespaceSelector: projectcalico.org/name == 'app'}", "prod", "", Verdict::Deny),
+        (
+            "{namespaceSelector: projectcalico.org/name == 'prod'}",
+            "prod",
+            PROD,
+            Verdict::Allow,
+        ),
+        (
+            "{namespaceSelector: projectcalico.org/name == 'prod'}",
+            "prod",
+            "",
+            Verdict::Allow,
+        ),
+        (
+            "{namespaceSelector: projectcalico.org/name == 'app'}",
+            "prod",
+            "",
+            Verdict::Deny,
+        ),
         // The set lives in another namespace than the one selected.
-        ("{namespaceSelector: env == 'prod'}", "staging", PROD, Verdict::Deny),
+        (
+            "{namespaceSelector: env == 'prod'}",
+            "staging",
+            PROD,
+            Verdict::Deny,
+        ),
     ];
     for kind in ["NetworkPolicy", "GlobalNetworkPolicy"] {
         for (dest, set_ns, nss, want) in cases {

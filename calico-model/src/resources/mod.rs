@@ -103,7 +103,7 @@ macro_rules! kinds {
 
             fn decode_typed(
                 kind: Kind,
-                value: serde_json::Value,
+                value: &serde_json::Value,
             ) -> Result<Resource, serde_path_to_error::Error<serde_json::Error>> {
                 Ok(match kind {
                     $(Kind::$variant => Resource::$variant(serde_path_to_error::deserialize(value)?),)*
@@ -248,6 +248,14 @@ impl Resource {
     pub fn from_value(
         kind: Kind,
         value: serde_json::Value,
+    ) -> Result<Resource, serde_path_to_error::Error<serde_json::Error>> {
+        Resource::from_json_ref(kind, &value)
+    }
+
+    /// [`Resource::from_value`] from a borrowed value.
+    pub fn from_json_ref(
+        kind: Kind,
+        value: &serde_json::Value,
     ) -> Result<Resource, serde_path_to_error::Error<serde_json::Error>> {
         let mut r = Resource::decode_typed(kind, value)?;
         if kind.is_namespaced() {
