@@ -7,6 +7,7 @@ mod dataplane_cmd;
 mod demo;
 mod exit;
 mod ipam_cmd;
+mod manifests;
 mod policy_cmd;
 mod route_cmd;
 mod selector_cmd;

@@ -384,8 +384,12 @@ impl Model {
     }
 
     /// Builds the model from whatever is usable, recording every problem in
-    /// [`Model::diagnostics`]. Rules and policies with errors are left out.
+    /// [`Model::diagnostics`]: first the warnings of a lenient load
+    /// ([`LoadedSet::warnings`]: documents skipped, parts dropped), then validation's and
+    /// the builder's. Rules and policies with errors are left out.
     pub fn build_lenient(set: &LoadedSet) -> Model {
+        // What a lenient load skipped or dropped comes first, as warnings.
+        let load_warnings = set.warnings.clone();
         let owned;
         let set = if set.defaults_applied() {
             set
@@ -397,19 +401,17 @@ impl Model {
             owned = s;
             &owned
         };
-        let mut diagnostics: Vec<Diagnostic> = validate(set)
-            .into_iter()
-            .map(|mut problem| {
-                // A document without `kind` is skipped with a warning (connlist-format.md §8).
-                let severity = if problem.kind == "?" && problem.field_path == "kind" {
-                    problem.message = "document without kind: skipped".to_owned();
-                    Severity::Warning
-                } else {
-                    Severity::Error
-                };
-                Diagnostic { severity, problem }
-            })
-            .collect();
+        let mut diagnostics: Vec<Diagnostic> = load_warnings;
+        diagnostics.extend(validate(set).into_iter().map(|mut problem| {
+            // A document without `kind` is skipped with a warning (connlist-format.md §8).
+            let severity = if problem.kind == "?" && problem.field_path == "kind" {
+                problem.message = "document without kind: skipped".to_owned();
+                Severity::Warning
+            } else {
+                Severity::Error
+            };
+            Diagnostic { severity, problem }
+        }));
         let mut b = Builder {
             objects: &set.objects,
             table: SelectorTable::default(),
