@@ -1,6 +1,6 @@
 //! `calico policy check|connlist|diff|lint|render` (cli.md "policy", connlist-format.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use calico_model::loader::LoadMode;
@@ -23,7 +23,9 @@ pub(crate) enum PolicyCommand {
     /// The allowed connections between workloads, and between workloads and external IPv4
     /// ranges, one line per (source, destination) pair.
     ///
-    /// Exit 1 (nothing on stdout, problems on stderr) when the manifests are invalid.
+    /// Problems in the manifests are warnings on stderr and the rest is analysed; with
+    /// --strict, exit 1 (nothing on stdout, problems on stderr) when the manifests are
+    /// invalid.
     Connlist(ConnlistArgs),
     /// Connections PATH_B adds (`+`) and removes (`-`) compared to PATH_A, per (source,
     /// destination) pair, on common address ranges.
@@ -181,14 +183,14 @@ fn parse_protocol(s: &str) -> Result<Protocol, CliError> {
 }
 
 /// Loads manifests strictly with defaults applied; `Err` (exit 2) when they cannot be read.
-pub(crate) fn load_set(path: &PathBuf) -> Result<calico_model::loader::LoadedSet, CliError> {
+pub(crate) fn load_set(path: &Path) -> Result<calico_model::loader::LoadedSet, CliError> {
     manifests::load(path, LoadMode::Strict)
 }
 
 /// Loads and builds the model: `Err` (exit 2) when it cannot run, `Ok(Err(code))` (exit 1)
 /// when the manifests are invalid (problems printed on stderr). Leniently, every problem
 /// is printed as a warning and the model holds what could be used.
-pub(crate) fn load(path: &PathBuf, opts: LoadArgs) -> Result<Result<Model, ExitCode>, CliError> {
+pub(crate) fn load(path: &Path, opts: LoadArgs) -> Result<Result<Model, ExitCode>, CliError> {
     let set = manifests::load(path, opts.mode())?;
     if opts.strict {
         return build_model(&set, path);
@@ -210,7 +212,7 @@ pub(crate) fn load(path: &PathBuf, opts: LoadArgs) -> Result<Result<Model, ExitC
 /// Builds the model of a loaded set, as [`load`] does.
 pub(crate) fn build_model(
     set: &calico_model::loader::LoadedSet,
-    path: &std::path::Path,
+    path: &Path,
 ) -> Result<Result<Model, ExitCode>, CliError> {
     match Model::build(set) {
         Ok(model) => {

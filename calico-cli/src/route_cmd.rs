@@ -1,6 +1,6 @@
 //! `calico route sessions|plan|bird|check` (cli.md "route", routing.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use calico_datastore::ReadOp;
@@ -125,7 +125,7 @@ pub(crate) fn run(cmd: RouteCommand, store: Option<&str>) -> Result<ExitCode, Cl
 }
 
 /// Loads `path` and, with a store, replaces its block affinities by the store's.
-fn load_with(path: &PathBuf, opts: LoadArgs, store: Option<&str>) -> Result<Cluster, CliError> {
+fn load_with(path: &Path, opts: LoadArgs, store: Option<&str>) -> Result<Cluster, CliError> {
     let mut cluster = load(path, opts)?;
     if let Some(url) = store {
         cluster.affinities = store_affinities(url)?;
@@ -174,7 +174,7 @@ fn store_affinities(url: &str) -> Result<Vec<Affinity>, CliError> {
 
 /// The cluster of `path`: leniently, what is not a manifest or does not decode is skipped
 /// with a warning; with `--strict` any such problem fails the command.
-fn load(path: &PathBuf, opts: LoadArgs) -> Result<Cluster, CliError> {
+fn load(path: &Path, opts: LoadArgs) -> Result<Cluster, CliError> {
     let set = manifests::load(path, opts.mode())?;
     manifests::print_warnings(&set);
     if !set.decode_failures.is_empty() {

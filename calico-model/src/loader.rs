@@ -11,10 +11,22 @@
 //!   them from a `<Kind>List`.
 //! - Kinds we do not model (Service, ConfigMap, CRDs, ...) are recorded in
 //!   [`LoadedSet::skipped`], not decoded.
-//! - A document that is not valid YAML/JSON is a [`LoadError`] (the rest of that file is not
-//!   read, and the error says so). An object that does not decode (bad value, unknown `spec`
-//!   field, missing `kind`, unsupported `apiVersion`) becomes a [`Problem`] in
-//!   [`LoadedSet::decode_failures`], with the field path. Nothing is dropped silently.
+//! - Values are read as Kubernetes and calicoctl read them (see [`scalars`]): YAML 1.1 plain
+//!   scalars (`yes`, `on`, `017`, `1_000` are a boolean and numbers), and a boolean, number
+//!   or null written where the model has a string (label and annotation values,
+//!   `labelsToApply`, `matchLabels`, names, ...) becomes its text (`true`, `16`, `1`, ``).
+//!   `spec:` or `metadata:` with no value is empty, and a null list or map field is empty,
+//!   as Go's decoder leaves a null.
+//! - [`LoadMode::Strict`] (the default): a document that is not valid YAML/JSON is a
+//!   [`LoadError`] (the rest of that file is not read, and the error says so). An object that
+//!   does not decode (bad value, unknown `spec` field, missing `kind`, unsupported
+//!   `apiVersion`) becomes a [`Problem`] in [`LoadedSet::decode_failures`], with the field
+//!   path. Nothing is dropped silently.
+//! - [`LoadMode::Lenient`] (for analysis of real directories): such documents are skipped and
+//!   such fields dropped (a whole policy rule when the field is inside one, else the
+//!   innermost list item holding it, else the field), each reported as a warning
+//!   [`Diagnostic`] in [`LoadedSet::warnings`] with file, document, object and field (list
+//!   indexes as written). Objects are otherwise kept as written: validation judges them.
 //! - A namespaced object without `metadata.namespace` gets `default`.
 //!
 //! Decoding goes through a generic JSON value: each document is parsed, YAML merge keys are
