@@ -34,6 +34,7 @@
 //! field path.
 
 mod decode;
+pub(crate) mod emit;
 pub mod scalars;
 
 use std::fmt;

@@ -323,3 +323,28 @@ fn lenient_mode_skips_what_is_not_a_manifest() {
     assert_eq!(strict.decode_failures.len(), 1);
     assert!(strict.warnings.is_empty());
 }
+
+#[test]
+fn yaml_output_reads_back_as_written() {
+    // Strings that look like YAML 1.1 booleans or numbers are quoted on output, so the text
+    // reads back (here and in Kubernetes) as the same strings.
+    let text = "apiVersion: projectcalico.org/v3\nkind: Profile\nmetadata:\n  name: p\n  labels: {a: 'yes', b: '0x1F', c: 'on', d: 'y', e: '1_000', f: plain, g: '017', 'no': x}\n\
+                spec:\n  labelsToApply: {k: 'off', m: \"1.0\"}\n  ingress: [{action: Allow, source: {selector: \"a == 'yes'\"}}]\n";
+    let set = load_str("p.yaml", text);
+    assert!(set.decode_failures.is_empty(), "{:?}", set.decode_failures);
+    let r = &set.objects[0].resource;
+    assert_eq!(r.metadata().labels["a"], "yes");
+    assert_eq!(r.metadata().labels["no"], "x");
+    let yaml = r.to_yaml().expect("yaml");
+    assert!(
+        yaml.starts_with("apiVersion: projectcalico.org/v3\nkind: Profile\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("a: \"yes\"") && yaml.contains("\"no\": x") && yaml.contains("f: plain"),
+        "{yaml}"
+    );
+    let again = load_str("again.yaml", &yaml);
+    assert!(again.decode_failures.is_empty(), "{yaml}");
+    assert_eq!(&again.objects[0].resource, r, "{yaml}");
+}

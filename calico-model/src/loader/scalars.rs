@@ -190,6 +190,12 @@ fn resolve_plain(s: &str) -> Value {
     Value::String(s.to_owned())
 }
 
+/// Whether the plain scalar `s` reads back as the string `s` (not as a boolean, number or
+/// null) under Kubernetes' rules.
+pub(crate) fn reads_as_string(s: &str) -> bool {
+    matches!(resolve_plain(s), Value::String(t) if t == s)
+}
+
 fn number_key(n: &Number) -> String {
     if let Some(i) = n.as_i64() {
         i.to_string()

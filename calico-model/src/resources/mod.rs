@@ -279,7 +279,13 @@ impl Resource {
 
     /// The object as one YAML document (without a leading `---`).
     pub fn to_yaml(&self) -> Result<String, serde_yaml_ng::Error> {
-        serde_yaml_ng::to_string(self)
+        // Strings that Kubernetes' YAML 1.1 reader would take for a boolean or number
+        // (`yes`, `on`, `0x1F`, ...) are quoted, so the text reads back as written.
+        let value = serde_yaml_ng::to_value(self)?;
+        match crate::loader::emit::to_yaml_text(&value) {
+            Some(text) => Ok(text),
+            None => serde_yaml_ng::to_string(&value),
+        }
     }
 
     /// Applies the defaults of model.md (policy types and tier, Tier default action and the
