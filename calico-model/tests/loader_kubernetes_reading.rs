@@ -348,3 +348,100 @@ fn yaml_output_reads_back_as_written() {
     assert!(again.decode_failures.is_empty(), "{yaml}");
     assert_eq!(&again.objects[0].resource, r, "{yaml}");
 }
+
+mod generated {
+    use calico_model::loader::{LoadMode, load_str, load_str_with};
+    use proptest::prelude::*;
+
+    /// Scalars that YAML 1.1 and YAML 1.2 read differently, quoted or not, and a few that
+    /// do not decode where they are put.
+    fn scalar() -> impl Strategy<Value = String> {
+        let words = prop::sample::select(vec![
+            "yes",
+            "no",
+            "on",
+            "Off",
+            "y",
+            "N",
+            "true",
+            "0x1F",
+            "017",
+            "08",
+            "1_000",
+            "1.0",
+            "1e3",
+            ".5",
+            "-.inf",
+            "~",
+            "",
+            "web",
+            "rack-1",
+            "2001-12-14",
+            "[1]",
+            "{a: b}",
+        ]);
+        (words, 0u8..3).prop_map(|(w, q)| match q {
+            0 => w.to_owned(),
+            1 => format!("'{w}'"),
+            _ => format!("\"{w}\""),
+        })
+    }
+
+    fn document() -> impl Strategy<Value = String> {
+        (
+            prop::collection::vec((0u8..4, scalar()), 0..4),
+            scalar(),
+            0u8..6,
+            scalar(),
+        )
+            .prop_map(|(labels, name, kind, port)| {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, v))| format!("k{i}: {v}"))
+                    .collect();
+                let meta = format!(
+                    "metadata:\n  name: {name}\n  namespace: ns\n  labels: {{{}}}\n",
+                    labels.join(", ")
+                );
+                match kind {
+                    0 => format!("apiVersion: v1\nkind: Namespace\n{meta}"),
+                    1 => format!(
+                        "apiVersion: v1\nkind: Pod\n{meta}spec:\n  containers:\n  - name: c\n    ports: [{{containerPort: {port}}}, {{containerPort: 80, name: http}}]\n"
+                    ),
+                    2 => format!("apiVersion: projectcalico.org/v3\nkind: NetworkSet\n{meta}spec:\n"),
+                    3 => format!(
+                        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\n{meta}spec:\n  ingress:\n  - {{action: Allow, destination: {{ports: [{port}]}}}}\n  - {{action: {name}}}\n  egress:\n"
+                    ),
+                    4 => format!("apiVersion: projectcalico.org/v3\nkind: Profile\n{meta}spec: {{labelsToApply: {{a: {port}}}}}\n"),
+                    _ => format!("- {name}\n- {port}\n"),
+                }
+            })
+    }
+
+    proptest! {
+        /// The lenient load never fails an object, decodes every object the strict load does
+        /// (unchanged), and everything it decodes reads back unchanged from its YAML and JSON.
+        #[test]
+        fn lenient_is_a_superset_and_round_trips(docs in prop::collection::vec(document(), 1..5)) {
+            let text = docs.join("---\n");
+            let strict = load_str("g.yaml", &text);
+            let lenient = load_str_with("g.yaml", &text, LoadMode::Lenient);
+            prop_assert!(lenient.decode_failures.is_empty(), "{:?}", lenient.decode_failures);
+            prop_assert!(lenient.errors.is_empty(), "{:?}", lenient.errors);
+            let mut rest = lenient.objects.iter();
+            for o in &strict.objects {
+                prop_assert!(rest.any(|l| l == o), "{:?} missing from the lenient load of\n{}", o.resource, text);
+            }
+            for o in &lenient.objects {
+                let yaml = o.resource.to_yaml().expect("yaml");
+                let again = load_str("r.yaml", &yaml);
+                prop_assert!(again.decode_failures.is_empty(), "{yaml}");
+                prop_assert_eq!(&again.objects[0].resource, &o.resource, "{}", yaml);
+                let json = o.resource.to_json().expect("json");
+                let again = load_str("r.json", &json);
+                prop_assert_eq!(&again.objects[0].resource, &o.resource, "{}", json);
+            }
+        }
+    }
+}
