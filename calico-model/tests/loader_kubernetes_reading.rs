@@ -115,6 +115,62 @@ fn keys_and_other_string_fields_too() {
 }
 
 #[test]
+fn numbers_in_number_fields_as_kubernetes_reads_them() {
+    // (port as written, the port Kubernetes stores)
+    for (written, want) in [
+        ("80", 80),
+        ("0x50", 80),
+        ("0o120", 80),
+        ("0120", 80),
+        ("080", 80),
+        ("8_080", 8080),
+        ("8.08e3", 8080),
+        ("80.0", 80),
+    ] {
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    ports: [{{containerPort: {written}}}]\n"
+        );
+        let set = load_str("p.yaml", &text);
+        assert!(
+            set.decode_failures.is_empty(),
+            "{written}: {:?}",
+            set.decode_failures
+        );
+        let Resource::Pod(pod) = &set.objects[0].resource else {
+            panic!()
+        };
+        assert_eq!(
+            pod.spec.containers[0].ports[0].container_port, want,
+            "{written}"
+        );
+        let text = format!(
+            "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: p}}\n\
+             spec: {{ingress: [{{action: Allow, protocol: TCP, destination: {{ports: [{written}]}}}}]}}\n"
+        );
+        let set = load_str("p.yaml", &text);
+        assert!(
+            set.decode_failures.is_empty(),
+            "{written}: {:?}",
+            set.decode_failures
+        );
+        let Resource::GlobalNetworkPolicy(p) = &set.objects[0].resource else {
+            panic!()
+        };
+        assert_eq!(
+            p.spec.ingress[0].destination.ports[0].range(),
+            Some((want as u16, want as u16)),
+            "{written}"
+        );
+    }
+    // A fraction stays an error.
+    let set = load_str(
+        "p.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, ports: [{containerPort: 80.5}]}]}\n",
+    );
+    assert_eq!(set.decode_failures.len(), 1);
+}
+
+#[test]
 fn json_booleans_and_numbers_in_labels() {
     let text = r#"{"apiVersion": "v1", "kind": "Namespace",
                    "metadata": {"name": "a", "labels": {"x": true, "y": 3, "z": 0.5, "w": null}}}"#;

@@ -6,6 +6,8 @@
 //! - a boolean or number where a string is expected becomes its text (see
 //!   [`super::scalars`]), and a null there the empty string, as Kubernetes' YAML reader
 //!   writes them;
+//! - a float with no fraction where an integer is expected (YAML 1.1 reads `080` and `1e2`
+//!   as floats) becomes that integer, as Kubernetes' JSON step writes it;
 //! - a null object field where a list, map or object is expected is removed (the field's
 //!   zero value, as Go's JSON decoder leaves it);
 //! - otherwise, strictly, the failure is the result; leniently, the smallest part holding
@@ -157,6 +159,16 @@ fn fix_like_kubernetes(value: &mut Value, segs: &[Seg], msg: &str) -> bool {
     if segs.iter().any(|s| matches!(s, Seg::Other(_))) {
         return false;
     }
+    // A float with no fraction where the model has an integer (YAML 1.1 reads `080` and
+    // `1e2` as floats): Kubernetes' JSON step writes it as an integer.
+    if rest.starts_with("floating point") && !rest.ends_with("expected a string") {
+        if let Some(slot) = navigate(value, segs) {
+            if let Some(n) = slot.as_f64().and_then(integral) {
+                *slot = Value::Number(n);
+                return true;
+            }
+        }
+    }
     if rest.ends_with("expected a string") {
         if let Some(slot) = navigate(value, segs) {
             if let Some(text) = go_string(slot) {
@@ -178,6 +190,21 @@ fn fix_like_kubernetes(value: &mut Value, segs: &[Seg], msg: &str) -> bool {
         }
     }
     false
+}
+
+/// `f` as an integer when it has no fraction and fits 64 bits.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn integral(f: f64) -> Option<serde_json::Number> {
+    if !f.is_finite() || f.fract() != 0.0 {
+        return None;
+    }
+    if (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&f) {
+        Some((f as i64).into())
+    } else if (0.0..1.844_674_407_370_955_2e19).contains(&f) {
+        Some((f as u64).into())
+    } else {
+        None
+    }
 }
 
 fn navigate<'v>(value: &'v mut Value, segs: &[Seg]) -> Option<&'v mut Value> {
