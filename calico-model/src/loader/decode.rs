@@ -198,9 +198,10 @@ fn integral(f: f64) -> Option<serde_json::Number> {
     if !f.is_finite() || f.fract() != 0.0 {
         return None;
     }
-    if (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&f) {
+    let two_63 = 2f64.powi(63);
+    if (-two_63..two_63).contains(&f) {
         Some((f as i64).into())
-    } else if (0.0..1.844_674_407_370_955_2e19).contains(&f) {
+    } else if (0.0..2f64.powi(64)).contains(&f) {
         Some((f as u64).into())
     } else {
         None
