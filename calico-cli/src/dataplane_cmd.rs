@@ -22,6 +22,10 @@ use crate::policy_cmd::{build_model, load_set};
 pub(crate) enum DataplaneCommand {
     /// Program the node's routes, neighbour and FDB entries, owned devices (vxlan.calico,
     /// tunl0) and nftables table; only what differs is changed.
+    ///
+    /// A node with pods but no Node object is in policy-only mode (Calico enforcing policy
+    /// over another network plugin, as Canal runs it): its nftables table is programmed and,
+    /// with one warning, its routes, devices and neighbours are left alone.
     Apply(ApplyArgs),
 }
 
