@@ -8,6 +8,8 @@ use calico_dataplane::Dataplane;
 use calico_dataplane::desired::from_plan;
 use calico_dataplane::netlink::NetlinkDataplane;
 use calico_dataplane::reconcile::{plan, reconcile};
+use calico_dataplane::state::DesiredState;
+use calico_route::input::FelixSettings;
 use calico_route::kernel::{PlanOptions, plan_node};
 use calico_route::{Cluster, Family};
 use clap::{Args, Subcommand};
@@ -20,6 +22,10 @@ use crate::policy_cmd::{build_model, load_set};
 pub(crate) enum DataplaneCommand {
     /// Program the node's routes, neighbour and FDB entries, owned devices (vxlan.calico,
     /// tunl0) and nftables table; only what differs is changed.
+    ///
+    /// A node with pods but no Node object is in policy-only mode (Calico enforcing policy
+    /// over another network plugin, as Canal runs it): its nftables table is programmed and,
+    /// with one warning, its routes, devices and neighbours are left alone.
     Apply(ApplyArgs),
 }
 
@@ -70,47 +76,25 @@ fn apply(a: &ApplyArgs) -> Result<ExitCode, CliError> {
         Err(code) => return Ok(code),
     };
     let cluster = Cluster::from_resources(set.resources());
-    let Some(node) = cluster.node(&a.node) else {
-        return Err(CliError::could_not_run(format!(
-            "no Node named {:?} in {}",
-            a.node,
-            a.path.display()
-        )));
-    };
-    let node_ip = node.ip(Family::V4);
     let mut dp = match &a.netns {
         Some(n) => NetlinkDataplane::named(n),
         None => NetlinkDataplane::current(),
     }
     .map_err(|e| CliError::could_not_run(format!("cannot open the dataplane: {e}")))?;
-
-    // The parent interface and host MTU come from the kernel (routing.md §6.1, §7).
-    let mut opts = PlanOptions::default();
-    match parent_of(&mut dp, node_ip)? {
-        Some((iface, mtu)) => {
-            opts.parent_iface = iface;
-            opts.host_mtu = mtu;
-        }
-        None => {
-            if let Some(ip) = node_ip {
-                eprintln!(
-                    "calico: warning: no interface holds the node address {ip}; assuming parent {} and MTU {}",
-                    opts.parent_iface, opts.host_mtu
-                );
-            }
-        }
-    }
-    let kplan =
-        plan_node(&cluster, &a.node, &opts).map_err(|e| CliError::could_not_run(e.to_string()))?;
-    for u in &kplan.unrouted {
-        eprintln!(
-            "calico: warning: no route to {} (on {}): {}",
-            u.dst, u.node, u.reason
-        );
-    }
     let felix = cluster.felix_for(&a.node);
-    let mut desired = from_plan(&kplan, &felix.interface_prefix)
-        .map_err(|e| CliError::could_not_run(format!("cannot build the desired state: {e}")))?;
+    let mut desired = match cluster.node(&a.node) {
+        Some(node) => routed_state(&cluster, a, node.ip(Family::V4), &mut dp, &felix)?,
+        None => {
+            // Policy-only mode (Calico enforcing policy over another network plugin, as
+            // Canal runs it): nothing of the routing is ours, so nothing of it is touched.
+            eprintln!(
+                "calico: warning: no Node named {:?} in {}: policy-only mode, the node's policy is programmed and its routes, devices and neighbours are left alone",
+                a.node,
+                a.path.display()
+            );
+            DesiredState::default()
+        }
+    };
     let program = model.compile();
     let render = calico_policy::nft::RenderOptions {
         vxlan_port: u16::try_from(felix.vxlan_port).ok().or(Some(4789)),
@@ -173,6 +157,42 @@ fn apply(a: &ApplyArgs) -> Result<ExitCode, CliError> {
         problems.push(format!("nftables not programmed: {e}"));
     }
     Ok(report_problems(&problems))
+}
+
+/// The routes, devices, neighbour and FDB entries of a node that has a Node object.
+fn routed_state(
+    cluster: &Cluster,
+    a: &ApplyArgs,
+    node_ip: Option<IpAddr>,
+    dp: &mut NetlinkDataplane,
+    felix: &FelixSettings,
+) -> Result<DesiredState, CliError> {
+    // The parent interface and host MTU come from the kernel (routing.md §6.1, §7).
+    let mut opts = PlanOptions::default();
+    match parent_of(dp, node_ip)? {
+        Some((iface, mtu)) => {
+            opts.parent_iface = iface;
+            opts.host_mtu = mtu;
+        }
+        None => {
+            if let Some(ip) = node_ip {
+                eprintln!(
+                    "calico: warning: no interface holds the node address {ip}; assuming parent {} and MTU {}",
+                    opts.parent_iface, opts.host_mtu
+                );
+            }
+        }
+    }
+    let kplan =
+        plan_node(cluster, &a.node, &opts).map_err(|e| CliError::could_not_run(e.to_string()))?;
+    for u in &kplan.unrouted {
+        eprintln!(
+            "calico: warning: no route to {} (on {}): {}",
+            u.dst, u.node, u.reason
+        );
+    }
+    from_plan(&kplan, &felix.interface_prefix)
+        .map_err(|e| CliError::could_not_run(format!("cannot build the desired state: {e}")))
 }
 
 fn report_problems(problems: &[String]) -> ExitCode {

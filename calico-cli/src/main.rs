@@ -9,6 +9,7 @@ mod datastore_cmd;
 mod demo;
 mod exit;
 mod ipam_cmd;
+mod manifests;
 mod node_cmd;
 mod policy_cmd;
 mod route_cmd;

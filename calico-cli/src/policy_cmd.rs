@@ -1,14 +1,15 @@
 //! `calico policy check|connlist|diff|lint|render` (cli.md "policy", connlist-format.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use calico_model::loader::load_paths;
+use calico_model::loader::LoadMode;
 use calico_model::resources::values::Protocol;
 use calico_policy::{BuildError, FlowQuery, Format, Model, PeerQuery};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::exit::CliError;
+use crate::manifests::{self, LoadArgs};
 
 /// `calico policy ...`
 #[derive(Debug, Subcommand)]
@@ -22,7 +23,9 @@ pub(crate) enum PolicyCommand {
     /// The allowed connections between workloads, and between workloads and external IPv4
     /// ranges, one line per (source, destination) pair.
     ///
-    /// Exit 1 (nothing on stdout, problems on stderr) when the manifests are invalid.
+    /// Problems in the manifests are warnings on stderr and the rest is analysed; with
+    /// --strict, exit 1 (nothing on stdout, problems on stderr) when the manifests are
+    /// invalid.
     Connlist(ConnlistArgs),
     /// Connections PATH_B adds (`+`) and removes (`-`) compared to PATH_A, per (source,
     /// destination) pair, on common address ranges.
@@ -78,6 +81,8 @@ pub(crate) struct DiffArgs {
     /// The manifests after.
     #[arg(value_name = "PATH_B")]
     b: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// Arguments of `lint`.
@@ -86,6 +91,8 @@ pub(crate) struct LintArgs {
     /// Manifests (file or directory).
     #[arg(value_name = "PATH")]
     path: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// Output of `check`.
@@ -139,6 +146,8 @@ pub(crate) struct CheckArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "text")]
     output: CheckOutput,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// Arguments of `connlist`.
@@ -150,6 +159,8 @@ pub(crate) struct ConnlistArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "txt")]
     output: ConnlistOutput,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// Runs a `policy` subcommand.
@@ -171,36 +182,37 @@ fn parse_protocol(s: &str) -> Result<Protocol, CliError> {
     Protocol::parse(canonical).map_err(CliError::could_not_run)
 }
 
-/// Loads manifests with defaults applied; `Err` (exit 2) when they cannot be read.
-pub(crate) fn load_set(path: &PathBuf) -> Result<calico_model::loader::LoadedSet, CliError> {
-    let mut set = load_paths(std::slice::from_ref(path));
-    if !set.errors.is_empty() {
-        return Err(CliError::with_details(
-            format!("{}: cannot load the manifests", path.display()),
-            set.errors.iter().map(ToString::to_string).collect(),
-        ));
-    }
-    if set.files.is_empty() {
-        return Err(CliError::could_not_run(format!(
-            "{}: no .yaml, .yml or .json file",
-            path.display()
-        )));
-    }
-    set.apply_defaults();
-    Ok(set)
+/// Loads manifests strictly with defaults applied; `Err` (exit 2) when they cannot be read.
+pub(crate) fn load_set(path: &Path) -> Result<calico_model::loader::LoadedSet, CliError> {
+    manifests::load(path, LoadMode::Strict)
 }
 
 /// Loads and builds the model: `Err` (exit 2) when it cannot run, `Ok(Err(code))` (exit 1)
-/// when the manifests are invalid (problems printed on stderr).
-pub(crate) fn load(path: &PathBuf) -> Result<Result<Model, ExitCode>, CliError> {
-    let set = load_set(path)?;
-    build_model(&set, path)
+/// when the manifests are invalid (problems printed on stderr). Leniently, every problem
+/// is printed as a warning and the model holds what could be used.
+pub(crate) fn load(path: &Path, opts: LoadArgs) -> Result<Result<Model, ExitCode>, CliError> {
+    let set = manifests::load(path, opts.mode())?;
+    if opts.strict {
+        return build_model(&set, path);
+    }
+    let model = Model::build_lenient(&set);
+    for d in model.diagnostics() {
+        eprintln!("{}", d.clone().into_warning());
+    }
+    let dropped = model.diagnostics().iter().filter(|d| d.is_error()).count() + set.warnings.len();
+    if dropped > 0 {
+        eprintln!(
+            "calico: {dropped} problem(s) in the manifests under {} tolerated (--strict fails on them)",
+            path.display()
+        );
+    }
+    Ok(Ok(model))
 }
 
 /// Builds the model of a loaded set, as [`load`] does.
 pub(crate) fn build_model(
     set: &calico_model::loader::LoadedSet,
-    path: &std::path::Path,
+    path: &Path,
 ) -> Result<Result<Model, ExitCode>, CliError> {
     match Model::build(set) {
         Ok(model) => {
@@ -236,7 +248,7 @@ fn peer(s: &str) -> PeerQuery {
 
 fn check(a: &CheckArgs) -> Result<ExitCode, CliError> {
     let protocol = parse_protocol(&a.protocol)?;
-    let model = match load(&a.path)? {
+    let model = match load(&a.path, a.load)? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
@@ -263,7 +275,7 @@ fn check(a: &CheckArgs) -> Result<ExitCode, CliError> {
 }
 
 fn connlist(a: &ConnlistArgs) -> Result<ExitCode, CliError> {
-    let model = match load(&a.path)? {
+    let model = match load(&a.path, a.load)? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
@@ -295,7 +307,7 @@ fn connlist(a: &ConnlistArgs) -> Result<ExitCode, CliError> {
 }
 
 fn render(a: &RenderArgs) -> Result<ExitCode, CliError> {
-    let model = match load(&a.path)? {
+    let model = match load(&a.path, LoadArgs { strict: true })? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
@@ -330,11 +342,11 @@ fn print_fatal(e: &calico_policy::ConnlistError) -> ExitCode {
 }
 
 fn diff(a: &DiffArgs) -> Result<ExitCode, CliError> {
-    let ma = match load(&a.a)? {
+    let ma = match load(&a.a, a.load)? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
-    let mb = match load(&a.b)? {
+    let mb = match load(&a.b, a.load)? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
@@ -354,7 +366,9 @@ fn diff(a: &DiffArgs) -> Result<ExitCode, CliError> {
 }
 
 fn lint(a: &LintArgs) -> Result<ExitCode, CliError> {
-    let set = load_set(&a.path)?;
+    // Lint reports the manifests' own problems as findings; leniently these include what
+    // the loader skipped or dropped, and the rest is linted.
+    let set = manifests::load(&a.path, a.load.mode())?;
     let model = Model::build_lenient(&set);
     let findings = model.lint();
     for f in &findings {

@@ -1,12 +1,11 @@
 //! `calico route sessions|plan|bird|check` (cli.md "route", routing.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use calico_datastore::ReadOp;
 use calico_ipam::keys;
 use calico_ipam::{AffinityRecord, AffinityState as IpamAffinityState, Owner};
-use calico_model::loader::load_paths;
 use calico_model::resources::ipam::AffinityState;
 use calico_route::input::Affinity;
 use calico_route::kernel::{PlanOptions, plan_node};
@@ -14,6 +13,7 @@ use calico_route::{Cluster, Family, SessionGraph};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::exit::CliError;
+use crate::manifests::{self, LoadArgs};
 
 /// `calico route …` subcommands.
 #[derive(Debug, Subcommand)]
@@ -34,6 +34,8 @@ pub(crate) struct CheckArgs {
     /// Manifest file or directory.
     #[arg(value_name = "PATH")]
     path: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     output: TextJson,
@@ -45,6 +47,8 @@ pub(crate) struct BirdArgs {
     /// Manifest file or directory.
     #[arg(value_name = "PATH")]
     path: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
     /// The node to render for.
     #[arg(long)]
     node: String,
@@ -68,6 +72,8 @@ pub(crate) struct PlanArgs {
     /// Manifest file or directory.
     #[arg(value_name = "PATH")]
     path: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
     /// The node to plan for.
     #[arg(long)]
     node: String,
@@ -99,6 +105,8 @@ pub(crate) struct SessionsArgs {
     /// Manifest file or directory.
     #[arg(value_name = "PATH")]
     path: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     output: SessionsFormat,
@@ -117,8 +125,8 @@ pub(crate) fn run(cmd: RouteCommand, store: Option<&str>) -> Result<ExitCode, Cl
 }
 
 /// Loads `path` and, with a store, replaces its block affinities by the store's.
-fn load_with(path: &PathBuf, store: Option<&str>) -> Result<Cluster, CliError> {
-    let mut cluster = load(path)?;
+fn load_with(path: &Path, opts: LoadArgs, store: Option<&str>) -> Result<Cluster, CliError> {
+    let mut cluster = load(path, opts)?;
     if let Some(url) = store {
         cluster.affinities = store_affinities(url)?;
         cluster.sort();
@@ -164,26 +172,25 @@ fn store_affinities(url: &str) -> Result<Vec<Affinity>, CliError> {
     Ok(out)
 }
 
-fn load(path: &PathBuf) -> Result<Cluster, CliError> {
-    let mut set = load_paths(std::slice::from_ref(path));
-    if !set.errors.is_empty() || !set.decode_failures.is_empty() {
-        let mut details: Vec<String> = set.errors.iter().map(ToString::to_string).collect();
-        details.extend(
-            set.decode_failures
-                .iter()
-                .map(|f| format!("{}:{}: {}", f.origin.file, f.origin.doc_index, f.problem)),
-        );
+/// The cluster of `path`: leniently, what is not a manifest or does not decode is skipped
+/// with a warning; with `--strict` any such problem fails the command.
+fn load(path: &Path, opts: LoadArgs) -> Result<Cluster, CliError> {
+    let set = manifests::load(path, opts.mode())?;
+    manifests::print_warnings(&set);
+    if !set.decode_failures.is_empty() {
         return Err(CliError::with_details(
             format!("{} could not be loaded", path.display()),
-            details,
+            set.decode_failures
+                .iter()
+                .map(|f| format!("{}:{}: {}", f.origin.file, f.origin.doc_index, f.problem))
+                .collect(),
         ));
     }
-    set.apply_defaults();
     Ok(Cluster::from_resources(set.resources()))
 }
 
 fn sessions(args: &SessionsArgs) -> Result<ExitCode, CliError> {
-    let cluster = load(&args.path)?;
+    let cluster = load(&args.path, args.load)?;
     let graph = SessionGraph::new(&cluster);
     match args.output {
         SessionsFormat::Text => print!("{}", graph.to_text()),
@@ -199,7 +206,7 @@ fn json_text(v: &serde_json::Value) -> Result<String, CliError> {
 }
 
 fn plan(args: &PlanArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
-    let cluster = load_with(&args.path, store)?;
+    let cluster = load_with(&args.path, args.load, store)?;
     let opts = PlanOptions {
         parent_iface: args.parent_iface.clone(),
         host_mtu: args.host_mtu,
@@ -235,7 +242,7 @@ fn plan(args: &PlanArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
 }
 
 fn bird(args: &BirdArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
-    let cluster = load_with(&args.path, store)?;
+    let cluster = load_with(&args.path, args.load, store)?;
     let family = if args.ipv6 { Family::V6 } else { Family::V4 };
     let config = calico_route::bird::render(&cluster, &args.node, family)
         .map_err(|e| CliError::could_not_run(e.to_string()))?;
@@ -252,7 +259,7 @@ fn bird(args: &BirdArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
 }
 
 fn check(args: &CheckArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
-    let cluster = load_with(&args.path, store)?;
+    let cluster = load_with(&args.path, args.load, store)?;
     let report = calico_route::check::check(&cluster);
     match args.output {
         TextJson::Text => print!("{}", report.to_text()),

@@ -9,6 +9,10 @@
 //!   applying again, the traffic stops (and traffic the policy allows still flows).
 //! - `dry_run_and_missing_ipip`: `--dry-run` prints changes without making them; an IPIP pool
 //!   makes `tunl0` unsupported on this kernel: exit 1 with a clear message, the rest applied.
+//! - `policy_only_node_without_node_object`: Calico's policy-only mode (Calico over another
+//!   network plugin, as Canal runs it): pods on a node that has no Node object; `apply`
+//!   programs the policy with one warning, leaves the routes the CNI made alone, and the
+//!   policy decides the pods' traffic.
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
@@ -385,4 +389,112 @@ fn dry_run_and_missing_ipip() {
         "{routes}"
     );
     assert!(routes.contains("10.244.0.2 dev cali"), "{routes}");
+}
+
+#[test]
+fn policy_only_node_without_node_object() {
+    if !can_run("dataplane policy-only test") {
+        return;
+    }
+    // One node namespace (with a default route, as any host has: proxy ARP answers for the
+    // pods' gateway only then), two pods wired on it by the CNI side (host routes, proxy
+    // ARP).
+    let node = Ns::new("po-node");
+    let uplink = Ns::new("po-up");
+    node.ip(&[
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "up0",
+        "netns",
+        &uplink.name,
+    ]);
+    uplink.ip(&["link", "set", "up0", "up"]);
+    node.ip(&["addr", "add", "192.168.210.1/24", "dev", "eth0"]);
+    node.ip(&["link", "set", "eth0", "up"]);
+    node.ip(&["route", "add", "default", "dev", "eth0"]);
+    for r in Netns::named(&node.name)
+        .unwrap()
+        .write_sysctls(&[("net/ipv4/ip_forward", "1")])
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let mut pods = Vec::new();
+    for (pod, ip) in [("client", "10.88.0.2"), ("server", "10.88.0.3")] {
+        let p = Ns::new(&format!("po-{pod}"));
+        let mut host = NetlinkDataplane::named(&node.name).unwrap();
+        wire(
+            &mut host,
+            &Netns::named(&p.name).unwrap(),
+            &WorkloadSpec::new(
+                host_interface_name("cali", "shop", pod),
+                vec![ip.parse().unwrap()],
+            ),
+        )
+        .unwrap();
+        pods.push(p);
+    }
+    let (client, server) = (&pods[0], &pods[1]);
+    let pods_yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: shop, labels: {app: client}}\n\
+        spec: {nodeName: n1, containers: [{name: c, image: i}]}\nstatus: {podIP: 10.88.0.2}\n---\n\
+        apiVersion: v1\nkind: Pod\nmetadata: {name: server, namespace: shop, labels: {app: server}}\n\
+        spec: {nodeName: n1, containers: [{name: c, image: i}]}\nstatus: {podIP: 10.88.0.3}\n";
+    let routes_before = node.ip(&["route", "show"]);
+    assert!(
+        routes_before.contains("10.88.0.3 dev cali"),
+        "{routes_before}"
+    );
+    assert!(
+        ping(client, "10.88.0.3"),
+        "CNI wiring works before any policy"
+    );
+
+    // No Node n1: exit 0, exactly one warning about it, the table programmed.
+    let m = Manifest::new("policy-only", pods_yaml);
+    let o = apply(&m, "n1", &node, &[]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("policy-only mode").count(), 1, "{err}");
+    assert!(err.contains("no Node named \"n1\""), "{err}");
+    let table = String::from_utf8_lossy(
+        &node
+            .exec(&["nft", "list", "table", "inet", "calico"])
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        table.contains("10.88.0.3") || table.contains("cali"),
+        "{table}"
+    );
+    // The routes the CNI made are left as they were.
+    assert_eq!(node.ip(&["route", "show"]), routes_before);
+    assert!(ping(client, "10.88.0.3"));
+    assert!(tcp(server, client, "10.88.0.3", 8080));
+
+    // A policy that admits only `app == 'web'` to the server: the client is cut off, the
+    // server still reaches the client (no policy on it), the routes stay untouched.
+    let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: server, namespace: shop}\n\
+        spec: {podSelector: {matchLabels: {app: server}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]}\n";
+    let m = Manifest::new("policy-only-2", &format!("{pods_yaml}{policy}"));
+    let o = apply(&m, "n1", &node, &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!ping(client, "10.88.0.3"), "the policy denies the client");
+    assert!(!tcp(server, client, "10.88.0.3", 8080));
+    assert!(ping(server, "10.88.0.2"), "the client has no policy");
+    assert_eq!(node.ip(&["route", "show"]), routes_before);
+
+    // A second run changes nothing.
+    let o = apply(&m, "n1", &node, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to change"));
 }

@@ -111,27 +111,195 @@ fn connlist_empty_and_errors() {
         Some(2)
     );
 
+    // A file that does not parse: strictly exit 2; by default a warning, and the rest
+    // (here nothing) is analysed.
     let broken = scratch("broken", &[("b.yaml", "kind: [\n")]);
     assert_eq!(
-        calico(&["policy", "connlist", path(&broken)]).status.code(),
+        calico(&["policy", "connlist", "--strict", path(&broken)])
+            .status
+            .code(),
         Some(2)
+    );
+    let o = calico(&["policy", "connlist", path(&broken)]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("b.yaml:0 ?/: -: not a manifest: cannot parse YAML")
     );
 
     let invalid = scratch(
         "invalid",
         &[(
             "np.yaml",
-            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: n}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock: {cidr: A}\n",
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: netpol}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock: {cidr: A}\n",
         )],
     );
-    let o = calico(&["policy", "connlist", path(&invalid)]);
+    let o = calico(&["policy", "connlist", "--strict", path(&invalid)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("np.yaml:0 NetworkPolicy/n/p: spec.ingress[0].from[0].ipBlock.cidr"),
+        err.contains("np.yaml:0 NetworkPolicy/netpol/p: spec.ingress[0].from[0].ipBlock.cidr"),
         "{err}"
     );
+    // By default the same problem is a warning and the policy is analysed without the rule.
+    let o = calico(&["policy", "connlist", path(&invalid)]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: ")
+            && err
+                .contains("np.yaml:0 NetworkPolicy/netpol/p: spec.ingress[0].from[0].ipBlock.cidr"),
+        "{err}"
+    );
+}
+
+/// A directory as found in real repositories: result files, a README, a pod whose name
+/// breaks the naming rules, a container port of 0, a rule that does not decode.
+fn messy_dir(name: &str) -> PathBuf {
+    scratch(
+        name,
+        &[
+            (
+                "results.json",
+                r#"[{"src": "a", "dst": "b", "conn": "All Connections"}]"#,
+            ),
+            ("README.json", r#"{"title": "policies of the shop"}"#),
+            ("notes.yaml", "- this\n- is: [not\n"),
+            (
+                "shop.yaml",
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: web_1, namespace: shop, labels: {app: web, canary: yes}}\n\
+                 spec:\n  nodeName: n1\n  containers:\n  - name: c\n    ports:\n    - {name: zero, containerPort: 0}\n    - {name: http, containerPort: 8080}\n\
+                 status: {podIP: 10.0.0.1}\n---\n\
+                 apiVersion: v1\nkind: Pod\nmetadata: {name: db, namespace: shop, labels: {app: db}}\nspec: {nodeName: n1}\nstatus: {podIP: 10.0.0.2}\n---\n\
+                 apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: db, namespace: shop}\n\
+                 spec:\n  selector: app == 'db'\n  types: [Ingress]\n  ingress:\n  - {action: Allow, protocol: TCP, source: {selector: canary == 'true'}, destination: {ports: [5432]}}\n  - {action: Frobnicate}\n",
+            ),
+        ],
+    )
+}
+
+#[test]
+fn messy_directories_warn_and_analyse_the_rest() {
+    let dir = messy_dir("messy");
+    let o = calico(&["policy", "connlist", path(&dir)]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let out = stdout(&o);
+    // The pod with the bad name is analysed as written; `canary: yes` is the label "true".
+    assert!(
+        out.contains("shop/web_1[Pod] => shop/db[Pod] : TCP 5432"),
+        "{out}"
+    );
+    for needle in [
+        "results.json:0 ?/: -: expected an object, found a list; the document is skipped",
+        "README.json:0 ?/: kind: kind is required; the document is skipped",
+        "notes.yaml:0 ?/: -: not a manifest: cannot parse YAML",
+        "shop.yaml:0 Pod/shop/web_1: metadata.name: invalid name",
+        "shop.yaml:0 Pod/shop/web_1: spec.containers[0].ports[0].containerPort",
+        "shop.yaml:2 NetworkPolicy/shop/db: spec.ingress[1].action",
+    ] {
+        assert!(
+            err.contains(&format!("warning: {}", dir.join("").display())),
+            "{err}"
+        );
+        assert!(err.contains(needle), "missing {needle:?} in\n{err}");
+    }
+    assert!(
+        err.lines()
+            .filter(|l| !l.is_empty())
+            .all(|l| l.starts_with("warning: ") || l.starts_with("calico: ")),
+        "{err}"
+    );
+
+    // check: the named port of the dropped container port is gone, the other stays.
+    let o = calico(&[
+        "policy",
+        "check",
+        path(&dir),
+        "--from",
+        "shop/web_1",
+        "--to",
+        "shop/db",
+        "--port",
+        "5432",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("verdict: allow"), "{}", stdout(&o));
+
+    // diff against itself: no difference, exit 0.
+    let o = calico(&["policy", "diff", path(&dir), path(&dir)]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // lint reports the manifests' own problems as findings (exit 1), and reads past the
+    // files that are not manifests.
+    let o = calico(&["policy", "lint", path(&dir)]);
+    assert_eq!(o.status.code(), Some(1));
+    let findings = stdout(&o);
+    for needle in [
+        "Pod/shop/web_1: metadata.name: [invalid] invalid name \"web_1\"",
+        "NetworkPolicy/shop/db: spec.ingress[1].action",
+        "README.json:0 ?/: kind: ",
+    ] {
+        assert!(
+            findings.contains(needle),
+            "missing {needle:?} in\n{findings}"
+        );
+    }
+
+    // --strict: today's fail-on-first-problem.
+    for args in [
+        vec!["policy", "connlist", "--strict", path(&dir)],
+        vec![
+            "policy",
+            "check",
+            "--strict",
+            path(&dir),
+            "--from",
+            "shop/web_1",
+            "--to",
+            "shop/db",
+        ],
+        vec!["policy", "diff", "--strict", path(&dir), path(&dir)],
+    ] {
+        let code = calico(&args).status.code();
+        assert!(matches!(code, Some(1 | 2)), "{args:?}: {code:?}");
+    }
+    // validate stays strict.
+    assert_eq!(calico(&["validate", path(&dir)]).status.code(), Some(2));
+}
+
+#[test]
+fn render_for_a_node_without_a_node_object() {
+    // Policy-only mode: pods on n1, no Node n1 (Calico over another network plugin).
+    let dir = scratch(
+        "policy-only",
+        &[(
+            "m.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: prod, labels: {app: web}}\n\
+             spec: {nodeName: n1}\nstatus: {podIP: 10.0.0.1}\n---\n\
+             apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: prod}\n\
+             spec: {podSelector: {}, ingress: [{from: [{podSelector: {}}]}]}\n",
+        )],
+    );
+    for format in ["nft", "iptables"] {
+        let o = calico(&[
+            "policy",
+            "render",
+            path(&dir),
+            "--node",
+            "n1",
+            "--format",
+            format,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{format}: {o:?}");
+        assert!(stdout(&o).contains("10.0.0.1"), "{format}");
+    }
 }
 
 #[test]

@@ -255,3 +255,77 @@ fn store_is_the_affinity_source_when_given() {
     assert!(!check.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The example cluster plus what real directories also hold: result files, a README, a
+/// document that does not parse and an object with a field that does not decode.
+fn messy_example() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("calico-route-{}-messy", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    for entry in std::fs::read_dir(example()).expect("example dir") {
+        let p = entry.expect("entry").path();
+        if p.is_file() {
+            std::fs::copy(&p, dir.join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let extra = [
+        ("results.json", r#"[{"node": "node-1", "sessions": 3}]"#),
+        ("README.json", r#"{"about": "the lab cluster"}"#),
+        ("zz-notes.yaml", "key: [unclosed\n"),
+        (
+            "zz-pool.yaml",
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: extra}\nspec: {cidr: 10.99.0.0/16, blockSize: big, disabled: true}\n",
+        ),
+    ];
+    for (name, text) in extra {
+        std::fs::write(dir.join(name), text).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn messy_directories_warn_and_route_the_rest() {
+    let dir = messy_example();
+    let d = dir.to_str().expect("utf-8");
+    for args in [
+        vec!["route", "sessions", "-o", "json"],
+        vec!["route", "plan", "--node", "node-2"],
+        vec!["route", "bird", "--node", "node-2"],
+        vec!["route", "check"],
+    ] {
+        let mut clean = args.clone();
+        clean.insert(2, example_leak(&example()));
+        let want = calico(&clean);
+        let mut messy = args.clone();
+        messy.insert(2, d);
+        let o = calico(&messy);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), want.status.code(), "{args:?}: {err}");
+        if args[1] == "bird" {
+            // The pool whose blockSize was dropped is still routed (disabled pools are
+            // exported, not aggregated).
+            assert!(stdout(&o).contains("10.99.0.0/16+"), "{}", stdout(&o));
+        } else {
+            assert_eq!(stdout(&o), stdout(&want), "{args:?}");
+        }
+        for needle in [
+            "results.json:0 ?/: -: expected an object, found a list; the document is skipped",
+            "README.json:0 ?/: kind: kind is required; the document is skipped",
+            "zz-notes.yaml:0 ?/: -: not a manifest: cannot parse YAML",
+            "zz-pool.yaml:0 IPPool/extra: spec.blockSize: invalid type: string \"big\"",
+        ] {
+            assert!(
+                err.contains(needle),
+                "{args:?}: missing {needle:?} in\n{err}"
+            );
+        }
+        // --strict: the first problem fails the command.
+        let mut strict = messy.clone();
+        strict.insert(2, "--strict");
+        assert_eq!(calico(&strict).status.code(), Some(2), "{strict:?}");
+    }
+}
+
+fn example_leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}

@@ -7,13 +7,13 @@
 //! | [`labels`], [`selector::compiled`] | interned label sets and a compiled, allocation-free selector evaluator |
 //! | [`index`] | an incremental selector index: which objects each selector matches, with match events |
 //! | [`resources`] | typed Kubernetes and projectcalico.org/v3 resources (serde YAML/JSON) with defaults |
-//! | [`loader`] | manifests from files, directories, multi-document YAML and List kinds |
-//! | [`validation`] | Calico's validation rules, every problem with its field path |
+//! | [`loader`] | manifests from files, directories, multi-document YAML and List kinds, read as Kubernetes reads them (YAML 1.1 scalars, booleans and numbers in string fields as text); strict or lenient ([`loader::LoadMode`]) |
+//! | [`validation`] | Calico's validation rules, every problem with its field path; [`validation::Diagnostic`]: a problem with a severity, the one warning/error type of the loader and the analyses |
 //! | [`derived`] | implicit objects and labels: pod workload endpoints, `kns.`/`ksa.` profiles, namespace and service-account labels |
 //!
-//! Pipeline: [`loader::load_paths`] / [`loader::load_str`] →
-//! [`loader::LoadedSet::apply_defaults`] → [`validation::validate`]; [`derived`] computes
-//! the implicit objects and labels.
+//! Pipeline: [`loader::load_paths`] / [`loader::load_str`] (or their `_with` forms with a
+//! [`loader::LoadMode`]) → [`loader::LoadedSet::apply_defaults`] → [`validation::validate`];
+//! [`derived`] computes the implicit objects and labels.
 //!
 //! This crate is pure: it performs no I/O beyond the manifest loader reading the files it
 //! is pointed at, starts no threads and needs no async runtime. No function panics on

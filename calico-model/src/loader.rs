@@ -11,24 +11,41 @@
 //!   them from a `<Kind>List`.
 //! - Kinds we do not model (Service, ConfigMap, CRDs, ...) are recorded in
 //!   [`LoadedSet::skipped`], not decoded.
-//! - A document that is not valid YAML/JSON is a [`LoadError`] (the rest of that file is not
-//!   read, and the error says so). An object that does not decode (bad value, unknown `spec`
-//!   field, missing `kind`, unsupported `apiVersion`) becomes a [`Problem`] in
-//!   [`LoadedSet::decode_failures`], with the field path. Nothing is dropped silently.
+//! - Values are read as Kubernetes and calicoctl read them (see [`scalars`]): YAML 1.1 plain
+//!   scalars (`yes`, `on`, `017`, `1_000` are a boolean and numbers), and a boolean, number
+//!   or null written where the model has a string (label and annotation values,
+//!   `labelsToApply`, `matchLabels`, names, ...) becomes its text (`true`, `16`, `1`, ``).
+//!   `spec:` or `metadata:` with no value is empty, and a null list or map field is empty,
+//!   as Go's decoder leaves a null.
+//! - [`LoadMode::Strict`] (the default): a document that is not valid YAML/JSON is a
+//!   [`LoadError`] (the rest of that file is not read, and the error says so). An object that
+//!   does not decode (bad value, unknown `spec` field, missing `kind`, unsupported
+//!   `apiVersion`) becomes a [`Problem`] in [`LoadedSet::decode_failures`], with the field
+//!   path. Nothing is dropped silently.
+//! - [`LoadMode::Lenient`] (for analysis of real directories): such documents are skipped and
+//!   such fields dropped (a whole policy rule when the field is inside one, else the
+//!   innermost list item holding it, else the field), each reported as a warning
+//!   [`Diagnostic`] in [`LoadedSet::warnings`] with file, document, object and field (list
+//!   indexes as written). Objects are otherwise kept as written: validation judges them.
 //! - A namespaced object without `metadata.namespace` gets `default`.
 //!
 //! Decoding goes through a generic JSON value: each document is parsed, YAML merge keys are
 //! applied, `apiVersion`/`kind`/`metadata` are read, and the typed decode records the failing
 //! field path.
 
+mod decode;
+pub(crate) mod emit;
+pub mod scalars;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::resources::{Kind, KindLookup, Resource};
-use crate::validation::Problem;
+use crate::validation::{Diagnostic, Problem};
+
+use decode::Decoded;
 
 /// Where an object came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,6 +123,25 @@ pub enum LoadError {
     },
 }
 
+/// How the loader treats input it cannot use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum LoadMode {
+    /// Every problem is kept for the caller to fail on: unreadable documents are
+    /// [`LoadedSet::errors`], objects that do not decode are [`LoadedSet::decode_failures`]
+    /// (what `calico validate` and `calico apply` use).
+    #[default]
+    Strict,
+    /// Analyse what can be analysed (what `calico policy` and `calico route` use by default):
+    /// a document that cannot be parsed or is not a manifest (a JSON array, an object
+    /// without `kind`, a nested list, an unsupported `apiVersion`) is skipped, and a field
+    /// that does not decode is dropped (the smallest enclosing list item when the object
+    /// cannot do without it), each with a warning in [`LoadedSet::warnings`] naming file,
+    /// document, object and field. Files that cannot be read at all stay
+    /// [`LoadedSet::errors`].
+    Lenient,
+}
+
 /// Everything loaded from a set of inputs.
 #[derive(Debug, Default)]
 pub struct LoadedSet {
@@ -119,13 +155,29 @@ pub struct LoadedSet {
     pub decode_failures: Vec<DecodeFailure>,
     /// Inputs that could not be read or parsed.
     pub errors: Vec<LoadError>,
+    /// What a lenient load skipped or dropped (always empty in strict mode).
+    pub warnings: Vec<Diagnostic>,
     defaults_applied: bool,
+    mode: LoadMode,
 }
 
 impl LoadedSet {
     /// An empty set.
     pub fn new() -> LoadedSet {
         LoadedSet::default()
+    }
+
+    /// An empty set that loads in `mode`.
+    pub fn with_mode(mode: LoadMode) -> LoadedSet {
+        LoadedSet {
+            mode,
+            ..LoadedSet::default()
+        }
+    }
+
+    /// The mode this set loads in.
+    pub fn mode(&self) -> LoadMode {
+        self.mode
     }
 
     /// Appends another set (for example from another path).
@@ -135,6 +187,7 @@ impl LoadedSet {
         self.skipped.extend(other.skipped);
         self.decode_failures.extend(other.decode_failures);
         self.errors.extend(other.errors);
+        self.warnings.extend(other.warnings);
         self.defaults_applied &= other.defaults_applied;
     }
 
@@ -157,9 +210,14 @@ impl LoadedSet {
     }
 }
 
-/// Loads files and directories (recursively, sorted) in the order given.
+/// Loads files and directories (recursively, sorted) in the order given, strictly.
 pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> LoadedSet {
-    let mut set = LoadedSet::new();
+    load_paths_with(paths, LoadMode::Strict)
+}
+
+/// Loads files and directories (recursively, sorted) in the order given, in `mode`.
+pub fn load_paths_with<P: AsRef<Path>>(paths: &[P], mode: LoadMode) -> LoadedSet {
+    let mut set = LoadedSet::with_mode(mode);
     for p in paths {
         load_path_into(p.as_ref(), true, 0, &mut set);
     }
@@ -174,7 +232,12 @@ pub fn load_path(path: &Path) -> LoadedSet {
 /// Loads manifest text held in memory. `name` stands for the file name in origins and
 /// messages; the text is read as JSON when `name` ends in `.json`, as YAML otherwise.
 pub fn load_str(name: &str, text: &str) -> LoadedSet {
-    let mut set = LoadedSet::new();
+    load_str_with(name, text, LoadMode::Strict)
+}
+
+/// [`load_str`] in `mode`.
+pub fn load_str_with(name: &str, text: &str, mode: LoadMode) -> LoadedSet {
+    let mut set = LoadedSet::with_mode(mode);
     load_text_into(name, text, &mut set);
     set
 }
@@ -231,13 +294,16 @@ fn load_path_into(path: &Path, explicit: bool, depth: usize, set: &mut LoadedSet
             Ok(text) => load_text_into(&display, &text, set),
             Err(_) => {
                 set.files.push(display.clone());
-                set.errors.push(LoadError::Parse {
-                    file: display,
-                    doc_index: 0,
-                    format: format_of(path),
-                    message: "file is not valid UTF-8".to_owned(),
-                    stopped: true,
-                });
+                push_parse_error(
+                    set,
+                    LoadError::Parse {
+                        file: display,
+                        doc_index: 0,
+                        format: format_of(path),
+                        message: "file is not valid UTF-8".to_owned(),
+                        stopped: true,
+                    },
+                );
             }
         },
         Err(source) => set.errors.push(LoadError::Read {
@@ -268,27 +334,33 @@ fn load_text_into(name: &str, text: &str, set: &mut LoadedSet) {
     if format_of(Path::new(name)) == "JSON" {
         match serde_json::from_str::<Value>(text) {
             Ok(v) => process_document(name, 0, None, v, None, set),
-            Err(e) => set.errors.push(LoadError::Parse {
-                file: name.to_owned(),
-                doc_index: 0,
-                format: "JSON",
-                message: e.to_string(),
-                stopped: false,
-            }),
+            Err(e) => push_parse_error(
+                set,
+                LoadError::Parse {
+                    file: name.to_owned(),
+                    doc_index: 0,
+                    format: "JSON",
+                    message: e.to_string(),
+                    stopped: false,
+                },
+            ),
         }
         return;
     }
     for (doc_index, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let mut yaml = match serde_yaml_ng::Value::deserialize(doc) {
+        let mut yaml = match scalars::read_document(doc, text) {
             Ok(v) => v,
             Err(e) => {
-                set.errors.push(LoadError::Parse {
-                    file: name.to_owned(),
-                    doc_index,
-                    format: "YAML",
-                    message: e.to_string(),
-                    stopped: true,
-                });
+                push_parse_error(
+                    set,
+                    LoadError::Parse {
+                        file: name.to_owned(),
+                        doc_index,
+                        format: "YAML",
+                        message: e.to_string(),
+                        stopped: true,
+                    },
+                );
                 // The parser cannot resynchronise after a syntax error.
                 return;
             }
@@ -350,17 +422,18 @@ fn process_document(
         obj.entry("kind")
             .or_insert_with(|| Value::String(kind.to_owned()));
     }
-    let name = obj
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    let namespace = obj
-        .get("metadata")
-        .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    // As the typed decode will read them: a boolean or number name is its text.
+    let meta_text = |field: &str| {
+        obj.get("metadata")
+            .and_then(|m| m.get(field))
+            .and_then(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| scalars::go_string(v))
+            })
+    };
+    let name = meta_text("name").unwrap_or_default();
+    let namespace = meta_text("namespace");
     let kind = match obj.get("kind") {
         Some(Value::String(k)) if !k.is_empty() => k.clone(),
         Some(Value::String(_)) | None => {
@@ -457,13 +530,37 @@ fn process_document(
             } else {
                 None
             };
-            match Resource::from_value(k, value) {
-                Ok(resource) => set.objects.push(LoadedObject { origin, resource }),
-                Err(e) => {
-                    let path = field_path(e.path());
-                    let msg = e.inner().to_string();
-                    push_named(set, &origin, k.as_str(), ns, &name, &path, &msg);
+            // `spec:` or `metadata:` with no value is empty, as calicoctl reads it.
+            if let Some(obj) = value.as_object_mut() {
+                for key in ["metadata", "spec"] {
+                    if obj.get(key).is_some_and(Value::is_null) {
+                        obj.insert(key.to_owned(), Value::Object(serde_json::Map::new()));
+                    }
                 }
+            }
+            let lenient = set.mode == LoadMode::Lenient;
+            let Decoded { result, dropped } = decode::decode(k, value, lenient);
+            for d in dropped {
+                set.warnings.push(Diagnostic::warning(problem_at(
+                    &origin,
+                    k.as_str(),
+                    ns.clone(),
+                    &name,
+                    &d.field_path,
+                    &d.message,
+                )));
+            }
+            match result {
+                Ok(resource) => set.objects.push(LoadedObject { origin, resource }),
+                Err(d) => push_named(
+                    set,
+                    &origin,
+                    k.as_str(),
+                    ns,
+                    &name,
+                    &d.field_path,
+                    &d.message,
+                ),
             }
         }
     }
@@ -484,6 +581,27 @@ fn push_failure(set: &mut LoadedSet, origin: &Origin, kind: Option<&str>, path: 
     push_named(set, origin, kind.unwrap_or("?"), None, "", path, msg);
 }
 
+fn problem_at(
+    origin: &Origin,
+    kind: &str,
+    namespace: Option<String>,
+    name: &str,
+    path: &str,
+    msg: &str,
+) -> Problem {
+    Problem {
+        file: origin.file.clone(),
+        doc_index: origin.doc_index,
+        kind: kind.to_owned(),
+        namespace,
+        name: name.to_owned(),
+        field_path: path.to_owned(),
+        message: msg.to_owned(),
+    }
+}
+
+/// An object that cannot be used: a decode failure, or in lenient mode a warning that it
+/// was skipped.
 fn push_named(
     set: &mut LoadedSet,
     origin: &Origin,
@@ -493,61 +611,46 @@ fn push_named(
     path: &str,
     msg: &str,
 ) {
+    if set.mode == LoadMode::Lenient {
+        let msg = format!("{msg}; the document is skipped");
+        let problem = problem_at(origin, kind, namespace, name, path, &msg);
+        set.warnings.push(Diagnostic::warning(problem));
+        return;
+    }
     set.decode_failures.push(DecodeFailure {
         origin: origin.clone(),
-        problem: Problem {
-            file: origin.file.clone(),
-            doc_index: origin.doc_index,
-            kind: kind.to_owned(),
-            namespace,
-            name: name.to_owned(),
-            field_path: path.to_owned(),
-            message: msg.to_owned(),
-        },
+        problem: problem_at(origin, kind, namespace, name, path, msg),
     });
 }
 
-/// Map-valued fields whose keys are printed as `[key]` in field paths.
-const MAP_FIELDS: &[&str] = &["labels", "annotations", "labelsToApply", "matchLabels"];
-
-/// Formats a serde path as a model.md §1.2 field path.
-fn field_path(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    let mut prev_key: Option<&str> = None;
-    for seg in path.iter() {
-        match seg {
-            Segment::Seq { index } => {
-                out.push_str(&format!("[{index}]"));
-                prev_key = None;
-            }
-            Segment::Map { key } => {
-                if prev_key.is_some_and(|p| MAP_FIELDS.contains(&p)) {
-                    out.push_str(&format!("[{key}]"));
-                    prev_key = None;
-                } else {
-                    if !out.is_empty() {
-                        out.push('.');
-                    }
-                    out.push_str(key);
-                    prev_key = Some(key);
-                }
-            }
-            Segment::Enum { variant } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(variant);
-                prev_key = None;
-            }
-            Segment::Unknown => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push('?');
-                prev_key = None;
-            }
+/// A document that cannot be parsed: an error, or in lenient mode a warning that the rest
+/// of the file is skipped.
+fn push_parse_error(set: &mut LoadedSet, e: LoadError) {
+    if set.mode == LoadMode::Lenient {
+        if let LoadError::Parse {
+            file,
+            doc_index,
+            format,
+            message,
+            stopped,
+        } = &e
+        {
+            let rest = if *stopped {
+                "this and later documents of the file are skipped"
+            } else {
+                "the file is skipped"
+            };
+            set.warnings.push(Diagnostic::warning(Problem {
+                file: file.clone(),
+                doc_index: *doc_index,
+                kind: "?".to_owned(),
+                namespace: None,
+                name: String::new(),
+                field_path: String::new(),
+                message: format!("not a manifest: cannot parse {format}: {message}; {rest}"),
+            }));
+            return;
         }
     }
-    out
+    set.errors.push(e);
 }

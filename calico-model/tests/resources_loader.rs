@@ -167,7 +167,7 @@ just a string
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: d, namespace: n}
+metadata: {name: d, namespace: ns}
 spec: {replicas: many}
 ";
     let set = load_str("d.yaml", text);
@@ -180,7 +180,7 @@ spec: {replicas: many}
             "d.yaml:1 ?/nokind: kind: kind is required",
             "d.yaml:2 HostEndpoint/h: spec.expectedIPs[0]: invalid IP address syntax",
             "d.yaml:3 ?/: -: expected an object, found a string",
-            "d.yaml:4 Deployment/n/d: spec.replicas: invalid type: string \"many\", expected i64",
+            "d.yaml:4 Deployment/ns/d: spec.replicas: invalid type: string \"many\", expected i64",
         ]
     );
 }
@@ -290,7 +290,7 @@ fn problems_follow_input_order_across_files() {
         "b.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: X}\n",
     );
-    set.extend(load_str("a.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: Y}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: X}\n"));
+    set.extend(load_str("a.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: Z}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: X}\n"));
     let lines: Vec<String> = validate(&set)
         .iter()
         .map(|p| format!("{}:{} {}", p.file, p.doc_index, p.field_path))

@@ -101,14 +101,65 @@ fn elementary(ranges: &[AddrRange]) -> Vec<AddrRange> {
         .collect()
 }
 
+/// The intervals of `net` outside the union of `holes` (holes of other families ignored).
+/// Touching or overlapping holes merge, so they cut `net` once.
+pub(crate) fn subtract_union(net: AddrRange, holes: &[AddrRange]) -> Vec<AddrRange> {
+    let mut hs: Vec<(u128, u128)> = holes
+        .iter()
+        .filter(|h| h.family == net.family && h.overlaps(&net))
+        .map(|h| (h.lo.max(net.lo), h.hi.min(net.hi)))
+        .collect();
+    hs.sort_unstable();
+    let mut out = Vec::new();
+    let mut next = Some(net.lo);
+    for (lo, hi) in hs {
+        let Some(from) = next else { break };
+        if lo > from {
+            out.push(AddrRange {
+                family: net.family,
+                lo: from,
+                hi: lo - 1,
+            });
+        }
+        if hi >= from {
+            next = hi.checked_add(1).filter(|n| *n <= net.hi);
+        }
+    }
+    if let Some(from) = next {
+        if from <= net.hi {
+            out.push(AddrRange {
+                family: net.family,
+                lo: from,
+                hi: net.hi,
+            });
+        }
+    }
+    out
+}
+
 impl Model {
     fn side_cidrs(&self, dir: Direction, warnings: &mut BTreeSet<String>) -> Vec<AddrRange> {
         let mut out = Vec::new();
-        let mut take = |r: &CRule, what: &str| {
+        let mut take = |r: &CRule, what: &str, ip_block: bool| {
             let e = match dir {
                 Direction::Ingress => &r.src,
                 Direction::Egress => &r.dst,
             };
+            if ip_block {
+                // A Kubernetes ipBlock stands for `cidr` minus the union of its excepts: the
+                // excepts add no cut of their own where they touch or overlap.
+                for n in &e.nets {
+                    if n.family == Family::V4 {
+                        out.extend(subtract_union(*n, &e.not_nets));
+                    } else {
+                        warnings.insert(format!(
+                            "IPv6 CIDR {} in {what} left out of the address ranges (connlist covers IPv4)",
+                            n.to_cidr_string()
+                        ));
+                    }
+                }
+                return;
+            }
             for n in e.nets.iter().chain(&e.not_nets) {
                 if n.family == Family::V4 {
                     out.push(*n);
@@ -124,8 +175,9 @@ impl Model {
             if p.staged || p.host_only {
                 continue;
             }
+            let ip_block = p.id.kind == PolicyKind::KubernetesNetworkPolicy;
             for r in &p.rules[dir.index()] {
-                take(r, &p.id.to_string());
+                take(r, &p.id.to_string(), ip_block);
             }
         }
         let mut names: Vec<&String> = self.profiles.keys().collect();
@@ -137,7 +189,7 @@ impl Model {
                     Direction::Egress => &p.egress,
                 };
                 for r in rules {
-                    take(r, &format!("Profile {name}"));
+                    take(r, &format!("Profile {name}"), false);
                 }
             }
         }
@@ -639,4 +691,51 @@ pub fn diff(a: &Model, b: &Model) -> Result<ConnDiff, ConnlistError> {
     warnings.sort();
     warnings.dedup();
     Ok(ConnDiff { rows, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn r(lo: u128, hi: u128) -> AddrRange {
+        AddrRange {
+            family: Family::V4,
+            lo,
+            hi,
+        }
+    }
+
+    proptest! {
+        /// The result covers exactly the addresses of `net` in no hole, as maximal intervals
+        /// (sorted, disjoint, never touching), whatever the holes' order, overlap or adjacency.
+        #[test]
+        fn subtract_union_is_the_set_difference(
+            net in (0u128..64, 0u128..64).prop_map(|(a, b)| r(a.min(b), a.max(b))),
+            holes in proptest::collection::vec(
+                (0u128..64, 0u128..64).prop_map(|(a, b)| r(a.min(b), a.max(b))), 0..6),
+        ) {
+            let out = subtract_union(net, &holes);
+            for w in out.windows(2) {
+                prop_assert!(w[0].hi + 1 < w[1].lo, "{:?} touches {:?}", w[0], w[1]);
+            }
+            for x in 0u128..64 {
+                let want = net.lo <= x && x <= net.hi
+                    && !holes.iter().any(|h| h.lo <= x && x <= h.hi);
+                let got = out.iter().any(|o| o.lo <= x && x <= o.hi);
+                prop_assert_eq!(want, got, "address {}", x);
+            }
+        }
+    }
+
+    #[test]
+    fn subtract_union_edges() {
+        // Holes at both ends of the whole space, and a hole covering everything.
+        assert_eq!(
+            subtract_union(r(0, V4_MAX), &[r(0, 9), r(V4_MAX - 9, V4_MAX)]),
+            vec![r(10, V4_MAX - 10)]
+        );
+        assert!(subtract_union(r(5, 9), &[r(0, 20)]).is_empty());
+        assert_eq!(subtract_union(r(5, 9), &[]), vec![r(5, 9)]);
+    }
 }

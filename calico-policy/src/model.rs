@@ -384,8 +384,12 @@ impl Model {
     }
 
     /// Builds the model from whatever is usable, recording every problem in
-    /// [`Model::diagnostics`]. Rules and policies with errors are left out.
+    /// [`Model::diagnostics`]: first the warnings of a lenient load
+    /// ([`LoadedSet::warnings`]: documents skipped, parts dropped), then validation's and
+    /// the builder's. Rules and policies with errors are left out.
     pub fn build_lenient(set: &LoadedSet) -> Model {
+        // What a lenient load skipped or dropped comes first, as warnings.
+        let load_warnings = set.warnings.clone();
         let owned;
         let set = if set.defaults_applied() {
             set
@@ -397,19 +401,17 @@ impl Model {
             owned = s;
             &owned
         };
-        let mut diagnostics: Vec<Diagnostic> = validate(set)
-            .into_iter()
-            .map(|mut problem| {
-                // A document without `kind` is skipped with a warning (connlist-format.md §8).
-                let severity = if problem.kind == "?" && problem.field_path == "kind" {
-                    problem.message = "document without kind: skipped".to_owned();
-                    Severity::Warning
-                } else {
-                    Severity::Error
-                };
-                Diagnostic { severity, problem }
-            })
-            .collect();
+        let mut diagnostics: Vec<Diagnostic> = load_warnings;
+        diagnostics.extend(validate(set).into_iter().map(|mut problem| {
+            // A document without `kind` is skipped with a warning (connlist-format.md §8).
+            let severity = if problem.kind == "?" && problem.field_path == "kind" {
+                problem.message = "document without kind: skipped".to_owned();
+                Severity::Warning
+            } else {
+                Severity::Error
+            };
+            Diagnostic { severity, problem }
+        }));
         let mut b = Builder {
             objects: &set.objects,
             table: SelectorTable::default(),
@@ -827,13 +829,16 @@ impl Builder<'_> {
                 Resource::GlobalNetworkSet(n) => (&n.spec, &n.metadata),
                 _ => continue,
             };
-            let mut labels = Labels::new();
+            // A namespaced set inherits its namespace's labels (`pcns.*`) through the
+            // namespace's `kns.` profile, exactly as a pod does; its own labels win.
+            let mut calico = Labels::new();
+            let mut layers: Vec<&Labels> = Vec::new();
             if let Some(ns) = r.namespace() {
-                labels.insert(derived::LABEL_NAMESPACE.to_owned(), ns.to_owned());
+                calico.insert(derived::LABEL_NAMESPACE.to_owned(), ns.to_owned());
+                let profile = derived::namespace_profile_name(ns);
+                layers.push(ctx.profile_labels.get(&profile).unwrap_or(&EMPTY_LABELS));
             }
-            for (k, v) in &meta.labels {
-                labels.entry(k.clone()).or_insert_with(|| v.clone());
-            }
+            let labels = derived::endpoint_labels(&calico, &meta.labels, &layers);
             network_sets.push(NetworkSetEntry {
                 namespace: r.namespace().map(str::to_owned),
                 name: meta.name.clone(),

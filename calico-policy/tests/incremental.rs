@@ -74,13 +74,18 @@ fn policy(kind: u8, name: u8, sel: u8, order: u8, tier: bool, action: u8, peer: 
         _ => "order: 100, ".to_owned(),
     };
     let tier_name = if tier { "security" } else { "default" };
-    let rule = match peer % 4 {
+    let rule = match peer % 6 {
         0 => format!("{{action: {action}, source: {{selector: \"{peer_sel}\"}}}}"),
         1 => format!("{{action: {action}, protocol: TCP, destination: {{ports: [http, 80]}}}}"),
         2 => format!(
             "{{action: {action}, source: {{nets: [10.0.1.0/24], notSelector: \"{peer_sel}\"}}}}"
         ),
-        _ => format!("{{action: {action}, source: {{selector: \"zone == 'ext'\"}}}}"),
+        3 => format!("{{action: {action}, source: {{selector: \"zone == 'ext'\"}}}}"),
+        // Namespaced network sets match through their namespace's labels.
+        4 => format!("{{action: {action}, source: {{namespaceSelector: \"team == 'a'\"}}}}"),
+        _ => format!(
+            "{{action: {action}, source: {{namespaceSelector: \"has(team)\", selector: \"role == 'db'\"}}}}"
+        ),
     };
     match kind % 4 {
         0 => format!(
@@ -106,6 +111,9 @@ enum Op {
     Policy(u8, u8, u8, u8, bool, u8, u8),
     DeletePolicy(u8, u8, bool),
     Namespace(u8, bool),
+    /// A namespaced NetworkSet: name, namespace (ns2 has no Namespace object), role db.
+    NetworkSet(u8, u8, bool),
+    DeleteNetworkSet(u8, u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -115,8 +123,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..8, 0u8..2).prop_map(|(i, n)| Op::DeletePod(i, n)),
         4 => (0u8..4, 0u8..3, 0u8..5, 0u8..3, any::<bool>(), 0u8..4, 0u8..8)
             .prop_map(|(k, n, s, o, t, a, p)| Op::Policy(k, n, s, o, t, a, p)),
+        1 => (0u8..4, 0u8..3, 0u8..5, 0u8..3, any::<bool>(), 0u8..4, 4u8..6)
+            .prop_map(|(k, n, s, o, t, a, p)| Op::Policy(k, n, s, o, t, a, p)),
         1 => (0u8..4, 0u8..3, any::<bool>()).prop_map(|(k, n, t)| Op::DeletePolicy(k, n, t)),
         1 => (0u8..2, any::<bool>()).prop_map(|(n, b)| Op::Namespace(n, b)),
+        2 => (0u8..3, 0u8..3, any::<bool>()).prop_map(|(i, n, d)| Op::NetworkSet(i, n, d)),
+        1 => (0u8..3, 0u8..3).prop_map(|(i, n)| Op::DeleteNetworkSet(i, n)),
     ]
 }
 
@@ -139,6 +151,15 @@ fn change(op: &Op) -> Change {
             "apiVersion: v1\nkind: Namespace\nmetadata: {{name: ns{n}, labels: {{team: {}}}}}\n",
             if b { "a" } else { "b" }
         )))),
+        Op::NetworkSet(i, n, db) => Change::Upsert(Box::new(one(&format!(
+            "apiVersion: projectcalico.org/v3\nkind: NetworkSet\nmetadata: {{name: set{i}, namespace: ns{n}, labels: {{role: {}}}}}\nspec: {{nets: [198.51.{n}.{i}/32]}}\n",
+            if db { "db" } else { "web" }
+        )))),
+        Op::DeleteNetworkSet(i, n) => Change::Delete(ObjectKey {
+            kind: Kind::NetworkSet,
+            namespace: Some(format!("ns{n}")),
+            name: format!("set{i}"),
+        }),
     }
 }
 

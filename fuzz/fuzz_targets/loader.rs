@@ -1,9 +1,11 @@
 //! Manifest loader + validation + derivation must never panic, and every object that decodes
-//! must survive a YAML and a JSON round trip unchanged.
+//! must survive a YAML and a JSON round trip unchanged. The lenient load never reports a
+//! decode failure, keeps every object the strict load decodes unchanged, and what it
+//! decodes round-trips too.
 #![no_main]
 
 use calico_model::derived;
-use calico_model::loader::load_str;
+use calico_model::loader::{LoadMode, load_str, load_str_with};
 use calico_model::validation::validate;
 use libfuzzer_sys::fuzz_target;
 
@@ -26,7 +28,25 @@ fuzz_target!(|data: &[u8]| {
     for e in &set.errors {
         let _ = e.to_string();
     }
-    let resources: Vec<_> = set.resources().cloned().collect();
+    let lenient = load_str_with(name, text, LoadMode::Lenient);
+    assert!(lenient.decode_failures.is_empty());
+    for w in &lenient.warnings {
+        let _ = w.to_string();
+    }
+    let mut lenient_objects = lenient.objects.iter().map(|o| &o.resource);
+    for strict in &set.objects {
+        // Lenient decodes a superset: the strict object appears, unchanged, in order.
+        assert!(
+            lenient_objects.any(|r| {
+                let mut r = r.clone();
+                r.apply_defaults();
+                r == strict.resource
+            }),
+            "strict object missing from the lenient load"
+        );
+    }
+    let mut resources: Vec<_> = set.resources().cloned().collect();
+    resources.extend(lenient.resources().cloned());
     let _ = derived::implicit_namespaces(&resources);
     let _ = derived::derived_profiles(&resources);
     for r in &resources {

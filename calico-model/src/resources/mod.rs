@@ -103,7 +103,7 @@ macro_rules! kinds {
 
             fn decode_typed(
                 kind: Kind,
-                value: serde_json::Value,
+                value: &serde_json::Value,
             ) -> Result<Resource, serde_path_to_error::Error<serde_json::Error>> {
                 Ok(match kind {
                     $(Kind::$variant => Resource::$variant(serde_path_to_error::deserialize(value)?),)*
@@ -249,6 +249,14 @@ impl Resource {
         kind: Kind,
         value: serde_json::Value,
     ) -> Result<Resource, serde_path_to_error::Error<serde_json::Error>> {
+        Resource::from_json_ref(kind, &value)
+    }
+
+    /// [`Resource::from_value`] from a borrowed value.
+    pub fn from_json_ref(
+        kind: Kind,
+        value: &serde_json::Value,
+    ) -> Result<Resource, serde_path_to_error::Error<serde_json::Error>> {
         let mut r = Resource::decode_typed(kind, value)?;
         if kind.is_namespaced() {
             let md = r.metadata_mut();
@@ -271,7 +279,13 @@ impl Resource {
 
     /// The object as one YAML document (without a leading `---`).
     pub fn to_yaml(&self) -> Result<String, serde_yaml_ng::Error> {
-        serde_yaml_ng::to_string(self)
+        // Strings that Kubernetes' YAML 1.1 reader would take for a boolean or number
+        // (`yes`, `on`, `0x1F`, ...) are quoted, so the text reads back as written.
+        let value = serde_yaml_ng::to_value(self)?;
+        match crate::loader::emit::to_yaml_text(&value) {
+            Some(text) => Ok(text),
+            None => serde_yaml_ng::to_string(&value),
+        }
     }
 
     /// Applies the defaults of model.md (policy types and tier, Tier default action and the

@@ -15,6 +15,7 @@ pub mod format;
 mod bgp;
 mod common;
 mod cross;
+mod diagnostic;
 mod endpoints;
 mod ipam;
 mod k8s;
@@ -26,6 +27,8 @@ use std::fmt;
 
 use crate::loader::{LoadedObject, LoadedSet, Origin};
 use crate::resources::Resource;
+
+pub use diagnostic::{Diagnostic, Severity};
 
 /// One validation problem.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

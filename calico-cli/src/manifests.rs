@@ -1,0 +1,65 @@
+//! Reading manifests for the commands that analyse them.
+//!
+//! `calico policy check|connlist|diff|lint` and `calico route …` analyse what they can by
+//! default (the way established policy analyzers do on real directories): a file that is
+//! not a manifest is skipped, a field that does not decode is dropped, an object that fails
+//! validation is still analysed as written, each with a warning on stderr naming file,
+//! document, object and field, and the exit status is that of the analysis. `--strict`
+//! makes any such problem fail the command instead. `calico validate`, `calico apply` and
+//! the commands that program or render a node's dataplane are always strict.
+
+use std::path::Path;
+
+use calico_model::loader::{LoadMode, LoadedSet, load_paths_with};
+use clap::Args;
+
+use crate::exit::CliError;
+
+/// The `--strict` option of the analysis commands.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct LoadArgs {
+    /// Fail on the first problem in the manifests (files that are not manifests, fields
+    /// that do not decode, objects that fail validation) instead of warning and analysing
+    /// the rest.
+    #[arg(long)]
+    pub(crate) strict: bool,
+}
+
+impl LoadArgs {
+    /// The loader mode these options ask for.
+    pub(crate) fn mode(self) -> LoadMode {
+        if self.strict {
+            LoadMode::Strict
+        } else {
+            LoadMode::Lenient
+        }
+    }
+}
+
+/// Loads `path` in `mode` with defaults applied. `Err` (exit 2) when a path cannot be read
+/// (or, strictly, parsed) or holds no manifest file. The loader's warnings are in
+/// [`LoadedSet::warnings`] for the caller to print ([`print_warnings`]) or to hand on.
+pub(crate) fn load(path: &Path, mode: LoadMode) -> Result<LoadedSet, CliError> {
+    let mut set = load_paths_with(&[path], mode);
+    if !set.errors.is_empty() {
+        return Err(CliError::with_details(
+            format!("{}: cannot load the manifests", path.display()),
+            set.errors.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    if set.files.is_empty() {
+        return Err(CliError::could_not_run(format!(
+            "{}: no .yaml, .yml or .json file",
+            path.display()
+        )));
+    }
+    set.apply_defaults();
+    Ok(set)
+}
+
+/// Prints the loader's warnings on stderr.
+pub(crate) fn print_warnings(set: &LoadedSet) {
+    for w in &set.warnings {
+        eprintln!("{w}");
+    }
+}
