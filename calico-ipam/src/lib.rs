@@ -45,8 +45,10 @@ mod block;
 mod block_wire;
 pub mod check;
 mod error;
+mod gotime;
 mod ipam;
 pub mod keys;
+pub mod layout;
 mod mirror;
 pub mod net;
 mod pools;
@@ -57,12 +59,14 @@ pub mod resources;
 mod work;
 
 pub use assign::{AssignIpRequest, Assigned, AutoAssignRequest};
-pub use block::{Attribute, Block, WINDOWS_RESERVED_HANDLE};
+pub use block::{Attribute, Block, Violation, WINDOWS_RESERVED_HANDLE, WINDOWS_RESERVED_NOTE};
 pub use error::IpamError;
 pub use ipam::{Env, Ipam};
 pub use pools::{Pool, RequestedPools, Reservations, pools_from_annotations};
 pub use query::{AddressAttributes, BlockUsage, PoolUsage, Utilization};
-pub use records::{AffinityRecord, AffinityState, EmptyMarker, Handle, Nanos, Owner};
+pub use gotime::{UnixSeconds, format_rfc3339, parse_rfc3339};
+pub use layout::{LayoutError, refuse_old_layout};
+pub use records::{AffinityRecord, AffinityState, Handle, IpamConfigWire, Nanos, Owner};
 pub use release::{ReleaseItem, Released};
 
 /// The end of the range of keys starting with `prefix`.

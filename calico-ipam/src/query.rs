@@ -11,6 +11,7 @@ use crate::block::Block;
 use crate::error::IpamError;
 use crate::keys;
 use crate::net::block_of;
+use crate::records::IpamConfigWire;
 use crate::work::{Work, decode, encode};
 
 use crate::ipam::*;
@@ -78,7 +79,9 @@ impl Ipam {
     ///
     /// Errors: `HandleNotFound`, `Store`, `Decode`.
     pub fn ips_by_handle(&self, handle: &str) -> Result<Vec<IpAddr>, IpamError> {
+        self.ensure_layout()?;
         let id = normalize_handle(handle);
+        check_name("handle", &id)?;
         let kv = self
             .store
             .get(keys::handle(&id).as_bytes())?
@@ -208,10 +211,12 @@ impl Ipam {
         })
     }
 
-    /// `get_config`: the stored configuration, or the defaults (not written).
+    /// `get_config`: the stored configuration, or the defaults (not written). A stored
+    /// value without `auto_allocate_blocks` means automatic allocation is off.
     pub fn get_config(&self) -> Result<IpamConfigurationSpec, IpamError> {
+        self.ensure_layout()?;
         match self.store.get(keys::CONFIG.as_bytes())? {
-            Some(kv) => decode(&kv.key, &kv.value),
+            Some(kv) => Ok(decode::<IpamConfigWire>(&kv.key, &kv.value)?.spec()),
             None => Ok(IpamConfigurationSpec::default()),
         }
     }
@@ -235,12 +240,22 @@ impl Ipam {
                     .to_owned(),
             });
         }
-        self.store.put(keys::CONFIG.as_bytes(), &encode(config))?;
+        self.ensure_layout()?;
+        // As Calico does: every field written (left out when false or zero), other fields
+        // of the stored value (the KubeVirt setting) kept.
+        let previous = match self.store.get(keys::CONFIG.as_bytes())? {
+            Some(kv) => decode::<IpamConfigWire>(&kv.key, &kv.value).ok(),
+            None => None,
+        };
+        let wire = IpamConfigWire::from_spec(config, previous.as_ref());
+        self.store.put(keys::CONFIG.as_bytes(), &encode(&wire))?;
         Ok(())
     }
 
-    /// Reads every block (cold path, one range).
+    /// Reads every block (cold path, one range). Values that do not decode are skipped
+    /// (`check` reports them).
     pub fn all_blocks(&self) -> Result<Vec<(KeyValue, Block)>, IpamError> {
+        self.ensure_layout()?;
         let kvs = self
             .store
             .range(
@@ -249,12 +264,14 @@ impl Ipam {
                 0,
             )?
             .kvs;
-        kvs.into_iter()
-            .map(|kv| {
-                let b = decode(&kv.key, &kv.value)?;
-                Ok((kv, b))
+        Ok(kvs
+            .into_iter()
+            .filter(|kv| keys::parse_block(&kv.key).is_some())
+            .filter_map(|kv| {
+                let b = decode(&kv.key, &kv.value).ok()?;
+                Some((kv, b))
             })
-            .collect()
+            .collect())
     }
 
     /// `utilization`: per pool (all, or those named / with these CIDRs) and block.
@@ -338,6 +355,10 @@ impl Ipam {
             let key = String::from_utf8_lossy(&kv.key).into_owned();
             let mut work = Work::default();
             work.load_block(key.clone(), Some(&kv))?;
+            if work.is_broken(&key) {
+                // Never written: `check` reports it.
+                continue;
+            }
             let _ = work.block_mut(&key);
             match self.commit(work, now, env.cooldown()) {
                 Ok(_) => out.push(b.cidr),

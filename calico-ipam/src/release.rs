@@ -264,7 +264,7 @@ impl Ipam {
                 let owner = Owner::Host(host);
                 let net = b.cidr;
                 b.affinity = None;
-                b.affinity_claim_time = 0;
+                b.affinity_claim_time = None;
                 work.delete(keys::affinity(&owner, &net));
             }
         }
@@ -277,6 +277,7 @@ impl Ipam {
     /// Errors: `HandleNotFound`, `Contention`, `Store`, `Decode`.
     pub fn release_by_handle(&self, handle: &str) -> Result<Vec<IpAddr>, IpamError> {
         let id = normalize_handle(handle);
+        check_name("handle", &id)?;
         let mut all = Vec::new();
         let mut first = true;
         loop {
@@ -300,12 +301,12 @@ impl Ipam {
         let now = self.now();
         let mut b = Batch::default();
         let hi = b.push(ReadOp::get(keys::handle(id)));
-        let env_idx = Self::env_reads(&mut b);
+        let env_idx = self.env_reads(&mut b);
         let mut resp = self.store.read(&b.ops)?;
         let kv = take_get(&mut resp.results, hi).ok_or_else(|| IpamError::HandleNotFound {
             handle: id.to_owned(),
         })?;
-        let env = Self::env_parse(&mut resp.results, env_idx)?;
+        let env = self.env_parse(&mut resp.results, env_idx)?;
         let mut work = Work::default();
         work.load_handle(id, Some(&kv))?;
         let listed: Vec<String> = work
