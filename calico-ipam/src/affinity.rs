@@ -117,9 +117,9 @@ impl Ipam {
                             b.affinity_claim_time = None;
                         }
                         None => {
-                            return Err(work.take_refused().unwrap_or(IpamError::BlockNotEmpty {
-                                block: net,
-                            }));
+                            return Err(work
+                                .take_refused()
+                                .unwrap_or(IpamError::BlockNotEmpty { block: net }));
                         }
                     }
                     true

@@ -323,8 +323,10 @@ impl Ipam {
             for kv in take_range(r, aff_i) {
                 if let Some((_, net)) = keys::parse_affinity(&kv.key) {
                     let state = decode_affinity(&kv.key, &kv.value).ok().map(|a| a.state);
-                    work.known_affinities
-                        .insert(String::from_utf8_lossy(&kv.key).into_owned(), kv.mod_revision);
+                    work.known_affinities.insert(
+                        String::from_utf8_lossy(&kv.key).into_owned(),
+                        kv.mod_revision,
+                    );
                     affinities.push((net, kv, state));
                 }
             }
@@ -935,9 +937,10 @@ impl Ipam {
         let len = pool.cidr.prefix_len();
         let k = u8::try_from(self.store.max_txn_ops().saturating_sub(1).min(24)).unwrap_or(24);
         let first = base(&pool.cidr);
-        ops.extend((len.saturating_sub(k)..len).map(|l| {
-            ReadOp::get(keys::block(&crate::net::net_of(first, l, pool.is_v4())))
-        }));
+        ops.extend(
+            (len.saturating_sub(k)..len)
+                .map(|l| ReadOp::get(keys::block(&crate::net::net_of(first, l, pool.is_v4())))),
+        );
         ops
     }
 
@@ -1201,8 +1204,10 @@ impl Ipam {
             owned.sort_by_key(|n| (base(n), n.prefix_len()));
             let mut work = Work::default();
             for kv in &kvs {
-                work.known_affinities
-                    .insert(String::from_utf8_lossy(&kv.key).into_owned(), kv.mod_revision);
+                work.known_affinities.insert(
+                    String::from_utf8_lossy(&kv.key).into_owned(),
+                    kv.mod_revision,
+                );
             }
             self.load_blocks(
                 &mut work,

@@ -367,7 +367,8 @@ impl Block {
         for o in reserved {
             self.allocations[o] = Some(idx);
         }
-        self.unallocated.retain(|&o| !reserved.contains(&(o as usize)));
+        self.unallocated
+            .retain(|&o| !reserved.contains(&(o as usize)));
     }
 
     /// Puts allocated ordinals into cooldown (one attribute `{releasedAt: now}`) and
@@ -502,7 +503,11 @@ mod tests {
     const S: Nanos = 1_000_000_000;
 
     fn blk() -> Block {
-        Block::new("10.0.0.0/30".parse().unwrap(), Some(&Owner::host("a")), 100 * S)
+        Block::new(
+            "10.0.0.0/30".parse().unwrap(),
+            Some(&Owner::host("a")),
+            100 * S,
+        )
     }
 
     #[test]
@@ -515,7 +520,11 @@ mod tests {
         )];
         assert_eq!(b.take(2, Some("h"), &none, &reserved), vec![0, 2]);
         assert_eq!(b.unallocated, vec![1, 3]);
-        assert_eq!(b.stamp(0), 100 * S, "stamped with the pre-write sequence number");
+        assert_eq!(
+            b.stamp(0),
+            100 * S,
+            "stamped with the pre-write sequence number"
+        );
         assert!(b.violations(100 * S).is_empty());
         assert!(!b.is_empty());
         b.release(&[0], 200 * S + 7);
@@ -568,16 +577,29 @@ mod tests {
 
     /// A block built by allocator operations (always valid), from a script of steps.
     fn built(steps: &[(u8, u8)]) -> Block {
-        let mut b = Block::new("10.0.0.0/28".parse().unwrap(), Some(&Owner::host("h")), 10 * S);
+        let mut b = Block::new(
+            "10.0.0.0/28".parse().unwrap(),
+            Some(&Owner::host("h")),
+            10 * S,
+        );
         for &(op, arg) in steps {
             match op % 4 {
                 0 => {
                     let mut owner = BTreeMap::new();
                     owner.insert("pod".to_owned(), format!("p{}", arg % 3));
-                    b.take(usize::from(arg % 4), Some(&format!("h{}", arg % 5)), &owner, &[]);
+                    b.take(
+                        usize::from(arg % 4),
+                        Some(&format!("h{}", arg % 5)),
+                        &owner,
+                        &[],
+                    );
                 }
                 1 => {
-                    let ords: Vec<u32> = b.live().map(|(o, _)| o).filter(|o| o % 3 == u32::from(arg % 3)).collect();
+                    let ords: Vec<u32> = b
+                        .live()
+                        .map(|(o, _)| o)
+                        .filter(|o| o % 3 == u32::from(arg % 3))
+                        .collect();
                     b.release(&ords, 20 * S);
                 }
                 2 => {

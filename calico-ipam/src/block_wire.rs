@@ -122,7 +122,9 @@ impl TryFrom<BlockWire> for Block {
             let o = (!k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| k.parse::<u32>().ok())
                 .flatten()
-                .ok_or_else(|| format!("sequenceNumberForAllocation: key {k:?} is not an ordinal"))?;
+                .ok_or_else(|| {
+                    format!("sequenceNumberForAllocation: key {k:?} is not an ordinal")
+                })?;
             if stamps.insert(o, v).is_some() {
                 return Err(format!(
                     "sequenceNumberForAllocation: ordinal {o} is given twice"
@@ -273,7 +275,10 @@ mod tests {
         assert!(ok.allocations.is_empty() && ok.attributes.is_empty());
         for (text, field) in [
             (r#"{"cidr":"x"}"#, "cidr"),
-            (r#"{"cidr":"10.0.0.0/30","allocations":[-1]}"#, "allocations[0]"),
+            (
+                r#"{"cidr":"10.0.0.0/30","allocations":[-1]}"#,
+                "allocations[0]",
+            ),
             (
                 r#"{"cidr":"10.0.0.0/30","unallocated":[0,4294967296]}"#,
                 "unallocated[1]",

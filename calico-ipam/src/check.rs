@@ -504,25 +504,23 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
             let fix = match block {
                 // Confirm it, rewriting the block (sequence number + 1) so that a release
                 // in progress holding the old block revision fails, as Calico does.
-                Some((_, b, bkey)) if named.as_ref() == Some(o) => {
-                    match block_problem(bkey, b) {
-                        Some(v) => Fix::None(format!("its block is broken: {v}")),
-                        None => {
-                            let mut nb = b.clone();
-                            nb.sequence_number = nb.sequence_number.wrapping_add(1);
-                            Fix::Txn {
-                                compares,
-                                ops: vec![
-                                    TxnOp::put(
-                                        k.clone().into_bytes(),
-                                        encode(&AffinityRecord::confirmed()),
-                                    ),
-                                    TxnOp::put(bkey.clone().into_bytes(), encode(&nb)),
-                                ],
-                            }
+                Some((_, b, bkey)) if named.as_ref() == Some(o) => match block_problem(bkey, b) {
+                    Some(v) => Fix::None(format!("its block is broken: {v}")),
+                    None => {
+                        let mut nb = b.clone();
+                        nb.sequence_number = nb.sequence_number.wrapping_add(1);
+                        Fix::Txn {
+                            compares,
+                            ops: vec![
+                                TxnOp::put(
+                                    k.clone().into_bytes(),
+                                    encode(&AffinityRecord::confirmed()),
+                                ),
+                                TxnOp::put(bkey.clone().into_bytes(), encode(&nb)),
+                            ],
                         }
                     }
-                }
+                },
                 _ => Fix::Txn {
                     compares,
                     ops: vec![TxnOp::delete(k.clone().into_bytes())],

@@ -98,7 +98,20 @@ pub fn parse_rfc3339(s: &str) -> Option<UnixSeconds> {
         _ => return None,
     };
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&mo)
         || d < 1
         || d > month_days[(mo - 1) as usize]

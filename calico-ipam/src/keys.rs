@@ -207,7 +207,10 @@ mod tests {
                 "fd00:65::40/122",
                 "/calico/ipam/v2/assignment/ipv6/block/fd00:65::40-122",
             ),
-            ("0.0.0.0/0", "/calico/ipam/v2/assignment/ipv4/block/0.0.0.0-0"),
+            (
+                "0.0.0.0/0",
+                "/calico/ipam/v2/assignment/ipv4/block/0.0.0.0-0",
+            ),
         ] {
             let n: IpNet = net.parse().unwrap();
             assert_eq!(block(&n), key);
@@ -231,7 +234,10 @@ mod tests {
         let o = Owner::host("worker-1");
         let n: IpNet = "10.65.226.64/26".parse().unwrap();
         let k = affinity(&o, &n);
-        assert_eq!(k, "/calico/ipam/v2/host/worker-1/ipv4/block/10.65.226.64-26");
+        assert_eq!(
+            k,
+            "/calico/ipam/v2/host/worker-1/ipv4/block/10.65.226.64-26"
+        );
         assert_eq!(parse_affinity(k.as_bytes()), Some((o, n)));
         let v = Owner::Virtual("load-balancer".into());
         let k = affinity(&v, &n);
@@ -242,7 +248,10 @@ mod tests {
         assert_eq!(parse_affinity(k.as_bytes()), Some((v, n)));
         assert_eq!(parse_affinity(b"/calico/ipam/v2/host/worker-1"), None);
         let id = "k8s-pod-network.d21ee51a";
-        assert_eq!(handle(id), "/calico/ipam/v2/handle/k8s-pod-network.d21ee51a");
+        assert_eq!(
+            handle(id),
+            "/calico/ipam/v2/handle/k8s-pod-network.d21ee51a"
+        );
         assert_eq!(parse_handle(handle(id).as_bytes()).as_deref(), Some(id));
         assert_eq!(parse_handle(b"/calico/ipam/v2/handle/a/b"), None);
         assert!(!valid_name("a/b") && !valid_name("") && valid_name("a.b"));
@@ -262,7 +271,10 @@ mod tests {
         for (pool, bs, text) in cases {
             let pool: IpNet = pool.parse().unwrap();
             let prefix = pool_block_prefix(&pool);
-            assert_eq!(prefix, format!("{}{text}", block_family_prefix(is_v4(&pool))));
+            assert_eq!(
+                prefix,
+                format!("{}{text}", block_family_prefix(is_v4(&pool)))
+            );
             for sub in pool.subnets(bs).unwrap().take(300) {
                 assert!(block(&sub).starts_with(&prefix), "{sub} {prefix}");
             }

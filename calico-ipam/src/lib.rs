@@ -61,11 +61,11 @@ mod work;
 pub use assign::{AssignIpRequest, Assigned, AutoAssignRequest};
 pub use block::{Attribute, Block, Violation, WINDOWS_RESERVED_HANDLE, WINDOWS_RESERVED_NOTE};
 pub use error::IpamError;
+pub use gotime::{UnixSeconds, format_rfc3339, parse_rfc3339};
 pub use ipam::{Env, Ipam};
+pub use layout::{LayoutError, refuse_old_layout};
 pub use pools::{Pool, RequestedPools, Reservations, pools_from_annotations};
 pub use query::{AddressAttributes, BlockUsage, PoolUsage, Utilization};
-pub use gotime::{UnixSeconds, format_rfc3339, parse_rfc3339};
-pub use layout::{LayoutError, refuse_old_layout};
 pub use records::{AffinityRecord, AffinityState, Handle, IpamConfigWire, Nanos, Owner};
 pub use release::{ReleaseItem, Released};
 

@@ -154,11 +154,7 @@ pub struct IpamConfigWire {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_allocate_blocks: bool,
     /// Maximum blocks per host (0: 20).
-    #[serde(
-        default,
-        rename = "maxBlocksPerHost",
-        skip_serializing_if = "is_zero"
-    )]
+    #[serde(default, rename = "maxBlocksPerHost", skip_serializing_if = "is_zero")]
     pub max_blocks_per_host: i64,
     /// `Enabled` or `Disabled` (KubeVirt address persistence; kept as read).
     #[serde(
@@ -168,11 +164,7 @@ pub struct IpamConfigWire {
     )]
     pub kubevirt_vm_address_persistence: Option<String>,
     /// Seconds a released address stays unusable.
-    #[serde(
-        default,
-        rename = "ipCooldownSeconds",
-        skip_serializing_if = "is_zero"
-    )]
+    #[serde(default, rename = "ipCooldownSeconds", skip_serializing_if = "is_zero")]
     pub ip_cooldown_seconds: i64,
 }
 
@@ -220,7 +212,10 @@ mod tests {
             serde_json::to_string(&AffinityRecord::confirmed()).unwrap(),
             r#"{"state":"confirmed","deleted":false}"#
         );
-        assert_eq!(AffinityRecord::decode(b"").unwrap(), AffinityRecord::confirmed());
+        assert_eq!(
+            AffinityRecord::decode(b"").unwrap(),
+            AffinityRecord::confirmed()
+        );
         assert_eq!(
             AffinityRecord::decode(br#"{"state":""}"#).unwrap().state,
             AffinityState::Confirmed
@@ -237,7 +232,12 @@ mod tests {
         )
         .unwrap();
         assert!(c.spec().auto_allocate_blocks && !c.spec().strict_affinity);
-        assert!(!serde_json::from_str::<IpamConfigWire>("{}").unwrap().spec().auto_allocate_blocks);
+        assert!(
+            !serde_json::from_str::<IpamConfigWire>("{}")
+                .unwrap()
+                .spec()
+                .auto_allocate_blocks
+        );
         let spec = IpamConfigurationSpec {
             strict_affinity: true,
             max_blocks_per_host: 4,

@@ -37,7 +37,10 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 /// Applies Go's HTML-safe escaping to compact JSON text.
 pub fn go_escape(json: Vec<u8>) -> Vec<u8> {
     let special = |w: &[u8]| matches!(w, [b'<' | b'>' | b'&', ..] | [0xe2, 0x80, 0xa8 | 0xa9, ..]);
-    if !json.iter().any(|&b| b == b'<' || b == b'>' || b == b'&' || b == 0xe2) {
+    if !json
+        .iter()
+        .any(|&b| b == b'<' || b == b'>' || b == b'&' || b == 0xe2)
+    {
         return json;
     }
     let mut out = Vec::with_capacity(json.len() + 16);

@@ -694,7 +694,11 @@ fn cached_full_blocks_are_revalidated_by_revision() {
 
 fn affinity_count(store: &dyn Store) -> usize {
     store
-        .range(b"ipam/v1/affinity/", Some(b"ipam/v1/affinity0"), 0)
+        .range(
+            b"/calico/ipam/v2/host/",
+            calico_datastore::prefix_end(b"/calico/ipam/v2/host/").as_deref(),
+            0,
+        )
         .unwrap()
         .kvs
         .len()
@@ -759,7 +763,7 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
         .lock()
         .unwrap()
         .iter()
-        .filter(|c| c.key().starts_with(b"ipam/v1/block/"))
+        .filter(|c| c.key().starts_with(b"/calico/ipam/v2/assignment/"))
         .count();
     assert_eq!(blocks_compared, 1, "only the block written is compared");
     // Nor the host's affinities, the pools range or the Node (no pool selects by label);
@@ -773,7 +777,9 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
         .collect();
     let has = |k: &str| compared.iter().any(|c| c == k);
     assert!(
-        !compared.iter().any(|c| c.starts_with("ipam/v1/affinity/")),
+        !compared
+            .iter()
+            .any(|c| c.starts_with("/calico/ipam/v2/host/")),
         "{compared:?}"
     );
     assert!(
@@ -782,10 +788,10 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
     );
     assert!(has("resources/v3/IPReservation/"), "{compared:?}");
     assert!(
-        has("ipam/v1/config") && has("resources/v3/IPPool/p"),
+        has(calico_ipam::keys::CONFIG) && has("resources/v3/IPPool/p"),
         "{compared:?}"
     );
-    assert!(has("ipam/v1/handle/w20"), "{compared:?}");
+    assert!(has("/calico/ipam/v2/handle/w20"), "{compared:?}");
     ipam1.auto_assign(&req("h", 2, Some("w21"))).unwrap();
     assert_eq!(affinity_count(&*store), 6);
     // Another client frees one address of the first (full) block.
@@ -977,7 +983,11 @@ fn two_allocators_racing_on_one_host_stay_consistent() {
     // 300 addresses in blocks of 16: the host owns 19 blocks, none claimed twice.
     assert_eq!(
         store
-            .range(b"ipam/v1/affinity/", Some(b"ipam/v1/affinity0"), 0)
+            .range(
+                b"/calico/ipam/v2/host/",
+                calico_datastore::prefix_end(b"/calico/ipam/v2/host/").as_deref(),
+                0,
+            )
             .unwrap()
             .kvs
             .len(),
