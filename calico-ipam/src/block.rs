@@ -161,7 +161,10 @@ impl Block {
 
     /// The address of an ordinal.
     pub fn addr(&self, ordinal: u32) -> IpAddr {
-        u128_to_addr(base(&self.cidr) + u128::from(ordinal), is_v4(&self.cidr))
+        u128_to_addr(
+            base(&self.cidr).wrapping_add(u128::from(ordinal)),
+            is_v4(&self.cidr),
+        )
     }
 
     /// The ordinal of an address inside the block.
@@ -298,7 +301,7 @@ impl Block {
         let mut taken = Vec::new();
         let mut keep = Vec::with_capacity(self.unallocated.len());
         for &o in &self.unallocated {
-            let a = b + u128::from(o);
+            let a = b.wrapping_add(u128::from(o));
             if taken.len() < n
                 && (o as usize) < self.allocations.len()
                 && covered(reserved, a, a) == 0
