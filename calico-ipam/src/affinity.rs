@@ -1,4 +1,4 @@
-//! Affinities: `claim_affinity` and the releases of §3.10.
+//! Affinities: `claim_affinity` and the releases
 
 use calico_datastore::{ReadOp, Store};
 use ipnet::IpNet;
@@ -76,7 +76,7 @@ impl Ipam {
         Ok((claimed, elsewhere))
     }
 
-    /// Releases one affinity (§3.10). Returns `false` when the block named another owner
+    /// Releases one affinity. Returns `false` when the block named another owner
     /// (our stale affinity was deleted) or the affinity did not exist.
     ///
     /// Errors: `BlockNotEmpty`, `Contention`, `Store`, `Decode`.

@@ -1,4 +1,4 @@
-//! Assignment: `auto_assign` (§3.2–3.7), `assign_ip` (§3.8) and `ensure_block`.
+//! Assignment: `auto_assign`, `assign_ip` and `ensure_block`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -83,14 +83,14 @@ pub struct AssignIpRequest {
 pub(crate) type FamilyOutcome = (Vec<IpNet>, Vec<String>, Option<(usize, usize)>);
 
 impl Ipam {
-    /// `auto_assign` (§2, §3): IPv4 then IPv6 addresses for a host, in one transaction.
+    /// `auto_assign`: IPv4 then IPv6 addresses for a host, in one transaction.
     ///
     /// Errors: `NoIntendedUse`, `RequestedPool`, `NoPools`, `NoQualifiedPool`, `BlockLimit`
     /// (with what was assigned and committed), `Contention`, `Store`, `Decode`, `BadPool`.
     pub fn auto_assign(&self, req: &AutoAssignRequest) -> Result<Assigned, IpamError> {
         let intended_use = req.intended_use.ok_or(IpamError::NoIntendedUse)?;
         // Normally one transaction; a request too large for the store's operation limit is
-        // committed in several, each self-consistent (§4.2).
+        // committed in several, each self-consistent.
         let mut total = Assigned::default();
         let mut rest = req.clone();
         loop {
@@ -702,7 +702,7 @@ impl Ipam {
         addrs
     }
 
-    /// The main loop of §3.4 for one family. Returns (addresses, shortfall reasons,
+    /// The main loop for one family. Returns (addresses, shortfall reasons,
     /// `Some((owned, cap))` when the block limit stopped it).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn assign_family(
@@ -1069,7 +1069,7 @@ impl Ipam {
         Ok(out)
     }
 
-    /// `assign_ip` (§3.8): assigns one given address.
+    /// `assign_ip`: assigns one given address.
     ///
     /// Errors: `NotInPool`, `UseNotAllowed`, `Reserved`, `AlreadyAllocated`,
     /// `StrictAffinity`, `Contention`, `Store`, `Decode`.
@@ -1158,7 +1158,7 @@ impl Ipam {
         IpNet::new(req.addr, net.prefix_len()).map_err(|_| IpamError::NotInPool { addr: req.addr })
     }
 
-    /// `ensure_block`: the block search of §3.4–3.5 without allocating: the first block the
+    /// `ensure_block`: the block search without allocating: the first block the
     /// host owns in the candidate pools with a free address, else a newly claimed one.
     ///
     /// Errors: as `auto_assign`, and `BlockLimit` when a claim is needed beyond the cap.

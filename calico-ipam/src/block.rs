@@ -1,4 +1,4 @@
-//! A block (§1.2): the per-address state of one aligned slice of a pool.
+//! A block: the per-address state of one aligned slice of a pool.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -1,4 +1,4 @@
-//! The online consistency check and repair of ipam.md §7.
+//! The online consistency check and repair.
 //!
 //! [`check`] reads every block, affinity, handle and pool (and WorkloadEndpoints,
 //! Pods and Nodes when the store holds any) in one read batch, at one store revision, and reports [`Finding`]s.
@@ -23,7 +23,7 @@ use crate::release::ReleaseItem;
 use crate::resources::kind_prefix;
 use crate::work::{block_problem, decode, decode_affinity, decode_handle, encode};
 
-/// The kinds of finding (§7).
+/// The kinds of finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FindingKind {
@@ -426,7 +426,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
     for kv in &aff_kvs {
         let legacy_host = key_str(kv)
             .strip_prefix(keys::HOST_AFFINITY_PREFIX)
-            .is_some_and(|rest| keys::valid_name(rest));
+            .is_some_and(keys::valid_name);
         if legacy_host {
             // The per-host key of old Calico releases: not an affinity.
             continue;

@@ -15,7 +15,7 @@ pub enum IpamError {
     /// The store failed (or a conflict outlived the retries' budget only via `Contention`).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Conflicts kept recurring: the retries (§4.4) were used up.
+    /// Conflicts kept recurring: the retries were used up.
     #[error("too much contention: gave up after {attempts} attempt(s)")]
     Contention {
         /// Attempts made.

@@ -219,7 +219,7 @@ impl Ipam {
         splitmix64(self.seed.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Runs `f` until it does not fail with a retriable error, backing off (§4.4).
+    /// Runs `f` until it does not fail with a retriable error, backing off.
     pub(crate) fn retrying<T>(
         &self,
         mut f: impl FnMut() -> Result<T, IpamError>,
@@ -308,7 +308,7 @@ impl Ipam {
         self.env_parse(&mut resp.results, idx)
     }
 
-    /// Candidate pools of a family (§3.2).
+    /// Candidate pools of a family.
     pub(crate) fn candidates<'e>(
         env: &'e Env,
         v4: bool,

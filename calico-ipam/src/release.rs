@@ -1,4 +1,4 @@
-//! Releases: `release_ips` and `release_by_handle` (§3.9).
+//! Releases: `release_ips` and `release_by_handle`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -81,7 +81,7 @@ impl Ipam {
         Ok(out)
     }
 
-    /// `release_ips` (§3.9): releases addresses, idempotently.
+    /// `release_ips`: releases addresses, idempotently.
     ///
     /// Errors: `Contention`, `Store`, `Decode`. Guard mismatches are reported in
     /// [`Released::rejected`] (every address of that block in the call).
@@ -207,7 +207,7 @@ impl Ipam {
         Ok(out)
     }
 
-    /// §3.9: a host block that this release empties, and whose pool's node selector no
+    /// a host block that this release empties, and whose pool's node selector no
     /// longer matches its owner's Node labels, loses its affinity (and, being empty and
     /// unaffine, is deleted in the same transaction). One extra read, only when needed.
     pub(crate) fn drop_unselected_affinities(

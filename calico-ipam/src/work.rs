@@ -1,5 +1,5 @@
 //! The in-memory state of one operation: what it read (with revisions) and what it changes,
-//! committed as one transaction (§4.2).
+//! committed as one transaction.
 
 use std::collections::BTreeMap;
 

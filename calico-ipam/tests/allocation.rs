@@ -1,4 +1,4 @@
-//! The allocation algorithm of ipam.md §3 on the memory store.
+//! The allocation algorithm on the memory store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
