@@ -222,8 +222,20 @@ impl Ipam {
         Ok(out)
     }
 
-    /// `remove_host`: `release_host_affinities(must_be_empty = false)`.
+    /// `remove_host`: `release_host_affinities(must_be_empty = false)`, then the per-host key
+    /// old Calico releases wrote (`/calico/ipam/v2/host/<host>`), if present, as Calico's
+    /// host removal does.
     pub fn remove_host(&self, host: &str) -> Result<Vec<IpNet>, IpamError> {
-        self.release_host_affinities(&Owner::Host(host.to_owned()), false)
+        check_name("host", host)?;
+        let released = self.release_host_affinities(&Owner::Host(host.to_owned()), false)?;
+        let legacy = format!("{}{host}", keys::HOST_AFFINITY_PREFIX);
+        if let Some(kv) = self.store.get(legacy.as_bytes())? {
+            match self.store.delete(legacy.as_bytes(), kv.mod_revision) {
+                Ok(_) => {}
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(released)
     }
 }

@@ -92,6 +92,9 @@ pub struct Finding {
     pub subject: String,
     /// Details.
     pub detail: String,
+    /// For `invalid-block`: every invariant the block breaks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
     /// The fix.
     #[serde(skip)]
     pub fix: Fix,
@@ -155,6 +158,7 @@ fn undecodable(kv: &KeyValue, detail: String) -> Finding {
         kind: FindingKind::UndecodableValue,
         subject: key_str(kv),
         detail,
+        violations: Vec::new(),
         fix: Fix::None("not decodable; fix or delete the value by hand".to_owned()),
     }
 }
@@ -279,6 +283,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("; "),
+                violations: v.clone(),
                 fix,
             });
         }
@@ -302,6 +307,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 kind: FindingKind::BlockOutsidePool,
                 subject: net.to_string(),
                 detail: format!("in no IPPool ({} addresses allocated)", b.allocated_count()),
+                violations: Vec::new(),
                 fix,
             });
         }
@@ -386,6 +392,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                     "none of its {} block(s) holds an address with it",
                     listed.len()
                 ),
+                violations: Vec::new(),
                 fix: Fix::Txn {
                     compares,
                     ops: vec![TxnOp::delete(key.clone().into_bytes())],
@@ -411,6 +418,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 kind: FindingKind::HandleCountMismatch,
                 subject: id.clone(),
                 detail,
+                violations: Vec::new(),
                 fix: handle_rebuild_fix(
                     id,
                     &blocks,
@@ -436,6 +444,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 kind: FindingKind::DanglingAffinity,
                 subject: key_str(kv),
                 detail: "malformed affinity key".to_owned(),
+                violations: Vec::new(),
                 fix: Fix::Txn {
                     compares: vec![Compare::mod_revision(kv.key.clone(), kv.mod_revision)],
                     ops: vec![TxnOp::delete(kv.key.clone())],
@@ -478,6 +487,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                violations: Vec::new(),
                 fix: Fix::Txn { compares, ops },
             });
             continue;
@@ -530,6 +540,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 kind: FindingKind::DanglingAffinity,
                 subject: format!("{o} {net}"),
                 detail: problem,
+                violations: Vec::new(),
                 fix,
             });
         }
@@ -543,6 +554,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 kind: FindingKind::DanglingAffinity,
                 subject: format!("{o} {net}"),
                 detail: "the block names an owner that has no affinity".to_owned(),
+                violations: Vec::new(),
                 fix: Fix::Txn {
                     compares: vec![
                         Compare::mod_revision(key.clone().into_bytes(), *rev),
@@ -570,6 +582,7 @@ fn leak(addr: IpAddr, detail: String, fix: Fix) -> Finding {
         kind: FindingKind::LeakedAddress,
         subject: addr.to_string(),
         detail,
+        violations: Vec::new(),
         fix,
     }
 }

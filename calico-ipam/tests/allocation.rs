@@ -494,9 +494,14 @@ fn affinities_claim_release_and_remove_host() {
         Err(IpamError::BlockNotEmpty { .. })
     ));
     assert_clean(&ipam);
-    // remove_host: addresses stay allocated, blocks become unaffine (and borrowable).
+    // remove_host: addresses stay allocated, blocks become unaffine (and borrowable); the
+    // per-host key old Calico releases wrote goes too, and is no affinity meanwhile.
+    let legacy = "/calico/ipam/v2/host/n1";
+    ipam.store().put(legacy.as_bytes(), b"{}").unwrap();
+    assert_clean(&ipam);
     let released = ipam.remove_host("n1").unwrap();
     assert_eq!(released.len(), 2);
+    assert!(ipam.store().get(legacy.as_bytes()).unwrap().is_none());
     assert_eq!(ipam.ips_by_handle("x").unwrap(), vec![ip("10.0.0.0")]);
     assert_clean(&ipam);
     let u = ipam.utilization(None).unwrap();

@@ -207,6 +207,17 @@ fn broken_and_undecodable_values_are_reported_never_written() {
         kinds.contains(&("invalid-block".into(), net.to_string())),
         "{kinds:?}"
     );
+    let invalid = report
+        .findings
+        .iter()
+        .find(|f| f.kind == check::FindingKind::InvalidBlock)
+        .unwrap();
+    assert_eq!(
+        invalid.violations,
+        [calico_ipam::Violation::FreeAndAllocated {
+            ordinal: taken as u32
+        }]
+    );
     assert!(
         kinds.contains(&("undecodable-value".into(), keys::handle("junk"))),
         "{kinds:?}"
