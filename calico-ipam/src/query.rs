@@ -114,17 +114,21 @@ impl Ipam {
         Ok(out)
     }
 
+    /// The block holding `addr` (its key and value), with the environment read to find it.
     pub(crate) fn block_containing(
         &self,
         addr: IpAddr,
-    ) -> Result<Option<(String, KeyValue)>, IpamError> {
+    ) -> Result<(Env, Option<(String, KeyValue)>), IpamError> {
         let env = self.env()?;
         let key = match env.pool_of(addr) {
             Some(p) => Some(keys::block(&block_of(addr, p.block_size))),
             None => self.find_blocks_outside_pools(&[addr])?.pop().flatten(),
         };
-        let Some(key) = key else { return Ok(None) };
-        Ok(self.store.get(key.as_bytes())?.map(|kv| (key, kv)))
+        let Some(key) = key else {
+            return Ok((env, None));
+        };
+        let found = self.store.get(key.as_bytes())?.map(|kv| (key, kv));
+        Ok((env, found))
     }
 
     /// `get_attributes`: the handle and owner attributes of an allocated address.
@@ -133,6 +137,7 @@ impl Ipam {
     pub fn get_attributes(&self, addr: IpAddr) -> Result<AddressAttributes, IpamError> {
         let (_, kv) = self
             .block_containing(addr)?
+            .1
             .ok_or(IpamError::NotAllocated { addr })?;
         let b: Block = decode(&kv.key, &kv.value)?;
         let o = b.ordinal(addr).ok_or(IpamError::NotAllocated { addr })?;
@@ -164,9 +169,8 @@ impl Ipam {
         let handle = normalize_handle(handle);
         self.retrying(|| {
             let now = self.now();
-            let (key, kv) = self
-                .block_containing(addr)?
-                .ok_or(IpamError::NotAllocated { addr })?;
+            let (env, found) = self.block_containing(addr)?;
+            let (key, kv) = found.ok_or(IpamError::NotAllocated { addr })?;
             let mut work = Work::default();
             work.load_block(key.clone(), Some(&kv))?;
             let b = work.block(&key).ok_or(IpamError::NotAllocated { addr })?;
@@ -207,7 +211,7 @@ impl Ipam {
                 b.allocations[o as usize] = Some(idx);
                 b.compact();
             }
-            self.commit(work, now, 0).map(|_| ())
+            self.commit(work, now, env.cooldown()).map(|_| ())
         })
     }
 

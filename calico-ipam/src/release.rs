@@ -86,7 +86,7 @@ impl Ipam {
     /// Errors: `Contention`, `Store`, `Decode`. Guard mismatches are reported in
     /// [`Released::rejected`] (every address of that block in the call).
     pub fn release_ips(&self, items: &[ReleaseItem]) -> Result<Released, IpamError> {
-        // Each address touches at most a block, its marker and a handle: a chunk of this many
+        // Each address touches at most a block, its handle and an affinity: a chunk of this many
         // addresses always fits in one transaction.
         let per_txn = (self.store.max_txn_ops().saturating_sub(4) / 3).max(1);
         let mut out = Released::default();
