@@ -40,7 +40,7 @@ pub enum FindingKind {
     DanglingAffinity,
     /// A block contained in no IPPool.
     BlockOutsidePool,
-    /// A block breaking an invariant (see [`Violation`](crate::Violation)): no allocator
+    /// A block breaking an invariant (see [`Violation`]): no allocator
     /// may write it until it is repaired.
     InvalidBlock,
     /// A value that does not decode (or an IPAM key that names nothing): skipped by every

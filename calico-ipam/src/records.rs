@@ -133,9 +133,10 @@ impl AffinityRecord {
         }
     }
 
-    /// Decodes an affinity value; an empty value (very old data) reads as confirmed.
+    /// Decodes an affinity value; an empty value (very old data) or `null` reads as
+    /// confirmed, as Go's decoder leaves the state empty for both.
     pub fn decode(value: &[u8]) -> Result<AffinityRecord, serde_json::Error> {
-        if value.iter().all(u8::is_ascii_whitespace) {
+        if value.iter().all(u8::is_ascii_whitespace) || value.trim_ascii() == b"null" {
             return Ok(AffinityRecord::default());
         }
         serde_json::from_slice(value)
