@@ -473,7 +473,7 @@ fn calico_and_us_allocating_from_the_same_blocks_never_collide() {
         let held = ipam.ips_by_handle(h).unwrap();
         assert_eq!(
             held.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            [a.clone()]
+            std::slice::from_ref(a)
         );
     }
     assert_clean(&ipam);
