@@ -134,12 +134,15 @@ fn load_with(path: &Path, opts: LoadArgs, store: Option<&str>) -> Result<Cluster
     Ok(cluster)
 }
 
-/// The host affinities of the IPAM state (`ipam/v1/affinity/host/<node>/…`, ipam.md §1.7);
-/// virtual owners are not nodes and are skipped.
+/// The host affinities of the IPAM state (`/calico/ipam/v2/host/<node>/ipv<4|6>/block/…`, as
+/// Calico stores them); virtual owners are not nodes and are not read.
 fn store_affinities(url: &str) -> Result<Vec<Affinity>, CliError> {
     let store = crate::store_cmd::open(url)?;
     let resp = store
-        .read(&[ReadOp::prefix(keys::AFFINITY_PREFIX.as_bytes().to_vec(), 0)])
+        .read(&[ReadOp::prefix(
+            keys::HOST_AFFINITY_PREFIX.as_bytes().to_vec(),
+            0,
+        )])
         .map_err(|e| CliError::could_not_run(format!("cannot read affinities from {url}: {e}")))?;
     let kvs = resp
         .results
@@ -153,7 +156,7 @@ fn store_affinities(url: &str) -> Result<Vec<Affinity>, CliError> {
         let Some((Owner::Host(node), block)) = keys::parse_affinity(&kv.key) else {
             continue;
         };
-        let record: AffinityRecord = serde_json::from_slice(&kv.value).map_err(|e| {
+        let record = AffinityRecord::decode(&kv.value).map_err(|e| {
             CliError::could_not_run(format!(
                 "affinity {} in {url} does not decode: {e}",
                 String::from_utf8_lossy(&kv.key)

@@ -245,3 +245,53 @@ fn unreachable_etcd_fails_fast_and_clearly_with_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("seconds above 0"));
 }
+
+/// A block someone else wrote with an allocated ordinal still listed as free: `check` names
+/// the broken invariant, `assign` refuses to write the block (naming its key), and `repair`
+/// rebuilds the free list.
+#[test]
+fn check_reports_a_broken_block_and_assign_refuses_to_write_it() {
+    let env = Env::new("broken");
+    let pool = env.write("pool.yaml", POOL);
+    env.ok(&["apply", "-f", &pool]);
+    assert_eq!(
+        lines(&env.ok(&["ipam", "assign", "--host", "node-b"])),
+        ["10.244.2.192"]
+    );
+    let key = "/calico/ipam/v2/assignment/ipv4/block/10.244.2.192-26";
+    {
+        let url = format!("file:{}", env.dir.join("calico.db").display());
+        let store = calico_datastore_etcd::open_store(&url).expect("open the file store");
+        let kv = store
+            .get(key.as_bytes())
+            .expect("read")
+            .expect("the block is at Calico's key");
+        let mut v: serde_json::Value = serde_json::from_slice(&kv.value).expect("block JSON");
+        v["unallocated"]
+            .as_array_mut()
+            .expect("unallocated")
+            .insert(0, serde_json::json!(0));
+        store
+            .put(key.as_bytes(), v.to_string().as_bytes())
+            .expect("write");
+    }
+    let o = env.run(&["ipam", "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        lines(&String::from_utf8_lossy(&o.stdout)),
+        ["invalid-block 10.244.2.192/26: ordinal 0 is both free and allocated"]
+    );
+    let o = env.run(&["ipam", "assign", "--host", "node-b"]);
+    assert_ne!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(key) && err.contains("ordinal 0 is both free and allocated"),
+        "{err}"
+    );
+    env.ok(&["ipam", "repair"]);
+    env.ok(&["ipam", "check"]);
+    assert_eq!(
+        lines(&env.ok(&["ipam", "assign", "--host", "node-b"])),
+        ["10.244.2.193"]
+    );
+}

@@ -358,7 +358,12 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim_on_etcd() {
     );
     let affinities = |store: &dyn Store| {
         store
-            .range(b"ipam/v1/affinity/", Some(b"ipam/v1/affinity0"), 0)
+            .range(
+                calico_ipam::keys::HOST_AFFINITY_PREFIX.as_bytes(),
+                calico_datastore::prefix_end(calico_ipam::keys::HOST_AFFINITY_PREFIX.as_bytes())
+                    .as_deref(),
+                0,
+            )
             .unwrap()
             .kvs
             .len()

@@ -1,4 +1,4 @@
-//! Affinities: `claim_affinity` and the releases of §3.10.
+//! Affinities: `claim_affinity` and the releases
 
 use calico_datastore::{ReadOp, Store};
 use ipnet::IpNet;
@@ -7,7 +7,7 @@ use crate::block::Block;
 use crate::error::IpamError;
 use crate::keys;
 use crate::net::{base, is_v4, overlaps};
-use crate::records::{AffinityRecord, AffinityState, Owner};
+use crate::records::{AffinityRecord, Owner};
 use crate::work::{Work, encode};
 
 use crate::ipam::*;
@@ -23,6 +23,7 @@ impl Ipam {
         owner: &Owner,
     ) -> Result<(Vec<IpNet>, Vec<IpNet>), IpamError> {
         let cidr = cidr.trunc();
+        check_name(owner.kind_str(), owner.name())?;
         let env = self.env()?;
         let pool = env
             .pools
@@ -60,13 +61,7 @@ impl Ipam {
                     None => {
                         work.create_block(Block::new(net, Some(owner), now));
                         work.compare(aff_key.clone(), akv.map(|kv| kv.mod_revision));
-                        work.put(
-                            aff_key,
-                            encode(&AffinityRecord {
-                                state: AffinityState::Confirmed,
-                                claim_time: now,
-                            }),
-                        );
+                        work.put(aff_key, encode(&AffinityRecord::confirmed()));
                         self.commit(work, now, env.cooldown())?;
                         Ok(true)
                     }
@@ -81,7 +76,7 @@ impl Ipam {
         Ok((claimed, elsewhere))
     }
 
-    /// Releases one affinity (§3.10). Returns `false` when the block named another owner
+    /// Releases one affinity. Returns `false` when the block named another owner
     /// (our stale affinity was deleted) or the affinity did not exist.
     ///
     /// Errors: `BlockNotEmpty`, `Contention`, `Store`, `Decode`.
@@ -91,6 +86,7 @@ impl Ipam {
         net: IpNet,
         must_be_empty: bool,
     ) -> Result<bool, IpamError> {
+        self.ensure_layout()?;
         self.retrying(|| {
             let now = self.now();
             let key = keys::block(&net);
@@ -115,9 +111,16 @@ impl Ipam {
                     if must_be_empty && !b.is_empty() {
                         return Err(IpamError::BlockNotEmpty { block: net });
                     }
-                    if let Some(b) = work.block_mut(&key) {
-                        b.affinity = None;
-                        b.affinity_claim_time = 0;
+                    match work.block_mut(&key) {
+                        Some(b) => {
+                            b.affinity = None;
+                            b.affinity_claim_time = None;
+                        }
+                        None => {
+                            return Err(work
+                                .take_refused()
+                                .unwrap_or(IpamError::BlockNotEmpty { block: net }));
+                        }
                     }
                     true
                 }
@@ -195,14 +198,18 @@ impl Ipam {
 
     /// `release_pool_affinities`: every affinity inside `pool`, no emptiness requirement.
     pub fn release_pool_affinities(&self, pool: IpNet) -> Result<Vec<IpNet>, IpamError> {
-        let kvs = self
-            .store
-            .range(
-                keys::AFFINITY_PREFIX.as_bytes(),
-                crate::prefix_end_of(keys::AFFINITY_PREFIX).as_deref(),
-                0,
-            )?
-            .kvs;
+        let mut kvs = Vec::new();
+        for prefix in keys::AFFINITY_PREFIXES {
+            kvs.extend(
+                self.store
+                    .range(
+                        prefix.as_bytes(),
+                        crate::prefix_end_of(prefix).as_deref(),
+                        0,
+                    )?
+                    .kvs,
+            );
+        }
         let mut out = Vec::new();
         for kv in kvs {
             let Some((owner, net)) = keys::parse_affinity(&kv.key) else {
@@ -215,8 +222,20 @@ impl Ipam {
         Ok(out)
     }
 
-    /// `remove_host`: `release_host_affinities(must_be_empty = false)`.
+    /// `remove_host`: `release_host_affinities(must_be_empty = false)`, then the per-host key
+    /// old Calico releases wrote (`/calico/ipam/v2/host/<host>`), if present, as Calico's
+    /// host removal does.
     pub fn remove_host(&self, host: &str) -> Result<Vec<IpNet>, IpamError> {
-        self.release_host_affinities(&Owner::Host(host.to_owned()), false)
+        check_name("host", host)?;
+        let released = self.release_host_affinities(&Owner::Host(host.to_owned()), false)?;
+        let legacy = format!("{}{host}", keys::HOST_AFFINITY_PREFIX);
+        if let Some(kv) = self.store.get(legacy.as_bytes())? {
+            match self.store.delete(legacy.as_bytes(), kv.mod_revision) {
+                Ok(_) => {}
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(released)
     }
 }

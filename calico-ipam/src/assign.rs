@@ -1,4 +1,4 @@
-//! Assignment: `auto_assign` (§3.2–3.7), `assign_ip` (§3.8) and `ensure_block`.
+//! Assignment: `auto_assign`, `assign_ip` and `ensure_block`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -15,12 +15,10 @@ use crate::net::{base, block_of, last, overlaps, start_index};
 use crate::pools::Pool;
 use crate::records::{AffinityRecord, AffinityState, Nanos, Owner};
 use crate::resources::{kind_prefix, resource_key};
-use crate::work::{Work, decode, encode};
+use crate::work::{Work, decode, decode_affinity, encode};
 
 use crate::ipam::*;
 
-/// Page size of the gap search (§3.5).
-pub(crate) const GAP_PAGE: usize = 128;
 /// A block owned by someone else may be reclaimed only this long after its claim.
 pub(crate) const RECLAIM_GUARD: Nanos = 60_000_000_000;
 
@@ -85,14 +83,14 @@ pub struct AssignIpRequest {
 pub(crate) type FamilyOutcome = (Vec<IpNet>, Vec<String>, Option<(usize, usize)>);
 
 impl Ipam {
-    /// `auto_assign` (§2, §3): IPv4 then IPv6 addresses for a host, in one transaction.
+    /// `auto_assign`: IPv4 then IPv6 addresses for a host, in one transaction.
     ///
     /// Errors: `NoIntendedUse`, `RequestedPool`, `NoPools`, `NoQualifiedPool`, `BlockLimit`
     /// (with what was assigned and committed), `Contention`, `Store`, `Decode`, `BadPool`.
     pub fn auto_assign(&self, req: &AutoAssignRequest) -> Result<Assigned, IpamError> {
         let intended_use = req.intended_use.ok_or(IpamError::NoIntendedUse)?;
         // Normally one transaction; a request too large for the store's operation limit is
-        // committed in several, each self-consistent (§4.2).
+        // committed in several, each self-consistent.
         let mut total = Assigned::default();
         let mut rest = req.clone();
         loop {
@@ -164,10 +162,14 @@ impl Ipam {
         hint: &mut Vec<ReadOp>,
     ) -> Result<Option<(Assigned, bool)>, IpamError> {
         let now = self.now();
+        check_name("host", &req.host)?;
         let owner = Owner::Host(req.host.clone());
         let handle = req.handle.as_deref().map(normalize_handle);
+        if let Some(h) = &handle {
+            check_name("handle", h)?;
+        }
         let mut b = Batch::default();
-        let env_idx = Self::env_reads(&mut b);
+        let env_idx = self.env_reads(&mut b);
         let node_i = b.push(ReadOp::get(resource_key("Node", None, &req.host)));
         let ns_i = req
             .namespace
@@ -253,7 +255,7 @@ impl Ipam {
             .map(|at| (b.ops.split_off(at), results.split_off(at)));
         // Each pool is compared by key too: a range compare does not see a deleted pool.
         let mut guards = guards;
-        if let Some(ReadResult::Range(pools)) = results.get(env_idx[1]) {
+        if let Some(ReadResult::Range(pools)) = results.get(env_idx.pools) {
             guards.extend(
                 pools
                     .kvs
@@ -262,7 +264,7 @@ impl Ipam {
             );
         }
         let r = &mut results;
-        let env = Self::env_parse(r, env_idx)?;
+        let env = self.env_parse(r, env_idx)?;
         let node_labels = labels_of(take_get(r, node_i))?;
         let ns_labels = match ns_i {
             Some(i) => labels_of(take_get(r, i))?,
@@ -320,12 +322,16 @@ impl Ipam {
             let mut affinities = Vec::new();
             for kv in take_range(r, aff_i) {
                 if let Some((_, net)) = keys::parse_affinity(&kv.key) {
-                    let state = decode::<AffinityRecord>(&kv.key, &kv.value)
-                        .ok()
-                        .map(|a| a.state);
+                    let state = decode_affinity(&kv.key, &kv.value).ok().map(|a| a.state);
+                    work.known_affinities.insert(
+                        String::from_utf8_lossy(&kv.key).into_owned(),
+                        kv.mod_revision,
+                    );
                     affinities.push((net, kv, state));
                 }
             }
+            // Key order is text order: use them in address order.
+            affinities.sort_by_key(|(net, _, _)| (base(net), net.prefix_len()));
             let wanted: Vec<String> = affinities.iter().map(|(n, _, _)| keys::block(n)).collect();
             // Blocks that may be skipped when still full: confirmed affinities of blocks in
             // candidate pools.
@@ -405,7 +411,7 @@ impl Ipam {
                         Some(_) => self.repair_affinity(&mut work, &owner, net, kv, now),
                         None => {
                             // Not decodable: report why.
-                            decode::<AffinityRecord>(&kv.key, &kv.value)?;
+                            decode_affinity(&kv.key, &kv.value)?;
                         }
                     }
                 } else if !f.requested {
@@ -478,7 +484,7 @@ impl Ipam {
         let mut new_cache: Vec<(String, Vec<String>)> = Vec::new();
         for f in &fam_state {
             let fam_prefix = keys::block_family_prefix(f.v4);
-            let keys: Vec<String> = work
+            let mut keys_: Vec<String> = work
                 .blocks
                 .iter()
                 .filter(|(k, l)| {
@@ -488,23 +494,16 @@ impl Ipam {
                             .is_some_and(|b| b.owner().as_ref() == Some(&owner))
                 })
                 .map(|(k, _)| k.clone())
+                .chain(
+                    work.known_full
+                        .iter()
+                        .filter(|k| k.starts_with(&fam_prefix))
+                        .cloned(),
+                )
                 .collect();
-            new_cache.push((f.prefix.clone(), keys));
-        }
-        new_cache.iter_mut().for_each(|(p, keys_)| {
-            let fam_prefix = if p.ends_with("/4/") {
-                keys::block_family_prefix(true)
-            } else {
-                keys::block_family_prefix(false)
-            };
-            keys_.extend(
-                work.known_full
-                    .iter()
-                    .filter(|k| k.starts_with(&fam_prefix))
-                    .cloned(),
-            );
             keys_.sort();
-        });
+            new_cache.push((f.prefix.clone(), keys_));
+        }
         // Which of our blocks are full after this operation (for the next one).
         let fullness: Vec<(String, bool, Option<Revision>, bool)> = work
             .blocks
@@ -619,6 +618,12 @@ impl Ipam {
         work.guards = kept;
     }
 
+    /// Repairs an affinity of `owner` that is not confirmed (left by Calico's multi-write
+    /// claim or release): its block names the owner → confirm it and rewrite the block
+    /// unchanged but for its sequence number, so that a release holding the old block
+    /// revision (Calico's affinity release in progress) fails; its block is missing →
+    /// create the block (the claim was interrupted after its first write); its block names
+    /// someone else → delete the affinity. One transaction with the request's writes.
     pub(crate) fn repair_affinity(
         &self,
         work: &mut Work,
@@ -629,32 +634,21 @@ impl Ipam {
     ) {
         let key = keys::block(net);
         let aff_key = String::from_utf8_lossy(&kv.key).into_owned();
+        work.compare(aff_key.clone(), Some(kv.mod_revision));
         match work.block(&key).map(Block::owner) {
             Some(Some(o)) if &o == owner => {
-                let claim = work.block(&key).map_or(now, |b| b.affinity_claim_time);
-                work.compare(aff_key.clone(), Some(kv.mod_revision));
-                work.put(
-                    aff_key,
-                    encode(&AffinityRecord {
-                        state: AffinityState::Confirmed,
-                        claim_time: claim,
-                    }),
-                );
+                if work.block_mut(&key).is_some() {
+                    work.put(aff_key, encode(&AffinityRecord::confirmed()));
+                }
             }
-            Some(_) => {
-                work.compare(aff_key.clone(), Some(kv.mod_revision));
-                work.delete(aff_key);
-            }
+            Some(_) => work.delete(aff_key),
             None => {
-                work.create_block(Block::new(*net, Some(owner), now));
-                work.compare(aff_key.clone(), Some(kv.mod_revision));
-                work.put(
-                    aff_key,
-                    encode(&AffinityRecord {
-                        state: AffinityState::Confirmed,
-                        claim_time: now,
-                    }),
-                );
+                let mut b = Block::new(*net, Some(owner), now);
+                if work.windows_reserved {
+                    b.reserve_windows();
+                }
+                work.create_block(b);
+                work.put(aff_key, encode(&AffinityRecord::confirmed()));
             }
         }
     }
@@ -675,6 +669,11 @@ impl Ipam {
         let Some(b) = work.block(key) else {
             return Vec::new();
         };
+        if work.is_broken(key) {
+            // Refused: the operation fails naming the block and its broken invariant.
+            let _ = work.block_mut(key);
+            return Vec::new();
+        }
         // With nothing reserved, a free ordinal is certainly taken (garbage collection only
         // frees more); otherwise try on a copy first.
         let certain =
@@ -703,7 +702,7 @@ impl Ipam {
         addrs
     }
 
-    /// The main loop of §3.4 for one family. Returns (addresses, shortfall reasons,
+    /// The main loop for one family. Returns (addresses, shortfall reasons,
     /// `Some((owned, cap))` when the block limit stopped it).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn assign_family(
@@ -758,6 +757,9 @@ impl Ipam {
                 let got = Self::take_from(work, &key, need, handle, attrs, reserved, now, cooldown);
                 need -= got.len();
                 out.extend(got);
+                if work.has_refused() {
+                    return Ok((out, Vec::new(), None));
+                }
             }
             if need == 0 {
                 break;
@@ -766,9 +768,7 @@ impl Ipam {
                 // Claims, borrowing and the block limit are decided on a fresh read; when a
                 // claim looks likely, its first read goes along with that fresh read.
                 if owned.len() < cap && env.config.auto_allocate_blocks {
-                    work.claim_hint = candidates.first().map(|pool| {
-                        self.gap_first_read(pool, start_index(owner.name(), pool.block_count()))
-                    });
+                    work.claim_hint = candidates.first().map(|pool| self.gap_first_read(pool));
                 }
                 work.stale = true;
                 return Ok((out, Vec::new(), None));
@@ -825,7 +825,8 @@ impl Ipam {
         Ok((out, reasons, limit))
     }
 
-    /// §3.5: claims a new block (or reclaims an empty one) for `owner`, staged in `work`.
+    /// Claims a new block (or reclaims an empty one) for `owner`, staged in `work`: the
+    /// block and a confirmed affinity, both compared absent.
     pub(crate) fn claim(
         &self,
         work: &mut Work,
@@ -844,97 +845,102 @@ impl Ipam {
                 let net = pool.block(i);
                 let mut block = Block::new(net, Some(owner), now);
                 if work.windows_reserved {
-                    let last = block.len().saturating_sub(1) as u32;
-                    for o in [0, 1, 2, last] {
-                        block.allocate(
-                            o,
-                            Some(crate::block::WINDOWS_RESERVED_HANDLE),
-                            &BTreeMap::new(),
-                        );
-                    }
+                    block.reserve_windows();
                 }
                 work.create_block(block);
-                work.put_affinity(owner, &net, now);
+                work.put_affinity(owner, &net);
                 return Ok(Some(net));
             }
         }
-        // Reclaim an empty block someone else has held for at least the guard time.
+        // Reclaim an empty block someone else has held for at least the guard time: what
+        // Calico does in separate writes (release the old affinity, delete the empty block,
+        // claim it anew) as one transaction guarded by the block's revision.
+        let now_s = crate::block::secs(now);
+        let guard_s = (RECLAIM_GUARD / 1_000_000_000) as i64;
         for pool in candidates {
-            let (s, e) = keys::pool_range(keys::EMPTY_PREFIX, &pool.cidr);
-            let resp = self
-                .store
-                .read(&[ReadOp::range(s, Some(e.into_bytes()), 0)])?;
-            let markers = resp
-                .results
-                .into_iter()
-                .next()
-                .and_then(ReadResult::into_range)
-                .map(|r| r.kvs)
-                .unwrap_or_default();
-            for kv in markers {
-                let Some(net) = keys::parse_empty(&kv.key) else {
+            let mut found: Vec<(IpNet, KeyValue, Block, Owner)> = Vec::new();
+            for kv in self.pool_blocks(pool, false)? {
+                let Some(net) = keys::parse_block(&kv.key) else {
                     continue;
                 };
-                let m: crate::records::EmptyMarker = decode(&kv.key, &kv.value)?;
-                if m.owner == owner.to_string() || m.claim_time.saturating_add(RECLAIM_GUARD) > now
-                {
+                // Values that do not decode are skipped here (`check` reports them).
+                let Ok(b) = decode::<Block>(&kv.key, &kv.value) else {
                     continue;
-                }
-                let key = keys::block(&net);
-                if work.blocks.contains_key(&key) {
-                    continue;
-                }
-                self.load_blocks(work, std::slice::from_ref(&key))?;
-                let Some(b) = work.block(&key) else { continue };
+                };
                 let Some(old) = b.owner() else { continue };
-                if !b.is_empty() || !pool.contains_net(&net) {
-                    continue;
+                let guard_passed = b
+                    .affinity_claim_time
+                    .is_none_or(|t| t.saturating_add(guard_s) <= now_s);
+                if &old != owner
+                    && guard_passed
+                    && b.is_empty()
+                    && !work.blocks.contains_key(&keys::block(&net))
+                    && crate::work::block_problem(&keys::block(&net), &b).is_none()
+                {
+                    found.push((net, kv, b, old));
                 }
-                if let Some(b) = work.block_mut(&key) {
-                    b.affinity = Some(owner.to_string());
-                    b.affinity_claim_time = now;
+            }
+            found.sort_by_key(|(net, ..)| base(net));
+            if let Some((net, kv, _, old)) = found.into_iter().next() {
+                let key = keys::block(&net);
+                work.load_block(key, Some(&kv))?;
+                let mut block = Block::new(net, Some(owner), now);
+                if work.windows_reserved {
+                    block.reserve_windows();
                 }
+                work.create_block(block);
                 work.delete(keys::affinity(&old, &net));
-                work.put_affinity(owner, &net, now);
+                work.put_affinity(owner, &net);
                 return Ok(Some(net));
             }
         }
         Ok(None)
     }
 
-    /// The first read of `find_gap(.., pool, start)`, sent ahead with a fresh read.
-    pub(crate) fn gap_first_read(&self, pool: &Pool, start: u128) -> Vec<ReadOp> {
-        let (_, pool_end) = keys::pool_range(keys::BLOCK_PREFIX, &pool.cidr);
-        self.gap_page_reads(pool, gap_page_start(pool, start), pool_end, Some(start))
-    }
-
-    /// One page of the gap search: block keys from `page_start` to `end_key`, and, for the
-    /// walk's first page from block `first` (inside the pool), the leftover checks.
-    ///
-    /// Aligned blocks nest or are disjoint: a block starting before a walk from block `i`
-    /// that overlaps it contains block `i`. Such leftovers of a deleted pool with larger
-    /// blocks are found by key (in the same round trip as the first page).
-    fn gap_page_reads(
+    /// The blocks whose keys share `pool`'s key prefix (a superset of the pool's blocks),
+    /// in key order; keys only when `keys_only`.
+    pub(crate) fn pool_blocks(
         &self,
         pool: &Pool,
-        page_start: Vec<u8>,
-        end_key: String,
-        first: Option<u128>,
-    ) -> Vec<ReadOp> {
-        // Keys only: the search looks at which blocks exist, not at their contents.
-        let mut ops = vec![ReadOp::keys(
-            page_start,
-            Some(end_key.into_bytes()),
-            GAP_PAGE,
-        )];
-        if let Some(i) = first.filter(|&i| i < pool.block_count()) {
-            let first = base(&pool.block(i));
-            let b = pool.block_size;
-            let k = u8::try_from(self.store.max_txn_ops().saturating_sub(1).min(24)).unwrap_or(24);
-            ops.extend((b.saturating_sub(k)..b).map(|len| {
-                ReadOp::get(keys::block(&crate::net::net_of(first, len, pool.is_v4())))
-            }));
-        }
+        keys_only: bool,
+    ) -> Result<Vec<KeyValue>, IpamError> {
+        let prefix = keys::pool_block_prefix(&pool.cidr);
+        let end = crate::prefix_end_of(&prefix);
+        let op = if keys_only {
+            ReadOp::keys(prefix, end, 0)
+        } else {
+            ReadOp::range(prefix, end, 0)
+        };
+        Ok(self
+            .store
+            .read(&[op])?
+            .results
+            .into_iter()
+            .next()
+            .and_then(ReadResult::into_range)
+            .map(|r| r.kvs)
+            .unwrap_or_default())
+    }
+
+    /// The reads of the gap search in `pool` (one round trip), also sent ahead with a
+    /// fresh read when a claim is likely.
+    ///
+    /// Block keys are not in address order, so the search reads every block key sharing the
+    /// pool's key prefix (keys only). Aligned blocks nest or are disjoint: a block that
+    /// overlaps the pool and is not inside it contains the whole pool (a leftover of a
+    /// deleted pool with larger blocks); those are found by key, one get per shorter prefix
+    /// length.
+    pub(crate) fn gap_first_read(&self, pool: &Pool) -> Vec<ReadOp> {
+        let prefix = keys::pool_block_prefix(&pool.cidr);
+        let end = crate::prefix_end_of(&prefix);
+        let mut ops = vec![ReadOp::keys(prefix, end, 0)];
+        let len = pool.cidr.prefix_len();
+        let k = u8::try_from(self.store.max_txn_ops().saturating_sub(1).min(24)).unwrap_or(24);
+        let first = base(&pool.cidr);
+        ops.extend(
+            (len.saturating_sub(k)..len)
+                .map(|l| ReadOp::get(keys::block(&crate::net::net_of(first, l, pool.is_v4())))),
+        );
         ops
     }
 
@@ -948,92 +954,55 @@ impl Ipam {
         start: u128,
     ) -> Result<Option<u128>, IpamError> {
         let n = pool.block_count();
-        let v4 = pool.is_v4();
-        let staged: Vec<IpNet> = work
-            .blocks
-            .values()
-            .filter_map(|l| l.block.as_ref().map(|b| b.cidr))
-            .collect();
-        let (_, pool_end) = keys::pool_range(keys::BLOCK_PREFIX, &pool.cidr);
-        for (from, to) in [(start, n), (0, start)] {
-            let end_key = if to == n {
-                pool_end.clone()
-            } else {
-                keys::key_at(keys::BLOCK_PREFIX, base(&pool.block(to)), v4)
-            };
-            let mut i = from;
-            let mut page_start = gap_page_start(pool, from);
-            // Blocks of the walked range in key (= base address) order; those before `lo`
-            // end before the current candidate and can overlap no later one. Leftovers found
-            // by key are few and always checked.
-            let mut existing: Vec<IpNet> = Vec::new();
-            let mut lo = 0usize;
-            let mut leftovers: Vec<IpNet> = Vec::new();
-            let mut first_page = true;
-            while i < to {
-                let ops = self.gap_page_reads(
-                    pool,
-                    page_start.clone(),
-                    end_key.clone(),
-                    first_page.then_some(i),
-                );
-                first_page = false;
-                let results = match &work.prefetched {
-                    Some((o, r)) if *o == ops => r.clone(),
-                    _ => self.store.read(&ops)?.results,
-                };
-                let mut results = results.into_iter();
-                let page = results
-                    .next()
-                    .and_then(ReadResult::into_range)
-                    .unwrap_or_default();
-                leftovers.extend(
-                    results
-                        .filter_map(ReadResult::into_get)
-                        .filter_map(|kv| keys::parse_block(&kv.key)),
-                );
-                let frontier = if page.more {
+        let ops = self.gap_first_read(pool);
+        let results = match &work.prefetched {
+            Some((o, r)) if *o == ops => r.clone(),
+            _ => self.store.read(&ops)?.results,
+        };
+        let mut existing: Vec<IpNet> = Vec::new();
+        for r in results {
+            match r {
+                ReadResult::Range(page) => existing.extend(
                     page.kvs
-                        .last()
-                        .and_then(|kv| keys::parse_block(&kv.key))
-                        .map(|n| base(&n))
-                } else {
-                    None
-                };
-                if let Some(kv) = page.kvs.last() {
-                    page_start = kv.key.clone();
-                    page_start.push(0);
-                }
-                existing.extend(page.kvs.iter().filter_map(|kv| keys::parse_block(&kv.key)));
-                while i < to {
-                    let b = pool.block(i);
-                    if frontier.is_some_and(|f| last(&b) >= f) {
-                        break;
-                    }
-                    while existing.get(lo).is_some_and(|e| last(e) < base(&b)) {
-                        lo += 1;
-                    }
-                    let taken = existing[lo.min(existing.len())..]
                         .iter()
-                        .take_while(|e| base(e) <= last(&b))
-                        .chain(&leftovers)
-                        .chain(&staged)
-                        .any(|e| overlaps(e, &b));
-                    if !taken && !env.reservations.covers(&b) {
-                        return Ok(Some(i));
-                    }
-                    i += 1;
+                        .filter_map(|kv| keys::parse_block(&kv.key))
+                        .filter(|net| overlaps(net, &pool.cidr)),
+                ),
+                ReadResult::Get(kv) => {
+                    existing.extend(kv.and_then(|kv| keys::parse_block(&kv.key)));
                 }
-                if frontier.is_none() {
-                    break;
+            }
+        }
+        existing.extend(
+            work.blocks
+                .values()
+                .filter_map(|l| l.block.as_ref().map(|b| b.cidr))
+                .filter(|net| overlaps(net, &pool.cidr)),
+        );
+        existing.sort_by_key(|e| (base(e), e.prefix_len()));
+        for (from, to) in [(start, n), (0, start.min(n))] {
+            let mut lo = 0usize;
+            let mut i = from;
+            while i < to {
+                let b = pool.block(i);
+                while existing.get(lo).is_some_and(|e| last(e) < base(&b)) {
+                    lo += 1;
                 }
+                let taken = existing[lo.min(existing.len())..]
+                    .iter()
+                    .take_while(|e| base(e) <= last(&b))
+                    .any(|e| overlaps(e, &b));
+                if !taken && !env.reservations.covers(&b) {
+                    return Ok(Some(i));
+                }
+                i += 1;
             }
         }
         Ok(None)
     }
 
-    /// §3.7: takes addresses from existing blocks of the candidate pools, walking each pool
-    /// from the host's start index.
+    /// Takes addresses from existing blocks of the candidate pools (anyone's), walking
+    /// each pool from the host's start index.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn borrow(
         &self,
@@ -1051,19 +1020,9 @@ impl Ipam {
             if need == 0 {
                 break;
             }
-            let (s, e) = keys::pool_range(keys::BLOCK_PREFIX, &pool.cidr);
-            let resp = self
-                .store
-                .read(&[ReadOp::range(s, Some(e.into_bytes()), 0)])?;
-            let kvs = resp
-                .results
-                .into_iter()
-                .next()
-                .and_then(ReadResult::into_range)
-                .map(|r| r.kvs)
-                .unwrap_or_default();
             let start = start_index(host, pool.block_count());
-            let mut blocks: Vec<(u128, String, KeyValue)> = kvs
+            let mut blocks: Vec<(u128, String, KeyValue)> = self
+                .pool_blocks(pool, false)?
                 .into_iter()
                 .filter_map(|kv| {
                     let net = keys::parse_block(&kv.key)?;
@@ -1080,7 +1039,10 @@ impl Ipam {
                     work.truncated = true;
                     return Ok(out);
                 }
-                work.load_block(key.clone(), Some(&kv))?;
+                // A value that does not decode is skipped, as in any listing.
+                if work.load_block(key.clone(), Some(&kv)).is_err() {
+                    continue;
+                }
                 if work
                     .block(&key)
                     .is_some_and(|b| env.reservations.covers(&b.cidr))
@@ -1099,12 +1061,15 @@ impl Ipam {
                 );
                 need -= got.len();
                 out.extend(got);
+                if work.has_refused() {
+                    return Ok(out);
+                }
             }
         }
         Ok(out)
     }
 
-    /// `assign_ip` (§3.8): assigns one given address.
+    /// `assign_ip`: assigns one given address.
     ///
     /// Errors: `NotInPool`, `UseNotAllowed`, `Reserved`, `AlreadyAllocated`,
     /// `StrictAffinity`, `Contention`, `Store`, `Decode`.
@@ -1114,8 +1079,12 @@ impl Ipam {
 
     pub(crate) fn try_assign_ip(&self, req: &AssignIpRequest) -> Result<IpNet, IpamError> {
         let now = self.now();
+        check_name("host", &req.host)?;
         let owner = Owner::Host(req.host.clone());
         let handle = req.handle.as_deref().map(normalize_handle);
+        if let Some(h) = &handle {
+            check_name("handle", h)?;
+        }
         let env = self.env()?;
         let pool = env
             .pools
@@ -1151,13 +1120,7 @@ impl Ipam {
             None => {
                 work.create_block(Block::new(net, Some(&owner), now));
                 work.compare(aff_key.clone(), aff.as_ref().map(|kv| kv.mod_revision));
-                work.put(
-                    aff_key,
-                    encode(&AffinityRecord {
-                        state: AffinityState::Confirmed,
-                        claim_time: now,
-                    }),
-                );
+                work.put(aff_key, encode(&AffinityRecord::confirmed()));
             }
             Some(b) => {
                 if env.config.strict_affinity && b.owner().as_ref() != Some(&owner) {
@@ -1182,7 +1145,9 @@ impl Ipam {
             return Err(IpamError::AlreadyAllocated { addr: req.addr });
         }
         let Some(b) = work.block_mut(&key) else {
-            return Err(IpamError::NotInPool { addr: req.addr });
+            return Err(work
+                .take_refused()
+                .unwrap_or(IpamError::NotInPool { addr: req.addr }));
         };
         b.gc(now, cooldown);
         b.allocate(ord, handle.as_deref(), &req.attrs);
@@ -1193,7 +1158,7 @@ impl Ipam {
         IpNet::new(req.addr, net.prefix_len()).map_err(|_| IpamError::NotInPool { addr: req.addr })
     }
 
-    /// `ensure_block`: the block search of §3.4–3.5 without allocating: the first block the
+    /// `ensure_block`: the block search without allocating: the first block the
     /// host owns in the candidate pools with a free address, else a newly claimed one.
     ///
     /// Errors: as `auto_assign`, and `BlockLimit` when a claim is needed beyond the cap.
@@ -1203,6 +1168,7 @@ impl Ipam {
         pools: Option<&[String]>,
         v4: bool,
     ) -> Result<Option<IpNet>, IpamError> {
+        check_name("host", host)?;
         self.retrying(|| {
             let now = self.now();
             let owner = Owner::Host(host.to_owned());
@@ -1229,13 +1195,20 @@ impl Ipam {
                     0,
                 )?
                 .kvs;
-            let owned: Vec<IpNet> = kvs
+            let mut owned: Vec<IpNet> = kvs
                 .iter()
                 .filter_map(|kv| keys::parse_affinity(&kv.key))
                 .map(|(_, n)| n)
                 .filter(|n| cands.iter().any(|p| p.contains_net(n)))
                 .collect();
+            owned.sort_by_key(|n| (base(n), n.prefix_len()));
             let mut work = Work::default();
+            for kv in &kvs {
+                work.known_affinities.insert(
+                    String::from_utf8_lossy(&kv.key).into_owned(),
+                    kv.mod_revision,
+                );
+            }
             self.load_blocks(
                 &mut work,
                 &owned.iter().map(keys::block).collect::<Vec<_>>(),
@@ -1267,15 +1240,4 @@ impl Ipam {
             Ok(claimed)
         })
     }
-}
-
-/// The key the gap search's walk from block `from` of `pool` starts reading at.
-fn gap_page_start(pool: &Pool, from: u128) -> Vec<u8> {
-    let last = pool.block_count().saturating_sub(1);
-    keys::key_at(
-        keys::BLOCK_PREFIX,
-        base(&pool.block(from.min(last))),
-        pool.is_v4(),
-    )
-    .into_bytes()
 }

@@ -1,41 +1,111 @@
-//! A block (§1.2): the per-address state of one aligned slice of a pool.
+//! A block: the per-address state of one aligned slice of a pool.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use crate::gotime::UnixSeconds;
 use crate::net::{addr_to_u128, base, covered, is_v4, size, u128_to_addr};
 use crate::records::{Nanos, Owner};
 
 /// The handle of the Windows host-reserved addresses; blocks holding only those are empty.
 pub const WINDOWS_RESERVED_HANDLE: &str = "windows-reserved-ipam-handle";
 
-/// The attributes shared by one or more allocated ordinals.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The note of the Windows-reserved attribute.
+pub const WINDOWS_RESERVED_NOTE: &str = "windows host";
+
+/// The attributes shared by one or more allocated ordinals (stored as Calico's
+/// `AllocationAttribute`: `handle_id`, `secondary`, `alternateOwnerAttrs`, `releasedAt`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Attribute {
     /// Owning handle ID.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<String>,
     /// Owner attributes (`pod`, `namespace`, `node`, ...).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub owner: BTreeMap<String, String>,
     /// KubeVirt live-migration peer attributes.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub alternate_owner: BTreeMap<String, String>,
-    /// Present: the address is in cooldown since this time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub released_at: Option<Nanos>,
+    /// Present: the address is in cooldown since this time (whole Unix seconds).
+    pub released_at: Option<UnixSeconds>,
 }
 
-/// One block. Ordinal `i` is address `cidr.base + i`.
-///
-/// Stored as JSON in a compact form (see `block_wire`): an attribute holding only a handle
-/// is the bare handle string, and sequence stamps are ages relative to `sequenceNumber`
-/// in an array by ordinal. The plain form (every attribute an object, every stamp in the
-/// `sequenceNumberForAllocation` map) is still read.
+/// Whole Unix seconds of a time in nanoseconds.
+pub(crate) fn secs(now: Nanos) -> UnixSeconds {
+    i64::try_from(now / 1_000_000_000).unwrap_or(i64::MAX)
+}
+
+/// A broken block invariant.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[serde(tag = "invariant", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Violation {
+    /// `allocations` does not have one slot per address.
+    #[error("allocations has {slots} slots for a block of {addresses} addresses")]
+    WrongLength {
+        /// Slots present.
+        slots: usize,
+        /// Addresses in the block.
+        addresses: u128,
+    },
+    /// An allocation points past `attributes`.
+    #[error("ordinal {ordinal} points at attribute {index} of {attributes}")]
+    DanglingIndex {
+        /// The ordinal.
+        ordinal: u32,
+        /// Its attribute index.
+        index: u32,
+        /// Attributes present.
+        attributes: usize,
+    },
+    /// An attribute no allocation points at.
+    #[error("attribute {index} is referenced by no allocation")]
+    UnusedAttribute {
+        /// The attribute.
+        index: u32,
+    },
+    /// A cooldown attribute released after now.
+    #[error("attribute {index} was released in the future")]
+    ReleasedInFuture {
+        /// The attribute.
+        index: u32,
+    },
+    /// `unallocated` names an ordinal outside the block.
+    #[error("free ordinal {ordinal} is outside the block")]
+    FreeOutside {
+        /// The ordinal.
+        ordinal: u32,
+    },
+    /// `unallocated` names an ordinal twice.
+    #[error("ordinal {ordinal} is listed twice as free")]
+    FreeTwice {
+        /// The ordinal.
+        ordinal: u32,
+    },
+    /// `unallocated` names an allocated ordinal (Calico would hand it out again).
+    #[error("ordinal {ordinal} is both free and allocated")]
+    FreeAndAllocated {
+        /// The ordinal.
+        ordinal: u32,
+    },
+    /// The block's `cidr` is not the one its key names.
+    #[error("its cidr {cidr} is not the one its key names")]
+    CidrNotKey {
+        /// The block's `cidr`.
+        cidr: IpNet,
+    },
+    /// Ordinals neither allocated nor listed as free.
+    #[error("{count} ordinal(s) neither free nor allocated, the first {first}")]
+    NotFreeNorAllocated {
+        /// The lowest.
+        first: u32,
+        /// How many.
+        count: usize,
+    },
+}
+
+/// One block. Ordinal `i` is address `cidr.base + i`. Stored as Calico's `AllocationBlock`
+/// JSON (see the crate README); times are whole seconds, as that JSON holds them.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "crate::block_wire::BlockWire")]
 pub struct Block {
@@ -43,8 +113,9 @@ pub struct Block {
     pub cidr: IpNet,
     /// `host:<node>`, `virtual:<name>` or none.
     pub affinity: Option<String>,
-    /// When the current owner claimed the block (0: unset).
-    pub affinity_claim_time: Nanos,
+    /// When the current owner claimed the block (whole Unix seconds; `None`: unset, which
+    /// reads as "long ago").
+    pub affinity_claim_time: Option<UnixSeconds>,
     /// Per ordinal: none (free) or an index into `attributes`.
     pub allocations: Vec<Option<u32>>,
     /// FIFO of free ordinals.
@@ -64,7 +135,7 @@ impl Block {
         Block {
             cidr,
             affinity: owner.map(Owner::to_string),
-            affinity_claim_time: if owner.is_some() { now } else { 0 },
+            affinity_claim_time: owner.map(|_| secs(now)),
             allocations: vec![None; n as usize],
             unallocated: (0..n).collect(),
             attributes: Vec::new(),
@@ -90,7 +161,10 @@ impl Block {
 
     /// The address of an ordinal.
     pub fn addr(&self, ordinal: u32) -> IpAddr {
-        u128_to_addr(base(&self.cidr) + u128::from(ordinal), is_v4(&self.cidr))
+        u128_to_addr(
+            base(&self.cidr).wrapping_add(u128::from(ordinal)),
+            is_v4(&self.cidr),
+        )
     }
 
     /// The ordinal of an address inside the block.
@@ -164,7 +238,9 @@ impl Block {
             let expired = self
                 .attribute(o)
                 .and_then(|a| a.released_at)
-                .is_some_and(|t| t.saturating_add(cooldown) <= now);
+                .is_some_and(|t| {
+                    i128::from(t) * 1_000_000_000 + i128::from(cooldown) <= i128::from(now)
+                });
             if expired {
                 self.allocations[o as usize] = None;
                 self.unallocated.push(o);
@@ -225,8 +301,12 @@ impl Block {
         let mut taken = Vec::new();
         let mut keep = Vec::with_capacity(self.unallocated.len());
         for &o in &self.unallocated {
-            let a = b + u128::from(o);
-            if taken.len() < n && covered(reserved, a, a) == 0 && !self.is_allocated(o) {
+            let a = b.wrapping_add(u128::from(o));
+            if taken.len() < n
+                && (o as usize) < self.allocations.len()
+                && covered(reserved, a, a) == 0
+                && !self.is_allocated(o)
+            {
                 taken.push(o);
             } else {
                 keep.push(o);
@@ -271,6 +351,29 @@ impl Block {
         true
     }
 
+    /// Pre-allocates the Windows host-reserved ordinals of a new block (its first three
+    /// and last) under one attribute, handle `windows-reserved-ipam-handle` with note
+    /// `windows host`, without sequence stamps: what Calico's block creation writes.
+    pub fn reserve_windows(&mut self) {
+        let n = self.allocations.len();
+        if n < 4 {
+            return;
+        }
+        let mut note = BTreeMap::new();
+        note.insert("note".to_owned(), WINDOWS_RESERVED_NOTE.to_owned());
+        let idx = self.attribute_index(Attribute {
+            handle: Some(WINDOWS_RESERVED_HANDLE.to_owned()),
+            owner: note,
+            ..Attribute::default()
+        });
+        let reserved = [0, 1, 2, n - 1];
+        for o in reserved {
+            self.allocations[o] = Some(idx);
+        }
+        self.unallocated
+            .retain(|&o| !reserved.contains(&(o as usize)));
+    }
+
     /// Puts allocated ordinals into cooldown (one attribute `{releasedAt: now}`) and
     /// re-stamps them.
     pub fn release(&mut self, ordinals: &[u32], now: Nanos) {
@@ -278,7 +381,7 @@ impl Block {
             return;
         }
         let idx = self.attribute_index(Attribute {
-            released_at: Some(now),
+            released_at: Some(secs(now)),
             ..Attribute::default()
         });
         for &o in ordinals {
@@ -298,55 +401,82 @@ impl Block {
             .unwrap_or(0)
     }
 
-    /// The §1.2 invariants that fail, as messages.
-    pub fn violations(&self, now: Nanos) -> Vec<String> {
+    /// The invariants a block must satisfy before anyone may write it, in order: the first
+    /// one found, or `None`. These are what every writer (Calico's or ours) relies on:
+    /// one allocation slot per address, attribute indexes in range, every attribute used,
+    /// and `unallocated` exactly the free ordinals (Calico hands out its head unchecked).
+    pub fn broken_invariant(&self) -> Option<Violation> {
+        self.check(None, true).into_iter().next()
+    }
+
+    /// Every invariant that fails; with `now`, also attributes released in the future.
+    pub fn violations(&self, now: Nanos) -> Vec<Violation> {
+        self.check(Some(now), false)
+    }
+
+    fn check(&self, now: Option<Nanos>, first_only: bool) -> Vec<Violation> {
         let mut v = Vec::new();
         let n = self.allocations.len();
         if size(&self.cidr) != n as u128 {
-            v.push(format!(
-                "{} allocation slots for a block of {} addresses",
-                n,
-                size(&self.cidr)
-            ));
+            v.push(Violation::WrongLength {
+                slots: n,
+                addresses: size(&self.cidr),
+            });
+            if first_only {
+                return v;
+            }
         }
         let mut referenced = vec![false; self.attributes.len()];
         for (o, a) in self.allocations.iter().enumerate() {
             if let Some(i) = a {
                 match referenced.get_mut(*i as usize) {
                     Some(r) => *r = true,
-                    None => v.push(format!(
-                        "ordinal {o} points at attribute {i} of {}",
-                        self.attributes.len()
-                    )),
+                    None => v.push(Violation::DanglingIndex {
+                        ordinal: o as u32,
+                        index: *i,
+                        attributes: self.attributes.len(),
+                    }),
                 }
             }
         }
         for (i, r) in referenced.iter().enumerate() {
             if !r {
-                v.push(format!("attribute {i} is referenced by no allocation"));
+                v.push(Violation::UnusedAttribute { index: i as u32 });
             }
         }
-        for (i, a) in self.attributes.iter().enumerate() {
-            if a.released_at.is_some_and(|t| t > now) {
-                v.push(format!("attribute {i} was released in the future"));
+        if first_only && !v.is_empty() {
+            return v;
+        }
+        if let Some(now) = now {
+            let now = secs(now);
+            for (i, a) in self.attributes.iter().enumerate() {
+                if a.released_at.is_some_and(|t| t > now) {
+                    v.push(Violation::ReleasedInFuture { index: i as u32 });
+                }
             }
         }
-        let mut seen = BTreeSet::new();
+        let mut free = vec![false; n];
         for &o in &self.unallocated {
-            if !seen.insert(o) {
-                v.push(format!("ordinal {o} is listed twice as free"));
-            } else if o as usize >= n {
-                v.push(format!("free ordinal {o} is outside the block"));
-            } else if self.is_allocated(o) {
-                v.push(format!("ordinal {o} is both free and allocated"));
+            match free.get_mut(o as usize) {
+                None => v.push(Violation::FreeOutside { ordinal: o }),
+                Some(true) => v.push(Violation::FreeTwice { ordinal: o }),
+                Some(f) => {
+                    *f = true;
+                    if self.is_allocated(o) {
+                        v.push(Violation::FreeAndAllocated { ordinal: o });
+                    }
+                }
             }
         }
-        if self.unallocated.len() + self.allocated_count() != n {
-            v.push(format!(
-                "{} free + {} allocated != {n}",
-                self.unallocated.len(),
-                self.allocated_count()
-            ));
+        let missing: Vec<u32> = (0..n)
+            .filter(|&o| !free[o] && self.allocations[o].is_none())
+            .map(|o| o as u32)
+            .collect();
+        if let Some(&first) = missing.first() {
+            v.push(Violation::NotFreeNorAllocated {
+                first,
+                count: missing.len(),
+            });
         }
         v
     }
@@ -371,9 +501,16 @@ impl Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const S: Nanos = 1_000_000_000;
 
     fn blk() -> Block {
-        Block::new("10.0.0.0/30".parse().unwrap(), Some(&Owner::host("a")), 100)
+        Block::new(
+            "10.0.0.0/30".parse().unwrap(),
+            Some(&Owner::host("a")),
+            100 * S,
+        )
     }
 
     #[test]
@@ -386,15 +523,21 @@ mod tests {
         )];
         assert_eq!(b.take(2, Some("h"), &none, &reserved), vec![0, 2]);
         assert_eq!(b.unallocated, vec![1, 3]);
-        assert!(b.violations(100).is_empty());
+        assert_eq!(
+            b.stamp(0),
+            100 * S,
+            "stamped with the pre-write sequence number"
+        );
+        assert!(b.violations(100 * S).is_empty());
         assert!(!b.is_empty());
-        b.release(&[0], 200);
+        b.release(&[0], 200 * S + 7);
+        assert_eq!(b.attribute(0).and_then(|a| a.released_at), Some(200));
         assert!(b.in_cooldown(0));
-        assert!(!b.gc(250, 100));
-        assert!(b.gc(300, 100));
+        assert!(!b.gc(250 * S, 100 * S));
+        assert!(b.gc(300 * S, 100 * S));
         assert_eq!(b.unallocated, vec![1, 3, 0]);
         assert_eq!(b.attributes.len(), 1);
-        assert!(b.violations(300).is_empty());
+        assert!(b.violations(300 * S).is_empty());
     }
 
     #[test]
@@ -411,9 +554,149 @@ mod tests {
         let mut b = blk();
         b.take(1, None, &BTreeMap::new(), &[]);
         b.unallocated = vec![0, 2, 2, 9];
-        assert!(!b.violations(0).is_empty());
+        assert_eq!(
+            b.violations(0),
+            vec![
+                Violation::FreeAndAllocated { ordinal: 0 },
+                Violation::FreeTwice { ordinal: 2 },
+                Violation::FreeOutside { ordinal: 9 },
+                Violation::NotFreeNorAllocated { first: 1, count: 2 },
+            ]
+        );
         b.rebuild();
         assert_eq!(b.unallocated, vec![2, 1, 3]);
         assert!(b.violations(0).is_empty());
+    }
+
+    #[test]
+    fn windows_reservation_is_calicos() {
+        let mut b = Block::new("10.0.0.0/28".parse().unwrap(), None, 5);
+        b.reserve_windows();
+        assert_eq!(b.unallocated, (3..15).collect::<Vec<u32>>());
+        assert_eq!(b.attributes.len(), 1);
+        assert!(b.sequence_number_for_allocation.is_empty());
+        assert!(b.is_empty() && b.broken_invariant().is_none());
+    }
+
+    /// A block built by allocator operations (always valid), from a script of steps.
+    fn built(steps: &[(u8, u8)]) -> Block {
+        let mut b = Block::new(
+            "10.0.0.0/28".parse().unwrap(),
+            Some(&Owner::host("h")),
+            10 * S,
+        );
+        for &(op, arg) in steps {
+            match op % 4 {
+                0 => {
+                    let mut owner = BTreeMap::new();
+                    owner.insert("pod".to_owned(), format!("p{}", arg % 3));
+                    b.take(
+                        usize::from(arg % 4),
+                        Some(&format!("h{}", arg % 5)),
+                        &owner,
+                        &[],
+                    );
+                }
+                1 => {
+                    let ords: Vec<u32> = b
+                        .live()
+                        .map(|(o, _)| o)
+                        .filter(|o| o % 3 == u32::from(arg % 3))
+                        .collect();
+                    b.release(&ords, 20 * S);
+                }
+                2 => {
+                    b.gc(u64::from(arg) * S, 5 * S);
+                }
+                _ => {
+                    b.allocate(u32::from(arg % 16), None, &BTreeMap::new());
+                }
+            }
+            // What every commit does before writing.
+            b.compact();
+            b.sequence_number += 1;
+        }
+        b
+    }
+
+    /// One random corruption of a valid block, and whether it must break an invariant.
+    fn corrupt(b: &mut Block, kind: u8, x: u32) -> bool {
+        let n = b.allocations.len() as u32;
+        match kind % 6 {
+            0 => {
+                b.allocations.pop();
+                true
+            }
+            1 => {
+                let o = x % n;
+                b.allocations[o as usize] = Some(b.attributes.len() as u32 + x % 3);
+                b.unallocated.retain(|&f| f != o);
+                true
+            }
+            2 => {
+                b.attributes.push(Attribute {
+                    handle: Some("stray".into()),
+                    ..Attribute::default()
+                });
+                true
+            }
+            3 => match b.unallocated.first().copied() {
+                Some(f) => {
+                    b.unallocated.push(f);
+                    true
+                }
+                None => false,
+            },
+            4 => match (0..n).find(|&o| b.is_allocated(o)) {
+                Some(o) => {
+                    b.unallocated.push(o);
+                    true
+                }
+                None => false,
+            },
+            _ => {
+                if b.unallocated.is_empty() {
+                    false
+                } else {
+                    let i = x as usize % b.unallocated.len();
+                    b.unallocated.remove(i);
+                    true
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn allocator_operations_keep_every_invariant_and_round_trip(
+            steps in proptest::collection::vec((0u8..4, 0u8..40), 0..40),
+        ) {
+            let b = built(&steps);
+            prop_assert_eq!(b.violations(40 * S), Vec::<Violation>::new());
+            prop_assert!(b.broken_invariant().is_none());
+            let text = crate::work::encode(&b);
+            let back: Block = serde_json::from_slice(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&back, &b);
+            prop_assert_eq!(crate::work::encode(&back), text);
+        }
+
+        #[test]
+        fn the_checker_finds_every_corruption(
+            steps in proptest::collection::vec((0u8..4, 0u8..40), 0..30),
+            kind in 0u8..6,
+            x in 0u32..64,
+        ) {
+            let mut b = built(&steps);
+            let broken = corrupt(&mut b, kind, x);
+            prop_assert_eq!(b.broken_invariant().is_some(), broken, "{:?}", b);
+            prop_assert_eq!(!b.violations(40 * S).is_empty(), broken);
+            // Whatever it holds, a block round-trips and its methods do not panic.
+            let back: Block = serde_json::from_slice(&crate::work::encode(&b)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&back, &b);
+            let mut t = b.clone();
+            t.gc(100 * S, 0);
+            t.take(20, Some("z"), &BTreeMap::new(), &[]);
+            let _ = (t.is_empty(), t.handle_counts(), t.allocated_count());
+        }
     }
 }

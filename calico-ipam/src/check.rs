@@ -1,6 +1,6 @@
-//! The online consistency check and repair of ipam.md §7.
+//! The online consistency check and repair.
 //!
-//! [`check`] reads every block, affinity, handle, marker and pool (and WorkloadEndpoints,
+//! [`check`] reads every block, affinity, handle and pool (and WorkloadEndpoints,
 //! Pods and Nodes when the store holds any) in one read batch, at one store revision, and reports [`Finding`]s.
 //! [`repair`] applies each finding's fix as one transaction comparing the revisions of every
 //! key the finding was derived from; on conflict the check is recomputed and the finding
@@ -13,17 +13,17 @@ use std::net::IpAddr;
 use calico_datastore::{Compare, KeyValue, ReadOp, ReadResult, Revision, TxnOp};
 use ipnet::IpNet;
 
-use crate::block::{Block, WINDOWS_RESERVED_HANDLE};
+use crate::block::{Block, Violation, WINDOWS_RESERVED_HANDLE};
 use crate::error::IpamError;
 use crate::ipam::Ipam;
 use crate::keys;
 use crate::pools::parse_pools;
-use crate::records::{AffinityRecord, AffinityState, EmptyMarker, Handle, Owner};
+use crate::records::{AffinityRecord, AffinityState, Handle, Owner};
 use crate::release::ReleaseItem;
 use crate::resources::kind_prefix;
-use crate::work::{decode, encode};
+use crate::work::{block_problem, decode, decode_affinity, decode_handle, encode};
 
-/// The kinds of finding (§7).
+/// The kinds of finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FindingKind {
@@ -40,10 +40,12 @@ pub enum FindingKind {
     DanglingAffinity,
     /// A block contained in no IPPool.
     BlockOutsidePool,
-    /// A block failing a §1.2 invariant.
+    /// A block breaking an invariant (see [`Violation`]): no allocator
+    /// may write it until it is repaired.
     InvalidBlock,
-    /// An empty marker missing or superfluous.
-    BadMarker,
+    /// A value that does not decode (or an IPAM key that names nothing): skipped by every
+    /// reader, as Calico skips it.
+    UndecodableValue,
 }
 
 impl fmt::Display for FindingKind {
@@ -56,7 +58,7 @@ impl fmt::Display for FindingKind {
             FindingKind::DanglingAffinity => "dangling-affinity",
             FindingKind::BlockOutsidePool => "block-outside-pool",
             FindingKind::InvalidBlock => "invalid-block",
-            FindingKind::BadMarker => "bad-marker",
+            FindingKind::UndecodableValue => "undecodable-value",
         };
         f.write_str(s)
     }
@@ -90,6 +92,9 @@ pub struct Finding {
     pub subject: String,
     /// Details.
     pub detail: String,
+    /// For `invalid-block`: every invariant the block breaks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
     /// The fix.
     #[serde(skip)]
     pub fix: Fix,
@@ -148,15 +153,26 @@ fn workloads_of_endpoints(kvs: &[KeyValue]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+fn undecodable(kv: &KeyValue, detail: String) -> Finding {
+    Finding {
+        kind: FindingKind::UndecodableValue,
+        subject: key_str(kv),
+        detail,
+        violations: Vec::new(),
+        fix: Fix::None("not decodable; fix or delete the value by hand".to_owned()),
+    }
+}
+
 /// Runs the check (one read batch, at one revision).
 pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
+    ipam.ensure_layout()?;
     let store = ipam.store();
     let now = ipam.now();
     let resp = store.read(&[
         range(keys::BLOCK_PREFIX),
-        range(keys::AFFINITY_PREFIX),
+        range(keys::HOST_AFFINITY_PREFIX),
+        range(keys::VIRTUAL_AFFINITY_PREFIX),
         range(keys::HANDLE_PREFIX),
-        range(keys::EMPTY_PREFIX),
         range(&kind_prefix("IPPool", None)),
         range(&kind_prefix("Pod", None)),
         range(&kind_prefix("Node", None)),
@@ -164,7 +180,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
     ])?;
     let mut it = resp.results.into_iter();
     let mut next = || it.next().map(kvs).unwrap_or_default();
-    let (block_kvs, aff_kvs, handle_kvs, marker_kvs, pool_kvs, pod_kvs, node_kvs, wep_kvs) = (
+    let (block_kvs, mut aff_kvs, virt_kvs, handle_kvs, pool_kvs, pod_kvs, node_kvs, wep_kvs) = (
         next(),
         next(),
         next(),
@@ -174,6 +190,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
         next(),
         next(),
     );
+    aff_kvs.extend(virt_kvs);
     let pools = parse_pools(
         &pool_kvs
             .iter()
@@ -184,8 +201,16 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
 
     let mut blocks: BTreeMap<IpNet, (Revision, Block, String)> = BTreeMap::new();
     for kv in &block_kvs {
-        let b: Block = decode(&kv.key, &kv.value)?;
-        blocks.insert(b.cidr, (kv.mod_revision, b, key_str(kv)));
+        if keys::parse_block(&kv.key).is_none() {
+            findings.push(undecodable(kv, "the key names no block".to_owned()));
+            continue;
+        }
+        match decode::<Block>(&kv.key, &kv.value) {
+            Ok(b) => {
+                blocks.insert(b.cidr, (kv.mod_revision, b, key_str(kv)));
+            }
+            Err(e) => findings.push(undecodable(kv, e.to_string())),
+        }
     }
     let block_compare = |net: &IpNet| -> Compare {
         Compare::unchanged(
@@ -195,9 +220,16 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
     };
     let mut handles: BTreeMap<String, (Revision, Handle, String)> = BTreeMap::new();
     for kv in &handle_kvs {
-        let h: Handle = decode(&kv.key, &kv.value)?;
-        let id = keys::parse_handle(&kv.key).unwrap_or_else(|| h.id.clone());
-        handles.insert(id, (kv.mod_revision, h, key_str(kv)));
+        let Some(id) = keys::parse_handle(&kv.key) else {
+            findings.push(undecodable(kv, "the key names no handle".to_owned()));
+            continue;
+        };
+        match decode_handle(&id, &kv.key, &kv.value) {
+            Ok(h) => {
+                handles.insert(id, (kv.mod_revision, h, key_str(kv)));
+            }
+            Err(e) => findings.push(undecodable(kv, e.to_string())),
+        }
     }
     let pods: BTreeSet<(String, String)> = pod_kvs
         .iter()
@@ -219,15 +251,21 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
     let mut actual: BTreeMap<String, BTreeMap<IpNet, u64>> = BTreeMap::new();
     let mut fixed_handles = BTreeSet::new();
     for (net, (rev, b, key)) in &blocks {
-        let v = b.violations(now);
+        let mut v = b.violations(now);
+        if let Some(p @ Violation::CidrNotKey { .. }) = block_problem(key, b) {
+            v.insert(0, p);
+        }
         if !v.is_empty() {
-            let dangling_index = b
-                .allocations
-                .iter()
-                .flatten()
-                .any(|&i| i as usize >= b.attributes.len());
-            let fix = if dangling_index {
-                Fix::None("an allocation points past the attributes".to_owned())
+            let unfixable = v.iter().find(|v| {
+                matches!(
+                    v,
+                    Violation::DanglingIndex { .. }
+                        | Violation::WrongLength { .. }
+                        | Violation::CidrNotKey { .. }
+                )
+            });
+            let fix = if let Some(u) = unfixable {
+                Fix::None(format!("not repaired automatically: {u}"))
             } else {
                 let mut nb = b.clone();
                 nb.rebuild();
@@ -240,16 +278,18 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
             findings.push(Finding {
                 kind: FindingKind::InvalidBlock,
                 subject: net.to_string(),
-                detail: v.join("; "),
+                detail: v
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                violations: v.clone(),
                 fix,
             });
         }
         if !pools.iter().any(|p| p.contains_net(net)) {
             let fix = if b.is_empty() {
-                let mut ops = vec![
-                    TxnOp::delete(key.clone().into_bytes()),
-                    TxnOp::delete(keys::empty(net).into_bytes()),
-                ];
+                let mut ops = vec![TxnOp::delete(key.clone().into_bytes())];
                 if let Some(o) = b.owner() {
                     ops.push(TxnOp::delete(keys::affinity(&o, net).into_bytes()));
                 }
@@ -267,6 +307,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 kind: FindingKind::BlockOutsidePool,
                 subject: net.to_string(),
                 detail: format!("in no IPPool ({} addresses allocated)", b.allocated_count()),
+                violations: Vec::new(),
                 fix,
             });
         }
@@ -351,6 +392,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                     "none of its {} block(s) holds an address with it",
                     listed.len()
                 ),
+                violations: Vec::new(),
                 fix: Fix::Txn {
                     compares,
                     ops: vec![TxnOp::delete(key.clone().into_bytes())],
@@ -376,6 +418,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 kind: FindingKind::HandleCountMismatch,
                 subject: id.clone(),
                 detail,
+                violations: Vec::new(),
                 fix: handle_rebuild_fix(
                     id,
                     &blocks,
@@ -389,11 +432,19 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
     let mut by_block: BTreeMap<IpNet, Vec<(Owner, Revision, AffinityRecord, String)>> =
         BTreeMap::new();
     for kv in &aff_kvs {
+        let legacy_host = key_str(kv)
+            .strip_prefix(keys::HOST_AFFINITY_PREFIX)
+            .is_some_and(keys::valid_name);
+        if legacy_host {
+            // The per-host key of old Calico releases: not an affinity.
+            continue;
+        }
         let Some((owner, net)) = keys::parse_affinity(&kv.key) else {
             findings.push(Finding {
                 kind: FindingKind::DanglingAffinity,
                 subject: key_str(kv),
                 detail: "malformed affinity key".to_owned(),
+                violations: Vec::new(),
                 fix: Fix::Txn {
                     compares: vec![Compare::mod_revision(kv.key.clone(), kv.mod_revision)],
                     ops: vec![TxnOp::delete(kv.key.clone())],
@@ -401,7 +452,13 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
             });
             continue;
         };
-        let rec: AffinityRecord = decode(&kv.key, &kv.value)?;
+        let rec: AffinityRecord = match decode_affinity(&kv.key, &kv.value) {
+            Ok(r) => r,
+            Err(e) => {
+                findings.push(undecodable(kv, e.to_string()));
+                continue;
+            }
+        };
         by_block
             .entry(net)
             .or_default()
@@ -430,6 +487,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                violations: Vec::new(),
                 fix: Fix::Txn { compares, ops },
             });
             continue;
@@ -453,22 +511,37 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 Compare::mod_revision(k.clone().into_bytes(), *r),
                 block_compare(net),
             ];
-            let ops = if block.is_some() && named.as_ref() == Some(o) {
-                vec![TxnOp::put(
-                    k.clone().into_bytes(),
-                    encode(&AffinityRecord {
-                        state: AffinityState::Confirmed,
-                        claim_time: rec.claim_time,
-                    }),
-                )]
-            } else {
-                vec![TxnOp::delete(k.clone().into_bytes())]
+            let fix = match block {
+                // Confirm it, rewriting the block (sequence number + 1) so that a release
+                // in progress holding the old block revision fails, as Calico does.
+                Some((_, b, bkey)) if named.as_ref() == Some(o) => match block_problem(bkey, b) {
+                    Some(v) => Fix::None(format!("its block is broken: {v}")),
+                    None => {
+                        let mut nb = b.clone();
+                        nb.sequence_number = nb.sequence_number.wrapping_add(1);
+                        Fix::Txn {
+                            compares,
+                            ops: vec![
+                                TxnOp::put(
+                                    k.clone().into_bytes(),
+                                    encode(&AffinityRecord::confirmed()),
+                                ),
+                                TxnOp::put(bkey.clone().into_bytes(), encode(&nb)),
+                            ],
+                        }
+                    }
+                },
+                _ => Fix::Txn {
+                    compares,
+                    ops: vec![TxnOp::delete(k.clone().into_bytes())],
+                },
             };
             findings.push(Finding {
                 kind: FindingKind::DanglingAffinity,
                 subject: format!("{o} {net}"),
                 detail: problem,
-                fix: Fix::Txn { compares, ops },
+                violations: Vec::new(),
+                fix,
             });
         }
     }
@@ -481,6 +554,7 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 kind: FindingKind::DanglingAffinity,
                 subject: format!("{o} {net}"),
                 detail: "the block names an owner that has no affinity".to_owned(),
+                violations: Vec::new(),
                 fix: Fix::Txn {
                     compares: vec![
                         Compare::mod_revision(key.clone().into_bytes(), *rev),
@@ -488,66 +562,13 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                     ],
                     ops: vec![TxnOp::put(
                         akey.into_bytes(),
-                        encode(&AffinityRecord {
-                            state: AffinityState::Confirmed,
-                            claim_time: b.affinity_claim_time,
-                        }),
+                        encode(&AffinityRecord::confirmed()),
                     )],
                 },
             });
         }
     }
 
-    // Markers.
-    let markers: BTreeMap<IpNet, (Revision, String)> = marker_kvs
-        .iter()
-        .filter_map(|kv| Some((keys::parse_empty(&kv.key)?, (kv.mod_revision, key_str(kv)))))
-        .collect();
-    for (net, (rev, b, key)) in &blocks {
-        let want = b.owner().is_some() && b.is_empty();
-        let has = markers.get(net);
-        if want && has.is_none() {
-            let mk = keys::empty(net);
-            findings.push(Finding {
-                kind: FindingKind::BadMarker,
-                subject: net.to_string(),
-                detail: "empty affine block without its empty marker".to_owned(),
-                fix: Fix::Txn {
-                    compares: vec![
-                        Compare::mod_revision(key.clone().into_bytes(), *rev),
-                        Compare::absent(mk.clone().into_bytes()),
-                    ],
-                    ops: vec![TxnOp::put(
-                        mk.into_bytes(),
-                        encode(&EmptyMarker {
-                            owner: b.affinity.clone().unwrap_or_default(),
-                            claim_time: b.affinity_claim_time,
-                        }),
-                    )],
-                },
-            });
-        }
-    }
-    for (net, (mrev, mkey)) in &markers {
-        let stale = blocks
-            .get(net)
-            .is_none_or(|(_, b, _)| b.owner().is_none() || !b.is_empty());
-        if stale {
-            findings.push(Finding {
-                kind: FindingKind::BadMarker,
-                subject: net.to_string(),
-                detail: "empty marker for a block that is missing, unaffine or not empty"
-                    .to_owned(),
-                fix: Fix::Txn {
-                    compares: vec![
-                        Compare::mod_revision(mkey.clone().into_bytes(), *mrev),
-                        block_compare(net),
-                    ],
-                    ops: vec![TxnOp::delete(mkey.clone().into_bytes())],
-                },
-            });
-        }
-    }
     findings.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
     Ok(Report {
         revision: resp.revision,
@@ -561,6 +582,7 @@ fn leak(addr: IpAddr, detail: String, fix: Fix) -> Finding {
         kind: FindingKind::LeakedAddress,
         subject: addr.to_string(),
         detail,
+        violations: Vec::new(),
         fix,
     }
 }
@@ -687,9 +709,9 @@ fn describe(kind: FindingKind) -> String {
         FindingKind::HandleCountMismatch => "rewrote the handle from the blocks",
         FindingKind::DuplicateAffinity => "kept the affinity the block names, deleted the others",
         FindingKind::DanglingAffinity => "fixed the affinity",
-        FindingKind::BlockOutsidePool => "deleted the empty block, its affinity and marker",
+        FindingKind::BlockOutsidePool => "deleted the empty block and its affinity",
         FindingKind::InvalidBlock => "rebuilt the free list and compacted attributes",
-        FindingKind::BadMarker => "fixed the empty marker",
+        FindingKind::UndecodableValue => "nothing",
     }
     .to_owned()
 }

@@ -5,6 +5,9 @@ use std::net::IpAddr;
 use calico_datastore::StoreError;
 use ipnet::IpNet;
 
+use crate::block::Violation;
+use crate::layout::LayoutError;
+
 /// Why an IPAM operation failed. The operations' docs list which variants each returns.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -12,7 +15,7 @@ pub enum IpamError {
     /// The store failed (or a conflict outlived the retries' budget only via `Contention`).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Conflicts kept recurring: the retries (§4.4) were used up.
+    /// Conflicts kept recurring: the retries were used up.
     #[error("too much contention: gave up after {attempts} attempt(s)")]
     Contention {
         /// Attempts made.
@@ -25,6 +28,33 @@ pub enum IpamError {
         key: String,
         /// The decoder's message.
         reason: String,
+    },
+    /// A block breaks an invariant every writer relies on (written by someone else): it is
+    /// not written, and the operation that needed to change it fails.
+    #[error("{key}: refusing to write a block that breaks an invariant: {violation}")]
+    BrokenBlock {
+        /// The block's key.
+        key: String,
+        /// The broken invariant.
+        violation: Violation,
+    },
+    /// The store holds keys of an old layout of this project, which are no longer read.
+    #[error(
+        "the store holds keys of an old layout that this version no longer reads: found {key:?} under {prefix:?}; remove them (or migrate) before using this store"
+    )]
+    OldLayout {
+        /// The old prefix.
+        prefix: String,
+        /// A key found under it.
+        key: String,
+    },
+    /// A host name or handle ID that cannot be part of a key (empty, or with a `/`).
+    #[error("{what} {name:?} cannot be stored: it must be non-empty and contain no '/'")]
+    BadName {
+        /// `host` or `handle`.
+        what: &'static str,
+        /// The name.
+        name: String,
     },
     /// An IPPool is malformed.
     #[error("IPPool {name}: {reason}")]
@@ -179,6 +209,15 @@ pub enum IpamError {
         /// The store's limit.
         max: usize,
     },
+}
+
+impl From<LayoutError> for IpamError {
+    fn from(e: LayoutError) -> IpamError {
+        match e {
+            LayoutError::Old { prefix, key } => IpamError::OldLayout { prefix, key },
+            LayoutError::Store(s) => IpamError::Store(s),
+        }
+    }
 }
 
 impl IpamError {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +18,7 @@ use crate::keys;
 use crate::mirror::Mirror;
 use crate::net::splitmix64;
 use crate::pools::{Pool, Reservations, parse_pools};
-use crate::records::Nanos;
+use crate::records::{IpamConfigWire, Nanos};
 use crate::resources::kind_prefix;
 use crate::work::{Work, decode};
 
@@ -71,6 +71,17 @@ pub struct Ipam {
     pub(crate) decoded: Mutex<HashMap<String, (Revision, Block)>>,
     /// Whether assignments may first try the one-round-trip path on the mirror.
     pub(crate) optimistic: bool,
+    /// Set once a read found no key of the old private layout.
+    pub(crate) layout_checked: AtomicBool,
+}
+
+/// Where [`Ipam::env_reads`] put its reads in a batch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EnvIdx {
+    pub(crate) config: usize,
+    pub(crate) pools: usize,
+    pub(crate) reservations: usize,
+    pub(crate) probe: Option<usize>,
 }
 
 /// Decoded blocks kept past this many are dropped (and the cache refilled).
@@ -85,6 +96,18 @@ pub(crate) fn system_now() -> Nanos {
 
 pub(crate) fn normalize_handle(h: &str) -> String {
     h.split('\r').next().unwrap_or_default().to_owned()
+}
+
+/// Checks that a host name or handle ID can be written into a key.
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), IpamError> {
+    if keys::valid_name(name) {
+        Ok(())
+    } else {
+        Err(IpamError::BadName {
+            what,
+            name: name.to_owned(),
+        })
+    }
 }
 
 pub(crate) fn family(v4: bool) -> u8 {
@@ -152,6 +175,7 @@ impl Ipam {
             mirror: Mutex::new(Mirror::default()),
             decoded: Mutex::new(HashMap::new()),
             optimistic: true,
+            layout_checked: AtomicBool::new(false),
         }
     }
 
@@ -195,7 +219,7 @@ impl Ipam {
         splitmix64(self.seed.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Runs `f` until it does not fail with a retriable error, backing off (§4.4).
+    /// Runs `f` until it does not fail with a retriable error, backing off.
     pub(crate) fn retrying<T>(
         &self,
         mut f: impl FnMut() -> Result<T, IpamError>,
@@ -225,17 +249,41 @@ impl Ipam {
         }
     }
 
-    pub(crate) fn env_reads(b: &mut Batch) -> [usize; 3] {
-        [
-            b.push(ReadOp::get(keys::CONFIG)),
-            b.push(ReadOp::prefix(kind_prefix("IPPool", None), 0)),
-            b.push(ReadOp::prefix(kind_prefix("IPReservation", None), 0)),
-        ]
+    /// The configuration, pool and reservation reads, and (until it has passed once) the
+    /// old-layout probe, added to a batch.
+    pub(crate) fn env_reads(&self, b: &mut Batch) -> EnvIdx {
+        EnvIdx {
+            config: b.push(ReadOp::get(keys::CONFIG)),
+            pools: b.push(ReadOp::prefix(kind_prefix("IPPool", None), 0)),
+            reservations: b.push(ReadOp::prefix(kind_prefix("IPReservation", None), 0)),
+            probe: (!self.layout_checked.load(Ordering::Relaxed))
+                .then(|| b.push(crate::layout::old_layout_probe(keys::OLD_IPAM_PREFIX))),
+        }
     }
 
-    pub(crate) fn env_parse(results: &mut [ReadResult], idx: [usize; 3]) -> Result<Env, IpamError> {
-        let config = match take_get(results, idx[0]) {
-            Some(kv) => decode(&kv.key, &kv.value)?,
+    /// Fails with `OldLayout` when the store holds keys of the old private layout (checked
+    /// once per allocator; one keys-only read).
+    pub fn ensure_layout(&self) -> Result<(), IpamError> {
+        if !self.layout_checked.load(Ordering::Relaxed) {
+            crate::layout::refuse_old_layout(&*self.store, keys::OLD_IPAM_PREFIX)?;
+            self.layout_checked.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn env_parse(
+        &self,
+        results: &mut [ReadResult],
+        idx: EnvIdx,
+    ) -> Result<Env, IpamError> {
+        if let Some(i) = idx.probe {
+            if let Some(r) = results.get(i) {
+                crate::layout::old_layout_answer(keys::OLD_IPAM_PREFIX, r)?;
+            }
+            self.layout_checked.store(true, Ordering::Relaxed);
+        }
+        let config = match take_get(results, idx.config) {
+            Some(kv) => decode::<IpamConfigWire>(&kv.key, &kv.value)?.spec(),
             None => IpamConfigurationSpec::default(),
         };
         let kvs = |v: Vec<KeyValue>| -> Vec<(String, Vec<u8>)> {
@@ -243,8 +291,8 @@ impl Ipam {
                 .map(|kv| (String::from_utf8_lossy(&kv.key).into_owned(), kv.value))
                 .collect()
         };
-        let pools = parse_pools(&kvs(take_range(results, idx[1])))?;
-        let reservations = Reservations::parse(&kvs(take_range(results, idx[2])))?;
+        let pools = parse_pools(&kvs(take_range(results, idx.pools)))?;
+        let reservations = Reservations::parse(&kvs(take_range(results, idx.reservations)))?;
         Ok(Env {
             config,
             pools,
@@ -255,12 +303,12 @@ impl Ipam {
     /// Reads the configuration, pools and reservations (one round trip).
     pub fn env(&self) -> Result<Env, IpamError> {
         let mut b = Batch::default();
-        let idx = Self::env_reads(&mut b);
+        let idx = self.env_reads(&mut b);
         let mut resp = self.store.read(&b.ops)?;
-        Self::env_parse(&mut resp.results, idx)
+        self.env_parse(&mut resp.results, idx)
     }
 
-    /// Candidate pools of a family (§3.2).
+    /// Candidate pools of a family.
     pub(crate) fn candidates<'e>(
         env: &'e Env,
         v4: bool,

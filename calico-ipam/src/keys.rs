@@ -1,162 +1,170 @@
-//! The store layout of ipam.md §1.7.
+//! The IPAM keys: exactly the ones Calico's own components use in an etcd v3 datastore, so
+//! both allocators share one store.
 //!
 //! | Key | Value |
 //! |---|---|
-//! | `ipam/v1/config` | IPAM config (IPAMConfiguration spec, JSON) |
-//! | `ipam/v1/block/<4\|6>/<addr-hex>-<len>` | [`Block`](crate::Block) |
-//! | `ipam/v1/affinity/<host\|virtual>/<owner>/<4\|6>/<addr-hex>-<len>` | [`AffinityRecord`](crate::AffinityRecord) |
-//! | `ipam/v1/handle/<escaped id>` | [`Handle`](crate::Handle) |
-//! | `ipam/v1/empty/<4\|6>/<addr-hex>-<len>` | [`EmptyMarker`](crate::EmptyMarker) |
+//! | `/calico/ipam/v2/config` | IPAM config ([`IpamConfigWire`](crate::IpamConfigWire)) |
+//! | `/calico/ipam/v2/assignment/ipv<4\|6>/block/<cidr>` | [`Block`](crate::Block) |
+//! | `/calico/ipam/v2/<host\|virtual>/<owner>/ipv<4\|6>/block/<cidr>` | [`AffinityRecord`](crate::AffinityRecord) |
+//! | `/calico/ipam/v2/handle/<id>` | [`Handle`](crate::Handle) |
 //!
-//! `addr-hex` is fixed width (8 or 32 lowercase digits) and `len` 2 or 3 digits, so key order
-//! is address order. Owners and handle IDs have `%` and `/` percent-encoded.
+//! `<cidr>` is the block's canonical CIDR text with its one `/` written as `-`
+//! (`10.65.226.64-26`, `fd00:65::40-122`). Owner names and handle IDs are written verbatim;
+//! they may not be empty or contain `/` ([`valid_name`]). Key order is therefore *not*
+//! address order: range reads over a pool are filtered and sorted by address after reading.
+
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::net::{addr_to_u128, base, is_v4, net_of};
+use crate::net::{is_v4, width};
 use crate::records::Owner;
 
 /// The config key.
-pub const CONFIG: &str = "ipam/v1/config";
-/// Prefix of every block key.
-pub const BLOCK_PREFIX: &str = "ipam/v1/block/";
-/// Prefix of every affinity key.
-pub const AFFINITY_PREFIX: &str = "ipam/v1/affinity/";
+pub const CONFIG: &str = "/calico/ipam/v2/config";
+/// Prefix of every block key (both families).
+pub const BLOCK_PREFIX: &str = "/calico/ipam/v2/assignment/";
+/// Prefix of every host affinity key (and of the legacy per-host key, which is not one).
+pub const HOST_AFFINITY_PREFIX: &str = "/calico/ipam/v2/host/";
+/// Prefix of every virtual-owner affinity key.
+pub const VIRTUAL_AFFINITY_PREFIX: &str = "/calico/ipam/v2/virtual/";
+/// Both affinity prefixes.
+pub const AFFINITY_PREFIXES: [&str; 2] = [HOST_AFFINITY_PREFIX, VIRTUAL_AFFINITY_PREFIX];
 /// Prefix of every handle key.
-pub const HANDLE_PREFIX: &str = "ipam/v1/handle/";
-/// Prefix of every empty-marker key.
-pub const EMPTY_PREFIX: &str = "ipam/v1/empty/";
+pub const HANDLE_PREFIX: &str = "/calico/ipam/v2/handle/";
+/// Prefix of the layout earlier versions of this crate wrote (no longer read).
+pub const OLD_IPAM_PREFIX: &str = "ipam/v1/";
 
 fn fam(v4: bool) -> &'static str {
-    if v4 { "4" } else { "6" }
+    if v4 { "ipv4" } else { "ipv6" }
 }
 
-/// `<4|6>/<addr-hex>-<len>` of a network.
+/// Whether `s` can be an owner name or handle ID inside a key: non-empty, without `/`.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty() && !s.contains('/')
+}
+
+/// `<addr>-<len>`: the key form of a network (its canonical text, `/` as `-`).
 pub fn cidr_part(net: &IpNet) -> String {
-    if is_v4(net) {
-        format!("4/{:08x}-{:02}", base(net) as u32, net.prefix_len())
-    } else {
-        format!("6/{:032x}-{:03}", base(net), net.prefix_len())
-    }
+    format!("{}-{}", net.addr(), net.prefix_len())
 }
 
-/// The network of a `<4|6>/<addr-hex>-<len>` suffix.
-pub fn parse_cidr_part(s: &str) -> Option<IpNet> {
-    let (f, rest) = s.split_once('/')?;
-    let (hex, len) = rest.split_once('-')?;
-    let v4 = match f {
-        "4" if hex.len() == 8 && len.len() == 2 => true,
-        "6" if hex.len() == 32 && len.len() == 3 => false,
-        _ => return None,
-    };
-    let b = u128::from_str_radix(hex, 16).ok()?;
-    let l: u8 = len.parse().ok()?;
-    if l > crate::net::width(v4) {
+/// The network of a `<addr>-<len>` key segment, of the given family. Only the canonical form
+/// is accepted (what [`cidr_part`] writes for a network without host bits).
+pub fn parse_cidr_part(s: &str, v4: bool) -> Option<IpNet> {
+    let (addr, len) = s.rsplit_once('-')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    if addr.is_ipv4() != v4 || len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let net = net_of(b, l, v4);
-    (base(&net) == b).then_some(net)
-}
-
-/// Key of a block.
-pub fn block(net: &IpNet) -> String {
-    format!("{BLOCK_PREFIX}{}", cidr_part(net))
-}
-
-/// Key of a block key for an address position (used as a range start).
-pub fn block_at(addr: u128, len: u8, v4: bool) -> String {
-    block(&net_of(addr, len, v4))
+    let len: u8 = len.parse().ok()?;
+    if len > width(v4) {
+        return None;
+    }
+    let net = IpNet::new(addr, len).ok()?;
+    (net.trunc() == net && cidr_part(&net) == s).then_some(net)
 }
 
 /// Prefix of the block keys of one family.
 pub fn block_family_prefix(v4: bool) -> String {
-    format!("{BLOCK_PREFIX}{}/", fam(v4))
+    format!("{BLOCK_PREFIX}{}/block/", fam(v4))
+}
+
+/// Key of a block.
+pub fn block(net: &IpNet) -> String {
+    format!("{}{}", block_family_prefix(is_v4(net)), cidr_part(net))
 }
 
 /// The block network of a block key.
 pub fn parse_block(key: &[u8]) -> Option<IpNet> {
     let s = std::str::from_utf8(key).ok()?;
-    parse_cidr_part(s.strip_prefix(BLOCK_PREFIX)?)
+    let rest = s.strip_prefix(BLOCK_PREFIX)?;
+    let (f, rest) = rest.split_once('/')?;
+    let v4 = match f {
+        "ipv4" => true,
+        "ipv6" => false,
+        _ => return None,
+    };
+    parse_cidr_part(rest.strip_prefix("block/")?, v4)
+}
+
+/// The longest key prefix shared by the keys of every block inside `pool` (the family
+/// prefix, plus the pool's fixed leading octets for IPv4, or its first hextet for IPv6 when
+/// it is fixed and not zero). Blocks outside the pool may share it too: filter after reading.
+pub fn pool_block_prefix(pool: &IpNet) -> String {
+    let mut p = block_family_prefix(is_v4(pool));
+    match pool.addr() {
+        IpAddr::V4(a) => {
+            let fixed = usize::from(pool.prefix_len() / 8).min(3);
+            for o in &a.octets()[..fixed] {
+                p.push_str(&format!("{o}."));
+            }
+        }
+        IpAddr::V6(a) => {
+            let h0 = a.segments()[0];
+            if pool.prefix_len() >= 16 && h0 != 0 {
+                p.push_str(&format!("{h0:x}:"));
+            }
+        }
+    }
+    p
 }
 
 /// Key of an affinity.
 pub fn affinity(owner: &Owner, net: &IpNet) -> String {
-    format!("{}{}", affinity_owner_prefix(owner), cidr_part(net))
+    format!(
+        "{}{}",
+        affinity_family_prefix(owner, is_v4(net)),
+        cidr_part(net)
+    )
 }
 
 /// Prefix of every affinity of `owner`.
 pub fn affinity_owner_prefix(owner: &Owner) -> String {
-    format!(
-        "{AFFINITY_PREFIX}{}/{}/",
-        owner.kind_str(),
-        escape(owner.name())
-    )
+    format!("/calico/ipam/v2/{}/{}/", owner.kind_str(), owner.name())
 }
 
 /// Prefix of the affinities of `owner` in one family.
 pub fn affinity_family_prefix(owner: &Owner, v4: bool) -> String {
-    format!("{}{}/", affinity_owner_prefix(owner), fam(v4))
+    format!("{}{}/block/", affinity_owner_prefix(owner), fam(v4))
 }
 
-/// The owner and block of an affinity key.
+/// The owner and block of an affinity key (`None` for any other key, such as the legacy
+/// per-host key `/calico/ipam/v2/host/<host>`).
 pub fn parse_affinity(key: &[u8]) -> Option<(Owner, IpNet)> {
     let s = std::str::from_utf8(key).ok()?;
-    let rest = s.strip_prefix(AFFINITY_PREFIX)?;
+    let rest = s.strip_prefix("/calico/ipam/v2/")?;
     let (kind, rest) = rest.split_once('/')?;
     let (name, rest) = rest.split_once('/')?;
-    let name = unescape(name)?;
+    if name.is_empty() {
+        return None;
+    }
     let owner = match kind {
-        "host" => Owner::Host(name),
-        "virtual" => Owner::Virtual(name),
+        "host" => Owner::Host(name.to_owned()),
+        "virtual" => Owner::Virtual(name.to_owned()),
         _ => return None,
     };
-    Some((owner, parse_cidr_part(rest)?))
+    let (f, rest) = rest.split_once('/')?;
+    let v4 = match f {
+        "ipv4" => true,
+        "ipv6" => false,
+        _ => return None,
+    };
+    Some((owner, parse_cidr_part(rest.strip_prefix("block/")?, v4)?))
 }
 
-/// Key of a handle.
+/// Key of a handle (the ID verbatim; see [`valid_name`]).
 pub fn handle(id: &str) -> String {
-    format!("{HANDLE_PREFIX}{}", escape(id))
+    format!("{HANDLE_PREFIX}{id}")
 }
 
 /// The handle ID of a handle key.
 pub fn parse_handle(key: &[u8]) -> Option<String> {
-    unescape(std::str::from_utf8(key).ok()?.strip_prefix(HANDLE_PREFIX)?)
+    let id = std::str::from_utf8(key).ok()?.strip_prefix(HANDLE_PREFIX)?;
+    valid_name(id).then(|| id.to_owned())
 }
 
-/// Key of an empty marker.
-pub fn empty(net: &IpNet) -> String {
-    format!("{EMPTY_PREFIX}{}", cidr_part(net))
-}
-
-/// The block of an empty-marker key.
-pub fn parse_empty(key: &[u8]) -> Option<IpNet> {
-    let s = std::str::from_utf8(key).ok()?;
-    parse_cidr_part(s.strip_prefix(EMPTY_PREFIX)?)
-}
-
-/// `[start, end)` of the keys under `prefix_base` for blocks whose address lies in `pool`.
-pub fn pool_range(prefix_base: &str, pool: &IpNet) -> (String, String) {
-    let v4 = is_v4(pool);
-    // Keys of blocks at addresses below the pool base sort below `<base>-00`.
-    let start = key_at(prefix_base, base(pool), v4);
-    let end = match crate::net::last(pool).checked_add(1) {
-        Some(next) if !(v4 && next > u128::from(u32::MAX)) => key_at(prefix_base, next, v4),
-        // The pool reaches the end of the family: end after every key of the family.
-        _ => format!("{prefix_base}{}0", fam(v4)),
-    };
-    (start, end)
-}
-
-/// The lowest key under `prefix_base` of any network starting at address `addr`.
-pub fn key_at(prefix_base: &str, addr: u128, v4: bool) -> String {
-    if v4 {
-        format!("{prefix_base}4/{:08x}-00", addr as u32)
-    } else {
-        format!("{prefix_base}6/{:032x}-000", addr)
-    }
-}
-
-/// Percent-encodes `%` and `/`.
+/// Percent-encodes `%` and `/` (resource names in resource keys).
 pub fn escape(s: &str) -> String {
     s.replace('%', "%25").replace('/', "%2F")
 }
@@ -180,8 +188,8 @@ pub fn unescape(s: &str) -> Option<String> {
 }
 
 /// The integer address of an IP (re-exported helper for key arithmetic).
-pub fn addr_int(addr: std::net::IpAddr) -> u128 {
-    addr_to_u128(addr)
+pub fn addr_int(addr: IpAddr) -> u128 {
+    crate::net::addr_to_u128(addr)
 }
 
 #[cfg(test)]
@@ -189,47 +197,87 @@ mod tests {
     use super::*;
 
     #[test]
-    fn block_keys_are_fixed_width_and_round_trip() {
-        let n: IpNet = "10.244.0.0/26".parse().unwrap();
-        assert_eq!(block(&n), "ipam/v1/block/4/0af40000-26");
-        assert_eq!(parse_block(block(&n).as_bytes()), Some(n));
-        let n6: IpNet = "fd00::/122".parse().unwrap();
-        assert_eq!(
-            block(&n6),
-            "ipam/v1/block/6/fd000000000000000000000000000000-122"
-        );
-        assert_eq!(parse_block(block(&n6).as_bytes()), Some(n6));
+    fn block_keys_are_calicos_and_round_trip() {
+        for (net, key) in [
+            (
+                "10.65.226.64/26",
+                "/calico/ipam/v2/assignment/ipv4/block/10.65.226.64-26",
+            ),
+            (
+                "fd00:65::40/122",
+                "/calico/ipam/v2/assignment/ipv6/block/fd00:65::40-122",
+            ),
+            (
+                "0.0.0.0/0",
+                "/calico/ipam/v2/assignment/ipv4/block/0.0.0.0-0",
+            ),
+        ] {
+            let n: IpNet = net.parse().unwrap();
+            assert_eq!(block(&n), key);
+            assert_eq!(parse_block(key.as_bytes()), Some(n));
+        }
+        for bad in [
+            "/calico/ipam/v2/assignment/ipv4/block/10.65.226.65-26",
+            "/calico/ipam/v2/assignment/ipv6/block/10.65.226.64-26",
+            "/calico/ipam/v2/assignment/ipv4/block/10.65.226.64-33",
+            "/calico/ipam/v2/assignment/ipv4/block/10.65.226.64-+6",
+            "/calico/ipam/v2/assignment/ipv6/block/FD00:65::40-122",
+            "/calico/ipam/v2/assignment/ipv6/block/fd00:65:0:0::40-122",
+            "/calico/ipam/v2/assignment/ipv4/blocks/10.65.226.64-26",
+        ] {
+            assert_eq!(parse_block(bad.as_bytes()), None, "{bad}");
+        }
     }
 
     #[test]
-    fn key_order_is_address_order() {
-        let a: IpNet = "10.0.0.0/26".parse().unwrap();
-        let b: IpNet = "10.0.0.64/26".parse().unwrap();
-        let c: IpNet = "9.255.255.192/26".parse().unwrap();
-        assert!(block(&c) < block(&a) && block(&a) < block(&b));
-    }
-
-    #[test]
-    fn affinity_keys_round_trip_with_escapes() {
-        let o = Owner::Host("a/b%c".into());
-        let n: IpNet = "10.0.0.0/26".parse().unwrap();
+    fn affinity_and_handle_keys_are_verbatim() {
+        let o = Owner::host("worker-1");
+        let n: IpNet = "10.65.226.64/26".parse().unwrap();
         let k = affinity(&o, &n);
-        assert_eq!(k, "ipam/v1/affinity/host/a%2Fb%25c/4/0a000000-26");
-        assert_eq!(parse_affinity(k.as_bytes()), Some((o, n)));
         assert_eq!(
-            parse_handle(handle("x/y").as_bytes()).as_deref(),
-            Some("x/y")
+            k,
+            "/calico/ipam/v2/host/worker-1/ipv4/block/10.65.226.64-26"
         );
+        assert_eq!(parse_affinity(k.as_bytes()), Some((o, n)));
+        let v = Owner::Virtual("load-balancer".into());
+        let k = affinity(&v, &n);
+        assert_eq!(
+            k,
+            "/calico/ipam/v2/virtual/load-balancer/ipv4/block/10.65.226.64-26"
+        );
+        assert_eq!(parse_affinity(k.as_bytes()), Some((v, n)));
+        assert_eq!(parse_affinity(b"/calico/ipam/v2/host/worker-1"), None);
+        let id = "k8s-pod-network.d21ee51a";
+        assert_eq!(
+            handle(id),
+            "/calico/ipam/v2/handle/k8s-pod-network.d21ee51a"
+        );
+        assert_eq!(parse_handle(handle(id).as_bytes()).as_deref(), Some(id));
+        assert_eq!(parse_handle(b"/calico/ipam/v2/handle/a/b"), None);
+        assert!(!valid_name("a/b") && !valid_name("") && valid_name("a.b"));
     }
 
     #[test]
-    fn pool_range_bounds_the_pool_blocks() {
-        let pool: IpNet = "10.244.0.0/22".parse().unwrap();
-        let (s, e) = pool_range(BLOCK_PREFIX, &pool);
-        let inside = block(&"10.244.3.192/26".parse().unwrap());
-        let after = block(&"10.244.4.0/26".parse().unwrap());
-        let before = block(&"10.243.255.192/26".parse().unwrap());
-        assert!(s <= inside && inside < e);
-        assert!(after >= e && before < s);
+    fn pool_prefix_covers_every_block_of_the_pool() {
+        let cases = [
+            ("10.244.0.0/22", 26, "10.244."),
+            ("10.0.0.0/8", 26, "10."),
+            ("10.65.0.0/16", 26, "10.65."),
+            ("192.168.3.0/24", 28, "192.168.3."),
+            ("0.0.0.0/4", 8, ""),
+            ("fd00:65::/48", 122, "fd00:"),
+            ("::/64", 122, ""),
+        ];
+        for (pool, bs, text) in cases {
+            let pool: IpNet = pool.parse().unwrap();
+            let prefix = pool_block_prefix(&pool);
+            assert_eq!(
+                prefix,
+                format!("{}{text}", block_family_prefix(is_v4(&pool)))
+            );
+            for sub in pool.subnets(bs).unwrap().take(300) {
+                assert!(block(&sub).starts_with(&prefix), "{sub} {prefix}");
+            }
+        }
     }
 }

@@ -1,11 +1,11 @@
-//! `calico-ipam`: Calico's block IP address management (ipam.md) on a revisioned key–value
+//! `calico-ipam`: Calico's block IP address management on a revisioned key–value
 //! [`Store`](calico_datastore::Store).
 //!
 //! Every operation reads what it needs in one batch (plus bounded extra reads on cold paths),
 //! computes the new state in memory and commits **one** transaction comparing the revision of
-//! every key it read and changed (§4.2): a crash at any instant leaves either the old or the
+//! every key it read and changed: a crash at any instant leaves either the old or the
 //! new state, never a leaked address, an orphan handle or a dangling affinity. Conflicts are
-//! retried with seeded exponential backoff and full jitter (§4.4). Time and randomness are
+//! retried with seeded exponential backoff and full jitter. Time and randomness are
 //! injected ([`Ipam::with_clock`], [`Ipam::with_seed`]).
 //!
 //! `auto_assign` in the common case (the host's blocks have room) is **one** round trip:
@@ -16,6 +16,16 @@
 //! prefix listings, "absent" for a new handle). A conflict, or a request needing a claim,
 //! borrowing or anything the mirror lacks, falls back at once to the fresh path (a read
 //! batch, then the transaction). [`Ipam::with_optimistic`] turns it off.
+//!
+//! What lands in the store is exactly what Calico's own etcd v3 datastore holds (keys under
+//! `/calico/ipam/v2/`, Calico's block, affinity, handle and config JSON; see [`keys`] and
+//! the crate README), so this allocator and Calico's (the CNI IPAM plugin, calico/node,
+//! `calicoctl ipam`) can share one etcd without double-allocating: blocks are changed
+//! only by compare-and-swap, `unallocated` is kept the exact complement of the
+//! allocations, every write bumps the sequence number and stamps what it allocates, handles
+//! are maintained, and a block that breaks those invariants is never written
+//! ([`IpamError::BrokenBlock`]). A store holding the private layout of earlier versions is
+//! refused ([`layout::refuse_old_layout`]).
 //!
 //! The crate is pure: it depends on the `Store` trait only, never on an async runtime.
 //!
@@ -45,8 +55,10 @@ mod block;
 mod block_wire;
 pub mod check;
 mod error;
+mod gotime;
 mod ipam;
 pub mod keys;
+pub mod layout;
 mod mirror;
 pub mod net;
 mod pools;
@@ -57,12 +69,14 @@ pub mod resources;
 mod work;
 
 pub use assign::{AssignIpRequest, Assigned, AutoAssignRequest};
-pub use block::{Attribute, Block, WINDOWS_RESERVED_HANDLE};
+pub use block::{Attribute, Block, Violation, WINDOWS_RESERVED_HANDLE, WINDOWS_RESERVED_NOTE};
 pub use error::IpamError;
+pub use gotime::{UnixSeconds, format_rfc3339, parse_rfc3339};
 pub use ipam::{Env, Ipam};
+pub use layout::{LayoutError, refuse_old_layout};
 pub use pools::{Pool, RequestedPools, Reservations, pools_from_annotations};
 pub use query::{AddressAttributes, BlockUsage, PoolUsage, Utilization};
-pub use records::{AffinityRecord, AffinityState, EmptyMarker, Handle, Nanos, Owner};
+pub use records::{AffinityRecord, AffinityState, Handle, IpamConfigWire, Nanos, Owner};
 pub use release::{ReleaseItem, Released};
 
 /// The end of the range of keys starting with `prefix`.

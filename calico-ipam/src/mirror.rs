@@ -1,5 +1,5 @@
 //! What the allocator last saw of the keys it reads on every assignment, for the optimistic
-//! one-round-trip path (§4.2): a read batch answered from here is not sent; instead the
+//! one-round-trip path: a read batch answered from here is not sent; instead the
 //! transaction carries compares that hold only if every answer is still what the store
 //! holds, so a stale answer costs a conflict (and a fresh read), never a wrong write.
 

@@ -1,4 +1,4 @@
-//! Address arithmetic, the FNV-1 and splitmix64 mixers and the per-host start index (§3.1).
+//! Address arithmetic, the FNV-1 and splitmix64 mixers and the per-host start index.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -1,4 +1,4 @@
-//! Pools as the allocator uses them (§1.5) and reservations (§1.6).
+//! Pools as the allocator uses them and reservations.
 
 use std::collections::BTreeMap;
 

@@ -11,6 +11,7 @@ use crate::block::Block;
 use crate::error::IpamError;
 use crate::keys;
 use crate::net::block_of;
+use crate::records::IpamConfigWire;
 use crate::work::{Work, decode, encode};
 
 use crate::ipam::*;
@@ -78,7 +79,9 @@ impl Ipam {
     ///
     /// Errors: `HandleNotFound`, `Store`, `Decode`.
     pub fn ips_by_handle(&self, handle: &str) -> Result<Vec<IpAddr>, IpamError> {
+        self.ensure_layout()?;
         let id = normalize_handle(handle);
+        check_name("handle", &id)?;
         let kv = self
             .store
             .get(keys::handle(&id).as_bytes())?
@@ -111,17 +114,21 @@ impl Ipam {
         Ok(out)
     }
 
+    /// The block holding `addr` (its key and value), with the environment read to find it.
     pub(crate) fn block_containing(
         &self,
         addr: IpAddr,
-    ) -> Result<Option<(String, KeyValue)>, IpamError> {
+    ) -> Result<(Env, Option<(String, KeyValue)>), IpamError> {
         let env = self.env()?;
         let key = match env.pool_of(addr) {
             Some(p) => Some(keys::block(&block_of(addr, p.block_size))),
             None => self.find_blocks_outside_pools(&[addr])?.pop().flatten(),
         };
-        let Some(key) = key else { return Ok(None) };
-        Ok(self.store.get(key.as_bytes())?.map(|kv| (key, kv)))
+        let Some(key) = key else {
+            return Ok((env, None));
+        };
+        let found = self.store.get(key.as_bytes())?.map(|kv| (key, kv));
+        Ok((env, found))
     }
 
     /// `get_attributes`: the handle and owner attributes of an allocated address.
@@ -130,6 +137,7 @@ impl Ipam {
     pub fn get_attributes(&self, addr: IpAddr) -> Result<AddressAttributes, IpamError> {
         let (_, kv) = self
             .block_containing(addr)?
+            .1
             .ok_or(IpamError::NotAllocated { addr })?;
         let b: Block = decode(&kv.key, &kv.value)?;
         let o = b.ordinal(addr).ok_or(IpamError::NotAllocated { addr })?;
@@ -161,9 +169,8 @@ impl Ipam {
         let handle = normalize_handle(handle);
         self.retrying(|| {
             let now = self.now();
-            let (key, kv) = self
-                .block_containing(addr)?
-                .ok_or(IpamError::NotAllocated { addr })?;
+            let (env, found) = self.block_containing(addr)?;
+            let (key, kv) = found.ok_or(IpamError::NotAllocated { addr })?;
             let mut work = Work::default();
             work.load_block(key.clone(), Some(&kv))?;
             let b = work.block(&key).ok_or(IpamError::NotAllocated { addr })?;
@@ -204,14 +211,16 @@ impl Ipam {
                 b.allocations[o as usize] = Some(idx);
                 b.compact();
             }
-            self.commit(work, now, 0).map(|_| ())
+            self.commit(work, now, env.cooldown()).map(|_| ())
         })
     }
 
-    /// `get_config`: the stored configuration, or the defaults (not written).
+    /// `get_config`: the stored configuration, or the defaults (not written). A stored
+    /// value without `auto_allocate_blocks` means automatic allocation is off.
     pub fn get_config(&self) -> Result<IpamConfigurationSpec, IpamError> {
+        self.ensure_layout()?;
         match self.store.get(keys::CONFIG.as_bytes())? {
-            Some(kv) => decode(&kv.key, &kv.value),
+            Some(kv) => Ok(decode::<IpamConfigWire>(&kv.key, &kv.value)?.spec()),
             None => Ok(IpamConfigurationSpec::default()),
         }
     }
@@ -235,12 +244,22 @@ impl Ipam {
                     .to_owned(),
             });
         }
-        self.store.put(keys::CONFIG.as_bytes(), &encode(config))?;
+        self.ensure_layout()?;
+        // As Calico does: every field written (left out when false or zero), other fields
+        // of the stored value (the KubeVirt setting) kept.
+        let previous = match self.store.get(keys::CONFIG.as_bytes())? {
+            Some(kv) => decode::<IpamConfigWire>(&kv.key, &kv.value).ok(),
+            None => None,
+        };
+        let wire = IpamConfigWire::from_spec(config, previous.as_ref());
+        self.store.put(keys::CONFIG.as_bytes(), &encode(&wire))?;
         Ok(())
     }
 
-    /// Reads every block (cold path, one range).
+    /// Reads every block (cold path, one range). Values that do not decode are skipped
+    /// (`check` reports them).
     pub fn all_blocks(&self) -> Result<Vec<(KeyValue, Block)>, IpamError> {
+        self.ensure_layout()?;
         let kvs = self
             .store
             .range(
@@ -249,12 +268,14 @@ impl Ipam {
                 0,
             )?
             .kvs;
-        kvs.into_iter()
-            .map(|kv| {
-                let b = decode(&kv.key, &kv.value)?;
-                Ok((kv, b))
+        Ok(kvs
+            .into_iter()
+            .filter(|kv| keys::parse_block(&kv.key).is_some())
+            .filter_map(|kv| {
+                let b = decode(&kv.key, &kv.value).ok()?;
+                Some((kv, b))
             })
-            .collect()
+            .collect())
     }
 
     /// `utilization`: per pool (all, or those named / with these CIDRs) and block.
@@ -338,6 +359,10 @@ impl Ipam {
             let key = String::from_utf8_lossy(&kv.key).into_owned();
             let mut work = Work::default();
             work.load_block(key.clone(), Some(&kv))?;
+            if work.is_broken(&key) {
+                // Never written: `check` reports it.
+                continue;
+            }
             let _ = work.block_mut(&key);
             match self.commit(work, now, env.cooldown()) {
                 Ok(_) => out.push(b.cidr),

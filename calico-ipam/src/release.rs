@@ -1,4 +1,4 @@
-//! Releases: `release_ips` and `release_by_handle` (§3.9).
+//! Releases: `release_ips` and `release_by_handle`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -81,12 +81,12 @@ impl Ipam {
         Ok(out)
     }
 
-    /// `release_ips` (§3.9): releases addresses, idempotently.
+    /// `release_ips`: releases addresses, idempotently.
     ///
     /// Errors: `Contention`, `Store`, `Decode`. Guard mismatches are reported in
     /// [`Released::rejected`] (every address of that block in the call).
     pub fn release_ips(&self, items: &[ReleaseItem]) -> Result<Released, IpamError> {
-        // Each address touches at most a block, its marker and a handle: a chunk of this many
+        // Each address touches at most a block, its handle and an affinity: a chunk of this many
         // addresses always fits in one transaction.
         let per_txn = (self.store.max_txn_ops().saturating_sub(4) / 3).max(1);
         let mut out = Released::default();
@@ -207,7 +207,7 @@ impl Ipam {
         Ok(out)
     }
 
-    /// §3.9: a host block that this release empties, and whose pool's node selector no
+    /// a host block that this release empties, and whose pool's node selector no
     /// longer matches its owner's Node labels, loses its affinity (and, being empty and
     /// unaffine, is deleted in the same transaction). One extra read, only when needed.
     pub(crate) fn drop_unselected_affinities(
@@ -264,7 +264,7 @@ impl Ipam {
                 let owner = Owner::Host(host);
                 let net = b.cidr;
                 b.affinity = None;
-                b.affinity_claim_time = 0;
+                b.affinity_claim_time = None;
                 work.delete(keys::affinity(&owner, &net));
             }
         }
@@ -277,6 +277,7 @@ impl Ipam {
     /// Errors: `HandleNotFound`, `Contention`, `Store`, `Decode`.
     pub fn release_by_handle(&self, handle: &str) -> Result<Vec<IpAddr>, IpamError> {
         let id = normalize_handle(handle);
+        check_name("handle", &id)?;
         let mut all = Vec::new();
         let mut first = true;
         loop {
@@ -300,12 +301,12 @@ impl Ipam {
         let now = self.now();
         let mut b = Batch::default();
         let hi = b.push(ReadOp::get(keys::handle(id)));
-        let env_idx = Self::env_reads(&mut b);
+        let env_idx = self.env_reads(&mut b);
         let mut resp = self.store.read(&b.ops)?;
         let kv = take_get(&mut resp.results, hi).ok_or_else(|| IpamError::HandleNotFound {
             handle: id.to_owned(),
         })?;
-        let env = Self::env_parse(&mut resp.results, env_idx)?;
+        let env = self.env_parse(&mut resp.results, env_idx)?;
         let mut work = Work::default();
         work.load_handle(id, Some(&kv))?;
         let listed: Vec<String> = work

@@ -1,28 +1,91 @@
 //! The in-memory state of one operation: what it read (with revisions) and what it changes,
-//! committed as one transaction (§4.2).
+//! committed as one transaction.
 
 use std::collections::BTreeMap;
 
 use calico_datastore::{Compare, KeyValue, ReadOp, Revision, Store, TxnOp};
 use ipnet::IpNet;
 
-use crate::block::Block;
+use crate::block::{Block, Violation};
 use crate::error::IpamError;
 use crate::keys;
-use crate::records::{AffinityRecord, EmptyMarker, Handle, Nanos, Owner};
+use crate::records::{AffinityRecord, Handle, Nanos, Owner};
 
 /// Decodes a JSON value, naming the key on failure.
 pub fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, IpamError> {
+    // Every value is a JSON object (Go's decoder refuses an array for a struct).
+    if value.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(IpamError::Decode {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: "an array where an object was expected".to_owned(),
+        });
+    }
     serde_json::from_slice(value).map_err(|e| IpamError::Decode {
         key: String::from_utf8_lossy(key).into_owned(),
         reason: e.to_string(),
     })
 }
 
-/// Encodes a value as JSON.
+/// Encodes a value as JSON the way Go's `encoding/json` writes it: no whitespace, and `<`,
+/// `>`, `&`, U+2028 and U+2029 escaped as `\u003c`, `\u003e`, `\u0026`, `\u2028`,
+/// `\u2029` (those characters can only occur inside strings, so the output is rewritten).
 pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Serializing these plain data types cannot fail.
-    serde_json::to_vec(value).unwrap_or_default()
+    go_escape(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// Applies Go's HTML-safe escaping to compact JSON text.
+pub fn go_escape(json: Vec<u8>) -> Vec<u8> {
+    let special = |w: &[u8]| matches!(w, [b'<' | b'>' | b'&', ..] | [0xe2, 0x80, 0xa8 | 0xa9, ..]);
+    if !json
+        .iter()
+        .any(|&b| b == b'<' || b == b'>' || b == b'&' || b == 0xe2)
+    {
+        return json;
+    }
+    let mut out = Vec::with_capacity(json.len() + 16);
+    let mut i = 0;
+    while i < json.len() {
+        let w = &json[i..];
+        if special(w) {
+            let (esc, n): (&[u8], usize) = match w[0] {
+                b'<' => (b"\\u003c", 1),
+                b'>' => (b"\\u003e", 1),
+                b'&' => (b"\\u0026", 1),
+                _ if w[2] == 0xa8 => (b"\\u2028", 3),
+                _ => (b"\\u2029", 3),
+            };
+            out.extend_from_slice(esc);
+            i += n;
+        } else {
+            out.push(w[0]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Decodes a handle value (the ID comes from the key).
+pub fn decode_handle(id: &str, key: &[u8], value: &[u8]) -> Result<Handle, IpamError> {
+    let mut h: Handle = decode(key, value)?;
+    h.id = id.to_owned();
+    Ok(h)
+}
+
+/// Decodes an affinity value, naming the key on failure.
+pub fn decode_affinity(key: &[u8], value: &[u8]) -> Result<AffinityRecord, IpamError> {
+    AffinityRecord::decode(value).map_err(|e| IpamError::Decode {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// The first broken invariant of a block read at `key` (its CIDR must also be the key's).
+pub fn block_problem(key: &str, b: &Block) -> Option<Violation> {
+    if keys::block(&b.cidr) != key {
+        return Some(Violation::CidrNotKey { cidr: b.cidr });
+    }
+    b.broken_invariant()
 }
 
 /// A block as loaded: its revision (`None`: absent when read) and state.
@@ -34,8 +97,13 @@ pub struct LoadedBlock {
     pub block: Option<Block>,
     /// Changed by this operation.
     pub dirty: bool,
-    /// Whether the block was empty and affine as read (to maintain markers).
-    pub was_marked: bool,
+    /// Its sequence number is incremented when it is written: it existed before this
+    /// operation, or it was created and then changed by it (an allocation in a new block
+    /// is stamped with the creation number and lands as creation + 1, as when Calico
+    /// creates the block and then allocates from it).
+    pub bump: bool,
+    /// The invariant the block as read breaks: it must not be written.
+    pub broken: Option<Violation>,
 }
 
 /// A handle as loaded.
@@ -89,10 +157,15 @@ pub struct Work {
     /// Reads made ahead with the fresh read (the gap search's first page), with their
     /// results: the gap search uses them instead of reading the same again.
     pub prefetched: Option<(Vec<ReadOp>, Vec<calico_datastore::ReadResult>)>,
+    /// Affinity keys of the requesting host as read, with their revisions: a claim
+    /// that puts one of them compares that revision instead of absence.
+    pub known_affinities: std::collections::HashMap<String, Revision>,
     /// Extra compares (affinity keys etc.).
     compares: BTreeMap<String, Option<Revision>>,
-    /// Extra writes (affinities, markers): `None` deletes.
+    /// Extra writes (affinities): `None` deletes.
     writes: BTreeMap<String, Option<Vec<u8>>>,
+    /// Set when the operation tried to change a block that breaks an invariant.
+    refused: Option<IpamError>,
 }
 
 impl Work {
@@ -102,14 +175,14 @@ impl Work {
         if self.blocks.contains_key(&key) {
             return;
         }
-        let was_marked = block.affinity.is_some() && block.is_empty();
         self.blocks.insert(
             key,
             LoadedBlock {
                 rev: Some(rev),
                 block: Some(block),
                 dirty: false,
-                was_marked,
+                bump: false,
+                broken: None,
             },
         );
     }
@@ -126,16 +199,15 @@ impl Work {
             ),
             None => (None, None),
         };
-        let was_marked = block
-            .as_ref()
-            .is_some_and(|b| b.affinity.is_some() && b.is_empty());
+        let broken = block.as_ref().and_then(|b| block_problem(&key, b));
         self.blocks.insert(
             key,
             LoadedBlock {
                 rev,
                 block,
                 dirty: false,
-                was_marked,
+                bump: false,
+                broken,
             },
         );
         Ok(())
@@ -146,16 +218,37 @@ impl Work {
         self.blocks.get(key).and_then(|l| l.block.as_ref())
     }
 
-    /// The block at `key` for modification: marks it dirty and bumps its sequence number
-    /// once per operation.
+    /// The block at `key` for modification: marks it dirty (its sequence number is
+    /// incremented once, when the operation commits). A block breaking an invariant is
+    /// never handed out: the operation is failed with [`IpamError::BrokenBlock`] instead.
     pub fn block_mut(&mut self, key: &str) -> Option<&mut Block> {
         let l = self.blocks.get_mut(key)?;
-        let b = l.block.as_mut()?;
-        if !l.dirty {
-            l.dirty = true;
-            b.sequence_number = b.sequence_number.wrapping_add(1);
+        if let Some(v) = &l.broken {
+            self.refused.get_or_insert_with(|| IpamError::BrokenBlock {
+                key: key.to_owned(),
+                violation: v.clone(),
+            });
+            return None;
         }
+        let b = l.block.as_mut()?;
+        l.dirty = true;
+        l.bump = true;
         Some(b)
+    }
+
+    /// The refusal recorded when the operation tried to change a broken block.
+    pub fn take_refused(&mut self) -> Option<IpamError> {
+        self.refused.take()
+    }
+
+    /// Whether the operation tried to change a broken block (its commit will fail).
+    pub fn has_refused(&self) -> bool {
+        self.refused.is_some()
+    }
+
+    /// Whether the block at `key` breaks an invariant (and so may not be written).
+    pub fn is_broken(&self, key: &str) -> bool {
+        self.blocks.get(key).is_some_and(|l| l.broken.is_some())
     }
 
     /// Stages a new block at a key read as absent (or loads it as absent first).
@@ -165,17 +258,22 @@ impl Work {
             rev: None,
             block: None,
             dirty: false,
-            was_marked: false,
+            bump: false,
+            broken: None,
         });
+        // Replacing a block read from the store (a reclaim) is one more write of that key.
+        l.bump = false;
+        l.broken = None;
         l.block = Some(block);
         l.dirty = true;
     }
 
-    /// Stages the deletion of a block.
+    /// Stages the deletion of a block (refused, as any write, for a broken block).
     pub fn delete_block(&mut self, key: &str) {
-        if let Some(l) = self.blocks.get_mut(key) {
+        if self.block_mut(key).is_some()
+            && let Some(l) = self.blocks.get_mut(key)
+        {
             l.block = None;
-            l.dirty = true;
         }
     }
 
@@ -185,7 +283,10 @@ impl Work {
             return Ok(());
         }
         let (rev, handle) = match kv {
-            Some(kv) => (Some(kv.mod_revision), decode::<Handle>(&kv.key, &kv.value)?),
+            Some(kv) => (
+                Some(kv.mod_revision),
+                decode_handle(id, &kv.key, &kv.value)?,
+            ),
             None => (
                 None,
                 Handle {
@@ -245,17 +346,14 @@ impl Work {
         self.writes.insert(key, None);
     }
 
-    /// Stages a new confirmed affinity (compared absent).
-    pub fn put_affinity(&mut self, owner: &Owner, net: &IpNet, claim_time: Nanos) {
+    /// Stages a confirmed affinity (compared absent unless a compare was staged already).
+    /// Calico claims in three writes (affinity `pending`, the block, affinity `confirmed`);
+    /// done in one transaction only the final state lands, which is what Calico reads.
+    pub fn put_affinity(&mut self, owner: &Owner, net: &IpNet) {
         let key = keys::affinity(owner, net);
-        self.compares.entry(key.clone()).or_insert(None);
-        self.put(
-            key,
-            encode(&AffinityRecord {
-                state: crate::records::AffinityState::Confirmed,
-                claim_time,
-            }),
-        );
+        let known = self.known_affinities.get(&key).copied();
+        self.compares.entry(key.clone()).or_insert(known);
+        self.put(key, encode(&AffinityRecord::confirmed()));
     }
 
     /// Whether staging one more block (up to 8 more compares and operations) could exceed
@@ -267,16 +365,20 @@ impl Work {
         estimate + 8 > max
     }
 
-    /// Finishes every dirty block (garbage collection with `cooldown`, deletion of empty
-    /// unaffine and empty virtual blocks, empty markers) and commits one transaction.
-    /// Returns the new store revision (`None` when nothing was to be written; `Some(0)`
-    /// when the outcome was unknown and re-reading found it applied) and what was sent.
+    /// Finishes every dirty block (garbage collection with `cooldown`, the sequence number
+    /// increment, deletion of empty unaffine and empty virtual blocks) and commits one
+    /// transaction. Returns the new store revision (`None` when nothing was to be written;
+    /// `Some(0)` when the outcome was unknown and re-reading found it applied) and what was
+    /// sent. Fails without writing if the operation tried to change a broken block.
     pub fn commit_txn(
         mut self,
         store: &dyn Store,
         now: Nanos,
         cooldown: Nanos,
     ) -> Result<Committed, IpamError> {
+        if let Some(e) = self.refused.take() {
+            return Err(e);
+        }
         let mut compares: Vec<Compare> = Vec::new();
         let mut ops: Vec<TxnOp> = Vec::new();
         let mut written: Vec<String> = Vec::new();
@@ -295,12 +397,12 @@ impl Work {
                 if l.rev.is_some() {
                     ops.push(TxnOp::delete(key.clone().into_bytes()));
                 }
-                if let Some(net) = keys::parse_block(key.as_bytes()) {
-                    self.writes.entry(keys::empty(&net)).or_insert(None);
-                }
                 continue;
             };
             block.gc(now, cooldown);
+            if l.bump {
+                block.sequence_number = block.sequence_number.wrapping_add(1);
+            }
             let net = block.cidr;
             let empty = block.is_empty();
             match block.owner() {
@@ -309,7 +411,6 @@ impl Work {
                     if l.rev.is_some() {
                         ops.push(TxnOp::delete(key.clone().into_bytes()));
                     }
-                    self.writes.entry(keys::empty(&net)).or_insert(None);
                     continue;
                 }
                 Some(owner @ Owner::Virtual(_)) if empty => {
@@ -318,23 +419,9 @@ impl Work {
                         ops.push(TxnOp::delete(key.clone().into_bytes()));
                     }
                     self.writes.insert(keys::affinity(&owner, &net), None);
-                    self.writes.entry(keys::empty(&net)).or_insert(None);
                     continue;
                 }
-                Some(owner) if empty => {
-                    let marker = EmptyMarker {
-                        owner: owner.to_string(),
-                        claim_time: block.affinity_claim_time,
-                    };
-                    self.writes
-                        .entry(keys::empty(&net))
-                        .or_insert(Some(encode(&marker)));
-                }
-                _ => {
-                    if l.was_marked {
-                        self.writes.entry(keys::empty(&net)).or_insert(None);
-                    }
-                }
+                _ => {}
             }
             ops.push(TxnOp::put(key.clone().into_bytes(), encode(&*block)));
             written.push(key);

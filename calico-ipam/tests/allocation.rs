@@ -1,4 +1,4 @@
-//! The allocation algorithm of ipam.md §3 on the memory store.
+//! The allocation algorithm on the memory store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -494,9 +494,14 @@ fn affinities_claim_release_and_remove_host() {
         Err(IpamError::BlockNotEmpty { .. })
     ));
     assert_clean(&ipam);
-    // remove_host: addresses stay allocated, blocks become unaffine (and borrowable).
+    // remove_host: addresses stay allocated, blocks become unaffine (and borrowable); the
+    // per-host key old Calico releases wrote goes too, and is no affinity meanwhile.
+    let legacy = "/calico/ipam/v2/host/n1";
+    ipam.store().put(legacy.as_bytes(), b"{}").unwrap();
+    assert_clean(&ipam);
     let released = ipam.remove_host("n1").unwrap();
     assert_eq!(released.len(), 2);
+    assert!(ipam.store().get(legacy.as_bytes()).unwrap().is_none());
     assert_eq!(ipam.ips_by_handle("x").unwrap(), vec![ip("10.0.0.0")]);
     assert_clean(&ipam);
     let u = ipam.utilization(None).unwrap();
@@ -694,7 +699,11 @@ fn cached_full_blocks_are_revalidated_by_revision() {
 
 fn affinity_count(store: &dyn Store) -> usize {
     store
-        .range(b"ipam/v1/affinity/", Some(b"ipam/v1/affinity0"), 0)
+        .range(
+            b"/calico/ipam/v2/host/",
+            calico_datastore::prefix_end(b"/calico/ipam/v2/host/").as_deref(),
+            0,
+        )
         .unwrap()
         .kvs
         .len()
@@ -759,7 +768,7 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
         .lock()
         .unwrap()
         .iter()
-        .filter(|c| c.key().starts_with(b"ipam/v1/block/"))
+        .filter(|c| c.key().starts_with(b"/calico/ipam/v2/assignment/"))
         .count();
     assert_eq!(blocks_compared, 1, "only the block written is compared");
     // Nor the host's affinities, the pools range or the Node (no pool selects by label);
@@ -773,7 +782,9 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
         .collect();
     let has = |k: &str| compared.iter().any(|c| c == k);
     assert!(
-        !compared.iter().any(|c| c.starts_with("ipam/v1/affinity/")),
+        !compared
+            .iter()
+            .any(|c| c.starts_with("/calico/ipam/v2/host/")),
         "{compared:?}"
     );
     assert!(
@@ -782,10 +793,10 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
     );
     assert!(has("resources/v3/IPReservation/"), "{compared:?}");
     assert!(
-        has("ipam/v1/config") && has("resources/v3/IPPool/p"),
+        has(calico_ipam::keys::CONFIG) && has("resources/v3/IPPool/p"),
         "{compared:?}"
     );
-    assert!(has("ipam/v1/handle/w20"), "{compared:?}");
+    assert!(has("/calico/ipam/v2/handle/w20"), "{compared:?}");
     ipam1.auto_assign(&req("h", 2, Some("w21"))).unwrap();
     assert_eq!(affinity_count(&*store), 6);
     // Another client frees one address of the first (full) block.
@@ -977,7 +988,11 @@ fn two_allocators_racing_on_one_host_stay_consistent() {
     // 300 addresses in blocks of 16: the host owns 19 blocks, none claimed twice.
     assert_eq!(
         store
-            .range(b"ipam/v1/affinity/", Some(b"ipam/v1/affinity0"), 0)
+            .range(
+                b"/calico/ipam/v2/host/",
+                calico_datastore::prefix_end(b"/calico/ipam/v2/host/").as_deref(),
+                0,
+            )
             .unwrap()
             .kvs
             .len(),

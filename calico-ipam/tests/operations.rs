@@ -1,4 +1,4 @@
-//! The remaining operations of ipam.md §2 and the marker findings of §7.
+//! The remaining operations, and how broken, undecodable and old-layout data is handled.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -148,34 +148,127 @@ fn release_pool_affinities_unaffines_every_block_of_the_pool() {
 }
 
 #[test]
-fn bad_markers_are_found_and_repaired() {
+fn broken_and_undecodable_values_are_reported_never_written() {
     let store = memory();
-    add_pool(&*store, "p", json!({"cidr": "10.0.0.0/24"}));
+    add_pool(
+        &*store,
+        "p",
+        json!({"cidr": "10.0.0.0/24", "blockSize": 30}),
+    );
     let ipam = ipam_on(store.clone(), &Clock::new(), 1);
-    let (claimed, _) = ipam
-        .claim_affinity("10.0.0.0/25".parse().unwrap(), &Owner::host("h"))
-        .unwrap();
-    assert_eq!(claimed.len(), 2);
-    // Claimed blocks are empty: their markers exist; remove one.
-    let m = keys::empty(&claimed[0]);
-    let kv = store
-        .get(m.as_bytes())
+    let got = ipam.auto_assign(&req("h", 1, Some("a"))).unwrap();
+    let net = got.v4[0].trunc();
+    let key = keys::block(&net);
+    // Someone else writes the block with an allocated ordinal also listed as free: Calico
+    // would hand it out a second time.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&store.get(key.as_bytes()).unwrap().unwrap().value).unwrap();
+    let taken = v["allocations"]
+        .as_array()
         .unwrap()
-        .expect("an empty affine block has its marker");
-    store.delete(m.as_bytes(), kv.mod_revision).unwrap();
-    // A stray marker for a block that does not exist.
+        .iter()
+        .position(|a| !a.is_null())
+        .unwrap();
+    v["unallocated"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!(taken));
+    put_json(&*store, &key, v);
+    let before = store.get(key.as_bytes()).unwrap().unwrap();
+    // A second allocator (no cache): the assignment needs that block and fails, naming it.
+    let other = ipam_on(store.clone(), &Clock::new(), 2);
+    let err = other.auto_assign(&req("h", 1, Some("b"))).unwrap_err();
+    assert!(
+        matches!(&err, IpamError::BrokenBlock { key: k, violation: calico_ipam::Violation::FreeAndAllocated { .. } } if *k == key),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&key), "{err}");
+    let err = other.release_by_handle("a").unwrap_err();
+    assert!(matches!(err, IpamError::BrokenBlock { .. }), "{err}");
+    assert_eq!(
+        store.get(key.as_bytes()).unwrap().unwrap(),
+        before,
+        "never written"
+    );
+    // Values that do not decode: reported with their keys, skipped by listings.
+    put_json(&*store, &keys::handle("junk"), json!({"block": {"x": -1}}));
     put_json(
         &*store,
-        &keys::empty(&"10.0.0.128/26".parse().unwrap()),
-        json!({"owner": "host:x"}),
+        &keys::block(&"10.0.0.200/30".parse().unwrap()),
+        json!({"cidr": "10.0.0.200/30", "allocations": "many"}),
     );
     let report = check::check(&ipam).unwrap();
-    let kinds: Vec<String> = report.findings.iter().map(|f| f.kind.to_string()).collect();
-    assert!(kinds.iter().all(|k| k == "bad-marker"), "{kinds:?}");
-    assert!(kinds.len() >= 2, "{kinds:?}");
+    let kinds: Vec<(String, String)> = report
+        .findings
+        .iter()
+        .map(|f| (f.kind.to_string(), f.subject.clone()))
+        .collect();
+    assert!(
+        kinds.contains(&("invalid-block".into(), net.to_string())),
+        "{kinds:?}"
+    );
+    let invalid = report
+        .findings
+        .iter()
+        .find(|f| f.kind == check::FindingKind::InvalidBlock)
+        .unwrap();
+    assert_eq!(
+        invalid.violations,
+        [calico_ipam::Violation::FreeAndAllocated {
+            ordinal: taken as u32
+        }]
+    );
+    assert!(
+        kinds.contains(&("undecodable-value".into(), keys::handle("junk"))),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(
+            "undecodable-value".into(),
+            keys::block(&"10.0.0.200/30".parse().unwrap())
+        )),
+        "{kinds:?}"
+    );
+    assert_eq!(ipam.utilization(None).unwrap().pools[0].blocks.len(), 1);
+    // Repair rebuilds the free list; the undecodable values stay (reported, not fixed).
     let actions = check::repair(&ipam).unwrap();
-    assert!(actions.iter().all(|a| a.fixed));
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.fixed && a.finding.starts_with("invalid-block")),
+        "{actions:?}"
+    );
+    let k = keys::handle("junk");
+    let rev = store.get(k.as_bytes()).unwrap().unwrap().mod_revision;
+    store.delete(k.as_bytes(), rev).unwrap();
+    let k = keys::block(&"10.0.0.200/30".parse().unwrap());
+    let rev = store.get(k.as_bytes()).unwrap().unwrap().mod_revision;
+    store.delete(k.as_bytes(), rev).unwrap();
+    let got = other.auto_assign(&req("h", 1, Some("b"))).unwrap();
+    assert_eq!(got.v4.len(), 1);
     assert_clean(&ipam);
+}
+
+#[test]
+fn an_old_layout_is_refused_naming_the_prefix() {
+    let store = memory();
+    add_pool(&*store, "p", json!({"cidr": "10.0.0.0/24"}));
+    store.put(b"ipam/v1/block/4/0a000000-26", b"{}").unwrap();
+    let ipam = ipam_on(store.clone(), &Clock::new(), 1);
+    for err in [
+        ipam.auto_assign(&req("h", 1, None)).unwrap_err(),
+        ipam.get_config().unwrap_err(),
+        check::check(&ipam).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, IpamError::OldLayout { prefix, .. } if prefix == "ipam/v1/"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("ipam/v1/block/4/0a000000-26"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

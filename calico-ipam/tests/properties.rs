@@ -1,4 +1,4 @@
-//! Property tests (§9) over random operation sequences on the memory store, and threads on
+//! Property tests over random operation sequences on the memory store, and threads on
 //! the memory and file stores.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
