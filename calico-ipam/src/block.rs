@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::gotime::UnixSeconds;
+use calico_model::gotime::UnixSeconds;
 use crate::net::{addr_to_u128, base, covered, is_v4, size, u128_to_addr};
 use crate::records::{Nanos, Owner};
 

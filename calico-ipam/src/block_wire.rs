@@ -31,7 +31,7 @@ use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::block::{Attribute, Block};
-use crate::gotime::{UnixSeconds, format_rfc3339, parse_rfc3339};
+use calico_model::gotime::{UnixSeconds, format_rfc3339, parse_rfc3339};
 
 /// A block as stored (the fields a reader looks at).
 #[derive(Deserialize)]

@@ -49,6 +49,7 @@
 #![deny(missing_docs)]
 
 pub mod derived;
+pub mod gotime;
 pub mod index;
 pub mod labels;
 pub mod loader;

@@ -1,5 +1,5 @@
-//! Times as Calico's Go code writes them into IPAM values: RFC 3339 in UTC with whole
-//! seconds (`2026-08-20T08:58:44Z`, what a Kubernetes `metav1.Time` marshals to). Reading
+//! Times as Calico's Go code writes them (IPAM values, `creationTimestamp`, the node
+//! agent's status reports): RFC 3339 in UTC with whole seconds (`2026-08-20T08:58:44Z`, what a Kubernetes `metav1.Time` marshals to). Reading
 //! accepts what Go's RFC 3339 parser accepts (fractional seconds, numeric offsets); the
 //! fraction is dropped, as a Go writer drops it when it writes the value back.
 
