@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use calico_model::gotime::UnixSeconds;
 use crate::net::{addr_to_u128, base, covered, is_v4, size, u128_to_addr};
 use crate::records::{Nanos, Owner};
+use calico_model::gotime::UnixSeconds;
 
 /// The handle of the Windows host-reserved addresses; blocks holding only those are empty.
 pub const WINDOWS_RESERVED_HANDLE: &str = "windows-reserved-ipam-handle";

@@ -69,8 +69,8 @@ mod work;
 
 pub use assign::{AssignIpRequest, Assigned, AutoAssignRequest};
 pub use block::{Attribute, Block, Violation, WINDOWS_RESERVED_HANDLE, WINDOWS_RESERVED_NOTE};
-pub use error::IpamError;
 pub use calico_model::gotime::{UnixSeconds, format_rfc3339, parse_rfc3339};
+pub use error::IpamError;
 pub use ipam::{Env, Ipam};
 pub use layout::{LayoutError, refuse_old_layout};
 pub use pools::{Pool, RequestedPools, Reservations, pools_from_annotations};

@@ -15,6 +15,8 @@
 //! * [`Health`] — components report live/ready; [`serve_health`] answers `/liveness` and
 //!   `/readiness` with Felix's status codes and table; [`Metrics`] and [`serve_metrics`]
 //!   give Prometheus Felix's metric names.
+//! * [`StatusReporter`] — Felix's status keys (`/calico/felix/v2/…/status` on one kept-alive
+//!   lease, `…/last_reported_status`).
 //! * [`install_config`] — a new BIRD configuration checked with `bird -p`, installed
 //!   atomically only when it changed, and loaded with `configure`; a configuration BIRD
 //!   rejects leaves the old file and the running BIRD untouched.
@@ -38,6 +40,7 @@ mod http;
 mod metrics;
 mod node_status;
 pub mod protocols;
+mod status_report;
 mod table;
 
 pub use bird_config::{ConfigError, InstallOutcome, install_config};
@@ -47,3 +50,4 @@ pub use health::{ComponentHealth, Health, HealthReport, HealthSummary};
 pub use http::{HttpError, HttpServer, serve_health, serve_metrics};
 pub use metrics::Metrics;
 pub use node_status::{NodeStatus, PeerRow};
+pub use status_report::{StatusOptions, StatusReporter, go_json_float, status_value};
