@@ -91,6 +91,7 @@
 
 #![deny(missing_docs)]
 
+pub mod advertise;
 pub mod bird;
 pub mod check;
 pub mod filters;

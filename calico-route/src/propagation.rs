@@ -144,6 +144,8 @@ struct Core {
     sig_rules: Vec<calico_model::resources::bgp::BgpFilterRule>,
     /// The distinct advertisement CIDRs.
     adv_cidrs: Vec<IpNet>,
+    /// The family's normal route priority (a route's priority when nothing set one).
+    normal_priority: i64,
 }
 
 impl<'a> Adjacency<'a> {
@@ -262,6 +264,7 @@ impl<'a> Adjacency<'a> {
                 adv,
                 sig_rules,
                 adv_cidrs,
+                normal_priority: crate::bird::normal_priority(cluster, family),
             },
         }
     }
@@ -334,16 +337,18 @@ impl Core {
                 };
                 // Export filter: the session's BGPFilters, else calico_export_to_bgp_peers
                 // (which accepts pool routes after apply_communities()).
+                // The export priority function: a route without a local preference (one
+                // the node originates or learned over eBGP) gets the normal priority.
                 let mut route = RouteAttrs {
                     net,
                     from_bgp: arrival != ORIGINATED,
                     as_path: st.as_path.clone(),
                     communities: st.communities.clone(),
-                    krt_metric: st.krt_metric,
+                    krt_metric: Some(st.krt_metric.unwrap_or(self.normal_priority)),
                 };
                 if filtering {
                     let prog = self.programs.get(e.export_prog as usize);
-                    match prog.map_or(Verdict::NoMatch, |p| p.run(&mut route)) {
+                    match prog.map_or(Verdict::NoMatch, |p| p.run(&mut route, e.ibgp)) {
                         Verdict::Reject => continue,
                         Verdict::Accept => {}
                         Verdict::NoMatch => {
@@ -381,17 +386,20 @@ impl Core {
                 if m.is_rr && new_clusters.contains(&m.cluster) {
                     continue;
                 }
-                // Import filter at the receiver: its BGPFilters, else `accept`.
+                // Import filter at the receiver: its BGPFilters, else `accept`. The local
+                // preference (the priority) crosses iBGP sessions only.
                 let mut received = RouteAttrs {
                     net,
                     from_bgp: true,
                     as_path: new_path,
                     communities: route.communities,
-                    krt_metric: None,
+                    krt_metric: if ebgp { None } else { route.krt_metric },
                 };
                 if filtering {
                     let prog = self.programs.get(e.import_prog as usize);
-                    if prog.map_or(Verdict::NoMatch, |p| p.run(&mut received)) == Verdict::Reject {
+                    if prog.map_or(Verdict::NoMatch, |p| p.run(&mut received, e.ibgp))
+                        == Verdict::Reject
+                    {
                         continue;
                     }
                 }
@@ -443,32 +451,10 @@ impl Core {
 /// A node's prefix advertisements of `family` (node-specific over global, §5.2 item 3)
 /// with their communities resolved.
 fn advertisements(cluster: &Cluster, node: &str, family: Family) -> Vec<(IpNet, Vec<Community>)> {
-    let mut advs = cluster.bgp.prefix_advertisements.clone();
-    if let Some(b) = cluster.node_bgp.get(node) {
-        for a in &b.prefix_advertisements {
-            advs.retain(|g| g.cidr.network() != a.cidr.network());
-            advs.push(a.clone());
-        }
-    }
-    advs.iter()
-        .filter(|a| Family::of(a.cidr.addr()) == family)
-        .map(|a| {
-            let cs = a
-                .communities
-                .iter()
-                .filter_map(|c| {
-                    let value = cluster
-                        .bgp
-                        .communities
-                        .iter()
-                        .find(|k| &k.name == c)
-                        .map_or(c.as_str(), |k| k.value.as_str());
-                    Community::parse(value)
-                })
-                .collect();
-            (a.cidr.network(), cs)
-        })
-        .filter(|(_, cs): &(IpNet, Vec<Community>)| !cs.is_empty())
+    crate::advertise::prefix_communities(cluster, node, family)
+        .0
+        .iter()
+        .map(|p| (p.cidr, p.communities()))
         .collect()
 }
 
