@@ -14,6 +14,7 @@ use calico_model::resources::bgp::{
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
+use crate::filters::Community;
 use crate::input::{Cluster, Family, NodeInfo, PoolEncap, RouterIdSource};
 use crate::kernel::ownership;
 use crate::sessions::{
@@ -119,28 +120,16 @@ fn in_family(net: &IpNet, family: Family) -> bool {
 }
 
 fn community_adds(value: &str) -> Option<String> {
-    let parts: Vec<u32> = value
-        .split(':')
-        .map(|p| p.trim().parse::<u32>())
-        .collect::<Result<_, _>>()
-        .ok()?;
-    match parts.as_slice() {
-        [a, b] => Some(format!("bgp_community.add(({a},{b}));")),
-        [a, b, c] => Some(format!("bgp_large_community.add(({a},{b},{c}));")),
-        _ => None,
+    match Community::parse(value)? {
+        Community::Standard(a, b) => Some(format!("bgp_community.add(({a},{b}));")),
+        Community::Large(a, b, c) => Some(format!("bgp_large_community.add(({a},{b},{c}));")),
     }
 }
 
 fn community_match(value: &str) -> Option<String> {
-    let parts: Vec<u32> = value
-        .split(':')
-        .map(|p| p.trim().parse::<u32>())
-        .collect::<Result<_, _>>()
-        .ok()?;
-    match parts.as_slice() {
-        [a, b] => Some(format!("({a}, {b}) ~ bgp_community")),
-        [a, b, c] => Some(format!("({a}, {b}, {c}) ~ bgp_large_community")),
-        _ => None,
+    match Community::parse(value)? {
+        Community::Standard(a, b) => Some(format!("({a}, {b}) ~ bgp_community")),
+        Community::Large(a, b, c) => Some(format!("({a}, {b}, {c}) ~ bgp_large_community")),
     }
 }
 
@@ -281,7 +270,13 @@ pub fn render_with(
     let peers = MeshPeers::new(cluster, mesh, family);
     let mut text = String::new();
     let summary = render_to(&mut text, cluster, expansion, &peers, node, family)?;
-    let (peerings, notes) = node_peerings(cluster, expansion, mesh, n, family);
+    let (peerings, mut notes) = node_peerings(cluster, expansion, mesh, n, family);
+    notes.extend(
+        summary
+            .notes
+            .into_iter()
+            .filter(|n| matches!(n, SessionNote::UnknownCommunity { .. })),
+    );
     Ok(BirdConfig {
         text,
         peerings,

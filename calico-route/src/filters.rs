@@ -37,7 +37,7 @@ pub enum Community {
 }
 
 impl Community {
-    /// Parses `a:b` or `a:b:c`.
+    /// Parses `a:b` (each part at most 65535) or `a:b:c` (32-bit parts).
     pub fn parse(value: &str) -> Option<Community> {
         let parts: Vec<u32> = value
             .split(':')
@@ -45,7 +45,7 @@ impl Community {
             .collect::<Result<_, _>>()
             .ok()?;
         match parts.as_slice() {
-            [a, b] => Some(Community::Standard(*a, *b)),
+            [a, b] if *a <= 0xffff && *b <= 0xffff => Some(Community::Standard(*a, *b)),
             [a, b, c] => Some(Community::Large(*a, *b, *c)),
             _ => None,
         }
