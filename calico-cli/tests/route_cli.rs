@@ -241,7 +241,7 @@ fn store_is_the_affinity_source_when_given() {
 
     let with = ok(&["--store", &store, "route", "plan", path, "--node", "node-b"]);
     assert!(
-        with.contains(&format!("{block} via 10.0.0.1 dev eth0 proto bird\n")),
+        with.contains(&format!("{block} via 10.0.0.1 dev eth0 proto bird metric 1024\n")),
         "{with}"
     );
     let without = ok(&["route", "plan", path, "--node", "node-b"]);

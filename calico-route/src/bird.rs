@@ -48,6 +48,12 @@ pub struct BirdConfig {
 /// The largest BIRD integer: a route's priority travels as `bgp_local_pref` = this − priority.
 pub const PRIORITY_MAX: i64 = 2_147_483_647;
 
+/// What an eBGP session's import filter starts with. BIRD 2 gives every route received
+/// over eBGP a LOCAL_PREF (its `default bgp_local_pref`, 100), which the priority functions
+/// would read as a priority of 2147483547; BIRD 1.x, which the reference drives, leaves it
+/// unset, so that such a route has the normal priority unless a BGPFilter sets one.
+pub const EBGP_IMPORT_PREFIX: &str = "unset(bgp_local_pref); ";
+
 /// The `preference` an imported route gets when its priority beats the normal one (so that
 /// it wins over a local route to the same address, as in a live migration).
 pub const OVERRIDE_PREFERENCE: u32 = 200;
@@ -625,10 +631,12 @@ pub fn render_to(
     }
     t.push_str("  accept;\n}\n");
 
-    // 10–12. Kernel, device, direct.
+    // 10–12. Kernel, device, direct. `metric 0`: BIRD 2 gives every route the protocol's
+    // metric (default 32) unless it is 0, and only then uses the route's `krt_metric` —
+    // the priority the kernel filter derived.
     let _ = write!(
         t,
-        "\nprotocol kernel calico_kernel {{\n  {ch} {{\n    import all;\n    export filter calico_kernel_programming;\n  }};\n  learn;\n  persist;\n  scan time 2;\n  graceful restart;\n  merge paths on;\n}}\n"
+        "\nprotocol kernel calico_kernel {{\n  {ch} {{\n    import all;\n    export filter calico_kernel_programming;\n  }};\n  learn;\n  persist;\n  scan time 2;\n  graceful restart;\n  merge paths on;\n  metric 0;\n}}\n"
     );
     t.push_str("\nprotocol device {\n");
     if let Some(d) = dbg_simple {
@@ -816,8 +824,9 @@ impl MeshStanzaParts {
             }
             let _ = writeln!(
                 t,
-                "  {} {{\n    import filter {{ calico_import_priority(); accept; }};\n    export filter {{ calico_export_priority(); calico_export_to_bgp_peers({ibgp}); reject; }};\n  }};\n}}",
-                ctx.family.channel()
+                "  {} {{\n    import filter {{ {}calico_import_priority(); accept; }};\n    export filter {{ calico_export_priority(); calico_export_to_bgp_peers({ibgp}); reject; }};\n  }};\n}}",
+                ctx.family.channel(),
+                if ibgp { "" } else { EBGP_IMPORT_PREFIX }
             );
             t
         };
@@ -912,7 +921,11 @@ fn write_peer(t: &mut String, ctx: &PeerCtx<'_>, p: &Peering) {
             })
             .collect()
     };
-    let mut import = calls(true);
+    let mut import = Vec::new();
+    if !p.is_ibgp() {
+        import.push(EBGP_IMPORT_PREFIX.trim_end().to_owned());
+    }
+    import.extend(calls(true));
     import.push("calico_import_priority();".to_owned());
     import.push("accept;".to_owned());
     let _ = writeln!(t, "    import filter {{ {} }};", import.join(" "));

@@ -63,7 +63,27 @@ struct PathInfo {
     as_path_len: usize,
     /// Arrived over iBGP.
     interior: bool,
+    /// The priority its local preference carries (`None`: no local preference, a route
+    /// received over eBGP that no filter gave a priority).
+    priority: Option<i64>,
 }
+
+impl PathInfo {
+    /// BIRD's preference order: higher local preference (lower priority; a path without
+    /// one compares as BIRD's default local preference, 100), then the shorter AS path,
+    /// then eBGP over iBGP.
+    fn rank(&self) -> (i64, usize, bool) {
+        (
+            self.priority
+                .unwrap_or(crate::bird::PRIORITY_MAX - DEFAULT_LOCAL_PREF),
+            self.as_path_len,
+            self.interior,
+        )
+    }
+}
+
+/// BIRD 2's `default bgp_local_pref`.
+const DEFAULT_LOCAL_PREF: i64 = 100;
 
 /// One path a node holds for an origin's routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -423,6 +443,7 @@ impl Core {
                         next_hop: new_nh,
                         as_path_len: received.as_path.len(),
                         interior: !ebgp,
+                        priority: received.krt_metric,
                     };
                     if !h.contains(&info) {
                         h.push(info);
@@ -459,13 +480,11 @@ fn advertisements(cluster: &Cluster, node: &str, family: Family) -> Vec<(IpNet, 
 }
 
 /// The paths the kernel protocol merges (`merge paths on`): the best one and every path
-/// equal to it in AS-path length and iBGP/eBGP (BIRD's `bgp_rte_mergable`; local
-/// preference, origin, MED and IGP metric are equal for every Calico path).
+/// equal to it in local preference, AS-path length and iBGP/eBGP (BIRD's
+/// `bgp_rte_mergable`; origin, MED and IGP metric are equal for every Calico path).
 fn merged(paths: &[PathInfo]) -> impl Iterator<Item = &PathInfo> {
-    let best = paths.iter().map(|p| (p.as_path_len, p.interior)).min();
-    paths
-        .iter()
-        .filter(move |p| Some((p.as_path_len, p.interior)) == best)
+    let best = paths.iter().map(PathInfo::rank).min();
+    paths.iter().filter(move |p| Some(p.rank()) == best)
 }
 
 /// Which nodes learn the routes `origin` originates for `net`, in the adjacency's family
@@ -648,6 +667,15 @@ impl Propagation {
             .filter_map(|p| *self.core.ips.get(p.next_hop)?)
             .collect();
         set.into_iter().collect()
+    }
+
+    /// The priority (kernel metric) of the route BIRD installs on node index `l` for
+    /// origin `o`'s `net`: that of the best path, the normal priority when its path has
+    /// none. `None` when `l` does not learn it.
+    pub(crate) fn kernel_priority_idx(&self, l: usize, o: usize, net: Option<&IpNet>) -> Option<i64> {
+        let paths = self.held_idx(l, o, net)?;
+        let best = merged(&paths).next()?;
+        Some(best.priority.unwrap_or(self.core.normal_priority))
     }
 
     /// The family.

@@ -223,7 +223,7 @@ fn rich_options_render_as_specified() {
     assert_eq!(
         tor,
         format!(
-            "  local 10.0.0.1 port 1790 as 64512;\n  neighbor 10.0.0.254 as 65001;\n  allow local as 2;\n  ttl security on;\n  multihop 2;\n  ipv4 {{\n    import filter {{ {long}(); bgp_f_importFilterV4(); calico_import_priority(); accept; }};\n    next hop self;\n    export filter {{ calico_export_priority(); bgp_f_exportFilterV4(); calico_export_to_bgp_peers(false); reject; }};\n  }};"
+            "  local 10.0.0.1 port 1790 as 64512;\n  neighbor 10.0.0.254 as 65001;\n  allow local as 2;\n  ttl security on;\n  multihop 2;\n  ipv4 {{\n    import filter {{ unset(bgp_local_pref); {long}(); bgp_f_importFilterV4(); calico_import_priority(); accept; }};\n    next hop self;\n    export filter {{ calico_export_priority(); bgp_f_exportFilterV4(); calico_export_to_bgp_peers(false); reject; }};\n  }};"
         )
     );
     assert!(t.contains("if ( net = 10.244.0.0/16 ) then { bgp_community.add((65000,7)); bgp_path.prepend(65001); bgp_path.prepend(65000); bgp_local_pref = 2147483637; accept; }"));

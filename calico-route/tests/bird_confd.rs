@@ -207,9 +207,11 @@ fn peer_type_rules_apply_per_session() {
     assert!(t.contains("function bgp_typed_importFilterV4()\n{"));
     assert!(t.contains("function bgp_plain_exportFilterV4()\n{"));
     let e = stanza(&t, "Node_10_0_0_200");
-    assert!(e.contains("export filter { calico_export_priority(); bgp_typed_exportFilterV4(false); bgp_plain_exportFilterV4(); calico_export_to_bgp_peers(false); reject; };"), "{e}");
-    assert!(e.contains("import filter { bgp_typed_importFilterV4(); calico_import_priority(); accept; };"));
     let i = stanza(&t, "Node_10_0_0_201");
+    assert!(e.contains("export filter { calico_export_priority(); bgp_typed_exportFilterV4(false); bgp_plain_exportFilterV4(); calico_export_to_bgp_peers(false); reject; };"), "{e}");
+    // eBGP: BIRD 2's default local preference is dropped before the filters run.
+    assert!(e.contains("import filter { unset(bgp_local_pref); bgp_typed_importFilterV4(); calico_import_priority(); accept; };"));
+    assert!(i.contains("import filter { bgp_typed_importFilterV4(); calico_import_priority(); accept; };"));
     assert!(i.contains("bgp_typed_exportFilterV4(true); bgp_plain_exportFilterV4(); calico_export_to_bgp_peers(true);"), "{i}");
     let l = stanza(&t, "Node_10_0_0_202");
     assert!(l.contains("bgp_typed_exportFilterV4(true); calico_export_to_bgp_peers(true);"), "{l}");
