@@ -58,7 +58,8 @@ pub(crate) struct BirdArgs {
 }
 
 fn parse_router_id(s: &str) -> Result<calico_route::input::RouterIdSource, String> {
-    s.parse().map_err(|e: calico_route::input::BadRouterId| e.to_string())
+    s.parse()
+        .map_err(|e: calico_route::input::BadRouterId| e.to_string())
 }
 
 /// Output formats of `route plan` and `route check`.

@@ -241,7 +241,9 @@ fn store_is_the_affinity_source_when_given() {
 
     let with = ok(&["--store", &store, "route", "plan", path, "--node", "node-b"]);
     assert!(
-        with.contains(&format!("{block} via 10.0.0.1 dev eth0 proto bird metric 1024\n")),
+        with.contains(&format!(
+            "{block} via 10.0.0.1 dev eth0 proto bird metric 1024\n"
+        )),
         "{with}"
     );
     let without = ok(&["route", "plan", path, "--node", "node-b"]);
@@ -306,8 +308,21 @@ endpoints: [{addresses: [10.244.0.5], nodeName: node-a}]
 ";
     let file = scratch("confd", yaml);
     let path = file.to_str().expect("utf-8");
-    let o = calico(&["route", "bird", path, "--node", "node-a", "--router-id", "hash"]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = calico(&[
+        "route",
+        "bird",
+        path,
+        "--node",
+        "node-a",
+        "--router-id",
+        "hash",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let a = stdout(&o);
     // SHA-256("node-a") starts 66 57 0f f0.
     assert!(a.contains("router id 102.87.15.240;\n"), "{a}");
@@ -320,13 +335,33 @@ endpoints: [{addresses: [10.244.0.5], nodeName: node-a}]
         .expect("tor");
     assert!(!tor.contains("password"));
     assert!(String::from_utf8_lossy(&o.stderr).contains("has no key \\\"missing\\\""));
-    let b = stdout(&calico(&["route", "bird", path, "--node", "node-b", "--router-id", "192.0.2.1"]));
+    let b = stdout(&calico(&[
+        "route",
+        "bird",
+        path,
+        "--node",
+        "node-b",
+        "--router-id",
+        "192.0.2.1",
+    ]));
     assert!(b.contains("router id 192.0.2.1;\n"));
     assert!(!b.contains("10.96.0.10/32"));
-    let bad = calico(&["route", "bird", path, "--node", "node-a", "--router-id", "nope"]);
+    let bad = calico(&[
+        "route",
+        "bird",
+        path,
+        "--node",
+        "node-a",
+        "--router-id",
+        "nope",
+    ]);
     assert_eq!(bad.status.code(), Some(2));
     let check = calico(&["route", "check", path]);
     assert_eq!(check.status.code(), Some(1));
-    assert!(stdout(&check).contains("password-missing"), "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains("password-missing"),
+        "{}",
+        stdout(&check)
+    );
     let _ = std::fs::remove_dir_all(file.parent().expect("dir"));
 }

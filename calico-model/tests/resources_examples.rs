@@ -39,7 +39,11 @@ fn example_cluster_is_valid() {
     assert!(workloads >= 12, "{workloads} workloads");
     let skipped: Vec<&str> = set.skipped.iter().map(|s| s.kind.as_str()).collect();
     assert_eq!(skipped, ["ConfigMap"]);
-    assert_eq!(count(Kind::Service), 1, "Services are read (route advertisement)");
+    assert_eq!(
+        count(Kind::Service),
+        1,
+        "Services are read (route advertisement)"
+    );
 }
 
 #[test]

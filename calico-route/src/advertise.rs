@@ -289,9 +289,15 @@ pub fn service_advertisement(
                 .filter(|ip| allowed(*ip, &external_all)),
         );
         ips.extend(
-            parse_ips(svc.status.load_balancer.ingress.iter().map(|i| i.ip.as_str()))
-                .into_iter()
-                .filter(|ip| allowed(*ip, &lb_all)),
+            parse_ips(
+                svc.status
+                    .load_balancer
+                    .ingress
+                    .iter()
+                    .map(|i| i.ip.as_str()),
+            )
+            .into_iter()
+            .filter(|ip| allowed(*ip, &lb_all)),
         );
         routes.extend(
             ips.into_iter()

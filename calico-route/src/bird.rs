@@ -213,11 +213,7 @@ fn filter_rule(rule: &BgpFilterRule, family: Family) -> Result<String, String> {
                     }
                 }
                 if let Some(sp) = &op.set_priority {
-                    let _ = write!(
-                        body,
-                        "bgp_local_pref = {}; ",
-                        PRIORITY_MAX - sp.value
-                    );
+                    let _ = write!(body, "bgp_local_pref = {}; ", PRIORITY_MAX - sp.value);
                 }
             }
             body.push_str("accept;");
@@ -947,6 +943,7 @@ mod tests {
     use super::*;
 
     /// The mesh session's peering as the general stanza writer takes it.
+    #[allow(clippy::too_many_arguments)] // one parameter per field the stanzas vary in
     fn mesh_peering(
         own_ip: IpAddr,
         local_as: calico_model::resources::values::AsNumber,

@@ -300,7 +300,10 @@ mod tests {
         assert_eq!(p.run_any(&mut r), Verdict::NoMatch);
         // The other order: b accepts first.
         let p = Program::new([&b, &a], false, Family::V4);
-        assert_eq!(p.run_any(&mut route("10.244.1.0/26", false)), Verdict::Accept);
+        assert_eq!(
+            p.run_any(&mut route("10.244.1.0/26", false)),
+            Verdict::Accept
+        );
         // Import functions are separate.
         assert!(Program::new([&a, &b], true, Family::V4).is_empty());
     }
@@ -317,9 +320,15 @@ mod tests {
              - {action: Reject, peerType: eBGP}\n",
         );
         let p = Program::new([&s], true, Family::V4);
-        assert_eq!(p.run_any(&mut route("10.0.0.0/26", false)), Verdict::NoMatch);
+        assert_eq!(
+            p.run_any(&mut route("10.0.0.0/26", false)),
+            Verdict::NoMatch
+        );
         assert_eq!(p.run_any(&mut route("10.0.0.0/26", true)), Verdict::Reject);
-        assert_eq!(p.run_any(&mut route("10.0.1.0/26", false)), Verdict::NoMatch);
+        assert_eq!(
+            p.run_any(&mut route("10.0.1.0/26", false)),
+            Verdict::NoMatch
+        );
         assert_eq!(p.run_any(&mut route("10.0.1.0/26", true)), Verdict::Reject);
         let mut r = route("10.1.0.0/26", true);
         r.communities = vec![Community::Standard(1, 2)];
@@ -333,8 +342,14 @@ mod tests {
         assert_eq!(p.run_any(&mut route("10.9.1.0/24", true)), Verdict::NoMatch);
         assert_eq!(p.run_any(&mut route("10.9.1.0/29", true)), Verdict::NoMatch);
         // peerType: eBGP applies on eBGP sessions only.
-        assert_eq!(p.run(&mut route("10.7.0.0/26", true), true), Verdict::NoMatch);
-        assert_eq!(p.run(&mut route("10.7.0.0/26", true), false), Verdict::Reject);
+        assert_eq!(
+            p.run(&mut route("10.7.0.0/26", true), true),
+            Verdict::NoMatch
+        );
+        assert_eq!(
+            p.run(&mut route("10.7.0.0/26", true), false),
+            Verdict::Reject
+        );
     }
 
     #[test]
@@ -345,12 +360,21 @@ mod tests {
              - {action: Accept, peerType: iBGP, matchOperator: In, cidr: 10.2.0.0/16, operations: [{setPriority: {value: 512}}]}\n",
         );
         let p = Program::new([&s], false, Family::V4);
-        assert_eq!(p.run(&mut route("10.1.0.0/26", false), false), Verdict::Reject);
-        assert_eq!(p.run(&mut route("10.1.0.0/26", false), true), Verdict::NoMatch);
+        assert_eq!(
+            p.run(&mut route("10.1.0.0/26", false), false),
+            Verdict::Reject
+        );
+        assert_eq!(
+            p.run(&mut route("10.1.0.0/26", false), true),
+            Verdict::NoMatch
+        );
         let mut r = route("10.2.0.0/26", false);
         assert_eq!(p.run(&mut r, true), Verdict::Accept);
         assert_eq!(r.krt_metric, Some(512));
-        assert_eq!(p.run(&mut route("10.2.0.0/26", false), false), Verdict::NoMatch);
+        assert_eq!(
+            p.run(&mut route("10.2.0.0/26", false), false),
+            Verdict::NoMatch
+        );
     }
 
     #[test]

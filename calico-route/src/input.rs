@@ -480,7 +480,8 @@ impl Cluster {
         self.workloads
             .sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
         self.services.sort_by(|a, b| {
-            (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+            (&a.metadata.namespace, &a.metadata.name)
+                .cmp(&(&b.metadata.namespace, &b.metadata.name))
         });
         for slices in self.endpoint_slices.values_mut() {
             slices.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));

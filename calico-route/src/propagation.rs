@@ -672,7 +672,12 @@ impl Propagation {
     /// The priority (kernel metric) of the route BIRD installs on node index `l` for
     /// origin `o`'s `net`: that of the best path, the normal priority when its path has
     /// none. `None` when `l` does not learn it.
-    pub(crate) fn kernel_priority_idx(&self, l: usize, o: usize, net: Option<&IpNet>) -> Option<i64> {
+    pub(crate) fn kernel_priority_idx(
+        &self,
+        l: usize,
+        o: usize,
+        net: Option<&IpNet>,
+    ) -> Option<i64> {
         let paths = self.held_idx(l, o, net)?;
         let best = merged(&paths).next()?;
         Some(best.priority.unwrap_or(self.core.normal_priority))

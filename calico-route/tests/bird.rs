@@ -227,7 +227,9 @@ fn rich_options_render_as_specified() {
         )
     );
     assert!(t.contains("if ( net = 10.244.0.0/16 ) then { bgp_community.add((65000,7)); bgp_path.prepend(65001); bgp_path.prepend(65000); bgp_local_pref = 2147483637; accept; }"));
-    assert!(t.contains("if ( defined(bgp_local_pref) && bgp_local_pref = 2147483640 ) then { reject; }"));
+    assert!(t.contains(
+        "if ( defined(bgp_local_pref) && bgp_local_pref = 2147483640 ) then { reject; }"
+    ));
     assert!(t.contains(
         "if ( source = RTS_BGP && defined(ifname) && ifname ~ \"eth*\" ) then { reject; }"
     ));

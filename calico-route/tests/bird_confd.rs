@@ -65,7 +65,11 @@ fn stanza<'a>(t: &'a str, name: &str) -> &'a str {
 
 fn default_config(spec: &str) -> String {
     let body: String = spec.lines().map(|l| format!("  {l}\n")).collect();
-    let body = if body.is_empty() { "  {}\n".to_owned() } else { body };
+    let body = if body.is_empty() {
+        "  {}\n".to_owned()
+    } else {
+        body
+    };
     format!(
         "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n{body}"
     )
@@ -95,13 +99,20 @@ fn filter(name: &str, spec: &str) -> String {
 fn priority_functions_are_rendered_and_called_by_every_session() {
     for (setting, v4, v6) in [
         ("", 1024, 1024),
-        ("ipv4NormalRoutePriority: 512\nipv6NormalRoutePriority: 2000", 512, 2000),
+        (
+            "ipv4NormalRoutePriority: 512\nipv6NormalRoutePriority: 2000",
+            512,
+            2000,
+        ),
     ] {
         let mut y = default_config(setting);
         y += &node("a", "10.0.0.1/24", "    ipv6Address: fd00::1/64\n", "");
         y += &node("b", "10.0.0.2/24", "    ipv6Address: fd00::2/64\n", "");
         y += &peer("tor", "peerIP: 10.0.0.254\nasNumber: 65001\nfilters: [f]");
-        y += &filter("f", "exportV4:\n- {action: Accept, matchOperator: In, cidr: 10.244.0.0/16}");
+        y += &filter(
+            "f",
+            "exportV4:\n- {action: Accept, matchOperator: In, cidr: 10.244.0.0/16}",
+        );
         let c = cluster(&y);
         for (family, prio) in [(Family::V4, v4), (Family::V6, v6)] {
             let t = conf(&c, "a", family);
@@ -117,7 +128,10 @@ fn priority_functions_are_rendered_and_called_by_every_session() {
                 "function calico_kernel_priority()\n{{\n  if ( source = RTS_BGP && !defined(krt_metric) ) then {{\n    krt_metric = {prio};\n    if ( defined(bgp_local_pref) ) then {{ krt_metric = {max} - bgp_local_pref; }}\n    if ( krt_metric < {prio} ) then {{ preference = 200; }}\n  }}\n}}\n"
             )));
             // The kernel filter derives the metric after the service rejects.
-            let kernel = t.split("filter calico_kernel_programming\n{\n").nth(1).unwrap();
+            let kernel = t
+                .split("filter calico_kernel_programming\n{\n")
+                .nth(1)
+                .unwrap();
             assert!(kernel.starts_with(
                 "  if ( source = RTS_DEVICE ) then { reject; }\n  calico_kernel_priority();\n"
             ));
@@ -126,7 +140,9 @@ fn priority_functions_are_rendered_and_called_by_every_session() {
             for s in stanzas {
                 let import = s.lines().find(|l| l.contains("import ")).unwrap();
                 assert!(
-                    import.trim_end().ends_with("calico_import_priority(); accept; };"),
+                    import
+                        .trim_end()
+                        .ends_with("calico_import_priority(); accept; };"),
                     "{s}"
                 );
                 assert!(!s.contains("import all"));
@@ -198,7 +214,10 @@ fn peer_type_rules_apply_per_session() {
         "typed",
         "exportV4:\n- {action: Reject, peerType: eBGP, matchOperator: In, cidr: 10.244.1.0/24}\n- {action: Accept, peerType: iBGP, matchOperator: In, cidr: 10.244.2.0/24}\n- {action: Accept, matchOperator: Equal, cidr: 10.244.3.0/26}\nimportV4:\n- {action: Reject, matchOperator: In, cidr: 192.0.2.0/24}",
     );
-    y += &filter("plain", "exportV4:\n- {action: Reject, matchOperator: In, cidr: 10.9.0.0/16}");
+    y += &filter(
+        "plain",
+        "exportV4:\n- {action: Reject, matchOperator: In, cidr: 10.9.0.0/16}",
+    );
     let c = cluster(&y);
     let t = conf(&c, "a", Family::V4);
     assert!(t.contains(
@@ -211,10 +230,15 @@ fn peer_type_rules_apply_per_session() {
     assert!(e.contains("export filter { calico_export_priority(); bgp_typed_exportFilterV4(false); bgp_plain_exportFilterV4(); calico_export_to_bgp_peers(false); reject; };"), "{e}");
     // eBGP: BIRD 2's default local preference is dropped before the filters run.
     assert!(e.contains("import filter { unset(bgp_local_pref); bgp_typed_importFilterV4(); calico_import_priority(); accept; };"));
-    assert!(i.contains("import filter { bgp_typed_importFilterV4(); calico_import_priority(); accept; };"));
+    assert!(i.contains(
+        "import filter { bgp_typed_importFilterV4(); calico_import_priority(); accept; };"
+    ));
     assert!(i.contains("bgp_typed_exportFilterV4(true); bgp_plain_exportFilterV4(); calico_export_to_bgp_peers(true);"), "{i}");
     let l = stanza(&t, "Node_10_0_0_202");
-    assert!(l.contains("bgp_typed_exportFilterV4(true); calico_export_to_bgp_peers(true);"), "{l}");
+    assert!(
+        l.contains("bgp_typed_exportFilterV4(true); calico_export_to_bgp_peers(true);"),
+        "{l}"
+    );
     let out = render(&c, "a", Family::V4).unwrap();
     assert!(out.skipped_rules.is_empty(), "{:?}", out.skipped_rules);
 }
@@ -234,7 +258,10 @@ fn mesh_names_never_carry_the_port() {
     let c = cluster(&y);
     let t = conf(&c, "a", Family::V4);
     let m = stanza(&t, "Mesh_10_0_0_2");
-    assert!(m.contains("  neighbor 10.0.0.2 port 1791 as 64512;\n"), "{m}");
+    assert!(
+        m.contains("  neighbor 10.0.0.2 port 1791 as 64512;\n"),
+        "{m}"
+    );
     assert!(m.contains("  local 10.0.0.1 port 1790 as 64512;\n"));
     assert!(t.contains("protocol bgp Global_10_0_0_200_port_1179 from bgp_template {"));
     assert!(!t.contains("Mesh_10_0_0_2_port"));
@@ -315,7 +342,10 @@ fn router_id_source_hash_fixed_and_address() {
         assert_eq!(router_id(n, true), Ipv4Addr::from(octets), "{name}");
     }
     assert_eq!("hash".parse::<RouterIdSource>(), Ok(RouterIdSource::Hash));
-    assert_eq!("".parse::<RouterIdSource>(), Ok(RouterIdSource::NodeAddress));
+    assert_eq!(
+        "".parse::<RouterIdSource>(),
+        Ok(RouterIdSource::NodeAddress)
+    );
     assert_eq!(
         "192.0.2.9".parse::<RouterIdSource>(),
         Ok(RouterIdSource::Fixed(Ipv4Addr::new(192, 0, 2, 9)))
@@ -328,7 +358,10 @@ fn router_id_source_hash_fixed_and_address() {
     for (name, octets) in want {
         let t = conf(&c, name, Family::V4);
         assert_eq!(first(&t), format!("router id {};", Ipv4Addr::from(octets)));
-        assert_eq!(router_id_for(&c, c.node(name).unwrap()), Ipv4Addr::from(octets));
+        assert_eq!(
+            router_id_for(&c, c.node(name).unwrap()),
+            Ipv4Addr::from(octets)
+        );
     }
     c.router_id = RouterIdSource::Fixed(Ipv4Addr::new(192, 0, 2, 9));
     assert_eq!(first(&conf(&c, "a", Family::V4)), "router id 192.0.2.9;");
@@ -361,8 +394,20 @@ fn passwords_from_secrets() {
     let cases = [
         ("tor", "peers", "tor", Some("tor pass"), ""),
         ("nokey", "peers", "missing", None, "has no key"),
-        ("nosecret", "absent", "k", None, "no Secret kube-system/absent"),
-        ("otherns", "elsewhere", "k", None, "no Secret kube-system/elsewhere"),
+        (
+            "nosecret",
+            "absent",
+            "k",
+            None,
+            "no Secret kube-system/absent",
+        ),
+        (
+            "otherns",
+            "elsewhere",
+            "k",
+            None,
+            "no Secret kube-system/elsewhere",
+        ),
         ("badb64", "peers", "bad", None, "not valid base64"),
         ("quoted", "peers", "quote", None, "double quote"),
     ];
@@ -413,7 +458,10 @@ fn service(name: &str, spec: &str, status_ips: &[&str]) -> String {
         String::new()
     } else {
         let list: Vec<String> = status_ips.iter().map(|i| format!("{{ip: {i}}}")).collect();
-        format!("status:\n  loadBalancer:\n    ingress: [{}]\n", list.join(", "))
+        format!(
+            "status:\n  loadBalancer:\n    ingress: [{}]\n",
+            list.join(", ")
+        )
     };
     format!(
         "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: web\nspec:\n{body}{status}"
@@ -481,9 +529,17 @@ fn service_cluster() -> String {
         &[],
     );
     y += &slice("elsewhere", "IPv4", &["n2"]);
-    y += &service("headless", "clusterIP: None\nexternalTrafficPolicy: Local", &[]);
+    y += &service(
+        "headless",
+        "clusterIP: None\nexternalTrafficPolicy: Local",
+        &[],
+    );
     y += &slice("headless", "IPv4", &["n1"]);
-    y += &service("noslice", "clusterIP: 10.96.0.60\nexternalTrafficPolicy: Local", &[]);
+    y += &service(
+        "noslice",
+        "clusterIP: 10.96.0.60\nexternalTrafficPolicy: Local",
+        &[],
+    );
     y += &service(
         "name",
         "type: ExternalName\nclusterIP: 10.96.0.70\nexternalTrafficPolicy: Local",
@@ -538,7 +594,10 @@ fn service_addresses_follow_policy_endpoints_and_ranges() {
         "single entries give 10.96.0.20 and 10.96.0.30 everywhere"
     );
     // The single addresses outside an accepted range are exported explicitly.
-    let export = n1.split("function calico_export_to_bgp_peers").nth(1).unwrap();
+    let export = n1
+        .split("function calico_export_to_bgp_peers")
+        .nth(1)
+        .unwrap();
     let export = format!("{}\n", export.split("\n}\n").next().unwrap());
     for line in [
         "  if ( net ~ [ 10.96.0.0/12+ ] ) then { accept; }\n",
@@ -551,9 +610,15 @@ fn service_addresses_follow_policy_endpoints_and_ranges() {
         assert!(export.contains(line), "{line}{export}");
     }
     assert_eq!(export.matches("203.0.113.5/32").count(), 1);
-    assert!(!export.contains("10.96.0.10/32"), "inside the cluster range already");
+    assert!(
+        !export.contains("10.96.0.10/32"),
+        "inside the cluster range already"
+    );
     // Every range stays out of the kernel.
-    let kernel = n1.split("filter calico_kernel_programming\n{\n").nth(1).unwrap();
+    let kernel = n1
+        .split("filter calico_kernel_programming\n{\n")
+        .nth(1)
+        .unwrap();
     assert!(kernel.starts_with("  if ( source = RTS_DEVICE ) then { reject; }\n  if ( net ~ [ 10.96.0.0/12+ ] ) then { reject; }\n  if ( net ~ [ 198.51.100.0/24+ ] ) then { reject; }\n  if ( net ~ [ 203.0.113.5/32+ ] ) then { reject; }\n  if ( net ~ [ 192.0.2.0/24+ ] ) then { reject; }\n  if ( net ~ [ 192.0.2.200/32+ ] ) then { reject; }\n  calico_kernel_priority();\n"), "{kernel}");
     // n2: no Local endpoint of `local`; `elsewhere` is Local with its endpoint here.
     assert_eq!(
@@ -569,18 +634,22 @@ fn service_addresses_follow_policy_endpoints_and_ranges() {
     assert!(statics(&n3).is_empty(), "{n3}");
     assert!(!n3.contains("then { accept; }\n  if ( net ~ [ 10.96"));
     assert!(n3.contains("  if ( net ~ [ 10.96.0.0/12+ ] ) then { reject; }\n"));
-    assert!(!n3
-        .split("function calico_export_to_bgp_peers")
-        .nth(1)
-        .unwrap()
-        .split("\n}\n")
-        .next()
-        .unwrap()
-        .contains("10.96"));
+    assert!(
+        !n3.split("function calico_export_to_bgp_peers")
+            .nth(1)
+            .unwrap()
+            .split("\n}\n")
+            .next()
+            .unwrap()
+            .contains("10.96")
+    );
     // IPv6: the /128 of the dual-stack Service's cluster IP on n1 only.
     assert_eq!(
         statics(&conf(&c, "n1", Family::V6)),
-        ["route fd00:96::/112 blackhole;", "route fd00:96::a/128 blackhole;"]
+        [
+            "route fd00:96::/112 blackhole;",
+            "route fd00:96::a/128 blackhole;"
+        ]
     );
     assert_eq!(
         statics(&conf(&c, "n2", Family::V6)),
@@ -602,11 +671,17 @@ fn service_addresses_follow_policy_endpoints_and_ranges() {
 fn service_address_outside_ranges_never_reaches_the_kernel() {
     let mut y = default_config("serviceClusterIPs: [{cidr: 10.96.0.0/12}]");
     y += &node("n1", "10.0.0.1/24", "", "");
-    y += &service("odd", "clusterIP: 172.20.0.1\nexternalTrafficPolicy: Local", &[]);
+    y += &service(
+        "odd",
+        "clusterIP: 172.20.0.1\nexternalTrafficPolicy: Local",
+        &[],
+    );
     y += &slice("odd", "IPv4", &["n1"]);
     let c = cluster(&y);
     let t = conf(&c, "n1", Family::V4);
     assert!(t.contains("  route 172.20.0.1/32 blackhole;\n"));
     assert!(t.contains("  if ( net = 172.20.0.1/32 ) then { accept; }\n"));
-    assert!(t.contains("  if ( net = 172.20.0.1/32 ) then { reject; }\n  calico_kernel_priority();\n"));
+    assert!(
+        t.contains("  if ( net = 172.20.0.1/32 ) then { reject; }\n  calico_kernel_priority();\n")
+    );
 }

@@ -1001,9 +1001,11 @@ fn route_priority_with_real_bird() {
             let mut want: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
             for n in &c.nodes {
                 let routes = want.entry(n.name.clone()).or_default();
-                for a in c.affinities.iter().filter(|a| {
-                    a.node != n.name && Family::of(a.block.addr()) == family
-                }) {
+                for a in c
+                    .affinities
+                    .iter()
+                    .filter(|a| a.node != n.name && Family::of(a.block.addr()) == family)
+                {
                     let metric = if a.block.to_string() == "10.244.2.0/26" {
                         512
                     } else {
@@ -1016,7 +1018,16 @@ fn route_priority_with_real_bird() {
             settle_per_bird("prio", "kernel route metrics", lab, family, &want, |b| {
                 let json = run(
                     "ip",
-                    &["-n", &namespaces[&b.node], "-j", v, "route", "show", "proto", "bird"],
+                    &[
+                        "-n",
+                        &namespaces[&b.node],
+                        "-j",
+                        v,
+                        "route",
+                        "show",
+                        "proto",
+                        "bird",
+                    ],
                 )
                 .unwrap_or_default();
                 kernel_metrics(&json)
@@ -1056,7 +1067,10 @@ fn service_advertisement_with_real_bird() {
         let mut want: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
         for n in &c.nodes {
             let entry = want.entry(n.name.clone()).or_default();
-            for p in graph.peerings_of(&n.name).filter(|p| p.family == Family::V4) {
+            for p in graph
+                .peerings_of(&n.name)
+                .filter(|p| p.family == Family::V4)
+            {
                 let Some(peer) = p.peer_node.as_deref().and_then(|m| c.node(m)) else {
                     continue;
                 };
@@ -1109,7 +1123,10 @@ fn peer_type_filter_with_real_bird() {
     y += &lab_node("a", 1, "", "");
     y += &lab_node("b", 2, "", "");
     y += &lab_node("c", 3, "", "    asNumber: 65003\n");
-    y += &peer("all", "nodeSelector: all()\npeerSelector: all()\nfilters: [pt]");
+    y += &peer(
+        "all",
+        "nodeSelector: all()\npeerSelector: all()\nfilters: [pt]",
+    );
     y += "---\napiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: pt\nspec:\n  exportV4:\n  - {action: Reject, peerType: eBGP, matchOperator: Equal, cidr: 10.244.1.0/26}\n";
     let c = cluster(&y);
     let remote_v4 = |node: &str| -> Vec<String> {

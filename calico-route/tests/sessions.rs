@@ -319,7 +319,10 @@ fn port_suffix_only_on_global_and_node_names() {
     y += "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  listenPort: 1790\n";
     y += &peer("tor", "peerIP: 10.0.0.200:1179\nasNumber: 65001");
     let g = SessionGraph::new(&cluster(&y));
-    assert_eq!(names(&g, "a"), vec!["Global_10_0_0_200_port_1179", "Mesh_10_0_0_2"]);
+    assert_eq!(
+        names(&g, "a"),
+        vec!["Global_10_0_0_200_port_1179", "Mesh_10_0_0_2"]
+    );
 }
 
 #[test]

@@ -46,7 +46,11 @@ pub struct ServiceSpec {
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub service_type: Option<ServiceType>,
     /// The primary cluster IP (`None` for a headless Service).
-    #[serde(default, rename = "clusterIP", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "clusterIP",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub cluster_ip: String,
     /// Every cluster IP (dual stack).
     #[serde(default, rename = "clusterIPs", skip_serializing_if = "Vec::is_empty")]
@@ -55,7 +59,11 @@ pub struct ServiceSpec {
     #[serde(default, rename = "externalIPs", skip_serializing_if = "Vec::is_empty")]
     pub external_ips: Vec<String>,
     /// The requested LoadBalancer address (deprecated in Kubernetes, still honoured).
-    #[serde(default, rename = "loadBalancerIP", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "loadBalancerIP",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub load_balancer_ip: String,
     /// External traffic policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
