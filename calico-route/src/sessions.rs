@@ -316,8 +316,8 @@ impl Peering {
     }
 }
 
-/// The protocol name for a peer (§3.7): `_port_<n>` only on `Global_` and `Node_` names
-/// (mesh names never carry the port, whatever port the mesh uses).
+/// The protocol name for a peer: `_port_<n>` only on `Global_` and `Node_` names (mesh
+/// names never carry the port, whatever port the mesh uses).
 pub fn protocol_name(kind: PeerKind, ip: IpAddr, port: Option<u16>) -> String {
     let mut s = String::from(kind.prefix());
     s.extend(
