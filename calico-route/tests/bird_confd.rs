@@ -367,6 +367,21 @@ fn router_id_source_hash_fixed_and_address() {
     assert_eq!(first(&conf(&c, "a", Family::V4)), "router id 192.0.2.9;");
 }
 
+proptest::proptest! {
+    /// For any name: the hashed ID is the first four SHA-256 bytes, the first one reduced by
+    /// 32 exactly when above 223 (never multicast or reserved).
+    #[test]
+    fn hashed_router_id_rule(name in "node-[a-z0-9.-]{0,40}") {
+        use sha2::Digest;
+        let c = cluster(&node(&name, "10.0.0.1/24", "", ""));
+        let id = router_id(c.node(&name).unwrap(), true).octets();
+        let d = sha2::Sha256::digest(name.as_bytes());
+        let first = if d[0] > 223 { d[0] - 32 } else { d[0] };
+        proptest::prop_assert_eq!(id, [first, d[1], d[2], d[3]]);
+        proptest::prop_assert!(id[0] <= 223);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Passwords
 

@@ -295,6 +295,22 @@ mod tests {
         assert_eq!(s.value("a").as_deref(), Ok("override"));
     }
 
+    proptest::proptest! {
+        /// Any text stored base64-encoded in `data` reads back as written; `stringData`
+        /// wins over `data`.
+        #[test]
+        fn data_round_trips(value in ".*", other in ".*") {
+            let mut s = Secret::default();
+            s.data.insert(
+                "k".into(),
+                base64::engine::general_purpose::STANDARD.encode(value.as_bytes()),
+            );
+            proptest::prop_assert_eq!(s.value("k"), Ok(value));
+            s.string_data.insert("k".into(), other.clone());
+            proptest::prop_assert_eq!(s.value("k"), Ok(other));
+        }
+    }
+
     #[test]
     fn cluster_ips_skip_headless() {
         let mut spec = ServiceSpec {
