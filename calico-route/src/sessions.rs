@@ -950,9 +950,19 @@ pub fn node_peerings(
             }
         }
     }
+    // Each Secret key is read once per node (every mesh session shares one).
+    let mut read: Vec<(SecretKeyRef, Result<String, String>)> = Vec::new();
     for p in &mut out {
         if let Some(secret) = &p.password {
-            match password_text(cluster, secret) {
+            let result = match read.iter().find(|(r, _)| r == secret) {
+                Some((_, v)) => v.clone(),
+                None => {
+                    let v = password_text(cluster, secret);
+                    read.push((secret.clone(), v.clone()));
+                    v
+                }
+            };
+            match result {
                 Ok(v) => p.password_value = Some(v),
                 Err(reason) => notes.push(SessionNote::PasswordUnreadable {
                     node: node.name.clone(),
