@@ -21,8 +21,10 @@ fn text(c: &Cluster, node: &str, family: Family) -> String {
     render(c, node, family).unwrap().text
 }
 
-/// The §5.3 example, byte for byte (plus the one `RTS_DEVICE` line of the kernel filter the
-/// spec's example lacks, see calico-route's README).
+/// The worked example of a two-node mesh, byte for byte. Beyond the example as first
+/// written it has the `RTS_DEVICE` line of the kernel filter, the three priority functions
+/// (called by the kernel filter and by the session's import and export filters) and the
+/// kernel protocol's `metric 0` (see calico-route's README).
 #[test]
 fn spec_example_is_reproduced_byte_for_byte() {
     let yaml = std::fs::read_to_string(golden_dir().join("spec_5_3_cluster.yaml")).unwrap();
