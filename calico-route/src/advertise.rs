@@ -13,7 +13,8 @@
 //! BGPConfiguration, unless it is labelled
 //! `node.kubernetes.io/exclude-from-external-load-balancers=true`. Every node, excluded or
 //! not, keeps routes inside those ranges out of its kernel (they are answered by the
-//! service proxy, never routed to another node).
+//! service proxy, never routed to another node), and a route reflector, excluded or not,
+//! passes on its clients' routes inside the external and LoadBalancer ranges.
 //!
 //! **Single Service addresses.** A node that is not excluded also advertises /32 (/128)
 //! routes for a Service of type ClusterIP, NodePort or LoadBalancer with a cluster IP
@@ -134,6 +135,9 @@ pub struct ServiceAdvertisement {
     pub load_balancer_ranges: Vec<IpNet>,
     /// Every configured range of the family, excluded node or not: kept out of the kernel.
     pub kernel_rejects: Vec<IpNet>,
+    /// Every configured external and LoadBalancer range of the family, excluded node or
+    /// not: what a route reflector passes on from its clients.
+    pub reflected_ranges: Vec<IpNet>,
     /// Single Service addresses (/32, /128), sorted, distinct.
     pub service_routes: Vec<IpNet>,
 }
@@ -268,9 +272,14 @@ pub fn service_advertisement(
             kernel_rejects.push(n);
         }
     }
+    let reflected_ranges: Vec<IpNet> = of_family(&external_all, family)
+        .into_iter()
+        .chain(of_family(&lb_all, family))
+        .collect();
     if cluster.excluded_from_service_advertisement(node) {
         return ServiceAdvertisement {
             kernel_rejects,
+            reflected_ranges,
             ..ServiceAdvertisement::default()
         };
     }
@@ -310,6 +319,7 @@ pub fn service_advertisement(
         external_ranges: of_family(&external_all, family),
         load_balancer_ranges: of_family(&lb_all, family),
         kernel_rejects,
+        reflected_ranges,
         service_routes: routes.into_iter().collect(),
     }
 }

@@ -540,23 +540,28 @@ pub fn render_to(
     for s in &svc.cluster_ranges {
         let _ = writeln!(t, "  if ( net ~ [ {s}+ ] ) then {{ accept; }}");
     }
-    // External and LoadBalancer ranges: the aggregate itself; on RRs anything inside, so
-    // that clients' per-service routes are reflected (item 7.7).
-    for s in svc.external_ranges.iter().chain(&svc.load_balancer_ranges) {
-        if n.is_rr() {
+    // External and LoadBalancer ranges: the aggregate itself; on RRs anything inside every
+    // configured one (excluded or not), so that clients' per-service routes are reflected.
+    if n.is_rr() {
+        for s in &svc.reflected_ranges {
             let _ = writeln!(t, "  if ( net ~ [ {s}+ ] ) then {{ accept; }}");
-        } else {
+        }
+    } else {
+        for s in svc.external_ranges.iter().chain(&svc.load_balancer_ranges) {
             let _ = writeln!(t, "  if ( net = {s} ) then {{ accept; }}");
         }
     }
     // Single Service addresses not already accepted above.
     let covered = |r: &IpNet| {
         svc.cluster_ranges.iter().any(|c| c.contains(r))
-            || svc
-                .external_ranges
-                .iter()
-                .chain(&svc.load_balancer_ranges)
-                .any(|c| if n.is_rr() { c.contains(r) } else { c == r })
+            || if n.is_rr() {
+                svc.reflected_ranges.iter().any(|c| c.contains(r))
+            } else {
+                svc.external_ranges
+                    .iter()
+                    .chain(&svc.load_balancer_ranges)
+                    .any(|c| c == r)
+            }
     };
     for r in svc.service_routes.iter().filter(|r| !covered(r)) {
         let _ = writeln!(t, "  if ( net = {r} ) then {{ accept; }}");

@@ -680,6 +680,48 @@ fn service_addresses_follow_policy_endpoints_and_ranges() {
     assert!(s.contains(&"route 198.51.100.7/32 blackhole;".to_owned()));
 }
 
+/// A route reflector passes on its clients' routes inside the external and LoadBalancer
+/// ranges even when it is itself excluded from advertising Service addresses.
+#[test]
+fn excluded_reflector_still_reflects_service_routes() {
+    let y = service_cluster().replace(
+        "    ipv6Address: fd00::3/64\n",
+        "    ipv6Address: fd00::3/64\n    routeReflectorClusterID: 1.1.1.1\n",
+    );
+    let c = cluster(&y);
+    let t = conf(&c, "n3", Family::V4);
+    assert!(statics(&t).is_empty());
+    let export = t
+        .split("function calico_export_to_bgp_peers")
+        .nth(1)
+        .unwrap();
+    let export = export.split("\n}\n").next().unwrap();
+    for r in [
+        "198.51.100.0/24",
+        "203.0.113.5/32",
+        "192.0.2.0/24",
+        "192.0.2.200/32",
+    ] {
+        assert!(
+            export.contains(&format!("  if ( net ~ [ {r}+ ] ) then {{ accept; }}")),
+            "{export}"
+        );
+    }
+    assert!(!export.contains("10.96.0.0/12"));
+    // Not excluded, the same reflector advertises its own single addresses too, inside
+    // the reflected ranges or explicitly.
+    let c = cluster(&y.replace(
+        "node.kubernetes.io/exclude-from-external-load-balancers: \"true\"",
+        "",
+    ));
+    let t = conf(&c, "n3", Family::V4);
+    assert!(t.contains("  route 10.96.0.10/32 blackhole;\n"));
+    assert!(
+        !t.contains("if ( net = 192.0.2.7/32 ) then { accept; }"),
+        "inside a reflected range"
+    );
+}
+
 /// A Service address outside every range is a blackhole for BGP only: the kernel filter
 /// rejects it explicitly.
 #[test]
