@@ -1143,3 +1143,59 @@ fn peer_type_filter_with_real_bird() {
     assert_eq!(remote_v4("a"), ["10.244.2.0/26", "10.244.3.0/26"]);
     run_topology("ptype", &y);
 }
+
+/// Mesh off; reflector rr1 (itself excluded from load balancers) and clients c2, c3. A
+/// LoadBalancer Service with `externalTrafficPolicy: Local` has its endpoint on c2: c2
+/// advertises its /32, rr1 reflects it (its export accepts everything inside the
+/// configured LoadBalancer range although it advertises no Service address itself), and c3
+/// learns it from rr1; nobody installs it in the kernel.
+#[test]
+fn service_route_reflection_with_real_bird() {
+    let mut y = bgp_config(false).replace(
+        "nodeToNodeMeshEnabled: false\n",
+        "nodeToNodeMeshEnabled: false\n  serviceLoadBalancerIPs: [{cidr: 192.0.2.0/24}]\n",
+    ) + POOLS;
+    y += &reflector("rr1", 1, "", "1.1.1.1").replace(
+        "labels: {rr: \"\"}",
+        "labels: {rr: \"\", node.kubernetes.io/exclude-from-external-load-balancers: \"true\"}",
+    );
+    y += &lab_node("c2", 2, "", "");
+    y += &lab_node("c3", 3, "", "");
+    y += &peer("to-rr", "nodeSelector: all()\npeerSelector: has(rr)");
+    y += "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: lb\n  namespace: shop\nspec:\n  type: LoadBalancer\n  clusterIP: 10.96.0.10\n  externalTrafficPolicy: Local\nstatus:\n  loadBalancer:\n    ingress: [{ip: 192.0.2.7}]\n";
+    y += "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: lb-1\n  namespace: shop\n  labels: {kubernetes.io/service-name: lb}\naddressType: IPv4\nendpoints:\n- addresses: [10.244.2.5]\n  nodeName: c2\n";
+    let c = cluster(&y);
+    assert!(c.excluded_from_service_advertisement(c.node("rr1").unwrap()));
+    run_topology_with("svcrr", &y, |_, lab, _| {
+        let host: ipnet::IpNet = "192.0.2.7/32".parse().unwrap();
+        let set = |p: &[&str]| -> BTreeMap<String, BTreeSet<String>> {
+            if p.is_empty() {
+                return BTreeMap::new();
+            }
+            BTreeMap::from([(
+                host.to_string(),
+                p.iter().map(|s| (*s).to_owned()).collect(),
+            )])
+        };
+        let want = BTreeMap::from([
+            ("rr1".to_owned(), set(&["Node_10_0_1_2"])),
+            ("c2".to_owned(), set(&[])),
+            ("c3".to_owned(), set(&["Node_10_0_1_1"])),
+        ]);
+        settle_per_bird("svcrr", "service routes", lab, Family::V4, &want, |b| {
+            let text = birdc(&b.sock, &["show", "route"]).unwrap_or_default();
+            let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (prefix, entries) in parse_routes(&text) {
+                if prefix != host.to_string() {
+                    continue;
+                }
+                for e in entries.iter().filter(|e| e.protocol.starts_with("Node_")) {
+                    out.entry(prefix.clone())
+                        .or_default()
+                        .insert(e.protocol.clone());
+                }
+            }
+            out
+        });
+    });
+}
