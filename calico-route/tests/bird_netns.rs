@@ -11,14 +11,18 @@
 //!   analysis says it holds (the origin over iBGP, the eBGP speaker over eBGP);
 //! - the routes BIRD installed into the namespace's kernel table (`proto bird`) are exactly
 //!   the BIRD-owned routes of [`kernel::plan_node`] (local blackholes and remote blocks),
-//!   next hops included, multipath (`merge paths on`) routes next hop by next hop.
+//!   next hops and metrics (the route priority) included, multipath (`merge paths on`)
+//!   routes next hop by next hop.
 //!
 //! Topologies: two
 //! reflectors of one cluster ID with three clients, reflectors of two cluster IDs with a
 //! single-reflector client, a full mesh, a mesh with a member in another AS, an iBGP chain
 //! without reflector, an eBGP AS-path loop, and a reflector whose sessions carry a BGPFilter
 //! (export reject, accept with a community, reject by community, import reject); each in IPv4
-//! and IPv6 (one BIRD per family).
+//! and IPv6 (one BIRD per family). Then confd's semantics: a priority set on a reflector's
+//! import travelling to its clients (kernel metrics 512 and 1024), a filter rule for eBGP
+//! sessions only (`peerType`), Service addresses in a mesh with a node excluded from load
+//! balancers, and an excluded reflector reflecting a client's LoadBalancer /32.
 //!
 //! Nothing outside these namespaces is touched: links are created inside a node namespace
 //! with the peer end moved straight into the switch namespace, and BIRD runs inside the node
