@@ -383,8 +383,9 @@ impl MeshPeers {
 pub struct RenderSummary {
     /// Peer protocols written.
     pub protocols: usize,
-    /// Notes about explicit peers (dropped peers, unreadable passwords), and one
-    /// `PasswordUnreadable` per mesh session when `nodeMeshPassword` is set.
+    /// Notes about explicit peers (dropped peers, unreadable passwords), one
+    /// `PasswordUnreadable` per mesh session when the `nodeMeshPassword` Secret cannot be
+    /// read, and one `UnknownCommunity` per community name nothing defines.
     pub notes: Vec<SessionNote>,
     /// Filter rules that could not be rendered (`filter name`, rule index, reason).
     pub skipped_rules: Vec<(String, usize, String)>,

@@ -688,6 +688,7 @@ impl fmt::Debug for PlanContext<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlanContext")
             .field("plain_ibgp", &self.plain_ibgp)
+            .field("priorities_set", &self.priorities_set)
             .finish_non_exhaustive()
     }
 }
