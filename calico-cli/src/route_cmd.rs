@@ -55,6 +55,15 @@ pub(crate) struct BirdArgs {
     /// Render the IPv6 configuration.
     #[arg(long)]
     ipv6: bool,
+    /// Router ID: `hash` (from the node name), an IPv4 address, or the node's IPv4
+    /// address when not given (what calico-node's CALICO_ROUTER_ID says).
+    #[arg(long, value_name = "hash|IP", value_parser = parse_router_id)]
+    router_id: Option<calico_route::input::RouterIdSource>,
+}
+
+fn parse_router_id(s: &str) -> Result<calico_route::input::RouterIdSource, String> {
+    s.parse()
+        .map_err(|e: calico_route::input::BadRouterId| e.to_string())
 }
 
 /// Output formats of `route plan` and `route check`.
@@ -245,7 +254,10 @@ fn plan(args: &PlanArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
 }
 
 fn bird(args: &BirdArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
-    let cluster = load_with(&args.path, args.load, store)?;
+    let mut cluster = load_with(&args.path, args.load, store)?;
+    if let Some(source) = args.router_id {
+        cluster.router_id = source;
+    }
     let family = if args.ipv6 { Family::V6 } else { Family::V4 };
     let config = calico_route::bird::render(&cluster, &args.node, family)
         .map_err(|e| CliError::could_not_run(e.to_string()))?;

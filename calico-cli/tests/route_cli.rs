@@ -241,7 +241,9 @@ fn store_is_the_affinity_source_when_given() {
 
     let with = ok(&["--store", &store, "route", "plan", path, "--node", "node-b"]);
     assert!(
-        with.contains(&format!("{block} via 10.0.0.1 dev eth0 proto bird\n")),
+        with.contains(&format!(
+            "{block} via 10.0.0.1 dev eth0 proto bird metric 1024\n"
+        )),
         "{with}"
     );
     let without = ok(&["route", "plan", path, "--node", "node-b"]);
@@ -328,4 +330,112 @@ fn messy_directories_warn_and_route_the_rest() {
 
 fn example_leak(s: &str) -> &'static str {
     Box::leak(s.to_owned().into_boxed_str())
+}
+
+/// A manifest with a Secret, a Service and its EndpointSlice: `route bird` renders the
+/// password and the Service's /32 on the node hosting its endpoint, `--router-id hash`
+/// hashes the node name, a bad `--router-id` is a usage error, and `route check` reports a
+/// password it cannot read.
+#[test]
+fn bird_reads_secrets_services_and_router_id() {
+    let yaml = "\
+apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec:
+  serviceClusterIPs: [{cidr: 10.96.0.0/16}]
+  nodeMeshPassword: {secretKeyRef: {name: bgp, key: mesh}}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: node-a}
+spec: {bgp: {ipv4Address: 10.0.0.1/24}}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: node-b}
+spec: {bgp: {ipv4Address: 10.0.0.2/24}}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor}
+spec:
+  peerIP: 10.0.0.254
+  asNumber: 65001
+  password: {secretKeyRef: {name: bgp, key: missing}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bgp, namespace: kube-system}
+data: {mesh: bWVzaC1wdw==}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {clusterIP: 10.96.0.10, externalTrafficPolicy: Local}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-x, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints: [{addresses: [10.244.0.5], nodeName: node-a}]
+";
+    let file = scratch("confd", yaml);
+    let path = file.to_str().expect("utf-8");
+    let o = calico(&[
+        "route",
+        "bird",
+        path,
+        "--node",
+        "node-a",
+        "--router-id",
+        "hash",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let a = stdout(&o);
+    // SHA-256("node-a") starts 66 57 0f f0.
+    assert!(a.contains("router id 102.87.15.240;\n"), "{a}");
+    assert!(a.contains("  route 10.96.0.10/32 blackhole;\n"), "{a}");
+    assert!(a.contains("  password \"mesh-pw\";\n"), "{a}");
+    let tor = a
+        .split("protocol bgp Global_10_0_0_254")
+        .nth(1)
+        .and_then(|t| t.split("\n}\n").next())
+        .expect("tor");
+    assert!(!tor.contains("password"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("has no key \\\"missing\\\""));
+    let b = stdout(&calico(&[
+        "route",
+        "bird",
+        path,
+        "--node",
+        "node-b",
+        "--router-id",
+        "192.0.2.1",
+    ]));
+    assert!(b.contains("router id 192.0.2.1;\n"));
+    assert!(!b.contains("10.96.0.10/32"));
+    let bad = calico(&[
+        "route",
+        "bird",
+        path,
+        "--node",
+        "node-a",
+        "--router-id",
+        "nope",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let check = calico(&["route", "check", path]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        stdout(&check).contains("password-missing"),
+        "{}",
+        stdout(&check)
+    );
+    let _ = std::fs::remove_dir_all(file.parent().expect("dir"));
 }

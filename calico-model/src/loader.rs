@@ -9,7 +9,7 @@
 //! - `kind: List` and any `<Kind>List` with `items` are expanded; items share their document's
 //!   index and are told apart by kind and name. An item without `apiVersion`/`kind` inherits
 //!   them from a `<Kind>List`.
-//! - Kinds we do not model (Service, ConfigMap, CRDs, ...) are recorded in
+//! - Kinds we do not model (ConfigMap, CRDs, ...) are recorded in
 //!   [`LoadedSet::skipped`], not decoded.
 //! - Values are read as Kubernetes and calicoctl read them (see [`scalars`]): YAML 1.1 plain
 //!   scalars (`yes`, `on`, `017`, `1_000` are a boolean and numbers), and a boolean, number

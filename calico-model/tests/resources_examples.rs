@@ -38,7 +38,12 @@ fn example_cluster_is_valid() {
     .sum::<usize>();
     assert!(workloads >= 12, "{workloads} workloads");
     let skipped: Vec<&str> = set.skipped.iter().map(|s| s.kind.as_str()).collect();
-    assert_eq!(skipped, ["Service", "ConfigMap"]);
+    assert_eq!(skipped, ["ConfigMap"]);
+    assert_eq!(
+        count(Kind::Service),
+        1,
+        "Services are read (route advertisement)"
+    );
 }
 
 #[test]

@@ -55,7 +55,7 @@ apiVersion: v1
 kind: List
 items:
   - {apiVersion: v1, kind: Namespace, metadata: {name: a}}
-  - {apiVersion: v1, kind: Service, metadata: {name: s}}
+  - {apiVersion: v1, kind: ConfigMap, metadata: {name: s}}
   - {apiVersion: v1, kind: Namespace, metadata: {name: B}}
 ---
 apiVersion: projectcalico.org/v3
@@ -92,7 +92,7 @@ items: []
         ]
     );
     assert_eq!(set.skipped.len(), 1);
-    assert_eq!(set.skipped[0].kind, "Service");
+    assert_eq!(set.skipped[0].kind, "ConfigMap");
     assert_eq!(set.skipped[0].origin.item_index, Some(1));
     let lines: Vec<String> = validate(&set).iter().map(ToString::to_string).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");

@@ -11,6 +11,36 @@ use calico_model::resources::{Kind, Resource};
 
 /// Manifests for the kinds the example cluster does not contain.
 const EXTRA: &str = "\
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-abc, namespace: prod, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints:
+  - addresses: [10.0.0.1]
+    conditions: {ready: true}
+    nodeName: node-1
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bgp-secrets, namespace: kube-system}
+type: Opaque
+data: {peer: c2VjcmV0}
+stringData: {mesh: plain}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb, namespace: prod}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.0.20
+  clusterIPs: [10.96.0.20]
+  externalIPs: [192.0.2.1]
+  externalTrafficPolicy: Local
+  ipFamilies: [IPv4]
+status:
+  loadBalancer:
+    ingress: [{ip: 198.51.100.7}]
+---
 apiVersion: projectcalico.org/v3
 kind: WorkloadEndpoint
 metadata: {name: node--1-k8s-web--0-eth0, namespace: prod, labels: {app: web}}

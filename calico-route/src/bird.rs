@@ -2,8 +2,8 @@
 //!
 //! [`render`] produces one self-contained file in the section order of §5.2. Output is
 //! deterministic byte for byte: pools are sorted as strings, peers by protocol name, filters
-//! by name. Passwords come from Secrets, which manifests never carry, so a `password` line is
-//! never emitted; the omission is reported in [`BirdConfig::notes`].
+//! by name. Passwords come from Kubernetes Secrets; a password that cannot be read leaves
+//! the `password` line out and is reported in [`BirdConfig::notes`].
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -14,7 +14,8 @@ use calico_model::resources::bgp::{
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use crate::input::{Cluster, Family, NodeInfo, PoolEncap};
+use crate::filters::Community;
+use crate::input::{Cluster, Family, NodeInfo, PoolEncap, RouterIdSource};
 use crate::kernel::ownership;
 use crate::sessions::{
     NextHop, PeerExpansion, Peering, SessionNote, mesh_candidates, node_peerings,
@@ -42,6 +43,37 @@ pub struct BirdConfig {
     pub notes: Vec<SessionNote>,
     /// Filter rules that could not be rendered (`filter name`, rule index, reason).
     pub skipped_rules: Vec<(String, usize, String)>,
+}
+
+/// The largest BIRD integer: a route's priority travels as `bgp_local_pref` = this − priority.
+pub const PRIORITY_MAX: i64 = 2_147_483_647;
+
+/// What an eBGP session's import filter starts with. BIRD 2 gives every route received
+/// over eBGP a LOCAL_PREF (its `default bgp_local_pref`, 100), which the priority functions
+/// would read as a priority of 2147483547; BIRD 1.x, which the reference drives, leaves it
+/// unset, so that such a route has the normal priority unless a BGPFilter sets one.
+pub const EBGP_IMPORT_PREFIX: &str = "unset(bgp_local_pref); ";
+
+/// The `preference` an imported route gets when its priority beats the normal one (so that
+/// it wins over a local route to the same address, as in a live migration).
+pub const OVERRIDE_PREFERENCE: u32 = 200;
+
+/// The normal route priority of a family (`ipv4/ipv6NormalRoutePriority`, default 1024).
+pub fn normal_priority(cluster: &Cluster, family: Family) -> i64 {
+    match family {
+        Family::V4 => cluster.bgp.ipv4_normal_route_priority,
+        Family::V6 => cluster.bgp.ipv6_normal_route_priority,
+    }
+    .unwrap_or(1024)
+}
+
+/// The router ID of node `node` as the cluster's [`RouterIdSource`] says.
+pub fn router_id_for(cluster: &Cluster, node: &NodeInfo) -> Ipv4Addr {
+    match cluster.router_id {
+        RouterIdSource::NodeAddress => router_id(node, false),
+        RouterIdSource::Hash => router_id(node, true),
+        RouterIdSource::Fixed(ip) => ip,
+    }
 }
 
 /// The router ID of a node (§4): its IPv4 address, else (or with `hash`) the first 4 bytes
@@ -94,33 +126,21 @@ fn in_family(net: &IpNet, family: Family) -> bool {
 }
 
 fn community_adds(value: &str) -> Option<String> {
-    let parts: Vec<u32> = value
-        .split(':')
-        .map(|p| p.trim().parse::<u32>())
-        .collect::<Result<_, _>>()
-        .ok()?;
-    match parts.as_slice() {
-        [a, b] => Some(format!("bgp_community.add(({a},{b}));")),
-        [a, b, c] => Some(format!("bgp_large_community.add(({a},{b},{c}));")),
-        _ => None,
+    match Community::parse(value)? {
+        Community::Standard(a, b) => Some(format!("bgp_community.add(({a},{b}));")),
+        Community::Large(a, b, c) => Some(format!("bgp_large_community.add(({a},{b},{c}));")),
     }
 }
 
 fn community_match(value: &str) -> Option<String> {
-    let parts: Vec<u32> = value
-        .split(':')
-        .map(|p| p.trim().parse::<u32>())
-        .collect::<Result<_, _>>()
-        .ok()?;
-    match parts.as_slice() {
-        [a, b] => Some(format!("({a}, {b}) ~ bgp_community")),
-        [a, b, c] => Some(format!("({a}, {b}, {c}) ~ bgp_large_community")),
-        _ => None,
+    match Community::parse(value)? {
+        Community::Standard(a, b) => Some(format!("({a}, {b}) ~ bgp_community")),
+        Community::Large(a, b, c) => Some(format!("({a}, {b}, {c}) ~ bgp_large_community")),
     }
 }
 
-/// Whether a BGPFilter rule is rendered as a statement (else as a comment: `peerType`, a
-/// CIDR of the other family, a bad community, a quote in an interface pattern).
+/// Whether a BGPFilter rule is rendered as a statement (else as a comment: a CIDR of the
+/// other family, a bad community, a quote in an interface pattern).
 pub(crate) fn rule_renders(rule: &BgpFilterRule, family: Family) -> bool {
     filter_rule(rule, family).is_ok()
 }
@@ -157,15 +177,6 @@ fn filter_rule(rule: &BgpFilterRule, family: Family) -> Result<String, String> {
         }
         conds.push(format!("defined(ifname) && ifname ~ \"{iface}\""));
     }
-    if let Some(pt) = rule.peer_type {
-        let which = match pt {
-            PeerType::Ebgp => "eBGP",
-            PeerType::Ibgp => "iBGP",
-        };
-        return Err(format!(
-            "peerType {which} needs the session's type, which a shared function does not know"
-        ));
-    }
     if let Some(c) = &rule.communities {
         for v in &c.values {
             conds.push(community_match(v).ok_or_else(|| format!("bad community {v:?}"))?);
@@ -180,7 +191,10 @@ fn filter_rule(rule: &BgpFilterRule, family: Family) -> Result<String, String> {
         conds.push(format!("bgp_path ~ [= {} * =]", path.join(" ")));
     }
     if let Some(p) = rule.priority {
-        conds.push(format!("defined(krt_metric) && krt_metric = {p}"));
+        conds.push(format!(
+            "defined(bgp_local_pref) && bgp_local_pref = {}",
+            PRIORITY_MAX - p
+        ));
     }
     let mut body = String::new();
     match rule.action {
@@ -199,36 +213,41 @@ fn filter_rule(rule: &BgpFilterRule, family: Family) -> Result<String, String> {
                     }
                 }
                 if let Some(sp) = &op.set_priority {
-                    let _ = write!(body, "krt_metric = {}; ", sp.value);
+                    let _ = write!(body, "bgp_local_pref = {}; ", PRIORITY_MAX - sp.value);
                 }
             }
             body.push_str("accept;");
         }
     }
-    Ok(if conds.is_empty() {
+    let stmt = if conds.is_empty() {
         body
     } else {
         format!("if ( {} ) then {{ {body} }}", conds.join(" && "))
+    };
+    Ok(match rule.peer_type {
+        None => stmt,
+        Some(PeerType::Ibgp) => format!("if ( is_same_as ) then {{ {stmt} }}"),
+        Some(PeerType::Ebgp) => format!("if ( !is_same_as ) then {{ {stmt} }}"),
     })
 }
 
-struct Services {
-    cluster_ips: Vec<IpNet>,
-    external: Vec<IpNet>,
-    load_balancer: Vec<IpNet>,
+/// Whether a BGPFilter's function for one direction and family takes the session type
+/// (`bool is_same_as`, true on iBGP): when any of its rules has a `peerType`.
+pub fn takes_session_type(rules: &[BgpFilterRule]) -> bool {
+    rules.iter().any(|r| r.peer_type.is_some())
 }
 
-fn services(cluster: &Cluster, family: Family) -> Services {
-    let pick = |list: &[calico_model::resources::bgp::ServiceCidr]| -> Vec<IpNet> {
-        list.iter()
-            .map(|s| s.cidr.network())
-            .filter(|n| in_family(n, family))
-            .collect()
-    };
-    Services {
-        cluster_ips: pick(&cluster.bgp.service_cluster_ips),
-        external: pick(&cluster.bgp.service_external_ips),
-        load_balancer: pick(&cluster.bgp.service_load_balancer_ips),
+/// The rules of one direction and family of a BGPFilter.
+fn rules_of(
+    spec: &calico_model::resources::bgp::BgpFilterSpec,
+    import: bool,
+    family: Family,
+) -> &[BgpFilterRule] {
+    match (family, import) {
+        (Family::V4, true) => &spec.import_v4,
+        (Family::V4, false) => &spec.export_v4,
+        (Family::V6, true) => &spec.import_v6,
+        (Family::V6, false) => &spec.export_v6,
     }
 }
 
@@ -253,7 +272,13 @@ pub fn render_with(
     let peers = MeshPeers::new(cluster, mesh, family);
     let mut text = String::new();
     let summary = render_to(&mut text, cluster, expansion, &peers, node, family)?;
-    let (peerings, notes) = node_peerings(cluster, expansion, mesh, n, family);
+    let (peerings, mut notes) = node_peerings(cluster, expansion, mesh, n, family);
+    notes.extend(
+        summary
+            .notes
+            .into_iter()
+            .filter(|n| matches!(n, SessionNote::UnknownCommunity { .. })),
+    );
     Ok(BirdConfig {
         text,
         peerings,
@@ -358,8 +383,9 @@ impl MeshPeers {
 pub struct RenderSummary {
     /// Peer protocols written.
     pub protocols: usize,
-    /// Notes about explicit peers (dropped peers, unreadable passwords), and one
-    /// `PasswordUnreadable` per mesh session when `nodeMeshPassword` is set.
+    /// Notes about explicit peers (dropped peers, unreadable passwords), one
+    /// `PasswordUnreadable` per mesh session when the `nodeMeshPassword` Secret cannot be
+    /// read, and one `UnknownCommunity` per community name nothing defines.
     pub notes: Vec<SessionNote>,
     /// Filter rules that could not be rendered (`filter name`, rule index, reason).
     pub skipped_rules: Vec<(String, usize, String)>,
@@ -390,11 +416,7 @@ pub fn render_to(
             Some("debug { states, routes, filters, events };"),
         ),
     };
-    let priority = match family {
-        Family::V4 => cluster.bgp.ipv4_normal_route_priority,
-        Family::V6 => cluster.bgp.ipv6_normal_route_priority,
-    }
-    .unwrap_or(1024);
+    let priority = normal_priority(cluster, family);
     let ch = family.channel();
     let _ = writeln!(
         t,
@@ -402,49 +424,34 @@ pub fn render_to(
         n.name,
         family.label()
     );
-    let _ = writeln!(t, "router id {};", router_id(n, false));
+    let _ = writeln!(t, "router id {};", router_id_for(cluster, n));
 
     // 3. Communities.
     t.push_str("\nfunction apply_communities()\n{\n");
-    let node_adv = cluster
-        .node_bgp
-        .get(node)
-        .map(|b| b.prefix_advertisements.clone())
-        .unwrap_or_default();
-    let mut advs = cluster.bgp.prefix_advertisements.clone();
-    for a in node_adv {
-        advs.retain(|g| g.cidr.network() != a.cidr.network());
-        advs.push(a);
-    }
+    let (advs, unknown) = crate::advertise::prefix_communities(cluster, node, family);
     for a in &advs {
-        let net = a.cidr.network();
-        if !in_family(&net, family) {
-            continue;
-        }
-        let mut adds = Vec::new();
-        for c in &a.communities {
-            let value = cluster
-                .bgp
-                .communities
-                .iter()
-                .find(|k| &k.name == c)
-                .map_or(c.as_str(), |k| k.value.as_str());
-            if let Some(add) = community_adds(value) {
-                adds.push(add);
-            }
-        }
-        if !adds.is_empty() {
-            let _ = writeln!(t, "  if ( net ~ [ {net}+ ] ) then {{ {} }}", adds.join(" "));
-        }
+        let adds: Vec<String> = a.values.iter().filter_map(|v| community_adds(v)).collect();
+        let _ = writeln!(
+            t,
+            "  if ( net ~ [ {}+ ] ) then {{ {} }}",
+            a.cidr,
+            adds.join(" ")
+        );
     }
     t.push_str("}\n");
 
     // 4. Static.
     let mut local_blocks = mesh.affinities_of(cluster, node);
     local_blocks.retain(|a| a.is_confirmed() && in_family(&a.block, family));
-    let svc = services(cluster, family);
+    let svc = crate::advertise::service_advertisement(cluster, n, family);
     // Explicit and local-workload peers; mesh sessions come from `mesh`.
     let (peerings, mut notes) = node_peerings(cluster, expansion, &[], n, family);
+    notes.extend(unknown.into_iter().map(|u| SessionNote::UnknownCommunity {
+        node: n.name.clone(),
+        cidr: u.cidr.to_string(),
+        community: u.community,
+        config: u.config,
+    }));
     let mesh_on = cluster.mesh_enabled() && !n.is_rr() && mesh.family == Some(family);
     let own_ip_opt = n.ip(family);
     let mesh_peers: Vec<&MeshPeer> = if mesh_on {
@@ -455,23 +462,29 @@ pub fn render_to(
     } else {
         Vec::new()
     };
-    let mut statics = Vec::new();
+    let mut statics: Vec<String> = Vec::new();
+    let mut push_static = |line: String| {
+        if !statics.contains(&line) {
+            statics.push(line);
+        }
+    };
     for a in &local_blocks {
         if a.block.prefix_len() != family.host_len() {
-            statics.push(format!("route {} blackhole;", a.block));
+            push_static(format!("route {} blackhole;", a.block));
         }
     }
     for s in svc
-        .cluster_ips
+        .cluster_ranges
         .iter()
-        .chain(&svc.external)
-        .chain(&svc.load_balancer)
+        .chain(&svc.external_ranges)
+        .chain(&svc.load_balancer_ranges)
+        .chain(&svc.service_routes)
     {
-        statics.push(format!("route {s} blackhole;"));
+        push_static(format!("route {s} blackhole;"));
     }
     for p in &peerings {
         if let Some(g) = p.reachable_by {
-            statics.push(format!(
+            push_static(format!(
                 "route {}/{} via {g};",
                 p.peer_ip,
                 family.host_len()
@@ -525,22 +538,55 @@ pub fn render_to(
         "  if ( internal_peer && defined(ifname) && ( ifname ~ \"*.cali\" || ifname ~ \"*.calico\"{tunl} ) ) then {{ reject; }}"
     );
     t.push_str("  reject_local_routes();\n  apply_communities();\n  calico_aggr();\n");
-    for s in &svc.cluster_ips {
+    for s in &svc.cluster_ranges {
         let _ = writeln!(t, "  if ( net ~ [ {s}+ ] ) then {{ accept; }}");
     }
-    // External and LoadBalancer ranges: the aggregate itself; on RRs anything inside, so
-    // that clients' per-service routes are reflected (item 7.7).
-    for s in svc.external.iter().chain(&svc.load_balancer) {
-        if n.is_rr() {
+    // External and LoadBalancer ranges: the aggregate itself; on RRs anything inside every
+    // configured one (excluded or not), so that clients' per-service routes are reflected.
+    if n.is_rr() {
+        for s in &svc.reflected_ranges {
             let _ = writeln!(t, "  if ( net ~ [ {s}+ ] ) then {{ accept; }}");
-        } else {
+        }
+    } else {
+        for s in svc.external_ranges.iter().chain(&svc.load_balancer_ranges) {
             let _ = writeln!(t, "  if ( net = {s} ) then {{ accept; }}");
         }
+    }
+    // Single Service addresses not already accepted above.
+    let covered = |r: &IpNet| {
+        svc.cluster_ranges.iter().any(|c| c.contains(r))
+            || if n.is_rr() {
+                svc.reflected_ranges.iter().any(|c| c.contains(r))
+            } else {
+                svc.external_ranges
+                    .iter()
+                    .chain(&svc.load_balancer_ranges)
+                    .any(|c| c == r)
+            }
+    };
+    for r in svc.service_routes.iter().filter(|r| !covered(r)) {
+        let _ = writeln!(t, "  if ( net = {r} ) then {{ accept; }}");
     }
     for p in pools.iter().filter(|p| !p.disable_bgp_export) {
         let _ = writeln!(t, "  if ( net ~ [ {}+ ] ) then {{ accept; }}", p.cidr);
     }
     t.push_str("}\n");
+
+    // 8. Priority: a route's priority travels as bgp_local_pref = MAX − priority.
+    let max = PRIORITY_MAX;
+    let _ = write!(
+        t,
+        "\nfunction calico_export_priority()\n{{\n  if ( source = RTS_BGP && defined(bgp_local_pref) ) then {{\n    krt_metric = {max} - bgp_local_pref;\n  }} else {{\n    if ( !defined(krt_metric) ) then {{ krt_metric = {priority}; }}\n    bgp_local_pref = {max} - krt_metric;\n  }}\n}}\n"
+    );
+    let _ = write!(
+        t,
+        "\nfunction calico_import_priority()\n{{\n  if ( defined(bgp_local_pref) && bgp_local_pref > {} ) then {{ preference = {OVERRIDE_PREFERENCE}; }}\n}}\n",
+        max - priority
+    );
+    let _ = write!(
+        t,
+        "\nfunction calico_kernel_priority()\n{{\n  if ( source = RTS_BGP && !defined(krt_metric) ) then {{\n    krt_metric = {priority};\n    if ( defined(bgp_local_pref) ) then {{ krt_metric = {max} - bgp_local_pref; }}\n    if ( krt_metric < {priority} ) then {{ preference = {OVERRIDE_PREFERENCE}; }}\n  }}\n}}\n"
+    );
 
     // 9. Kernel programming filter.
     t.push_str("\nfilter calico_kernel_programming\n{\n");
@@ -549,9 +595,19 @@ pub fn render_to(
     // BIRD 2 has no such default and would copy every interface subnet into the kernel
     // as `proto bird` (seen with real BIRD 2.0.12 in tests/bird_netns.rs).
     t.push_str("  if ( source = RTS_DEVICE ) then { reject; }\n");
-    for s in &svc.cluster_ips {
+    for s in &svc.kernel_rejects {
         let _ = writeln!(t, "  if ( net ~ [ {s}+ ] ) then {{ reject; }}");
     }
+    // Single Service addresses outside every range: blackholes for BGP only, never for
+    // the kernel.
+    for r in svc
+        .service_routes
+        .iter()
+        .filter(|r| !svc.kernel_rejects.iter().any(|k| k.contains(*r)))
+    {
+        let _ = writeln!(t, "  if ( net = {r} ) then {{ reject; }}");
+    }
+    t.push_str("  calico_kernel_priority();\n");
     // WireGuard on (IPv4): routes via another node's WireGuard peer are the dataplane's.
     if family == Family::V4 && cluster.felix_for(node).wireguard_enabled {
         for peer in cluster
@@ -577,10 +633,12 @@ pub fn render_to(
     }
     t.push_str("  accept;\n}\n");
 
-    // 10–12. Kernel, device, direct.
+    // 10–12. Kernel, device, direct. `metric 0`: BIRD 2 gives every route the protocol's
+    // metric (default 32) unless it is 0, and only then uses the route's `krt_metric` —
+    // the priority the kernel filter derived.
     let _ = write!(
         t,
-        "\nprotocol kernel calico_kernel {{\n  {ch} {{\n    import all;\n    export filter calico_kernel_programming;\n  }};\n  learn;\n  persist;\n  scan time 2;\n  graceful restart;\n  merge paths on;\n}}\n"
+        "\nprotocol kernel calico_kernel {{\n  {ch} {{\n    import all;\n    export filter calico_kernel_programming;\n  }};\n  learn;\n  persist;\n  scan time 2;\n  graceful restart;\n  merge paths on;\n  metric 0;\n}}\n"
     );
     t.push_str("\nprotocol device {\n");
     if let Some(d) = dbg_simple {
@@ -641,32 +699,30 @@ pub fn render_to(
         .node_mesh_password
         .as_ref()
         .and_then(|p| p.secret_key_ref.clone());
+    let (mesh_password_text, mesh_password_error) = match &mesh_password {
+        Some(r) => match crate::sessions::password_text(cluster, r) {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e)),
+        },
+        None => (None, None),
+    };
 
     // 15. BGPFilter functions.
     let mut skipped_rules = Vec::new();
     for (fname, spec) in &cluster.filters {
-        for (import, rules) in [
-            (
-                true,
-                match family {
-                    Family::V4 => &spec.import_v4,
-                    Family::V6 => &spec.import_v6,
-                },
-            ),
-            (
-                false,
-                match family {
-                    Family::V4 => &spec.export_v4,
-                    Family::V6 => &spec.export_v6,
-                },
-            ),
-        ] {
+        for import in [true, false] {
+            let rules = rules_of(spec, import, family);
             if rules.is_empty() {
                 continue;
             }
+            let param = if takes_session_type(rules) {
+                "bool is_same_as"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 t,
-                "\nfunction {}()\n{{",
+                "\nfunction {}({param})\n{{",
                 filter_function(fname, import, family)
             );
             for (i, r) in rules.iter().enumerate() {
@@ -696,17 +752,18 @@ pub fn render_to(
         local_port,
     };
     let own_text = own_ip.to_string();
-    let parts = MeshStanzaParts::new(&ctx, node_as, mesh_gr);
+    let parts = MeshStanzaParts::new(&ctx, node_as, mesh_gr, mesh_password_text.as_deref());
     let mut explicit = peerings.iter().peekable();
     for m in &mesh_peers {
         while let Some(p) = explicit.next_if(|p| p.name.as_bytes() < m.name.as_bytes()) {
             write_peer(t, &ctx, p);
         }
-        if let Some(secret) = &mesh_password {
+        if let (Some(secret), Some(reason)) = (&mesh_password, &mesh_password_error) {
             notes.push(SessionNote::PasswordUnreadable {
                 node: n.name.clone(),
                 protocol: m.name.clone(),
                 secret: secret.name.clone(),
+                reason: reason.clone(),
             });
         }
         let passive = m.ip_text > own_text;
@@ -748,6 +805,7 @@ impl MeshStanzaParts {
         ctx: &PeerCtx<'_>,
         local_as: calico_model::resources::values::AsNumber,
         graceful_restart: Option<u64>,
+        password: Option<&str>,
     ) -> MeshStanzaParts {
         // A mesh session's source address is the node's own address, strict or not.
         let local = match ctx.local_port {
@@ -756,6 +814,9 @@ impl MeshStanzaParts {
         };
         let tail = |passive: bool, ibgp: bool| {
             let mut t = String::new();
+            if let Some(pw) = password {
+                let _ = writeln!(t, "  password \"{pw}\";");
+            }
             if let Some(g) = graceful_restart {
                 let _ = writeln!(t, "  graceful restart time {g};");
             }
@@ -765,8 +826,9 @@ impl MeshStanzaParts {
             }
             let _ = writeln!(
                 t,
-                "  {} {{\n    import all;\n    export filter {{ calico_export_to_bgp_peers({ibgp}); reject; }};\n  }};\n}}",
-                ctx.family.channel()
+                "  {} {{\n    import filter {{ {}calico_import_priority(); accept; }};\n    export filter {{ calico_export_priority(); calico_export_to_bgp_peers({ibgp}); reject; }};\n  }};\n}}",
+                ctx.family.channel(),
+                if ibgp { "" } else { EBGP_IMPORT_PREFIX }
             );
             t
         };
@@ -818,6 +880,9 @@ fn write_peer(t: &mut String, ctx: &PeerCtx<'_>, p: &Peering) {
     if let Some(cid) = &p.rr_cluster_id {
         let _ = writeln!(t, "  rr client;\n  rr cluster id {cid};");
     }
+    if let Some(pw) = &p.password_value {
+        let _ = writeln!(t, "  password \"{pw}\";");
+    }
     if let Some(g) = p.graceful_restart {
         let _ = writeln!(t, "  graceful restart time {g};");
     }
@@ -837,42 +902,42 @@ fn write_peer(t: &mut String, ctx: &PeerCtx<'_>, p: &Peering) {
         t.push_str("  passive on;\n");
     }
     let _ = writeln!(t, "  {ch} {{");
-    let used: Vec<&String> = p
+    let used: Vec<(&String, &calico_model::resources::bgp::BgpFilterSpec)> = p
         .filters
         .iter()
-        .filter(|f| cluster.filters.contains_key(*f))
+        .filter_map(|f| cluster.filters.get(f).map(|s| (f, s)))
         .collect();
-    let has = |f: &String, import: bool| {
-        cluster.filters.get(f).is_some_and(|s| {
-            let r = match (family, import) {
-                (Family::V4, true) => &s.import_v4,
-                (Family::V4, false) => &s.export_v4,
-                (Family::V6, true) => &s.import_v6,
-                (Family::V6, false) => &s.export_v6,
-            };
-            !r.is_empty()
-        })
+    let calls = |import: bool| -> Vec<String> {
+        used.iter()
+            .filter_map(|(f, spec)| {
+                let rules = rules_of(spec, import, family);
+                if rules.is_empty() {
+                    return None;
+                }
+                let arg = if takes_session_type(rules) {
+                    if p.is_ibgp() { "true" } else { "false" }
+                } else {
+                    ""
+                };
+                Some(format!("{}({arg});", filter_function(f, import, family)))
+            })
+            .collect()
     };
-    let imports: Vec<String> = used
-        .iter()
-        .filter(|f| has(f, true))
-        .map(|f| format!("{}();", filter_function(f, true, family)))
-        .collect();
-    if imports.is_empty() {
-        t.push_str("    import all;\n");
-    } else {
-        let _ = writeln!(t, "    import filter {{ {} accept; }};", imports.join(" "));
+    let mut import = Vec::new();
+    if !p.is_ibgp() {
+        import.push(EBGP_IMPORT_PREFIX.trim_end().to_owned());
     }
+    import.extend(calls(true));
+    import.push("calico_import_priority();".to_owned());
+    import.push("accept;".to_owned());
+    let _ = writeln!(t, "    import filter {{ {} }};", import.join(" "));
     match p.next_hop {
         Some(NextHop::SelfHop) => t.push_str("    next hop self;\n"),
         Some(NextHop::Keep) => t.push_str("    next hop keep;\n"),
         None => {}
     }
-    let mut export: Vec<String> = used
-        .iter()
-        .filter(|f| has(f, false))
-        .map(|f| format!("{}();", filter_function(f, false, family)))
-        .collect();
+    let mut export = vec!["calico_export_priority();".to_owned()];
+    export.extend(calls(false));
     export.push(format!("calico_export_to_bgp_peers({});", p.is_ibgp()));
     export.push("reject;".to_owned());
     let _ = writeln!(t, "    export filter {{ {} }};", export.join(" "));
@@ -884,6 +949,7 @@ mod tests {
     use super::*;
 
     /// The mesh session's peering as the general stanza writer takes it.
+    #[allow(clippy::too_many_arguments)] // one parameter per field the stanzas vary in
     fn mesh_peering(
         own_ip: IpAddr,
         local_as: calico_model::resources::values::AsNumber,
@@ -892,6 +958,7 @@ mod tests {
         passive: bool,
         family: Family,
         graceful_restart: Option<u64>,
+        password: Option<&str>,
     ) -> Peering {
         Peering {
             node: "local".to_owned(),
@@ -909,6 +976,7 @@ mod tests {
             source_address: Some(own_ip),
             ttl_security: None,
             password: None,
+            password_value: password.map(str::to_owned),
             graceful_restart,
             keepalive: None,
             next_hop: None,
@@ -951,7 +1019,7 @@ mod tests {
                     };
                     for strict in [false, true] {
                         for local_port in [None, Some(1791)] {
-                            for gr in [None, Some(120)] {
+                            for (gr, pw) in [(None, None), (Some(120), Some("s3cret"))] {
                                 let ctx = PeerCtx {
                                     cluster: &cluster,
                                     family,
@@ -963,6 +1031,7 @@ mod tests {
                                     &ctx,
                                     calico_model::resources::values::AsNumber(64512),
                                     gr,
+                                    pw,
                                 );
                                 for passive in [false, true] {
                                     let mut fast = String::new();
@@ -976,6 +1045,7 @@ mod tests {
                                         passive,
                                         family,
                                         gr,
+                                        pw,
                                     );
                                     write_peer(&mut general, &ctx, &p);
                                     assert_eq!(fast, general);

@@ -234,10 +234,37 @@ fn session_findings(cluster: &Cluster, graph: &SessionGraph, f: &mut Findings) {
                 "reachable-by-family",
                 format!("{node}: peer {ip} dropped: reachableBy is of another family"),
             ),
-            SessionNote::PasswordUnreadable { node, protocol, secret } => f.error(
+            SessionNote::PasswordUnreadable {
+                node,
+                protocol,
+                secret,
+                reason,
+            } => f.error(
                 "password-missing",
-                format!("{node} {protocol}: password secret {secret} cannot be read; the session is configured without it"),
+                format!("{node} {protocol}: password secret {secret} cannot be read ({reason}); the session is configured without it"),
             ),
+            SessionNote::UnknownCommunity {
+                node,
+                cidr,
+                community,
+                config,
+            } => f.warn(
+                "unknown-community",
+                format!("{node}: prefix advertisement {cidr} of BGPConfiguration {config} names community {community:?}, which it does not define; it is not attached"),
+            ),
+        }
+    }
+    for n in &cluster.nodes {
+        for fam in Family::BOTH {
+            for u in crate::advertise::prefix_communities(cluster, &n.name, fam).1 {
+                f.warn(
+                    "unknown-community",
+                    format!(
+                        "{}: prefix advertisement {} of BGPConfiguration {} names community {:?}, which it does not define; it is not attached",
+                        n.name, u.cidr, u.config, u.community
+                    ),
+                );
+            }
         }
     }
     for c in &graph.collisions {

@@ -6,18 +6,23 @@
 //! `calico_export_to_bgp_peers(…)`. A BIRD `accept` or `reject` inside a function ends the
 //! whole filter, so the rules of a session's filters, concatenated in order, form one
 //! program whose first matching rule decides ([`Program::run`]); when none matches, the
-//! caller's default applies. Rules the renderer cannot express (`peerType`, a CIDR of the
-//! other family, bad community values, a quote in an interface pattern) are rendered as
+//! caller's default applies. A rule with `peerType` applies only on sessions of that type
+//! (iBGP: the peer's AS equals the local AS). Rules the renderer cannot express (a CIDR of
+//! the other family, bad community values, a quote in an interface pattern) are rendered as
 //! comments, so they never match here either.
 //!
 //! What a rule sees of a route ([`RouteAttrs`]): the prefix; whether it came from BGP
 //! (`source: RemotePeers`); the interface — none for the static blackholes a node
 //! originates, the parent interface (`eth0`, the planner's default) for BGP routes, whose
 //! recursive next hop resolves through it; the communities it carries; its AS path (before
-//! the sender's own AS is prepended on eBGP export); and `krt_metric`, set only by an
-//! import `setPriority` on the node holding the route.
+//! the sender's own AS is prepended on eBGP export); and its priority, which the rendered
+//! configuration carries in `bgp_local_pref` as 2147483647 − priority: the normal route
+//! priority for a route a node originates or learned over eBGP, kept across iBGP, and set by
+//! a `setPriority` operation.
 
-use calico_model::resources::bgp::{BgpFilterRule, FilterAction, FilterSource, MatchOperator};
+use calico_model::resources::bgp::{
+    BgpFilterRule, FilterAction, FilterSource, MatchOperator, PeerType,
+};
 use ipnet::IpNet;
 
 use crate::input::Family;
@@ -32,7 +37,7 @@ pub enum Community {
 }
 
 impl Community {
-    /// Parses `a:b` or `a:b:c`.
+    /// Parses `a:b` (each part at most 65535) or `a:b:c` (32-bit parts).
     pub fn parse(value: &str) -> Option<Community> {
         let parts: Vec<u32> = value
             .split(':')
@@ -40,7 +45,7 @@ impl Community {
             .collect::<Result<_, _>>()
             .ok()?;
         match parts.as_slice() {
-            [a, b] => Some(Community::Standard(*a, *b)),
+            [a, b] if *a <= 0xffff && *b <= 0xffff => Some(Community::Standard(*a, *b)),
             [a, b, c] => Some(Community::Large(*a, *b, *c)),
             _ => None,
         }
@@ -61,7 +66,9 @@ pub struct RouteAttrs {
     pub as_path: Vec<u32>,
     /// Communities, sorted and distinct.
     pub communities: Vec<Community>,
-    /// `krt_metric`, when an import `setPriority` set it on this node.
+    /// The route's priority as `bgp_local_pref` carries it (2147483647 − local pref),
+    /// `None` when the route has no local preference (received over eBGP, before any
+    /// `setPriority`).
     pub krt_metric: Option<i64>,
 }
 
@@ -127,11 +134,16 @@ impl Program {
         self.rules.iter().filter(|r| r.cidr.is_some())
     }
 
-    /// Runs the program on `route`: the first matching rule decides, and an accepting
-    /// rule's operations are applied to `route`.
-    pub fn run(&self, route: &mut RouteAttrs) -> Verdict {
+    /// Runs the program on `route` on a session of type `ibgp` (iBGP or eBGP): the first
+    /// matching rule decides, and an accepting rule's operations are applied to `route`.
+    pub fn run(&self, route: &mut RouteAttrs, ibgp: bool) -> Verdict {
         for r in &self.rules {
-            if !matches(r, route) {
+            let session_type_ok = match r.peer_type {
+                None => true,
+                Some(PeerType::Ibgp) => ibgp,
+                Some(PeerType::Ebgp) => !ibgp,
+            };
+            if !session_type_ok || !matches(r, route) {
                 continue;
             }
             return match r.action {
@@ -254,6 +266,13 @@ mod tests {
         c.filters.get("f").cloned().unwrap_or_default()
     }
 
+    impl Program {
+        /// Runs on an iBGP session (no rule of these tests depends on the type).
+        fn run_any(&self, route: &mut RouteAttrs) -> Verdict {
+            self.run(route, true)
+        }
+    }
+
     fn route(net: &str, from_bgp: bool) -> RouteAttrs {
         RouteAttrs {
             net: net.parse().ok(),
@@ -272,16 +291,19 @@ mod tests {
         );
         let p = Program::new([&a, &b], false, Family::V4);
         let mut r = route("10.244.1.0/26", false);
-        assert_eq!(p.run(&mut r), Verdict::Reject);
+        assert_eq!(p.run_any(&mut r), Verdict::Reject);
         let mut r = route("10.244.2.0/26", false);
-        assert_eq!(p.run(&mut r), Verdict::Accept);
+        assert_eq!(p.run_any(&mut r), Verdict::Accept);
         assert_eq!(r.communities, vec![Community::Standard(65000, 7)]);
         assert_eq!(r.as_path, vec![65000, 65001]);
         let mut r = route("10.245.0.0/26", false);
-        assert_eq!(p.run(&mut r), Verdict::NoMatch);
+        assert_eq!(p.run_any(&mut r), Verdict::NoMatch);
         // The other order: b accepts first.
         let p = Program::new([&b, &a], false, Family::V4);
-        assert_eq!(p.run(&mut route("10.244.1.0/26", false)), Verdict::Accept);
+        assert_eq!(
+            p.run_any(&mut route("10.244.1.0/26", false)),
+            Verdict::Accept
+        );
         // Import functions are separate.
         assert!(Program::new([&a, &b], true, Family::V4).is_empty());
     }
@@ -298,23 +320,61 @@ mod tests {
              - {action: Reject, peerType: eBGP}\n",
         );
         let p = Program::new([&s], true, Family::V4);
-        assert_eq!(p.run(&mut route("10.0.0.0/26", false)), Verdict::NoMatch);
-        assert_eq!(p.run(&mut route("10.0.0.0/26", true)), Verdict::Reject);
-        assert_eq!(p.run(&mut route("10.0.1.0/26", false)), Verdict::NoMatch);
-        assert_eq!(p.run(&mut route("10.0.1.0/26", true)), Verdict::Reject);
+        assert_eq!(
+            p.run_any(&mut route("10.0.0.0/26", false)),
+            Verdict::NoMatch
+        );
+        assert_eq!(p.run_any(&mut route("10.0.0.0/26", true)), Verdict::Reject);
+        assert_eq!(
+            p.run_any(&mut route("10.0.1.0/26", false)),
+            Verdict::NoMatch
+        );
+        assert_eq!(p.run_any(&mut route("10.0.1.0/26", true)), Verdict::Reject);
         let mut r = route("10.1.0.0/26", true);
         r.communities = vec![Community::Standard(1, 2)];
-        assert_eq!(p.run(&mut r), Verdict::Reject);
+        assert_eq!(p.run_any(&mut r), Verdict::Reject);
         let mut r = route("10.1.0.0/26", true);
         r.as_path = vec![65001, 65002, 65003];
-        assert_eq!(p.run(&mut r), Verdict::Reject);
+        assert_eq!(p.run_any(&mut r), Verdict::Reject);
         r.as_path = vec![65002, 65001];
-        assert_eq!(p.run(&mut r), Verdict::NoMatch);
-        assert_eq!(p.run(&mut route("10.9.1.0/26", true)), Verdict::Reject);
-        assert_eq!(p.run(&mut route("10.9.1.0/24", true)), Verdict::NoMatch);
-        assert_eq!(p.run(&mut route("10.9.1.0/29", true)), Verdict::NoMatch);
-        // peerType is not rendered, so it never matches.
-        assert_eq!(p.run(&mut route("10.7.0.0/26", true)), Verdict::NoMatch);
+        assert_eq!(p.run_any(&mut r), Verdict::NoMatch);
+        assert_eq!(p.run_any(&mut route("10.9.1.0/26", true)), Verdict::Reject);
+        assert_eq!(p.run_any(&mut route("10.9.1.0/24", true)), Verdict::NoMatch);
+        assert_eq!(p.run_any(&mut route("10.9.1.0/29", true)), Verdict::NoMatch);
+        // peerType: eBGP applies on eBGP sessions only.
+        assert_eq!(
+            p.run(&mut route("10.7.0.0/26", true), true),
+            Verdict::NoMatch
+        );
+        assert_eq!(
+            p.run(&mut route("10.7.0.0/26", true), false),
+            Verdict::Reject
+        );
+    }
+
+    #[test]
+    fn peer_type_rules_apply_per_session() {
+        let s = spec(
+            "exportV4:\n\
+             - {action: Reject, peerType: eBGP, matchOperator: In, cidr: 10.1.0.0/16}\n\
+             - {action: Accept, peerType: iBGP, matchOperator: In, cidr: 10.2.0.0/16, operations: [{setPriority: {value: 512}}]}\n",
+        );
+        let p = Program::new([&s], false, Family::V4);
+        assert_eq!(
+            p.run(&mut route("10.1.0.0/26", false), false),
+            Verdict::Reject
+        );
+        assert_eq!(
+            p.run(&mut route("10.1.0.0/26", false), true),
+            Verdict::NoMatch
+        );
+        let mut r = route("10.2.0.0/26", false);
+        assert_eq!(p.run(&mut r, true), Verdict::Accept);
+        assert_eq!(r.krt_metric, Some(512));
+        assert_eq!(
+            p.run(&mut route("10.2.0.0/26", false), false),
+            Verdict::NoMatch
+        );
     }
 
     #[test]

@@ -6,12 +6,13 @@
 //! derived output is deterministic.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use calico_model::derived::{first_interface_prefix, pod_workload_endpoint};
 use calico_model::resources::bgp::{BgpConfigurationSpec, BgpFilterSpec, BgpPeer, Node};
 use calico_model::resources::felix::FelixConfigurationSpec;
 use calico_model::resources::ipam::{AffinityState, BlockAffinitySpec, EncapMode, IpPool};
+use calico_model::resources::k8s_services::{EndpointSlice, Secret, Service};
 use calico_model::resources::values::{AsNumber, IpCidr};
 use calico_model::resources::{Labels, Resource};
 use ipnet::IpNet;
@@ -289,6 +290,47 @@ pub struct FelixSettings {
     pub normal_priority: (i64, i64),
 }
 
+/// Where a node's BGP router ID comes from (what calico-node's `CALICO_ROUTER_ID` says).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum RouterIdSource {
+    /// The node's IPv4 address; hashed from the node name when it has none.
+    #[default]
+    NodeAddress,
+    /// Hashed from the node name, on every node (`hash`).
+    Hash,
+    /// This address on every node.
+    Fixed(Ipv4Addr),
+}
+
+/// A router-ID setting that is neither `hash`, an IPv4 address nor empty.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("router ID {0:?} is neither \"hash\" nor an IPv4 address")]
+pub struct BadRouterId(pub String);
+
+impl std::str::FromStr for RouterIdSource {
+    type Err = BadRouterId;
+
+    /// Parses a `CALICO_ROUTER_ID` value: empty (the node address), `hash`, or an IPv4
+    /// address.
+    fn from_str(s: &str) -> Result<RouterIdSource, BadRouterId> {
+        match s.trim() {
+            "" => Ok(RouterIdSource::NodeAddress),
+            "hash" => Ok(RouterIdSource::Hash),
+            other => other
+                .parse::<Ipv4Addr>()
+                .map(RouterIdSource::Fixed)
+                .map_err(|_| BadRouterId(s.to_owned())),
+        }
+    }
+}
+
+/// The namespace whose Secrets hold BGP passwords unless [`Cluster::secret_namespace`] says
+/// otherwise (where calico-node runs).
+pub const DEFAULT_SECRET_NAMESPACE: &str = "kube-system";
+
+/// The node label that keeps a node from advertising Service addresses.
+pub const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
 /// The routing view of a cluster.
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
@@ -312,6 +354,16 @@ pub struct Cluster {
     pub node_felix: BTreeMap<String, FelixConfigurationSpec>,
     /// Workloads sorted by node, then id.
     pub workloads: Vec<Workload>,
+    /// Secrets by (namespace, name) (BGP passwords).
+    pub secrets: BTreeMap<(String, String), Secret>,
+    /// The namespace BGP password Secrets are read from (empty: `kube-system`).
+    pub secret_namespace: String,
+    /// Services sorted by namespace, then name.
+    pub services: Vec<Service>,
+    /// EndpointSlices by (namespace, service name), sorted by slice name.
+    pub endpoint_slices: BTreeMap<(String, String), Vec<EndpointSlice>>,
+    /// Where router IDs come from.
+    pub router_id: RouterIdSource,
 }
 
 impl Cluster {
@@ -351,6 +403,21 @@ impl Cluster {
                 }
                 Resource::WorkloadEndpoint(w) => weps.push(w.clone()),
                 Resource::Pod(p) => pods.push(p.clone()),
+                Resource::Secret(sec) => {
+                    let ns = r.namespace().unwrap_or("default").to_owned();
+                    c.secrets
+                        .insert((ns, sec.metadata.name.clone()), sec.clone());
+                }
+                Resource::Service(svc) => c.services.push(svc.clone()),
+                Resource::EndpointSlice(es) => {
+                    if let Some(svc) = es.service_name() {
+                        let ns = r.namespace().unwrap_or("default").to_owned();
+                        c.endpoint_slices
+                            .entry((ns, svc.to_owned()))
+                            .or_default()
+                            .push(es.clone());
+                    }
+                }
                 _ => {}
             }
         }
@@ -412,6 +479,40 @@ impl Cluster {
         });
         self.workloads
             .sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
+        self.services.sort_by(|a, b| {
+            (&a.metadata.namespace, &a.metadata.name)
+                .cmp(&(&b.metadata.namespace, &b.metadata.name))
+        });
+        for slices in self.endpoint_slices.values_mut() {
+            slices.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        }
+    }
+
+    /// The namespace BGP password Secrets are read from.
+    pub fn secret_namespace(&self) -> &str {
+        if self.secret_namespace.is_empty() {
+            DEFAULT_SECRET_NAMESPACE
+        } else {
+            &self.secret_namespace
+        }
+    }
+
+    /// The value a `secretKeyRef` points at, or why it cannot be read.
+    pub fn secret_value(
+        &self,
+        r: &calico_model::resources::bgp::SecretKeyRef,
+    ) -> Result<String, String> {
+        let ns = self.secret_namespace();
+        let secret = self
+            .secrets
+            .get(&(ns.to_owned(), r.name.clone()))
+            .ok_or_else(|| format!("no Secret {ns}/{}", r.name))?;
+        secret.value(&r.key).map_err(|e| e.to_string())
+    }
+
+    /// Whether `node` is labelled to advertise no Service addresses.
+    pub fn excluded_from_service_advertisement(&self, node: &NodeInfo) -> bool {
+        node.labels.get(EXCLUDE_FROM_LB_LABEL).map(String::as_str) == Some("true")
     }
 
     /// The node named `name`.

@@ -580,6 +580,9 @@ impl Planner<'_> {
             (PoolEncap::None, Owner::Bird) => {
                 let hops = ctx.bird_next_hops(self.local_idx, ri, fam, remote_ip, &dst);
                 let mut r = self.base(dst, RouteClass::NoEncap, Owner::Bird);
+                // BIRD installs BGP routes with their priority as the metric (the normal
+                // priority unless a BGPFilter's setPriority changed it).
+                r.metric = ctx.bird_metric(self.local_idx, ri, fam, &dst);
                 match hops {
                     Hops::None => {
                         self.unrouted.push(Unrouted {
@@ -659,6 +662,9 @@ pub struct PlanContext<'a> {
     /// Every session between Calico nodes is iBGP with the default next-hop handling, so
     /// every path a node holds has the origin's address as next hop.
     plain_ibgp: bool,
+    /// Some BGPFilter rule sets a priority (`setPriority`), so route metrics can differ
+    /// from the normal priority.
+    priorities_set: bool,
     props: std::sync::OnceLock<BTreeMap<Family, crate::propagation::Propagation>>,
     /// Node name → index in `Cluster::nodes`.
     node_idx: std::collections::HashMap<&'a str, usize>,
@@ -682,6 +688,7 @@ impl fmt::Debug for PlanContext<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlanContext")
             .field("plain_ibgp", &self.plain_ibgp)
+            .field("priorities_set", &self.priorities_set)
             .finish_non_exhaustive()
     }
 }
@@ -704,6 +711,14 @@ impl<'a> PlanContext<'a> {
                             != Some(calico_model::resources::bgp::NextHopMode::SelfHop)
                 })
         };
+        let priorities_set = cluster.filters.values().any(|f| {
+            f.import_v4
+                .iter()
+                .chain(&f.export_v4)
+                .chain(&f.import_v6)
+                .chain(&f.export_v6)
+                .any(|r| r.operations.iter().any(|o| o.set_priority.is_some()))
+        });
         let node_idx: std::collections::HashMap<&str, usize> = cluster
             .nodes
             .iter()
@@ -741,6 +756,7 @@ impl<'a> PlanContext<'a> {
             cluster,
             index: crate::input::BlockIndex::new(cluster),
             plain_ibgp,
+            priorities_set,
             props: std::sync::OnceLock::new(),
             node_idx,
             groups,
@@ -798,6 +814,20 @@ impl<'a> PlanContext<'a> {
     /// `fam` (empty: not learned). Mesh members of a plain-iBGP cluster learn each other's
     /// routes directly with the origin as next hop; otherwise the propagation analysis
     /// answers (eBGP next-hop rewriting and multipath included).
+    /// The metric BIRD installs `oi`'s route to `dst` with on `li`: the priority of the best
+    /// path (a BGPFilter's `setPriority` can change it), else the normal priority.
+    fn bird_metric(&self, li: usize, oi: usize, fam: Family, dst: &IpNet) -> u32 {
+        let normal = crate::bird::normal_priority(self.cluster, fam);
+        let prio = if !self.priorities_set {
+            normal
+        } else {
+            self.propagation(fam)
+                .and_then(|p| p.kernel_priority_idx(li, oi, Some(dst)))
+                .unwrap_or(normal)
+        };
+        u32::try_from(prio).unwrap_or(1024)
+    }
+
     fn bird_next_hops(
         &self,
         li: usize,

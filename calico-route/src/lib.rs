@@ -16,6 +16,7 @@
 //!   mesh, and per-node configurations re-rendered only where a joining node changes them;
 //! - [`plans::ClusterPlans`] — every node's kernel plan, updated incrementally on a join;
 //! - [`ownership::Ownership`] — who programs which pool type's routes (§2.2);
+//! - [`advertise`] — prefix communities and Service addresses a node advertises;
 //!
 //! All output is deterministic (sorted by name or address). The prepared, read-only
 //! inputs ([`kernel::PlanContext`], [`bird::MeshPeers`], [`sessions::PeerExpansion`], the
@@ -54,15 +55,23 @@
 //! - BGPPeer payload collisions compare AS, cluster ID and every session option; identical
 //!   payloads from two BGPPeers are not reported.
 //! - Reverse peerings take the BGPPeer's options but the local node's own AS.
-//! - Secrets are not among the manifests calico reads, so passwords are never readable: the
-//!   `password` line is omitted and a note (and a `route check` error) says so.
+//! - Passwords are read from Secrets in `kube-system` (where calico-node runs), or
+//!   [`input::Cluster::secret_namespace`]; a value holding a double quote or a line break is
+//!   unreadable (a BIRD string cannot hold it). Unreadable passwords are `route check`
+//!   errors, as they were.
+//! - Service addresses: the kernel filter rejects every configured Service range (cluster,
+//!   external and LoadBalancer), not only the cluster range, as confd does; a Service
+//!   without `externalTrafficPolicy` gets no single-address routes.
 //! - Export policy: service cluster CIDRs are accepted with everything inside them; external
 //!   and LoadBalancer CIDRs as the exact aggregate on ordinary nodes and with everything
 //!   inside them on route reflectors (item 7.7), so no line is duplicated.
 //! - BGPFilter functions are rendered for every BGPFilter with rules in the family (as the
-//!   reference does); a rule with `peerType` cannot be expressed in a shared function and is
-//!   rendered as a comment and reported. The priority functions of §5.2 item 8 are not
-//!   emitted (the §5.3 golden output has none).
+//!   reference does); community values out of range (a standard part above 65535) make the
+//!   rule a comment and are reported, since BIRD would reject the whole file.
+//! - Route priority (see the README): the kernel protocol has `metric 0` and eBGP imports
+//!   start with `unset(bgp_local_pref);`, two BIRD 2 adjustments that make BIRD 2 install
+//!   the metrics confd's BIRD 1.x does. The propagation analysis prefers paths by local
+//!   preference first, so kernel plans show a `setPriority` metric where BIRD installs it.
 //! - The kernel filter starts with `if ( source = RTS_DEVICE ) then { reject; }`: BIRD 1.x
 //!   never exported interface routes to the kernel (`device routes` off by default), BIRD 2
 //!   has no such default and, as real BIRD 2.0.12 showed (tests/bird_netns.rs), installs every
@@ -91,6 +100,7 @@
 
 #![deny(missing_docs)]
 
+pub mod advertise;
 pub mod bird;
 pub mod check;
 pub mod filters;

@@ -63,7 +63,27 @@ struct PathInfo {
     as_path_len: usize,
     /// Arrived over iBGP.
     interior: bool,
+    /// The priority its local preference carries (`None`: no local preference, a route
+    /// received over eBGP that no filter gave a priority).
+    priority: Option<i64>,
 }
+
+impl PathInfo {
+    /// BIRD's preference order: higher local preference (lower priority; a path without
+    /// one compares as BIRD's default local preference, 100), then the shorter AS path,
+    /// then eBGP over iBGP.
+    fn rank(&self) -> (i64, usize, bool) {
+        (
+            self.priority
+                .unwrap_or(crate::bird::PRIORITY_MAX - DEFAULT_LOCAL_PREF),
+            self.as_path_len,
+            self.interior,
+        )
+    }
+}
+
+/// BIRD 2's `default bgp_local_pref`.
+const DEFAULT_LOCAL_PREF: i64 = 100;
 
 /// One path a node holds for an origin's routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -144,6 +164,8 @@ struct Core {
     sig_rules: Vec<calico_model::resources::bgp::BgpFilterRule>,
     /// The distinct advertisement CIDRs.
     adv_cidrs: Vec<IpNet>,
+    /// The family's normal route priority (a route's priority when nothing set one).
+    normal_priority: i64,
 }
 
 impl<'a> Adjacency<'a> {
@@ -262,6 +284,7 @@ impl<'a> Adjacency<'a> {
                 adv,
                 sig_rules,
                 adv_cidrs,
+                normal_priority: crate::bird::normal_priority(cluster, family),
             },
         }
     }
@@ -334,16 +357,18 @@ impl Core {
                 };
                 // Export filter: the session's BGPFilters, else calico_export_to_bgp_peers
                 // (which accepts pool routes after apply_communities()).
+                // The export priority function: a route without a local preference (one
+                // the node originates or learned over eBGP) gets the normal priority.
                 let mut route = RouteAttrs {
                     net,
                     from_bgp: arrival != ORIGINATED,
                     as_path: st.as_path.clone(),
                     communities: st.communities.clone(),
-                    krt_metric: st.krt_metric,
+                    krt_metric: Some(st.krt_metric.unwrap_or(self.normal_priority)),
                 };
                 if filtering {
                     let prog = self.programs.get(e.export_prog as usize);
-                    match prog.map_or(Verdict::NoMatch, |p| p.run(&mut route)) {
+                    match prog.map_or(Verdict::NoMatch, |p| p.run(&mut route, e.ibgp)) {
                         Verdict::Reject => continue,
                         Verdict::Accept => {}
                         Verdict::NoMatch => {
@@ -381,17 +406,20 @@ impl Core {
                 if m.is_rr && new_clusters.contains(&m.cluster) {
                     continue;
                 }
-                // Import filter at the receiver: its BGPFilters, else `accept`.
+                // Import filter at the receiver: its BGPFilters, else `accept`. The local
+                // preference (the priority) crosses iBGP sessions only.
                 let mut received = RouteAttrs {
                     net,
                     from_bgp: true,
                     as_path: new_path,
                     communities: route.communities,
-                    krt_metric: None,
+                    krt_metric: if ebgp { None } else { route.krt_metric },
                 };
                 if filtering {
                     let prog = self.programs.get(e.import_prog as usize);
-                    if prog.map_or(Verdict::NoMatch, |p| p.run(&mut received)) == Verdict::Reject {
+                    if prog.map_or(Verdict::NoMatch, |p| p.run(&mut received, e.ibgp))
+                        == Verdict::Reject
+                    {
                         continue;
                     }
                 }
@@ -415,6 +443,7 @@ impl Core {
                         next_hop: new_nh,
                         as_path_len: received.as_path.len(),
                         interior: !ebgp,
+                        priority: received.krt_metric,
                     };
                     if !h.contains(&info) {
                         h.push(info);
@@ -443,43 +472,19 @@ impl Core {
 /// A node's prefix advertisements of `family` (node-specific over global, §5.2 item 3)
 /// with their communities resolved.
 fn advertisements(cluster: &Cluster, node: &str, family: Family) -> Vec<(IpNet, Vec<Community>)> {
-    let mut advs = cluster.bgp.prefix_advertisements.clone();
-    if let Some(b) = cluster.node_bgp.get(node) {
-        for a in &b.prefix_advertisements {
-            advs.retain(|g| g.cidr.network() != a.cidr.network());
-            advs.push(a.clone());
-        }
-    }
-    advs.iter()
-        .filter(|a| Family::of(a.cidr.addr()) == family)
-        .map(|a| {
-            let cs = a
-                .communities
-                .iter()
-                .filter_map(|c| {
-                    let value = cluster
-                        .bgp
-                        .communities
-                        .iter()
-                        .find(|k| &k.name == c)
-                        .map_or(c.as_str(), |k| k.value.as_str());
-                    Community::parse(value)
-                })
-                .collect();
-            (a.cidr.network(), cs)
-        })
-        .filter(|(_, cs): &(IpNet, Vec<Community>)| !cs.is_empty())
+    crate::advertise::prefix_communities(cluster, node, family)
+        .0
+        .iter()
+        .map(|p| (p.cidr, p.communities()))
         .collect()
 }
 
 /// The paths the kernel protocol merges (`merge paths on`): the best one and every path
-/// equal to it in AS-path length and iBGP/eBGP (BIRD's `bgp_rte_mergable`; local
-/// preference, origin, MED and IGP metric are equal for every Calico path).
+/// equal to it in local preference, AS-path length and iBGP/eBGP (BIRD's
+/// `bgp_rte_mergable`; origin, MED and IGP metric are equal for every Calico path).
 fn merged(paths: &[PathInfo]) -> impl Iterator<Item = &PathInfo> {
-    let best = paths.iter().map(|p| (p.as_path_len, p.interior)).min();
-    paths
-        .iter()
-        .filter(move |p| Some((p.as_path_len, p.interior)) == best)
+    let best = paths.iter().map(PathInfo::rank).min();
+    paths.iter().filter(move |p| Some(p.rank()) == best)
 }
 
 /// Which nodes learn the routes `origin` originates for `net`, in the adjacency's family
@@ -662,6 +667,20 @@ impl Propagation {
             .filter_map(|p| *self.core.ips.get(p.next_hop)?)
             .collect();
         set.into_iter().collect()
+    }
+
+    /// The priority (kernel metric) of the route BIRD installs on node index `l` for
+    /// origin `o`'s `net`: that of the best path, the normal priority when its path has
+    /// none. `None` when `l` does not learn it.
+    pub(crate) fn kernel_priority_idx(
+        &self,
+        l: usize,
+        o: usize,
+        net: Option<&IpNet>,
+    ) -> Option<i64> {
+        let paths = self.held_idx(l, o, net)?;
+        let best = merged(&paths).next()?;
+        Some(best.priority.unwrap_or(self.core.normal_priority))
     }
 
     /// The family.

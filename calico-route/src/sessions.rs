@@ -220,6 +220,19 @@ pub enum SessionNote {
         protocol: String,
         /// Secret name.
         secret: String,
+        /// Why it cannot be read (no such Secret, no such key, bad encoding).
+        reason: String,
+    },
+    /// A prefix advertisement names a community nothing defines: it is not attached.
+    UnknownCommunity {
+        /// Node.
+        node: String,
+        /// The advertisement's CIDR.
+        cidr: String,
+        /// The name.
+        community: String,
+        /// The BGPConfiguration holding the advertisement.
+        config: String,
     },
     /// Two Nodes share a BGP address; only the first by name is a mesh candidate.
     DuplicateNodeAddress {
@@ -268,6 +281,9 @@ pub struct Peering {
     /// Password secret.
     #[serde(skip)]
     pub password: Option<SecretKeyRef>,
+    /// The password, when the secret could be read.
+    #[serde(skip)]
+    pub password_value: Option<String>,
     /// Graceful-restart time (s).
     #[serde(skip)]
     pub graceful_restart: Option<u64>,
@@ -300,7 +316,8 @@ impl Peering {
     }
 }
 
-/// The protocol name for a peer (§3.7).
+/// The protocol name for a peer: `_port_<n>` only on `Global_` and `Node_` names (mesh
+/// names never carry the port, whatever port the mesh uses).
 pub fn protocol_name(kind: PeerKind, ip: IpAddr, port: Option<u16>) -> String {
     let mut s = String::from(kind.prefix());
     s.extend(
@@ -308,10 +325,26 @@ pub fn protocol_name(kind: PeerKind, ip: IpAddr, port: Option<u16>) -> String {
             .chars()
             .map(|c| if c == '.' || c == ':' { '_' } else { c }),
     );
-    if let Some(p) = port {
+    if let Some(p) = port
+        && matches!(kind, PeerKind::Global | PeerKind::Node)
+    {
         s.push_str(&format!("_port_{p}"));
     }
     s
+}
+
+/// A password as a BIRD string can hold it, or why not.
+pub fn password_text(cluster: &Cluster, r: &SecretKeyRef) -> Result<String, String> {
+    let v = cluster.secret_value(r)?;
+    if v.contains('"') || v.contains('\n') || v.contains('\r') {
+        return Err(format!(
+            "the value of Secret {}/{} key {:?} holds a double quote or a line break, which a BIRD string cannot",
+            cluster.secret_namespace(),
+            r.name,
+            r.key
+        ));
+    }
+    Ok(v)
 }
 
 /// Parses a BGPPeer `peerIP`: `IP`, `IPv4:port` or `[IPv6]:port`.
@@ -765,6 +798,7 @@ pub fn node_peerings(
                     .node_mesh_password
                     .as_ref()
                     .and_then(|p| p.secret_key_ref.clone()),
+                password_value: None,
                 graceful_restart: cluster
                     .bgp
                     .node_mesh_max_restart_time
@@ -850,6 +884,7 @@ pub fn node_peerings(
             source_address,
             ttl_security: e.options.ttl_security.filter(|t| *t > 0),
             password: e.options.password.clone(),
+            password_value: None,
             graceful_restart: e.options.graceful_restart,
             keepalive: e.options.keepalive,
             next_hop,
@@ -899,6 +934,7 @@ pub fn node_peerings(
                         source_address: None,
                         ttl_security: opts.ttl_security.filter(|t| *t > 0),
                         password: opts.password,
+                        password_value: None,
                         graceful_restart: opts.graceful_restart,
                         keepalive: opts.keepalive,
                         next_hop: None,
@@ -914,14 +950,27 @@ pub fn node_peerings(
             }
         }
     }
-    for p in &out {
+    // Each Secret key is read once per node (every mesh session shares one).
+    let mut read: Vec<(SecretKeyRef, Result<String, String>)> = Vec::new();
+    for p in &mut out {
         if let Some(secret) = &p.password {
-            // Secrets are not part of the manifests calico reads: never readable here.
-            notes.push(SessionNote::PasswordUnreadable {
-                node: node.name.clone(),
-                protocol: p.name.clone(),
-                secret: secret.name.clone(),
-            });
+            let result = match read.iter().find(|(r, _)| r == secret) {
+                Some((_, v)) => v.clone(),
+                None => {
+                    let v = password_text(cluster, secret);
+                    read.push((secret.clone(), v.clone()));
+                    v
+                }
+            };
+            match result {
+                Ok(v) => p.password_value = Some(v),
+                Err(reason) => notes.push(SessionNote::PasswordUnreadable {
+                    node: node.name.clone(),
+                    protocol: p.name.clone(),
+                    secret: secret.name.clone(),
+                    reason,
+                }),
+            }
         }
     }
     out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));

@@ -21,8 +21,10 @@ fn text(c: &Cluster, node: &str, family: Family) -> String {
     render(c, node, family).unwrap().text
 }
 
-/// The §5.3 example, byte for byte (plus the one `RTS_DEVICE` line of the kernel filter the
-/// spec's example lacks, see calico-route's README).
+/// The worked example of a two-node mesh, byte for byte. Beyond the example as first
+/// written it has the `RTS_DEVICE` line of the kernel filter, the three priority functions
+/// (called by the kernel filter and by the session's import and export filters) and the
+/// kernel protocol's `metric 0` (see calico-route's README).
 #[test]
 fn spec_example_is_reproduced_byte_for_byte() {
     let yaml = std::fs::read_to_string(golden_dir().join("spec_5_3_cluster.yaml")).unwrap();
@@ -199,7 +201,8 @@ fn rich_options_render_as_specified() {
         t.contains("  if ( net = 198.51.100.0/24 ) then { accept; }\n"),
         "non-RR: aggregate only"
     );
-    assert!(t.contains("bgp_community.add((65000,1)); bgp_large_community.add((1,2,3));"));
+    // Communities of an advertisement: distinct, sorted as text.
+    assert!(t.contains("bgp_large_community.add((1,2,3)); bgp_community.add((65000,1));"));
     // Disabled-export pool rejected first, VXLAN pool not installed by BIRD.
     let export = t
         .split("function calico_export_to_bgp_peers")
@@ -208,7 +211,8 @@ fn rich_options_render_as_specified() {
     assert!(export.starts_with(
         "(bool internal_peer)\n{\n  if ( net ~ [ 10.245.0.0/16+ ] ) then { reject; }\n"
     ));
-    assert!(t.contains("filter calico_kernel_programming\n{\n  if ( source = RTS_DEVICE ) then { reject; }\n  if ( net ~ [ 10.244.0.0/16+ ] ) then { reject; }\n  if ( net ~ [ 10.245.0.0/16+ ] ) then { accept; }\n  accept;\n}"));
+    // Service ranges never reach the kernel (external ones included).
+    assert!(t.contains("filter calico_kernel_programming\n{\n  if ( source = RTS_DEVICE ) then { reject; }\n  if ( net ~ [ 198.51.100.0/24+ ] ) then { reject; }\n  calico_kernel_priority();\n  if ( net ~ [ 10.244.0.0/16+ ] ) then { reject; }\n  if ( net ~ [ 10.245.0.0/16+ ] ) then { accept; }\n  accept;\n}"));
     let tor = t
         .split("protocol bgp Global_10_0_0_254 from bgp_template {\n")
         .nth(1)
@@ -221,10 +225,13 @@ fn rich_options_render_as_specified() {
     assert_eq!(
         tor,
         format!(
-            "  local 10.0.0.1 port 1790 as 64512;\n  neighbor 10.0.0.254 as 65001;\n  allow local as 2;\n  ttl security on;\n  multihop 2;\n  ipv4 {{\n    import filter {{ {long}(); bgp_f_importFilterV4(); accept; }};\n    next hop self;\n    export filter {{ bgp_f_exportFilterV4(); calico_export_to_bgp_peers(false); reject; }};\n  }};"
+            "  local 10.0.0.1 port 1790 as 64512;\n  neighbor 10.0.0.254 as 65001;\n  allow local as 2;\n  ttl security on;\n  multihop 2;\n  ipv4 {{\n    import filter {{ unset(bgp_local_pref); {long}(); bgp_f_importFilterV4(); calico_import_priority(); accept; }};\n    next hop self;\n    export filter {{ calico_export_priority(); bgp_f_exportFilterV4(); calico_export_to_bgp_peers(false); reject; }};\n  }};"
         )
     );
-    assert!(t.contains("if ( net = 10.244.0.0/16 ) then { bgp_community.add((65000,7)); bgp_path.prepend(65001); bgp_path.prepend(65000); krt_metric = 10; accept; }"));
+    assert!(t.contains("if ( net = 10.244.0.0/16 ) then { bgp_community.add((65000,7)); bgp_path.prepend(65001); bgp_path.prepend(65000); bgp_local_pref = 2147483637; accept; }"));
+    assert!(t.contains(
+        "if ( defined(bgp_local_pref) && bgp_local_pref = 2147483640 ) then { reject; }"
+    ));
     assert!(t.contains(
         "if ( source = RTS_BGP && defined(ifname) && ifname ~ \"eth*\" ) then { reject; }"
     ));
@@ -279,7 +286,7 @@ fn ipv6_config_uses_ipv6_channel_and_rejects_only() {
         t.contains("protocol static calico_static {\n  ipv6;\n  route fd00:10::/122 blackhole;\n")
     );
     assert!(
-        t.contains("filter calico_kernel_programming\n{\n  if ( source = RTS_DEVICE ) then { reject; }\n  accept;\n}"),
+        t.contains("filter calico_kernel_programming\n{\n  if ( source = RTS_DEVICE ) then { reject; }\n  calico_kernel_priority();\n  accept;\n}"),
         "no-encap v6 pool: no accept line"
     );
     assert!(t.contains("neighbor fd00::fe port 1179 as 65001;"));
@@ -366,7 +373,7 @@ fn wireguard_peers_are_rejected_in_the_kernel_filter() {
     let wg = "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: wg\nspec:\n  bgp:\n    ipv4Address: 10.0.0.7/24\n  wireguard:\n    interfaceIPv4Address: 10.244.9.1\n";
     let c = cluster(&(plain_nodes(1) + wg + felix));
     let t = text(&c, "node-1", Family::V4);
-    assert!(t.contains("filter calico_kernel_programming\n{\n  if ( source = RTS_DEVICE ) then { reject; }\n  if ( defined(bgp_next_hop) && bgp_next_hop = 10.0.0.7 ) then { reject; }\n"), "{t}");
+    assert!(t.contains("filter calico_kernel_programming\n{\n  if ( source = RTS_DEVICE ) then { reject; }\n  calico_kernel_priority();\n  if ( defined(bgp_next_hop) && bgp_next_hop = 10.0.0.7 ) then { reject; }\n"), "{t}");
     assert!(!text(&c, "wg", Family::V4).contains("bgp_next_hop = "));
     if bird_binary().is_some() {
         let file =

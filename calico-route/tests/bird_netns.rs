@@ -11,14 +11,18 @@
 //!   analysis says it holds (the origin over iBGP, the eBGP speaker over eBGP);
 //! - the routes BIRD installed into the namespace's kernel table (`proto bird`) are exactly
 //!   the BIRD-owned routes of [`kernel::plan_node`] (local blackholes and remote blocks),
-//!   next hops included, multipath (`merge paths on`) routes next hop by next hop.
+//!   next hops and metrics (the route priority) included, multipath (`merge paths on`)
+//!   routes next hop by next hop.
 //!
 //! Topologies: two
 //! reflectors of one cluster ID with three clients, reflectors of two cluster IDs with a
 //! single-reflector client, a full mesh, a mesh with a member in another AS, an iBGP chain
 //! without reflector, an eBGP AS-path loop, and a reflector whose sessions carry a BGPFilter
 //! (export reject, accept with a community, reject by community, import reject); each in IPv4
-//! and IPv6 (one BIRD per family).
+//! and IPv6 (one BIRD per family). Then confd's semantics: a priority set on a reflector's
+//! import travelling to its clients (kernel metrics 512 and 1024), a filter rule for eBGP
+//! sessions only (`peerType`), Service addresses in a mesh with a node excluded from load
+//! balancers, and an excluded reflector reflecting a client's LoadBalancer /32.
 //!
 //! Nothing outside these namespaces is touched: links are created inside a node namespace
 //! with the peer end moved straight into the switch namespace, and BIRD runs inside the node
@@ -414,9 +418,10 @@ fn kernel_routes(json: &str) -> BTreeMap<String, BTreeSet<String>> {
             Some(list) => list.iter().collect(),
             None => vec![&r],
         };
+        let metric = r["metric"].as_u64().unwrap_or(0);
         for h in hops {
             set.insert(format!(
-                "via {} dev {}",
+                "via {} dev {} metric {metric}",
                 h["gateway"].as_str().unwrap_or("?"),
                 h["dev"].as_str().unwrap_or("?")
             ));
@@ -479,9 +484,13 @@ fn predict(c: &Cluster, graph: &SessionGraph, node: &str, family: Family) -> Exp
             entry.insert("blackhole".to_owned());
         } else if r.nexthops.is_empty() {
             let via = r.via.map(|v| v.to_string()).unwrap_or_default();
-            entry.insert(format!("via {via} dev {dev}"));
+            entry.insert(format!("via {via} dev {dev} metric {}", r.metric));
         } else {
-            entry.extend(r.nexthops.iter().map(|v| format!("via {v} dev {dev}")));
+            entry.extend(
+                r.nexthops
+                    .iter()
+                    .map(|v| format!("via {v} dev {dev} metric {}", r.metric)),
+            );
         }
     }
     Expected {
@@ -524,6 +533,16 @@ fn settle<T: PartialEq>(
 
 /// Builds the topology, runs BIRD everywhere and checks it against the predictions.
 fn run_topology(tag: &str, yaml: &str) {
+    run_topology_with(tag, yaml, |_, _, _| {});
+}
+
+/// [`run_topology`], then `extra` with the cluster, the lab (its BIRDs still running) and
+/// node name → namespace, for checks beyond the block routes.
+fn run_topology_with(
+    tag: &str,
+    yaml: &str,
+    extra: impl FnOnce(&Cluster, &mut Lab, &BTreeMap<String, String>),
+) {
     if let Some(why) = blocker() {
         return not_run(&why);
     }
@@ -573,13 +592,21 @@ fn run_topology(tag: &str, yaml: &str) {
     // 2. BGP routes each BIRD learned = the propagation analysis.
     let want: Vec<_> = runs.iter().map(|r| r.2.bgp.clone()).collect();
     let protocol_sets: Vec<BTreeSet<String>> = runs.iter().map(|r| r.2.protocols.clone()).collect();
+    // Only prefixes inside the pools: Service addresses are checked separately.
+    let pools: Vec<ipnet::IpNet> = c.pools.iter().map(|p| p.cidr).collect();
     let learned = settle(deadline, SETTLE, &mut lab, &want, |lab| {
         lab.birds
             .iter()
             .zip(&protocol_sets)
             .map(|(b, protos)| {
                 let text = birdc(&b.sock, &["show", "route"]).unwrap_or_default();
-                bgp_routes(&text, protos)
+                let mut routes = bgp_routes(&text, protos);
+                routes.retain(|prefix, _| {
+                    prefix
+                        .parse::<ipnet::IpNet>()
+                        .is_ok_and(|n| pools.iter().any(|p| p.contains(&n)))
+                });
+                routes
             })
             .collect()
     });
@@ -637,6 +664,8 @@ fn run_topology(tag: &str, yaml: &str) {
         }
         panic!("[{tag}] kernel routes differ from the plan:\n{report}");
     }
+
+    extra(&c, &mut lab, &namespaces);
 
     let routes: usize = runs.iter().map(|r| r.2.bgp.len()).sum();
     eprintln!(
@@ -745,7 +774,7 @@ fn mesh_with_an_ebgp_member_with_real_bird() {
     let plan = plan_node(&c, "m3", &PlanOptions::default()).unwrap();
     let text = plan.to_text();
     assert!(
-        text.contains("10.244.1.0/26 proto bird nexthop via 10.0.1.1 dev eth0 weight 1 nexthop via 10.0.1.2 dev eth0 weight 1\n"),
+        text.contains("10.244.1.0/26 proto bird metric 1024 nexthop via 10.0.1.1 dev eth0 weight 1 nexthop via 10.0.1.2 dev eth0 weight 1\n"),
         "{text}"
     );
     assert!(
@@ -757,7 +786,7 @@ fn mesh_with_an_ebgp_member_with_real_bird() {
         .unwrap()
         .to_text();
     assert!(
-        m1.contains("10.244.3.0/26 via 10.0.1.3 dev eth0 proto bird\n"),
+        m1.contains("10.244.3.0/26 via 10.0.1.3 dev eth0 proto bird metric 1024\n"),
         "{m1}"
     );
     run_topology("ebgp", &y);
@@ -876,7 +905,301 @@ fn ip_route_json_parser_reads_blackholes_and_multipath() {
     assert_eq!(k["10.244.1.0/26"], BTreeSet::from(["blackhole".to_owned()]));
     assert_eq!(
         k["10.244.2.0/26"],
-        BTreeSet::from(["via 10.0.1.2 dev eth0".to_owned()])
+        BTreeSet::from(["via 10.0.1.2 dev eth0 metric 32".to_owned()])
     );
     assert_eq!(k["10.244.3.0/26"].len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Route priority and Service advertisement
+
+/// `ip -j route show proto bird` → destination → metric, for routes with a next hop.
+fn kernel_metrics(json: &str) -> BTreeMap<String, u64> {
+    let routes: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+    routes
+        .iter()
+        .filter(|r| r["type"].as_str() != Some("blackhole"))
+        .map(|r| {
+            (
+                r["dst"].as_str().unwrap_or("?").to_owned(),
+                r["metric"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `observe` equals `want` for every BIRD of `family`; panics with the last
+/// observation otherwise.
+fn settle_per_bird<T: PartialEq + std::fmt::Debug>(
+    tag: &str,
+    what: &str,
+    lab: &mut Lab,
+    family: Family,
+    want: &BTreeMap<String, T>,
+    mut observe: impl FnMut(&Bird) -> T,
+) {
+    let nodes: Vec<String> = lab
+        .birds
+        .iter()
+        .filter(|b| b.family == family)
+        .map(|b| b.node.clone())
+        .collect();
+    let expected: Vec<&T> = nodes.iter().map(|n| &want[n]).collect();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        lab.assert_alive();
+        let seen: Vec<T> = lab
+            .birds
+            .iter()
+            .filter(|b| b.family == family)
+            .map(&mut observe)
+            .collect();
+        if seen.iter().zip(&expected).all(|(s, e)| s == *e) {
+            sleep(SETTLE);
+            let again: Vec<T> = lab
+                .birds
+                .iter()
+                .filter(|b| b.family == family)
+                .map(&mut observe)
+                .collect();
+            if again.iter().zip(&expected).all(|(s, e)| s == *e) {
+                return;
+            }
+        }
+        if Instant::now() > deadline {
+            let mut report = String::new();
+            for ((n, s), e) in nodes.iter().zip(&seen).zip(&expected) {
+                if s != *e {
+                    report += &format!("{n}:\n  expected {e:?}\n  observed {s:?}\n");
+                }
+            }
+            panic!("[{tag}] {what} {}:\n{report}", family.label());
+        }
+        sleep(Duration::from_millis(250));
+    }
+}
+
+/// Mesh off; reflector rr1 and clients c2–c4. rr1's side of each session imports c2's
+/// block with `setPriority: 512`; the clients' side has no filter. The priority travels
+/// in the local preference: rr1 installs c2's block with metric 512, reflects it with
+/// that local preference, and the other clients install it with metric 512 too; every
+/// other BGP route gets the normal priority, 1024 (IPv6 included).
+#[test]
+fn route_priority_with_real_bird() {
+    let mut y = bgp_config(false) + POOLS;
+    y += &reflector("rr1", 1, "", "1.1.1.1");
+    for i in 2..=4 {
+        y += &lab_node(&format!("c{i}"), i, "", "");
+    }
+    y += &peer(
+        "a-reflector-side",
+        "node: rr1\npeerSelector: \"!has(rr)\"\nreversePeering: Manual\nfilters: [prio]",
+    );
+    y += &peer(
+        "b-client-side",
+        "nodeSelector: \"!has(rr)\"\npeerSelector: has(rr)\nreversePeering: Manual",
+    );
+    y += "---\napiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: prio\nspec:\n  importV4:\n  - {action: Accept, matchOperator: Equal, cidr: 10.244.2.0/26, operations: [{setPriority: {value: 512}}]}\n";
+    run_topology_with("prio", &y, |c, lab, namespaces| {
+        for family in Family::BOTH {
+            let mut want: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+            for n in &c.nodes {
+                let routes = want.entry(n.name.clone()).or_default();
+                for a in c
+                    .affinities
+                    .iter()
+                    .filter(|a| a.node != n.name && Family::of(a.block.addr()) == family)
+                {
+                    let metric = if a.block.to_string() == "10.244.2.0/26" {
+                        512
+                    } else {
+                        1024
+                    };
+                    routes.insert(a.block.to_string(), metric);
+                }
+            }
+            let v = if family == Family::V4 { "-4" } else { "-6" };
+            settle_per_bird("prio", "kernel route metrics", lab, family, &want, |b| {
+                let json = run(
+                    "ip",
+                    &[
+                        "-n",
+                        &namespaces[&b.node],
+                        "-j",
+                        v,
+                        "route",
+                        "show",
+                        "proto",
+                        "bird",
+                    ],
+                )
+                .unwrap_or_default();
+                kernel_metrics(&json)
+            });
+        }
+    });
+}
+
+/// The default mesh of s1–s3, `serviceClusterIPs` 10.96.0.0/16 and a Service with
+/// `externalTrafficPolicy: Local` whose endpoints run on s1 and s3, s3 labelled
+/// exclude-from-external-load-balancers. Each BIRD holds over BGP exactly what the other
+/// nodes advertise according to calico-route: the range from s1 and s2 (not s3), the
+/// Service's /32 from s1 only; no node installs any of it in the kernel (the kernel
+/// comparison of every topology already requires that).
+#[test]
+fn service_advertisement_with_real_bird() {
+    let mut y = String::from(POOLS);
+    y += "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  serviceClusterIPs: [{cidr: 10.96.0.0/16}]\n";
+    y += &lab_node("s1", 1, "", "");
+    y += &lab_node("s2", 2, "", "");
+    y += &lab_node(
+        "s3",
+        3,
+        "node.kubernetes.io/exclude-from-external-load-balancers: \"true\"",
+        "",
+    );
+    y += "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  type: NodePort\n  clusterIP: 10.96.0.10\n  externalTrafficPolicy: Local\n";
+    y += "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n  namespace: shop\n  labels: {kubernetes.io/service-name: web}\naddressType: IPv4\nendpoints:\n- addresses: [10.244.1.5]\n  nodeName: s1\n- addresses: [10.244.3.5]\n  nodeName: s3\n";
+    let c = cluster(&y);
+    let s2 = calico_route::advertise::service_advertisement(&c, c.node("s2").unwrap(), Family::V4);
+    assert!(s2.service_routes.is_empty());
+    let s3 = calico_route::advertise::service_advertisement(&c, c.node("s3").unwrap(), Family::V4);
+    assert!(s3.cluster_ranges.is_empty() && s3.service_routes.is_empty());
+    run_topology_with("svc", &y, |c, lab, _| {
+        let graph = SessionGraph::new(c);
+        // Prediction: prefix → the protocols (peers) it is learned over.
+        let mut want: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+        for n in &c.nodes {
+            let entry = want.entry(n.name.clone()).or_default();
+            for p in graph
+                .peerings_of(&n.name)
+                .filter(|p| p.family == Family::V4)
+            {
+                let Some(peer) = p.peer_node.as_deref().and_then(|m| c.node(m)) else {
+                    continue;
+                };
+                let adv = calico_route::advertise::service_advertisement(c, peer, Family::V4);
+                for net in adv.cluster_ranges.iter().chain(&adv.service_routes) {
+                    entry
+                        .entry(net.to_string())
+                        .or_default()
+                        .insert(p.name.clone());
+                }
+            }
+        }
+        assert_eq!(
+            want["s2"]["10.96.0.10/32"],
+            BTreeSet::from(["Mesh_10_0_1_1".to_owned()])
+        );
+        assert_eq!(
+            want["s1"]["10.96.0.0/16"],
+            BTreeSet::from(["Mesh_10_0_1_2".to_owned()])
+        );
+        let range: ipnet::IpNet = "10.96.0.0/16".parse().unwrap();
+        settle_per_bird("svc", "service routes", lab, Family::V4, &want, |b| {
+            let text = birdc(&b.sock, &["show", "route"]).unwrap_or_default();
+            let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (prefix, entries) in parse_routes(&text) {
+                if !prefix
+                    .parse::<ipnet::IpNet>()
+                    .is_ok_and(|n| range.contains(&n))
+                {
+                    continue;
+                }
+                for e in entries.iter().filter(|e| e.protocol.starts_with("Mesh_")) {
+                    out.entry(prefix.clone())
+                        .or_default()
+                        .insert(e.protocol.clone());
+                }
+            }
+            out
+        });
+    });
+}
+
+/// Mesh off; every node peers with every other through one BGPPeer whose filter rejects
+/// a's block on eBGP sessions only (`peerType: eBGP`). a and b are in AS 64512, c in
+/// 65003: b learns a's block (iBGP), c learns it from nobody (a's and b's sessions to c
+/// are eBGP), and every other block goes everywhere.
+#[test]
+fn peer_type_filter_with_real_bird() {
+    let mut y = bgp_config(false) + POOLS;
+    y += &lab_node("a", 1, "", "");
+    y += &lab_node("b", 2, "", "");
+    y += &lab_node("c", 3, "", "    asNumber: 65003\n");
+    y += &peer(
+        "all",
+        "nodeSelector: all()\npeerSelector: all()\nfilters: [pt]",
+    );
+    y += "---\napiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: pt\nspec:\n  exportV4:\n  - {action: Reject, peerType: eBGP, matchOperator: Equal, cidr: 10.244.1.0/26}\n";
+    let c = cluster(&y);
+    let remote_v4 = |node: &str| -> Vec<String> {
+        plan_node(&c, node, &PlanOptions::default())
+            .unwrap()
+            .routes
+            .iter()
+            .filter(|r| !r.blackhole && r.dst.addr().is_ipv4())
+            .map(|r| r.dst.to_string())
+            .collect()
+    };
+    assert_eq!(remote_v4("b"), ["10.244.1.0/26", "10.244.3.0/26"]);
+    assert_eq!(remote_v4("c"), ["10.244.2.0/26"]);
+    assert_eq!(remote_v4("a"), ["10.244.2.0/26", "10.244.3.0/26"]);
+    run_topology("ptype", &y);
+}
+
+/// Mesh off; reflector rr1 (itself excluded from load balancers) and clients c2, c3. A
+/// LoadBalancer Service with `externalTrafficPolicy: Local` has its endpoint on c2: c2
+/// advertises its /32, rr1 reflects it (its export accepts everything inside the
+/// configured LoadBalancer range although it advertises no Service address itself), and c3
+/// learns it from rr1; nobody installs it in the kernel.
+#[test]
+fn service_route_reflection_with_real_bird() {
+    let mut y = bgp_config(false).replace(
+        "nodeToNodeMeshEnabled: false\n",
+        "nodeToNodeMeshEnabled: false\n  serviceLoadBalancerIPs: [{cidr: 192.0.2.0/24}]\n",
+    ) + POOLS;
+    y += &reflector("rr1", 1, "", "1.1.1.1").replace(
+        "labels: {rr: \"\"}",
+        "labels: {rr: \"\", node.kubernetes.io/exclude-from-external-load-balancers: \"true\"}",
+    );
+    y += &lab_node("c2", 2, "", "");
+    y += &lab_node("c3", 3, "", "");
+    y += &peer("to-rr", "nodeSelector: all()\npeerSelector: has(rr)");
+    y += "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: lb\n  namespace: shop\nspec:\n  type: LoadBalancer\n  clusterIP: 10.96.0.10\n  externalTrafficPolicy: Local\nstatus:\n  loadBalancer:\n    ingress: [{ip: 192.0.2.7}]\n";
+    y += "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: lb-1\n  namespace: shop\n  labels: {kubernetes.io/service-name: lb}\naddressType: IPv4\nendpoints:\n- addresses: [10.244.2.5]\n  nodeName: c2\n";
+    let c = cluster(&y);
+    assert!(c.excluded_from_service_advertisement(c.node("rr1").unwrap()));
+    run_topology_with("svcrr", &y, |_, lab, _| {
+        let host: ipnet::IpNet = "192.0.2.7/32".parse().unwrap();
+        let set = |p: &[&str]| -> BTreeMap<String, BTreeSet<String>> {
+            if p.is_empty() {
+                return BTreeMap::new();
+            }
+            BTreeMap::from([(
+                host.to_string(),
+                p.iter().map(|s| (*s).to_owned()).collect(),
+            )])
+        };
+        let want = BTreeMap::from([
+            ("rr1".to_owned(), set(&["Node_10_0_1_2"])),
+            ("c2".to_owned(), set(&[])),
+            ("c3".to_owned(), set(&["Node_10_0_1_1"])),
+        ]);
+        settle_per_bird("svcrr", "service routes", lab, Family::V4, &want, |b| {
+            let text = birdc(&b.sock, &["show", "route"]).unwrap_or_default();
+            let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (prefix, entries) in parse_routes(&text) {
+                if prefix != host.to_string() {
+                    continue;
+                }
+                for e in entries.iter().filter(|e| e.protocol.starts_with("Node_")) {
+                    out.entry(prefix.clone())
+                        .or_default()
+                        .insert(e.protocol.clone());
+                }
+            }
+            out
+        });
+    });
 }

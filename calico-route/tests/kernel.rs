@@ -165,8 +165,9 @@ fn no_encap_bird_owned_by_default() {
         lines(&c, "node-a"),
         vec![
             "blackhole 10.244.0.0/26 proto bird",
-            "10.244.0.64/26 via 10.0.0.2 dev eth0 proto bird",
-            "10.244.0.128/26 via 10.0.1.3 dev eth0 proto bird",
+            // BIRD installs BGP routes with the normal priority as metric.
+            "10.244.0.64/26 via 10.0.0.2 dev eth0 proto bird metric 1024",
+            "10.244.0.128/26 via 10.0.1.3 dev eth0 proto bird metric 1024",
         ]
     );
 }

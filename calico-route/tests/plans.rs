@@ -247,7 +247,7 @@ fn a_join_into_a_plain_cluster_is_incremental() {
         let p = plans.plan("n01").unwrap();
         assert!(
             p.to_text()
-                .contains("10.64.20.0/26 via 10.0.0.50 dev eth0 proto bird\n"),
+                .contains("10.64.20.0/26 via 10.0.0.50 dev eth0 proto bird metric 1024\n"),
             "{}",
             p.to_text()
         );

@@ -291,6 +291,40 @@ fn names_replace_separators_and_add_port() {
     assert_eq!(parse_peer_ip("nonsense"), None);
 }
 
+/// `_port_<n>` appears on `Global_` and `Node_` names only, for every port and family.
+#[test]
+fn port_suffix_only_on_global_and_node_names() {
+    for ip in ["10.0.0.9", "fd00::9"] {
+        let ip: IpAddr = ip.parse().unwrap();
+        let base = ip.to_string().replace(['.', ':'], "_");
+        for port in [None, Some(179), Some(1790)] {
+            for kind in [
+                PeerKind::Mesh,
+                PeerKind::Global,
+                PeerKind::Node,
+                PeerKind::LocalWorkload,
+            ] {
+                let want = match (kind, port) {
+                    (PeerKind::Global | PeerKind::Node, Some(p)) => {
+                        format!("{}{base}_port_{p}", kind.prefix())
+                    }
+                    _ => format!("{}{base}", kind.prefix()),
+                };
+                assert_eq!(protocol_name(kind, ip, port), want);
+            }
+        }
+    }
+    // A global listen port: mesh names plain, BGPPeer names suffixed.
+    let mut y = node("a", "10.0.0.1/24", "", "") + &node("b", "10.0.0.2/24", "", "");
+    y += "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  listenPort: 1790\n";
+    y += &peer("tor", "peerIP: 10.0.0.200:1179\nasNumber: 65001");
+    let g = SessionGraph::new(&cluster(&y));
+    assert_eq!(
+        names(&g, "a"),
+        vec!["Global_10_0_0_200_port_1179", "Mesh_10_0_0_2"]
+    );
+}
+
 #[test]
 fn duplicate_node_addresses_give_one_mesh_protocol() {
     let y = node("a", "10.0.0.1/24", "", "")
@@ -308,7 +342,9 @@ fn per_node_as_and_port_used_for_mesh_candidates() {
     y += "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: node.b\nspec:\n  listenPort: 1790\n";
     let g = SessionGraph::new(&cluster(&y));
     let a = g.peerings_of("a").next().unwrap();
-    assert_eq!(a.name, "Mesh_10_0_0_2_port_1790");
+    // Mesh names never carry the port; the session still uses it.
+    assert_eq!(a.name, "Mesh_10_0_0_2");
+    assert_eq!(a.port, Some(1790));
     assert_eq!(
         a.peer_as.0, 64512,
         "candidate without per-node AS uses the global AS"

@@ -53,6 +53,11 @@ fuzz_target!(|data: &[u8]| {
         if let calico_model::resources::Resource::Pod(p) = r {
             let _ = derived::pod_workload_endpoint(p, "cali");
         }
+        if let calico_model::resources::Resource::Secret(s) = r {
+            for key in s.data.keys().chain(s.string_data.keys()) {
+                let _ = s.value(key).map_err(|e| e.to_string());
+            }
+        }
         let _ = derived::synthetic_pod(r);
         for (file, text) in [
             ("r.yaml", r.to_yaml().expect("YAML output")),

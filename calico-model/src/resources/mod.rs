@@ -8,6 +8,7 @@
 //! | [`bgp`] | Node, BGPConfiguration, BGPPeer, BGPFilter |
 //! | [`felix`] | FelixConfiguration |
 //! | [`k8s`] | Namespace, Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob, ServiceAccount, networking.k8s.io/v1 NetworkPolicy |
+//! | [`k8s_services`] | Service, discovery.k8s.io/v1 EndpointSlice, Secret (route advertisement and BGP passwords) |
 //!
 //! # Decoding rules
 //!
@@ -27,6 +28,7 @@ pub mod bgp;
 pub mod felix;
 pub mod ipam;
 pub mod k8s;
+pub mod k8s_services;
 pub mod meta;
 pub mod network;
 pub mod policy;
@@ -154,6 +156,9 @@ kinds! {
     Job => k8s::Job, "Job", "batch/v1", true;
     CronJob => k8s::CronJob, "CronJob", "batch/v1", true;
     KubernetesNetworkPolicy => k8s::KubernetesNetworkPolicy, "NetworkPolicy", "networking.k8s.io/v1", true;
+    Service => k8s_services::Service, "Service", "v1", true;
+    EndpointSlice => k8s_services::EndpointSlice, "EndpointSlice", "discovery.k8s.io/v1", true;
+    Secret => k8s_services::Secret, "Secret", "v1", true;
 }
 
 #[derive(Serialize)]

@@ -174,7 +174,11 @@ pub fn validate_object(object: &LoadedObject) -> Vec<Problem> {
         Resource::BgpPeer(p) => bgp::check_bgp_peer(&mut cx, &p.spec),
         Resource::BgpFilter(f) => bgp::check_bgp_filter(&mut cx, &f.spec),
         Resource::FelixConfiguration(f) => bgp::check_felix_configuration(&mut cx, f),
-        Resource::Namespace(_) | Resource::ServiceAccount(_) => {}
+        Resource::Namespace(_)
+        | Resource::ServiceAccount(_)
+        | Resource::Service(_)
+        | Resource::EndpointSlice(_)
+        | Resource::Secret(_) => {}
         Resource::Pod(p) => k8s::check_pod_spec(&mut cx, "spec", &p.spec),
         Resource::Deployment(d) => k8s::check_replicated(&mut cx, &d.spec),
         Resource::StatefulSet(d) => k8s::check_replicated(&mut cx, &d.spec),
