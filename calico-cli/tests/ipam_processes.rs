@@ -561,13 +561,12 @@ mod calico_double {
                     continue;
                 };
                 let bkey = keys::block(&net);
-                if let Some((v, rev)) = read(store, &bkey) {
-                    if v["affinity"] == format!("host:{host}")
-                        && !v["unallocated"].as_array().unwrap().is_empty()
-                    {
-                        target = Some((bkey, v, rev, net));
-                        break;
-                    }
+                if let Some((v, rev)) = read(store, &bkey)
+                    && v["affinity"] == format!("host:{host}")
+                    && !v["unallocated"].as_array().unwrap().is_empty()
+                {
+                    target = Some((bkey, v, rev, net));
+                    break;
                 }
             }
             let Some((bkey, mut v, rev, net)) = target else {
@@ -616,10 +615,7 @@ mod calico_double {
         for cidr in h["block"].as_object().unwrap().keys() {
             let net: IpNet = cidr.parse().unwrap();
             let bkey = keys::block(&net);
-            loop {
-                let Some((mut v, rev)) = read(store, &bkey) else {
-                    break;
-                };
+            while let Some((mut v, rev)) = read(store, &bkey) {
                 let attrs = v["attributes"].as_array().cloned().unwrap_or_default();
                 let mine: Vec<usize> = blocks_of(&v)
                     .into_iter()
