@@ -45,6 +45,7 @@ mod counting;
 mod engine;
 mod error;
 mod file;
+mod legacy;
 mod memory;
 mod store;
 mod types;
@@ -57,6 +58,7 @@ pub use backoff::{Backoff, BackoffPolicy};
 pub use counting::{CountingStore, RoundTrips};
 pub use error::{Conflict, ConflictingKey, OpenError, Operation, StoreError};
 pub use file::FileStore;
+pub use legacy::{LEGACY_PREFIXES, LegacyLayout, detect_legacy_layout, refuse_legacy_layout};
 pub use memory::MemoryStore;
 pub use store::{Store, check_reads, check_txn, failed_compares};
 pub use types::{
