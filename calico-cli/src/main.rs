@@ -6,6 +6,7 @@
 mod dataplane_cmd;
 mod demo;
 mod exit;
+mod get_table;
 mod ipam_cmd;
 mod policy_cmd;
 mod route_cmd;

@@ -114,3 +114,37 @@ mod tests {
         assert!(e.contains("resources/v3/IPPool/p"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod file_tests {
+    #[test]
+    fn a_file_database_in_the_old_layout_is_refused() {
+        let dir = std::env::temp_dir().join(format!("calico-legacy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.db");
+        let url = format!("file:{}", path.display());
+        {
+            let s = crate::FileStore::open(&path).unwrap();
+            crate::Store::put(
+                &s,
+                b"/calico/resources/v3/projectcalico.org/ippools/p",
+                b"{}",
+            )
+            .unwrap();
+        }
+        crate::open_store(&url).unwrap();
+        {
+            let s = crate::FileStore::open(&path).unwrap();
+            crate::Store::put(&s, b"resources/v3/IPPool/p", b"{}").unwrap();
+        }
+        let e = crate::open_store(&url)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("\"resources/v3/\""), "{e}");
+        if std::env::var_os("KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
