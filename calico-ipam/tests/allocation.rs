@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use calico_datastore::{CountingStore, MemoryStore, Store};
 use calico_ipam::{AssignIpRequest, IpamError, ReleaseItem, check};
+use calico_ipam::resources::{kind_prefix, resource_key};
 use calico_model::resources::ipam::{AllowedUse, IpamConfigurationSpec};
 use common::*;
 use serde_json::json;
@@ -777,12 +778,12 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
         "{compared:?}"
     );
     assert!(
-        !has("resources/v3/IPPool/") && !has("resources/v3/Node/h"),
+        !has(&kind_prefix("IPPool", None)) && !has(&resource_key("Node", None, "h")),
         "{compared:?}"
     );
-    assert!(has("resources/v3/IPReservation/"), "{compared:?}");
+    assert!(has(&kind_prefix("IPReservation", None)), "{compared:?}");
     assert!(
-        has("ipam/v1/config") && has("resources/v3/IPPool/p"),
+        has("ipam/v1/config") && has(&resource_key("IPPool", None, "p")),
         "{compared:?}"
     );
     assert!(has("ipam/v1/handle/w20"), "{compared:?}");
