@@ -213,7 +213,7 @@ pub(crate) fn go_float(f: f64) -> String {
     let exp: i32 = exp.parse().unwrap_or(0);
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let sign = if f < 0.0 { "-" } else { "" };
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         let mut m = digits[..1].to_owned();
         if digits.len() > 1 {
             m.push('.');

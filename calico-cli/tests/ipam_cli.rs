@@ -148,7 +148,11 @@ fn get_and_delete_resources() {
     let table = env.ok(&["get", "ippools"]);
     assert_eq!(
         lines(&table),
-        ["NAME   CIDR          SELECTOR   ", "p      10.0.0.0/24   all()      ", ""]
+        [
+            "NAME   CIDR          SELECTOR   ",
+            "p      10.0.0.0/24   all()      ",
+            ""
+        ]
     );
     let json = env.ok(&["get", "IPPool", "p", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");

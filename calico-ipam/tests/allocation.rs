@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use calico_datastore::{CountingStore, MemoryStore, Store};
 use calico_ipam::{AssignIpRequest, IpamError, ReleaseItem, check};
-use calico_ipam::resources::{kind_prefix, resource_key};
 use calico_model::resources::ipam::{AllowedUse, IpamConfigurationSpec};
 use common::*;
 use serde_json::json;
@@ -778,12 +777,16 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
         "{compared:?}"
     );
     assert!(
-        !has(&kind_prefix("IPPool", None)) && !has(&resource_key("Node", None, "h")),
+        !has(&calico_ipam::resources::kind_prefix("IPPool", None))
+            && !has(&calico_ipam::resources::resource_key("Node", None, "h")),
         "{compared:?}"
     );
-    assert!(has(&kind_prefix("IPReservation", None)), "{compared:?}");
     assert!(
-        has("ipam/v1/config") && has(&resource_key("IPPool", None, "p")),
+        has(&calico_ipam::resources::kind_prefix("IPReservation", None)),
+        "{compared:?}"
+    );
+    assert!(
+        has("ipam/v1/config") && has(&calico_ipam::resources::resource_key("IPPool", None, "p")),
         "{compared:?}"
     );
     assert!(has("ipam/v1/handle/w20"), "{compared:?}");

@@ -210,10 +210,10 @@ fn policy_name(meta: &mut Map<String, Value>, stored: &str, tier: &str) -> Resul
             )),
         };
     }
-    if tier.is_empty() || tier == "default" {
-        if let Some(rest) = stored.strip_prefix("default.") {
-            return Ok(rest.to_owned());
-        }
+    if (tier.is_empty() || tier == "default")
+        && let Some(rest) = stored.strip_prefix("default.")
+    {
+        return Ok(rest.to_owned());
     }
     Ok(stored.to_owned())
 }
@@ -372,11 +372,11 @@ const META_ORDER: &[&str] = &[
 pub fn encode(value: &Map<String, Value>) -> Vec<u8> {
     let mut out = String::new();
     write_ordered(&mut out, value, TOP_ORDER, |k, v, out| {
-        if k == "metadata" {
-            if let Value::Object(m) = v {
-                write_ordered(out, m, META_ORDER, |_, v, out| write_value(out, v));
-                return;
-            }
+        if k == "metadata"
+            && let Value::Object(m) = v
+        {
+            write_ordered(out, m, META_ORDER, |_, v, out| write_value(out, v));
+            return;
         }
         write_value(out, v);
     });
