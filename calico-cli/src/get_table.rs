@@ -397,7 +397,7 @@ mod tests {
         ];
         assert_eq!(
             tabwrite(&rows),
-            "NAME      ASN       \nnode-a    (64512)   \n\n"
+            "NAME     ASN       \nnode-a   (64512)   \n\n"
         );
         let rows = vec![vec!["A".to_owned()], vec![String::new()]];
         assert_eq!(tabwrite(&rows), "A    \n     \n\n");
