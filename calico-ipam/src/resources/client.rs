@@ -236,6 +236,7 @@ impl<'a> Resources<'a> {
                 reason: "the default-allow profile is built in".into(),
             });
         }
+        check_identity(ty, object, &ident, "create or apply")?;
         let desired = self.desired_value(ty, object, &ident)?;
         let key = ty.key(ns, &name);
         let expected = object.metadata().resource_version.clone();
@@ -307,6 +308,7 @@ impl<'a> Resources<'a> {
         {
             return Err(ResourceError::AlreadyExists { ident });
         }
+        check_identity(ty, object, &ident, "create")?;
         let desired = self.desired_value(ty, object, &ident)?;
         let value = self.created_value(ty, desired);
         let key = ty.key(ns, object.name());
@@ -587,6 +589,81 @@ impl<'a> Resources<'a> {
         );
         v
     }
+}
+
+/// Calico's identity rules on write: a WorkloadEndpoint's name must be the one its spec's
+/// identifiers give (when the spec has them all), and a Calico NetworkPolicy may not use the
+/// `knp.default.` prefix reserved for copies of Kubernetes policies.
+fn check_identity(
+    ty: &ResourceType,
+    object: &Resource,
+    ident: &str,
+    operation: &'static str,
+) -> Result<(), ResourceError> {
+    match object {
+        Resource::WorkloadEndpoint(w) => {
+            let s = &w.spec;
+            if let Some(expected) = workload_endpoint_name(
+                &s.node,
+                &s.orchestrator,
+                &s.pod,
+                &s.container_id,
+                &s.workload,
+                &s.endpoint,
+            ) && expected != object.name()
+            {
+                return Err(ResourceError::NotSupported {
+                    operation,
+                    ident: ident.to_owned(),
+                    reason: format!(
+                        "the WorkloadEndpoint name does not match the primary identifiers \
+                         assigned in the Spec (expected {expected})"
+                    ),
+                });
+            }
+            Ok(())
+        }
+        Resource::NetworkPolicy(_)
+            if ty.is_calico() && object.name().starts_with("knp.default.") =>
+        {
+            Err(ResourceError::NotSupported {
+                operation,
+                ident: ident.to_owned(),
+                reason: "kubernetes network policies must be managed through the kubernetes API"
+                    .into(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The name Calico gives a WorkloadEndpoint: its identifiers joined by `-`, each with its own
+/// `-` doubled — `<node>-k8s-<pod>-<endpoint>`, `<node>-cni-<containerID>-<endpoint>`,
+/// `<node>-<orchestrator>-<workload>-<endpoint>`. `None` when an identifier is missing.
+pub fn workload_endpoint_name(
+    node: &str,
+    orchestrator: &str,
+    pod: &str,
+    container_id: &str,
+    workload: &str,
+    endpoint: &str,
+) -> Option<String> {
+    let middle = match orchestrator {
+        "k8s" => pod,
+        "cni" => container_id,
+        _ => workload,
+    };
+    let parts = [node, orchestrator, middle, endpoint];
+    if parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    Some(
+        parts
+            .iter()
+            .map(|p| p.replace('-', "--"))
+            .collect::<Vec<_>>()
+            .join("-"),
+    )
 }
 
 /// The value an update writes: `desired` with every stored field our model does not know

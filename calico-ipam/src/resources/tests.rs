@@ -379,3 +379,53 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn workload_endpoint_names_follow_calicos_rule() {
+    use super::client::workload_endpoint_name as name;
+    assert_eq!(
+        name("worker-1", "k8s", "cart-0", "", "", "eth0").as_deref(),
+        Some("worker--1-k8s-cart--0-eth0")
+    );
+    assert_eq!(
+        name("n", "cni", "", "abc-1", "", "eth0").as_deref(),
+        Some("n-cni-abc--1-eth0")
+    );
+    assert_eq!(
+        name("n", "libnetwork", "", "", "libnetwork", "ep").as_deref(),
+        Some("n-libnetwork-libnetwork-ep")
+    );
+    assert_eq!(name("n", "k8s", "", "", "", "eth0"), None);
+    let store = MemoryStore::new();
+    let r = Resources::new(&store);
+    let good = load(
+        "apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\nmetadata: {name: worker--1-k8s-cart--0-eth0, namespace: shop}\nspec: {orchestrator: k8s, node: worker-1, pod: cart-0, endpoint: eth0, interfaceName: cali1, ipNetworks: [10.0.0.1/32]}\n",
+    );
+    r.apply(&good[0]).unwrap();
+    let v = raw(
+        &store,
+        "/calico/resources/v3/projectcalico.org/workloadendpoints/shop/worker--1-k8s-cart--0-eth0",
+    );
+    assert_eq!(
+        v["metadata"]["labels"]["projectcalico.org/namespace"],
+        json!("shop")
+    );
+    assert_eq!(
+        v["metadata"]["labels"]["projectcalico.org/orchestrator"],
+        json!("k8s")
+    );
+    let bad = load(
+        "apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\nmetadata: {name: wrong, namespace: shop}\nspec: {orchestrator: k8s, node: worker-1, pod: cart-0, endpoint: eth0, interfaceName: cali1, ipNetworks: [10.0.0.1/32]}\n",
+    );
+    assert!(matches!(
+        r.apply(&bad[0]),
+        Err(ResourceError::NotSupported { .. })
+    ));
+    let knp = load(
+        "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: knp.default.x, namespace: a}\nspec: {selector: all()}\n",
+    );
+    assert!(matches!(
+        r.apply(&knp[0]),
+        Err(ResourceError::NotSupported { .. })
+    ));
+}
