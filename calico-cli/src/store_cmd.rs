@@ -154,7 +154,11 @@ fn fail(message: &str) -> ExitCode {
 /// Loads and validates manifests; references (a policy's tier, pool overlaps, BGP filters,
 /// node addresses) are checked against the objects in `store` too, so a policy for a tier
 /// that exists only in the store is accepted.
-fn load(paths: &[PathBuf], store: Option<&dyn Store>) -> Result<Vec<Resource>, CliError> {
+fn load(
+    paths: &[PathBuf],
+    store: Option<&dyn Store>,
+    action: &str,
+) -> Result<Vec<Resource>, CliError> {
     let mut set = load_paths(paths);
     if !set.errors.is_empty() {
         return Err(CliError::with_details(
@@ -164,6 +168,16 @@ fn load(paths: &[PathBuf], store: Option<&dyn Store>) -> Result<Vec<Resource>, C
             ),
             set.errors.iter().map(ToString::to_string).collect(),
         ));
+    }
+    if let Some(ro) = set
+        .skipped
+        .iter()
+        .find(|o| o.kind == "ClusterInformation" && o.api_version.starts_with("projectcalico.org/"))
+    {
+        return Err(CliError::could_not_run(format!(
+            "{}:{}: operation {action} is not supported on ClusterInformation({}): resource is readonly",
+            ro.origin.file, ro.origin.doc_index, ro.name
+        )));
     }
     set.apply_defaults();
     let inputs: Vec<Resource> = set.resources().cloned().collect();
@@ -258,7 +272,7 @@ fn single_kind(kinds: &[&str]) -> Option<String> {
 /// and creates or updates each object in order, stopping at the first failure.
 pub(crate) fn run_apply(store_url: &str, args: &ApplyArgs) -> Result<ExitCode, CliError> {
     let store = open(store_url)?;
-    let objects = load(&args.paths, Some(&*store))?;
+    let objects = load(&args.paths, Some(&*store), "apply")?;
     let client = Resources::new(&*store);
     client
         .ensure_initialized()
@@ -418,7 +432,7 @@ pub(crate) fn run_delete(store_url: &str, args: &DeleteArgs) -> Result<ExitCode,
             .ok_or_else(|| CliError::could_not_run("delete needs KIND NAME or -f PATH"))?;
         vec![(ty, args.namespace.clone(), name)]
     } else {
-        load(&args.paths, None)?
+        load(&args.paths, None, "delete")?
             .iter()
             .map(|r| {
                 (

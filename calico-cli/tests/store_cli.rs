@@ -768,3 +768,40 @@ fn an_old_layout_database_is_refused() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("\"resources/v3/\""), "{err}");
 }
+
+#[test]
+fn cluster_information_is_read_only() {
+    let env = Env::with_fixture("readonly");
+    let m = env.write(
+        "ci.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: ClusterInformation\nmetadata: {name: default}\nspec: {calicoVersion: v9.9.9}\n",
+    );
+    let o = env.run(&["apply", "-f", &m]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resource is readonly"));
+    assert_eq!(
+        env.raw("/calico/resources/v3/projectcalico.org/clusterinformations/default")["spec"]
+            ["calicoVersion"],
+        json!("v3.32.1")
+    );
+}
+
+#[test]
+fn apply_on_an_empty_store_initialises_the_cluster_once() {
+    let env = Env::new("init");
+    let m = env.write(
+        "pool.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.9.0.0/16}\n",
+    );
+    env.ok(&["apply", "-f", &m]);
+    let ci = env.raw("/calico/resources/v3/projectcalico.org/clusterinformations/default");
+    env.ok(&["apply", "-f", &m]);
+    // Same GUID, same object: initialisation does not rewrite it.
+    assert_eq!(
+        env.raw("/calico/resources/v3/projectcalico.org/clusterinformations/default"),
+        ci
+    );
+    let v = env.ok(&["get", "clusterinfo", "default", "-o", "json"]);
+    let v: Value = serde_json::from_str(&v).unwrap();
+    assert_eq!(v["spec"]["datastoreReady"], json!(true));
+}

@@ -246,9 +246,7 @@ impl<'a> Resources<'a> {
             }
             match self.find(ty, ns, &name)? {
                 None => {
-                    if expected.is_some() {
-                        return Err(ResourceError::NotFound { ident });
-                    }
+                    // As calicoctl: a create ignores the revision the input names.
                     let value = self.created_value(ty, desired.clone());
                     match self.store.txn(
                         &[Compare::absent(key.as_bytes())],
