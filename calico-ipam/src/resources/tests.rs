@@ -429,3 +429,79 @@ fn workload_endpoint_names_follow_calicos_rule() {
         Err(ResourceError::NotSupported { .. })
     ));
 }
+
+/// A store that fails the test on any key outside `/calico/`.
+struct CalicoOnly(MemoryStore);
+
+impl CalicoOnly {
+    fn check(key: &[u8], what: &str) {
+        assert!(
+            key.starts_with(b"/calico/"),
+            "{what} outside /calico/: {}",
+            String::from_utf8_lossy(key)
+        );
+    }
+}
+
+impl Store for CalicoOnly {
+    fn url(&self) -> &str {
+        self.0.url()
+    }
+
+    fn read(
+        &self,
+        reads: &[calico_datastore::ReadOp],
+    ) -> Result<calico_datastore::ReadResponse, calico_datastore::StoreError> {
+        use calico_datastore::ReadOp;
+        for r in reads {
+            match r {
+                ReadOp::Get { key } => Self::check(key, "get"),
+                ReadOp::Range { start, end, .. } | ReadOp::Keys { start, end, .. } => {
+                    Self::check(start, "range start");
+                    Self::check(end.as_deref().unwrap_or_default(), "range end");
+                }
+            }
+        }
+        self.0.read(reads)
+    }
+
+    fn txn(
+        &self,
+        compares: &[calico_datastore::Compare],
+        ops: &[calico_datastore::TxnOp],
+    ) -> Result<calico_datastore::TxnResponse, calico_datastore::StoreError> {
+        for c in compares {
+            Self::check(c.key(), "compare");
+        }
+        for o in ops {
+            Self::check(o.key(), "write");
+        }
+        self.0.txn(compares, ops)
+    }
+}
+
+#[test]
+fn nothing_is_read_or_written_outside_calico() {
+    let store = CalicoOnly(MemoryStore::new());
+    let r = Resources::new(&store);
+    r.ensure_initialized().unwrap();
+    let objs = load(
+        "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t}\nspec: {order: 5}\n---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {tier: t, selector: all()}\n---\napiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: q, namespace: a}\nspec: {selector: all()}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.1.0.0/16}\n",
+    );
+    for o in &objs {
+        r.apply(o).unwrap();
+        r.apply(o).unwrap();
+    }
+    for t in layout::TYPES {
+        r.list(t, None).unwrap();
+        r.list(t, Some("a")).unwrap();
+        let _ = r.get(t, Some("a"), "p");
+    }
+    r.delete(ResourceType::of(Kind::GlobalNetworkPolicy), None, "p")
+        .unwrap();
+    r.delete(ResourceType::of(Kind::Tier), None, "t").unwrap();
+    r.delete(ResourceType::of(Kind::NetworkPolicy), Some("a"), "q")
+        .unwrap();
+    r.delete(ResourceType::of(Kind::Namespace), None, "a")
+        .unwrap();
+}
