@@ -847,8 +847,12 @@ fn exercise(store: &dyn Store) -> Vec<(String, String)> {
     for o in set.resources() {
         r.apply(o).expect("apply");
     }
-    r.delete(ResourceType::by_name("bgppeer").unwrap(), None, "upstream")
-        .expect("delete");
+    r.delete(
+        ResourceType::by_name("bgppeer").expect("bgppeer"),
+        None,
+        "upstream",
+    )
+    .expect("delete");
     dump(store)
 }
 
