@@ -19,7 +19,7 @@ pub(crate) struct Context<'a> {
 
 impl<'a> Context<'a> {
     /// A context reading from `client`'s store when a cell needs it.
-    pub(crate) fn new(client: &'a Resources<'a>, _ty: &ResourceType) -> Context<'a> {
+    pub(crate) fn new(client: &'a Resources<'a>) -> Context<'a> {
         Context {
             client,
             global_as: OnceCell::new(),

@@ -375,7 +375,7 @@ pub(crate) fn run_get(store_url: &str, args: &GetArgs) -> Result<ExitCode, CliEr
             let wide = args.output == GetFormat::Wide;
             let print_namespace =
                 ty.namespaced && (args.all_namespaces || args.namespace.is_some());
-            let ctx = crate::get_table::Context::new(&client, ty);
+            let ctx = crate::get_table::Context::new(&client);
             print!(
                 "{}",
                 crate::get_table::render(ty, &objects, wide, print_namespace, &ctx)

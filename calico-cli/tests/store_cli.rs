@@ -327,6 +327,12 @@ fn tables_match_calicoctl() {
         env.ok(&["get", "felixconfig"]),
         table(&[&["NAME"], &["default"], &["node.worker-1"]])
     );
+    // Without BGPConfiguration default, a node inherits AS 64512.
+    env.ok(&["delete", "bgpconfig", "default"]);
+    assert!(
+        env.ok(&["get", "node", "worker-1", "-o", "wide"])
+            .contains("(64512)")
+    );
 }
 
 #[test]
@@ -511,6 +517,17 @@ fn apply_checks_references_against_the_store_and_keeps_what_calico_wrote() {
     );
     assert_ne!(after["spec"]["natOutgoing"], json!(true));
     assert!(after["metadata"].get("resourceVersion").is_none());
+    // Kubernetes objects are kept too, under our own prefix inside /calico/.
+    let ns = env.write(
+        "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: retail}}\n",
+    );
+    env.ok(&["apply", "-f", &ns]);
+    assert_eq!(env.ok(&["get", "ns"]), table(&[&["NAME"], &["shop"]]));
+    assert_eq!(
+        env.raw("/calico/calico-rs/k8s/namespaces/shop")["metadata"]["labels"],
+        json!({"team": "retail"})
+    );
     // ClusterInformation is Calico's: left alone (its version included).
     assert_eq!(
         env.raw("/calico/resources/v3/projectcalico.org/clusterinformations/default")["spec"]["calicoVersion"],
