@@ -922,3 +922,116 @@ fn memory_file_and_etcd_stores_hold_the_same_bytes() {
         env.ok(&["get", "gnp", "-o", "wide"])
     );
 }
+
+#[test]
+fn what_apply_writes_for_endpoints_nodes_and_bgp_is_what_calico_writes() {
+    let env = Env::new("wire2");
+    let m = env.write(
+        "all.yaml",
+        r#"apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: worker-1, labels: {rack: a}}
+spec:
+  bgp: {ipv4Address: 192.0.2.11/24, ipv4IPIPTunnelAddr: 10.65.226.64, asNumber: 65001}
+  orchRefs: [{nodeName: worker-1, orchestrator: k8s}]
+---
+apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata: {name: worker--1-k8s-cart--0-eth0, namespace: shop, labels: {app: cart}}
+spec:
+  orchestrator: k8s
+  node: worker-1
+  containerID: 4d5c6b7a
+  pod: cart-0
+  endpoint: eth0
+  serviceAccountName: cart
+  ipNetworks: [10.65.226.65/32]
+  profiles: [kns.shop, ksa.shop.cart]
+  interfaceName: cali7d3e5f1a2b4
+  mac: "b6:2a:91:4c:7e:05"
+  ports: [{name: http, protocol: TCP, port: 8080}]
+---
+apiVersion: projectcalico.org/v3
+kind: Profile
+metadata: {name: kns.shop}
+spec:
+  ingress: [{action: Allow}]
+  egress: [{action: Allow}]
+  labelsToApply: {pcns.projectcalico.org/name: shop}
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: worker-1-eth0}
+spec: {node: worker-1, interfaceName: eth0, expectedIPs: [192.0.2.11], profiles: [kns.shop]}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: rack-a-tor}
+spec: {nodeSelector: "rack == 'a'", peerIP: 192.0.2.1, asNumber: 64600}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {logSeverityScreen: Info, nodeToNodeMeshEnabled: false, asNumber: 64513}
+"#,
+    );
+    env.ok(&["apply", "-f", &m]);
+    let r = "/calico/resources/v3/projectcalico.org/";
+    let cases = [
+        (
+            "nodes/worker-1",
+            json!({"kind": "Node", "apiVersion": "projectcalico.org/v3",
+                   "metadata": {"name": "worker-1", "uid": "<uuid>", "creationTimestamp": "<timestamp>",
+                                "labels": {"rack": "a"}},
+                   "spec": {"bgp": {"asNumber": 65001, "ipv4Address": "192.0.2.11/24",
+                                    "ipv4IPIPTunnelAddr": "10.65.226.64"},
+                            "orchRefs": [{"nodeName": "worker-1", "orchestrator": "k8s"}]},
+                   "status": {}}),
+        ),
+        (
+            "workloadendpoints/shop/worker--1-k8s-cart--0-eth0",
+            json!({"kind": "WorkloadEndpoint", "apiVersion": "projectcalico.org/v3",
+                   "metadata": {"name": "worker--1-k8s-cart--0-eth0", "namespace": "shop",
+                                "uid": "<uuid>", "creationTimestamp": "<timestamp>",
+                                "labels": {"app": "cart", "projectcalico.org/namespace": "shop",
+                                           "projectcalico.org/orchestrator": "k8s"}},
+                   "spec": {"orchestrator": "k8s", "node": "worker-1", "containerID": "4d5c6b7a",
+                            "pod": "cart-0", "endpoint": "eth0", "serviceAccountName": "cart",
+                            "ipNetworks": ["10.65.226.65/32"],
+                            "profiles": ["kns.shop", "ksa.shop.cart"],
+                            "interfaceName": "cali7d3e5f1a2b4", "mac": "b6:2a:91:4c:7e:05",
+                            "ports": [{"name": "http", "protocol": "TCP", "port": 8080}]}}),
+        ),
+        (
+            "profiles/kns.shop",
+            json!({"kind": "Profile", "apiVersion": "projectcalico.org/v3",
+                   "metadata": {"name": "kns.shop", "uid": "<uuid>", "creationTimestamp": "<timestamp>"},
+                   "spec": {"ingress": [{"action": "Allow"}], "egress": [{"action": "Allow"}],
+                            "labelsToApply": {"pcns.projectcalico.org/name": "shop"}}}),
+        ),
+        (
+            "hostendpoints/worker-1-eth0",
+            json!({"kind": "HostEndpoint", "apiVersion": "projectcalico.org/v3",
+                   "metadata": {"name": "worker-1-eth0", "uid": "<uuid>", "creationTimestamp": "<timestamp>"},
+                   "spec": {"node": "worker-1", "interfaceName": "eth0",
+                            "expectedIPs": ["192.0.2.11"], "profiles": ["kns.shop"]}}),
+        ),
+        (
+            "bgppeers/rack-a-tor",
+            json!({"kind": "BGPPeer", "apiVersion": "projectcalico.org/v3",
+                   "metadata": {"name": "rack-a-tor", "uid": "<uuid>", "creationTimestamp": "<timestamp>"},
+                   "spec": {"nodeSelector": "rack == 'a'", "peerIP": "192.0.2.1", "asNumber": 64600}}),
+        ),
+        (
+            "bgpconfigurations/default",
+            json!({"kind": "BGPConfiguration", "apiVersion": "projectcalico.org/v3",
+                   "metadata": {"name": "default", "uid": "<uuid>", "creationTimestamp": "<timestamp>"},
+                   "spec": {"logSeverityScreen": "Info", "nodeToNodeMeshEnabled": false,
+                            "asNumber": 64513}}),
+        ),
+    ];
+    for (key, want) in cases {
+        let got = env.raw(&format!("{r}{key}"));
+        same_shape(key, &got, &want);
+    }
+}

@@ -12,7 +12,10 @@
 //! * Backends: [`MemoryStore`] (`memory:`), [`FileStore`] (`file:PATH`, an embedded redb
 //!   database several processes can share), and etcd v3 (`etcd://...`) in the separate
 //!   `calico-datastore-etcd` crate, so that this crate pulls in no async runtime.
-//! * [`open_store`] opens a store from its URL; [`StoreUrl`] parses one.
+//! * [`open_store`] opens a store from its URL; [`StoreUrl`] parses one. A `file:` database
+//!   still holding keys of an older layout of these tools ([`LEGACY_PREFIXES`]) is refused
+//!   ([`OpenError::LegacyLayout`], naming the prefix found) rather than silently
+//!   reinterpreted; [`detect_legacy_layout`] is the check, for any list of prefixes.
 //! * [`CountingStore`] counts round trips; [`Backoff`] is exponential backoff with full
 //!   jitter; the `conformance` feature exposes the suite every backend passes.
 //!
