@@ -272,7 +272,12 @@ fn single_kind(kinds: &[&str]) -> Option<String> {
 /// and creates or updates each object in order, stopping at the first failure.
 pub(crate) fn run_apply(store_url: &str, args: &ApplyArgs) -> Result<ExitCode, CliError> {
     let store = open(store_url)?;
-    let objects = load(&args.paths, Some(&*store), "apply")?;
+    let loaded = load(&args.paths, Some(&*store), "apply")?;
+    // Tiers first: a policy needs its tier to exist.
+    let objects: Vec<Resource> = calico_ipam::resources::tiers_first(&loaded)
+        .into_iter()
+        .cloned()
+        .collect();
     let client = Resources::new(&*store);
     client
         .ensure_initialized()

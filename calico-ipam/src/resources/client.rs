@@ -237,6 +237,7 @@ impl<'a> Resources<'a> {
             });
         }
         check_identity(ty, object, &ident, "create or apply")?;
+        self.check_tier(object)?;
         let desired = self.desired_value(ty, object, &ident)?;
         let key = ty.key(ns, &name);
         let expected = object.metadata().resource_version.clone();
@@ -263,7 +264,8 @@ impl<'a> Resources<'a> {
                     {
                         return Err(ResourceError::UpdateConflict { ident });
                     }
-                    let value = updated_value(ty, &existing, desired.clone(), &ident)?;
+                    let mut value = updated_value(ty, &existing, desired.clone(), &ident)?;
+                    self.fill_identity(&mut value);
                     let bytes = codec::encode(&value);
                     let result = if kv.key == key.as_bytes() {
                         self.store.txn(
@@ -307,6 +309,7 @@ impl<'a> Resources<'a> {
             return Err(ResourceError::AlreadyExists { ident });
         }
         check_identity(ty, object, &ident, "create")?;
+        self.check_tier(object)?;
         let desired = self.desired_value(ty, object, &ident)?;
         let value = self.created_value(ty, desired);
         let key = ty.key(ns, object.name());
@@ -576,6 +579,40 @@ impl<'a> Resources<'a> {
             v.entry("status").or_insert(json!({}));
         }
         Ok(v)
+    }
+
+    /// Fills a missing (or null) uid or creation time of an object being rewritten: a
+    /// stored object always carries both.
+    fn fill_identity(&self, v: &mut Map<String, Value>) {
+        let meta = object_field(v, "metadata");
+        if !matches!(meta.get("uid"), Some(Value::String(s)) if !s.is_empty()) {
+            meta.insert("uid".into(), Value::String(ids::uuid_v4((self.random)())));
+        }
+        if !matches!(meta.get("creationTimestamp"), Some(Value::String(s)) if !s.is_empty()) {
+            meta.insert(
+                "creationTimestamp".into(),
+                Value::String(ids::rfc3339((self.now)())),
+            );
+        }
+    }
+
+    /// A tiered policy's tier must exist.
+    fn check_tier(&self, object: &Resource) -> Result<(), ResourceError> {
+        let tier = match object {
+            Resource::NetworkPolicy(p) => &p.spec.tier,
+            Resource::GlobalNetworkPolicy(p) => &p.spec.tier,
+            Resource::StagedNetworkPolicy(p) => &p.spec.tier,
+            Resource::StagedGlobalNetworkPolicy(p) => &p.spec.tier,
+            _ => return Ok(()),
+        };
+        let tier = if tier.is_empty() { "default" } else { tier };
+        let ty = ResourceType::of(Kind::Tier);
+        match self.store.get(ty.key(None, tier).as_bytes())? {
+            Some(_) => Ok(()),
+            None => Err(ResourceError::NotFound {
+                ident: ty.ident(None, tier),
+            }),
+        }
     }
 
     fn created_value(&self, _ty: &ResourceType, mut v: Map<String, Value>) -> Map<String, Value> {

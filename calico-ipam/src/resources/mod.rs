@@ -133,17 +133,25 @@ pub fn decode_typed(
     Ok(decode(key, value, mod_revision)?.object)
 }
 
-/// Initialises the cluster ([`Resources::ensure_initialized`]) and applies every object in
-/// order ([`Resources::apply`]). Returns the keys written.
+/// Initialises the cluster ([`Resources::ensure_initialized`]) and applies every object
+/// ([`Resources::apply`]): tiers first (policies need theirs), then the rest in order.
+/// Returns the keys written.
 pub fn apply(store: &dyn Store, objects: &[Resource]) -> Result<Vec<String>, ResourceError> {
     let r = Resources::new(store);
     r.ensure_initialized()?;
     let mut keys = Vec::with_capacity(objects.len());
-    for o in objects {
+    for o in tiers_first(objects) {
         r.apply(o)?;
         keys.push(key_of(o));
     }
     Ok(keys)
+}
+
+/// `objects` with the Tiers first, otherwise in order.
+pub fn tiers_first(objects: &[Resource]) -> Vec<&Resource> {
+    let (tiers, rest): (Vec<&Resource>, Vec<&Resource>) =
+        objects.iter().partition(|o| o.kind() == Kind::Tier);
+    tiers.into_iter().chain(rest).collect()
 }
 
 /// Objects of a modelled kind: one by name, or all (of a namespace, or of every namespace

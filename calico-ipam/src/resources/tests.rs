@@ -199,6 +199,7 @@ fn historical_policy_keys_are_found_and_moved() {
         )
         .unwrap();
     let r = Resources::new(&store);
+    r.ensure_initialized().unwrap();
     let ty = ResourceType::of(Kind::GlobalNetworkPolicy);
     assert_eq!(r.get(ty, None, "old").unwrap().name(), "old");
     let names: Vec<String> = r
@@ -504,4 +505,38 @@ fn nothing_is_read_or_written_outside_calico() {
         .unwrap();
     r.delete(ResourceType::of(Kind::Namespace), None, "a")
         .unwrap();
+}
+
+#[test]
+fn a_policy_needs_its_tier_and_rewrites_fill_a_missing_identity() {
+    let store = MemoryStore::new();
+    let r = Resources::new(&store)
+        .with_clock(fixed)
+        .with_random(counter);
+    let gnp = load(
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {tier: t, selector: all()}\n",
+    );
+    let e = r.apply(&gnp[0]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "resource does not exist: Tier(t) with error: <nil>"
+    );
+    // Tiers first, then policies, in one call.
+    let tier = load("apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t}\n");
+    apply(&store, &[gnp[0].clone(), tier[0].clone()]).unwrap();
+    // A stored object without uid or with a null creation time gets both on rewrite.
+    let key = "/calico/resources/v3/projectcalico.org/ippools/q";
+    store
+        .put(key.as_bytes(), br#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"q","creationTimestamp":null},"spec":{"cidr":"10.3.0.0/16"}}"#)
+        .unwrap();
+    let pool = load(
+        "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: q}\nspec: {cidr: 10.3.0.0/16}\n",
+    );
+    r.apply(&pool[0]).unwrap();
+    let v = raw(&store, key);
+    assert_eq!(
+        v["metadata"]["creationTimestamp"],
+        json!("2026-08-20T09:12:31Z")
+    );
+    assert_eq!(v["metadata"]["uid"].as_str().map(str::len), Some(36));
 }
