@@ -603,6 +603,17 @@ mod tests {
     }
 
     #[test]
+    fn floats_survive_a_rewrite_bit_for_bit() {
+        // A float the fast (not correctly rounded) JSON float parser gets wrong.
+        let key = "/calico/resources/v3/projectcalico.org/ippools/p";
+        let value = r#"{"metadata":{"name":"p"},"spec":{"cidr":"10.0.0.0/16","x":[5.355555555555556e+72,0.1,1e-7]}}"#;
+        let o = decode(key.as_bytes(), value.as_bytes(), 1).unwrap();
+        let again = decode(key.as_bytes(), &encode(&o.raw), 1).unwrap();
+        assert_eq!(again.raw, o.raw);
+        assert_eq!(encode(&again.raw), encode(&o.raw));
+    }
+
+    #[test]
     fn encoding_is_gos() {
         let v = obj(json!({
             "spec": {"selector": "a == 'x' && b > 1", "order": 1000000.0, "z": 1, "a": 0.5},
