@@ -137,7 +137,15 @@ fn parse_attrs(attrs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
 
 /// Runs an IPAM subcommand against the store at `store_url`.
 pub(crate) fn run(store_url: &str, cmd: IpamCommand) -> Result<ExitCode, CliError> {
-    let ipam = Ipam::new(open(store_url)?);
+    let store = open(store_url)?;
+    if matches!(cmd, IpamCommand::Assign(_) | IpamCommand::AssignIp(_)) {
+        // Allocating makes the datastore one Calico's components use: ClusterInformation
+        // must exist and say ready, as Calico's own clients ensure before writing.
+        calico_ipam::resources::Resources::new(&*store)
+            .ensure_initialized()
+            .map_err(|e| CliError::could_not_run(format!("preparing {store_url}: {e}")))?;
+    }
+    let ipam = Ipam::new(store);
     match cmd {
         IpamCommand::Assign(a) => assign(&ipam, a),
         IpamCommand::AssignIp(a) => {

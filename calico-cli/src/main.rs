@@ -8,6 +8,7 @@ mod datastore;
 mod datastore_cmd;
 mod demo;
 mod exit;
+mod get_table;
 mod ipam_cmd;
 mod manifests;
 mod node_cmd;

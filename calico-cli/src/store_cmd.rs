@@ -1,8 +1,10 @@
 //! `calico apply -f PATH`, `calico get KIND [NAME]`, `calico delete KIND NAME` / `-f PATH`
 //! (cli.md "datastore"), against `--store`.
 //!
-//! Objects are stored as JSON under `resources/v3/<Kind>/[<namespace>/]<name>`
-//! (`calico_ipam::resources`).
+//! Objects are stored as Calico's etcd datastore stores them (see `calico_ipam::resources`),
+//! and the commands behave as calicoctl's do: the same kind names (`wep`, `gnp`, `ippools`,
+//! ...), the same tables (`get_table`) and the same messages for missing objects and
+//! unknown kinds.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,11 +12,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use calico_datastore::{Store, StoreError};
-use calico_ipam::resources::{self, ResourceError};
-use calico_model::loader::load_paths;
+use calico_ipam::resources::{ResourceError, ResourceType, Resources, StoredObject};
+use calico_model::loader::{LoadedObject, Origin, load_paths};
 use calico_model::resources::{Kind, Resource};
 use calico_model::validation::validate;
 use clap::{Args, ValueEnum};
+use serde_json::{Map, Value, json};
 
 use crate::exit::CliError;
 
@@ -76,21 +79,24 @@ pub(crate) struct ApplyArgs {
     paths: Vec<PathBuf>,
 }
 
-/// Output formats of `get`.
+/// Output formats of `get` (calicoctl's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum GetFormat {
-    /// One YAML document per object.
-    Yaml,
-    /// One JSON object (a `List` when several).
-    Json,
+    /// A table with the default columns.
+    Ps,
     /// A table with more columns.
     Wide,
+    /// YAML: the object, or a `<Kind>List` of them.
+    #[value(alias = "yml")]
+    Yaml,
+    /// JSON: the object, or a `<Kind>List` of them.
+    Json,
 }
 
 /// Arguments of `get`.
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// The kind (`IPPool`, `ippools`, `ippool`, ...).
+    /// The kind, as calicoctl names it (`ippool`, `ippools`, `wep`, `gnp`, `bgpconfig`, ...).
     kind: String,
     /// One object's name.
     name: Option<String>,
@@ -98,11 +104,16 @@ pub(crate) struct GetArgs {
     #[arg(short = 'n', long)]
     namespace: Option<String>,
     /// Every namespace.
-    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    #[arg(
+        short = 'A',
+        visible_short_alias = 'a',
+        long,
+        conflicts_with = "namespace"
+    )]
     all_namespaces: bool,
-    /// Output format (default: a table).
-    #[arg(short = 'o', long, value_enum)]
-    output: Option<GetFormat>,
+    /// Output format: ps (default), wide, yaml, json.
+    #[arg(short = 'o', long, value_enum, default_value = "ps")]
+    output: GetFormat,
 }
 
 /// Arguments of `delete`.
@@ -124,34 +135,30 @@ pub(crate) struct DeleteArgs {
         conflicts_with = "kind"
     )]
     paths: Vec<PathBuf>,
+    /// Succeed when an object does not exist.
+    #[arg(short = 's', long)]
+    skip_not_exists: bool,
 }
 
-/// Resolves a kind as typed: the manifest kind or its lowercase, singular or plural.
-pub(crate) fn parse_kind(s: &str) -> Result<Kind, CliError> {
-    let l = s.to_ascii_lowercase();
-    let l = l
-        .strip_suffix(".networking.k8s.io")
-        .map_or(l.clone(), |b| format!("k8s:{b}"));
-    let matches = |k: &Kind| {
-        let name = k.as_str().to_ascii_lowercase();
-        let name = if *k == Kind::KubernetesNetworkPolicy {
-            format!("k8s:{name}")
-        } else {
-            name
-        };
-        l == name
-            || l == format!("{name}s")
-            || l == format!("{name}es")
-            || (name.ends_with('y') && l == format!("{}ies", &name[..name.len() - 1]))
-    };
-    Kind::ALL
-        .iter()
-        .copied()
-        .find(matches)
-        .ok_or_else(|| CliError::could_not_run(format!("unknown kind {s:?}")))
+/// The type a kind argument names, or calicoctl's "not supported" message.
+fn resource_type(s: &str) -> Result<&'static ResourceType, String> {
+    ResourceType::by_name(s).ok_or_else(|| format!("resource type '{s}' is not supported"))
 }
 
-fn load(paths: &[PathBuf]) -> Result<Vec<Resource>, CliError> {
+/// A failure reported as calicoctl reports it: the message alone on stderr, exit 1.
+fn fail(message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(1)
+}
+
+/// Loads and validates manifests; references (a policy's tier, pool overlaps, BGP filters,
+/// node addresses) are checked against the objects in `store` too, so a policy for a tier
+/// that exists only in the store is accepted.
+fn load(
+    paths: &[PathBuf],
+    store: Option<&dyn Store>,
+    action: &str,
+) -> Result<Vec<Resource>, CliError> {
     let mut set = load_paths(paths);
     if !set.errors.is_empty() {
         return Err(CliError::with_details(
@@ -162,8 +169,44 @@ fn load(paths: &[PathBuf]) -> Result<Vec<Resource>, CliError> {
             set.errors.iter().map(ToString::to_string).collect(),
         ));
     }
+    if let Some(ro) = set
+        .skipped
+        .iter()
+        .find(|o| o.kind == "ClusterInformation" && o.api_version.starts_with("projectcalico.org/"))
+    {
+        return Err(CliError::could_not_run(format!(
+            "{}:{}: operation {action} is not supported on ClusterInformation({}): resource is readonly",
+            ro.origin.file, ro.origin.doc_index, ro.name
+        )));
+    }
     set.apply_defaults();
-    let problems = validate(&set);
+    let inputs: Vec<Resource> = set.resources().cloned().collect();
+    let mut store_origin = None;
+    if let Some(store) = store {
+        let stored = referenced_objects(store, &inputs)?;
+        let origin = format!("{} (stored)", store.url());
+        let mut objects: Vec<LoadedObject> = stored
+            .into_iter()
+            .enumerate()
+            .map(|(i, resource)| LoadedObject {
+                origin: Origin {
+                    file: origin.clone(),
+                    doc_index: i,
+                    item_index: None,
+                },
+                resource,
+            })
+            .collect();
+        // Stored objects first: a cross-object problem is reported on the later object,
+        // which is then the one from the manifests.
+        objects.append(&mut set.objects);
+        set.objects = objects;
+        store_origin = Some(origin);
+    }
+    let problems: Vec<_> = validate(&set)
+        .into_iter()
+        .filter(|p| Some(&p.file) != store_origin.as_ref())
+        .collect();
     if !problems.is_empty() {
         return Err(CliError::with_details(
             format!(
@@ -173,142 +216,268 @@ fn load(paths: &[PathBuf]) -> Result<Vec<Resource>, CliError> {
             problems.iter().map(ToString::to_string).collect(),
         ));
     }
-    Ok(set.resources().cloned().collect())
+    Ok(inputs)
 }
 
-fn describe(r: &Resource) -> String {
-    match r.namespace() {
-        Some(ns) => format!("{} {ns}/{}", r.kind(), r.name()),
-        None => format!("{} {}", r.kind(), r.name()),
-    }
-}
-
-fn resource_error(e: ResourceError) -> Result<ExitCode, CliError> {
-    match e {
-        ResourceError::NotFound { .. } => {
-            eprintln!("calico: {e}");
-            Ok(ExitCode::from(1))
+/// The stored objects manifests may refer to (tiers, pools, BGP filters, nodes, BGP
+/// configurations), except those the manifests replace.
+fn referenced_objects(store: &dyn Store, inputs: &[Resource]) -> Result<Vec<Resource>, CliError> {
+    let client = Resources::new(store);
+    let mut out = Vec::new();
+    for kind in [
+        Kind::Tier,
+        Kind::IpPool,
+        Kind::BgpFilter,
+        Kind::Node,
+        Kind::BgpConfiguration,
+    ] {
+        let listing = client
+            .list(ResourceType::of(kind), None)
+            .map_err(|e| store_failure(store.url(), e))?;
+        for o in listing.items {
+            let Some(mut r) = o.object else { continue };
+            let replaced = inputs.iter().any(|i| {
+                i.kind() == r.kind() && i.name() == r.name() && i.namespace() == r.namespace()
+            });
+            if !replaced {
+                r.apply_defaults();
+                out.push(r);
+            }
         }
-        e => Err(CliError::could_not_run(e.to_string())),
     }
+    Ok(out)
 }
 
-/// Runs `apply`: validates everything first; stores nothing if anything is invalid.
+fn store_failure(url: &str, e: ResourceError) -> CliError {
+    CliError::could_not_run(format!("store {url}: {e}"))
+}
+
+/// Whether an error is Calico's (reported as calicoctl does, exit 1) rather than a store
+/// failure (exit 2).
+fn is_calico_error(e: &ResourceError) -> bool {
+    !matches!(e, ResourceError::Store(_))
+}
+
+/// `Kind` when every object has one kind.
+fn single_kind(kinds: &[&str]) -> Option<String> {
+    let first = kinds.first()?;
+    kinds
+        .iter()
+        .all(|k| k == first)
+        .then(|| (*first).to_owned())
+}
+
+/// Runs `apply`: validates everything first (against the store too); stores nothing if
+/// anything is invalid. Then initialises the cluster (ClusterInformation, built-in tiers)
+/// and creates or updates each object in order, stopping at the first failure.
 pub(crate) fn run_apply(store_url: &str, args: &ApplyArgs) -> Result<ExitCode, CliError> {
-    let objects = load(&args.paths)?;
     let store = open(store_url)?;
-    if let Err(e) = resources::apply(&*store, &objects) {
-        return resource_error(e);
+    let loaded = load(&args.paths, Some(&*store), "apply")?;
+    // Tiers first: a policy needs its tier to exist.
+    let objects: Vec<Resource> = calico_ipam::resources::tiers_first(&loaded)
+        .into_iter()
+        .cloned()
+        .collect();
+    let client = Resources::new(&*store);
+    client
+        .ensure_initialized()
+        .map_err(|e| store_failure(store_url, e))?;
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| ResourceType::of(o.kind()).kind)
+        .collect();
+    let single = single_kind(&kinds);
+    for (i, o) in objects.iter().enumerate() {
+        if let Err(e) = client.apply(o) {
+            if !is_calico_error(&e) {
+                return Err(store_failure(store_url, e));
+            }
+            return Ok(if i == 0 {
+                match (&single, objects.len()) {
+                    (Some(k), 1) => fail(&format!("failed to apply '{k}' resource: [{e}]")),
+                    (Some(k), _) => fail(&format!("failed to apply any '{k}' resources: [{e}]")),
+                    (None, _) => fail(&format!("failed to apply any resources: [{e}]")),
+                }
+            } else {
+                println!(
+                    "Partial success: applied the first {i} out of {} resources:",
+                    objects.len()
+                );
+                fail(&format!("Hit error: {e}"))
+            });
+        }
     }
-    for r in &objects {
-        println!("applied {}", describe(r));
+    match single {
+        Some(k) => println!("Successfully applied {} '{k}' resource(s)", objects.len()),
+        None => println!("Successfully applied {} resource(s)", objects.len()),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `get`.
 pub(crate) fn run_get(store_url: &str, args: &GetArgs) -> Result<ExitCode, CliError> {
-    let kind = parse_kind(&args.kind)?;
+    let ty = match resource_type(&args.kind) {
+        Ok(t) => t,
+        Err(m) => return Ok(fail(&format!("failed to get resources: {m}"))),
+    };
+    if args.all_namespaces && args.name.is_some() && ty.namespaced {
+        return Ok(fail(
+            "cannot use --all-namespace flag for getting a single resource",
+        ));
+    }
     let store = open(store_url)?;
-    let ns = if args.all_namespaces && args.name.is_none() {
+    let client = Resources::new(&*store);
+    let namespace = if args.all_namespaces {
         None
     } else {
         Some(args.namespace.as_deref().unwrap_or("default"))
     };
-    let objs = match resources::get(&*store, kind, ns, args.name.as_deref()) {
-        Ok(o) => o,
-        Err(e) => return resource_error(e),
+    let (objects, revision) = match &args.name {
+        Some(name) => match client.get(ty, namespace, name) {
+            Ok(o) => {
+                let rev = o.mod_revision;
+                (vec![o], rev)
+            }
+            Err(e) if is_calico_error(&e) => return Ok(fail(&e.to_string())),
+            Err(e) => return Err(store_failure(store_url, e)),
+        },
+        None => match client.list(ty, namespace) {
+            Ok(listing) => {
+                for bad in &listing.bad {
+                    eprintln!("calico: skipped a stored value that does not decode: {bad}");
+                }
+                let mut items = listing.items;
+                if ty.kind == "Tier" {
+                    sort_tiers(&mut items);
+                }
+                (items, listing.revision)
+            }
+            Err(e) => return Err(store_failure(store_url, e)),
+        },
     };
-    let fail = |e: String| CliError::could_not_run(format!("cannot encode: {e}"));
+    let encode_failure = |e: String| CliError::could_not_run(format!("cannot encode: {e}"));
     match args.output {
-        Some(GetFormat::Yaml) => {
-            for (i, o) in objs.iter().enumerate() {
-                if i > 0 {
-                    println!("---");
-                }
-                print!("{}", o.to_yaml().map_err(|e| fail(e.to_string()))?);
-            }
-        }
-        Some(GetFormat::Json) => {
-            let v = if args.name.is_some() && objs.len() == 1 {
-                objs[0].to_json_value().map_err(|e| fail(e.to_string()))?
+        GetFormat::Yaml | GetFormat::Json => {
+            let value = if args.name.is_some() {
+                objects
+                    .first()
+                    .map(|o| Value::Object(o.value.clone()))
+                    .unwrap_or(Value::Null)
             } else {
-                let items: Result<Vec<_>, _> = objs.iter().map(Resource::to_json_value).collect();
-                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items.map_err(|e| fail(e.to_string()))?})
+                list_value(ty, &objects, revision)
             };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&v).map_err(|e| fail(e.to_string()))?
-            );
+            let text = if args.output == GetFormat::Json {
+                let mut t = serde_json::to_string_pretty(&value)
+                    .map_err(|e| encode_failure(e.to_string()))?;
+                t.push('\n');
+                t
+            } else {
+                serde_yaml_ng::to_string(&value).map_err(|e| encode_failure(e.to_string()))?
+            };
+            print!("{text}");
         }
-        format => {
-            let wide = format == Some(GetFormat::Wide);
-            let mut rows: Vec<Vec<String>> = Vec::new();
-            let mut header = Vec::new();
-            if kind.is_namespaced() {
-                header.push("NAMESPACE".to_owned());
-            }
-            header.push("NAME".to_owned());
-            if wide {
-                header.extend(wide_header(kind).iter().map(|s| (*s).to_owned()));
-            }
-            rows.push(header);
-            for o in &objs {
-                let mut row = Vec::new();
-                if let Some(ns) = o.namespace() {
-                    row.push(ns.to_owned());
-                }
-                row.push(o.name().to_owned());
-                if wide {
-                    row.extend(wide_row(o));
-                }
-                rows.push(row);
-            }
-            print_table(&rows);
+        GetFormat::Ps | GetFormat::Wide => {
+            let wide = args.output == GetFormat::Wide;
+            let print_namespace =
+                ty.namespaced && (args.all_namespaces || args.namespace.is_some());
+            let ctx = crate::get_table::Context::new(&client);
+            print!(
+                "{}",
+                crate::get_table::render(ty, &objects, wide, print_namespace, &ctx)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn wide_header(kind: Kind) -> &'static [&'static str] {
-    match kind {
-        Kind::IpPool => &["CIDR", "BLOCKSIZE", "DISABLED", "SELECTOR", "ASSIGNMENT"],
-        Kind::IpReservation => &["CIDRS"],
-        _ => &["LABELS"],
-    }
+/// Tiers in calicoctl's order: by order, those without one last.
+fn sort_tiers(items: &mut [StoredObject]) {
+    let order = |o: &StoredObject| {
+        o.value
+            .get("spec")
+            .and_then(|s| s.get("order"))
+            .and_then(Value::as_f64)
+    };
+    items.sort_by(|a, b| match (order(a), order(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
 }
 
-fn wide_row(r: &Resource) -> Vec<String> {
-    match r {
-        Resource::IpPool(p) => vec![
-            p.spec.cidr.to_string(),
-            p.spec.effective_block_size().to_string(),
-            p.spec.disabled.to_string(),
-            if p.spec.node_selector.is_empty() {
-                "all()".to_owned()
-            } else {
-                p.spec.node_selector.clone()
-            },
-            format!("{:?}", p.spec.assignment_mode.unwrap_or_default()),
-        ],
-        Resource::IpReservation(r) => vec![
-            r.spec
-                .reserved_cidrs
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        ],
-        other => vec![
-            other
-                .metadata()
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        ],
+/// A `<Kind>List` as calicoctl prints one.
+fn list_value(ty: &ResourceType, objects: &[StoredObject], revision: u64) -> Value {
+    let items: Vec<Value> = objects
+        .iter()
+        .map(|o| Value::Object(o.value.clone()))
+        .collect();
+    let mut m = Map::new();
+    m.insert("apiVersion".into(), json!(ty.api_version));
+    m.insert("items".into(), Value::Array(items));
+    m.insert("kind".into(), json!(format!("{}List", ty.kind)));
+    m.insert(
+        "metadata".into(),
+        json!({"resourceVersion": revision.to_string()}),
+    );
+    Value::Object(m)
+}
+
+/// Runs `delete`.
+pub(crate) fn run_delete(store_url: &str, args: &DeleteArgs) -> Result<ExitCode, CliError> {
+    let targets: Vec<(&'static ResourceType, Option<String>, String)> = if args.paths.is_empty() {
+        let kind = args.kind.as_deref().unwrap_or_default();
+        let ty = match resource_type(kind) {
+            Ok(t) => t,
+            Err(m) => return Ok(fail(&format!("failed to delete resources: {m}"))),
+        };
+        let name = args
+            .name
+            .clone()
+            .ok_or_else(|| CliError::could_not_run("delete needs KIND NAME or -f PATH"))?;
+        vec![(ty, args.namespace.clone(), name)]
+    } else {
+        load(&args.paths, None, "delete")?
+            .iter()
+            .map(|r| {
+                (
+                    ResourceType::of(r.kind()),
+                    r.namespace().map(str::to_owned),
+                    r.name().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let store = open(store_url)?;
+    let client = Resources::new(&*store);
+    let kinds: Vec<&str> = targets.iter().map(|(t, _, _)| t.kind).collect();
+    let single = single_kind(&kinds);
+    let mut deleted = 0;
+    for (i, (ty, ns, name)) in targets.iter().enumerate() {
+        match client.delete(ty, ns.as_deref(), name) {
+            Ok(_) => deleted += 1,
+            Err(ResourceError::NotFound { .. }) if args.skip_not_exists => deleted += 1,
+            Err(e) if is_calico_error(&e) => {
+                if i > 0 {
+                    println!(
+                        "Partial success: deleted the first {i} out of {} resources:",
+                        targets.len()
+                    );
+                    eprintln!("Hit error: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+                eprintln!("Failed to delete '{}' resource: {e}", ty.kind);
+                eprintln!();
+                return Ok(ExitCode::from(1));
+            }
+            Err(e) => return Err(store_failure(store_url, e)),
+        }
     }
+    match single {
+        Some(k) => println!("Successfully deleted {deleted} '{k}' resource(s)"),
+        None => println!("Successfully deleted {deleted} resource(s)"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints rows as left-aligned columns.
@@ -337,39 +506,4 @@ pub(crate) fn print_table(rows: &[Vec<String>]) {
             .collect();
         println!("{}", line.join("   "));
     }
-}
-
-/// Runs `delete`.
-pub(crate) fn run_delete(store_url: &str, args: &DeleteArgs) -> Result<ExitCode, CliError> {
-    let targets: Vec<(Kind, Option<String>, String)> = if args.paths.is_empty() {
-        let kind = parse_kind(args.kind.as_deref().unwrap_or_default())?;
-        let name = args
-            .name
-            .clone()
-            .ok_or_else(|| CliError::could_not_run("delete needs KIND NAME or -f PATH"))?;
-        vec![(kind, args.namespace.clone(), name)]
-    } else {
-        load(&args.paths)?
-            .iter()
-            .map(|r| {
-                (
-                    r.kind(),
-                    r.namespace().map(str::to_owned),
-                    r.name().to_owned(),
-                )
-            })
-            .collect()
-    };
-    let store = open(store_url)?;
-    let mut code = ExitCode::SUCCESS;
-    for (kind, ns, name) in targets {
-        match resources::delete(&*store, kind, ns.as_deref(), &name) {
-            Ok(()) => println!(
-                "deleted {kind} {}",
-                ns.map_or(name.clone(), |ns| format!("{ns}/{name}"))
-            ),
-            Err(e) => code = resource_error(e)?,
-        }
-    }
-    Ok(code)
 }

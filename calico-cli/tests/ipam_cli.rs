@@ -146,7 +146,14 @@ fn get_and_delete_resources() {
     );
     env.ok(&["apply", "-f", &m]);
     let table = env.ok(&["get", "ippools"]);
-    assert_eq!(lines(&table), ["NAME", "p"]);
+    assert_eq!(
+        lines(&table),
+        [
+            "NAME   CIDR          SELECTOR   ",
+            "p      10.0.0.0/24   all()      ",
+            ""
+        ]
+    );
     let json = env.ok(&["get", "IPPool", "p", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(v["spec"]["cidr"], "10.0.0.0/24");
@@ -156,15 +163,16 @@ fn get_and_delete_resources() {
     );
     assert_eq!(
         lines(&env.ok(&["get", "networkpolicies", "-A"])),
-        ["NAMESPACE   NAME", "a           np"]
+        [
+            "NAMESPACE   NAME   TIER      ",
+            "a           np     default   ",
+            ""
+        ]
     );
     let o = env.run(&["get", "ippool", "nope"]);
     assert_eq!(o.status.code(), Some(1));
     let out = env.ok(&["delete", "-f", &m]);
-    assert_eq!(
-        lines(&out),
-        ["deleted IPPool p", "deleted NetworkPolicy a/np"]
-    );
+    assert_eq!(lines(&out), ["Successfully deleted 2 resource(s)"]);
     let o = env.run(&["delete", "networkpolicy", "np", "-n", "a"]);
     assert_eq!(o.status.code(), Some(1));
     let o = env.run(&["delete", "ippool", "p"]);
@@ -173,7 +181,10 @@ fn get_and_delete_resources() {
     let bad = env.write("bad.yaml", "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: b}\nspec: {cidr: 10.0.0.1/24}\n");
     let o = env.run(&["apply", "-f", &bad]);
     assert_eq!(o.status.code(), Some(2));
-    assert_eq!(lines(&env.ok(&["get", "ippools"])), ["NAME"]);
+    assert_eq!(
+        lines(&env.ok(&["get", "ippools"])),
+        ["NAME   CIDR   SELECTOR   ", ""]
+    );
 }
 
 #[test]

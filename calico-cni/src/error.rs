@@ -29,6 +29,16 @@ pub enum PluginError {
         #[source]
         source: OpenError,
     },
+    /// The datastore could not be prepared for Calico's components (ClusterInformation)
+    /// (11: try again later).
+    #[error("preparing the datastore {url}: {source}")]
+    Init {
+        /// The store URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: calico_ipam::resources::ResourceError,
+    },
     /// An IPAM operation failed (11 when retriable, else 100).
     #[error("IPAM {operation} for handle {handle}: {source}")]
     Ipam {
@@ -112,7 +122,7 @@ impl PluginError {
                 ConfigError::Unsupported { .. } => ErrorCode::UnsupportedField,
             },
             PluginError::Stdin(_) => ErrorCode::Io,
-            PluginError::Store { .. } => ErrorCode::TryAgainLater,
+            PluginError::Store { .. } | PluginError::Init { .. } => ErrorCode::TryAgainLater,
             PluginError::Ipam { source, .. } => {
                 if source.is_retriable() || matches!(source, IpamError::Contention { .. }) {
                     ErrorCode::TryAgainLater

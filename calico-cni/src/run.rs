@@ -90,7 +90,17 @@ pub fn run_ipam(lookup: &dyn Fn(&str) -> Option<String>, stdin: &[u8], hostname:
     };
     let r = (|| {
         let w = Workload::new(&conf, &env)?;
-        let ipam = Ipam::new(open_store(&conf)?);
+        let store = open_store(&conf)?;
+        if env.command == Command::Add {
+            // As Calico's plugin expects: ClusterInformation exists and says ready.
+            calico_ipam::resources::Resources::new(&*store)
+                .ensure_initialized()
+                .map_err(|source| PluginError::Init {
+                    url: conf.store_url.clone(),
+                    source,
+                })?;
+        }
+        let ipam = Ipam::new(store);
         match env.command {
             Command::Add => ipam_plugin::add(&ipam, &conf, &w).map(|r| Some(r.to_json())),
             Command::Del => ipam_plugin::del(&ipam, &w).map(|_| None),

@@ -309,6 +309,21 @@ pub enum OpenError {
         #[source]
         source: StoreError,
     },
+    /// The store holds keys of a layout earlier versions of these tools wrote, which this
+    /// version does not read (see [`detect_legacy_layout`](crate::detect_legacy_layout)).
+    #[error(
+        "the store {url} holds keys in an old layout of these tools (prefix {prefix:?}, e.g. \
+         {key:?}); this version keeps Calico's layout under /calico/ and does not read or \
+         convert it: re-apply the resources to a new store"
+    )]
+    LegacyLayout {
+        /// The store URL.
+        url: String,
+        /// The old key prefix found.
+        prefix: String,
+        /// A key found under it.
+        key: String,
+    },
     /// The backend could not be set up (e.g. an etcd client could not be built).
     #[error("cannot open the store {url:?}: {reason}")]
     Backend {

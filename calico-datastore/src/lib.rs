@@ -28,6 +28,9 @@
 //!   [`DatastoreTarget`] (for etcd an [`EtcdConnection`]: endpoints with their scheme, TLS
 //!   material, credentials) and the [`DatastoreSource`] it came from. The order and the
 //!   details are in `docs/configuration.md`.
+//!   A `file:` database still holding keys of an older layout of these tools
+//!   ([`LEGACY_PREFIXES`]) is refused ([`OpenError::LegacyLayout`], naming the prefix found)
+//!   rather than silently reinterpreted; [`detect_legacy_layout`] is the check.
 //! * [`CountingStore`] counts round trips; [`Backoff`] is exponential backoff with full
 //!   jitter; the `conformance` feature exposes the suite every backend passes.
 //!
@@ -37,19 +40,19 @@
 //! use calico_datastore::{open_store, Compare, ReadOp, StoreError, TxnOp};
 //!
 //! let store = open_store("memory:")?;
-//! let rev = store.create(b"ipam/v1/config", b"{}")?;
+//! let rev = store.create(b"/calico/ipam/v2/config", b"{}")?;
 //! // A second create conflicts and reports the key's current revision.
-//! let err = store.create(b"ipam/v1/config", b"{}").unwrap_err();
+//! let err = store.create(b"/calico/ipam/v2/config", b"{}").unwrap_err();
 //! assert_eq!(err.conflict().unwrap().keys[0].current, Some(rev));
 //!
 //! // One atomic transaction over several keys, guarded by what was read.
 //! store.txn(
-//!     &[Compare::mod_revision(b"ipam/v1/config".to_vec(), rev), Compare::absent(b"ipam/v1/handle/h".to_vec())],
-//!     &[TxnOp::put(b"ipam/v1/handle/h".to_vec(), b"1".to_vec()), TxnOp::put(b"ipam/v1/block/4/0af40000-26".to_vec(), b"..".to_vec())],
+//!     &[Compare::mod_revision(b"/calico/ipam/v2/config".to_vec(), rev), Compare::absent(b"/calico/ipam/v2/handle/h".to_vec())],
+//!     &[TxnOp::put(b"/calico/ipam/v2/handle/h".to_vec(), b"1".to_vec()), TxnOp::put(b"/calico/ipam/v2/assignment/ipv4/block/10.244.0.0-26".to_vec(), b"..".to_vec())],
 //! )?;
 //!
 //! // One read batch, one revision.
-//! let resp = store.read(&[ReadOp::get(b"ipam/v1/config".to_vec()), ReadOp::prefix(b"ipam/v1/block/".to_vec(), 128)])?;
+//! let resp = store.read(&[ReadOp::get(b"/calico/ipam/v2/config".to_vec()), ReadOp::prefix(b"/calico/ipam/v2/assignment/".to_vec(), 128)])?;
 //! assert_eq!(resp.results.len(), 2);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -62,6 +65,7 @@ mod counting;
 mod engine;
 mod error;
 mod file;
+mod legacy;
 mod memory;
 mod store;
 mod sync;
@@ -85,6 +89,10 @@ pub use connection::{
 pub use counting::{CountingStore, RoundTrips};
 pub use error::{Conflict, ConflictingKey, OpenError, Operation, StoreError};
 pub use file::FileStore;
+pub use legacy::{
+    LEGACY_PREFIXES, LegacyLayout, detect_legacy_layout, legacy_answer, legacy_probe,
+    refuse_legacy_layout,
+};
 pub use memory::MemoryStore;
 pub use store::{Store, check_reads, check_txn, failed_compares};
 pub use sync::{SyncEvent, SyncOptions, SyncStats, SyncStatus, Syncer};

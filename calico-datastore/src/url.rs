@@ -214,11 +214,16 @@ pub fn open_store(url: &str) -> Result<Box<dyn Store>, OpenError> {
 }
 
 /// Opens a parsed `memory:` or `file:` URL; `etcd://` gives
-/// [`OpenError::BackendNotCompiled`].
+/// [`OpenError::BackendNotCompiled`]. A file database holding keys of an older layout of
+/// these tools is refused with [`OpenError::LegacyLayout`].
 pub fn open_local(url: &StoreUrl) -> Result<Box<dyn Store>, OpenError> {
     match url {
         StoreUrl::Memory => Ok(Box::new(MemoryStore::new())),
-        StoreUrl::File(path) => Ok(Box::new(FileStore::open(path)?)),
+        StoreUrl::File(path) => {
+            let store = FileStore::open(path)?;
+            crate::legacy::refuse_legacy_layout(&store)?;
+            Ok(Box::new(store))
+        }
         StoreUrl::Etcd(_) => Err(OpenError::BackendNotCompiled {
             url: url.to_string(),
             backend: "etcd",

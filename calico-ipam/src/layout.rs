@@ -4,9 +4,13 @@
 //! in their own encodings. Those keys are no longer read: a store holding any is refused
 //! with an error naming the prefix and a key found, rather than silently ignored (which
 //! would hand out addresses the old state says are taken). One keys-only read of at most
-//! one key per prefix.
+//! one key per prefix, through calico-datastore's layout check (which also refuses to open
+//! a file database holding such keys).
 
-use calico_datastore::{ReadOp, ReadResult, Store, StoreError, prefix_end};
+use calico_datastore::{
+    LegacyLayout, ReadOp, ReadResult, Store, StoreError, detect_legacy_layout, legacy_answer,
+    legacy_probe,
+};
 
 /// Why a layout check failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,29 +33,22 @@ pub enum LayoutError {
 
 /// The read that finds a key under `prefix` (keys only, at most one).
 pub fn old_layout_probe(prefix: &str) -> ReadOp {
-    ReadOp::keys(prefix.as_bytes(), prefix_end(prefix.as_bytes()), 1)
+    legacy_probe(prefix)
 }
 
 /// Checks the answer to [`old_layout_probe`]`(prefix)`.
 pub fn old_layout_answer(prefix: &str, result: &ReadResult) -> Result<(), LayoutError> {
-    match result {
-        ReadResult::Range(r) => match r.kvs.first() {
-            Some(kv) => Err(LayoutError::Old {
-                prefix: prefix.to_owned(),
-                key: String::from_utf8_lossy(&kv.key).into_owned(),
-            }),
-            None => Ok(()),
-        },
-        ReadResult::Get(_) => Ok(()),
+    match legacy_answer(prefix, result) {
+        Some(LegacyLayout { prefix, key }) => Err(LayoutError::Old { prefix, key }),
+        None => Ok(()),
     }
 }
 
 /// Fails with [`LayoutError::Old`] when the store holds any key under `prefix` (such as
 /// `ipam/v1/` or `resources/v3/`). One round trip.
 pub fn refuse_old_layout(store: &dyn Store, prefix: &str) -> Result<(), LayoutError> {
-    let resp = store.read(&[old_layout_probe(prefix)])?;
-    match resp.results.first() {
-        Some(r) => old_layout_answer(prefix, r),
+    match detect_legacy_layout(store, &[prefix])? {
+        Some(LegacyLayout { prefix, key }) => Err(LayoutError::Old { prefix, key }),
         None => Ok(()),
     }
 }

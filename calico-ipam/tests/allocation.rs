@@ -788,12 +788,17 @@ fn a_full_block_freed_by_another_client_is_used_instead_of_a_claim() {
         "{compared:?}"
     );
     assert!(
-        !has("resources/v3/IPPool/") && !has("resources/v3/Node/h"),
+        !has(&calico_ipam::resources::kind_prefix("IPPool", None))
+            && !has(&calico_ipam::resources::resource_key("Node", None, "h")),
         "{compared:?}"
     );
-    assert!(has("resources/v3/IPReservation/"), "{compared:?}");
     assert!(
-        has(calico_ipam::keys::CONFIG) && has("resources/v3/IPPool/p"),
+        has(&calico_ipam::resources::kind_prefix("IPReservation", None)),
+        "{compared:?}"
+    );
+    assert!(
+        has(calico_ipam::keys::CONFIG)
+            && has(&calico_ipam::resources::resource_key("IPPool", None, "p")),
         "{compared:?}"
     );
     assert!(has("/calico/ipam/v2/handle/w20"), "{compared:?}");
