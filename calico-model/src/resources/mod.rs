@@ -282,7 +282,7 @@ impl Resource {
         // Strings that Kubernetes' YAML 1.1 reader would take for a boolean or number
         // (`yes`, `on`, `0x1F`, ...) are quoted, so the text reads back as written.
         let value = serde_yaml_ng::to_value(self)?;
-        match crate::loader::emit::to_yaml_text(&value) {
+        match crate::yaml::emit::to_yaml_text(&value) {
             Some(text) => Ok(text),
             None => serde_yaml_ng::to_string(&value),
         }

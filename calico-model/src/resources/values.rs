@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::validation::format::is_port_name;
+use crate::format::is_port_name;
 
 // ---------------------------------------------------------------------------------------------
 // Protocol

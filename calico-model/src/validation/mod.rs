@@ -10,12 +10,9 @@
 //! name as the empty string (`Tier/: metadata.name: ...`), and a problem about the document as
 //! a whole has field path `-`.
 
-pub mod format;
-
 mod bgp;
 mod common;
 mod cross;
-mod diagnostic;
 mod endpoints;
 mod ipam;
 mod k8s;
@@ -23,46 +20,12 @@ mod policy;
 mod selectors;
 
 use std::collections::HashMap;
-use std::fmt;
 
 use crate::loader::{LoadedObject, LoadedSet, Origin};
 use crate::resources::Resource;
 
-pub use diagnostic::{Diagnostic, Severity};
-
-/// One validation problem.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Problem {
-    /// File (as loaded).
-    pub file: String,
-    /// 0-based document index in the file.
-    pub doc_index: usize,
-    /// Manifest kind (`?` when unknown).
-    pub kind: String,
-    /// Namespace, for namespaced kinds.
-    pub namespace: Option<String>,
-    /// Object name (may be empty when missing).
-    pub name: String,
-    /// Field path (model.md §1.2), empty for the whole document.
-    pub field_path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{} {}/", self.file, self.doc_index, self.kind)?;
-        if let Some(ns) = &self.namespace {
-            write!(f, "{ns}/")?;
-        }
-        let path = if self.field_path.is_empty() {
-            "-"
-        } else {
-            &self.field_path
-        };
-        write!(f, "{}: {}: {}", self.name, path, self.message)
-    }
-}
+pub use crate::diagnostic::{Diagnostic, Problem, Severity};
+pub use crate::format;
 
 /// Collects the problems of one object.
 pub(crate) struct Ctx<'a> {
