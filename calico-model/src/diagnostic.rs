@@ -21,7 +21,7 @@ use crate::resources::Resource;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Origin {
     /// File path as given (or as found under a directory), or the name passed to
-    /// [`load_str`].
+    /// [`load_str`](crate::loader::load_str).
     pub file: String,
     /// 0-based index of the YAML document in the file (0 for JSON).
     pub doc_index: usize,
@@ -48,7 +48,8 @@ pub struct Problem {
     pub namespace: Option<String>,
     /// Object name (may be empty when missing).
     pub name: String,
-    /// Field path (model.md §1.2), empty for the whole document.
+    /// Field path (see [field paths](crate::validation#field-paths)), empty for the whole
+    /// document.
     pub field_path: String,
     /// What is wrong.
     pub message: String,

@@ -10,7 +10,7 @@
 //! | [`loader`] | manifests from files, directories, multi-document YAML and List kinds, read as Kubernetes reads them (YAML 1.1 scalars, booleans and numbers in string fields as text); strict or lenient ([`loader::LoadMode`]) |
 //! | [`validation`] | Calico's validation rules, every problem with its field path |
 //! | [`diagnostic`] | [`diagnostic::Origin`], [`diagnostic::Problem`] and [`diagnostic::Diagnostic`] (a problem with a severity): the one warning/error type of the loader, validation and the analyses |
-//! | [`format`] | string-format predicates (DNS labels and subdomains, Kubernetes qualified names and label values, port and interface names, MAC addresses, ...) |
+//! | [`format`](mod@format) | string-format predicates (DNS labels and subdomains, Kubernetes qualified names and label values, port and interface names, MAC addresses, ...) |
 //! | [`yaml`] | YAML 1.1 scalars as Kubernetes reads them, and YAML text that reads back as written |
 //! | [`derived`] | implicit objects and labels: pod workload endpoints, `kns.`/`ksa.` profiles, namespace and service-account labels |
 //! | [`gotime`] | Go's RFC 3339 time format, as Calico writes timestamps |
@@ -37,12 +37,12 @@
 //! | 2 | [`resources`] | `format`, `yaml` |
 //! | 2 | [`index`] | `selector`, `labels` |
 //! | 1 | [`selector`] | `labels` (for [`selector::compiled`]) |
-//! | 0 | [`labels`], [`format`], [`yaml`], [`gotime`] | nothing in this crate |
+//! | 0 | [`labels`], [`format`](mod@format), [`yaml`], [`gotime`] | nothing in this crate |
 //!
 //! Types that moved down to break a cycle stay reachable at their first path:
 //! [`loader::Origin`] is [`diagnostic::Origin`]; [`validation::Problem`],
 //! [`validation::Diagnostic`] and [`validation::Severity`] are the [`diagnostic`] types;
-//! [`validation::format`] is [`format`]; [`loader::scalars`] is [`yaml::scalars`].
+//! [`validation::format`] is [`format`](mod@format); [`loader::scalars`] is [`yaml::scalars`].
 //!
 //! # Example
 //!
