@@ -25,8 +25,9 @@
 //!
 //! # Modules
 //!
-//! Each module uses only the modules listed below it in its layer or in a lower layer;
-//! no two modules depend on each other.
+//! Each module uses only modules of lower layers (its "uses" column), so no two modules
+//! depend on each other and the table reads bottom-up. (Documentation links to higher
+//! modules are not uses.) `tests/module_layering.rs` keeps the code to this table.
 //!
 //! | layer | module | uses |
 //! |---|---|---|
