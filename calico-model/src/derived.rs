@@ -1,9 +1,49 @@
-//! Objects and labels Calico derives implicitly (model.md §3.3, §3.6, §5.4, §6).
+//! Objects and labels Calico derives implicitly.
 //!
 //! Pure functions used by the policy, IPAM and routing engines: Pod → WorkloadEndpoint,
 //! interface and endpoint names, the labels an endpoint presents to selectors, the `kns.`/`ksa.`
 //! profiles, implicit namespaces and service accounts, and the synthetic pods that stand for
 //! workload controllers.
+//!
+//! # Pods as workload endpoints
+//!
+//! A pod scheduled to a node (`spec.nodeName` set) and not on the host network is a
+//! WorkloadEndpoint ([`pod_workload_endpoint`]) named
+//! [`workload_endpoint_name`]`(node, "k8s", pod, "eth0")`, with an interface name derived from
+//! a hash of `<namespace>.<pod>` ([`interface_name`]), the pod's addresses
+//! ([`pod_ip_networks`]), its named or host-mapped container ports ([`pod_endpoint_ports`]),
+//! and the profiles `kns.<namespace>` then `ksa.<namespace>.<serviceAccount>` (a pod without
+//! `serviceAccountName` uses `default`, as the API server would assign). Calico's CNI
+//! annotations supply the container ID, allowed source prefixes and floating IPs.
+//!
+//! # Labels an endpoint presents to selectors
+//!
+//! Three layers, where an earlier layer always wins over a later one ([`endpoint_labels`]):
+//!
+//! 1. Calico's own labels ([`calico_endpoint_labels`]): `projectcalico.org/namespace`,
+//!    `projectcalico.org/orchestrator` and, when the name is shorter than 63 characters,
+//!    `projectcalico.org/serviceaccount`. They replace pod labels of the same name.
+//! 2. The endpoint's own labels (the pod's `metadata.labels`).
+//! 3. The profiles' `labelsToApply`, in profile order: the namespace profile gives
+//!    `pcns.<key>=<value>` for each namespace label and `pcns.projectcalico.org/name=<ns>`;
+//!    the service-account profile gives `pcsa.<key>=<value>` and
+//!    `pcsa.projectcalico.org/name=<sa>`.
+//!
+//! NetworkSets carry `projectcalico.org/namespace` too; host endpoints and global network sets
+//! carry no namespace label, which is what `global()` in a rule's `namespaceSelector` selects.
+//!
+//! # Implicit namespaces and service accounts
+//!
+//! Every namespace carries `kubernetes.io/metadata.name=<name>`, as the API server adds it.
+//! A namespace or service account that objects refer to but the input does not define exists
+//! implicitly, with only its name label ([`implicit_namespaces`], [`derived_profiles`]).
+//!
+//! # Workload controllers
+//!
+//! For offline analysis a Deployment, StatefulSet, ReplicaSet, ReplicationController,
+//! DaemonSet, Job or CronJob stands for the pods its template describes: their labels, ports
+//! and service account come from the template. Such pods have no node and no address; they
+//! take part in selector matching only and are never programmed into a dataplane.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -56,7 +96,7 @@ const ANN_FLOATING_IPS: &str = "cni.projectcalico.org/floatingIPs";
 // ---------------------------------------------------------------------------------------------
 
 /// The WorkloadEndpoint name `<node>-<orchestrator>-<pod>-<endpoint>`, each segment with every
-/// `-` doubled (model.md §3.3): `("node-1", "k8s", "web-7f", "eth0")` → `node--1-k8s-web--7f-eth0`.
+/// `-` doubled: `("node-1", "k8s", "web-7f", "eth0")` → `node--1-k8s-web--7f-eth0`.
 pub fn workload_endpoint_name(node: &str, orchestrator: &str, pod: &str, endpoint: &str) -> String {
     [node, orchestrator, pod, endpoint]
         .iter()
@@ -88,7 +128,7 @@ pub fn first_interface_prefix(interface_prefix: Option<&str>) -> &str {
         .unwrap_or("cali")
 }
 
-/// The BlockAffinity name for `host` and block `cidr` (model.md §3.6):
+/// The BlockAffinity name for `host` and block `cidr`:
 /// `<host>-<cidr with '.', ':' and '/' replaced by '-'>`. When that is 253 characters or more,
 /// the host part is truncated so that `<host>-<cidr>-<hash>` is at most 252 characters, where
 /// `<hash>` is the first 11 hex digits of SHA-256 of the untruncated name.
@@ -124,7 +164,8 @@ pub fn namespace_labels(ns: &Namespace) -> Labels {
     l
 }
 
-/// Layer 1 of model.md §6.2: the labels Calico sets on an endpoint. The service-account label
+/// The first [label layer](self#labels-an-endpoint-presents-to-selectors): the labels Calico
+/// sets on an endpoint. The service-account label
 /// is set only for names shorter than 63 characters.
 pub fn calico_endpoint_labels(
     namespace: &str,
@@ -151,7 +192,8 @@ pub fn layered_labels(layers: &[&Labels]) -> Labels {
     out
 }
 
-/// The labels an endpoint presents to selectors (model.md §6.2): Calico's own labels, then the
+/// The labels an endpoint presents to selectors (see
+/// [the layers](self#labels-an-endpoint-presents-to-selectors)): Calico's own labels, then the
 /// endpoint's labels, then each profile's `labelsToApply` in profile order.
 pub fn endpoint_labels(calico: &Labels, own: &Labels, profiles: &[&Labels]) -> Labels {
     let mut layers: Vec<&Labels> = vec![calico, own];
@@ -212,7 +254,7 @@ pub fn service_account_profile_name(namespace: &str, service_account: &str) -> S
     format!("{PROFILE_PREFIX_SERVICE_ACCOUNT}{ns}.{service_account}")
 }
 
-/// The derived profile of a namespace (model.md §6.3): one Allow rule each way, and
+/// The derived profile of a namespace, `kns.<ns>`: one Allow rule each way, and
 /// `pcns.<key>=<value>` for every namespace label (implicit name label included) plus
 /// `pcns.projectcalico.org/name=<ns>`.
 pub fn namespace_profile(ns: &Namespace) -> Profile {
@@ -230,7 +272,8 @@ pub fn namespace_profile(ns: &Namespace) -> Profile {
     }
 }
 
-/// The derived profile of a service account (model.md §6.3): no rules, and
+/// The derived profile of a service account, `ksa.<ns>.<sa>` (namespace `default` when
+/// empty): no rules, and
 /// `pcsa.<key>=<value>` for every label plus `pcsa.projectcalico.org/name=<sa>`.
 pub fn service_account_profile(namespace: &str, name: &str, labels: &Labels) -> Profile {
     Profile {
@@ -247,7 +290,7 @@ pub fn service_account_profile(namespace: &str, name: &str, labels: &Labels) -> 
 }
 
 /// Namespaces referenced by namespaced objects but absent from `resources`, in name order; each
-/// carries only the implicit `kubernetes.io/metadata.name` label (model.md §5.4).
+/// carries only the implicit `kubernetes.io/metadata.name` label, as the API server sets it.
 pub fn implicit_namespaces<'a>(
     resources: impl IntoIterator<Item = &'a Resource>,
 ) -> Vec<Namespace> {
@@ -342,7 +385,7 @@ fn single_address(text: &str) -> Option<IpCidr> {
     IpCidr::new(addr, if addr.is_ipv4() { 32 } else { 128 })
 }
 
-/// A pod's addresses as /32 or /128 networks (model.md §6.1): the first non-empty of
+/// A pod's addresses as /32 or /128 networks: the first non-empty of
 /// `status.podIPs`, `status.podIP`, the `cni.projectcalico.org/podIPs` annotation (comma list)
 /// and the `cni.projectcalico.org/podIP` annotation. Empty for a finished pod. Unparseable
 /// entries are skipped.
@@ -383,7 +426,7 @@ pub fn pod_ip_networks(pod: &Pod) -> Vec<IpCidr> {
     Vec::new()
 }
 
-/// The endpoint ports of a pod spec (model.md §6.1): from containers then init containers, every
+/// The endpoint ports of a pod spec: from containers then init containers, every
 /// port with a non-zero container port and a name or a host port; protocol TCP by default.
 pub fn pod_endpoint_ports(spec: &PodSpec) -> Vec<WorkloadEndpointPort> {
     let mut out = Vec::new();
@@ -416,12 +459,13 @@ fn json_string_list(text: Option<&String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The WorkloadEndpoint Calico derives from a pod (model.md §6.1), or `None` for a pod that is
+/// The WorkloadEndpoint Calico derives from a pod (see
+/// [pods as workload endpoints](self#pods-as-workload-endpoints)), or `None` for a pod that is
 /// not a dataplane endpoint (`hostNetwork: true` or no `spec.nodeName`). `interface_prefix` is
 /// the prefix for the interface name (see [`first_interface_prefix`]).
 ///
-/// The endpoint's labels are the pod's labels overlaid with Calico's own labels (layers 1 and 2
-/// of model.md §6.2); profile labels are not copied in.
+/// The endpoint's labels are the pod's labels overlaid with Calico's own labels (the first two
+/// [label layers](self#labels-an-endpoint-presents-to-selectors)); profile labels are not copied in.
 pub fn pod_workload_endpoint(pod: &Pod, interface_prefix: &str) -> Option<WorkloadEndpoint> {
     if pod.spec.host_network || pod.spec.node_name.is_empty() {
         return None;
@@ -491,7 +535,7 @@ pub fn pod_workload_endpoint(pod: &Pod, interface_prefix: &str) -> Option<Worklo
 }
 
 // ---------------------------------------------------------------------------------------------
-// Workload controllers (model.md §6.4)
+// Workload controllers (see the module docs)
 // ---------------------------------------------------------------------------------------------
 
 /// The pod template of a workload controller (`spec.template`, or

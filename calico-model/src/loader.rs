@@ -34,36 +34,18 @@
 //! field path.
 
 mod decode;
-pub(crate) mod emit;
-pub mod scalars;
 
-use std::fmt;
+pub use crate::yaml::scalars;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub use crate::diagnostic::Origin;
+use crate::diagnostic::{Diagnostic, Problem};
 use crate::resources::{Kind, KindLookup, Resource};
-use crate::validation::{Diagnostic, Problem};
 
 use decode::Decoded;
-
-/// Where an object came from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Origin {
-    /// File path as given (or as found under a directory), or the name passed to
-    /// [`load_str`].
-    pub file: String,
-    /// 0-based index of the YAML document in the file (0 for JSON).
-    pub doc_index: usize,
-    /// 0-based index in the `items` of a List document, if the object came from one.
-    pub item_index: Option<usize>,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.doc_index)
-    }
-}
 
 /// A decoded object and its origin.
 #[derive(Debug, Clone, PartialEq)]

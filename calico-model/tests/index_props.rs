@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 type Labels = BTreeMap<String, String>;
 
-/// selector.md §4, transcribed independently of the library.
+/// Calico's evaluation rules, transcribed independently of the library.
 fn reference(node: &Node, labels: &Labels) -> bool {
     let get = |k: &str| labels.get(k).map(String::as_str);
     match node {

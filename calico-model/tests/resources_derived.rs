@@ -1,4 +1,4 @@
-//! Derived objects and implicit labels (model.md §5.4, §6).
+//! Derived objects and implicit labels (see the `calico_model::derived` module docs).
 
 use calico_model::derived::*;
 use calico_model::loader::load_str;

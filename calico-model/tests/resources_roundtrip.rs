@@ -1,5 +1,5 @@
 //! Round trips: read → write → read gives equal objects, in YAML and JSON, for every kind;
-//! and defaults per model.md.
+//! and the defaults `Resource::apply_defaults` fills in.
 
 use std::path::PathBuf;
 

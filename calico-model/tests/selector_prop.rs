@@ -1,7 +1,8 @@
 //! Property tests for the selector language.
 //!
 //! The test has its own expression model ([`Expr`]) and reference interpreter, written from
-//! selector.md §4 and independent of the crate's `Node`. Random expressions are rendered to
+//! the evaluation rules (see the `Evaluation` section of the `selector` module docs) and
+//! independent of the crate's `Node`. Random expressions are rendered to
 //! text with random spacing, quote styles, redundant parentheses, `!!` runs and keyword
 //! spellings, then parsed by the crate.
 
@@ -55,7 +56,7 @@ enum Expr {
     Or(Vec<Expr>),
 }
 
-/// The reference interpreter (selector.md §4).
+/// The reference interpreter: Calico's evaluation rules, written independently.
 fn eval(e: &Expr, labels: &Labels) -> bool {
     let get = |k: usize| labels.get(KEYS[k]).map(String::as_str);
     match e {
@@ -373,7 +374,7 @@ proptest! {
             let want = eval(&e, m);
             prop_assert_eq!(sel.matches(m), want, "{:?} on {:?}", text, m);
             prop_assert_eq!(again.matches(m), want, "canonical {:?} on {:?}", sel.canonical(), m);
-            // The restrictions (§11) are sound: a matching map satisfies all of them.
+            // The label restrictions are sound: a matching map satisfies all of them.
             if want {
                 prop_assert!(!restrictions.can_never_match());
                 for (label, r) in &restrictions {

@@ -1,5 +1,7 @@
-//! Table tests written from selector.md: every row of §6.2, §6.3, §7, §8.1 and §12, the
-//! accepted and rejected examples of §2.2 and §3.1, and §10–§11.
+//! Table tests of the selector language's documented behaviour (see the `selector` module
+//! docs): canonical strings and their one non-idempotent case, unique IDs checked against
+//! Calico's, every error kind with its offset, accepted and rejected token and grammar
+//! examples, evaluation tables, derived selectors and label restrictions.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -76,7 +78,7 @@ fn set(values: &[&str]) -> Box<[Text]> {
 mod canonical {
     use super::*;
 
-    /// selector.md §6.2.
+    /// Canonical strings of varied spellings.
     const CANONICAL: &[(&str, &str)] = &[
         ("", "all()"),
         ("   ", "all()"),
@@ -117,7 +119,7 @@ mod canonical {
             "! (a == \"b\"&&! c != \"d\") || !(a == \"b\" && !c != \"d\")",
             "(!(a == \"b\" && !c != \"d\") || !(a == \"b\" && !c != \"d\"))",
         ),
-        // §6.1: nothing simplified, grouping kept.
+        // Nothing simplified, grouping kept.
         ("(a == 'x' && all())", "(a == \"x\" && all())"),
         (
             "((a == 'x' && b == 'y') && c == 'z')",
@@ -136,7 +138,7 @@ mod canonical {
     ];
 
     #[test]
-    fn section_6_2_canonical_strings() {
+    fn canonical_strings() {
         for &(input, want) in CANONICAL {
             let sel = parse_ok(input);
             assert_eq!(sel.canonical(), want, "input {input:?}");
@@ -152,9 +154,9 @@ mod canonical {
         }
     }
 
-    /// selector.md §6.3.
+    /// Nested `Not`s: the canonical string is not its own canonical form.
     #[test]
-    fn section_6_3_non_idempotence() {
+    fn nested_not_is_not_idempotent() {
         for (input, first, second) in [
             ("!(!has(a))", "!!has(a)", "has(a)"),
             ("!(!(!has(a)))", "!!!has(a)", "!has(a)"),
@@ -169,7 +171,7 @@ mod canonical {
         );
     }
 
-    /// selector.md §7.
+    /// Unique IDs as Calico computes them.
     const IDS: &[(&str, &str)] = &[
         ("all()", "s:5y5I3VdRZfDU01O--xXAPx2yxCQQqMf0M6IWug"),
         ("global()", "s:fiJDJdBoaP_zQxty70sMjIrxwAb5lgM6LYCAow"),
@@ -249,17 +251,17 @@ mod canonical {
     ];
 
     #[test]
-    fn section_7_unique_ids() {
+    fn unique_ids() {
         for &(canonical, id) in IDS {
             assert_eq!(unique_id_of_canonical(canonical), id, "{canonical}");
             assert_eq!(id.len(), 40);
         }
     }
 
-    /// The canonical strings of §7 parse back to themselves, except the nested-`Not` rows
+    /// The canonical strings of `IDS` parse back to themselves, except the nested-`Not` rows
     /// (`!!has(a)`, `!!!has(a)`), which must be obtained from nested `Not` trees.
     #[test]
-    fn section_7_ids_through_the_parser() {
+    fn unique_ids_through_the_parser() {
         for &(canonical, id) in IDS {
             let sel = match canonical {
                 "!!has(a)" => parse_ok("!(!has(a))"),
@@ -304,9 +306,9 @@ mod tree_shape {
         parse_ok(src).into_root()
     }
 
-    /// selector.md §3.1.
+    /// Tree shapes: n-ary `And`/`Or`, parentheses, `!` runs.
     #[test]
-    fn section_3_1_shapes() {
+    fn tree_shapes() {
         let a = || eq("a", "1");
         let bb = || eq("b", "1");
         let c = || eq("c", "1");
@@ -395,9 +397,9 @@ mod tree_shape {
         );
     }
 
-    /// Operator keywords accepted by the tokenizer (§2.2 consequences).
+    /// Operator keywords accepted by the tokenizer.
     #[test]
-    fn section_2_2_accepted_spellings() {
+    fn accepted_operator_spellings() {
         for (input, canonical) in [
             ("a notin {'x'}", "a not in {\"x\"}"),
             ("a startswith 'x'", "a starts with \"x\""),
@@ -445,8 +447,8 @@ mod tree_shape {
 mod errors {
     use super::*;
 
-    /// (input, kind, offset): every row of §8.1 with the offsets of §8.2, plus the
-    /// rejected examples of §2.2 and §3.1.
+    /// (input, kind, offset): every error kind with its offset, plus
+    /// rejected token and grammar examples.
     fn cases() -> Vec<(String, K, usize)> {
         let nc = |after| K::NoClosingParen { after };
         let long = "a".repeat(513);
@@ -555,7 +557,7 @@ mod errors {
             ("a in {'x'}x", K::UnexpectedContentAtEnd, 10),
             ("has(a)has(b)", K::UnexpectedContentAtEnd, 6),
             ("all() (has(a))", K::UnexpectedContentAtEnd, 6),
-            // A tokenizer error anywhere wins over an earlier parser error (§2.2).
+            // A tokenizer error anywhere wins over an earlier parser error.
             (") a = 'x'", K::ExpectedEqEq, 4),
             ("a == b && c == 'x' % ", K::ExpectedIdentifier, 19),
             ("a in {x} '", K::UnterminatedString, 9),
@@ -572,7 +574,7 @@ mod errors {
     }
 
     #[test]
-    fn section_8_kinds_and_offsets() {
+    fn error_kinds_and_offsets() {
         for (input, kind, offset) in cases() {
             let err = parse_err(&input);
             assert_eq!(
@@ -604,7 +606,7 @@ mod errors {
         );
     }
 
-    /// §9: parentheses that add no node are unlimited; a tree up to `MAX_DEPTH` nodes deep
+    /// Limits: parentheses that add no node are unlimited; a tree up to `MAX_DEPTH` nodes deep
     /// is accepted and a deeper one is an error at the `)` that completes it.
     #[test]
     fn depth_limit() {
@@ -675,9 +677,9 @@ mod errors {
 mod evaluation {
     use super::*;
 
-    /// selector.md §12; `None` means the selector is rejected.
+    /// Evaluation table; `None` means the selector is rejected.
     #[test]
-    fn section_12_table() {
+    fn evaluation_table() {
         type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<bool>);
         let rows: &[Row<'_>] = &[
             ("a != \"b\"", &[], Some(true)),
@@ -744,9 +746,9 @@ mod evaluation {
         }
     }
 
-    /// §4 consequences and each node kind both ways.
+    /// Evaluation edge cases and each node kind both ways.
     #[test]
-    fn section_4_semantics() {
+    fn evaluation_semantics() {
         let none = labels(&[]);
         let ax = labels(&[("a", "x")]);
         let aempty = labels(&[("a", "")]);
@@ -1004,7 +1006,7 @@ mod restrictions {
     }
 
     #[test]
-    fn section_11_leaves() {
+    fn restrictions_of_leaves() {
         assert_eq!(r("a == 'x'"), one("a", true, false, Some(&["x"])));
         assert_eq!(
             r("a in {'y', 'x'}"),
@@ -1036,7 +1038,7 @@ mod restrictions {
     }
 
     #[test]
-    fn section_11_and() {
+    fn restrictions_of_and() {
         assert_eq!(
             r("a == 'x' && a in {'x', 'y'}"),
             one("a", true, false, Some(&["x"]))
@@ -1074,7 +1076,7 @@ mod restrictions {
     }
 
     #[test]
-    fn section_11_or() {
+    fn restrictions_of_or() {
         assert_eq!(
             r("a == 'x' || a == 'y'"),
             one("a", true, false, Some(&["x", "y"]))

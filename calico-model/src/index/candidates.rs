@@ -45,7 +45,7 @@ impl Bucket {
         }
     }
 
-    /// Chooses a bucket for `node` from its label restrictions (selector.md §11): a value
+    /// Chooses a bucket for `node` from its label restrictions (see [label restrictions](crate::selector#label-restrictions)): a value
     /// restriction if there is one, else a presence restriction, preferring whichever
     /// currently covers the fewest objects; `Always` when the selector restricts nothing.
     pub(crate) fn choose(node: &Node, interner: &mut Interner, postings: &Postings) -> Bucket {

@@ -34,8 +34,8 @@
 //!   posting lists (intersection, union, complement within the live objects, and a scan of
 //!   a key's distinct values for `contains` / `starts with` / `ends with`), never by
 //!   evaluating it against each object.
-//! - Each selector is filed under the labels it requires (its label restrictions,
-//!   selector.md §11): under (k, v) for each allowed value when it requires `k` to have one
+//! - Each selector is filed under the labels it requires (its [label
+//!   restrictions](crate::selector#label-restrictions)): under (k, v) for each allowed value when it requires `k` to have one
 //!   of a set of values, under `k` when it only requires `k` to be present, or among the
 //!   always-candidates. Adding or removing an **object** then evaluates only the selectors
 //!   filed under its labels, with the compiled evaluator ([`crate::selector::compiled`]).

@@ -1,4 +1,4 @@
-//! Node and BGP kinds (model.md §4.1–4.4): Node, BGPConfiguration, BGPPeer, BGPFilter.
+//! Node and BGP kinds: Node, BGPConfiguration, BGPPeer, BGPFilter.
 //!
 //! Every `spec` type here rejects unknown fields. BGPConfiguration and BGPPeer fields keep
 //! "unset" distinct from their defaults (a per-node BGPConfiguration inherits unset fields from
@@ -249,7 +249,10 @@ pub enum ProgramClusterRoutes {
 }
 
 impl ProgramClusterRoutes {
-    /// The value that complements this one on the other side (routing.md §2.2).
+    /// The value that complements this one on the other side: cluster routes are
+    /// programmed either by BIRD (BGPConfiguration) or by Felix (FelixConfiguration), so the
+    /// two settings must split the pool types between them (`Enabled` with `Disabled`,
+    /// `EnabledIPIPOnly` with `EnabledNoEncapOnly`).
     pub fn complement(self) -> ProgramClusterRoutes {
         match self {
             ProgramClusterRoutes::Enabled => ProgramClusterRoutes::Disabled,

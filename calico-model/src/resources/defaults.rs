@@ -1,4 +1,4 @@
-//! Defaults applied before validation (model.md §1.1, §2, §3.4, §5.3).
+//! Defaults applied before validation (see [defaults](super#defaults)).
 
 use super::Resource;
 use super::ipam::{AllowedUse, AssignmentMode, EncapMode, IpPoolSpec};

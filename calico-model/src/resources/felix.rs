@@ -1,4 +1,4 @@
-//! FelixConfiguration (model.md §4.5): the routing, MTU and policy fields we model.
+//! FelixConfiguration: the routing, MTU and policy fields we model.
 //!
 //! FelixConfiguration has many more fields upstream (logging, BPF, timers, ...). Because we model
 //! only a subset, fields we do not model are **kept** in [`FelixConfigurationSpec::other`]

@@ -1,4 +1,4 @@
-//! IPAM kinds (model.md §3.4–3.7): IPPool, IPReservation, BlockAffinity and the
+//! IPAM kinds: IPPool, IPReservation, BlockAffinity and the
 //! IPAMConfiguration singleton.
 //!
 //! Every `spec` type here rejects unknown fields.

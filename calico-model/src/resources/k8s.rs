@@ -1,5 +1,6 @@
-//! Kubernetes kinds (model.md §5): Namespace, Pod, the workload controllers, ServiceAccount and
-//! networking.k8s.io/v1 NetworkPolicy — only the fields of model.md §5.1.
+//! Kubernetes kinds: Namespace, Pod, the workload controllers, ServiceAccount and
+//! networking.k8s.io/v1 NetworkPolicy — only the fields Calico's analyses use (names,
+//! namespaces, labels, pod specs and templates, replica counts, the NetworkPolicy spec).
 //!
 //! Unknown fields are **ignored** everywhere in these kinds (manifests routinely carry fields we
 //! do not model), so writing an object back drops them.
@@ -303,7 +304,8 @@ pub struct KubernetesNetworkPolicySpec {
     /// Selected pods in the policy's namespace.
     #[serde(default)]
     pub pod_selector: LabelSelector,
-    /// Policy types (defaulted per model.md §5.3).
+    /// Policy types (defaulted to `[Ingress]`, plus `Egress` when there are egress rules;
+    /// see [defaults](super#defaults)).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policy_types: Vec<K8sPolicyType>,
     /// Ingress rules (`None` = absent, `Some([])` = present and empty).

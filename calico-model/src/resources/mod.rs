@@ -1,4 +1,5 @@
-//! Typed resources: every kind `calico` reads from manifests (model.md, cli.md).
+//! Typed resources: every projectcalico.org/v3 and Kubernetes kind the `calico` tools read
+//! from manifests.
 //!
 //! | Module | Kinds |
 //! |---|---|
@@ -15,14 +16,32 @@
 //! - Field names are the manifests' camelCase JSON names; optional fields are omitted on output
 //!   when unset.
 //! - **Unknown fields in `spec` of projectcalico.org kinds are rejected** (a decode error naming
-//!   the field), as the reference's strict decoding does — except FelixConfiguration, of which we
+//!   the field), as Calico's strict decoding does — except FelixConfiguration, of which we
 //!   model only a subset and whose other fields are kept verbatim (see [`felix`]).
 //! - **Unknown fields in Kubernetes kinds are ignored**, as are unknown `metadata` fields and
 //!   unknown top-level fields (`status` of Calico kinds) of every kind.
 //! - Fixed value sets are typed enums (case-sensitive); a value outside the set is a decode
 //!   error. Value rules that need context are left to [`crate::validation`].
 //! - Defaults are **not** applied on decode: call [`Resource::apply_defaults`] (or
-//!   [`crate::loader::LoadedSet::apply_defaults`]) before validation, as model.md §1.1 requires.
+//!   [`crate::loader::LoadedSet::apply_defaults`]) before validation: Calico applies its
+//!   defaults before it validates, so validation judges the defaulted object.
+//!
+//! # Defaults
+//!
+//! [`Resource::apply_defaults`] fills in what Calico's API server (or Kubernetes' API server
+//! for Kubernetes kinds) would, and is idempotent:
+//!
+//! - NetworkPolicy, GlobalNetworkPolicy and their staged forms: `tier` `default`; empty
+//!   `types` from the rules ([`policy::default_policy_types`]); staged `stagedAction` `Set`
+//!   (a staged `Delete` keeps its other fields empty).
+//! - Tier: `defaultAction` `Deny`; the built-in tiers `kube-admin`, `default` and
+//!   `kube-baseline` get their fixed order and action ([`policy::builtin_tier`]).
+//! - IPPool: block size 26 (IPv4) or 122 (IPv6), `ipipMode` and `vxlanMode` `Never`,
+//!   `nodeSelector` `all()`, `allowedUses` `[Workload, Tunnel]`, `assignmentMode`
+//!   `Automatic`.
+//! - Kubernetes: NetworkPolicy `policyTypes` `[Ingress]`, plus `Egress` when it has egress
+//!   rules; port and container-port `protocol` `TCP`; workload `replicas` 1; pod
+//!   `serviceAccountName` `default`.
 
 pub mod bgp;
 pub mod felix;
@@ -287,15 +306,15 @@ impl Resource {
         // Strings that Kubernetes' YAML 1.1 reader would take for a boolean or number
         // (`yes`, `on`, `0x1F`, ...) are quoted, so the text reads back as written.
         let value = serde_yaml_ng::to_value(self)?;
-        match crate::loader::emit::to_yaml_text(&value) {
+        match crate::yaml::emit::to_yaml_text(&value) {
             Some(text) => Ok(text),
             None => serde_yaml_ng::to_string(&value),
         }
     }
 
-    /// Applies the defaults of model.md (policy types and tier, Tier default action and the
-    /// built-in tiers' values, IPPool block size, modes, selectors and allowed uses, staged
-    /// action, Kubernetes defaults of §5.3). Idempotent.
+    /// Applies the [defaults](self#defaults) (policy types and tier, Tier default action and
+    /// the built-in tiers' values, IPPool block size, modes, selectors and allowed uses, staged
+    /// action, Kubernetes defaults). Idempotent.
     pub fn apply_defaults(&mut self) {
         defaults::apply(self);
     }

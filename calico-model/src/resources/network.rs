@@ -1,4 +1,4 @@
-//! Endpoint and network-set kinds (model.md §3.1–3.3): NetworkSet, GlobalNetworkSet,
+//! Endpoint and network-set kinds: NetworkSet, GlobalNetworkSet,
 //! HostEndpoint, WorkloadEndpoint.
 //!
 //! Every `spec` type here rejects unknown fields.

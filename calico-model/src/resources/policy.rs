@@ -1,4 +1,4 @@
-//! Policy kinds (model.md §2): rules, NetworkPolicy, GlobalNetworkPolicy, their staged
+//! Policy kinds: rules, NetworkPolicy, GlobalNetworkPolicy, their staged
 //! variants, Tier and Profile.
 //!
 //! Every `spec` type here rejects unknown fields.
@@ -102,7 +102,7 @@ pub struct ServiceMatch {
     pub namespace: String,
 }
 
-/// The source or destination of a rule (model.md §2.2).
+/// The source or destination of a rule.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EntityRule {
@@ -142,7 +142,7 @@ impl EntityRule {
     }
 }
 
-/// One policy or profile rule (model.md §2.1).
+/// One policy or profile rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
@@ -216,7 +216,7 @@ pub enum StagedAction {
     Ignore,
 }
 
-/// Default policy types per model.md §2.3: no egress rules → `[Ingress]`; egress only →
+/// Default policy types: no egress rules → `[Ingress]`; egress only →
 /// `[Egress]`; both → `[Ingress, Egress]`.
 pub fn default_policy_types(ingress: &[Rule], egress: &[Rule]) -> Vec<PolicyType> {
     match (ingress.is_empty(), egress.is_empty()) {
@@ -433,7 +433,9 @@ pub struct TierSpec {
     pub default_action: Option<TierAction>,
 }
 
-/// A built-in tier (model.md §2.4).
+/// A built-in tier: `kube-admin` (order 1000, `Pass`), `default` (order 1 000 000, `Deny`)
+/// and `kube-baseline` (order 10 000 000, `Pass`) exist even when the input does not define
+/// them, and an input Tier of one of these names must carry exactly these values.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BuiltinTier {
     /// Tier name.

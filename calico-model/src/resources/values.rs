@@ -1,4 +1,4 @@
-//! Shared value types of the resource model (model.md §1.3): protocols, ports, AS numbers,
+//! Shared value types of the resource model: protocols, ports, AS numbers,
 //! Kubernetes int-or-string values and IP addresses with optional prefix length.
 //!
 //! Each type decodes from the forms `kubectl`/`calicoctl` accept and encodes to the form they
@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::validation::format::is_port_name;
+use crate::format::is_port_name;
 
 // ---------------------------------------------------------------------------------------------
 // Protocol
@@ -150,7 +150,11 @@ impl<'de> Deserialize<'de> for Protocol {
 // Port
 // ---------------------------------------------------------------------------------------------
 
-/// A port in a Calico rule: a number, an inclusive range or a named port (model.md §1.3).
+/// A port in a Calico rule: a number, an inclusive range or a named port.
+///
+/// Numbers are 1–65535; a range `N:M` needs `N ≤ M`; a named port is a Kubernetes port
+/// name (at most 15 characters of `a-z`, `0-9` and `-`, at least one letter, no leading,
+/// trailing or doubled `-`).
 ///
 /// Encoded as a JSON integer for a single number and as a string (`"8000:8080"`, `"http"`)
 /// otherwise. A range with equal ends reads as a single number.
@@ -405,7 +409,9 @@ impl<'de> Deserialize<'de> for AsNumber {
 /// An IP address with an optional prefix length, host bits preserved (`10.0.0.5/24`,
 /// `fd00::/64`, `10.1.2.3`).
 ///
-/// This is the syntactic form shared by the `net` and `cidr` value types of model.md §1.3;
+/// This is the syntactic form shared by the two address value types of Calico's API: `net`
+/// (an address or a CIDR without host bits; a bare address means /32 or /128) and `cidr`
+/// (host bits allowed);
 /// which of them a field requires (strict masking, an explicit prefix) is checked by
 /// validation. Text is written back in canonical form (`fd00:0::1` becomes `fd00::1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,4 +1,4 @@
-//! The selector tree (selector.md §3.2).
+//! The selector tree (see [tree shape](crate::selector#tree-shape)).
 //!
 //! This is the shape the parser builds and every other part of the crate consumes: the
 //! canonical printer, the unique ID, the tree evaluator, the compiled evaluator and the

@@ -1,5 +1,5 @@
-//! Checks for trees built by hand ([`Selector::from_node`](super::Selector::from_node),
-//! selector.md §6.1): the canonical string of an accepted tree always re-parses.
+//! Checks for trees built by hand ([`Selector::from_node`](super::Selector::from_node)):
+//! labels of 1 to 512 label bytes and no value holding both `"` and `'`, so the canonical string of an accepted tree always re-parses.
 
 use super::ast::{Node, Text};
 use super::error::BuildError;

@@ -1,4 +1,5 @@
-//! The canonical string (selector.md §6) and the unique ID (§7).
+//! The canonical string (see [canonical string](crate::selector#canonical-string)) and the unique ID (see
+//! [unique ID](crate::selector#unique-id)).
 
 use std::fmt;
 
@@ -8,7 +9,7 @@ use sha2::{Digest as _, Sha224};
 
 use super::ast::{Node, Text};
 
-/// Appends `value` quoted: `"v"`, or `'v'` if it contains a `"` (§6.1).
+/// Appends `value` quoted: `"v"`, or `'v'` if it contains a `"` (a parsed value never holds both).
 #[inline]
 fn push_quoted(out: &mut String, value: &str) {
     let q = if value.contains('"') { '\'' } else { '"' };
@@ -41,7 +42,7 @@ fn push_list(out: &mut String, operands: &[Node], sep: &str) {
 }
 
 impl Node {
-    /// Appends this node's canonical string (selector.md §6.1) to `out`.
+    /// Appends this node's canonical string (see [canonical string](crate::selector#canonical-string)) to `out`.
     pub fn write_canonical(&self, out: &mut String) {
         let (label, op, value) = match self {
             Self::Eq { label, value } => (label, " == ", value),
@@ -71,7 +72,7 @@ impl Node {
         push_quoted(out, value);
     }
 
-    /// This node's canonical string (selector.md §6).
+    /// This node's canonical string (see [canonical string](crate::selector#canonical-string)).
     #[must_use]
     pub fn canonical(&self) -> String {
         let mut out = String::with_capacity(64);
@@ -80,14 +81,14 @@ impl Node {
     }
 }
 
-/// Prints the canonical string (selector.md §6).
+/// Prints the canonical string (see [canonical string](crate::selector#canonical-string)).
 impl fmt::Display for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.canonical())
     }
 }
 
-/// The unique ID of the selector whose canonical string is `canonical` (selector.md §7):
+/// The unique ID of the selector whose canonical string is `canonical` (see [unique ID](crate::selector#unique-id)):
 /// `"s:"` + base64url-no-pad(SHA-224(`"s:"` + canonical)), always 40 characters.
 #[must_use]
 pub fn unique_id_of_canonical(canonical: &str) -> String {

@@ -8,7 +8,7 @@
 //! - `And[a, b, …]`: each operand's "true" exit enters the next operand, every "false" exit
 //!   goes to the `And`'s false target; `Or` is the mirror image.
 //! - `Not e` compiles `e` with its two targets swapped, so it costs nothing. `k != v` is
-//!   `!(k == v)` and `k not in S` is `!(k in S)`, which is exactly selector.md §4: both are
+//!   `!(k == v)` and `k not in S` is `!(k in S)`, which is exactly Calico's evaluation: both are
 //!   true when `k` is absent.
 //! - `all()` and `global()` compile to no test at all (a jump straight to the true target);
 //!   `k in {}` to a jump to the false target; `k in {v}` to `k == v`; `contains`,
@@ -85,7 +85,7 @@ pub(crate) struct Instr {
 
 /// A selector compiled for fast, allocation-free evaluation against [`LabelSet`]s.
 ///
-/// Evaluation gives exactly the result of selector.md §4 for every label set built with the
+/// Evaluation gives exactly the result of [`Selector::matches`](crate::selector::Selector::matches) for every label set built with the
 /// same [`Interner`] that compiled the selector. Two selectors compiled from equal trees with
 /// the same interner compare equal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -324,7 +324,7 @@ impl CompiledSelector {
         b.finish(entry)
     }
 
-    /// Whether the selector matches `labels` (selector.md §4). Never allocates.
+    /// Whether the selector matches `labels` (see [evaluation](crate::selector#evaluation)). Never allocates.
     ///
     /// `interner` must be the one that compiled this selector and built `labels`; it is
     /// consulted only for `contains`, `starts with` and `ends with`.

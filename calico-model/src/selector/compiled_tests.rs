@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 type Labels = BTreeMap<String, String>;
 
-/// Straight transcription of selector.md §4, kept independent of the compiler.
+/// Straight transcription of the evaluation rules (absent label: only `!=` and `not in`
+/// are true), kept independent of the compiler.
 fn reference(node: &Node, labels: &Labels) -> bool {
     let get = |k: &str| labels.get(k).map(String::as_str);
     match node {
@@ -81,7 +82,7 @@ fn eval(node: &Node, l: &Labels) -> bool {
 }
 
 #[test]
-fn spec_section_4_and_12_rows() {
+fn evaluation_table_rows() {
     let empty = labels(&[]);
     assert!(eval(&ne("a", "b"), &empty));
     assert!(!eval(&ne("a", ""), &labels(&[("a", "")])));

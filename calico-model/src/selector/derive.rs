@@ -1,4 +1,4 @@
-//! Selectors derived from user selectors (selector.md §10.1, §10.2, §10.4).
+//! Selectors derived from user selectors (see [derived selectors](crate::selector#derived-selectors)).
 
 use super::ast::{Node, Text};
 use super::parsed::Selector;
@@ -21,7 +21,7 @@ fn join(prefix: &str, label: &str) -> Text {
 
 impl Node {
     /// A copy of this tree with `prefix` prepended to the label of every label-bearing node
-    /// (selector.md §10.1). Values, `All` and `Global` are untouched.
+    /// (see [derived selectors](crate::selector#derived-selectors)). Values, `All` and `Global` are untouched.
     #[must_use]
     pub fn prefixed(&self, prefix: &str) -> Self {
         let p = |label: &str| join(prefix, label);
@@ -65,7 +65,7 @@ impl Node {
 }
 
 impl Selector {
-    /// This selector with `prefix` prepended to every label (selector.md §10.1), with its
+    /// This selector with `prefix` prepended to every label (see [derived selectors](crate::selector#derived-selectors)), with its
     /// canonical string recomputed. The new labels are not length-checked, so with a prefix
     /// that is not made of label bytes the canonical string may not re-parse.
     #[must_use]
@@ -75,7 +75,7 @@ impl Selector {
 }
 
 /// Trims `s` (Rust `str::trim`, Unicode whitespace), parses it and returns its canonical
-/// string; if it does not parse, returns the trimmed input unchanged (selector.md §10.2).
+/// string; if it does not parse, returns the trimmed input unchanged (see [derived selectors](crate::selector#derived-selectors)).
 #[must_use]
 pub fn normalise(s: &str) -> String {
     let trimmed = s.trim();
@@ -85,8 +85,8 @@ pub fn normalise(s: &str) -> String {
     }
 }
 
-/// The text a rule's non-empty `namespaceSelector` becomes (selector.md §10.4, policy.md
-/// §5.2): the canonical string of the `pcns.`-prefixed selector, with every occurrence of
+/// The text a rule's non-empty `namespaceSelector` becomes when Calico
+/// compiles a policy: the canonical string of the `pcns.`-prefixed selector, with every occurrence of
 /// the text `all()` replaced by `has(projectcalico.org/namespace)` and every `global()` by
 /// `!has(projectcalico.org/namespace)`.
 ///

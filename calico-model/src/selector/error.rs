@@ -1,4 +1,4 @@
-//! Errors of the selector language (selector.md §8).
+//! Errors of the selector language (see [errors](crate::selector#errors)).
 
 use std::fmt;
 
@@ -31,8 +31,9 @@ impl fmt::Display for ParenKeyword {
     }
 }
 
-/// What went wrong while tokenizing or parsing a selector: one kind per row of
-/// selector.md §8.1, plus [`SelectorErrorKind::NestingTooDeep`] (§9).
+/// What went wrong while tokenizing or parsing a selector: one kind per kind of error
+/// Calico reports, plus [`SelectorErrorKind::NestingTooDeep`] (see
+/// [limits](crate::selector#limits)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SelectorErrorKind {
@@ -72,7 +73,8 @@ pub enum SelectorErrorKind {
     /// Tokens left over after a complete selector (parser).
     UnexpectedContentAtEnd,
     /// The tree would be more than [`MAX_DEPTH`](super::MAX_DEPTH) nodes deep (parser; the
-    /// one permitted divergence from Calico, selector.md §9).
+    /// one divergence from Calico, reachable only with inputs longer than any resource
+    /// field allows).
     NestingTooDeep,
 }
 
@@ -125,13 +127,13 @@ impl fmt::Display for SelectorErrorKind {
 }
 
 /// A selector that failed to tokenize or parse: the kind and the 0-based byte offset in the
-/// input (selector.md §8.2). Displays as, for example, `expected string (at byte 5)`.
+/// input (see [errors](crate::selector#errors)). Displays as, for example, `expected string (at byte 5)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[error("{kind} (at byte {offset})")]
 pub struct SelectorError {
     /// What went wrong.
     pub kind: SelectorErrorKind,
-    /// 0-based byte offset into the input (§8.2).
+    /// 0-based byte offset into the input (see [errors](crate::selector#errors)).
     pub offset: usize,
 }
 
@@ -144,7 +146,7 @@ impl SelectorError {
 }
 
 /// A tree rejected by [`Selector::from_node`](super::Selector::from_node): its canonical
-/// string would not re-parse (selector.md §6.1).
+/// string would not re-parse (see [canonical string](crate::selector#canonical-string)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -182,7 +184,7 @@ pub enum BuildError {
     },
 }
 
-/// A selector field rejected by [`check_field`](super::check_field) (selector.md §10.3).
+/// A selector field rejected by [`check_field`](super::check_field) (see [selector fields](crate::selector#selector-fields-and-global)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FieldSelectorError {

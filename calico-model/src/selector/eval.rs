@@ -1,4 +1,4 @@
-//! Tree evaluation against a label map (selector.md §4).
+//! Tree evaluation against a label map (see [evaluation](crate::selector#evaluation)).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
@@ -58,7 +58,7 @@ fn in_set(values: &[Text], v: &str) -> bool {
 }
 
 impl Node {
-    /// Evaluates this node against `labels` (selector.md §4).
+    /// Evaluates this node against `labels` (see [evaluation](crate::selector#evaluation)).
     ///
     /// `In` / `NotIn` sets must be sorted bytewise, as the parser and
     /// [`Selector::from_node`](super::Selector::from_node) leave them; large sets are

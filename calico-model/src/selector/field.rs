@@ -1,10 +1,10 @@
-//! Where `global()` may appear in resource fields (selector.md §10.3).
+//! Where `global()` may appear in resource fields (see [selector fields](crate::selector#selector-fields-and-global)).
 
 use super::error::FieldSelectorError;
 use super::parsed::Selector;
 use super::tokenizer::{TokenKind, Tokenizer};
 
-/// How a selector field treats `global()` (selector.md §10.3).
+/// How a selector field treats `global()` (see [selector fields](crate::selector#selector-fields-and-global)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GlobalRule {
     /// `global()` is allowed only as the entire selector: if the text contains `global(`,

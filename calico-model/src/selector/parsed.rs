@@ -18,7 +18,7 @@ use super::parser::parse_node;
 /// selector that is only evaluated never pays for printing it.
 ///
 /// Two selectors are equal (and hash, and order) by their canonical strings, which is the
-/// same as comparing their unique IDs (selector.md §7). The cache never changes what a
+/// same as comparing their unique IDs (see [unique ID](crate::selector#unique-id)). The cache never changes what a
 /// selector hashes or compares as, so a `Selector` is a sound `HashMap` key (clippy's
 /// `mutable_key_type` lint sees the cell; allow it for this type with clippy's
 /// `ignore-interior-mutability` setting).
@@ -29,11 +29,11 @@ pub struct Selector {
 }
 
 impl Selector {
-    /// Parses `src` (selector.md §2–§3). The empty or whitespace-only selector is `all()`.
+    /// Parses `src` (see [syntax](crate::selector#syntax)). The empty or whitespace-only selector is `all()`.
     ///
     /// # Errors
     ///
-    /// The first [`SelectorError`] (selector.md §8); a tokenizer error anywhere in the input
+    /// The first [`SelectorError`] (see [errors](crate::selector#errors)); a tokenizer error anywhere in the input
     /// wins over a parser error.
     pub fn parse(src: &str) -> Result<Self, SelectorError> {
         Ok(Self::from_parsed(parse_node(src)?))
@@ -79,19 +79,19 @@ impl Selector {
         self.root
     }
 
-    /// The canonical string (selector.md §6).
+    /// The canonical string (see [canonical string](crate::selector#canonical-string)).
     #[must_use]
     pub fn canonical(&self) -> &str {
         self.canonical.get_or_init(|| self.root.canonical())
     }
 
-    /// The unique ID (selector.md §7): `s:` followed by 38 base64url characters.
+    /// The unique ID (see [unique ID](crate::selector#unique-id)): `s:` followed by 38 base64url characters.
     #[must_use]
     pub fn unique_id(&self) -> String {
         unique_id_of_canonical(self.canonical())
     }
 
-    /// Whether the selector matches `labels` (selector.md §4).
+    /// Whether the selector matches `labels` (see [evaluation](crate::selector#evaluation)).
     pub fn matches<L: Labels + ?Sized>(&self, labels: &L) -> bool {
         self.root.matches(labels)
     }

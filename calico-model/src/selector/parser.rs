@@ -1,26 +1,26 @@
-//! The selector grammar (selector.md §3) and the validate-only path (§5).
+//! The selector grammar (see [syntax](crate::selector#syntax)) and the validate-only path ([`validate`]).
 //!
 //! One iterative parser drives a [`Builder`]: [`TreeBuilder`] assembles the [`Node`] tree
-//! (§3.1) and [`Validator`] does nothing, so parsing and validation accept exactly the same
+//! (see [tree shape](crate::selector#tree-shape)) and [`Validator`] does nothing, so parsing and validation accept exactly the same
 //! inputs and report the same errors by construction. Parentheses are tracked on an explicit
 //! heap stack, so no input can overflow the call stack while parsing.
 //!
 //! The parser also tracks the height of the tree it describes. A tree more than
-//! [`MAX_DEPTH`] nodes deep is the error [`SelectorErrorKind::NestingTooDeep`] (selector.md
-//! §9), reported at the `)` (or end of input) that completes the too-deep group. This keeps
+//! [`MAX_DEPTH`] nodes deep is the error [`SelectorErrorKind::NestingTooDeep`] (see
+//! [limits](crate::selector#limits)), reported at the `)` (or end of input) that completes the too-deep group. This keeps
 //! every recursive consumer of a parsed tree (printing, evaluation, and the derived `Clone`,
 //! `PartialEq` and `Drop` of [`Node`]) within a bounded stack. Parentheses that add no node
 //! (`((((a == 'x'))))`) do not count, so any number of them is accepted.
 //!
-//! Tokens are pulled from the streaming [`Tokenizer`]. Because the reference tokenizes the
+//! Tokens are pulled from the streaming [`Tokenizer`]. Because Calico tokenizes the
 //! whole input before parsing, a parser error is only reported after the rest of the input
-//! has been tokenized without error; otherwise the tokenizer error wins (§2.2).
+//! has been tokenized without error; otherwise the tokenizer error wins.
 
 use super::ast::{Node, Text};
 use super::error::{SelectorError, SelectorErrorKind};
 use super::tokenizer::{Token, TokenKind, Tokenizer};
 
-/// Height, in nodes, of the deepest tree the parser accepts (selector.md §9): `has(a)` has
+/// Height, in nodes, of the deepest tree the parser accepts (see [limits](crate::selector#limits)): `has(a)` has
 /// height 1, `!has(a)` height 2, `!(has(a) || !(b == 'x'))` height 4.
 pub const MAX_DEPTH: usize = 4096;
 
@@ -368,7 +368,7 @@ impl<'a> SetItems<'a> {
     }
 }
 
-/// The builder that assembles the tree (selector.md §3.1).
+/// The builder that assembles the tree (see [syntax](crate::selector#syntax)).
 #[derive(Default)]
 pub(crate) struct TreeBuilder<'a> {
     cur: Frame,
@@ -465,14 +465,14 @@ impl<'a> Builder<'a> for TreeBuilder<'a> {
     }
 }
 
-/// Parses `src` into its tree (selector.md §3); the empty selector is [`Node::All`].
+/// Parses `src` into its tree (see [syntax](crate::selector#syntax)); the empty selector is [`Node::All`].
 pub(crate) fn parse_node(src: &str) -> Result<Node, SelectorError> {
     let mut b = TreeBuilder::default();
     run(src, &mut b)?;
     Ok(b.finish().unwrap_or(Node::All))
 }
 
-/// Checks that `src` is a valid selector without building its tree (selector.md §5).
+/// Checks that `src` is a valid selector without building its tree.
 ///
 /// Accepts exactly the inputs [`Selector::parse`](super::Selector::parse) accepts and
 /// reports the same error (kind and offset).

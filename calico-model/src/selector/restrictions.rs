@@ -1,4 +1,4 @@
-//! Label restrictions: which labels a selector requires (selector.md §11).
+//! Label restrictions: which labels a selector requires (see [label restrictions](crate::selector#label-restrictions)).
 
 use std::collections::{BTreeMap, BTreeSet, btree_map};
 
@@ -73,7 +73,7 @@ impl LabelRestriction {
 pub struct LabelRestrictions(BTreeMap<String, LabelRestriction>);
 
 impl LabelRestrictions {
-    /// The restrictions of the tree `node` (selector.md §11).
+    /// The restrictions of the tree `node` (see [label restrictions](crate::selector#label-restrictions)).
     #[must_use]
     pub fn of(node: &Node) -> Self {
         Self(of_node(node))
@@ -205,7 +205,7 @@ fn of_node(node: &Node) -> Map {
 }
 
 impl Selector {
-    /// The restrictions this selector places on labels (selector.md §11).
+    /// The restrictions this selector places on labels (see [label restrictions](crate::selector#label-restrictions)).
     #[must_use]
     pub fn restrictions(&self) -> LabelRestrictions {
         LabelRestrictions::of(self.root())

@@ -1,4 +1,4 @@
-//! The normative selector tokenizer (selector.md §2).
+//! The selector tokenizer (see [syntax](crate::selector#syntax)).
 //!
 //! It works on the input bytes without decoding UTF-8. Every token boundary it produces is
 //! at an ASCII byte (or at the start or end of the input), so every token text is a valid
@@ -6,10 +6,10 @@
 
 use super::error::{ParenKeyword, SelectorError, SelectorErrorKind};
 
-/// Longest label accepted by the tokenizer, in bytes (selector.md §9).
+/// Longest label accepted by the tokenizer, in bytes (see [limits](crate::selector#limits)).
 pub const MAX_LABEL_LEN: usize = 512;
 
-/// The kind of a token (selector.md §2.1).
+/// The kind of a token (see [syntax](crate::selector#syntax)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenKind {
     /// A label name; the text is the label.
@@ -196,8 +196,8 @@ impl<'a> Tokenizer<'a> {
         self.boundary(k).then_some(k)
     }
 
-    /// The mandatory operator after a label, at `i` (after whitespace), tried in the order
-    /// of selector.md §2.2 (the first bytes of the alternatives differ, so dispatching on
+    /// The mandatory operator after a label, at `i` (after whitespace), tried in Calico's
+    /// order: `contains`, `starts with`, `ends with`, `not in`, `in` (the first bytes of the alternatives differ, so dispatching on
     /// the first byte keeps that order).
     fn operator(&self, i: usize) -> Option<(TokenKind, usize)> {
         match self.at(i)? {
@@ -248,7 +248,7 @@ impl<'a> Tokenizer<'a> {
     ///
     /// # Errors
     ///
-    /// A tokenizer-stage [`SelectorError`] (selector.md §8.1) at the first byte that could
+    /// A tokenizer-stage [`SelectorError`] (see [errors](crate::selector#errors)) at the first byte that could
     /// not be consumed.
     pub fn next_token(&mut self) -> Result<Token<'a>, SelectorError> {
         let start = self.skip_space_from(self.pos);

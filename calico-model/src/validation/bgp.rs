@@ -1,4 +1,4 @@
-//! Node, BGPConfiguration, BGPPeer, BGPFilter and FelixConfiguration checks (model.md §4).
+//! Node, BGPConfiguration, BGPPeer, BGPFilter and FelixConfiguration checks.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

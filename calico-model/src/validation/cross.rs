@@ -1,4 +1,4 @@
-//! Cross-object checks (model.md §7). Each problem is returned with the index of the object it
+//! [Cross-object checks](crate::validation#cross-object-checks). Each problem is returned with the index of the object it
 //! is reported on.
 
 use std::collections::{HashMap, HashSet};

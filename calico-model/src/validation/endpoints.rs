@@ -1,4 +1,4 @@
-//! NetworkSet, GlobalNetworkSet, HostEndpoint and WorkloadEndpoint checks (model.md §3.1–3.3).
+//! NetworkSet, GlobalNetworkSet, HostEndpoint and WorkloadEndpoint checks.
 
 use std::collections::HashSet;
 
@@ -182,7 +182,8 @@ pub(super) fn check_workload_endpoint(cx: &mut Ctx<'_>, wep: &WorkloadEndpoint) 
             );
         }
     }
-    // The name of a Kubernetes endpoint is derived from its spec (model.md §3.3).
+    // The name of a Kubernetes endpoint is derived from its spec: `<node>-k8s-<pod>-<endpoint>`,
+    // each segment with `-` doubled.
     if spec.orchestrator == "k8s"
         && !spec.node.is_empty()
         && !spec.pod.is_empty()

@@ -1,4 +1,4 @@
-//! IPPool, IPReservation, BlockAffinity and IPAMConfiguration checks (model.md §3.4–3.7).
+//! IPPool, IPReservation, BlockAffinity and IPAMConfiguration checks.
 
 use std::collections::HashSet;
 

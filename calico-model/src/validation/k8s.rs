@@ -1,4 +1,4 @@
-//! Kubernetes object checks (model.md §5.2).
+//! Kubernetes object checks: only the fields the model reads, with the API server's rules.
 
 use std::collections::HashSet;
 

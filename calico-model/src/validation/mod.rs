@@ -1,21 +1,58 @@
-//! Validation of loaded resources (model.md §1.3, §2–§5, §7).
+//! Validation of loaded resources, with the rules Calico's API server and `calicoctl`
+//! apply.
 //!
 //! [`validate`] checks every object of a [`LoadedSet`] and the cross-object rules, and returns
-//! **all** problems, each rendered by its `Display` as one line
-//! `FILE:DOC_INDEX KIND/[NAMESPACE/]NAME: FIELD.PATH: message` (cli.md). Objects that failed to
-//! decode are included as problems too. Problems are ordered by input position (file order,
-//! document, list item), then in the order the fields are checked.
+//! **all** problems, not just the first, each rendered by its `Display` as one line
+//! `FILE:DOC_INDEX KIND/[NAMESPACE/]NAME: FIELD.PATH: message` (the line `calico validate`
+//! prints). Objects that failed to decode are included as problems too. Problems are ordered
+//! by input position (file order, document, list item), then in the order the fields are
+//! checked.
 //!
-//! Rendering conventions where the spec is silent: an unknown kind prints as `?`, a missing
-//! name as the empty string (`Tier/: metadata.name: ...`), and a problem about the document as
-//! a whole has field path `-`.
-
-pub mod format;
+//! An unknown kind prints as `?`, a missing name as the empty string
+//! (`Tier/: metadata.name: ...`), and a problem about the document as a whole has field path
+//! `-`.
+//!
+//! # Field paths
+//!
+//! A field path joins the manifest's JSON field names with `.`, writes list indexes as `[i]`
+//! and map keys as `[key]`: `spec.ingress[0].destination.ports[1]`,
+//! `metadata.labels[app.kubernetes.io/name]`. A rule that relates several fields is reported
+//! on their nearest common parent (`spec`, `spec.ingress[2]`) unless one field is clearly at
+//! fault.
+//!
+//! # What is checked
+//!
+//! - Names, labels and annotations: most names are DNS-1123 subdomains; namespaces and tiers
+//!   are DNS labels; NetworkPolicy and GlobalNetworkPolicy names allow at most one dot (plus
+//!   the `knp.default.` and `ossg.default.` forms for namespaced ones); label keys are
+//!   Kubernetes qualified names, label values at most 63 characters of the label-value
+//!   alphabet, and annotations at most 256 KiB in total. The predicates are in
+//!   [`format`](mod@crate::format).
+//! - Policy kinds: rules (actions, protocols that support ports, ICMP fields, entity rules),
+//!   policy types, the GlobalNetworkPolicy `doNotTrack`/`preDNAT`/`applyOnForward`
+//!   combinations, the fixed values of the built-in tiers, staged actions.
+//! - Endpoints, network sets and IPAM kinds: addresses and CIDRs (a `net` value must have no
+//!   host bits, a `cidr` value may), interface names, MAC addresses, the derived name of a
+//!   Kubernetes WorkloadEndpoint, IPPool block sizes, modes and selectors.
+//! - Node, BGP and Felix kinds: AS numbers, peer addresses and selectors, BGP filters and
+//!   communities, the Felix fields this crate models.
+//! - Kubernetes kinds: only the fields the model reads, with the API server's rules
+//!   (container ports, label selectors, NetworkPolicy peers, ports and `ipBlock`s).
+//! - Every selector field: at most 1024 characters, valid syntax, and `global()` only where
+//!   the field allows it (see [selector fields](crate::selector#selector-fields-and-global)).
+//!
+//! # Cross-object checks
+//!
+//! Over the whole set: a duplicate (kind, namespace, name) is reported on the second
+//! object's `metadata.name`; a policy's tier must be built in or present (`spec.tier`);
+//! IPPool CIDRs must not overlap (the later pool's `spec.cidr`); BGPPeer filters must name
+//! existing BGPFilters; two Nodes must not share a BGP address; and the `default`
+//! BGPConfiguration's `programClusterRoutes` must complement the `default`
+//! FelixConfiguration's, and their normal route priorities must agree.
 
 mod bgp;
 mod common;
 mod cross;
-mod diagnostic;
 mod endpoints;
 mod ipam;
 mod k8s;
@@ -23,46 +60,12 @@ mod policy;
 mod selectors;
 
 use std::collections::HashMap;
-use std::fmt;
 
 use crate::loader::{LoadedObject, LoadedSet, Origin};
 use crate::resources::Resource;
 
-pub use diagnostic::{Diagnostic, Severity};
-
-/// One validation problem.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Problem {
-    /// File (as loaded).
-    pub file: String,
-    /// 0-based document index in the file.
-    pub doc_index: usize,
-    /// Manifest kind (`?` when unknown).
-    pub kind: String,
-    /// Namespace, for namespaced kinds.
-    pub namespace: Option<String>,
-    /// Object name (may be empty when missing).
-    pub name: String,
-    /// Field path (model.md §1.2), empty for the whole document.
-    pub field_path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{} {}/", self.file, self.doc_index, self.kind)?;
-        if let Some(ns) = &self.namespace {
-            write!(f, "{ns}/")?;
-        }
-        let path = if self.field_path.is_empty() {
-            "-"
-        } else {
-            &self.field_path
-        };
-        write!(f, "{}: {}: {}", self.name, path, self.message)
-    }
-}
+pub use crate::diagnostic::{Diagnostic, Problem, Severity};
+pub use crate::format;
 
 /// Collects the problems of one object.
 pub(crate) struct Ctx<'a> {
@@ -98,7 +101,7 @@ pub(crate) fn problem_for(object: &LoadedObject, field_path: String, message: St
     }
 }
 
-/// Validates every object of `set` and the cross-object rules of model.md §7.
+/// Validates every object of `set` and the [cross-object rules](self#cross-object-checks).
 ///
 /// Defaults are applied first (to a copy) if [`LoadedSet::apply_defaults`] has not run.
 /// Load errors (unreadable files, unparseable documents) are not problems: check

@@ -1,4 +1,4 @@
-//! Policy-kind checks (model.md §2).
+//! Policy-kind checks.
 
 use std::collections::HashSet;
 

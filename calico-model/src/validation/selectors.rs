@@ -1,4 +1,5 @@
-//! Selector-field checks (model.md §1.3, selector.md §10.3). All selector validation goes
+//! Selector-field checks: length, syntax and where `global()` may appear (see
+//! [selector fields](crate::selector#selector-fields-and-global)). All selector validation goes
 //! through [`check`], so the selector parser is wired in one place.
 
 use super::Ctx;

@@ -144,7 +144,7 @@ mod tests {
     fn back(text: &str) -> Value {
         let mut docs = serde_yaml_ng::Deserializer::from_str(text);
         let doc = docs.next().expect("one document");
-        super::super::scalars::read_document(doc, text).expect("valid YAML")
+        crate::yaml::scalars::read_document(doc, text).expect("valid YAML")
     }
 
     #[test]

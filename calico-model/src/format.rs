@@ -1,4 +1,9 @@
-//! String-format predicates shared by decoding and validation (model.md §1.3).
+//! String-format predicates shared by decoding ([`resources::values`](crate::resources::values))
+//! and [`validation`](crate::validation): Kubernetes' name, label and port-name formats and
+//! the other textual formats of the resource model.
+//!
+//! This module depends on nothing else in the crate. It is also reachable as
+//! [`validation::format`](crate::validation::format).
 
 /// Whether `s` is a DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
 pub fn is_dns_label(s: &str) -> bool {
