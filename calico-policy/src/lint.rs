@@ -1,5 +1,5 @@
 //! `lint`: findings about policies that are valid but probably not what was meant
-//! (policy.md §10.3). Each finding names resource, field path and reason.
+//!. Each finding names resource, field path and reason.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
