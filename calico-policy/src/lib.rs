@@ -82,7 +82,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! `examples/check_flow.rs` does the same on a directory of manifests.
+//! `examples/check_flow.rs` does the same on a directory of manifests. The [`semantics`]
+//! page (also `docs/semantics.md`) explains selector scoping, Kubernetes conversion, host
+//! endpoints, IP families and the connlist format.
 #![deny(missing_docs)]
 
 pub mod addr;
@@ -102,6 +104,8 @@ pub mod nft;
 mod prepared;
 pub mod rewrite;
 mod rules;
+#[doc = include_str!("../docs/semantics.md")]
+pub mod semantics {}
 
 pub use addr::Family;
 pub use check::{

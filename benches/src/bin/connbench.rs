@@ -172,10 +172,8 @@ fn run() -> Result<Value, Box<dyn Error>> {
             "peak_rss_kib": peak_rss_kib(),
         });
     }
-    if generated {
-        if let Some(dir) = input.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+    if generated && let Some(dir) = input.parent() {
+        let _ = std::fs::remove_dir_all(dir);
     }
     Ok(result)
 }

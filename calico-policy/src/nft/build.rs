@@ -123,13 +123,6 @@ fn dir_letter(d: Direction) -> &'static str {
     }
 }
 
-fn nft_family(f: Family) -> IpFamily {
-    match f {
-        Family::V4 => IpFamily::V4,
-        Family::V6 => IpFamily::V6,
-    }
-}
-
 fn fam_digit(f: Family) -> &'static str {
     match f {
         Family::V4 => "4",
@@ -763,7 +756,7 @@ impl Builder<'_> {
                     }
                 }
             }
-            self.add_set(&name, SetKey::AddrProtoService(nft_family(f)), false, els);
+            self.add_set(&name, SetKey::AddrProtoService(f), false, els);
         }
         name
     }
@@ -776,7 +769,7 @@ impl Builder<'_> {
         f: Family,
         with_selector: bool,
     ) -> Option<Vec<Match>> {
-        let family = nft_family(f);
+        let family = f;
         let mut out = Vec::new();
         if !m.nets.is_empty() {
             let v = self.nets_value(&m.nets, f)?;
@@ -864,7 +857,7 @@ impl Builder<'_> {
         if !r.families[idx] {
             return Vec::new();
         }
-        let family = nft_family(f);
+        let family = f;
         let icmp_proto = f.icmp_protocol();
         let uses_icmp = r.icmp.is_some() || r.not_icmp.is_some();
         if uses_icmp && r.protocol.is_some_and(|p| p != icmp_proto) {

@@ -47,14 +47,9 @@ pub struct Ruleset {
     pub chains: BTreeMap<String, Chain>,
 }
 
-/// An IP family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum IpFamily {
-    /// IPv4 (`ip`).
-    V4,
-    /// IPv6 (`ip6`).
-    V6,
-}
+/// An IP family: the crate's one family type ([`crate::addr::Family`]); IPv4 is `ip` and
+/// IPv6 `ip6` in nftables.
+pub use crate::addr::Family as IpFamily;
 
 /// The key type of a named set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
