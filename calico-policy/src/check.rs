@@ -292,14 +292,38 @@ pub struct DirectionResult {
     pub steps: Vec<Decision>,
 }
 
+/// What a peer of a flow is. Displays (and serializes) as the endpoint's kind or `External`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerKind {
+    /// An endpoint of the model.
+    Endpoint(EndpointKind),
+    /// An address that is no endpoint's.
+    External,
+}
+
+impl fmt::Display for PeerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerKind::Endpoint(k) => k.fmt(f),
+            PeerKind::External => f.write_str("External"),
+        }
+    }
+}
+
+impl Serialize for PeerKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A resolved peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct PeerInfo {
     /// What was asked for.
     pub query: String,
-    /// `Pod`, `Deployment`, ..., `WorkloadEndpoint`, `HostEndpoint` or `External`.
-    pub kind: String,
+    /// What the peer is.
+    pub kind: PeerKind,
     /// The endpoint (`ns/name`) when it is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -419,18 +443,13 @@ impl Model {
     fn peer_info(&self, r: &Resolved, spec: &PeerSpec) -> PeerInfo {
         let (kind, endpoint) = match r.endpoint.and_then(|i| self.endpoints.get(i)) {
             Some(e) => (
-                match e.kind {
-                    EndpointKind::Pod => "Pod".to_owned(),
-                    EndpointKind::Controller(k) => k.as_str().to_owned(),
-                    EndpointKind::WorkloadEndpoint => "WorkloadEndpoint".to_owned(),
-                    EndpointKind::HostEndpoint => "HostEndpoint".to_owned(),
-                },
+                PeerKind::Endpoint(e.kind),
                 Some(match &e.namespace {
                     Some(ns) => format!("{ns}/{}", e.name),
                     None => e.name.clone(),
                 }),
             ),
-            None => ("External".to_owned(), None),
+            None => (PeerKind::External, None),
         };
         let address = match spec {
             PeerSpec::Endpoint { addr, .. } => addr.map(|a| a.to_string()),

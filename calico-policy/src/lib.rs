@@ -110,7 +110,7 @@ pub mod semantics {}
 pub use addr::Family;
 pub use check::{
     CheckError, CheckResult, Decision, DirectionResult, FailsafeDirection, FlowQuery, PeerInfo,
-    PeerQuery, Verdict, action_name, tier_action_name,
+    PeerKind, PeerQuery, Verdict, action_name, tier_action_name,
 };
 pub use compile::{Program, ProgramChanges, SetId};
 pub use conn::{ConnSet, PortProtocol, PortSet};

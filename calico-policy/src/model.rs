@@ -55,7 +55,8 @@ impl fmt::Display for Direction {
     }
 }
 
-/// What an endpoint was built from.
+/// What an endpoint was built from. Displays (and serializes) as the manifest kind: `Pod`,
+/// the controller's kind (`Deployment`, ...), `WorkloadEndpoint` or `HostEndpoint`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EndpointKind {
     /// A Pod manifest.
@@ -66,6 +67,30 @@ pub enum EndpointKind {
     WorkloadEndpoint,
     /// A HostEndpoint.
     HostEndpoint,
+}
+
+impl EndpointKind {
+    /// The manifest kind the endpoint was built from.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointKind::Pod => "Pod",
+            EndpointKind::Controller(k) => k.as_str(),
+            EndpointKind::WorkloadEndpoint => "WorkloadEndpoint",
+            EndpointKind::HostEndpoint => "HostEndpoint",
+        }
+    }
+}
+
+impl fmt::Display for EndpointKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for EndpointKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// A named port an endpoint declares.

@@ -3,8 +3,9 @@
 //! user needs is re-exported at the crate root.
 
 use calico_policy::{
-    Action, BuildError, CheckError, Decision, Direction, EndpointToHostAction, FailsafeDirection,
-    Family, FlowQuery, Model, PeerQuery, PolicyKind, Protocol, TierAction, Verdict, load_str,
+    Action, BuildError, CheckError, Decision, Direction, EndpointKind, EndpointToHostAction,
+    FailsafeDirection, Family, FlowQuery, Model, PeerKind, PeerQuery, PolicyKind, Protocol,
+    TierAction, Verdict, load_str,
 };
 
 const CLUSTER: &str = r#"
@@ -198,6 +199,17 @@ fn failsafe_direction_is_typed() {
         r.explanation[1].reason,
         "failsafe inbound port tcp:22: Allow"
     );
+    assert_eq!(r.from.kind, PeerKind::External);
+    assert_eq!(r.to.kind, PeerKind::Endpoint(EndpointKind::HostEndpoint));
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["from"]["kind"], "External");
+    assert_eq!(json["to"]["kind"], "HostEndpoint");
+    assert_eq!(json["explanation"][1]["decided_by"]["direction"], "inbound");
+    let pod = model("")
+        .check(&flow("10.0.0.1", "ns/b", Protocol::Tcp, Some(80)))
+        .unwrap();
+    assert_eq!(pod.from.kind, PeerKind::Endpoint(EndpointKind::Pod));
+    assert_eq!(pod.from.kind.to_string(), "Pod");
 }
 
 #[test]
