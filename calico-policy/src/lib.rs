@@ -119,7 +119,7 @@ pub use connlist::{
 };
 pub use diag::{BuildError, Diagnostic, Severity};
 pub use eval::{Packet, PeerSpec};
-pub use lint::Finding;
+pub use lint::{Finding, FindingCode};
 pub use model::{
     Direction, Endpoint, EndpointKind, EndpointToHostAction, Model, Policy, PolicyId, PolicyKind,
     TierEntry,

@@ -4,8 +4,8 @@
 
 use calico_policy::{
     Action, BuildError, CheckError, Decision, Direction, EndpointKind, EndpointToHostAction,
-    FailsafeDirection, Family, FlowQuery, Model, PeerKind, PeerQuery, PolicyKind, Protocol,
-    TierAction, Verdict, load_str,
+    FailsafeDirection, Family, FindingCode, FlowQuery, Model, PeerKind, PeerQuery, PolicyKind,
+    Protocol, TierAction, Verdict, load_str,
 };
 
 const CLUSTER: &str = r#"
@@ -313,4 +313,31 @@ fn direction_accessors_match_the_policy_types() {
             .endpoint_program(m.endpoints().len(), Direction::Egress)
             .is_none()
     );
+}
+
+#[test]
+fn lint_findings_carry_a_typed_code() {
+    let extra = "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: nobody}\nspec:\n  selector: app == 'nobody'\n  ingress:\n    - {action: Allow, protocol: TCP}\n    - {action: Allow, protocol: TCP, destination: {ports: [80]}}\n    - {action: Deny}\n    - {action: Deny}\n";
+    let findings = model(extra).lint();
+    let of = |code: FindingCode| {
+        findings
+            .iter()
+            .filter(|f| f.code == code && f.problem.name == "nobody")
+            .collect::<Vec<_>>()
+    };
+    let nothing = of(FindingCode::SelectsNothing);
+    assert_eq!(nothing.len(), 1, "{findings:?}");
+    assert!(
+        nothing[0].to_string().contains("[selects-nothing] "),
+        "{}",
+        nothing[0]
+    );
+    let redundant = of(FindingCode::Redundant);
+    assert_eq!(redundant.len(), 1, "{findings:?}");
+    assert_eq!(redundant[0].problem.field_path, "spec.ingress[1]");
+    // An identical catch-all earlier in the policy: the later rule never decides.
+    let shadowed = of(FindingCode::Shadowed);
+    assert_eq!(shadowed.len(), 1, "{findings:?}");
+    assert_eq!(shadowed[0].problem.field_path, "spec.ingress[3]");
+    assert_eq!(FindingCode::PassInLastTier.to_string(), "pass-in-last-tier");
 }
