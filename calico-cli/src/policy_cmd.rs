@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use calico_model::loader::LoadMode;
 use calico_model::resources::values::Protocol;
-use calico_policy::{BuildError, FlowQuery, Format, Model, PeerQuery};
+use calico_policy::{BuildError, CheckError, FlowQuery, Format, Model, PeerQuery};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::exit::CliError;
@@ -236,6 +236,10 @@ pub(crate) fn build_model(
             }
             Ok(Err(ExitCode::from(1)))
         }
+        Err(other) => Err(CliError::could_not_run(format!(
+            "{}: cannot build the model: {other}",
+            path.display()
+        ))),
     }
 }
 
@@ -262,7 +266,7 @@ fn check(a: &CheckArgs) -> Result<ExitCode, CliError> {
     };
     let result = model
         .check(&q)
-        .map_err(|e| CliError::could_not_run(e.to_string()))?;
+        .map_err(|e| CliError::could_not_run(check_error_text(&e)))?;
     match a.output {
         CheckOutput::Text => print!("{result}"),
         CheckOutput::Json => println!(
@@ -272,6 +276,18 @@ fn check(a: &CheckArgs) -> Result<ExitCode, CliError> {
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A check error in terms of the command's flags.
+fn check_error_text(e: &CheckError) -> String {
+    match e {
+        CheckError::PortWithoutPorts(p) => format!("--port needs TCP, UDP or SCTP, not {p}"),
+        CheckError::IcmpWithoutIcmp(p) => {
+            format!("--icmp-type/--icmp-code need ICMP or ICMPv6, not {p}")
+        }
+        CheckError::CodeWithoutType => "--icmp-code needs --icmp-type".to_owned(),
+        other => other.to_string(),
+    }
 }
 
 fn connlist(a: &ConnlistArgs) -> Result<ExitCode, CliError> {
@@ -334,7 +350,8 @@ fn render(a: &RenderArgs) -> Result<ExitCode, CliError> {
 }
 
 fn print_fatal(e: &calico_policy::ConnlistError) -> ExitCode {
-    eprintln!("calico: {e}");
+    // The error's own message names the first problems; every one is listed below it.
+    eprintln!("calico: {} fatal problem(s)", e.problems.len());
     for p in &e.problems {
         eprintln!("{p}");
     }

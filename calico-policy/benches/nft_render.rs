@@ -1,4 +1,4 @@
-//! Building and rendering a large node ruleset (policy.md §13), and the delta of a
+//! Building and rendering a large node ruleset, and the delta of a
 //! one-policy change.
 //!
 //! Cluster: 100 namespaces, each with one pod on `node1` and 20 NetworkPolicies selecting

@@ -1,4 +1,4 @@
-//! `check`: the verdict for one flow, with its explanation per direction (policy.md §10).
+//! `check`: the verdict for one flow, with its explanation per direction.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::addr::{AddrRange, Family};
 use crate::conn::PortProtocol;
 use crate::eval::{Packet, PeerSpec, Step};
-use crate::model::{Direction, EndpointKind, Model};
+use crate::model::{Direction, EndpointKind, EndpointToHostAction, Model, PolicyKind};
 
 /// A peer as named on the command line: `NAMESPACE/NAME`, `NAME` or a literal IP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,7 @@ pub struct FlowQuery {
 
 /// Why a flow could not be checked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckError {
     /// No endpoint has this name.
     #[error("no Pod, workload controller, WorkloadEndpoint or HostEndpoint named {0:?}")]
@@ -69,17 +70,17 @@ pub enum CheckError {
     ProtocolFamily {
         /// The protocol.
         protocol: Protocol,
-        /// `IPv4` or `IPv6`.
-        family: &'static str,
+        /// The family of the flow's addresses.
+        family: Family,
     },
-    /// A port was given for a protocol without ports.
-    #[error("--port needs TCP, UDP or SCTP, not {0}")]
+    /// [`FlowQuery::port`] was set for a protocol without ports.
+    #[error("a destination port needs protocol TCP, UDP or SCTP, not {0}")]
     PortWithoutPorts(Protocol),
-    /// An ICMP type or code was given for another protocol.
-    #[error("--icmp-type/--icmp-code need ICMP or ICMPv6, not {0}")]
+    /// [`FlowQuery::icmp_type`] or [`FlowQuery::icmp_code`] was set for another protocol.
+    #[error("an ICMP type or code needs protocol ICMP or ICMPv6, not {0}")]
     IcmpWithoutIcmp(Protocol),
-    /// An ICMP code without a type.
-    #[error("--icmp-code needs --icmp-type")]
+    /// [`FlowQuery::icmp_code`] was set without [`FlowQuery::icmp_type`].
+    #[error("an ICMP code needs an ICMP type")]
     CodeWithoutType,
 }
 
@@ -102,7 +103,8 @@ impl fmt::Display for Verdict {
     }
 }
 
-fn action_str(a: Action) -> &'static str {
+/// The name of a rule action as Calico writes it: `Allow`, `Deny`, `Pass` or `Log`.
+pub fn action_name(a: Action) -> &'static str {
     match a {
         Action::Allow => "Allow",
         Action::Deny => "Deny",
@@ -111,16 +113,52 @@ fn action_str(a: Action) -> &'static str {
     }
 }
 
+/// The name of a tier's default action as Calico writes it: `Deny` or `Pass`.
+pub fn tier_action_name(a: TierAction) -> &'static str {
+    match a {
+        TierAction::Deny => "Deny",
+        TierAction::Pass => "Pass",
+    }
+}
+
+fn ser_action<S: serde::Serializer>(a: &Action, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(action_name(*a))
+}
+
+fn ser_tier_action<S: serde::Serializer>(a: &TierAction, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tier_action_name(*a))
+}
+
+/// Which failsafe ports let a flow through a host endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailsafeDirection {
+    /// `failsafeInboundHostPorts`: traffic arriving at the host endpoint.
+    Inbound,
+    /// `failsafeOutboundHostPorts`: traffic leaving the host endpoint.
+    Outbound,
+}
+
+impl fmt::Display for FailsafeDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailsafeDirection::Inbound => "inbound",
+            FailsafeDirection::Outbound => "outbound",
+        })
+    }
+}
+
 /// One step of an explanation: what matched or which default applied.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Decision {
     /// A policy rule matched.
     PolicyRule {
         /// Tier.
         tier: String,
         /// Policy kind.
-        kind: String,
+        kind: PolicyKind,
         /// Policy namespace, for namespaced policies.
         #[serde(skip_serializing_if = "Option::is_none")]
         namespace: Option<String>,
@@ -130,14 +168,16 @@ pub enum Decision {
         /// NetworkPolicy, in its converted rules).
         rule: usize,
         /// The rule's action.
-        action: &'static str,
+        #[serde(serialize_with = "ser_action")]
+        action: Action,
     },
     /// The end of a tier was reached.
     EndOfTier {
         /// Tier.
         tier: String,
         /// The tier's default action (`Deny` or `Pass`).
-        action: &'static str,
+        #[serde(serialize_with = "ser_tier_action")]
+        action: TierAction,
     },
     /// A profile rule matched.
     ProfileRule {
@@ -146,7 +186,8 @@ pub enum Decision {
         /// Rule index.
         rule: usize,
         /// The rule's action.
-        action: &'static str,
+        #[serde(serialize_with = "ser_action")]
+        action: Action,
         /// True when no tier had a policy for the endpoint in this direction.
         no_policy: bool,
     },
@@ -160,17 +201,17 @@ pub enum Decision {
     /// The peer is not an endpoint: it has no policy of its own.
     NotAnEndpoint,
     /// Workload to its own host: after the workload's egress, `defaultEndpointToHostAction`
-    /// decides; host-endpoint ingress policy is not applied (policy.md §3.4).
+    /// decides; host-endpoint ingress policy is not applied.
     EndpointToHost {
-        /// `Drop`, `Accept` or `Return` (to the host's own rules: allowed here).
-        action: String,
+        /// The configured action (`Return`, to the host's own rules, counts as allowed).
+        action: EndpointToHostAction,
     },
     /// Host-originated traffic to a workload on the same host is not policed.
     HostToLocalWorkload,
     /// A failsafe port of the host endpoint's node (allowed before any policy).
     Failsafe {
-        /// `inbound` or `outbound`.
-        direction: &'static str,
+        /// Inbound to or outbound from the host endpoint.
+        direction: FailsafeDirection,
         /// Protocol and port as configured.
         port: String,
     },
@@ -191,19 +232,25 @@ impl fmt::Display for Decision {
                 if let Some(ns) = namespace {
                     write!(f, "{ns}/")?;
                 }
-                write!(f, "{policy}, rule {rule}: {action}")
+                write!(f, "{policy}, rule {rule}: {}", action_name(*action))
             }
-            Decision::EndOfTier { tier, action } => write!(f, "end of tier {tier}: {action}"),
+            Decision::EndOfTier { tier, action } => {
+                write!(f, "end of tier {tier}: {}", tier_action_name(*action))
+            }
             Decision::ProfileRule {
                 profile,
                 rule,
                 action,
                 no_policy,
             } => {
-                if *no_policy && *action == "Allow" {
+                if *no_policy && *action == Action::Allow {
                     write!(f, "no policy: allowed by profile {profile} (rule {rule})")
                 } else {
-                    write!(f, "profile {profile}, rule {rule}: {action}")
+                    write!(
+                        f,
+                        "profile {profile}, rule {rule}: {}",
+                        action_name(*action)
+                    )
                 }
             }
             Decision::MissingProfile { profile } => {
@@ -229,6 +276,7 @@ impl fmt::Display for Decision {
 
 /// The evaluation of one direction.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct DirectionResult {
     /// `egress` (of the source) or `ingress` (of the destination).
     pub direction: Direction,
@@ -244,13 +292,38 @@ pub struct DirectionResult {
     pub steps: Vec<Decision>,
 }
 
+/// What a peer of a flow is. Displays (and serializes) as the endpoint's kind or `External`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerKind {
+    /// An endpoint of the model.
+    Endpoint(EndpointKind),
+    /// An address that is no endpoint's.
+    External,
+}
+
+impl fmt::Display for PeerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerKind::Endpoint(k) => k.fmt(f),
+            PeerKind::External => f.write_str("External"),
+        }
+    }
+}
+
+impl Serialize for PeerKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A resolved peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PeerInfo {
     /// What was asked for.
     pub query: String,
-    /// `Pod`, `Deployment`, ..., `WorkloadEndpoint`, `HostEndpoint` or `External`.
-    pub kind: String,
+    /// What the peer is.
+    pub kind: PeerKind,
     /// The endpoint (`ns/name`) when it is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -261,6 +334,7 @@ pub struct PeerInfo {
 
 /// The answer for one flow.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct CheckResult {
     /// `allow` when both directions allow.
     pub verdict: Verdict,
@@ -268,8 +342,8 @@ pub struct CheckResult {
     pub from: PeerInfo,
     /// Destination.
     pub to: PeerInfo,
-    /// `IPv4` or `IPv6`.
-    pub family: &'static str,
+    /// The family of the flow (serialized as `IPv4` or `IPv6`).
+    pub family: Family,
     /// The packet.
     pub packet: Packet,
     /// Egress of the source, then ingress of the destination.
@@ -280,13 +354,6 @@ struct Resolved {
     endpoint: Option<usize>,
     ip: Option<IpAddr>,
     query: String,
-}
-
-fn family_name(f: Family) -> &'static str {
-    match f {
-        Family::V4 => "IPv4",
-        Family::V6 => "IPv6",
-    }
 }
 
 impl Model {
@@ -332,7 +399,7 @@ impl Model {
             if f != p {
                 return Err(CheckError::ProtocolFamily {
                     protocol,
-                    family: family_name(f),
+                    family: f,
                 });
             }
         }
@@ -376,18 +443,13 @@ impl Model {
     fn peer_info(&self, r: &Resolved, spec: &PeerSpec) -> PeerInfo {
         let (kind, endpoint) = match r.endpoint.and_then(|i| self.endpoints.get(i)) {
             Some(e) => (
-                match e.kind {
-                    EndpointKind::Pod => "Pod".to_owned(),
-                    EndpointKind::Controller(k) => k.as_str().to_owned(),
-                    EndpointKind::WorkloadEndpoint => "WorkloadEndpoint".to_owned(),
-                    EndpointKind::HostEndpoint => "HostEndpoint".to_owned(),
-                },
+                PeerKind::Endpoint(e.kind),
                 Some(match &e.namespace {
                     Some(ns) => format!("{ns}/{}", e.name),
                     None => e.name.clone(),
                 }),
             ),
-            None => ("External".to_owned(), None),
+            None => (PeerKind::External, None),
         };
         let address = match spec {
             PeerSpec::Endpoint { addr, .. } => addr.map(|a| a.to_string()),
@@ -411,21 +473,18 @@ impl Model {
                 let p = &self.policies[*policy];
                 Decision::PolicyRule {
                     tier: p.tier.clone(),
-                    kind: p.id.kind.as_str().to_owned(),
+                    kind: p.id.kind,
                     namespace: p.id.namespace.clone(),
                     policy: p.id.name.clone(),
                     rule: *rule,
-                    action: action_str(*action),
+                    action: *action,
                 }
             }
             Step::EndOfTier { tier } => {
                 let t = &self.tiers[*tier];
                 Decision::EndOfTier {
                     tier: t.name.clone(),
-                    action: match t.default_action {
-                        TierAction::Deny => "Deny",
-                        TierAction::Pass => "Pass",
-                    },
+                    action: t.default_action,
                 }
             }
             Step::ProfileRule {
@@ -435,7 +494,7 @@ impl Model {
             } => Decision::ProfileRule {
                 profile: profile.clone(),
                 rule: *rule,
-                action: action_str(*action),
+                action: *action,
                 no_policy,
             },
             Step::MissingProfile { profile } => Decision::MissingProfile {
@@ -448,9 +507,9 @@ impl Model {
     fn is_final(d: &Decision) -> bool {
         match d {
             Decision::PolicyRule { action, .. } | Decision::ProfileRule { action, .. } => {
-                *action == "Allow" || *action == "Deny"
+                matches!(action, Action::Allow | Action::Deny)
             }
-            Decision::EndOfTier { action, .. } => *action == "Deny",
+            Decision::EndOfTier { action, .. } => *action == TierAction::Deny,
             Decision::MissingProfile { .. }
             | Decision::NoProfileMatched
             | Decision::NotAnEndpoint
@@ -558,14 +617,18 @@ impl Model {
                         .is_ok_and(|c| remote_ip.is_some_and(|ip| c.contains(ip)));
                 (proto == packet.protocol && fp.port == port && net_ok).then(|| {
                     Decision::Failsafe {
-                        direction: if inbound { "inbound" } else { "outbound" },
+                        direction: if inbound {
+                            FailsafeDirection::Inbound
+                        } else {
+                            FailsafeDirection::Outbound
+                        },
                         port: format!("{}:{}", fp.protocol.to_ascii_lowercase(), fp.port),
                     }
                 })
             })
     }
 
-    /// Host-endpoint special paths (policy.md §3.4, §8): workload ↔ its own host, and
+    /// Host-endpoint special paths: workload ↔ its own host, and
     /// failsafe ports. `[egress, ingress]` results that replace the policy walk.
     fn host_paths(
         &self,
@@ -586,7 +649,7 @@ impl Model {
             if se.is_workload() && !de.is_workload() && same_node(se, de) {
                 let node = de.node.clone().unwrap_or_default();
                 let action = self.endpoint_to_host_action(&node);
-                let allow = action != "Drop";
+                let allow = action.allows();
                 out[1] = Some(self.fixed(
                     Direction::Ingress,
                     di,
@@ -671,7 +734,7 @@ impl Model {
             verdict,
             from: self.peer_info(&from, &src),
             to: self.peer_info(&to, &dst),
-            family: family_name(family),
+            family,
             packet,
             explanation: vec![egress, ingress],
         })

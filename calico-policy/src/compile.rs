@@ -1,9 +1,9 @@
 //! The compiled form of the policy of a cluster: per endpoint and direction, an ordered rule
 //! program over **address sets** — the intermediate representation renderers (nftables,
-//! iptables) consume (policy.md §6, §13).
+//! iptables) consume.
 //!
 //! - Every rule selector becomes a [`SetDef::Selector`] holding the addresses of the endpoints
-//!   and the CIDRs of the network sets it matches (policy.md §6.1); every named port becomes a
+//!   and the CIDRs of the network sets it matches; every named port becomes a
 //!   [`SetDef::NamedPort`] of (address, protocol, port) members. Sets are shared by every rule
 //!   that uses them and keyed by [`SetId`] (`s:<selector id>` / `n:<selector id>:<protocol>:<name>`).
 //! - A [`PolicyProgram`] is one policy's rules for one direction, shared by every endpoint it
@@ -26,8 +26,43 @@ use crate::matching::SelId;
 use crate::model::{Direction, Model};
 use crate::rules::{CEntity, CRule};
 
-/// The key of an address set.
-pub type SetId = String;
+/// The key of an address set in [`Program::sets`]: `<selector id>` for a selector set,
+/// `n:<selector id>:<protocol number or *>:<port name>` for a named-port set.
+///
+/// Ids are stable across compilations of the same selectors and port names, so
+/// [`Program::changes`] can compare two programs set by set. Renderers derive their own set
+/// names from them (see [`crate::nft`]); the text of an id is for display and hashing only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SetId(String);
+
+impl SetId {
+    pub(crate) fn new(id: String) -> SetId {
+        SetId(id)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SetId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for SetId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SetId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
 
 /// An address set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +120,7 @@ pub struct IrRule {
     pub index: usize,
     /// Action.
     pub action: Action,
-    /// Families the rule exists in (policy.md §7): `[IPv4, IPv6]`.
+    /// Families the rule exists in: `[IPv4, IPv6]`.
     pub families: [bool; 2],
     /// Protocol number.
     pub protocol: Option<u8>,
@@ -139,12 +174,12 @@ pub struct Program {
     pub policies: BTreeMap<(usize, Direction), PolicyProgram>,
     /// Profile programs by (name, direction).
     pub profiles: BTreeMap<(String, Direction), Vec<IrRule>>,
-    /// Per endpoint: `[ingress, egress]` programs.
+    /// Per endpoint: `[ingress, egress]` programs; see [`Program::endpoint_program`].
     pub endpoints: Vec<[EndpointProgram; 2]>,
 }
 
 impl Model {
-    /// The members of the address set of selector `sel` (policy.md §6.1).
+    /// The members of the address set of selector `sel`.
     pub(crate) fn selector_members(&self, sel: SelId) -> Vec<AddrRange> {
         let mut members: Vec<AddrRange> = Vec::new();
         for i in self.selectors.matching_endpoints(sel) {
@@ -164,7 +199,7 @@ impl Model {
 
     fn selector_set(&self, sel: SelId, sets: &mut BTreeMap<SetId, SetDef>) -> Option<SetId> {
         let s = self.selectors.get(sel)?;
-        let id = s.unique_id();
+        let id = SetId(s.unique_id());
         sets.entry(id.clone()).or_insert_with(|| SetDef::Selector {
             selector: s.canonical().to_owned(),
             members: self.selector_members(sel),
@@ -208,10 +243,10 @@ impl Model {
             Some(s) => (s.unique_id(), s.canonical().to_owned()),
             None => ("all".to_owned(), "all()".to_owned()),
         };
-        let id = format!(
+        let id = SetId(format!(
             "n:{sel_id}:{}:{name}",
             protocol.map_or_else(|| "*".to_owned(), |p| p.to_string())
-        );
+        ));
         sets.entry(id.clone()).or_insert_with(|| SetDef::NamedPort {
             members: self.named_port_members(sel, protocol, name),
             selector: canonical,
@@ -370,6 +405,12 @@ fn family_index(f: Family) -> usize {
 }
 
 impl Program {
+    /// The program of endpoint `endpoint` (an index into [`Model::endpoints`]) for `dir`;
+    /// `None` when there is no such endpoint.
+    pub fn endpoint_program(&self, endpoint: usize, dir: Direction) -> Option<&EndpointProgram> {
+        self.endpoints.get(endpoint).map(|p| &p[dir.index()])
+    }
+
     fn in_selector_set(&self, id: &SetId, addr: IpAddr) -> bool {
         match self.sets.get(id) {
             Some(SetDef::Selector { members, .. }) => members.iter().any(|m| m.contains_ip(addr)),

@@ -1,4 +1,4 @@
-//! Connection sets over TCP, UDP and SCTP destination ports (connlist-format.md §5).
+//! Connection sets over TCP, UDP and SCTP destination ports.
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
 //! `connlist`: every allowed connection between workloads, and between workloads and
-//! external IPv4 ranges (connlist-format.md).
+//! external IPv4 ranges.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
@@ -31,24 +31,29 @@ pub struct ConnRow {
 pub struct Connlist {
     /// Rows, sorted by `src` then `dst` (byte order).
     pub rows: Vec<ConnRow>,
-    /// Warnings (connlist-format.md §9).
+    /// Warnings.
     pub warnings: Vec<String>,
-    /// The external source-side ranges (connlist-format.md §4), ascending.
+    /// The external source-side ranges, ascending.
     pub source_ranges: Vec<AddrRange>,
     /// The external destination-side ranges, ascending.
     pub destination_ranges: Vec<AddrRange>,
 }
 
-/// Fatal problems that make a connlist meaningless (connlist-format.md §9).
+/// Problems that make a connectivity list meaningless, beyond those [`Model::build`]
+/// already rejects: a Kubernetes egress rule with named ports toward external addresses
+/// (external ranges declare no port names), and the pods of one workload controller that
+/// some selector tells apart (the list has one row per workload, not per pod). The message
+/// names the first few (file, document, resource and field) and how many more there are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} fatal problem(s)", .problems.len())]
+#[error("{}", crate::diag::Shown("fatal problem(s)", .problems))]
 pub struct ConnlistError {
     /// One per problem.
     pub problems: Vec<Diagnostic>,
 }
 
-/// Output formats (connlist-format.md §11).
+/// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Format {
     /// The connlist text format.
     Txt,
@@ -286,12 +291,12 @@ impl Model {
         out
     }
 
-    /// Computes the connectivity list (connlist-format.md): workloads matched by selectors
+    /// Computes the connectivity list: workloads matched by selectors
     /// only, external IPv4 ranges by `nets` only.
     ///
     /// # Errors
     ///
-    /// The fatal problems of connlist-format.md §9 that the model does not already reject.
+    /// [`ConnlistError`] with the problems that make the list meaningless (see there).
     pub fn connlist(&self) -> Result<Connlist, ConnlistError> {
         self.connlist_with_cuts(&[], &[])
     }
@@ -382,9 +387,9 @@ pub struct ConnlistPlan<'m> {
     srcs: Vec<(String, Side)>,
     dsts: Vec<(String, Side)>,
     prepared: Vec<Option<[crate::prepared::Prepared<'m>; 2]>>,
-    /// Warnings (connlist-format.md §9).
+    /// Warnings.
     pub warnings: Vec<String>,
-    /// The external source-side ranges (connlist-format.md §4), ascending.
+    /// The external source-side ranges, ascending.
     pub source_ranges: Vec<AddrRange>,
     /// The external destination-side ranges, ascending.
     pub destination_ranges: Vec<AddrRange>,
@@ -462,7 +467,7 @@ impl ConnlistPlan<'_> {
         }
     }
 
-    /// Writes the rows in the txt format (connlist-format.md §1) to `out`, one by one.
+    /// Writes the rows in the txt format to `out`, one by one.
     ///
     /// # Errors
     ///
@@ -498,7 +503,7 @@ fn dot_quote(s: &str) -> String {
 }
 
 impl Connlist {
-    /// Renders the rows in `format` (connlist-format.md §1, §11).
+    /// Renders the rows in `format`.
     pub fn render(&self, format: Format) -> String {
         let mut out = String::new();
         match format {
@@ -620,7 +625,7 @@ pub struct DiffRow {
     pub removed: ConnSet,
 }
 
-/// The difference between two connlists (policy.md §10.3).
+/// The difference between two connlists.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConnDiff {
     /// Pairs that differ, sorted by `src` then `dst`.

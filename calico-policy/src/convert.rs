@@ -1,4 +1,4 @@
-//! Kubernetes NetworkPolicy → Calico policy, exactly as Calico converts it (policy.md §9).
+//! Kubernetes NetworkPolicy → Calico policy, exactly as Calico converts it.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +18,7 @@ pub const ORCHESTRATOR_CLAUSE: &str = "projectcalico.org/orchestrator == 'k8s'";
 /// A Kubernetes NetworkPolicy converted to Calico form (tier `default`, order 1000).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvertedPolicy {
-    /// The endpoint selector before namespace scoping (policy.md §5.1 adds it).
+    /// The endpoint selector before namespace scoping ([`crate::rewrite`] adds it).
     pub selector: String,
     /// Policy types (from `policyTypes` as defaulted on load).
     pub types: Vec<PolicyType>,
@@ -37,7 +37,7 @@ fn quote_list(values: &[String]) -> String {
     v.join(", ")
 }
 
-/// The selector terms of a Kubernetes label selector (policy.md §9): `matchLabels` in key
+/// The selector terms of a Kubernetes label selector: `matchLabels` in key
 /// order, then `matchExpressions` in order.
 pub fn label_selector_terms(ls: &LabelSelector) -> Vec<String> {
     let mut out: Vec<String> = ls
@@ -131,7 +131,7 @@ fn valid_port(n: i64) -> Option<u16> {
     u16::try_from(n).ok().filter(|p| *p >= 1)
 }
 
-/// Groups ports per protocol (policy.md §9). `Ok(None)` means "no ports" (all traffic).
+/// Groups ports per protocol. `Ok(None)` means "no ports" (all traffic).
 #[allow(clippy::type_complexity)]
 fn group_ports(
     ports: &[NetworkPolicyPort],

@@ -1,4 +1,4 @@
-//! The direction walk of policy.md §3.2 / §10.2, generic over what is being decided: one
+//! The walk of one endpoint and direction through tiers and profiles (see the crate docs), generic over what is being decided: one
 //! packet (`bool`, for `check`) or a set of connections ([`ConnSet`], for `connlist`).
 
 use std::net::IpAddr;
@@ -135,8 +135,8 @@ impl Model {
                 .is_none_or(|s| !self.selector_matches(s, peer, family))
     }
 
-    /// Ports of protocol `proto` named `names` on `peer`, as a set: the named-port set of
-    /// policy.md §6.1 holds (address, protocol, port) of the endpoints that match the rule's
+    /// Ports of protocol `proto` named `names` on `peer`, as a set: a rule's named-port set
+    /// holds (address, protocol, port) of the endpoints that match the rule's
     /// positive selector **by their labels** (or every endpoint without one) and declare the
     /// name. With a known address, any such endpoint holding that address counts; without
     /// one, the peer's own declared ports. Never anything for an external address.
@@ -206,8 +206,8 @@ impl Model {
         }
     }
 
-    /// The TCP/UDP/SCTP connections a rule matches between `src` and `dst` (connlist-format.md
-    /// §7.3: other protocols are not modelled; source ports are assumed to match).
+    /// The TCP/UDP/SCTP connections a rule matches between `src` and `dst` (other protocols
+    /// are not modelled; source ports are assumed to match).
     pub(crate) fn rule_conns(
         &self,
         r: &CRule,
@@ -266,7 +266,7 @@ impl Model {
             }
         }
         if let Some(n) = r.not_icmp {
-            // Matches ICMP packets that are not (type T and code C): policy.md §12.1.
+            // Matches ICMP packets that are not (type T and code C).
             if !is_icmp {
                 return false;
             }
@@ -291,7 +291,7 @@ impl Model {
         self.entity_matches(&r.src, src, family) && self.entity_matches(&r.dst, dst, family)
     }
 
-    /// Walks the tiers and profiles of `endpoint` in `dir` (policy.md §3.2, §10.2). `matched`
+    /// Walks the tiers and profiles of `endpoint` in `dir`. `matched`
     /// gives the part of the space a rule matches; `step` sees each decision with the part it
     /// took. Returns the allowed part.
     pub(crate) fn walk<S: Space>(

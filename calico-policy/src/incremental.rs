@@ -1,4 +1,4 @@
-//! Incremental compilation (issue 3 §3): a [`Compiler`] keeps the manifests, the [`Model`]
+//! Incremental compilation: a [`Compiler`] keeps the manifests, the [`Model`]
 //! and its [`Program`], and applies one resource change at a time, recomputing only what the
 //! change affects and saying what changed ([`ProgramChanges`]).
 //!
@@ -888,11 +888,12 @@ impl Compiler {
             .filter_map(|&sel| model.selectors.get(sel).map(|s| (s.unique_id(), sel)))
             .collect();
         for (uid, &sel) in &affected_ids {
-            if let Some(SetDef::Selector { members, .. }) = self.program.sets.get_mut(uid) {
+            if let Some(SetDef::Selector { members, .. }) = self.program.sets.get_mut(uid.as_str())
+            {
                 let fresh = model.selector_members(sel);
                 if fresh != *members {
                     *members = fresh;
-                    changes.sets_changed.push(uid.clone());
+                    changes.sets_changed.push(SetId::new(uid.clone()));
                 }
             }
         }
@@ -915,6 +916,7 @@ impl Compiler {
                 }
                 // `n:<selector id>:<protocol>:<name>`
                 let uid = id
+                    .as_str()
                     .strip_prefix("n:")
                     .and_then(|rest| rest.rsplitn(3, ':').nth(2))
                     .unwrap_or("");

@@ -1,7 +1,12 @@
-//! `iptables-restore` rendering of a node's program in the reference (Felix) layout
-//! (policy.md §11, §13.4), for comparison with Felix — with both reference bugs fixed:
-//! negated ICMP uses `! --icmp-type T/C` (§12.1), and the "this block" scratch bit is cleared
-//! at the start of every positive block after the first (§12.2).
+//! `iptables-restore` rendering of a node's program in Felix's iptables layout, for
+//! comparison with Felix, with two of that layout's known bugs fixed:
+//!
+//! - a negated ICMP type and code (`notICMP {type: T, code: C}`) is one negated
+//!   `! --icmp-type T/C` match, so it matches every ICMP packet that is not both type T
+//!   and code C (two separate negated matches would also reject type T with other codes);
+//! - when a rule needs several "positive blocks" (one per OR-ed set of matches, each
+//!   setting a scratch mark bit), the bit is cleared at the start of every block after the
+//!   first, so a match left over from an earlier block cannot leak into the next.
 //!
 //! Scope: the IPv4 `filter` table. Policy groups are not formed (each policy is jumped
 //! directly), dispatch chains are linear, address sets are `ipset`s whose definitions are
@@ -18,10 +23,10 @@ use sha2::{Digest, Sha256};
 
 use crate::addr::{AddrRange, Family};
 use crate::compile::{EndpointProgram, IrMatch, IrRule, Program, SetDef};
-use crate::model::{Direction, Model};
+use crate::model::{Direction, EndpointToHostAction, Model};
 use crate::nft::{node_endpoints, policy_chain_id};
 
-/// Accept mark bit (policy.md §11.2).
+/// Accept mark bit.
 pub const MARK_ACCEPT: u32 = 0x1_0000;
 /// Pass mark bit.
 pub const MARK_PASS: u32 = 0x2_0000;
@@ -44,7 +49,7 @@ fn hash64(id: &str) -> String {
 }
 
 /// `prefix + id` when it fits in [`CHAIN_MAX`], else `prefix + "_" + base64url(SHA-256(id))`
-/// truncated to the limit (policy.md §11.1).
+/// truncated to the limit.
 pub fn chain_name(prefix: &str, id: &str) -> String {
     let full = format!("{prefix}{id}");
     if full.len() <= CHAIN_MAX && !id.contains(' ') {
@@ -199,10 +204,10 @@ pub fn render(model: &Model, program: &Program, node: &str) -> String {
         "cali-OUTPUT".to_owned(),
         vec!["-o cali+ -j RETURN".to_owned(), accept_mark],
     );
-    let action = match model.endpoint_to_host_action(node).as_str() {
-        "Accept" => "ACCEPT",
-        "Return" => "RETURN",
-        _ => "DROP",
+    let action = match model.endpoint_to_host_action(node) {
+        EndpointToHostAction::Accept => "ACCEPT",
+        EndpointToHostAction::Return => "RETURN",
+        EndpointToHostAction::Drop => "DROP",
     };
     r.chains.insert(
         "cali-wl-to-host".to_owned(),
@@ -431,12 +436,12 @@ impl Render<'_> {
             let named_only = flag == "d" && m.has_ports && m.ports.is_empty();
             if let Some(s) = &m.set {
                 if !named_only || m.named_ports.is_empty() {
-                    let set = self.selector_ipset(s);
+                    let set = self.selector_ipset(s.as_str());
                     inline.push(format!("-m set --match-set {set} {dir}"));
                 }
             }
             if let Some(s) = &m.not_set {
-                let set = self.selector_ipset(s);
+                let set = self.selector_ipset(s.as_str());
                 inline.push(format!("-m set ! --match-set {set} {dir}"));
             }
             if flag == "d" {
@@ -454,7 +459,7 @@ impl Render<'_> {
             }
         }
         if let Some(n) = r.not_icmp {
-            // §12.1 fixed: one negated type/code match.
+            // One negated type/code match (not two negated matches: see the module docs).
             match (n.icmp_type, n.code) {
                 (Some(t), Some(c)) => inline.push(format!("-m icmp ! --icmp-type {t}/{c}")),
                 (Some(t), None) => inline.push(format!("-m icmp ! --icmp-type {t}")),
@@ -476,7 +481,7 @@ impl Render<'_> {
                         out.push(format!("{alt} {}", mark_set(ab, ab)));
                     }
                 } else {
-                    // §12.2 fixed: clear TB at the start of every later positive block.
+                    // Clear the "this block" bit at the start of every later positive block.
                     out.push(mark_set(0, tb));
                     for alt in block {
                         out.push(format!("{alt} {}", mark_set(tb, tb)));
@@ -525,7 +530,7 @@ impl Render<'_> {
             let named: Vec<String> = m
                 .named_ports
                 .iter()
-                .map(|id| self.named_ipset(id))
+                .map(|id| self.named_ipset(id.as_str()))
                 .collect();
             if named.is_empty() && chunks.len() == 1 {
                 inline.push(format!("-m multiport --dports {}", chunks[0]));
@@ -549,7 +554,7 @@ impl Render<'_> {
                 inline.push(format!("-m multiport ! --dports {c}"));
             }
             for id in &m.not_named_ports {
-                let s = self.named_ipset(id);
+                let s = self.named_ipset(id.as_str());
                 inline.push(format!("-m set ! --match-set {s} dst,dst"));
             }
         }

@@ -1,24 +1,54 @@
 //! `calico-policy`: Calico policy semantics for offline analysis.
 //!
-//! - [`Model::build`] turns a [`LoadedSet`](calico_model::loader::LoadedSet) into the
-//!   cluster model: endpoints (Pods, workload controllers as synthetic pods,
-//!   WorkloadEndpoints, HostEndpoints), network sets, profiles (derived `kns.`/`ksa.` ones
-//!   included), tiers and policies — Kubernetes NetworkPolicies converted exactly as Calico
-//!   converts them ([`convert`]), every selector rewritten per policy.md §5 ([`rewrite`]).
-//!   Anything it cannot use is a [`Diagnostic`] naming file, document, resource and field.
-//! - [`Model::check`] decides one flow, with the tier, policy, rule and action (or the
-//!   default) that decided each direction.
-//! - [`Model::connlist`] lists every allowed connection (connlist-format.md), rendered by
-//!   [`Connlist::render`].
-//! - [`Model::compile`] gives the address-set IR; [`nft::build_ruleset`] turns it into the
-//!   structured nftables ruleset of one node (policy.md §13), rendered by
+//! Load manifests (Kubernetes and Calico, YAML or JSON) with [`load_paths`] or
+//! [`load_str`], build a [`Model`], then ask it questions:
+//!
+//! - [`Model::build`] turns a [`LoadedSet`] into the cluster model: endpoints (Pods,
+//!   workload controllers as synthetic pods, WorkloadEndpoints, HostEndpoints), network
+//!   sets, profiles (the derived `kns.<namespace>` and `ksa.<namespace>.<account>` ones
+//!   included), tiers and policies. Kubernetes NetworkPolicies are converted exactly as
+//!   Calico converts them ([`convert`]), and every selector is rewritten the way Calico
+//!   scopes it ([`rewrite`]). Anything it cannot use is a [`Diagnostic`] naming file,
+//!   document, resource and field; [`Model::build_lenient`] keeps going without it.
+//! - [`Model::check`] decides one [`FlowQuery`] and explains, per [`Direction`], which
+//!   tier, policy, rule and action (or which default) decided: a [`CheckResult`].
+//! - [`Model::connlist`] lists every allowed connection between workloads and external
+//!   address ranges ([`Connlist`]), rendered by [`Connlist::render`] in a [`Format`];
+//!   [`diff()`] compares two models' lists.
+//! - [`Model::lint`] reports rules that can never match, are shadowed, and the like.
+//! - [`Model::compile`] gives the address-set program ([`Program`]) that renderers use;
+//!   [`nft::build_ruleset`] turns it into the nftables ruleset of one node, rendered by
 //!   [`nft::Ruleset::to_nft`] and diffed by [`nft::RulesetDelta::between`];
-//!   [`iptables::render`] gives the reference iptables layout (§11).
+//!   [`iptables::render`] gives the equivalent Felix-style iptables layout.
+//!
+//! # How a flow is decided
+//!
+//! A flow passes when the source endpoint's **egress** and the destination endpoint's
+//! **ingress** both allow it; a peer that is not an endpoint (an external address) has no
+//! policy of its own and allows its side. For one endpoint and direction:
+//!
+//! 1. The tiers are walked in order (tier `order`, unset last, then name; a tier that
+//!    policies name but no manifest defines comes last and denies). Within a tier, the
+//!    policies that select the endpoint and have rules for the direction are walked in
+//!    order (policy `order`, unset last, then by `name/namespace/kind`). Their rules are
+//!    tried in order: `Allow` and `Deny` decide; `Log` is noted and the walk goes on; `Pass`
+//!    skips the rest of the tier and goes to the next one.
+//! 2. A tier with at least one such policy in which no rule decided ends with the tier's
+//!    default action: `Deny` (the default) drops, `Pass` goes to the next tier. Tiers with
+//!    no policy for the endpoint are skipped.
+//! 3. What the tiers leave undecided (no tier had a policy for the endpoint, or the last
+//!    one passed it on) goes to the endpoint's profiles, in order; for a pod the derived
+//!    `kns.<namespace>` profile (which allows everything) then `ksa.<ns>.<account>`. A rule
+//!    of a profile decides as in a policy; a profile that does not exist denies, and so
+//!    does reaching the end of the profiles.
+//!
+//! Staged policies are parsed and reported but never enforced. Source ports are not
+//! modelled (they are assumed to match).
+//!
+//! # Example
 //!
 //! ```
-//! use calico_model::loader::load_str;
-//! use calico_policy::{FlowQuery, Model, PeerQuery, Verdict};
-//! use calico_model::resources::values::Protocol;
+//! use calico_policy::{FlowQuery, Format, Model, PeerQuery, Protocol, Verdict, load_str};
 //!
 //! let yaml = r#"
 //! apiVersion: v1
@@ -36,7 +66,7 @@
 //!   podSelector: {matchLabels: {app: b}}
 //!   ingress: [{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: 80}]}]
 //! "#;
-//! let model = Model::build(&load_str("m.yaml", yaml)).unwrap();
+//! let model = Model::build(&load_str("m.yaml", yaml))?;
 //! let q = |port| FlowQuery {
 //!     from: PeerQuery::Name("ns/a".into()),
 //!     to: PeerQuery::Name("ns/b".into()),
@@ -45,11 +75,16 @@
 //!     icmp_type: None,
 //!     icmp_code: None,
 //! };
-//! assert_eq!(model.check(&q(80)).unwrap().verdict, Verdict::Allow);
-//! assert_eq!(model.check(&q(81)).unwrap().verdict, Verdict::Deny);
-//! let txt = model.connlist().unwrap().render(calico_policy::Format::Txt);
+//! assert_eq!(model.check(&q(80))?.verdict, Verdict::Allow);
+//! assert_eq!(model.check(&q(81))?.verdict, Verdict::Deny);
+//! let txt = model.connlist()?.render(Format::Txt);
 //! assert!(txt.contains("ns/a[Pod] => ns/b[Pod] : TCP 80\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! `examples/check_flow.rs` does the same on a directory of manifests. The [`semantics`]
+//! page (also `docs/semantics.md`) explains selector scoping, Kubernetes conversion, host
+//! endpoints, IP families and the connlist format.
 #![deny(missing_docs)]
 
 pub mod addr;
@@ -69,18 +104,33 @@ pub mod nft;
 mod prepared;
 pub mod rewrite;
 mod rules;
+#[doc = include_str!("../docs/semantics.md")]
+pub mod semantics {}
 
+pub use addr::Family;
 pub use check::{
-    CheckError, CheckResult, Decision, DirectionResult, FlowQuery, PeerQuery, Verdict,
+    CheckError, CheckResult, Decision, DirectionResult, FailsafeDirection, FlowQuery, PeerInfo,
+    PeerKind, PeerQuery, Verdict, action_name, tier_action_name,
 };
-pub use compile::{Program, ProgramChanges};
+pub use compile::{Program, ProgramChanges, SetId};
 pub use conn::{ConnSet, PortProtocol, PortSet};
 pub use connlist::{
     ConnDiff, ConnRow, Connlist, ConnlistError, ConnlistPlan, DiffRow, Format, diff,
 };
 pub use diag::{BuildError, Diagnostic, Severity};
 pub use eval::{Packet, PeerSpec};
-pub use lint::Finding;
+pub use lint::{Finding, FindingCode};
 pub use model::{
-    Direction, Endpoint, EndpointKind, Model, Policy, PolicyId, PolicyKind, TierEntry,
+    Direction, Endpoint, EndpointKind, EndpointToHostAction, Model, Policy, PolicyId, PolicyKind,
+    TierEntry,
+};
+
+/// Loading manifests: re-exported from `calico-model` so that a user of this crate needs no
+/// other import. [`load_paths`] reads files and directories (recursively, `.yaml`, `.yml`
+/// and `.json`), [`load_str`] one text; both load strictly (see [`LoadMode`]).
+pub use calico_model::loader::{LoadMode, LoadedSet, load_paths, load_paths_with, load_str};
+/// Rule and tier actions and the protocol of a flow, re-exported from `calico-model`.
+pub use calico_model::resources::{
+    policy::{Action, TierAction},
+    values::Protocol,
 };

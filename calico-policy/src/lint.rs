@@ -1,5 +1,5 @@
-//! `lint`: findings about policies that are valid but probably not what was meant
-//! (policy.md §10.3). Each finding names resource, field path and reason.
+//! `lint`: findings about policies that are valid but probably not what was meant. Each
+//! finding names resource, field path and reason, with a [`FindingCode`].
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -13,11 +13,67 @@ use crate::matching::SelId;
 use crate::model::{Direction, Model, Policy, PolicyKind};
 use crate::rules::{CEntity, CRule};
 
+/// What kind of finding: displays as the short code printed in brackets (`[shadowed]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum FindingCode {
+    /// `invalid`: A manifest error the model builder reported (the rule or policy is left out).
+    Invalid,
+    /// `warning`: A warning the model builder reported.
+    Warning,
+    /// `never-matches`: A selector that can never match (for example `a == 'x' && a == 'y'`).
+    NeverMatches,
+    /// `unknown-label`: A selector reads a label no endpoint or network set carries.
+    UnknownLabel,
+    /// `missing-tier`: A policy names a tier that no manifest defines (it is evaluated last and denies).
+    MissingTier,
+    /// `selects-nothing`: A policy whose selector matches no endpoint.
+    SelectsNothing,
+    /// `host-network`: A policy selects `hostNetwork` pods, which Calico does not police as workloads.
+    HostNetwork,
+    /// `source-ports`: A rule constrains source ports, which offline analysis does not model.
+    SourcePorts,
+    /// `pass-in-last-tier`: A `Pass` rule in the last tier (it goes on to the profiles).
+    PassInLastTier,
+    /// `shadowed`: An earlier rule with another action matches everything this rule matches: it never decides.
+    Shadowed,
+    /// `redundant`: An earlier rule with the same action matches everything this rule matches: it can be removed.
+    Redundant,
+    /// `connlist`: A problem that makes the connectivity list meaningless (see [`crate::ConnlistError`]).
+    Connlist,
+}
+
+impl FindingCode {
+    /// The short code, e.g. `selects-nothing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingCode::Invalid => "invalid",
+            FindingCode::Warning => "warning",
+            FindingCode::NeverMatches => "never-matches",
+            FindingCode::UnknownLabel => "unknown-label",
+            FindingCode::MissingTier => "missing-tier",
+            FindingCode::SelectsNothing => "selects-nothing",
+            FindingCode::HostNetwork => "host-network",
+            FindingCode::SourcePorts => "source-ports",
+            FindingCode::PassInLastTier => "pass-in-last-tier",
+            FindingCode::Shadowed => "shadowed",
+            FindingCode::Redundant => "redundant",
+            FindingCode::Connlist => "connlist",
+        }
+    }
+}
+
+impl fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// A short code, e.g. `selects-nothing`.
-    pub code: &'static str,
+    /// What kind of finding.
+    pub code: FindingCode,
     /// Where and why.
     pub problem: Problem,
 }
@@ -135,7 +191,7 @@ impl Model {
         };
         if s.restrictions().can_never_match() {
             out.push(Finding {
-                code: "never-matches",
+                code: FindingCode::NeverMatches,
                 problem: policy_problem(
                     p,
                     field,
@@ -148,7 +204,7 @@ impl Model {
         for n in names {
             if !carried.contains(n.as_str()) {
                 out.push(Finding {
-                    code: "unknown-label",
+                    code: FindingCode::UnknownLabel,
                     problem: policy_problem(
                         p,
                         field,
@@ -170,8 +226,8 @@ impl Model {
             .iter()
             .map(|d| Finding {
                 code: match d.severity {
-                    Severity::Error => "invalid",
-                    Severity::Warning => "warning",
+                    Severity::Error => FindingCode::Invalid,
+                    Severity::Warning => FindingCode::Warning,
                 },
                 problem: d.problem.clone(),
             })
@@ -197,7 +253,7 @@ impl Model {
             let tier = self.tiers.get(self.tier_of_policy[pi]);
             if tier.is_some_and(|t| !t.defined) {
                 out.push(Finding {
-                    code: "missing-tier",
+                    code: FindingCode::MissingTier,
                     problem: policy_problem(p, "spec.tier", format!("tier {:?} does not exist: the policy sorts after every tier and its tier denies by default", p.tier)),
                 });
             }
@@ -206,7 +262,7 @@ impl Model {
                 .collect();
             if selected.is_empty() {
                 out.push(Finding {
-                    code: "selects-nothing",
+                    code: FindingCode::SelectsNothing,
                     problem: policy_problem(
                         p,
                         "spec.selector",
@@ -218,7 +274,7 @@ impl Model {
                 let ep = &self.endpoints[e];
                 if ep.host_network {
                     out.push(Finding {
-                        code: "host-network",
+                        code: FindingCode::HostNetwork,
                         problem: policy_problem(p, "spec.selector", format!("selects hostNetwork pod {}/{}, which is not a workload endpoint: policy does not apply to it", ep.namespace.as_deref().unwrap_or(""), ep.name)),
                     });
                 }
@@ -247,13 +303,13 @@ impl Model {
                     }
                     if r.has_source_ports {
                         out.push(Finding {
-                            code: "source-ports",
+                            code: FindingCode::SourcePorts,
                             problem: policy_problem(p, &format!("{path}.source.ports"), "constrains source ports, which connlist and diff do not track (treated as matching)".into()),
                         });
                     }
                     if r.action == Action::Pass && Some(self.tier_of_policy[pi]) == last_tier {
                         out.push(Finding {
-                            code: "pass-in-last-tier",
+                            code: FindingCode::PassInLastTier,
                             problem: policy_problem(
                                 p,
                                 &format!("{path}.action"),
@@ -270,7 +326,7 @@ impl Model {
                     });
                     if let Some(earlier) = shadow {
                         out.push(Finding {
-                            code: "shadowed",
+                            code: FindingCode::Shadowed,
                             problem: policy_problem(p, &path, format!("never decides anything: {field}[{}] ({:?}) matches everything it matches first", earlier.index, earlier.action)),
                         });
                     } else if r.action != Action::Log
@@ -279,9 +335,9 @@ impl Model {
                         })
                     {
                         let (code, what) = if earlier.action == r.action {
-                            ("redundant", "can be removed")
+                            (FindingCode::Redundant, "can be removed")
                         } else {
-                            ("shadowed", "never decides anything")
+                            (FindingCode::Shadowed, "never decides anything")
                         };
                         out.push(Finding {
                             code,
@@ -293,7 +349,7 @@ impl Model {
         }
         if let Err(e) = self.connlist() {
             out.extend(e.problems.into_iter().map(|d| Finding {
-                code: "connlist",
+                code: FindingCode::Connlist,
                 problem: d.problem,
             }));
         }

@@ -1,4 +1,4 @@
-//! The cluster model (issue 3 §1): endpoints, network sets, profiles, tiers and policies built
+//! The cluster model: endpoints, network sets, profiles, tiers and policies built
 //! from a [`LoadedSet`], with every selector rewritten and resolved.
 
 use std::cmp::Ordering;
@@ -34,6 +34,10 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// Both directions, in the order of the `[ingress, egress]` pairs the model keeps
+    /// (see [`Policy::applies_in`] and [`crate::Program::endpoint_program`]).
+    pub const ALL: [Direction; 2] = [Direction::Ingress, Direction::Egress];
+
     pub(crate) fn index(self) -> usize {
         match self {
             Direction::Ingress => 0,
@@ -51,7 +55,8 @@ impl fmt::Display for Direction {
     }
 }
 
-/// What an endpoint was built from.
+/// What an endpoint was built from. Displays (and serializes) as the manifest kind: `Pod`,
+/// the controller's kind (`Deployment`, ...), `WorkloadEndpoint` or `HostEndpoint`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EndpointKind {
     /// A Pod manifest.
@@ -62,6 +67,30 @@ pub enum EndpointKind {
     WorkloadEndpoint,
     /// A HostEndpoint.
     HostEndpoint,
+}
+
+impl EndpointKind {
+    /// The manifest kind the endpoint was built from.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointKind::Pod => "Pod",
+            EndpointKind::Controller(k) => k.as_str(),
+            EndpointKind::WorkloadEndpoint => "WorkloadEndpoint",
+            EndpointKind::HostEndpoint => "HostEndpoint",
+        }
+    }
+}
+
+impl fmt::Display for EndpointKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for EndpointKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// A named port an endpoint declares.
@@ -84,10 +113,10 @@ pub struct Endpoint {
     pub namespace: Option<String>,
     /// Object name.
     pub name: String,
-    /// The workload name connlist prints (connlist-format.md §2); for a host endpoint its
+    /// The workload name connlist prints; for a host endpoint its
     /// name.
     pub workload: String,
-    /// The labels the endpoint presents to selectors (model.md §6.2).
+    /// The labels the endpoint presents to selectors.
     pub labels: Labels,
     /// Profiles, in order.
     pub profiles: Vec<String>,
@@ -178,6 +207,81 @@ impl PolicyKind {
     }
 }
 
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for PolicyKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Whether validation's `problem` is about a document that has no `kind` at all (the loader
+/// marks its kind `?`): such a document is skipped with a warning, not an error.
+fn is_kindless_document(problem: &calico_model::validation::Problem) -> bool {
+    /// The kind the loader gives a document whose kind it could not read.
+    const UNKNOWN_KIND: &str = "?";
+    problem.kind == UNKNOWN_KIND && problem.field_path == "kind"
+}
+
+/// What happens to traffic from a workload to its own host once the workload's egress
+/// policy allowed it (FelixConfiguration `defaultEndpointToHostAction`).
+///
+/// Displays (and serializes) as `Drop`, `Accept` or `Return`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EndpointToHostAction {
+    /// The traffic is dropped (the default).
+    #[default]
+    Drop,
+    /// The traffic is accepted.
+    Accept,
+    /// The traffic goes on to the host's own rules; offline analysis counts it as allowed.
+    Return,
+}
+
+impl EndpointToHostAction {
+    /// The configuration value: `Drop`, `Accept` or `Return`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointToHostAction::Drop => "Drop",
+            EndpointToHostAction::Accept => "Accept",
+            EndpointToHostAction::Return => "Return",
+        }
+    }
+
+    /// Whether the traffic gets past the host's input hook (`Accept` and `Return`).
+    pub fn allows(self) -> bool {
+        self != EndpointToHostAction::Drop
+    }
+
+    /// The action a configuration value names, case-insensitively and ignoring surrounding
+    /// blanks; `None` for anything else.
+    pub fn from_config(value: &str) -> Option<EndpointToHostAction> {
+        [
+            EndpointToHostAction::Drop,
+            EndpointToHostAction::Accept,
+            EndpointToHostAction::Return,
+        ]
+        .into_iter()
+        .find(|a| a.as_str().eq_ignore_ascii_case(value.trim()))
+    }
+}
+
+impl fmt::Display for EndpointToHostAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for EndpointToHostAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A policy's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PolicyId {
@@ -190,7 +294,7 @@ pub struct PolicyId {
 }
 
 impl PolicyId {
-    /// The tie-break key `name/namespace/kind` (policy.md §2).
+    /// The tie-break key `name/namespace/kind`.
     pub fn sort_key(&self) -> String {
         format!(
             "{}/{}/{}",
@@ -222,16 +326,24 @@ pub struct Policy {
     pub tier: String,
     /// Order (`None` = +∞).
     pub order: Option<f64>,
-    /// The rewritten endpoint selector (policy.md §5.1).
+    /// The rewritten endpoint selector.
     pub selector: String,
     pub(crate) selector_id: Option<SelId>,
-    /// Whether the policy applies to ingress / egress (its `types`).
+    /// Whether the policy applies to `[ingress, egress]` (its `types`); see
+    /// [`Policy::applies_in`].
     pub types: [bool; 2],
     pub(crate) rules: [Vec<CRule>; 2],
     /// Staged: parsed and reported, never enforced.
     pub staged: bool,
     /// `doNotTrack` or `preDNAT`: host endpoints only, not evaluated offline.
     pub host_only: bool,
+}
+
+impl Policy {
+    /// Whether the policy has rules for `dir` (its `types` include it).
+    pub fn applies_in(&self, dir: Direction) -> bool {
+        self.types[dir.index()]
+    }
 }
 
 /// A connlist workload: the endpoints sharing one printed name.
@@ -342,7 +454,7 @@ impl<'a> PolicySource<'a> {
     }
 }
 
-/// The printed workload name of a pod (connlist-format.md §2).
+/// The printed workload name of a pod.
 fn pod_workload_name(ns: &str, pod: &calico_model::resources::k8s::Pod) -> String {
     let owner = pod
         .metadata
@@ -403,8 +515,8 @@ impl Model {
         };
         let mut diagnostics: Vec<Diagnostic> = load_warnings;
         diagnostics.extend(validate(set).into_iter().map(|mut problem| {
-            // A document without `kind` is skipped with a warning (connlist-format.md §8).
-            let severity = if problem.kind == "?" && problem.field_path == "kind" {
+            // A document without `kind` is skipped with a warning.
+            let severity = if is_kindless_document(&problem) {
                 problem.message = "document without kind: skipped".to_owned();
                 Severity::Warning
             } else {
@@ -536,16 +648,12 @@ impl Model {
             .or_else(|| self.felix.get("default").and_then(&f))
     }
 
-    /// `defaultEndpointToHostAction` on `node` (`Drop`, `Accept` or `Return`; default Drop).
-    pub fn endpoint_to_host_action(&self, node: &str) -> String {
-        let v = self
-            .felix_value(node, |s| s.default_endpoint_to_host_action.clone())
-            .unwrap_or_default();
-        ["Drop", "Accept", "Return"]
-            .into_iter()
-            .find(|a| a.eq_ignore_ascii_case(v.trim()))
-            .unwrap_or("Drop")
-            .to_owned()
+    /// `defaultEndpointToHostAction` on `node`: the FelixConfiguration `node.<node>`, then
+    /// `default`; [`EndpointToHostAction::Drop`] when unset or not one of the three values.
+    pub fn endpoint_to_host_action(&self, node: &str) -> EndpointToHostAction {
+        self.felix_value(node, |s| s.default_endpoint_to_host_action.clone())
+            .and_then(|v| EndpointToHostAction::from_config(&v))
+            .unwrap_or_default()
     }
 
     /// The failsafe ports of `node` (inbound when `inbound`, else outbound).
@@ -1195,7 +1303,7 @@ pub(crate) fn applying_of(
     out
 }
 
-/// The evaluation order of two policies given their tiers' positions (policy.md §2): tier,
+/// The evaluation order of two policies given their tiers' positions: tier,
 /// then order (unset last), then the `name/namespace/kind` tie-break.
 pub(crate) fn policy_order(tier_a: usize, a: &Policy, tier_b: usize, b: &Policy) -> Ordering {
     tier_a

@@ -1,4 +1,4 @@
-//! Selector rewriting (policy.md §5): the exact strings Calico builds for a policy's endpoint
+//! Selector rewriting: the exact strings Calico builds for a policy's endpoint
 //! selector and for a rule's source or destination, before they are parsed again.
 
 use calico_model::resources::policy::EntityRule;
@@ -22,7 +22,7 @@ fn is_set(text: &str) -> bool {
 }
 
 /// The rewritten endpoint selector of a namespaced policy (NetworkPolicy, converted
-/// Kubernetes NetworkPolicy, StagedNetworkPolicy) in namespace `ns` (policy.md §5.1).
+/// Kubernetes NetworkPolicy, StagedNetworkPolicy) in namespace `ns`.
 ///
 /// # Errors
 ///
@@ -45,7 +45,7 @@ pub fn namespaced_policy_selector(
     Ok(out)
 }
 
-/// The rewritten endpoint selector of a global policy (policy.md §5.1): namespace and
+/// The rewritten endpoint selector of a global policy: namespace and
 /// service-account selectors ANDed in, and every `all()` of the string replaced after each
 /// step. An empty result means `all()`.
 ///
@@ -108,7 +108,7 @@ impl EntityField {
     }
 }
 
-/// The selectors of one side of a rule after rewriting (policy.md §4, §5.2).
+/// The selectors of one side of a rule after rewriting.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EntitySelectors {
     /// The positive selector (with a `notSelector` folded in), if any.
@@ -118,7 +118,7 @@ pub struct EntitySelectors {
 }
 
 /// Rewrites one side of a rule of a policy in namespace `ns` (`""` for global policies and
-/// profiles), exactly per policy.md §5.2.
+/// profiles), exactly as Calico writes them (see the module docs).
 ///
 /// # Errors
 ///

@@ -1,5 +1,5 @@
-//! Compiled rules: a Calico rule with its selectors rewritten (policy.md §5) and interned,
-//! its CIDRs split per family (§7) and its ports split into numeric and named.
+//! Compiled rules: a Calico rule with its selectors rewritten and interned,
+//! its CIDRs split per family and its ports split into numeric and named.
 
 use calico_model::resources::policy::{Action, EntityRule, IcmpFields, Rule};
 use calico_model::resources::values::Port;
@@ -34,7 +34,7 @@ impl CEntity {
         self.not_nets.iter().filter(move |r| r.family == family)
     }
 
-    /// False when a CIDR field that was set has no CIDR of `family` (policy.md §7).
+    /// False when a CIDR field that was set has no CIDR of `family`.
     fn exists_in(&self, family: Family) -> bool {
         (self.nets.is_empty() || self.nets_in(family).next().is_some())
             && (self.not_nets.is_empty() || self.not_nets_in(family).next().is_some())
@@ -80,7 +80,7 @@ pub(crate) struct CRule {
 }
 
 impl CRule {
-    /// Whether the rule exists when rendering `family` (policy.md §7).
+    /// Whether the rule exists when rendering `family`.
     pub(crate) fn exists_in(&self, family: Family) -> bool {
         if self.ip_version.is_some_and(|v| v != family.version()) {
             return false;

@@ -1,4 +1,4 @@
-//! connlist-format.md §10, byte for byte.
+//! The connlist worked example (`tests/scenarios/worked-example`), byte for byte.
 
 use std::path::Path;
 

@@ -1,5 +1,5 @@
-//! `iptables-restore` rendering in the reference layout (policy.md §11, §13.4): structure,
-//! both §12 bugs fixed, and (when `iptables-restore` is installed and we are root)
+//! `iptables-restore` rendering in the reference layout: structure,
+//! both fixed Felix bugs (negated ICMP type/code, the scratch bit of positive blocks), and (when `iptables-restore` is installed and we are root)
 //! `iptables-restore --test` inside a network namespace this test creates. The ipset matches
 //! are stripped for that check: the sets would have to be loaded with `ipset` first.
 
@@ -58,7 +58,7 @@ fn reference_layout() {
         Some("-m comment --comment \"Drop if no profiles matched\" -j DROP")
     );
     let pi = chain(&t, "cali-pi-np/prod/allow-web");
-    // §12.1 fixed: the iptables negated type/code form.
+    // Negated ICMP: one `! --icmp-type T/C` match.
     assert!(
         pi.iter()
             .any(|l| l.contains("-p icmp -m icmp ! --icmp-type 8/0 "))
@@ -75,7 +75,7 @@ fn reference_layout() {
 
 #[test]
 fn three_positive_blocks_clear_tb_each_time() {
-    // policy.md §12.2: ports [80, "http"] + two source CIDRs + two destination CIDRs.
+    // Several positive blocks: ports [80, "http"] + two source CIDRs + two destination CIDRs.
     let yaml = EXAMPLE.replace(
         "    - {action: Allow, protocol: TCP, destination: {ports: [http]}}\n",
         "    - {action: Allow, protocol: TCP, source: {nets: [1.0.0.0/8, 2.0.0.0/8]}, destination: {nets: [10.244.0.0/16, 10.245.0.0/16], ports: [80, http]}}\n",

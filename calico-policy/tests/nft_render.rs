@@ -1,4 +1,4 @@
-//! nftables rendering (policy.md §13): the §13.2 example as a golden, deltas between
+//! nftables rendering: the small example of `tests/nft/example.yaml` as a golden, deltas between
 //! rulesets, and real `nft` in network namespaces this test creates.
 //!
 //! The namespace tests need root and `nft`/`ip`: when they cannot run they say so on stderr

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! `#` starts a comment. Each scenario's README comment (top of `cases.txt`) says which rule
-//! of policy.md it covers and where a naive implementation goes wrong. A scenario with an
+//! of Calico's policy semantics it covers and where a naive implementation goes wrong. A scenario with an
 //! `expected.txt` also checks the connlist byte for byte.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! [`Program`] + node → [`Ruleset`], per policy.md §13.
+//! [`Program`] + node → [`Ruleset`]: the nftables table that enforces the program on one node.
 //!
 //! - One `table inet calico`. Base chains per concern, each starting with the conntrack
 //!   rules: `fwd-egress` (forward, `filter + 5`: workload egress via `iifname vmap @from-wl`),
@@ -34,7 +34,7 @@ use super::ruleset::{
     Statement, Verdict, VerdictMap, ct_state,
 };
 use crate::addr::{AddrRange, Family};
-use crate::compile::{EndpointProgram, IrMatch, IrRule, Program, SetDef, TierProgram};
+use crate::compile::{EndpointProgram, IrMatch, IrRule, Program, SetDef, SetId, TierProgram};
 use crate::conn::PortSet;
 use crate::model::{Direction, EndpointKind, Model, PolicyKind};
 
@@ -43,7 +43,7 @@ use crate::model::{Direction, EndpointKind, Model, PolicyKind};
 pub struct RenderOptions {
     /// Add a `counter` to every rule (off by default).
     pub counters: bool,
-    /// The mark bit used for Pass (default `0x00020000`, policy.md §11.2).
+    /// The mark bit used for Pass (default `0x00020000`, the bit Felix uses).
     pub pass_mark: u32,
     /// Drop UDP from workloads to this port (the VXLAN port; `Some(4789)` by default).
     pub vxlan_port: Option<u16>,
@@ -120,13 +120,6 @@ fn dir_letter(d: Direction) -> &'static str {
     match d {
         Direction::Ingress => "i",
         Direction::Egress => "o",
-    }
-}
-
-fn nft_family(f: Family) -> IpFamily {
-    match f {
-        Family::V4 => IpFamily::V4,
-        Family::V6 => IpFamily::V6,
     }
 }
 
@@ -358,7 +351,7 @@ pub fn build_ruleset(
     rules.push(unknown(Side::Src));
     chain("in-wl", base(Hook::Input, 5), rules);
     let mut rules = ct_rules();
-    if model.endpoint_to_host_action(node) == "Drop" {
+    if !model.endpoint_to_host_action(node).allows() {
         rules.extend(nd_rules());
         rules.push(Rule {
             matches: vec![Match::Iifname {
@@ -748,12 +741,14 @@ impl Builder<'_> {
     }
 
     /// The merged named-port set of `ids` for one family.
-    fn named_set(&mut self, ids: &[String], f: Family) -> String {
-        let name = format!("np{}-{}", fam_digit(f), hash_str(&ids.join("\n"), 16));
+    fn named_set(&mut self, ids: &[SetId], f: Family) -> String {
+        let joined = ids.iter().map(SetId::as_str).collect::<Vec<_>>().join("\n");
+        let name = format!("np{}-{}", fam_digit(f), hash_str(&joined, 16));
         if !self.rs.sets.contains_key(&name) {
             let mut els = BTreeSet::new();
             for id in ids {
-                if let Some(SetDef::NamedPort { members, .. }) = self.program.sets.get(id) {
+                if let Some(SetDef::NamedPort { members, .. }) = self.program.sets.get(id.as_str())
+                {
                     for &(a, p, port) in members {
                         if Family::of(a) == f {
                             els.insert(SetElement::AddrProtoPort(a, p, port));
@@ -761,7 +756,7 @@ impl Builder<'_> {
                     }
                 }
             }
-            self.add_set(&name, SetKey::AddrProtoService(nft_family(f)), false, els);
+            self.add_set(&name, SetKey::AddrProtoService(f), false, els);
         }
         name
     }
@@ -774,7 +769,7 @@ impl Builder<'_> {
         f: Family,
         with_selector: bool,
     ) -> Option<Vec<Match>> {
-        let family = nft_family(f);
+        let family = f;
         let mut out = Vec::new();
         if !m.nets.is_empty() {
             let v = self.nets_value(&m.nets, f)?;
@@ -795,7 +790,7 @@ impl Builder<'_> {
         }
         if with_selector {
             if let Some(s) = &m.set {
-                let n = self.selector_set(s, f);
+                let n = self.selector_set(s.as_str(), f);
                 out.push(Match::Addr {
                     family,
                     side,
@@ -805,7 +800,7 @@ impl Builder<'_> {
             }
         }
         if let Some(s) = &m.not_set {
-            let n = self.selector_set(s, f);
+            let n = self.selector_set(s.as_str(), f);
             out.push(Match::Addr {
                 family,
                 side,
@@ -862,7 +857,7 @@ impl Builder<'_> {
         if !r.families[idx] {
             return Vec::new();
         }
-        let family = nft_family(f);
+        let family = f;
         let icmp_proto = f.icmp_protocol();
         let uses_icmp = r.icmp.is_some() || r.not_icmp.is_some();
         if uses_icmp && r.protocol.is_some_and(|p| p != icmp_proto) {
@@ -958,7 +953,7 @@ impl Builder<'_> {
                 });
             }
         }
-        // §12.1: not (type T and code C) = (type != T) or (type T and code != C).
+        // notICMP {T, C}: not (type T and code C) = (type != T) or (type T and code != C).
         let icmp_variants: Vec<Vec<Match>> = match r.not_icmp {
             Some(n) => match (n.icmp_type, n.code) {
                 (Some(t), Some(c)) => vec![

@@ -1,4 +1,4 @@
-//! The difference between two rulesets as one ordered transaction (policy.md §13.3), and a
+//! The difference between two rulesets as one ordered transaction, and a
 //! model-level applier that enforces the kernel's ordering constraints.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,4 +1,4 @@
-//! nftables rendering of a compiled [`Program`](crate::Program) (policy.md §13): the structured
+//! nftables rendering of a compiled [`Program`](crate::Program): the structured
 //! ruleset model ([`ruleset`]), the builder ([`build`]), `nft -f` text ([`text`]) and deltas
 //! between rulesets ([`delta`]).
 

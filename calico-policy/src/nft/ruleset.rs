@@ -1,4 +1,4 @@
-//! A structured model of one nftables table (`table inet calico`, policy.md §13).
+//! A structured model of one nftables table (`table inet calico`).
 //!
 //! Every type here maps 1:1 to nf_tables kernel objects and expressions, so the same value can
 //! be rendered as `nft -f` text ([`Ruleset::to_nft`]) or encoded as netlink messages by a
@@ -33,7 +33,7 @@ use ipnet::IpNet;
 /// The name of the table every ruleset lives in (family `inet`).
 pub const TABLE: &str = "calico";
 
-/// The maximum length of a chain, set or map name (nftables limit, policy.md §11.1).
+/// The maximum length of a chain, set or map name (an nftables limit).
 pub const NAME_MAX: usize = 256;
 
 /// One `table inet calico`: named sets, verdict maps and chains, each keyed by name.
@@ -47,14 +47,9 @@ pub struct Ruleset {
     pub chains: BTreeMap<String, Chain>,
 }
 
-/// An IP family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum IpFamily {
-    /// IPv4 (`ip`).
-    V4,
-    /// IPv6 (`ip6`).
-    V6,
-}
+/// An IP family: the crate's one family type ([`crate::addr::Family`]); IPv4 is `ip` and
+/// IPv6 `ip6` in nftables.
+pub use crate::addr::Family as IpFamily;
 
 /// The key type of a named set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -433,7 +428,7 @@ impl Rule {
     }
 }
 
-/// The changes that turn one [`Ruleset`] into another (policy.md §13.3), to be applied as one
+/// The changes that turn one [`Ruleset`] into another, to be applied as one
 /// transaction in the order of [`RulesetDelta::ops`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RulesetDelta {
