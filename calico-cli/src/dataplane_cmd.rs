@@ -71,7 +71,7 @@ fn parent_of(
 
 fn apply(a: &ApplyArgs) -> Result<ExitCode, CliError> {
     let set = load_set(&a.path)?;
-    let model = match build_model(&set, &a.path)? {
+    let model = match build_model(&set, &a.path.display().to_string())? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };

@@ -7,7 +7,7 @@
 //! is remembered here under its name, and [`open_store`] opens it with its TLS material
 //! and credentials.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use calico_datastore::{
@@ -17,6 +17,25 @@ use calico_datastore::{
 use calico_datastore_etcd::EtcdOptions;
 
 use crate::exit::CliError;
+
+/// The datastore options of the command line, for commands that read the datastore only
+/// when they are given no manifests.
+static REQUEST: OnceLock<(Option<String>, Option<PathBuf>, bool)> = OnceLock::new();
+
+/// Remembers the command line's datastore options ([`resolve_remembered`] uses them).
+pub(crate) fn remember_request(store: Option<&str>, config: Option<&Path>, verbose: bool) {
+    let _ = REQUEST.set((
+        store.map(str::to_owned),
+        config.map(Path::to_path_buf),
+        verbose,
+    ));
+}
+
+/// [`resolve`] with the remembered command-line options.
+pub(crate) fn resolve_remembered() -> Result<(String, bool), CliError> {
+    let (store, config, verbose) = REQUEST.get().cloned().unwrap_or((None, None, false));
+    resolve(store.as_deref(), config.as_deref(), verbose)
+}
 
 /// The resolved target and the name the commands know it by.
 static RESOLVED: OnceLock<(String, DatastoreTarget)> = OnceLock::new();

@@ -125,6 +125,7 @@ fn main() -> ExitCode {
         .as_deref()
         .filter(|_| matches.value_source("store") == Some(ValueSource::CommandLine));
     let config = cli.config.as_deref();
+    datastore::remember_request(store_option, config, cli.verbose);
     let resolve = || datastore::resolve(store_option, config, cli.verbose);
     let result = match cli.command {
         Command::Selector(cmd) => selector_cmd::run(cmd),

@@ -88,9 +88,10 @@ pub(crate) struct DiffArgs {
 /// Arguments of `lint`.
 #[derive(Debug, Args)]
 pub(crate) struct LintArgs {
-    /// Manifests (file or directory).
+    /// Manifests (file or directory); without it, the resources stored in the datastore
+    /// (`--store`, `--config`, the calicoctl environment, or `file:./calico.db`).
     #[arg(value_name = "PATH")]
-    path: PathBuf,
+    path: Option<PathBuf>,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -122,9 +123,10 @@ pub(crate) enum ConnlistOutput {
 /// Arguments of `check`.
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
-    /// Manifests (file or directory).
+    /// Manifests (file or directory); without it, the resources stored in the datastore
+    /// (`--store`, `--config`, the calicoctl environment, or `file:./calico.db`).
     #[arg(value_name = "PATH")]
-    path: PathBuf,
+    path: Option<PathBuf>,
     /// Source peer.
     #[arg(long, value_name = "PEER")]
     from: String,
@@ -153,9 +155,10 @@ pub(crate) struct CheckArgs {
 /// Arguments of `connlist`.
 #[derive(Debug, Args)]
 pub(crate) struct ConnlistArgs {
-    /// Manifests (file or directory).
+    /// Manifests (file or directory); without it, the resources stored in the datastore
+    /// (`--store`, `--config`, the calicoctl environment, or `file:./calico.db`).
     #[arg(value_name = "PATH")]
-    path: PathBuf,
+    path: Option<PathBuf>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "txt")]
     output: ConnlistOutput,
@@ -190,10 +193,13 @@ pub(crate) fn load_set(path: &Path) -> Result<calico_model::loader::LoadedSet, C
 /// Loads and builds the model: `Err` (exit 2) when it cannot run, `Ok(Err(code))` (exit 1)
 /// when the manifests are invalid (problems printed on stderr). Leniently, every problem
 /// is printed as a warning and the model holds what could be used.
-pub(crate) fn load(path: &Path, opts: LoadArgs) -> Result<Result<Model, ExitCode>, CliError> {
-    let set = manifests::load(path, opts.mode())?;
+pub(crate) fn load(
+    path: Option<&Path>,
+    opts: LoadArgs,
+) -> Result<Result<Model, ExitCode>, CliError> {
+    let (set, source) = manifests::load_input(path, opts.mode())?;
     if opts.strict {
-        return build_model(&set, path);
+        return build_model(&set, &source);
     }
     let model = Model::build_lenient(&set);
     for d in model.diagnostics() {
@@ -202,8 +208,7 @@ pub(crate) fn load(path: &Path, opts: LoadArgs) -> Result<Result<Model, ExitCode
     let dropped = model.diagnostics().iter().filter(|d| d.is_error()).count() + set.warnings.len();
     if dropped > 0 {
         eprintln!(
-            "calico: {dropped} problem(s) in the manifests under {} tolerated (--strict fails on them)",
-            path.display()
+            "calico: {dropped} problem(s) in the manifests under {source} tolerated (--strict fails on them)"
         );
     }
     Ok(Ok(model))
@@ -212,7 +217,7 @@ pub(crate) fn load(path: &Path, opts: LoadArgs) -> Result<Result<Model, ExitCode
 /// Builds the model of a loaded set, as [`load`] does.
 pub(crate) fn build_model(
     set: &calico_model::loader::LoadedSet,
-    path: &Path,
+    source: &str,
 ) -> Result<Result<Model, ExitCode>, CliError> {
     match Model::build(set) {
         Ok(model) => {
@@ -222,14 +227,13 @@ pub(crate) fn build_model(
             Ok(Ok(model))
         }
         Err(BuildError::Load { messages }) => Err(CliError::with_details(
-            format!("{}: cannot load the manifests", path.display()),
+            format!("{source}: cannot load the manifests"),
             messages,
         )),
         Err(BuildError::Invalid { errors, warnings }) => {
             eprintln!(
-                "calico: {} problem(s) in the manifests under {}",
+                "calico: {} problem(s) in the manifests under {source}",
                 errors.len(),
-                path.display()
             );
             for d in errors.iter().chain(&warnings) {
                 eprintln!("{d}");
@@ -237,8 +241,7 @@ pub(crate) fn build_model(
             Ok(Err(ExitCode::from(1)))
         }
         Err(other) => Err(CliError::could_not_run(format!(
-            "{}: cannot build the model: {other}",
-            path.display()
+            "{source}: cannot build the model: {other}"
         ))),
     }
 }
@@ -252,7 +255,7 @@ fn peer(s: &str) -> PeerQuery {
 
 fn check(a: &CheckArgs) -> Result<ExitCode, CliError> {
     let protocol = parse_protocol(&a.protocol)?;
-    let model = match load(&a.path, a.load)? {
+    let model = match load(a.path.as_deref(), a.load)? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
@@ -291,7 +294,7 @@ fn check_error_text(e: &CheckError) -> String {
 }
 
 fn connlist(a: &ConnlistArgs) -> Result<ExitCode, CliError> {
-    let model = match load(&a.path, a.load)? {
+    let model = match load(a.path.as_deref(), a.load)? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
@@ -323,7 +326,7 @@ fn connlist(a: &ConnlistArgs) -> Result<ExitCode, CliError> {
 }
 
 fn render(a: &RenderArgs) -> Result<ExitCode, CliError> {
-    let model = match load(&a.path, LoadArgs { strict: true })? {
+    let model = match load(Some(&a.path), LoadArgs { strict: true })? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
@@ -359,11 +362,11 @@ fn print_fatal(e: &calico_policy::ConnlistError) -> ExitCode {
 }
 
 fn diff(a: &DiffArgs) -> Result<ExitCode, CliError> {
-    let ma = match load(&a.a, a.load)? {
+    let ma = match load(Some(&a.a), a.load)? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
-    let mb = match load(&a.b, a.load)? {
+    let mb = match load(Some(&a.b), a.load)? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
@@ -385,7 +388,7 @@ fn diff(a: &DiffArgs) -> Result<ExitCode, CliError> {
 fn lint(a: &LintArgs) -> Result<ExitCode, CliError> {
     // Lint reports the manifests' own problems as findings; leniently these include what
     // the loader skipped or dropped, and the rest is linted.
-    let set = manifests::load(&a.path, a.load.mode())?;
+    let (set, _) = manifests::load_input(a.path.as_deref(), a.load.mode())?;
     let model = Model::build_lenient(&set);
     let findings = model.lint();
     for f in &findings {

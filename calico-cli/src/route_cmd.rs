@@ -31,9 +31,11 @@ pub(crate) enum RouteCommand {
 /// Arguments of `route check`.
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
-    /// Manifest file or directory.
+    /// Manifest file or directory; without it, the resources stored in the datastore
+    /// (`--store`, `--config`, the calicoctl environment, or `file:./calico.db`), block
+    /// affinities included.
     #[arg(value_name = "PATH")]
-    path: PathBuf,
+    path: Option<PathBuf>,
     #[command(flatten)]
     load: LoadArgs,
     /// Output format.
@@ -44,9 +46,11 @@ pub(crate) struct CheckArgs {
 /// Arguments of `route bird`.
 #[derive(Debug, Args)]
 pub(crate) struct BirdArgs {
-    /// Manifest file or directory.
+    /// Manifest file or directory; without it, the resources stored in the datastore
+    /// (`--store`, `--config`, the calicoctl environment, or `file:./calico.db`), block
+    /// affinities included.
     #[arg(value_name = "PATH")]
-    path: PathBuf,
+    path: Option<PathBuf>,
     #[command(flatten)]
     load: LoadArgs,
     /// The node to render for.
@@ -78,9 +82,11 @@ pub(crate) enum TextJson {
 /// Arguments of `route plan`.
 #[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
-    /// Manifest file or directory.
+    /// Manifest file or directory; without it, the resources stored in the datastore
+    /// (`--store`, `--config`, the calicoctl environment, or `file:./calico.db`), block
+    /// affinities included.
     #[arg(value_name = "PATH")]
-    path: PathBuf,
+    path: Option<PathBuf>,
     #[command(flatten)]
     load: LoadArgs,
     /// The node to plan for.
@@ -111,9 +117,11 @@ pub(crate) enum SessionsFormat {
 /// Arguments of `route sessions`.
 #[derive(Debug, Args)]
 pub(crate) struct SessionsArgs {
-    /// Manifest file or directory.
+    /// Manifest file or directory; without it, the resources stored in the datastore
+    /// (`--store`, `--config`, the calicoctl environment, or `file:./calico.db`), block
+    /// affinities included.
     #[arg(value_name = "PATH")]
-    path: PathBuf,
+    path: Option<PathBuf>,
     #[command(flatten)]
     load: LoadArgs,
     /// Output format.
@@ -133,10 +141,15 @@ pub(crate) fn run(cmd: RouteCommand, store: Option<&str>) -> Result<ExitCode, Cl
     }
 }
 
-/// Loads `path` and, with a store, replaces its block affinities by the store's.
-fn load_with(path: &Path, opts: LoadArgs, store: Option<&str>) -> Result<Cluster, CliError> {
-    let mut cluster = load(path, opts)?;
-    if let Some(url) = store {
+/// Loads `path` (or the datastore) and, with a store, replaces its block affinities by the
+/// store's (always when the resources came from the store).
+fn load_with(
+    path: Option<&Path>,
+    opts: LoadArgs,
+    store: Option<&str>,
+) -> Result<Cluster, CliError> {
+    let (mut cluster, from_store) = load_from(path, opts)?;
+    if let Some(url) = from_store.as_deref().or(store) {
         cluster.affinities = store_affinities(url)?;
         cluster.sort();
     }
@@ -184,25 +197,32 @@ fn store_affinities(url: &str) -> Result<Vec<Affinity>, CliError> {
     Ok(out)
 }
 
-/// The cluster of `path`: leniently, what is not a manifest or does not decode is skipped
-/// with a warning; with `--strict` any such problem fails the command.
-fn load(path: &Path, opts: LoadArgs) -> Result<Cluster, CliError> {
-    let set = manifests::load(path, opts.mode())?;
+/// The cluster of `path` (or of the datastore's resources, whose name is returned too):
+/// leniently, what is not a manifest or does not decode is skipped with a warning; with
+/// `--strict` any such problem fails the command.
+fn load_from(path: Option<&Path>, opts: LoadArgs) -> Result<(Cluster, Option<String>), CliError> {
+    let (set, source) = manifests::load_input(path, opts.mode())?;
     manifests::print_warnings(&set);
     if !set.decode_failures.is_empty() {
         return Err(CliError::with_details(
-            format!("{} could not be loaded", path.display()),
+            format!("{source} could not be loaded"),
             set.decode_failures
                 .iter()
                 .map(|f| format!("{}:{}: {}", f.origin.file, f.origin.doc_index, f.problem))
                 .collect(),
         ));
     }
-    Ok(Cluster::from_resources(set.resources()))
+    let from_store = path.is_none().then_some(source);
+    Ok((Cluster::from_resources(set.resources()), from_store))
+}
+
+/// The cluster of `path` (or of the datastore), without the store's affinities.
+fn load(path: Option<&Path>, opts: LoadArgs) -> Result<Cluster, CliError> {
+    load_with(path, opts, None)
 }
 
 fn sessions(args: &SessionsArgs) -> Result<ExitCode, CliError> {
-    let cluster = load(&args.path, args.load)?;
+    let cluster = load(args.path.as_deref(), args.load)?;
     let graph = SessionGraph::new(&cluster);
     match args.output {
         SessionsFormat::Text => print!("{}", graph.to_text()),
@@ -218,7 +238,7 @@ fn json_text(v: &serde_json::Value) -> Result<String, CliError> {
 }
 
 fn plan(args: &PlanArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
-    let cluster = load_with(&args.path, args.load, store)?;
+    let cluster = load_with(args.path.as_deref(), args.load, store)?;
     let opts = PlanOptions {
         parent_iface: args.parent_iface.clone(),
         host_mtu: args.host_mtu,
@@ -254,7 +274,7 @@ fn plan(args: &PlanArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
 }
 
 fn bird(args: &BirdArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
-    let mut cluster = load_with(&args.path, args.load, store)?;
+    let mut cluster = load_with(args.path.as_deref(), args.load, store)?;
     if let Some(source) = args.router_id {
         cluster.router_id = source;
     }
@@ -274,7 +294,7 @@ fn bird(args: &BirdArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
 }
 
 fn check(args: &CheckArgs, store: Option<&str>) -> Result<ExitCode, CliError> {
-    let cluster = load_with(&args.path, args.load, store)?;
+    let cluster = load_with(args.path.as_deref(), args.load, store)?;
     let report = calico_route::check::check(&cluster);
     match args.output {
         TextJson::Text => print!("{}", report.to_text()),

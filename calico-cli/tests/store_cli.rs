@@ -1035,3 +1035,74 @@ spec: {logSeverityScreen: Info, nodeToNodeMeshEnabled: false, asNumber: 64513}
         same_shape(key, &got, &want);
     }
 }
+
+/// `calico policy` and `calico route` without a PATH analyse what the datastore holds: the
+/// Calico-written fixture's policies, endpoints, nodes and BGP configuration.
+#[test]
+fn policy_and_route_read_the_store_when_given_no_manifests() {
+    let env = Env::with_fixture("analyse");
+    let o = env.run(&["policy", "connlist", "-o", "json"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: Value = serde_json::from_str(&out).expect("connlist JSON");
+    let text = v.to_string();
+    assert!(
+        text.contains("default/worker--2-k8s-frontend--5c8d7b9f4--x2x9p-eth0[WorkloadEndpoint]"),
+        "the stored WorkloadEndpoint is analysed: {text}"
+    );
+    let o = env.run(&[
+        "policy",
+        "check",
+        "--from",
+        "shop/worker--1-k8s-cart--0-eth0",
+        "--to",
+        "default/worker--2-k8s-frontend--5c8d7b9f4--x2x9p-eth0",
+        "--port",
+        "80",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.starts_with("verdict: "), "{out}");
+    let o = env.run(&["route", "sessions", "-o", "json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    for node in ["worker-1", "worker-2"] {
+        assert!(text.contains(node), "{node} missing from {text}");
+    }
+    let o = env.run(&["route", "bird", "--node", "worker-1"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let conf = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(conf.contains("router id 192.0.2.11;"), "{conf}");
+    assert!(conf.contains("neighbor 192.0.2.12 as 65001"), "{conf}");
+    // A PATH still wins over the store.
+    let dir = env.dir.join("empty");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("x.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: n1}\n",
+    )
+    .unwrap();
+    let o = env.run(&["policy", "connlist", dir.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("WorkloadEndpoint"));
+}

@@ -96,7 +96,7 @@ pub(crate) fn run(a: &DemoArgs) -> Result<ExitCode, CliError> {
         ),
     );
     let set = load_set(&a.path)?;
-    let model = match build_model(&set, &a.path)? {
+    let model = match build_model(&set, &a.path.display().to_string())? {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
@@ -313,7 +313,7 @@ fn live(
     cluster::patch_set(&mut set, &m.pods, &alloc, &addresses);
     let resources = cluster::route_resources(&set, &alloc, &addresses).map_err(could_not)?;
     // The live model: the manifests with the addresses really allocated.
-    let model = match build_model(&set, &a.path)? {
+    let model = match build_model(&set, &a.path.display().to_string())? {
         Ok(model) => model,
         Err(_) => return Err(could_not("the patched manifests do not validate (a bug)")),
     };
