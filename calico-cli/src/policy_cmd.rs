@@ -182,7 +182,9 @@ fn parse_protocol(s: &str) -> Result<Protocol, CliError> {
         .into_iter()
         .find(|n| n.eq_ignore_ascii_case(s))
         .unwrap_or(s);
-    Protocol::parse(canonical).map_err(CliError::could_not_run)
+    canonical
+        .parse::<Protocol>()
+        .map_err(|e| CliError::could_not_run(e.to_string()))
 }
 
 /// Loads manifests strictly with defaults applied; `Err` (exit 2) when they cannot be read.

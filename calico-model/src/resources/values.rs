@@ -73,8 +73,9 @@ impl Protocol {
         self.number() == 58
     }
 
-    /// Parses the exact textual forms: a case-sensitive name or a decimal number 1–255.
-    pub fn parse(s: &str) -> Result<Protocol, String> {
+    /// Parses the exact textual forms: a case-sensitive name or a decimal number 1–255
+    /// (also available as [`str::parse`] through [`FromStr`](std::str::FromStr)).
+    pub fn parse(s: &str) -> Result<Protocol, ProtocolError> {
         Ok(match s {
             "TCP" => Protocol::Tcp,
             "UDP" => Protocol::Udp,
@@ -86,18 +87,38 @@ impl Protocol {
                 if is_decimal(s) {
                     return Protocol::from_number(s.parse::<u64>().unwrap_or(u64::MAX));
                 }
-                return Err(format!(
-                    "invalid protocol {s:?}: expected TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite (case-sensitive) or a number 1-255"
-                ));
+                return Err(ProtocolError::UnknownName(s.to_owned()));
             }
         })
     }
 
-    fn from_number(n: u64) -> Result<Protocol, String> {
+    fn from_number(n: u64) -> Result<Protocol, ProtocolError> {
         match u8::try_from(n) {
             Ok(v) if v >= 1 => Ok(Protocol::Number(v)),
-            _ => Err(format!("invalid protocol number {n}: must be 1-255")),
+            _ => Err(ProtocolError::NumberOutOfRange(n)),
         }
+    }
+}
+
+/// Why a text is not a [`Protocol`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// Not one of the names (which are case-sensitive) and not a number.
+    #[error(
+        "invalid protocol {0:?}: expected TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite (case-sensitive) or a number 1-255"
+    )]
+    UnknownName(String),
+    /// A number outside 1–255.
+    #[error("invalid protocol number {0}: must be 1-255")]
+    NumberOutOfRange(u64),
+}
+
+impl FromStr for Protocol {
+    type Err = ProtocolError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Protocol::parse(s)
     }
 }
 
@@ -577,6 +598,15 @@ mod tests {
         assert_eq!(Protocol::parse("TCP"), Ok(Protocol::Tcp));
         assert_eq!(Protocol::parse("6"), Ok(Protocol::Number(6)));
         assert!(Protocol::parse("tcp").is_err());
+        assert_eq!("UDPLite".parse::<Protocol>(), Ok(Protocol::UdpLite));
+        assert_eq!(
+            "300".parse::<Protocol>(),
+            Err(ProtocolError::NumberOutOfRange(300))
+        );
+        assert_eq!(
+            "tcp".parse::<Protocol>(),
+            Err(ProtocolError::UnknownName("tcp".to_owned()))
+        );
         assert!(Protocol::parse("0").is_err());
         assert!(Protocol::parse("256").is_err());
         assert!(Protocol::Number(17).supports_ports());
