@@ -1106,3 +1106,120 @@ fn policy_and_route_read_the_store_when_given_no_manifests() {
     assert_eq!(o.status.code(), Some(0));
     assert!(!String::from_utf8_lossy(&o.stdout).contains("WorkloadEndpoint"));
 }
+
+/// The IPAM state Calico's components would have written for the fixture: worker-1's block
+/// with calico/node's VXLAN tunnel address (ordinal 0) and the CNI plugin's address for
+/// `shop/cart-0` (ordinal 1, 10.65.226.65, the WorkloadEndpoint's address).
+fn calico_ipam_fixture(store: &dyn Store) {
+    let cid = "4d5c6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f1e2d3c4b5a6f7e8d9c0b1a2f3e4d5c";
+    let mut allocations = vec!["0", "1"];
+    allocations.extend(std::iter::repeat_n("null", 62));
+    let unallocated: Vec<String> = (2..64).map(|o| o.to_string()).collect();
+    let block = format!(
+        concat!(
+            r#"{{"cidr":"10.65.226.64/26","affinity":"host:worker-1","affinity_claim_time":"2026-08-20T08:58:44Z","#,
+            r#""allocations":[{}],"unallocated":[{}],"attributes":["#,
+            r#"{{"handle_id":"vxlan-tunnel-addr-worker-1","secondary":{{"node":"worker-1","type":"vxlanTunnelAddress"}}}},"#,
+            r#"{{"handle_id":"k8s-pod-network.{}","secondary":{{"namespace":"shop","node":"worker-1","pod":"cart-0","timestamp":"2026-08-20 09:15:24.771903215 +0000 UTC"}}}}],"#,
+            r#""sequenceNumber":1787216324318205119,"#,
+            r#""sequenceNumberForAllocation":{{"0":1787216324318205117,"1":1787216324318205118}},"deleted":false}}"#
+        ),
+        allocations.join(","),
+        unallocated.join(","),
+        cid
+    );
+    let pairs = [
+        (
+            "/calico/ipam/v2/assignment/ipv4/block/10.65.226.64-26".to_owned(),
+            block,
+        ),
+        (
+            "/calico/ipam/v2/host/worker-1/ipv4/block/10.65.226.64-26".to_owned(),
+            r#"{"state":"confirmed","deleted":false}"#.to_owned(),
+        ),
+        (
+            "/calico/ipam/v2/handle/vxlan-tunnel-addr-worker-1".to_owned(),
+            r#"{"block":{"10.65.226.64/26":1},"deleted":false}"#.to_owned(),
+        ),
+        (
+            format!("/calico/ipam/v2/handle/k8s-pod-network.{cid}"),
+            r#"{"block":{"10.65.226.64/26":1},"deleted":false}"#.to_owned(),
+        ),
+        (
+            "/calico/ipam/v2/config".to_owned(),
+            r#"{"auto_allocate_blocks":true,"kubeVirtVMAddressPersistence":"Enabled"}"#.to_owned(),
+        ),
+    ];
+    for (k, v) in pairs {
+        store.put(k.as_bytes(), v.as_bytes()).expect("put");
+    }
+}
+
+/// `calico ipam check|show|assign|release` on what Calico's components wrote: the state is
+/// clean, shown as Calico counts it, a new address never collides with Calico's, and a
+/// release frees exactly it.
+#[test]
+fn ipam_commands_work_on_calico_written_state() {
+    let env = Env::with_fixture("ipam");
+    calico_ipam_fixture(&env.open());
+    let o = env.run(&["ipam", "check"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = env.run(&["ipam", "show"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let shown = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(shown.contains("10.65.0.0/16"), "{shown}");
+    let o = env.run(&["ipam", "assign", "--host", "worker-1", "--handle", "ours-1"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let got = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert_eq!(
+        got, "10.65.226.66",
+        "the head of Calico's free list, in worker-1's block"
+    );
+    let o = env.run(&["ipam", "check"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = env.run(&["ipam", "release", "--handle", "ours-1"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let block: Value = serde_json::from_slice(
+        &env.open()
+            .get(b"/calico/ipam/v2/assignment/ipv4/block/10.65.226.64-26")
+            .unwrap()
+            .unwrap()
+            .value,
+    )
+    .unwrap();
+    // Calico's allocations stay; ours is freed and appended to the free list's tail.
+    assert_eq!(block["allocations"][0], 0);
+    assert_eq!(block["allocations"][1], 1);
+    assert!(block["allocations"][2].is_null());
+    assert_eq!(
+        block["unallocated"].as_array().unwrap().last(),
+        Some(&json!(2))
+    );
+    assert_eq!(block["unallocated"].as_array().unwrap().len(), 62);
+}
