@@ -377,6 +377,34 @@ pub static TYPES: &[ResourceType] = &[
             "networkpolicies.networking.k8s.io"
         ]
     ),
+    k8s!(
+        "Service",
+        "v1",
+        "services",
+        true,
+        Kind::Service,
+        ["service", "services", "svc"]
+    ),
+    k8s!(
+        "EndpointSlice",
+        "discovery.k8s.io/v1",
+        "endpointslices.discovery.k8s.io",
+        true,
+        Kind::EndpointSlice,
+        [
+            "endpointslice",
+            "endpointslices",
+            "endpointslices.discovery.k8s.io"
+        ]
+    ),
+    k8s!(
+        "Secret",
+        "v1",
+        "secrets",
+        true,
+        Kind::Secret,
+        ["secret", "secrets"]
+    ),
 ];
 
 impl ResourceType {

@@ -145,7 +145,7 @@ fn updates_keep_stored_metadata_and_unknown_fields() {
         .unwrap();
     let r = Resources::new(&store);
     let objs = load(
-        "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p, labels: {new: y}}\nspec: {cidr: 10.1.0.0/16, natOutgoing: false, disabled: true}\n",
+        "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p, labels: {new: 'y'}}\nspec: {cidr: 10.1.0.0/16, natOutgoing: false, disabled: true}\n",
     );
     assert_eq!(r.apply(&objs[0]).unwrap(), Applied::Updated);
     let v = raw(&store, key);
