@@ -1,6 +1,6 @@
-//! BIRD 2 configuration per node and family (routing.md §4, §5).
+//! BIRD 2 configuration per node and family.
 //!
-//! [`render`] produces one self-contained file in the section order of §5.2. Output is
+//! [`render`] produces one self-contained file, its sections in confd's order. Output is
 //! deterministic byte for byte: pools are sorted as strings, peers by protocol name, filters
 //! by name. Passwords come from Kubernetes Secrets; a password that cannot be read leaves
 //! the `password` line out and is reported in [`BirdConfig::notes`].
@@ -76,7 +76,7 @@ pub fn router_id_for(cluster: &Cluster, node: &NodeInfo) -> Ipv4Addr {
     }
 }
 
-/// The router ID of a node (§4): its IPv4 address, else (or with `hash`) the first 4 bytes
+/// The router ID of a node: its IPv4 address, else (or with `hash`) the first 4 bytes
 /// of SHA-256(name), first octet reduced by 32 when above 223.
 pub fn router_id(node: &NodeInfo, hash: bool) -> Ipv4Addr {
     if !hash && let Some(IpAddr::V4(v4)) = node.ip(Family::V4) {
@@ -90,7 +90,8 @@ pub fn router_id(node: &NodeInfo, hash: bool) -> Ipv4Addr {
     Ipv4Addr::from(b)
 }
 
-/// The BIRD function name of a BGPFilter (§5.2 item 15), quoted when not a plain identifier.
+/// The BIRD function name of a BGPFilter (`bgp_<name>_importFilterV4` and the like; names
+/// over 45 bytes are shortened with a SHA-256 suffix), quoted when not a plain identifier.
 pub fn filter_function(name: &str, import: bool, family: Family) -> String {
     let short = if name.len() > 45 {
         let d = Sha256::digest(name.as_bytes());
@@ -294,7 +295,8 @@ struct MeshPeer {
     name: String,
     peer_as: calico_model::resources::values::AsNumber,
     is_rr: bool,
-    /// The address as text, for the passive rule (string comparison, §3.2).
+    /// The address as text, for the passive rule (the side whose peer IP
+    /// string sorts above its own is passive).
     ip_text: String,
     /// `\nprotocol bgp <name> from bgp_template {\n`: the stanza's first line.
     head: String,
@@ -687,7 +689,7 @@ pub fn render_to(
         "  {ch} {{\n    gateway recursive;\n    add paths on;\n  }};\n  graceful restart;\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n}}\n"
     );
 
-    // Options every mesh session of this node shares (§3.2).
+    // Options every mesh session of this node shares.
     let local_port = cluster.node_port(node).filter(|p| *p != 179);
     let mesh_gr = cluster
         .bgp
@@ -788,7 +790,7 @@ struct PeerCtx<'a> {
     local_port: Option<u16>,
 }
 
-/// The parts of a node's mesh stanzas (§3.2) that depend on the node only: the `local`
+/// The parts of a node's mesh stanzas that depend on the node only: the `local`
 /// line and the four possible endings (passive or not, iBGP or not). A mesh stanza is then
 /// the peer's prepared head and neighbour lines around them: the text [`write_peer`]
 /// writes for the mesh session's peering (checked by a unit test), in four copies per
@@ -852,7 +854,7 @@ impl MeshStanzaParts {
     }
 }
 
-/// One `protocol bgp … from bgp_template { … }` stanza (§3.6).
+/// One `protocol bgp … from bgp_template { … }` stanza, with the session's options.
 fn write_peer(t: &mut String, ctx: &PeerCtx<'_>, p: &Peering) {
     let (cluster, family, ch) = (ctx.cluster, ctx.family, ctx.family.channel());
     let _ = writeln!(t, "\nprotocol bgp {} from bgp_template {{", p.name);

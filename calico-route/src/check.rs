@@ -1,4 +1,4 @@
-//! `calico route check` (routing.md §10): reachability of every remote block from every
+//! `calico route check`: reachability of every remote block from every
 //! node, and the misconfiguration findings.
 //!
 //! Severity: the findings that break routing or make the configuration ambiguous are
@@ -63,7 +63,7 @@ pub struct Scale {
     pub nodes: usize,
     /// Route reflectors.
     pub route_reflectors: usize,
-    /// Distinct sessions (§3.8).
+    /// Distinct sessions (unordered address pairs per family).
     pub sessions: usize,
     /// Most BGP protocols in one BIRD configuration (one family).
     pub max_protocols_per_daemon: usize,
@@ -313,7 +313,8 @@ fn session_findings(cluster: &Cluster, graph: &SessionGraph, f: &mut Findings) {
                 format!("{meshed} nodes in a full mesh; move to route reflectors beyond about {MESH_THRESHOLD}"),
             );
         }
-        // §3.2: per-node AS on N with candidates lacking one.
+        // A mesh candidate without a per-node AS is peered with the global AS (newer confd
+        // uses N's own AS): report per-node AS on N with candidates lacking one.
         for n in cluster
             .nodes
             .iter()

@@ -1,5 +1,5 @@
 //! BGPFilter rules evaluated on a route, as the rendered BIRD functions evaluate them
-//! (routing.md §3.6 `filters`, §5.2 items 7 and 15).
+//! (a session's `filters`, the export policy and the per-filter BIRD functions).
 //!
 //! A session's import runs each filter's import function in order and then `accept`s; its
 //! export runs each filter's export function in order and then

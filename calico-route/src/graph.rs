@@ -1,4 +1,4 @@
-//! The whole-cluster session graph (routing.md §3.8): every node's peerings, the distinct
+//! The whole-cluster session graph: every node's peerings, the distinct
 //! sessions (unordered address pairs per family), one-sided sessions, and a DOT picture.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,7 +13,7 @@ use crate::sessions::{
     Collision, PeerExpansion, PeerKind, Peering, SessionNote, mesh_candidates, node_peerings,
 };
 
-/// A session configured on one side only (§3.8): it never establishes.
+/// A session configured on one side only: it never establishes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OneSided {
@@ -97,7 +97,8 @@ impl SessionGraph {
         }
     }
 
-    /// The number of distinct sessions (§3.8).
+    /// The number of distinct sessions: each unordered pair of endpoint addresses in one
+    /// family counts once, however many protocols configure it.
     pub fn session_count(&self) -> usize {
         self.graph.edge_count()
     }
@@ -116,7 +117,7 @@ impl SessionGraph {
         per.into_iter().map(|(k, v)| (k, v.len())).collect()
     }
 
-    /// The `calico route sessions -o json` object (cli.md).
+    /// The `calico route sessions -o json` object.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "sessions": self.session_count(),

@@ -1,4 +1,5 @@
-//! The routing view of a cluster: the resources routing.md §2.1 lists, normalised once.
+//! The routing view of a cluster: the resources that affect routing (nodes, pools,
+//! blocks, BGP configuration, peers, filters, Services), normalised once.
 //!
 //! [`Cluster::from_resources`] reads Nodes, BGPConfigurations (`default` and `node.<name>`),
 //! BGPPeers, BGPFilters, IPPools, BlockAffinities, FelixConfigurations (`default` and
@@ -19,7 +20,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 
-/// Default AS number (routing.md §9).
+/// Default AS number, used when neither the node nor the BGPConfiguration sets one.
 pub const DEFAULT_AS: AsNumber = AsNumber(64512);
 /// Felix's private route protocol, used when `deviceRouteProtocol` is left at boot.
 pub const FELIX_PROTO: u32 = 80;
@@ -132,7 +133,7 @@ impl NodeInfo {
         }
     }
 
-    /// The peering address in `family` (routing.md §3.1).
+    /// The peering address in `family`: the node's BGP address, without its prefix length.
     pub fn ip(&self, family: Family) -> Option<IpAddr> {
         self.cidr(family).map(|c| c.addr())
     }
@@ -151,7 +152,7 @@ impl NodeInfo {
     }
 
     /// The VXLAN MAC in `family`: configured, else `66:` + the first 5 bytes of SHA-1(name)
-    /// (SHA-1(name + `-v6`) for IPv6) (routing.md §6.3).
+    /// (SHA-1(name + `-v6`) for IPv6).
     pub fn vtep_mac(&self, family: Family) -> String {
         let configured = match family {
             Family::V4 => &self.vxlan_mac_v4,
@@ -206,7 +207,8 @@ impl Affinity {
     }
 }
 
-/// The encapsulation type of a pool, for route ownership (routing.md §2.2).
+/// The encapsulation type of a pool, for route ownership (which of Felix or BIRD
+/// programs its routes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum PoolEncap {
     /// VXLAN (Always or CrossSubnet).
@@ -523,17 +525,17 @@ impl Cluster {
             .and_then(|i| self.nodes.get(i))
     }
 
-    /// The global AS number (routing.md §2.1).
+    /// The global AS number (the BGPConfiguration's, else [`DEFAULT_AS`]).
     pub fn global_as(&self) -> AsNumber {
         self.bgp.as_number.unwrap_or(DEFAULT_AS)
     }
 
-    /// The effective AS of a node (§3.1).
+    /// The effective AS of a node: its own, else the global one.
     pub fn node_as(&self, node: &NodeInfo) -> AsNumber {
         node.as_number.unwrap_or_else(|| self.global_as())
     }
 
-    /// A node's listen port: per-node, else global, else none (§3.2).
+    /// A node's listen port: per-node, else global, else none.
     pub fn node_port(&self, node: &str) -> Option<u16> {
         self.node_bgp
             .get(node)

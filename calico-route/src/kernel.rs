@@ -1,10 +1,10 @@
-//! Kernel routes, neighbour and FDB entries and devices of one node (routing.md §6, §7).
+//! Kernel routes, neighbour and FDB entries and devices of one node.
 //!
 //! [`plan_node`] computes what node L programs: local workload routes, blackholes for its
 //! blocks, one route per remote block shaped by the pool's encapsulation (VXLAN, IPIP,
 //! none; Always or CrossSubnet), /32 routes for borrowed addresses and remote VXLAN tunnel
 //! addresses outside blocks, the VXLAN neighbour/FDB pairs, and the MTUs. [`KernelRoute`]'s
-//! `Display` is the `ip route` text of §6.1.
+//! `Display` is the `ip route` text (`calico route plan -o text`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,7 +28,7 @@ pub enum PlanError {
     },
 }
 
-/// Route class for tie-breaking equal (destination, metric) candidates (§6.2): lower wins.
+/// Route class for tie-breaking equal (destination, metric) candidates: lower wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RouteClass {
@@ -70,7 +70,7 @@ pub struct KernelRoute {
     /// Gateway (the first next hop of a multipath route).
     pub via: Option<IpAddr>,
     /// Every next hop of a multipath (ECMP) route, sorted, all on `dev`; empty for a
-    /// single-path route. BIRD's `merge paths on` produces these (routing.md §6.2).
+    /// single-path route. BIRD's `merge paths on` produces these.
     pub nexthops: Vec<IpAddr>,
     /// Device.
     pub dev: Option<IfName>,
@@ -321,7 +321,7 @@ impl Default for PlanOptions {
     }
 }
 
-/// MTUs of a node (§7).
+/// MTUs of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Mtus {
@@ -444,7 +444,8 @@ pub fn vxlan_device(family: Family) -> &'static str {
     }
 }
 
-/// Whether `remote`'s BGP address lies in `local`'s BGP subnet (CrossSubnet, §6.2).
+/// Whether `remote`'s BGP address lies in `local`'s BGP subnet (the CrossSubnet test: the
+/// local prefix contains the remote address).
 pub fn same_subnet(local: &NodeInfo, remote: &NodeInfo, family: Family) -> bool {
     match (local.cidr(family), remote.ip(family)) {
         (Some(l), Some(r)) => !l.is_single_address() && l.contains(r),
@@ -475,7 +476,7 @@ impl Planner<'_> {
     }
 
     /// The routes in [`route_key`] order, one per (destination, metric): the lowest class,
-    /// the first produced among equal classes (routing.md §6.2).
+    /// the first produced among equal classes.
     fn finish(&mut self) -> Vec<KernelRoute> {
         let mut routes = std::mem::take(&mut self.routes);
         // Blocks are produced in address order already: usually the routes are strictly

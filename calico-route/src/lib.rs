@@ -1,21 +1,21 @@
-//! Calico routing (routing.md): BGP session graph, BIRD 2 configuration, kernel route plans
+//! Calico routing: BGP session graph, BIRD 2 configuration, kernel route plans
 //! and route-propagation analysis.
 //!
 //! Pure: no I/O, no threads. Build a [`input::Cluster`] from resources, then:
 //!
-//! - [`graph::SessionGraph::new`] — every node's peer protocols and the session count (§3);
+//! - [`graph::SessionGraph::new`] — every node's peer protocols and the session count;
 //! - [`sessions::node_peerings`] — one node's peer protocols;
-//! - [`kernel::plan_node`] — a node's kernel routes, neighbours, FDB entries, devices, MTUs (§6, §7);
-//! - [`bird::render`] — a node's BIRD 2 configuration for one family (§4, §5);
+//! - [`kernel::plan_node`] — a node's kernel routes, neighbours, FDB entries, devices, MTUs;
+//! - [`bird::render`] — a node's BIRD 2 configuration for one family;
 //!   [`bird::render_to`] writes it into a caller's (reused) buffer from prepared
 //!   [`bird::MeshPeers`], for rendering every node of a large cluster;
-//! - [`check::check`] — reachability of every remote block and misconfiguration findings (§10);
+//! - [`check::check`] — reachability of every remote block and misconfiguration findings;
 //! - [`propagation::Propagation`] — who learns a node's routes under iBGP/reflection rules,
 //!   BGPFilters ([`filters`]) included, over which paths and next hops (multipath);
 //! - [`scale::count_sessions`], [`scale::BirdCache`] — session counts without enumerating the
 //!   mesh, and per-node configurations re-rendered only where a joining node changes them;
 //! - [`plans::ClusterPlans`] — every node's kernel plan, updated incrementally on a join;
-//! - [`ownership::Ownership`] — who programs which pool type's routes (§2.2);
+//! - [`ownership::Ownership`] — who programs which pool type's routes;
 //! - [`advertise`] — prefix communities and Service addresses a node advertises;
 //!
 //! All output is deterministic (sorted by name or address). The prepared, read-only
@@ -48,10 +48,11 @@
 //! assert_eq!(graph.session_count(), 3);
 //! ```
 //!
-//! # Decisions where routing.md is silent
+//! # Design decisions
 //!
 //! - A port that is *set* (per-node or global `listenPort`, or `peerIP: "ip:port"`) is kept
-//!   even when it is 179, so such protocols are named `…_port_179` (§3.7 read literally).
+//!   even when it is 179, so such protocols are named `…_port_179` (a `Global_`/`Node_`
+//!   protocol gets the suffix whenever its peer's port is set).
 //! - BGPPeer payload collisions compare AS, cluster ID and every session option; identical
 //!   payloads from two BGPPeers are not reported.
 //! - Reverse peerings take the BGPPeer's options but the local node's own AS.
@@ -64,7 +65,8 @@
 //!   without `externalTrafficPolicy` gets no single-address routes.
 //! - Export policy: service cluster CIDRs are accepted with everything inside them; external
 //!   and LoadBalancer CIDRs as the exact aggregate on ordinary nodes and with everything
-//!   inside them on route reflectors (item 7.7), so no line is duplicated.
+//!   inside them on route reflectors (so that clients' per-Service routes are
+//!   reflected), so no line is duplicated.
 //! - BGPFilter functions are rendered for every BGPFilter with rules in the family (as the
 //!   reference does); community values out of range (a standard part above 65535) make the
 //!   rule a comment and are reported, since BIRD would reject the whole file.
@@ -75,8 +77,8 @@
 //! - The kernel filter starts with `if ( source = RTS_DEVICE ) then { reject; }`: BIRD 1.x
 //!   never exported interface routes to the kernel (`device routes` off by default), BIRD 2
 //!   has no such default and, as real BIRD 2.0.12 showed (tests/bird_netns.rs), installs every
-//!   interface subnet the direct protocol sees as a `proto bird` route. §5.2 item 9 and the
-//!   §5.3 example lack the line.
+//!   interface subnet the direct protocol sees as a `proto bird` route. Confd's kernel filter has
+//!   no such line.
 //! - Kernel plans: IPv6 routes print `metric 1024` (what `ip -6 route` shows); when Felix and
 //!   BIRD both claim a pool type the plan shows the dataplane's routes; BIRD-owned routes
 //!   appear only when the propagation analysis says the node learns them, with the origin's
@@ -91,7 +93,7 @@
 //!   is taken to be on `eth0` (its recursive next hop's interface; the planner's default
 //!   parent), a locally originated blackhole on none.
 //! - Every session, mesh or explicit, is a full `protocol bgp NAME from bgp_template` stanza
-//!   exactly as routing.md §5.2 item 16 and the §5.3 example write it (a shorter per-node
+//!   exactly as confd writes it (a shorter per-node
 //!   mesh template would cut a 5,000-node mesh's configurations from about 6 GB to 2.3 GB but
 //!   departs from the reference's layout, and the route tables dominate the total anyway).
 //! - `route check` severities: errors for what breaks routing or is ambiguous; warnings for

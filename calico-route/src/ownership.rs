@@ -1,4 +1,4 @@
-//! Who programs cluster routes (routing.md §2.2): the dataplane (Felix) or BIRD, per pool
+//! Who programs cluster routes: the dataplane (Felix) or BIRD, per pool
 //! encapsulation, from the two `programClusterRoutes` settings.
 
 use calico_model::resources::bgp::ProgramClusterRoutes;

@@ -1,5 +1,5 @@
-//! Kernel plans of every node, kept up to date incrementally (issue 5: "a node joining
-//! recomputes only what changes").
+//! Kernel plans of every node, kept up to date incrementally: a node joining
+//! recomputes only what changes.
 //!
 //! [`ClusterPlans::new`] plans every node once (one [`PlanContext`] for the cluster).
 //! [`ClusterPlans::apply`] takes a [`ClusterChange`] — a node joining with its blocks, or a

@@ -1,4 +1,4 @@
-//! Route propagation over the session graph under iBGP rules (routing.md §10).
+//! Route propagation over the session graph under iBGP rules.
 //!
 //! For each originating node and family, a breadth-first walk over established sessions
 //! (both sides configure them; external peers are sinks) applies the advertisement rules:
@@ -8,7 +8,7 @@
 //! ID; every node discards routes it originated; a node discards eBGP routes whose AS path
 //! holds its own AS.
 //!
-//! Every rendered session has `add paths on` (routing.md §5.2 item 14), so BIRD announces
+//! Every rendered session has `add paths on` (set in the shared BGP template), so BIRD announces
 //! every path it holds, not only its best one: the walk therefore follows each path on its
 //! own and records, per receiving node, every path's BGP next hop, AS-path length and
 //! whether it arrived over iBGP. Next hops follow BIRD 2: a locally originated route (the
@@ -469,7 +469,7 @@ impl Core {
     }
 }
 
-/// A node's prefix advertisements of `family` (node-specific over global, §5.2 item 3)
+/// A node's prefix advertisements of `family` (node-specific over global)
 /// with their communities resolved.
 fn advertisements(cluster: &Cluster, node: &str, family: Family) -> Vec<(IpNet, Vec<Community>)> {
     crate::advertise::prefix_communities(cluster, node, family)

@@ -1,4 +1,4 @@
-//! Scale helpers (routing.md §8): counting sessions without materialising the full mesh, and
+//! Scale helpers: counting sessions without materialising the full mesh, and
 //! per-node BIRD configurations kept up to date incrementally as nodes join.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -10,7 +10,7 @@ use crate::bird::{BirdError, MeshPeers, render_to};
 use crate::input::{Cluster, Family, NodeInfo};
 use crate::sessions::{PeerExpansion, mesh_candidates, node_peerings};
 
-/// The number of distinct sessions (§3.8), equal to
+/// The number of distinct sessions (unordered address pairs per family), equal to
 /// [`crate::SessionGraph::session_count`], in time linear in the number of nodes plus
 /// explicit peerings: mesh pairs are counted, not enumerated.
 pub fn count_sessions(cluster: &Cluster) -> usize {

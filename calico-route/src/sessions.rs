@@ -1,9 +1,12 @@
-//! Who peers with whom (routing.md §3): the node-to-node mesh, BGPPeer expansion with its
+//! Who peers with whom: the node-to-node mesh, BGPPeer expansion with its
 //! order and duplicate rules, route-reflector clients, passive sides and session names.
 //!
-//! [`PeerExpansion::new`] expands every BGPPeer once for the whole cluster (§3.3 steps 1–5);
+//! [`PeerExpansion::new`] expands every BGPPeer once for the whole cluster (forward
+//! global peers, forward node-scoped peers, then reverse peerings; first writer wins and a
+//! global key shadows a node-scoped one);
 //! [`node_peerings`] then renders one node's peer protocols (mesh, explicit and
-//! local-workload peers, §3.3 step 6 and §3.4–§3.7), sorted by protocol name.
+//! local-workload peers, minus entries for the node's own address, with route-reflector
+//! clients, options and names), sorted by protocol name.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -17,7 +20,8 @@ use serde::Serialize;
 
 use crate::input::{Cluster, Family, NodeInfo, duration_seconds};
 
-/// The kind of a peer protocol (the prefix of its name, §3.7).
+/// The kind of a peer protocol (the prefix of its name: `Mesh_`, `Global_`, `Node_` or
+/// `Local_Workload_`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PeerKind {
@@ -63,7 +67,7 @@ pub enum NextHop {
     Keep,
 }
 
-/// Why a peering exists (the explainable session graph of §10).
+/// Why a peering exists (for explaining the session graph).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum SessionOrigin {
@@ -134,7 +138,7 @@ impl PeerOptions {
     }
 }
 
-/// One expanded peering key's payload (§3.3).
+/// One expanded peering key's payload: AS, password, the target's cluster ID and options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerEntry {
     /// Peer address.
@@ -163,7 +167,8 @@ impl PeerEntry {
     }
 }
 
-/// Two BGPPeers that produced the same key with different payloads (§3.3 step 7).
+/// Two BGPPeers that produced the same key with different payloads; BGPPeers are
+/// processed sorted by name, so the first by name wins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Collision {
     /// `global` or the node name.
@@ -253,7 +258,8 @@ pub struct Peering {
     pub family: Family,
     /// Kind.
     pub kind: PeerKind,
-    /// Protocol name (§3.7).
+    /// Protocol name: kind prefix, then the peer IP with `.` and `:` replaced by `_`, then
+    /// `_port_<n>` for `Global_` and `Node_` sessions whose peer port is set.
     pub name: String,
     /// Peer address.
     #[serde(rename = "peerIP")]
@@ -371,7 +377,7 @@ enum Scope {
 
 type Key = (Scope, IpAddr, Option<u16>);
 
-/// The BGPPeer expansion of a cluster (§3.3 steps 1–5).
+/// The BGPPeer expansion of a cluster, before per-node filtering of a node's own address.
 #[derive(Debug, Clone, Default)]
 pub struct PeerExpansion {
     /// Global entries.
@@ -748,12 +754,13 @@ pub fn mesh_candidates(
     (out, notes)
 }
 
-/// Whether node `n` is a route-reflector client of RR `rr` on a session (§3.4).
+/// Whether node `n` is a route-reflector client of RR `rr` on a session: the
+/// session is iBGP, `rr` has a cluster ID and the peer's cluster ID is empty or different.
 fn rr_client(rr: &NodeInfo, local_as: AsNumber, peer_as: AsNumber, peer_cluster: &str) -> bool {
     rr.is_rr() && peer_as == local_as && peer_cluster != rr.cluster_id
 }
 
-/// One node's peer protocols in one family, sorted by name, with notes (§3.2–§3.7).
+/// One node's peer protocols in one family, sorted by name, with notes.
 ///
 /// `mesh` is the family's mesh candidate list from [`mesh_candidates`] (computed once per
 /// cluster and family).
@@ -771,7 +778,7 @@ pub fn node_peerings(
     };
     let node_as = cluster.node_as(node);
     let strict_bind = cluster.bgp.bind_mode == Some(BindMode::NodeIP);
-    // Mesh (§3.2).
+    // Mesh (route reflectors never take part).
     if cluster.mesh_enabled() && !node.is_rr() {
         for (ip, cand) in mesh {
             if *ip == own_ip || cand.is_rr() {
@@ -814,7 +821,7 @@ pub fn node_peerings(
             });
         }
     }
-    // Explicit peers (§3.3 step 6, §3.4, §3.6).
+    // Explicit peers, minus those at the node's own address.
     let scoped = expansion.by_node.get(&node.name).into_iter().flatten();
     for (kind, e) in expansion
         .global
@@ -897,7 +904,7 @@ pub fn node_peerings(
                 && e.options.next_hop_mode.is_none(),
         });
     }
-    // Local workloads (§3.6).
+    // Local workloads: one passive session per matching local workload address.
     if let Some(peers) = expansion.local_workload.get(&node.name) {
         let mut seen = std::collections::BTreeSet::new();
         for pname in peers {

@@ -1,4 +1,4 @@
-//! BIRD 2 configuration rules of routing.md §4–§5, the §5.3 golden file, and `bird -p`.
+//! BIRD 2 configuration rules, the two-node golden file, and `bird -p`.
 
 #![allow(clippy::unwrap_used)] // integration-test helpers are not #[test] fns
 

@@ -1,4 +1,4 @@
-//! Real BIRD 2 daemons in network namespaces (issue 5 §5).
+//! Real BIRD 2 daemons in network namespaces.
 //!
 //! Per topology: one network namespace per node and one "switch" namespace holding a bridge
 //! `br0`; per node a veth pair, `eth0` (the node's BGP addresses) in the node's namespace and

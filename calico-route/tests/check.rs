@@ -1,4 +1,4 @@
-//! `route check` analyses of routing.md §10: reachability and findings.
+//! `route check` analyses: reachability and findings.
 
 #![allow(clippy::unwrap_used)] // integration-test helpers are not #[test] fns
 

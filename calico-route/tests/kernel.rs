@@ -1,4 +1,4 @@
-//! Kernel route rules of routing.md §6–§7, one test per rule.
+//! Kernel route, neighbour, FDB, device and MTU rules, one test per rule.
 
 #![allow(clippy::unwrap_used)] // integration-test helpers are not #[test] fns
 

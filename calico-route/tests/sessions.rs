@@ -1,4 +1,4 @@
-//! Session-graph rules of routing.md §3, one test per rule.
+//! Session-graph rules (mesh, BGPPeer expansion, route reflectors, names), one test per rule.
 
 #![allow(clippy::unwrap_used)] // integration-test helpers are not #[test] fns
 
