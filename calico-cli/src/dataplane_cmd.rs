@@ -1,4 +1,4 @@
-//! `calico dataplane apply` (cli.md "dataplane", routing.md §6, policy.md §13.3).
+//! `calico dataplane apply`: program a node's kernel routes, devices and policy rule set.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -167,7 +167,8 @@ fn routed_state(
     dp: &mut NetlinkDataplane,
     felix: &FelixSettings,
 ) -> Result<DesiredState, CliError> {
-    // The parent interface and host MTU come from the kernel (routing.md §6.1, §7).
+    // The parent interface and host MTU come from the kernel: the interface holding the
+    // node's address.
     let mut opts = PlanOptions::default();
     match parent_of(dp, node_ip)? {
         Some((iface, mtu)) => {

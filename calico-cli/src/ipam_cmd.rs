@@ -1,4 +1,4 @@
-//! `calico ipam assign|assign-ip|release|show|check|repair` (cli.md "ipam", ipam.md §8),
+//! `calico ipam assign|assign-ip|release|show|check|repair`,
 //! against `--store`. Pools are the IPPool resources in the store (`calico apply`).
 
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! The `calico` command line: a thin front over the calico-* library crates.
 //!
-//! Exit status (cli.md): `0` success, `1` the command ran and found problems, `2` it could
+//! Exit status: `0` success, `1` the command ran and found problems, `2` it could
 //! not run. Errors go to stderr as one summary line, then details.
 
 mod dataplane_cmd;

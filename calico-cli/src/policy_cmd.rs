@@ -1,4 +1,4 @@
-//! `calico policy check|connlist|diff|lint|render` (cli.md "policy", connlist-format.md).
+//! `calico policy check|connlist|diff|lint|render`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,8 +39,8 @@ pub(crate) enum PolicyCommand {
     /// Exit 1 when there is any finding.
     Lint(LintArgs),
     /// The kernel rule set NODE would program for the manifests: `nft -f` input for one
-    /// `table inet calico` (policy.md §13), or `iptables-restore` input in the reference
-    /// (Felix) layout (policy.md §11, §13.4).
+    /// `table inet calico`, or `iptables-restore` input in the reference (Felix) chain
+    /// layout.
     ///
     /// Exit 1 (nothing on stdout) when the manifests are invalid.
     Render(RenderArgs),
@@ -108,7 +108,7 @@ pub(crate) enum CheckOutput {
 /// Output of `connlist`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum ConnlistOutput {
-    /// `src => dst : conns` lines (connlist-format.md).
+    /// `src => dst : conns` lines.
     Txt,
     /// JSON array of {src, dst, conn}.
     Json,

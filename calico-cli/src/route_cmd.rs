@@ -1,4 +1,4 @@
-//! `calico route sessions|plan|bird|check` (cli.md "route", routing.md).
+//! `calico route sessions|plan|bird|check`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -131,7 +131,7 @@ pub(crate) struct SessionsArgs {
 
 /// Runs a `route` subcommand. With `store` (the global `--store`, when given), block
 /// affinities come from the IPAM state in that store instead of BlockAffinity resources in
-/// `PATH` (cli.md "route").
+/// `PATH`.
 pub(crate) fn run(cmd: RouteCommand, store: Option<&str>) -> Result<ExitCode, CliError> {
     match cmd {
         RouteCommand::Sessions(args) => sessions(&args),

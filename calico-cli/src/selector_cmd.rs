@@ -1,4 +1,4 @@
-//! `calico selector eval|normalize|id` (cli.md "selector").
+//! `calico selector eval|normalize|id`.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;

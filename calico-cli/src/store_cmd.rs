@@ -1,5 +1,5 @@
 //! `calico apply -f PATH`, `calico get KIND [NAME]`, `calico delete KIND NAME` / `-f PATH`
-//! (cli.md "datastore"), against `--store`.
+//! against `--store`.
 //!
 //! Objects are stored as Calico's etcd datastore stores them (see `calico_ipam::resources`),
 //! and the commands behave as calicoctl's do: the same kind names (`wep`, `gnp`, `ippools`,

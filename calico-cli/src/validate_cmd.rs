@@ -1,4 +1,4 @@
-//! `calico validate PATH...` (cli.md "validate").
+//! `calico validate PATH...`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! `calico demo` (issue 7 §4).
+//! `calico demo`.
 //!
 //! - Offline path (any user): `--offline`, `CALICO_DEMO_OFFLINE=1` and, when this runs as
 //!   root and `setpriv` exists, a real non-root run: the predicted matrix and the reason the

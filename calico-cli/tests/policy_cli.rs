@@ -1,4 +1,4 @@
-//! `calico policy check|connlist` run as a script would: outputs and exit codes (cli.md).
+//! `calico policy check|connlist` run as a script would: outputs and exit codes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

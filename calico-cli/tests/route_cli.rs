@@ -1,4 +1,4 @@
-//! `calico route …` run as a script would: exit codes and output formats (cli.md "route").
+//! `calico route …` run as a script would: exit codes and output formats.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,5 @@
 //! `calico demo`: the example cluster built in network namespaces and its policies proved
-//! with real packets (issue 7 §4).
+//! with real packets.
 //!
 //! Steps (progress on stderr):
 //! 1. load and validate the manifests, build calico-policy's model and predict the
