@@ -76,8 +76,8 @@ fn is_v4_pool(r: &Resource) -> bool {
     matches!(r, Resource::IpPool(p) if p.spec.cidr.is_ipv4())
 }
 
-/// The IPv4 pools as the demo runs them: workload pools VXLAN always, no IPIP (this kernel has no ipip
-/// device; the issue asks for VXLAN).
+/// The IPv4 pools as the demo runs them: workload pools VXLAN always, no IPIP (this kernel has
+/// no ipip device, and the demo is meant to show VXLAN).
 fn demo_pools(set: &LoadedSet) -> Vec<Resource> {
     set.resources()
         .filter(|r| is_v4_pool(r))
