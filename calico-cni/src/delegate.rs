@@ -1,5 +1,6 @@
 //! Delegation: running another plugin (the IPAM plugin named in `ipam.type`) found in
-//! `CNI_PATH`, with the same environment and configuration, as the spec prescribes.
+//! `CNI_PATH`, with the same environment and configuration, as the CNI specification
+//! prescribes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
