@@ -1,4 +1,4 @@
-//! Fuzz target for the selector parser (selector.md).
+//! Fuzz target for the selector parser (calico_model::selector).
 //!
 //! For any UTF-8 input: nothing panics; `validate` agrees with `parse` (same error kind and
 //! offset); an accepted selector's canonical string re-parses, evaluates identically on a
