@@ -29,8 +29,7 @@ use redb::{
 
 use crate::engine::{self, EngineRead, EngineWrite, Entry};
 use crate::error::{OpenError, StoreError};
-use crate::memory::{lease_not_found, lease_ttl};
-use crate::store::{Store, check_reads, check_txn};
+use crate::store::{Store, check_reads, check_txn, lease_not_found, lease_ttl};
 use crate::types::{
     Compare, DEFAULT_MAX_TXN_OPS, LeaseId, RangeResult, ReadOp, ReadResponse, Revision, TxnOp,
     TxnResponse,

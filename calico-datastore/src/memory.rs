@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{self, EngineRead, EngineWrite, Entry};
 use crate::error::StoreError;
-use crate::store::{Store, check_reads, check_txn};
+use crate::store::{Store, check_reads, check_txn, lease_not_found, lease_ttl};
 use crate::types::{
     Compare, DEFAULT_MAX_TXN_OPS, LeaseId, RangeResult, ReadOp, ReadResponse, Revision, TxnOp,
     TxnResponse,
@@ -46,18 +46,6 @@ struct MemLease {
     ttl: Duration,
     expires: Instant,
     keys: BTreeMap<Vec<u8>, Revision>,
-}
-
-/// A lease's time to live in whole seconds, at least one (as etcd).
-pub(crate) fn lease_ttl(ttl: Duration) -> Duration {
-    Duration::from_secs(ttl.as_secs().max(1))
-}
-
-pub(crate) fn lease_not_found(store: &str, lease: LeaseId) -> StoreError {
-    StoreError::LeaseNotFound {
-        store: store.to_owned(),
-        lease,
-    }
 }
 
 impl State {
@@ -401,10 +389,10 @@ impl Store for MemoryStore {
     ) -> Result<Revision, StoreError> {
         check_txn(self.url(), &[], &[TxnOp::put(key, value)], self.max_txn_ops)?;
         let mut state = self.lock();
-        state.expire(Instant::now());
-        if !state.leases.contains_key(&lease) {
-            drop(state);
+        if state.expire(Instant::now()) {
             self.shared.changed.notify_all();
+        }
+        if !state.leases.contains_key(&lease) {
             return Err(lease_not_found(self.url(), lease));
         }
         let revision = state.revision + 1;

@@ -355,3 +355,15 @@ pub fn failed_compares(
         .collect();
     (!keys.is_empty()).then_some(Conflict { revision, keys })
 }
+
+/// A lease's time to live in whole seconds, at least one (as etcd).
+pub(crate) fn lease_ttl(ttl: Duration) -> Duration {
+    Duration::from_secs(ttl.as_secs().max(1))
+}
+
+pub(crate) fn lease_not_found(store: &str, lease: LeaseId) -> StoreError {
+    StoreError::LeaseNotFound {
+        store: store.to_owned(),
+        lease,
+    }
+}
