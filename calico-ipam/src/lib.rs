@@ -67,6 +67,9 @@ mod release;
 pub mod resources;
 mod work;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 pub use assign::{AssignIpRequest, Assigned, AutoAssignRequest};
 pub use block::{Attribute, Block, Violation, WINDOWS_RESERVED_HANDLE, WINDOWS_RESERVED_NOTE};
 pub use calico_model::gotime::{UnixSeconds, format_rfc3339, parse_rfc3339};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use calico_datastore::Store;
+use calico_ipam::testkit::calico_double;
 use calico_ipam::{AssignIpRequest, AutoAssignRequest, Owner, check, keys};
 use calico_model::resources::ipam::{AllowedUse, IpamConfigurationSpec};
 use common::*;
@@ -327,103 +328,6 @@ fn names_that_cannot_be_keys_are_refused() {
     }
 }
 
-/// One allocation the way Calico's allocator makes it: handle first (create, or increment by
-/// CAS), then the block by CAS on its revision, taking the head of `unallocated` without
-/// looking at `allocations`, stamping the ordinal and bumping the sequence number. Each
-/// write is one key. Returns the address, or `None` when the host's blocks are full.
-fn calico_style_allocate(store: &dyn Store, host: &str, handle: &str) -> Option<String> {
-    let owner = Owner::host(host);
-    loop {
-        let hkey = keys::handle(handle);
-        let affs = store
-            .range(
-                keys::affinity_family_prefix(&owner, true).as_bytes(),
-                calico_datastore::prefix_end(keys::affinity_family_prefix(&owner, true).as_bytes())
-                    .as_deref(),
-                0,
-            )
-            .unwrap()
-            .kvs;
-        let mut target = None;
-        for kv in affs {
-            let (_, net) = keys::parse_affinity(&kv.key).unwrap();
-            let bkv = store.get(keys::block(&net).as_bytes()).unwrap().unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&bkv.value).unwrap();
-            if !v["unallocated"].as_array().unwrap().is_empty() {
-                target = Some((net, bkv, v));
-                break;
-            }
-        }
-        let (net, bkv, mut v) = target?;
-        // Handle: create with 1, or CAS +1.
-        match store.get(hkey.as_bytes()).unwrap() {
-            None => {
-                let h = json!({"block": {net.to_string(): 1}, "deleted": false});
-                if store
-                    .create(hkey.as_bytes(), h.to_string().as_bytes())
-                    .is_err()
-                {
-                    continue;
-                }
-            }
-            Some(kv) => {
-                let mut h: serde_json::Value = serde_json::from_slice(&kv.value).unwrap();
-                let n = h["block"][net.to_string()].as_u64().unwrap_or(0);
-                h["block"][net.to_string()] = json!(n + 1);
-                if store
-                    .update(hkey.as_bytes(), h.to_string().as_bytes(), kv.mod_revision)
-                    .is_err()
-                {
-                    continue;
-                }
-            }
-        }
-        let o = v["unallocated"].as_array_mut().unwrap().remove(0);
-        let ord = o.as_u64().unwrap() as usize;
-        if v["attributes"].is_null() {
-            v["attributes"] = json!([]);
-        }
-        let attrs = v["attributes"].as_array_mut().unwrap();
-        attrs.push(json!({"handle_id": handle, "secondary": {"node": host}}));
-        let idx = attrs.len() - 1;
-        v["allocations"][ord] = json!(idx);
-        let seq = v["sequenceNumber"].as_u64().unwrap();
-        v["sequenceNumberForAllocation"][ord.to_string()] = json!(seq);
-        v["sequenceNumber"] = json!(seq + 1);
-        match store.update(
-            keys::block(&net).as_bytes(),
-            v.to_string().as_bytes(),
-            bkv.mod_revision,
-        ) {
-            Ok(_) => {
-                let base = u32::from(match net.addr() {
-                    std::net::IpAddr::V4(a) => a,
-                    std::net::IpAddr::V6(_) => unreachable!(),
-                });
-                return Some(std::net::Ipv4Addr::from(base + ord as u32).to_string());
-            }
-            Err(_) => {
-                // Undo the handle increment (Calico decrements on failure), then retry.
-                let kv = store.get(hkey.as_bytes()).unwrap().unwrap();
-                let mut h: serde_json::Value = serde_json::from_slice(&kv.value).unwrap();
-                let n = h["block"][net.to_string()].as_u64().unwrap();
-                if n <= 1 {
-                    h["block"].as_object_mut().unwrap().remove(&net.to_string());
-                } else {
-                    h["block"][net.to_string()] = json!(n - 1);
-                }
-                if h["block"].as_object().unwrap().is_empty() {
-                    store.delete(hkey.as_bytes(), kv.mod_revision).unwrap();
-                } else {
-                    store
-                        .update(hkey.as_bytes(), h.to_string().as_bytes(), kv.mod_revision)
-                        .unwrap();
-                }
-            }
-        }
-    }
-}
-
 #[test]
 fn calico_and_us_allocating_from_the_same_blocks_never_collide() {
     let store = memory();
@@ -454,15 +358,15 @@ fn calico_and_us_allocating_from_the_same_blocks_never_collide() {
             let mut got = Vec::new();
             for i in 0..40 {
                 let h = format!("calico-{i}");
-                if let Some(a) = calico_style_allocate(&*store, "worker-1", &h) {
-                    got.push((h, a));
-                }
+                let pool: ipnet::Ipv4Net = "10.0.0.0/24".parse().unwrap();
+                let a = calico_double::assign(&*store, &pool, 28, "worker-1", &h);
+                got.push((h, a.to_string()));
             }
             got
         });
         (a.join().unwrap(), b.join().unwrap())
     });
-    assert!(!theirs.is_empty(), "Calico's allocator found room");
+    assert_eq!(theirs.len(), 40, "Calico's allocator got an address every time");
     let mut all: Vec<&String> = ours.iter().chain(theirs.iter().map(|(_, a)| a)).collect();
     let n = all.len();
     all.sort();
