@@ -366,7 +366,11 @@ fn calico_and_us_allocating_from_the_same_blocks_never_collide() {
         });
         (a.join().unwrap(), b.join().unwrap())
     });
-    assert_eq!(theirs.len(), 40, "Calico's allocator got an address every time");
+    assert_eq!(
+        theirs.len(),
+        40,
+        "Calico's allocator got an address every time"
+    );
     let mut all: Vec<&String> = ours.iter().chain(theirs.iter().map(|(_, a)| a)).collect();
     let n = all.len();
     all.sort();

@@ -24,6 +24,9 @@ use tokio::sync::oneshot;
 use crate::health::Health;
 use crate::metrics::Metrics;
 
+/// The pause after a failed accept.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What an endpoint answers: status, content type, body.
 type Answer = (StatusCode, &'static str, String);
 
@@ -166,6 +169,7 @@ fn serve(addr: SocketAddr, handler: Handler) -> Result<HttpServer, HttpError> {
         .map_err(|source| HttpError::Bind { addr, source })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
         .map_err(|source| HttpError::Start { source })?;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -179,6 +183,8 @@ fn serve(addr: SocketAddr, handler: Handler) -> Result<HttpServer, HttpError> {
                 tokio::spawn(async move {
                     loop {
                         let Ok((stream, _)) = listener.accept().await else {
+                            // Out of descriptors or the like: back off instead of spinning.
+                            tokio::time::sleep(ACCEPT_BACKOFF).await;
                             continue;
                         };
                         let handler = Arc::clone(&handler);
