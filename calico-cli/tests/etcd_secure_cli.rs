@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use calico_datastore_etcd::testkit::{
-    CertFiles, EtcdCluster, MemberOptions, ServerTls, TestPki, etcd_or_skip, openssl_available,
+    CertFiles, EtcdCluster, MemberOptions, ServerTls, TestPki, etcd_or_skip, tls_or_skip,
 };
 
 /// Every variable that configures the datastore, removed from the child's environment.
@@ -112,18 +112,7 @@ impl Drop for Scratch {
 }
 
 fn tools(test: &str) -> bool {
-    if etcd_or_skip(test).is_none() {
-        return false;
-    }
-    if !openssl_available() {
-        assert!(
-            std::env::var("CALICO_REQUIRE_ETCD").as_deref() != Ok("1"),
-            "{test}: CALICO_REQUIRE_ETCD=1 but the openssl command is missing"
-        );
-        eprintln!("NOTE: {test} was NOT run: the openssl command is missing");
-        return false;
-    }
-    true
+    tls_or_skip(test).is_some()
 }
 
 fn tls_member(pki: &TestPki, cert: &CertFiles) -> EtcdCluster {

@@ -10,24 +10,14 @@ mod common;
 use std::sync::Arc;
 
 use calico_datastore::{ClientIdentity, EtcdConnection, EtcdTls, Pem, Store, parse_endpoints};
-use calico_datastore_etcd::testkit::{
-    EtcdCluster, MemberOptions, ServerTls, TestPki, etcd_or_skip, openssl_available,
-};
+use calico_datastore_etcd::testkit::{EtcdCluster, MemberOptions, ServerTls, TestPki, tls_or_skip};
 use calico_datastore_etcd::{EtcdOptions, EtcdStore};
 use common::*;
 use serde_json::json;
 
 #[test]
 fn ipam_plugin_on_a_tls_member() {
-    if etcd_or_skip("ipam_plugin_on_a_tls_member").is_none() {
-        return;
-    }
-    if !openssl_available() {
-        assert!(
-            std::env::var("CALICO_REQUIRE_ETCD").as_deref() != Ok("1"),
-            "CALICO_REQUIRE_ETCD=1 but the openssl command is missing"
-        );
-        eprintln!("NOTE: ipam_plugin_on_a_tls_member was NOT run: the openssl command is missing");
+    if tls_or_skip("ipam_plugin_on_a_tls_member").is_none() {
         return;
     }
     let pki = TestPki::new("cni").unwrap();

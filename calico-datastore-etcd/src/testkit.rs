@@ -73,6 +73,25 @@ pub fn etcd_binary() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
+/// [`etcd_or_skip`] for tests that also make certificates: `None` after printing that `test`
+/// was NOT run when etcd or the `openssl` command is missing; panics instead when
+/// `CALICO_REQUIRE_ETCD=1` (CI).
+pub fn tls_or_skip(test: &str) -> Option<PathBuf> {
+    let etcd = etcd_or_skip(test)?;
+    if !openssl_available() {
+        assert!(
+            std::env::var("CALICO_REQUIRE_ETCD").as_deref() != Ok("1"),
+            "{test}: CALICO_REQUIRE_ETCD=1 but the openssl command is missing"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTE: {test} was NOT run: the openssl command is missing"
+        );
+        return None;
+    }
+    Some(etcd)
+}
+
 /// The etcd binary, or `None` after printing that `test` was NOT run. Panics instead when
 /// `CALICO_REQUIRE_ETCD=1` (CI), so a missing etcd cannot pass silently.
 pub fn etcd_or_skip(test: &str) -> Option<PathBuf> {
