@@ -577,26 +577,30 @@ impl FileStore {
     /// Expires due leases, if any, in a write transaction of their own (reads and watches
     /// call this so that a lease's keys go when it expires even if nobody writes).
     fn expire_due_leases(&self) -> Result<(), StoreError> {
-        let due = {
-            let txn = self
-                .db
-                .begin_read()
-                .map_err(|e| self.err("starting a read transaction", e))?;
-            match txn.open_table(LEASES) {
-                Ok(leases) => {
-                    let now = now_ms();
-                    self.lease_records(&leases)?
-                        .iter()
-                        .any(|(_, r)| r.expires_ms <= now)
-                }
-                Err(TableError::TableDoesNotExist(_)) => false,
-                Err(e) => return Err(table_err(&self.url, e)),
-            }
-        };
-        if due {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| self.err("starting a read transaction", e))?;
+        if self.leases_due(&txn)? {
+            drop(txn);
             self.write(|_, _, _| Ok(()))?;
         }
         Ok(())
+    }
+
+    /// Whether a lease has expired, as seen by the read transaction `txn`.
+    fn leases_due(&self, txn: &redb::ReadTransaction) -> Result<bool, StoreError> {
+        match txn.open_table(LEASES) {
+            Ok(leases) => {
+                let now = now_ms();
+                Ok(self
+                    .lease_records(&leases)?
+                    .iter()
+                    .any(|(_, r)| r.expires_ms <= now))
+            }
+            Err(TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(e) => Err(table_err(&self.url, e)),
+        }
     }
 
     /// Runs `f` in a write transaction (after expiring due leases) and commits.
@@ -693,11 +697,18 @@ impl Store for FileStore {
 
     fn read(&self, reads: &[ReadOp]) -> Result<ReadResponse, StoreError> {
         check_reads(&self.url, reads, self.max_txn_ops)?;
-        self.expire_due_leases()?;
         self.with_db(|db| {
-            let txn = db
+            let mut txn = db
                 .begin_read()
                 .map_err(|e| self.err("starting a read transaction", e))?;
+            // Expired leases' keys go first (rarely: one read transaction answers both).
+            if self.leases_due(&txn)? {
+                drop(txn);
+                self.write(|_, _, _| Ok(()))?;
+                txn = db
+                    .begin_read()
+                    .map_err(|e| self.err("starting a read transaction", e))?;
+            }
             let tables = Tables {
                 kv: txn.open_table(KV).map_err(|e| table_err(&self.url, e))?,
                 meta: txn.open_table(META).map_err(|e| table_err(&self.url, e))?,
