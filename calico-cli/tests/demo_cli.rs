@@ -135,8 +135,8 @@ fn assert_offline(o: &Output, reason: &str) {
         out.contains(&format!("Live part skipped: {reason}")),
         "{out}"
     );
-    assert!(err.contains("[1/6]") && err.contains("[2/6]"), "{err}");
-    assert!(!err.contains("[3/6]"), "{err}");
+    assert!(err.contains("[1/8]") && err.contains("[2/8]"), "{err}");
+    assert!(!err.contains("[3/8]"), "{err}");
 }
 
 #[test]
@@ -247,9 +247,24 @@ fn live_demo_agrees_and_cleans_up() {
         "{out}"
     );
     assert!(!out.contains("DISAGREE"), "{out}");
-    for s in 1..=6 {
-        assert!(err.contains(&format!("[{s}/6]")), "{err}");
+    for s in 1..=8 {
+        assert!(err.contains(&format!("[{s}/8]")), "{err}");
     }
+    // Every live change converged: a policy applied and deleted, a pod added and deleted, a
+    // route reflector removed and restored.
+    let changes: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Live changes"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(changes.len(), 6, "{out}");
+    assert!(
+        changes.iter().all(|l| l.contains(" converged ")),
+        "{out}"
+    );
+    assert!(out.contains("Calico process is running."), "{out}");
+    assert!(out.contains("Established"), "{out}");
     assert!(
         err.contains("calico-cni") && err.contains("10.244.0.70"),
         "{err}"
@@ -350,6 +365,15 @@ fn keep_leaves_the_cluster_and_the_next_run_sweeps_it() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&tables.stdout).contains("inet calico"));
+    // Its agent (and BIRD) still run inside the namespace.
+    let pids = Command::new("ip")
+        .args(["netns", "pids", &node])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&pids.stdout).trim().is_empty(),
+        "no agent left in {node}"
+    );
     // The next run (its process is gone) removes them.
     let (o, next) = demo(&["--offline"], &[]);
     assert_eq!(o.status.code(), Some(0));

@@ -43,7 +43,10 @@
 
 pub mod dataplane;
 pub mod desired;
+#[cfg(feature = "netlink")]
+pub mod link_monitor;
 pub mod memory;
+pub mod mirrored;
 #[cfg(feature = "netlink")]
 pub mod netlink;
 #[cfg(feature = "netlink")]

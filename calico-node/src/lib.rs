@@ -32,22 +32,34 @@
 //! ```
 #![deny(missing_docs)]
 
+mod agent;
 mod bird_config;
 mod bird_control;
 mod bird_process;
+mod calc;
+mod endpoint_status;
 mod health;
 mod http;
+mod kernel;
 mod metrics;
 mod node_status;
 pub mod protocols;
+pub mod settings;
 mod status_report;
 mod table;
+pub mod view;
 
+pub use agent::{Agent, AgentConfig, AgentError, Logger};
 pub use bird_config::{ConfigError, InstallOutcome, install_config};
 pub use bird_control::{BirdControl, BirdError, Reply, ReplyLine};
 pub use bird_process::{BirdPaths, BirdProcess, ProcessError};
+pub use calc::{CalcOptions, CalcProblem, Calculator, Outputs, Touched};
+pub use endpoint_status::{EndpointStatus, EndpointStatusDir};
 pub use health::{ComponentHealth, Health, HealthReport, HealthSummary};
 pub use http::{HttpError, HttpServer, serve_health, serve_metrics};
+pub use kernel::{KernelError, KernelReport, KernelWriter};
 pub use metrics::Metrics;
 pub use node_status::{NodeStatus, PeerRow};
+pub use settings::{AgentSettings, SettingProblem};
 pub use status_report::{StatusOptions, StatusReporter, go_json_float, status_value};
+pub use view::{View, ViewChange};

@@ -166,7 +166,7 @@ fn open(url: &str) -> Result<Arc<dyn calico_datastore::Store>, ClusterError> {
         .map_err(|e| store_err(url, e))
 }
 
-/// Creates the file store at `dir/ipam.db` with the IPv4 pools and reservations, and claims
+/// Creates the file store at `dir/calico.db` (the datastore of the whole demo) with the IPv4 pools and reservations, and claims
 /// the manifests' IPv4 block affinities for their nodes (so pods get the blocks the manifests
 /// show). Returns the store URL and notes for the user.
 pub(crate) fn prepare_store(
@@ -174,7 +174,7 @@ pub(crate) fn prepare_store(
     dir: &Path,
     nodes: &[String],
 ) -> Result<(String, Vec<String>), ClusterError> {
-    let url = format!("file:{}", dir.join("ipam.db").display());
+    let url = format!("file:{}", dir.join("calico.db").display());
     let store = open(&url)?;
     let mut objects = demo_pools(set);
     objects.extend(
@@ -212,6 +212,62 @@ pub(crate) fn cni_add(
     store_url: &str,
     container_id: &str,
 ) -> Result<IpAddr, ClusterError> {
+    let stdout = cni(
+        cni_dir,
+        "ADD",
+        node_ns,
+        pod_ns,
+        pod,
+        store_url,
+        container_id,
+    )?;
+    let err = |message: String| ClusterError::Cni {
+        pod: pod.label(),
+        node: pod.node.clone(),
+        message,
+    };
+    let result: Value =
+        serde_json::from_str(&stdout).map_err(|e| err(format!("result is not JSON: {e}")))?;
+    result["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["address"].as_str())
+        .filter_map(|a| a.split('/').next())
+        .find_map(|a| a.parse::<IpAddr>().ok())
+        .ok_or_else(|| err(format!("no address in the result: {stdout}")))
+}
+
+/// Runs `calico-cni DEL` for `pod` (its interface and address go).
+pub(crate) fn cni_del(
+    cni_dir: &Path,
+    node_ns: &str,
+    pod_ns: &str,
+    pod: &DemoPod,
+    store_url: &str,
+    container_id: &str,
+) -> Result<(), ClusterError> {
+    cni(
+        cni_dir,
+        "DEL",
+        node_ns,
+        pod_ns,
+        pod,
+        store_url,
+        container_id,
+    )
+    .map(|_| ())
+}
+
+fn cni(
+    cni_dir: &Path,
+    command: &str,
+    node_ns: &str,
+    pod_ns: &str,
+    pod: &DemoPod,
+    store_url: &str,
+    container_id: &str,
+) -> Result<String, ClusterError> {
     let err = |message: String| ClusterError::Cni {
         pod: pod.label(),
         node: pod.node.clone(),
@@ -240,7 +296,7 @@ pub(crate) fn cni_add(
         .arg(cni_dir.join("calico-cni"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CNI_COMMAND", "ADD")
+        .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", container_id)
         .env("CNI_NETNS", &netns_path)
         .env("CNI_IFNAME", "eth0")
@@ -257,24 +313,15 @@ pub(crate) fn cni_add(
     let out = child
         .wait_with_output()
         .map_err(|e| err(format!("cannot wait: {e}")))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         return Err(err(format!(
-            "{} {}",
+            "{command}: {} {}",
             stdout.trim(),
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let result: Value =
-        serde_json::from_str(&stdout).map_err(|e| err(format!("result is not JSON: {e}")))?;
-    result["ips"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["address"].as_str())
-        .filter_map(|a| a.split('/').next())
-        .find_map(|a| a.parse::<IpAddr>().ok())
-        .ok_or_else(|| err(format!("no address in the result: {stdout}")))
+    Ok(stdout)
 }
 
 /// What IPAM holds after the pods were added: one VXLAN tunnel address per node (allocated

@@ -68,9 +68,52 @@ fn registry() -> std::sync::MutexGuard<'static, Vec<Item>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The processes running inside namespace `name`.
+fn pids_in(name: &str) -> Vec<i32> {
+    Command::new("ip")
+        .args(["netns", "pids", name])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Stops every process inside the namespaces `names` (the agents, their BIRDs, anything
+/// started there since): SIGTERM, then SIGKILL after 5 s.
+pub(crate) fn stop_processes_in(names: &[String]) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let signal_all = |sig: Signal| {
+        let mut any = false;
+        for n in names {
+            for pid in pids_in(n) {
+                any = true;
+                let _ = kill(Pid::from_raw(pid), sig);
+            }
+        }
+        any
+    };
+    if !signal_all(Signal::SIGTERM) {
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if names.iter().all(|n| pids_in(n).is_empty()) {
+            return;
+        }
+    }
+    signal_all(Signal::SIGKILL);
+}
+
 fn remove(item: &Item) {
     match item {
         Item::Netns(n) => {
+            stop_processes_in(std::slice::from_ref(n));
             let _ = Command::new("ip").args(["netns", "del", n]).output();
         }
         Item::Dir(d) => {
@@ -96,12 +139,50 @@ pub(crate) fn clean_up_on_signals() {
             // The lock is held until the process exits: nothing new gets registered (and
             // so created) after the removal.
             let reg = registry();
+            stop_processes_in(&netns_of(&reg));
             for item in reg.iter().rev() {
                 remove(item);
             }
             std::process::exit(128 + sig as i32);
         }
     });
+}
+
+fn netns_of(items: &[Item]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Netns(n) => Some(n.clone()),
+            Item::Dir(_) => None,
+        })
+        .collect()
+}
+
+/// Removes every demo namespace and scratch directory (and the processes inside those
+/// namespaces), also those of runs kept with `--keep`; returns how many.
+pub(crate) fn clean_all() -> usize {
+    let mut items = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(calico_dataplane::netns::NETNS_RUN_DIR) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if pid_of(&name).is_some() {
+                items.push(Item::Netns(name));
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if pid_of(&name).is_some() {
+                items.push(Item::Dir(e.path()));
+            }
+        }
+    }
+    stop_processes_in(&netns_of(&items));
+    for i in &items {
+        remove(i);
+    }
+    items.len()
 }
 
 /// Whether process `pid` is alive.
@@ -211,6 +292,7 @@ impl Drop for Lab {
         let mut reg = registry();
         reg.retain(|i| !self.items.contains(i));
         drop(reg);
+        stop_processes_in(&netns_of(&self.items));
         for item in self.items.iter().rev() {
             remove(item);
         }

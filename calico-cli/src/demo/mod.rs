@@ -23,6 +23,8 @@
 //! `CALICO_DEMO_MUTATE=no-policy` (for tests) programs an empty nftables ruleset, so the
 //! kernel allows what the policies deny and the demo must report disagreements.
 
+mod agents;
+mod changes;
 mod cluster;
 mod lab;
 mod matrix;
@@ -33,22 +35,16 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use calico_dataplane::DesiredState;
-use calico_dataplane::desired::from_plan;
-use calico_dataplane::netlink::NetlinkDataplane;
 use calico_dataplane::netns::Netns;
 use calico_dataplane::probe::{self, Probe, Responders};
-use calico_dataplane::reconcile::reconcile;
-use calico_policy::Model;
 use calico_route::Cluster;
-use calico_route::kernel::{PlanOptions, plan_node};
 use clap::{Args, ValueEnum};
 
 use crate::exit::CliError;
 use crate::policy_cmd::{build_model, load_set};
 use matrix::Matrix;
 
-const STEPS: usize = 6;
+const STEPS: usize = 8;
 
 /// Output format of `calico demo`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -75,6 +71,10 @@ pub(crate) struct DemoArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
     output: Format,
+    /// Remove what earlier runs left (also with --keep): namespaces, the processes started
+    /// inside them (agents, BIRDs), scratch directories; then exit.
+    #[arg(long)]
+    clean: bool,
 }
 
 fn step(n: usize, what: &str) {
@@ -87,6 +87,11 @@ fn could_not(e: impl std::fmt::Display) -> CliError {
 
 /// Runs `calico demo`.
 pub(crate) fn run(a: &DemoArgs) -> Result<ExitCode, CliError> {
+    if a.clean {
+        let n = lab::clean_all();
+        eprintln!("calico demo --clean: removed {n} namespace(s) and director(ies)");
+        return Ok(ExitCode::SUCCESS);
+    }
     let started = Instant::now();
     step(
         1,
@@ -138,7 +143,8 @@ pub(crate) fn run(a: &DemoArgs) -> Result<ExitCode, CliError> {
     let result = live(a, set, predicted, &mut lab);
     let kept = if a.keep { lab.keep() } else { Vec::new() };
     drop(lab);
-    let observed = result?;
+    let run = result?;
+    let observed = &run.matrix;
     let (agree, disagree) = observed.agreement();
     let changed = observed
         .cells
@@ -152,25 +158,95 @@ pub(crate) fn run(a: &DemoArgs) -> Result<ExitCode, CliError> {
              calico-cni allocated; the live comparison uses the allocated ones"
         );
     }
+    let converged =
+        run.changes.iter().all(|c| c.converged) && run.phases.iter().all(|p| p.converged);
     match a.output {
-        Format::Text => print!("{}", observed.text(true)),
-        Format::Json => println!("{}", observed.json(None)),
+        Format::Text => {
+            print!("{}", observed.text(true));
+            println!();
+            println!("Phases:");
+            for p in &run.phases {
+                println!(
+                    "  {:<52} {:>3}/{:<3} {:>7.2} s",
+                    p.description, p.agree, p.probes, p.seconds
+                );
+            }
+            println!("Live changes (time from the datastore write):");
+            for c in &run.changes {
+                println!(
+                    "  {:<70} {:<15} {:>6.2} s",
+                    c.description,
+                    if c.converged {
+                        "converged"
+                    } else {
+                        "NOT converged"
+                    },
+                    c.seconds
+                );
+            }
+            if let Some(agent) = run.agents.first() {
+                println!();
+                println!("calico node status ({}):", agent.node);
+                if let Some(ns) = &run.node_status {
+                    print!("{}", ns.to_table());
+                }
+            }
+        }
+        Format::Json => {
+            let mut v = observed.json(None);
+            v["store"] = serde_json::Value::String(run.store.clone());
+            v["nodes"] = run
+                .agents
+                .iter()
+                .map(|n| {
+                    serde_json::json!({"name": n.node, "netns": n.netns, "agent_pid": n.pid,
+                        "agent_command": n.command, "state_dir": n.state_dir,
+                        "bird_socket": n.state_dir.join("bird.ctl")})
+                })
+                .collect();
+            v["pods"] = observed
+                .pods
+                .iter()
+                .zip(&run.pod_ns)
+                .map(|(p, ns)| {
+                    serde_json::json!({"namespace": p.namespace, "name": p.name, "node": p.node,
+                        "netns": ns, "ip": p.ip.map(|i| i.to_string())})
+                })
+                .collect();
+            v["phases"] = run
+                .phases
+                .iter()
+                .map(changes::Outcome::phase_json)
+                .collect();
+            v["changes"] = run
+                .changes
+                .iter()
+                .map(changes::Outcome::change_json)
+                .collect();
+            v["node_status"] = run
+                .node_status
+                .as_ref()
+                .and_then(|n| serde_json::to_value(n).ok())
+                .unwrap_or_default();
+            println!("{v}");
+        }
     }
     if kept.is_empty() {
         eprintln!(
-            "      done in {:.1} s; namespaces, store and listeners removed",
+            "      done in {:.1} s; agents, namespaces, store and listeners removed",
             started.elapsed().as_secs_f64()
         );
     } else {
         eprintln!(
-            "      --keep: left in place (the next `calico demo` also removes them); remove with:"
+            "      --keep: agents, BIRDs and namespaces left running; `calico demo --clean` (or the \
+             next `calico demo`) removes them, or:"
         );
         for k in &kept {
             eprintln!("        {k}");
         }
     }
     debug_assert_eq!(agree + disagree, observed.cells.len());
-    Ok(if disagree == 0 {
+    Ok(if disagree == 0 && converged {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -232,7 +308,7 @@ fn live(
     mut set: calico_model::loader::LoadedSet,
     mut m: Matrix,
     lab: &mut lab::Lab,
-) -> Result<Matrix, CliError> {
+) -> Result<LiveRun, CliError> {
     let nodes = demo_nodes(&set, &m);
     let addresses = cluster::node_addresses(&set, &nodes);
 
@@ -319,80 +395,477 @@ fn live(
     };
     m = Matrix::predict(&model, m.pods).map_err(could_not)?;
 
-    step(
-        5,
-        "programming each node: VXLAN routes (calico-route), nftables (calico-policy)",
-    );
-    let cluster = Cluster::from_resources(resources.iter());
-    let program = model.compile();
-    for (n, ns) in &node_ns {
-        program_node(&cluster, &model, &program, n, ns)?;
-    }
+    step(5, "writing the cluster to the datastore the agents follow");
+    let store = calico_datastore_etcd::open_store(&url)
+        .map(std::sync::Arc::from)
+        .map_err(could_not)?;
+    let written = agents::write_cluster(&store, &url, &resources, &set).map_err(could_not)?;
+    eprintln!("      {written} resource(s) in {url}");
 
+    let bgp = Command::new("bird").arg("--version").output().is_ok();
     step(
         6,
-        &format!("probing {} flows with real packets", m.cells.len()),
+        &format!(
+            "starting one agent per node inside its namespace (calico node run{})",
+            if bgp {
+                ", with BIRD"
+            } else {
+                " --no-bgp: BIRD is not installed"
+            }
+        ),
     );
-    observe(&mut m, &pod_ns)?;
-    Ok(m)
+    let calico = std::env::current_exe().map_err(could_not)?;
+    let mut agents_run = Vec::new();
+    let started = Instant::now();
+    for (n, ns) in &node_ns {
+        let a = agents::start_agent(&calico, ns, n, &url, &lab.dir, bgp).map_err(could_not)?;
+        eprintln!("      {n}: pid {}, log {}", a.pid, a.log.display());
+        agents_run.push(a);
+    }
+    let mut run = LiveRun {
+        matrix: m,
+        phases: Vec::new(),
+        changes: Vec::new(),
+        agents: agents_run,
+        pod_ns: pod_ns.clone(),
+        store: url.clone(),
+        node_status: None,
+    };
+    let mutate = std::env::var("CALICO_DEMO_MUTATE").as_deref() == Ok("no-policy");
+    if mutate {
+        // For tests that the comparison can fail: once the agents have programmed the
+        // nodes, they are stopped and the policy is removed from the kernel.
+        std::thread::sleep(Duration::from_secs(3));
+        for a in &run.agents {
+            lab::stop_processes_in(std::slice::from_ref(&a.netns));
+        }
+        for ns in node_ns.values() {
+            let _ = lab::run(&["ip", "netns", "exec", ns, "nft", "flush", "table", "inet", "calico"]);
+        }
+    }
+
+    step(
+        7,
+        &format!(
+            "probing {} flows with real packets until they match the prediction",
+            run.matrix.cells.len()
+        ),
+    );
+    let first = changes::probe_until_agree(
+        "agents programmed the cluster",
+        &mut run.matrix,
+        &run.pod_ns,
+        started,
+        Duration::from_secs(if mutate { 3 } else { 30 }),
+        None,
+        &mut || true,
+    )?;
+    eprintln!(
+        "      {} of {} probes agree after {:.2} s",
+        first.agree, first.probes, first.seconds
+    );
+    let initial = run.matrix.clone();
+    run.phases.push(first);
+    if mutate {
+        return Ok(run);
+    }
+    let sockets: BTreeMap<String, PathBuf> = run
+        .agents
+        .iter()
+        .map(|a| (a.node.clone(), a.state_dir.join("bird.ctl")))
+        .collect();
+    let internal: BTreeSet<String> = addresses
+        .values()
+        .filter_map(|a| a.split('/').next().map(str::to_owned))
+        .collect();
+    let mut live_resources = resources.clone();
+    let affinities: Vec<calico_route::input::Affinity> =
+        Cluster::from_resources(resources.iter()).affinities;
+    if bgp {
+        let planned = changes::planned_sessions(&live_resources, &affinities, &nodes);
+        let t = Instant::now();
+        let ok = wait_for(Duration::from_secs(30), || {
+            changes::sessions_match(&planned, &sockets, &internal)
+        });
+        let n: usize = planned.values().map(BTreeSet::len).sum();
+        eprintln!(
+            "      BGP: {n} planned session(s) {} after {:.2} s",
+            if ok { "up" } else { "NOT all up" },
+            t.elapsed().as_secs_f64()
+        );
+        run.phases.push(changes::Outcome {
+            description: "BGP sessions as planned".to_owned(),
+            probes: n,
+            agree: if ok { n } else { 0 },
+            converged: ok,
+            seconds: t.elapsed().as_secs_f64(),
+        });
+    }
+
+    step(
+        8,
+        "changing the cluster live through the datastore, timing each change",
+    );
+    let ctx = LiveCtx {
+        path: a.path.display().to_string(),
+        store: &store,
+        url: &url,
+        cni_dir: &cni_dir,
+        node_ns: &node_ns,
+        sockets: &sockets,
+        internal: &internal,
+        affinities: &affinities,
+        nodes: &nodes,
+    };
+    live_changes(&ctx, &mut set, &mut live_resources, &mut run, lab)?;
+    if let Some(a) = run.agents.first() {
+        run.node_status = Some(node_status_of(&a.state_dir));
+    }
+    run.matrix = initial;
+    Ok(run)
 }
 
-fn program_node(
-    cluster: &Cluster,
-    model: &Model,
-    program: &calico_policy::Program,
-    node: &str,
-    ns: &str,
-) -> Result<(), CliError> {
-    let opts = PlanOptions {
-        parent_iface: "eth0".to_owned(),
-        host_mtu: 1500,
+/// What the live part produced.
+pub(crate) struct LiveRun {
+    /// The matrix observed once the agents had programmed the cluster.
+    pub(crate) matrix: Matrix,
+    /// Phases (start-up).
+    pub(crate) phases: Vec<changes::Outcome>,
+    /// Live changes.
+    pub(crate) changes: Vec<changes::Outcome>,
+    /// The agents.
+    pub(crate) agents: Vec<agents::AgentProc>,
+    /// Pod namespaces, in `matrix.pods` order.
+    pub(crate) pod_ns: Vec<String>,
+    /// The store URL.
+    pub(crate) store: String,
+    /// `calico node status` of the first node.
+    pub(crate) node_status: Option<calico_node::NodeStatus>,
+}
+
+struct LiveCtx<'a> {
+    path: String,
+    store: &'a std::sync::Arc<dyn calico_datastore::Store>,
+    url: &'a str,
+    cni_dir: &'a std::path::Path,
+    node_ns: &'a BTreeMap<String, String>,
+    sockets: &'a BTreeMap<String, PathBuf>,
+    internal: &'a BTreeSet<String>,
+    affinities: &'a [calico_route::input::Affinity],
+    nodes: &'a [String],
+}
+
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if t.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn node_status_of(state_dir: &std::path::Path) -> calico_node::NodeStatus {
+    let rows =
+        calico_node::BirdControl::connect(&state_dir.join("bird.ctl"), Duration::from_secs(2))
+            .and_then(|mut c| c.command("show protocols"))
+            .map(|r| calico_node::protocols::parse_show_protocols(&r.text()))
+            .unwrap_or_default();
+    let running = std::fs::read_to_string(state_dir.join("calico-node.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+    calico_node::NodeStatus::from_protocols(running, &rows)
+}
+
+/// The predicted matrix of `set` for `pods`.
+fn predict(
+    ctx: &LiveCtx<'_>,
+    set: &calico_model::loader::LoadedSet,
+    pods: Vec<matrix::DemoPod>,
+) -> Result<Matrix, CliError> {
+    let model = match build_model(set, &ctx.path)? {
+        Ok(m) => m,
+        Err(_) => return Err(could_not("the changed manifests do not validate (a bug)")),
     };
-    let kplan = plan_node(cluster, node, &opts).map_err(could_not)?;
-    let felix = cluster.felix_for(node);
-    let mut desired: DesiredState =
-        from_plan(&kplan, &felix.interface_prefix).map_err(could_not)?;
-    let render = calico_policy::nft::RenderOptions {
-        vxlan_port: u16::try_from(felix.vxlan_port).ok().or(Some(4789)),
-        ..Default::default()
-    };
-    desired.nft = Some(calico_policy::nft::build_ruleset(
-        model, program, node, &render,
-    ));
-    if std::env::var("CALICO_DEMO_MUTATE").as_deref() == Ok("no-policy") {
-        // For tests that the comparison can fail: no policy in the kernel at all.
-        desired.nft = Some(calico_policy::nft::Ruleset::default());
+    Matrix::predict(&model, pods).map_err(could_not)
+}
+
+fn demo_object(
+    resource: calico_model::resources::Resource,
+    i: usize,
+) -> calico_model::loader::LoadedObject {
+    calico_model::loader::LoadedObject {
+        origin: calico_model::diagnostic::Origin {
+            file: "(calico demo, live change)".to_owned(),
+            doc_index: i,
+            item_index: None,
+        },
+        resource,
     }
-    let mut dp = NetlinkDataplane::named(ns).map_err(could_not)?;
-    let report = reconcile(&mut dp, &desired).map_err(could_not)?;
-    let mut problems: Vec<String> = Vec::new();
-    problems.extend(
-        report
-            .unsupported_devices
-            .iter()
-            .map(|d| format!("{d}: device type missing")),
-    );
-    problems.extend(report.skipped.iter().map(|o| format!("skipped: {o}")));
-    problems.extend(
-        report
-            .failed
-            .iter()
-            .map(|(o, e)| format!("failed: {o}: {e}")),
-    );
-    if let Some(e) = &report.nft_error {
-        problems.push(format!("nftables: {e}"));
-    }
-    if !problems.is_empty() {
-        return Err(CliError::with_details(
-            format!("demo: cannot program {node}"),
-            problems,
-        ));
-    }
+}
+
+/// The store's current revision (that of the write just made).
+fn revision(ctx: &LiveCtx<'_>) -> Result<i64, CliError> {
+    let r = ctx.store.revision().map_err(could_not)?;
+    Ok(i64::try_from(r).unwrap_or(i64::MAX))
+}
+
+fn record(run: &mut LiveRun, o: changes::Outcome) {
     eprintln!(
-        "      {node}: {} change(s), {} route(s), nftables table programmed",
-        report.applied.len(),
-        desired.routes.len()
+        "      {}: {} in {:.2} s ({} of {} probes agree)",
+        o.description,
+        if o.converged {
+            "converged"
+        } else {
+            "DID NOT converge"
+        },
+        o.seconds,
+        o.agree,
+        o.probes
     );
+    run.changes.push(o);
+}
+
+fn live_changes(
+    ctx: &LiveCtx<'_>,
+    set: &mut calico_model::loader::LoadedSet,
+    resources: &mut [calico_model::resources::Resource],
+    run: &mut LiveRun,
+    lab: &mut lab::Lab,
+) -> Result<(), CliError> {
+    use calico_model::resources::{Kind, Resource};
+    let limit = Duration::from_secs(10);
+
+    // 1. A policy that isolates the pod most others reach.
+    let mut incoming = vec![0usize; run.matrix.pods.len()];
+    for c in run.matrix.cells.iter().filter(|c| c.predicted) {
+        incoming[c.to] += 1;
+    }
+    let target = (0..incoming.len())
+        .max_by_key(|&i| incoming[i])
+        .unwrap_or(0);
+    let tp = run.matrix.pods[target].clone();
+    let tier = set
+        .resources()
+        .filter_map(|r| match r {
+            Resource::Tier(t) => Some((t.spec.order.unwrap_or(f64::MAX), t.metadata.name.clone())),
+            _ => None,
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n)
+        .unwrap_or_else(|| "default".to_owned());
+    let name = if tier == "default" {
+        "demo-isolate".to_owned()
+    } else {
+        format!("{tier}.demo-isolate")
+    };
+    let policy = Resource::from_value(
+        Kind::GlobalNetworkPolicy,
+        serde_json::json!({
+            "apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy",
+            "metadata": {"name": name},
+            "spec": {"tier": tier, "order": 0,
+                     "selector": format!("projectcalico.org/namespace == '{}' && projectcalico.org/orchestrator == 'k8s'", tp.namespace),
+                     "types": ["Ingress"], "ingress": [{"action": "Deny"}]}
+        }),
+    )
+    .map_err(could_not)?;
+    set.objects.push(demo_object(policy.clone(), 0));
+    let mut m = predict(ctx, set, run.matrix.pods.clone())?;
+    let netns: Vec<String> = run.agents.iter().map(|a| a.netns.clone()).collect();
+    let t = Instant::now();
+    agents::put(ctx.store, ctx.url, &policy).map_err(could_not)?;
+    let applied = changes::wait_applied(&netns, revision(ctx)?, t, limit);
+    let what = format!(
+        "apply GlobalNetworkPolicy {name} (deny ingress to namespace {})",
+        tp.namespace
+    );
+    let o =
+        changes::probe_until_agree(&what, &mut m, &run.pod_ns, t, limit, applied, &mut || true)?;
+    record(run, o);
+
+    // 2. Delete it again.
+    set.objects.retain(|o| o.resource != policy);
+    let mut m = predict(ctx, set, run.matrix.pods.clone())?;
+    let t = Instant::now();
+    agents::delete(ctx.store, ctx.url, &policy).map_err(could_not)?;
+    let applied = changes::wait_applied(&netns, revision(ctx)?, t, limit);
+    let o = changes::probe_until_agree(
+        &format!("delete GlobalNetworkPolicy {name}"),
+        &mut m,
+        &run.pod_ns,
+        t,
+        limit,
+        applied,
+        &mut || true,
+    )?;
+    record(run, o);
+
+    // 3. Add a pod: a copy of the first pod, through the API (Pod), the CNI plugin and the
+    //    kubelet's status update.
+    let src = run.matrix.pods[0].clone();
+    let Some(src_pod) = set.resources().find_map(|r| match r {
+        Resource::Pod(p)
+            if p.metadata.name == src.name
+                && p.metadata.namespace.as_deref() == Some(src.namespace.as_str()) =>
+        {
+            Some(p.clone())
+        }
+        _ => None,
+    }) else {
+        return Err(could_not("the first demo pod has no Pod resource (a bug)"));
+    };
+    let mut pod = src_pod.clone();
+    pod.metadata.name = format!("{}-live", src.name);
+    pod.status.pod_ip = String::new();
+    pod.status.pod_ips.clear();
+    let mut dp = src.clone();
+    dp.name = pod.metadata.name.clone();
+    dp.declared_ip = None;
+    dp.ip = None;
+    let pod_netns = lab
+        .netns(&format!("pod{}", run.pod_ns.len() + 1))
+        .map_err(could_not)?;
+    let node_netns = ctx.node_ns.get(&dp.node).cloned().unwrap_or_default();
+    agents::put(ctx.store, ctx.url, &Resource::Pod(pod.clone())).map_err(could_not)?;
+    let ip = cluster::cni_add(
+        ctx.cni_dir,
+        &node_netns,
+        &pod_netns,
+        &dp,
+        ctx.url,
+        "demo-live",
+    )
+    .map_err(could_not)?;
+    dp.ip = Some(ip);
+    pod.status.pod_ip = ip.to_string();
+    pod.status.pod_ips = vec![calico_model::resources::k8s::PodIp { ip: ip.to_string() }];
+    set.objects.push(demo_object(Resource::Pod(pod.clone()), 1));
+    let mut pods = run.matrix.pods.clone();
+    pods.push(dp.clone());
+    run.pod_ns.push(pod_netns.clone());
+    let mut m = predict(ctx, set, pods)?;
+    let t = Instant::now();
+    agents::put(ctx.store, ctx.url, &Resource::Pod(pod.clone())).map_err(could_not)?;
+    let applied = changes::wait_applied(&netns, revision(ctx)?, t, limit);
+    let o = changes::probe_until_agree(
+        &format!("add pod {}/{} on {} ({ip})", dp.namespace, dp.name, dp.node),
+        &mut m,
+        &run.pod_ns,
+        t,
+        limit,
+        applied,
+        &mut || true,
+    )?;
+    record(run, o);
+
+    // 4. Delete it: the CNI plugin's DEL, then the Pod.
+    let iface = calico_dataplane::workload::host_interface_name("cali", &dp.namespace, &dp.name);
+    let status_file = run
+        .agents
+        .iter()
+        .find(|a| a.node == dp.node)
+        .map(|a| a.state_dir.join("endpoint-status").join(&iface));
+    cluster::cni_del(
+        ctx.cni_dir,
+        &node_netns,
+        &pod_netns,
+        &dp,
+        ctx.url,
+        "demo-live",
+    )
+    .map_err(could_not)?;
+    set.objects
+        .retain(|o| o.resource != Resource::Pod(pod.clone()));
+    run.pod_ns.pop();
+    let mut m = predict(ctx, set, run.matrix.pods.clone())?;
+    let t = Instant::now();
+    agents::delete(ctx.store, ctx.url, &Resource::Pod(pod.clone())).map_err(could_not)?;
+    let applied = changes::wait_applied(&netns, revision(ctx)?, t, limit);
+    let o = changes::probe_until_agree(
+        &format!("delete pod {}/{}", dp.namespace, dp.name),
+        &mut m,
+        &run.pod_ns,
+        t,
+        limit,
+        applied,
+        &mut || status_file.as_ref().is_none_or(|f| !f.exists()),
+    )?;
+    record(run, o);
+
+    // 5. Remove a route reflector and restore it.
+    if run
+        .agents
+        .iter()
+        .all(|a| a.state_dir.join("bird.ctl").exists())
+    {
+        let rr = resources.iter().find_map(|r| match r {
+            Resource::Node(n)
+                if n.spec
+                    .bgp
+                    .as_ref()
+                    .is_some_and(|b| !b.route_reflector_cluster_id.is_empty())
+                    && ctx.nodes.contains(&n.metadata.name) =>
+            {
+                Some(n.clone())
+            }
+            _ => None,
+        });
+        if let Some(node) = rr {
+            let mut plain = node.clone();
+            if let Some(b) = plain.spec.bgp.as_mut() {
+                b.route_reflector_cluster_id = String::new();
+            }
+            for (desc, new) in [
+                (
+                    format!(
+                        "remove route reflector {} (clear routeReflectorClusterID)",
+                        node.metadata.name
+                    ),
+                    plain,
+                ),
+                (
+                    format!("restore route reflector {}", node.metadata.name),
+                    node.clone(),
+                ),
+            ] {
+                for r in resources.iter_mut() {
+                    if matches!(r, Resource::Node(n) if n.metadata.name == new.metadata.name) {
+                        *r = Resource::Node(new.clone());
+                    }
+                }
+                let planned = changes::planned_sessions(resources, ctx.affinities, ctx.nodes);
+                let t = Instant::now();
+                agents::put(ctx.store, ctx.url, &Resource::Node(new.clone())).map_err(could_not)?;
+                let dirs: BTreeMap<String, PathBuf> = run
+                    .agents
+                    .iter()
+                    .map(|a| (a.node.clone(), a.state_dir.clone()))
+                    .collect();
+                let ok = wait_for(limit, || {
+                    changes::bird_configs_match(resources, ctx.affinities, &dirs)
+                        && changes::sessions_match(&planned, ctx.sockets, ctx.internal)
+                });
+                let n: usize = planned.values().map(BTreeSet::len).sum();
+                record(
+                    run,
+                    changes::Outcome {
+                        description: desc,
+                        probes: n,
+                        agree: if ok { n } else { 0 },
+                        converged: ok,
+                        seconds: t.elapsed().as_secs_f64(),
+                    },
+                );
+            }
+        } else {
+            eprintln!("      no node of the example is a route reflector; that change is skipped");
+        }
+    }
     Ok(())
 }
 

@@ -1,0 +1,447 @@
+//! Calculation: from the view of the datastore to what this node's kernel and BIRD should
+//! hold. Policy goes through calico-policy's incremental compiler (one resource change at a
+//! time); routes, tunnel devices, neighbours and FDB come from calico-route's per-node plan;
+//! BIRD's configuration from calico-route's renderer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use calico_dataplane::DesiredState;
+use calico_dataplane::desired::from_plan;
+use calico_model::loader::{LoadedObject, LoadedSet};
+use calico_model::resources::Kind;
+use calico_policy::incremental::{Change, Compiler, ObjectKey, UpdateError};
+use calico_policy::nft::{RenderOptions, Ruleset, build_ruleset};
+use calico_policy::{BuildError, Model};
+use calico_route::Family;
+use calico_route::kernel::{PlanOptions, plan_node};
+
+use crate::endpoint_status::EndpointStatus;
+use crate::view::{View, ViewChange};
+
+/// Something the calculation could not use (the rest goes on without it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CalcProblem {
+    /// A resource fails validation, alone or with the others; it is left out.
+    #[error("{key}: left out: {message}")]
+    Invalid {
+        /// The object.
+        key: String,
+        /// The first error.
+        message: String,
+    },
+    /// The node's routes could not be planned.
+    #[error("routes of {node}: {message}")]
+    Routes {
+        /// This node.
+        node: String,
+        /// Why.
+        message: String,
+    },
+    /// BIRD's configuration could not be rendered.
+    #[error("BIRD configuration of {node}: {message}")]
+    Bird {
+        /// This node.
+        node: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// What a batch of changes touched, so that only those outputs are recomputed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Policy inputs (anything the compiler reads).
+    pub policy: bool,
+    /// Routing inputs (Nodes, pools, affinities, BGP resources, endpoints, Felix settings).
+    pub routes: bool,
+    /// BGP inputs (what BIRD's configuration is rendered from).
+    pub bgp: bool,
+}
+
+impl Touched {
+    /// Everything.
+    pub fn all() -> Touched {
+        Touched {
+            policy: true,
+            routes: true,
+            bgp: true,
+        }
+    }
+
+    /// What a change of a resource of `kind` touches.
+    pub fn of_kind(kind: Kind) -> Touched {
+        let bgp = matches!(
+            kind,
+            Kind::Node
+                | Kind::BgpConfiguration
+                | Kind::BgpPeer
+                | Kind::BgpFilter
+                | Kind::IpPool
+                | Kind::FelixConfiguration
+        );
+        let routes = bgp
+            || matches!(
+                kind,
+                Kind::Pod | Kind::WorkloadEndpoint | Kind::HostEndpoint | Kind::IpReservation
+            );
+        Touched {
+            policy: true,
+            routes,
+            bgp,
+        }
+    }
+
+    fn merge(&mut self, other: Touched) {
+        self.policy |= other.policy;
+        self.routes |= other.routes;
+        self.bgp |= other.bgp;
+    }
+}
+
+/// Per-node outputs of the calculation.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// The nftables table.
+    pub ruleset: Option<Ruleset>,
+    /// Devices, routes, neighbours, FDB and sysctls (`None` when route programming is off).
+    pub routes: Option<DesiredState>,
+    /// BIRD's configuration (IPv4 and IPv6 protocols in one file), when BGP is on.
+    pub bird: Option<String>,
+    /// This node's workload endpoints with a program, by host-side interface.
+    pub workloads: BTreeMap<String, EndpointStatus>,
+}
+
+/// Settings of the calculation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalcOptions {
+    /// This node's name.
+    pub node: String,
+    /// The interface holding the node's address (VXLAN's parent).
+    pub parent_iface: String,
+    /// Its MTU.
+    pub host_mtu: u32,
+    /// Whether routes are programmed.
+    pub routes: bool,
+    /// Whether BIRD's configuration is rendered.
+    pub bgp: bool,
+}
+
+/// The calculation's state between batches.
+#[derive(Debug)]
+pub struct Calculator {
+    options: CalcOptions,
+    compiler: Option<Compiler>,
+    outputs: Outputs,
+    pending: Touched,
+    problems: Vec<CalcProblem>,
+}
+
+fn object_key(o: &LoadedObject) -> ObjectKey {
+    ObjectKey::of(&o.resource)
+}
+
+/// Builds a compiler from `set`, leaving out objects the build names in errors (repeatedly,
+/// since removing one object can reveal another's error).
+fn lenient_compiler(mut set: LoadedSet, problems: &mut Vec<CalcProblem>) -> Option<Compiler> {
+    for _ in 0..8 {
+        match Compiler::new(&set) {
+            Ok(c) => return Some(c),
+            Err(BuildError::Invalid { errors, .. }) => {
+                let bad: BTreeSet<String> = errors.iter().map(|d| d.problem.file.clone()).collect();
+                let before = set.objects.len();
+                set.objects.retain(|o| !bad.contains(&o.origin.file));
+                for d in &errors {
+                    problems.push(CalcProblem::Invalid {
+                        key: d.problem.file.clone(),
+                        message: d.problem.to_string(),
+                    });
+                }
+                if set.objects.len() == before {
+                    break;
+                }
+            }
+            Err(e) => {
+                problems.push(CalcProblem::Invalid {
+                    key: "datastore".to_owned(),
+                    message: e.to_string(),
+                });
+                break;
+            }
+        }
+    }
+    None
+}
+
+impl Calculator {
+    /// A calculator with nothing computed yet.
+    pub fn new(options: CalcOptions) -> Calculator {
+        Calculator {
+            options,
+            compiler: None,
+            outputs: Outputs::default(),
+            pending: Touched::all(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn options(&self) -> &CalcOptions {
+        &self.options
+    }
+
+    /// The last outputs.
+    pub fn outputs(&self) -> &Outputs {
+        &self.outputs
+    }
+
+    /// The policy model, once built.
+    pub fn model(&self) -> Option<&Model> {
+        self.compiler.as_ref().map(Compiler::model)
+    }
+
+    /// Problems found since the last call (and forgets them).
+    pub fn take_problems(&mut self) -> Vec<CalcProblem> {
+        std::mem::take(&mut self.problems)
+    }
+
+    /// Takes in one change of the view (applied to the compiler at once when it exists;
+    /// before the first [`Calculator::compute`] the view is read whole).
+    pub fn change(&mut self, change: &ViewChange) {
+        match change {
+            ViewChange::Object { old, new } => {
+                let kind = new
+                    .as_ref()
+                    .or(old.as_ref())
+                    .map(|o| o.resource.kind())
+                    .unwrap_or(Kind::Node);
+                self.pending.merge(Touched::of_kind(kind));
+                let Some(compiler) = self.compiler.as_mut() else {
+                    return;
+                };
+                let result = match (old, new) {
+                    (_, Some(n)) => compiler.apply(Change::Upsert(n.clone())),
+                    (Some(o), None) => compiler.apply(Change::Delete(object_key(o))),
+                    (None, None) => return,
+                };
+                match result {
+                    Ok(_) => {}
+                    // Deleting what was left out because it was invalid.
+                    Err(UpdateError::NotFound(_)) => {}
+                    Err(UpdateError::Invalid { key, errors }) => {
+                        self.problems.push(CalcProblem::Invalid {
+                            key: new
+                                .as_ref()
+                                .map(|n| n.origin.file.clone())
+                                .unwrap_or_else(|| key.to_string()),
+                            message: errors
+                                .first()
+                                .map(|d| d.problem.to_string())
+                                .unwrap_or_default(),
+                        });
+                        // The old version stays out too: the store no longer holds it.
+                        if let Some(o) = old {
+                            let _ = compiler.apply(Change::Delete(object_key(o)));
+                        }
+                    }
+                }
+            }
+            ViewChange::Affinity => self.pending.merge(Touched {
+                policy: false,
+                routes: true,
+                bgp: true,
+            }),
+            _ => {}
+        }
+    }
+
+    /// Whether changes are waiting for [`Calculator::compute`].
+    pub fn dirty(&self) -> bool {
+        self.pending != Touched::default()
+    }
+
+    /// Recomputes what the pending changes touched; returns what was recomputed.
+    pub fn compute(&mut self, view: &View) -> Touched {
+        let touched = std::mem::take(&mut self.pending);
+        if self.compiler.is_none() {
+            self.compiler = lenient_compiler(view.loaded_set(), &mut self.problems);
+        }
+        let node = self.options.node.clone();
+        let cluster = (touched.routes || touched.bgp || touched.policy).then(|| view.cluster());
+        if touched.policy
+            && let (Some(compiler), Some(cluster)) = (&self.compiler, &cluster)
+        {
+            let felix = cluster.felix_for(&node);
+            let opts = RenderOptions {
+                vxlan_port: u16::try_from(felix.vxlan_port).ok().or(Some(4789)),
+                ..RenderOptions::default()
+            };
+            let rs = build_ruleset(compiler.model(), compiler.program(), &node, &opts);
+            let endpoints = compiler.model().endpoints();
+            self.outputs.workloads = calico_policy::nft::node_endpoints(compiler.model(), &node)
+                .workloads
+                .into_iter()
+                .filter_map(|(i, iface)| {
+                    let e = endpoints.get(i)?;
+                    let workload = match &e.namespace {
+                        Some(ns) => format!("{ns}/{}", e.name),
+                        None => e.name.clone(),
+                    };
+                    let status = EndpointStatus {
+                        iface: iface.clone(),
+                        workload,
+                        addresses: e.addrs.clone(),
+                    };
+                    Some((iface, status))
+                })
+                .collect();
+            self.outputs.ruleset = Some(rs);
+        }
+        if touched.routes
+            && self.options.routes
+            && let Some(cluster) = &cluster
+        {
+            let opts = PlanOptions {
+                parent_iface: self.options.parent_iface.clone(),
+                host_mtu: self.options.host_mtu,
+            };
+            let felix = cluster.felix_for(&node);
+            match plan_node(cluster, &node, &opts)
+                .map_err(|e| e.to_string())
+                .and_then(|plan| {
+                    from_plan(&plan, &felix.interface_prefix).map_err(|e| e.to_string())
+                }) {
+                Ok(d) => self.outputs.routes = Some(d),
+                Err(message) => self.problems.push(CalcProblem::Routes {
+                    node: node.clone(),
+                    message,
+                }),
+            }
+        }
+        if touched.bgp
+            && self.options.bgp
+            && let Some(cluster) = &cluster
+        {
+            match render_bird(cluster, &node) {
+                Ok(text) => self.outputs.bird = Some(text),
+                Err(message) => self.problems.push(CalcProblem::Bird {
+                    node: node.clone(),
+                    message,
+                }),
+            }
+        }
+        touched
+    }
+}
+
+/// BIRD's configuration for `node`: the IPv4 rendering, plus the IPv6 rendering's when the
+/// node has an IPv6 address. Calico ran two daemons (BIRD and BIRD6); our one BIRD 2 holds
+/// both, so the IPv6 half's own definitions (functions, filters, templates, the kernel,
+/// direct and static protocols) get a `_v6` suffix, and what BIRD allows only once
+/// (`router id`, `protocol device`) comes from the IPv4 half.
+fn render_bird(cluster: &calico_route::Cluster, node: &str) -> Result<String, String> {
+    let v4 = calico_route::bird::render(cluster, node, Family::V4).map_err(|e| e.to_string())?;
+    if cluster.node(node).is_none_or(|n| n.ipv6.is_none()) {
+        return Ok(v4.text);
+    }
+    let v6 = calico_route::bird::render(cluster, node, Family::V6).map_err(|e| e.to_string())?;
+    Ok(merge_families(&v4.text, &v6.text))
+}
+
+/// The name a top-level definition line defines (`function f()`, `filter f`,
+/// `template bgp t`, `protocol kernel k {`), or `None`.
+fn defined_name(line: &str) -> Option<&str> {
+    let mut words = line.split_whitespace();
+    let name = match words.next()? {
+        "function" | "filter" => words.next()?,
+        "template" | "protocol" => {
+            words.next()?;
+            words.next()?
+        }
+        _ => return None,
+    };
+    let end = name.find(['(', '{', ';']).unwrap_or(name.len());
+    let name = &name[..end];
+    (!name.is_empty() && name != "from").then_some(name)
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Replaces whole-word occurrences of `name` in `text` by `name_v6`.
+fn rename_word(text: &str, name: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find(name) {
+        let at = i + pos;
+        let end = at + name.len();
+        let before = at.checked_sub(1).map(|j| bytes[j]);
+        let after = bytes.get(end).copied();
+        out.push_str(&text[i..end]);
+        if !before.is_some_and(is_word_byte) && !after.is_some_and(is_word_byte) {
+            out.push_str("_v6");
+        }
+        i = end;
+    }
+    out.push_str(&text[i..]);
+    out
+}
+
+/// One BIRD 2 configuration from an IPv4 and an IPv6 rendering (see [`render_bird`]).
+pub fn merge_families(v4: &str, v6: &str) -> String {
+    let v4_names: BTreeSet<&str> = v4.lines().filter_map(defined_name).collect();
+    // Drop the IPv6 half's router id and device protocol.
+    let mut kept = String::with_capacity(v6.len());
+    let mut skipping = false;
+    for line in v6.lines() {
+        if skipping {
+            if line.trim_start().starts_with('}') {
+                skipping = false;
+            }
+            continue;
+        }
+        if line.starts_with("router id") {
+            continue;
+        }
+        if line.starts_with("protocol device") {
+            skipping = !line.contains('}');
+            continue;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    let clashing: BTreeSet<&str> = v6
+        .lines()
+        .filter_map(defined_name)
+        .filter(|n| v4_names.contains(n))
+        .collect();
+    let mut text = kept;
+    for name in clashing {
+        text = rename_word(&text, name);
+    }
+    format!("{v4}\n{text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_definitions_are_renamed_and_singletons_dropped() {
+        let v4 = "router id 1.2.3.4;\nfunction f()\n{\n}\nprotocol device {\n  scan time 2;\n}\n\
+                  template bgp bgp_template {\n}\nprotocol bgp Mesh_10_0_0_2 from bgp_template {\n}\n";
+        let v6 = "router id 1.2.3.4;\nfunction f()\n{\n}\nfunction f2() { f(); ff(); }\n\
+                  protocol device {\n  scan time 2;\n}\ntemplate bgp bgp_template {\n}\n\
+                  protocol bgp Mesh_fd00__2 from bgp_template {\n}\n";
+        let merged = merge_families(v4, v6);
+        assert_eq!(merged.matches("router id").count(), 1);
+        assert_eq!(merged.matches("protocol device").count(), 1);
+        assert!(merged.contains("function f_v6()"));
+        assert!(merged.contains("function f2() { f_v6(); ff(); }"));
+        assert!(merged.contains("template bgp bgp_template_v6 {"));
+        assert!(merged.contains("protocol bgp Mesh_fd00__2 from bgp_template_v6 {"));
+        assert!(merged.contains("protocol bgp Mesh_10_0_0_2 from bgp_template {"));
+    }
+}
