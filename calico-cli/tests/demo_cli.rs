@@ -259,10 +259,7 @@ fn live_demo_agrees_and_cleans_up() {
         .take_while(|l| l.starts_with("  "))
         .collect();
     assert_eq!(changes.len(), 6, "{out}");
-    assert!(
-        changes.iter().all(|l| l.contains(" converged ")),
-        "{out}"
-    );
+    assert!(changes.iter().all(|l| l.contains(" converged ")), "{out}");
     assert!(out.contains("Calico process is running."), "{out}");
     assert!(out.contains("Established"), "{out}");
     assert!(

@@ -2,8 +2,18 @@
 //!
 //! Calico runs three things on every node: Felix (follows the datastore, programs the
 //! kernel, reports status), confd (renders BIRD's configuration and makes BIRD reload it)
-//! and BIRD (the BGP daemon). This crate is growing into one agent doing Felix's and
-//! confd's jobs and supervising BIRD. It holds so far:
+//! and BIRD (the BGP daemon). This crate is one agent doing Felix's and confd's jobs and
+//! supervising BIRD:
+//!
+//! * [`Agent`] — the running agent ([`AgentConfig`]; `calico node run` is a thin wrapper):
+//!   follows the datastore with a syncer, feeds each change to the [`Calculator`] (the
+//!   incremental policy compiler, calico-route's per-node plan and BIRD configuration), and
+//!   programs the kernel with a [`KernelWriter`] (deltas; a sweeping first apply; drift
+//!   repaired on the refresh timers). Its behaviour, limits and the FelixConfiguration
+//!   settings it honours ([`AgentSettings`]) are described on those types.
+//! * [`View`] — the datastore as the agent sees it (resources decoded as Calico's tools
+//!   decode them, block affinities).
+//! * [`EndpointStatusDir`] — endpoint status files for the CNI plugin to wait on.
 //!
 //! * [`BirdControl`] — a client of BIRD's control socket (the protocol `birdc` speaks):
 //!   numbered reply lines, continuation lines, error codes as typed errors.

@@ -440,7 +440,9 @@ fn live(
             lab::stop_processes_in(std::slice::from_ref(&a.netns));
         }
         for ns in node_ns.values() {
-            let _ = lab::run(&["ip", "netns", "exec", ns, "nft", "flush", "table", "inet", "calico"]);
+            let _ = lab::run(&[
+                "ip", "netns", "exec", ns, "nft", "flush", "table", "inet", "calico",
+            ]);
         }
     }
 
