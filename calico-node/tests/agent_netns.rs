@@ -9,6 +9,8 @@
 //! without writing anything to nftables (no blip); a policy deleted in the store is gone
 //! from the kernel.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
