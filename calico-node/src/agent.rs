@@ -11,7 +11,7 @@
 //!    The first apply reads the kernel back and sweeps: owned chains, sets, routes,
 //!    neighbours, FDB entries and devices an earlier run left and nothing wants are removed.
 //! 3. **Batching.** Everything that arrived while an apply ran goes into the next one: the
-//!    loop drains the syncer, computes once, applies once. There is no fixed rate limit; an
+//!    loop drains the syncer (up to 50 ms of queued events), computes once, applies once. There is no fixed rate limit; an
 //!    apply is one nftables transaction plus the netlink delta, so the loop never falls
 //!    behind by more than one apply. A failed apply is retried with backoff (1 s doubling to
 //!    10 s) while new changes keep being taken in.
@@ -48,6 +48,7 @@ use crate::health::{Health, HealthReport};
 use crate::http::{HttpServer, serve_health, serve_metrics};
 use crate::kernel::{KernelError, KernelWriter};
 use crate::metrics::Metrics;
+use crate::node_status_report::NodeStatusReporter;
 use crate::protocols::parse_show_protocols;
 use crate::settings::{AgentSettings, ReportedOnce};
 use crate::status_report::{StatusOptions, StatusReporter};
@@ -320,10 +321,21 @@ impl Agent {
         let mut last_apply_ok = false;
         let mut first_apply_done = false;
         let mut sync_error: Option<String> = None;
+        let mut node_status = NodeStatusReporter::new(&cfg.node);
+        let mut next_node_status = started;
 
         while !stop.load(Ordering::Relaxed) {
-            let events = syncer.poll(Duration::from_millis(20));
+            let mut events = syncer.poll(Duration::from_millis(20));
             let batch_start = Instant::now();
+            // Batching: take in everything already queued (up to 50 ms worth) before
+            // computing, so a burst costs one calculation and one apply.
+            while !events.is_empty() && batch_start.elapsed() < Duration::from_millis(50) {
+                let more = syncer.poll(Duration::ZERO);
+                if more.is_empty() {
+                    break;
+                }
+                events.extend(more);
+            }
             let mut changed = 0usize;
             for ev in events {
                 match ev {
@@ -552,6 +564,17 @@ impl Agent {
                 && let Err(e) = r.tick(now, SystemTime::now())
             {
                 self.log(&format!("status report: {e}"));
+            }
+            if now >= next_node_status {
+                next_node_status = now + Duration::from_secs(1);
+                if let Err(e) = node_status.tick(
+                    &*self.store,
+                    view.node_statuses().values(),
+                    &bird.paths.socket,
+                    now,
+                ) {
+                    self.log(&format!("CalicoNodeStatus: {e}"));
+                }
             }
         }
 

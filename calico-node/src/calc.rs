@@ -135,6 +135,19 @@ pub struct Calculator {
     outputs: Outputs,
     pending: Touched,
     problems: Vec<CalcProblem>,
+    render: Option<RenderOptions>,
+}
+
+/// Whether `r` is a workload or host endpoint on `node`.
+fn on_node(r: &calico_model::resources::Resource, node: &str) -> bool {
+    use calico_model::resources::Resource;
+    match r {
+        Resource::Pod(p) => p.spec.node_name == node,
+        Resource::WorkloadEndpoint(w) => w.spec.node == node,
+        Resource::HostEndpoint(h) => h.spec.node == node,
+        // Controllers stand for pods whose node is not known here.
+        _ => true,
+    }
 }
 
 fn object_key(o: &LoadedObject) -> ObjectKey {
@@ -182,6 +195,7 @@ impl Calculator {
             outputs: Outputs::default(),
             pending: Touched::all(),
             problems: Vec::new(),
+            render: None,
         }
     }
 
@@ -215,7 +229,19 @@ impl Calculator {
                     .or(old.as_ref())
                     .map(|o| o.resource.kind())
                     .unwrap_or(Kind::Node);
-                self.pending.merge(Touched::of_kind(kind));
+                let mut touched = Touched::of_kind(kind);
+                // Workloads elsewhere do not change this node's routes (their blocks do).
+                if matches!(
+                    kind,
+                    Kind::Pod | Kind::WorkloadEndpoint | Kind::HostEndpoint
+                ) {
+                    let node = &self.options.node;
+                    touched.routes = [old, new]
+                        .into_iter()
+                        .flatten()
+                        .any(|o| on_node(&o.resource, node));
+                }
+                self.pending.merge(touched);
                 let Some(compiler) = self.compiler.as_mut() else {
                     return;
                 };
@@ -267,16 +293,19 @@ impl Calculator {
             self.compiler = lenient_compiler(view.loaded_set(), &mut self.problems);
         }
         let node = self.options.node.clone();
-        let cluster = (touched.routes || touched.bgp || touched.policy).then(|| view.cluster());
-        if touched.policy
-            && let (Some(compiler), Some(cluster)) = (&self.compiler, &cluster)
-        {
+        let cluster =
+            (touched.routes || touched.bgp || self.render.is_none()).then(|| view.cluster());
+        if let Some(cluster) = &cluster {
             let felix = cluster.felix_for(&node);
-            let opts = RenderOptions {
+            self.render = Some(RenderOptions {
                 vxlan_port: u16::try_from(felix.vxlan_port).ok().or(Some(4789)),
                 ..RenderOptions::default()
-            };
-            let rs = build_ruleset(compiler.model(), compiler.program(), &node, &opts);
+            });
+        }
+        if touched.policy
+            && let (Some(compiler), Some(opts)) = (&self.compiler, &self.render)
+        {
+            let rs = build_ruleset(compiler.model(), compiler.program(), &node, opts);
             let endpoints = compiler.model().endpoints();
             self.outputs.workloads = calico_policy::nft::node_endpoints(compiler.model(), &node)
                 .workloads

@@ -53,6 +53,7 @@ mod http;
 mod kernel;
 mod metrics;
 mod node_status;
+pub mod node_status_report;
 pub mod protocols;
 pub mod settings;
 mod status_report;

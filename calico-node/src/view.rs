@@ -46,6 +46,7 @@ pub struct View {
     objects: BTreeMap<Vec<u8>, LoadedObject>,
     affinities: BTreeMap<Vec<u8>, Affinity>,
     undecodable: BTreeMap<Vec<u8>, String>,
+    node_statuses: BTreeMap<Vec<u8>, KeyValue>,
 }
 
 fn affinity_of(kv: &KeyValue) -> Result<Option<Affinity>, String> {
@@ -74,6 +75,14 @@ impl View {
     /// [`View::undecodable`]) and the key's previous state is dropped.
     pub fn put(&mut self, kv: &KeyValue) -> ViewChange {
         self.undecodable.remove(&kv.key);
+        if kv
+            .key
+            .starts_with(crate::node_status_report::PREFIX.as_bytes())
+        {
+            // Not an input of the calculation: the agent only fills their status.
+            self.node_statuses.insert(kv.key.clone(), kv.clone());
+            return ViewChange::Nothing;
+        }
         if kv.key.starts_with(HOST_AFFINITY_PREFIX.as_bytes()) {
             return match affinity_of(kv) {
                 Ok(Some(a)) => {
@@ -129,6 +138,9 @@ impl View {
     /// Takes in a delete.
     pub fn delete(&mut self, key: &[u8]) -> ViewChange {
         self.undecodable.remove(key);
+        if self.node_statuses.remove(key).is_some() {
+            return ViewChange::Nothing;
+        }
         if self.affinities.remove(key).is_some() {
             return ViewChange::Affinity;
         }
@@ -139,6 +151,11 @@ impl View {
             },
             None => ViewChange::Nothing,
         }
+    }
+
+    /// The CalicoNodeStatus objects, as stored.
+    pub fn node_statuses(&self) -> &BTreeMap<Vec<u8>, KeyValue> {
+        &self.node_statuses
     }
 
     /// Keys whose values did not decode, with the reason (such keys are left out).
