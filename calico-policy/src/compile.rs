@@ -36,6 +36,7 @@ use crate::rules::{CEntity, CRule};
 pub struct SetId(String);
 
 impl SetId {
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn new(id: String) -> SetId {
         SetId(id)
     }
@@ -609,6 +610,7 @@ impl ProgramChanges {
     }
 
     /// Sorts and deduplicates every list.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn finish(&mut self) {
         for v in [
             &mut self.sets_added,

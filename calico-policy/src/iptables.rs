@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::addr::{AddrRange, Family};
 use crate::compile::{EndpointProgram, IrMatch, IrRule, Program, SetDef};
 use crate::model::{Direction, EndpointToHostAction, Model};
-use crate::nft::{node_endpoints, policy_chain_id};
+use crate::node::node_endpoints;
 
 /// Accept mark bit.
 pub const MARK_ACCEPT: u32 = 0x1_0000;
@@ -271,10 +271,11 @@ impl Render<'_> {
                 mark_set(0, MARK_PASS)
             ));
             for key in &tier.policies {
-                let id = self.model.policies().get(key.0).map_or_else(
-                    || format!("unknown/{}", key.0),
-                    |p| policy_chain_id(p.id.kind, p.id.namespace.as_deref(), &p.id.name),
-                );
+                let id = self
+                    .model
+                    .policies()
+                    .get(key.0)
+                    .map_or_else(|| format!("unknown/{}", key.0), |p| p.id.chain_id());
                 let chain = chain_name(pfx, &id);
                 if !self.chains.contains_key(&chain) {
                     let ir = self

@@ -95,12 +95,16 @@ pub mod connlist;
 pub mod convert;
 pub mod diag;
 mod eval;
+#[cfg(feature = "incremental")]
 pub mod incremental;
+#[cfg(feature = "iptables")]
 pub mod iptables;
 pub mod lint;
 mod matching;
 pub mod model;
+#[cfg(feature = "nft")]
 pub mod nft;
+mod node;
 mod prepared;
 pub mod rewrite;
 mod rules;
@@ -124,6 +128,7 @@ pub use model::{
     Direction, Endpoint, EndpointKind, EndpointToHostAction, Model, Policy, PolicyId, PolicyKind,
     TierEntry,
 };
+pub use node::{NodeEndpoints, node_endpoints};
 
 /// Loading manifests: re-exported from `calico-model` so that a user of this crate needs no
 /// other import. [`load_paths`] reads files and directories (recursively, `.yaml`, `.yml`

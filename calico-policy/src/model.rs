@@ -376,6 +376,7 @@ pub struct Model {
     /// FelixConfiguration specs by name (`default`, `node.<name>`).
     pub(crate) felix: HashMap<String, FelixConfigurationSpec>,
     /// What endpoint construction needs (kept for incremental updates).
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) endpoint_context: EndpointContext,
 }
 
@@ -1305,6 +1306,7 @@ pub(crate) fn applying_of(
 
 /// The evaluation order of two policies given their tiers' positions: tier,
 /// then order (unset last), then the `name/namespace/kind` tie-break.
+#[cfg_attr(not(feature = "incremental"), allow(dead_code))]
 pub(crate) fn policy_order(tier_a: usize, a: &Policy, tier_b: usize, b: &Policy) -> Ordering {
     tier_a
         .cmp(&tier_b)
@@ -1315,6 +1317,7 @@ pub(crate) fn policy_order(tier_a: usize, a: &Policy, tier_b: usize, b: &Policy)
 impl Model {
     /// Builds the policy `o` stands for against this model's selector table (new selectors
     /// are resolved). `Ok(None)` when `o` is not a policy; `Err` with the errors found.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn build_policy(
         &mut self,
         o: &LoadedObject,

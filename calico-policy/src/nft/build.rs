@@ -19,7 +19,7 @@
 //!   sets `np4-<hash>` / `np6-<hash>` keyed by the IR set ids they merge. Single values are
 //!   inline. Only chains and sets reachable from the base chains are emitted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use base64::Engine as _;
@@ -28,15 +28,16 @@ use calico_model::resources::policy::{Action, TierAction};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use super::ruleset::{
+use crate::addr::{AddrRange, Family};
+use crate::compile::{EndpointProgram, IrMatch, IrRule, Program, SetDef, SetId, TierProgram};
+use crate::conn::PortSet;
+use crate::model::{Direction, Model};
+use crate::node::{NodeEndpoints, node_endpoints};
+use calico_nft::{
     AddrValue, BaseChain, Chain, ChainPolicy, Hook, IfnameMatch, IpFamily, LogLevel, Match,
     NAME_MAX, PortProto, PortValue, Rule, RuleVerdict, Ruleset, Set, SetElement, SetKey, Side,
     Statement, Verdict, VerdictMap, ct_state,
 };
-use crate::addr::{AddrRange, Family};
-use crate::compile::{EndpointProgram, IrMatch, IrRule, Program, SetDef, SetId, TierProgram};
-use crate::conn::PortSet;
-use crate::model::{Direction, EndpointKind, Model, PolicyKind};
 
 /// Rendering options (Felix configuration the ruleset depends on).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,26 +101,18 @@ pub fn object_name(prefix: &str, id: &str) -> String {
     }
 }
 
-/// The short id of a policy used in chain names: `np/<ns>/<name>`, `gnp/<name>`,
-/// `knp/<ns>/<name>` (staged kinds `snp`, `sgnp`).
-pub fn policy_chain_id(kind: PolicyKind, namespace: Option<&str>, name: &str) -> String {
-    let k = match kind {
-        PolicyKind::NetworkPolicy => "np",
-        PolicyKind::GlobalNetworkPolicy => "gnp",
-        PolicyKind::KubernetesNetworkPolicy => "knp",
-        PolicyKind::StagedNetworkPolicy => "snp",
-        PolicyKind::StagedGlobalNetworkPolicy => "sgnp",
-    };
-    match namespace {
-        Some(ns) => format!("{k}/{ns}/{name}"),
-        None => format!("{k}/{name}"),
-    }
-}
-
 fn dir_letter(d: Direction) -> &'static str {
     match d {
         Direction::Ingress => "i",
         Direction::Egress => "o",
+    }
+}
+
+/// The nftables family of an address family.
+fn nft_family(f: Family) -> IpFamily {
+    match f {
+        Family::V4 => IpFamily::V4,
+        Family::V6 => IpFamily::V6,
     }
 }
 
@@ -240,41 +233,6 @@ struct Builder<'a> {
     opts: &'a RenderOptions,
     rs: Ruleset,
     tier_names: HashMap<String, String>,
-}
-
-/// The dataplane endpoints of one node, as `(endpoint index, interface name)` in model order
-/// (the first endpoint of an interface wins).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NodeEndpoints {
-    /// Workload endpoints (pods and WorkloadEndpoints; not `hostNetwork` pods).
-    pub workloads: Vec<(usize, String)>,
-    /// Host endpoints with an interface name.
-    pub host_endpoints: Vec<(usize, String)>,
-}
-
-/// The dataplane endpoints of `node`.
-pub fn node_endpoints(model: &Model, node: &str) -> NodeEndpoints {
-    let mut seen = BTreeSet::new();
-    let mut wl = Vec::new();
-    let mut hep = Vec::new();
-    for (i, e) in model.endpoints().iter().enumerate() {
-        if e.node.as_deref() != Some(node) || e.host_network {
-            continue;
-        }
-        let Some(iface) = &e.interface else { continue };
-        if !seen.insert(iface.clone()) {
-            continue;
-        }
-        if e.kind == EndpointKind::HostEndpoint {
-            hep.push((i, iface.clone()));
-        } else {
-            wl.push((i, iface.clone()));
-        }
-    }
-    NodeEndpoints {
-        workloads: wl,
-        host_endpoints: hep,
-    }
 }
 
 /// Builds the ruleset `node` programs for `program` (compiled from `model` by
@@ -549,7 +507,7 @@ impl Builder<'_> {
 
     fn policy_id(&self, pi: usize) -> String {
         match self.model.policies().get(pi) {
-            Some(p) => policy_chain_id(p.id.kind, p.id.namespace.as_deref(), &p.id.name),
+            Some(p) => p.id.chain_id(),
             None => format!("unknown/{pi}"),
         }
     }
@@ -708,7 +666,7 @@ impl Builder<'_> {
         let mut desc = format!("{key:?}");
         for e in &els {
             desc.push('\n');
-            desc.push_str(&super::text::element_text(e));
+            desc.push_str(&e.to_string());
         }
         let name = format!("{prefix}{}", hash_str(&desc, 16));
         self.add_set(&name, key, true, els);
@@ -756,7 +714,7 @@ impl Builder<'_> {
                     }
                 }
             }
-            self.add_set(&name, SetKey::AddrProtoService(f), false, els);
+            self.add_set(&name, SetKey::AddrProtoService(nft_family(f)), false, els);
         }
         name
     }
@@ -769,7 +727,7 @@ impl Builder<'_> {
         f: Family,
         with_selector: bool,
     ) -> Option<Vec<Match>> {
-        let family = f;
+        let family = nft_family(f);
         let mut out = Vec::new();
         if !m.nets.is_empty() {
             let v = self.nets_value(&m.nets, f)?;
@@ -857,7 +815,7 @@ impl Builder<'_> {
         if !r.families[idx] {
             return Vec::new();
         }
-        let family = f;
+        let family = nft_family(f);
         let icmp_proto = f.icmp_protocol();
         let uses_icmp = r.icmp.is_some() || r.not_icmp.is_some();
         if uses_icmp && r.protocol.is_some_and(|p| p != icmp_proto) {
@@ -1024,18 +982,4 @@ impl Builder<'_> {
         }
         out
     }
-}
-
-/// Names of the sets referenced by the rules of a ruleset (to check that no unreferenced set
-/// is emitted).
-pub fn referenced_sets(rs: &Ruleset) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for c in rs.chains.values() {
-        for r in &c.rules {
-            for s in r.referenced_sets() {
-                *m.entry(s.to_owned()).or_insert(0) += 1;
-            }
-        }
-    }
-    m
 }
