@@ -10,6 +10,7 @@ use calico_model::validation::Problem;
 use crate::addr::{AddrRange, Family};
 use crate::conn::ConnSet;
 use crate::diag::{Diagnostic, Severity};
+use crate::direction::PerDirection;
 use crate::eval::PeerSpec;
 use crate::matching::SelId;
 use crate::model::{Direction, Model, Policy, PolicyKind};
@@ -176,12 +177,12 @@ impl Model {
                 }
             }
         };
-        for p in &self.policies {
+        for p in self.policies.iter() {
             if p.staged || p.host_only {
                 continue;
             }
             let ip_block = p.id.kind == PolicyKind::KubernetesNetworkPolicy;
-            for r in &p.rules[dir.index()] {
+            for r in &p.rules[dir] {
                 take(r, &p.id.to_string(), ip_block);
             }
         }
@@ -233,11 +234,11 @@ impl Model {
             let selects = self
                 .workloads
                 .iter()
-                .any(|w| self.policy_selects(pi, w.members[0]));
+                .any(|w| self.policy_selects_at(pi, w.positions[0]));
             if !selects {
                 continue;
             }
-            for r in &p.rules[Direction::Egress.index()] {
+            for r in &p.rules[Direction::Egress] {
                 if !r.dst.named.is_empty() && r.dst.pos.is_none() {
                     out.push(policy_problem(
                         p,
@@ -252,8 +253,8 @@ impl Model {
         }
         // Pods of one workload that some selector tells apart.
         for w in &self.workloads {
-            let first = w.members[0];
-            for &other in &w.members[1..] {
+            let first = w.positions[0];
+            for &other in &w.positions[1..] {
                 if self.endpoints[first].labels == self.endpoints[other].labels {
                     continue;
                 }
@@ -345,7 +346,7 @@ impl Model {
         let workloads = self
             .workloads
             .iter()
-            .map(|w| (w.name.clone(), Side::Workload(w.members[0])));
+            .map(|w| (w.name.clone(), Side::Workload(w.positions[0])));
         let mut srcs: Vec<(String, Side)> = workloads.clone().collect();
         srcs.extend(
             src_ranges
@@ -360,14 +361,11 @@ impl Model {
                 .map(|r| (format!("{r}[External]"), Side::Range(*r))),
         );
         dsts.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut prepared: Vec<Option<[crate::prepared::Prepared<'_>; 2]>> =
+        let mut prepared: Vec<Option<PerDirection<crate::prepared::Prepared<'_>>>> =
             (0..self.endpoints.len()).map(|_| None).collect();
         for w in &self.workloads {
-            let e = w.members[0];
-            prepared[e] = Some([
-                self.prepare(e, Direction::Ingress),
-                self.prepare(e, Direction::Egress),
-            ]);
+            let e = w.positions[0];
+            prepared[e] = Some(PerDirection::from_fn(|dir| self.prepare(e, dir)));
         }
         Ok(ConnlistPlan {
             model: self,
@@ -386,7 +384,7 @@ pub struct ConnlistPlan<'m> {
     model: &'m Model,
     srcs: Vec<(String, Side)>,
     dsts: Vec<(String, Side)>,
-    prepared: Vec<Option<[crate::prepared::Prepared<'m>; 2]>>,
+    prepared: Vec<Option<PerDirection<crate::prepared::Prepared<'m>>>>,
     /// Warnings.
     pub warnings: Vec<String>,
     /// The external source-side ranges, ascending.
@@ -399,7 +397,7 @@ impl ConnlistPlan<'_> {
     fn conns_of(&self, e: usize, dir: Direction, other: &PeerSpec) -> Rc<ConnSet> {
         let m = self.model;
         match self.prepared.get(e).and_then(Option::as_ref) {
-            Some(p) => m.prepared_conns_memo(&p[dir.index()], other),
+            Some(p) => m.prepared_conns_memo(&p[dir], other),
             None => Rc::new(m.direction_conns(e, dir, &peer(e), other, Family::V4)),
         }
     }

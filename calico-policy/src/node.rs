@@ -3,16 +3,17 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{EndpointKind, Model, PolicyId, PolicyKind};
+use crate::model::{EndpointKey, EndpointKind, Model, PolicyId, PolicyKind};
 
-/// The dataplane endpoints of one node, as `(endpoint index, interface name)` in model order
+/// The dataplane endpoints of one node, as `(endpoint, interface name)` in model order
 /// (the first endpoint of an interface wins).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct NodeEndpoints {
     /// Workload endpoints (pods and WorkloadEndpoints; not `hostNetwork` pods).
-    pub workloads: Vec<(usize, String)>,
+    pub workloads: Vec<(EndpointKey, String)>,
     /// Host endpoints with an interface name.
-    pub host_endpoints: Vec<(usize, String)>,
+    pub host_endpoints: Vec<(EndpointKey, String)>,
 }
 
 /// The dataplane endpoints of `node`.
@@ -20,7 +21,7 @@ pub fn node_endpoints(model: &Model, node: &str) -> NodeEndpoints {
     let mut seen = BTreeSet::new();
     let mut wl = Vec::new();
     let mut hep = Vec::new();
-    for (i, e) in model.endpoints().iter().enumerate() {
+    for e in model.endpoints() {
         if e.node.as_deref() != Some(node) || e.host_network {
             continue;
         }
@@ -29,9 +30,9 @@ pub fn node_endpoints(model: &Model, node: &str) -> NodeEndpoints {
             continue;
         }
         if e.kind == EndpointKind::HostEndpoint {
-            hep.push((i, iface.clone()));
+            hep.push((e.key(), iface.clone()));
         } else {
-            wl.push((i, iface.clone()));
+            wl.push((e.key(), iface.clone()));
         }
     }
     NodeEndpoints {

@@ -29,9 +29,10 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use crate::addr::{AddrRange, Family};
+use crate::check::FailsafeDirection;
 use crate::compile::{EndpointProgram, IrMatch, IrRule, Program, SetDef, SetId, TierProgram};
 use crate::conn::PortSet;
-use crate::model::{Direction, Model};
+use crate::model::{Direction, Model, PolicyId};
 use crate::node::{NodeEndpoints, node_endpoints};
 use calico_nft::{
     AddrValue, BaseChain, Chain, ChainPolicy, Hook, IfnameMatch, IpFamily, LogLevel, Match,
@@ -257,13 +258,13 @@ pub fn build_ruleset(
     let mut from_wl = VerdictMap::default();
     let mut to_wl = VerdictMap::default();
     for (ei, iface) in &wl {
-        let Some(progs) = program.endpoints.get(*ei) else {
+        let Some(progs) = program.endpoints.get(ei) else {
             continue;
         };
         let tw = object_name("ep-tw-", iface);
         let fw = object_name("ep-fw-", iface);
-        b.endpoint_chain(&tw, &progs[0], Direction::Ingress, false);
-        b.endpoint_chain(&fw, &progs[1], Direction::Egress, true);
+        b.endpoint_chain(&tw, &progs.ingress, Direction::Ingress, false);
+        b.endpoint_chain(&fw, &progs.egress, Direction::Egress, true);
         to_wl.elements.insert(iface.clone(), Verdict::Goto(tw));
         from_wl.elements.insert(iface.clone(), Verdict::Goto(fw));
     }
@@ -336,18 +337,18 @@ pub fn build_ruleset(
             to_hep
                 .elements
                 .insert(iface.clone(), Verdict::Goto(th.clone()));
-            hep_chains.push((*ei, fh, th));
+            hep_chains.push((ei, fh, th));
         }
         for (ei, fh, th) in hep_chains {
             if let Some(progs) = program.endpoints.get(ei) {
-                b.endpoint_chain(&fh, &progs[0], Direction::Ingress, false);
-                b.endpoint_chain(&th, &progs[1], Direction::Egress, false);
+                b.endpoint_chain(&fh, &progs.ingress, Direction::Ingress, false);
+                b.endpoint_chain(&th, &progs.egress, Direction::Egress, false);
             }
         }
         b.rs.maps.insert(MAP_FROM_HEP.to_owned(), from_hep);
         b.rs.maps.insert(MAP_TO_HEP.to_owned(), to_hep);
         let mut rules = ct_rules();
-        rules.extend(b.failsafe_rules(node, true));
+        rules.extend(b.failsafe_rules(node, FailsafeDirection::Inbound));
         rules.push(vmap(Side::Src, MAP_FROM_HEP));
         b.rs.chains.insert(
             "in-hep".to_owned(),
@@ -357,7 +358,7 @@ pub fn build_ruleset(
             },
         );
         let mut rules = ct_rules();
-        rules.extend(b.failsafe_rules(node, false));
+        rules.extend(b.failsafe_rules(node, FailsafeDirection::Outbound));
         rules.push(vmap(Side::Dst, MAP_TO_HEP));
         b.rs.chains.insert(
             "out-hep".to_owned(),
@@ -380,9 +381,9 @@ impl Builder<'_> {
         rules
     }
 
-    fn failsafe_rules(&self, node: &str, inbound: bool) -> Vec<Rule> {
+    fn failsafe_rules(&self, node: &str, direction: FailsafeDirection) -> Vec<Rule> {
         let mut out = Vec::new();
-        for fp in self.model.failsafe_ports(node, inbound) {
+        for fp in self.model.failsafe_ports(node, direction) {
             let proto: u8 = match fp.protocol.to_ascii_uppercase().as_str() {
                 "TCP" => 6,
                 "UDP" => 17,
@@ -405,7 +406,11 @@ impl Builder<'_> {
                 };
                 matches.push(Match::Addr {
                     family,
-                    side: if inbound { Side::Src } else { Side::Dst },
+                    side: if direction == FailsafeDirection::Inbound {
+                        Side::Src
+                    } else {
+                        Side::Dst
+                    },
                     value: AddrValue::Net(net.trunc()),
                     negate: false,
                 });
@@ -498,26 +503,15 @@ impl Builder<'_> {
             .insert(name.to_owned(), Chain { base: None, rules });
     }
 
-    fn policy_has_pass(&self, key: &(usize, Direction)) -> bool {
+    fn policy_has_pass(&self, id: &PolicyId, dir: Direction) -> bool {
         self.program
             .policies
-            .get(key)
+            .get(&(id.clone(), dir))
             .is_some_and(|p| p.rules.iter().any(|r| r.action == Action::Pass))
     }
 
-    fn policy_id(&self, pi: usize) -> String {
-        match self.model.policies().get(pi) {
-            Some(p) => p.id.chain_id(),
-            None => format!("unknown/{pi}"),
-        }
-    }
-
     fn tier_chain(&mut self, dir: Direction, tier: &TierProgram) -> String {
-        let ids: Vec<String> = tier
-            .policies
-            .iter()
-            .map(|(pi, _)| self.policy_id(*pi))
-            .collect();
+        let ids: Vec<String> = tier.policies.iter().map(PolicyId::chain_id).collect();
         let end = match tier.end {
             TierAction::Pass => "pass",
             _ => "deny",
@@ -532,7 +526,7 @@ impl Builder<'_> {
         );
         self.tier_names.insert(key, name.clone());
         let pass = self.opts.pass_mark;
-        let any_pass = tier.policies.iter().any(|k| self.policy_has_pass(k));
+        let any_pass = tier.policies.iter().any(|p| self.policy_has_pass(p, dir));
         let mut rules = Vec::new();
         if any_pass {
             rules.push(Rule {
@@ -540,10 +534,10 @@ impl Builder<'_> {
                 ..Rule::default()
             });
         }
-        for (key, id) in tier.policies.iter().zip(&ids) {
-            let c = self.policy_chain(*key, id);
+        for (policy, id) in tier.policies.iter().zip(&ids) {
+            let c = self.policy_chain(policy, dir, id);
             rules.push(verdict_rule(Verdict::Jump(c), None));
-            if self.policy_has_pass(key) {
+            if self.policy_has_pass(policy, dir) {
                 rules.push(Rule {
                     matches: vec![Match::Mark {
                         mask: pass,
@@ -569,14 +563,14 @@ impl Builder<'_> {
         name
     }
 
-    fn policy_chain(&mut self, key: (usize, Direction), id: &str) -> String {
-        let name = object_name(&format!("pol-{}-", dir_letter(key.1)), id);
+    fn policy_chain(&mut self, policy: &PolicyId, dir: Direction, id: &str) -> String {
+        let name = object_name(&format!("pol-{}-", dir_letter(dir)), id);
         if self.rs.chains.contains_key(&name) {
             return name;
         }
         let program = self.program;
         let mut rules = Vec::new();
-        if let Some(p) = program.policies.get(&key) {
+        if let Some(p) = program.policies.get(&(policy.clone(), dir)) {
             for r in &p.rules {
                 rules.extend(self.expand_both(r, false));
             }
