@@ -276,7 +276,7 @@ impl Model {
                         problem: Problem {
                             file: e.origin.file.clone(),
                             doc_index: e.origin.doc_index,
-                            kind: "Pod".to_owned(),
+                            kind: Some("Pod".to_owned()),
                             namespace: e.namespace.clone(),
                             name: e.name.clone(),
                             field_path: "metadata.labels".to_owned(),

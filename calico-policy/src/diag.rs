@@ -68,7 +68,7 @@ mod tests {
             problem: calico_model::validation::Problem {
                 file: format!("f{i}.yaml"),
                 doc_index: i,
-                kind: "NetworkPolicy".to_owned(),
+                kind: Some("NetworkPolicy".to_owned()),
                 namespace: Some("ns".to_owned()),
                 name: format!("p{i}"),
                 field_path: "spec.order".to_owned(),

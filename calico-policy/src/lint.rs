@@ -91,10 +91,10 @@ pub(crate) fn policy_problem(p: &Policy, field: &str, message: String) -> Proble
     Problem {
         file: p.origin.file.clone(),
         doc_index: p.origin.doc_index,
-        kind: match p.id.kind {
+        kind: Some(match p.id.kind {
             PolicyKind::KubernetesNetworkPolicy => "NetworkPolicy".to_owned(),
             k => k.as_str().to_owned(),
-        },
+        }),
         namespace: p.id.namespace.clone(),
         name: p.id.name.clone(),
         field_path: field.to_owned(),

@@ -25,12 +25,10 @@ use crate::matching::SelectorTable;
 use crate::rewrite::{global_policy_selector, namespaced_policy_selector};
 use crate::rules::{CRule, compile_rule};
 
-/// Whether validation's `problem` is about a document that has no `kind` at all (the loader
-/// marks its kind `?`): such a document is skipped with a warning, not an error.
+/// Whether validation's `problem` is about a document that has no `kind` at all: such a
+/// document is skipped with a warning, not an error.
 fn is_kindless_document(problem: &calico_model::validation::Problem) -> bool {
-    /// The kind the loader gives a document whose kind it could not read.
-    const UNKNOWN_KIND: &str = "?";
-    problem.kind == UNKNOWN_KIND && problem.field_path == "kind"
+    problem.kind.is_none() && problem.field_path == "kind"
 }
 
 struct PolicySource<'a> {
