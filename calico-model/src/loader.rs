@@ -78,8 +78,8 @@ pub struct DecodeFailure {
     pub problem: Problem,
 }
 
-/// Input that could not be read or parsed at all.
-#[derive(Debug, thiserror::Error)]
+/// Input that could not be read or parsed at all. Cheap to clone (an I/O error is shared).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
     /// A file or directory could not be read.
     #[error("{path}: cannot read: {source}")]
@@ -87,7 +87,7 @@ pub enum LoadError {
         /// The path.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
     /// A document is not valid YAML or JSON. Later documents of the file are not read.
     #[error("{file}:{doc_index}: cannot parse {format}: {message}{rest}", rest = if *.stopped { " (later documents in this file were not read)" } else { "" })]
@@ -233,7 +233,7 @@ fn load_path_into(path: &Path, explicit: bool, depth: usize, set: &mut LoadedSet
         Err(source) => {
             set.errors.push(LoadError::Read {
                 path: display,
-                source,
+                source: std::sync::Arc::new(source),
             });
             return;
         }
@@ -242,7 +242,7 @@ fn load_path_into(path: &Path, explicit: bool, depth: usize, set: &mut LoadedSet
         if depth >= MAX_DIR_DEPTH {
             set.errors.push(LoadError::Read {
                 path: display,
-                source: std::io::Error::other("directory nesting too deep"),
+                source: std::sync::Arc::new(std::io::Error::other("directory nesting too deep")),
             });
             return;
         }
@@ -257,7 +257,7 @@ fn load_path_into(path: &Path, explicit: bool, depth: usize, set: &mut LoadedSet
             Err(source) => {
                 set.errors.push(LoadError::Read {
                     path: display,
-                    source,
+                    source: std::sync::Arc::new(source),
                 });
                 return;
             }
@@ -290,7 +290,7 @@ fn load_path_into(path: &Path, explicit: bool, depth: usize, set: &mut LoadedSet
         },
         Err(source) => set.errors.push(LoadError::Read {
             path: display,
-            source,
+            source: std::sync::Arc::new(source),
         }),
     }
 }

@@ -2,7 +2,7 @@
 //! external IPv4 ranges.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::rc::Rc;
 
 use calico_model::validation::Problem;
@@ -27,13 +27,67 @@ pub struct ConnRow {
     pub conns: ConnSet,
 }
 
+/// Something a connectivity list leaves out or assumes. Displays as one sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnlistWarning {
+    /// No enforced NetworkPolicy of any kind: every connection is allowed.
+    NoPolicy,
+    /// An IPv6 CIDR in a rule is not one of the (IPv4) address ranges.
+    Ipv6RuleCidr {
+        /// The CIDR.
+        cidr: String,
+        /// The policy (`Kind ns/name`) or profile (`Profile name`) holding the rule.
+        owner: String,
+    },
+    /// An IPv6 CIDR of a network set is not one of the (IPv4) address ranges.
+    Ipv6NetworkSetCidr {
+        /// The CIDR.
+        cidr: String,
+        /// The network set's name.
+        network_set: String,
+    },
+}
+
+impl fmt::Display for ConnlistWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnlistWarning::NoPolicy => {
+                f.write_str("no NetworkPolicy in the input: every connection is allowed")
+            }
+            ConnlistWarning::Ipv6RuleCidr { cidr, owner } => write!(
+                f,
+                "IPv6 CIDR {cidr} in {owner} left out of the address ranges (connlist covers IPv4)"
+            ),
+            ConnlistWarning::Ipv6NetworkSetCidr { cidr, network_set } => write!(
+                f,
+                "IPv6 CIDR {cidr} in network set {network_set} left out of the address ranges"
+            ),
+        }
+    }
+}
+
+/// Warnings in the order they are reported: by text, each once.
+#[derive(Default)]
+struct Warnings(BTreeMap<String, ConnlistWarning>);
+
+impl Warnings {
+    fn insert(&mut self, w: ConnlistWarning) {
+        self.0.entry(w.to_string()).or_insert(w);
+    }
+
+    fn into_vec(self) -> Vec<ConnlistWarning> {
+        self.0.into_values().collect()
+    }
+}
+
 /// The connectivity list and the warnings produced while computing it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Connlist {
     /// Rows, sorted by `src` then `dst` (byte order).
     pub rows: Vec<ConnRow>,
-    /// Warnings.
-    pub warnings: Vec<String>,
+    /// Warnings, ordered by their text.
+    pub warnings: Vec<ConnlistWarning>,
     /// The external source-side ranges, ascending.
     pub source_ranges: Vec<AddrRange>,
     /// The external destination-side ranges, ascending.
@@ -144,7 +198,7 @@ pub(crate) fn subtract_union(net: AddrRange, holes: &[AddrRange]) -> Vec<AddrRan
 }
 
 impl Model {
-    fn side_cidrs(&self, dir: Direction, warnings: &mut BTreeSet<String>) -> Vec<AddrRange> {
+    fn side_cidrs(&self, dir: Direction, warnings: &mut Warnings) -> Vec<AddrRange> {
         let mut out = Vec::new();
         let mut take = |r: &CRule, what: &str, ip_block: bool| {
             let e = match dir {
@@ -158,10 +212,10 @@ impl Model {
                     if n.family == Family::V4 {
                         out.extend(subtract_union(*n, &e.not_nets));
                     } else {
-                        warnings.insert(format!(
-                            "IPv6 CIDR {} in {what} left out of the address ranges (connlist covers IPv4)",
-                            n.to_cidr_string()
-                        ));
+                        warnings.insert(ConnlistWarning::Ipv6RuleCidr {
+                            cidr: n.to_cidr_string(),
+                            owner: what.to_owned(),
+                        });
                     }
                 }
                 return;
@@ -170,10 +224,10 @@ impl Model {
                 if n.family == Family::V4 {
                     out.push(*n);
                 } else {
-                    warnings.insert(format!(
-                        "IPv6 CIDR {} in {what} left out of the address ranges (connlist covers IPv4)",
-                        n.to_cidr_string()
-                    ));
+                    warnings.insert(ConnlistWarning::Ipv6RuleCidr {
+                        cidr: n.to_cidr_string(),
+                        owner: what.to_owned(),
+                    });
                 }
             }
         };
@@ -204,11 +258,10 @@ impl Model {
                 if r.family == Family::V4 {
                     out.push(*r);
                 } else {
-                    warnings.insert(format!(
-                        "IPv6 CIDR {} in network set {} left out of the address ranges",
-                        r.to_cidr_string(),
-                        n.name
-                    ));
+                    warnings.insert(ConnlistWarning::Ipv6NetworkSetCidr {
+                        cidr: r.to_cidr_string(),
+                        network_set: n.name.clone(),
+                    });
                 }
             }
         }
@@ -217,7 +270,7 @@ impl Model {
 
     /// The IPv4 CIDRs that cut the source and destination address space into ranges.
     pub(crate) fn range_cidrs(&self) -> (Vec<AddrRange>, Vec<AddrRange>) {
-        let mut w = BTreeSet::new();
+        let mut w = Warnings::default();
         (
             self.side_cidrs(Direction::Ingress, &mut w),
             self.side_cidrs(Direction::Egress, &mut w),
@@ -332,9 +385,9 @@ impl Model {
         if !problems.is_empty() {
             return Err(ConnlistError { problems });
         }
-        let mut warnings: BTreeSet<String> = BTreeSet::new();
+        let mut warnings = Warnings::default();
         if self.policies.iter().all(|p| p.staged) {
-            warnings.insert("no NetworkPolicy in the input: every connection is allowed".into());
+            warnings.insert(ConnlistWarning::NoPolicy);
         }
         let mut src_cidrs = self.side_cidrs(Direction::Ingress, &mut warnings);
         src_cidrs.extend_from_slice(extra_src);
@@ -372,7 +425,7 @@ impl Model {
             srcs,
             dsts,
             prepared,
-            warnings: warnings.into_iter().collect(),
+            warnings: warnings.into_vec(),
             source_ranges: src_ranges,
             destination_ranges: dst_ranges,
         })
@@ -385,8 +438,8 @@ pub struct ConnlistPlan<'m> {
     srcs: Vec<(String, Side)>,
     dsts: Vec<(String, Side)>,
     prepared: Vec<Option<PerDirection<crate::prepared::Prepared<'m>>>>,
-    /// Warnings.
-    pub warnings: Vec<String>,
+    /// Warnings, ordered by their text.
+    pub warnings: Vec<ConnlistWarning>,
     /// The external source-side ranges, ascending.
     pub source_ranges: Vec<AddrRange>,
     /// The external destination-side ranges, ascending.
@@ -628,8 +681,8 @@ pub struct DiffRow {
 pub struct ConnDiff {
     /// Pairs that differ, sorted by `src` then `dst`.
     pub rows: Vec<DiffRow>,
-    /// Warnings of both connlists.
-    pub warnings: Vec<String>,
+    /// Warnings of both connlists, ordered by their text, each once.
+    pub warnings: Vec<ConnlistWarning>,
 }
 
 impl ConnDiff {
@@ -690,9 +743,11 @@ pub fn diff(a: &Model, b: &Model) -> Result<ConnDiff, ConnlistError> {
             });
         }
     }
-    let mut warnings: Vec<String> = la.warnings.into_iter().chain(lb.warnings).collect();
-    warnings.sort();
-    warnings.dedup();
+    let mut warnings = Warnings::default();
+    for w in la.warnings.into_iter().chain(lb.warnings) {
+        warnings.insert(w);
+    }
+    let warnings = warnings.into_vec();
     Ok(ConnDiff { rows, warnings })
 }
 

@@ -133,7 +133,8 @@ pub use compile::{
 };
 pub use conn::{ConnSet, PortProtocol, PortRange, PortSet};
 pub use connlist::{
-    ConnDiff, ConnRow, Connlist, ConnlistError, ConnlistPlan, DiffRow, Format, diff,
+    ConnDiff, ConnRow, Connlist, ConnlistError, ConnlistPlan, ConnlistWarning, DiffRow, Format,
+    diff,
 };
 pub use diag::{BuildError, Diagnostic, Severity};
 pub use direction::{Direction, PerDirection};

@@ -112,7 +112,7 @@ impl Model {
     pub fn build(set: &LoadedSet) -> Result<Model, BuildError> {
         if !set.errors.is_empty() {
             return Err(BuildError::Load {
-                messages: set.errors.iter().map(ToString::to_string).collect(),
+                errors: set.errors.clone(),
             });
         }
         let model = Model::build_lenient(set);
