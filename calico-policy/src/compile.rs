@@ -32,7 +32,7 @@ use crate::rules::{CEntity, CRule};
 ///
 /// Ids are stable across compilations of the same selectors and port names, so
 /// [`Program::changes`] can compare two programs set by set. Renderers derive their own set
-/// names from them (see [`crate::nft`]); the text of an id is for display and hashing only.
+/// names from them (the `nft` renderer, for one); the text of an id is for display and hashing only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SetId(String);
 
@@ -68,6 +68,7 @@ impl std::borrow::Borrow<str> for SetId {
 
 /// An address set.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SetDef {
     /// Addresses of what a selector matches: endpoint addresses and network-set CIDRs.
     Selector {
@@ -92,6 +93,7 @@ pub enum SetDef {
 
 /// One side of a compiled rule.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct IrMatch {
     /// Address in one of these (when non-empty).
     pub nets: Vec<AddrRange>,
@@ -117,6 +119,7 @@ pub struct IrMatch {
 
 /// One compiled rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IrRule {
     /// Index of the rule in its policy's rules for this direction.
     pub index: usize,
@@ -624,10 +627,8 @@ impl ProgramChanges {
             v.sort();
             v.dedup();
         }
-        for v in [&mut self.policies_changed] {
-            v.sort();
-            v.dedup();
-        }
+        self.policies_changed.sort();
+        self.policies_changed.dedup();
         self.profiles_changed.sort();
         self.profiles_changed.dedup();
         self.endpoints_changed.sort();

@@ -18,6 +18,7 @@ use crate::rules::CRule;
 
 /// One line: `src => dst : conns`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnRow {
     /// Source peer name.
     pub src: String,
@@ -83,6 +84,7 @@ impl Warnings {
 
 /// The connectivity list and the warnings produced while computing it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Connlist {
     /// Rows, sorted by `src` then `dst` (byte order).
     pub rows: Vec<ConnRow>,
@@ -665,6 +667,7 @@ impl Connlist {
 
 /// One pair whose allowed connections differ between two inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DiffRow {
     /// Source peer name.
     pub src: String,
@@ -678,6 +681,7 @@ pub struct DiffRow {
 
 /// The difference between two connlists.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ConnDiff {
     /// Pairs that differ, sorted by `src` then `dst`.
     pub rows: Vec<DiffRow>,

@@ -69,6 +69,7 @@ impl serde::Serialize for EndpointKind {
 
 /// A named port an endpoint declares.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct NamedPort {
     /// Port name.
     pub name: String,
@@ -80,6 +81,7 @@ pub struct NamedPort {
 
 /// An endpoint: something policy applies to.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Endpoint {
     /// What it was built from.
     pub kind: EndpointKind,
@@ -158,6 +160,7 @@ impl serde::Serialize for EndpointKey {
 
 /// A NetworkSet or GlobalNetworkSet: selectable addresses.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NetworkSetEntry {
     /// Namespace (`None` for global ones).
     pub namespace: Option<String>,
@@ -171,6 +174,7 @@ pub struct NetworkSetEntry {
 
 /// A profile with compiled rules.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ProfileEntry {
     /// Name.
     pub name: String,
@@ -180,6 +184,7 @@ pub struct ProfileEntry {
 
 /// A tier.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TierEntry {
     /// Name.
     pub name: String,
@@ -321,6 +326,7 @@ impl fmt::Display for PolicyId {
 
 /// A policy with its rewritten selector and compiled rules.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Policy {
     /// Identity.
     pub id: PolicyId,
@@ -351,6 +357,7 @@ impl Policy {
 
 /// A connlist workload: the endpoints sharing one printed name.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Workload {
     /// Printed name (`ns/name[Kind]`).
     pub name: String,
