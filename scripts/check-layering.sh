@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 forbidden=(tokio rtnetlink nftnl etcd-client async-std)
-pure=(calico-model calico-datastore calico-ipam calico-policy calico-route)
+pure=(calico-model calico-nft calico-datastore calico-ipam calico-policy calico-route)
 status=0
 checked=()
 members=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
@@ -20,5 +20,19 @@ for crate in "${pure[@]}"; do
     fi
   done
 done
+# calico-nft is the seam between the policy renderer and the kernel encoder: it depends on no
+# other crate of the workspace, and calico-dataplane reaches the ruleset model through it only.
+case " $members " in *" calico-nft "*)
+  own=$(cargo tree -p calico-nft -e normal --prefix none 2>/dev/null | awk '{print $1}' | grep '^calico-' | grep -vx calico-nft || true)
+  if [ -n "$own" ]; then
+    echo "layering: calico-nft depends on $(echo "$own" | sort -u | tr '\n' ' ')" >&2
+    status=1
+  fi
+  if [ -n "$(cargo tree -p calico-dataplane -e normal -i calico-policy 2>/dev/null || true)" ]; then
+    echo "layering: calico-dataplane depends on calico-policy (use calico-nft)" >&2
+    status=1
+  fi
+  ;;
+esac
 [ "$status" -eq 0 ] && echo "layering: ok (${checked[*]} free of ${forbidden[*]})"
 exit "$status"

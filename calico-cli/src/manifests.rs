@@ -100,7 +100,7 @@ pub(crate) fn load_store(store: &str, mode: LoadMode) -> Result<LoadedSet, CliEr
                 problem: Problem {
                     file: bad.key.clone(),
                     doc_index: 0,
-                    kind: ty.kind.to_owned(),
+                    kind: Some(ty.kind.to_owned()),
                     namespace: None,
                     name: String::new(),
                     field_path: String::new(),

@@ -228,9 +228,9 @@ pub(crate) fn build_model(
             }
             Ok(Ok(model))
         }
-        Err(BuildError::Load { messages }) => Err(CliError::with_details(
+        Err(BuildError::Load { errors }) => Err(CliError::with_details(
             format!("{source}: cannot load the manifests"),
-            messages,
+            errors.iter().map(ToString::to_string).collect(),
         )),
         Err(BuildError::Invalid { errors, warnings }) => {
             eprintln!(

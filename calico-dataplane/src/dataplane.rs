@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use calico_policy::nft::Ruleset;
+use calico_nft::Ruleset;
 
 use crate::state::{Address, Device, FdbEntry, Neighbour, Observed, Route, Sysctl};
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use calico_policy::nft::{Ruleset, RulesetDelta};
+use calico_nft::{Ruleset, RulesetDelta};
 
 use crate::dataplane::{BackendError, Dataplane, FailureKind, Op, sysctl_interface};
 use crate::state::{DeviceKind, Link, LinkDetails, Observed};
@@ -276,7 +276,7 @@ impl Dataplane for MemoryDataplane {
         let current = match &self.nft {
             Some(rs) => rs.clone(),
             None => {
-                lines.push(format!("add table inet {}", calico_policy::nft::TABLE));
+                lines.push(format!("add table inet {}", calico_nft::TABLE));
                 Ruleset::default()
             }
         };

@@ -30,7 +30,7 @@
 //! assert_eq!(dp.inner().applied, 1);
 //! ```
 
-use calico_policy::nft::Ruleset;
+use calico_nft::Ruleset;
 
 use crate::dataplane::{Dataplane, Op, sysctl_interface};
 use crate::memory::MemoryDataplane;

@@ -1113,7 +1113,7 @@ impl Dataplane for NetlinkDataplane {
 
     fn sync_nft(
         &mut self,
-        ruleset: &calico_policy::nft::Ruleset,
+        ruleset: &calico_nft::Ruleset,
         dry_run: bool,
     ) -> Result<Vec<String>, NetlinkError> {
         if self.nft.is_none() {
@@ -1140,7 +1140,7 @@ impl Dataplane for NetlinkDataplane {
         }
         let mut lines = Vec::new();
         if drift.table_missing {
-            lines.push(format!("add table inet {}", calico_policy::nft::TABLE));
+            lines.push(format!("add table inet {}", calico_nft::TABLE));
         }
         lines.extend(drift.sets.iter().map(|s| format!("write set {s}")));
         lines.extend(drift.chains.iter().map(|c| format!("write chain {c}")));

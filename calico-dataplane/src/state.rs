@@ -363,7 +363,7 @@ pub struct DesiredState {
     /// Sysctls.
     pub sysctls: Vec<Sysctl>,
     /// The nftables table (`table inet calico`); `None` leaves nftables alone.
-    pub nft: Option<calico_policy::nft::Ruleset>,
+    pub nft: Option<calico_nft::Ruleset>,
     /// What is ours.
     pub ownership: Ownership,
 }

@@ -22,8 +22,8 @@ use std::process::Command;
 
 use calico_dataplane::nft::matches as m;
 use calico_dataplane::nft::{
-    ApplyError, BaseChain, Chain, Element, Hook, NftApplier, Rule, Set, Table, Verdict, concat_key,
-    datatype,
+    ApplyError, BaseChain, Chain, Element, Hook, KernelVerdict, NftApplier, Rule, Set, Table,
+    concat_key, datatype,
 };
 
 const INNER: &str = "NFTW_INNER";
@@ -244,7 +244,7 @@ fn example(extra_port: bool) -> (Table, String) {
         s.elements.push(Element {
             key: m::ifname_key("cali1a2b3c4d5e6"),
             key_end: None,
-            verdict: Some(Verdict::Goto(format!("{pre}cali1a2b3c4d5e6"))),
+            verdict: Some(KernelVerdict::Goto(format!("{pre}cali1a2b3c4d5e6"))),
         });
         t.sets.insert(map.into(), s);
     }
@@ -262,27 +262,30 @@ fn example(extra_port: bool) -> (Table, String) {
                 rule(
                     vec![
                         m::ct_state_any(m::ct_state::ESTABLISHED | m::ct_state::RELATED),
-                        m::verdict(Verdict::Accept),
+                        m::verdict(KernelVerdict::Accept),
                     ],
                     None,
                 ),
                 rule(
                     vec![
                         m::ct_state_any(m::ct_state::INVALID),
-                        m::verdict(Verdict::Drop),
+                        m::verdict(KernelVerdict::Drop),
                     ],
                     None,
                 ),
                 rule(vec![m::ifname_vmap(input, map)], None),
                 rule(
-                    vec![m::ifname(input, "cali*", false), m::verdict(Verdict::Drop)],
+                    vec![
+                        m::ifname(input, "cali*", false),
+                        m::verdict(KernelVerdict::Drop),
+                    ],
                     Some("unknown workload interface"),
                 ),
             ],
         };
         t.chains.insert(name.into(), c);
     }
-    let jump = |c: &str| m::verdict(Verdict::Jump(c.into()));
+    let jump = |c: &str| m::verdict(KernelVerdict::Jump(c.into()));
     t.chains.insert(
         "ep-tw-cali1a2b3c4d5e6".into(),
         Chain {
@@ -290,7 +293,10 @@ fn example(extra_port: bool) -> (Table, String) {
             rules: vec![
                 rule(vec![jump("tier-i-default-3f9a")], None),
                 rule(vec![jump("pro-i-kns.prod")], None),
-                rule(vec![m::verdict(Verdict::Drop)], Some("no profile matched")),
+                rule(
+                    vec![m::verdict(KernelVerdict::Drop)],
+                    Some("no profile matched"),
+                ),
             ],
         },
     );
@@ -303,13 +309,16 @@ fn example(extra_port: bool) -> (Table, String) {
                     vec![
                         m::l4proto(17),
                         m::port_eq(false, 4789, false),
-                        m::verdict(Verdict::Drop),
+                        m::verdict(KernelVerdict::Drop),
                     ],
                     None,
                 ),
-                rule(vec![m::l4proto(4), m::verdict(Verdict::Drop)], None),
+                rule(vec![m::l4proto(4), m::verdict(KernelVerdict::Drop)], None),
                 rule(vec![jump("pro-o-kns.prod")], None),
-                rule(vec![m::verdict(Verdict::Drop)], Some("no profile matched")),
+                rule(
+                    vec![m::verdict(KernelVerdict::Drop)],
+                    Some("no profile matched"),
+                ),
             ],
         },
     );
@@ -324,11 +333,14 @@ fn example(extra_port: bool) -> (Table, String) {
                     vec![
                         m::mark_all_set(0x0002_0000),
                         m::mark_and(0xfffd_ffff),
-                        m::verdict(Verdict::Return),
+                        m::verdict(KernelVerdict::Return),
                     ],
                     None,
                 ),
-                rule(vec![m::verdict(Verdict::Drop)], Some("end of tier default")),
+                rule(
+                    vec![m::verdict(KernelVerdict::Drop)],
+                    Some("end of tier default"),
+                ),
             ],
         },
     );
@@ -342,7 +354,7 @@ fn example(extra_port: bool) -> (Table, String) {
                         m::l4proto(6),
                         m::addr_in_set(false, true, "s4-web", false),
                         m::port_in_set(false, "ports-kq3", false),
-                        m::verdict(Verdict::Accept),
+                        m::verdict(KernelVerdict::Accept),
                     ],
                     None,
                 ),
@@ -351,21 +363,21 @@ fn example(extra_port: bool) -> (Table, String) {
                         m::l4proto(6),
                         m::addr_in_set(true, true, "s6-web", false),
                         m::port_in_set(false, "ports-kq3", false),
-                        m::verdict(Verdict::Accept),
+                        m::verdict(KernelVerdict::Accept),
                     ],
                     None,
                 ),
                 rule(
                     vec![
                         m::addr_proto_port_in_set(false, false, "np4-http"),
-                        m::verdict(Verdict::Accept),
+                        m::verdict(KernelVerdict::Accept),
                     ],
                     None,
                 ),
                 rule(
                     vec![
                         m::addr_in_set(false, true, "nets4-x1", false),
-                        m::verdict(Verdict::Drop),
+                        m::verdict(KernelVerdict::Drop),
                     ],
                     None,
                 ),
@@ -373,7 +385,7 @@ fn example(extra_port: bool) -> (Table, String) {
                     vec![
                         m::l4proto(1),
                         m::icmp_field(false, 8, true),
-                        m::verdict(Verdict::Accept),
+                        m::verdict(KernelVerdict::Accept),
                     ],
                     None,
                 ),
@@ -382,7 +394,7 @@ fn example(extra_port: bool) -> (Table, String) {
                         m::l4proto(1),
                         m::icmp_field(false, 8, false),
                         m::icmp_field(true, 0, true),
-                        m::verdict(Verdict::Accept),
+                        m::verdict(KernelVerdict::Accept),
                     ],
                     None,
                 ),
@@ -390,7 +402,7 @@ fn example(extra_port: bool) -> (Table, String) {
                     vec![
                         m::addr_match(true, "172.16.0.0/12".parse().unwrap(), false),
                         m::mark_or(0x0002_0000),
-                        m::verdict(Verdict::Return),
+                        m::verdict(KernelVerdict::Return),
                     ],
                     None,
                 ),
@@ -400,7 +412,7 @@ fn example(extra_port: bool) -> (Table, String) {
                         m::l4proto(6),
                         m::port_range(false, 80, 90, false),
                         m::counter(),
-                        m::verdict(Verdict::Drop),
+                        m::verdict(KernelVerdict::Drop),
                     ],
                     None,
                 ),
@@ -409,7 +421,7 @@ fn example(extra_port: bool) -> (Table, String) {
                         m::l4proto(17),
                         m::port_range(true, 1000, 2000, true),
                         m::addr_in_set(false, false, "nets4-x1", true),
-                        m::verdict(Verdict::Drop),
+                        m::verdict(KernelVerdict::Drop),
                     ],
                     None,
                 ),
@@ -422,7 +434,7 @@ fn example(extra_port: bool) -> (Table, String) {
             p.into(),
             Chain {
                 base: None,
-                rules: vec![rule(vec![m::verdict(Verdict::Accept)], None)],
+                rules: vec![rule(vec![m::verdict(KernelVerdict::Accept)], None)],
             },
         );
     }
@@ -584,7 +596,7 @@ fn failed_batch_keeps_old_ruleset() {
     pol.rules.insert(
         2,
         rule(
-            vec![m::verdict(Verdict::Jump("no-such-chain".into()))],
+            vec![m::verdict(KernelVerdict::Jump("no-such-chain".into()))],
             None,
         ),
     );
@@ -617,7 +629,7 @@ fn delta_equals_full() {
     t2.chains.remove("pro-o-kns.prod");
     let fw = t2.chains.get_mut("ep-fw-cali1a2b3c4d5e6").unwrap();
     fw.rules[2] = rule(
-        vec![m::verdict(Verdict::Jump("pro-i-kns.prod".into()))],
+        vec![m::verdict(KernelVerdict::Jump("pro-i-kns.prod".into()))],
         None,
     );
     let mut a = NftApplier::new("calico").unwrap();
@@ -694,7 +706,7 @@ fn drop_rule_drops_ping() {
                     m::addr_match(true, "10.99.0.1/32".parse().unwrap(), false),
                     m::l4proto(1),
                     m::icmp_field(false, 8, false),
-                    m::verdict(Verdict::Drop),
+                    m::verdict(KernelVerdict::Drop),
                 ],
                 None,
             )],

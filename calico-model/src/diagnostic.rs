@@ -42,8 +42,10 @@ pub struct Problem {
     pub file: String,
     /// 0-based document index in the file.
     pub doc_index: usize,
-    /// Manifest kind (`?` when unknown).
-    pub kind: String,
+    /// The manifest kind as the document spells it (a kind this crate does not model
+    /// included); `None` when the document has no kind or it could not be read. Displays as
+    /// `?` then.
+    pub kind: Option<String>,
     /// Namespace, for namespaced kinds.
     pub namespace: Option<String>,
     /// Object name (may be empty when missing).
@@ -57,7 +59,8 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{} {}/", self.file, self.doc_index, self.kind)?;
+        let kind = self.kind.as_deref().unwrap_or("?");
+        write!(f, "{}:{} {kind}/", self.file, self.doc_index)?;
         if let Some(ns) = &self.namespace {
             write!(f, "{ns}/")?;
         }
@@ -102,7 +105,7 @@ impl Diagnostic {
             problem: Problem {
                 file: origin.file.clone(),
                 doc_index: origin.doc_index,
-                kind: resource.kind().as_str().to_owned(),
+                kind: Some(resource.kind().as_str().to_owned()),
                 namespace: resource.namespace().map(str::to_owned),
                 name: resource.name().to_owned(),
                 field_path: field.into(),

@@ -78,8 +78,8 @@ pub struct DecodeFailure {
     pub problem: Problem,
 }
 
-/// Input that could not be read or parsed at all.
-#[derive(Debug, thiserror::Error)]
+/// Input that could not be read or parsed at all. Cheap to clone (an I/O error is shared).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
     /// A file or directory could not be read.
     #[error("{path}: cannot read: {source}")]
@@ -87,7 +87,7 @@ pub enum LoadError {
         /// The path.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
     /// A document is not valid YAML or JSON. Later documents of the file are not read.
     #[error("{file}:{doc_index}: cannot parse {format}: {message}{rest}", rest = if *.stopped { " (later documents in this file were not read)" } else { "" })]
@@ -233,7 +233,7 @@ fn load_path_into(path: &Path, explicit: bool, depth: usize, set: &mut LoadedSet
         Err(source) => {
             set.errors.push(LoadError::Read {
                 path: display,
-                source,
+                source: std::sync::Arc::new(source),
             });
             return;
         }
@@ -242,7 +242,7 @@ fn load_path_into(path: &Path, explicit: bool, depth: usize, set: &mut LoadedSet
         if depth >= MAX_DIR_DEPTH {
             set.errors.push(LoadError::Read {
                 path: display,
-                source: std::io::Error::other("directory nesting too deep"),
+                source: std::sync::Arc::new(std::io::Error::other("directory nesting too deep")),
             });
             return;
         }
@@ -257,7 +257,7 @@ fn load_path_into(path: &Path, explicit: bool, depth: usize, set: &mut LoadedSet
             Err(source) => {
                 set.errors.push(LoadError::Read {
                     path: display,
-                    source,
+                    source: std::sync::Arc::new(source),
                 });
                 return;
             }
@@ -290,7 +290,7 @@ fn load_path_into(path: &Path, explicit: bool, depth: usize, set: &mut LoadedSet
         },
         Err(source) => set.errors.push(LoadError::Read {
             path: display,
-            source,
+            source: std::sync::Arc::new(source),
         }),
     }
 }
@@ -419,12 +419,12 @@ fn process_document(
     let kind = match obj.get("kind") {
         Some(Value::String(k)) if !k.is_empty() => k.clone(),
         Some(Value::String(_)) | None => {
-            push_named(set, &origin, "?", None, &name, "kind", "kind is required");
+            push_named(set, &origin, None, None, &name, "kind", "kind is required");
             return;
         }
         Some(other) => {
             let msg = format!("kind must be a string, found {}", json_type(other));
-            push_named(set, &origin, "?", None, &name, "kind", &msg);
+            push_named(set, &origin, None, None, &name, "kind", &msg);
             return;
         }
     };
@@ -434,7 +434,7 @@ fn process_document(
             push_named(
                 set,
                 &origin,
-                &kind,
+                Some(&kind),
                 namespace,
                 &name,
                 "apiVersion",
@@ -444,7 +444,15 @@ fn process_document(
         }
         Some(other) => {
             let msg = format!("apiVersion must be a string, found {}", json_type(other));
-            push_named(set, &origin, &kind, namespace, &name, "apiVersion", &msg);
+            push_named(
+                set,
+                &origin,
+                Some(&kind),
+                namespace,
+                &name,
+                "apiVersion",
+                &msg,
+            );
             return;
         }
     };
@@ -456,7 +464,7 @@ fn process_document(
             push_named(
                 set,
                 &origin,
-                &kind,
+                Some(&kind),
                 namespace,
                 &name,
                 "items",
@@ -469,7 +477,7 @@ fn process_document(
             Some(Value::Null) | None => Vec::new(),
             Some(other) => {
                 let msg = format!("items must be a list, found {}", json_type(&other));
-                push_named(set, &origin, &kind, namespace, &name, "items", &msg);
+                push_named(set, &origin, Some(&kind), namespace, &name, "items", &msg);
                 return;
             }
         };
@@ -500,7 +508,7 @@ fn process_document(
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(|| "default".to_owned())
             });
-            push_named(set, &origin, &kind, ns, &name, "apiVersion", &msg);
+            push_named(set, &origin, Some(&kind), ns, &name, "apiVersion", &msg);
         }
         KindLookup::Known(k) => {
             let ns = if k.is_namespaced() {
@@ -525,7 +533,7 @@ fn process_document(
             for d in dropped {
                 set.warnings.push(Diagnostic::warning(problem_at(
                     &origin,
-                    k.as_str(),
+                    Some(k.as_str()),
                     ns.clone(),
                     &name,
                     &d.field_path,
@@ -537,7 +545,7 @@ fn process_document(
                 Err(d) => push_named(
                     set,
                     &origin,
-                    k.as_str(),
+                    Some(k.as_str()),
                     ns,
                     &name,
                     &d.field_path,
@@ -560,12 +568,12 @@ fn json_type(v: &Value) -> &'static str {
 }
 
 fn push_failure(set: &mut LoadedSet, origin: &Origin, kind: Option<&str>, path: &str, msg: &str) {
-    push_named(set, origin, kind.unwrap_or("?"), None, "", path, msg);
+    push_named(set, origin, kind, None, "", path, msg);
 }
 
 fn problem_at(
     origin: &Origin,
-    kind: &str,
+    kind: Option<&str>,
     namespace: Option<String>,
     name: &str,
     path: &str,
@@ -574,7 +582,7 @@ fn problem_at(
     Problem {
         file: origin.file.clone(),
         doc_index: origin.doc_index,
-        kind: kind.to_owned(),
+        kind: kind.map(str::to_owned),
         namespace,
         name: name.to_owned(),
         field_path: path.to_owned(),
@@ -587,7 +595,7 @@ fn problem_at(
 fn push_named(
     set: &mut LoadedSet,
     origin: &Origin,
-    kind: &str,
+    kind: Option<&str>,
     namespace: Option<String>,
     name: &str,
     path: &str,
@@ -625,7 +633,7 @@ fn push_parse_error(set: &mut LoadedSet, e: LoadError) {
             set.warnings.push(Diagnostic::warning(Problem {
                 file: file.clone(),
                 doc_index: *doc_index,
-                kind: "?".to_owned(),
+                kind: None,
                 namespace: None,
                 name: String::new(),
                 field_path: String::new(),

@@ -306,12 +306,12 @@ impl Calculator {
             && let (Some(compiler), Some(opts)) = (&self.compiler, &self.render)
         {
             let rs = build_ruleset(compiler.model(), compiler.program(), &node, opts);
-            let endpoints = compiler.model().endpoints();
-            self.outputs.workloads = calico_policy::nft::node_endpoints(compiler.model(), &node)
+            let model = compiler.model();
+            self.outputs.workloads = calico_policy::nft::node_endpoints(model, &node)
                 .workloads
                 .into_iter()
-                .filter_map(|(i, iface)| {
-                    let e = endpoints.get(i)?;
+                .filter_map(|(key, iface)| {
+                    let e = model.endpoint(&key)?;
                     let workload = match &e.namespace {
                         Some(ns) => format!("{ns}/{}", e.name),
                         None => e.name.clone(),

@@ -359,7 +359,7 @@ struct Resolved {
 impl Model {
     fn resolve_peer(&self, q: &PeerQuery) -> Result<Resolved, CheckError> {
         match q {
-            PeerQuery::Name(n) => match self.find_endpoint(n) {
+            PeerQuery::Name(n) => match self.find_endpoint_position(n) {
                 Some(i) => Ok(Resolved {
                     endpoint: Some(i),
                     ip: None,
@@ -368,7 +368,7 @@ impl Model {
                 None => Err(CheckError::UnknownPeer(n.clone())),
             },
             PeerQuery::Ip(ip) => Ok(Resolved {
-                endpoint: self.endpoint_with_addr(*ip),
+                endpoint: self.endpoint_position_with_addr(*ip),
                 ip: Some(*ip),
                 query: ip.to_string(),
             }),
@@ -481,7 +481,7 @@ impl Model {
                 }
             }
             Step::EndOfTier { tier } => {
-                let t = &self.tiers[*tier];
+                let t = &self.policies.tiers()[*tier];
                 Decision::EndOfTier {
                     tier: t.name.clone(),
                     action: t.default_action,
@@ -541,10 +541,7 @@ impl Model {
         let no_policy = !steps
             .iter()
             .any(|s| matches!(s, Step::PolicyRule { .. } | Step::EndOfTier { .. }))
-            && self
-                .applying
-                .get(index)
-                .is_none_or(|a| a[dir.index()].is_empty());
+            && self.endpoints.applying(index, dir).is_empty();
         let steps: Vec<Decision> = steps.iter().map(|s| self.decision(s, no_policy)).collect();
         let decided_by = steps
             .iter()
@@ -592,7 +589,7 @@ impl Model {
     fn failsafe(
         &self,
         node: &str,
-        inbound: bool,
+        direction: FailsafeDirection,
         remote: &PeerSpec,
         packet: &Packet,
     ) -> Option<Decision> {
@@ -601,7 +598,7 @@ impl Model {
             PeerSpec::Endpoint { addr, .. } => *addr,
             PeerSpec::External(r) => Some(r.first()),
         };
-        self.failsafe_ports(node, inbound)
+        self.failsafe_ports(node, direction)
             .into_iter()
             .find_map(|fp| {
                 let proto = match fp.protocol.to_ascii_lowercase().as_str() {
@@ -617,11 +614,7 @@ impl Model {
                         .is_ok_and(|c| remote_ip.is_some_and(|ip| c.contains(ip)));
                 (proto == packet.protocol && fp.port == port && net_ok).then(|| {
                     Decision::Failsafe {
-                        direction: if inbound {
-                            FailsafeDirection::Inbound
-                        } else {
-                            FailsafeDirection::Outbound
-                        },
+                        direction,
                         port: format!("{}:{}", fp.protocol.to_ascii_lowercase(), fp.port),
                     }
                 })
@@ -670,7 +663,7 @@ impl Model {
             if let Some(d) = se
                 .node
                 .as_deref()
-                .and_then(|n| self.failsafe(n, false, dst, packet))
+                .and_then(|n| self.failsafe(n, FailsafeDirection::Outbound, dst, packet))
             {
                 out[0] = Some(self.fixed(Direction::Egress, si, true, d));
             }
@@ -679,7 +672,7 @@ impl Model {
             if let Some(d) = de
                 .node
                 .as_deref()
-                .and_then(|n| self.failsafe(n, true, src, packet))
+                .and_then(|n| self.failsafe(n, FailsafeDirection::Inbound, src, packet))
             {
                 out[1] = Some(self.fixed(Direction::Ingress, di, true, d));
             }

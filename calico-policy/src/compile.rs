@@ -21,9 +21,10 @@ use calico_model::resources::policy::{Action, IcmpFields, TierAction};
 
 use crate::addr::{AddrRange, Family};
 use crate::conn::PortSet;
+use crate::direction::{Direction, PerDirection};
 use crate::eval::Packet;
 use crate::matching::SelId;
-use crate::model::{Direction, Model};
+use crate::model::{EndpointKey, Model, PolicyId};
 use crate::rules::{CEntity, CRule};
 
 /// The key of an address set in [`Program::sets`]: `<selector id>` for a selector set,
@@ -31,11 +32,12 @@ use crate::rules::{CEntity, CRule};
 ///
 /// Ids are stable across compilations of the same selectors and port names, so
 /// [`Program::changes`] can compare two programs set by set. Renderers derive their own set
-/// names from them (see [`crate::nft`]); the text of an id is for display and hashing only.
+/// names from them (the `nft` renderer, for one); the text of an id is for display and hashing only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SetId(String);
 
 impl SetId {
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn new(id: String) -> SetId {
         SetId(id)
     }
@@ -66,6 +68,7 @@ impl std::borrow::Borrow<str> for SetId {
 
 /// An address set.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SetDef {
     /// Addresses of what a selector matches: endpoint addresses and network-set CIDRs.
     Selector {
@@ -90,6 +93,7 @@ pub enum SetDef {
 
 /// One side of a compiled rule.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct IrMatch {
     /// Address in one of these (when non-empty).
     pub nets: Vec<AddrRange>,
@@ -115,6 +119,7 @@ pub struct IrMatch {
 
 /// One compiled rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IrRule {
     /// Index of the rule in its policy's rules for this direction.
     pub index: usize,
@@ -138,26 +143,30 @@ pub struct IrRule {
 
 /// One policy's rules for one direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PolicyProgram {
-    /// `Kind ns/name`.
-    pub policy: String,
+    /// The policy.
+    pub policy: PolicyId,
     /// The rules, in order.
     pub rules: Vec<IrRule>,
 }
 
 /// A tier as run for one endpoint and direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TierProgram {
     /// Tier name.
     pub tier: String,
-    /// Keys into [`Program::policies`], in order.
-    pub policies: Vec<(usize, Direction)>,
+    /// The policies to run, in order: with the direction of the endpoint program, keys into
+    /// [`Program::policies`].
+    pub policies: Vec<PolicyId>,
     /// What happens to traffic no rule decided: `Deny` (drop) or `Pass` (next tier).
     pub end: TierAction,
 }
 
 /// The program of one endpoint and direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EndpointProgram {
     /// Tiers with at least one policy for this direction, in order.
     pub tiers: Vec<TierProgram>,
@@ -165,17 +174,19 @@ pub struct EndpointProgram {
     pub profiles: Vec<(String, Option<String>)>,
 }
 
-/// The compiled cluster.
+/// The compiled cluster, keyed by identities (never by positions): compiling the same
+/// manifests gives the same program however the model was reached.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Program {
     /// Address sets by key.
     pub sets: BTreeMap<SetId, SetDef>,
-    /// Policy programs by (policy index, direction).
-    pub policies: BTreeMap<(usize, Direction), PolicyProgram>,
+    /// Policy programs by (policy, direction).
+    pub policies: BTreeMap<(PolicyId, Direction), PolicyProgram>,
     /// Profile programs by (name, direction).
     pub profiles: BTreeMap<(String, Direction), Vec<IrRule>>,
-    /// Per endpoint: `[ingress, egress]` programs; see [`Program::endpoint_program`].
-    pub endpoints: Vec<[EndpointProgram; 2]>,
+    /// Per endpoint, its program in each direction; see [`Program::endpoint_program`].
+    pub endpoints: BTreeMap<EndpointKey, PerDirection<EndpointProgram>>,
 }
 
 impl Model {
@@ -313,16 +324,16 @@ impl Model {
         }
         [Direction::Ingress, Direction::Egress]
             .into_iter()
-            .filter(|dir| p.types[dir.index()])
+            .filter(|dir| p.types[*dir])
             .map(|dir| {
-                let rules = p.rules[dir.index()]
+                let rules = p.rules[dir]
                     .iter()
                     .map(|r| self.compile_rule(r, sets))
                     .collect();
                 (
                     dir,
                     PolicyProgram {
-                        policy: p.id.to_string(),
+                        policy: p.id.clone(),
                         rules,
                     },
                 )
@@ -333,22 +344,18 @@ impl Model {
     /// The program of endpoint `ei` in `dir`.
     pub(crate) fn endpoint_program(&self, ei: usize, dir: Direction) -> EndpointProgram {
         let mut tiers: Vec<TierProgram> = Vec::new();
-        let applying = self
-            .applying
-            .get(ei)
-            .map_or(&[][..], |a| a[dir.index()].as_slice());
-        for &pi in applying {
-            let t = self.tier_of_policy[pi];
-            let name = self.tiers.get(t).map_or("", |t| t.name.as_str());
+        for &pi in self.endpoints.applying(ei, dir) {
+            let Some(p) = self.policies.get(pi) else {
+                continue;
+            };
+            let tier = self.policies.tier_entry_of(pi);
+            let name = tier.map_or("", |t| t.name.as_str());
             match tiers.last_mut() {
-                Some(last) if last.tier == name => last.policies.push((pi, dir)),
+                Some(last) if last.tier == name => last.policies.push(p.id.clone()),
                 _ => tiers.push(TierProgram {
                     tier: name.to_owned(),
-                    policies: vec![(pi, dir)],
-                    end: self
-                        .tiers
-                        .get(t)
-                        .map_or(TierAction::Deny, |t| t.default_action),
+                    policies: vec![p.id.clone()],
+                    end: tier.map_or(TierAction::Deny, |t| t.default_action),
                 }),
             }
         }
@@ -368,7 +375,7 @@ impl Model {
         let mut prog = Program::default();
         for pi in 0..self.policies.len() {
             for (dir, pp) in self.policy_programs(pi, &mut prog.sets) {
-                prog.policies.insert((pi, dir), pp);
+                prog.policies.entry((pp.policy.clone(), dir)).or_insert(pp);
             }
         }
         let mut names: Vec<&String> = self.profiles.keys().collect();
@@ -387,11 +394,10 @@ impl Model {
                 }
             }
         }
-        for ei in 0..self.endpoints.len() {
-            prog.endpoints.push([
-                self.endpoint_program(ei, Direction::Ingress),
-                self.endpoint_program(ei, Direction::Egress),
-            ]);
+        for (ei, e) in self.endpoints.iter().enumerate() {
+            prog.endpoints
+                .entry(e.key())
+                .or_insert_with(|| PerDirection::from_fn(|dir| self.endpoint_program(ei, dir)));
         }
         prog
     }
@@ -405,10 +411,13 @@ fn family_index(f: Family) -> usize {
 }
 
 impl Program {
-    /// The program of endpoint `endpoint` (an index into [`Model::endpoints`]) for `dir`;
-    /// `None` when there is no such endpoint.
-    pub fn endpoint_program(&self, endpoint: usize, dir: Direction) -> Option<&EndpointProgram> {
-        self.endpoints.get(endpoint).map(|p| &p[dir.index()])
+    /// The program of endpoint `endpoint` for `dir`; `None` when there is no such endpoint.
+    pub fn endpoint_program(
+        &self,
+        endpoint: &EndpointKey,
+        dir: Direction,
+    ) -> Option<&EndpointProgram> {
+        self.endpoints.get(endpoint).map(|p| &p[dir])
     }
 
     fn in_selector_set(&self, id: &SetId, addr: IpAddr) -> bool {
@@ -527,18 +536,18 @@ impl Program {
     /// interpreter of the IR). Returns whether the packet is accepted.
     pub fn evaluate(
         &self,
-        endpoint: usize,
+        endpoint: &EndpointKey,
         dir: Direction,
         src: IpAddr,
         dst: IpAddr,
         packet: &Packet,
     ) -> bool {
-        let Some(ep) = self.endpoints.get(endpoint).map(|e| &e[dir.index()]) else {
+        let Some(ep) = self.endpoint_program(endpoint, dir) else {
             return false;
         };
         'tiers: for tier in &ep.tiers {
-            for key in &tier.policies {
-                let Some(p) = self.policies.get(key) else {
+            for id in &tier.policies {
+                let Some(p) = self.policies.get(&(id.clone(), dir)) else {
                     continue;
                 };
                 for r in &p.rules {
@@ -583,6 +592,7 @@ impl Program {
 /// What differs between two compiled programs (for a renderer: which sets, policy chains
 /// and endpoint programs to rewrite).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ProgramChanges {
     /// Sets only in the newer program.
     pub sets_added: Vec<SetId>,
@@ -590,16 +600,14 @@ pub struct ProgramChanges {
     pub sets_removed: Vec<SetId>,
     /// Sets in both whose members differ.
     pub sets_changed: Vec<SetId>,
-    /// Policy programs (by `Kind ns/name` and direction) added, removed or changed.
-    pub policies_changed: Vec<(String, Direction)>,
+    /// Policy programs (by policy and direction) added, removed or changed.
+    pub policies_changed: Vec<(PolicyId, Direction)>,
     /// Profile programs added, removed or changed.
     pub profiles_changed: Vec<(String, Direction)>,
-    /// Endpoint programs (by index in the newer model, and direction) whose tier or profile
-    /// lists changed or that are new.
-    pub endpoints_changed: Vec<(usize, Direction)>,
-    /// Endpoint indices of the older program that no longer exist (the newer program has
-    /// fewer endpoints).
-    pub endpoints_removed: Vec<usize>,
+    /// Endpoint programs whose tier or profile lists changed or that are new.
+    pub endpoints_changed: Vec<(EndpointKey, Direction)>,
+    /// Endpoints of the older program that the newer one no longer has.
+    pub endpoints_removed: Vec<EndpointKey>,
 }
 
 impl ProgramChanges {
@@ -609,6 +617,7 @@ impl ProgramChanges {
     }
 
     /// Sorts and deduplicates every list.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn finish(&mut self) {
         for v in [
             &mut self.sets_added,
@@ -618,17 +627,18 @@ impl ProgramChanges {
             v.sort();
             v.dedup();
         }
-        for v in [&mut self.policies_changed, &mut self.profiles_changed] {
-            v.sort();
-            v.dedup();
-        }
+        self.policies_changed.sort();
+        self.policies_changed.dedup();
+        self.profiles_changed.sort();
+        self.profiles_changed.dedup();
         self.endpoints_changed.sort();
         self.endpoints_changed.dedup();
-        self.endpoints_removed.sort_unstable();
+        self.endpoints_removed.sort();
         self.endpoints_removed.dedup();
     }
 }
 
+/// The keys only in `new`, only in `old`, and in both with different values.
 fn keyed_changes<K: Ord + Clone, V: PartialEq>(
     old: &BTreeMap<K, V>,
     new: &BTreeMap<K, V>,
@@ -652,54 +662,23 @@ fn keyed_changes<K: Ord + Clone, V: PartialEq>(
 }
 
 impl Program {
-    /// What changed from `self` (older) to `newer`. Policies are compared by identity
-    /// (`Kind ns/name`), endpoints by position, so a change of one resource shows up as the
-    /// sets, policy programs and endpoint programs it affects.
+    /// What changed from `self` (older) to `newer`, by identity: a change of one resource
+    /// shows up as the sets, policy programs and endpoint programs it affects.
     pub fn changes(&self, newer: &Program) -> ProgramChanges {
         let (sets_added, sets_removed, sets_changed) = keyed_changes(&self.sets, &newer.sets);
-        let by_name = |p: &Program| -> BTreeMap<(String, Direction), Vec<IrRule>> {
-            p.policies
-                .iter()
-                .map(|((_, d), pp)| ((pp.policy.clone(), *d), pp.rules.clone()))
-                .collect()
-        };
-        let (a, r, c) = keyed_changes(&by_name(self), &by_name(newer));
-        let mut policies_changed: Vec<(String, Direction)> =
+        let (a, r, c) = keyed_changes(&self.policies, &newer.policies);
+        let mut policies_changed: Vec<(PolicyId, Direction)> =
             a.into_iter().chain(r).chain(c).collect();
         policies_changed.sort();
         let (a, r, c) = keyed_changes(&self.profiles, &newer.profiles);
         let mut profiles_changed: Vec<(String, Direction)> =
             a.into_iter().chain(r).chain(c).collect();
         profiles_changed.sort();
-        // Endpoint programs refer to policies by index; compare them by policy identity.
-        let named = |p: &Program, e: &EndpointProgram| -> Vec<(String, Vec<String>, TierAction)> {
-            e.tiers
-                .iter()
-                .map(|t| {
-                    let ids = t
-                        .policies
-                        .iter()
-                        .map(|k| {
-                            p.policies
-                                .get(k)
-                                .map(|x| x.policy.clone())
-                                .unwrap_or_default()
-                        })
-                        .collect();
-                    (t.tier.clone(), ids, t.end)
-                })
-                .collect()
-        };
         let mut endpoints_changed = Vec::new();
-        for (i, progs) in newer.endpoints.iter().enumerate() {
-            for dir in [Direction::Ingress, Direction::Egress] {
-                let new = &progs[dir.index()];
-                let same = self.endpoints.get(i).is_some_and(|old| {
-                    let old = &old[dir.index()];
-                    old.profiles == new.profiles && named(self, old) == named(newer, new)
-                });
-                if !same {
-                    endpoints_changed.push((i, dir));
+        for (key, progs) in &newer.endpoints {
+            for (dir, new) in progs.iter() {
+                if self.endpoint_program(key, dir) != Some(new) {
+                    endpoints_changed.push((key.clone(), dir));
                 }
             }
         }
@@ -710,7 +689,12 @@ impl Program {
             policies_changed,
             profiles_changed,
             endpoints_changed,
-            endpoints_removed: (newer.endpoints.len()..self.endpoints.len()).collect(),
+            endpoints_removed: self
+                .endpoints
+                .keys()
+                .filter(|k| !newer.endpoints.contains_key(k))
+                .cloned()
+                .collect(),
         }
     }
 }

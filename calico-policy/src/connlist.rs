@@ -2,7 +2,7 @@
 //! external IPv4 ranges.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::rc::Rc;
 
 use calico_model::validation::Problem;
@@ -10,6 +10,7 @@ use calico_model::validation::Problem;
 use crate::addr::{AddrRange, Family};
 use crate::conn::ConnSet;
 use crate::diag::{Diagnostic, Severity};
+use crate::direction::PerDirection;
 use crate::eval::PeerSpec;
 use crate::matching::SelId;
 use crate::model::{Direction, Model, Policy, PolicyKind};
@@ -17,6 +18,7 @@ use crate::rules::CRule;
 
 /// One line: `src => dst : conns`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnRow {
     /// Source peer name.
     pub src: String,
@@ -26,13 +28,68 @@ pub struct ConnRow {
     pub conns: ConnSet,
 }
 
+/// Something a connectivity list leaves out or assumes. Displays as one sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnlistWarning {
+    /// No enforced NetworkPolicy of any kind: every connection is allowed.
+    NoPolicy,
+    /// An IPv6 CIDR in a rule is not one of the (IPv4) address ranges.
+    Ipv6RuleCidr {
+        /// The CIDR.
+        cidr: String,
+        /// The policy (`Kind ns/name`) or profile (`Profile name`) holding the rule.
+        owner: String,
+    },
+    /// An IPv6 CIDR of a network set is not one of the (IPv4) address ranges.
+    Ipv6NetworkSetCidr {
+        /// The CIDR.
+        cidr: String,
+        /// The network set's name.
+        network_set: String,
+    },
+}
+
+impl fmt::Display for ConnlistWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnlistWarning::NoPolicy => {
+                f.write_str("no NetworkPolicy in the input: every connection is allowed")
+            }
+            ConnlistWarning::Ipv6RuleCidr { cidr, owner } => write!(
+                f,
+                "IPv6 CIDR {cidr} in {owner} left out of the address ranges (connlist covers IPv4)"
+            ),
+            ConnlistWarning::Ipv6NetworkSetCidr { cidr, network_set } => write!(
+                f,
+                "IPv6 CIDR {cidr} in network set {network_set} left out of the address ranges"
+            ),
+        }
+    }
+}
+
+/// Warnings in the order they are reported: by text, each once.
+#[derive(Default)]
+struct Warnings(BTreeMap<String, ConnlistWarning>);
+
+impl Warnings {
+    fn insert(&mut self, w: ConnlistWarning) {
+        self.0.entry(w.to_string()).or_insert(w);
+    }
+
+    fn into_vec(self) -> Vec<ConnlistWarning> {
+        self.0.into_values().collect()
+    }
+}
+
 /// The connectivity list and the warnings produced while computing it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Connlist {
     /// Rows, sorted by `src` then `dst` (byte order).
     pub rows: Vec<ConnRow>,
-    /// Warnings.
-    pub warnings: Vec<String>,
+    /// Warnings, ordered by their text.
+    pub warnings: Vec<ConnlistWarning>,
     /// The external source-side ranges, ascending.
     pub source_ranges: Vec<AddrRange>,
     /// The external destination-side ranges, ascending.
@@ -143,7 +200,7 @@ pub(crate) fn subtract_union(net: AddrRange, holes: &[AddrRange]) -> Vec<AddrRan
 }
 
 impl Model {
-    fn side_cidrs(&self, dir: Direction, warnings: &mut BTreeSet<String>) -> Vec<AddrRange> {
+    fn side_cidrs(&self, dir: Direction, warnings: &mut Warnings) -> Vec<AddrRange> {
         let mut out = Vec::new();
         let mut take = |r: &CRule, what: &str, ip_block: bool| {
             let e = match dir {
@@ -157,10 +214,10 @@ impl Model {
                     if n.family == Family::V4 {
                         out.extend(subtract_union(*n, &e.not_nets));
                     } else {
-                        warnings.insert(format!(
-                            "IPv6 CIDR {} in {what} left out of the address ranges (connlist covers IPv4)",
-                            n.to_cidr_string()
-                        ));
+                        warnings.insert(ConnlistWarning::Ipv6RuleCidr {
+                            cidr: n.to_cidr_string(),
+                            owner: what.to_owned(),
+                        });
                     }
                 }
                 return;
@@ -169,19 +226,19 @@ impl Model {
                 if n.family == Family::V4 {
                     out.push(*n);
                 } else {
-                    warnings.insert(format!(
-                        "IPv6 CIDR {} in {what} left out of the address ranges (connlist covers IPv4)",
-                        n.to_cidr_string()
-                    ));
+                    warnings.insert(ConnlistWarning::Ipv6RuleCidr {
+                        cidr: n.to_cidr_string(),
+                        owner: what.to_owned(),
+                    });
                 }
             }
         };
-        for p in &self.policies {
+        for p in self.policies.iter() {
             if p.staged || p.host_only {
                 continue;
             }
             let ip_block = p.id.kind == PolicyKind::KubernetesNetworkPolicy;
-            for r in &p.rules[dir.index()] {
+            for r in &p.rules[dir] {
                 take(r, &p.id.to_string(), ip_block);
             }
         }
@@ -203,11 +260,10 @@ impl Model {
                 if r.family == Family::V4 {
                     out.push(*r);
                 } else {
-                    warnings.insert(format!(
-                        "IPv6 CIDR {} in network set {} left out of the address ranges",
-                        r.to_cidr_string(),
-                        n.name
-                    ));
+                    warnings.insert(ConnlistWarning::Ipv6NetworkSetCidr {
+                        cidr: r.to_cidr_string(),
+                        network_set: n.name.clone(),
+                    });
                 }
             }
         }
@@ -216,7 +272,7 @@ impl Model {
 
     /// The IPv4 CIDRs that cut the source and destination address space into ranges.
     pub(crate) fn range_cidrs(&self) -> (Vec<AddrRange>, Vec<AddrRange>) {
-        let mut w = BTreeSet::new();
+        let mut w = Warnings::default();
         (
             self.side_cidrs(Direction::Ingress, &mut w),
             self.side_cidrs(Direction::Egress, &mut w),
@@ -233,11 +289,11 @@ impl Model {
             let selects = self
                 .workloads
                 .iter()
-                .any(|w| self.policy_selects(pi, w.members[0]));
+                .any(|w| self.policy_selects_at(pi, w.positions[0]));
             if !selects {
                 continue;
             }
-            for r in &p.rules[Direction::Egress.index()] {
+            for r in &p.rules[Direction::Egress] {
                 if !r.dst.named.is_empty() && r.dst.pos.is_none() {
                     out.push(policy_problem(
                         p,
@@ -252,8 +308,8 @@ impl Model {
         }
         // Pods of one workload that some selector tells apart.
         for w in &self.workloads {
-            let first = w.members[0];
-            for &other in &w.members[1..] {
+            let first = w.positions[0];
+            for &other in &w.positions[1..] {
                 if self.endpoints[first].labels == self.endpoints[other].labels {
                     continue;
                 }
@@ -275,7 +331,7 @@ impl Model {
                         problem: Problem {
                             file: e.origin.file.clone(),
                             doc_index: e.origin.doc_index,
-                            kind: "Pod".to_owned(),
+                            kind: Some("Pod".to_owned()),
                             namespace: e.namespace.clone(),
                             name: e.name.clone(),
                             field_path: "metadata.labels".to_owned(),
@@ -331,9 +387,9 @@ impl Model {
         if !problems.is_empty() {
             return Err(ConnlistError { problems });
         }
-        let mut warnings: BTreeSet<String> = BTreeSet::new();
+        let mut warnings = Warnings::default();
         if self.policies.iter().all(|p| p.staged) {
-            warnings.insert("no NetworkPolicy in the input: every connection is allowed".into());
+            warnings.insert(ConnlistWarning::NoPolicy);
         }
         let mut src_cidrs = self.side_cidrs(Direction::Ingress, &mut warnings);
         src_cidrs.extend_from_slice(extra_src);
@@ -345,7 +401,7 @@ impl Model {
         let workloads = self
             .workloads
             .iter()
-            .map(|w| (w.name.clone(), Side::Workload(w.members[0])));
+            .map(|w| (w.name.clone(), Side::Workload(w.positions[0])));
         let mut srcs: Vec<(String, Side)> = workloads.clone().collect();
         srcs.extend(
             src_ranges
@@ -360,21 +416,18 @@ impl Model {
                 .map(|r| (format!("{r}[External]"), Side::Range(*r))),
         );
         dsts.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut prepared: Vec<Option<[crate::prepared::Prepared<'_>; 2]>> =
+        let mut prepared: Vec<Option<PerDirection<crate::prepared::Prepared<'_>>>> =
             (0..self.endpoints.len()).map(|_| None).collect();
         for w in &self.workloads {
-            let e = w.members[0];
-            prepared[e] = Some([
-                self.prepare(e, Direction::Ingress),
-                self.prepare(e, Direction::Egress),
-            ]);
+            let e = w.positions[0];
+            prepared[e] = Some(PerDirection::from_fn(|dir| self.prepare(e, dir)));
         }
         Ok(ConnlistPlan {
             model: self,
             srcs,
             dsts,
             prepared,
-            warnings: warnings.into_iter().collect(),
+            warnings: warnings.into_vec(),
             source_ranges: src_ranges,
             destination_ranges: dst_ranges,
         })
@@ -386,9 +439,9 @@ pub struct ConnlistPlan<'m> {
     model: &'m Model,
     srcs: Vec<(String, Side)>,
     dsts: Vec<(String, Side)>,
-    prepared: Vec<Option<[crate::prepared::Prepared<'m>; 2]>>,
-    /// Warnings.
-    pub warnings: Vec<String>,
+    prepared: Vec<Option<PerDirection<crate::prepared::Prepared<'m>>>>,
+    /// Warnings, ordered by their text.
+    pub warnings: Vec<ConnlistWarning>,
     /// The external source-side ranges, ascending.
     pub source_ranges: Vec<AddrRange>,
     /// The external destination-side ranges, ascending.
@@ -399,7 +452,7 @@ impl ConnlistPlan<'_> {
     fn conns_of(&self, e: usize, dir: Direction, other: &PeerSpec) -> Rc<ConnSet> {
         let m = self.model;
         match self.prepared.get(e).and_then(Option::as_ref) {
-            Some(p) => m.prepared_conns_memo(&p[dir.index()], other),
+            Some(p) => m.prepared_conns_memo(&p[dir], other),
             None => Rc::new(m.direction_conns(e, dir, &peer(e), other, Family::V4)),
         }
     }
@@ -614,6 +667,7 @@ impl Connlist {
 
 /// One pair whose allowed connections differ between two inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DiffRow {
     /// Source peer name.
     pub src: String,
@@ -627,11 +681,12 @@ pub struct DiffRow {
 
 /// The difference between two connlists.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ConnDiff {
     /// Pairs that differ, sorted by `src` then `dst`.
     pub rows: Vec<DiffRow>,
-    /// Warnings of both connlists.
-    pub warnings: Vec<String>,
+    /// Warnings of both connlists, ordered by their text, each once.
+    pub warnings: Vec<ConnlistWarning>,
 }
 
 impl ConnDiff {
@@ -692,9 +747,11 @@ pub fn diff(a: &Model, b: &Model) -> Result<ConnDiff, ConnlistError> {
             });
         }
     }
-    let mut warnings: Vec<String> = la.warnings.into_iter().chain(lb.warnings).collect();
-    warnings.sort();
-    warnings.dedup();
+    let mut warnings = Warnings::default();
+    for w in la.warnings.into_iter().chain(lb.warnings) {
+        warnings.insert(w);
+    }
+    let warnings = warnings.into_vec();
     Ok(ConnDiff { rows, warnings })
 }
 

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use calico_model::loader::LoadError;
 pub use calico_model::validation::{Diagnostic, Severity};
 
 /// How many problems an error's message spells out before "and N more".
@@ -34,10 +35,10 @@ pub(crate) fn write_first<T: fmt::Display>(
 #[non_exhaustive]
 pub enum BuildError {
     /// Some inputs could not be read or parsed.
-    #[error("{}", Shown("input(s) could not be read or parsed", .messages))]
+    #[error("{}", Shown("input(s) could not be read or parsed", .errors))]
     Load {
-        /// One message per input, naming the file (and document).
-        messages: Vec<String>,
+        /// One error per input, naming the file (and document).
+        errors: Vec<LoadError>,
     },
     /// The manifests hold errors.
     #[error("{}", Shown("problem(s) in the manifests", .errors))]
@@ -68,7 +69,7 @@ mod tests {
             problem: calico_model::validation::Problem {
                 file: format!("f{i}.yaml"),
                 doc_index: i,
-                kind: "NetworkPolicy".to_owned(),
+                kind: Some("NetworkPolicy".to_owned()),
                 namespace: Some("ns".to_owned()),
                 name: format!("p{i}"),
                 field_path: "spec.order".to_owned(),
@@ -103,7 +104,10 @@ mod tests {
     #[test]
     fn load_error_lists_messages() {
         let e = BuildError::Load {
-            messages: vec!["a.yaml: cannot read: gone".to_owned()],
+            errors: vec![LoadError::Read {
+                path: "a.yaml".to_owned(),
+                source: std::sync::Arc::new(std::io::Error::other("gone")),
+            }],
         };
         assert_eq!(
             e.to_string(),

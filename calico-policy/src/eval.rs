@@ -13,7 +13,7 @@ use crate::rules::{CEntity, CRule};
 
 /// One side of a flow as rule matching sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerSpec {
+pub(crate) enum PeerSpec {
     /// An endpoint; `addr` is the address the flow uses, `None` to match by selectors only.
     Endpoint {
         /// Endpoint index in the model.
@@ -304,19 +304,15 @@ impl Model {
     ) -> S {
         let mut remaining = universe;
         let mut allowed = S::nothing();
-        let applying = self
-            .applying
-            .get(endpoint)
-            .map(|a| a[dir.index()].as_slice())
-            .unwrap_or(&[]);
+        let applying = self.endpoints.applying(endpoint, dir);
         let mut i = 0;
         while i < applying.len() {
-            let tier = self.tier_of_policy[applying[i]];
+            let tier = self.policies.tier_of(applying[i]);
             let mut passed = S::nothing();
-            while i < applying.len() && self.tier_of_policy[applying[i]] == tier {
+            while i < applying.len() && self.policies.tier_of(applying[i]) == tier {
                 let pi = applying[i];
                 i += 1;
-                for r in &self.policies[pi].rules[dir.index()] {
+                for r in &self.policies[pi].rules[dir] {
                     if remaining.is_nothing() {
                         break;
                     }
@@ -351,7 +347,8 @@ impl Model {
                 step(Step::EndOfTier { tier }, &tail);
             }
             let pass_on = self
-                .tiers
+                .policies
+                .tiers()
                 .get(tier)
                 .is_some_and(|t| t.default_action == TierAction::Pass);
             remaining = if pass_on { passed.or(&tail) } else { passed };
@@ -361,11 +358,7 @@ impl Model {
             .get(endpoint)
             .map(|e| e.profiles.as_slice())
             .unwrap_or(&[]);
-        let resolved = self
-            .endpoint_profiles
-            .get(endpoint)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let resolved = self.endpoints.profiles(endpoint);
         for (name, entry) in names.iter().zip(resolved) {
             if remaining.is_nothing() {
                 break;

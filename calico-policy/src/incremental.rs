@@ -8,10 +8,12 @@
 //! | an endpoint (Pod, workload controller, WorkloadEndpoint, HostEndpoint) added, changed or removed | its labels in the selector index (only selectors reading its labels are re-evaluated); the members of the sets whose selectors match it before or after, and of the named-port sets for its port names; its own program |
 //! | anything else (Namespace, ServiceAccount, Profile, Tier, NetworkSet, FelixConfiguration, ...) | the whole model, then [`Program::changes`] against the previous program |
 //!
-//! The result always equals a fresh [`Model::build`] + [`Model::compile`] of the same
-//! manifests, with two differences in numbering only: a removed endpoint's index is taken by
-//! the last endpoint (its programs move with it), and validation of an upserted object is
-//! per object ([`validate_object`]), without the cross-object checks of a full build.
+//! The program always equals a fresh [`Model::build`] + [`Model::compile`] of the same
+//! manifests (programs are keyed by [`PolicyId`] and [`EndpointKey`](crate::EndpointKey),
+//! never by positions). Two things differ from a fresh build: the order of
+//! [`Model::endpoints`] (a removed endpoint's place is taken by the last one), and
+//! validation of an upserted object is per object ([`validate_object`]), without the
+//! cross-object checks of a full build.
 //!
 //! ```
 //! use calico_model::loader::load_str;
@@ -37,7 +39,7 @@
 //! assert!(!update.changes.endpoints_changed.is_empty());
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use calico_model::derived;
@@ -47,9 +49,9 @@ use calico_model::validation::validate_object;
 
 use crate::compile::{IrMatch, IrRule, Program, ProgramChanges, SetDef, SetId};
 use crate::diag::{BuildError, Diagnostic, Severity};
+use crate::direction::PerDirection;
 use crate::model::{
-    Direction, Endpoint, EndpointKind, Model, PolicyId, PolicyKind, Workload, applying_of,
-    endpoint_from, policy_order, workloads_of,
+    Direction, Endpoint, Model, Policy, PolicyId, PolicyKind, Workload, endpoint_from, workloads_of,
 };
 
 /// Identifies one object of the manifests.
@@ -300,11 +302,6 @@ fn policy_id_of(r: &Resource) -> Option<PolicyId> {
     })
 }
 
-/// Identifies an endpoint across updates.
-fn endpoint_key(e: &Endpoint) -> (EndpointKind, Option<&str>, &str) {
-    (e.kind, e.namespace.as_deref(), e.name.as_str())
-}
-
 impl Compiler {
     /// Builds the model and compiles it.
     ///
@@ -516,46 +513,22 @@ impl Compiler {
             None => None,
         };
         let new_tier = match &new_policy {
-            Some(p) => match model.tiers.iter().position(|t| t.name == p.tier) {
+            Some(p) => match model.policies.tier_position(&p.tier) {
                 Some(t) => Some(t),
                 // A tier nothing else uses yet: tier positions change, rebuild.
                 None => return Ok(None),
             },
             None => None,
         };
-        let old_k = old
-            .and_then(|o| policy_id_of(&o.resource))
-            .and_then(|id| model.policies.iter().position(|p| p.id == id));
+        let old_id = old.and_then(|o| policy_id_of(&o.resource));
+        let old_k = old_id.as_ref().and_then(|id| model.policies.position(id));
         // Reorder: remove the old policy, insert the new one at its place.
-        let removed = old_k.map(|k| {
-            model.tier_of_policy.remove(k);
-            model.policies.remove(k)
-        });
-        let new_k = match (&new_policy, new_tier) {
-            (Some(p), Some(t)) => {
-                let pos = {
-                    let (mut lo, mut hi) = (0, model.policies.len());
-                    while lo < hi {
-                        let mid = (lo + hi) / 2;
-                        let before =
-                            policy_order(model.tier_of_policy[mid], &model.policies[mid], t, p)
-                                .is_lt();
-                        if before {
-                            lo = mid + 1;
-                        } else {
-                            hi = mid;
-                        }
-                    }
-                    lo
-                };
-                Some(pos)
-            }
+        let removed = old_k.map(|k| model.policies.remove(k));
+        let new_k = match (new_policy, new_tier) {
+            (Some(p), Some(t)) => Some(model.policies.insert(p, t)),
             _ => None,
         };
-        if let (Some(p), Some(k), Some(t)) = (new_policy, new_k, new_tier) {
-            model.policies.insert(k, p);
-            model.tier_of_policy.insert(k, t);
-        }
+        // Positions of the other policies after the move.
         let remap = |i: usize| -> Option<usize> {
             if Some(i) == old_k {
                 return None;
@@ -571,11 +544,15 @@ impl Compiler {
                 j
             })
         };
+        let enforced_selector = |p: &Policy| {
+            (!p.staged && !p.host_only)
+                .then_some(p.selector_id)
+                .flatten()
+        };
         // Endpoints the new policy selects (enforced policies only).
         let selects: HashSet<usize> = new_k
             .and_then(|k| model.policies.get(k))
-            .filter(|p| !p.staged && !p.host_only)
-            .and_then(|p| p.selector_id)
+            .and_then(enforced_selector)
             .map(|s| model.selectors.matching_endpoints(s).collect())
             .unwrap_or_default();
         // In place (the common update): nothing is renumbered, only the endpoints the policy
@@ -583,13 +560,11 @@ impl Compiler {
         let in_place = old_k.is_some() && old_k == new_k;
         let old_selects: Vec<usize> = removed
             .as_ref()
-            .filter(|p| !p.staged && !p.host_only)
-            .and_then(|p| p.selector_id)
+            .and_then(enforced_selector)
             .map(|s| model.selectors.matching_endpoints(s).collect())
             .unwrap_or_default();
-        let mut touched: Vec<usize> = Vec::new();
-        // Only indices in `lo..=hi` move (a policy moving from `old_k` to `new_k`, or every
-        // index from the one inserted or removed on).
+        // Only positions in `lo..=hi` move (a policy moving from `old_k` to `new_k`, or every
+        // position from the one inserted or removed on).
         let lo = old_k.into_iter().chain(new_k).min().unwrap_or(usize::MAX);
         let hi = match (old_k, new_k) {
             (Some(a), Some(b)) => a.max(b),
@@ -599,7 +574,8 @@ impl Compiler {
             let at = list.partition_point(|&i| i < lo);
             list.get(at).is_some_and(|&i| i <= hi)
         };
-        let update_list = |ei: usize, d: usize, list: &mut Vec<usize>| -> bool {
+        let policies = &model.policies;
+        let update_list = |ei: usize, dir: Direction, list: &mut Vec<usize>| -> bool {
             let before = list.len();
             if moves(list) {
                 list.retain_mut(|i| match remap(*i) {
@@ -613,7 +589,7 @@ impl Compiler {
             let mut hit = list.len() != before;
             if let Some(k) = new_k
                 && selects.contains(&ei)
-                && model.policies[k].types[d]
+                && policies[k].types[dir]
             {
                 let at = list.partition_point(|&i| i < k);
                 list.insert(at, k);
@@ -621,54 +597,38 @@ impl Compiler {
             }
             hit
         };
+        let mut touched: Vec<usize> = Vec::new();
+        let applying = model.endpoints.applying_mut();
+        let mut visit = |ei: usize, lists: &mut PerDirection<Vec<usize>>| {
+            let mut hit = false;
+            for dir in Direction::ALL {
+                hit |= update_list(ei, dir, &mut lists[dir]);
+            }
+            if hit {
+                touched.push(ei);
+            }
+        };
         if in_place {
-            let mut visit: Vec<usize> = old_selects.iter().chain(selects.iter()).copied().collect();
-            visit.sort_unstable();
-            visit.dedup();
-            for ei in visit {
-                let Some(lists) = model.applying.get_mut(ei) else {
-                    continue;
-                };
-                let mut hit = false;
-                for (d, list) in lists.iter_mut().enumerate() {
-                    hit |= update_list(ei, d, list);
-                }
-                if hit {
-                    touched.push(ei);
+            let mut eis: Vec<usize> = old_selects.iter().chain(selects.iter()).copied().collect();
+            eis.sort_unstable();
+            eis.dedup();
+            for ei in eis {
+                if let Some(lists) = applying.get_mut(ei) {
+                    visit(ei, lists);
                 }
             }
         } else {
-            for (ei, lists) in model.applying.iter_mut().enumerate() {
-                let mut hit = false;
-                for (d, list) in lists.iter_mut().enumerate() {
-                    hit |= update_list(ei, d, list);
-                }
-                if hit {
-                    touched.push(ei);
-                }
+            for (ei, lists) in applying.iter_mut().enumerate() {
+                visit(ei, lists);
             }
         }
 
-        // The program: re-key policy programs, compile the new one, drop the old one.
+        // The program: drop the old policy's programs, compile the new one's.
         let mut dropped = Vec::new();
-        if in_place {
-            for d in [Direction::Ingress, Direction::Egress] {
-                if let Some(pp) = old_k.and_then(|k| self.program.policies.remove(&(k, d))) {
+        if let Some(id) = &old_id {
+            for d in Direction::ALL {
+                if let Some(pp) = self.program.policies.remove(&(id.clone(), d)) {
                     dropped.push((d, pp));
-                }
-            }
-        } else {
-            let mut moving = self.program.policies.split_off(&(lo, Direction::Ingress));
-            if hi < usize::MAX {
-                let mut rest = moving.split_off(&(hi + 1, Direction::Ingress));
-                self.program.policies.append(&mut rest);
-            }
-            for ((i, d), pp) in moving {
-                match remap(i) {
-                    Some(j) => {
-                        self.program.policies.insert((j, d), pp);
-                    }
-                    None => dropped.push((d, pp)),
                 }
             }
         }
@@ -696,52 +656,43 @@ impl Compiler {
             }
         }
         for (d, pp) in new_programs {
-            if let Some(k) = new_k {
-                self.program.policies.insert((k, d), pp);
-            }
+            self.program.policies.insert((pp.policy.clone(), d), pp);
         }
-        // Endpoint programs: renumber every one, recompute the touched ones.
-        let replaced = removed.is_some() && new_k.is_some();
-        let remap_same = |i: usize| {
-            if Some(i) == old_k && replaced {
-                new_k
-            } else {
-                remap(i)
-            }
-        };
-        if !in_place {
-            for progs in &mut self.program.endpoints {
-                for p in progs.iter_mut() {
-                    for t in &mut p.tiers {
-                        let at = t.policies.partition_point(|&(i, _)| i < lo);
-                        if t.policies.get(at).is_none_or(|&(i, _)| i > hi) {
-                            continue;
-                        }
-                        t.policies.retain_mut(|(i, _)| match remap_same(*i) {
-                            Some(j) => {
-                                *i = j;
-                                true
-                            }
-                            None => false,
-                        });
-                    }
-                    p.tiers.retain(|t| !t.policies.is_empty());
-                }
-            }
-        }
+        // The programs of the endpoints whose policy lists changed.
         for ei in touched {
-            for dir in [Direction::Ingress, Direction::Egress] {
-                let fresh = self.model.endpoint_program(ei, dir);
-                if let Some(slot) = self.program.endpoints.get_mut(ei) {
-                    if slot[dir.index()] != fresh {
-                        changes.endpoints_changed.push((ei, dir));
-                    }
-                    slot[dir.index()] = fresh;
-                }
-            }
+            self.refresh_endpoint(ei, &mut changes);
         }
         changes.finish();
         Ok(Some(changes))
+    }
+
+    /// Recompiles the programs of the endpoint at `ei` and records the directions that
+    /// changed (the program keeps the first endpoint of a key).
+    fn refresh_endpoint(&mut self, ei: usize, changes: &mut ProgramChanges) {
+        let model = &self.model;
+        let Some(key) = model.endpoints.get(ei).map(Endpoint::key) else {
+            return;
+        };
+        if model.endpoints.position(&key) != Some(ei) {
+            return;
+        }
+        let fresh = PerDirection::from_fn(|dir| model.endpoint_program(ei, dir));
+        match self.program.endpoints.get_mut(&key) {
+            Some(slot) => {
+                for dir in Direction::ALL {
+                    if slot[dir] != fresh[dir] {
+                        changes.endpoints_changed.push((key.clone(), dir));
+                    }
+                }
+                *slot = fresh;
+            }
+            None => {
+                for dir in Direction::ALL {
+                    changes.endpoints_changed.push((key.clone(), dir));
+                }
+                self.program.endpoints.insert(key, fresh);
+            }
+        }
     }
 
     /// An endpoint added, changed or removed. `None` asks for a rebuild.
@@ -782,10 +733,8 @@ impl Compiler {
                 model.endpoint_context.pod_keys.insert(k);
             }
         }
-        let index = old_ep.as_ref().and_then(|e| {
-            let k = endpoint_key(e);
-            model.endpoints.iter().position(|x| endpoint_key(x) == k)
-        });
+        let old_key = old_ep.as_ref().map(Endpoint::key);
+        let index = old_key.as_ref().and_then(|k| model.endpoints.position(k));
         let mut changes = ProgramChanges::default();
         let mut affected: HashSet<crate::matching::SelId> = HashSet::new();
         let mut port_names: HashSet<String> = HashSet::new();
@@ -812,34 +761,9 @@ impl Compiler {
                     .iter()
                     .map(|p| model.profiles.get(p).cloned())
                     .collect();
-                if i == model.endpoints.len() {
-                    model.endpoints.push(e);
-                    model.endpoint_profiles.push(resolved);
-                    model.applying.push([Vec::new(), Vec::new()]);
-                } else {
-                    model.endpoints[i] = e;
-                    model.endpoint_profiles[i] = resolved;
-                }
-                model.applying[i] = applying_of(&model.policies, &model.selectors, i);
-                let fresh = [
-                    model.endpoint_program(i, Direction::Ingress),
-                    model.endpoint_program(i, Direction::Egress),
-                ];
-                match self.program.endpoints.get_mut(i) {
-                    Some(slot) => {
-                        for dir in [Direction::Ingress, Direction::Egress] {
-                            if slot[dir.index()] != fresh[dir.index()] {
-                                changes.endpoints_changed.push((i, dir));
-                            }
-                        }
-                        *slot = fresh;
-                    }
-                    None => {
-                        self.program.endpoints.push(fresh);
-                        changes.endpoints_changed.push((i, Direction::Ingress));
-                        changes.endpoints_changed.push((i, Direction::Egress));
-                    }
-                }
+                let applying = model.policies.applying_to(&model.selectors, i);
+                model.endpoints.upsert(i, e, resolved, applying);
+                self.refresh_endpoint(i, &mut changes);
             }
             (Some(i), None) => {
                 let last = model.endpoints.len() - 1;
@@ -850,35 +774,42 @@ impl Compiler {
                     model.selectors.remove_endpoint(last);
                     let labels = model.endpoints[last].labels.clone();
                     model.selectors.upsert_endpoint(i, &labels);
-                    changes.endpoints_changed.push((i, Direction::Ingress));
-                    changes.endpoints_changed.push((i, Direction::Egress));
                 }
                 model.selectors.set_endpoint_count(last);
                 model.endpoints.swap_remove(i);
-                model.endpoint_profiles.swap_remove(i);
-                model.applying.swap_remove(i);
-                if i < self.program.endpoints.len() {
-                    self.program.endpoints.swap_remove(i);
+                if let Some(key) = old_key {
+                    match model.endpoints.position(&key) {
+                        // Another endpoint of the same key now stands for it.
+                        Some(j) => self.refresh_endpoint(j, &mut changes),
+                        None => {
+                            self.program.endpoints.remove(&key);
+                            changes.endpoints_removed.push(key);
+                        }
+                    }
                 }
-                changes.endpoints_removed.push(last);
             }
         }
         // Connlist workloads: a new member joins its group; anything else regroups.
+        let model = &mut self.model;
         match workload_change {
             WorkloadChange::Unchanged => {}
             WorkloadChange::Appended(i) => {
                 if let Some(e) = model.endpoints.get(i).filter(|e| e.is_workload()) {
                     match model.workloads.iter_mut().find(|w| w.name == e.workload) {
-                        Some(w) => w.members.push(i),
+                        Some(w) => {
+                            w.members.push(e.key());
+                            w.positions.push(i);
+                        }
                         None => model.workloads.push(Workload {
                             name: e.workload.clone(),
                             namespace: e.namespace.clone().unwrap_or_default(),
-                            members: vec![i],
+                            members: vec![e.key()],
+                            positions: vec![i],
                         }),
                     }
                 }
             }
-            WorkloadChange::Regroup => model.workloads = workloads_of(&model.endpoints),
+            WorkloadChange::Regroup => model.workloads = workloads_of(model.endpoints.as_slice()),
         }
         // Sets whose members may have changed: those of the selectors that matched the
         // endpoint before or match it now, and the named-port sets of its port names.
@@ -948,60 +879,4 @@ enum WorkloadChange {
     Appended(usize),
     /// Anything else: group again.
     Regroup,
-}
-
-/// A program keyed by identities instead of positions: for comparing a program kept up to date
-/// by a [`Compiler`] with a fresh compilation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProgramByName {
-    /// Sets.
-    pub sets: BTreeMap<SetId, SetDef>,
-    /// Policy rules by (`Kind ns/name`, direction).
-    pub policies: BTreeMap<(String, Direction), Vec<IrRule>>,
-    /// Profile rules.
-    pub profiles: BTreeMap<(String, Direction), Vec<IrRule>>,
-    /// Per endpoint (`kind ns/name`) and direction: the tiers with their policy names and end
-    /// action, and the profiles.
-    pub endpoints: BTreeMap<(String, Direction), String>,
-}
-
-impl ProgramByName {
-    /// Re-keys `program` compiled from `model`.
-    pub fn new(model: &Model, program: &Program) -> ProgramByName {
-        let name_of = |k: &(usize, Direction)| {
-            program
-                .policies
-                .get(k)
-                .map(|p| p.policy.clone())
-                .unwrap_or_default()
-        };
-        let mut endpoints = BTreeMap::new();
-        for (e, progs) in model.endpoints().iter().zip(&program.endpoints) {
-            for dir in [Direction::Ingress, Direction::Egress] {
-                let p = &progs[dir.index()];
-                let tiers: Vec<String> = p
-                    .tiers
-                    .iter()
-                    .map(|t| {
-                        let names: Vec<String> = t.policies.iter().map(name_of).collect();
-                        format!("{}:{:?}:{}", t.tier, t.end, names.join(","))
-                    })
-                    .collect();
-                endpoints.insert(
-                    (format!("{:?} {:?}/{}", e.kind, e.namespace, e.name), dir),
-                    format!("{} | {:?}", tiers.join(" ; "), p.profiles),
-                );
-            }
-        }
-        ProgramByName {
-            sets: program.sets.clone(),
-            policies: program
-                .policies
-                .iter()
-                .map(|((_, d), p)| ((p.policy.clone(), *d), p.rules.clone()))
-                .collect(),
-            profiles: program.profiles.clone(),
-            endpoints,
-        }
-    }
 }

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::addr::{AddrRange, Family};
 use crate::compile::{EndpointProgram, IrMatch, IrRule, Program, SetDef};
 use crate::model::{Direction, EndpointToHostAction, Model};
-use crate::nft::{node_endpoints, policy_chain_id};
+use crate::node::node_endpoints;
 
 /// Accept mark bit.
 pub const MARK_ACCEPT: u32 = 0x1_0000;
@@ -147,7 +147,6 @@ fn comment(c: &str) -> String {
 }
 
 struct Render<'a> {
-    model: &'a Model,
     program: &'a Program,
     chains: BTreeMap<String, Vec<String>>,
     /// ipset name → (type, members).
@@ -157,7 +156,6 @@ struct Render<'a> {
 /// Renders the IPv4 filter table `node` would program, as `iptables-restore` input.
 pub fn render(model: &Model, program: &Program, node: &str) -> String {
     let mut r = Render {
-        model,
         program,
         chains: BTreeMap::new(),
         ipsets: BTreeMap::new(),
@@ -166,13 +164,13 @@ pub fn render(model: &Model, program: &Program, node: &str) -> String {
     let mut from_dispatch = Vec::new();
     let mut to_dispatch = Vec::new();
     for (ei, iface) in &wl {
-        let Some(progs) = program.endpoints.get(*ei) else {
+        let Some(progs) = program.endpoints.get(ei) else {
             continue;
         };
         let tw = chain_name("cali-tw-", iface);
         let fw = chain_name("cali-fw-", iface);
-        r.endpoint_chain(&tw, &progs[0], Direction::Ingress);
-        r.endpoint_chain(&fw, &progs[1], Direction::Egress);
+        r.endpoint_chain(&tw, &progs.ingress, Direction::Ingress);
+        r.endpoint_chain(&fw, &progs.egress, Direction::Egress);
         to_dispatch.push(format!("-o {iface} -g {tw}"));
         from_dispatch.push(format!("-i {iface} -g {fw}"));
     }
@@ -270,17 +268,13 @@ impl Render<'_> {
                 comment(&format!("Start of tier {}", tier.tier)),
                 mark_set(0, MARK_PASS)
             ));
-            for key in &tier.policies {
-                let id = self.model.policies().get(key.0).map_or_else(
-                    || format!("unknown/{}", key.0),
-                    |p| policy_chain_id(p.id.kind, p.id.namespace.as_deref(), &p.id.name),
-                );
-                let chain = chain_name(pfx, &id);
+            for policy in &tier.policies {
+                let chain = chain_name(pfx, &policy.chain_id());
                 if !self.chains.contains_key(&chain) {
                     let ir = self
                         .program
                         .policies
-                        .get(key)
+                        .get(&(policy.clone(), dir))
                         .map(|p| p.rules.clone())
                         .unwrap_or_default();
                     let body = self.rule_chain(&ir);

@@ -16,10 +16,20 @@
 //!   address ranges ([`Connlist`]), rendered by [`Connlist::render`] in a [`Format`];
 //!   [`diff()`] compares two models' lists.
 //! - [`Model::lint`] reports rules that can never match, are shadowed, and the like.
-//! - [`Model::compile`] gives the address-set program ([`Program`]) that renderers use;
-//!   [`nft::build_ruleset`] turns it into the nftables ruleset of one node, rendered by
-//!   [`nft::Ruleset::to_nft`] and diffed by [`nft::RulesetDelta::between`];
-//!   [`iptables::render`] gives the equivalent Felix-style iptables layout.
+//! - [`Model::compile`] gives the address-set program ([`Program`]) that renderers use,
+//!   keyed by stable identities ([`PolicyId`], [`EndpointKey`]) with one value per
+//!   [`Direction`] ([`PerDirection`]).
+//!
+//! # Features
+//!
+//! Analysis needs none; the rest is opt-in so that `cargo add calico-policy` stays lean.
+//!
+//! - `nft`: the `nft` module. `nft::build_ruleset` turns a program into the nftables ruleset
+//!   of one node (the `calico-nft` crate's model, re-exported there), rendered by
+//!   `Ruleset::to_nft` and diffed by `RulesetDelta::between`.
+//! - `iptables`: the `iptables` module, the equivalent Felix-style iptables layout.
+//! - `incremental`: the `incremental` module, whose `Compiler` keeps a program up to date
+//!   one resource change at a time.
 //!
 //! # How a flow is decided
 //!
@@ -87,43 +97,54 @@
 //! endpoints, IP families and the connlist format.
 #![deny(missing_docs)]
 
-pub mod addr;
-pub mod check;
-pub mod compile;
-pub mod conn;
-pub mod connlist;
+mod addr;
+mod check;
+mod compile;
+mod conn;
+mod connlist;
 pub mod convert;
-pub mod diag;
+mod diag;
+mod direction;
 mod eval;
+#[cfg(feature = "incremental")]
 pub mod incremental;
+#[cfg(feature = "iptables")]
 pub mod iptables;
-pub mod lint;
+mod lint;
 mod matching;
-pub mod model;
+mod model;
+#[cfg(feature = "nft")]
 pub mod nft;
+mod node;
 mod prepared;
 pub mod rewrite;
 mod rules;
 #[doc = include_str!("../docs/semantics.md")]
 pub mod semantics {}
 
-pub use addr::Family;
+pub use addr::{AddrRange, Family};
 pub use check::{
     CheckError, CheckResult, Decision, DirectionResult, FailsafeDirection, FlowQuery, PeerInfo,
     PeerKind, PeerQuery, Verdict, action_name, tier_action_name,
 };
-pub use compile::{Program, ProgramChanges, SetId};
-pub use conn::{ConnSet, PortProtocol, PortSet};
+pub use compile::{
+    EndpointProgram, IrMatch, IrRule, PolicyProgram, Program, ProgramChanges, SetDef, SetId,
+    TierProgram,
+};
+pub use conn::{ConnSet, PortProtocol, PortRange, PortSet};
 pub use connlist::{
-    ConnDiff, ConnRow, Connlist, ConnlistError, ConnlistPlan, DiffRow, Format, diff,
+    ConnDiff, ConnRow, Connlist, ConnlistError, ConnlistPlan, ConnlistWarning, DiffRow, Format,
+    diff,
 };
 pub use diag::{BuildError, Diagnostic, Severity};
-pub use eval::{Packet, PeerSpec};
+pub use direction::{Direction, PerDirection};
+pub use eval::Packet;
 pub use lint::{Finding, FindingCode};
 pub use model::{
-    Direction, Endpoint, EndpointKind, EndpointToHostAction, Model, Policy, PolicyId, PolicyKind,
-    TierEntry,
+    Endpoint, EndpointKey, EndpointKind, EndpointToHostAction, Model, NamedPort, NetworkSetEntry,
+    Policy, PolicyId, PolicyKind, ProfileEntry, TierEntry, Workload,
 };
+pub use node::{NodeEndpoints, node_endpoints};
 
 /// Loading manifests: re-exported from `calico-model` so that a user of this crate needs no
 /// other import. [`load_paths`] reads files and directories (recursively, `.yaml`, `.yml`

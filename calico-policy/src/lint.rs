@@ -91,10 +91,10 @@ pub(crate) fn policy_problem(p: &Policy, field: &str, message: String) -> Proble
     Problem {
         file: p.origin.file.clone(),
         doc_index: p.origin.doc_index,
-        kind: match p.id.kind {
+        kind: Some(match p.id.kind {
             PolicyKind::KubernetesNetworkPolicy => "NetworkPolicy".to_owned(),
             k => k.as_str().to_owned(),
-        },
+        }),
         namespace: p.id.namespace.clone(),
         name: p.id.name.clone(),
         field_path: field.to_owned(),
@@ -222,7 +222,7 @@ impl Model {
     /// the connlist's fatal problems.
     pub fn lint(&self) -> Vec<Finding> {
         let mut out: Vec<Finding> = self
-            .diagnostics
+            .diagnostics()
             .iter()
             .map(|d| Finding {
                 code: match d.severity {
@@ -244,13 +244,13 @@ impl Model {
             .iter()
             .enumerate()
             .filter(|(_, p)| !p.staged && !p.host_only)
-            .map(|(i, _)| self.tier_of_policy[i])
+            .map(|(i, _)| self.policies.tier_of(i))
             .max();
         for (pi, p) in self.policies.iter().enumerate() {
             if p.staged {
                 continue;
             }
-            let tier = self.tiers.get(self.tier_of_policy[pi]);
+            let tier = self.policies.tier_entry_of(pi);
             if tier.is_some_and(|t| !t.defined) {
                 out.push(Finding {
                     code: FindingCode::MissingTier,
@@ -258,7 +258,7 @@ impl Model {
                 });
             }
             let selected: Vec<usize> = (0..self.endpoints.len())
-                .filter(|&e| self.policy_selects(pi, e))
+                .filter(|&e| self.policy_selects_at(pi, e))
                 .collect();
             if selected.is_empty() {
                 out.push(Finding {
@@ -287,7 +287,7 @@ impl Model {
                     Direction::Ingress => "spec.ingress",
                     Direction::Egress => "spec.egress",
                 };
-                let rules = &p.rules[dir.index()];
+                let rules = &p.rules[dir];
                 for (j, r) in rules.iter().enumerate() {
                     let path = format!("{field}[{}]", r.index);
                     for (side, e) in [("source", &r.src), ("destination", &r.dst)] {
@@ -307,7 +307,7 @@ impl Model {
                             problem: policy_problem(p, &format!("{path}.source.ports"), "constrains source ports, which connlist and diff do not track (treated as matching)".into()),
                         });
                     }
-                    if r.action == Action::Pass && Some(self.tier_of_policy[pi]) == last_tier {
+                    if r.action == Action::Pass && Some(self.policies.tier_of(pi)) == last_tier {
                         out.push(Finding {
                             code: FindingCode::PassInLastTier,
                             problem: policy_problem(

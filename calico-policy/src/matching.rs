@@ -114,6 +114,7 @@ impl SelectorTable {
 
     /// Sets the labels of endpoint `index` (a new endpoint when `index` is the endpoint
     /// count). Returns the selectors whose match of it changed.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn upsert_endpoint(&mut self, index: usize, labels: &Labels) -> Vec<SelId> {
         if index >= self.endpoints {
             self.endpoints = index + 1;
@@ -123,11 +124,13 @@ impl SelectorTable {
     }
 
     /// Forgets endpoint `index` (its bits are cleared). Returns the selectors that matched it.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn remove_endpoint(&mut self, index: usize) -> Vec<SelId> {
         let events = self.index.remove_object(&index_of(index));
         self.apply_events(events)
     }
 
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     fn apply_events(&mut self, events: Vec<MatchEvent<u32, u32>>) -> Vec<SelId> {
         let mut changed = Vec::new();
         for e in events {
@@ -184,6 +187,7 @@ impl SelectorTable {
     }
 
     /// The selectors matching endpoint `index`.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn selectors_matching_endpoint(&self, index: usize) -> Vec<SelId> {
         self.index
             .matching_selectors(&index_of(index))
@@ -192,6 +196,7 @@ impl SelectorTable {
     }
 
     /// Sets the number of endpoints (after the last one was removed).
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn set_endpoint_count(&mut self, n: usize) {
         self.endpoints = n;
     }

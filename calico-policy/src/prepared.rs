@@ -125,30 +125,27 @@ impl Model {
             addr: None,
         };
         let mut blocks = Vec::new();
-        let applying = self
-            .applying
-            .get(endpoint)
-            .map(|a| a[dir.index()].as_slice())
-            .unwrap_or(&[]);
+        let applying = self.endpoints.applying(endpoint, dir);
         let mut i = 0;
         while i < applying.len() {
-            let tier = self.tier_of_policy[applying[i]];
+            let tier = self.policies.tier_of(applying[i]);
             let start = i;
-            while i < applying.len() && self.tier_of_policy[applying[i]] == tier {
+            while i < applying.len() && self.policies.tier_of(applying[i]) == tier {
                 i += 1;
             }
             let rules = applying[start..i]
                 .iter()
-                .flat_map(|&pi| self.policies[pi].rules[dir.index()].iter());
+                .flat_map(|&pi| self.policies[pi].rules[dir].iter());
             blocks.push(Block::Rules {
                 pass_on: self
-                    .tiers
+                    .policies
+                    .tiers()
                     .get(tier)
                     .is_some_and(|t| t.default_action == TierAction::Pass),
                 rules: self.prepare_rules(rules, dir, &me),
             });
         }
-        for p in self.endpoint_profiles.get(endpoint).into_iter().flatten() {
+        for p in self.endpoints.profiles(endpoint) {
             match p {
                 None => {
                     blocks.push(Block::Drop);

@@ -144,9 +144,9 @@ proptest! {
                     let checked = model.check(&q).map_err(|e| TestCaseError::fail(e.to_string()))?;
                     let packet = Packet { protocol: protocol.number(), port, icmp_type, icmp_code };
                     let eg = model.endpoint_with_addr(src)
-                        .is_none_or(|e| program.evaluate(e, Direction::Egress, src, dst, &packet));
+                        .is_none_or(|e| program.evaluate(&e.key(), Direction::Egress, src, dst, &packet));
                     let ing = model.endpoint_with_addr(dst)
-                        .is_none_or(|e| program.evaluate(e, Direction::Ingress, src, dst, &packet));
+                        .is_none_or(|e| program.evaluate(&e.key(), Direction::Ingress, src, dst, &packet));
                     prop_assert_eq!(checked.verdict == Verdict::Allow, eg && ing,
                         "{} -> {} {:?}: check {}\n{}", src, dst, packet, checked, json);
                 }

@@ -163,11 +163,10 @@ proptest! {
             list.rows.iter().map(|r| ((r.src.as_str(), r.dst.as_str()), &r.conns)).collect();
         // Printed name ↔ check name (ns/name) of each workload.
         let names: Vec<(String, String)> = model.workloads().iter().map(|w| {
-            let e = &model.endpoints()[w.members[0]];
-            (w.name.clone(), format!("{}/{}", w.namespace, e.name))
+            (w.name.clone(), format!("{}/{}", w.namespace, w.members[0].name))
         }).collect();
         // (printed name, check name, is external) of every peer of each side.
-        let ext = |r: &calico_policy::addr::AddrRange| (format!("{r}[External]"), r.first().to_string(), true);
+        let ext = |r: &calico_policy::AddrRange| (format!("{r}[External]"), r.first().to_string(), true);
         let ws: Vec<(String, String, bool)> = names.into_iter().map(|(p, q)| (p, q, false)).collect();
         let mut srcs = ws.clone();
         srcs.extend(list.source_ranges.iter().map(ext));

@@ -220,7 +220,7 @@ spec:
     let after = model(&policy("app == 'b'")).compile();
     let c = before.changes(&after);
     assert_eq!(c.policies_changed.len(), 1);
-    assert_eq!(c.policies_changed[0].0, "GlobalNetworkPolicy g");
+    assert_eq!(c.policies_changed[0].0.to_string(), "GlobalNetworkPolicy g");
     assert_eq!(c.sets_added.len(), 1);
     assert_eq!(c.sets_removed.len(), 1);
     assert!(c.endpoints_changed.is_empty(), "{c:?}");
@@ -235,13 +235,13 @@ spec:
     assert!(!c.endpoints_changed.is_empty());
     // Exactly the endpoints labelled app=a (Deployment a and pod p1) gain the policy.
     let m = model(&policy("app == 'a'"));
-    let newly: Vec<(usize, calico_policy::Direction)> = m
+    let mut newly: Vec<(calico_policy::EndpointKey, calico_policy::Direction)> = m
         .endpoints()
         .iter()
-        .enumerate()
-        .filter(|(_, e)| e.labels.get("app").map(String::as_str) == Some("a"))
-        .map(|(i, _)| (i, calico_policy::Direction::Ingress))
+        .filter(|e| e.labels.get("app").map(String::as_str) == Some("a"))
+        .map(|e| (e.key(), calico_policy::Direction::Ingress))
         .collect();
+    newly.sort();
     assert_eq!(newly.len(), 2);
     assert_eq!(c.endpoints_changed, newly);
 }

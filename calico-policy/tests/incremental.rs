@@ -5,8 +5,8 @@
 
 use calico_model::loader::{LoadedObject, LoadedSet, load_str};
 use calico_model::resources::Kind;
-use calico_policy::Model;
-use calico_policy::incremental::{Change, Compiler, ObjectKey, ProgramByName, UpdatePath};
+use calico_policy::incremental::{Change, Compiler, ObjectKey, UpdatePath};
+use calico_policy::{Model, Program};
 use proptest::prelude::*;
 
 const BASE: &str = r#"
@@ -163,15 +163,12 @@ fn change(op: &Op) -> Change {
     }
 }
 
-fn fresh(objects: &[LoadedObject]) -> (ProgramByName, Vec<(String, Vec<String>)>) {
+fn fresh(objects: &[LoadedObject]) -> (Program, Vec<(String, Vec<String>)>) {
     let mut set = LoadedSet::new();
     set.objects = objects.to_vec();
     set.apply_defaults();
     let model = Model::build(&set).expect("valid manifests");
-    (
-        ProgramByName::new(&model, &model.compile()),
-        workloads(&model),
-    )
+    (model.compile(), workloads(&model))
 }
 
 /// Connlist workloads by name with their members' names (order-insensitive).
@@ -180,14 +177,7 @@ fn workloads(model: &Model) -> Vec<(String, Vec<String>)> {
         .workloads()
         .iter()
         .map(|w| {
-            let mut m: Vec<String> = w
-                .members
-                .iter()
-                .map(|&i| {
-                    let e = &model.endpoints()[i];
-                    format!("{:?}/{}", e.namespace, e.name)
-                })
-                .collect();
+            let mut m: Vec<String> = w.members.iter().map(ToString::to_string).collect();
             m.sort();
             (w.name.clone(), m)
         })
@@ -214,24 +204,23 @@ proptest! {
     fn incremental_equals_fresh_compile(ops in prop::collection::vec(op(), 1..24)) {
         let mut compiler = Compiler::new(&base()).expect("base builds");
         for op in &ops {
-            let before = ProgramByName::new(compiler.model(), compiler.program());
+            let before = compiler.program().clone();
             let result = compiler.apply(change(op));
             let update = match result {
                 Ok(u) => u,
                 // Deleting what is not there is refused and changes nothing.
                 Err(calico_policy::incremental::UpdateError::NotFound(_)) => {
-                    prop_assert_eq!(ProgramByName::new(compiler.model(), compiler.program()), before);
+                    prop_assert_eq!(compiler.program(), &before);
                     continue;
                 }
                 Err(e) => return Err(TestCaseError::fail(format!("{op:?}: {e}"))),
             };
-            let kept = ProgramByName::new(compiler.model(), compiler.program());
+            let kept = compiler.program().clone();
             let (expected, expected_workloads) = fresh(compiler.objects());
             prop_assert_eq!(&kept, &expected, "after {:?} ({:?})", op, update.path);
             prop_assert_eq!(workloads(compiler.model()), expected_workloads, "workloads after {:?}", op);
-            if kept != before {
-                prop_assert!(!update.changes.is_empty(), "{op:?} changed the program but reported nothing");
-            }
+            // The changes reported are exactly what differs between the programs.
+            prop_assert_eq!(&update.changes, &before.changes(&kept), "changes after {:?} ({:?})", op, update.path);
         }
     }
 }
@@ -254,15 +243,17 @@ fn one_policy_change_touches_only_that_policy_and_its_endpoints() {
     );
     // Endpoints: the web pods it no longer selects and the db pods it now selects.
     let model = compiler.model();
-    for (i, _) in &update.changes.endpoints_changed {
-        let app = model.endpoints()[*i]
+    for (key, _) in &update.changes.endpoints_changed {
+        let app = model
+            .endpoint(key)
+            .expect("a changed endpoint exists")
             .labels
             .get("app")
             .cloned()
             .unwrap_or_default();
         assert!(
             app == "web" || app == "db",
-            "endpoint {i} ({app}) was touched"
+            "endpoint {key} ({app}) was touched"
         );
     }
     assert!(!update.changes.endpoints_changed.is_empty());
@@ -278,7 +269,7 @@ fn one_policy_change_touches_only_that_policy_and_its_endpoints() {
 #[test]
 fn invalid_object_is_refused_and_nothing_changes() {
     let mut compiler = Compiler::new(&base()).expect("base builds");
-    let before = ProgramByName::new(compiler.model(), compiler.program());
+    let before = compiler.program().clone();
     let bad = one(
         "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: default.bad, namespace: ns0}\nspec: {selector: \"app == \", ingress: [{action: Allow}]}\n",
     );
@@ -286,8 +277,5 @@ fn invalid_object_is_refused_and_nothing_changes() {
         .apply(Change::Upsert(Box::new(bad)))
         .expect_err("invalid selector");
     assert!(err.to_string().contains("default.bad"), "{err}");
-    assert_eq!(
-        ProgramByName::new(compiler.model(), compiler.program()),
-        before
-    );
+    assert_eq!(compiler.program(), &before);
 }

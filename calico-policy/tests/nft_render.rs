@@ -14,9 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use calico_model::loader::{load_paths, load_str};
 use calico_policy::Model;
-use calico_policy::nft::{
-    RenderOptions, Ruleset, RulesetDelta, build::referenced_sets, build_ruleset, reachable_chains,
-};
+use calico_policy::nft::{RenderOptions, Ruleset, RulesetDelta, build_ruleset, reachable_chains};
 
 fn model_of(yaml: &str) -> Model {
     Model::build(&load_str("m.yaml", yaml)).unwrap()
@@ -198,7 +196,7 @@ fn example_invariants() {
     let reachable = reachable_chains(&rs);
     let all: std::collections::BTreeSet<String> = rs.chains.keys().cloned().collect();
     assert_eq!(reachable, all);
-    let used = referenced_sets(&rs);
+    let used = rs.set_references();
     for name in rs.sets.keys().chain(rs.maps.keys()) {
         assert!(used.contains_key(name), "unreferenced set {name}");
     }

@@ -299,8 +299,11 @@ fn ruleset_decides_like_the_ir() {
         nodes.dedup();
         for node in nodes {
             let rs = build_ruleset(&model, &program, &node, &Default::default());
-            for (ei, iface) in node_endpoints(&model, &node).workloads {
-                for &me in &model.endpoints()[ei].addrs {
+            for (key, iface) in node_endpoints(&model, &node).workloads {
+                let endpoint = model
+                    .endpoint(&key)
+                    .expect("a node endpoint is in the model");
+                for &me in &endpoint.addrs {
                     for &peer in peers.iter().filter(|p| p.is_ipv4() == me.is_ipv4()) {
                         for pk in &pkts {
                             for dir in [Direction::Ingress, Direction::Egress] {
@@ -308,7 +311,7 @@ fn ruleset_decides_like_the_ir() {
                                     Direction::Ingress => (peer, me, "eth0", iface.as_str()),
                                     Direction::Egress => (me, peer, iface.as_str(), "eth0"),
                                 };
-                                let want = program.evaluate(ei, dir, src, dst, pk);
+                                let want = program.evaluate(&key, dir, src, dst, pk);
                                 let mut p = Pkt {
                                     iif: iif.to_owned(),
                                     oif: oif.to_owned(),
@@ -325,7 +328,7 @@ fn ruleset_decides_like_the_ir() {
                                     want,
                                     "{} node {node} endpoint {} {dir}: {src} -> {dst} {pk:?}",
                                     dir_name(&dir),
-                                    model.endpoints()[ei].workload
+                                    endpoint.workload
                                 );
                                 compared += 1;
                                 allowed += usize::from(got);

@@ -3,9 +3,9 @@
 //! user needs is re-exported at the crate root.
 
 use calico_policy::{
-    Action, BuildError, CheckError, Decision, Direction, EndpointKind, EndpointToHostAction,
-    FailsafeDirection, Family, FindingCode, FlowQuery, Model, PeerKind, PeerQuery, PolicyKind,
-    Protocol, TierAction, Verdict, load_str,
+    Action, BuildError, CheckError, Decision, Direction, EndpointKey, EndpointKind,
+    EndpointToHostAction, FailsafeDirection, Family, FindingCode, FlowQuery, Model, PeerKind,
+    PeerQuery, PolicyId, PolicyKind, Protocol, TierAction, Verdict, load_str,
 };
 
 const CLUSTER: &str = r#"
@@ -303,16 +303,31 @@ fn direction_accessors_match_the_policy_types() {
         assert_eq!(p.applies_in(Direction::Egress), !ingress_only, "{name}");
     }
     let program = m.compile();
-    for (i, _) in m.endpoints().iter().enumerate() {
+    for e in m.endpoints() {
         for dir in Direction::ALL {
-            assert!(program.endpoint_program(i, dir).is_some());
+            let p = program.endpoint_program(&e.key(), dir);
+            assert!(p.is_some(), "{} {dir}", e.key());
+            // Every policy an endpoint program runs applies to the endpoint, in order.
+            let run: Vec<&PolicyId> = p
+                .iter()
+                .flat_map(|p| &p.tiers)
+                .flat_map(|t| &t.policies)
+                .collect();
+            let applying: Vec<&PolicyId> = m
+                .applying_policies(&e.key(), dir)
+                .into_iter()
+                .map(|p| &p.id)
+                .collect();
+            assert_eq!(run, applying, "{} {dir}", e.key());
         }
     }
-    assert!(
-        program
-            .endpoint_program(m.endpoints().len(), Direction::Egress)
-            .is_none()
-    );
+    let gone = EndpointKey {
+        kind: EndpointKind::Pod,
+        namespace: Some("nowhere".into()),
+        name: "nobody".into(),
+    };
+    assert!(program.endpoint_program(&gone, Direction::Egress).is_none());
+    assert!(m.endpoint(&gone).is_none());
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Building one nfnetlink batch (one kernel transaction) of nf_tables messages.
 
 use super::consts::*;
-use super::expr::{Verdict, value};
+use super::expr::{KernelVerdict, value};
 use super::objects::{Chain, Rule, Set, datatype};
 use super::wire::{MsgBuf, comment_value, fnv64, udata};
 
@@ -12,7 +12,7 @@ pub(crate) struct KElem {
     pub(crate) key: Vec<u8>,
     pub(crate) key_end: Option<Vec<u8>>,
     pub(crate) flags: u32,
-    pub(crate) verdict: Option<Verdict>,
+    pub(crate) verdict: Option<KernelVerdict>,
 }
 
 /// What a message of a batch does, to name the object in an error.
@@ -63,7 +63,7 @@ pub(crate) fn kernel_elements(set: &Set) -> Vec<KElem> {
             .collect();
     }
     // Single-field interval set: sorted, overlaps merged, start + (end+1 with END flag).
-    let mut ranges: Vec<(Vec<u8>, Vec<u8>, Option<Verdict>)> = set
+    let mut ranges: Vec<(Vec<u8>, Vec<u8>, Option<KernelVerdict>)> = set
         .elements
         .iter()
         .map(|e| {
@@ -72,7 +72,7 @@ pub(crate) fn kernel_elements(set: &Set) -> Vec<KElem> {
         })
         .collect();
     ranges.sort();
-    let mut merged: Vec<(Vec<u8>, Vec<u8>, Option<Verdict>)> = Vec::new();
+    let mut merged: Vec<(Vec<u8>, Vec<u8>, Option<KernelVerdict>)> = Vec::new();
     for r in ranges {
         match merged.last_mut() {
             Some(last) if r.0 <= last.1 && last.2 == r.2 => {

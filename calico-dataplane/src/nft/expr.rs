@@ -21,9 +21,12 @@ impl Reg {
     }
 }
 
-/// A verdict: what an `immediate` statement or a verdict-map element decides.
+/// A verdict as the kernel encodes it: what an `immediate` statement or a verdict-map
+/// element decides. Unlike the ruleset model's [`calico_nft::Verdict`] (what a rule may say),
+/// it also has [`KernelVerdict::Continue`], which the kernel reports for rules that end
+/// without one, and it knows its netlink encoding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Verdict {
+pub enum KernelVerdict {
     /// `accept`.
     Accept,
     /// `drop`.
@@ -38,22 +41,22 @@ pub enum Verdict {
     Goto(String),
 }
 
-impl Verdict {
+impl KernelVerdict {
     fn code(&self) -> i32 {
         match self {
-            Verdict::Accept => NF_ACCEPT,
-            Verdict::Drop => NF_DROP,
-            Verdict::Continue => NFT_CONTINUE,
-            Verdict::Return => NFT_RETURN,
-            Verdict::Jump(_) => NFT_JUMP,
-            Verdict::Goto(_) => NFT_GOTO,
+            KernelVerdict::Accept => NF_ACCEPT,
+            KernelVerdict::Drop => NF_DROP,
+            KernelVerdict::Continue => NFT_CONTINUE,
+            KernelVerdict::Return => NFT_RETURN,
+            KernelVerdict::Jump(_) => NFT_JUMP,
+            KernelVerdict::Goto(_) => NFT_GOTO,
         }
     }
 
     /// The chain a jump or goto targets.
     pub fn target(&self) -> Option<&str> {
         match self {
-            Verdict::Jump(c) | Verdict::Goto(c) => Some(c),
+            KernelVerdict::Jump(c) | KernelVerdict::Goto(c) => Some(c),
             _ => None,
         }
     }
@@ -69,16 +72,16 @@ impl Verdict {
     }
 
     /// Decodes `NFTA_DATA_VERDICT`'s payload.
-    pub(crate) fn decode(p: &[u8]) -> Option<Verdict> {
+    pub(crate) fn decode(p: &[u8]) -> Option<KernelVerdict> {
         let code = super::wire::attr_be32(super::wire::find(p, NFTA_VERDICT_CODE)?)? as i32;
         let chain = super::wire::find(p, NFTA_VERDICT_CHAIN).map(super::wire::attr_string);
         Some(match (code, chain) {
-            (NF_ACCEPT, _) => Verdict::Accept,
-            (NF_DROP, _) => Verdict::Drop,
-            (NFT_CONTINUE, _) => Verdict::Continue,
-            (NFT_RETURN, _) => Verdict::Return,
-            (NFT_JUMP, Some(c)) => Verdict::Jump(c),
-            (NFT_GOTO, Some(c)) => Verdict::Goto(c),
+            (NF_ACCEPT, _) => KernelVerdict::Accept,
+            (NF_DROP, _) => KernelVerdict::Drop,
+            (NFT_CONTINUE, _) => KernelVerdict::Continue,
+            (NFT_RETURN, _) => KernelVerdict::Return,
+            (NFT_JUMP, Some(c)) => KernelVerdict::Jump(c),
+            (NFT_GOTO, Some(c)) => KernelVerdict::Goto(c),
             _ => return None,
         })
     }
@@ -219,7 +222,7 @@ pub enum Expr {
         data: Vec<u8>,
     },
     /// Set the verdict.
-    Verdict(Verdict),
+    Verdict(KernelVerdict),
     /// Load a conntrack key.
     Ct {
         /// Key.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::expr::{CmpOp, CtKey, Expr, MetaKey, PayloadBase, Reg, Verdict};
+use super::expr::{CmpOp, CtKey, Expr, KernelVerdict, MetaKey, PayloadBase, Reg};
 
 /// `NFPROTO_IPV4`.
 pub const NFPROTO_IPV4: u8 = 2;
@@ -369,6 +369,6 @@ pub fn counter() -> Vec<Expr> {
 }
 
 /// A verdict statement.
-pub fn verdict(v: Verdict) -> Vec<Expr> {
+pub fn verdict(v: KernelVerdict) -> Vec<Expr> {
     vec![Expr::Verdict(v)]
 }

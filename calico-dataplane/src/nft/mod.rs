@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! use calico_dataplane::nft::{ApplyError, NftDataplane};
-//! use calico_policy::nft::{Ruleset, RulesetDelta};
+//! use calico_nft::{Ruleset, RulesetDelta};
 //!
 //! # fn main() -> Result<(), ApplyError> {
 //! let old = Ruleset::default();
@@ -33,8 +33,8 @@
 //! What a rule becomes in the kernel (pure, no I/O):
 //!
 //! ```
-//! use calico_dataplane::nft::{Expr, MetaKey, Verdict, model::rule_exprs};
-//! use calico_policy::nft as m;
+//! use calico_dataplane::nft::{Expr, MetaKey, KernelVerdict, model::rule_exprs};
+//! use calico_nft as m;
 //!
 //! let rule = m::Rule {
 //!     matches: vec![m::Match::Port {
@@ -50,7 +50,7 @@
 //! // `meta l4proto tcp` (the dependency nft adds too), `th dport 443`, `accept`.
 //! assert!(matches!(exprs[0], Expr::Meta { key: MetaKey::L4Proto, .. }));
 //! assert_eq!(exprs.len(), 5);
-//! assert_eq!(exprs[4], Expr::Verdict(Verdict::Accept));
+//! assert_eq!(exprs[4], Expr::Verdict(KernelVerdict::Accept));
 //! ```
 
 mod apply;
@@ -72,7 +72,7 @@ mod tests;
 pub use apply::{ApplyStats, Drift, NftApplier};
 pub use batch::concat_key;
 pub use error::{ApplyError, ReadError, Rejection};
-pub use expr::{CmpOp, CtKey, Expr, MetaKey, PayloadBase, Reg, Verdict};
+pub use expr::{CmpOp, CtKey, Expr, KernelVerdict, MetaKey, PayloadBase, Reg};
 pub use model::NftDataplane;
 pub use objects::{BaseChain, Chain, Element, Hook, Rule, Set, Table, datatype};
 pub use state::{ChainState, SetState, TableState};

@@ -1,27 +1,27 @@
-//! Translation of the policy crate's structured ruleset ([`calico_policy::nft`]) into kernel
+//! Translation of the policy crate's structured ruleset ([`calico_nft`]) into kernel
 //! objects and expressions, and [`NftDataplane`], which applies whole rulesets and deltas.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use calico_policy::nft as m;
+use calico_nft as m;
 use ipnet::IpNet;
 
 use super::apply::{ApplyStats, Drift, NftApplier};
 use super::batch::{Batch, KElem, encode_exprs, kernel_elements, rule_digest};
 use super::error::{ApplyError, ReadError};
-use super::expr::{CmpOp, Expr, MetaKey, Reg, Verdict};
+use super::expr::{CmpOp, Expr, KernelVerdict, MetaKey, Reg};
 use super::matches as x;
 use super::objects::{BaseChain, Chain, Element, Hook, Rule, Set, Table, datatype};
 use super::state::{ChainState, SetState};
 
-fn verdict(v: &m::Verdict) -> Verdict {
+fn verdict(v: &m::Verdict) -> KernelVerdict {
     match v {
-        m::Verdict::Accept => Verdict::Accept,
-        m::Verdict::Drop => Verdict::Drop,
-        m::Verdict::Return => Verdict::Return,
-        m::Verdict::Jump(c) => Verdict::Jump(c.clone()),
-        m::Verdict::Goto(c) => Verdict::Goto(c.clone()),
+        m::Verdict::Accept => KernelVerdict::Accept,
+        m::Verdict::Drop => KernelVerdict::Drop,
+        m::Verdict::Return => KernelVerdict::Return,
+        m::Verdict::Jump(c) => KernelVerdict::Jump(c.clone()),
+        m::Verdict::Goto(c) => KernelVerdict::Goto(c.clone()),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::expr::{Expr, Verdict};
+use super::expr::{Expr, KernelVerdict};
 
 /// Netfilter hooks (`NF_INET_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,7 +59,7 @@ pub struct Element {
     /// Inclusive end of a range (interval sets only; `None` = single value).
     pub key_end: Option<Vec<u8>>,
     /// Verdict (verdict maps only).
-    pub verdict: Option<Verdict>,
+    pub verdict: Option<KernelVerdict>,
 }
 
 /// A named set or verdict map.

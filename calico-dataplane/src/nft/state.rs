@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::batch::{KElem, encode_exprs, kernel_elements, rule_digest};
 use super::consts::*;
 use super::error::ReadError;
-use super::expr::Verdict;
+use super::expr::KernelVerdict;
 use super::objects::{BaseChain, Hook, Set, Table};
 use super::socket::NftSocket;
 use super::wire;
@@ -262,7 +262,7 @@ pub(crate) fn read_table(sock: &mut NftSocket, table: &str) -> Result<TableState
                 let flags = be32_attr(e, NFTA_SET_ELEM_FLAGS).unwrap_or(0);
                 let verdict = wire::find(e, NFTA_SET_ELEM_DATA)
                     .and_then(|d| wire::find(d, NFTA_DATA_VERDICT))
-                    .and_then(Verdict::decode);
+                    .and_then(KernelVerdict::decode);
                 set.elements.insert(KElem {
                     key,
                     key_end,

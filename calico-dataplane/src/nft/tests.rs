@@ -2,7 +2,7 @@
 
 use super::batch::{KElem, kernel_elements};
 use super::consts::*;
-use super::expr::{Expr, Reg, Verdict};
+use super::expr::{Expr, KernelVerdict, Reg};
 use super::objects::{Element, Set, datatype};
 use super::wire::{self, MsgBuf};
 
@@ -137,28 +137,28 @@ fn malformed_input_is_ignored_not_panicking() {
     assert!(wire::messages(&[255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_empty());
     assert!(wire::attrs(&[2, 0, 1, 0]).is_empty());
     assert!(wire::parse_udata(&[0, 9, 1]).is_empty());
-    assert_eq!(Verdict::decode(&[]), None);
+    assert_eq!(KernelVerdict::decode(&[]), None);
 }
 
 #[test]
 fn verdict_encoding_round_trips() {
     for v in [
-        Verdict::Accept,
-        Verdict::Drop,
-        Verdict::Return,
-        Verdict::Jump("c1".into()),
-        Verdict::Goto("x".into()),
+        KernelVerdict::Accept,
+        KernelVerdict::Drop,
+        KernelVerdict::Return,
+        KernelVerdict::Jump("c1".into()),
+        KernelVerdict::Goto("x".into()),
     ] {
         let mut b = MsgBuf::default();
         v.encode(&mut b);
         let a = wire::attrs(&b.buf);
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].0, NFTA_DATA_VERDICT);
-        assert_eq!(Verdict::decode(a[0].1), Some(v.clone()));
+        assert_eq!(KernelVerdict::decode(a[0].1), Some(v.clone()));
     }
     // The code is a big-endian signed verdict: jump = -3.
     let mut b = MsgBuf::default();
-    Verdict::Jump("c".into()).encode(&mut b);
+    KernelVerdict::Jump("c".into()).encode(&mut b);
     let inner = wire::attrs(&b.buf)[0].1;
     assert_eq!(
         wire::find(inner, NFTA_VERDICT_CODE),
@@ -223,7 +223,7 @@ fn userdata_and_comments() {
 mod model {
     use super::super::expr::{CmpOp, Expr, MetaKey};
     use super::super::model::{element, rule_exprs};
-    use calico_policy::nft as m;
+    use calico_nft as m;
 
     fn count_nfproto(e: &[Expr]) -> usize {
         e.iter()

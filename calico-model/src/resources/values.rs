@@ -74,7 +74,7 @@ impl Protocol {
     }
 
     /// Parses the exact textual forms: a case-sensitive name or a decimal number 1–255
-    /// (also available as [`str::parse`] through [`FromStr`](std::str::FromStr)).
+    /// (also available as [`str::parse`] through [`FromStr`]).
     pub fn parse(s: &str) -> Result<Protocol, ProtocolError> {
         Ok(match s {
             "TCP" => Protocol::Tcp,

@@ -93,7 +93,7 @@ pub(crate) fn problem_for(object: &LoadedObject, field_path: String, message: St
     Problem {
         file: object.origin.file.clone(),
         doc_index: object.origin.doc_index,
-        kind: r.kind().as_str().to_owned(),
+        kind: Some(r.kind().as_str().to_owned()),
         namespace: r.namespace().map(str::to_owned),
         name: r.name().to_owned(),
         field_path,

@@ -19,7 +19,7 @@
 //!   sets `np4-<hash>` / `np6-<hash>` keyed by the IR set ids they merge. Single values are
 //!   inline. Only chains and sets reachable from the base chains are emitted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use base64::Engine as _;
@@ -28,15 +28,17 @@ use calico_model::resources::policy::{Action, TierAction};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use super::ruleset::{
+use crate::addr::{AddrRange, Family};
+use crate::check::FailsafeDirection;
+use crate::compile::{EndpointProgram, IrMatch, IrRule, Program, SetDef, SetId, TierProgram};
+use crate::conn::PortSet;
+use crate::model::{Direction, Model, PolicyId};
+use crate::node::{NodeEndpoints, node_endpoints};
+use calico_nft::{
     AddrValue, BaseChain, Chain, ChainPolicy, Hook, IfnameMatch, IpFamily, LogLevel, Match,
     NAME_MAX, PortProto, PortValue, Rule, RuleVerdict, Ruleset, Set, SetElement, SetKey, Side,
     Statement, Verdict, VerdictMap, ct_state,
 };
-use crate::addr::{AddrRange, Family};
-use crate::compile::{EndpointProgram, IrMatch, IrRule, Program, SetDef, SetId, TierProgram};
-use crate::conn::PortSet;
-use crate::model::{Direction, EndpointKind, Model, PolicyKind};
 
 /// Rendering options (Felix configuration the ruleset depends on).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,26 +102,18 @@ pub fn object_name(prefix: &str, id: &str) -> String {
     }
 }
 
-/// The short id of a policy used in chain names: `np/<ns>/<name>`, `gnp/<name>`,
-/// `knp/<ns>/<name>` (staged kinds `snp`, `sgnp`).
-pub fn policy_chain_id(kind: PolicyKind, namespace: Option<&str>, name: &str) -> String {
-    let k = match kind {
-        PolicyKind::NetworkPolicy => "np",
-        PolicyKind::GlobalNetworkPolicy => "gnp",
-        PolicyKind::KubernetesNetworkPolicy => "knp",
-        PolicyKind::StagedNetworkPolicy => "snp",
-        PolicyKind::StagedGlobalNetworkPolicy => "sgnp",
-    };
-    match namespace {
-        Some(ns) => format!("{k}/{ns}/{name}"),
-        None => format!("{k}/{name}"),
-    }
-}
-
 fn dir_letter(d: Direction) -> &'static str {
     match d {
         Direction::Ingress => "i",
         Direction::Egress => "o",
+    }
+}
+
+/// The nftables family of an address family.
+fn nft_family(f: Family) -> IpFamily {
+    match f {
+        Family::V4 => IpFamily::V4,
+        Family::V6 => IpFamily::V6,
     }
 }
 
@@ -242,41 +236,6 @@ struct Builder<'a> {
     tier_names: HashMap<String, String>,
 }
 
-/// The dataplane endpoints of one node, as `(endpoint index, interface name)` in model order
-/// (the first endpoint of an interface wins).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NodeEndpoints {
-    /// Workload endpoints (pods and WorkloadEndpoints; not `hostNetwork` pods).
-    pub workloads: Vec<(usize, String)>,
-    /// Host endpoints with an interface name.
-    pub host_endpoints: Vec<(usize, String)>,
-}
-
-/// The dataplane endpoints of `node`.
-pub fn node_endpoints(model: &Model, node: &str) -> NodeEndpoints {
-    let mut seen = BTreeSet::new();
-    let mut wl = Vec::new();
-    let mut hep = Vec::new();
-    for (i, e) in model.endpoints().iter().enumerate() {
-        if e.node.as_deref() != Some(node) || e.host_network {
-            continue;
-        }
-        let Some(iface) = &e.interface else { continue };
-        if !seen.insert(iface.clone()) {
-            continue;
-        }
-        if e.kind == EndpointKind::HostEndpoint {
-            hep.push((i, iface.clone()));
-        } else {
-            wl.push((i, iface.clone()));
-        }
-    }
-    NodeEndpoints {
-        workloads: wl,
-        host_endpoints: hep,
-    }
-}
-
 /// Builds the ruleset `node` programs for `program` (compiled from `model` by
 /// [`Model::compile`]). Deterministic: the same inputs give the same ruleset.
 pub fn build_ruleset(
@@ -299,13 +258,13 @@ pub fn build_ruleset(
     let mut from_wl = VerdictMap::default();
     let mut to_wl = VerdictMap::default();
     for (ei, iface) in &wl {
-        let Some(progs) = program.endpoints.get(*ei) else {
+        let Some(progs) = program.endpoints.get(ei) else {
             continue;
         };
         let tw = object_name("ep-tw-", iface);
         let fw = object_name("ep-fw-", iface);
-        b.endpoint_chain(&tw, &progs[0], Direction::Ingress, false);
-        b.endpoint_chain(&fw, &progs[1], Direction::Egress, true);
+        b.endpoint_chain(&tw, &progs.ingress, Direction::Ingress, false);
+        b.endpoint_chain(&fw, &progs.egress, Direction::Egress, true);
         to_wl.elements.insert(iface.clone(), Verdict::Goto(tw));
         from_wl.elements.insert(iface.clone(), Verdict::Goto(fw));
     }
@@ -378,18 +337,18 @@ pub fn build_ruleset(
             to_hep
                 .elements
                 .insert(iface.clone(), Verdict::Goto(th.clone()));
-            hep_chains.push((*ei, fh, th));
+            hep_chains.push((ei, fh, th));
         }
         for (ei, fh, th) in hep_chains {
             if let Some(progs) = program.endpoints.get(ei) {
-                b.endpoint_chain(&fh, &progs[0], Direction::Ingress, false);
-                b.endpoint_chain(&th, &progs[1], Direction::Egress, false);
+                b.endpoint_chain(&fh, &progs.ingress, Direction::Ingress, false);
+                b.endpoint_chain(&th, &progs.egress, Direction::Egress, false);
             }
         }
         b.rs.maps.insert(MAP_FROM_HEP.to_owned(), from_hep);
         b.rs.maps.insert(MAP_TO_HEP.to_owned(), to_hep);
         let mut rules = ct_rules();
-        rules.extend(b.failsafe_rules(node, true));
+        rules.extend(b.failsafe_rules(node, FailsafeDirection::Inbound));
         rules.push(vmap(Side::Src, MAP_FROM_HEP));
         b.rs.chains.insert(
             "in-hep".to_owned(),
@@ -399,7 +358,7 @@ pub fn build_ruleset(
             },
         );
         let mut rules = ct_rules();
-        rules.extend(b.failsafe_rules(node, false));
+        rules.extend(b.failsafe_rules(node, FailsafeDirection::Outbound));
         rules.push(vmap(Side::Dst, MAP_TO_HEP));
         b.rs.chains.insert(
             "out-hep".to_owned(),
@@ -422,9 +381,9 @@ impl Builder<'_> {
         rules
     }
 
-    fn failsafe_rules(&self, node: &str, inbound: bool) -> Vec<Rule> {
+    fn failsafe_rules(&self, node: &str, direction: FailsafeDirection) -> Vec<Rule> {
         let mut out = Vec::new();
-        for fp in self.model.failsafe_ports(node, inbound) {
+        for fp in self.model.failsafe_ports(node, direction) {
             let proto: u8 = match fp.protocol.to_ascii_uppercase().as_str() {
                 "TCP" => 6,
                 "UDP" => 17,
@@ -447,7 +406,11 @@ impl Builder<'_> {
                 };
                 matches.push(Match::Addr {
                     family,
-                    side: if inbound { Side::Src } else { Side::Dst },
+                    side: if direction == FailsafeDirection::Inbound {
+                        Side::Src
+                    } else {
+                        Side::Dst
+                    },
                     value: AddrValue::Net(net.trunc()),
                     negate: false,
                 });
@@ -540,26 +503,15 @@ impl Builder<'_> {
             .insert(name.to_owned(), Chain { base: None, rules });
     }
 
-    fn policy_has_pass(&self, key: &(usize, Direction)) -> bool {
+    fn policy_has_pass(&self, id: &PolicyId, dir: Direction) -> bool {
         self.program
             .policies
-            .get(key)
+            .get(&(id.clone(), dir))
             .is_some_and(|p| p.rules.iter().any(|r| r.action == Action::Pass))
     }
 
-    fn policy_id(&self, pi: usize) -> String {
-        match self.model.policies().get(pi) {
-            Some(p) => policy_chain_id(p.id.kind, p.id.namespace.as_deref(), &p.id.name),
-            None => format!("unknown/{pi}"),
-        }
-    }
-
     fn tier_chain(&mut self, dir: Direction, tier: &TierProgram) -> String {
-        let ids: Vec<String> = tier
-            .policies
-            .iter()
-            .map(|(pi, _)| self.policy_id(*pi))
-            .collect();
+        let ids: Vec<String> = tier.policies.iter().map(PolicyId::chain_id).collect();
         let end = match tier.end {
             TierAction::Pass => "pass",
             _ => "deny",
@@ -574,7 +526,7 @@ impl Builder<'_> {
         );
         self.tier_names.insert(key, name.clone());
         let pass = self.opts.pass_mark;
-        let any_pass = tier.policies.iter().any(|k| self.policy_has_pass(k));
+        let any_pass = tier.policies.iter().any(|p| self.policy_has_pass(p, dir));
         let mut rules = Vec::new();
         if any_pass {
             rules.push(Rule {
@@ -582,10 +534,10 @@ impl Builder<'_> {
                 ..Rule::default()
             });
         }
-        for (key, id) in tier.policies.iter().zip(&ids) {
-            let c = self.policy_chain(*key, id);
+        for (policy, id) in tier.policies.iter().zip(&ids) {
+            let c = self.policy_chain(policy, dir, id);
             rules.push(verdict_rule(Verdict::Jump(c), None));
-            if self.policy_has_pass(key) {
+            if self.policy_has_pass(policy, dir) {
                 rules.push(Rule {
                     matches: vec![Match::Mark {
                         mask: pass,
@@ -611,14 +563,14 @@ impl Builder<'_> {
         name
     }
 
-    fn policy_chain(&mut self, key: (usize, Direction), id: &str) -> String {
-        let name = object_name(&format!("pol-{}-", dir_letter(key.1)), id);
+    fn policy_chain(&mut self, policy: &PolicyId, dir: Direction, id: &str) -> String {
+        let name = object_name(&format!("pol-{}-", dir_letter(dir)), id);
         if self.rs.chains.contains_key(&name) {
             return name;
         }
         let program = self.program;
         let mut rules = Vec::new();
-        if let Some(p) = program.policies.get(&key) {
+        if let Some(p) = program.policies.get(&(policy.clone(), dir)) {
             for r in &p.rules {
                 rules.extend(self.expand_both(r, false));
             }
@@ -708,7 +660,7 @@ impl Builder<'_> {
         let mut desc = format!("{key:?}");
         for e in &els {
             desc.push('\n');
-            desc.push_str(&super::text::element_text(e));
+            desc.push_str(&e.to_string());
         }
         let name = format!("{prefix}{}", hash_str(&desc, 16));
         self.add_set(&name, key, true, els);
@@ -756,7 +708,7 @@ impl Builder<'_> {
                     }
                 }
             }
-            self.add_set(&name, SetKey::AddrProtoService(f), false, els);
+            self.add_set(&name, SetKey::AddrProtoService(nft_family(f)), false, els);
         }
         name
     }
@@ -769,7 +721,7 @@ impl Builder<'_> {
         f: Family,
         with_selector: bool,
     ) -> Option<Vec<Match>> {
-        let family = f;
+        let family = nft_family(f);
         let mut out = Vec::new();
         if !m.nets.is_empty() {
             let v = self.nets_value(&m.nets, f)?;
@@ -857,7 +809,7 @@ impl Builder<'_> {
         if !r.families[idx] {
             return Vec::new();
         }
-        let family = f;
+        let family = nft_family(f);
         let icmp_proto = f.icmp_protocol();
         let uses_icmp = r.icmp.is_some() || r.not_icmp.is_some();
         if uses_icmp && r.protocol.is_some_and(|p| p != icmp_proto) {
@@ -1024,18 +976,4 @@ impl Builder<'_> {
         }
         out
     }
-}
-
-/// Names of the sets referenced by the rules of a ruleset (to check that no unreferenced set
-/// is emitted).
-pub fn referenced_sets(rs: &Ruleset) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for c in rs.chains.values() {
-        for r in &c.rules {
-            for s in r.referenced_sets() {
-                *m.entry(s.to_owned()).or_insert(0) += 1;
-            }
-        }
-    }
-    m
 }

@@ -1,14 +1,13 @@
-//! nftables rendering of a compiled [`Program`](crate::Program): the structured
-//! ruleset model ([`ruleset`]), the builder ([`build`]), `nft -f` text ([`text`]) and deltas
-//! between rulesets ([`delta`]).
+//! nftables rendering of a compiled [`Program`](crate::Program): [`build_ruleset`] turns it
+//! into the [`Ruleset`] of one node. The ruleset model itself (sets, chains, typed rules,
+//! `nft -f` text, deltas) is the `calico-nft` crate, re-exported here so that a user of this
+//! module needs no other import.
 
-pub mod build;
-pub mod delta;
-pub mod ruleset;
-pub mod text;
+mod build;
 
+pub use crate::node::{NodeEndpoints, node_endpoints};
 pub use build::{
-    NodeEndpoints, RenderOptions, build_ruleset, node_endpoints, object_name, policy_chain_id,
+    MAP_FROM_HEP, MAP_FROM_WL, MAP_TO_HEP, MAP_TO_WL, RenderOptions, WORKLOAD_PREFIX,
+    build_ruleset, object_name,
 };
-pub use delta::{ApplyError, reachable_chains};
-pub use ruleset::*;
+pub use calico_nft::*;

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::ruleset::{Chain, Op, Rule, Ruleset, RulesetDelta, Set, SetElement, Verdict};
-use super::ruleset::{ChainFill, VerdictMap};
+use crate::ruleset::{Chain, Op, Rule, Ruleset, RulesetDelta, Set, SetElement, Verdict};
+use crate::ruleset::{ChainFill, VerdictMap};
 
 /// Why a delta could not be applied to a ruleset (the kernel would reject the transaction).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -348,7 +348,7 @@ fn map_mut<'a>(rs: &'a mut Ruleset, name: &str) -> Result<&'a mut VerdictMap, Ap
 fn element_error(set: &str, e: &SetElement, problem: &'static str) -> ApplyError {
     ApplyError::Element {
         set: set.to_owned(),
-        element: super::text::element_text(e),
+        element: crate::text::element_text(e),
         problem,
     }
 }
@@ -524,4 +524,19 @@ pub fn reachable_chains(rs: &Ruleset) -> BTreeSet<String> {
         }
     }
     seen
+}
+
+impl Ruleset {
+    /// How many rules (and verdict-map rules) refer to each named set or map, by name.
+    pub fn set_references(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for c in self.chains.values() {
+            for r in &c.rules {
+                for s in r.referenced_sets() {
+                    *m.entry(s.to_owned()).or_insert(0) += 1;
+                }
+            }
+        }
+        m
+    }
 }

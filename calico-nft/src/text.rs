@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::ruleset::{
+use crate::ruleset::{
     AddrValue, BaseChain, Chain, ChainPolicy, Hook, IfnameMatch, IpFamily, LogLevel, Match, Op,
     PortProto, PortValue, Rule, RuleVerdict, Ruleset, RulesetDelta, Set, SetElement, SetKey, Side,
     Statement, TABLE, Verdict, ct_state,
@@ -55,7 +55,7 @@ fn key_text(k: SetKey) -> &'static str {
 }
 
 /// The text of one set element.
-pub fn element_text(e: &SetElement) -> String {
+pub(crate) fn element_text(e: &SetElement) -> String {
     match e {
         SetElement::Net(n) => {
             if n.prefix_len() == n.max_prefix_len() {
@@ -80,7 +80,7 @@ fn elements_text<'a>(it: impl IntoIterator<Item = &'a SetElement>) -> String {
 }
 
 /// The text of a verdict.
-pub fn verdict_text(v: &Verdict) -> String {
+pub(crate) fn verdict_text(v: &Verdict) -> String {
     match v {
         Verdict::Accept => "accept".to_owned(),
         Verdict::Drop => "drop".to_owned(),
@@ -123,7 +123,7 @@ fn ct_text(bits: u32) -> String {
 }
 
 /// The text of one match.
-pub fn match_text(m: &Match) -> String {
+pub(crate) fn match_text(m: &Match) -> String {
     match m {
         Match::Iifname { name, negate } => format!("iifname {}{}", neg(*negate), ifname_text(name)),
         Match::Oifname { name, negate } => format!("oifname {}{}", neg(*negate), ifname_text(name)),
@@ -228,7 +228,7 @@ fn level_text(l: LogLevel) -> &'static str {
 }
 
 /// The text of one statement.
-pub fn statement_text(s: &Statement) -> String {
+pub(crate) fn statement_text(s: &Statement) -> String {
     match s {
         Statement::Counter => "counter".to_owned(),
         Statement::Log { prefix, level } => {
@@ -252,7 +252,7 @@ pub fn statement_text(s: &Statement) -> String {
 }
 
 /// The text of one rule (as inside a chain body or after `add rule inet calico CHAIN`).
-pub fn rule_text(r: &Rule) -> String {
+pub(crate) fn rule_text(r: &Rule) -> String {
     let mut parts: Vec<String> = r.matches.iter().map(match_text).collect();
     parts.extend(r.statements.iter().map(statement_text));
     match &r.verdict {
@@ -288,7 +288,7 @@ fn hook_text(h: Hook) -> &'static str {
 }
 
 /// `type filter hook H priority P; policy X;`
-pub fn base_text(b: &BaseChain) -> String {
+pub(crate) fn base_text(b: &BaseChain) -> String {
     let prio = match b.priority {
         0 => "filter".to_owned(),
         p if p > 0 => format!("filter + {p}"),
@@ -314,7 +314,7 @@ fn set_decl(s: &Set, sep: &str, indent: &str) -> String {
 
 /// The order chains are written in: base chains by (hook, priority, name), then the rest by
 /// name.
-pub fn chain_order(rs: &Ruleset) -> Vec<(&String, &Chain)> {
+pub(crate) fn chain_order(rs: &Ruleset) -> Vec<(&String, &Chain)> {
     let mut v: Vec<(&String, &Chain)> = rs.chains.iter().collect();
     v.sort_by(|(an, a), (bn, b)| {
         let key = |c: &Chain| c.base.map(|b| (b.hook, b.priority));
@@ -426,4 +426,24 @@ impl RulesetDelta {
         }
         out
     }
+}
+
+macro_rules! display_as_nft {
+    ($($ty:ty => $f:ident),* $(,)?) => {$(
+        /// As in `nft -f` input.
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&$f(self))
+            }
+        }
+    )*};
+}
+
+display_as_nft! {
+    SetElement => element_text,
+    Verdict => verdict_text,
+    Match => match_text,
+    Statement => statement_text,
+    Rule => rule_text,
+    BaseChain => base_text,
 }

@@ -47,9 +47,26 @@ pub struct Ruleset {
     pub chains: BTreeMap<String, Chain>,
 }
 
-/// An IP family: the crate's one family type ([`crate::addr::Family`]); IPv4 is `ip` and
-/// IPv6 `ip6` in nftables.
-pub use crate::addr::Family as IpFamily;
+/// The IP family a match or a concatenated set key is about: IPv4 is `ip` (`ipv4_addr`) and
+/// IPv6 `ip6` (`ipv6_addr`) in nftables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IpFamily {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl IpFamily {
+    /// The family of an address.
+    pub fn of(ip: IpAddr) -> IpFamily {
+        if ip.is_ipv4() {
+            IpFamily::V4
+        } else {
+            IpFamily::V6
+        }
+    }
+}
 
 /// The key type of a named set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,0 +1,352 @@
+//! The model's private tables: endpoints (with what is resolved per endpoint), tiers and
+//! policies in evaluation order, and the Felix configuration. Positions in these tables are
+//! internal: they move under incremental updates, and the public API names endpoints by
+//! [`EndpointKey`] and policies by [`PolicyId`].
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::ops::Index;
+use std::sync::Arc;
+
+use calico_model::resources::felix::{FelixConfigurationSpec, ProtoPort};
+
+use super::{Endpoint, EndpointKey, Policy, PolicyId, ProfileEntry, TierEntry};
+use crate::check::FailsafeDirection;
+use crate::direction::{Direction, PerDirection};
+use crate::matching::SelectorTable;
+
+/// `a` before `b` in policy or tier order: set orders ascending, unset last.
+pub(super) fn cmp_order(a: Option<f64>, b: Option<f64>) -> Ordering {
+    a.unwrap_or(f64::INFINITY)
+        .total_cmp(&b.unwrap_or(f64::INFINITY))
+}
+
+/// The endpoints in model order, with what each one resolves to: its profiles and the
+/// enforced policies applying to it.
+#[derive(Debug, Default)]
+pub(crate) struct EndpointTable {
+    items: Vec<Endpoint>,
+    /// Per endpoint, its profiles resolved by name (`None` = missing).
+    profiles: Vec<Vec<Option<Arc<ProfileEntry>>>>,
+    /// Per endpoint and direction, the positions of the enforced policies applying to it, in
+    /// evaluation order.
+    applying: Vec<PerDirection<Vec<usize>>>,
+    /// Position by key (the first endpoint of a key wins).
+    by_key: HashMap<EndpointKey, usize>,
+}
+
+impl EndpointTable {
+    /// A table of `items` with their resolved profiles and applying policies.
+    pub(super) fn new(
+        items: Vec<Endpoint>,
+        profiles: Vec<Vec<Option<Arc<ProfileEntry>>>>,
+        applying: Vec<PerDirection<Vec<usize>>>,
+    ) -> EndpointTable {
+        let mut by_key = HashMap::with_capacity(items.len());
+        for (i, e) in items.iter().enumerate() {
+            by_key.entry(e.key()).or_insert(i);
+        }
+        EndpointTable {
+            items,
+            profiles,
+            applying,
+            by_key,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub(crate) fn as_slice(&self) -> &[Endpoint] {
+        &self.items
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Endpoint> {
+        self.items.iter()
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<&Endpoint> {
+        self.items.get(i)
+    }
+
+    /// The position of the endpoint with this key.
+    pub(crate) fn position(&self, key: &EndpointKey) -> Option<usize> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The resolved profiles of endpoint `i`, in order (`None` = missing).
+    pub(crate) fn profiles(&self, i: usize) -> &[Option<Arc<ProfileEntry>>] {
+        self.profiles.get(i).map_or(&[], Vec::as_slice)
+    }
+
+    /// The positions of the enforced policies applying to endpoint `i` in `dir`, in order.
+    pub(crate) fn applying(&self, i: usize, dir: Direction) -> &[usize] {
+        self.applying.get(i).map_or(&[], |a| a[dir].as_slice())
+    }
+
+    /// The applying lists of every endpoint, mutably (positions of policies, to renumber).
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
+    pub(crate) fn applying_mut(&mut self) -> &mut [PerDirection<Vec<usize>>] {
+        &mut self.applying
+    }
+
+    /// Sets endpoint `i` (appends it when `i` is the length) with its resolved profiles and
+    /// applying policies.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
+    pub(crate) fn upsert(
+        &mut self,
+        i: usize,
+        e: Endpoint,
+        profiles: Vec<Option<Arc<ProfileEntry>>>,
+        applying: PerDirection<Vec<usize>>,
+    ) {
+        let key = e.key();
+        if i >= self.items.len() {
+            self.items.push(e);
+            self.profiles.push(profiles);
+            self.applying.push(applying);
+            self.by_key.entry(key).or_insert(self.items.len() - 1);
+            return;
+        }
+        let old = self.items[i].key();
+        self.items[i] = e;
+        self.profiles[i] = profiles;
+        self.applying[i] = applying;
+        if old != key {
+            self.forget(&old, i);
+            self.by_key.entry(key).or_insert(i);
+        }
+    }
+
+    /// Removes endpoint `i`; the last endpoint takes its position.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
+    pub(crate) fn swap_remove(&mut self, i: usize) {
+        if i >= self.items.len() {
+            return;
+        }
+        let last = self.items.len() - 1;
+        let removed = self.items.swap_remove(i);
+        self.profiles.swap_remove(i);
+        self.applying.swap_remove(i);
+        self.forget(&removed.key(), i);
+        if i != last {
+            let moved = self.items[i].key();
+            if self.by_key.get(&moved) == Some(&last) {
+                self.by_key.insert(moved, i);
+            }
+        }
+    }
+
+    /// Drops `key`'s entry if it points at `i`, falling back to another endpoint of the key.
+    fn forget(&mut self, key: &EndpointKey, i: usize) {
+        if self.by_key.get(key) == Some(&i) {
+            self.by_key.remove(key);
+            if let Some(j) = self.items.iter().position(|e| e.key() == *key) {
+                self.by_key.insert(key.clone(), j);
+            }
+        }
+    }
+}
+
+impl Index<usize> for EndpointTable {
+    type Output = Endpoint;
+
+    fn index(&self, i: usize) -> &Endpoint {
+        &self.items[i]
+    }
+}
+
+/// Tiers and policies in evaluation order, with each policy's tier.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyTable {
+    tiers: Vec<TierEntry>,
+    /// Policies (staged ones included) in evaluation order.
+    policies: Vec<Policy>,
+    /// Per policy, the position of its tier in `tiers`.
+    tier_of: Vec<usize>,
+}
+
+impl PolicyTable {
+    /// Orders `policies` by tier (`tiers` is in evaluation order), order and name.
+    pub(super) fn new(tiers: Vec<TierEntry>, policies: Vec<Policy>) -> PolicyTable {
+        let tier_pos: HashMap<&str, usize> = tiers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let mut keyed: Vec<(usize, String, Policy)> = policies
+            .into_iter()
+            .map(|p| {
+                let t = tier_pos.get(p.tier.as_str()).copied().unwrap_or(usize::MAX);
+                (t, p.id.sort_key(), p)
+            })
+            .collect();
+        keyed.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| cmp_order(a.2.order, b.2.order))
+                .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
+        });
+        let (tier_of, policies) = keyed.into_iter().map(|(t, _, p)| (t, p)).unzip();
+        PolicyTable {
+            tiers,
+            policies,
+            tier_of,
+        }
+    }
+
+    /// Tiers, in evaluation order.
+    pub(crate) fn tiers(&self) -> &[TierEntry] {
+        &self.tiers
+    }
+
+    /// Policies, in evaluation order.
+    pub(crate) fn as_slice(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Policy> {
+        self.policies.iter()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.policies.len()
+    }
+
+    pub(crate) fn get(&self, pi: usize) -> Option<&Policy> {
+        self.policies.get(pi)
+    }
+
+    /// The position of policy `pi`'s tier.
+    pub(crate) fn tier_of(&self, pi: usize) -> usize {
+        self.tier_of.get(pi).copied().unwrap_or(usize::MAX)
+    }
+
+    /// The tier of policy `pi`.
+    pub(crate) fn tier_entry_of(&self, pi: usize) -> Option<&TierEntry> {
+        self.tiers.get(self.tier_of(pi))
+    }
+
+    /// The position of the policy with this id.
+    pub(crate) fn position(&self, id: &PolicyId) -> Option<usize> {
+        self.policies.iter().position(|p| p.id == *id)
+    }
+
+    /// The position of the tier of this name.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
+    pub(crate) fn tier_position(&self, name: &str) -> Option<usize> {
+        self.tiers.iter().position(|t| t.name == name)
+    }
+
+    /// Removes the policy at `pi`.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
+    pub(crate) fn remove(&mut self, pi: usize) -> Policy {
+        self.tier_of.remove(pi);
+        self.policies.remove(pi)
+    }
+
+    /// Inserts `p` (of the tier at `tier`) at its place in evaluation order; returns its
+    /// position.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
+    pub(crate) fn insert(&mut self, p: Policy, tier: usize) -> usize {
+        let (mut lo, mut hi) = (0, self.policies.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if policy_order(self.tier_of[mid], &self.policies[mid], tier, &p).is_lt() {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        self.policies.insert(lo, p);
+        self.tier_of.insert(lo, tier);
+        lo
+    }
+
+    /// The positions of the enforced policies selecting endpoint `ei`, per direction, in
+    /// evaluation order.
+    pub(crate) fn applying_to(
+        &self,
+        selectors: &SelectorTable,
+        ei: usize,
+    ) -> PerDirection<Vec<usize>> {
+        let mut out = PerDirection::<Vec<usize>>::default();
+        for (pi, p) in self.policies.iter().enumerate() {
+            if p.staged || p.host_only {
+                continue;
+            }
+            let Some(sel) = p.selector_id else { continue };
+            if selectors.matches_endpoint(sel, ei) {
+                for dir in Direction::ALL {
+                    if p.types[dir] {
+                        out[dir].push(pi);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Index<usize> for PolicyTable {
+    type Output = Policy;
+
+    fn index(&self, pi: usize) -> &Policy {
+        &self.policies[pi]
+    }
+}
+
+/// The evaluation order of two policies given their tiers' positions: tier,
+/// then order (unset last), then the `name/namespace/kind` tie-break.
+fn policy_order(tier_a: usize, a: &Policy, tier_b: usize, b: &Policy) -> Ordering {
+    tier_a
+        .cmp(&tier_b)
+        .then_with(|| cmp_order(a.order, b.order))
+        .then_with(|| a.id.sort_key().as_bytes().cmp(b.id.sort_key().as_bytes()))
+}
+
+/// FelixConfiguration specs by name (`default`, `node.<name>`).
+#[derive(Debug, Default)]
+pub(super) struct FelixConfigs(pub(super) HashMap<String, FelixConfigurationSpec>);
+
+impl FelixConfigs {
+    /// The value for `node`: `node.<node>` first, then `default`.
+    pub(super) fn value<T>(
+        &self,
+        node: &str,
+        f: impl Fn(&FelixConfigurationSpec) -> Option<T>,
+    ) -> Option<T> {
+        self.0
+            .get(&format!("node.{node}"))
+            .and_then(&f)
+            .or_else(|| self.0.get("default").and_then(&f))
+    }
+
+    /// The failsafe ports of `node` in `direction`: the node's own list when it sets one,
+    /// else `default`'s, else Felix's defaults.
+    pub(super) fn failsafe_ports(
+        &self,
+        node: &str,
+        direction: FailsafeDirection,
+    ) -> Vec<ProtoPort> {
+        let inbound = direction == FailsafeDirection::Inbound;
+        let spec = self
+            .0
+            .get(&format!("node.{node}"))
+            .filter(|s| {
+                if inbound {
+                    s.failsafe_inbound_host_ports.is_some()
+                } else {
+                    s.failsafe_outbound_host_ports.is_some()
+                }
+            })
+            .or_else(|| self.0.get("default"))
+            .cloned()
+            .unwrap_or_default();
+        if inbound {
+            spec.effective_failsafe_inbound_host_ports()
+        } else {
+            spec.effective_failsafe_outbound_host_ports()
+        }
+    }
+}
