@@ -2,6 +2,7 @@
 
 use calico_datastore::OpenError;
 use calico_ipam::IpamError;
+use calico_model::family::Family;
 
 use crate::config::ConfigError;
 use crate::delegate::DelegateError;
@@ -51,10 +52,10 @@ pub enum PluginError {
         source: IpamError,
     },
     /// Fewer addresses than asked for could be assigned (100).
-    #[error("no IPv{family} address available for handle {handle}: {}", reasons.join("; "))]
+    #[error("no {family} address available for handle {handle}: {}", reasons.join("; "))]
     NoAddress {
-        /// 4 or 6.
-        family: u8,
+        /// IPv4 or IPv6.
+        family: Family,
         /// The handle.
         handle: String,
         /// The allocator's reasons.

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use calico_ipam::{AssignIpRequest, AutoAssignRequest, Ipam, IpamError};
+use calico_model::family::Family;
 use calico_model::resources::ipam::AllowedUse;
 use ipnet::IpNet;
 
@@ -126,8 +127,8 @@ fn assign(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<Vec<IpNet>, Plugi
         })
         .map_err(ipam_err)?;
     for (family, want, have, reasons) in [
-        (4, num4, got.v4.len(), &got.shortfall4),
-        (6, num6, got.v6.len(), &got.shortfall6),
+        (Family::V4, num4, got.v4.len(), &got.shortfall4),
+        (Family::V6, num6, got.v6.len(), &got.shortfall6),
     ] {
         if have < want {
             return Err(PluginError::NoAddress {

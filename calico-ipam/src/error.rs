@@ -1,5 +1,6 @@
 //! The errors of IPAM operations.
 
+use calico_model::family::Family;
 use std::net::IpAddr;
 
 use calico_datastore::StoreError;
@@ -76,26 +77,26 @@ pub enum IpamError {
     #[error("an intended use is required")]
     NoIntendedUse,
     /// A requested pool of the other family (or unknown, or not enabled).
-    #[error("requested pool {pool} is not an enabled IPv{family} pool")]
+    #[error("requested pool {pool} is not an enabled {family} pool")]
     RequestedPool {
         /// The pool as requested.
         pool: String,
-        /// 4 or 6.
-        family: u8,
+        /// IPv4 or IPv6.
+        family: Family,
     },
     /// No enabled pool of the family selects the host.
-    #[error("no configured IPv{family} pools for host {host}")]
+    #[error("no configured {family} pools for host {host}")]
     NoPools {
         /// The host.
         host: String,
-        /// 4 or 6.
-        family: u8,
+        /// IPv4 or IPv6.
+        family: Family,
     },
     /// No candidate pool allows the intended use.
-    #[error("no qualified IPv{family} pool for use {intended_use}")]
+    #[error("no qualified {family} pool for use {intended_use}")]
     NoQualifiedPool {
-        /// 4 or 6.
-        family: u8,
+        /// IPv4 or IPv6.
+        family: Family,
         /// The use.
         intended_use: String,
     },

@@ -110,8 +110,9 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), IpamError
     }
 }
 
-pub(crate) fn family(v4: bool) -> u8 {
-    if v4 { 4 } else { 6 }
+pub(crate) fn family(v4: bool) -> calico_model::family::Family {
+    use calico_model::family::Family;
+    if v4 { Family::V4 } else { Family::V6 }
 }
 
 pub(crate) fn use_str(u: AllowedUse) -> String {

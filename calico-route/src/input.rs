@@ -27,50 +27,8 @@ pub const FELIX_PROTO: u32 = 80;
 /// The BIRD route protocol number.
 pub const BIRD_PROTO: u32 = 12;
 
-/// An address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Family {
-    /// IPv4.
-    #[serde(rename = "ipv4")]
-    V4,
-    /// IPv6.
-    #[serde(rename = "ipv6")]
-    V6,
-}
-
-impl Family {
-    /// Both families, IPv4 first.
-    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
-
-    /// The family of an address.
-    pub fn of(ip: IpAddr) -> Family {
-        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
-    }
-
-    /// `ipv4` or `ipv6` (the BIRD channel name).
-    pub fn channel(self) -> &'static str {
-        match self {
-            Family::V4 => "ipv4",
-            Family::V6 => "ipv6",
-        }
-    }
-
-    /// `IPv4` or `IPv6`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        }
-    }
-
-    /// The host prefix length (32 or 128).
-    pub fn host_len(self) -> u8 {
-        match self {
-            Family::V4 => 32,
-            Family::V6 => 128,
-        }
-    }
-}
+/// An address family: calico-model's one family type, re-exported where routing's inputs live.
+pub use calico_model::family::Family;
 
 /// A Node as routing sees it.
 #[derive(Debug, Clone, PartialEq)]
