@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::graph::SessionGraph;
 use crate::input::{Cluster, Family, PoolEncap};
-use crate::kernel::{ownership, same_subnet};
-use crate::ownership::{Owner, OwnershipProblem};
+use crate::kernel::same_subnet;
+use crate::ownership::{Owner, OwnershipProblem, ownership};
 use crate::propagation::{Adjacency, Propagation};
 use crate::sessions::{PeerKind, SessionNote, SessionOrigin};
 

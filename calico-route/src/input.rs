@@ -669,6 +669,15 @@ pub fn duration_seconds(text: &str) -> Option<u64> {
     (0.0..1e15).contains(&rounded).then_some(rounded as u64)
 }
 
+/// The normal route priority of a family (`ipv4/ipv6NormalRoutePriority`, default 1024).
+pub fn normal_priority(cluster: &Cluster, family: Family) -> i64 {
+    match family {
+        Family::V4 => cluster.bgp.ipv4_normal_route_priority,
+        Family::V6 => cluster.bgp.ipv6_normal_route_priority,
+    }
+    .unwrap_or(1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

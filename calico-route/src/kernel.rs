@@ -424,13 +424,7 @@ pub fn mtus(cluster: &Cluster, node: &str, host: u32) -> Mtus {
     }
 }
 
-/// The route-ownership setting in force on a node.
-pub fn ownership(cluster: &Cluster, node: &str) -> Ownership {
-    Ownership {
-        felix: cluster.felix_for(node).program_cluster_routes,
-        bird: cluster.bird_program_cluster_routes(),
-    }
-}
+pub use crate::ownership::ownership;
 
 fn host_net(ip: IpAddr) -> IpNet {
     IpNet::from(ip)
@@ -818,7 +812,7 @@ impl<'a> PlanContext<'a> {
     /// The metric BIRD installs `oi`'s route to `dst` with on `li`: the priority of the best
     /// path (a BGPFilter's `setPriority` can change it), else the normal priority.
     fn bird_metric(&self, li: usize, oi: usize, fam: Family, dst: &IpNet) -> u32 {
-        let normal = crate::bird::normal_priority(self.cluster, fam);
+        let normal = crate::input::normal_priority(self.cluster, fam);
         let prio = if !self.priorities_set {
             normal
         } else {

@@ -23,6 +23,29 @@
 //! [`input::Cluster`]) are `Sync`: a caller may plan and render nodes from several threads
 //! at once, with the same results as one by one (tested).
 //!
+//! # Modules
+//!
+//! Each module uses only modules of lower layers (its "uses" column), so no two modules
+//! depend on each other and the table reads bottom-up. (Documentation links to higher
+//! modules are not uses.) `tests/module_layering.rs` keeps the code to this table.
+//!
+//! | layer | module | uses |
+//! |---|---|---|
+//! | 5 | [`check`] | `advertise`, `graph`, `input`, `kernel`, `ownership`, `propagation`, `sessions` |
+//! | 5 | [`plans`] | `input`, `kernel`, `sessions` |
+//! | 4 | [`kernel`] | `graph`, `input`, `ownership`, `propagation`, `sessions` |
+//! | 4 | [`scale`] | `bird`, `input`, `sessions` |
+//! | 3 | [`bird`] | `advertise`, `filters`, `input`, `ownership`, `sessions` |
+//! | 3 | [`propagation`] | `advertise`, `filters`, `graph`, `input`, `sessions` |
+//! | 2 | [`advertise`] | `filters`, `input` |
+//! | 2 | [`graph`] | `input`, `sessions` |
+//! | 1 | [`filters`], [`ownership`], [`sessions`] | `input` |
+//! | 0 | [`input`] | nothing in this crate |
+//!
+//! Items that moved down to break a cycle stay reachable at their first path:
+//! [`bird::PRIORITY_MAX`] is [`filters::PRIORITY_MAX`], [`bird::normal_priority`] is
+//! [`input::normal_priority`] and [`kernel::ownership()`] is [`ownership::ownership()`].
+//!
 //! # Example
 //!
 //! ```

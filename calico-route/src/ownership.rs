@@ -4,7 +4,7 @@
 use calico_model::resources::bgp::ProgramClusterRoutes;
 use serde::Serialize;
 
-use crate::input::PoolEncap;
+use crate::input::{Cluster, PoolEncap};
 
 /// The component that programs a pool type's cluster routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -96,6 +96,14 @@ impl Ownership {
             out.push(OwnershipProblem::IpipToBird);
         }
         out
+    }
+}
+
+/// The route-ownership setting in force on a node.
+pub fn ownership(cluster: &Cluster, node: &str) -> Ownership {
+    Ownership {
+        felix: cluster.felix_for(node).program_cluster_routes,
+        bird: cluster.bird_program_cluster_routes(),
     }
 }
 
