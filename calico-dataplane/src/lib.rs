@@ -13,7 +13,7 @@
 //! ```
 //! use calico_dataplane::memory::MemoryDataplane;
 //! use calico_dataplane::reconcile::reconcile;
-//! use calico_dataplane::state::{DesiredState, Ownership, Route, RouteKind, Scope, FELIX_PROTO};
+//! use calico_dataplane::state::{DesiredState, Ownership, Route, RouteKind, RouteScope, FELIX_PROTO};
 //!
 //! let mut dp = MemoryDataplane::new();
 //! dp.add_link("eth0", None);
@@ -24,7 +24,7 @@
 //!         via: None,
 //!         dev: None,
 //!         proto: FELIX_PROTO,
-//!         scope: Scope::Universe,
+//!         scope: RouteScope::Universe,
 //!         src: None,
 //!         metric: 0,
 //!         onlink: false,

@@ -5,7 +5,8 @@
 //!
 //! - [`graph::SessionGraph::new`] — every node's peer protocols and the session count;
 //! - [`sessions::node_peerings`] — one node's peer protocols;
-//! - [`kernel::plan_node`] — a node's kernel routes, neighbours, FDB entries, devices, MTUs;
+//! - [`kernel::plan_node`] — a node's kernel routes, neighbours, FDB entries, devices, MTUs,
+//!   as the [`state`] types calico-dataplane programs;
 //! - [`bird::render`] — a node's BIRD 2 configuration for one family;
 //!   [`bird::render_to`] writes it into a caller's (reused) buffer from prepared
 //!   [`bird::MeshPeers`], for rendering every node of a large cluster;
@@ -31,16 +32,17 @@
 //!
 //! | layer | module | uses |
 //! |---|---|---|
-//! | 5 | [`check`] | `advertise`, `graph`, `input`, `kernel`, `ownership`, `propagation`, `sessions` |
-//! | 5 | [`plans`] | `input`, `kernel`, `sessions` |
-//! | 4 | [`kernel`] | `graph`, `input`, `ownership`, `propagation`, `sessions` |
-//! | 4 | [`scale`] | `bird`, `input`, `sessions` |
-//! | 3 | [`bird`] | `advertise`, `filters`, `input`, `ownership`, `sessions` |
-//! | 3 | [`propagation`] | `advertise`, `filters`, `graph`, `input`, `sessions` |
-//! | 2 | [`advertise`] | `filters`, `input` |
-//! | 2 | [`graph`] | `input`, `sessions` |
-//! | 1 | [`filters`], [`ownership`], [`sessions`] | `input` |
-//! | 0 | [`input`] | nothing in this crate |
+//! | 6 | [`check`] | `advertise`, `graph`, `input`, `kernel`, `ownership`, `propagation`, `sessions` |
+//! | 6 | [`plans`] | `input`, `kernel`, `sessions` |
+//! | 5 | [`kernel`] | `graph`, `input`, `ownership`, `propagation`, `sessions`, `state` |
+//! | 5 | [`scale`] | `bird`, `input`, `sessions` |
+//! | 4 | [`bird`] | `advertise`, `filters`, `input`, `ownership`, `sessions` |
+//! | 4 | [`propagation`] | `advertise`, `filters`, `graph`, `input`, `sessions` |
+//! | 3 | [`advertise`] | `filters`, `input` |
+//! | 3 | [`graph`] | `input`, `sessions` |
+//! | 2 | [`filters`], [`ownership`], [`sessions`] | `input` |
+//! | 1 | [`input`] | `state` |
+//! | 0 | [`state`] | nothing in this crate |
 //!
 //! Items that moved down to break a cycle stay reachable at their first path:
 //! [`bird::PRIORITY_MAX`] is [`filters::PRIORITY_MAX`], [`bird::normal_priority`] is
@@ -137,6 +139,7 @@ pub mod plans;
 pub mod propagation;
 pub mod scale;
 pub mod sessions;
+pub mod state;
 
 pub use graph::SessionGraph;
 pub use input::{Cluster, Family};

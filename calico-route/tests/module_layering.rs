@@ -23,7 +23,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("plans", &["input", "kernel", "sessions"]),
     (
         "kernel",
-        &["graph", "input", "ownership", "propagation", "sessions"],
+        &[
+            "graph",
+            "input",
+            "ownership",
+            "propagation",
+            "sessions",
+            "state",
+        ],
     ),
     ("scale", &["bird", "input", "sessions"]),
     (
@@ -39,7 +46,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("filters", &["input"]),
     ("ownership", &["input"]),
     ("sessions", &["input"]),
-    ("input", &[]),
+    ("input", &["state"]),
+    ("state", &[]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -350,8 +350,7 @@ fn program_node(
     };
     let kplan = plan_node(cluster, node, &opts).map_err(could_not)?;
     let felix = cluster.felix_for(node);
-    let mut desired: DesiredState =
-        from_plan(&kplan, &felix.interface_prefix).map_err(could_not)?;
+    let mut desired: DesiredState = from_plan(&kplan, &felix.interface_prefix);
     let render = calico_policy::nft::RenderOptions {
         vxlan_port: u16::try_from(felix.vxlan_port).ok().or(Some(4789)),
         ..Default::default()
