@@ -65,8 +65,10 @@ impl Sysctl {
     }
 }
 
-/// What the dataplane treats as its own: anything not covered here is
-/// never modified or removed.
+/// The kernel objects the dataplane treats as its own: anything not covered here is
+/// never modified or removed. (Which *component* programs a pool type's cluster routes,
+/// Felix or BIRD, is a different question: calico-route's
+/// [`ClusterRouteOwners`](calico_route::ownership::ClusterRouteOwners).)
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ownership {
     /// Route protocols whose main-table routes are ours (80, or a non-boot

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::filters::{community_adds, in_family, rule_statement};
 use crate::input::{Cluster, Family, NodeInfo, PoolEncap, RouterIdSource};
-use crate::ownership::ownership;
+use crate::ownership::cluster_route_owners;
 use crate::sessions::{
     NextHop, PeerExpansion, Peering, SessionNote, mesh_candidates, node_peerings,
 };
@@ -288,7 +288,7 @@ pub fn render_to(
         node: node.to_owned(),
     })?;
     let t = out;
-    let own = ownership(cluster, node);
+    let own = cluster_route_owners(cluster, node);
     let severity = cluster.log_severity(node).to_lowercase();
     let (dbg_simple, dbg_bgp) = match severity.as_str() {
         "debug" => (Some("debug all;"), Some("debug all;")),

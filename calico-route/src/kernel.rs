@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::input::{BIRD_PROTO, Cluster, FELIX_PROTO, Family, NodeInfo, PoolEncap, PoolInfo};
-use crate::ownership::{Owner, Ownership};
+use crate::ownership::{ClusterRouteOwners, Owner, cluster_route_owners};
 pub use crate::state::{
     Device, DeviceKind, FdbEntry, IPIP_DEVICE, IfName, Mac, Neighbour, Route, RouteProtocol,
     RouteScope, VXLAN_V4_DEVICE, VXLAN_V6_DEVICE,
@@ -293,8 +293,6 @@ pub fn mtus(cluster: &Cluster, node: &str, host: u32) -> Mtus {
     }
 }
 
-pub use crate::ownership::ownership;
-
 fn host_net(ip: IpAddr) -> IpNet {
     IpNet::from(ip)
 }
@@ -319,7 +317,7 @@ pub fn same_subnet(local: &NodeInfo, remote: &NodeInfo, family: Family) -> bool 
 struct Planner<'a> {
     ctx: &'a PlanContext<'a>,
     local: &'a NodeInfo,
-    own: Ownership,
+    own: ClusterRouteOwners,
     mtu: Mtus,
     felix_proto: RouteProtocol,
     /// Candidate routes in production order; [`Planner::finish`] keeps, per (destination,
@@ -745,7 +743,7 @@ fn planner<'a>(ctx: &'a PlanContext<'a>, li: usize, opts: &'a PlanOptions) -> Op
     Some(Planner {
         ctx,
         local,
-        own: ownership(cluster, &local.name),
+        own: cluster_route_owners(cluster, &local.name),
         mtu: mtus(cluster, &local.name, opts.host_mtu),
         felix_proto,
         routes: Vec::with_capacity(ctx.groups.len() + 8),

@@ -16,7 +16,7 @@
 //! - [`scale::count_sessions`], [`scale::BirdCache`] — session counts without enumerating the
 //!   mesh, and per-node configurations re-rendered only where a joining node changes them;
 //! - [`plans::ClusterPlans`] — every node's kernel plan, updated incrementally on a join;
-//! - [`ownership::Ownership`] — who programs which pool type's routes;
+//! - [`ownership::ClusterRouteOwners`] — who (Felix or BIRD) programs which pool type's routes;
 //! - [`advertise`] — prefix communities and Service addresses a node advertises;
 //!
 //! All output is deterministic (sorted by name or address). The prepared, read-only
@@ -46,7 +46,8 @@
 //!
 //! Items that moved down to break a cycle stay reachable at their first path:
 //! [`bird::PRIORITY_MAX`] is [`filters::PRIORITY_MAX`], [`bird::normal_priority`] is
-//! [`input::normal_priority`] and [`kernel::ownership()`] is [`ownership::ownership()`].
+//! [`input::normal_priority`]. (The route-ownership setting, once `kernel::ownership`, is
+//! [`ownership::cluster_route_owners`].)
 //!
 //! # Example
 //!
