@@ -121,7 +121,7 @@ fn assign(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<Vec<IpNet>, Plugi
             host: w.node.clone(),
             pools4: nonempty(&conf.ipam.ipv4_pools),
             pools6: nonempty(&conf.ipam.ipv6_pools),
-            intended_use: Some(AllowedUse::Workload),
+            intended_use: AllowedUse::Workload,
             namespace: w.namespace.clone(),
             ..Default::default()
         })

@@ -2,6 +2,7 @@
 
 use calico_model::family::Family;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 
 use calico_datastore::StoreError;
 use ipnet::IpNet;
@@ -19,8 +20,8 @@ pub enum IpamError {
     /// Conflicts kept recurring: the retries were used up.
     #[error("too much contention: gave up after {attempts} attempt(s)")]
     Contention {
-        /// Attempts made.
-        attempts: u32,
+        /// Attempts made (at least one).
+        attempts: NonZeroU32,
     },
     /// A stored value does not decode.
     #[error("{key}: cannot decode: {reason}")]
@@ -73,9 +74,6 @@ pub enum IpamError {
         /// What is wrong.
         reason: String,
     },
-    /// `auto_assign` without an intended use.
-    #[error("an intended use is required")]
-    NoIntendedUse,
     /// A requested pool of the other family (or unknown, or not enabled).
     #[error("requested pool {pool} is not an enabled {family} pool")]
     RequestedPool {
