@@ -34,5 +34,11 @@ case " $members " in *" calico-nft "*)
   fi
   ;;
 esac
+# calico-ipam works on any Store: it must not force calico-datastore's file backend (redb) on
+# its users; the programs that open `file:` stores enable calico-datastore's `file` feature.
+if [ -n "$(cargo tree -p calico-ipam -e normal -i redb 2>/dev/null || true)" ]; then
+  echo "layering: calico-ipam depends on redb (use calico-datastore without its file feature)" >&2
+  status=1
+fi
 [ "$status" -eq 0 ] && echo "layering: ok (${checked[*]} free of ${forbidden[*]})"
 exit "$status"

@@ -192,8 +192,7 @@ fn routed_state(
             u.dst, u.node, u.reason
         );
     }
-    from_plan(&kplan, &felix.interface_prefix)
-        .map_err(|e| CliError::could_not_run(format!("cannot build the desired state: {e}")))
+    Ok(from_plan(&kplan, &felix.interface_prefix))
 }
 
 fn report_problems(problems: &[String]) -> ExitCode {

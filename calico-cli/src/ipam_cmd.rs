@@ -235,8 +235,8 @@ fn assign(ipam: &Ipam, a: AssignArgs) -> Result<ExitCode, CliError> {
         host: a.host,
         pools4: (!pools4.is_empty()).then_some(pools4),
         pools6: (!pools6.is_empty()).then_some(pools6),
-        max_blocks_per_host: 0,
-        intended_use: Some(AllowedUse::Workload),
+        max_blocks_per_host: None,
+        intended_use: AllowedUse::Workload,
         namespace: None,
         windows_reserved: false,
     };
@@ -251,7 +251,7 @@ fn assign(ipam: &Ipam, a: AssignArgs) -> Result<ExitCode, CliError> {
                 eprintln!(
                     "calico: assigned {} of {num4} IPv4 address(es): {}",
                     got.v4.len(),
-                    got.shortfall4.join("; ")
+                    join_shortfall(&got.shortfall4)
                 );
             }
             if got.v6.len() < num6 {
@@ -259,7 +259,7 @@ fn assign(ipam: &Ipam, a: AssignArgs) -> Result<ExitCode, CliError> {
                 eprintln!(
                     "calico: assigned {} of {num6} IPv6 address(es): {}",
                     got.v6.len(),
-                    got.shortfall6.join("; ")
+                    join_shortfall(&got.shortfall6)
                 );
             }
             Ok(if short {
@@ -385,4 +385,13 @@ fn show(ipam: &Ipam, a: &ShowArgs) -> Result<ExitCode, CliError> {
     }
     print_table(&rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The allocator's shortfall reasons, `; `-separated.
+fn join_shortfall(reasons: &[calico_ipam::Shortfall]) -> String {
+    reasons
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -32,7 +32,11 @@ fn root() -> bool {
 
 fn sh(args: &[&str]) -> String {
     let o = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -77,7 +81,10 @@ fn http_status(ns: &Netns, port: u16, path: &str) -> Option<u16> {
 fn wait(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            t.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -89,12 +96,18 @@ fn start_etcd(etcd: &std::path::Path, node: &str, data: &std::path::Path) -> Chi
         .args(["--name", "t", "--data-dir"])
         .arg(data)
         .args([
-            "--listen-client-urls", "http://127.0.0.1:23791",
-            "--advertise-client-urls", "http://127.0.0.1:23791",
-            "--listen-peer-urls", "http://127.0.0.1:23801",
-            "--initial-advertise-peer-urls", "http://127.0.0.1:23801",
-            "--initial-cluster", "t=http://127.0.0.1:23801",
-            "--log-level", "error",
+            "--listen-client-urls",
+            "http://127.0.0.1:23791",
+            "--advertise-client-urls",
+            "http://127.0.0.1:23791",
+            "--listen-peer-urls",
+            "http://127.0.0.1:23801",
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:23801",
+            "--initial-cluster",
+            "t=http://127.0.0.1:23801",
+            "--log-level",
+            "error",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -122,17 +135,32 @@ fn store_in(ns: &Netns) -> std::sync::Arc<dyn calico_datastore::Store> {
     .unwrap()
 }
 
-fn put(ns: &Netns, store: &std::sync::Arc<dyn calico_datastore::Store>, key: &str, v: serde_json::Value) {
+fn put(
+    ns: &Netns,
+    store: &std::sync::Arc<dyn calico_datastore::Store>,
+    key: &str,
+    v: serde_json::Value,
+) {
     let s = store.clone();
     let key = key.to_owned();
-    ns.run(move || s.put(key.as_bytes(), v.to_string().as_bytes()).unwrap()).unwrap();
+    ns.run(move || s.put(key.as_bytes(), v.to_string().as_bytes()).unwrap())
+        .unwrap();
 }
 
 fn start_agent(node: &str, state: &std::path::Path) -> Child {
     Command::new("ip")
         .args(["netns", "exec", node])
         .arg(env!("CARGO_BIN_EXE_calico"))
-        .args(["--store", URL, "node", "run", "--node", "n1", "--no-bgp", "--state-dir"])
+        .args([
+            "--store",
+            URL,
+            "node",
+            "run",
+            "--node",
+            "n1",
+            "--no-bgp",
+            "--state-dir",
+        ])
         .arg(state)
         .args(["--health-port", &HEALTH.to_string()])
         .stdout(Stdio::null())
@@ -169,33 +197,91 @@ fn agent_keeps_the_kernel_through_an_etcd_outage_and_a_sigkill() {
         sh(&["ip", "netns", "add", n]);
         sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
     }
-    sh(&["ip", "-n", &node, "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"]);
-    sh(&["ip", "-n", &node, "addr", "add", "10.0.0.1/24", "dev", "eth0"]);
+    sh(&[
+        "ip", "-n", &node, "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &node,
+        "addr",
+        "add",
+        "10.0.0.1/24",
+        "dev",
+        "eth0",
+    ]);
     sh(&["ip", "-n", &node, "link", "set", "eth0", "up"]);
     let iface = calico_dataplane::workload::host_interface_name("cali", "web", "a");
-    sh(&["ip", "-n", &node, "link", "add", &iface, "type", "veth", "peer", "name", "eth0", "netns", &pod]);
+    sh(&[
+        "ip", "-n", &node, "link", "add", &iface, "type", "veth", "peer", "name", "eth0", "netns",
+        &pod,
+    ]);
     sh(&["ip", "-n", &node, "link", "set", &iface, "up"]);
-    sh(&["ip", "-n", &pod, "addr", "add", "10.244.0.5/32", "dev", "eth0"]);
+    sh(&[
+        "ip",
+        "-n",
+        &pod,
+        "addr",
+        "add",
+        "10.244.0.5/32",
+        "dev",
+        "eth0",
+    ]);
     sh(&["ip", "-n", &pod, "link", "set", "eth0", "up"]);
-    sh(&["ip", "-n", &pod, "route", "add", "169.254.1.1", "dev", "eth0"]);
-    sh(&["ip", "-n", &pod, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"]);
+    sh(&[
+        "ip",
+        "-n",
+        &pod,
+        "route",
+        "add",
+        "169.254.1.1",
+        "dev",
+        "eth0",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &pod,
+        "route",
+        "add",
+        "default",
+        "via",
+        "169.254.1.1",
+        "dev",
+        "eth0",
+    ]);
 
     let data = dir.join("etcd");
     c.children.push(start_etcd(&etcd, &node, &data));
     let ns = Netns::named(&node).unwrap();
     let store = store_in(&ns);
-    put(&ns, &store, &format!("{RES}/nodes/n1"), serde_json::json!({
+    put(
+        &ns,
+        &store,
+        &format!("{RES}/nodes/n1"),
+        serde_json::json!({
         "kind": "Node", "apiVersion": "projectcalico.org/v3",
-        "metadata": {"name": "n1"}, "spec": {"bgp": {"ipv4Address": "10.0.0.1/24"}}}));
-    put(&ns, &store, &format!("{RES}/felixconfigurations/default"), serde_json::json!({
+        "metadata": {"name": "n1"}, "spec": {"bgp": {"ipv4Address": "10.0.0.1/24"}}}),
+    );
+    put(
+        &ns,
+        &store,
+        &format!("{RES}/felixconfigurations/default"),
+        serde_json::json!({
         "kind": "FelixConfiguration", "apiVersion": "projectcalico.org/v3",
         "metadata": {"name": "default"},
-        "spec": {"routeRefreshInterval": "2s", "nftablesRefreshInterval": "2s"}}));
-    put(&ns, &store, "/calico/calico-rs/k8s/pods/web/a", serde_json::json!({
+        "spec": {"routeRefreshInterval": "2s", "nftablesRefreshInterval": "2s"}}),
+    );
+    put(
+        &ns,
+        &store,
+        "/calico/calico-rs/k8s/pods/web/a",
+        serde_json::json!({
         "kind": "Pod", "apiVersion": "v1",
         "metadata": {"name": "a", "namespace": "web", "labels": {"app": "a"}},
         "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}]},
-        "status": {"podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}]}}));
+        "status": {"podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}]}}),
+    );
     let policy_key = format!("{RES}/globalnetworkpolicies/allow-a");
     let policy = serde_json::json!({
         "kind": "GlobalNetworkPolicy", "apiVersion": "projectcalico.org/v3",
@@ -205,36 +291,68 @@ fn agent_keeps_the_kernel_through_an_etcd_outage_and_a_sigkill() {
 
     let state = dir.join("state");
     c.children.push(start_agent(&node, &state));
-    wait("readiness", Duration::from_secs(20), || http_status(&ns, HEALTH, "/readiness").is_some_and(|s| s < 300));
+    wait("readiness", Duration::from_secs(20), || {
+        http_status(&ns, HEALTH, "/readiness").is_some_and(|s| s < 300)
+    });
     let route = || sh(&["ip", "-n", &node, "route", "show", "10.244.0.5"]);
-    wait("the pod's route", Duration::from_secs(10), || route().contains(&iface));
+    wait("the pod's route", Duration::from_secs(10), || {
+        route().contains(&iface)
+    });
 
     let ping = Command::new("ip")
-        .args(["netns", "exec", &node, "ping", "-n", "-i", "0.05", "-W", "1", "10.244.0.5"])
+        .args([
+            "netns",
+            "exec",
+            &node,
+            "ping",
+            "-n",
+            "-i",
+            "0.05",
+            "-W",
+            "1",
+            "10.244.0.5",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(1));
-    let table = || sh(&["ip", "netns", "exec", &node, "nft", "list", "table", "inet", "calico"]);
+    let table = || {
+        sh(&[
+            "ip", "netns", "exec", &node, "nft", "list", "table", "inet", "calico",
+        ])
+    };
     let before = (table(), route());
 
     // etcd away for 30 s.
     let mut etcd_child = c.children.remove(0);
     etcd_child.kill().unwrap();
     etcd_child.wait().unwrap();
-    wait("readiness to go bad", Duration::from_secs(15), || http_status(&ns, HEALTH, "/readiness") == Some(503));
-    std::thread::sleep(Duration::from_secs(30));
-    assert_eq!((table(), route()), before, "the kernel changed while etcd was away");
-    assert_eq!(http_status(&ns, HEALTH, "/readiness"), Some(503));
-    assert_eq!(http_status(&ns, HEALTH, "/liveness").map(|s| s < 300), Some(true));
-    c.children.insert(0, start_etcd(&etcd, &node, &data));
-    wait("readiness after etcd's return", Duration::from_secs(30), || {
-        http_status(&ns, HEALTH, "/readiness").is_some_and(|s| s < 300)
+    wait("readiness to go bad", Duration::from_secs(15), || {
+        http_status(&ns, HEALTH, "/readiness") == Some(503)
     });
+    std::thread::sleep(Duration::from_secs(30));
+    assert_eq!(
+        (table(), route()),
+        before,
+        "the kernel changed while etcd was away"
+    );
+    assert_eq!(http_status(&ns, HEALTH, "/readiness"), Some(503));
+    assert_eq!(
+        http_status(&ns, HEALTH, "/liveness").map(|s| s < 300),
+        Some(true)
+    );
+    c.children.insert(0, start_etcd(&etcd, &node, &data));
+    wait(
+        "readiness after etcd's return",
+        Duration::from_secs(30),
+        || http_status(&ns, HEALTH, "/readiness").is_some_and(|s| s < 300),
+    );
     let store = store_in(&ns);
     put(&ns, &store, &policy_key, policy);
-    wait("the new policy's chain", Duration::from_secs(10), || table().contains("allow-a"));
+    wait("the new policy's chain", Duration::from_secs(10), || {
+        table().contains("allow-a")
+    });
 
     // SIGKILL; the policy goes while the agent is down; the restart sweeps its chain.
     let mut agent = c.children.remove(1);
@@ -248,10 +366,19 @@ fn agent_keeps_the_kernel_through_an_etcd_outage_and_a_sigkill() {
     })
     .unwrap();
     std::thread::sleep(Duration::from_secs(1));
-    assert!(table().contains("allow-a"), "the kernel stays as it was while the agent is down");
+    assert!(
+        table().contains("allow-a"),
+        "the kernel stays as it was while the agent is down"
+    );
     c.children.push(start_agent(&node, &state));
-    wait("the stale chain's removal", Duration::from_secs(20), || !table().contains("allow-a"));
-    wait("readiness after the restart", Duration::from_secs(20), || http_status(&ns, HEALTH, "/readiness").is_some_and(|s| s < 300));
+    wait("the stale chain's removal", Duration::from_secs(20), || {
+        !table().contains("allow-a")
+    });
+    wait(
+        "readiness after the restart",
+        Duration::from_secs(20),
+        || http_status(&ns, HEALTH, "/readiness").is_some_and(|s| s < 300),
+    );
     std::thread::sleep(Duration::from_secs(1));
 
     // No ping was lost.
@@ -259,7 +386,11 @@ fn agent_keeps_the_kernel_through_an_etcd_outage_and_a_sigkill() {
     sh(&["kill", "-INT", &pid.to_string()]);
     let out = ping.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let summary = text.lines().find(|l| l.contains("packets transmitted")).unwrap_or("").to_owned();
+    let summary = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("")
+        .to_owned();
     let nums: Vec<u64> = summary
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|w| w.parse().ok())

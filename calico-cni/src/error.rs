@@ -1,7 +1,8 @@
 //! [`PluginError`]: every way a plugin invocation fails, and its CNI error code.
 
 use calico_datastore::OpenError;
-use calico_ipam::IpamError;
+use calico_ipam::{IpamError, Shortfall};
+use calico_model::family::Family;
 
 use crate::config::ConfigError;
 use crate::delegate::DelegateError;
@@ -51,14 +52,14 @@ pub enum PluginError {
         source: IpamError,
     },
     /// Fewer addresses than asked for could be assigned (100).
-    #[error("no IPv{family} address available for handle {handle}: {}", reasons.join("; "))]
+    #[error("no {family} address available for handle {handle}: {}", join(reasons))]
     NoAddress {
-        /// 4 or 6.
-        family: u8,
+        /// IPv4 or IPv6.
+        family: Family,
         /// The handle.
         handle: String,
         /// The allocator's reasons.
-        reasons: Vec<String>,
+        reasons: Vec<Shortfall>,
     },
     /// The IPAM plugin succeeded without an address (100).
     #[error("IPAM plugin {plugin} returned no address")]
@@ -155,4 +156,13 @@ impl PluginError {
         e.cni_version = cni_version.to_owned();
         e
     }
+}
+
+/// The allocator's reasons, `; `-separated.
+fn join(reasons: &[Shortfall]) -> String {
+    reasons
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use calico_ipam::{AssignIpRequest, AutoAssignRequest, Ipam, IpamError};
+use calico_model::family::Family;
 use calico_model::resources::ipam::AllowedUse;
 use ipnet::IpNet;
 
@@ -120,14 +121,14 @@ fn assign(ipam: &Ipam, conf: &NetConf, w: &Workload) -> Result<Vec<IpNet>, Plugi
             host: w.node.clone(),
             pools4: nonempty(&conf.ipam.ipv4_pools),
             pools6: nonempty(&conf.ipam.ipv6_pools),
-            intended_use: Some(AllowedUse::Workload),
+            intended_use: AllowedUse::Workload,
             namespace: w.namespace.clone(),
             ..Default::default()
         })
         .map_err(ipam_err)?;
     for (family, want, have, reasons) in [
-        (4, num4, got.v4.len(), &got.shortfall4),
-        (6, num6, got.v6.len(), &got.shortfall6),
+        (Family::V4, num4, got.v4.len(), &got.shortfall4),
+        (Family::V6, num6, got.v6.len(), &got.shortfall6),
     ] {
         if have < want {
             return Err(PluginError::NoAddress {

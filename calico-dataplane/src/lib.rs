@@ -1,9 +1,9 @@
 //! calico-dataplane: a node's kernel state from desired state.
 //!
-//! A [`DesiredState`](state::DesiredState) lists the devices the dataplane owns
+//! A [`state::DesiredState`] lists the devices the dataplane owns
 //! (`vxlan.calico`, `tunl0`), their addresses, main-table routes, permanent neighbour and FDB
 //! entries and per-interface sysctls. [`reconcile::reconcile`] reads the current state through
-//! a [`Dataplane`](dataplane::Dataplane) backend, computes the minimum changes and applies them;
+//! a [`dataplane::Dataplane`] backend, computes the minimum changes and applies them;
 //! only what [`Ownership`](state::Ownership) covers is touched (routes by protocol number, its
 //! own devices, routes on workload interfaces). Backends: [`memory`] (records state) and, with
 //! the `netlink` feature, `netlink` (rtnetlink over a synchronous socket, optionally inside a
@@ -13,7 +13,7 @@
 //! ```
 //! use calico_dataplane::memory::MemoryDataplane;
 //! use calico_dataplane::reconcile::reconcile;
-//! use calico_dataplane::state::{DesiredState, Ownership, Route, RouteKind, Scope, FELIX_PROTO};
+//! use calico_dataplane::state::{DesiredState, Ownership, Route, RouteKind, RouteScope, FELIX_PROTO};
 //!
 //! let mut dp = MemoryDataplane::new();
 //! dp.add_link("eth0", None);
@@ -24,7 +24,7 @@
 //!         via: None,
 //!         dev: None,
 //!         proto: FELIX_PROTO,
-//!         scope: Scope::Universe,
+//!         scope: RouteScope::Universe,
 //!         src: None,
 //!         metric: 0,
 //!         onlink: false,

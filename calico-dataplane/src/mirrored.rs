@@ -133,16 +133,18 @@ impl<D: Dataplane> Dataplane for Mirrored<D> {
 mod tests {
     use super::*;
     use crate::reconcile::reconcile;
-    use crate::state::{DesiredState, FELIX_PROTO, Ownership, Route, RouteKind, Scope};
+    use crate::state::{
+        DesiredState, FELIX_PROTO, IfName, Ownership, Route, RouteKind, RouteScope,
+    };
 
     fn route(dst: &str, dev: &str) -> Route {
         Route {
             dst: dst.parse().unwrap(),
             kind: RouteKind::Unicast,
             via: None,
-            dev: Some(dev.to_owned()),
+            dev: Some(IfName::new(dev)),
             proto: FELIX_PROTO,
-            scope: Scope::Link,
+            scope: RouteScope::Link,
             src: None,
             metric: 0,
             onlink: false,

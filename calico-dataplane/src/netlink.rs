@@ -34,8 +34,8 @@ use nix::errno::Errno;
 use crate::dataplane::{BackendError, Dataplane, FailureKind, Op};
 use crate::netns::{Netns, NetnsError};
 use crate::state::{
-    Address, Device, DeviceKind, FdbEntry, Link, LinkDetails, Mac, Neighbour, Observed, Route,
-    RouteKind, Scope,
+    Address, Device, DeviceKind, FdbEntry, IfName, Link, LinkDetails, Mac, Neighbour, Observed,
+    Route, RouteKind, RouteScope as Scope,
 };
 
 /// Messages sent per `send` before collecting their ACKs.
@@ -513,7 +513,7 @@ fn decode_route(m: &RouteMessage, names: &BTreeMap<u32, String>) -> Option<Route
             RouteAttribute::Table(t) => table = *t,
             RouteAttribute::Destination(d) => dst = from_route_addr(d),
             RouteAttribute::Gateway(g) => via = from_route_addr(g),
-            RouteAttribute::Oif(i) => dev = names.get(i).cloned(),
+            RouteAttribute::Oif(i) => dev = names.get(i).map(IfName::from),
             RouteAttribute::PrefSource(s) => src = from_route_addr(s),
             RouteAttribute::Priority(p) => metric = *p,
             RouteAttribute::Metrics(ms) => {
@@ -550,7 +550,7 @@ fn decode_route(m: &RouteMessage, names: &BTreeMap<u32, String>) -> Option<Route
         kind,
         via,
         dev,
-        proto: u8::from(h.protocol),
+        proto: u8::from(h.protocol).into(),
         scope,
         src,
         metric,
@@ -804,13 +804,13 @@ impl NetlinkDataplane {
         h.table = RouteHeader::RT_TABLE_MAIN;
         if delete {
             h.scope = RouteScope::NoWhere;
-            h.protocol = RouteProtocol::from(r.proto);
+            h.protocol = RouteProtocol::from(u8::from(r.proto));
             h.kind = match r.kind {
                 RouteKind::Unicast => RouteType::Unicast,
                 RouteKind::Blackhole => RouteType::BlackHole,
             };
         } else {
-            h.protocol = RouteProtocol::from(r.proto);
+            h.protocol = RouteProtocol::from(u8::from(r.proto));
             h.scope = match r.scope {
                 Scope::Universe => RouteScope::Universe,
                 Scope::Link => RouteScope::Link,
@@ -833,8 +833,10 @@ impl NetlinkDataplane {
         }
         if let (Some(d), RouteKind::Unicast) = (&r.dev, r.kind) {
             let i = index
-                .get(d)
-                .ok_or_else(|| NetlinkError::NoSuchInterface { name: d.clone() })?;
+                .get(d.as_str())
+                .ok_or_else(|| NetlinkError::NoSuchInterface {
+                    name: d.to_string(),
+                })?;
             m.attributes.push(RouteAttribute::Oif(*i));
         }
         if r.metric != 0 {

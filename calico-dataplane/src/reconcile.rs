@@ -385,16 +385,16 @@ pub fn reconcile<D: Dataplane>(
 mod tests {
     use super::*;
     use crate::memory::MemoryDataplane;
-    use crate::state::{FELIX_PROTO, RouteKind, Scope};
+    use crate::state::{FELIX_PROTO, IfName, RouteKind, RouteProtocol, RouteScope};
 
-    fn r(dst: &str, dev: Option<&str>, proto: u8) -> Route {
+    fn r(dst: &str, dev: Option<&str>, proto: impl Into<RouteProtocol>) -> Route {
         Route {
             dst: dst.parse().unwrap(),
             kind: RouteKind::Unicast,
             via: None,
-            dev: dev.map(str::to_owned),
-            proto,
-            scope: Scope::Link,
+            dev: dev.map(IfName::new),
+            proto: proto.into(),
+            scope: RouteScope::Link,
             src: None,
             metric: 0,
             onlink: false,
@@ -422,12 +422,12 @@ mod tests {
         let mut dp = MemoryDataplane::new();
         dp.add_link("eth0", None);
         let bird = Route {
-            scope: Scope::Universe,
+            scope: RouteScope::Universe,
             ..r("10.244.1.0/26", Some("eth0"), 12)
         };
         dp.state.routes.push(bird);
         let ours = Route {
-            scope: Scope::Universe,
+            scope: RouteScope::Universe,
             onlink: true,
             via: Some("10.0.0.2".parse().unwrap()),
             ..r("10.244.1.0/26", Some("eth0"), FELIX_PROTO)

@@ -3,232 +3,27 @@
 //! protocol and the workload interfaces; see [`Ownership`]).
 //!
 //! These types are plain data: no I/O, no netlink. A backend reports an [`Observed`]; the
-//! reconciler compares it with a [`DesiredState`].
+//! reconciler compares it with a [`DesiredState`]. The kernel objects ([`Route`], [`Device`],
+//! [`Neighbour`], [`FdbEntry`], [`Mac`], [`RouteProtocol`], ...) are calico-route's
+//! `state` types, the ones its kernel plans are made of, re-exported here.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use ipnet::IpNet;
 
-/// Calico's private route protocol number: Felix marks the routes it programs `proto 80`.
-pub const FELIX_PROTO: u8 = 80;
+pub use calico_route::state::{
+    Device, DeviceKind, FdbEntry, IPIP_DEVICE, IfName, Mac, MacParseError, Neighbour, Route,
+    RouteKey, RouteKind, RouteProtocol, RouteScope, VXLAN_PORT, VXLAN_V4_DEVICE, VXLAN_V6_DEVICE,
+    VXLAN_VNI,
+};
+
+/// Calico's private route protocol: Felix marks the routes it programs `proto 80`.
+pub const FELIX_PROTO: RouteProtocol = RouteProtocol::FELIX;
 /// The `boot` route protocol (3), used for local workload routes by default.
-pub const BOOT_PROTO: u8 = 3;
+pub const BOOT_PROTO: RouteProtocol = RouteProtocol::BOOT;
 /// The `kernel` route protocol (2): routes the kernel adds itself; never owned.
-pub const KERNEL_PROTO: u8 = 2;
-/// The IPv4 VXLAN device name.
-pub const VXLAN_V4_DEVICE: &str = "vxlan.calico";
-/// The IPv6 VXLAN device name.
-pub const VXLAN_V6_DEVICE: &str = "vxlan-v6.calico";
-/// The IPIP device name.
-pub const IPIP_DEVICE: &str = "tunl0";
-/// Calico's VXLAN network identifier.
-pub const VXLAN_VNI: u32 = 4096;
-/// Calico's VXLAN UDP port.
-pub const VXLAN_PORT: u16 = 4789;
-
-/// An Ethernet MAC address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Mac(pub [u8; 6]);
-
-/// A string that is not `xx:xx:xx:xx:xx:xx`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid MAC address {text:?}")]
-pub struct MacParseError {
-    /// The rejected text.
-    pub text: String,
-}
-
-impl FromStr for Mac {
-    type Err = MacParseError;
-    fn from_str(s: &str) -> Result<Mac, MacParseError> {
-        let err = || MacParseError { text: s.to_owned() };
-        let mut out = [0u8; 6];
-        let mut parts = s.split(':');
-        for b in &mut out {
-            let p = parts.next().ok_or_else(err)?;
-            if p.len() != 2 {
-                return Err(err());
-            }
-            *b = u8::from_str_radix(p, 16).map_err(|_| err())?;
-        }
-        if parts.next().is_some() {
-            return Err(err());
-        }
-        Ok(Mac(out))
-    }
-}
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
-}
-
-/// Route type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum RouteKind {
-    /// Ordinary unicast route.
-    #[default]
-    Unicast,
-    /// `blackhole` route.
-    Blackhole,
-}
-
-/// Route scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum Scope {
-    /// Global (`universe`).
-    #[default]
-    Universe,
-    /// `scope link`.
-    Link,
-    /// `scope host`.
-    Host,
-}
-
-/// One route in the main table.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Route {
-    /// Destination.
-    pub dst: IpNet,
-    /// Unicast or blackhole.
-    pub kind: RouteKind,
-    /// Gateway.
-    pub via: Option<IpAddr>,
-    /// Output interface.
-    pub dev: Option<String>,
-    /// Route protocol number.
-    pub proto: u8,
-    /// Scope.
-    pub scope: Scope,
-    /// Preferred source.
-    pub src: Option<IpAddr>,
-    /// Metric (priority); 0 = none.
-    pub metric: u32,
-    /// `onlink` next hop.
-    pub onlink: bool,
-    /// Route MTU.
-    pub mtu: Option<u32>,
-}
-
-impl Route {
-    /// The kernel's identity of a route in one table: destination and metric.
-    pub fn key(&self) -> RouteKey {
-        RouteKey {
-            dst: self.dst.trunc(),
-            metric: self.effective_metric(),
-        }
-    }
-
-    /// The metric the kernel records (IPv6 routes without one get 1024).
-    pub fn effective_metric(&self) -> u32 {
-        if self.metric == 0 && self.dst.addr().is_ipv6() {
-            1024
-        } else {
-            self.metric
-        }
-    }
-}
-
-impl fmt::Display for Route {
-    /// `ip route` syntax.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.kind == RouteKind::Blackhole {
-            f.write_str("blackhole ")?;
-        }
-        if self.dst.prefix_len() == self.dst.max_prefix_len() {
-            write!(f, "{}", self.dst.addr())?;
-        } else {
-            write!(f, "{}", self.dst)?;
-        }
-        if let Some(v) = self.via {
-            write!(f, " via {v}")?;
-        }
-        if let Some(d) = &self.dev {
-            write!(f, " dev {d}")?;
-        }
-        match self.proto {
-            BOOT_PROTO => {}
-            KERNEL_PROTO => f.write_str(" proto kernel")?,
-            4 => f.write_str(" proto static")?,
-            12 => f.write_str(" proto bird")?,
-            n => write!(f, " proto {n}")?,
-        }
-        match self.scope {
-            Scope::Link => f.write_str(" scope link")?,
-            Scope::Host => f.write_str(" scope host")?,
-            Scope::Universe => {}
-        }
-        if let Some(s) = self.src {
-            write!(f, " src {s}")?;
-        }
-        let m = self.effective_metric();
-        if m != 0 {
-            write!(f, " metric {m}")?;
-        }
-        if self.onlink {
-            f.write_str(" onlink")?;
-        }
-        if let Some(m) = self.mtu {
-            write!(f, " mtu {m}")?;
-        }
-        Ok(())
-    }
-}
-
-/// The identity of a route within the main table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RouteKey {
-    /// Destination (host bits cleared).
-    pub dst: IpNet,
-    /// Effective metric.
-    pub metric: u32,
-}
-
-/// Kind-specific settings of a device the dataplane owns.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DeviceKind {
-    /// A VXLAN device (`nolearning`).
-    Vxlan {
-        /// VNI.
-        vni: u32,
-        /// UDP destination port.
-        port: u16,
-        /// Underlay source address.
-        local: Option<IpAddr>,
-        /// Underlay (parent) interface.
-        parent: Option<String>,
-    },
-    /// An IP-in-IP device (`tunl0`).
-    Ipip,
-}
-
-impl DeviceKind {
-    /// The kernel's kind string (`vxlan`, `ipip`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            DeviceKind::Vxlan { .. } => "vxlan",
-            DeviceKind::Ipip => "ipip",
-        }
-    }
-}
-
-/// A device the dataplane creates and owns.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Device {
-    /// Interface name.
-    pub name: String,
-    /// Kind and its settings.
-    pub kind: DeviceKind,
-    /// MTU.
-    pub mtu: u32,
-    /// MAC address (VXLAN).
-    pub mac: Option<Mac>,
-}
+pub const KERNEL_PROTO: RouteProtocol = RouteProtocol::KERNEL;
 
 /// An interface address.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -237,28 +32,6 @@ pub struct Address {
     pub dev: String,
     /// Address with prefix length.
     pub addr: IpNet,
-}
-
-/// A permanent neighbour (ARP/NDP) entry.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Neighbour {
-    /// Interface name.
-    pub dev: String,
-    /// IP address.
-    pub ip: IpAddr,
-    /// Link-layer address.
-    pub mac: Mac,
-}
-
-/// A permanent FDB entry on a VXLAN device (`self`, with a remote underlay address).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FdbEntry {
-    /// VXLAN device name.
-    pub dev: String,
-    /// Remote MAC.
-    pub mac: Mac,
-    /// Remote underlay address.
-    pub dst: IpAddr,
 }
 
 /// One sysctl, addressed by its path under `/proc/sys` (`net/ipv4/conf/IFACE/proxy_arp`).
@@ -292,13 +65,15 @@ impl Sysctl {
     }
 }
 
-/// What the dataplane treats as its own: anything not covered here is
-/// never modified or removed.
+/// The kernel objects the dataplane treats as its own: anything not covered here is
+/// never modified or removed. (Which *component* programs a pool type's cluster routes,
+/// Felix or BIRD, is a different question: calico-route's
+/// [`ClusterRouteOwners`](calico_route::ownership::ClusterRouteOwners).)
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ownership {
     /// Route protocols whose main-table routes are ours (80, or a non-boot
     /// `deviceRouteProtocol`).
-    pub route_protocols: BTreeSet<u8>,
+    pub route_protocols: BTreeSet<RouteProtocol>,
     /// Devices that are ours by name (`vxlan.calico`, `tunl0`, ...): removed when not desired.
     /// Every route, address, neighbour and FDB entry on them is ours.
     pub devices: BTreeSet<String>,
@@ -336,7 +111,7 @@ impl Ownership {
             return true;
         }
         match &r.dev {
-            Some(d) => self.devices.contains(d) || self.is_workload_interface(d),
+            Some(d) => self.devices.contains(d.as_str()) || self.is_workload_interface(d),
             None => false,
         }
     }

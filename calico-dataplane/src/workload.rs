@@ -37,7 +37,9 @@ use ipnet::IpNet;
 use crate::dataplane::{Dataplane, Op};
 use crate::netlink::{NetlinkDataplane, NetlinkError};
 use crate::netns::{Netns, NetnsError};
-use crate::state::{Address, BOOT_PROTO, Mac, Route, RouteKind, Scope, Sysctl};
+use crate::state::{
+    Address, BOOT_PROTO, IfName, Mac, Route, RouteKind, RouteProtocol, RouteScope, Sysctl,
+};
 
 /// The host side's MAC address.
 pub const HOST_MAC: Mac = Mac([0xee; 6]);
@@ -66,7 +68,7 @@ pub struct WorkloadSpec {
     pub mtu: u32,
     /// Route protocol of the host-side routes (boot, 3, as Felix's default
     /// `deviceRouteProtocol`).
-    pub route_protocol: u8,
+    pub route_protocol: RouteProtocol,
     /// Metric of the host-side routes (Felix's normal route priority is 1024).
     pub route_metric: u32,
 }
@@ -252,9 +254,9 @@ fn wire_rest(
             })?,
             kind: RouteKind::Unicast,
             via: Some(via),
-            dev: Some(spec.pod_iface.clone()),
+            dev: Some(IfName::new(&spec.pod_iface)),
             proto: BOOT_PROTO,
-            scope: Scope::Universe,
+            scope: RouteScope::Universe,
             src: None,
             metric: 0,
             onlink: true,
@@ -287,9 +289,9 @@ fn wire_rest(
                 dst: *net,
                 kind: RouteKind::Unicast,
                 via: None,
-                dev: Some(spec.host_iface.clone()),
+                dev: Some(IfName::new(&spec.host_iface)),
                 proto: spec.route_protocol,
-                scope: Scope::Link,
+                scope: RouteScope::Link,
                 src: None,
                 metric: spec.route_metric,
                 onlink: false,

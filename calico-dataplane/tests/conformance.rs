@@ -20,7 +20,7 @@ use calico_dataplane::memory::MemoryDataplane;
 use calico_dataplane::reconcile::{diff, reconcile};
 use calico_dataplane::state::{
     Address, DesiredState, Device, DeviceKind, FELIX_PROTO, FdbEntry, Mac, Neighbour, Ownership,
-    Route, RouteKind, Scope, Sysctl,
+    Route, RouteKind, RouteProtocol, RouteScope, Sysctl,
 };
 
 fn route(dst: &str) -> Route {
@@ -30,7 +30,7 @@ fn route(dst: &str) -> Route {
         via: None,
         dev: None,
         proto: FELIX_PROTO,
-        scope: Scope::Universe,
+        scope: RouteScope::Universe,
         src: None,
         metric: 0,
         onlink: false,
@@ -77,8 +77,8 @@ fn desired(with_ipip: bool) -> DesiredState {
         },
         Route {
             dev: Some("cali0123456789a".into()),
-            proto: 3,
-            scope: Scope::Link,
+            proto: RouteProtocol::BOOT,
+            scope: RouteScope::Link,
             metric: 1024,
             ..route("10.244.0.5/32")
         },
@@ -248,7 +248,7 @@ fn suite<D: Dataplane>(dp: &mut D, flush: impl Fn(&mut D)) {
     let foreign = Route {
         via: Some("10.0.0.2".parse().unwrap()),
         dev: Some("eth0".into()),
-        proto: 4,
+        proto: RouteProtocol::STATIC,
         ..route("192.168.50.0/24")
     };
     let stale = Route {

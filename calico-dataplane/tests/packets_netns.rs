@@ -198,7 +198,7 @@ fn run_scenario(name: &str) -> (usize, usize, Vec<String>) {
     let cluster = Cluster::from_resources(set.resources());
     let plan = plan_node(&cluster, node_name, &PlanOptions::default());
     let mut desired = match plan {
-        Ok(p) => from_plan(&p, "cali").unwrap(),
+        Ok(p) => from_plan(&p, "cali"),
         // Scenarios without a Node resource: routes come from the wiring alone.
         Err(_) => calico_dataplane::DesiredState {
             ownership: calico_dataplane::state::Ownership::calico(),

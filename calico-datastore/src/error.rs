@@ -300,6 +300,20 @@ pub enum OpenError {
         /// The crate that provides it.
         krate: &'static str,
     },
+    /// The backend is part of this crate but left out of this build (its cargo feature is
+    /// off).
+    #[error(
+        "store URL {url:?}: the {backend} backend is not compiled into this program \
+         (calico-datastore's `{feature}` feature is off)"
+    )]
+    FeatureDisabled {
+        /// The URL as given.
+        url: String,
+        /// The backend (`"file"`).
+        backend: &'static str,
+        /// The cargo feature that provides it.
+        feature: &'static str,
+    },
     /// The file store could not be opened or created.
     #[error("cannot open the file store {}: {source}", path.display())]
     File {

@@ -122,7 +122,7 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "file"))]
 mod file_tests {
     #[test]
     fn a_file_database_in_the_old_layout_is_refused() {

@@ -17,8 +17,9 @@
 //!   (the node agent's status keys), with etcd's semantics on every backend.
 //! * [`Syncer`] lists prefixes and follows them with a watch, re-listing (with deletes
 //!   synthesised by diffing) after a compaction or an outage.
-//! * Backends: [`MemoryStore`] (`memory:`), [`FileStore`] (`file:PATH`, an embedded redb
-//!   database several processes can share), and etcd v3 (`etcd://...`) in the separate
+//! * Backends: [`MemoryStore`] (`memory:`), `FileStore` (`file:PATH`, an embedded redb
+//!   database several processes can share; cargo feature `file`, on by default), and etcd v3
+//!   (`etcd://...`) in the separate
 //!   `calico-datastore-etcd` crate, so that this crate pulls in no async runtime.
 //! * [`open_store`] opens a store from its URL; [`StoreUrl`] parses one.
 //! * [`resolve_datastore`] decides which datastore a program uses, the way calicoctl
@@ -64,6 +65,7 @@ mod connection;
 mod counting;
 mod engine;
 mod error;
+#[cfg(feature = "file")]
 mod file;
 mod legacy;
 mod memory;
@@ -88,6 +90,7 @@ pub use connection::{
 };
 pub use counting::{CountingStore, RoundTrips};
 pub use error::{Conflict, ConflictingKey, OpenError, Operation, StoreError};
+#[cfg(feature = "file")]
 pub use file::FileStore;
 pub use legacy::{
     LEGACY_PREFIXES, LegacyLayout, detect_legacy_layout, legacy_answer, legacy_probe,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::error::OpenError;
+#[cfg(feature = "file")]
 use crate::file::FileStore;
 use crate::memory::MemoryStore;
 use crate::store::Store;
@@ -214,16 +215,24 @@ pub fn open_store(url: &str) -> Result<Box<dyn Store>, OpenError> {
 }
 
 /// Opens a parsed `memory:` or `file:` URL; `etcd://` gives
-/// [`OpenError::BackendNotCompiled`]. A file database holding keys of an older layout of
+/// [`OpenError::BackendNotCompiled`], and `file:` without this crate's `file` feature
+/// [`OpenError::FeatureDisabled`]. A file database holding keys of an older layout of
 /// these tools is refused with [`OpenError::LegacyLayout`].
 pub fn open_local(url: &StoreUrl) -> Result<Box<dyn Store>, OpenError> {
     match url {
         StoreUrl::Memory => Ok(Box::new(MemoryStore::new())),
+        #[cfg(feature = "file")]
         StoreUrl::File(path) => {
             let store = FileStore::open(path)?;
             crate::legacy::refuse_legacy_layout(&store)?;
             Ok(Box::new(store))
         }
+        #[cfg(not(feature = "file"))]
+        StoreUrl::File(_) => Err(OpenError::FeatureDisabled {
+            url: url.to_string(),
+            backend: "file",
+            feature: "file",
+        }),
         StoreUrl::Etcd(_) => Err(OpenError::BackendNotCompiled {
             url: url.to_string(),
             backend: "etcd",

@@ -147,7 +147,9 @@ pub(crate) fn compacted(store: &str, requested: Revision, gone: Revision) -> Sto
 
 /// Encodes the events of one revision for a persistent log: per event a tag byte (0 put,
 /// 1 delete with its previous value, 2 delete without), then the key and value as
-/// length-prefixed bytes and the create and mod revisions, little-endian.
+/// length-prefixed bytes and the create and mod revisions, little-endian. (The file
+/// backend's event log.)
+#[cfg_attr(not(feature = "file"), allow(dead_code))]
 pub(crate) fn encode_events(events: &[WatchEvent]) -> Vec<u8> {
     let mut out = Vec::new();
     let kv = |out: &mut Vec<u8>, kv: &KeyValue| {
@@ -182,6 +184,7 @@ pub(crate) fn encode_events(events: &[WatchEvent]) -> Vec<u8> {
 
 /// Decodes what [`encode_events`] wrote for `revision`; a description of the first
 /// problem otherwise.
+#[cfg_attr(not(feature = "file"), allow(dead_code))]
 pub(crate) fn decode_events(revision: Revision, raw: &[u8]) -> Result<Vec<WatchEvent>, String> {
     struct Reader<'a>(&'a [u8]);
     impl Reader<'_> {

@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             num4: 1,
             handle: Some(format!("k8s-pod-network.{pod}")),
             host: "node-a".into(),
-            intended_use: Some(AllowedUse::Workload),
+            intended_use: AllowedUse::Workload,
             ..Default::default()
         })?;
         for a in &got.v4 {

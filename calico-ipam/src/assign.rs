@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 
 use calico_datastore::{Compare, KeyValue, ReadOp, ReadResult, Revision, Store};
 use calico_model::resources::Labels;
@@ -19,11 +20,21 @@ use crate::work::{Work, decode, decode_affinity, encode};
 
 use crate::ipam::*;
 
+/// The block limit when neither the request nor the IPAM configuration sets one.
+const DEFAULT_BLOCK_LIMIT: usize = 20;
+
+/// The IPAM configuration's block limit (`maxBlocksPerHost`, where 0 means unset).
+fn config_block_limit(env: &Env) -> Option<usize> {
+    usize::try_from(env.config.max_blocks_per_host)
+        .ok()
+        .filter(|c| *c > 0)
+}
+
 /// A block owned by someone else may be reclaimed only this long after its claim.
 pub(crate) const RECLAIM_GUARD: Nanos = 60_000_000_000;
 
-/// An `auto_assign` request.
-#[derive(Clone, Debug, Default)]
+/// An `auto_assign` request. `AutoAssignRequest::default()` asks for nothing, for a workload.
+#[derive(Clone, Debug)]
 pub struct AutoAssignRequest {
     /// IPv4 addresses wanted.
     pub num4: usize,
@@ -39,15 +50,79 @@ pub struct AutoAssignRequest {
     pub pools4: Option<Vec<String>>,
     /// Requested IPv6 pools.
     pub pools6: Option<Vec<String>>,
-    /// The request's block limit (0: the config's, else 20).
-    pub max_blocks_per_host: usize,
-    /// The intended use (required).
-    pub intended_use: Option<AllowedUse>,
+    /// The request's block limit (`None`: the IPAM configuration's, else 20; a configured
+    /// limit caps it).
+    pub max_blocks_per_host: Option<NonZeroU32>,
+    /// The intended use (pools must allow it).
+    pub intended_use: AllowedUse,
     /// The workload's namespace.
     pub namespace: Option<String>,
     /// Windows host: new blocks pre-allocate their first 3 and last ordinals under handle
     /// `windows-reserved-ipam-handle`, and pools with blocks under 16 addresses are skipped.
     pub windows_reserved: bool,
+}
+
+impl Default for AutoAssignRequest {
+    fn default() -> Self {
+        AutoAssignRequest {
+            num4: 0,
+            num6: 0,
+            handle: None,
+            attrs: BTreeMap::new(),
+            host: String::new(),
+            pools4: None,
+            pools6: None,
+            max_blocks_per_host: None,
+            intended_use: AllowedUse::Workload,
+            namespace: None,
+            windows_reserved: false,
+        }
+    }
+}
+
+/// Why fewer addresses of a family than requested were assigned. Displays as the allocator's
+/// message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Shortfall {
+    /// The host owns its maximum of blocks (`block limit reached`).
+    BlockLimit,
+    /// Automatic block allocation is off (`auto-allocation of blocks is disabled`).
+    AutoAllocationDisabled,
+    /// No pool has a block left to claim (`no free blocks`).
+    NoFreeBlocks,
+    /// The host's own blocks are full and strict affinity forbids borrowing.
+    StrictAffinity,
+    /// No address was left to borrow in the candidate pools (their CIDRs, in order).
+    PoolsExhausted {
+        /// The candidate pools' CIDRs.
+        pools: Vec<String>,
+    },
+    /// A later transaction of a request too large for one failed after earlier ones
+    /// committed (the error's message); what they assigned stays assigned.
+    Interrupted {
+        /// The error.
+        message: String,
+    },
+}
+
+impl std::fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shortfall::BlockLimit => f.write_str("block limit reached"),
+            Shortfall::AutoAllocationDisabled => {
+                f.write_str("auto-allocation of blocks is disabled")
+            }
+            Shortfall::NoFreeBlocks => f.write_str("no free blocks"),
+            Shortfall::StrictAffinity => {
+                f.write_str("No more free affine blocks and strict affinity enabled")
+            }
+            Shortfall::PoolsExhausted { pools } => {
+                write!(f, "No IPs available in pools: [{}]", pools.join(" "))
+            }
+            Shortfall::Interrupted { message } => f.write_str(message),
+        }
+    }
 }
 
 /// The result of `auto_assign`: addresses with the block prefix length, and shortfall reasons.
@@ -58,9 +133,9 @@ pub struct Assigned {
     /// IPv6 addresses in allocation order.
     pub v6: Vec<IpNet>,
     /// Why fewer IPv4 addresses than requested were assigned.
-    pub shortfall4: Vec<String>,
+    pub shortfall4: Vec<Shortfall>,
     /// Why fewer IPv6 addresses than requested were assigned.
-    pub shortfall6: Vec<String>,
+    pub shortfall6: Vec<Shortfall>,
 }
 
 /// An `assign_ip` request.
@@ -80,15 +155,15 @@ pub struct AssignIpRequest {
 
 /// One family's (addresses, shortfall reasons, `Some((owned, cap))` if the block limit
 /// stopped it).
-pub(crate) type FamilyOutcome = (Vec<IpNet>, Vec<String>, Option<(usize, usize)>);
+pub(crate) type FamilyOutcome = (Vec<IpNet>, Vec<Shortfall>, Option<(usize, usize)>);
 
 impl Ipam {
     /// `auto_assign`: IPv4 then IPv6 addresses for a host, in one transaction.
     ///
-    /// Errors: `NoIntendedUse`, `RequestedPool`, `NoPools`, `NoQualifiedPool`, `BlockLimit`
+    /// Errors: `RequestedPool`, `NoPools`, `NoQualifiedPool`, `BlockLimit`
     /// (with what was assigned and committed), `Contention`, `Store`, `Decode`, `BadPool`.
     pub fn auto_assign(&self, req: &AutoAssignRequest) -> Result<Assigned, IpamError> {
-        let intended_use = req.intended_use.ok_or(IpamError::NoIntendedUse)?;
+        let intended_use = req.intended_use;
         // Normally one transaction; a request too large for the store's operation limit is
         // committed in several, each self-consistent.
         let mut total = Assigned::default();
@@ -98,18 +173,18 @@ impl Ipam {
             // The gap search's first read, when the optimistic plan found that a claim is
             // needed: sent with the fresh read, so a claim costs one round trip less.
             let mut hint: Vec<ReadOp> = Vec::new();
-            let attempt = self.retrying(|| {
+            let attempt = self.retrying_stale(|| {
                 if std::mem::take(&mut first) {
                     // One optimistic transaction planned on the mirror; whatever keeps it
                     // from committing (a conflict, a stale or uncovered view, an error
                     // decided on unverified data) falls back to a fresh read at once.
                     if let Ok(Some(r)) = self.try_auto_assign(&rest, intended_use, true, &mut hint)
                     {
-                        return Ok(r);
+                        return Ok(Some(r));
                     }
                 }
-                self.try_auto_assign(&rest, intended_use, false, &mut hint)?
-                    .ok_or(IpamError::Contention { attempts: 0 })
+                // A fresh read whose plan still finds its view stale is read again.
+                self.try_auto_assign(&rest, intended_use, false, &mut hint)
             });
             let (got, truncated) = match attempt {
                 Ok(r) => r,
@@ -131,7 +206,9 @@ impl Ipam {
                 Err(e) if total.v4.is_empty() && total.v6.is_empty() => return Err(e),
                 Err(e) => {
                     // What earlier transactions committed stays assigned; report it.
-                    total.shortfall4.push(e.to_string());
+                    total.shortfall4.push(Shortfall::Interrupted {
+                        message: e.to_string(),
+                    });
                     return Ok(total);
                 }
             };
@@ -189,10 +266,9 @@ impl Ipam {
         for &(v4, _) in &fams {
             let prefix = keys::affinity_family_prefix(&owner, v4);
             let aff_i = b.push(ReadOp::prefix(prefix.clone(), 0));
-            let cached: Vec<String> = self
-                .cache
-                .lock()
-                .map(|c| c.get(&prefix).cloned().unwrap_or_default())
+            let cached: Vec<String> = lock_cache(&self.cache)
+                .get(&prefix)
+                .cloned()
                 .unwrap_or_default();
             let gets: Vec<(String, usize)> = cached
                 .into_iter()
@@ -214,10 +290,8 @@ impl Ipam {
             at
         });
         let mirrored = if optimistic {
-            match self.mirror.lock().ok().and_then(|m| {
-                m.answer(&b.ops, |k| {
-                    handle_key.as_ref().is_some_and(|h| h.as_bytes() == k)
-                })
+            match lock_cache(&self.mirror).answer(&b.ops, |k| {
+                handle_key.as_ref().is_some_and(|h| h.as_bytes() == k)
             }) {
                 Some(a) => Some(a),
                 None => return Ok(None),
@@ -229,9 +303,7 @@ impl Ipam {
             Some(a) => a,
             None => {
                 let resp = self.store.read(&b.ops)?;
-                if let Ok(mut m) = self.mirror.lock() {
-                    m.record(&b.ops, &resp);
-                }
+                lock_cache(&self.mirror).record(&b.ops, &resp);
                 // The ranges read (pools, reservations, the host's affinities) are guarded
                 // too: the plan acts on all of them, and a transaction that guarded a range
                 // keeps it in the mirror across its own writes (a claim's new affinity).
@@ -353,12 +425,11 @@ impl Ipam {
                 })
                 .collect();
             let still_full: Vec<bool> = {
-                let full = self.full.lock().ok();
+                let full = lock_cache(&self.full);
                 got.iter()
                     .map(|(k, kv)| {
                         kv.as_ref().is_some_and(|kv| {
-                            skippable.contains(k)
-                                && full.as_ref().and_then(|f| f.get(k)) == Some(&kv.mod_revision)
+                            skippable.contains(k) && full.get(k) == Some(&kv.mod_revision)
                         })
                     })
                     .collect()
@@ -370,7 +441,7 @@ impl Ipam {
                 }
                 // A block as this allocator last wrote it is not decoded again.
                 let mine = kv.as_ref().and_then(|kv| {
-                    let d = self.decoded.lock().ok()?;
+                    let d = lock_cache(&self.decoded);
                     let (rev, b) = d.get(&k)?;
                     (*rev == kv.mod_revision).then(|| b.clone())
                 });
@@ -517,12 +588,14 @@ impl Ipam {
             })
             .collect();
         let committed = self.commit(work, now, env.cooldown())?;
-        if let Ok(mut c) = self.cache.lock() {
+        {
+            let mut c = lock_cache(&self.cache);
             for (p, k) in new_cache {
                 c.insert(p, k);
             }
         }
-        if let Ok(mut f) = self.full.lock() {
+        {
+            let mut f = lock_cache(&self.full);
             for (k, dirty, rev, full) in fullness {
                 let rev = if dirty {
                     committed.filter(|r| *r > 0)
@@ -716,7 +789,7 @@ impl Ipam {
         owner: &Owner,
         handle: Option<&str>,
         attrs: &BTreeMap<String, String>,
-        req_limit: usize,
+        req_limit: Option<NonZeroU32>,
         now: Nanos,
     ) -> Result<FamilyOutcome, IpamError> {
         let reserved = env.reservations.family(v4);
@@ -725,12 +798,14 @@ impl Ipam {
         let mut need = n;
         let mut reasons = Vec::new();
         let cap = {
-            let c = usize::try_from(env.config.max_blocks_per_host.max(0)).unwrap_or(usize::MAX);
-            let mut r = req_limit;
-            if c > 0 && (r == 0 || r > c) {
-                r = c;
+            let configured = config_block_limit(env);
+            let requested = req_limit.map(|r| usize::try_from(r.get()).unwrap_or(usize::MAX));
+            match (requested, configured) {
+                (Some(r), Some(c)) => r.min(c),
+                (Some(r), None) => r,
+                (None, Some(c)) => c,
+                (None, None) => DEFAULT_BLOCK_LIMIT,
             }
-            if r == 0 { 20 } else { r }
         };
         let mut next = 0;
         let mut no_borrow = false;
@@ -778,27 +853,27 @@ impl Ipam {
                 return Ok((out, Vec::new(), None));
             }
             if owned.len() >= cap {
-                reasons.push("block limit reached".to_owned());
+                reasons.push(Shortfall::BlockLimit);
                 limit = Some((owned.len(), cap));
                 no_borrow = true;
                 break;
             }
             if !env.config.auto_allocate_blocks {
-                reasons.push("auto-allocation of blocks is disabled".to_owned());
+                reasons.push(Shortfall::AutoAllocationDisabled);
                 no_borrow = true;
                 break;
             }
             match self.claim(work, env, candidates, owner, now)? {
                 Some(net) => owned.push(net),
                 None => {
-                    reasons.push("no free blocks".to_owned());
+                    reasons.push(Shortfall::NoFreeBlocks);
                     break;
                 }
             }
         }
         if need > 0 && !no_borrow {
             if env.config.strict_affinity {
-                reasons.push("No more free affine blocks and strict affinity enabled".to_owned());
+                reasons.push(Shortfall::StrictAffinity);
             } else {
                 let got = self.borrow(
                     work,
@@ -813,9 +888,8 @@ impl Ipam {
                 need -= got.len();
                 out.extend(got);
                 if need > 0 && !work.truncated {
-                    let names: Vec<String> =
-                        candidates.iter().map(|p| p.cidr.to_string()).collect();
-                    reasons.push(format!("No IPs available in pools: [{}]", names.join(" ")));
+                    let pools = candidates.iter().map(|p| p.cidr.to_string()).collect();
+                    reasons.push(Shortfall::PoolsExhausted { pools });
                 }
             }
         }
@@ -1225,8 +1299,7 @@ impl Ipam {
                     }
                 }
             }
-            let c = usize::try_from(env.config.max_blocks_per_host.max(0)).unwrap_or(0);
-            let cap = if c == 0 { 20 } else { c };
+            let cap = config_block_limit(&env).unwrap_or(DEFAULT_BLOCK_LIMIT);
             if owned.len() >= cap {
                 return Err(IpamError::BlockLimit {
                     host: host.to_owned(),

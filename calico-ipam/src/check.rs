@@ -1,7 +1,7 @@
 //! The online consistency check and repair.
 //!
 //! [`check`] reads every block, affinity, handle and pool (and WorkloadEndpoints,
-//! Pods and Nodes when the store holds any) in one read batch, at one store revision, and reports [`Finding`]s.
+//! Pods and Nodes when the store holds any) in one read batch, at one store revision, and reports [`Inconsistency`]s.
 //! [`repair`] applies each finding's fix as one transaction comparing the revisions of every
 //! key the finding was derived from; on conflict the check is recomputed and the finding
 //! skipped if it no longer holds. Running repair twice changes nothing the second time.
@@ -23,10 +23,10 @@ use crate::release::ReleaseItem;
 use crate::resources::kind_prefix;
 use crate::work::{block_problem, decode, decode_affinity, decode_handle, encode};
 
-/// The kinds of finding.
+/// The kinds of inconsistency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum FindingKind {
+pub enum InconsistencyKind {
     /// An allocated address whose handle, pod or node does not exist.
     LeakedAddress,
     /// A handle none of whose blocks holds an address with it.
@@ -48,17 +48,17 @@ pub enum FindingKind {
     UndecodableValue,
 }
 
-impl fmt::Display for FindingKind {
+impl fmt::Display for InconsistencyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
-            FindingKind::LeakedAddress => "leaked-address",
-            FindingKind::OrphanedHandle => "orphaned-handle",
-            FindingKind::HandleCountMismatch => "handle-count-mismatch",
-            FindingKind::DuplicateAffinity => "duplicate-affinity",
-            FindingKind::DanglingAffinity => "dangling-affinity",
-            FindingKind::BlockOutsidePool => "block-outside-pool",
-            FindingKind::InvalidBlock => "invalid-block",
-            FindingKind::UndecodableValue => "undecodable-value",
+            InconsistencyKind::LeakedAddress => "leaked-address",
+            InconsistencyKind::OrphanedHandle => "orphaned-handle",
+            InconsistencyKind::HandleCountMismatch => "handle-count-mismatch",
+            InconsistencyKind::DuplicateAffinity => "duplicate-affinity",
+            InconsistencyKind::DanglingAffinity => "dangling-affinity",
+            InconsistencyKind::BlockOutsidePool => "block-outside-pool",
+            InconsistencyKind::InvalidBlock => "invalid-block",
+            InconsistencyKind::UndecodableValue => "undecodable-value",
         };
         f.write_str(s)
     }
@@ -83,11 +83,13 @@ pub enum Fix {
     None(String),
 }
 
-/// One finding.
+/// One inconsistency in the stored IPAM data, with the fix [`repair`] applies. (Named apart
+/// from calico-route's `check::ConfigFinding` and calico-policy's lint `Finding`: this is a
+/// fact about stored records and comes with a repair; those are advice about configuration.)
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Finding {
+pub struct Inconsistency {
     /// What kind.
-    pub kind: FindingKind,
+    pub kind: InconsistencyKind,
     /// What it is about (an address, a handle ID, a block CIDR, an affinity).
     pub subject: String,
     /// Details.
@@ -100,7 +102,7 @@ pub struct Finding {
     pub fix: Fix,
 }
 
-impl fmt::Display for Finding {
+impl fmt::Display for Inconsistency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: {}", self.kind, self.subject, self.detail)
     }
@@ -114,7 +116,7 @@ pub struct Report {
     /// Blocks checked.
     pub blocks: usize,
     /// Findings, in a stable order.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<Inconsistency>,
 }
 
 fn range(prefix: &str) -> ReadOp {
@@ -153,9 +155,9 @@ fn workloads_of_endpoints(kvs: &[KeyValue]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-fn undecodable(kv: &KeyValue, detail: String) -> Finding {
-    Finding {
-        kind: FindingKind::UndecodableValue,
+fn undecodable(kv: &KeyValue, detail: String) -> Inconsistency {
+    Inconsistency {
+        kind: InconsistencyKind::UndecodableValue,
         subject: key_str(kv),
         detail,
         violations: Vec::new(),
@@ -275,8 +277,8 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                     ops: vec![TxnOp::put(key.clone().into_bytes(), encode(&nb))],
                 }
             };
-            findings.push(Finding {
-                kind: FindingKind::InvalidBlock,
+            findings.push(Inconsistency {
+                kind: InconsistencyKind::InvalidBlock,
                 subject: net.to_string(),
                 detail: v
                     .iter()
@@ -303,8 +305,8 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                     b.allocated_count()
                 ))
             };
-            findings.push(Finding {
-                kind: FindingKind::BlockOutsidePool,
+            findings.push(Inconsistency {
+                kind: InconsistencyKind::BlockOutsidePool,
                 subject: net.to_string(),
                 detail: format!("in no IPPool ({} addresses allocated)", b.allocated_count()),
                 violations: Vec::new(),
@@ -385,8 +387,8 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
         if act.is_empty() {
             let mut compares = vec![Compare::mod_revision(key.clone().into_bytes(), *rev)];
             compares.extend(listed.keys().map(&block_compare));
-            findings.push(Finding {
-                kind: FindingKind::OrphanedHandle,
+            findings.push(Inconsistency {
+                kind: InconsistencyKind::OrphanedHandle,
                 subject: id.clone(),
                 detail: format!(
                     "none of its {} block(s) holds an address with it",
@@ -414,8 +416,8 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            findings.push(Finding {
-                kind: FindingKind::HandleCountMismatch,
+            findings.push(Inconsistency {
+                kind: InconsistencyKind::HandleCountMismatch,
                 subject: id.clone(),
                 detail,
                 violations: Vec::new(),
@@ -440,8 +442,8 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
             continue;
         }
         let Some((owner, net)) = keys::parse_affinity(&kv.key) else {
-            findings.push(Finding {
-                kind: FindingKind::DanglingAffinity,
+            findings.push(Inconsistency {
+                kind: InconsistencyKind::DanglingAffinity,
                 subject: key_str(kv),
                 detail: "malformed affinity key".to_owned(),
                 violations: Vec::new(),
@@ -476,8 +478,8 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                     ops.push(TxnOp::delete(k.clone().into_bytes()));
                 }
             }
-            findings.push(Finding {
-                kind: FindingKind::DuplicateAffinity,
+            findings.push(Inconsistency {
+                kind: InconsistencyKind::DuplicateAffinity,
                 subject: net.to_string(),
                 detail: format!(
                     "{} affinities: {}",
@@ -536,8 +538,8 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
                     ops: vec![TxnOp::delete(k.clone().into_bytes())],
                 },
             };
-            findings.push(Finding {
-                kind: FindingKind::DanglingAffinity,
+            findings.push(Inconsistency {
+                kind: InconsistencyKind::DanglingAffinity,
                 subject: format!("{o} {net}"),
                 detail: problem,
                 violations: Vec::new(),
@@ -550,8 +552,8 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
             && !by_block.contains_key(net)
         {
             let akey = keys::affinity(&o, net);
-            findings.push(Finding {
-                kind: FindingKind::DanglingAffinity,
+            findings.push(Inconsistency {
+                kind: InconsistencyKind::DanglingAffinity,
                 subject: format!("{o} {net}"),
                 detail: "the block names an owner that has no affinity".to_owned(),
                 violations: Vec::new(),
@@ -577,9 +579,9 @@ pub fn check(ipam: &Ipam) -> Result<Report, IpamError> {
     })
 }
 
-fn leak(addr: IpAddr, detail: String, fix: Fix) -> Finding {
-    Finding {
-        kind: FindingKind::LeakedAddress,
+fn leak(addr: IpAddr, detail: String, fix: Fix) -> Inconsistency {
+    Inconsistency {
+        kind: InconsistencyKind::LeakedAddress,
         subject: addr.to_string(),
         detail,
         violations: Vec::new(),
@@ -702,16 +704,18 @@ pub fn repair(ipam: &Ipam) -> Result<Vec<RepairAction>, IpamError> {
     Ok(actions)
 }
 
-fn describe(kind: FindingKind) -> String {
+fn describe(kind: InconsistencyKind) -> String {
     match kind {
-        FindingKind::LeakedAddress => "recreated the handle from the blocks",
-        FindingKind::OrphanedHandle => "deleted the handle",
-        FindingKind::HandleCountMismatch => "rewrote the handle from the blocks",
-        FindingKind::DuplicateAffinity => "kept the affinity the block names, deleted the others",
-        FindingKind::DanglingAffinity => "fixed the affinity",
-        FindingKind::BlockOutsidePool => "deleted the empty block and its affinity",
-        FindingKind::InvalidBlock => "rebuilt the free list and compacted attributes",
-        FindingKind::UndecodableValue => "nothing",
+        InconsistencyKind::LeakedAddress => "recreated the handle from the blocks",
+        InconsistencyKind::OrphanedHandle => "deleted the handle",
+        InconsistencyKind::HandleCountMismatch => "rewrote the handle from the blocks",
+        InconsistencyKind::DuplicateAffinity => {
+            "kept the affinity the block names, deleted the others"
+        }
+        InconsistencyKind::DanglingAffinity => "fixed the affinity",
+        InconsistencyKind::BlockOutsidePool => "deleted the empty block and its affinity",
+        InconsistencyKind::InvalidBlock => "rebuilt the free list and compacted attributes",
+        InconsistencyKind::UndecodableValue => "nothing",
     }
     .to_owned()
 }

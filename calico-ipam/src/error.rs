@@ -1,6 +1,8 @@
 //! The errors of IPAM operations.
 
+use calico_model::family::Family;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 
 use calico_datastore::StoreError;
 use ipnet::IpNet;
@@ -18,8 +20,8 @@ pub enum IpamError {
     /// Conflicts kept recurring: the retries were used up.
     #[error("too much contention: gave up after {attempts} attempt(s)")]
     Contention {
-        /// Attempts made.
-        attempts: u32,
+        /// Attempts made (at least one).
+        attempts: NonZeroU32,
     },
     /// A stored value does not decode.
     #[error("{key}: cannot decode: {reason}")]
@@ -72,30 +74,27 @@ pub enum IpamError {
         /// What is wrong.
         reason: String,
     },
-    /// `auto_assign` without an intended use.
-    #[error("an intended use is required")]
-    NoIntendedUse,
     /// A requested pool of the other family (or unknown, or not enabled).
-    #[error("requested pool {pool} is not an enabled IPv{family} pool")]
+    #[error("requested pool {pool} is not an enabled {family} pool")]
     RequestedPool {
         /// The pool as requested.
         pool: String,
-        /// 4 or 6.
-        family: u8,
+        /// IPv4 or IPv6.
+        family: Family,
     },
     /// No enabled pool of the family selects the host.
-    #[error("no configured IPv{family} pools for host {host}")]
+    #[error("no configured {family} pools for host {host}")]
     NoPools {
         /// The host.
         host: String,
-        /// 4 or 6.
-        family: u8,
+        /// IPv4 or IPv6.
+        family: Family,
     },
     /// No candidate pool allows the intended use.
-    #[error("no qualified IPv{family} pool for use {intended_use}")]
+    #[error("no qualified {family} pool for use {intended_use}")]
     NoQualifiedPool {
-        /// 4 or 6.
-        family: u8,
+        /// IPv4 or IPv6.
+        family: Family,
         /// The use.
         intended_use: String,
     },

@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use calico_datastore::{Backoff, BackoffPolicy, KeyValue, ReadOp, ReadResult, Revision, Store};
@@ -110,8 +111,26 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), IpamError
     }
 }
 
-pub(crate) fn family(v4: bool) -> u8 {
-    if v4 { 4 } else { 6 }
+/// Locks one of the allocator's caches (`cache`, `full`, `mirror`, `decoded`). A lock
+/// poisoned by a thread that panicked while holding it is handled, not skipped: the cache
+/// may be half-updated, so it is emptied, its poison cleared, and it is used again. The
+/// caches only save reads and decoding (what they held is read again from the store), so
+/// emptying one costs time, never correctness.
+pub(crate) fn lock_cache<T: Default>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => {
+            let mut g = poisoned.into_inner();
+            *g = T::default();
+            m.clear_poison();
+            g
+        }
+    }
+}
+
+pub(crate) fn family(v4: bool) -> calico_model::family::Family {
+    use calico_model::family::Family;
+    if v4 { Family::V4 } else { Family::V6 }
 }
 
 pub(crate) fn use_str(u: AllowedUse) -> String {
@@ -224,28 +243,42 @@ impl Ipam {
         &self,
         mut f: impl FnMut() -> Result<T, IpamError>,
     ) -> Result<T, IpamError> {
+        self.retrying_stale(|| f().map(Some))
+    }
+
+    /// Like [`Ipam::retrying`], for an attempt that can also find its view of the store stale
+    /// (`Ok(None)`: read again). A stale view is retried like a conflict; when the retry
+    /// budget runs out after conflicts or stale views, the error is `Contention` with the
+    /// number of attempts made.
+    pub(crate) fn retrying_stale<T>(
+        &self,
+        mut f: impl FnMut() -> Result<Option<T>, IpamError>,
+    ) -> Result<T, IpamError> {
         let mut backoff = Backoff::new(self.policy, self.next_seed());
         let started = Instant::now();
-        let mut attempts = 0u32;
+        let mut attempts = NonZeroU32::MIN;
         loop {
-            attempts += 1;
-            match f() {
-                Err(e) if e.is_retriable() => match backoff.next_delay(started.elapsed()) {
-                    Some(d) => {
-                        if d > Duration::ZERO {
-                            std::thread::sleep(d);
-                        }
+            // `None`: a stale view, retried like a conflict.
+            let retriable = match f() {
+                Ok(Some(t)) => return Ok(t),
+                Ok(None) => None,
+                Err(e) if e.is_retriable() => Some(e),
+                Err(e) => return Err(e),
+            };
+            match backoff.next_delay(started.elapsed()) {
+                Some(d) => {
+                    if d > Duration::ZERO {
+                        std::thread::sleep(d);
                     }
-                    None => {
-                        return Err(if matches!(&e, IpamError::Store(s) if s.is_conflict()) {
-                            IpamError::Contention { attempts }
-                        } else {
-                            e
-                        });
-                    }
-                },
-                r => return r,
+                }
+                None => {
+                    return Err(match retriable {
+                        Some(e) if !matches!(&e, IpamError::Store(s) if s.is_conflict()) => e,
+                        _ => IpamError::Contention { attempts },
+                    });
+                }
             }
+            attempts = attempts.saturating_add(1);
         }
     }
 
@@ -378,7 +411,8 @@ impl Ipam {
         cooldown: Nanos,
     ) -> Result<Option<Revision>, IpamError> {
         let result = work.commit_txn(&*self.store, now, cooldown);
-        if let Ok(mut m) = self.mirror.lock() {
+        {
+            let mut m = lock_cache(&self.mirror);
             match &result {
                 Ok(c) => match c.revision {
                     Some(0) => m.forget(&c.ops),
@@ -389,7 +423,8 @@ impl Ipam {
             }
         }
         let c = result?;
-        if let (Ok(mut d), Some(r)) = (self.decoded.lock(), c.revision) {
+        if let Some(r) = c.revision {
+            let mut d = lock_cache(&self.decoded);
             if d.len() + c.blocks.len() > MAX_DECODED {
                 d.clear();
             }
@@ -409,9 +444,7 @@ impl Ipam {
         for chunk in keys_.chunks(self.store.max_txn_ops().max(1)) {
             let ops: Vec<ReadOp> = chunk.iter().map(|k| ReadOp::get(k.clone())).collect();
             let mut resp = self.store.read(&ops)?;
-            if let Ok(mut m) = self.mirror.lock() {
-                m.record(&ops, &resp);
-            }
+            lock_cache(&self.mirror).record(&ops, &resp);
             for (i, k) in chunk.iter().enumerate() {
                 work.load_block(k.clone(), take_get(&mut resp.results, i).as_ref())?;
             }

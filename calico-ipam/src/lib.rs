@@ -40,7 +40,7 @@
 //!     br#"{"metadata":{"name":"p"},"spec":{"cidr":"10.244.0.0/22"}}"#)?;
 //! let ipam = Ipam::new(store).with_clock(|| 1_000_000_000).with_seed(7);
 //! let got = ipam.auto_assign(&AutoAssignRequest {
-//!     num4: 2, host: "node-b".into(), intended_use: Some(AllowedUse::Workload),
+//!     num4: 2, host: "node-b".into(), intended_use: AllowedUse::Workload,
 //!     ..Default::default()
 //! })?;
 //! let addrs: Vec<String> = got.v4.iter().map(|a| a.addr().to_string()).collect();
@@ -70,7 +70,7 @@ mod work;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use assign::{AssignIpRequest, Assigned, AutoAssignRequest};
+pub use assign::{AssignIpRequest, Assigned, AutoAssignRequest, Shortfall};
 pub use block::{Attribute, Block, Violation, WINDOWS_RESERVED_HANDLE, WINDOWS_RESERVED_NOTE};
 pub use calico_model::gotime::{UnixSeconds, format_rfc3339, parse_rfc3339};
 pub use error::IpamError;

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use calico_datastore::{CountingStore, MemoryStore, Store};
-use calico_ipam::{AssignIpRequest, IpamError, ReleaseItem, check};
+use calico_ipam::{AssignIpRequest, IpamError, ReleaseItem, Shortfall, check};
 use calico_model::resources::ipam::{AllowedUse, IpamConfigurationSpec};
 use common::*;
 use serde_json::json;
@@ -206,7 +206,8 @@ fn borrows_from_other_hosts_blocks_when_not_strict() {
     assert!(
         got.shortfall4
             .iter()
-            .any(|r| r.contains("No IPs available")),
+            .any(|r| matches!(r, Shortfall::PoolsExhausted { .. })
+                && r.to_string().starts_with("No IPs available in pools: [")),
         "{:?}",
         got.shortfall4
     );
@@ -220,7 +221,7 @@ fn borrows_from_other_hosts_blocks_when_not_strict() {
     .unwrap();
     let got = ipam.auto_assign(&req("b", 1, Some("b"))).unwrap();
     assert!(got.v4.is_empty());
-    assert!(got.shortfall4.iter().any(|r| r.contains("strict affinity")));
+    assert!(got.shortfall4.contains(&Shortfall::StrictAffinity));
 }
 
 #[test]
@@ -451,14 +452,9 @@ fn pool_choice_by_selectors_manual_mode_and_order() {
         ipam.auto_assign(&r),
         Err(IpamError::NoPools { .. })
     ));
-    // Intended use is required and must be allowed.
+    // The intended use must be allowed.
     let mut r = req("n1", 1, None);
-    r.intended_use = None;
-    assert!(matches!(
-        ipam.auto_assign(&r),
-        Err(IpamError::NoIntendedUse)
-    ));
-    r.intended_use = Some(AllowedUse::LoadBalancer);
+    r.intended_use = AllowedUse::LoadBalancer;
     assert!(matches!(
         ipam.auto_assign(&r),
         Err(IpamError::NoQualifiedPool { .. })

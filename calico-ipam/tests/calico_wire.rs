@@ -82,7 +82,7 @@ fn workload(
         handle: Some(handle.to_owned()),
         attrs,
         host: "worker-1".to_owned(),
-        intended_use: Some(AllowedUse::Workload),
+        intended_use: AllowedUse::Workload,
         ..Default::default()
     }
 }
@@ -112,7 +112,7 @@ fn what_we_write_is_calicos_example_byte_for_byte() {
             handle: Some("vxlan-tunnel-addr-worker-1".into()),
             attrs: attrs(&[("node", "worker-1"), ("type", "vxlanTunnelAddress")]),
             host: "worker-1".into(),
-            intended_use: Some(AllowedUse::Tunnel),
+            intended_use: AllowedUse::Tunnel,
             ..Default::default()
         })
         .unwrap();

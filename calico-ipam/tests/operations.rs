@@ -210,7 +210,7 @@ fn broken_and_undecodable_values_are_reported_never_written() {
     let invalid = report
         .findings
         .iter()
-        .find(|f| f.kind == check::FindingKind::InvalidBlock)
+        .find(|f| f.kind == check::InconsistencyKind::InvalidBlock)
         .unwrap();
     assert_eq!(
         invalid.violations,

@@ -14,6 +14,7 @@
 //! | [`yaml`] | YAML 1.1 scalars as Kubernetes reads them, and YAML text that reads back as written |
 //! | [`derived`] | implicit objects and labels: pod workload endpoints, `kns.`/`ksa.` profiles, namespace and service-account labels |
 //! | [`gotime`] | Go's RFC 3339 time format, as Calico writes timestamps |
+//! | [`family`] | [`family::Family`], the one IP family type (IPv4 or IPv6) of every crate |
 //!
 //! Pipeline: [`loader::load_paths`] / [`loader::load_str`] (or their `_with` forms with a
 //! [`loader::LoadMode`]) → [`loader::LoadedSet::apply_defaults`] → [`validation::validate`];
@@ -38,7 +39,7 @@
 //! | 2 | [`resources`] | `format`, `yaml` |
 //! | 2 | [`index`] | `selector`, `labels` |
 //! | 1 | [`selector`] | `labels` (for [`selector::compiled`]) |
-//! | 0 | [`labels`], [`format`](mod@format), [`yaml`], [`gotime`] | nothing in this crate |
+//! | 0 | [`labels`], [`format`](mod@format), [`yaml`], [`gotime`], [`family`] | nothing in this crate |
 //!
 //! Types that moved down to break a cycle stay reachable at their first path:
 //! [`loader::Origin`] is [`diagnostic::Origin`]; [`validation::Problem`],
@@ -76,6 +77,7 @@
 
 pub mod derived;
 pub mod diagnostic;
+pub mod family;
 pub mod format;
 pub mod gotime;
 pub mod index;

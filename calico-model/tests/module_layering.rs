@@ -29,6 +29,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("format", &[]),
     ("yaml", &[]),
     ("gotime", &[]),
+    ("family", &[]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

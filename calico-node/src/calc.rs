@@ -335,15 +335,13 @@ impl Calculator {
                 host_mtu: self.options.host_mtu,
             };
             let felix = cluster.felix_for(&node);
-            match plan_node(cluster, &node, &opts)
-                .map_err(|e| e.to_string())
-                .and_then(|plan| {
-                    from_plan(&plan, &felix.interface_prefix).map_err(|e| e.to_string())
-                }) {
-                Ok(d) => self.outputs.routes = Some(d),
-                Err(message) => self.problems.push(CalcProblem::Routes {
+            match plan_node(cluster, &node, &opts) {
+                Ok(plan) => {
+                    self.outputs.routes = Some(from_plan(&plan, &felix.interface_prefix));
+                }
+                Err(e) => self.problems.push(CalcProblem::Routes {
                     node: node.clone(),
-                    message,
+                    message: e.to_string(),
                 }),
             }
         }

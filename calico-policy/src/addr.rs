@@ -6,52 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use calico_model::resources::values::IpCidr;
 
-/// An IP family. Displays (and serializes) as `IPv4` or `IPv6`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Family {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
-}
-
-impl Family {
-    /// The family of an address.
-    pub fn of(ip: IpAddr) -> Family {
-        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
-    }
-
-    /// The `ipVersion` number of this family (4 or 6).
-    pub fn version(self) -> u8 {
-        match self {
-            Family::V4 => 4,
-            Family::V6 => 6,
-        }
-    }
-
-    /// The ICMP protocol number of this family (1 or 58).
-    pub fn icmp_protocol(self) -> u8 {
-        match self {
-            Family::V4 => 1,
-            Family::V6 => 58,
-        }
-    }
-}
-
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        })
-    }
-}
-
-impl serde::Serialize for Family {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+/// An IP family: calico-model's one family type, kept at this path for this crate's users.
+pub use calico_model::family::Family;
 
 /// An inclusive range of addresses of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -8,15 +8,13 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
-use calico_model::resources::bgp::{
-    BgpFilterRule, BindMode, FilterAction, FilterSource, MatchOperator, PeerType,
-};
+use calico_model::resources::bgp::{BgpFilterRule, BindMode};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use crate::filters::Community;
+use crate::filters::{community_adds, in_family, rule_statement};
 use crate::input::{Cluster, Family, NodeInfo, PoolEncap, RouterIdSource};
-use crate::kernel::ownership;
+use crate::ownership::cluster_route_owners;
 use crate::sessions::{
     NextHop, PeerExpansion, Peering, SessionNote, mesh_candidates, node_peerings,
 };
@@ -45,8 +43,7 @@ pub struct BirdConfig {
     pub skipped_rules: Vec<(String, usize, String)>,
 }
 
-/// The largest BIRD integer: a route's priority travels as `bgp_local_pref` = this − priority.
-pub const PRIORITY_MAX: i64 = 2_147_483_647;
+pub use crate::filters::PRIORITY_MAX;
 
 /// What an eBGP session's import filter starts with. BIRD 2 gives every route received
 /// over eBGP a LOCAL_PREF (its `default bgp_local_pref`, 100), which the priority functions
@@ -58,14 +55,7 @@ pub const EBGP_IMPORT_PREFIX: &str = "unset(bgp_local_pref); ";
 /// it wins over a local route to the same address, as in a live migration).
 pub const OVERRIDE_PREFERENCE: u32 = 200;
 
-/// The normal route priority of a family (`ipv4/ipv6NormalRoutePriority`, default 1024).
-pub fn normal_priority(cluster: &Cluster, family: Family) -> i64 {
-    match family {
-        Family::V4 => cluster.bgp.ipv4_normal_route_priority,
-        Family::V6 => cluster.bgp.ipv6_normal_route_priority,
-    }
-    .unwrap_or(1024)
-}
+pub use crate::input::normal_priority;
 
 /// The router ID of node `node` as the cluster's [`RouterIdSource`] says.
 pub fn router_id_for(cluster: &Cluster, node: &NodeInfo) -> Ipv4Addr {
@@ -120,116 +110,6 @@ fn quote_symbol(s: &str) -> String {
     } else {
         format!("'{s}'")
     }
-}
-
-fn in_family(net: &IpNet, family: Family) -> bool {
-    Family::of(net.addr()) == family
-}
-
-fn community_adds(value: &str) -> Option<String> {
-    match Community::parse(value)? {
-        Community::Standard(a, b) => Some(format!("bgp_community.add(({a},{b}));")),
-        Community::Large(a, b, c) => Some(format!("bgp_large_community.add(({a},{b},{c}));")),
-    }
-}
-
-fn community_match(value: &str) -> Option<String> {
-    match Community::parse(value)? {
-        Community::Standard(a, b) => Some(format!("({a}, {b}) ~ bgp_community")),
-        Community::Large(a, b, c) => Some(format!("({a}, {b}, {c}) ~ bgp_large_community")),
-    }
-}
-
-/// Whether a BGPFilter rule is rendered as a statement (else as a comment: a CIDR of the
-/// other family, a bad community, a quote in an interface pattern).
-pub(crate) fn rule_renders(rule: &BgpFilterRule, family: Family) -> bool {
-    filter_rule(rule, family).is_ok()
-}
-
-/// One BGPFilter rule as a BIRD statement, or why it cannot be rendered.
-fn filter_rule(rule: &BgpFilterRule, family: Family) -> Result<String, String> {
-    let mut conds = Vec::new();
-    if let Some(cidr) = &rule.cidr {
-        let net = cidr.network();
-        if !in_family(&net, family) {
-            return Err(format!("CIDR {net} is not {}", family.label()));
-        }
-        let range = match &rule.prefix_length {
-            Some(pl) => {
-                let min = pl.min.unwrap_or(i32::from(net.prefix_len()));
-                let max = pl.max.unwrap_or(i32::from(family.host_len()));
-                format!("{net}{{{min},{max}}}")
-            }
-            None => format!("{net}+"),
-        };
-        conds.push(match rule.match_operator.unwrap_or(MatchOperator::In) {
-            MatchOperator::Equal => format!("net = {net}"),
-            MatchOperator::NotEqual => format!("net != {net}"),
-            MatchOperator::In => format!("net ~ [ {range} ]"),
-            MatchOperator::NotIn => format!("net !~ [ {range} ]"),
-        });
-    }
-    if rule.source == Some(FilterSource::RemotePeers) {
-        conds.push("source = RTS_BGP".to_owned());
-    }
-    if let Some(iface) = &rule.interface {
-        if iface.contains('"') {
-            return Err("interface pattern contains a quote".to_owned());
-        }
-        conds.push(format!("defined(ifname) && ifname ~ \"{iface}\""));
-    }
-    if let Some(c) = &rule.communities {
-        for v in &c.values {
-            conds.push(community_match(v).ok_or_else(|| format!("bad community {v:?}"))?);
-        }
-    }
-    if !rule.as_path_prefix.is_empty() {
-        let path: Vec<String> = rule
-            .as_path_prefix
-            .iter()
-            .map(|a| a.0.to_string())
-            .collect();
-        conds.push(format!("bgp_path ~ [= {} * =]", path.join(" ")));
-    }
-    if let Some(p) = rule.priority {
-        conds.push(format!(
-            "defined(bgp_local_pref) && bgp_local_pref = {}",
-            PRIORITY_MAX - p
-        ));
-    }
-    let mut body = String::new();
-    match rule.action {
-        FilterAction::Reject => body.push_str("reject;"),
-        FilterAction::Accept => {
-            for op in &rule.operations {
-                if let Some(c) = &op.add_community {
-                    let add = community_adds(&c.value)
-                        .ok_or_else(|| format!("bad community {:?}", c.value))?;
-                    body.push_str(&add);
-                    body.push(' ');
-                }
-                if let Some(p) = &op.prepend_as_path {
-                    for a in p.prefix.iter().rev() {
-                        let _ = write!(body, "bgp_path.prepend({}); ", a.0);
-                    }
-                }
-                if let Some(sp) = &op.set_priority {
-                    let _ = write!(body, "bgp_local_pref = {}; ", PRIORITY_MAX - sp.value);
-                }
-            }
-            body.push_str("accept;");
-        }
-    }
-    let stmt = if conds.is_empty() {
-        body
-    } else {
-        format!("if ( {} ) then {{ {body} }}", conds.join(" && "))
-    };
-    Ok(match rule.peer_type {
-        None => stmt,
-        Some(PeerType::Ibgp) => format!("if ( is_same_as ) then {{ {stmt} }}"),
-        Some(PeerType::Ebgp) => format!("if ( !is_same_as ) then {{ {stmt} }}"),
-    })
 }
 
 /// Whether a BGPFilter's function for one direction and family takes the session type
@@ -408,7 +288,7 @@ pub fn render_to(
         node: node.to_owned(),
     })?;
     let t = out;
-    let own = ownership(cluster, node);
+    let own = cluster_route_owners(cluster, node);
     let severity = cluster.log_severity(node).to_lowercase();
     let (dbg_simple, dbg_bgp) = match severity.as_str() {
         "debug" => (Some("debug all;"), Some("debug all;")),
@@ -728,7 +608,7 @@ pub fn render_to(
                 filter_function(fname, import, family)
             );
             for (i, r) in rules.iter().enumerate() {
-                match filter_rule(r, family) {
+                match rule_statement(r, family) {
                     Ok(s) => {
                         let _ = writeln!(t, "  {s}");
                     }

@@ -16,25 +16,28 @@ use serde::Serialize;
 
 use crate::graph::SessionGraph;
 use crate::input::{Cluster, Family, PoolEncap};
-use crate::kernel::{ownership, same_subnet};
-use crate::ownership::{Owner, OwnershipProblem};
+use crate::kernel::same_subnet;
+use crate::ownership::{Owner, OwnershipProblem, cluster_route_owners};
 use crate::propagation::{Adjacency, Propagation};
 use crate::sessions::{PeerKind, SessionNote, SessionOrigin};
 
-/// Finding severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Breaks routing or is ambiguous: `route check` exits 1.
-    Error,
-    /// Advice.
-    Warning,
+/// Finding severity: calico-model's one severity type. An error breaks routing or is
+/// ambiguous (`route check` exits 1); a warning is advice. Serialized `error` or `warning`.
+pub use calico_model::diagnostic::Severity;
+
+fn severity_lowercase<S: serde::Serializer>(s: &Severity, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    })
 }
 
-/// One finding.
+/// One finding about the routing configuration: a severity, a stable code and a message.
+/// (Named apart from calico-ipam's `check::Inconsistency`, a stored-data fact with a repair.)
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Finding {
+pub struct ConfigFinding {
     /// Severity.
+    #[serde(serialize_with = "severity_lowercase")]
     pub severity: Severity,
     /// Stable kebab-case code.
     pub code: &'static str,
@@ -79,7 +82,7 @@ pub struct Scale {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckReport {
     /// Findings, errors first.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<ConfigFinding>,
     /// Unrouted (node, block) pairs.
     pub unreachable: Vec<Unreachable>,
     /// (node, block) pairs checked.
@@ -136,18 +139,18 @@ impl CheckReport {
     }
 }
 
-struct Findings(Vec<Finding>);
+struct Findings(Vec<ConfigFinding>);
 
 impl Findings {
     fn error(&mut self, code: &'static str, message: String) {
-        self.0.push(Finding {
+        self.0.push(ConfigFinding {
             severity: Severity::Error,
             code,
             message,
         });
     }
     fn warn(&mut self, code: &'static str, message: String) {
-        self.0.push(Finding {
+        self.0.push(ConfigFinding {
             severity: Severity::Warning,
             code,
             message,
@@ -545,7 +548,7 @@ fn ipam_findings(cluster: &Cluster, f: &mut Findings) {
 fn ownership_findings(cluster: &Cluster, f: &mut Findings) {
     let mut seen = BTreeSet::new();
     for n in &cluster.nodes {
-        let own = ownership(cluster, &n.name);
+        let own = cluster_route_owners(cluster, &n.name);
         if !seen.insert(format!("{own:?}")) {
             continue;
         }
@@ -595,7 +598,7 @@ fn reachability(cluster: &Cluster, graph: &SessionGraph) -> (Vec<Unreachable>, u
         let fam = Family::of(a.block.addr());
         for l in cluster.nodes.iter().filter(|l| l.name != x.name) {
             pairs += 1;
-            let own = ownership(cluster, &l.name);
+            let own = cluster_route_owners(cluster, &l.name);
             let encap = pool.encap();
             let reason = match own.owner(encap) {
                 None => Some(format!("no component programs {encap:?} pool routes")),

@@ -5,7 +5,7 @@
 //! export runs each filter's export function in order and then
 //! `calico_export_to_bgp_peers(…)`. A BIRD `accept` or `reject` inside a function ends the
 //! whole filter, so the rules of a session's filters, concatenated in order, form one
-//! program whose first matching rule decides ([`Program::run`]); when none matches, the
+//! program whose first matching rule decides ([`FilterProgram::run`]); when none matches, the
 //! caller's default applies. A rule with `peerType` applies only on sessions of that type
 //! (iBGP: the peer's AS equals the local AS). Rules the renderer cannot express (a CIDR of
 //! the other family, bad community values, a quote in an interface pattern) are rendered as
@@ -20,12 +20,128 @@
 //! priority for a route a node originates or learned over eBGP, kept across iBGP, and set by
 //! a `setPriority` operation.
 
+use std::fmt::Write as _;
+
 use calico_model::resources::bgp::{
     BgpFilterRule, FilterAction, FilterSource, MatchOperator, PeerType,
 };
 use ipnet::IpNet;
 
 use crate::input::Family;
+
+/// The largest BIRD integer: a route's priority travels as `bgp_local_pref` = this − priority.
+pub const PRIORITY_MAX: i64 = 2_147_483_647;
+
+pub(crate) fn in_family(net: &IpNet, family: Family) -> bool {
+    Family::of(net.addr()) == family
+}
+
+pub(crate) fn community_adds(value: &str) -> Option<String> {
+    match Community::parse(value)? {
+        Community::Standard(a, b) => Some(format!("bgp_community.add(({a},{b}));")),
+        Community::Large(a, b, c) => Some(format!("bgp_large_community.add(({a},{b},{c}));")),
+    }
+}
+
+fn community_match(value: &str) -> Option<String> {
+    match Community::parse(value)? {
+        Community::Standard(a, b) => Some(format!("({a}, {b}) ~ bgp_community")),
+        Community::Large(a, b, c) => Some(format!("({a}, {b}, {c}) ~ bgp_large_community")),
+    }
+}
+
+/// Whether a BGPFilter rule is rendered as a statement (else as a comment: a CIDR of the
+/// other family, a bad community, a quote in an interface pattern).
+pub(crate) fn rule_renders(rule: &BgpFilterRule, family: Family) -> bool {
+    rule_statement(rule, family).is_ok()
+}
+
+/// One BGPFilter rule as a BIRD statement (what the per-filter functions of
+/// [`crate::bird::render`] hold), or why it cannot be rendered.
+pub(crate) fn rule_statement(rule: &BgpFilterRule, family: Family) -> Result<String, String> {
+    let mut conds = Vec::new();
+    if let Some(cidr) = &rule.cidr {
+        let net = cidr.network();
+        if !in_family(&net, family) {
+            return Err(format!("CIDR {net} is not {}", family.label()));
+        }
+        let range = match &rule.prefix_length {
+            Some(pl) => {
+                let min = pl.min.unwrap_or(i32::from(net.prefix_len()));
+                let max = pl.max.unwrap_or(i32::from(family.host_len()));
+                format!("{net}{{{min},{max}}}")
+            }
+            None => format!("{net}+"),
+        };
+        conds.push(match rule.match_operator.unwrap_or(MatchOperator::In) {
+            MatchOperator::Equal => format!("net = {net}"),
+            MatchOperator::NotEqual => format!("net != {net}"),
+            MatchOperator::In => format!("net ~ [ {range} ]"),
+            MatchOperator::NotIn => format!("net !~ [ {range} ]"),
+        });
+    }
+    if rule.source == Some(FilterSource::RemotePeers) {
+        conds.push("source = RTS_BGP".to_owned());
+    }
+    if let Some(iface) = &rule.interface {
+        if iface.contains('"') {
+            return Err("interface pattern contains a quote".to_owned());
+        }
+        conds.push(format!("defined(ifname) && ifname ~ \"{iface}\""));
+    }
+    if let Some(c) = &rule.communities {
+        for v in &c.values {
+            conds.push(community_match(v).ok_or_else(|| format!("bad community {v:?}"))?);
+        }
+    }
+    if !rule.as_path_prefix.is_empty() {
+        let path: Vec<String> = rule
+            .as_path_prefix
+            .iter()
+            .map(|a| a.0.to_string())
+            .collect();
+        conds.push(format!("bgp_path ~ [= {} * =]", path.join(" ")));
+    }
+    if let Some(p) = rule.priority {
+        conds.push(format!(
+            "defined(bgp_local_pref) && bgp_local_pref = {}",
+            PRIORITY_MAX - p
+        ));
+    }
+    let mut body = String::new();
+    match rule.action {
+        FilterAction::Reject => body.push_str("reject;"),
+        FilterAction::Accept => {
+            for op in &rule.operations {
+                if let Some(c) = &op.add_community {
+                    let add = community_adds(&c.value)
+                        .ok_or_else(|| format!("bad community {:?}", c.value))?;
+                    body.push_str(&add);
+                    body.push(' ');
+                }
+                if let Some(p) = &op.prepend_as_path {
+                    for a in p.prefix.iter().rev() {
+                        let _ = write!(body, "bgp_path.prepend({}); ", a.0);
+                    }
+                }
+                if let Some(sp) = &op.set_priority {
+                    let _ = write!(body, "bgp_local_pref = {}; ", PRIORITY_MAX - sp.value);
+                }
+            }
+            body.push_str("accept;");
+        }
+    }
+    let stmt = if conds.is_empty() {
+        body
+    } else {
+        format!("if ( {} ) then {{ {body} }}", conds.join(" && "))
+    };
+    Ok(match rule.peer_type {
+        None => stmt,
+        Some(PeerType::Ibgp) => format!("if ( is_same_as ) then {{ {stmt} }}"),
+        Some(PeerType::Ebgp) => format!("if ( !is_same_as ) then {{ {stmt} }}"),
+    })
+}
 
 /// A BGP community: standard `(a, b)` or large `(a, b, c)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,9 +197,11 @@ impl RouteAttrs {
     }
 }
 
-/// The outcome of a program.
+/// The outcome of running a [`FilterProgram`] on a route. (Not a policy verdict: this is a
+/// BGP filter's decision on one route; a rule's own action is
+/// [`calico_model::resources::bgp::FilterAction`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum FilterOutcome {
     /// A rule accepted the route (its operations applied).
     Accept,
     /// A rule rejected the route.
@@ -92,20 +210,21 @@ pub enum Verdict {
     NoMatch,
 }
 
-/// The rules of one direction and family of a session's filters, in order.
+/// A BGP filter program: the rules of one direction and family of a session's BGPFilters,
+/// in order. (Unrelated to calico-policy's rule programs.)
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Program {
+pub struct FilterProgram {
     rules: Vec<BgpFilterRule>,
 }
 
-impl Program {
+impl FilterProgram {
     /// The rules of `filters` (BGPFilter specs in the session's order) for one direction
     /// and family, keeping only those the renderer writes as statements.
     pub fn new<'a>(
         filters: impl IntoIterator<Item = &'a calico_model::resources::bgp::BgpFilterSpec>,
         import: bool,
         family: Family,
-    ) -> Program {
+    ) -> FilterProgram {
         let mut rules = Vec::new();
         for spec in filters {
             let list = match (family, import) {
@@ -114,13 +233,9 @@ impl Program {
                 (Family::V6, true) => &spec.import_v6,
                 (Family::V6, false) => &spec.export_v6,
             };
-            rules.extend(
-                list.iter()
-                    .filter(|r| crate::bird::rule_renders(r, family))
-                    .cloned(),
-            );
+            rules.extend(list.iter().filter(|r| rule_renders(r, family)).cloned());
         }
-        Program { rules }
+        FilterProgram { rules }
     }
 
     /// Whether the program has no rules.
@@ -136,7 +251,7 @@ impl Program {
 
     /// Runs the program on `route` on a session of type `ibgp` (iBGP or eBGP): the first
     /// matching rule decides, and an accepting rule's operations are applied to `route`.
-    pub fn run(&self, route: &mut RouteAttrs, ibgp: bool) -> Verdict {
+    pub fn run(&self, route: &mut RouteAttrs, ibgp: bool) -> FilterOutcome {
         for r in &self.rules {
             let session_type_ok = match r.peer_type {
                 None => true,
@@ -147,7 +262,7 @@ impl Program {
                 continue;
             }
             return match r.action {
-                FilterAction::Reject => Verdict::Reject,
+                FilterAction::Reject => FilterOutcome::Reject,
                 FilterAction::Accept => {
                     for op in &r.operations {
                         if let Some(c) = op
@@ -166,11 +281,11 @@ impl Program {
                             route.krt_metric = Some(sp.value);
                         }
                     }
-                    Verdict::Accept
+                    FilterOutcome::Accept
                 }
             };
         }
-        Verdict::NoMatch
+        FilterOutcome::NoMatch
     }
 }
 
@@ -262,13 +377,13 @@ mod tests {
             "apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {{name: f}}\nspec:\n{body}"
         );
         let set = calico_model::loader::load_str("f.yaml", &doc);
-        let c = crate::Cluster::from_resources(set.resources());
+        let c = crate::input::Cluster::from_resources(set.resources());
         c.filters.get("f").cloned().unwrap_or_default()
     }
 
-    impl Program {
+    impl FilterProgram {
         /// Runs on an iBGP session (no rule of these tests depends on the type).
-        fn run_any(&self, route: &mut RouteAttrs) -> Verdict {
+        fn run_any(&self, route: &mut RouteAttrs) -> FilterOutcome {
             self.run(route, true)
         }
     }
@@ -289,23 +404,23 @@ mod tests {
         let b = spec(
             "exportV4:\n- {action: Accept, matchOperator: In, cidr: 10.244.0.0/16, operations: [{addCommunity: {value: \"65000:7\"}}, {prependASPath: {prefix: [65000, 65001]}}]}\n",
         );
-        let p = Program::new([&a, &b], false, Family::V4);
+        let p = FilterProgram::new([&a, &b], false, Family::V4);
         let mut r = route("10.244.1.0/26", false);
-        assert_eq!(p.run_any(&mut r), Verdict::Reject);
+        assert_eq!(p.run_any(&mut r), FilterOutcome::Reject);
         let mut r = route("10.244.2.0/26", false);
-        assert_eq!(p.run_any(&mut r), Verdict::Accept);
+        assert_eq!(p.run_any(&mut r), FilterOutcome::Accept);
         assert_eq!(r.communities, vec![Community::Standard(65000, 7)]);
         assert_eq!(r.as_path, vec![65000, 65001]);
         let mut r = route("10.245.0.0/26", false);
-        assert_eq!(p.run_any(&mut r), Verdict::NoMatch);
+        assert_eq!(p.run_any(&mut r), FilterOutcome::NoMatch);
         // The other order: b accepts first.
-        let p = Program::new([&b, &a], false, Family::V4);
+        let p = FilterProgram::new([&b, &a], false, Family::V4);
         assert_eq!(
             p.run_any(&mut route("10.244.1.0/26", false)),
-            Verdict::Accept
+            FilterOutcome::Accept
         );
         // Import functions are separate.
-        assert!(Program::new([&a, &b], true, Family::V4).is_empty());
+        assert!(FilterProgram::new([&a, &b], true, Family::V4).is_empty());
     }
 
     #[test]
@@ -319,36 +434,51 @@ mod tests {
              - {action: Reject, matchOperator: In, cidr: 10.9.0.0/16, prefixLength: {min: 26, max: 28}}\n\
              - {action: Reject, peerType: eBGP}\n",
         );
-        let p = Program::new([&s], true, Family::V4);
+        let p = FilterProgram::new([&s], true, Family::V4);
         assert_eq!(
             p.run_any(&mut route("10.0.0.0/26", false)),
-            Verdict::NoMatch
+            FilterOutcome::NoMatch
         );
-        assert_eq!(p.run_any(&mut route("10.0.0.0/26", true)), Verdict::Reject);
+        assert_eq!(
+            p.run_any(&mut route("10.0.0.0/26", true)),
+            FilterOutcome::Reject
+        );
         assert_eq!(
             p.run_any(&mut route("10.0.1.0/26", false)),
-            Verdict::NoMatch
+            FilterOutcome::NoMatch
         );
-        assert_eq!(p.run_any(&mut route("10.0.1.0/26", true)), Verdict::Reject);
+        assert_eq!(
+            p.run_any(&mut route("10.0.1.0/26", true)),
+            FilterOutcome::Reject
+        );
         let mut r = route("10.1.0.0/26", true);
         r.communities = vec![Community::Standard(1, 2)];
-        assert_eq!(p.run_any(&mut r), Verdict::Reject);
+        assert_eq!(p.run_any(&mut r), FilterOutcome::Reject);
         let mut r = route("10.1.0.0/26", true);
         r.as_path = vec![65001, 65002, 65003];
-        assert_eq!(p.run_any(&mut r), Verdict::Reject);
+        assert_eq!(p.run_any(&mut r), FilterOutcome::Reject);
         r.as_path = vec![65002, 65001];
-        assert_eq!(p.run_any(&mut r), Verdict::NoMatch);
-        assert_eq!(p.run_any(&mut route("10.9.1.0/26", true)), Verdict::Reject);
-        assert_eq!(p.run_any(&mut route("10.9.1.0/24", true)), Verdict::NoMatch);
-        assert_eq!(p.run_any(&mut route("10.9.1.0/29", true)), Verdict::NoMatch);
+        assert_eq!(p.run_any(&mut r), FilterOutcome::NoMatch);
+        assert_eq!(
+            p.run_any(&mut route("10.9.1.0/26", true)),
+            FilterOutcome::Reject
+        );
+        assert_eq!(
+            p.run_any(&mut route("10.9.1.0/24", true)),
+            FilterOutcome::NoMatch
+        );
+        assert_eq!(
+            p.run_any(&mut route("10.9.1.0/29", true)),
+            FilterOutcome::NoMatch
+        );
         // peerType: eBGP applies on eBGP sessions only.
         assert_eq!(
             p.run(&mut route("10.7.0.0/26", true), true),
-            Verdict::NoMatch
+            FilterOutcome::NoMatch
         );
         assert_eq!(
             p.run(&mut route("10.7.0.0/26", true), false),
-            Verdict::Reject
+            FilterOutcome::Reject
         );
     }
 
@@ -359,21 +489,21 @@ mod tests {
              - {action: Reject, peerType: eBGP, matchOperator: In, cidr: 10.1.0.0/16}\n\
              - {action: Accept, peerType: iBGP, matchOperator: In, cidr: 10.2.0.0/16, operations: [{setPriority: {value: 512}}]}\n",
         );
-        let p = Program::new([&s], false, Family::V4);
+        let p = FilterProgram::new([&s], false, Family::V4);
         assert_eq!(
             p.run(&mut route("10.1.0.0/26", false), false),
-            Verdict::Reject
+            FilterOutcome::Reject
         );
         assert_eq!(
             p.run(&mut route("10.1.0.0/26", false), true),
-            Verdict::NoMatch
+            FilterOutcome::NoMatch
         );
         let mut r = route("10.2.0.0/26", false);
-        assert_eq!(p.run(&mut r, true), Verdict::Accept);
+        assert_eq!(p.run(&mut r, true), FilterOutcome::Accept);
         assert_eq!(r.krt_metric, Some(512));
         assert_eq!(
             p.run(&mut route("10.2.0.0/26", false), false),
-            Verdict::NoMatch
+            FilterOutcome::NoMatch
         );
     }
 

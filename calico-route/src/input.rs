@@ -20,57 +20,17 @@ use ipnet::IpNet;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 
+use crate::state::{Mac, MacParseError, RouteProtocol};
+
 /// Default AS number, used when neither the node nor the BGPConfiguration sets one.
 pub const DEFAULT_AS: AsNumber = AsNumber(64512);
 /// Felix's private route protocol, used when `deviceRouteProtocol` is left at boot.
-pub const FELIX_PROTO: u32 = 80;
-/// The BIRD route protocol number.
-pub const BIRD_PROTO: u32 = 12;
+pub const FELIX_PROTO: RouteProtocol = RouteProtocol::FELIX;
+/// The BIRD route protocol.
+pub const BIRD_PROTO: RouteProtocol = RouteProtocol::BIRD;
 
-/// An address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Family {
-    /// IPv4.
-    #[serde(rename = "ipv4")]
-    V4,
-    /// IPv6.
-    #[serde(rename = "ipv6")]
-    V6,
-}
-
-impl Family {
-    /// Both families, IPv4 first.
-    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
-
-    /// The family of an address.
-    pub fn of(ip: IpAddr) -> Family {
-        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
-    }
-
-    /// `ipv4` or `ipv6` (the BIRD channel name).
-    pub fn channel(self) -> &'static str {
-        match self {
-            Family::V4 => "ipv4",
-            Family::V6 => "ipv6",
-        }
-    }
-
-    /// `IPv4` or `IPv6`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        }
-    }
-
-    /// The host prefix length (32 or 128).
-    pub fn host_len(self) -> u8 {
-        match self {
-            Family::V4 => 32,
-            Family::V6 => 128,
-        }
-    }
-}
+/// An address family: calico-model's one family type, re-exported where routing's inputs live.
+pub use calico_model::family::Family;
 
 /// A Node as routing sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,23 +112,25 @@ impl NodeInfo {
     }
 
     /// The VXLAN MAC in `family`: configured, else `66:` + the first 5 bytes of SHA-1(name)
-    /// (SHA-1(name + `-v6`) for IPv6).
-    pub fn vtep_mac(&self, family: Family) -> String {
+    /// (SHA-1(name + `-v6`) for IPv6). A configured MAC that does not parse is an error.
+    pub fn vtep_mac(&self, family: Family) -> Result<Mac, MacParseError> {
         let configured = match family {
             Family::V4 => &self.vxlan_mac_v4,
             Family::V6 => &self.vxlan_mac_v6,
         };
         if !configured.is_empty() {
-            return configured.to_lowercase();
+            return configured.parse();
         }
         let seed = match family {
             Family::V4 => self.name.clone(),
             Family::V6 => format!("{}-v6", self.name),
         };
         let digest = Sha1::digest(seed.as_bytes());
-        let mut parts = vec!["66".to_owned()];
-        parts.extend(digest.iter().take(5).map(|b| format!("{b:02x}")));
-        parts.join(":")
+        let mut mac = [0x66u8; 6];
+        for (m, d) in mac.iter_mut().skip(1).zip(digest.iter()) {
+            *m = *d;
+        }
+        Ok(Mac(mac))
     }
 }
 
@@ -270,8 +232,8 @@ impl PoolInfo {
 pub struct FelixSettings {
     /// Felix `programClusterRoutes`.
     pub program_cluster_routes: calico_model::resources::bgp::ProgramClusterRoutes,
-    /// `deviceRouteProtocol`.
-    pub device_route_protocol: u32,
+    /// `deviceRouteProtocol` (a value outside 0–255 counts as unset: `boot`).
+    pub device_route_protocol: RouteProtocol,
     /// VXLAN VNI.
     pub vxlan_vni: i64,
     /// VXLAN UDP port.
@@ -577,7 +539,7 @@ impl Cluster {
         FelixSettings {
             program_cluster_routes: pick!(program_cluster_routes)
                 .unwrap_or(calico_model::resources::bgp::ProgramClusterRoutes::EnabledIPIPOnly),
-            device_route_protocol: u32::try_from(proto).unwrap_or(3),
+            device_route_protocol: RouteProtocol::from_config(proto),
             vxlan_vni: pick!(vxlan_vni).unwrap_or(4096),
             vxlan_port: pick!(vxlan_port).unwrap_or(4789),
             ipip_mtu: pick!(ipip_mtu).unwrap_or(0),
@@ -711,6 +673,15 @@ pub fn duration_seconds(text: &str) -> Option<u64> {
     (0.0..1e15).contains(&rounded).then_some(rounded as u64)
 }
 
+/// The normal route priority of a family (`ipv4/ipv6NormalRoutePriority`, default 1024).
+pub fn normal_priority(cluster: &Cluster, family: Family) -> i64 {
+    match family {
+        Family::V4 => cluster.bgp.ipv4_normal_route_priority,
+        Family::V6 => cluster.bgp.ipv6_normal_route_priority,
+    }
+    .unwrap_or(1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -741,8 +712,8 @@ mod tests {
             vxlan_mac_v6: String::new(),
             wireguard_v4: None,
         };
-        let m4 = n.vtep_mac(Family::V4);
-        let m6 = n.vtep_mac(Family::V6);
+        let m4 = n.vtep_mac(Family::V4).unwrap().to_string();
+        let m6 = n.vtep_mac(Family::V6).unwrap().to_string();
         assert!(m4.starts_with("66:"));
         assert_eq!(m4.len(), 17);
         assert_ne!(m4, m6);

@@ -5,6 +5,9 @@
 //! none; Always or CrossSubnet), /32 routes for borrowed addresses and remote VXLAN tunnel
 //! addresses outside blocks, the VXLAN neighbour/FDB pairs, and the MTUs. [`KernelRoute`]'s
 //! `Display` is the `ip route` text (`calico route plan -o text`).
+//!
+//! The kernel objects themselves ([`Route`], [`Neighbour`], [`FdbEntry`], [`Device`], ...) are
+//! the [`crate::state`] types, re-exported here; calico-dataplane programs the same types.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,16 +18,41 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::input::{BIRD_PROTO, Cluster, FELIX_PROTO, Family, NodeInfo, PoolEncap, PoolInfo};
-use crate::ownership::{Owner, Ownership};
+use crate::ownership::{ClusterRouteOwners, Owner, cluster_route_owners};
+pub use crate::state::{
+    Device, DeviceKind, FdbEntry, IPIP_DEVICE, IfName, Mac, Neighbour, Route, RouteProtocol,
+    RouteScope, VXLAN_V4_DEVICE, VXLAN_V6_DEVICE,
+};
+use crate::state::{MacParseError, RouteKind};
 
 /// Errors of [`plan_node`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlanError {
     /// The node does not exist.
     #[error("no Node named {node:?}")]
     UnknownNode {
         /// Requested name.
         node: String,
+    },
+    /// A MAC address (a Node's VXLAN MAC, a workload's MAC) does not parse.
+    #[error("{owner}: {source}")]
+    Mac {
+        /// Whose MAC it is (`Node/NAME`, `workload IFACE`).
+        owner: String,
+        /// Cause.
+        #[source]
+        source: MacParseError,
+    },
+    /// A Felix setting outside the range the kernel takes.
+    #[error("node {node}: FelixConfiguration {field} {value} is out of range")]
+    Range {
+        /// The node.
+        node: String,
+        /// The field (`vxlanVNI`, `vxlanPort`).
+        field: &'static str,
+        /// The value.
+        value: i64,
     },
 }
 
@@ -50,257 +78,98 @@ pub enum RouteClass {
     Blackhole,
 }
 
-/// Route scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RouteScope {
-    /// `scope link`.
-    Link,
-    /// `scope host`.
-    Host,
-}
-
-/// One kernel route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One route of a plan: the kernel [`Route`], its multipath next hops, and why and by whom
+/// it is programmed. Serializes as one flat record (`blackhole`, `dst`, `via`, `nexthops`,
+/// `dev`, `proto`, `scope`, `src`, `metric`, `onlink`, `mtu`, `class`, `owner`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelRoute {
-    /// `blackhole` type.
-    pub blackhole: bool,
-    /// Destination.
-    pub dst: IpNet,
-    /// Gateway (the first next hop of a multipath route).
-    pub via: Option<IpAddr>,
-    /// Every next hop of a multipath (ECMP) route, sorted, all on `dev`; empty for a
-    /// single-path route. BIRD's `merge paths on` produces these.
+    /// The route (its `via` is the first next hop of a multipath route).
+    pub route: Route,
+    /// Every next hop of a multipath (ECMP) route, sorted, all on the route's `dev`; empty
+    /// for a single-path route. BIRD's `merge paths on` produces these.
     pub nexthops: Vec<IpAddr>,
-    /// Device.
-    pub dev: Option<IfName>,
-    /// Route protocol number.
-    pub proto: u32,
-    /// Scope (universe when `None`).
-    pub scope: Option<RouteScope>,
-    /// Preferred source.
-    pub src: Option<IpAddr>,
-    /// Metric (0 = none).
-    pub metric: u32,
-    /// `onlink`.
-    pub onlink: bool,
-    /// Route MTU.
-    pub mtu: Option<u32>,
     /// Class (tie-breaking).
     pub class: RouteClass,
     /// Who programs it.
     pub owner: Owner,
 }
 
-/// An interface name, stored inline (Linux names have at most 15 bytes, IFNAMSIZ − 1), so
-/// that the millions of routes of a large cluster's plans share no allocation or counter.
-/// Longer names (invalid for the kernel, possible in manifests) are kept on the heap.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct IfName(IfNameRepr);
-
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum IfNameRepr {
-    Inline(InlineName),
-    Heap(Box<str>),
-}
-
-/// Up to 15 bytes of name and, last, the length. Aligned so that copies of routes move it
-/// as whole words (a byte-aligned layout made the compiler copy it in overlapping pieces,
-/// which stalled store forwarding on every route planned).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(C, align(8))]
-struct InlineName([u8; 16]);
-
-impl IfName {
-    /// The name.
-    pub fn new(name: &str) -> IfName {
-        let b = name.as_bytes();
-        if b.len() <= 15 {
-            let mut bytes = [0u8; 16];
-            if let Some(dst) = bytes.get_mut(..b.len()) {
-                dst.copy_from_slice(b);
-            }
-            bytes[15] = u8::try_from(b.len()).unwrap_or(0);
-            IfName(IfNameRepr::Inline(InlineName(bytes)))
-        } else {
-            IfName(IfNameRepr::Heap(name.into()))
-        }
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            IfNameRepr::Inline(InlineName(bytes)) => bytes
-                .get(..usize::from(bytes[15]))
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .unwrap_or(""),
-            IfNameRepr::Heap(s) => s,
-        }
-    }
-}
-
-impl std::ops::Deref for IfName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl fmt::Display for IfName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for IfName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl From<&str> for IfName {
-    fn from(s: &str) -> IfName {
-        IfName::new(s)
-    }
-}
-
-impl PartialEq<str> for IfName {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for IfName {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl Serialize for IfName {
+impl Serialize for KernelRoute {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-fn proto_name(p: u32) -> Option<String> {
-    match p {
-        3 => None,
-        2 => Some("kernel".to_owned()),
-        4 => Some("static".to_owned()),
-        12 => Some("bird".to_owned()),
-        n => Some(n.to_string()),
+        use serde::ser::SerializeStruct as _;
+        let r = &self.route;
+        let scope = match r.scope {
+            RouteScope::Universe => None,
+            RouteScope::Link => Some("link"),
+            RouteScope::Host => Some("host"),
+        };
+        let mut st = s.serialize_struct("KernelRoute", 13)?;
+        st.serialize_field("blackhole", &r.is_blackhole())?;
+        st.serialize_field("dst", &r.dst)?;
+        st.serialize_field("via", &r.via)?;
+        st.serialize_field("nexthops", &self.nexthops)?;
+        st.serialize_field("dev", &r.dev)?;
+        st.serialize_field("proto", &r.proto)?;
+        st.serialize_field("scope", &scope)?;
+        st.serialize_field("src", &r.src)?;
+        st.serialize_field("metric", &r.metric)?;
+        st.serialize_field("onlink", &r.onlink)?;
+        st.serialize_field("mtu", &r.mtu)?;
+        st.serialize_field("class", &self.class)?;
+        st.serialize_field("owner", &self.owner)?;
+        st.end()
     }
 }
 
 impl fmt::Display for KernelRoute {
-    /// `[blackhole ]DST[ via GW][ dev IFACE][ proto P][ scope S][ src A][ metric M][ onlink][ mtu N]`
+    /// The route in `ip route` syntax; a multipath route prints `nexthop via A dev D weight 1`
+    /// per next hop after its attributes (as `ip -o route` does).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.blackhole {
-            f.write_str("blackhole ")?;
-        }
-        let host = self.dst.prefix_len() == self.dst.max_prefix_len();
-        if host {
-            write!(f, "{}", self.dst.addr())?;
-        } else {
-            write!(f, "{}", self.dst)?;
-        }
-        let multipath = self.nexthops.len() > 1;
-        if !multipath {
-            if let Some(v) = self.via {
-                write!(f, " via {v}")?;
-            }
-            if let Some(d) = &self.dev {
-                write!(f, " dev {d}")?;
-            }
-        }
-        if let Some(p) = proto_name(self.proto) {
-            write!(f, " proto {p}")?;
-        }
-        match self.scope {
-            Some(RouteScope::Link) => f.write_str(" scope link")?,
-            Some(RouteScope::Host) => f.write_str(" scope host")?,
-            None => {}
-        }
-        if let Some(s) = self.src {
-            write!(f, " src {s}")?;
-        }
-        let metric = if self.metric == 0 && self.dst.addr().is_ipv6() {
-            1024
-        } else {
-            self.metric
-        };
-        if metric != 0 {
-            write!(f, " metric {metric}")?;
-        }
-        if self.onlink {
-            f.write_str(" onlink")?;
-        }
-        if let Some(m) = self.mtu {
-            write!(f, " mtu {m}")?;
-        }
-        if multipath {
-            // `ip route` prints the next hops of a multipath route after its attributes.
-            for v in &self.nexthops {
-                write!(f, " nexthop via {v}")?;
-                if let Some(d) = &self.dev {
-                    write!(f, " dev {d}")?;
-                }
-                f.write_str(" weight 1")?;
-            }
-        }
-        Ok(())
+        self.route.write_with_nexthops(&self.nexthops, f)
     }
 }
 
-/// A permanent neighbour (ARP/NDP) entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Neighbour {
-    /// Address.
-    pub ip: IpAddr,
-    /// Link-layer address.
-    pub lladdr: String,
-    /// Device.
-    pub dev: String,
-}
-
-/// A permanent FDB entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FdbEntry {
-    /// MAC.
-    pub mac: String,
-    /// Device.
-    pub dev: String,
-    /// Remote underlay address.
-    pub dst: IpAddr,
-}
-
-/// A device the dataplane owns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Device {
-    /// Interface name.
-    pub name: String,
-    /// Kind (`vxlan`, `ipip`).
-    pub kind: String,
-    /// Address (/32 or /128).
+/// A tunnel device a plan creates, with its address (/32 or /128). Serializes as one flat
+/// record (`name`, `kind`, `address`, `mtu`, and for VXLAN `mac`, `vni`, `port`, `local`,
+/// `parent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelDevice {
+    /// The device.
+    pub device: Device,
+    /// Its address.
     pub address: IpAddr,
-    /// MTU.
-    pub mtu: u32,
-    /// MAC (VXLAN).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
-    /// VNI (VXLAN).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vni: Option<i64>,
-    /// UDP port (VXLAN).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<i64>,
-    /// Underlay local address (VXLAN).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub local: Option<IpAddr>,
-    /// Parent device (VXLAN).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent: Option<String>,
+}
+
+impl Serialize for TunnelDevice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let d = &self.device;
+        let mut st = s.serialize_struct("Device", 9)?;
+        st.serialize_field("name", &d.name)?;
+        st.serialize_field("kind", d.kind.name())?;
+        st.serialize_field("address", &self.address)?;
+        st.serialize_field("mtu", &d.mtu)?;
+        if let Some(m) = &d.mac {
+            st.serialize_field("mac", m)?;
+        }
+        if let DeviceKind::Vxlan {
+            vni,
+            port,
+            local,
+            parent,
+        } = &d.kind
+        {
+            st.serialize_field("vni", vni)?;
+            st.serialize_field("port", port)?;
+            if let Some(l) = local {
+                st.serialize_field("local", l)?;
+            }
+            if let Some(p) = parent {
+                st.serialize_field("parent", p)?;
+            }
+        }
+        st.end()
+    }
 }
 
 /// Options of [`plan_node`].
@@ -357,8 +226,8 @@ pub struct KernelPlan {
     pub node: String,
     /// Routes, sorted by family, destination, prefix length.
     pub routes: Vec<KernelRoute>,
-    /// Devices.
-    pub devices: Vec<Device>,
+    /// Tunnel devices.
+    pub devices: Vec<TunnelDevice>,
     /// Neighbour entries.
     pub neighbours: Vec<Neighbour>,
     /// FDB entries.
@@ -424,14 +293,6 @@ pub fn mtus(cluster: &Cluster, node: &str, host: u32) -> Mtus {
     }
 }
 
-/// The route-ownership setting in force on a node.
-pub fn ownership(cluster: &Cluster, node: &str) -> Ownership {
-    Ownership {
-        felix: cluster.felix_for(node).program_cluster_routes,
-        bird: cluster.bird_program_cluster_routes(),
-    }
-}
-
 fn host_net(ip: IpAddr) -> IpNet {
     IpNet::from(ip)
 }
@@ -439,8 +300,8 @@ fn host_net(ip: IpAddr) -> IpNet {
 /// The VXLAN device name of a family.
 pub fn vxlan_device(family: Family) -> &'static str {
     match family {
-        Family::V4 => "vxlan.calico",
-        Family::V6 => "vxlan-v6.calico",
+        Family::V4 => VXLAN_V4_DEVICE,
+        Family::V6 => VXLAN_V6_DEVICE,
     }
 }
 
@@ -456,9 +317,9 @@ pub fn same_subnet(local: &NodeInfo, remote: &NodeInfo, family: Family) -> bool 
 struct Planner<'a> {
     ctx: &'a PlanContext<'a>,
     local: &'a NodeInfo,
-    own: Ownership,
+    own: ClusterRouteOwners,
     mtu: Mtus,
-    felix_proto: u32,
+    felix_proto: RouteProtocol,
     /// Candidate routes in production order; [`Planner::finish`] keeps, per (destination,
     /// metric), the lowest class (the first of equal classes).
     routes: Vec<KernelRoute>,
@@ -503,20 +364,14 @@ impl Planner<'_> {
 
     fn base(&self, dst: IpNet, class: RouteClass, owner: Owner) -> KernelRoute {
         KernelRoute {
-            blackhole: false,
-            dst,
-            via: None,
-            nexthops: Vec::new(),
-            dev: None,
-            proto: match owner {
-                Owner::Dataplane => self.felix_proto,
-                Owner::Bird => BIRD_PROTO,
+            route: Route {
+                proto: match owner {
+                    Owner::Dataplane => self.felix_proto,
+                    Owner::Bird => BIRD_PROTO,
+                },
+                ..Route::new(dst)
             },
-            scope: None,
-            src: None,
-            metric: 0,
-            onlink: false,
-            mtu: None,
+            nexthops: Vec::new(),
             class,
             owner,
         }
@@ -557,25 +412,25 @@ impl Planner<'_> {
         match (encap, owner) {
             (PoolEncap::Vxlan, _) if cross_same => {
                 let mut r = self.base(dst, RouteClass::VxlanSameSubnet, Owner::Dataplane);
-                r.via = Some(remote_ip);
-                r.dev = Some(parent);
-                r.onlink = true;
+                r.route.via = Some(remote_ip);
+                r.route.dev = Some(parent);
+                r.route.onlink = true;
                 self.add(r);
             }
             (PoolEncap::Vxlan, _) => self.vxlan_tunnel(dst, remote, fam),
             (PoolEncap::Ipip, _) if cross_same => {
                 let mut r = self.base(dst, RouteClass::IpipSameSubnet, owner);
-                r.via = Some(remote_ip);
-                r.dev = Some(parent);
-                r.onlink = true;
+                r.route.via = Some(remote_ip);
+                r.route.dev = Some(parent);
+                r.route.onlink = true;
                 self.add(r);
             }
             (PoolEncap::Ipip, _) => {
                 let mut r = self.base(dst, RouteClass::IpipTunnel, owner);
-                r.via = Some(remote_ip);
-                r.dev = Some(self.tunl.clone());
-                r.onlink = true;
-                r.mtu = Some(self.mtu.ipip);
+                r.route.via = Some(remote_ip);
+                r.route.dev = Some(self.tunl.clone());
+                r.route.onlink = true;
+                r.route.mtu = Some(self.mtu.ipip);
                 self.add(r);
             }
             (PoolEncap::None, Owner::Bird) => {
@@ -583,7 +438,7 @@ impl Planner<'_> {
                 let mut r = self.base(dst, RouteClass::NoEncap, Owner::Bird);
                 // BIRD installs BGP routes with their priority as the metric (the normal
                 // priority unless a BGPFilter's setPriority changed it).
-                r.metric = ctx.bird_metric(self.local_idx, ri, fam, &dst);
+                r.route.metric = ctx.bird_metric(self.local_idx, ri, fam, &dst);
                 match hops {
                     Hops::None => {
                         self.unrouted.push(Unrouted {
@@ -593,20 +448,20 @@ impl Planner<'_> {
                         });
                         return;
                     }
-                    Hops::One(h) => r.via = Some(h),
+                    Hops::One(h) => r.route.via = Some(h),
                     Hops::Many(hs) => {
-                        r.via = hs.first().copied();
+                        r.route.via = hs.first().copied();
                         r.nexthops = hs;
                     }
                 }
-                r.dev = Some(parent);
+                r.route.dev = Some(parent);
                 self.add(r);
             }
             (PoolEncap::None, Owner::Dataplane) => {
                 let mut r = self.base(dst, RouteClass::NoEncap, Owner::Dataplane);
-                r.via = Some(remote_ip);
-                r.dev = Some(parent);
-                r.onlink = true;
+                r.route.via = Some(remote_ip);
+                r.route.dev = Some(parent);
+                r.route.onlink = true;
                 self.add(r);
             }
         }
@@ -626,10 +481,10 @@ impl Planner<'_> {
             return;
         };
         let mut r = self.base(dst, RouteClass::VxlanTunnel, Owner::Dataplane);
-        r.via = Some(vtep);
-        r.dev = Some(self.vxlan_dev(fam));
-        r.onlink = true;
-        r.mtu = Some(match fam {
+        r.route.via = Some(vtep);
+        r.route.dev = Some(self.vxlan_dev(fam));
+        r.route.onlink = true;
+        r.route.mtu = Some(match fam {
             Family::V4 => self.mtu.vxlan_v4,
             Family::V6 => self.mtu.vxlan_v6,
         });
@@ -672,7 +527,7 @@ pub struct PlanContext<'a> {
     /// Confirmed affinities grouped by block, in block order.
     groups: Vec<BlockGroup<'a>>,
     /// VXLAN MACs per node index (IPv4, IPv6), when a VXLAN pool exists.
-    macs: Vec<[String; 2]>,
+    macs: Vec<[Result<Mac, MacParseError>; 2]>,
 }
 
 /// The confirmed affinities of one block.
@@ -766,20 +621,20 @@ impl<'a> PlanContext<'a> {
     }
 
     /// The VXLAN MAC of node index `i`.
-    fn vtep_mac(&self, i: usize, fam: Family) -> String {
+    fn vtep_mac(&self, i: usize, fam: Family) -> Result<Mac, PlanError> {
         let slot = match fam {
             Family::V4 => 0,
             Family::V6 => 1,
         };
-        match self.macs.get(i).and_then(|m| m.get(slot)) {
+        let node = self.cluster.nodes.get(i);
+        let mac = match self.macs.get(i).and_then(|m| m.get(slot)) {
             Some(m) => m.clone(),
-            None => self
-                .cluster
-                .nodes
-                .get(i)
-                .map(|n| n.vtep_mac(fam))
-                .unwrap_or_default(),
-        }
+            None => node.map_or(Ok(Mac::default()), |n| n.vtep_mac(fam)),
+        };
+        mac.map_err(|source| PlanError::Mac {
+            owner: format!("Node/{}", node.map_or("", |n| n.name.as_str())),
+            source,
+        })
     }
 
     /// Whether every session between Calico nodes is iBGP with the default next-hop
@@ -818,7 +673,7 @@ impl<'a> PlanContext<'a> {
     /// The metric BIRD installs `oi`'s route to `dst` with on `li`: the priority of the best
     /// path (a BGPFilter's `setPriority` can change it), else the normal priority.
     fn bird_metric(&self, li: usize, oi: usize, fam: Family, dst: &IpNet) -> u32 {
-        let normal = crate::bird::normal_priority(self.cluster, fam);
+        let normal = crate::input::normal_priority(self.cluster, fam);
         let prio = if !self.priorities_set {
             normal
         } else {
@@ -880,7 +735,7 @@ fn planner<'a>(ctx: &'a PlanContext<'a>, li: usize, opts: &'a PlanOptions) -> Op
     let cluster = ctx.cluster;
     let local = cluster.nodes.get(li)?;
     let fx = cluster.felix_for(&local.name);
-    let felix_proto = if fx.device_route_protocol == 3 {
+    let felix_proto = if fx.device_route_protocol == RouteProtocol::BOOT {
         FELIX_PROTO
     } else {
         fx.device_route_protocol
@@ -888,14 +743,14 @@ fn planner<'a>(ctx: &'a PlanContext<'a>, li: usize, opts: &'a PlanOptions) -> Op
     Some(Planner {
         ctx,
         local,
-        own: ownership(cluster, &local.name),
+        own: cluster_route_owners(cluster, &local.name),
         mtu: mtus(cluster, &local.name, opts.host_mtu),
         felix_proto,
         routes: Vec::with_capacity(ctx.groups.len() + 8),
         unrouted: Vec::new(),
         local_idx: li,
         parent: IfName::new(&opts.parent_iface),
-        tunl: IfName::new("tunl0"),
+        tunl: IfName::new(IPIP_DEVICE),
         vxlan_dev: [
             IfName::new(vxlan_device(Family::V4)),
             IfName::new(vxlan_device(Family::V6)),
@@ -906,10 +761,10 @@ fn planner<'a>(ctx: &'a PlanContext<'a>, li: usize, opts: &'a PlanOptions) -> Op
 /// Whether `a` comes strictly before `b` in [`route_key`] order (a cheaper comparison for
 /// the common case of two IPv4 destinations).
 fn key_less(a: &KernelRoute, b: &KernelRoute) -> bool {
-    match (a.dst, b.dst) {
+    match (a.route.dst, b.route.dst) {
         (IpNet::V4(x), IpNet::V4(y)) => {
-            (u32::from(x.addr()), x.prefix_len(), a.metric)
-                < (u32::from(y.addr()), y.prefix_len(), b.metric)
+            (u32::from(x.addr()), x.prefix_len(), a.route.metric)
+                < (u32::from(y.addr()), y.prefix_len(), b.route.metric)
         }
         _ => route_key(a) < route_key(b),
     }
@@ -917,6 +772,7 @@ fn key_less(a: &KernelRoute, b: &KernelRoute) -> bool {
 
 /// The order of [`KernelPlan::routes`]: family, destination address, prefix length, metric.
 pub(crate) fn route_key(r: &KernelRoute) -> (Family, IpAddr, u8, u32) {
+    let r = &r.route;
     (
         Family::of(r.dst.addr()),
         r.dst.addr(),
@@ -962,16 +818,16 @@ pub(crate) fn plan_delta(
     blocks: &[IpNet],
     joined: bool,
     opts: &PlanOptions,
-) -> PlanDelta {
+) -> Result<PlanDelta, PlanError> {
     let cluster = ctx.cluster;
     let (Some(&li), Some(&ri)) = (
         ctx.node_idx.get(local.name.as_str()),
         ctx.node_idx.get(remote.name.as_str()),
     ) else {
-        return PlanDelta::default();
+        return Ok(PlanDelta::default());
     };
     let Some(mut p) = planner(ctx, li, opts) else {
-        return PlanDelta::default();
+        return Ok(PlanDelta::default());
     };
     let mtu = p.mtu;
     for b in blocks {
@@ -989,10 +845,10 @@ pub(crate) fn plan_delta(
                 continue;
             };
             let dev = vxlan_device(fam);
-            let mac = ctx.vtep_mac(ri, fam);
+            let mac = ctx.vtep_mac(ri, fam)?;
             d.neighbours.push(Neighbour {
                 ip: vtep,
-                lladdr: mac.clone(),
+                mac,
                 dev: dev.to_owned(),
             });
             if let Some(dst) = remote.ip(fam) {
@@ -1004,9 +860,9 @@ pub(crate) fn plan_delta(
             }
             if ctx.index.owner(vtep).is_none_or(|a| a.node != remote.name) {
                 let mut r = p.base(host_net(vtep), RouteClass::VxlanTunnel, Owner::Dataplane);
-                r.dev = Some(p.vxlan_dev(fam));
-                r.scope = Some(RouteScope::Link);
-                r.mtu = Some(match fam {
+                r.route.dev = Some(p.vxlan_dev(fam));
+                r.route.scope = RouteScope::Link;
+                r.route.mtu = Some(match fam {
                     Family::V4 => mtu.vxlan_v4,
                     Family::V6 => mtu.vxlan_v6,
                 });
@@ -1016,7 +872,7 @@ pub(crate) fn plan_delta(
     }
     d.routes = p.finish();
     d.unrouted = p.unrouted;
-    d
+    Ok(d)
 }
 
 /// Plans node `node`'s kernel state. To plan many nodes of one cluster, build a
@@ -1054,15 +910,19 @@ fn plan_with(
                 Family::V6 => fx.normal_priority.1,
             };
             let mut r = p.base(host_net(*ip), RouteClass::LocalWorkload, Owner::Dataplane);
-            r.proto = fx.device_route_protocol;
-            r.dev = Some(IfName::new(&w.interface));
-            r.scope = Some(RouteScope::Link);
-            r.metric = u32::try_from(prio).unwrap_or(1024);
+            r.route.proto = fx.device_route_protocol;
+            r.route.dev = Some(IfName::new(&w.interface));
+            r.route.scope = RouteScope::Link;
+            r.route.metric = u32::try_from(prio).unwrap_or(1024);
             p.add(r);
             if fam == Family::V4 && !w.mac.is_empty() {
+                let mac = w.mac.parse().map_err(|source| PlanError::Mac {
+                    owner: format!("workload {}", w.interface),
+                    source,
+                })?;
                 neighbours.push(Neighbour {
                     ip: *ip,
-                    lladdr: w.mac.to_lowercase(),
+                    mac,
                     dev: w.interface.clone(),
                 });
             }
@@ -1080,7 +940,7 @@ fn plan_with(
                 && let Some(owner) = p.own.owner(pool.encap())
             {
                 let mut r = p.base(g.block, RouteClass::Blackhole, owner);
-                r.blackhole = true;
+                r.route.kind = RouteKind::Blackhole;
                 p.add(r);
             }
             continue;
@@ -1118,29 +978,39 @@ fn plan_with(
         }
         let dev = vxlan_device(fam);
         if let (Some(addr), Some(parent_ip)) = (local.vtep(fam), local.ip(fam)) {
-            devices.push(Device {
-                name: dev.to_owned(),
-                kind: "vxlan".to_owned(),
-                address: addr,
-                mtu: match fam {
-                    Family::V4 => mtu.vxlan_v4,
-                    Family::V6 => mtu.vxlan_v6,
+            let range = |field, value: i64| PlanError::Range {
+                node: node.to_owned(),
+                field,
+                value,
+            };
+            devices.push(TunnelDevice {
+                device: Device {
+                    name: dev.to_owned(),
+                    kind: DeviceKind::Vxlan {
+                        vni: u32::try_from(fx.vxlan_vni)
+                            .map_err(|_| range("vxlanVNI", fx.vxlan_vni))?,
+                        port: u16::try_from(fx.vxlan_port)
+                            .map_err(|_| range("vxlanPort", fx.vxlan_port))?,
+                        local: Some(parent_ip),
+                        parent: Some(opts.parent_iface.clone()),
+                    },
+                    mtu: match fam {
+                        Family::V4 => mtu.vxlan_v4,
+                        Family::V6 => mtu.vxlan_v6,
+                    },
+                    mac: Some(ctx.vtep_mac(li, fam)?),
                 },
-                mac: Some(local.vtep_mac(fam)),
-                vni: Some(fx.vxlan_vni),
-                port: Some(fx.vxlan_port),
-                local: Some(parent_ip),
-                parent: Some(opts.parent_iface.clone()),
+                address: addr,
             });
         }
         for (ri, remote) in cluster.nodes.iter().enumerate().filter(|(i, _)| *i != li) {
             let Some(vtep) = remote.vtep(fam) else {
                 continue;
             };
-            let mac = ctx.vtep_mac(ri, fam);
+            let mac = ctx.vtep_mac(ri, fam)?;
             neighbours.push(Neighbour {
                 ip: vtep,
-                lladdr: mac.clone(),
+                mac,
                 dev: dev.to_owned(),
             });
             if let Some(dst) = remote.ip(fam) {
@@ -1153,9 +1023,9 @@ fn plan_with(
             let in_own_block = index.owner(vtep).is_some_and(|a| a.node == remote.name);
             if !in_own_block {
                 let mut r = p.base(host_net(vtep), RouteClass::VxlanTunnel, Owner::Dataplane);
-                r.dev = Some(p.vxlan_dev(fam));
-                r.scope = Some(RouteScope::Link);
-                r.mtu = Some(match fam {
+                r.route.dev = Some(p.vxlan_dev(fam));
+                r.route.scope = RouteScope::Link;
+                r.route.mtu = Some(match fam {
                     Family::V4 => mtu.vxlan_v4,
                     Family::V6 => mtu.vxlan_v6,
                 });
@@ -1168,16 +1038,14 @@ fn plan_with(
         .iter()
         .any(|pl| !pl.disabled && pl.encap() == PoolEncap::Ipip);
     if ipip_in_use && let Some(addr) = local.ipip_tunnel {
-        devices.push(Device {
-            name: "tunl0".to_owned(),
-            kind: "ipip".to_owned(),
+        devices.push(TunnelDevice {
+            device: Device {
+                name: IPIP_DEVICE.to_owned(),
+                kind: DeviceKind::Ipip,
+                mtu: mtu.ipip,
+                mac: None,
+            },
             address: addr,
-            mtu: mtu.ipip,
-            mac: None,
-            vni: None,
-            port: None,
-            local: None,
-            parent: None,
         });
     }
     let routes = p.finish();

@@ -5,7 +5,8 @@
 //!
 //! - [`graph::SessionGraph::new`] — every node's peer protocols and the session count;
 //! - [`sessions::node_peerings`] — one node's peer protocols;
-//! - [`kernel::plan_node`] — a node's kernel routes, neighbours, FDB entries, devices, MTUs;
+//! - [`kernel::plan_node`] — a node's kernel routes, neighbours, FDB entries, devices, MTUs,
+//!   as the [`state`] types calico-dataplane programs;
 //! - [`bird::render`] — a node's BIRD 2 configuration for one family;
 //!   [`bird::render_to`] writes it into a caller's (reused) buffer from prepared
 //!   [`bird::MeshPeers`], for rendering every node of a large cluster;
@@ -15,13 +16,38 @@
 //! - [`scale::count_sessions`], [`scale::BirdCache`] — session counts without enumerating the
 //!   mesh, and per-node configurations re-rendered only where a joining node changes them;
 //! - [`plans::ClusterPlans`] — every node's kernel plan, updated incrementally on a join;
-//! - [`ownership::Ownership`] — who programs which pool type's routes;
+//! - [`ownership::ClusterRouteOwners`] — who (Felix or BIRD) programs which pool type's routes;
 //! - [`advertise`] — prefix communities and Service addresses a node advertises;
 //!
 //! All output is deterministic (sorted by name or address). The prepared, read-only
 //! inputs ([`kernel::PlanContext`], [`bird::MeshPeers`], [`sessions::PeerExpansion`], the
 //! [`input::Cluster`]) are `Sync`: a caller may plan and render nodes from several threads
 //! at once, with the same results as one by one (tested).
+//!
+//! # Modules
+//!
+//! Each module uses only modules of lower layers (its "uses" column), so no two modules
+//! depend on each other and the table reads bottom-up. (Documentation links to higher
+//! modules are not uses.) `tests/module_layering.rs` keeps the code to this table.
+//!
+//! | layer | module | uses |
+//! |---|---|---|
+//! | 6 | [`check`] | `advertise`, `graph`, `input`, `kernel`, `ownership`, `propagation`, `sessions` |
+//! | 6 | [`plans`] | `input`, `kernel`, `sessions` |
+//! | 5 | [`kernel`] | `graph`, `input`, `ownership`, `propagation`, `sessions`, `state` |
+//! | 5 | [`scale`] | `bird`, `input`, `sessions` |
+//! | 4 | [`bird`] | `advertise`, `filters`, `input`, `ownership`, `sessions` |
+//! | 4 | [`propagation`] | `advertise`, `filters`, `graph`, `input`, `sessions` |
+//! | 3 | [`advertise`] | `filters`, `input` |
+//! | 3 | [`graph`] | `input`, `sessions` |
+//! | 2 | [`filters`], [`ownership`], [`sessions`] | `input` |
+//! | 1 | [`input`] | `state` |
+//! | 0 | [`state`] | nothing in this crate |
+//!
+//! Items that moved down to break a cycle stay reachable at their first path:
+//! [`bird::PRIORITY_MAX`] is [`filters::PRIORITY_MAX`], [`bird::normal_priority`] is
+//! [`input::normal_priority`]. (The route-ownership setting, once `kernel::ownership`, is
+//! [`ownership::cluster_route_owners`].)
 //!
 //! # Example
 //!
@@ -114,6 +140,7 @@ pub mod plans;
 pub mod propagation;
 pub mod scale;
 pub mod sessions;
+pub mod state;
 
 pub use graph::SessionGraph;
 pub use input::{Cluster, Family};

@@ -1,10 +1,14 @@
 //! Who programs cluster routes: the dataplane (Felix) or BIRD, per pool
-//! encapsulation, from the two `programClusterRoutes` settings.
+//! encapsulation, from the two `programClusterRoutes` settings ([`ClusterRouteOwners`]).
+//!
+//! This is a cluster setting about *which component* writes a pool type's routes. It is not
+//! calico-dataplane's `state::Ownership`, which lists the kernel objects (route protocols,
+//! devices, interface prefixes) one dataplane treats as its own.
 
 use calico_model::resources::bgp::ProgramClusterRoutes;
 use serde::Serialize;
 
-use crate::input::PoolEncap;
+use crate::input::{Cluster, PoolEncap};
 
 /// The component that programs a pool type's cluster routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -34,9 +38,10 @@ pub enum OwnershipProblem {
     IpipToBird,
 }
 
-/// The route-ownership setting: Felix's and BIRD's `programClusterRoutes`.
+/// The route-ownership setting: Felix's and BIRD's `programClusterRoutes`, which say who
+/// programs the cluster routes of each pool type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Ownership {
+pub struct ClusterRouteOwners {
     /// FelixConfiguration `programClusterRoutes` (default EnabledIPIPOnly).
     pub felix: ProgramClusterRoutes,
     /// BGPConfiguration `programClusterRoutes` (default EnabledNoEncapOnly).
@@ -52,9 +57,9 @@ fn claims(setting: ProgramClusterRoutes, encap: PoolEncap) -> bool {
     }
 }
 
-impl Ownership {
+impl ClusterRouteOwners {
     /// This release's defaults: Felix `EnabledIPIPOnly`, BGP `EnabledNoEncapOnly`.
-    pub const DEFAULT: Ownership = Ownership {
+    pub const DEFAULT: ClusterRouteOwners = ClusterRouteOwners {
         felix: ProgramClusterRoutes::EnabledIPIPOnly,
         bird: ProgramClusterRoutes::EnabledNoEncapOnly,
     };
@@ -99,6 +104,14 @@ impl Ownership {
     }
 }
 
+/// The route-ownership setting in force on a node.
+pub fn cluster_route_owners(cluster: &Cluster, node: &str) -> ClusterRouteOwners {
+    ClusterRouteOwners {
+        felix: cluster.felix_for(node).program_cluster_routes,
+        bird: cluster.bird_program_cluster_routes(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,7 +119,7 @@ mod tests {
 
     #[test]
     fn default_pair_has_one_owner_each() {
-        let o = Ownership::DEFAULT;
+        let o = ClusterRouteOwners::DEFAULT;
         assert!(o.problems().is_empty());
         assert_eq!(o.owner(PoolEncap::Vxlan), Some(Owner::Dataplane));
         assert_eq!(o.owner(PoolEncap::Ipip), Some(Owner::Dataplane));
@@ -121,7 +134,7 @@ mod tests {
             P::EnabledIPIPOnly,
             P::EnabledNoEncapOnly,
         ] {
-            let o = Ownership {
+            let o = ClusterRouteOwners {
                 felix,
                 bird: felix.complement(),
             };
@@ -144,7 +157,7 @@ mod tests {
 
     #[test]
     fn non_complementary_pairs_are_reported() {
-        let both = Ownership {
+        let both = ClusterRouteOwners {
             felix: P::Enabled,
             bird: P::Enabled,
         };
@@ -152,7 +165,7 @@ mod tests {
             encap: PoolEncap::None
         }));
         assert_eq!(both.owner(PoolEncap::None), Some(Owner::Dataplane));
-        let neither = Ownership {
+        let neither = ClusterRouteOwners {
             felix: P::Disabled,
             bird: P::Disabled,
         };
@@ -161,7 +174,7 @@ mod tests {
         }));
         assert_eq!(neither.owner(PoolEncap::None), None);
         // Classic: IPIP to BIRD, which BIRD 2 cannot do → nobody programs IPIP here.
-        let classic = Ownership {
+        let classic = ClusterRouteOwners {
             felix: P::Disabled,
             bird: P::Enabled,
         };

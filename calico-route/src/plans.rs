@@ -164,7 +164,7 @@ impl ClusterPlans {
             return Err(PlanError::UnknownNode { node: origin });
         };
         for local in cluster.nodes.iter().filter(|n| n.name != origin) {
-            let delta = plan_delta(&ctx, local, remote, &blocks, joined, &self.opts);
+            let delta = plan_delta(&ctx, local, remote, &blocks, joined, &self.opts)?;
             let Some(plan) = self.plans.get_mut(&local.name) else {
                 continue;
             };

@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 
-use crate::filters::{Community, Program, RouteAttrs, Verdict, prefix_matches};
+use crate::filters::{Community, FilterOutcome, FilterProgram, RouteAttrs, prefix_matches};
 use crate::graph::SessionGraph;
 use crate::input::{Cluster, Family};
 use crate::sessions::{NextHop, Peering};
@@ -75,7 +75,7 @@ impl PathInfo {
     fn rank(&self) -> (i64, usize, bool) {
         (
             self.priority
-                .unwrap_or(crate::bird::PRIORITY_MAX - DEFAULT_LOCAL_PREF),
+                .unwrap_or(crate::filters::PRIORITY_MAX - DEFAULT_LOCAL_PREF),
             self.as_path_len,
             self.interior,
         )
@@ -156,7 +156,7 @@ struct Core {
     attrs: Vec<Attr>,
     out: Vec<Vec<Edge>>,
     /// Filter programs; index 0 is the empty one.
-    programs: Vec<Program>,
+    programs: Vec<FilterProgram>,
     /// Per node index: its prefix advertisements of the family (CIDR, communities), which
     /// its `apply_communities()` adds on export.
     adv: Vec<Vec<(IpNet, Vec<Community>)>>,
@@ -199,7 +199,7 @@ impl<'a> Adjacency<'a> {
                 by_ip.insert((*i, p.peer_ip), p);
             }
         }
-        let mut programs = vec![Program::default()];
+        let mut programs = vec![FilterProgram::default()];
         let mut prog_index: HashMap<(bool, Vec<String>), u32> = HashMap::new();
         let mut program = |filters: &[String], import: bool| -> u32 {
             let known: Vec<String> = filters
@@ -213,7 +213,7 @@ impl<'a> Adjacency<'a> {
             *prog_index
                 .entry((import, known))
                 .or_insert_with_key(|(imp, names)| {
-                    let prog = Program::new(
+                    let prog = FilterProgram::new(
                         names.iter().filter_map(|f| cluster.filters.get(f)),
                         *imp,
                         family,
@@ -284,7 +284,7 @@ impl<'a> Adjacency<'a> {
                 adv,
                 sig_rules,
                 adv_cidrs,
-                normal_priority: crate::bird::normal_priority(cluster, family),
+                normal_priority: crate::input::normal_priority(cluster, family),
             },
         }
     }
@@ -368,10 +368,10 @@ impl Core {
                 };
                 if filtering {
                     let prog = self.programs.get(e.export_prog as usize);
-                    match prog.map_or(Verdict::NoMatch, |p| p.run(&mut route, e.ibgp)) {
-                        Verdict::Reject => continue,
-                        Verdict::Accept => {}
-                        Verdict::NoMatch => {
+                    match prog.map_or(FilterOutcome::NoMatch, |p| p.run(&mut route, e.ibgp)) {
+                        FilterOutcome::Reject => continue,
+                        FilterOutcome::Accept => {}
+                        FilterOutcome::NoMatch => {
                             for (cidr, cs) in self.adv.get(node).into_iter().flatten() {
                                 if net.is_some_and(|x| cidr.contains(&x)) {
                                     for c in cs {
@@ -417,8 +417,8 @@ impl Core {
                 };
                 if filtering {
                     let prog = self.programs.get(e.import_prog as usize);
-                    if prog.map_or(Verdict::NoMatch, |p| p.run(&mut received, e.ibgp))
-                        == Verdict::Reject
+                    if prog.map_or(FilterOutcome::NoMatch, |p| p.run(&mut received, e.ibgp))
+                        == FilterOutcome::Reject
                     {
                         continue;
                     }

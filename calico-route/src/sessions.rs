@@ -254,7 +254,8 @@ pub enum SessionNote {
 pub struct Peering {
     /// Local node.
     pub node: String,
-    /// Family.
+    /// Family (serialized `ipv4` or `ipv6`).
+    #[serde(serialize_with = "calico_model::family::lowercase")]
     pub family: Family,
     /// Kind.
     pub kind: PeerKind,

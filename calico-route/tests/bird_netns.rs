@@ -476,20 +476,20 @@ fn predict(c: &Cluster, graph: &SessionGraph, node: &str, family: Family) -> Exp
     for r in plan
         .routes
         .iter()
-        .filter(|r| r.owner == Owner::Bird && Family::of(r.dst.addr()) == family)
+        .filter(|r| r.owner == Owner::Bird && Family::of(r.route.dst.addr()) == family)
     {
-        let entry = kernel.entry(r.dst.to_string()).or_default();
-        let dev = r.dev.as_deref().unwrap_or_default();
-        if r.blackhole {
+        let entry = kernel.entry(r.route.dst.to_string()).or_default();
+        let dev = r.route.dev.as_deref().unwrap_or_default();
+        if r.route.is_blackhole() {
             entry.insert("blackhole".to_owned());
         } else if r.nexthops.is_empty() {
-            let via = r.via.map(|v| v.to_string()).unwrap_or_default();
-            entry.insert(format!("via {via} dev {dev} metric {}", r.metric));
+            let via = r.route.via.map(|v| v.to_string()).unwrap_or_default();
+            entry.insert(format!("via {via} dev {dev} metric {}", r.route.metric));
         } else {
             entry.extend(
                 r.nexthops
                     .iter()
-                    .map(|v| format!("via {v} dev {dev} metric {}", r.metric)),
+                    .map(|v| format!("via {v} dev {dev} metric {}", r.route.metric)),
             );
         }
     }
@@ -839,8 +839,8 @@ fn bgp_filters_with_real_bird() {
             .unwrap()
             .routes
             .iter()
-            .filter(|r| !r.blackhole && r.dst.addr().is_ipv4())
-            .map(|r| r.dst.to_string())
+            .filter(|r| !r.route.is_blackhole() && r.route.dst.addr().is_ipv4())
+            .map(|r| r.route.dst.to_string())
             .collect()
     };
     assert_eq!(remote_v4("rr1"), vec!["10.244.2.0/26"]);
@@ -1138,8 +1138,8 @@ fn peer_type_filter_with_real_bird() {
             .unwrap()
             .routes
             .iter()
-            .filter(|r| !r.blackhole && r.dst.addr().is_ipv4())
-            .map(|r| r.dst.to_string())
+            .filter(|r| !r.route.is_blackhole() && r.route.dst.addr().is_ipv4())
+            .map(|r| r.route.dst.to_string())
             .collect()
     };
     assert_eq!(remote_v4("b"), ["10.244.1.0/26", "10.244.3.0/26"]);

@@ -5,7 +5,7 @@
 mod common;
 
 use calico_route::Cluster;
-use calico_route::kernel::{PlanError, PlanOptions, mtus, plan_node};
+use calico_route::kernel::{DeviceKind, PlanError, PlanOptions, mtus, plan_node};
 use common::*;
 
 fn pool(name: &str, cidr: &str, extra: &str) -> String {
@@ -85,12 +85,12 @@ fn vxlan_always_routes_via_vtep_onlink_with_mtu() {
         .iter()
         .find(|n| n.ip.to_string() == "10.244.0.129")
         .unwrap();
-    assert_eq!(c_neigh.lladdr, "66:00:00:00:00:0c");
+    assert_eq!(c_neigh.mac.to_string(), "66:00:00:00:00:0c");
     assert_eq!(c_neigh.dev, "vxlan.calico");
     let c_fdb = plan
         .fdb
         .iter()
-        .find(|f| f.mac == "66:00:00:00:00:0c")
+        .find(|f| f.mac.to_string() == "66:00:00:00:00:0c")
         .unwrap();
     assert_eq!(c_fdb.dst.to_string(), "10.0.1.3");
     let b_neigh = plan
@@ -98,13 +98,21 @@ fn vxlan_always_routes_via_vtep_onlink_with_mtu() {
         .iter()
         .find(|n| n.ip.to_string() == "10.244.0.65")
         .unwrap();
-    assert!(b_neigh.lladdr.starts_with("66:"));
+    assert_eq!(b_neigh.mac.0[0], 0x66);
     let dev = &plan.devices[0];
     assert_eq!(
-        (dev.name.as_str(), dev.vni, dev.port, dev.mtu),
-        ("vxlan.calico", Some(4096), Some(4789), 1450)
+        (dev.device.name.as_str(), &dev.device.kind, dev.device.mtu),
+        (
+            "vxlan.calico",
+            &DeviceKind::Vxlan {
+                vni: 4096,
+                port: 4789,
+                local: Some("10.0.0.1".parse().unwrap()),
+                parent: Some("eth0".to_owned()),
+            },
+            1450
+        )
     );
-    assert_eq!(dev.local.unwrap().to_string(), "10.0.0.1");
 }
 
 #[test]
@@ -225,7 +233,7 @@ fn local_workload_route_and_arp_entry() {
         plan.routes[1].to_string(),
         "10.244.0.5 dev cali1234567890a scope link metric 1024"
     );
-    assert_eq!(plan.neighbours[0].lladdr, "aa:bb:cc:00:00:01");
+    assert_eq!(plan.neighbours[0].mac.to_string(), "aa:bb:cc:00:00:01");
 }
 
 #[test]
@@ -294,12 +302,16 @@ fn custom_device_route_protocol_marks_routes() {
 fn routes_are_sorted_by_family_then_address() {
     let c = example_cluster();
     let plan = plan_node(&c, "node-2", &PlanOptions::default()).unwrap();
-    let fams: Vec<bool> = plan.routes.iter().map(|r| r.dst.addr().is_ipv4()).collect();
+    let fams: Vec<bool> = plan
+        .routes
+        .iter()
+        .map(|r| r.route.dst.addr().is_ipv4())
+        .collect();
     let first_v6 = fams.iter().position(|v4| !v4).unwrap();
     assert!(fams[..first_v6].iter().all(|v| *v) && fams[first_v6..].iter().all(|v| !*v));
     let v4: Vec<_> = plan.routes[..first_v6]
         .iter()
-        .map(|r| r.dst.addr())
+        .map(|r| r.route.dst.addr())
         .collect();
     let mut sorted = v4.clone();
     sorted.sort();

@@ -88,7 +88,7 @@ fn request(host: &str, handle: String) -> AutoAssignRequest {
         num4: 1,
         handle: Some(handle),
         host: host.to_owned(),
-        intended_use: Some(AllowedUse::Workload),
+        intended_use: AllowedUse::Workload,
         ..Default::default()
     }
 }

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use calico_dataplane::netlink::NetlinkDataplane;
 use calico_dataplane::reconcile::reconcile;
-use calico_dataplane::state::{DesiredState, FELIX_PROTO, Ownership, Route, RouteKind, Scope};
+use calico_dataplane::state::{DesiredState, FELIX_PROTO, Ownership, Route, RouteKind, RouteScope};
 use ipnet::{IpNet, Ipv4Net};
 use serde_json::json;
 
@@ -74,9 +74,9 @@ fn desired(nets: &[Ipv4Net]) -> Result<DesiredState, Box<dyn Error>> {
                 dst: IpNet::V4(*n),
                 kind: RouteKind::Unicast,
                 via: Some(via),
-                dev: Some("eth0".to_owned()),
+                dev: Some("eth0".into()),
                 proto: FELIX_PROTO,
-                scope: Scope::Universe,
+                scope: RouteScope::Universe,
                 src: None,
                 metric: 0,
                 onlink: true,

@@ -349,7 +349,7 @@ pub(crate) fn allocate_tunnels(
                 ("type".to_owned(), "vxlanTunnelAddress".to_owned()),
             ]),
             host: n.clone(),
-            intended_use: Some(AllowedUse::Tunnel),
+            intended_use: AllowedUse::Tunnel,
             ..Default::default()
         };
         let got = ipam

@@ -115,7 +115,7 @@ pub(crate) fn kernel_elements(set: &Set) -> Vec<KElem> {
     out
 }
 
-/// Pads each field of a concatenated key to 4 bytes (helper for building [`Element`] keys).
+/// Pads each field of a concatenated key to 4 bytes (helper for building [`Element`](super::Element) keys).
 pub fn concat_key(fields: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::new();
     for f in fields {

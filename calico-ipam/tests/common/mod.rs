@@ -66,7 +66,7 @@ pub fn req(host: &str, n4: usize, handle: Option<&str>) -> AutoAssignRequest {
         num4: n4,
         handle: handle.map(str::to_owned),
         host: host.to_owned(),
-        intended_use: Some(AllowedUse::Workload),
+        intended_use: AllowedUse::Workload,
         ..Default::default()
     }
 }
