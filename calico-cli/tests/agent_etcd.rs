@@ -211,6 +211,9 @@ fn agent_keeps_the_kernel_through_an_etcd_outage_and_a_sigkill() {
         "eth0",
     ]);
     sh(&["ip", "-n", &node, "link", "set", "eth0", "up"]);
+    sh(&["ip", "-n", &node, "link", "set", "peer0", "up"]);
+    // As on a host: a default route, so proxy ARP answers the pods' gateway 169.254.1.1.
+    sh(&["ip", "-n", &node, "route", "add", "default", "dev", "eth0"]);
     let iface = calico_dataplane::workload::host_interface_name("cali", "web", "a");
     sh(&[
         "ip", "-n", &node, "link", "add", &iface, "type", "veth", "peer", "name", "eth0", "netns",
