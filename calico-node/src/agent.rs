@@ -321,6 +321,7 @@ impl Agent {
         let mut last_apply_ok = false;
         let mut first_apply_done = false;
         let mut sync_error: Option<String> = None;
+        let mut last_error_log: Option<Instant> = None;
         let mut node_status = NodeStatusReporter::new(&cfg.node);
         let mut next_node_status = started;
 
@@ -350,11 +351,19 @@ impl Agent {
                     SyncEvent::Status(s) => {
                         self.metrics.set_sync_status(s);
                         if s == SyncStatus::InSync {
+                            let st = syncer.stats();
                             if !in_sync {
                                 self.log(&format!(
                                     "in sync with {} at revision {}",
                                     self.store.url(),
-                                    syncer.stats().revision
+                                    st.revision
+                                ));
+                            } else {
+                                // Deletes were synthesised by diffing the new list with the
+                                // view; nothing else changed in the kernel.
+                                self.log(&format!(
+                                    "in sync again at revision {} after a re-list ({} list(s), {} after compaction)",
+                                    st.revision, st.lists, st.compactions
                                 ));
                             }
                             in_sync = true;
@@ -363,8 +372,13 @@ impl Agent {
                     }
                     SyncEvent::Error(e) => {
                         let text = e.to_string();
-                        if sync_error.as_deref() != Some(&text) {
-                            self.log(&format!("datastore: {text} (retrying)"));
+                        // The first failure, then at most one line every 10 s.
+                        if sync_error.is_none()
+                            || last_error_log
+                                .is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(10))
+                        {
+                            self.log(&format!("datastore: {text} (retrying with backoff)"));
+                            last_error_log = Some(Instant::now());
                         }
                         sync_error = Some(text);
                     }
