@@ -140,6 +140,19 @@ pub struct Compiler {
     set_refs: HashMap<SetId, u32>,
     /// What the derived profiles and implicit namespaces depend on.
     derived: DerivedRefs,
+    /// How many WorkloadEndpoints name each pod (`namespace`, `pod`).
+    weps: HashMap<(String, String), u32>,
+}
+
+/// The pod a WorkloadEndpoint names.
+fn wep_pod(r: &Resource) -> Option<(String, String)> {
+    match r {
+        Resource::WorkloadEndpoint(w) => Some((
+            r.namespace().unwrap_or("default").to_owned(),
+            w.spec.pod.clone(),
+        )),
+        _ => None,
+    }
 }
 
 /// Counts of what makes Calico derive `kns.`/`ksa.` profiles and implicit namespaces: a
@@ -327,6 +340,10 @@ impl Compiler {
             .enumerate()
             .map(|(i, o)| (ObjectKey::of(&o.resource), i))
             .collect();
+        let mut weps: HashMap<(String, String), u32> = HashMap::new();
+        for k in objects.iter().filter_map(|o| wep_pod(&o.resource)) {
+            *weps.entry(k).or_default() += 1;
+        }
         Ok(Compiler {
             objects,
             positions,
@@ -334,6 +351,7 @@ impl Compiler {
             program,
             set_refs,
             derived,
+            weps,
         })
     }
 
@@ -410,9 +428,20 @@ impl Compiler {
     fn store(&mut self, key: &ObjectKey, new: Option<LoadedObject>) {
         if let Some(&i) = self.positions.get(key) {
             self.derived.add(&self.objects[i].resource, -1);
+            if let Some(k) = wep_pod(&self.objects[i].resource)
+                && let Some(n) = self.weps.get_mut(&k)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    self.weps.remove(&k);
+                }
+            }
         }
         if let Some(o) = &new {
             self.derived.add(&o.resource, 1);
+            if let Some(k) = wep_pod(&o.resource) {
+                *self.weps.entry(k).or_default() += 1;
+            }
         }
         match (self.positions.get(key).copied(), new) {
             (Some(i), Some(o)) => self.objects[i] = o,
@@ -710,13 +739,7 @@ impl Compiler {
             _ => None,
         };
         for pod in old.iter().chain(new.iter()).filter_map(|o| pod_of(o)) {
-            let has_wep = self.objects.iter().any(|o| match &o.resource {
-                Resource::WorkloadEndpoint(w) => {
-                    w.spec.pod == pod.1 && o.resource.namespace().unwrap_or("default") == pod.0
-                }
-                _ => false,
-            });
-            if has_wep {
+            if self.weps.contains_key(&pod) {
                 return None;
             }
         }
@@ -742,6 +765,9 @@ impl Compiler {
             port_names.extend(e.ports.iter().map(|p| p.name.clone()));
         }
         let mut workload_change = WorkloadChange::Regroup;
+        // In the upsert path, the sets are patched with this endpoint's contribution before
+        // and after (no other endpoint changed); after a removal they are recomputed.
+        let mut patch: Option<SetPatch> = None;
         match (index, new_ep) {
             (None, None) => return Some(changes),
             (index, Some(e)) => {
@@ -753,9 +779,23 @@ impl Compiler {
                 } else if same_workload {
                     workload_change = WorkloadChange::Unchanged;
                 }
-                affected.extend(model.selectors.selectors_matching_endpoint(i));
+                let before: HashSet<crate::matching::SelId> = match index {
+                    Some(_) => model.selectors.selectors_matching_endpoint(i).into_iter().collect(),
+                    None => HashSet::new(),
+                };
+                let old_e = index.and_then(|i| model.endpoints.get(i)).cloned();
+                affected.extend(before.iter().copied());
                 model.selectors.upsert_endpoint(i, &e.labels);
-                affected.extend(model.selectors.selectors_matching_endpoint(i));
+                let after: HashSet<crate::matching::SelId> =
+                    model.selectors.selectors_matching_endpoint(i).into_iter().collect();
+                affected.extend(after.iter().copied());
+                patch = Some(SetPatch {
+                    index: i,
+                    before,
+                    after,
+                    old: old_e,
+                    new: e.clone(),
+                });
                 let resolved = e
                     .profiles
                     .iter()
@@ -821,9 +861,16 @@ impl Compiler {
         for (uid, &sel) in &affected_ids {
             if let Some(SetDef::Selector { members, .. }) = self.program.sets.get_mut(uid.as_str())
             {
-                let fresh = model.selector_members(sel);
-                if fresh != *members {
-                    *members = fresh;
+                let changed = match &patch {
+                    Some(p) => p.patch_selector_set(model, sel, members),
+                    None => {
+                        let fresh = model.selector_members(sel);
+                        let changed = fresh != *members;
+                        *members = fresh;
+                        changed
+                    }
+                };
+                if changed {
                     changes.sets_changed.push(SetId::new(uid.clone()));
                 }
             }
@@ -859,15 +906,149 @@ impl Compiler {
                         None => continue,
                     }
                 };
-                let fresh = model.named_port_members(sel, *protocol, name);
-                if fresh != *members {
-                    *members = fresh;
+                let changed = match &patch {
+                    Some(p) => p.patch_named_port_set(model, sel, *protocol, name, members),
+                    None => {
+                        let fresh = model.named_port_members(sel, *protocol, name);
+                        let changed = fresh != *members;
+                        *members = fresh;
+                        changed
+                    }
+                };
+                if changed {
                     changes.sets_changed.push(id.clone());
                 }
             }
         }
         changes.finish();
         Some(changes)
+    }
+}
+
+/// One endpoint's change, for patching set members instead of recomputing them: which
+/// selectors matched it before and after, and the endpoint before and after.
+struct SetPatch {
+    index: usize,
+    before: HashSet<crate::matching::SelId>,
+    after: HashSet<crate::matching::SelId>,
+    old: Option<Endpoint>,
+    new: Endpoint,
+}
+
+/// Inserts `v` into the sorted, deduplicated `members`; whether it was absent.
+fn insert_sorted<T: Ord>(members: &mut Vec<T>, v: T) -> bool {
+    match members.binary_search(&v) {
+        Ok(_) => false,
+        Err(at) => {
+            members.insert(at, v);
+            true
+        }
+    }
+}
+
+/// Removes `v` from the sorted `members`; whether it was there.
+fn remove_sorted<T: Ord>(members: &mut Vec<T>, v: &T) -> bool {
+    match members.binary_search(v) {
+        Ok(at) => {
+            members.remove(at);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn named_port_contribution(
+    e: &Endpoint,
+    protocol: Option<u8>,
+    name: &str,
+) -> Vec<(std::net::IpAddr, u8, u16)> {
+    let mut out = Vec::new();
+    for p in &e.ports {
+        if p.name == name && protocol.is_none_or(|x| x == p.protocol) {
+            out.extend(e.addrs.iter().map(|a| (*a, p.protocol, p.port)));
+        }
+    }
+    out
+}
+
+impl SetPatch {
+    /// Patches the members of selector `sel`'s set; whether they changed. An address this
+    /// endpoint no longer contributes stays when another matching endpoint or network set
+    /// still has it.
+    fn patch_selector_set(
+        &self,
+        model: &Model,
+        sel: crate::matching::SelId,
+        members: &mut Vec<crate::addr::AddrRange>,
+    ) -> bool {
+        use crate::addr::AddrRange;
+        let old: Vec<std::net::IpAddr> = match (&self.old, self.before.contains(&sel)) {
+            (Some(o), true) => o.addrs.clone(),
+            _ => Vec::new(),
+        };
+        let new: Vec<std::net::IpAddr> = if self.after.contains(&sel) {
+            self.new.addrs.clone()
+        } else {
+            Vec::new()
+        };
+        let mut changed = false;
+        for a in old.iter().filter(|a| !new.contains(a)) {
+            let elsewhere = model
+                .endpoints
+                .with_addr(a)
+                .iter()
+                .any(|&j| j != self.index && model.selectors.matches_endpoint(sel, j))
+                || model.network_sets.iter().enumerate().any(|(k, n)| {
+                    model.selectors.matches_network_set(sel, k)
+                        && n.nets.contains(&AddrRange::single(*a))
+                });
+            if !elsewhere {
+                changed |= remove_sorted(members, &AddrRange::single(*a));
+            }
+        }
+        for a in new.iter().filter(|a| !old.contains(a)) {
+            changed |= insert_sorted(members, AddrRange::single(*a));
+        }
+        changed
+    }
+
+    /// Patches a named-port set (`sel` `None`: every endpoint); whether it changed.
+    fn patch_named_port_set(
+        &self,
+        model: &Model,
+        sel: Option<crate::matching::SelId>,
+        protocol: Option<u8>,
+        name: &str,
+        members: &mut Vec<(std::net::IpAddr, u8, u16)>,
+    ) -> bool {
+        let matched = |set: &HashSet<crate::matching::SelId>| sel.is_none_or(|s| set.contains(&s));
+        let old = match (&self.old, matched(&self.before)) {
+            (Some(o), true) => named_port_contribution(o, protocol, name),
+            _ => Vec::new(),
+        };
+        let new = if matched(&self.after) {
+            named_port_contribution(&self.new, protocol, name)
+        } else {
+            Vec::new()
+        };
+        let mut changed = false;
+        for m in old.iter().filter(|m| !new.contains(m)) {
+            let elsewhere = model.endpoints.with_addr(&m.0).iter().any(|&j| {
+                j != self.index
+                    && sel.is_none_or(|s| model.selectors.matches_endpoint(s, j))
+                    && model
+                        .endpoints
+                        .get(j)
+                        .is_some_and(|e| named_port_contribution(e, protocol, name).contains(m))
+            });
+            if !elsewhere {
+                changed |= remove_sorted(members, m);
+            }
+        }
+        for m in new.iter().filter(|m| !old.contains(m)) {
+            changed |= insert_sorted(members, *m);
+        }
+        changed
     }
 }
 

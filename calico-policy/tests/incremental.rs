@@ -52,9 +52,11 @@ metadata: {{name: pod{i}, namespace: ns{ns}, labels: {{app: {app}{tier}}}}}
 spec:
   nodeName: node-1
   containers: [{{name: c, image: i{ports}}}]
-status: {{podIP: 10.0.{ns}.{i}}}
+status: {{podIP: 10.0.{ns}.{ip}}}
 "#,
         app = apps[app as usize % 3],
+        // Pods share addresses (i and i + 5): set members must stay while any holder does.
+        ip = i % 5,
         tier = if tier { ", tier: t1" } else { "" },
         ports = if port {
             ", ports: [{name: http, containerPort: 8080}]"

@@ -57,8 +57,17 @@ impl NftSocket {
         }
         let want = (bytes + 4096).min(SEND_BUF_MAX);
         let r = socket2::SockRef::from(&self.sock);
-        r.set_send_buffer_size(want)
-            .map_err(sock_err("set send buffer"))?;
+        // SO_SNDBUFFORCE (CAP_NET_ADMIN, which programming nftables needs anyway) goes past
+        // net.core.wmem_max, as nft itself does for large batches; SO_SNDBUF otherwise.
+        let forced = nix::sys::socket::setsockopt(
+            &self.sock,
+            nix::sys::socket::sockopt::SndBufForce,
+            &want,
+        );
+        if forced.is_err() {
+            r.set_send_buffer_size(want)
+                .map_err(sock_err("set send buffer"))?;
+        }
         self.sndbuf = r.send_buffer_size().map_err(sock_err("get send buffer"))?;
         if bytes + 64 > self.sndbuf {
             return Err(ApplyError::TooLarge {

@@ -5,6 +5,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::ops::Index;
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub(crate) struct EndpointTable {
     applying: Vec<PerDirection<Vec<usize>>>,
     /// Position by key (the first endpoint of a key wins).
     by_key: HashMap<EndpointKey, usize>,
+    /// Positions by address (an address may belong to several endpoints).
+    by_addr: HashMap<IpAddr, Vec<usize>>,
 }
 
 impl EndpointTable {
@@ -43,14 +46,44 @@ impl EndpointTable {
         applying: Vec<PerDirection<Vec<usize>>>,
     ) -> EndpointTable {
         let mut by_key = HashMap::with_capacity(items.len());
+        let mut by_addr: HashMap<IpAddr, Vec<usize>> = HashMap::with_capacity(items.len());
         for (i, e) in items.iter().enumerate() {
             by_key.entry(e.key()).or_insert(i);
+            for a in &e.addrs {
+                by_addr.entry(*a).or_default().push(i);
+            }
         }
         EndpointTable {
             items,
             profiles,
             applying,
             by_key,
+            by_addr,
+        }
+    }
+
+    /// The positions of the endpoints holding address `a`.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
+    pub(crate) fn with_addr(&self, a: &IpAddr) -> &[usize] {
+        self.by_addr.get(a).map_or(&[], Vec::as_slice)
+    }
+
+    fn index_addrs(&mut self, i: usize, add: bool) {
+        let Some(e) = self.items.get(i) else {
+            return;
+        };
+        for a in &e.addrs {
+            if add {
+                let v = self.by_addr.entry(*a).or_default();
+                if !v.contains(&i) {
+                    v.push(i);
+                }
+            } else if let Some(v) = self.by_addr.get_mut(a) {
+                v.retain(|&j| j != i);
+                if v.is_empty() {
+                    self.by_addr.remove(a);
+                }
+            }
         }
     }
 
@@ -106,11 +139,15 @@ impl EndpointTable {
             self.items.push(e);
             self.profiles.push(profiles);
             self.applying.push(applying);
-            self.by_key.entry(key).or_insert(self.items.len() - 1);
+            let at = self.items.len() - 1;
+            self.by_key.entry(key).or_insert(at);
+            self.index_addrs(at, true);
             return;
         }
         let old = self.items[i].key();
+        self.index_addrs(i, false);
         self.items[i] = e;
+        self.index_addrs(i, true);
         self.profiles[i] = profiles;
         self.applying[i] = applying;
         if old != key {
@@ -126,7 +163,12 @@ impl EndpointTable {
             return;
         }
         let last = self.items.len() - 1;
+        self.index_addrs(i, false);
+        self.index_addrs(last, false);
         let removed = self.items.swap_remove(i);
+        if i != last {
+            self.index_addrs(i, true);
+        }
         self.profiles.swap_remove(i);
         self.applying.swap_remove(i);
         self.forget(&removed.key(), i);
