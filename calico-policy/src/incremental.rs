@@ -780,14 +780,21 @@ impl Compiler {
                     workload_change = WorkloadChange::Unchanged;
                 }
                 let before: HashSet<crate::matching::SelId> = match index {
-                    Some(_) => model.selectors.selectors_matching_endpoint(i).into_iter().collect(),
+                    Some(_) => model
+                        .selectors
+                        .selectors_matching_endpoint(i)
+                        .into_iter()
+                        .collect(),
                     None => HashSet::new(),
                 };
                 let old_e = index.and_then(|i| model.endpoints.get(i)).cloned();
                 affected.extend(before.iter().copied());
                 model.selectors.upsert_endpoint(i, &e.labels);
-                let after: HashSet<crate::matching::SelId> =
-                    model.selectors.selectors_matching_endpoint(i).into_iter().collect();
+                let after: HashSet<crate::matching::SelId> = model
+                    .selectors
+                    .selectors_matching_endpoint(i)
+                    .into_iter()
+                    .collect();
                 affected.extend(after.iter().copied());
                 patch = Some(SetPatch {
                     index: i,

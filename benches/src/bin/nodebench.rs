@@ -16,7 +16,7 @@
 //!   agent time per change.
 //!
 //! ```text
-//! sudo nodebench [--pods 100000] [--policies 2000] [--rate 1000] [--seconds 60]
+//! sudo nodebench [--pods 100000] [--policies 2000] [--rate 1000] [--seconds 60] [--dense]
 //!                [--calico target/release/calico]
 //! ```
 
@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use calico_benches::policy_scale::{PolicyScale, calico_policy_json, object, policy_cluster};
+use calico_benches::policy_scale::{PolicyScale, calico_policy_json, object};
 use calico_datastore::{Store, TxnOp};
 use calico_model::resources::Resource;
 use serde_json::json;
@@ -56,13 +56,32 @@ fn sh(args: &[&str]) -> Res<()> {
 /// The measured node's name.
 const NODE: &str = "node-0";
 
+/// The generated policies' selectors match a pod's app (1 in 200) or its tier (1 in 4);
+/// with `narrow`, the tier alternative is dropped, so address sets hold about 1 in 200 pods
+/// (the dense variant puts a quarter of the cluster in hundreds of sets: 25,000 addresses
+/// each at 100,000 pods).
+fn narrowed(json: &str, narrow: bool) -> String {
+    if !narrow {
+        return json.to_owned();
+    }
+    let mut s = json.to_owned();
+    for t in ["frontend", "backend", "data", "infra"] {
+        s = s.replace(&format!(" || tier == '{t}'"), "");
+    }
+    s
+}
+
 /// The generated cluster: `pods` pods over `pods / 100` nodes (100 on [`NODE`]).
-fn cluster(pods: usize, policies: usize) -> Vec<Resource> {
-    let set = policy_cluster(PolicyScale {
-        namespaces: 100,
-        pods,
-        policies,
-    });
+fn cluster(pods: usize, policies: usize, narrow: bool) -> Vec<Resource> {
+    let json = narrowed(
+        &calico_benches::policy_scale::policy_cluster_json(PolicyScale {
+            namespaces: 100,
+            pods,
+            policies,
+        }),
+        narrow,
+    );
+    let set = calico_model::loader::load_str("cluster.json", &json);
     let nodes = (pods / 100).max(1);
     let mut out: Vec<Resource> = Vec::with_capacity(set.objects.len() + 1);
     let mut i = 0usize;
@@ -165,6 +184,14 @@ impl Drop for Agent {
     }
 }
 
+struct DirGuard(PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 struct Ns(String);
 
 impl Drop for Ns {
@@ -213,6 +240,7 @@ fn run() -> Res<serde_json::Value> {
     let policies = arg(&args, "--policies", 2_000)?;
     let rate = arg(&args, "--rate", 1_000)?.max(1);
     let seconds = arg(&args, "--seconds", 60)?;
+    let narrow = !args.iter().any(|a| a == "--dense");
     let calico = match args.iter().position(|a| a == "--calico") {
         Some(i) => PathBuf::from(args.get(i + 1).ok_or("--calico needs a path")?),
         None => std::env::current_exe()?
@@ -229,7 +257,7 @@ fn run() -> Res<serde_json::Value> {
     }
 
     let t = Instant::now();
-    let objects = cluster(pods, policies);
+    let objects = cluster(pods, policies, narrow);
     let generate_ms = t.elapsed().as_secs_f64() * 1e3;
 
     let name = format!("calico-nodebench-{}", std::process::id());
@@ -256,6 +284,7 @@ fn run() -> Res<serde_json::Value> {
     sh(&["ip", "-n", &ns.0, "link", "set", "eth0", "up"])?;
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir)?;
+    let _dir_guard = DirGuard(dir.clone());
     let _etcd = start_etcd(&ns.0, &dir)?;
     let url = "etcd://127.0.0.1:23790".to_owned();
     let handle = calico_dataplane::netns::Netns::named(&ns.0)?;
@@ -345,7 +374,7 @@ fn run() -> Res<serde_json::Value> {
                 (calico_ipam::resources::key_of(&r), value(&r)?)
             } else {
                 let j = (i / 2) % policies.max(1);
-                let text = calico_policy_json(j * 5 + 2, 100, i + 1);
+                let text = narrowed(&calico_policy_json(j * 5 + 2, 100, i + 1), narrow);
                 let o = object(&text).ok_or("generated policy does not load")?;
                 (calico_ipam::resources::key_of(&o.resource), value(&o.resource)?)
             };
@@ -378,7 +407,7 @@ fn run() -> Res<serde_json::Value> {
         let rss_kib = proc_field(pid, "VmHWM:");
         drop(agent);
         Ok(json!({
-            "pods": pods, "policies": policies, "pods_on_node": pods.div_ceil((pods / 100).max(1)),
+            "pods": pods, "policies": policies, "selectors": if narrow { "narrow" } else { "dense" }, "pods_on_node": pods.div_ceil((pods / 100).max(1)),
             "generate_ms": generate_ms.round(),
             "etcd_write_s": (write_s * 100.0).round() / 100.0,
             "cold_start_s": (cold_start_s * 1000.0).round() / 1000.0,
@@ -394,7 +423,6 @@ fn run() -> Res<serde_json::Value> {
             },
         }))
     })??;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(result)
 }
 

@@ -59,11 +59,8 @@ impl NftSocket {
         let r = socket2::SockRef::from(&self.sock);
         // SO_SNDBUFFORCE (CAP_NET_ADMIN, which programming nftables needs anyway) goes past
         // net.core.wmem_max, as nft itself does for large batches; SO_SNDBUF otherwise.
-        let forced = nix::sys::socket::setsockopt(
-            &self.sock,
-            nix::sys::socket::sockopt::SndBufForce,
-            &want,
-        );
+        let forced =
+            nix::sys::socket::setsockopt(&self.sock, nix::sys::socket::sockopt::SndBufForce, &want);
         if forced.is_err() {
             r.set_send_buffer_size(want)
                 .map_err(sock_err("set send buffer"))?;
