@@ -10,6 +10,20 @@ pub mod input;
 pub mod policy_scale;
 pub mod workload;
 
+/// The value of option `name` (`--pods 100`) in `args`, or `default` when absent; an error
+/// naming the option when its value is missing or not a number.
+pub fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
+    match args.iter().position(|a| a == name) {
+        Some(i) => {
+            let v = args
+                .get(i + 1)
+                .ok_or_else(|| format!("{name} needs a value"))?;
+            v.parse().map_err(|e| format!("{name} {v}: {e}"))
+        }
+        None => Ok(default),
+    }
+}
+
 /// Peak resident set size of this process in KiB (`VmHWM` of /proc/self/status).
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

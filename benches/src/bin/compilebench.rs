@@ -13,6 +13,7 @@
 use std::error::Error;
 use std::time::Instant;
 
+use calico_benches::arg;
 use calico_benches::policy_scale::{
     PolicyScale, calico_policy_json, object, pod_json, policy_cluster,
 };
@@ -20,16 +21,6 @@ use calico_benches::{peak_rss_kib, rss_kib};
 use calico_policy::Model;
 use calico_policy::incremental::{Change, Compiler, ObjectKey, UpdatePath};
 use serde_json::json;
-
-fn arg(args: &[String], name: &str, default: usize) -> Result<usize, Box<dyn Error>> {
-    match args.iter().position(|a| a == name) {
-        Some(i) => Ok(args
-            .get(i + 1)
-            .ok_or_else(|| format!("{name} needs a value"))?
-            .parse()?),
-        None => Ok(default),
-    }
-}
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0

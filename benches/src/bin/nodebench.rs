@@ -28,22 +28,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use calico_benches::arg;
 use calico_benches::policy_scale::{PolicyScale, calico_policy_json, object};
 use calico_datastore::{Store, TxnOp};
 use calico_model::resources::Resource;
 use serde_json::json;
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-fn arg(args: &[String], name: &str, default: usize) -> Res<usize> {
-    match args.iter().position(|a| a == name) {
-        Some(i) => Ok(args
-            .get(i + 1)
-            .ok_or_else(|| format!("{name} needs a value"))?
-            .parse()?),
-        None => Ok(default),
-    }
-}
 
 fn sh(args: &[&str]) -> Res<()> {
     let o = Command::new(args[0]).args(&args[1..]).output()?;

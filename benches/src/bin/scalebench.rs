@@ -17,22 +17,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use calico_benches::arg;
 use calico_benches::policy_scale::{PolicyScale, policy_cluster};
 use calico_datastore::{Store, TxnOp};
 use calico_datastore_etcd::testkit::EtcdCluster;
 use serde_json::json;
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-fn arg(args: &[String], name: &str, default: usize) -> Res<usize> {
-    match args.iter().position(|a| a == name) {
-        Some(i) => Ok(args
-            .get(i + 1)
-            .ok_or_else(|| format!("{name} needs a value"))?
-            .parse()?),
-        None => Ok(default),
-    }
-}
 
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
