@@ -610,6 +610,27 @@ fn demo_object(
     }
 }
 
+/// Makes one change (`write`) and records how long the agents took: until every agent
+/// applied the write's revision, confirmed by probes agreeing with `m` (and `extra`).
+#[allow(clippy::too_many_arguments)]
+fn timed_change(
+    ctx: &LiveCtx<'_>,
+    run: &mut LiveRun,
+    netns: &[String],
+    description: &str,
+    m: &mut Matrix,
+    write: impl FnOnce() -> Result<(), CliError>,
+    extra: &mut dyn FnMut() -> bool,
+) -> Result<(), CliError> {
+    let limit = Duration::from_secs(10);
+    let t = Instant::now();
+    write()?;
+    let applied = changes::wait_applied(netns, revision(ctx)?, t, limit);
+    let o = changes::probe_until_agree(description, m, &run.pod_ns, t, limit, applied, extra)?;
+    record(run, o);
+    Ok(())
+}
+
 /// The store's current revision (that of the write just made).
 fn revision(ctx: &LiveCtx<'_>) -> Result<i64, CliError> {
     let r = ctx.store.revision().map_err(could_not)?;
@@ -679,33 +700,32 @@ fn live_changes(
     set.objects.push(demo_object(policy.clone(), 0));
     let mut m = predict(ctx, set, run.matrix.pods.clone())?;
     let netns: Vec<String> = run.agents.iter().map(|a| a.netns.clone()).collect();
-    let t = Instant::now();
-    agents::put(ctx.store, ctx.url, &policy).map_err(could_not)?;
-    let applied = changes::wait_applied(&netns, revision(ctx)?, t, limit);
     let what = format!(
         "apply GlobalNetworkPolicy {name} (deny ingress to namespace {})",
         tp.namespace
     );
-    let o =
-        changes::probe_until_agree(&what, &mut m, &run.pod_ns, t, limit, applied, &mut || true)?;
-    record(run, o);
+    timed_change(
+        ctx,
+        run,
+        &netns,
+        &what,
+        &mut m,
+        || agents::put(ctx.store, ctx.url, &policy).map_err(could_not),
+        &mut || true,
+    )?;
 
     // 2. Delete it again.
     set.objects.retain(|o| o.resource != policy);
     let mut m = predict(ctx, set, run.matrix.pods.clone())?;
-    let t = Instant::now();
-    agents::delete(ctx.store, ctx.url, &policy).map_err(could_not)?;
-    let applied = changes::wait_applied(&netns, revision(ctx)?, t, limit);
-    let o = changes::probe_until_agree(
+    timed_change(
+        ctx,
+        run,
+        &netns,
         &format!("delete GlobalNetworkPolicy {name}"),
         &mut m,
-        &run.pod_ns,
-        t,
-        limit,
-        applied,
+        || agents::delete(ctx.store, ctx.url, &policy).map_err(could_not),
         &mut || true,
     )?;
-    record(run, o);
 
     // 3. Add a pod: a copy of the first pod, through the API (Pod), the CNI plugin and the
     //    kubelet's status update.
@@ -751,19 +771,15 @@ fn live_changes(
     pods.push(dp.clone());
     run.pod_ns.push(pod_netns.clone());
     let mut m = predict(ctx, set, pods)?;
-    let t = Instant::now();
-    agents::put(ctx.store, ctx.url, &Resource::Pod(pod.clone())).map_err(could_not)?;
-    let applied = changes::wait_applied(&netns, revision(ctx)?, t, limit);
-    let o = changes::probe_until_agree(
+    timed_change(
+        ctx,
+        run,
+        &netns,
         &format!("add pod {}/{} on {} ({ip})", dp.namespace, dp.name, dp.node),
         &mut m,
-        &run.pod_ns,
-        t,
-        limit,
-        applied,
+        || agents::put(ctx.store, ctx.url, &Resource::Pod(pod.clone())).map_err(could_not),
         &mut || true,
     )?;
-    record(run, o);
 
     // 4. Delete it: the CNI plugin's DEL, then the Pod.
     let iface = calico_dataplane::workload::host_interface_name("cali", &dp.namespace, &dp.name);
@@ -785,19 +801,15 @@ fn live_changes(
         .retain(|o| o.resource != Resource::Pod(pod.clone()));
     run.pod_ns.pop();
     let mut m = predict(ctx, set, run.matrix.pods.clone())?;
-    let t = Instant::now();
-    agents::delete(ctx.store, ctx.url, &Resource::Pod(pod.clone())).map_err(could_not)?;
-    let applied = changes::wait_applied(&netns, revision(ctx)?, t, limit);
-    let o = changes::probe_until_agree(
+    timed_change(
+        ctx,
+        run,
+        &netns,
         &format!("delete pod {}/{}", dp.namespace, dp.name),
         &mut m,
-        &run.pod_ns,
-        t,
-        limit,
-        applied,
+        || agents::delete(ctx.store, ctx.url, &Resource::Pod(pod.clone())).map_err(could_not),
         &mut || status_file.as_ref().is_none_or(|f| !f.exists()),
     )?;
-    record(run, o);
 
     // 5. Remove a route reflector and restore it.
     if run
