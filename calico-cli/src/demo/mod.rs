@@ -28,6 +28,7 @@ mod changes;
 mod cluster;
 mod lab;
 mod matrix;
+mod tor;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -403,6 +404,24 @@ fn live(
     eprintln!("      {written} resource(s) in {url}");
 
     let bgp = Command::new("bird").arg("--version").output().is_ok();
+    // The external peers (top-of-rack routers) the cluster declares, as BIRDs of their own.
+    let mut tor_ips: Vec<String> = Vec::new();
+    if bgp {
+        let affinities = Cluster::from_resources(resources.iter()).affinities;
+        for (n, peer) in tor::external_peers(&resources, &affinities, &nodes)
+            .iter()
+            .enumerate()
+        {
+            let ns = tor::start(lab, &lan, n + 1, peer, &lab.dir.clone()).map_err(could_not)?;
+            eprintln!(
+                "      external peer {} (AS {}): BIRD in {ns}, {} session(s)",
+                peer.ip,
+                peer.asn,
+                peer.sessions.len()
+            );
+            tor_ips.push(peer.ip.to_string());
+        }
+    }
     step(
         6,
         &format!(
@@ -476,9 +495,11 @@ fn live(
         .iter()
         .map(|a| (a.node.clone(), a.state_dir.join("bird.ctl")))
         .collect();
+    // Sessions that must be Established: to every node and to the external peers started.
     let internal: BTreeSet<String> = addresses
         .values()
         .filter_map(|a| a.split('/').next().map(str::to_owned))
+        .chain(tor_ips.iter().cloned())
         .collect();
     let mut live_resources = resources.clone();
     let affinities: Vec<calico_route::input::Affinity> =
@@ -834,10 +855,15 @@ fn live_changes(
             if let Some(b) = plain.spec.bgp.as_mut() {
                 b.route_reflector_cluster_id = String::new();
             }
+            // And the label BGPPeers select route reflectors by: its sessions go.
+            plain
+                .metadata
+                .labels
+                .retain(|k, _| !k.contains("route-reflector"));
             for (desc, new) in [
                 (
                     format!(
-                        "remove route reflector {} (clear routeReflectorClusterID)",
+                        "remove route reflector {} (its cluster ID and route-reflector label)",
                         node.metadata.name
                     ),
                     plain,
