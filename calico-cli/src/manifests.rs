@@ -40,13 +40,12 @@ impl LoadArgs {
 /// (or, strictly, parsed) or holds no manifest file. The loader's warnings are in
 /// [`LoadedSet::warnings`] for the caller to print ([`print_warnings`]) or to hand on.
 pub(crate) fn load(path: &Path, mode: LoadMode) -> Result<LoadedSet, CliError> {
-    let mut set = load_paths_with(&[path], mode);
-    if !set.errors.is_empty() {
-        return Err(CliError::with_details(
+    let mut set = load_paths_with(&[path], mode).map_err(|e| {
+        CliError::with_details(
             format!("{}: cannot load the manifests", path.display()),
-            set.errors.iter().map(ToString::to_string).collect(),
-        ));
-    }
+            e.errors.iter().map(ToString::to_string).collect(),
+        )
+    })?;
     if set.files.is_empty() {
         return Err(CliError::could_not_run(format!(
             "{}: no .yaml, .yml or .json file",

@@ -159,7 +159,8 @@ fn load(
     store: Option<&dyn Store>,
     action: &str,
 ) -> Result<Vec<Resource>, CliError> {
-    let mut set = load_paths(paths);
+    // Every input's problem is reported below, beside what could be loaded.
+    let mut set = load_paths(paths).unwrap_or_else(|e| *e.partial);
     if !set.errors.is_empty() {
         return Err(CliError::with_details(
             format!(

@@ -22,7 +22,8 @@ pub(crate) struct ValidateArgs {
 /// Inputs that cannot be read or parsed make the command exit 2 after it has reported
 /// the problems of everything it could read.
 pub(crate) fn run(args: &ValidateArgs) -> Result<ExitCode, CliError> {
-    let mut set = load_paths(&args.paths);
+    // Unreadable inputs are reported with the other problems below.
+    let mut set = load_paths(&args.paths).unwrap_or_else(|e| *e.partial);
     set.apply_defaults();
     let problems = validate(&set);
     for p in &problems {

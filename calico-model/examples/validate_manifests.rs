@@ -8,7 +8,10 @@ use calico_model::validation::validate;
 
 fn main() -> ExitCode {
     let paths: Vec<String> = std::env::args().skip(1).collect();
-    let mut set = load_paths(&paths);
+    let mut set = load_paths(&paths).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        *e.partial
+    });
     for e in &set.errors {
         eprintln!("{e}");
     }

@@ -16,7 +16,8 @@
 //! | [`gotime`] | Go's RFC 3339 time format, as Calico writes timestamps |
 //! | [`family`] | [`family::Family`], the one IP family type (IPv4 or IPv6) of every crate |
 //!
-//! Pipeline: [`loader::load_paths`] / [`loader::load_str`] (or their `_with` forms with a
+//! Pipeline: [`loader::load_paths`] (a `Result`: inputs that cannot be read or parsed are a
+//! [`loader::LoadErrors`]) / [`loader::load_str`] (or their `_with` forms with a
 //! [`loader::LoadMode`]) → [`loader::LoadedSet::apply_defaults`] → [`validation::validate`];
 //! [`derived`] computes the implicit objects and labels.
 //!

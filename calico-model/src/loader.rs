@@ -37,6 +37,7 @@ mod decode;
 
 pub use crate::yaml::scalars;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -192,22 +193,85 @@ impl LoadedSet {
     }
 }
 
-/// Loads files and directories (recursively, sorted) in the order given, strictly.
-pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> LoadedSet {
+/// Inputs that could not be read or parsed, with everything that could be loaded beside
+/// them. Displays the first problems, then how many more there are.
+#[derive(Debug)]
+pub struct LoadErrors {
+    /// Every input that failed, in reading order (also in `partial.errors`).
+    pub errors: Vec<LoadError>,
+    /// What was loaded from the other inputs (and the other documents of a file whose
+    /// later documents could not be parsed).
+    pub partial: Box<LoadedSet>,
+}
+
+/// Problems a [`LoadErrors`] message names before "and N more".
+const SHOWN_ERRORS: usize = 3;
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} input(s) could not be read or parsed: ",
+            self.errors.len()
+        )?;
+        for (i, e) in self.errors.iter().take(SHOWN_ERRORS).enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        if self.errors.len() > SHOWN_ERRORS {
+            write!(f, "; and {} more", self.errors.len() - SHOWN_ERRORS)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadErrors {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.errors
+            .first()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl LoadedSet {
+    /// The set, or [`LoadErrors`] (holding the set) when some input could not be read or
+    /// parsed.
+    pub fn into_result(self) -> Result<LoadedSet, LoadErrors> {
+        if self.errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(LoadErrors {
+                errors: self.errors.clone(),
+                partial: Box::new(self),
+            })
+        }
+    }
+}
+
+/// Loads files and directories (recursively, sorted) in the order given, strictly. Fails
+/// when an input cannot be read or parsed (the error holds what could be loaded).
+pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<LoadedSet, LoadErrors> {
     load_paths_with(paths, LoadMode::Strict)
 }
 
-/// Loads files and directories (recursively, sorted) in the order given, in `mode`.
-pub fn load_paths_with<P: AsRef<Path>>(paths: &[P], mode: LoadMode) -> LoadedSet {
+/// Loads files and directories (recursively, sorted) in the order given, in `mode`. Fails
+/// when an input cannot be read or parsed, in either mode (the error holds what could be
+/// loaded); a lenient load skips documents it cannot use with a warning instead.
+pub fn load_paths_with<P: AsRef<Path>>(
+    paths: &[P],
+    mode: LoadMode,
+) -> Result<LoadedSet, LoadErrors> {
     let mut set = LoadedSet::with_mode(mode);
     for p in paths {
         load_path_into(p.as_ref(), true, 0, &mut set);
     }
-    set
+    set.into_result()
 }
 
 /// Loads one file or directory.
-pub fn load_path(path: &Path) -> LoadedSet {
+pub fn load_path(path: &Path) -> Result<LoadedSet, LoadErrors> {
     load_paths(&[path])
 }
 

@@ -248,7 +248,7 @@ fn directories_are_read_recursively_in_sorted_order() {
     fs::write(dir.join("b/m.yaml"), ns("m")).expect("write");
     fs::write(dir.join("README.md"), "not a manifest: [").expect("write");
     fs::write(dir.join("notes.txt"), ns("ignored")).expect("write");
-    let set = load_path(&dir);
+    let set = load_path(&dir).expect("every input loads");
     assert!(set.errors.is_empty(), "{:?}", set.errors);
     let names: Vec<&str> = set.resources().map(Resource::name).collect();
     assert_eq!(names, ["a", "m", "c", "z"]);
@@ -263,7 +263,14 @@ fn directories_are_read_recursively_in_sorted_order() {
     );
 
     // A file given explicitly is read whatever its extension.
-    let set = load_paths(&[dir.join("notes.txt"), dir.join("missing.yaml")]);
+    let err = load_paths(&[dir.join("notes.txt"), dir.join("missing.yaml")]).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("1 input(s) could not be read or parsed: "),
+        "{err}"
+    );
+    assert!(std::error::Error::source(&err).is_some());
+    let set = *err.partial;
     assert_eq!(
         set.resources().map(Resource::name).collect::<Vec<_>>(),
         ["ignored"]
@@ -275,7 +282,9 @@ fn directories_are_read_recursively_in_sorted_order() {
 
     // Invalid UTF-8 is a parse error naming the file.
     fs::write(dir.join("bin.yaml"), [0xff, 0xfe, b'a']).expect("write");
-    let set = load_path(&dir.join("bin.yaml"));
+    let err = load_path(&dir.join("bin.yaml")).unwrap_err();
+    assert_eq!(err.errors.len(), 1);
+    let set = *err.partial;
     assert!(
         set.errors[0]
             .to_string()

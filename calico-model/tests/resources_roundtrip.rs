@@ -149,7 +149,7 @@ spec:
 
 fn example_and_extra() -> Vec<Resource> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/cluster");
-    let mut set = load_paths(&[dir]);
+    let mut set = load_paths(&[dir]).expect("the manifests load");
     set.extend(load_str("extra.yaml", EXTRA));
     assert!(set.errors.is_empty());
     let failures: Vec<String> = set

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
 fn run(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
     // Strict: any problem in the manifests is an error naming file, document, resource
     // and field (`Model::build_lenient` would keep going without the broken parts).
-    let model = Model::build(&load_paths(&[dir]))?;
+    let model = Model::build(&load_paths(&[dir])?)?;
     for warning in model.diagnostics() {
         eprintln!("{warning}");
     }

@@ -148,8 +148,11 @@ pub use node::{NodeEndpoints, node_endpoints};
 
 /// Loading manifests: re-exported from `calico-model` so that a user of this crate needs no
 /// other import. [`load_paths`] reads files and directories (recursively, `.yaml`, `.yml`
-/// and `.json`), [`load_str`] one text; both load strictly (see [`LoadMode`]).
-pub use calico_model::loader::{LoadMode, LoadedSet, load_paths, load_paths_with, load_str};
+/// and `.json`) and fails with [`LoadErrors`] when an input cannot be read or parsed;
+/// [`load_str`] reads one text; both load strictly (see [`LoadMode`]).
+pub use calico_model::loader::{
+    LoadErrors, LoadMode, LoadedSet, load_paths, load_paths_with, load_str,
+};
 /// Rule and tier actions and the protocol of a flow, re-exported from `calico-model`.
 pub use calico_model::resources::{
     policy::{Action, TierAction},

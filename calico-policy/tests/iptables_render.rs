@@ -181,7 +181,7 @@ fn iptables_restore_accepts_scenarios() {
     dirs.push(root.join("../examples/cluster"));
     let mut checked = 0;
     for dir in dirs {
-        let model = Model::build_lenient(&load_paths(&[&dir]));
+        let model = Model::build_lenient(&load_paths(&[&dir]).unwrap());
         let program = model.compile();
         let mut nodes: Vec<String> = model
             .endpoints()

@@ -484,7 +484,7 @@ fn scenario_clusters_load_into_nft() {
     let mut rendered = 0;
     let mut texts = Vec::new();
     for dir in scenario_dirs() {
-        let model = Model::build_lenient(&load_paths(&[&dir]));
+        let model = Model::build_lenient(&load_paths(&[&dir]).unwrap());
         let program = model.compile();
         for node in nodes(&model) {
             let rs = build_ruleset(&model, &program, &node, &RenderOptions::default());

@@ -268,7 +268,7 @@ fn ruleset_decides_like_the_ir() {
     let mut compared = 0usize;
     let mut allowed = 0usize;
     for dir in dirs() {
-        let model = Model::build_lenient(&load_paths(&[&dir]));
+        let model = Model::build_lenient(&load_paths(&[&dir]).unwrap());
         let program = model.compile();
         let mut peers: Vec<IpAddr> = model
             .endpoints()

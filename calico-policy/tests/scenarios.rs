@@ -77,7 +77,7 @@ fn run_scenario(dir: &Path) -> Vec<String> {
         .and_then(|n| n.to_str())
         .unwrap_or("?")
         .to_owned();
-    let set = load_paths(&[dir.join("manifests.yaml")]);
+    let set = load_paths(&[dir.join("manifests.yaml")]).expect("the manifests load");
     let model = match Model::build(&set) {
         Ok(m) => m,
         Err(e) => return vec![format!("{name}: model: {e:?}")],

@@ -16,13 +16,13 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap_or_else(|| "examples/cluster".to_owned());
     let node = args.next().unwrap_or_else(|| "node-1".to_owned());
-    let mut set = load_paths(&[path.as_str()]);
-    if !set.errors.is_empty() {
-        for e in &set.errors {
+    let mut set = match load_paths(&[path.as_str()]) {
+        Ok(set) => set,
+        Err(e) => {
             eprintln!("{e}");
+            return ExitCode::from(2);
         }
-        return ExitCode::from(2);
-    }
+    };
     set.apply_defaults();
     let cluster = Cluster::from_resources(set.resources());
     let graph = SessionGraph::new(&cluster);

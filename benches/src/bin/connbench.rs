@@ -97,7 +97,7 @@ fn run() -> Result<Value, Box<dyn Error>> {
         None => (generate(&a)?, true),
     };
     let t = Instant::now();
-    let mut set = load_paths(std::slice::from_ref(&input));
+    let mut set = load_paths(std::slice::from_ref(&input))?;
     if !set.errors.is_empty() {
         return Err(format!("{}: {} load error(s)", input.display(), set.errors.len()).into());
     }

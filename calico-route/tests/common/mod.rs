@@ -44,7 +44,7 @@ pub fn plain_nodes(n: usize) -> String {
 /// The example cluster shipped in the repository.
 pub fn example_cluster() -> Cluster {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/cluster");
-    let set = calico_model::loader::load_paths(&[dir]);
+    let set = calico_model::loader::load_paths(&[dir]).expect("manifests load");
     assert!(set.errors.is_empty(), "{:?}", set.errors);
     Cluster::from_resources(set.resources())
 }
