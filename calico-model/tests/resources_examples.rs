@@ -49,7 +49,9 @@ fn example_cluster_is_valid() {
 #[test]
 fn invalid_examples_report_expected_problems() {
     let dir = examples().join("invalid");
-    let mut set = *load_paths(&[&dir]).expect_err("one file does not parse").partial;
+    let mut set = *load_paths(&[&dir])
+        .expect_err("one file does not parse")
+        .partial;
     let prefix = format!("{}/", dir.display());
     let errors: Vec<String> = set
         .errors

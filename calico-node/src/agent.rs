@@ -560,6 +560,13 @@ impl Agent {
             }
             if first_apply_done && last_apply_ok {
                 health.report(STARTUP, HealthReport::ok());
+                // Changes that needed no kernel write (other nodes' workloads, policies no
+                // local endpoint uses) still count as applied: the kernel is current.
+                if !calc.dirty() && apply_retry.is_none() {
+                    self.metrics
+                        .applied_revision
+                        .set(i64::try_from(syncer.stats().revision).unwrap_or(i64::MAX));
+                }
             }
 
             if cfg.bgp {

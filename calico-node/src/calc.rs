@@ -9,8 +9,8 @@ use calico_dataplane::DesiredState;
 use calico_dataplane::desired::from_plan;
 use calico_model::loader::{LoadedObject, LoadedSet};
 use calico_model::resources::Kind;
-use calico_policy::incremental::{Change, Compiler, ObjectKey, UpdateError};
-use calico_policy::nft::{RenderOptions, Ruleset, build_ruleset};
+use calico_policy::incremental::{Change, Compiler, ObjectKey, UpdateError, UpdatePath};
+use calico_policy::nft::{NodeRefs, RenderOptions, Ruleset, build_node_ruleset};
 use calico_policy::{BuildError, Model};
 use calico_route::Family;
 use calico_route::kernel::{PlanOptions, plan_node};
@@ -136,6 +136,7 @@ pub struct Calculator {
     pending: Touched,
     problems: Vec<CalcProblem>,
     render: Option<RenderOptions>,
+    refs: Option<NodeRefs>,
 }
 
 /// Whether `r` is a workload or host endpoint on `node`.
@@ -196,6 +197,7 @@ impl Calculator {
             pending: Touched::all(),
             problems: Vec::new(),
             render: None,
+            refs: None,
         }
     }
 
@@ -241,6 +243,10 @@ impl Calculator {
                         .flatten()
                         .any(|o| on_node(&o.resource, node));
                 }
+                // Whether the policy part needs a new render is decided below, from what the
+                // compiler says changed (kinds that feed the render directly force it).
+                let forced = matches!(kind, Kind::FelixConfiguration | Kind::Tier);
+                touched.policy = forced || self.compiler.is_none() || self.refs.is_none();
                 self.pending.merge(touched);
                 let Some(compiler) = self.compiler.as_mut() else {
                     return;
@@ -251,7 +257,15 @@ impl Calculator {
                     (None, None) => return,
                 };
                 match result {
-                    Ok(_) => {}
+                    Ok(update) => {
+                        let affected = update.path == UpdatePath::Rebuild
+                            || self.refs.as_ref().is_none_or(|r| {
+                                r.affected_by(&update.changes, compiler.model(), &self.options.node)
+                            });
+                        if affected {
+                            self.pending.policy = true;
+                        }
+                    }
                     // Deleting what was left out because it was invalid.
                     Err(UpdateError::NotFound(_)) => {}
                     Err(UpdateError::Invalid { key, errors }) => {
@@ -295,17 +309,23 @@ impl Calculator {
         let node = self.options.node.clone();
         let cluster =
             (touched.routes || touched.bgp || self.render.is_none()).then(|| view.cluster());
+        let mut touched = touched;
         if let Some(cluster) = &cluster {
             let felix = cluster.felix_for(&node);
-            self.render = Some(RenderOptions {
+            let opts = RenderOptions {
                 vxlan_port: u16::try_from(felix.vxlan_port).ok().or(Some(4789)),
                 ..RenderOptions::default()
-            });
+            };
+            if self.render.as_ref() != Some(&opts) {
+                touched.policy = true;
+                self.render = Some(opts);
+            }
         }
         if touched.policy
             && let (Some(compiler), Some(opts)) = (&self.compiler, &self.render)
         {
-            let rs = build_ruleset(compiler.model(), compiler.program(), &node, opts);
+            let (rs, refs) = build_node_ruleset(compiler.model(), compiler.program(), &node, opts);
+            self.refs = Some(refs);
             let model = compiler.model();
             self.outputs.workloads = calico_policy::nft::node_endpoints(model, &node)
                 .workloads

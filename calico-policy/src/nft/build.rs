@@ -34,6 +34,7 @@ use crate::compile::{EndpointProgram, IrMatch, IrRule, Program, SetDef, SetId, T
 use crate::conn::PortSet;
 use crate::model::{Direction, Model, PolicyId};
 use crate::node::{NodeEndpoints, node_endpoints};
+use crate::{EndpointKey, ProgramChanges};
 use calico_nft::{
     AddrValue, BaseChain, Chain, ChainPolicy, Hook, IfnameMatch, IpFamily, LogLevel, Match,
     NAME_MAX, PortProto, PortValue, Rule, RuleVerdict, Ruleset, Set, SetElement, SetKey, Side,
@@ -234,6 +235,65 @@ struct Builder<'a> {
     opts: &'a RenderOptions,
     rs: Ruleset,
     tier_names: HashMap<String, String>,
+    refs: NodeRefs,
+}
+
+/// What one node's ruleset was rendered from: its endpoints, the policies and profiles
+/// whose chains it holds and the program's sets it copied. A change of the program that
+/// touches none of them leaves the node's ruleset as it is ([`NodeRefs::affected_by`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeRefs {
+    /// The node's endpoints with a program.
+    pub endpoints: BTreeSet<EndpointKey>,
+    /// Policies with a chain in the ruleset.
+    pub policies: BTreeSet<PolicyId>,
+    /// Profiles with a chain in the ruleset.
+    pub profiles: BTreeSet<String>,
+    /// Program sets whose members the ruleset holds.
+    pub sets: BTreeSet<SetId>,
+}
+
+impl NodeRefs {
+    /// Whether `changes` (of a program whose model is `model`) can change the ruleset of
+    /// `node` these references describe: an endpoint of the node changed, appeared or went,
+    /// or a policy, profile or set the ruleset uses changed.
+    pub fn affected_by(&self, changes: &ProgramChanges, model: &Model, node: &str) -> bool {
+        let local = |k: &EndpointKey| {
+            self.endpoints.contains(k)
+                || model
+                    .endpoint(k)
+                    .is_some_and(|e| e.node.as_deref() == Some(node))
+        };
+        changes.endpoints_changed.iter().any(|(k, _)| local(k))
+            || changes
+                .endpoints_removed
+                .iter()
+                .any(|k| self.endpoints.contains(k))
+            || changes
+                .policies_changed
+                .iter()
+                .any(|(p, _)| self.policies.contains(p))
+            || changes
+                .profiles_changed
+                .iter()
+                .any(|(p, _)| self.profiles.contains(p))
+            || changes
+                .sets_changed
+                .iter()
+                .chain(&changes.sets_removed)
+                .any(|s| self.sets.contains(s))
+    }
+}
+
+/// [`build_ruleset`], with what the ruleset was rendered from.
+pub fn build_node_ruleset(
+    model: &Model,
+    program: &Program,
+    node: &str,
+    opts: &RenderOptions,
+) -> (Ruleset, NodeRefs) {
+    build(model, program, node, opts)
 }
 
 /// Builds the ruleset `node` programs for `program` (compiled from `model` by
@@ -244,12 +304,22 @@ pub fn build_ruleset(
     node: &str,
     opts: &RenderOptions,
 ) -> Ruleset {
+    build(model, program, node, opts).0
+}
+
+fn build(
+    model: &Model,
+    program: &Program,
+    node: &str,
+    opts: &RenderOptions,
+) -> (Ruleset, NodeRefs) {
     let mut b = Builder {
         model,
         program,
         opts,
         rs: Ruleset::default(),
         tier_names: HashMap::new(),
+        refs: NodeRefs::default(),
     };
     let NodeEndpoints {
         workloads: wl,
@@ -261,6 +331,7 @@ pub fn build_ruleset(
         let Some(progs) = program.endpoints.get(ei) else {
             continue;
         };
+        b.refs.endpoints.insert(ei.clone());
         let tw = object_name("ep-tw-", iface);
         let fw = object_name("ep-fw-", iface);
         b.endpoint_chain(&tw, &progs.ingress, Direction::Ingress, false);
@@ -368,7 +439,7 @@ pub fn build_ruleset(
             },
         );
     }
-    b.rs
+    (b.rs, b.refs)
 }
 
 impl Builder<'_> {
@@ -564,6 +635,7 @@ impl Builder<'_> {
     }
 
     fn policy_chain(&mut self, policy: &PolicyId, dir: Direction, id: &str) -> String {
+        self.refs.policies.insert(policy.clone());
         let name = object_name(&format!("pol-{}-", dir_letter(dir)), id);
         if self.rs.chains.contains_key(&name) {
             return name;
@@ -583,6 +655,7 @@ impl Builder<'_> {
     }
 
     fn profile_chain(&mut self, profile: &str, dir: Direction) -> String {
+        self.refs.profiles.insert(profile.to_owned());
         let name = object_name(&format!("pro-{}-", dir_letter(dir)), profile);
         if self.rs.chains.contains_key(&name) {
             return name;
@@ -618,6 +691,7 @@ impl Builder<'_> {
 
     /// The named set of a selector, for one family.
     fn selector_set(&mut self, id: &str, f: Family) -> String {
+        self.refs.sets.insert(SetId::new(id.to_owned()));
         let short = id.strip_prefix("s:").unwrap_or(id);
         let name = object_name(&format!("s{}-", fam_digit(f)), short);
         if !self.rs.sets.contains_key(&name) {
@@ -694,6 +768,7 @@ impl Builder<'_> {
 
     /// The merged named-port set of `ids` for one family.
     fn named_set(&mut self, ids: &[SetId], f: Family) -> String {
+        self.refs.sets.extend(ids.iter().cloned());
         let joined = ids.iter().map(SetId::as_str).collect::<Vec<_>>().join("\n");
         let name = format!("np{}-{}", fam_digit(f), hash_str(&joined, 16));
         if !self.rs.sets.contains_key(&name) {

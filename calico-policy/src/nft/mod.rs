@@ -7,7 +7,7 @@ mod build;
 
 pub use crate::node::{NodeEndpoints, node_endpoints};
 pub use build::{
-    MAP_FROM_HEP, MAP_FROM_WL, MAP_TO_HEP, MAP_TO_WL, RenderOptions, WORKLOAD_PREFIX,
-    build_ruleset, object_name,
+    MAP_FROM_HEP, MAP_FROM_WL, MAP_TO_HEP, MAP_TO_WL, NodeRefs, RenderOptions, WORKLOAD_PREFIX,
+    build_node_ruleset, build_ruleset, object_name,
 };
 pub use calico_nft::*;
