@@ -24,6 +24,25 @@ pub fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String>
     }
 }
 
+/// The `calico` program a harness runs: `--calico PATH`, else `calico` beside the running
+/// executable (where `cargo build --release -p calico-cli` puts it); an error when it is not
+/// a file.
+pub fn calico_binary(args: &[String]) -> Result<std::path::PathBuf, String> {
+    let path = match args.iter().position(|a| a == "--calico") {
+        Some(i) => std::path::PathBuf::from(args.get(i + 1).ok_or("--calico needs a path")?),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find this program: {e}"))?
+            .with_file_name("calico"),
+    };
+    if !path.is_file() {
+        return Err(format!(
+            "{} not found (build calico-cli or pass --calico)",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
 /// Peak resident set size of this process in KiB (`VmHWM` of /proc/self/status).
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

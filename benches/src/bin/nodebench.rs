@@ -232,20 +232,7 @@ fn run() -> Res<serde_json::Value> {
     let rate = arg(&args, "--rate", 1_000)?.max(1);
     let seconds = arg(&args, "--seconds", 60)?;
     let narrow = !args.iter().any(|a| a == "--dense");
-    let calico = match args.iter().position(|a| a == "--calico") {
-        Some(i) => PathBuf::from(args.get(i + 1).ok_or("--calico needs a path")?),
-        None => std::env::current_exe()?
-            .parent()
-            .ok_or("no directory")?
-            .join("calico"),
-    };
-    if !calico.is_file() {
-        return Err(format!(
-            "{} not found (build calico-cli or pass --calico)",
-            calico.display()
-        )
-        .into());
-    }
+    let calico = calico_benches::calico_binary(&args)?;
 
     let t = Instant::now();
     let objects = cluster(pods, policies, narrow);

@@ -13,7 +13,6 @@
 
 use std::error::Error;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,13 +74,7 @@ fn run() -> Res<serde_json::Value> {
     let agents = arg(&args, "--agents", 200)?;
     let pods = arg(&args, "--pods", 2000)?;
     let updates = arg(&args, "--updates", 50)?;
-    let calico = match args.iter().position(|a| a == "--calico") {
-        Some(i) => PathBuf::from(args.get(i + 1).ok_or("--calico needs a path")?),
-        None => std::env::current_exe()?
-            .parent()
-            .ok_or("no directory")?
-            .join("calico"),
-    };
+    let calico = calico_benches::calico_binary(&args)?;
     let etcd_bin = calico_datastore_etcd::testkit::etcd_binary().ok_or("etcd is not installed")?;
     let etcd = EtcdCluster::start_single()?;
     let url = etcd.url();
