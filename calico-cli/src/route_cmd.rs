@@ -5,8 +5,6 @@ use std::process::ExitCode;
 
 use calico_datastore::ReadOp;
 use calico_ipam::keys;
-use calico_ipam::{AffinityRecord, AffinityState as IpamAffinityState, Owner};
-use calico_model::resources::ipam::AffinityState;
 use calico_route::input::Affinity;
 use calico_route::kernel::{PlanOptions, plan_node};
 use calico_route::{Cluster, Family, SessionGraph};
@@ -175,24 +173,13 @@ fn store_affinities(url: &str) -> Result<Vec<Affinity>, CliError> {
         .unwrap_or_default();
     let mut out = Vec::new();
     for kv in kvs {
-        let Some((Owner::Host(node), block)) = keys::parse_affinity(&kv.key) else {
-            continue;
-        };
-        let record = AffinityRecord::decode(&kv.value).map_err(|e| {
+        let affinity = calico_node::view::affinity_of(&kv).map_err(|e| {
             CliError::could_not_run(format!(
                 "affinity {} in {url} does not decode: {e}",
                 String::from_utf8_lossy(&kv.key)
             ))
         })?;
-        out.push(Affinity {
-            node,
-            block,
-            state: match record.state {
-                IpamAffinityState::Confirmed => AffinityState::Confirmed,
-                IpamAffinityState::Pending => AffinityState::Pending,
-                IpamAffinityState::PendingDeletion => AffinityState::PendingDeletion,
-            },
-        });
+        out.extend(affinity);
     }
     Ok(out)
 }

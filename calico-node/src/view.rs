@@ -49,7 +49,9 @@ pub struct View {
     node_statuses: BTreeMap<Vec<u8>, KeyValue>,
 }
 
-fn affinity_of(kv: &KeyValue) -> Result<Option<Affinity>, String> {
+/// The host block affinity a stored IPAM key and value stand for (`Ok(None)`: the key is
+/// not a host affinity, e.g. a virtual owner's); an error when the value does not decode.
+pub fn affinity_of(kv: &KeyValue) -> Result<Option<Affinity>, String> {
     let Some((Owner::Host(node), block)) = keys::parse_affinity(&kv.key) else {
         return Ok(None);
     };
