@@ -385,6 +385,9 @@ impl Agent {
                     _ => {}
                 }
             }
+            for (key, reason) in view.take_new_undecodable() {
+                self.log(&format!("{key}: left out: {reason}"));
+            }
             let now = Instant::now();
             let sync_ready = syncer.status() == SyncStatus::InSync && sync_error.is_none();
             health.report(

@@ -2,8 +2,6 @@
 //! full read-backs only on the first apply (which also sweeps what an earlier run left)
 //! and on the refresh timers.
 
-use std::collections::BTreeSet;
-
 use calico_dataplane::mirrored::Mirrored;
 use calico_dataplane::netlink::{NetlinkDataplane, NetlinkError};
 use calico_dataplane::nft::{ApplyError, NftDataplane};
@@ -133,10 +131,5 @@ impl KernelWriter {
         }
         self.applied_once = true;
         Ok(report)
-    }
-
-    /// Interfaces named by desired routes that do not exist (yet).
-    pub fn missing_interfaces(report: &KernelReport) -> &BTreeSet<String> {
-        &report.routes.missing_interfaces
     }
 }

@@ -46,6 +46,8 @@ pub struct View {
     objects: BTreeMap<Vec<u8>, LoadedObject>,
     affinities: BTreeMap<Vec<u8>, Affinity>,
     undecodable: BTreeMap<Vec<u8>, String>,
+    /// Keys that failed to decode since the last [`View::take_new_undecodable`].
+    new_undecodable: Vec<Vec<u8>>,
     node_statuses: BTreeMap<Vec<u8>, KeyValue>,
 }
 
@@ -97,6 +99,7 @@ impl View {
                 Ok(None) => ViewChange::Nothing,
                 Err(reason) => {
                     self.undecodable.insert(kv.key.clone(), reason);
+                    self.new_undecodable.push(kv.key.clone());
                     match self.affinities.remove(&kv.key) {
                         Some(_) => ViewChange::Affinity,
                         None => ViewChange::Nothing,
@@ -116,6 +119,7 @@ impl View {
             }),
             Err(e) => {
                 self.undecodable.insert(kv.key.clone(), e.reason);
+                self.new_undecodable.push(kv.key.clone());
                 None
             }
         };
@@ -158,6 +162,18 @@ impl View {
     /// The CalicoNodeStatus objects, as stored.
     pub fn node_statuses(&self) -> &BTreeMap<Vec<u8>, KeyValue> {
         &self.node_statuses
+    }
+
+    /// Keys that failed to decode since the last call, with the reason (each failure is
+    /// reported once; the key is left out until a value that decodes is stored).
+    pub fn take_new_undecodable(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.new_undecodable)
+            .into_iter()
+            .filter_map(|k| {
+                let reason = self.undecodable.get(&k)?.clone();
+                Some((String::from_utf8_lossy(&k).into_owned(), reason))
+            })
+            .collect()
     }
 
     /// Keys whose values did not decode, with the reason (such keys are left out).
@@ -253,6 +269,11 @@ mod tests {
         );
         assert!(matches!(v.put(&bad), ViewChange::Nothing));
         assert_eq!(v.undecodable().len(), 1);
+        let reported = v.take_new_undecodable();
+        assert_eq!(reported.len(), 1);
+        assert!(reported[0].0.ends_with("/default.q"), "{reported:?}");
+        assert!(reported[0].1.contains("not JSON"), "{reported:?}");
+        assert!(v.take_new_undecodable().is_empty(), "reported once");
         assert!(matches!(
             v.delete(&pol.key),
             ViewChange::Object {
