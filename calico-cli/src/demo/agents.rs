@@ -122,8 +122,8 @@ pub(crate) fn start_agent(
     bgp: bool,
 ) -> Result<AgentProc, ClusterError> {
     let state_dir = dir.join(node);
-    let err = |message: String| ClusterError::Store {
-        url: url.to_owned(),
+    let err = |message: String| ClusterError::Agent {
+        node: node.to_owned(),
         message,
     };
     std::fs::create_dir_all(&state_dir)
@@ -157,7 +157,7 @@ pub(crate) fn start_agent(
         .stderr(file2)
         .process_group(0)
         .spawn()
-        .map_err(|e| err(format!("cannot start the agent of {node}: {e}")))?;
+        .map_err(|e| err(e.to_string()))?;
     Ok(AgentProc {
         node: node.to_owned(),
         netns: netns.to_owned(),

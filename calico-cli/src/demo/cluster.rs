@@ -39,6 +39,14 @@ pub(crate) enum ClusterError {
         /// The plugin's error or output.
         message: String,
     },
+    /// A node agent could not be started.
+    #[error("cannot start the agent of {node}: {message}")]
+    Agent {
+        /// The node.
+        node: String,
+        /// What failed.
+        message: String,
+    },
     /// A generated resource did not decode (a bug).
     #[error("cannot build the {kind} resource for {name}: {message}")]
     Resource {

@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn a_peer_accepts_each_planned_session() {
         let p = ExternalPeer {
-            ip: "10.0.1.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            ip: IpAddr::from([10, 0, 1, 1]),
             asn: 65001,
             sessions: vec![(IpAddr::from([10, 0, 1, 11]), 64512)],
         };
