@@ -17,6 +17,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+/// The name of the applied-revision gauge.
+const APPLIED_REVISION: &str = "calico_node_applied_revision";
+
 /// The metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -94,7 +97,7 @@ impl Metrics {
             calc_graph_update_time,
         );
         registry.register(
-            "calico_node_applied_revision",
+            APPLIED_REVISION,
             "Datastore revision last applied to the kernel",
             m.applied_revision.clone(),
         );
@@ -108,6 +111,14 @@ impl Metrics {
             SyncStatus::Resync => 1,
             _ => 2,
         });
+    }
+
+    /// The applied revision in an exposition text scraped from an agent (for tools that
+    /// wait until every agent applied a write); `None` when the text has none.
+    pub fn applied_revision_in(text: &str) -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(APPLIED_REVISION)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// The exposition text (OpenMetrics, which Prometheus reads).
@@ -144,6 +155,8 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+        assert_eq!(Metrics::applied_revision_in(&text), Some(42));
+        assert_eq!(Metrics::applied_revision_in("felix_resync_state 2\n"), None);
         m.set_sync_status(SyncStatus::Resync);
         assert!(m.encode().contains("felix_resync_state 1"));
     }

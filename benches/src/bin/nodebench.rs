@@ -122,9 +122,7 @@ fn applied_revision(port: u16) -> Option<u64> {
         .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
-    out.lines()
-        .find_map(|l| l.strip_prefix("calico_node_applied_revision "))
-        .and_then(|v| v.trim().parse().ok())
+    calico_node::Metrics::applied_revision_in(&out)
 }
 
 fn proc_field(pid: u32, field: &str) -> Option<u64> {

@@ -145,7 +145,7 @@ fn run() -> Res<serde_json::Value> {
     }
     let applied = |i: usize| -> Option<u64> {
         let text = http_get(30000 + 2 * i as u16, "/metrics")?;
-        metric(&text, "calico_node_applied_revision").map(|v| v as u64)
+        calico_node::Metrics::applied_revision_in(&text)
     };
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut in_sync = 0;

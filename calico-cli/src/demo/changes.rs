@@ -153,9 +153,7 @@ pub(crate) fn applied_revision(netns: &str) -> Option<i64> {
             Some(out)
         })
         .ok()??;
-    text.lines()
-        .find_map(|l| l.strip_prefix("calico_node_applied_revision "))
-        .and_then(|v| v.trim().parse().ok())
+    calico_node::Metrics::applied_revision_in(&text).and_then(|r| i64::try_from(r).ok())
 }
 
 /// Seconds from `since` until every agent in `netns` applied revision `rev` (`None`: not
