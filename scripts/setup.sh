@@ -5,7 +5,7 @@
 set -euo pipefail
 
 # System packages the build and tests need. Later crates add theirs here.
-APT_PACKAGES=(pkg-config python3 protobuf-compiler etcd-server bird2 nftables iproute2 iputils-ping containernetworking-plugins iptables util-linux openssl)
+APT_PACKAGES=(pkg-config python3 protobuf-compiler etcd-server bird2 nftables iproute2 iputils-ping containernetworking-plugins iptables util-linux procps openssl)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
