@@ -4,9 +4,11 @@
 //! - [`input`]: reading a workload directory written by `benches/scripts/gen_selector_workload.py`;
 //! - [`fnv1a64`]: the hash `selbench` reports so implementations can be compared;
 //! - [`route_scale`]: synthetic large clusters for the routing benchmarks;
-//! - [`policy_scale`]: synthetic large clusters for the policy compiler benchmarks.
+//! - [`policy_scale`]: synthetic large clusters for the policy compiler benchmarks;
+//! - [`node_scale`]: the node agent's scale workload (`nodebench`, `calcbench`).
 
 pub mod input;
+pub mod node_scale;
 pub mod policy_scale;
 pub mod workload;
 

@@ -847,4 +847,62 @@ spec:
             .unwrap();
         assert!(dp.drift().unwrap().is_empty());
     }
+
+    /// An interval set of single addresses (adjacent ones among them) changed element by
+    /// element: each delta sends only the changed elements' start and end markers, and the
+    /// kernel ends up holding exactly the new set (as `nft` loads it).
+    #[test]
+    fn model_interval_singles_change_element_by_element() {
+        use calico_policy::nft::{Set, SetElement, SetKey};
+        let Some(ns) = inner_or_spawn(
+            "model::model_interval_singles_change_element_by_element",
+            &["mint", "mintref"],
+        ) else {
+            return;
+        };
+        let table = |addrs: &[u8]| {
+            let mut rs = Ruleset::default();
+            rs.sets.insert(
+                "s4-x".into(),
+                Set {
+                    key: SetKey::Ipv4Addr,
+                    interval: true,
+                    elements: addrs
+                        .iter()
+                        .map(|a| SetElement::Net(format!("10.0.0.{a}/32").parse().unwrap()))
+                        .collect(),
+                },
+            );
+            rs
+        };
+        let steps: [&[u8]; 6] = [
+            &[1, 2, 3, 7],
+            &[1, 3, 7],
+            &[1, 2, 3, 4, 7, 8],
+            &[2, 4, 8],
+            &[],
+            &[5, 6],
+        ];
+        let mut dp = NftDataplane::new().unwrap();
+        let mut prev = table(&[1, 2, 3, 7]);
+        dp.apply_ruleset(&prev).unwrap();
+        for addrs in steps {
+            let next = table(addrs);
+            let delta = RulesetDelta::between(&prev, &next);
+            let lists = delta.remove_elements.len() + delta.add_elements.len();
+            let st = dp.apply_delta(&delta).unwrap();
+            // Between non-empty sets: one message per element list, no flush and no
+            // rewrite of the set (an empty set has no leading END marker, so becoming or
+            // leaving empty rewrites it).
+            let both = !prev.sets["s4-x"].elements.is_empty() && !addrs.is_empty();
+            if both {
+                assert_eq!(st.messages, lists, "{addrs:?}");
+            }
+            assert!(dp.drift().unwrap().is_empty(), "drift after {addrs:?}");
+            let t = calico_dataplane::nft::model::table(&next);
+            assert_eq!(dp.applier().apply(&t).unwrap().messages, 0, "{addrs:?}");
+            assert_same(&list(None), &reload(&ns[1], &next.to_nft()));
+            prev = next;
+        }
+    }
 }

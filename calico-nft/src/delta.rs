@@ -45,6 +45,42 @@ pub enum ApplyError {
     },
 }
 
+/// Drops from `list`'s entry for `set` the elements of `els` it holds; returns the rest.
+fn cancel(
+    list: &mut Vec<(String, Vec<SetElement>)>,
+    set: &str,
+    els: Vec<SetElement>,
+) -> Vec<SetElement> {
+    let Some(at) = list.iter().position(|(n, _)| n == set) else {
+        return els;
+    };
+    let v = &mut list[at].1;
+    let rest = els
+        .into_iter()
+        .filter(|e| match v.iter().position(|x| x == e) {
+            Some(i) => {
+                v.swap_remove(i);
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if v.is_empty() {
+        list.remove(at);
+    }
+    rest
+}
+
+fn push_elements(list: &mut Vec<(String, Vec<SetElement>)>, set: &str, els: Vec<SetElement>) {
+    if els.is_empty() {
+        return;
+    }
+    match list.iter_mut().find(|(n, _)| n == set) {
+        Some((_, v)) => v.extend(els),
+        None => list.push((set.to_owned(), els)),
+    }
+}
+
 fn sorted_diff<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> Vec<T> {
     a.difference(b).cloned().collect()
 }
@@ -199,6 +235,43 @@ impl RulesetDelta {
     /// Whether the delta changes nothing.
     pub fn is_empty(&self) -> bool {
         *self == RulesetDelta::default()
+    }
+
+    /// Whether the delta only removes and adds elements of sets.
+    pub fn only_elements(&self) -> bool {
+        let RulesetDelta {
+            remove_elements,
+            add_elements,
+            ..
+        } = self;
+        RulesetDelta {
+            remove_elements: remove_elements.clone(),
+            add_elements: add_elements.clone(),
+            ..RulesetDelta::default()
+        } == *self
+    }
+
+    /// Adds element changes of set `set` that follow this delta: `removed` elements the set
+    /// holds after this delta, then `added` ones it does not. An element this delta adds and
+    /// the change removes (or the reverse) is no change at all and leaves both lists.
+    pub fn change_elements(&mut self, set: &str, removed: Vec<SetElement>, added: Vec<SetElement>) {
+        let removed = cancel(&mut self.add_elements, set, removed);
+        push_elements(&mut self.remove_elements, set, removed);
+        let added = cancel(&mut self.remove_elements, set, added);
+        push_elements(&mut self.add_elements, set, added);
+    }
+
+    /// Appends an element-only delta that follows this one (see
+    /// [`RulesetDelta::change_elements`]).
+    pub fn then_elements(&mut self, later: RulesetDelta) {
+        let mut adds: BTreeMap<String, Vec<SetElement>> = later.add_elements.into_iter().collect();
+        for (set, removed) in later.remove_elements {
+            let added = adds.remove(&set).unwrap_or_default();
+            self.change_elements(&set, removed, added);
+        }
+        for (set, added) in adds {
+            self.change_elements(&set, Vec::new(), added);
+        }
     }
 
     /// The operations in application order: pre-phase flushes and deletes, create sets and

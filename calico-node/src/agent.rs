@@ -42,11 +42,11 @@ use calico_datastore::{Store, SyncEvent, SyncOptions, SyncStatus, Syncer};
 use crate::bird_config::{ConfigError, install_config};
 use crate::bird_control::BirdControl;
 use crate::bird_process::{BirdPaths, BirdProcess};
-use crate::calc::{CalcOptions, Calculator};
+use crate::calc::{CalcOptions, Calculator, NftPending};
 use crate::endpoint_status::EndpointStatusDir;
 use crate::health::{Health, HealthReport};
 use crate::http::{HttpServer, serve_health, serve_metrics};
-use crate::kernel::{KernelError, KernelWriter};
+use crate::kernel::{KernelError, KernelWriter, NftUpdate};
 use crate::metrics::Metrics;
 use crate::node_status_report::NodeStatusReporter;
 use crate::protocols::parse_show_protocols;
@@ -469,12 +469,22 @@ impl Agent {
                     {
                         self.log(&format!("listing links: {e}"));
                     }
+                    // The table's delta since the last apply, unless the last apply failed
+                    // (then the whole table is compared with the kernel's).
+                    let pending = calc.take_nft();
                     let out = calc.outputs();
+                    let nft = calc.ruleset().and_then(|rs| match &pending {
+                        _ if !last_apply_ok || !k.applied_once() => Some(NftUpdate::Whole(rs)),
+                        NftPending::Delta(delta) => Some(NftUpdate::Delta { delta, result: rs }),
+                        NftPending::Whole => Some(NftUpdate::Whole(rs)),
+                        _ if refresh_nft => Some(NftUpdate::Whole(rs)),
+                        _ => None,
+                    });
                     let t = Instant::now();
                     let routes = (!settings.route_sync_disabled)
                         .then_some(out.routes.as_ref())
                         .flatten();
-                    match k.apply(out.ruleset.as_ref(), routes, refresh_nft, refresh_routes) {
+                    match k.apply(nft, routes, refresh_nft, refresh_routes) {
                         Ok(report) => {
                             self.metrics.apply_time.observe(t.elapsed().as_secs_f64());
                             let problems = report.problems();
@@ -538,6 +548,7 @@ impl Agent {
                         }
                     }
                 } else {
+                    calc.take_nft();
                     first_apply_done = true;
                     last_apply_ok = true;
                     self.metrics

@@ -10,8 +10,8 @@ use calico_dataplane::desired::from_plan;
 use calico_model::loader::{LoadedObject, LoadedSet};
 use calico_model::resources::Kind;
 use calico_policy::incremental::{Change, Compiler, ObjectKey, UpdateError, UpdatePath};
-use calico_policy::nft::{NodeRefs, RenderOptions, Ruleset, build_node_ruleset};
-use calico_policy::{BuildError, Model};
+use calico_policy::nft::{NodeRuleset, RenderOptions, RenderPath, Ruleset, RulesetDelta};
+use calico_policy::{BuildError, Model, ProgramChanges};
 use calico_route::Family;
 use calico_route::kernel::{PlanOptions, plan_node};
 
@@ -99,11 +99,22 @@ impl Touched {
     }
 }
 
-/// Per-node outputs of the calculation.
+/// What the nftables table needs since it was last taken ([`Calculator::take_nft`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NftPending {
+    /// Nothing changed.
+    #[default]
+    Nothing,
+    /// This delta turns the table last taken into [`Calculator::ruleset`].
+    Delta(Box<RulesetDelta>),
+    /// The whole table must be compared (the first one, or changes no delta describes).
+    Whole,
+}
+
+/// Per-node outputs of the calculation (the nftables table is [`Calculator::ruleset`]).
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {
-    /// The nftables table.
-    pub ruleset: Option<Ruleset>,
     /// Devices, routes, neighbours, FDB and sysctls (`None` when route programming is off).
     pub routes: Option<DesiredState>,
     /// BIRD's configuration (IPv4 and IPv6 protocols in one file), when BGP is on.
@@ -136,7 +147,13 @@ pub struct Calculator {
     pending: Touched,
     problems: Vec<CalcProblem>,
     render: Option<RenderOptions>,
-    refs: Option<NodeRefs>,
+    /// The node's table, kept up to date from the compiler's changes.
+    table: Option<NodeRuleset>,
+    /// The compiler's changes that touch the table, since the last compute.
+    changes: ProgramChanges,
+    /// The table must be rendered again (kinds the render reads directly changed).
+    rerender: bool,
+    nft: NftPending,
 }
 
 /// Whether `r` is a workload or host endpoint on `node`.
@@ -197,8 +214,21 @@ impl Calculator {
             pending: Touched::all(),
             problems: Vec::new(),
             render: None,
-            refs: None,
+            table: None,
+            changes: ProgramChanges::default(),
+            rerender: false,
+            nft: NftPending::Whole,
         }
+    }
+
+    /// The node's nftables table, once computed.
+    pub fn ruleset(&self) -> Option<&Ruleset> {
+        self.table.as_ref().map(NodeRuleset::ruleset)
+    }
+
+    /// What the kernel's table needs since the last call (and forgets it).
+    pub fn take_nft(&mut self) -> NftPending {
+        std::mem::take(&mut self.nft)
     }
 
     /// The settings.
@@ -246,7 +276,8 @@ impl Calculator {
                 // Whether the policy part needs a new render is decided below, from what the
                 // compiler says changed (kinds that feed the render directly force it).
                 let forced = matches!(kind, Kind::FelixConfiguration | Kind::Tier);
-                touched.policy = forced || self.compiler.is_none() || self.refs.is_none();
+                self.rerender |= forced;
+                touched.policy = forced || self.compiler.is_none() || self.table.is_none();
                 self.pending.merge(touched);
                 let Some(compiler) = self.compiler.as_mut() else {
                     return;
@@ -259,11 +290,16 @@ impl Calculator {
                 match result {
                     Ok(update) => {
                         let affected = update.path == UpdatePath::Rebuild
-                            || self.refs.as_ref().is_none_or(|r| {
-                                r.affected_by(&update.changes, compiler.model(), &self.options.node)
+                            || self.table.as_ref().is_none_or(|t| {
+                                t.refs().affected_by(
+                                    &update.changes,
+                                    compiler.model(),
+                                    &self.options.node,
+                                )
                             });
                         if affected {
                             self.pending.policy = true;
+                            self.changes.absorb(update.changes);
                         }
                     }
                     // Deleting what was left out because it was invalid.
@@ -324,27 +360,31 @@ impl Calculator {
         if touched.policy
             && let (Some(compiler), Some(opts)) = (&self.compiler, &self.render)
         {
-            let (rs, refs) = build_node_ruleset(compiler.model(), compiler.program(), &node, opts);
-            self.refs = Some(refs);
-            let model = compiler.model();
-            self.outputs.workloads = calico_policy::nft::node_endpoints(model, &node)
-                .workloads
-                .into_iter()
-                .filter_map(|(key, iface)| {
-                    let e = model.endpoint(&key)?;
-                    let workload = match &e.namespace {
-                        Some(ns) => format!("{ns}/{}", e.name),
-                        None => e.name.clone(),
-                    };
-                    let status = EndpointStatus {
-                        iface: iface.clone(),
-                        workload,
-                        addresses: e.addrs.clone(),
-                    };
-                    Some((iface, status))
-                })
-                .collect();
-            self.outputs.ruleset = Some(rs);
+            let changes = std::mem::take(&mut self.changes);
+            let rerender = std::mem::take(&mut self.rerender);
+            let (model, program) = (compiler.model(), compiler.program());
+            let path = match &mut self.table {
+                Some(t) if !rerender && t.options() == opts => {
+                    let step = t.update(model, program, &changes);
+                    let path = step.path;
+                    pend(&mut self.nft, path, step.delta);
+                    path
+                }
+                Some(t) => {
+                    let step = t.rebuild(model, program, opts);
+                    pend(&mut self.nft, step.path, step.delta);
+                    RenderPath::Rebuilt
+                }
+                None => {
+                    self.table = Some(NodeRuleset::build(model, program, &node, opts));
+                    self.nft = NftPending::Whole;
+                    RenderPath::Rebuilt
+                }
+            };
+            // The node's endpoints change only with a new rendering.
+            if path == RenderPath::Rebuilt {
+                self.outputs.workloads = workloads_of(model, &node);
+            }
         }
         if touched.routes
             && self.options.routes
@@ -379,6 +419,43 @@ impl Calculator {
         }
         touched
     }
+}
+
+/// Adds a table change to what waits for [`Calculator::take_nft`]: element changes
+/// compose; anything else after another change needs the whole table.
+fn pend(nft: &mut NftPending, path: RenderPath, delta: RulesetDelta) {
+    if path == RenderPath::Unchanged || delta.is_empty() {
+        return;
+    }
+    *nft = match std::mem::take(nft) {
+        NftPending::Nothing => NftPending::Delta(Box::new(delta)),
+        NftPending::Delta(mut d) if d.only_elements() && delta.only_elements() => {
+            d.then_elements(delta);
+            NftPending::Delta(d)
+        }
+        _ => NftPending::Whole,
+    };
+}
+
+/// This node's workload endpoints with a program, by host-side interface.
+fn workloads_of(model: &Model, node: &str) -> BTreeMap<String, EndpointStatus> {
+    calico_policy::nft::node_endpoints(model, node)
+        .workloads
+        .into_iter()
+        .filter_map(|(key, iface)| {
+            let e = model.endpoint(&key)?;
+            let workload = match &e.namespace {
+                Some(ns) => format!("{ns}/{}", e.name),
+                None => e.name.clone(),
+            };
+            let status = EndpointStatus {
+                iface: iface.clone(),
+                workload,
+                addresses: e.addrs.clone(),
+            };
+            Some((iface, status))
+        })
+        .collect()
 }
 
 /// BIRD's configuration for `node`: the IPv4 rendering, plus the IPv6 rendering's when the

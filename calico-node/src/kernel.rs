@@ -7,7 +7,7 @@ use calico_dataplane::netlink::{NetlinkDataplane, NetlinkError};
 use calico_dataplane::nft::{ApplyError, NftDataplane};
 use calico_dataplane::reconcile::{ReconcileError, Report, reconcile};
 use calico_dataplane::state::DesiredState;
-use calico_policy::nft::Ruleset;
+use calico_policy::nft::{Ruleset, RulesetDelta};
 
 /// Why the kernel could not be read or written at all (single entries that fail are in the
 /// [`KernelReport`] instead).
@@ -60,6 +60,22 @@ impl KernelReport {
     }
 }
 
+/// What the nftables table should become.
+#[derive(Debug, Clone, Copy)]
+pub enum NftUpdate<'a> {
+    /// This table, compared with the last one applied (or with the kernel's after a
+    /// refresh).
+    Whole(&'a Ruleset),
+    /// `delta` turns the last table applied into `result`: only the delta is sent, nothing
+    /// is compared. Should it fail, `result` is applied whole.
+    Delta {
+        /// The changes.
+        delta: &'a RulesetDelta,
+        /// The table after them.
+        result: &'a Ruleset,
+    },
+}
+
 /// Writes this node's kernel state (see the module documentation).
 #[derive(Debug)]
 pub struct KernelWriter {
@@ -97,13 +113,14 @@ impl KernelWriter {
         self.links.inner().link(iface).ok().flatten().map(|l| l.mtu)
     }
 
-    /// Brings the kernel to `ruleset` and `routes`. Policy goes first, so a workload's
-    /// route appears only once its rules are in. `refresh_nft` / `refresh_routes` read that
-    /// part back from the kernel first and repair any drift (the first apply does both,
-    /// which also removes what an earlier run left and is no longer wanted).
+    /// Brings the kernel to the table `nft` describes and to `routes`. Policy goes first,
+    /// so a workload's route appears only once its rules are in. `refresh_nft` /
+    /// `refresh_routes` read that part back from the kernel first and repair any drift (the
+    /// first apply does both, which also removes what an earlier run left and is no longer
+    /// wanted); a delta is then applied as the whole table it leads to.
     pub fn apply(
         &mut self,
-        ruleset: Option<&Ruleset>,
+        nft: Option<NftUpdate<'_>>,
         routes: Option<&DesiredState>,
         refresh_nft: bool,
         refresh_routes: bool,
@@ -113,12 +130,27 @@ impl KernelWriter {
             full: first || refresh_nft || refresh_routes,
             ..KernelReport::default()
         };
-        if let Some(rs) = ruleset {
+        if let Some(update) = nft {
             if first || refresh_nft {
                 // Plan against what the kernel holds rather than what was applied last.
                 self.nft.forget();
             }
-            report.nft_messages = self.nft.apply_ruleset(rs)?.messages;
+            report.nft_messages = match update {
+                NftUpdate::Delta { delta, result } if self.nft.last().is_some() => {
+                    match self.nft.apply_delta(delta) {
+                        Ok(stats) => stats.messages,
+                        // Out of step with the kernel: compare the whole table with what
+                        // the kernel holds.
+                        Err(_) => {
+                            self.nft.forget();
+                            self.nft.apply_ruleset(result)?.messages
+                        }
+                    }
+                }
+                NftUpdate::Delta { result, .. } | NftUpdate::Whole(result) => {
+                    self.nft.apply_ruleset(result)?.messages
+                }
+            };
         }
         if let Some(desired) = routes {
             if first || refresh_routes {

@@ -608,6 +608,65 @@ pub struct ProgramChanges {
     pub endpoints_changed: Vec<(EndpointKey, Direction)>,
     /// Endpoints of the older program that the newer one no longer has.
     pub endpoints_removed: Vec<EndpointKey>,
+    /// For sets of `sets_changed` whose change is known member by member (the incremental
+    /// compiler's endpoint updates), the members added and removed. A changed set without an
+    /// entry here changed in some way only a comparison of its members tells.
+    pub member_deltas: BTreeMap<SetId, MemberDelta>,
+}
+
+/// Members added to and removed from one set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberChanges<T> {
+    /// Members the set did not hold and now holds.
+    pub added: Vec<T>,
+    /// Members the set held and no longer holds.
+    pub removed: Vec<T>,
+}
+
+impl<T> Default for MemberChanges<T> {
+    fn default() -> Self {
+        MemberChanges {
+            added: Vec::new(),
+            removed: Vec::new(),
+        }
+    }
+}
+
+impl<T: PartialEq> MemberChanges<T> {
+    /// Whether nothing was added or removed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+
+    /// These changes followed by `later` (a member added then removed is no change).
+    fn then(&mut self, later: MemberChanges<T>) {
+        for m in later.removed {
+            match self.added.iter().position(|x| *x == m) {
+                Some(i) => {
+                    self.added.swap_remove(i);
+                }
+                None => self.removed.push(m),
+            }
+        }
+        for m in later.added {
+            match self.removed.iter().position(|x| *x == m) {
+                Some(i) => {
+                    self.removed.swap_remove(i);
+                }
+                None => self.added.push(m),
+            }
+        }
+    }
+}
+
+/// The member-by-member change of one set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MemberDelta {
+    /// Of a [`SetDef::Selector`] set.
+    Addrs(MemberChanges<AddrRange>),
+    /// Of a [`SetDef::NamedPort`] set.
+    NamedPorts(MemberChanges<(IpAddr, u8, u16)>),
 }
 
 impl ProgramChanges {
@@ -616,8 +675,68 @@ impl ProgramChanges {
         *self == ProgramChanges::default()
     }
 
+    /// Adds the changes of a later update, so that one set of changes describes several
+    /// updates in a row (a renderer that batches updates renders once from the sum). Member
+    /// deltas compose; a set whose later change is not known member by member loses its
+    /// delta.
+    pub fn absorb(&mut self, later: ProgramChanges) {
+        let ProgramChanges {
+            sets_added,
+            sets_removed,
+            sets_changed,
+            policies_changed,
+            profiles_changed,
+            endpoints_changed,
+            endpoints_removed,
+            mut member_deltas,
+        } = later;
+        for id in sets_added.iter().chain(&sets_removed) {
+            self.member_deltas.remove(id);
+        }
+        for id in &sets_changed {
+            let earlier_changed = self.sets_changed.contains(id);
+            let later_delta = member_deltas.remove(id);
+            if !earlier_changed {
+                match later_delta {
+                    Some(d) => {
+                        self.member_deltas.insert(id.clone(), d);
+                    }
+                    None => {
+                        self.member_deltas.remove(id);
+                    }
+                }
+                continue;
+            }
+            let composed = match (self.member_deltas.remove(id), later_delta) {
+                (Some(MemberDelta::Addrs(mut a)), Some(MemberDelta::Addrs(b))) => {
+                    a.then(b);
+                    Some(MemberDelta::Addrs(a))
+                }
+                (Some(MemberDelta::NamedPorts(mut a)), Some(MemberDelta::NamedPorts(b))) => {
+                    a.then(b);
+                    Some(MemberDelta::NamedPorts(a))
+                }
+                _ => None,
+            };
+            if let Some(d) = composed {
+                self.member_deltas.insert(id.clone(), d);
+            }
+        }
+        // A set added earlier and changed now is still simply added.
+        for id in &self.sets_added {
+            self.member_deltas.remove(id);
+        }
+        self.sets_added.extend(sets_added);
+        self.sets_removed.extend(sets_removed);
+        self.sets_changed.extend(sets_changed);
+        self.policies_changed.extend(policies_changed);
+        self.profiles_changed.extend(profiles_changed);
+        self.endpoints_changed.extend(endpoints_changed);
+        self.endpoints_removed.extend(endpoints_removed);
+        self.finish();
+    }
+
     /// Sorts and deduplicates every list.
-    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn finish(&mut self) {
         for v in [
             &mut self.sets_added,
@@ -695,6 +814,7 @@ impl Program {
                 .filter(|k| !newer.endpoints.contains_key(k))
                 .cloned()
                 .collect(),
+            member_deltas: BTreeMap::new(),
         }
     }
 }

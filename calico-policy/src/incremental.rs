@@ -47,7 +47,9 @@ use calico_model::loader::{LoadedObject, LoadedSet};
 use calico_model::resources::{Kind, Resource};
 use calico_model::validation::validate_object;
 
-use crate::compile::{IrMatch, IrRule, Program, ProgramChanges, SetDef, SetId};
+use crate::compile::{
+    IrMatch, IrRule, MemberChanges, MemberDelta, Program, ProgramChanges, SetDef, SetId,
+};
 use crate::diag::{BuildError, Diagnostic, Severity};
 use crate::direction::PerDirection;
 use crate::model::{
@@ -868,17 +870,25 @@ impl Compiler {
         for (uid, &sel) in &affected_ids {
             if let Some(SetDef::Selector { members, .. }) = self.program.sets.get_mut(uid.as_str())
             {
-                let changed = match &patch {
-                    Some(p) => p.patch_selector_set(model, sel, members),
+                let id = SetId::new(uid.clone());
+                match &patch {
+                    Some(p) => {
+                        let mut delta = MemberChanges::default();
+                        p.patch_selector_set(model, sel, members, &mut delta);
+                        if !delta.is_empty() {
+                            changes
+                                .member_deltas
+                                .insert(id.clone(), MemberDelta::Addrs(delta));
+                            changes.sets_changed.push(id);
+                        }
+                    }
                     None => {
                         let fresh = model.selector_members(sel);
-                        let changed = fresh != *members;
-                        *members = fresh;
-                        changed
+                        if fresh != *members {
+                            *members = fresh;
+                            changes.sets_changed.push(id);
+                        }
                     }
-                };
-                if changed {
-                    changes.sets_changed.push(SetId::new(uid.clone()));
                 }
             }
         }
@@ -913,17 +923,24 @@ impl Compiler {
                         None => continue,
                     }
                 };
-                let changed = match &patch {
-                    Some(p) => p.patch_named_port_set(model, sel, *protocol, name, members),
+                match &patch {
+                    Some(p) => {
+                        let mut delta = MemberChanges::default();
+                        p.patch_named_port_set(model, sel, *protocol, name, members, &mut delta);
+                        if !delta.is_empty() {
+                            changes
+                                .member_deltas
+                                .insert(id.clone(), MemberDelta::NamedPorts(delta));
+                            changes.sets_changed.push(id.clone());
+                        }
+                    }
                     None => {
                         let fresh = model.named_port_members(sel, *protocol, name);
-                        let changed = fresh != *members;
-                        *members = fresh;
-                        changed
+                        if fresh != *members {
+                            *members = fresh;
+                            changes.sets_changed.push(id.clone());
+                        }
                     }
-                };
-                if changed {
-                    changes.sets_changed.push(id.clone());
                 }
             }
         }
@@ -979,15 +996,16 @@ fn named_port_contribution(
 }
 
 impl SetPatch {
-    /// Patches the members of selector `sel`'s set; whether they changed. An address this
-    /// endpoint no longer contributes stays when another matching endpoint or network set
-    /// still has it.
+    /// Patches the members of selector `sel`'s set, recording what was added and removed
+    /// in `delta`. An address this endpoint no longer contributes stays when another
+    /// matching endpoint or network set still has it.
     fn patch_selector_set(
         &self,
         model: &Model,
         sel: crate::matching::SelId,
         members: &mut Vec<crate::addr::AddrRange>,
-    ) -> bool {
+        delta: &mut MemberChanges<crate::addr::AddrRange>,
+    ) {
         use crate::addr::AddrRange;
         let old: Vec<std::net::IpAddr> = match (&self.old, self.before.contains(&sel)) {
             (Some(o), true) => o.addrs.clone(),
@@ -998,7 +1016,6 @@ impl SetPatch {
         } else {
             Vec::new()
         };
-        let mut changed = false;
         for a in old.iter().filter(|a| !new.contains(a)) {
             let elsewhere = model
                 .endpoints
@@ -1009,17 +1026,19 @@ impl SetPatch {
                     model.selectors.matches_network_set(sel, k)
                         && n.nets.contains(&AddrRange::single(*a))
                 });
-            if !elsewhere {
-                changed |= remove_sorted(members, &AddrRange::single(*a));
+            if !elsewhere && remove_sorted(members, &AddrRange::single(*a)) {
+                delta.removed.push(AddrRange::single(*a));
             }
         }
         for a in new.iter().filter(|a| !old.contains(a)) {
-            changed |= insert_sorted(members, AddrRange::single(*a));
+            if insert_sorted(members, AddrRange::single(*a)) {
+                delta.added.push(AddrRange::single(*a));
+            }
         }
-        changed
     }
 
-    /// Patches a named-port set (`sel` `None`: every endpoint); whether it changed.
+    /// Patches a named-port set (`sel` `None`: every endpoint), recording what was added
+    /// and removed in `delta`.
     fn patch_named_port_set(
         &self,
         model: &Model,
@@ -1027,7 +1046,8 @@ impl SetPatch {
         protocol: Option<u8>,
         name: &str,
         members: &mut Vec<(std::net::IpAddr, u8, u16)>,
-    ) -> bool {
+        delta: &mut MemberChanges<(std::net::IpAddr, u8, u16)>,
+    ) {
         let matched = |set: &HashSet<crate::matching::SelId>| sel.is_none_or(|s| set.contains(&s));
         let old = match (&self.old, matched(&self.before)) {
             (Some(o), true) => named_port_contribution(o, protocol, name),
@@ -1038,7 +1058,6 @@ impl SetPatch {
         } else {
             Vec::new()
         };
-        let mut changed = false;
         for m in old.iter().filter(|m| !new.contains(m)) {
             let elsewhere = model.endpoints.with_addr(&m.0).iter().any(|&j| {
                 j != self.index
@@ -1048,14 +1067,15 @@ impl SetPatch {
                         .get(j)
                         .is_some_and(|e| named_port_contribution(e, protocol, name).contains(m))
             });
-            if !elsewhere {
-                changed |= remove_sorted(members, m);
+            if !elsewhere && remove_sorted(members, m) {
+                delta.removed.push(*m);
             }
         }
         for m in new.iter().filter(|m| !old.contains(m)) {
-            changed |= insert_sorted(members, *m);
+            if insert_sorted(members, *m) {
+                delta.added.push(*m);
+            }
         }
-        changed
     }
 }
 

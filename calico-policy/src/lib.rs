@@ -128,8 +128,8 @@ pub use check::{
     PeerKind, PeerQuery, Verdict, action_name, tier_action_name,
 };
 pub use compile::{
-    EndpointProgram, IrMatch, IrRule, PolicyProgram, Program, ProgramChanges, SetDef, SetId,
-    TierProgram,
+    EndpointProgram, IrMatch, IrRule, MemberChanges, MemberDelta, PolicyProgram, Program,
+    ProgramChanges, SetDef, SetId, TierProgram,
 };
 pub use conn::{ConnSet, PortProtocol, PortRange, PortSet};
 pub use connlist::{

@@ -6,7 +6,8 @@
 use calico_model::loader::{LoadedObject, LoadedSet, load_str};
 use calico_model::resources::Kind;
 use calico_policy::incremental::{Change, Compiler, ObjectKey, UpdatePath};
-use calico_policy::{Model, Program};
+use calico_policy::nft::{NodeRuleset, RenderOptions, build_ruleset};
+use calico_policy::{MemberDelta, Model, Program, ProgramChanges, SetDef};
 use proptest::prelude::*;
 
 const BASE: &str = r#"
@@ -50,11 +51,12 @@ fn pod(i: u8, ns: u8, app: u8, tier: bool, port: bool) -> String {
 kind: Pod
 metadata: {{name: pod{i}, namespace: ns{ns}, labels: {{app: {app}{tier}}}}}
 spec:
-  nodeName: node-1
+  nodeName: node-{node}
   containers: [{{name: c, image: i{ports}}}]
 status: {{podIP: 10.0.{ns}.{ip}}}
 "#,
         app = apps[app as usize % 3],
+        node = 1 + i % 2,
         // Pods share addresses (i and i + 5): set members must stay while any holder does.
         ip = i % 5,
         tier = if tier { ", tier: t1" } else { "" },
@@ -221,10 +223,133 @@ proptest! {
             let (expected, expected_workloads) = fresh(compiler.objects());
             prop_assert_eq!(&kept, &expected, "after {:?} ({:?})", op, update.path);
             prop_assert_eq!(workloads(compiler.model()), expected_workloads, "workloads after {:?}", op);
-            // The changes reported are exactly what differs between the programs.
-            prop_assert_eq!(&update.changes, &before.changes(&kept), "changes after {:?} ({:?})", op, update.path);
+            // The changes reported are exactly what differs between the programs, and each
+            // member delta turns the set's old members into its new ones.
+            let mut reported = update.changes.clone();
+            let deltas = std::mem::take(&mut reported.member_deltas);
+            prop_assert_eq!(&reported, &before.changes(&kept), "changes after {:?} ({:?})", op, update.path);
+            check_deltas(&before, &kept, &deltas)?;
         }
     }
+
+    #[test]
+    fn absorbed_changes_describe_the_whole_sequence(ops in prop::collection::vec(op(), 1..24)) {
+        let mut compiler = Compiler::new(&base()).expect("base builds");
+        let first = compiler.program().clone();
+        let mut sum = ProgramChanges::default();
+        for op in &ops {
+            if let Ok(u) = compiler.apply(change(op)) {
+                sum.absorb(u.changes);
+            }
+        }
+        let last = compiler.program().clone();
+        let real = first.changes(&last);
+        // Every real change is reported (the sum may also name things changed and changed
+        // back).
+        for id in &real.sets_changed {
+            prop_assert!(sum.sets_changed.contains(id) || sum.sets_added.contains(id) || sum.sets_removed.contains(id), "{id:?} changed but not reported");
+        }
+        for p in &real.policies_changed {
+            prop_assert!(sum.policies_changed.contains(p));
+        }
+        for e in &real.endpoints_changed {
+            prop_assert!(sum.endpoints_changed.contains(e));
+        }
+        let deltas: std::collections::BTreeMap<_, _> = sum
+            .member_deltas
+            .iter()
+            .filter(|(id, _)| first.sets.contains_key(id.as_str()) && last.sets.contains_key(id.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        check_deltas(&first, &last, &deltas)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A node's table kept up to date from the compiler's changes (after every change, and
+    /// from changes summed over batches of three) equals a fresh rendering, and each delta
+    /// turns the old table into the new one under the kernel's rules.
+    #[test]
+    fn node_ruleset_follows_the_program(ops in prop::collection::vec(op(), 1..24)) {
+        let opts = RenderOptions::default();
+        let mut compiler = Compiler::new(&base()).expect("base builds");
+        let mut each = NodeRuleset::build(compiler.model(), compiler.program(), "node-1", &opts);
+        let mut batched = each.clone();
+        let mut sum = ProgramChanges::default();
+        for (n, op) in ops.iter().enumerate() {
+            let Ok(update) = compiler.apply(change(op)) else { continue };
+            sum.absorb(update.changes.clone());
+            let expected = build_ruleset(compiler.model(), compiler.program(), "node-1", &opts);
+            let old = each.ruleset().clone();
+            let step = each.update(compiler.model(), compiler.program(), &update.changes);
+            prop_assert_eq!(each.ruleset(), &expected, "after {:?} ({:?})", op, step.path);
+            let applied = step.delta.apply(&old).map_err(|e| TestCaseError::fail(format!("{op:?}: {e}")))?;
+            prop_assert_eq!(&applied, &expected, "delta after {:?}", op);
+            if n % 3 == 2 || n + 1 == ops.len() {
+                let old = batched.ruleset().clone();
+                let step = batched.update(compiler.model(), compiler.program(), &std::mem::take(&mut sum));
+                prop_assert_eq!(batched.ruleset(), &expected, "batched, after {:?} ({:?})", op, step.path);
+                let applied = step.delta.apply(&old).map_err(|e| TestCaseError::fail(format!("batched {op:?}: {e}")))?;
+                prop_assert_eq!(&applied, &expected, "batched delta after {:?}", op);
+            }
+        }
+    }
+}
+
+/// Each delta applied to the members of the set in `before` gives its members in `after`.
+fn check_deltas(
+    before: &Program,
+    after: &Program,
+    deltas: &std::collections::BTreeMap<calico_policy::SetId, MemberDelta>,
+) -> Result<(), TestCaseError> {
+    for (id, delta) in deltas {
+        let (Some(old), Some(new)) = (before.sets.get(id.as_str()), after.sets.get(id.as_str()))
+        else {
+            return Err(TestCaseError::fail(format!(
+                "delta for {id:?}, a set not in both programs"
+            )));
+        };
+        match (old, new, delta) {
+            (
+                SetDef::Selector { members: o, .. },
+                SetDef::Selector { members: n, .. },
+                MemberDelta::Addrs(d),
+            ) => {
+                let mut m = o.clone();
+                m.retain(|x| !d.removed.contains(x));
+                m.extend(d.added.iter().copied());
+                m.sort();
+                prop_assert_eq!(&m, n, "members of {:?} after {:?}", id, d);
+                prop_assert!(
+                    d.removed.iter().all(|x| o.contains(x))
+                        && d.added.iter().all(|x| !o.contains(x))
+                );
+            }
+            (
+                SetDef::NamedPort { members: o, .. },
+                SetDef::NamedPort { members: n, .. },
+                MemberDelta::NamedPorts(d),
+            ) => {
+                let mut m = o.clone();
+                m.retain(|x| !d.removed.contains(x));
+                m.extend(d.added.iter().copied());
+                m.sort();
+                prop_assert_eq!(&m, n, "members of {:?} after {:?}", id, d);
+                prop_assert!(
+                    d.removed.iter().all(|x| o.contains(x))
+                        && d.added.iter().all(|x| !o.contains(x))
+                );
+            }
+            _ => {
+                return Err(TestCaseError::fail(format!(
+                    "delta of the wrong kind for {id:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[test]

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use calico_benches::arg;
-use calico_benches::policy_scale::{PolicyScale, calico_policy_json, object};
+use calico_benches::node_scale::{NODE, cluster, update};
 use calico_datastore::{Store, TxnOp};
 use calico_model::resources::Resource;
 use serde_json::json;
@@ -42,56 +42,6 @@ fn sh(args: &[&str]) -> Res<()> {
         return Err(format!("{args:?}: {}", String::from_utf8_lossy(&o.stderr)).into());
     }
     Ok(())
-}
-
-/// The measured node's name.
-const NODE: &str = "node-0";
-
-/// The generated policies' selectors match a pod's app (1 in 200) or its tier (1 in 4);
-/// with `narrow`, the tier alternative is dropped, so address sets hold about 1 in 200 pods
-/// (the dense variant puts a quarter of the cluster in hundreds of sets: 25,000 addresses
-/// each at 100,000 pods).
-fn narrowed(json: &str, narrow: bool) -> String {
-    if !narrow {
-        return json.to_owned();
-    }
-    let mut s = json.to_owned();
-    for t in ["frontend", "backend", "data", "infra"] {
-        s = s.replace(&format!(" || tier == '{t}'"), "");
-    }
-    s
-}
-
-/// The generated cluster: `pods` pods over `pods / 100` nodes (100 on [`NODE`]).
-fn cluster(pods: usize, policies: usize, narrow: bool) -> Vec<Resource> {
-    let json = narrowed(
-        &calico_benches::policy_scale::policy_cluster_json(PolicyScale {
-            namespaces: 100,
-            pods,
-            policies,
-        }),
-        narrow,
-    );
-    let set = calico_model::loader::load_str("cluster.json", &json);
-    let nodes = (pods / 100).max(1);
-    let mut out: Vec<Resource> = Vec::with_capacity(set.objects.len() + 1);
-    let mut i = 0usize;
-    for o in set.objects {
-        let mut r = o.resource;
-        if let Resource::Pod(p) = &mut r {
-            p.spec.node_name = format!("node-{}", i % nodes);
-            i += 1;
-        }
-        out.push(r);
-    }
-    if let Ok(Resource::Node(n)) = Resource::from_value(
-        calico_model::resources::Kind::Node,
-        json!({"apiVersion": "projectcalico.org/v3", "kind": "Node",
-               "metadata": {"name": NODE}, "spec": {"bgp": {"ipv4Address": "10.0.0.1/24"}}}),
-    ) {
-        out.push(Resource::Node(n));
-    }
-    out
 }
 
 fn value(r: &Resource) -> Res<Vec<u8>> {
@@ -340,20 +290,9 @@ fn run() -> Res<serde_json::Value> {
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            let (key, val) = if i % 2 == 0 && !pod_objects.is_empty() {
-                let mut r = pod_objects[i / 2 % pod_objects.len()].clone();
-                if let Resource::Pod(p) = &mut r {
-                    p.metadata
-                        .labels
-                        .insert("app".to_owned(), format!("app{}", (i * 7919) % 200));
-                }
-                (calico_ipam::resources::key_of(&r), value(&r)?)
-            } else {
-                let j = (i / 2) % policies.max(1);
-                let text = narrowed(&calico_policy_json(j * 5 + 2, 100, i + 1), narrow);
-                let o = object(&text).ok_or("generated policy does not load")?;
-                (calico_ipam::resources::key_of(&o.resource), value(&o.resource)?)
-            };
+            let r = update(i, &pod_objects, policies, narrow)
+                .ok_or("generated policy does not load")?;
+            let (key, val) = (calico_ipam::resources::key_of(&r), value(&r)?);
             let rev = store.put(key.as_bytes(), &val)?;
             commits.push((Instant::now(), rev));
         }

@@ -172,6 +172,16 @@ impl NftApplier {
         }
     }
 
+    /// Records element changes of a set (removed, then added) in its remembered state.
+    pub(crate) fn patch_set(&mut self, name: &str, removed: Vec<KElem>, added: Vec<KElem>) {
+        if let Some(st) = self.applied.as_mut().and_then(|a| a.sets.get_mut(name)) {
+            for e in &removed {
+                st.elements.remove(e);
+            }
+            st.elements.extend(added);
+        }
+    }
+
     fn run(
         &mut self,
         cur: &TableState,

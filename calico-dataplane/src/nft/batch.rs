@@ -36,6 +36,30 @@ fn incr(key: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The kernel elements of one single-key element of a single-field interval set that
+/// overlaps no other: its start and the END marker after it. `None` for the lowest and
+/// highest keys, whose encoding depends on the rest of the set.
+pub(crate) fn lone_interval_elements(key: &[u8]) -> Option<[KElem; 2]> {
+    if key.iter().all(|b| *b == 0) {
+        return None;
+    }
+    let next = incr(key)?;
+    Some([
+        KElem {
+            key: key.to_vec(),
+            key_end: None,
+            flags: 0,
+            verdict: None,
+        },
+        KElem {
+            key: next,
+            key_end: None,
+            flags: NFT_SET_ELEM_INTERVAL_END,
+            verdict: None,
+        },
+    ])
+}
+
 /// The kernel elements of a set (interval encoding done here, as nft does it in userspace).
 pub(crate) fn kernel_elements(set: &Set) -> Vec<KElem> {
     if !set.interval {

@@ -8,7 +8,9 @@ use calico_nft as m;
 use ipnet::IpNet;
 
 use super::apply::{ApplyStats, Drift, NftApplier};
-use super::batch::{Batch, KElem, encode_exprs, kernel_elements, rule_digest};
+use super::batch::{
+    Batch, KElem, encode_exprs, kernel_elements, lone_interval_elements, rule_digest,
+};
 use super::error::{ApplyError, ReadError};
 use super::expr::{CmpOp, Expr, KernelVerdict, MetaKey, Reg};
 use super::matches as x;
@@ -441,6 +443,10 @@ impl NftDataplane {
         let mut maps_flushed = false;
         let mut touched_chains: BTreeSet<String> = BTreeSet::new();
         let mut touched_sets: BTreeSet<String> = BTreeSet::new();
+        let mut patched: std::collections::BTreeMap<String, (Vec<KElem>, Vec<KElem>)> =
+            std::collections::BTreeMap::new();
+        let mut lone_sets: std::collections::BTreeMap<&str, bool> =
+            std::collections::BTreeMap::new();
         let interval = |name: &str| match delta.create_sets.iter().find(|(n, _, _)| n == name) {
             Some((_, _, interval)) => *interval,
             None => last.sets.get(name).is_some_and(|s| s.interval),
@@ -481,8 +487,29 @@ impl NftDataplane {
                 }
                 m::Op::DeleteElements { set: s, elements }
                 | m::Op::AddElements { set: s, elements } => {
-                    touched_sets.insert(s.to_string());
                     if interval(s) {
+                        let lone = *lone_sets
+                            .entry(s)
+                            .or_insert_with(|| singles_only(last, delta, s));
+                        if lone && !rewritten.contains(s) {
+                            // Every element is one address apart from the others: each
+                            // change is its start and end marker.
+                            let add = matches!(op, m::Op::AddElements { .. });
+                            let ks: Vec<KElem> = elements
+                                .iter()
+                                .filter_map(|e| lone_interval_elements(&element(e).key))
+                                .flatten()
+                                .collect();
+                            batch.set_elems(s, &ks, add);
+                            let entry = patched.entry(s.to_string()).or_default();
+                            if add {
+                                entry.1.extend(ks);
+                            } else {
+                                entry.0.extend(ks);
+                            }
+                            continue;
+                        }
+                        touched_sets.insert(s.to_string());
                         if rewritten.insert(s) {
                             let ns = set_after(last, delta, s);
                             batch.flush_set(s);
@@ -504,6 +531,14 @@ impl NftDataplane {
                         })
                         .collect();
                     batch.set_elems(s, &ks, add);
+                    // The remembered kernel state takes the same element changes (no
+                    // recomputation of the whole set).
+                    let entry = patched.entry(s.to_string()).or_default();
+                    if add {
+                        entry.1.extend(ks);
+                    } else {
+                        entry.0.extend(ks);
+                    }
                 }
                 m::Op::FlushChain { chain: c } => {
                     rule_index = None;
@@ -572,7 +607,11 @@ impl NftDataplane {
         stats.messages = batch.len();
         stats.bytes = batch.buf.buf.len();
         stats.chains_written = delta.fill_chains.len();
-        stats.sets_written = touched_sets.len();
+        stats.sets_written = touched_sets.len()
+            + patched
+                .keys()
+                .filter(|s| !touched_sets.contains(*s))
+                .count();
         self.applier.send(batch)?;
         let next = self.last.get_or_insert_with(m::Ruleset::default);
         advance(next, delta);
@@ -608,6 +647,11 @@ impl NftDataplane {
             });
             self.applier.remember_set(s, st);
         }
+        for (s, (removed, added)) in patched {
+            if !touched_sets.contains(&s) {
+                self.applier.patch_set(&s, removed, added);
+            }
+        }
         Ok(stats)
     }
 
@@ -621,6 +665,49 @@ impl NftDataplane {
     pub fn applier(&mut self) -> &mut NftApplier {
         &mut self.applier
     }
+}
+
+/// Whether set `name`'s element changes in `delta` can be sent element by element although
+/// it is an interval set: it exists before the delta, and it and the changes hold only
+/// single addresses (so no element merges with another), none the lowest or highest, and it
+/// is not empty before or after.
+fn singles_only(last: &m::Ruleset, d: &m::RulesetDelta, name: &str) -> bool {
+    let single = |e: &m::SetElement| matches!(e, m::SetElement::Net(n) if n.prefix_len() == n.max_prefix_len());
+    let edge = |e: &m::SetElement| match e {
+        m::SetElement::Net(n) => {
+            let b = ip_bytes(n.addr());
+            b.iter().all(|x| *x == 0) || b.iter().all(|x| *x == 0xff)
+        }
+        _ => true,
+    };
+    if d.create_sets.iter().any(|(n, _, _)| n == name)
+        || d.pre_delete_sets.iter().any(|n| n == name)
+    {
+        return false;
+    }
+    let Some(old) = last.sets.get(name) else {
+        return false;
+    };
+    let count = |list: &[(String, Vec<m::SetElement>)]| {
+        list.iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.len())
+            .sum::<usize>()
+    };
+    // An empty set has no leading END marker, a non-empty one has: the set must hold
+    // something before and after.
+    if old.elements.is_empty()
+        || old.elements.len() + count(&d.add_elements) <= count(&d.remove_elements)
+    {
+        return false;
+    }
+    let changes = d
+        .remove_elements
+        .iter()
+        .chain(&d.add_elements)
+        .filter(|(n, _)| n == name)
+        .flat_map(|(_, els)| els);
+    old.elements.iter().all(single) && changes.into_iter().all(|e| single(e) && !edge(e))
 }
 
 /// Set `name` as it is after `delta` (the delta's element changes applied to its old or

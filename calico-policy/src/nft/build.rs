@@ -236,6 +236,57 @@ struct Builder<'a> {
     rs: Ruleset,
     tier_names: HashMap<String, String>,
     refs: NodeRefs,
+    named: Vec<NamedSet>,
+}
+
+/// A named-port set of the ruleset: its name, family and the program sets it merges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct NamedSet {
+    pub(super) name: String,
+    pub(super) family: Family,
+    pub(super) ids: Vec<SetId>,
+}
+
+/// A node's ruleset with what it was rendered from.
+pub(super) struct Built {
+    pub(super) rs: Ruleset,
+    pub(super) refs: NodeRefs,
+    pub(super) named: Vec<NamedSet>,
+}
+
+/// The name of the set holding selector set `id`'s addresses of family `f`.
+pub(super) fn selector_set_name(id: &str, f: Family) -> String {
+    let short = id.strip_prefix("s:").unwrap_or(id);
+    object_name(&format!("s{}-", fam_digit(f)), short)
+}
+
+/// The elements of selector set `id`'s set of family `f`.
+pub(super) fn selector_elements(program: &Program, id: &str, f: Family) -> BTreeSet<SetElement> {
+    let members = match program.sets.get(id) {
+        Some(SetDef::Selector { members, .. }) => merge_ranges(members, f),
+        _ => Vec::new(),
+    };
+    members.iter().map(range_element).collect()
+}
+
+/// The element of one address of a selector set (whose members are all single addresses).
+pub(super) fn single_element(r: &AddrRange) -> SetElement {
+    range_element(r)
+}
+
+/// The elements of the merged named-port set of `ids`, family `f`.
+pub(super) fn named_elements(program: &Program, ids: &[SetId], f: Family) -> BTreeSet<SetElement> {
+    let mut els = BTreeSet::new();
+    for id in ids {
+        if let Some(SetDef::NamedPort { members, .. }) = program.sets.get(id.as_str()) {
+            for &(a, p, port) in members {
+                if Family::of(a) == f {
+                    els.insert(SetElement::AddrProtoPort(a, p, port));
+                }
+            }
+        }
+    }
+    els
 }
 
 /// What one node's ruleset was rendered from: its endpoints, the policies and profiles
@@ -293,7 +344,8 @@ pub fn build_node_ruleset(
     node: &str,
     opts: &RenderOptions,
 ) -> (Ruleset, NodeRefs) {
-    build(model, program, node, opts)
+    let b = build(model, program, node, opts);
+    (b.rs, b.refs)
 }
 
 /// Builds the ruleset `node` programs for `program` (compiled from `model` by
@@ -304,15 +356,10 @@ pub fn build_ruleset(
     node: &str,
     opts: &RenderOptions,
 ) -> Ruleset {
-    build(model, program, node, opts).0
+    build(model, program, node, opts).rs
 }
 
-fn build(
-    model: &Model,
-    program: &Program,
-    node: &str,
-    opts: &RenderOptions,
-) -> (Ruleset, NodeRefs) {
+pub(super) fn build(model: &Model, program: &Program, node: &str, opts: &RenderOptions) -> Built {
     let mut b = Builder {
         model,
         program,
@@ -320,6 +367,7 @@ fn build(
         rs: Ruleset::default(),
         tier_names: HashMap::new(),
         refs: NodeRefs::default(),
+        named: Vec::new(),
     };
     let NodeEndpoints {
         workloads: wl,
@@ -439,7 +487,11 @@ fn build(
             },
         );
     }
-    (b.rs, b.refs)
+    Built {
+        rs: b.rs,
+        refs: b.refs,
+        named: b.named,
+    }
 }
 
 impl Builder<'_> {
@@ -692,14 +744,9 @@ impl Builder<'_> {
     /// The named set of a selector, for one family.
     fn selector_set(&mut self, id: &str, f: Family) -> String {
         self.refs.sets.insert(SetId::new(id.to_owned()));
-        let short = id.strip_prefix("s:").unwrap_or(id);
-        let name = object_name(&format!("s{}-", fam_digit(f)), short);
+        let name = selector_set_name(id, f);
         if !self.rs.sets.contains_key(&name) {
-            let members = match self.program.sets.get(id) {
-                Some(SetDef::Selector { members, .. }) => merge_ranges(members, f),
-                _ => Vec::new(),
-            };
-            let els = members.iter().map(range_element).collect();
+            let els = selector_elements(self.program, id, f);
             self.add_set(&name, Self::addr_key(f), true, els);
         }
         name
@@ -772,18 +819,13 @@ impl Builder<'_> {
         let joined = ids.iter().map(SetId::as_str).collect::<Vec<_>>().join("\n");
         let name = format!("np{}-{}", fam_digit(f), hash_str(&joined, 16));
         if !self.rs.sets.contains_key(&name) {
-            let mut els = BTreeSet::new();
-            for id in ids {
-                if let Some(SetDef::NamedPort { members, .. }) = self.program.sets.get(id.as_str())
-                {
-                    for &(a, p, port) in members {
-                        if Family::of(a) == f {
-                            els.insert(SetElement::AddrProtoPort(a, p, port));
-                        }
-                    }
-                }
-            }
+            let els = named_elements(self.program, ids, f);
             self.add_set(&name, SetKey::AddrProtoService(nft_family(f)), false, els);
+            self.named.push(NamedSet {
+                name: name.clone(),
+                family: f,
+                ids: ids.to_vec(),
+            });
         }
         name
     }

@@ -4,6 +4,7 @@
 //! module needs no other import.
 
 mod build;
+mod node_ruleset;
 
 pub use crate::node::{NodeEndpoints, node_endpoints};
 pub use build::{
@@ -11,3 +12,4 @@ pub use build::{
     build_node_ruleset, build_ruleset, object_name,
 };
 pub use calico_nft::*;
+pub use node_ruleset::{NodeRuleset, NodeUpdate, RenderPath};
