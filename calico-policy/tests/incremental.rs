@@ -6,7 +6,7 @@
 use calico_model::loader::{LoadedObject, LoadedSet, load_str};
 use calico_model::resources::Kind;
 use calico_policy::incremental::{Change, Compiler, ObjectKey, UpdatePath};
-use calico_policy::nft::{NodeRuleset, RenderOptions, build_ruleset};
+use calico_policy::nft::{NodeRuleset, RenderOptions, RenderPath, build_ruleset};
 use calico_policy::{MemberDelta, Model, Program, ProgramChanges, SetDef};
 use proptest::prelude::*;
 
@@ -405,4 +405,50 @@ fn invalid_object_is_refused_and_nothing_changes() {
         .expect_err("invalid selector");
     assert!(err.to_string().contains("default.bad"), "{err}");
     assert_eq!(compiler.program(), &before);
+}
+
+/// A policy of the node changing only its rules re-renders only its chains (and creates and
+/// deletes the sets its rules start and stop using); the table still equals a fresh
+/// rendering and the delta applies under the kernel's rules.
+#[test]
+fn rule_changes_of_a_local_policy_patch_its_chains_only() {
+    let opts = RenderOptions::default();
+    let mut compiler = Compiler::new(&base()).expect("base builds");
+    let mut table = NodeRuleset::build(compiler.model(), compiler.program(), "node-1", &opts);
+    let mut patched = 0;
+    for round in 0..3u8 {
+        for peer in 0..6u8 {
+            for action in 0..4u8 {
+                // Policy kinds 0 (namespaced) and 1 (global), tier and order unchanged.
+                let kind = round % 2;
+                let text = policy(kind, 0, kind * 3, 1 + kind, kind == 1, action, peer);
+                let update = compiler.apply(change_of(&text)).expect("policy applies");
+                let old = table.ruleset().clone();
+                let step = table.update(compiler.model(), compiler.program(), &update.changes);
+                if step.path == RenderPath::Patched && !step.delta.fill_chains.is_empty() {
+                    patched += 1;
+                    assert!(
+                        step.delta
+                            .fill_chains
+                            .iter()
+                            .all(|f| f.chain.starts_with("pol-")),
+                        "{:?}",
+                        step.delta
+                            .fill_chains
+                            .iter()
+                            .map(|f| &f.chain)
+                            .collect::<Vec<_>>()
+                    );
+                }
+                let expected = build_ruleset(compiler.model(), compiler.program(), "node-1", &opts);
+                assert_eq!(table.ruleset(), &expected, "peer {peer} action {action}");
+                assert_eq!(step.delta.apply(&old).expect("delta applies"), expected);
+            }
+        }
+    }
+    assert!(patched > 10, "only {patched} updates took the policy path");
+}
+
+fn change_of(text: &str) -> Change {
+    Change::Upsert(Box::new(one(text)))
 }

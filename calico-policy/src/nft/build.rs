@@ -494,6 +494,52 @@ pub(super) fn build(model: &Model, program: &Program, node: &str, opts: &RenderO
     }
 }
 
+/// Renders the chains of `policies` again into `built` (their chains must exist; sets they
+/// newly use are added). Returns the chain names rewritten.
+pub(super) fn rerender_policies(
+    built: &mut Built,
+    model: &Model,
+    program: &Program,
+    opts: &RenderOptions,
+    policies: &[(PolicyId, Direction)],
+) -> Vec<String> {
+    let mut b = Builder {
+        model,
+        program,
+        opts,
+        rs: std::mem::take(&mut built.rs),
+        tier_names: HashMap::new(),
+        refs: std::mem::take(&mut built.refs),
+        named: Vec::new(),
+    };
+    let mut names = Vec::new();
+    for (policy, dir) in policies {
+        let name = policy_chain_name(policy, *dir);
+        if b.rs.chains.remove(&name).is_some() {
+            b.policy_chain(policy, *dir, &policy.chain_id());
+            names.push(name);
+        }
+    }
+    built.rs = b.rs;
+    built.refs = b.refs;
+    built.named = b.named;
+    names
+}
+
+/// The chain of `policy`'s rules in direction `dir`.
+pub(super) fn policy_chain_name(policy: &PolicyId, dir: Direction) -> String {
+    object_name(&format!("pol-{}-", dir_letter(dir)), &policy.chain_id())
+}
+
+/// Whether `policy`'s program in `dir` has a Pass rule (tier chains test the pass mark
+/// after such policies only).
+pub(super) fn has_pass(program: &Program, policy: &PolicyId, dir: Direction) -> bool {
+    program
+        .policies
+        .get(&(policy.clone(), dir))
+        .is_some_and(|p| p.rules.iter().any(|r| r.action == Action::Pass))
+}
+
 impl Builder<'_> {
     fn counted(&self, mut rules: Vec<Rule>) -> Vec<Rule> {
         if self.opts.counters {
@@ -627,10 +673,7 @@ impl Builder<'_> {
     }
 
     fn policy_has_pass(&self, id: &PolicyId, dir: Direction) -> bool {
-        self.program
-            .policies
-            .get(&(id.clone(), dir))
-            .is_some_and(|p| p.rules.iter().any(|r| r.action == Action::Pass))
+        has_pass(self.program, id, dir)
     }
 
     fn tier_chain(&mut self, dir: Direction, tier: &TierProgram) -> String {
@@ -689,6 +732,7 @@ impl Builder<'_> {
     fn policy_chain(&mut self, policy: &PolicyId, dir: Direction, id: &str) -> String {
         self.refs.policies.insert(policy.clone());
         let name = object_name(&format!("pol-{}-", dir_letter(dir)), id);
+        debug_assert_eq!(name, policy_chain_name(policy, dir));
         if self.rs.chains.contains_key(&name) {
             return name;
         }

@@ -66,9 +66,13 @@ use crate::model::Model;
 use calico_nft::{Ruleset, RulesetDelta, SetElement};
 
 use super::build::{
-    NamedSet, build, named_elements, selector_elements, selector_set_name, single_element,
+    Built, NamedSet, build, has_pass, named_elements, policy_chain_name, rerender_policies,
+    selector_elements, selector_set_name, single_element,
 };
 use super::{NodeRefs, RenderOptions};
+use crate::direction::Direction;
+use crate::model::PolicyId;
+use calico_nft::ChainFill;
 
 /// How [`NodeRuleset::update`] brought the table up to date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +109,9 @@ pub struct NodeRuleset {
     /// Selector sets (by table set name) whose members are all single addresses, so that
     /// each member is one element.
     singles: HashMap<String, bool>,
+    /// Policy chains of the table whose policy has a Pass rule (the tier chains that jump
+    /// to them depend on it).
+    passes: std::collections::HashSet<(PolicyId, Direction)>,
 }
 
 fn all_singles(program: &Program, id: &str) -> bool {
@@ -124,6 +131,7 @@ impl NodeRuleset {
             refs: NodeRefs::default(),
             named: HashMap::new(),
             singles: HashMap::new(),
+            passes: std::collections::HashSet::new(),
         };
         t.render(model, program);
         t
@@ -134,17 +142,33 @@ impl NodeRuleset {
         self.rs = built.rs;
         self.refs = built.refs;
         self.named.clear();
-        for n in built.named {
+        self.singles.clear();
+        self.passes.clear();
+        self.index(program, built.named);
+    }
+
+    /// Records what [`NodeRuleset::patch_set`] and the policy path need of sets and policy
+    /// chains just rendered.
+    fn index(&mut self, program: &Program, named: Vec<NamedSet>) {
+        for n in named {
             for id in &n.ids {
                 self.named.entry(id.clone()).or_default().push(n.clone());
             }
         }
-        self.singles.clear();
         for id in &self.refs.sets {
             for f in [Family::V4, Family::V6] {
                 let name = selector_set_name(id.as_str(), f);
-                if self.rs.sets.contains_key(&name) {
+                if self.rs.sets.contains_key(&name) && !self.singles.contains_key(&name) {
                     self.singles.insert(name, all_singles(program, id.as_str()));
+                }
+            }
+        }
+        for p in &self.refs.policies {
+            for dir in Direction::ALL {
+                if self.rs.chains.contains_key(&policy_chain_name(p, dir))
+                    && has_pass(program, p, dir)
+                {
+                    self.passes.insert((p.clone(), dir));
                 }
             }
         }
@@ -201,7 +225,21 @@ impl NodeRuleset {
                 path: RenderPath::Unchanged,
             };
         }
-        if self.needs_render(changes, model) {
+        // Policy chains to render again (a policy whose Pass rules come or go changes the
+        // tier chains too: render everything).
+        let policies: Vec<(PolicyId, Direction)> = changes
+            .policies_changed
+            .iter()
+            .filter(|(p, d)| {
+                self.refs.policies.contains(p)
+                    && self.rs.chains.contains_key(&policy_chain_name(p, *d))
+            })
+            .cloned()
+            .collect();
+        let pass_shift = policies
+            .iter()
+            .any(|(p, d)| has_pass(program, p, *d) != self.passes.contains(&(p.clone(), *d)));
+        if pass_shift || self.needs_render(changes, model) {
             let opts = self.opts.clone();
             return self.rebuild(model, program, &opts);
         }
@@ -214,13 +252,118 @@ impl NodeRuleset {
         for id in held {
             self.patch_set(program, id, changes.member_deltas.get(id), &mut delta);
         }
+        if !policies.is_empty() {
+            self.patch_policies(model, program, &policies, &mut delta);
+            // A set the program dropped that the table still holds: render everything.
+            let stale = changes.sets_removed.iter().any(|id| {
+                [Family::V4, Family::V6].iter().any(|f| {
+                    self.rs
+                        .sets
+                        .contains_key(&selector_set_name(id.as_str(), *f))
+                }) || self
+                    .named
+                    .get(id)
+                    .is_some_and(|g| g.iter().any(|n| self.rs.sets.contains_key(&n.name)))
+            });
+            if stale {
+                let opts = self.opts.clone();
+                return self.rebuild(model, program, &opts);
+            }
+        }
         NodeUpdate {
             delta,
             path: RenderPath::Patched,
         }
     }
 
-    /// Whether `changes` touch more than the members of sets the table holds.
+    /// Renders the chains of `policies` again; the sets they newly use are created and the
+    /// sets nothing uses any more are deleted.
+    fn patch_policies(
+        &mut self,
+        model: &Model,
+        program: &Program,
+        policies: &[(PolicyId, Direction)],
+        delta: &mut RulesetDelta,
+    ) {
+        let old_sets: BTreeSet<String> = self.rs.sets.keys().cloned().collect();
+        let mut built = Built {
+            rs: std::mem::take(&mut self.rs),
+            refs: std::mem::take(&mut self.refs),
+            named: Vec::new(),
+        };
+        let chains = rerender_policies(&mut built, model, program, &self.opts, policies);
+        self.rs = built.rs;
+        self.refs = built.refs;
+        for p in policies {
+            self.passes.remove(p);
+        }
+        self.index(program, built.named);
+        for (name, set) in &self.rs.sets {
+            if !old_sets.contains(name) {
+                delta
+                    .create_sets
+                    .push((name.clone(), set.key, set.interval));
+                if !set.elements.is_empty() {
+                    delta
+                        .add_elements
+                        .push((name.clone(), set.elements.iter().cloned().collect()));
+                }
+            }
+        }
+        for chain in chains {
+            let rules = self
+                .rs
+                .chains
+                .get(&chain)
+                .map(|c| c.rules.clone())
+                .unwrap_or_default();
+            delta.fill_chains.push(ChainFill {
+                chain,
+                flush: true,
+                rules,
+            });
+        }
+        // Sets no rule refers to any more.
+        let used = self.rs.set_references();
+        let unused: Vec<String> = self
+            .rs
+            .sets
+            .keys()
+            .filter(|n| !used.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in unused {
+            self.rs.sets.remove(&name);
+            self.singles.remove(&name);
+            if old_sets.contains(&name) {
+                delta.remove_elements.retain(|(n, _)| *n != name);
+                delta.add_elements.retain(|(n, _)| *n != name);
+                delta.delete_sets.push(name);
+            } else {
+                delta.create_sets.retain(|(n, _, _)| *n != name);
+                delta.add_elements.retain(|(n, _)| *n != name);
+            }
+        }
+        // Program sets the table no longer holds.
+        let rs = &self.rs;
+        let named = &self.named;
+        self.refs.sets.retain(|id| {
+            [Family::V4, Family::V6]
+                .iter()
+                .any(|f| rs.sets.contains_key(&selector_set_name(id.as_str(), *f)))
+                || named
+                    .get(id)
+                    .is_some_and(|g| g.iter().any(|n| rs.sets.contains_key(&n.name)))
+        });
+        self.named.retain(|_, g| {
+            g.retain(|n| rs.sets.contains_key(&n.name));
+            !g.is_empty()
+        });
+    }
+
+    /// Whether `changes` touch more than the members of sets the table holds and the rules
+    /// of policies it holds (a set the program dropped is dropped with the chains that used
+    /// it, see [`NodeRuleset::update`]).
     fn needs_render(&self, changes: &ProgramChanges, model: &Model) -> bool {
         let local = |k: &crate::EndpointKey| {
             self.refs.endpoints.contains(k)
@@ -234,17 +377,12 @@ impl NodeRuleset {
                 .iter()
                 .any(|k| self.refs.endpoints.contains(k))
             || changes
-                .policies_changed
-                .iter()
-                .any(|(p, _)| self.refs.policies.contains(p))
-            || changes
                 .profiles_changed
                 .iter()
                 .any(|(p, _)| self.refs.profiles.contains(p))
             || changes
-                .sets_removed
+                .sets_added
                 .iter()
-                .chain(&changes.sets_added)
                 .any(|s| self.refs.sets.contains(s))
     }
 
