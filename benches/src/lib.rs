@@ -98,3 +98,14 @@ mod tests {
 }
 
 pub mod route_scale;
+
+/// `n`, `p50_ms`, `p90_ms`, `p99_ms` and `max_ms` of durations in milliseconds (rounded to
+/// microseconds), as the harnesses print them.
+pub fn quantiles(mut v: Vec<f64>) -> serde_json::Value {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+            .map(|x| (x * 1000.0).round() / 1000.0)
+    };
+    serde_json::json!({"n": v.len(), "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": at(1.0)})
+}

@@ -128,6 +128,9 @@ impl RulesetDelta {
         for (name, s) in &new.sets {
             match old.sets.get(name) {
                 Some(o) if !replaced.contains(name) => {
+                    if o.elements == s.elements {
+                        continue;
+                    }
                     let removed = sorted_diff(&o.elements, &s.elements);
                     let added = sorted_diff(&s.elements, &o.elements);
                     if !removed.is_empty() {

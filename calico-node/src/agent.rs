@@ -16,7 +16,9 @@
 //!    behind by more than one apply. A failed apply is retried with backoff (1 s doubling to
 //!    10 s) while new changes keep being taken in.
 //! 4. **Deltas.** After the first apply, kernel writes are deltas against what was applied
-//!    last; the kernel is read back only on the refresh timers (routes, nftables,
+//!    last (the nftables table's delta comes from the calculation itself, see
+//!    [`Calculator::take_nft`], so a set-member change sends and compares only its
+//!    elements); the kernel is read back only on the refresh timers (routes, nftables,
 //!    interfaces; FelixConfiguration's `routeRefreshInterval`, `nftablesRefreshInterval`,
 //!    `interfaceRefreshInterval`, each jittered by ±10 %), which repair drift.
 //! 5. **Interfaces.** Link notifications make a workload interface that appears after its

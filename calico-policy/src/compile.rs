@@ -612,6 +612,8 @@ pub struct ProgramChanges {
     /// compiler's endpoint updates), the members added and removed. A changed set without an
     /// entry here changed in some way only a comparison of its members tells.
     pub member_deltas: BTreeMap<SetId, MemberDelta>,
+    /// Sets of a sum ([`ProgramChanges::absorb`]) changed at least once without a delta.
+    inexact: std::collections::BTreeSet<SetId>,
 }
 
 /// Members added to and removed from one set.
@@ -639,23 +641,28 @@ impl<T: PartialEq> MemberChanges<T> {
     }
 
     /// These changes followed by `later` (a member added then removed is no change).
-    fn then(&mut self, later: MemberChanges<T>) {
-        for m in later.removed {
-            match self.added.iter().position(|x| *x == m) {
-                Some(i) => {
-                    self.added.swap_remove(i);
-                }
-                None => self.removed.push(m),
-            }
-        }
-        for m in later.added {
-            match self.removed.iter().position(|x| *x == m) {
-                Some(i) => {
-                    self.removed.swap_remove(i);
-                }
-                None => self.added.push(m),
-            }
-        }
+    fn then(&mut self, later: MemberChanges<T>)
+    where
+        T: Eq + std::hash::Hash + Clone,
+    {
+        let later_removed: std::collections::HashSet<T> = later.removed.iter().cloned().collect();
+        let later_added: std::collections::HashSet<T> = later.added.iter().cloned().collect();
+        let added_before: std::collections::HashSet<T> = self.added.iter().cloned().collect();
+        let removed_before: std::collections::HashSet<T> = self.removed.iter().cloned().collect();
+        self.added.retain(|m| !later_removed.contains(m));
+        self.removed.retain(|m| !later_added.contains(m));
+        self.removed.extend(
+            later
+                .removed
+                .into_iter()
+                .filter(|m| !added_before.contains(m)),
+        );
+        self.added.extend(
+            later
+                .added
+                .into_iter()
+                .filter(|m| !removed_before.contains(m)),
+        );
     }
 }
 
@@ -676,7 +683,8 @@ impl ProgramChanges {
     }
 
     /// Adds the changes of a later update, so that one set of changes describes several
-    /// updates in a row (a renderer that batches updates renders once from the sum). Member
+    /// updates in a row (a renderer that batches updates renders once from the sum; lists may
+    /// repeat entries). Member
     /// deltas compose; a set whose later change is not known member by member loses its
     /// delta.
     pub fn absorb(&mut self, later: ProgramChanges) {
@@ -689,25 +697,20 @@ impl ProgramChanges {
             endpoints_changed,
             endpoints_removed,
             mut member_deltas,
+            inexact: _,
         } = later;
         for id in sets_added.iter().chain(&sets_removed) {
             self.member_deltas.remove(id);
+            self.inexact.insert(id.clone());
         }
         for id in &sets_changed {
-            let earlier_changed = self.sets_changed.contains(id);
             let later_delta = member_deltas.remove(id);
-            if !earlier_changed {
-                match later_delta {
-                    Some(d) => {
-                        self.member_deltas.insert(id.clone(), d);
-                    }
-                    None => {
-                        self.member_deltas.remove(id);
-                    }
-                }
+            if self.inexact.contains(id) {
                 continue;
             }
             let composed = match (self.member_deltas.remove(id), later_delta) {
+                // Not changed before in this sum.
+                (None, Some(d)) if !self.sets_changed.contains(id) => Some(d),
                 (Some(MemberDelta::Addrs(mut a)), Some(MemberDelta::Addrs(b))) => {
                     a.then(b);
                     Some(MemberDelta::Addrs(a))
@@ -718,13 +721,14 @@ impl ProgramChanges {
                 }
                 _ => None,
             };
-            if let Some(d) = composed {
-                self.member_deltas.insert(id.clone(), d);
+            match composed {
+                Some(d) => {
+                    self.member_deltas.insert(id.clone(), d);
+                }
+                None => {
+                    self.inexact.insert(id.clone());
+                }
             }
-        }
-        // A set added earlier and changed now is still simply added.
-        for id in &self.sets_added {
-            self.member_deltas.remove(id);
         }
         self.sets_added.extend(sets_added);
         self.sets_removed.extend(sets_removed);
@@ -733,7 +737,6 @@ impl ProgramChanges {
         self.profiles_changed.extend(profiles_changed);
         self.endpoints_changed.extend(endpoints_changed);
         self.endpoints_removed.extend(endpoints_removed);
-        self.finish();
     }
 
     /// Sorts and deduplicates every list.
@@ -815,6 +818,7 @@ impl Program {
                 .cloned()
                 .collect(),
             member_deltas: BTreeMap::new(),
+            inexact: std::collections::BTreeSet::new(),
         }
     }
 }

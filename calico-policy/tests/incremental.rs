@@ -316,32 +316,12 @@ fn check_deltas(
                 SetDef::Selector { members: o, .. },
                 SetDef::Selector { members: n, .. },
                 MemberDelta::Addrs(d),
-            ) => {
-                let mut m = o.clone();
-                m.retain(|x| !d.removed.contains(x));
-                m.extend(d.added.iter().copied());
-                m.sort();
-                prop_assert_eq!(&m, n, "members of {:?} after {:?}", id, d);
-                prop_assert!(
-                    d.removed.iter().all(|x| o.contains(x))
-                        && d.added.iter().all(|x| !o.contains(x))
-                );
-            }
+            ) => check_one(id, o, n, d)?,
             (
                 SetDef::NamedPort { members: o, .. },
                 SetDef::NamedPort { members: n, .. },
                 MemberDelta::NamedPorts(d),
-            ) => {
-                let mut m = o.clone();
-                m.retain(|x| !d.removed.contains(x));
-                m.extend(d.added.iter().copied());
-                m.sort();
-                prop_assert_eq!(&m, n, "members of {:?} after {:?}", id, d);
-                prop_assert!(
-                    d.removed.iter().all(|x| o.contains(x))
-                        && d.added.iter().all(|x| !o.contains(x))
-                );
-            }
+            ) => check_one(id, o, n, d)?,
             _ => {
                 return Err(TestCaseError::fail(format!(
                     "delta of the wrong kind for {id:?}"
@@ -451,4 +431,23 @@ fn rule_changes_of_a_local_policy_patch_its_chains_only() {
 
 fn change_of(text: &str) -> Change {
     Change::Upsert(Box::new(one(text)))
+}
+
+/// `old` with `d` applied is `new`, and `d` only removes members `old` holds and adds ones
+/// it does not.
+fn check_one<T: Ord + Copy + std::fmt::Debug>(
+    id: &calico_policy::SetId,
+    old: &[T],
+    new: &[T],
+    d: &calico_policy::MemberChanges<T>,
+) -> Result<(), TestCaseError> {
+    let mut m = old.to_vec();
+    m.retain(|x| !d.removed.contains(x));
+    m.extend(d.added.iter().copied());
+    m.sort();
+    prop_assert_eq!(&m[..], new, "members of {:?} after {:?}", id, d);
+    prop_assert!(
+        d.removed.iter().all(|x| old.contains(x)) && d.added.iter().all(|x| !old.contains(x))
+    );
+    Ok(())
 }

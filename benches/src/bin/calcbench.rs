@@ -17,8 +17,8 @@ use std::error::Error;
 use std::process::Command;
 use std::time::Instant;
 
-use calico_benches::arg;
 use calico_benches::node_scale::{NODE, cluster, update};
+use calico_benches::{arg, quantiles};
 use calico_datastore::KeyValue;
 use calico_model::resources::Resource;
 use calico_node::{CalcOptions, Calculator, KernelWriter, NftPending, NftUpdate, View};
@@ -33,15 +33,6 @@ fn kv(r: &Resource, rev: u64) -> Res<KeyValue> {
         create_revision: rev,
         mod_revision: rev,
     })
-}
-
-fn quantiles(mut v: Vec<f64>) -> serde_json::Value {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
-            .map(|x| (x * 1000.0).round() / 1000.0)
-    };
-    json!({"n": v.len(), "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": at(1.0)})
 }
 
 struct Ns(String);

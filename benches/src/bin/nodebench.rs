@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use calico_benches::arg;
 use calico_benches::node_scale::{NODE, cluster, update};
+use calico_benches::{arg, quantiles};
 use calico_datastore::{Store, TxnOp};
 use calico_model::resources::Resource;
 use serde_json::json;
@@ -90,15 +90,6 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     Some(ticks as f64 / 100.0)
-}
-
-fn quantiles(mut v: Vec<f64>) -> serde_json::Value {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
-            .map(|x| (x * 1000.0).round() / 1000.0)
-    };
-    json!({"n": v.len(), "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": at(1.0)})
 }
 
 struct Etcd(Child, PathBuf);

@@ -487,28 +487,30 @@ impl NftDataplane {
                 }
                 m::Op::DeleteElements { set: s, elements }
                 | m::Op::AddElements { set: s, elements } => {
-                    if interval(s) {
-                        let lone = *lone_sets
-                            .entry(s)
-                            .or_insert_with(|| singles_only(last, delta, s));
-                        if lone && !rewritten.contains(s) {
-                            // Every element is one address apart from the others: each
-                            // change is its start and end marker.
-                            let add = matches!(op, m::Op::AddElements { .. });
-                            let ks: Vec<KElem> = elements
-                                .iter()
-                                .filter_map(|e| lone_interval_elements(&element(e).key))
-                                .flatten()
-                                .collect();
-                            batch.set_elems(s, &ks, add);
-                            let entry = patched.entry(s.to_string()).or_default();
-                            if add {
-                                entry.1.extend(ks);
-                            } else {
-                                entry.0.extend(ks);
-                            }
-                            continue;
-                        }
+                    let add = matches!(op, m::Op::AddElements { .. });
+                    let ks: Vec<KElem> = if !interval(s) {
+                        elements
+                            .iter()
+                            .map(|e| KElem {
+                                key: element(e).key,
+                                key_end: None,
+                                flags: 0,
+                                verdict: None,
+                            })
+                            .collect()
+                    } else if *lone_sets
+                        .entry(s)
+                        .or_insert_with(|| singles_only(last, delta, s))
+                        && !rewritten.contains(s)
+                    {
+                        // Every element is one address apart from the others: each change
+                        // is its start and end marker.
+                        elements
+                            .iter()
+                            .filter_map(|e| lone_interval_elements(&element(e).key))
+                            .flatten()
+                            .collect()
+                    } else {
                         touched_sets.insert(s.to_string());
                         if rewritten.insert(s) {
                             let ns = set_after(last, delta, s);
@@ -516,20 +518,7 @@ impl NftDataplane {
                             batch.set_elems(s, &kernel_elements(&set(&ns)), true);
                         }
                         continue;
-                    }
-                    let add = matches!(op, m::Op::AddElements { .. });
-                    let ks: Vec<KElem> = elements
-                        .iter()
-                        .map(|e| {
-                            let el = element(e);
-                            KElem {
-                                key: el.key,
-                                key_end: None,
-                                flags: 0,
-                                verdict: None,
-                            }
-                        })
-                        .collect();
+                    };
                     batch.set_elems(s, &ks, add);
                     // The remembered kernel state takes the same element changes (no
                     // recomputation of the whole set).
