@@ -266,7 +266,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
     /// A node's table kept up to date from the compiler's changes (after every change, and
     /// from changes summed over batches of three) equals a fresh rendering, and each delta

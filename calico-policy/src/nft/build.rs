@@ -252,6 +252,8 @@ pub(super) struct Built {
     pub(super) rs: Ruleset,
     pub(super) refs: NodeRefs,
     pub(super) named: Vec<NamedSet>,
+    /// The workload endpoints with chains, and their interfaces.
+    pub(super) workloads: Vec<(EndpointKey, String)>,
 }
 
 /// The name of the set holding selector set `id`'s addresses of family `f`.
@@ -487,21 +489,29 @@ pub(super) fn build(model: &Model, program: &Program, node: &str, opts: &RenderO
             },
         );
     }
+    let workloads = wl
+        .into_iter()
+        .filter(|(k, _)| b.refs.endpoints.contains(k))
+        .collect();
     Built {
         rs: b.rs,
         refs: b.refs,
         named: b.named,
+        workloads,
     }
 }
 
-/// Renders the chains of `policies` again into `built` (their chains must exist; sets they
-/// newly use are added). Returns the chain names rewritten.
-pub(super) fn rerender_policies(
+/// Renders again into `built` the chains of `policies` (those that exist) and of the
+/// workload endpoints `endpoints` (key and interface; with the tier chains they jump to
+/// and the policy chains those need); sets they newly use are added. Returns the names of
+/// the policy and endpoint chains rewritten.
+pub(super) fn rerender(
     built: &mut Built,
     model: &Model,
     program: &Program,
     opts: &RenderOptions,
     policies: &[(PolicyId, Direction)],
+    endpoints: &[(EndpointKey, String)],
 ) -> Vec<String> {
     let mut b = Builder {
         model,
@@ -518,6 +528,16 @@ pub(super) fn rerender_policies(
         if b.rs.chains.remove(&name).is_some() {
             b.policy_chain(policy, *dir, &policy.chain_id());
             names.push(name);
+        }
+    }
+    for (key, iface) in endpoints {
+        if let Some(progs) = program.endpoints.get(key) {
+            let tw = object_name("ep-tw-", iface);
+            let fw = object_name("ep-fw-", iface);
+            b.endpoint_chain(&tw, &progs.ingress, Direction::Ingress, false);
+            b.endpoint_chain(&fw, &progs.egress, Direction::Egress, true);
+            names.push(tw);
+            names.push(fw);
         }
     }
     built.rs = b.rs;

@@ -66,7 +66,7 @@ use crate::model::Model;
 use calico_nft::{Ruleset, RulesetDelta, SetElement};
 
 use super::build::{
-    Built, NamedSet, build, has_pass, named_elements, policy_chain_name, rerender_policies,
+    Built, NamedSet, build, has_pass, named_elements, policy_chain_name, rerender,
     selector_elements, selector_set_name, single_element,
 };
 use super::{NodeRefs, RenderOptions};
@@ -112,6 +112,8 @@ pub struct NodeRuleset {
     /// Policy chains of the table whose policy has a Pass rule (the tier chains that jump
     /// to them depend on it).
     passes: std::collections::HashSet<(PolicyId, Direction)>,
+    /// The interface of each workload endpoint with chains in the table.
+    ifaces: HashMap<crate::EndpointKey, String>,
 }
 
 fn all_singles(program: &Program, id: &str) -> bool {
@@ -132,6 +134,7 @@ impl NodeRuleset {
             named: HashMap::new(),
             singles: HashMap::new(),
             passes: std::collections::HashSet::new(),
+            ifaces: HashMap::new(),
         };
         t.render(model, program);
         t
@@ -145,6 +148,7 @@ impl NodeRuleset {
         self.singles.clear();
         self.passes.clear();
         self.index(program, built.named);
+        self.ifaces = built.workloads.into_iter().collect();
     }
 
     /// Records what [`NodeRuleset::patch_set`] and the policy path need of sets and policy
@@ -239,7 +243,32 @@ impl NodeRuleset {
         let pass_shift = policies
             .iter()
             .any(|(p, d)| has_pass(program, p, *d) != self.passes.contains(&(p.clone(), *d)));
-        if pass_shift || self.needs_render(changes, model) {
+        // Endpoints of the node whose programs changed: their chains are rendered again
+        // when they keep their interface (a new, vanished or renamed one renders all).
+        let mut endpoints: Vec<(crate::EndpointKey, String)> = Vec::new();
+        let mut moved = false;
+        for (k, _) in &changes.endpoints_changed {
+            let e = model.endpoint(k);
+            let here = self.refs.endpoints.contains(k)
+                || e.is_some_and(|e| e.node.as_deref() == Some(self.node.as_str()));
+            if !here {
+                continue;
+            }
+            match (self.ifaces.get(k), e) {
+                (Some(iface), Some(e))
+                    if e.interface.as_ref() == Some(iface)
+                        && e.node.as_deref() == Some(self.node.as_str())
+                        && !e.host_network
+                        && e.kind != crate::EndpointKind::HostEndpoint =>
+                {
+                    if !endpoints.iter().any(|(x, _)| x == k) {
+                        endpoints.push((k.clone(), iface.clone()));
+                    }
+                }
+                _ => moved = true,
+            }
+        }
+        if moved || pass_shift || self.needs_render(changes, model) {
             let opts = self.opts.clone();
             return self.rebuild(model, program, &opts);
         }
@@ -252,23 +281,17 @@ impl NodeRuleset {
         for id in held {
             self.patch_set(program, id, changes.member_deltas.get(id), &mut delta);
         }
-        if !policies.is_empty() {
-            self.patch_policies(model, program, &policies, &mut delta);
-            // A set the program dropped that the table still holds: render everything.
-            let stale = changes.sets_removed.iter().any(|id| {
-                [Family::V4, Family::V6].iter().any(|f| {
-                    self.rs
-                        .sets
-                        .contains_key(&selector_set_name(id.as_str(), *f))
-                }) || self
-                    .named
-                    .get(id)
-                    .is_some_and(|g| g.iter().any(|n| self.rs.sets.contains_key(&n.name)))
-            });
-            if stale {
-                let opts = self.opts.clone();
-                return self.rebuild(model, program, &opts);
-            }
+        if !policies.is_empty() || !endpoints.is_empty() {
+            self.patch_chains(model, program, &policies, &endpoints, &mut delta);
+            // A set the program dropped is used by no compiled rule, so the chains that
+            // used it were rendered again above and it went with them.
+            debug_assert!(
+                !changes
+                    .sets_removed
+                    .iter()
+                    .any(|id| !program.sets.contains_key(id.as_str()) && self.holds(id)),
+                "a set the program dropped is still in the table"
+            );
         }
         NodeUpdate {
             delta,
@@ -276,28 +299,62 @@ impl NodeRuleset {
         }
     }
 
-    /// Renders the chains of `policies` again; the sets they newly use are created and the
-    /// sets nothing uses any more are deleted.
-    fn patch_policies(
+    /// Renders the chains of `policies` and `endpoints` again (with the tier and policy
+    /// chains those now jump to); chains and sets they newly use are created, and the ones
+    /// nothing reaches or uses any more are deleted.
+    fn patch_chains(
         &mut self,
         model: &Model,
         program: &Program,
         policies: &[(PolicyId, Direction)],
+        endpoints: &[(crate::EndpointKey, String)],
         delta: &mut RulesetDelta,
     ) {
         let old_sets: BTreeSet<String> = self.rs.sets.keys().cloned().collect();
+        let old_chains: BTreeSet<String> = self.rs.chains.keys().cloned().collect();
+        // The chains about to be rewritten, to send only the ones that change.
+        let mut before: HashMap<String, Vec<calico_nft::Rule>> = HashMap::new();
+        for (p, d) in policies {
+            let n = policy_chain_name(p, *d);
+            if let Some(c) = self.rs.chains.get(&n) {
+                before.insert(n, c.rules.clone());
+            }
+        }
+        for (_, iface) in endpoints {
+            for n in [
+                super::object_name("ep-tw-", iface),
+                super::object_name("ep-fw-", iface),
+            ] {
+                if let Some(c) = self.rs.chains.get(&n) {
+                    before.insert(n, c.rules.clone());
+                }
+            }
+        }
         let mut built = Built {
             rs: std::mem::take(&mut self.rs),
             refs: std::mem::take(&mut self.refs),
             named: Vec::new(),
+            workloads: Vec::new(),
         };
-        let chains = rerender_policies(&mut built, model, program, &self.opts, policies);
+        let rewritten = rerender(&mut built, model, program, &self.opts, policies, endpoints);
         self.rs = built.rs;
         self.refs = built.refs;
         for p in policies {
             self.passes.remove(p);
         }
         self.index(program, built.named);
+        // Chains nothing reaches any more.
+        let reachable = calico_nft::reachable_chains(&self.rs);
+        let unreachable: Vec<String> = self
+            .rs
+            .chains
+            .keys()
+            .filter(|n| !reachable.contains(*n))
+            .cloned()
+            .collect();
+        for n in &unreachable {
+            self.rs.chains.remove(n);
+        }
         for (name, set) in &self.rs.sets {
             if !old_sets.contains(name) {
                 delta
@@ -310,18 +367,33 @@ impl NodeRuleset {
                 }
             }
         }
-        for chain in chains {
-            let rules = self
-                .rs
-                .chains
-                .get(&chain)
-                .map(|c| c.rules.clone())
-                .unwrap_or_default();
+        for (name, chain) in &self.rs.chains {
+            if !old_chains.contains(name) {
+                delta.create_chains.push((name.clone(), chain.base));
+                delta.fill_chains.push(ChainFill {
+                    chain: name.clone(),
+                    flush: false,
+                    rules: chain.rules.clone(),
+                });
+            }
+        }
+        for name in rewritten {
+            let Some(chain) = self.rs.chains.get(&name) else {
+                continue;
+            };
+            if !old_chains.contains(&name) || before.get(&name) == Some(&chain.rules) {
+                continue;
+            }
             delta.fill_chains.push(ChainFill {
-                chain,
+                chain: name,
                 flush: true,
-                rules,
+                rules: chain.rules.clone(),
             });
+        }
+        for n in unreachable {
+            if old_chains.contains(&n) {
+                delta.delete_chains.push(n);
+            }
         }
         // Sets no rule refers to any more.
         let used = self.rs.set_references();
@@ -365,17 +437,11 @@ impl NodeRuleset {
     /// of policies it holds (a set the program dropped is dropped with the chains that used
     /// it, see [`NodeRuleset::update`]).
     fn needs_render(&self, changes: &ProgramChanges, model: &Model) -> bool {
-        let local = |k: &crate::EndpointKey| {
-            self.refs.endpoints.contains(k)
-                || model
-                    .endpoint(k)
-                    .is_some_and(|e| e.node.as_deref() == Some(self.node.as_str()))
-        };
-        changes.endpoints_changed.iter().any(|(k, _)| local(k))
-            || changes
-                .endpoints_removed
-                .iter()
-                .any(|k| self.refs.endpoints.contains(k))
+        let _ = model;
+        changes
+            .endpoints_removed
+            .iter()
+            .any(|k| self.refs.endpoints.contains(k))
             || changes
                 .profiles_changed
                 .iter()
@@ -383,7 +449,19 @@ impl NodeRuleset {
             || changes
                 .sets_added
                 .iter()
-                .any(|s| self.refs.sets.contains(s))
+                .any(|s| self.refs.sets.contains(s) || self.holds(s))
+    }
+
+    /// Whether the table holds a set rendered from program set `id`.
+    fn holds(&self, id: &SetId) -> bool {
+        [Family::V4, Family::V6].iter().any(|f| {
+            self.rs
+                .sets
+                .contains_key(&selector_set_name(id.as_str(), *f))
+        }) || self
+            .named
+            .get(id)
+            .is_some_and(|g| g.iter().any(|n| self.rs.sets.contains_key(&n.name)))
     }
 
     /// Brings the table's sets derived from program set `id` up to date, adding their
