@@ -344,7 +344,7 @@ impl Model {
     /// The program of endpoint `ei` in `dir`.
     pub(crate) fn endpoint_program(&self, ei: usize, dir: Direction) -> EndpointProgram {
         let mut tiers: Vec<TierProgram> = Vec::new();
-        for &pi in self.endpoints.applying(ei, dir) {
+        for &pi in self.applying(ei, dir).iter() {
             let Some(p) = self.policies.get(pi) else {
                 continue;
             };

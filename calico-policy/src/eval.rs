@@ -304,7 +304,7 @@ impl Model {
     ) -> S {
         let mut remaining = universe;
         let mut allowed = S::nothing();
-        let applying = self.endpoints.applying(endpoint, dir);
+        let applying = self.applying(endpoint, dir);
         let mut i = 0;
         while i < applying.len() {
             let tier = self.policies.tier_of(applying[i]);

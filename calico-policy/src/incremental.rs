@@ -330,7 +330,8 @@ impl Compiler {
                 o.resource.apply_defaults();
             }
         }
-        let model = Model::build(set)?;
+        let mut model = Model::build(set)?;
+        model.spread_ranks();
         let program = model.compile();
         let set_refs = count_refs(&program);
         let mut derived = DerivedRefs::default();
@@ -472,7 +473,8 @@ impl Compiler {
         set.objects = self.objects.clone();
         set.apply_defaults();
         match Model::build(&set) {
-            Ok(model) => {
+            Ok(mut model) => {
+                model.spread_ranks();
                 let program = model.compile();
                 let changes = self.program.changes(&program);
                 self.set_refs = count_refs(&program);
@@ -553,28 +555,20 @@ impl Compiler {
         };
         let old_id = old.and_then(|o| policy_id_of(&o.resource));
         let old_k = old_id.as_ref().and_then(|id| model.policies.position(id));
-        // Reorder: remove the old policy, insert the new one at its place.
+        let old_rank = old_k.map(|k| model.policies.rank_of(k));
+        // Reorder: remove the old policy, insert the new one at its place. Endpoints'
+        // applying lists hold ranks, which other policies keep: only the endpoints this
+        // policy selected before or selects now are visited.
         let removed = old_k.map(|k| model.policies.remove(k));
         let new_k = match (new_policy, new_tier) {
             (Some(p), Some(t)) => Some(model.policies.insert(p, t)),
             _ => None,
         };
-        // Positions of the other policies after the move.
-        let remap = |i: usize| -> Option<usize> {
-            if Some(i) == old_k {
-                return None;
-            }
-            let j = if old_k.is_some_and(|k| i > k) {
-                i - 1
-            } else {
-                i
-            };
-            Some(if new_k.is_some_and(|n| j >= n) {
-                j + 1
-            } else {
-                j
-            })
-        };
+        if !model.policies.ranks_ok() {
+            // No room between two ranks: spread them out again (renumbers every list).
+            model.spread_ranks();
+        }
+        let new_rank = new_k.map(|k| model.policies.rank_of(k));
         let enforced_selector = |p: &Policy| {
             (!p.staged && !p.host_only)
                 .then_some(p.selector_id)
@@ -586,71 +580,41 @@ impl Compiler {
             .and_then(enforced_selector)
             .map(|s| model.selectors.matching_endpoints(s).collect())
             .unwrap_or_default();
-        // In place (the common update): nothing is renumbered, only the endpoints the policy
-        // selected before or selects now are visited.
-        let in_place = old_k.is_some() && old_k == new_k;
         let old_selects: Vec<usize> = removed
             .as_ref()
             .and_then(enforced_selector)
             .map(|s| model.selectors.matching_endpoints(s).collect())
             .unwrap_or_default();
-        // Only positions in `lo..=hi` move (a policy moving from `old_k` to `new_k`, or every
-        // position from the one inserted or removed on).
-        let lo = old_k.into_iter().chain(new_k).min().unwrap_or(usize::MAX);
-        let hi = match (old_k, new_k) {
-            (Some(a), Some(b)) => a.max(b),
-            _ => usize::MAX,
-        };
-        let moves = |list: &[usize]| {
-            let at = list.partition_point(|&i| i < lo);
-            list.get(at).is_some_and(|&i| i <= hi)
-        };
-        let policies = &model.policies;
-        let update_list = |ei: usize, dir: Direction, list: &mut Vec<usize>| -> bool {
-            let before = list.len();
-            if moves(list) {
-                list.retain_mut(|i| match remap(*i) {
-                    Some(j) => {
-                        *i = j;
-                        true
-                    }
-                    None => false,
-                });
-            }
-            let mut hit = list.len() != before;
-            if let Some(k) = new_k
-                && selects.contains(&ei)
-                && policies[k].types[dir]
-            {
-                let at = list.partition_point(|&i| i < k);
-                list.insert(at, k);
-                hit = true;
-            }
-            hit
-        };
+        let new_types = new_k.and_then(|k| model.policies.get(k)).map(|p| p.types);
         let mut touched: Vec<usize> = Vec::new();
+        let mut eis: Vec<usize> = old_selects.iter().chain(selects.iter()).copied().collect();
+        eis.sort_unstable();
+        eis.dedup();
         let applying = model.endpoints.applying_mut();
-        let mut visit = |ei: usize, lists: &mut PerDirection<Vec<usize>>| {
+        for ei in eis {
+            let Some(lists) = applying.get_mut(ei) else {
+                continue;
+            };
             let mut hit = false;
             for dir in Direction::ALL {
-                hit |= update_list(ei, dir, &mut lists[dir]);
+                let list = &mut lists[dir];
+                if let Some(r) = old_rank
+                    && let Ok(at) = list.binary_search(&r)
+                {
+                    list.remove(at);
+                    hit = true;
+                }
+                if let (Some(r), Some(types)) = (new_rank, new_types)
+                    && types[dir]
+                    && selects.contains(&ei)
+                    && let Err(at) = list.binary_search(&r)
+                {
+                    list.insert(at, r);
+                    hit = true;
+                }
             }
             if hit {
                 touched.push(ei);
-            }
-        };
-        if in_place {
-            let mut eis: Vec<usize> = old_selects.iter().chain(selects.iter()).copied().collect();
-            eis.sort_unstable();
-            eis.dedup();
-            for ei in eis {
-                if let Some(lists) = applying.get_mut(ei) {
-                    visit(ei, lists);
-                }
-            }
-        } else {
-            for (ei, lists) in applying.iter_mut().enumerate() {
-                visit(ei, lists);
             }
         }
 

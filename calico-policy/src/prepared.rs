@@ -125,7 +125,7 @@ impl Model {
             addr: None,
         };
         let mut blocks = Vec::new();
-        let applying = self.endpoints.applying(endpoint, dir);
+        let applying = self.applying(endpoint, dir);
         let mut i = 0;
         while i < applying.len() {
             let tier = self.policies.tier_of(applying[i]);

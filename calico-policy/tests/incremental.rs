@@ -451,3 +451,16 @@ fn check_one<T: Ord + Copy + std::fmt::Debug>(
     );
     Ok(())
 }
+
+/// Policies inserted again and again at the same place (each before the last) use up the
+/// room between two ranks; the ranks are spread again and the program stays right.
+#[test]
+fn many_inserts_at_one_place_keep_the_program_right() {
+    let mut compiler = Compiler::new(&base()).expect("base builds");
+    for name in (10..60u8).rev() {
+        let text = policy(0, name, 2, 1, false, name % 4, name % 6);
+        compiler.apply(change_of(&text)).expect("policy applies");
+    }
+    let (expected, _) = fresh(compiler.objects());
+    assert_eq!(compiler.program(), &expected);
+}

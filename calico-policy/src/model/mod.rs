@@ -386,6 +386,35 @@ pub struct Model {
 }
 
 impl Model {
+    /// Gives the policies ranks with room between them and renumbers the endpoints'
+    /// applying lists (before incremental inserts).
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
+    pub(crate) fn spread_ranks(&mut self) {
+        let new_rank = self.policies.spread();
+        for lists in self.endpoints.applying_mut() {
+            for dir in Direction::ALL {
+                for r in lists[dir].iter_mut() {
+                    *r = new_rank(*r);
+                }
+            }
+        }
+    }
+
+    /// The positions of the enforced policies applying to endpoint `ei` in `dir`, in
+    /// evaluation order.
+    pub(crate) fn applying(&self, ei: usize, dir: Direction) -> std::borrow::Cow<'_, [usize]> {
+        let ranks = self.endpoints.applying(ei, dir);
+        if self.policies.ranks_are_positions() {
+            return std::borrow::Cow::Borrowed(ranks);
+        }
+        std::borrow::Cow::Owned(
+            ranks
+                .iter()
+                .filter_map(|&r| self.policies.position_of_rank(r))
+                .collect(),
+        )
+    }
+
     /// Every diagnostic (errors and warnings), in input order.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics
@@ -442,8 +471,7 @@ impl Model {
         self.endpoints
             .position(endpoint)
             .map(|ei| {
-                self.endpoints
-                    .applying(ei, direction)
+                self.applying(ei, direction)
                     .iter()
                     .filter_map(|&i| self.policies.get(i))
                     .collect()

@@ -29,8 +29,8 @@ pub(crate) struct EndpointTable {
     items: Vec<Endpoint>,
     /// Per endpoint, its profiles resolved by name (`None` = missing).
     profiles: Vec<Vec<Option<Arc<ProfileEntry>>>>,
-    /// Per endpoint and direction, the positions of the enforced policies applying to it, in
-    /// evaluation order.
+    /// Per endpoint and direction, the ranks ([`PolicyTable::rank_of`]) of the enforced
+    /// policies applying to it, in evaluation order.
     applying: Vec<PerDirection<Vec<usize>>>,
     /// Position by key (the first endpoint of a key wins).
     by_key: HashMap<EndpointKey, usize>,
@@ -113,12 +113,13 @@ impl EndpointTable {
         self.profiles.get(i).map_or(&[], Vec::as_slice)
     }
 
-    /// The positions of the enforced policies applying to endpoint `i` in `dir`, in order.
+    /// The ranks of the enforced policies applying to endpoint `i` in `dir`, in order (see
+    /// [`Model::applying`](crate::Model) for positions).
     pub(crate) fn applying(&self, i: usize, dir: Direction) -> &[usize] {
         self.applying.get(i).map_or(&[], |a| a[dir].as_slice())
     }
 
-    /// The applying lists of every endpoint, mutably (positions of policies, to renumber).
+    /// The applying lists of every endpoint, mutably (ranks of policies).
     #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn applying_mut(&mut self) -> &mut [PerDirection<Vec<usize>>] {
         &mut self.applying
@@ -207,7 +208,15 @@ pub(crate) struct PolicyTable {
     policies: Vec<Policy>,
     /// Per policy, the position of its tier in `tiers`.
     tier_of: Vec<usize>,
+    /// Per policy, its rank: a number that grows with the position and stays when other
+    /// policies come and go, so that lists of ranks (the endpoints' applying lists) need no
+    /// renumbering when a policy is inserted or removed. `None`: the rank is the position
+    /// (a model built once).
+    ranks: Option<Vec<usize>>,
 }
+
+/// The distance between the ranks of neighbouring policies after [`PolicyTable::spread`].
+const RANK_GAP: usize = 1 << 16;
 
 impl PolicyTable {
     /// Orders `policies` by tier (`tiers` is in evaluation order), order and name.
@@ -234,6 +243,47 @@ impl PolicyTable {
             tiers,
             policies,
             tier_of,
+            ranks: None,
+        }
+    }
+
+    /// The rank of the policy at `pi`.
+    pub(crate) fn rank_of(&self, pi: usize) -> usize {
+        match &self.ranks {
+            None => pi,
+            Some(r) => r.get(pi).copied().unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The position of the policy of rank `rank`.
+    pub(crate) fn position_of_rank(&self, rank: usize) -> Option<usize> {
+        match &self.ranks {
+            None => (rank < self.policies.len()).then_some(rank),
+            Some(r) => r.binary_search(&rank).ok(),
+        }
+    }
+
+    /// Whether ranks are positions.
+    pub(crate) fn ranks_are_positions(&self) -> bool {
+        self.ranks.is_none()
+    }
+
+    /// Gives the policies ranks `RANK_GAP` apart; returns the function from an old rank to
+    /// the new one.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
+    pub(crate) fn spread(&mut self) -> impl Fn(usize) -> usize + use<> {
+        // Old ranks need not be in order here (an insert that found no room left one out).
+        let old: Option<HashMap<usize, usize>> = self
+            .ranks
+            .take()
+            .map(|r| r.into_iter().enumerate().map(|(p, r)| (r, p)).collect());
+        self.ranks = Some((1..=self.policies.len()).map(|i| i * RANK_GAP).collect());
+        move |rank| {
+            let pos = match &old {
+                None => Some(rank),
+                Some(r) => r.get(&rank).copied(),
+            };
+            pos.map_or(usize::MAX, |p| (p + 1) * RANK_GAP)
         }
     }
 
@@ -284,6 +334,9 @@ impl PolicyTable {
     #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn remove(&mut self, pi: usize) -> Policy {
         self.tier_of.remove(pi);
+        if let Some(r) = &mut self.ranks {
+            r.remove(pi);
+        }
         self.policies.remove(pi)
     }
 
@@ -302,10 +355,32 @@ impl PolicyTable {
         }
         self.policies.insert(lo, p);
         self.tier_of.insert(lo, tier);
+        if let Some(r) = &mut self.ranks {
+            let below = lo.checked_sub(1).map_or(0, |i| r[i]);
+            let above = r
+                .get(lo)
+                .copied()
+                .unwrap_or(below.saturating_add(2 * RANK_GAP));
+            // No room between the neighbours: the caller spreads the ranks again.
+            let rank = if above - below >= 2 {
+                below + (above - below) / 2
+            } else {
+                usize::MAX
+            };
+            r.insert(lo, rank);
+        }
         lo
     }
 
-    /// The positions of the enforced policies selecting endpoint `ei`, per direction, in
+    /// Whether every policy has a rank of its own (false after an insert found no room).
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
+    pub(crate) fn ranks_ok(&self) -> bool {
+        self.ranks
+            .as_ref()
+            .is_none_or(|r| r.windows(2).all(|w| w[0] < w[1]))
+    }
+
+    /// The ranks of the enforced policies selecting endpoint `ei`, per direction, in
     /// evaluation order.
     pub(crate) fn applying_to(
         &self,
@@ -321,7 +396,7 @@ impl PolicyTable {
             if selectors.matches_endpoint(sel, ei) {
                 for dir in Direction::ALL {
                     if p.types[dir] {
-                        out[dir].push(pi);
+                        out[dir].push(self.rank_of(pi));
                     }
                 }
             }
