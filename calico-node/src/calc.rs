@@ -9,7 +9,9 @@ use calico_dataplane::DesiredState;
 use calico_dataplane::desired::from_plan;
 use calico_model::loader::{LoadedObject, LoadedSet};
 use calico_model::resources::Kind;
-use calico_policy::incremental::{Change, Compiler, ObjectKey, UpdateError, UpdatePath};
+use calico_policy::incremental::{
+    Change, Compiler, EndpointScope, ObjectKey, UpdateError, UpdatePath,
+};
 use calico_policy::nft::{NodeRuleset, RenderOptions, RenderPath, Ruleset, RulesetDelta};
 use calico_policy::{BuildError, Model, ProgramChanges};
 use calico_route::Family;
@@ -174,9 +176,14 @@ fn object_key(o: &LoadedObject) -> ObjectKey {
 
 /// Builds a compiler from `set`, leaving out objects the build names in errors (repeatedly,
 /// since removing one object can reveal another's error).
-fn lenient_compiler(mut set: LoadedSet, problems: &mut Vec<CalcProblem>) -> Option<Compiler> {
+fn lenient_compiler(
+    mut set: LoadedSet,
+    node: &str,
+    problems: &mut Vec<CalcProblem>,
+) -> Option<Compiler> {
     for _ in 0..8 {
-        match Compiler::new(&set) {
+        // Programs only for this node's endpoints; sets still cover the whole cluster.
+        match Compiler::with_scope(&set, EndpointScope::Node(node.to_owned())) {
             Ok(c) => return Some(c),
             Err(BuildError::Invalid { errors, .. }) => {
                 let bad: BTreeSet<String> = errors.iter().map(|d| d.problem.file.clone()).collect();
@@ -340,7 +347,8 @@ impl Calculator {
     pub fn compute(&mut self, view: &View) -> Touched {
         let touched = std::mem::take(&mut self.pending);
         if self.compiler.is_none() {
-            self.compiler = lenient_compiler(view.loaded_set(), &mut self.problems);
+            self.compiler =
+                lenient_compiler(view.loaded_set(), &self.options.node, &mut self.problems);
         }
         let node = self.options.node.clone();
         let cluster =

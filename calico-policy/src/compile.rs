@@ -24,7 +24,7 @@ use crate::conn::PortSet;
 use crate::direction::{Direction, PerDirection};
 use crate::eval::Packet;
 use crate::matching::SelId;
-use crate::model::{EndpointKey, Model, PolicyId};
+use crate::model::{Endpoint, EndpointKey, Model, PolicyId};
 use crate::rules::{CEntity, CRule};
 
 /// The key of an address set in [`Program::sets`]: `<selector id>` for a selector set,
@@ -372,6 +372,13 @@ impl Model {
 
     /// Compiles every endpoint's program (all directions) with the sets they use.
     pub fn compile(&self) -> Program {
+        self.compile_where(|_| true)
+    }
+
+    /// [`Model::compile`] with the programs of only the endpoints `keep` accepts (the
+    /// policies, profiles and sets are all compiled): what one node needs of a large
+    /// cluster.
+    pub fn compile_where(&self, keep: impl Fn(&Endpoint) -> bool) -> Program {
         let mut prog = Program::default();
         for pi in 0..self.policies.len() {
             for (dir, pp) in self.policy_programs(pi, &mut prog.sets) {
@@ -395,9 +402,15 @@ impl Model {
             }
         }
         for (ei, e) in self.endpoints.iter().enumerate() {
-            prog.endpoints
-                .entry(e.key())
-                .or_insert_with(|| PerDirection::from_fn(|dir| self.endpoint_program(ei, dir)));
+            // The first endpoint of a key stands for it.
+            let key = e.key();
+            if !keep(e) || self.endpoints.position(&key) != Some(ei) {
+                continue;
+            }
+            prog.endpoints.insert(
+                key,
+                PerDirection::from_fn(|dir| self.endpoint_program(ei, dir)),
+            );
         }
         prog
     }

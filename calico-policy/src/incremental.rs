@@ -131,6 +131,28 @@ pub enum UpdateError {
     NotFound(ObjectKey),
 }
 
+/// Which endpoints get a program.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum EndpointScope {
+    /// Every endpoint.
+    #[default]
+    All,
+    /// Only the endpoints of this node (what the node's agent programs). Policies, profiles
+    /// and sets are still compiled whole: the sets hold the whole cluster's addresses.
+    Node(String),
+}
+
+impl EndpointScope {
+    /// Whether endpoint `e` gets a program.
+    pub fn includes(&self, e: &Endpoint) -> bool {
+        match self {
+            EndpointScope::All => true,
+            EndpointScope::Node(n) => e.node.as_deref() == Some(n.as_str()),
+        }
+    }
+}
+
 /// Keeps a compiled cluster up to date one change at a time.
 #[derive(Debug)]
 pub struct Compiler {
@@ -144,6 +166,8 @@ pub struct Compiler {
     derived: DerivedRefs,
     /// How many WorkloadEndpoints name each pod (`namespace`, `pod`).
     weps: HashMap<(String, String), u32>,
+    /// Which endpoints get a program.
+    scope: EndpointScope,
 }
 
 /// The pod a WorkloadEndpoint names.
@@ -324,6 +348,16 @@ impl Compiler {
     ///
     /// As [`Model::build`].
     pub fn new(set: &LoadedSet) -> Result<Compiler, BuildError> {
+        Compiler::with_scope(set, EndpointScope::All)
+    }
+
+    /// [`Compiler::new`] giving programs only to the endpoints in `scope` (the program
+    /// always equals a fresh [`Model::compile_where`] with that scope).
+    ///
+    /// # Errors
+    ///
+    /// As [`Model::build`].
+    pub fn with_scope(set: &LoadedSet, scope: EndpointScope) -> Result<Compiler, BuildError> {
         let mut objects = set.objects.clone();
         if !set.defaults_applied() {
             for o in &mut objects {
@@ -332,7 +366,7 @@ impl Compiler {
         }
         let mut model = Model::build(set)?;
         model.spread_ranks();
-        let program = model.compile();
+        let program = model.compile_where(|e| scope.includes(e));
         let set_refs = count_refs(&program);
         let mut derived = DerivedRefs::default();
         for o in &objects {
@@ -355,6 +389,7 @@ impl Compiler {
             set_refs,
             derived,
             weps,
+            scope,
         })
     }
 
@@ -475,7 +510,7 @@ impl Compiler {
         match Model::build(&set) {
             Ok(mut model) => {
                 model.spread_ranks();
-                let program = model.compile();
+                let program = model.compile_where(|e| self.scope.includes(e));
                 let changes = self.program.changes(&program);
                 self.set_refs = count_refs(&program);
                 self.model = model;
@@ -671,6 +706,16 @@ impl Compiler {
         if model.endpoints.position(&key) != Some(ei) {
             return;
         }
+        if !model
+            .endpoints
+            .get(ei)
+            .is_some_and(|e| self.scope.includes(e))
+        {
+            if self.program.endpoints.remove(&key).is_some() {
+                changes.endpoints_removed.push(key);
+            }
+            return;
+        }
         let fresh = PerDirection::from_fn(|dir| model.endpoint_program(ei, dir));
         match self.program.endpoints.get_mut(&key) {
             Some(slot) => {
@@ -795,8 +840,9 @@ impl Compiler {
                         // Another endpoint of the same key now stands for it.
                         Some(j) => self.refresh_endpoint(j, &mut changes),
                         None => {
-                            self.program.endpoints.remove(&key);
-                            changes.endpoints_removed.push(key);
+                            if self.program.endpoints.remove(&key).is_some() {
+                                changes.endpoints_removed.push(key);
+                            }
                         }
                     }
                 }

@@ -5,7 +5,7 @@
 
 use calico_model::loader::{LoadedObject, LoadedSet, load_str};
 use calico_model::resources::Kind;
-use calico_policy::incremental::{Change, Compiler, ObjectKey, UpdatePath};
+use calico_policy::incremental::{Change, Compiler, EndpointScope, ObjectKey, UpdatePath};
 use calico_policy::nft::{NodeRuleset, RenderOptions, RenderPath, build_ruleset};
 use calico_policy::{MemberDelta, Model, Program, ProgramChanges, SetDef};
 use proptest::prelude::*;
@@ -233,6 +233,25 @@ proptest! {
     }
 
     #[test]
+    fn scoped_incremental_equals_fresh_scoped_compile(ops in prop::collection::vec(op(), 1..24)) {
+        let scope = EndpointScope::Node("node-1".to_owned());
+        let mut compiler = Compiler::with_scope(&base(), scope.clone()).expect("base builds");
+        for op in &ops {
+            let before = compiler.program().clone();
+            let Ok(update) = compiler.apply(change(op)) else { continue };
+            let mut set = LoadedSet::new();
+            set.objects = compiler.objects().to_vec();
+            set.apply_defaults();
+            let expected = Model::build(&set).expect("valid").compile_where(|e| scope.includes(e));
+            prop_assert_eq!(compiler.program(), &expected, "after {:?}", op);
+            let mut reported = update.changes.clone();
+            let deltas = std::mem::take(&mut reported.member_deltas);
+            prop_assert_eq!(&reported, &before.changes(&expected), "changes after {:?}", op);
+            check_deltas(&before, &expected, &deltas)?;
+        }
+    }
+
+    #[test]
     fn absorbed_changes_describe_the_whole_sequence(ops in prop::collection::vec(op(), 1..24)) {
         let mut compiler = Compiler::new(&base()).expect("base builds");
         let first = compiler.program().clone();
@@ -274,7 +293,8 @@ proptest! {
     #[test]
     fn node_ruleset_follows_the_program(ops in prop::collection::vec(op(), 1..24)) {
         let opts = RenderOptions::default();
-        let mut compiler = Compiler::new(&base()).expect("base builds");
+        let scope = EndpointScope::Node("node-1".to_owned());
+        let mut compiler = Compiler::with_scope(&base(), scope).expect("base builds");
         let mut each = NodeRuleset::build(compiler.model(), compiler.program(), "node-1", &opts);
         let mut batched = each.clone();
         let mut sum = ProgramChanges::default();
