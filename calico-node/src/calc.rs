@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use calico_dataplane::DesiredState;
 use calico_dataplane::desired::from_plan;
-use calico_model::loader::{LoadedObject, LoadedSet};
+use calico_model::loader::LoadedObject;
 use calico_model::resources::Kind;
 use calico_policy::incremental::{
     Change, Compiler, EndpointScope, ObjectKey, UpdateError, UpdatePath,
@@ -174,28 +174,28 @@ fn object_key(o: &LoadedObject) -> ObjectKey {
     ObjectKey::of(&o.resource)
 }
 
-/// Builds a compiler from `set`, leaving out objects the build names in errors (repeatedly,
-/// since removing one object can reveal another's error).
-fn lenient_compiler(
-    mut set: LoadedSet,
-    node: &str,
-    problems: &mut Vec<CalcProblem>,
-) -> Option<Compiler> {
+/// Builds a compiler from the view's resources, leaving out objects the build names in
+/// errors (repeatedly, since removing one object can reveal another's error).
+fn lenient_compiler(view: &View, node: &str, problems: &mut Vec<CalcProblem>) -> Option<Compiler> {
+    let mut bad: BTreeSet<String> = BTreeSet::new();
     for _ in 0..8 {
+        // The compiler takes the set over; after an error it is taken again from the view,
+        // without what was found bad so far.
+        let mut set = view.loaded_set();
+        set.objects.retain(|o| !bad.contains(&o.origin.file));
+        let before = bad.len();
         // Programs only for this node's endpoints; sets still cover the whole cluster.
-        match Compiler::with_scope(&set, EndpointScope::Node(node.to_owned())) {
+        match Compiler::from_set(set, EndpointScope::Node(node.to_owned())) {
             Ok(c) => return Some(c),
             Err(BuildError::Invalid { errors, .. }) => {
-                let bad: BTreeSet<String> = errors.iter().map(|d| d.problem.file.clone()).collect();
-                let before = set.objects.len();
-                set.objects.retain(|o| !bad.contains(&o.origin.file));
                 for d in &errors {
+                    bad.insert(d.problem.file.clone());
                     problems.push(CalcProblem::Invalid {
                         key: d.problem.file.clone(),
                         message: d.problem.to_string(),
                     });
                 }
-                if set.objects.len() == before {
+                if bad.len() == before {
                     break;
                 }
             }
@@ -347,8 +347,7 @@ impl Calculator {
     pub fn compute(&mut self, view: &View) -> Touched {
         let touched = std::mem::take(&mut self.pending);
         if self.compiler.is_none() {
-            self.compiler =
-                lenient_compiler(view.loaded_set(), &self.options.node, &mut self.problems);
+            self.compiler = lenient_compiler(view, &self.options.node, &mut self.problems);
         }
         let node = self.options.node.clone();
         let cluster =

@@ -358,15 +358,34 @@ impl Compiler {
     ///
     /// As [`Model::build`].
     pub fn with_scope(set: &LoadedSet, scope: EndpointScope) -> Result<Compiler, BuildError> {
-        let mut objects = set.objects.clone();
-        if !set.defaults_applied() {
-            for o in &mut objects {
-                o.resource.apply_defaults();
-            }
+        let mut owned = LoadedSet::new();
+        owned.objects = set.objects.clone();
+        owned.errors = set.errors.clone();
+        owned.warnings = set.warnings.clone();
+        owned.decode_failures = set.decode_failures.clone();
+        owned.files = set.files.clone();
+        if set.defaults_applied() {
+            owned.apply_defaults();
         }
-        let mut model = Model::build(set)?;
+        Compiler::from_set(owned, scope)
+    }
+
+    /// [`Compiler::with_scope`] taking the manifests over (no copy of them is made).
+    ///
+    /// # Errors
+    ///
+    /// As [`Model::build`].
+    pub fn from_set(mut set: LoadedSet, scope: EndpointScope) -> Result<Compiler, BuildError> {
+        if !set.defaults_applied() {
+            set.apply_defaults();
+        }
+        let mut model = match &scope {
+            EndpointScope::All => Model::build(&set)?,
+            scope => Model::build_where(&set, &|e| scope.includes(e))?,
+        };
         model.spread_ranks();
         let program = model.compile_where(|e| scope.includes(e));
+        let objects = set.objects;
         let set_refs = count_refs(&program);
         let mut derived = DerivedRefs::default();
         for o in &objects {
@@ -488,10 +507,12 @@ impl Compiler {
                 self.objects.push(o);
             }
             (Some(i), None) => {
-                self.objects.remove(i);
+                // The last object takes the place (a rebuild orders objects as they are
+                // kept; the program does not depend on the order).
+                self.objects.swap_remove(i);
                 self.positions.remove(key);
-                for (j, o) in self.objects.iter().enumerate().skip(i) {
-                    self.positions.insert(ObjectKey::of(&o.resource), j);
+                if let Some(o) = self.objects.get(i) {
+                    self.positions.insert(ObjectKey::of(&o.resource), i);
                 }
             }
             (None, None) => {}
@@ -507,7 +528,11 @@ impl Compiler {
         let mut set = LoadedSet::new();
         set.objects = self.objects.clone();
         set.apply_defaults();
-        match Model::build(&set) {
+        let built = match &self.scope {
+            EndpointScope::All => Model::build(&set),
+            scope => Model::build_where(&set, &|e| scope.includes(e)),
+        };
+        match built {
             Ok(mut model) => {
                 model.spread_ranks();
                 let program = model.compile_where(|e| self.scope.includes(e));
@@ -622,7 +647,14 @@ impl Compiler {
             .unwrap_or_default();
         let new_types = new_k.and_then(|k| model.policies.get(k)).map(|p| p.types);
         let mut touched: Vec<usize> = Vec::new();
-        let mut eis: Vec<usize> = old_selects.iter().chain(selects.iter()).copied().collect();
+        // Endpoints out of scope keep no policy lists (they get no program).
+        let scope = &self.scope;
+        let mut eis: Vec<usize> = old_selects
+            .iter()
+            .chain(selects.iter())
+            .copied()
+            .filter(|&ei| model.endpoints.get(ei).is_some_and(|e| scope.includes(e)))
+            .collect();
         eis.sort_unstable();
         eis.dedup();
         let applying = model.endpoints.applying_mut();
@@ -819,7 +851,11 @@ impl Compiler {
                     .iter()
                     .map(|p| model.profiles.get(p).cloned())
                     .collect();
-                let applying = model.policies.applying_to(&model.selectors, i);
+                let applying = if self.scope.includes(&e) {
+                    model.policies.applying_to(&model.selectors, i)
+                } else {
+                    PerDirection::default()
+                };
                 model.endpoints.upsert(i, e, resolved, applying);
                 self.refresh_endpoint(i, &mut changes);
             }

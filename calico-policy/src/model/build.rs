@@ -110,12 +110,42 @@ impl Model {
     /// [`BuildError::Load`] when inputs could not be read or parsed;
     /// [`BuildError::Invalid`] with every error (and the warnings) otherwise.
     pub fn build(set: &LoadedSet) -> Result<Model, BuildError> {
+        Model::build_checked(set, None)
+    }
+
+    /// Builds the model from whatever is usable, recording every problem in
+    /// [`Model::diagnostics`]: first the warnings of a lenient load
+    /// ([`LoadedSet::warnings`]: documents skipped, parts dropped), then validation's and
+    /// the builder's. Rules and policies with errors are left out.
+    pub fn build_lenient(set: &LoadedSet) -> Model {
+        Model::build_lenient_where(set, None)
+    }
+
+    /// [`Model::build`] working out the policies that apply only to the endpoints `keep`
+    /// accepts: enough to compile their programs ([`Model::compile_where`] with the same
+    /// filter) without the cost for the rest of a large cluster. Evaluating traffic of the
+    /// other endpoints with this model finds no policy applying to them.
+    ///
+    /// # Errors
+    ///
+    /// As [`Model::build`].
+    pub fn build_where(
+        set: &LoadedSet,
+        keep: &dyn Fn(&Endpoint) -> bool,
+    ) -> Result<Model, BuildError> {
+        Model::build_checked(set, Some(keep))
+    }
+
+    fn build_checked(
+        set: &LoadedSet,
+        keep: Option<&dyn Fn(&Endpoint) -> bool>,
+    ) -> Result<Model, BuildError> {
         if !set.errors.is_empty() {
             return Err(BuildError::Load {
                 errors: set.errors.clone(),
             });
         }
-        let model = Model::build_lenient(set);
+        let model = Model::build_lenient_where(set, keep);
         if model.diagnostics.iter().any(Diagnostic::is_error) {
             let (errors, warnings) = model
                 .diagnostics
@@ -126,11 +156,7 @@ impl Model {
         Ok(model)
     }
 
-    /// Builds the model from whatever is usable, recording every problem in
-    /// [`Model::diagnostics`]: first the warnings of a lenient load
-    /// ([`LoadedSet::warnings`]: documents skipped, parts dropped), then validation's and
-    /// the builder's. Rules and policies with errors are left out.
-    pub fn build_lenient(set: &LoadedSet) -> Model {
+    fn build_lenient_where(set: &LoadedSet, keep: Option<&dyn Fn(&Endpoint) -> bool>) -> Model {
         // What a lenient load skipped or dropped comes first, as warnings.
         let load_warnings = set.warnings.clone();
         let owned;
@@ -159,6 +185,7 @@ impl Model {
             objects: &set.objects,
             table: SelectorTable::default(),
             diagnostics: Vec::new(),
+            keep,
         };
         let model = b.build();
         // Validation already reported some problems at the same field: keep its message.
@@ -195,6 +222,8 @@ pub(super) struct Builder<'a> {
     objects: &'a [LoadedObject],
     table: SelectorTable,
     diagnostics: Vec<Diagnostic>,
+    /// The endpoints whose applying policies are worked out (all when `None`).
+    keep: Option<&'a dyn Fn(&Endpoint) -> bool>,
 }
 
 impl<'a> Builder<'a> {
@@ -389,7 +418,10 @@ impl<'a> Builder<'a> {
             })
             .collect();
         let applying = (0..endpoints.len())
-            .map(|ei| policies.applying_to(&selectors, ei))
+            .map(|ei| match self.keep {
+                Some(keep) if !keep(&endpoints[ei]) => PerDirection::default(),
+                _ => policies.applying_to(&selectors, ei),
+            })
             .collect();
         Model {
             endpoints: EndpointTable::new(endpoints, resolved, applying),
@@ -640,6 +672,7 @@ impl Model {
             objects: std::slice::from_ref(o),
             table: std::mem::take(&mut self.selectors),
             diagnostics: Vec::new(),
+            keep: None,
         };
         let policy = b.policy_from(o);
         self.selectors = b.table;
