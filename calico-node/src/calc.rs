@@ -559,6 +559,83 @@ pub fn merge_families(v4: &str, v6: &str) -> String {
 mod tests {
     use super::*;
 
+    fn kv(key: &str, value: &str) -> calico_datastore::KeyValue {
+        calico_datastore::KeyValue {
+            key: key.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec(),
+            create_revision: 1,
+            mod_revision: 1,
+        }
+    }
+
+    /// A policy the build refuses is left out and reported; the rest is computed, and a
+    /// later fix of it is taken in.
+    #[test]
+    fn a_refused_policy_is_left_out_and_the_rest_computed() {
+        let mut view = View::new();
+        let mut calc = Calculator::new(CalcOptions {
+            node: "n1".to_owned(),
+            parent_iface: "eth0".to_owned(),
+            host_mtu: 1500,
+            routes: false,
+            bgp: false,
+        });
+        let policy = |name: &str, selector: &str| {
+            format!(
+                r#"{{"apiVersion":"projectcalico.org/v3","kind":"GlobalNetworkPolicy","metadata":{{"name":"default.{name}"}},"spec":{{"tier":"default","selector":"{selector}","ingress":[{{"action":"Allow"}}]}}}}"#
+            )
+        };
+        let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"ns","labels":{"app":"web"}},"spec":{"nodeName":"n1"},"status":{"podIP":"10.0.0.1"}}"#;
+        // Stored as the tools store them: key of the resource, its JSON as the value.
+        let stored = |json: &str| {
+            let o = calico_model::loader::load_str("x.json", json)
+                .objects
+                .into_iter()
+                .next()
+                .expect("loads");
+            (calico_ipam::resources::key_of(&o.resource), json.to_owned())
+        };
+        let (bad, _) = stored(&policy("bad", "app == 'web'"));
+        for json in [
+            pod.to_owned(),
+            policy("good", "app == 'web'"),
+            policy("bad", "app == "),
+        ] {
+            let (k, v) = if json.contains("default.bad") {
+                (bad.clone(), json)
+            } else {
+                stored(&json)
+            };
+            let ch = view.put(&kv(&k, &v));
+            calc.change(&ch);
+        }
+        calc.compute(&view);
+        let problems = calc.take_problems();
+        assert!(
+            problems.iter().any(
+                |p| matches!(p, CalcProblem::Invalid { key, .. } if key.contains("default.bad"))
+            ),
+            "{problems:?}"
+        );
+        let rs = calc.ruleset().expect("a table without the refused policy");
+        assert!(
+            rs.chains.keys().any(|c| c.contains("gnp/good")),
+            "{:?}",
+            rs.chains.keys()
+        );
+        assert!(!rs.chains.keys().any(|c| c.contains("gnp/bad")));
+        // Fixed: it is compiled in.
+        let ch = view.put(&kv(&bad, &policy("bad", "app == 'web'")));
+        calc.change(&ch);
+        calc.compute(&view);
+        let rs = calc.ruleset().expect("table");
+        assert!(
+            rs.chains.keys().any(|c| c.contains("gnp/bad")),
+            "{:?}",
+            rs.chains.keys()
+        );
+    }
+
     #[test]
     fn ipv6_definitions_are_renamed_and_singletons_dropped() {
         let v4 = "router id 1.2.3.4;\nfunction f()\n{\n}\nprotocol device {\n  scan time 2;\n}\n\
