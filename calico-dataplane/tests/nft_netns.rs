@@ -905,4 +905,63 @@ spec:
             prev = next;
         }
     }
+
+    /// An apply larger than the batch limit fills its new sets in transactions of their
+    /// own first; the kernel ends up with exactly the table, as `nft` loads it.
+    #[test]
+    fn model_large_apply_fills_new_sets_first() {
+        use calico_policy::nft::{
+            AddrValue, Chain, IpFamily, Match, Rule, RuleVerdict, Set, SetElement, SetKey, Side,
+            Verdict,
+        };
+        let Some(ns) = inner_or_spawn(
+            "model::model_large_apply_fills_new_sets_first",
+            &["mlarge", "mlargeref"],
+        ) else {
+            return;
+        };
+        let mut rs = Ruleset::default();
+        let mut rules = Vec::new();
+        for k in 0..3u8 {
+            let name = format!("s4-big{k}");
+            // Singles, some adjacent, and a range: interval encoding with shared edges.
+            let mut elements: std::collections::BTreeSet<SetElement> = (0..3000u32)
+                .map(|i| {
+                    let a = std::net::Ipv4Addr::from(
+                        0x0a00_0000 + (u32::from(k) << 16) + i * 2 + (i % 3 == 0) as u32,
+                    );
+                    SetElement::Net(ipnet::IpNet::from(std::net::IpAddr::V4(a)))
+                })
+                .collect();
+            elements.insert(SetElement::Net(format!("172.16.{k}.0/24").parse().unwrap()));
+            rs.sets.insert(
+                name.clone(),
+                Set {
+                    key: SetKey::Ipv4Addr,
+                    interval: true,
+                    elements,
+                },
+            );
+            rules.push(Rule {
+                matches: vec![Match::Addr {
+                    family: IpFamily::V4,
+                    side: Side::Src,
+                    value: AddrValue::Set(name),
+                    negate: false,
+                }],
+                verdict: Some(RuleVerdict::Verdict(Verdict::Accept)),
+                ..Rule::default()
+            });
+        }
+        rs.chains.insert("c".into(), Chain { base: None, rules });
+        let mut dp = NftDataplane::new().unwrap();
+        dp.applier().set_batch_limit(16 << 10);
+        let st = dp.apply_ruleset(&rs).unwrap();
+        assert!(st.bytes > 16 << 10, "{st:?}");
+        assert!(dp.drift().unwrap().is_empty());
+        assert_same(&list(None), &reload(&ns[1], &rs.to_nft()));
+        assert_eq!(dp.apply_ruleset(&rs).unwrap().messages, 0);
+        let t = calico_dataplane::nft::model::table(&rs);
+        assert_eq!(dp.applier().apply(&t).unwrap().messages, 0);
+    }
 }

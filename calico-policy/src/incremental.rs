@@ -5,7 +5,7 @@
 //! | change | what is recomputed |
 //! |---|---|
 //! | a policy (any kind) added, changed or removed | its rules and the sets they newly use; which endpoints it selects (one selector-index query); the program of each endpoint it selected before or selects now; sets no rule uses any more are dropped |
-//! | an endpoint (Pod, workload controller, WorkloadEndpoint, HostEndpoint) added, changed or removed | its labels in the selector index (only selectors reading its labels are re-evaluated); the members of the sets whose selectors match it before or after, and of the named-port sets for its port names; its own program |
+//! | an endpoint (Pod, workload controller, WorkloadEndpoint, HostEndpoint) added, changed or removed | its labels in the selector index (only selectors reading its labels are re-evaluated); the members of the sets whose selectors match it before or after, and of the named-port sets for its port names, patched member by member (the members added and removed are reported in [`ProgramChanges::member_deltas`]); its own program |
 //! | anything else (Namespace, ServiceAccount, Profile, Tier, NetworkSet, FelixConfiguration, ...) | the whole model, then [`Program::changes`] against the previous program |
 //!
 //! The program always equals a fresh [`Model::build`] + [`Model::compile`] of the same
@@ -14,6 +14,18 @@
 //! [`Model::endpoints`] (a removed endpoint's place is taken by the last one), and
 //! validation of an upserted object is per object ([`validate_object`]), without the
 //! cross-object checks of a full build.
+//!
+//! Each endpoint keeps the list of the policies applying to it by *rank*, a number that
+//! grows with the policy's place in evaluation order and that other policies' coming and
+//! going leaves alone (ranks start spread apart and are spread again when two neighbours
+//! leave no room). So a policy that moves in the order touches only the endpoints it
+//! selected or selects, never the whole cluster.
+//!
+//! A node's agent needs programs only for its own endpoints:
+//! [`Compiler::with_scope`] with [`EndpointScope::Node`] works out policy lists and programs
+//! only for them (policies, profiles and sets are compiled whole, since sets hold the
+//! addresses of the whole cluster); the program then equals a fresh
+//! [`Model::compile_where`] with the same scope.
 //!
 //! ```
 //! use calico_model::loader::load_str;

@@ -152,9 +152,11 @@ fn measure(
     }
     drop(values);
     let decode_s = t.elapsed().as_secs_f64();
+    let rss_view = calico_benches::rss_kib();
     let t = Instant::now();
     calc.compute(&view);
     let compute_s = t.elapsed().as_secs_f64();
+    let rss_computed = calico_benches::rss_kib();
     let t = Instant::now();
     if let Some(k) = &mut kernel {
         calc.take_nft();
@@ -199,6 +201,8 @@ fn measure(
             "compute_s": (compute_s * 1000.0).round() / 1000.0,
             "apply_s": (apply_s * 1000.0).round() / 1000.0,
             "peak_rss_mib": rss_cold.map(|k| k / 1024),
+            "rss_after_decode_mib": rss_view.map(|k| k / 1024),
+            "rss_after_compute_mib": rss_computed.map(|k| k / 1024),
         },
         "mixed_updates": quantiles(mixed),
         "mixed_ms_per_update": (mixed_s * 1e3 / updates.max(1) as f64 * 1000.0).round() / 1000.0,

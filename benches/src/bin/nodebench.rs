@@ -9,11 +9,13 @@
 //! - **change latency** while a writer sustains `--rate` updates per second for `--seconds`
 //!   (pod label changes on other nodes, which move IP-set members, and policy rule changes):
 //!   from each etcd commit until the agent reports that revision applied to the kernel
-//!   (`calico_node_applied_revision` on its metrics endpoint, polled every millisecond);
-//!   p50/p90/p99/max, and the agent's CPU time per update;
-//! - **IP-set member change**: in this process, one pod address change through the agent's
-//!   own calculation and kernel writer (`calico_node::{View, Calculator, KernelWriter}`),
-//!   agent time per change.
+//!   (`calico_node_applied_revision` on its metrics endpoint, polled every half millisecond);
+//!   p50/p90/p99/max, and the agent's CPU time per update (the poller's scrapes every
+//!   half millisecond are part of it).
+//!
+//! The agent's own time per change, without etcd and the scrapes (the same cluster through
+//! its calculation and kernel writer in-process, IP-set member changes measured alone), is
+//! `calcbench`'s.
 //!
 //! ```text
 //! sudo nodebench [--pods 100000] [--policies 2000] [--rate 1000] [--seconds 60] [--dense]

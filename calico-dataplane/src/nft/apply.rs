@@ -47,6 +47,7 @@ pub struct NftApplier {
     sock: NftSocket,
     table: String,
     applied: Option<TableState>,
+    batch_limit: usize,
 }
 
 impl NftApplier {
@@ -60,7 +61,15 @@ impl NftApplier {
             sock,
             table: table.to_string(),
             applied: None,
+            batch_limit: BATCH_BYTES,
         })
+    }
+
+    /// Sets the size above which an apply is split (32 MiB by default): the new sets are
+    /// created and filled first, in transactions of about this size, while no rule refers
+    /// to them yet; everything else follows in one transaction.
+    pub fn set_batch_limit(&mut self, bytes: usize) {
+        self.batch_limit = bytes;
     }
 
     /// The table's name.
@@ -192,19 +201,103 @@ impl NftApplier {
         let first = self.sock.reserve_seq(0);
         let mut batch = Batch::new(&self.table, first);
         let mut stats = plan(&mut batch, cur, desired, &prep, rewrite);
+        let filled;
+        let cur = if batch.buf.buf.len() > self.batch_limit && !rewrite {
+            // Too large for one transaction: fill the new sets first, in transactions of
+            // their own (no rule refers to them yet, so traffic sees none of it), then the
+            // rest in one.
+            let mut pre = cur.clone();
+            let pre_stats = self.fill_new_sets(&mut pre, desired, &prep)?;
+            let first = self.sock.reserve_seq(0);
+            batch = Batch::new(&self.table, first);
+            stats = plan(&mut batch, &pre, desired, &prep, rewrite);
+            stats.sets_written += pre_stats.sets_written;
+            stats.messages += pre_stats.messages;
+            stats.bytes += pre_stats.bytes;
+            filled = pre;
+            &filled
+        } else {
+            cur
+        };
         if batch.len() == 0 {
             self.applied = Some(prep.into_state(desired));
             return Ok(stats);
         }
-        stats.messages = batch.len();
-        stats.bytes = batch.buf.buf.len();
+        stats.messages += batch.len();
+        stats.bytes += batch.buf.buf.len();
+        let _ = cur;
         self.sock
             .reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
         self.sock.send_batch(batch)?;
         self.applied = Some(prep.into_state(desired));
         Ok(stats)
     }
+
+    /// Creates the sets of `desired` that `cur` lacks and adds their elements, in
+    /// transactions of about the batch limit at most; `cur` records them.
+    fn fill_new_sets(
+        &mut self,
+        cur: &mut TableState,
+        desired: &Table,
+        prep: &Prepared,
+    ) -> Result<ApplyStats, ApplyError> {
+        let mut stats = ApplyStats::default();
+        let mut batch = Batch::new(&self.table, self.sock.reserve_seq(0));
+        if !cur.exists {
+            batch.new_table();
+        }
+        for (n, s) in &desired.sets {
+            if cur.sets.contains_key(n) {
+                continue;
+            }
+            let want: &[KElem] = prep.elements.get(n).map(Vec::as_slice).unwrap_or(&[]);
+            batch.new_set(n, s);
+            // Interval sets keep each start with its end marker (the leading end marker
+            // goes with the first chunk).
+            let lead = usize::from(s.interval && want.first().is_some_and(|e| e.flags != 0));
+            let chunk = 4096;
+            let mut at = 0;
+            while at < want.len() {
+                let end = (at + chunk + if at == 0 { lead } else { 0 }).min(want.len());
+                batch.set_elems(n, &want[at..end], true);
+                at = end;
+                if batch.buf.buf.len() > self.batch_limit {
+                    stats.messages += batch.len();
+                    stats.bytes += batch.buf.buf.len();
+                    self.sock
+                        .reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
+                    self.sock.send_batch(batch)?;
+                    cur.exists = true;
+                    batch = Batch::new(&self.table, self.sock.reserve_seq(0));
+                }
+            }
+            stats.sets_written += 1;
+            cur.sets.insert(
+                n.clone(),
+                SetState {
+                    flags: s.flags(),
+                    key_type: s.key_type(),
+                    key_len: s.key_len(),
+                    verdict_map: s.verdict_map,
+                    elements: want.iter().cloned().collect(),
+                },
+            );
+        }
+        if batch.len() > 0 {
+            stats.messages += batch.len();
+            stats.bytes += batch.buf.buf.len();
+            self.sock
+                .reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
+            self.sock.send_batch(batch)?;
+            cur.exists = true;
+        }
+        Ok(stats)
+    }
 }
+
+/// The largest transaction sent at once (the socket's send buffer is at most twice
+/// `SEND_BUF_MAX`); a larger apply fills its new sets in transactions of their own first.
+const BATCH_BYTES: usize = 32 << 20;
 
 /// Appends to `batch` the messages turning `cur` into `desired`.
 fn plan(
