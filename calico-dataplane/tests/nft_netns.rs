@@ -954,6 +954,11 @@ spec:
             });
         }
         rs.chains.insert("c".into(), Chain { base: None, rules });
+        // A verdict map pointing at the chain: it can only be filled once the chain exists.
+        let mut vm = calico_policy::nft::VerdictMap::default();
+        vm.elements
+            .insert("cali1234".into(), Verdict::Goto("c".into()));
+        rs.maps.insert("from-wl".into(), vm);
         let mut dp = NftDataplane::new().unwrap();
         dp.applier().set_batch_limit(16 << 10);
         let st = dp.apply_ruleset(&rs).unwrap();

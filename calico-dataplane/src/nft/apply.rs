@@ -233,7 +233,8 @@ impl NftApplier {
         Ok(stats)
     }
 
-    /// Creates the sets of `desired` that `cur` lacks and adds their elements, in
+    /// Creates the sets (not the verdict maps) of `desired` that `cur` lacks and adds their
+    /// elements, in
     /// transactions of about the batch limit at most; `cur` records them.
     fn fill_new_sets(
         &mut self,
@@ -247,7 +248,8 @@ impl NftApplier {
             batch.new_table();
         }
         for (n, s) in &desired.sets {
-            if cur.sets.contains_key(n) {
+            // Verdict maps point at chains, which come with the rest.
+            if cur.sets.contains_key(n) || s.verdict_map {
                 continue;
             }
             let want: &[KElem] = prep.elements.get(n).map(Vec::as_slice).unwrap_or(&[]);
