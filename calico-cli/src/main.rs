@@ -143,7 +143,10 @@ fn main() -> ExitCode {
             resolve().and_then(|(store, _)| store_cmd::run_delete(&store, &args))
         }
         Command::Ipam(cmd) => resolve().and_then(|(store, _)| ipam_cmd::run(&store, cmd)),
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(mut args) => {
+            args.store = demo::DemoStore::from_option(store_option);
+            demo::run(&args)
+        }
         Command::Node(cmd) => node_cmd::run(cmd),
         Command::Datastore(cmd) => resolve().and_then(|(store, _)| datastore_cmd::run(&store, cmd)),
     };

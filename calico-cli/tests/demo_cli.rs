@@ -401,3 +401,43 @@ fn live_demo_on_manifests_without_pools() {
     assert!(out.contains("probes agree"), "{out}");
     assert!(!out.contains("DISAGREE"), "{out}");
 }
+
+/// `--store etcd`: the demo runs its own etcd in a namespace on the bridge; the agents
+/// follow it from their node namespaces and every live change converges.
+#[test]
+fn live_demo_on_its_own_etcd() {
+    if !can_run("live demo on etcd") {
+        return;
+    }
+    if Command::new("etcd").arg("--version").output().is_err() {
+        assert!(
+            !required(),
+            "live demo on etcd is required but etcd is not installed"
+        );
+        eprintln!("NOTE: live demo on etcd was NOT RUN: etcd is not installed");
+        return;
+    }
+    let _live = live_lock();
+    let (o, pid) = demo(&["--store", "etcd", "-o", "json"], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    let v: Value = serde_json::from_str(&out).expect("one JSON object");
+    let store = v["store"].as_str().unwrap_or_default();
+    assert_eq!(store, "etcd://198.18.0.250:2379", "{out}");
+    for n in v["nodes"].as_array().expect("nodes") {
+        let argv: Vec<&str> = n["agent_command"]
+            .as_array()
+            .expect("agent_command")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        assert!(argv.windows(2).any(|w| w == ["--store", store]), "{argv:?}");
+    }
+    let changes = v["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 6, "{out}");
+    for c in changes {
+        assert_eq!(c["converged"], true, "{c}");
+    }
+    assert!(err.contains("etcd in"), "{err}");
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}

@@ -712,6 +712,11 @@ impl EtcdCluster {
         None
     }
 
+    /// The process id of member `i`, while it runs (to pause it with SIGSTOP, say).
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.procs.get(i)?.child.as_ref().map(Child::id)
+    }
+
     /// Kills member `i` with SIGKILL (its data stays, see [`EtcdCluster::restart`]).
     pub fn kill(&mut self, i: usize) {
         if let Some(p) = self.procs.get_mut(i) {

@@ -27,7 +27,16 @@ pub(crate) struct EtcdWatch {
     /// Events received but not yet returned (a response ends mid-revision only when etcd
     /// fragments it).
     pending: VecDeque<WatchEvent>,
+    /// When etcd last sent anything on the stream.
+    heard: Instant,
+    /// When a progress report was asked for and not yet answered.
+    asked: Option<Instant>,
 }
+
+/// Silence on the watch stream after which etcd is asked for a progress report.
+const ASK_AFTER: Duration = Duration::from_secs(2);
+/// How long a progress report may take before the watch counts as dead.
+const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 
 /// Whether an etcd error says the revision asked for was compacted.
 pub(crate) fn is_compacted(e: &StoreError) -> bool {
@@ -144,6 +153,8 @@ impl EtcdStore {
             url,
             next: from,
             pending: VecDeque::new(),
+            heard: Instant::now(),
+            asked: None,
         })
     }
 }
@@ -188,12 +199,41 @@ impl Watch for EtcdWatch {
     fn next(&mut self, timeout: Duration) -> Result<Vec<WatchEvent>, StoreError> {
         let deadline = Instant::now() + timeout;
         loop {
+            // A stream can go quiet for good without an error (a connection that stalls):
+            // after a silence, ask etcd for a progress report; no answer means the watch is
+            // dead, and the caller starts another (the syncer re-lists).
+            match self.asked {
+                Some(at) if at.elapsed() > ANSWER_WITHIN => {
+                    return Err(StoreError::Unavailable {
+                        store: self.url.clone(),
+                        attempts: 1,
+                        elapsed: self.heard.elapsed(),
+                        reason: format!(
+                            "the watch stopped answering (no progress report within {} s)",
+                            ANSWER_WITHIN.as_secs()
+                        ),
+                    });
+                }
+                None if self.heard.elapsed() > ASK_AFTER => {
+                    let stream = &mut self.stream;
+                    // A failed request is found out the same way: no answer.
+                    let _ = self.client.runtime.block_on(async {
+                        tokio::time::timeout(ANSWER_WITHIN, stream.request_progress()).await
+                    });
+                    self.asked = Some(Instant::now());
+                }
+                _ => {}
+            }
             let wait = deadline.saturating_duration_since(Instant::now());
             let stream = &mut self.stream;
             let got = self
                 .client
                 .runtime
                 .block_on(async { tokio::time::timeout(wait, stream.message()).await });
+            if matches!(got, Ok(Ok(Some(_)))) {
+                self.heard = Instant::now();
+                self.asked = None;
+            }
             let resp = match got {
                 Err(_) => return Ok(Vec::new()),
                 Ok(Ok(Some(resp))) => resp,

@@ -256,3 +256,70 @@ fn etcd_cluster_survives_leader_kill_during_cas_increments() {
     let c = EtcdStore::connect(&members(&only), EtcdOptions::default()).unwrap();
     assert_eq!(check_logged_counter(&c, prefix), 2 * per_writer as u64);
 }
+
+/// A quiet watch is asked for progress reports and stays open while etcd answers them: no
+/// error after several silences, and the next change still arrives.
+#[test]
+fn a_quiet_watch_stays_open() {
+    if etcd_or_skip("a_quiet_watch_stays_open").is_none() {
+        return;
+    }
+    let server = EtcdCluster::start_single().unwrap();
+    let store = open_store(&server.url()).unwrap();
+    store.put(b"q/a", b"1").unwrap();
+    let mut w = store.watch(b"q/", 0).unwrap();
+    let start = Instant::now();
+    // Longer than the silence before a progress request plus its answer time, twice over.
+    while start.elapsed() < Duration::from_secs(22) {
+        let got = w.next(Duration::from_millis(200));
+        assert!(
+            matches!(&got, Ok(v) if v.is_empty()),
+            "after {:?}: {got:?}",
+            start.elapsed()
+        );
+    }
+    let rev = store.put(b"q/b", b"2").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    while seen.is_empty() && Instant::now() < deadline {
+        seen = w.next(Duration::from_millis(200)).unwrap();
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].revision(), rev);
+}
+
+/// A watch whose member stops answering (paused with SIGSTOP: the connection stays up but
+/// nothing comes) is reported dead after the progress report goes unanswered, instead of
+/// waiting forever.
+#[test]
+fn a_watch_on_a_silent_member_is_reported_dead() {
+    if etcd_or_skip("a_watch_on_a_silent_member_is_reported_dead").is_none() {
+        return;
+    }
+    let server = EtcdCluster::start_single().unwrap();
+    let store = open_store(&server.url()).unwrap();
+    let mut w = store.watch(b"s/", 0).unwrap();
+    let pid = server.pid(0).expect("running");
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill")
+    };
+    assert!(signal("-STOP").success());
+    let start = Instant::now();
+    let outcome = loop {
+        match w.next(Duration::from_millis(200)) {
+            Ok(v) if v.is_empty() && start.elapsed() < Duration::from_secs(30) => continue,
+            other => break other,
+        }
+    };
+    assert!(signal("-CONT").success());
+    let err = outcome.expect_err("a dead watch is an error");
+    assert!(err.to_string().contains("stopped answering"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -179,18 +179,17 @@ fn open(url: &str) -> Result<Arc<dyn calico_datastore::Store>, ClusterError> {
 /// show). Returns the store URL and notes for the user.
 pub(crate) fn prepare_store(
     set: &LoadedSet,
-    dir: &Path,
+    url: &str,
     nodes: &[String],
-) -> Result<(String, Vec<String>), ClusterError> {
-    let url = format!("file:{}", dir.join("calico.db").display());
-    let store = open(&url)?;
+) -> Result<Vec<String>, ClusterError> {
+    let store = open(url)?;
     let mut objects = demo_pools(set);
     objects.extend(
         set.resources()
             .filter(|r| matches!(r, Resource::IpReservation(_)))
             .cloned(),
     );
-    calico_ipam::resources::apply(&*store, &objects).map_err(|e| store_err(&url, e))?;
+    calico_ipam::resources::apply(&*store, &objects).map_err(|e| store_err(url, e))?;
     let ipam = Ipam::new(store);
     let mut notes = Vec::new();
     for r in set.resources() {
@@ -207,7 +206,7 @@ pub(crate) fn prepare_store(
             notes.push(format!("block {net} not claimed for {}: {e}", a.spec.node));
         }
     }
-    Ok((url, notes))
+    Ok(notes)
 }
 
 /// Runs `calico-cni ADD` for `pod` as a runtime does (clean environment with the `CNI_*`

@@ -8,15 +8,21 @@
 //!    when it cannot, print the prediction and why the rest was skipped, and exit 0;
 //! 3. build the cluster: a `lan` namespace with bridge `br0`, one namespace per node joined
 //!    to it by a veth (`eth0`, the Node's `bgp.ipv4Address`, or `10.99.0.N/24`), one per pod;
-//! 4. a file IPAM store with the manifests' IPv4 pools (run as VXLAN `Always`) and block
-//!    affinities (a /16 pool is added around pod addresses no pool covers); each pod added by
-//!    the real `calico-cni` binary (asking for its manifest IP);
-//! 5. each node programmed by calico-dataplane: vxlan.calico, routes, neighbour and FDB
-//!    entries from calico-route and the nftables table from calico-policy, all built from
-//!    the manifests patched with what was really allocated;
-//! 6. listeners in every pod (sockets this process opens inside the pod namespaces), every
-//!    probe sent with real packets, the observed matrix printed beside the predicted one;
-//!    exit 1 when any probe disagrees.
+//! 4. the datastore (the embedded file store in the scratch directory by default; with the
+//!    global `--store etcd`, an etcd the demo starts in a namespace of its own on the
+//!    bridge, at 198.18.0.250, where the node namespaces reach it; with any other
+//!    `--store URL`, that store) with the manifests' IPv4 pools (run as VXLAN `Always`) and
+//!    block affinities (a /16 pool is added around pod addresses no pool covers); each pod
+//!    added by the real `calico-cni` binary (asking for its manifest IP);
+//! 5. the cluster written to the datastore; the example's top-of-rack routers started as
+//!    BIRDs in namespaces of their own;
+//! 6. one agent (`calico node run`, with its BIRD) per node, inside the node's namespace,
+//!    following the datastore;
+//! 7. listeners in every pod, every probe sent with real packets until the observed matrix
+//!    equals the predicted one;
+//! 8. live changes through the datastore (a policy applied and deleted, a pod added and
+//!    deleted, a route reflector removed and restored), each timed from the write until
+//!    the agents applied it and the probes (or BIRD's sessions) agree.
 //!
 //! Everything is removed at the end (and on Ctrl-C, SIGTERM or a panic), unless `--keep`.
 //!
@@ -26,6 +32,7 @@
 mod agents;
 mod changes;
 mod cluster;
+mod etcd;
 mod lab;
 mod matrix;
 mod tor;
@@ -76,6 +83,39 @@ pub(crate) struct DemoArgs {
     /// inside them (agents, BIRDs), scratch directories; then exit.
     #[arg(long)]
     clean: bool,
+    /// The datastore, from the global `--store` (see [`DemoStore::from_option`]).
+    #[arg(skip)]
+    pub(crate) store: DemoStore,
+}
+
+/// The datastore the demo's cluster runs on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum DemoStore {
+    /// The embedded file store, in the demo's scratch directory (the default).
+    #[default]
+    File,
+    /// An etcd the demo starts in a namespace of its own on the bridge, where the node
+    /// namespaces reach it (`--store etcd` or `--store etcd://` without an address).
+    Own,
+    /// This store URL as given (an etcd the node namespaces can reach, or a file store).
+    Given(String),
+}
+
+impl DemoStore {
+    /// The demo's datastore for the global `--store` given on the command line.
+    pub(crate) fn from_option(store: Option<&str>) -> DemoStore {
+        match store.map(str::trim) {
+            None | Some("") => DemoStore::File,
+            Some("etcd" | "etcd://" | "etcd:") => DemoStore::Own,
+            Some(url) => match url.strip_prefix("file:") {
+                // Relative file stores are made absolute: the agents run elsewhere.
+                Some(path) if !path.starts_with('/') => std::env::current_dir()
+                    .map(|d| DemoStore::Given(format!("file:{}", d.join(path).display())))
+                    .unwrap_or_else(|_| DemoStore::Given(url.to_owned())),
+                _ => DemoStore::Given(url.to_owned()),
+            },
+        }
+    }
 }
 
 fn step(n: usize, what: &str) {
@@ -306,8 +346,8 @@ fn demo_nodes(set: &calico_model::loader::LoadedSet, m: &Matrix) -> Vec<String> 
 
 fn live(
     a: &DemoArgs,
-    mut set: calico_model::loader::LoadedSet,
-    mut m: Matrix,
+    set: calico_model::loader::LoadedSet,
+    m: Matrix,
     lab: &mut lab::Lab,
 ) -> Result<LiveRun, CliError> {
     let nodes = demo_nodes(&set, &m);
@@ -358,15 +398,69 @@ fn live(
         pod_ns.push(lab.netns(&format!("pod{}", i + 1)).map_err(could_not)?);
     }
 
+    let store = match &a.store {
+        DemoStore::Own => {
+            let (ns, url) = etcd::start(lab, &lan).map_err(could_not)?;
+            eprintln!("      datastore: etcd in {ns} on the bridge, {url}");
+            StorePlace {
+                url,
+                netns: Some(ns),
+            }
+        }
+        DemoStore::Given(url) => StorePlace {
+            url: url.clone(),
+            netns: None,
+        },
+        DemoStore::File => StorePlace {
+            url: format!("file:{}", lab.dir.join("calico.db").display()),
+            netns: None,
+        },
+    };
+    // Everything that talks to the datastore runs where it is reachable: inside the etcd
+    // namespace when the demo runs its own etcd (threads started there stay there).
+    let place = match &store.netns {
+        Some(ns) => Netns::named(ns).map_err(could_not)?,
+        None => Netns::current(),
+    };
+    let url = store.url;
+    place
+        .run(|| {
+            live_rest(
+                a, set, m, lab, &lan, &nodes, &addresses, &node_ns, &pod_ns, &url,
+            )
+        })
+        .map_err(could_not)?
+}
+
+/// Where the demo's datastore is.
+struct StorePlace {
+    url: String,
+    netns: Option<String>,
+}
+
+/// The live part from the pods on, with the datastore at `url`.
+#[allow(clippy::too_many_arguments)]
+fn live_rest(
+    a: &DemoArgs,
+    mut set: calico_model::loader::LoadedSet,
+    mut m: Matrix,
+    lab: &mut lab::Lab,
+    lan: &str,
+    nodes: &[String],
+    addresses: &BTreeMap<String, String>,
+    node_ns: &BTreeMap<String, String>,
+    pod_ns: &[String],
+    url: &str,
+) -> Result<LiveRun, CliError> {
     step(
         4,
-        "adding the pods with calico-cni (IPAM: calico-ipam on a file store)",
+        &format!("adding the pods with calico-cni (IPAM: calico-ipam on {url})"),
     );
     let cni_dir = cluster::cni_dir().ok_or_else(|| could_not("no calico-cni directory"))?;
     for pool in cluster::add_missing_pools(&mut set, &m.pods).map_err(could_not)? {
         eprintln!("      note: no IPv4 pool of the manifests covers the pods; added {pool}");
     }
-    let (url, notes) = cluster::prepare_store(&set, &lab.dir, &nodes).map_err(could_not)?;
+    let notes = cluster::prepare_store(&set, url, nodes).map_err(could_not)?;
     for n in notes {
         eprintln!("      note: {n}");
     }
@@ -379,16 +473,16 @@ fn live(
             node,
             &pod_ns[i],
             p,
-            &url,
+            url,
             &format!("demo{}", i + 1),
         )
         .map_err(could_not)?;
         eprintln!("      {} on {}: {ip}", p.label(), p.node);
         p.ip = Some(ip);
     }
-    let alloc = cluster::allocate_tunnels(&url, &nodes).map_err(could_not)?;
-    cluster::patch_set(&mut set, &m.pods, &alloc, &addresses);
-    let resources = cluster::route_resources(&set, &alloc, &addresses).map_err(could_not)?;
+    let alloc = cluster::allocate_tunnels(url, nodes).map_err(could_not)?;
+    cluster::patch_set(&mut set, &m.pods, &alloc, addresses);
+    let resources = cluster::route_resources(&set, &alloc, addresses).map_err(could_not)?;
     // The live model: the manifests with the addresses really allocated.
     let model = match build_model(&set, &a.path.display().to_string())? {
         Ok(model) => model,
@@ -397,10 +491,10 @@ fn live(
     m = Matrix::predict(&model, m.pods).map_err(could_not)?;
 
     step(5, "writing the cluster to the datastore the agents follow");
-    let store = calico_datastore_etcd::open_store(&url)
+    let store = calico_datastore_etcd::open_store(url)
         .map(std::sync::Arc::from)
         .map_err(could_not)?;
-    let written = agents::write_cluster(&store, &url, &resources, &set).map_err(could_not)?;
+    let written = agents::write_cluster(&store, url, &resources, &set).map_err(could_not)?;
     eprintln!("      {written} resource(s) in {url}");
 
     let bgp = Command::new("bird").arg("--version").output().is_ok();
@@ -408,11 +502,11 @@ fn live(
     let mut tor_ips: Vec<String> = Vec::new();
     if bgp {
         let affinities = Cluster::from_resources(resources.iter()).affinities;
-        for (n, peer) in tor::external_peers(&resources, &affinities, &nodes)
+        for (n, peer) in tor::external_peers(&resources, &affinities, nodes)
             .iter()
             .enumerate()
         {
-            let ns = tor::start(lab, &lan, n + 1, peer, &lab.dir.clone()).map_err(could_not)?;
+            let ns = tor::start(lab, lan, n + 1, peer, &lab.dir.clone()).map_err(could_not)?;
             eprintln!(
                 "      external peer {} (AS {}): BIRD in {ns}, {} session(s)",
                 peer.ip,
@@ -436,8 +530,8 @@ fn live(
     let calico = std::env::current_exe().map_err(could_not)?;
     let mut agents_run = Vec::new();
     let started = Instant::now();
-    for (n, ns) in &node_ns {
-        let a = agents::start_agent(&calico, ns, n, &url, &lab.dir, bgp).map_err(could_not)?;
+    for (n, ns) in node_ns {
+        let a = agents::start_agent(&calico, ns, n, url, &lab.dir, bgp).map_err(could_not)?;
         eprintln!("      {n}: pid {}, log {}", a.pid, a.log.display());
         agents_run.push(a);
     }
@@ -446,8 +540,8 @@ fn live(
         phases: Vec::new(),
         changes: Vec::new(),
         agents: agents_run,
-        pod_ns: pod_ns.clone(),
-        store: url.clone(),
+        pod_ns: pod_ns.to_vec(),
+        store: url.to_owned(),
         node_status: None,
     };
     let mutate = std::env::var("CALICO_DEMO_MUTATE").as_deref() == Ok("no-policy");
@@ -505,7 +599,7 @@ fn live(
     let affinities: Vec<calico_route::input::Affinity> =
         Cluster::from_resources(resources.iter()).affinities;
     if bgp {
-        let planned = changes::planned_sessions(&live_resources, &affinities, &nodes);
+        let planned = changes::planned_sessions(&live_resources, &affinities, nodes);
         let t = Instant::now();
         let ok = wait_for(Duration::from_secs(30), || {
             changes::sessions_match(&planned, &sockets, &internal)
@@ -532,13 +626,13 @@ fn live(
     let ctx = LiveCtx {
         path: a.path.display().to_string(),
         store: &store,
-        url: &url,
+        url,
         cni_dir: &cni_dir,
-        node_ns: &node_ns,
+        node_ns,
         sockets: &sockets,
         internal: &internal,
         affinities: &affinities,
-        nodes: &nodes,
+        nodes,
     };
     live_changes(&ctx, &mut set, &mut live_resources, &mut run, lab)?;
     if let Some(a) = run.agents.first() {
@@ -644,15 +738,19 @@ fn timed_change(
     extra: &mut dyn FnMut() -> bool,
 ) -> Result<(), CliError> {
     let limit = Duration::from_secs(10);
+    // The write's revision is after the store's revision just before it. (Read after it,
+    // the store's revision may already count other writers' keys, such as the agents'
+    // status keys, which the agents do not follow.)
+    let before = revision(ctx)?;
     let t = Instant::now();
     write()?;
-    let applied = changes::wait_applied(netns, revision(ctx)?, t, limit);
+    let applied = changes::wait_applied(netns, before.saturating_add(1), t, limit);
     let o = changes::probe_until_agree(description, m, &run.pod_ns, t, limit, applied, extra)?;
     record(run, o);
     Ok(())
 }
 
-/// The store's current revision (that of the write just made).
+/// The store's current revision.
 fn revision(ctx: &LiveCtx<'_>) -> Result<i64, CliError> {
     let r = ctx.store.revision().map_err(could_not)?;
     Ok(i64::try_from(r).unwrap_or(i64::MAX))

@@ -264,11 +264,7 @@ impl NftApplier {
                 batch.set_elems(n, &want[at..end], true);
                 at = end;
                 if batch.buf.buf.len() > self.batch_limit {
-                    stats.messages += batch.len();
-                    stats.bytes += batch.buf.buf.len();
-                    self.sock
-                        .reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
-                    self.sock.send_batch(batch)?;
+                    self.send_counted(batch, &mut stats)?;
                     cur.exists = true;
                     batch = Batch::new(&self.table, self.sock.reserve_seq(0));
                 }
@@ -286,14 +282,19 @@ impl NftApplier {
             );
         }
         if batch.len() > 0 {
-            stats.messages += batch.len();
-            stats.bytes += batch.buf.buf.len();
-            self.sock
-                .reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
-            self.sock.send_batch(batch)?;
+            self.send_counted(batch, &mut stats)?;
             cur.exists = true;
         }
         Ok(stats)
+    }
+
+    /// Sends `batch` as one transaction, counting its messages and bytes in `stats`.
+    fn send_counted(&mut self, batch: Batch, stats: &mut ApplyStats) -> Result<(), ApplyError> {
+        stats.messages += batch.len();
+        stats.bytes += batch.buf.buf.len();
+        self.sock
+            .reserve_seq(u32::try_from(batch.len() + 2).unwrap_or(u32::MAX));
+        self.sock.send_batch(batch)
     }
 }
 
