@@ -753,6 +753,7 @@ impl ProgramChanges {
     }
 
     /// Sorts and deduplicates every list.
+    #[cfg_attr(not(feature = "incremental"), allow(dead_code))]
     pub(crate) fn finish(&mut self) {
         for v in [
             &mut self.sets_added,
