@@ -108,8 +108,8 @@ const EXAMPLE_GOLDEN: &str = r#"table inet calico {
 	}
 	chain in-wl {
 		type filter hook input priority filter + 5; policy accept;
-		ct state established,related accept
-		ct state invalid drop
+		iifname "cali*" ct state established,related accept
+		iifname "cali*" ct state invalid drop
 		meta l4proto icmpv6 icmpv6 type 130 accept
 		meta l4proto icmpv6 icmpv6 type 131 accept
 		meta l4proto icmpv6 icmpv6 type 132 accept
@@ -121,8 +121,8 @@ const EXAMPLE_GOLDEN: &str = r#"table inet calico {
 	}
 	chain in-wl-host {
 		type filter hook input priority filter + 6; policy accept;
-		ct state established,related accept
-		ct state invalid drop
+		iifname "cali*" ct state established,related accept
+		iifname "cali*" ct state invalid drop
 		meta l4proto icmpv6 icmpv6 type 130 accept
 		meta l4proto icmpv6 icmpv6 type 131 accept
 		meta l4proto icmpv6 icmpv6 type 132 accept
@@ -133,15 +133,15 @@ const EXAMPLE_GOLDEN: &str = r#"table inet calico {
 	}
 	chain fwd-egress {
 		type filter hook forward priority filter + 5; policy accept;
-		ct state established,related accept
-		ct state invalid drop
+		iifname "cali*" ct state established,related accept
+		iifname "cali*" ct state invalid drop
 		iifname vmap @from-wl
 		iifname "cali*" drop comment "unknown workload interface"
 	}
 	chain fwd-ingress {
 		type filter hook forward priority filter + 6; policy accept;
-		ct state established,related accept
-		ct state invalid drop
+		oifname "cali*" ct state established,related accept
+		oifname "cali*" ct state invalid drop
 		oifname vmap @to-wl
 		oifname "cali*" drop comment "unknown workload interface"
 	}

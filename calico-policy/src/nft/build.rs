@@ -173,6 +173,30 @@ fn port_proto(protocol: Option<u8>) -> PortProto {
     }
 }
 
+/// The conntrack rules of a chain that sees workload traffic among other traffic: scoped to
+/// workload interfaces (incoming with `Side::Src`, outgoing with `Side::Dst`), so that the
+/// host's own connections, which conntrack may have picked up mid-stream, are left alone.
+fn workload_ct_rules(side: Side) -> Vec<Rule> {
+    let iface = IfnameMatch::Prefix(WORKLOAD_PREFIX.to_owned());
+    let scope = match side {
+        Side::Src => Match::Iifname {
+            name: iface,
+            negate: false,
+        },
+        Side::Dst => Match::Oifname {
+            name: iface,
+            negate: false,
+        },
+    };
+    ct_rules()
+        .into_iter()
+        .map(|mut r| {
+            r.matches.insert(0, scope.clone());
+            r
+        })
+        .collect()
+}
+
 fn ct_rules() -> Vec<Rule> {
     vec![
         Rule {
@@ -417,20 +441,20 @@ pub(super) fn build(model: &Model, program: &Program, node: &str, opts: &RenderO
     let mut chain = |name: &str, base: Option<BaseChain>, rules: Vec<Rule>| {
         b.rs.chains.insert(name.to_owned(), Chain { base, rules });
     };
-    let mut rules = ct_rules();
+    let mut rules = workload_ct_rules(Side::Src);
     rules.push(vmap(Side::Src, MAP_FROM_WL));
     rules.push(unknown(Side::Src));
     chain("fwd-egress", base(Hook::Forward, 5), rules);
-    let mut rules = ct_rules();
+    let mut rules = workload_ct_rules(Side::Dst);
     rules.push(vmap(Side::Dst, MAP_TO_WL));
     rules.push(unknown(Side::Dst));
     chain("fwd-ingress", base(Hook::Forward, 6), rules);
-    let mut rules = ct_rules();
+    let mut rules = workload_ct_rules(Side::Src);
     rules.extend(nd_rules());
     rules.push(vmap(Side::Src, MAP_FROM_WL));
     rules.push(unknown(Side::Src));
     chain("in-wl", base(Hook::Input, 5), rules);
-    let mut rules = ct_rules();
+    let mut rules = workload_ct_rules(Side::Src);
     if !model.endpoint_to_host_action(node).allows() {
         rules.extend(nd_rules());
         rules.push(Rule {
