@@ -323,3 +323,59 @@ fn a_watch_on_a_silent_member_is_reported_dead() {
         start.elapsed()
     );
 }
+
+/// etcd's grpc-proxy does not answer progress requests: a quiet watch through it is checked
+/// with a read instead and stays open; the next change still arrives.
+#[test]
+fn a_quiet_watch_through_grpc_proxy_stays_open() {
+    let Some(etcd) = etcd_or_skip("a_quiet_watch_through_grpc_proxy_stays_open") else {
+        return;
+    };
+    let server = EtcdCluster::start_single().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let mut proxy = std::process::Command::new(etcd)
+        .args(["grpc-proxy", "start", "--endpoints", &server.endpoints()])
+        .args(["--listen-addr", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("etcd://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let store = loop {
+        match open_store(&url) {
+            Ok(s) if s.revision().is_ok() => break s,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => panic!("grpc-proxy on {url} did not answer"),
+        }
+    };
+    let mut w = store.watch(b"p/", 0).unwrap();
+    let start = Instant::now();
+    let mut outcome = Ok(());
+    while start.elapsed() < Duration::from_secs(14) {
+        match w.next(Duration::from_millis(200)) {
+            Ok(v) if v.is_empty() => {}
+            other => {
+                outcome = Err(format!("after {:?}: {other:?}", start.elapsed()));
+                break;
+            }
+        }
+    }
+    let rev = outcome
+        .as_ref()
+        .ok()
+        .map(|_| store.put(b"p/x", b"1").unwrap());
+    let mut seen = Vec::new();
+    let until = Instant::now() + Duration::from_secs(5);
+    while rev.is_some() && seen.is_empty() && Instant::now() < until {
+        seen = w.next(Duration::from_millis(200)).unwrap();
+    }
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(Some(seen[0].revision()), rev);
+}
