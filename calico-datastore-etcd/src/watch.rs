@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use calico_datastore::{KeyValue, Operation, Revision, StoreError, Watch, WatchEvent};
-use etcd_client::{EventType, GetOptions, SortOrder, SortTarget, WatchOptions, WatchStream};
+use etcd_client::{EventType, GetOptions, WatchOptions, WatchStream};
 
 use crate::{EtcdStore, convert_kv, from_i64, to_i64};
 
@@ -33,9 +33,6 @@ pub(crate) struct EtcdWatch {
     asked: Option<Instant>,
     /// The prefix watched.
     prefix: Vec<u8>,
-    /// A revision the store held beyond what the stream had delivered at the last check
-    /// (the event may have been on its way; a second check decides).
-    suspect: Option<Revision>,
 }
 
 /// Silence on the watch stream after which etcd is asked for a progress report.
@@ -161,7 +158,6 @@ impl EtcdStore {
             heard: Instant::now(),
             asked: None,
             prefix: prefix.to_vec(),
-            suspect: None,
         })
     }
 }
@@ -203,8 +199,8 @@ impl EtcdWatch {
 }
 
 impl EtcdWatch {
-    /// Why the watch is dead, if it is: its connection does not answer a read, or the
-    /// prefix holds a change from a revision the stream has not delivered.
+    /// Why the watch is dead, if it is: its connection does not answer one small read
+    /// (the prefix's own key, not its range: cheap however many keys the prefix holds).
     fn check_alive(&mut self) -> Option<String> {
         // One read on the watch's own member, within one request timeout: no retries, no
         // fail-over (a stalled connection must show as one).
@@ -213,52 +209,22 @@ impl EtcdWatch {
         let mut kv = member.client.kv_client();
         let key = self.prefix.clone();
         let timeout = client.options.request_timeout;
-        let newest = match client.runtime.block_on(async {
+        let read = client.runtime.block_on(async {
             tokio::time::timeout(
                 timeout,
-                kv.get(
-                    key,
-                    Some(
-                        GetOptions::new()
-                            .with_prefix()
-                            .with_keys_only()
-                            .with_sort(SortTarget::Mod, SortOrder::Descend)
-                            .with_limit(1),
-                    ),
-                ),
+                kv.get(key, Some(GetOptions::new().with_keys_only().with_limit(1))),
             )
             .await
-        }) {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        });
+        let why = match read {
+            Ok(Ok(_)) => return None,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", timeout.as_secs()),
         };
-        match newest {
-            Err(e) => Some(format!(
-                "the watch stopped answering (no progress report within {} s, and a read failed: {e})",
-                ANSWER_WITHIN.as_secs()
-            )),
-            Ok(resp) => {
-                let m = resp
-                    .kvs()
-                    .first()
-                    .and_then(|kv| u64::try_from(kv.mod_revision()).ok())
-                    .unwrap_or(0);
-                if m < self.next || !self.pending.is_empty() {
-                    self.suspect = None;
-                    return None;
-                }
-                if self.suspect != Some(self.next) {
-                    // Perhaps on its way: look again at the next check.
-                    self.suspect = Some(self.next);
-                    return None;
-                }
-                Some(format!(
-                    "the watch stopped delivering (revision {m} is stored, the stream is at {})",
-                    self.next
-                ))
-            }
-        }
+        Some(format!(
+            "the watch stopped answering (no progress report within {} s, and a read failed: {why})",
+            ANSWER_WITHIN.as_secs()
+        ))
     }
 }
 
@@ -271,10 +237,8 @@ impl Watch for EtcdWatch {
             // dead, and the caller starts another (the syncer re-lists).
             match self.asked {
                 Some(at) if at.elapsed() > ANSWER_WITHIN => {
-                    // Proxies (etcd grpc-proxy) do not answer progress requests: ask the
-                    // watch's own connection for the newest change under the prefix instead.
-                    // No answer, or a change the stream has not delivered, means the watch
-                    // is dead.
+                    // Proxies (etcd grpc-proxy) do not answer progress requests: a read on
+                    // the watch's own connection tells whether it is alive instead.
                     if let Some(reason) = self.check_alive() {
                         return Err(StoreError::Unavailable {
                             store: self.url.clone(),
