@@ -65,6 +65,26 @@ use etcd_client::{
 use tokio::runtime::Runtime;
 
 mod refusal;
+
+/// The etcd server program, if installed: `CALICO_ETCD_BIN`, else `etcd` on `PATH`, else
+/// `/usr/bin/etcd` (where Debian's `etcd-server` puts it). For tools that start their own
+/// etcd (the test harnesses, the demo, the benchmarks).
+pub fn etcd_binary() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("CALICO_ETCD_BIN") {
+        let p = std::path::PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("etcd");
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    let p = std::path::PathBuf::from("/usr/bin/etcd");
+    p.is_file().then_some(p)
+}
 mod tls;
 mod watch;
 

@@ -55,23 +55,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError
     move |source| HarnessError::Io { context, source }
 }
 
-/// The etcd binary, if installed.
-pub fn etcd_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CALICO_ETCD_BIN") {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join("etcd");
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    let p = PathBuf::from("/usr/bin/etcd");
-    p.is_file().then_some(p)
-}
+pub use crate::etcd_binary;
 
 /// [`etcd_or_skip`] for tests that also make certificates: `None` after printing that `test`
 /// was NOT run when etcd or the `openssl` command is missing; panics instead when

@@ -558,15 +558,7 @@ pub fn merge_families(v4: &str, v6: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn kv(key: &str, value: &str) -> calico_datastore::KeyValue {
-        calico_datastore::KeyValue {
-            key: key.as_bytes().to_vec(),
-            value: value.as_bytes().to_vec(),
-            create_revision: 1,
-            mod_revision: 1,
-        }
-    }
+    use crate::view::tests::kv;
 
     /// A policy the build refuses is left out and reported; the rest is computed, and a
     /// later fix of it is taken in.

@@ -228,10 +228,11 @@ impl View {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn kv(key: &str, value: &str) -> KeyValue {
+    /// A stored key and value (for tests of the view and the calculation).
+    pub(crate) fn kv(key: &str, value: &str) -> KeyValue {
         KeyValue {
             key: key.as_bytes().to_vec(),
             value: value.as_bytes().to_vec(),

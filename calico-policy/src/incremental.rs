@@ -376,9 +376,6 @@ impl Compiler {
         owned.warnings = set.warnings.clone();
         owned.decode_failures = set.decode_failures.clone();
         owned.files = set.files.clone();
-        if set.defaults_applied() {
-            owned.apply_defaults();
-        }
         Compiler::from_set(owned, scope)
     }
 

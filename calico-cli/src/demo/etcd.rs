@@ -2,7 +2,6 @@
 //! own joined to the demo's bridge, where the agents in the node namespaces reach it as
 //! they would reach a cluster's etcd. The lab stops it and removes its data with the rest.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,15 +10,6 @@ use super::lab::{self, Lab, LabError};
 /// The etcd's address on the bridge: from the range reserved for benchmarking networks,
 /// which no example node subnet uses; the node namespaces reach it on-link.
 const ADDR: &str = "198.18.0.250";
-
-/// `etcd` on PATH (Debian's `etcd-server` installs it as `/usr/bin/etcd`).
-fn etcd_binary() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("etcd"))
-        .find(|p| p.is_file())
-}
 
 fn failed(command: &str, message: impl Into<String>) -> LabError {
     LabError::Command {
@@ -31,7 +21,7 @@ fn failed(command: &str, message: impl Into<String>) -> LabError {
 /// Starts etcd in namespace `etcd` on the bridge `br0` of `lan` and waits until it answers;
 /// returns the namespace and the store URL the agents use.
 pub(crate) fn start(lab: &mut Lab, lan: &str) -> Result<(String, String), LabError> {
-    let bin = etcd_binary().ok_or_else(|| {
+    let bin = calico_datastore_etcd::etcd_binary().ok_or_else(|| {
         failed(
             "etcd",
             "not found on PATH (install etcd-server, or run the demo on the file store)",

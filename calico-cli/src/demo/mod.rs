@@ -1067,3 +1067,30 @@ fn observe(m: &mut Matrix, pod_ns: &[String]) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DemoStore;
+
+    #[test]
+    fn the_global_store_option_chooses_the_demo_datastore() {
+        assert_eq!(DemoStore::from_option(None), DemoStore::File);
+        for own in ["etcd", "etcd://", " etcd: "] {
+            assert_eq!(DemoStore::from_option(Some(own)), DemoStore::Own, "{own}");
+        }
+        assert_eq!(
+            DemoStore::from_option(Some("etcd://10.0.0.5:2379")),
+            DemoStore::Given("etcd://10.0.0.5:2379".to_owned())
+        );
+        assert_eq!(
+            DemoStore::from_option(Some("file:/srv/c.db")),
+            DemoStore::Given("file:/srv/c.db".to_owned())
+        );
+        // A relative file store is made absolute: the agents run in other directories.
+        let DemoStore::Given(url) = DemoStore::from_option(Some("file:c.db")) else {
+            panic!("a file store is used as given");
+        };
+        let path = url.strip_prefix("file:").expect("file URL");
+        assert!(path.starts_with('/') && path.ends_with("/c.db"), "{url}");
+    }
+}

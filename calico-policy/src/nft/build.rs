@@ -133,7 +133,7 @@ fn range_ip(f: Family, v: u128) -> IpAddr {
 }
 
 /// One merged address range as a set element: a prefix when it is one, else a range.
-fn range_element(r: &AddrRange) -> SetElement {
+pub(super) fn range_element(r: &AddrRange) -> SetElement {
     let bits: u32 = match r.family {
         Family::V4 => 32,
         Family::V6 => 128,
@@ -293,11 +293,6 @@ pub(super) fn selector_elements(program: &Program, id: &str, f: Family) -> BTree
         _ => Vec::new(),
     };
     members.iter().map(range_element).collect()
-}
-
-/// The element of one address of a selector set (whose members are all single addresses).
-pub(super) fn single_element(r: &AddrRange) -> SetElement {
-    range_element(r)
 }
 
 /// The elements of the merged named-port set of `ids`, family `f`.

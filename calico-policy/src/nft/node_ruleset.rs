@@ -66,8 +66,8 @@ use crate::model::Model;
 use calico_nft::{Ruleset, RulesetDelta, SetElement};
 
 use super::build::{
-    Built, NamedSet, build, has_pass, named_elements, policy_chain_name, rerender,
-    selector_elements, selector_set_name, single_element,
+    Built, NamedSet, build, has_pass, named_elements, policy_chain_name, range_element, rerender,
+    selector_elements, selector_set_name,
 };
 use super::{NodeRefs, RenderOptions};
 use crate::direction::Direction;
@@ -268,7 +268,7 @@ impl NodeRuleset {
                 _ => moved = true,
             }
         }
-        if moved || pass_shift || self.needs_render(changes, model) {
+        if moved || pass_shift || self.needs_render(changes) {
             let opts = self.opts.clone();
             return self.rebuild(model, program, &opts);
         }
@@ -417,16 +417,15 @@ impl NodeRuleset {
             }
         }
         // Program sets the table no longer holds.
+        let held: BTreeSet<SetId> = self
+            .refs
+            .sets
+            .iter()
+            .filter(|id| self.holds(id))
+            .cloned()
+            .collect();
+        self.refs.sets = held;
         let rs = &self.rs;
-        let named = &self.named;
-        self.refs.sets.retain(|id| {
-            [Family::V4, Family::V6]
-                .iter()
-                .any(|f| rs.sets.contains_key(&selector_set_name(id.as_str(), *f)))
-                || named
-                    .get(id)
-                    .is_some_and(|g| g.iter().any(|n| rs.sets.contains_key(&n.name)))
-        });
         self.named.retain(|_, g| {
             g.retain(|n| rs.sets.contains_key(&n.name));
             !g.is_empty()
@@ -436,8 +435,7 @@ impl NodeRuleset {
     /// Whether `changes` touch more than the members of sets the table holds and the rules
     /// of policies it holds (a set the program dropped is dropped with the chains that used
     /// it, see [`NodeRuleset::update`]).
-    fn needs_render(&self, changes: &ProgramChanges, model: &Model) -> bool {
-        let _ = model;
+    fn needs_render(&self, changes: &ProgramChanges) -> bool {
         changes
             .endpoints_removed
             .iter()
@@ -487,7 +485,7 @@ impl NodeRuleset {
                     let of = |v: &[crate::addr::AddrRange]| -> Vec<SetElement> {
                         v.iter()
                             .filter(|r| r.family == f)
-                            .map(single_element)
+                            .map(range_element)
                             .collect()
                     };
                     (of(&d.added), of(&d.removed))
