@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use calico_dataplane::link_monitor::LinkMonitor;
-use calico_datastore::{Store, SyncEvent, SyncOptions, SyncStatus, Syncer};
+use calico_datastore::{KeyValue, Store, SyncEvent, SyncOptions, SyncStatus, Syncer};
 
 use crate::bird_config::{ConfigError, install_config};
 use crate::bird_control::BirdControl;
@@ -340,15 +340,23 @@ impl Agent {
                 events.extend(more);
             }
             let mut changed = 0usize;
-            for ev in events {
+            // Runs of puts (a list above all) are decoded on every core at once.
+            let mut puts: Vec<KeyValue> = Vec::new();
+            let mut events = events.into_iter().peekable();
+            while let Some(ev) = events.next() {
                 match ev {
                     SyncEvent::Put { kv } => {
-                        let ch = view.put(&kv);
-                        changed += self.take_change(&mut calc, &ch, &mut settings_dirty);
+                        puts.push(kv);
+                        if matches!(events.peek(), Some(SyncEvent::Put { .. })) {
+                            continue;
+                        }
+                        for ch in view.put_many(&std::mem::take(&mut puts)) {
+                            changed += self.take_change(&mut calc, ch, &mut settings_dirty);
+                        }
                     }
                     SyncEvent::Delete { prev } => {
                         let ch = view.delete(&prev.key);
-                        changed += self.take_change(&mut calc, &ch, &mut settings_dirty);
+                        changed += self.take_change(&mut calc, ch, &mut settings_dirty);
                     }
                     SyncEvent::Status(s) => {
                         self.metrics.set_sync_status(s);
@@ -447,7 +455,7 @@ impl Agent {
             if must_apply && !waiting_retry {
                 if calc.dirty() {
                     let t = Instant::now();
-                    calc.compute(&view);
+                    calc.compute(&mut view);
                     self.metrics
                         .calc_graph_update_time
                         .observe(t.duration_since(batch_start).as_secs_f64());
@@ -634,10 +642,10 @@ impl Agent {
     fn take_change(
         &self,
         calc: &mut Calculator,
-        ch: &ViewChange,
+        ch: ViewChange,
         settings_dirty: &mut bool,
     ) -> usize {
-        if let ViewChange::Object { old, new } = ch {
+        if let ViewChange::Object { old, new } = &ch {
             let felix = |o: &Option<Box<calico_model::loader::LoadedObject>>| {
                 o.as_ref().is_some_and(|o| {
                     o.resource.kind() == calico_model::resources::Kind::FelixConfiguration

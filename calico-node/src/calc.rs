@@ -18,7 +18,7 @@ use calico_route::Family;
 use calico_route::kernel::{PlanOptions, plan_node};
 
 use crate::endpoint_status::EndpointStatus;
-use crate::view::{View, ViewChange};
+use crate::view::{View, ViewChange, on_node};
 
 /// Something the calculation could not use (the rest goes on without it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,36 +158,29 @@ pub struct Calculator {
     nft: NftPending,
 }
 
-/// Whether `r` is a workload or host endpoint on `node`.
-fn on_node(r: &calico_model::resources::Resource, node: &str) -> bool {
-    use calico_model::resources::Resource;
-    match r {
-        Resource::Pod(p) => p.spec.node_name == node,
-        Resource::WorkloadEndpoint(w) => w.spec.node == node,
-        Resource::HostEndpoint(h) => h.spec.node == node,
-        // Controllers stand for pods whose node is not known here.
-        _ => true,
-    }
-}
-
 fn object_key(o: &LoadedObject) -> ObjectKey {
     ObjectKey::of(&o.resource)
 }
 
 /// Builds a compiler from the view's resources, leaving out objects the build names in
-/// errors (repeatedly, since removing one object can reveal another's error).
-fn lenient_compiler(view: &View, node: &str, problems: &mut Vec<CalcProblem>) -> Option<Compiler> {
+/// errors (repeatedly, since removing one object can reveal another's error). The view hands
+/// its objects over (endpoints elsewhere are moved, not copied); if no compiler comes of
+/// them, it takes them back.
+fn lenient_compiler(
+    view: &mut View,
+    node: &str,
+    problems: &mut Vec<CalcProblem>,
+) -> Option<Compiler> {
+    let mut set = view.hand_over(node);
+    let mut left_out: Vec<LoadedObject> = Vec::new();
     let mut bad: BTreeSet<String> = BTreeSet::new();
     for _ in 0..8 {
-        // The compiler takes the set over; after an error it is taken again from the view,
-        // without what was found bad so far.
-        let mut set = view.loaded_set();
-        set.objects.retain(|o| !bad.contains(&o.origin.file));
         let before = bad.len();
         // Programs only for this node's endpoints; sets still cover the whole cluster.
-        match Compiler::from_set(set, EndpointScope::Node(node.to_owned())) {
+        match Compiler::try_from_set(set, EndpointScope::Node(node.to_owned())) {
             Ok(c) => return Some(c),
-            Err(BuildError::Invalid { errors, .. }) => {
+            Err((BuildError::Invalid { errors, .. }, back)) => {
+                set = back;
                 for d in &errors {
                     bad.insert(d.problem.file.clone());
                     problems.push(CalcProblem::Invalid {
@@ -195,11 +188,17 @@ fn lenient_compiler(view: &View, node: &str, problems: &mut Vec<CalcProblem>) ->
                         message: d.problem.to_string(),
                     });
                 }
+                let (out, kept) = std::mem::take(&mut set.objects)
+                    .into_iter()
+                    .partition(|o| bad.contains(&o.origin.file));
+                set.objects = kept;
+                left_out.extend::<Vec<LoadedObject>>(out);
                 if bad.len() == before {
                     break;
                 }
             }
-            Err(e) => {
+            Err((e, back)) => {
+                set = back;
                 problems.push(CalcProblem::Invalid {
                     key: "datastore".to_owned(),
                     message: e.to_string(),
@@ -208,6 +207,8 @@ fn lenient_compiler(view: &View, node: &str, problems: &mut Vec<CalcProblem>) ->
             }
         }
     }
+    left_out.extend(set.objects);
+    view.take_back(left_out);
     None
 }
 
@@ -260,74 +261,43 @@ impl Calculator {
 
     /// Takes in one change of the view (applied to the compiler at once when it exists;
     /// before the first [`Calculator::compute`] the view is read whole).
-    pub fn change(&mut self, change: &ViewChange) {
+    pub fn change(&mut self, change: ViewChange) {
         match change {
+            ViewChange::Elsewhere { key, new } => {
+                // An endpoint on another node: its block routes it, not this node.
+                self.note(key.kind, false);
+                let change = match new {
+                    Some(n) => Change::Upsert(n),
+                    None => Change::Delete(key.clone()),
+                };
+                self.apply_change(change, Some(key));
+            }
             ViewChange::Object { old, new } => {
                 let kind = new
                     .as_ref()
                     .or(old.as_ref())
                     .map(|o| o.resource.kind())
                     .unwrap_or(Kind::Node);
-                let mut touched = Touched::of_kind(kind);
+                let mut routes = Touched::of_kind(kind).routes;
                 // Workloads elsewhere do not change this node's routes (their blocks do).
                 if matches!(
                     kind,
                     Kind::Pod | Kind::WorkloadEndpoint | Kind::HostEndpoint
                 ) {
                     let node = &self.options.node;
-                    touched.routes = [old, new]
+                    routes = [&old, &new]
                         .into_iter()
                         .flatten()
                         .any(|o| on_node(&o.resource, node));
                 }
-                // Whether the policy part needs a new render is decided below, from what the
-                // compiler says changed (kinds that feed the render directly force it).
-                let forced = matches!(kind, Kind::FelixConfiguration | Kind::Tier);
-                self.rerender |= forced;
-                touched.policy = forced || self.compiler.is_none() || self.table.is_none();
-                self.pending.merge(touched);
-                let Some(compiler) = self.compiler.as_mut() else {
-                    return;
-                };
-                let result = match (old, new) {
-                    (_, Some(n)) => compiler.apply(Change::Upsert(n.clone())),
-                    (Some(o), None) => compiler.apply(Change::Delete(object_key(o))),
+                self.note(kind, routes);
+                let old_key = old.as_deref().map(object_key);
+                let change = match (new, old_key.clone()) {
+                    (Some(n), _) => Change::Upsert(n),
+                    (None, Some(k)) => Change::Delete(k),
                     (None, None) => return,
                 };
-                match result {
-                    Ok(update) => {
-                        let affected = update.path == UpdatePath::Rebuild
-                            || self.table.as_ref().is_none_or(|t| {
-                                t.refs().affected_by(
-                                    &update.changes,
-                                    compiler.model(),
-                                    &self.options.node,
-                                )
-                            });
-                        if affected {
-                            self.pending.policy = true;
-                            self.changes.absorb(update.changes);
-                        }
-                    }
-                    // Deleting what was left out because it was invalid.
-                    Err(UpdateError::NotFound(_)) => {}
-                    Err(UpdateError::Invalid { key, errors }) => {
-                        self.problems.push(CalcProblem::Invalid {
-                            key: new
-                                .as_ref()
-                                .map(|n| n.origin.file.clone())
-                                .unwrap_or_else(|| key.to_string()),
-                            message: errors
-                                .first()
-                                .map(|d| d.problem.to_string())
-                                .unwrap_or_default(),
-                        });
-                        // The old version stays out too: the store no longer holds it.
-                        if let Some(o) = old {
-                            let _ = compiler.apply(Change::Delete(object_key(o)));
-                        }
-                    }
-                }
+                self.apply_change(change, old_key);
             }
             ViewChange::Affinity => self.pending.merge(Touched {
                 policy: false,
@@ -338,13 +308,65 @@ impl Calculator {
         }
     }
 
+    /// Notes what a change of a resource of `kind` touches. Whether the policy part needs a
+    /// new render is decided from what the compiler says changed; kinds that feed the
+    /// render directly force it.
+    fn note(&mut self, kind: Kind, routes: bool) {
+        let mut touched = Touched::of_kind(kind);
+        touched.routes = routes;
+        let forced = matches!(kind, Kind::FelixConfiguration | Kind::Tier);
+        self.rerender |= forced;
+        touched.policy = forced || self.compiler.is_none() || self.table.is_none();
+        self.pending.merge(touched);
+    }
+
+    /// Hands one change to the compiler, when it exists, and keeps what it affected. An
+    /// object that fails validation is left out, and so is its old version (`old`).
+    fn apply_change(&mut self, change: Change, old: Option<ObjectKey>) {
+        let Some(compiler) = self.compiler.as_mut() else {
+            return;
+        };
+        let file = match &change {
+            Change::Upsert(o) => Some(o.origin.file.clone()),
+            _ => None,
+        };
+        match compiler.apply(change) {
+            Ok(update) => {
+                let affected = update.path == UpdatePath::Rebuild
+                    || self.table.as_ref().is_none_or(|t| {
+                        t.refs()
+                            .affected_by(&update.changes, compiler.model(), &self.options.node)
+                    });
+                if affected {
+                    self.pending.policy = true;
+                    self.changes.absorb(update.changes);
+                }
+            }
+            // Deleting what was left out because it was invalid.
+            Err(UpdateError::NotFound(_)) => {}
+            Err(UpdateError::Invalid { key, errors }) => {
+                self.problems.push(CalcProblem::Invalid {
+                    key: file.unwrap_or_else(|| key.to_string()),
+                    message: errors
+                        .first()
+                        .map(|d| d.problem.to_string())
+                        .unwrap_or_default(),
+                });
+                // The old version stays out too: the store no longer holds it.
+                if let Some(k) = old {
+                    let _ = compiler.apply(Change::Delete(k));
+                }
+            }
+        }
+    }
+
     /// Whether changes are waiting for [`Calculator::compute`].
     pub fn dirty(&self) -> bool {
         self.pending != Touched::default()
     }
 
     /// Recomputes what the pending changes touched; returns what was recomputed.
-    pub fn compute(&mut self, view: &View) -> Touched {
+    pub fn compute(&mut self, view: &mut View) -> Touched {
         let touched = std::mem::take(&mut self.pending);
         if self.compiler.is_none() {
             self.compiler = lenient_compiler(view, &self.options.node, &mut self.problems);
@@ -599,9 +621,9 @@ mod tests {
                 stored(&json)
             };
             let ch = view.put(&kv(&k, &v));
-            calc.change(&ch);
+            calc.change(ch);
         }
-        calc.compute(&view);
+        calc.compute(&mut view);
         let problems = calc.take_problems();
         assert!(
             problems.iter().any(
@@ -618,14 +640,66 @@ mod tests {
         assert!(!rs.chains.keys().any(|c| c.contains("gnp/bad")));
         // Fixed: it is compiled in.
         let ch = view.put(&kv(&bad, &policy("bad", "app == 'web'")));
-        calc.change(&ch);
-        calc.compute(&view);
+        calc.change(ch);
+        calc.compute(&mut view);
         let rs = calc.ruleset().expect("table");
         assert!(
             rs.chains.keys().any(|c| c.contains("gnp/bad")),
             "{:?}",
             rs.chains.keys()
         );
+    }
+
+    /// After the view handed its objects over, a pod on another node still changes this
+    /// node's sets: its new address replaces the old one, its delete removes it.
+    #[test]
+    fn pods_elsewhere_keep_changing_the_sets_after_the_hand_over() {
+        let mut view = View::new();
+        let mut calc = Calculator::new(CalcOptions {
+            node: "n1".to_owned(),
+            parent_iface: "eth0".to_owned(),
+            host_mtu: 1500,
+            routes: false,
+            bgp: false,
+        });
+        let pod = |name: &str, node: &str, app: &str, ip: &str| {
+            kv(
+                &format!("/calico/calico-rs/k8s/pods/ns/{name}"),
+                &format!(
+                    r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"ns","labels":{{"app":"{app}"}}}},"spec":{{"nodeName":"{node}"}},"status":{{"podIP":"{ip}"}}}}"#
+                ),
+            )
+        };
+        let policy = kv(
+            "/calico/resources/v3/projectcalico.org/globalnetworkpolicies/default.from-clients",
+            r#"{"apiVersion":"projectcalico.org/v3","kind":"GlobalNetworkPolicy","metadata":{"name":"default.from-clients"},"spec":{"tier":"default","selector":"app == 'web'","ingress":[{"action":"Allow","source":{"selector":"app == 'client'"}}]}}"#,
+        );
+        for ch in view.put_many(&[
+            pod("web", "n1", "web", "10.0.0.1"),
+            pod("c1", "n2", "client", "10.0.1.1"),
+            policy,
+        ]) {
+            calc.change(ch);
+        }
+        calc.compute(&mut view);
+        let problems = calc.take_problems();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(view.summarised_endpoints(), 1);
+        let sets = |calc: &Calculator| format!("{:?}", calc.ruleset().expect("table").sets);
+        assert!(sets(&calc).contains("10.0.1.1"), "{}", sets(&calc));
+        assert_eq!(calc.take_nft(), NftPending::Whole);
+        let ch = view.put(&pod("c1", "n2", "client", "10.0.1.2"));
+        assert!(matches!(ch, ViewChange::Elsewhere { .. }));
+        calc.change(ch);
+        calc.compute(&mut view);
+        assert!(sets(&calc).contains("10.0.1.2"), "{}", sets(&calc));
+        assert!(!sets(&calc).contains("10.0.1.1"), "{}", sets(&calc));
+        assert!(matches!(calc.take_nft(), NftPending::Delta(_)));
+        calc.change(view.delete(b"/calico/calico-rs/k8s/pods/ns/c1"));
+        calc.compute(&mut view);
+        assert!(!sets(&calc).contains("10.0.1.2"), "{}", sets(&calc));
+        // Routing still sees every workload.
+        assert_eq!(view.cluster().workloads.len(), 1);
     }
 
     #[test]

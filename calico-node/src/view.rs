@@ -1,19 +1,28 @@
 //! The agent's view of the datastore: every stored resource decoded the way Calico's tools
 //! decode it, and the IPAM block affinities (which blocks live on which node), kept up to
 //! date from the syncer's events.
+//!
+//! Once the calculation has taken the objects over ([`View::hand_over`]), the view keeps
+//! endpoints of other nodes (Pods and WorkloadEndpoints) only as what routing needs of them
+//! and a fingerprint of their stored value: the policy compiler holds the objects, and a
+//! second copy of 100,000 pods would double the agent's memory. Their changes then reach the
+//! calculation as [`ViewChange::Elsewhere`], carrying the decoded object itself.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 
 use calico_datastore::KeyValue;
 use calico_ipam::keys::{self, HOST_AFFINITY_PREFIX};
+use calico_ipam::resources::{DecodeError, StoredObject};
 use calico_ipam::{AffinityRecord, AffinityState as IpamAffinityState, Owner};
 use calico_model::diagnostic::Origin;
 use calico_model::loader::{LoadedObject, LoadedSet};
 use calico_model::resources::Resource;
 use calico_model::resources::felix::FelixConfigurationSpec;
 use calico_model::resources::ipam::AffinityState;
-use calico_route::Cluster;
+use calico_policy::incremental::ObjectKey;
 use calico_route::input::Affinity;
+use calico_route::{Cluster, EndpointWorkload};
 
 /// The key prefixes the agent follows: Calico's resources, the Kubernetes objects our tools
 /// keep beside them (Pods, Namespaces, NetworkPolicies, …) and the host block affinities.
@@ -29,9 +38,18 @@ pub const PREFIXES: [&str; 3] = [
 pub enum ViewChange {
     /// A resource appeared, changed or went away.
     Object {
-        /// Its previous state.
+        /// Its previous state (`None` also when the view kept only a summary of it, see
+        /// [`View::hand_over`]; the new state then replaces it by key).
         old: Option<Box<LoadedObject>>,
         /// Its new state.
+        new: Option<Box<LoadedObject>>,
+    },
+    /// An endpoint on another node appeared, changed or went away, after
+    /// [`View::hand_over`]: the view keeps only a summary of it, `new` is the object itself.
+    Elsewhere {
+        /// The object's key.
+        key: ObjectKey,
+        /// Its new state (`None`: deleted).
         new: Option<Box<LoadedObject>>,
     },
     /// A block affinity appeared, changed or went away.
@@ -40,15 +58,49 @@ pub enum ViewChange {
     Nothing,
 }
 
+/// How the view holds one resource.
+#[derive(Debug)]
+enum Held {
+    /// The decoded object.
+    Object(LoadedObject),
+    /// An endpoint on another node, after the hand-over: its key and what routing needs.
+    Elsewhere(Box<Summary>),
+}
+
+/// What the view keeps of an endpoint on another node.
+#[derive(Debug)]
+struct Summary {
+    key: ObjectKey,
+    route: Option<EndpointWorkload>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// A hash of the stored value: the same value again is no change (and is not decoded).
+    fingerprint: u64,
+    held: Held,
+}
+
+/// A value decoded ahead of [`View::put`] (see [`View::put_many`]).
+enum Decoded {
+    /// Not a resource key (status, affinity), or a summary whose value did not change.
+    NotDecoded,
+    /// The object (`None`: the key holds nothing Calico decodes into a resource), or why
+    /// the value does not decode.
+    Resource(Result<Option<LoadedObject>, String>),
+}
+
 /// Decoded resources and affinities, by key.
 #[derive(Debug, Default)]
 pub struct View {
-    objects: BTreeMap<Vec<u8>, LoadedObject>,
+    objects: BTreeMap<Vec<u8>, Entry>,
     affinities: BTreeMap<Vec<u8>, Affinity>,
     undecodable: BTreeMap<Vec<u8>, String>,
     /// Keys that failed to decode since the last [`View::take_new_undecodable`].
     new_undecodable: Vec<Vec<u8>>,
     node_statuses: BTreeMap<Vec<u8>, KeyValue>,
+    /// This node, once the objects were handed over: endpoints elsewhere are summarised.
+    node: Option<String>,
 }
 
 /// The host block affinity a stored IPAM key and value stand for (`Ok(None)`: the key is
@@ -69,15 +121,139 @@ pub fn affinity_of(kv: &KeyValue) -> Result<Option<Affinity>, String> {
     }))
 }
 
+/// Whether `r` is a workload or host endpoint on `node` (other kinds count as everywhere).
+pub(crate) fn on_node(r: &Resource, node: &str) -> bool {
+    match r {
+        Resource::Pod(p) => p.spec.node_name == node,
+        Resource::WorkloadEndpoint(w) => w.spec.node == node,
+        Resource::HostEndpoint(h) => h.spec.node == node,
+        // Controllers stand for pods whose node is not known here.
+        _ => true,
+    }
+}
+
+fn fingerprint(value: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// The object a decoded value holds, its origin the key.
+fn loaded(stored: StoredObject) -> Option<LoadedObject> {
+    stored.object.map(|resource| LoadedObject {
+        origin: Origin {
+            file: stored.key,
+            doc_index: 0,
+            item_index: None,
+        },
+        resource,
+    })
+}
+
+/// Whether a key holds a resource (not a status or an affinity).
+fn is_resource_key(key: &[u8]) -> bool {
+    !key.starts_with(crate::node_status_report::PREFIX.as_bytes())
+        && !key.starts_with(HOST_AFFINITY_PREFIX.as_bytes())
+}
+
+/// What the view keeps of an endpoint elsewhere (labels only matter on the node itself).
+fn summary(r: &Resource) -> Summary {
+    let mut route = EndpointWorkload::of(r, "cali");
+    if let Some(w) = route.as_mut().and_then(|r| r.workload.as_mut()) {
+        w.labels = Default::default();
+    }
+    Summary {
+        key: ObjectKey::of(r),
+        route,
+    }
+}
+
 impl View {
     /// An empty view.
     pub fn new() -> View {
         View::default()
     }
 
+    /// Whether `r` is kept as a summary.
+    fn summarised(&self, r: &Resource) -> bool {
+        self.node.as_deref().is_some_and(|node| {
+            matches!(r, Resource::Pod(_) | Resource::WorkloadEndpoint(_)) && !on_node(r, node)
+        })
+    }
+
+    fn decode(&self, kv: &KeyValue, fingerprint: u64) -> Decoded {
+        if !is_resource_key(&kv.key) {
+            return Decoded::NotDecoded;
+        }
+        if let Some(e) = self.objects.get(&kv.key)
+            && matches!(e.held, Held::Elsewhere(_))
+            && e.fingerprint == fingerprint
+        {
+            return Decoded::NotDecoded;
+        }
+        // Only the object is kept (not the raw JSON beside it), and it is made where it is
+        // decoded: with several decoding threads, nothing else is allocated on theirs.
+        Decoded::Resource(
+            calico_ipam::resources::decode(&kv.key, &kv.value, kv.mod_revision)
+                .map(loaded)
+                .map_err(|e: DecodeError| e.reason),
+        )
+    }
+
     /// Takes in a put. A value that does not decode is remembered (see
     /// [`View::undecodable`]) and the key's previous state is dropped.
     pub fn put(&mut self, kv: &KeyValue) -> ViewChange {
+        let fp = fingerprint(&kv.value);
+        let decoded = self.decode(kv, fp);
+        self.put_decoded(kv, fp, decoded)
+    }
+
+    /// [`View::put`] for each of `kvs` in order, decoding on every core first (a list of
+    /// 100,000 pods decodes in half the time on two).
+    pub fn put_many(&mut self, kvs: &[KeyValue]) -> Vec<ViewChange> {
+        let fps: Vec<u64> = kvs.iter().map(|kv| fingerprint(&kv.value)).collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let decoded: Vec<Decoded> = if threads < 2 || kvs.len() < 256 {
+            kvs.iter()
+                .zip(&fps)
+                .map(|(kv, fp)| self.decode(kv, *fp))
+                .collect()
+        } else {
+            let chunk = kvs.len().div_ceil(threads);
+            let this = &*self;
+            std::thread::scope(|s| {
+                let parts: Vec<_> = kvs
+                    .chunks(chunk)
+                    .zip(fps.chunks(chunk))
+                    .map(|(kvs, fps)| {
+                        s.spawn(move || {
+                            kvs.iter()
+                                .zip(fps)
+                                .map(|(kv, fp)| this.decode(kv, *fp))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|p| match p.join() {
+                        Ok(v) => v,
+                        // Decoding does not panic; if it ever did, so does the agent.
+                        Err(e) => std::panic::resume_unwind(e),
+                    })
+                    .collect()
+            })
+        };
+        kvs.iter()
+            .zip(fps)
+            .zip(decoded)
+            .map(|((kv, fp), d)| self.put_decoded(kv, fp, d))
+            .collect()
+    }
+
+    fn put_decoded(&mut self, kv: &KeyValue, fp: u64, decoded: Decoded) -> ViewChange {
         self.undecodable.remove(&kv.key);
         if kv
             .key
@@ -107,37 +283,69 @@ impl View {
                 }
             };
         }
-        let decoded = calico_ipam::resources::decode(&kv.key, &kv.value, kv.mod_revision);
+        let decoded = match decoded {
+            // The summary's value is the same.
+            Decoded::NotDecoded => return ViewChange::Nothing,
+            Decoded::Resource(d) => d,
+        };
         let new = match decoded {
-            Ok(stored) => stored.object.map(|resource| LoadedObject {
-                origin: Origin {
-                    file: stored.key,
-                    doc_index: 0,
-                    item_index: None,
-                },
-                resource,
-            }),
-            Err(e) => {
-                self.undecodable.insert(kv.key.clone(), e.reason);
+            Ok(o) => o,
+            Err(reason) => {
+                self.undecodable.insert(kv.key.clone(), reason);
                 self.new_undecodable.push(kv.key.clone());
                 None
             }
         };
-        let old = match &new {
-            Some(o) => {
-                if self.objects.get(&kv.key).map(|x| &x.resource) == Some(&o.resource) {
-                    return ViewChange::Nothing;
-                }
-                self.objects.insert(kv.key.clone(), o.clone())
-            }
-            None => self.objects.remove(&kv.key),
+        let Some(new) = new else {
+            return match self.objects.remove(&kv.key).map(|e| e.held) {
+                Some(Held::Object(old)) => ViewChange::Object {
+                    old: Some(Box::new(old)),
+                    new: None,
+                },
+                Some(Held::Elsewhere(s)) => ViewChange::Elsewhere {
+                    key: s.key,
+                    new: None,
+                },
+                None => ViewChange::Nothing,
+            };
         };
-        if old.is_none() && new.is_none() {
+        if self.summarised(&new.resource) {
+            let s = summary(&new.resource);
+            let key = s.key.clone();
+            let entry = Entry {
+                fingerprint: fp,
+                held: Held::Elsewhere(Box::new(s)),
+            };
+            return match self.objects.insert(kv.key.clone(), entry).map(|e| e.held) {
+                Some(Held::Object(old)) => ViewChange::Object {
+                    old: Some(Box::new(old)),
+                    new: Some(Box::new(new)),
+                },
+                _ => ViewChange::Elsewhere {
+                    key,
+                    new: Some(Box::new(new)),
+                },
+            };
+        }
+        if let Some(Entry {
+            held: Held::Object(o),
+            ..
+        }) = self.objects.get(&kv.key)
+            && o.resource == new.resource
+        {
             return ViewChange::Nothing;
         }
+        let entry = Entry {
+            fingerprint: fp,
+            held: Held::Object(new.clone()),
+        };
+        let old = match self.objects.insert(kv.key.clone(), entry).map(|e| e.held) {
+            Some(Held::Object(old)) => Some(Box::new(old)),
+            _ => None,
+        };
         ViewChange::Object {
-            old: old.map(Box::new),
-            new: new.map(Box::new),
+            old,
+            new: Some(Box::new(new)),
         }
     }
 
@@ -150,9 +358,13 @@ impl View {
         if self.affinities.remove(key).is_some() {
             return ViewChange::Affinity;
         }
-        match self.objects.remove(key) {
-            Some(old) => ViewChange::Object {
+        match self.objects.remove(key).map(|e| e.held) {
+            Some(Held::Object(old)) => ViewChange::Object {
                 old: Some(Box::new(old)),
+                new: None,
+            },
+            Some(Held::Elsewhere(s)) => ViewChange::Elsewhere {
+                key: s.key,
                 new: None,
             },
             None => ViewChange::Nothing,
@@ -181,22 +393,91 @@ impl View {
         &self.undecodable
     }
 
-    /// The resources.
+    /// The resources the view holds whole (after [`View::hand_over`], not the endpoints on
+    /// other nodes).
     pub fn resources(&self) -> impl Iterator<Item = &Resource> {
-        self.objects.values().map(|o| &o.resource)
+        self.objects.values().filter_map(|e| match &e.held {
+            Held::Object(o) => Some(&o.resource),
+            Held::Elsewhere(_) => None,
+        })
     }
 
-    /// The resources as a loaded set (origins are the keys).
+    /// How many endpoints on other nodes the view keeps as summaries.
+    pub fn summarised_endpoints(&self) -> usize {
+        self.objects
+            .values()
+            .filter(|e| matches!(e.held, Held::Elsewhere(_)))
+            .count()
+    }
+
+    /// The resources as a loaded set (origins are the keys), copied; see
+    /// [`View::hand_over`] for the set without a copy.
     pub fn loaded_set(&self) -> LoadedSet {
         let mut set = LoadedSet::new();
-        set.objects = self.objects.values().cloned().collect();
+        set.objects = self
+            .objects
+            .values()
+            .filter_map(|e| match &e.held {
+                Held::Object(o) => Some(o.clone()),
+                Held::Elsewhere(_) => None,
+            })
+            .collect();
         set.files.push("datastore".to_owned());
         set
     }
 
+    /// The resources as a loaded set for `node`'s calculation: the endpoints of other nodes
+    /// are moved into it (the view keeps a summary of each), the rest is copied. From now on
+    /// such endpoints reach the calculation as [`ViewChange::Elsewhere`]. Undone by
+    /// [`View::take_back`].
+    pub fn hand_over(&mut self, node: &str) -> LoadedSet {
+        self.node = Some(node.to_owned());
+        let mut set = LoadedSet::new();
+        set.files.push("datastore".to_owned());
+        let mut objects = Vec::with_capacity(self.objects.len());
+        for e in self.objects.values_mut() {
+            let Held::Object(o) = &e.held else {
+                continue;
+            };
+            let elsewhere = matches!(o.resource, Resource::Pod(_) | Resource::WorkloadEndpoint(_))
+                && !on_node(&o.resource, node);
+            if !elsewhere {
+                objects.push(o.clone());
+                continue;
+            }
+            let s = summary(&o.resource);
+            if let Held::Object(o) = std::mem::replace(&mut e.held, Held::Elsewhere(Box::new(s))) {
+                objects.push(o);
+            }
+        }
+        set.objects = objects;
+        set
+    }
+
+    /// Takes back objects of a [`View::hand_over`] the calculation could not use: endpoints
+    /// the view summarised are held whole again, and nothing is summarised any more.
+    pub fn take_back(&mut self, objects: Vec<LoadedObject>) {
+        self.node = None;
+        for o in objects {
+            if let Some(e) = self.objects.get_mut(o.origin.file.as_bytes())
+                && matches!(e.held, Held::Elsewhere(_))
+            {
+                e.held = Held::Object(o);
+            }
+        }
+    }
+
     /// The routing input: the resources, with the block affinities IPAM holds.
     pub fn cluster(&self) -> Cluster {
-        let mut c = Cluster::from_resources(self.resources());
+        let summaries: Vec<&EndpointWorkload> = self
+            .objects
+            .values()
+            .filter_map(|e| match &e.held {
+                Held::Elsewhere(s) => s.route.as_ref(),
+                Held::Object(_) => None,
+            })
+            .collect();
+        let mut c = Cluster::from_parts(self.resources(), &summaries);
         c.affinities = self.affinities.values().cloned().collect();
         c.sort();
         c
@@ -284,5 +565,140 @@ pub(crate) mod tests {
         ));
         assert!(matches!(v.delete(&aff.key), ViewChange::Affinity));
         assert_eq!(v.resources().count(), 0);
+    }
+
+    fn pod(name: &str, node: &str, ip: &str, app: &str) -> KeyValue {
+        kv(
+            &format!("/calico/calico-rs/k8s/pods/web/{name}"),
+            &format!(
+                r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"web","labels":{{"app":"{app}"}}}},"spec":{{"nodeName":"{node}","containers":[{{"name":"c","image":"x"}}]}},"status":{{"podIP":"{ip}","podIPs":[{{"ip":"{ip}"}}]}}}}"#
+            ),
+        )
+    }
+
+    #[test]
+    fn endpoints_elsewhere_are_handed_over_and_summarised() {
+        let mut v = View::new();
+        let changes = v.put_many(&[
+            pod("here", "n1", "10.244.0.5", "a"),
+            pod("there", "n2", "10.244.1.7", "b"),
+        ]);
+        assert!(
+            changes
+                .iter()
+                .all(|c| matches!(c, ViewChange::Object { new: Some(_), .. }))
+        );
+        let set = v.hand_over("n1");
+        let mut names: Vec<&str> = set.objects.iter().map(|o| o.resource.name()).collect();
+        names.sort();
+        assert_eq!(names, ["here", "there"], "both go to the calculation");
+        assert_eq!(v.summarised_endpoints(), 1);
+        assert_eq!(
+            v.resources().map(|r| r.name()).collect::<Vec<_>>(),
+            ["here"],
+            "the view keeps only this node's pod whole"
+        );
+        // Routing still sees the pod elsewhere.
+        let c = v.cluster();
+        let mut ids: Vec<(&str, &str)> = c
+            .workloads
+            .iter()
+            .map(|w| (w.node.as_str(), w.id.as_str()))
+            .collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            [
+                ("n1", "web/n1-k8s-here-eth0"),
+                ("n2", "web/n2-k8s-there-eth0")
+            ]
+        );
+        // The same value again is no change; a new one arrives whole, without its old state.
+        assert!(matches!(
+            v.put(&pod("there", "n2", "10.244.1.7", "b")),
+            ViewChange::Nothing
+        ));
+        match v.put(&pod("there", "n2", "10.244.1.8", "b")) {
+            ViewChange::Elsewhere { key, new: Some(n) } => {
+                assert_eq!(key.name, "there");
+                assert_eq!(n.resource.name(), "there");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            v.cluster()
+                .workloads
+                .iter()
+                .find(|w| w.id == "web/n2-k8s-there-eth0")
+                .map(|w| w.ips.clone()),
+            Some(vec!["10.244.1.8".parse().unwrap()])
+        );
+        // A pod arriving elsewhere after the hand-over is summarised at once.
+        assert!(matches!(
+            v.put(&pod("new", "n3", "10.244.2.2", "c")),
+            ViewChange::Elsewhere { new: Some(_), .. }
+        ));
+        assert_eq!(v.summarised_endpoints(), 2);
+        match v.delete(b"/calico/calico-rs/k8s/pods/web/there") {
+            ViewChange::Elsewhere { key, new: None } => assert_eq!(key.name, "there"),
+            other => panic!("{other:?}"),
+        }
+        // A value that no longer decodes removes the summary too.
+        match v.put(&kv("/calico/calico-rs/k8s/pods/web/new", "{")) {
+            ViewChange::Elsewhere { key, new: None } => assert_eq!(key.name, "new"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(v.summarised_endpoints(), 0);
+    }
+
+    #[test]
+    fn objects_handed_over_can_be_taken_back() {
+        let mut v = View::new();
+        v.put_many(&[
+            pod("here", "n1", "10.244.0.5", "a"),
+            pod("there", "n2", "10.244.1.7", "b"),
+        ]);
+        let set = v.hand_over("n1");
+        v.take_back(set.objects);
+        assert_eq!(v.summarised_endpoints(), 0);
+        assert_eq!(v.resources().count(), 2);
+        // Nothing is summarised any more.
+        assert!(matches!(
+            v.put(&pod("other", "n2", "10.244.1.9", "b")),
+            ViewChange::Object { new: Some(_), .. }
+        ));
+        assert_eq!(v.loaded_set().objects.len(), 3);
+    }
+
+    #[test]
+    fn a_long_list_decodes_on_several_threads_in_order() {
+        let mut v = View::new();
+        let kvs: Vec<KeyValue> = (0..600)
+            .map(|i| {
+                if i == 300 {
+                    kv("/calico/calico-rs/k8s/pods/web/bad", "not json")
+                } else {
+                    pod(
+                        &format!("p{i}"),
+                        "n2",
+                        &format!("10.244.{}.{}", i / 250, i % 250),
+                        "x",
+                    )
+                }
+            })
+            .collect();
+        let changes = v.put_many(&kvs);
+        assert_eq!(changes.len(), 600);
+        for (i, c) in changes.iter().enumerate() {
+            match c {
+                ViewChange::Object { new: Some(n), .. } => {
+                    assert_eq!(n.resource.name(), format!("p{i}"))
+                }
+                ViewChange::Nothing => assert_eq!(i, 300),
+                other => panic!("{i}: {other:?}"),
+            }
+        }
+        assert_eq!(v.undecodable().len(), 1);
+        assert_eq!(v.resources().count(), 599);
     }
 }

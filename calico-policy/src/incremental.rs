@@ -384,13 +384,31 @@ impl Compiler {
     /// # Errors
     ///
     /// As [`Model::build`].
-    pub fn from_set(mut set: LoadedSet, scope: EndpointScope) -> Result<Compiler, BuildError> {
+    pub fn from_set(set: LoadedSet, scope: EndpointScope) -> Result<Compiler, BuildError> {
+        Compiler::try_from_set(set, scope).map_err(|(e, _)| e)
+    }
+
+    /// [`Compiler::from_set`] giving the set back (with defaults applied) when the build
+    /// fails, e.g. to try again without the objects the errors name.
+    ///
+    /// # Errors
+    ///
+    /// As [`Model::build`], with the set.
+    #[allow(clippy::result_large_err)]
+    pub fn try_from_set(
+        mut set: LoadedSet,
+        scope: EndpointScope,
+    ) -> Result<Compiler, (BuildError, LoadedSet)> {
         if !set.defaults_applied() {
             set.apply_defaults();
         }
-        let mut model = match &scope {
-            EndpointScope::All => Model::build(&set)?,
-            scope => Model::build_where(&set, &|e| scope.includes(e))?,
+        let built = match &scope {
+            EndpointScope::All => Model::build(&set),
+            scope => Model::build_where(&set, &|e| scope.includes(e)),
+        };
+        let mut model = match built {
+            Ok(m) => m,
+            Err(e) => return Err((e, set)),
         };
         model.spread_ranks();
         let program = model.compile_where(|e| scope.includes(e));

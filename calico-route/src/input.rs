@@ -151,6 +151,57 @@ pub struct Workload {
     pub labels: Labels,
 }
 
+/// What routing needs of one WorkloadEndpoint or Pod: the workload it stands for (if it has
+/// addresses and a node) and the pod it belongs to, so that a pod with a WorkloadEndpoint of
+/// its own is counted once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointWorkload {
+    /// The pod: node, pod name, namespace.
+    pub pod: (String, String, Option<String>),
+    /// Whether this came from a WorkloadEndpoint (which wins over its pod).
+    pub from_wep: bool,
+    /// The workload, when it has addresses and a node.
+    pub workload: Option<Workload>,
+}
+
+impl EndpointWorkload {
+    /// The routing view of `r` (`None`: not an endpoint, or a pod Calico gives no
+    /// WorkloadEndpoint, such as a host-network pod). `interface_prefix` names the pod's
+    /// host-side interface.
+    pub fn of(r: &Resource, interface_prefix: &str) -> Option<EndpointWorkload> {
+        let (w, from_wep) = match r {
+            Resource::WorkloadEndpoint(w) => (std::borrow::Cow::Borrowed(w), true),
+            Resource::Pod(p) => (
+                std::borrow::Cow::Owned(pod_workload_endpoint(p, interface_prefix)?),
+                false,
+            ),
+            _ => return None,
+        };
+        let ips: Vec<IpAddr> = w.spec.ip_networks.iter().map(IpCidr::addr).collect();
+        let workload = (!ips.is_empty() && !w.spec.node.is_empty()).then(|| Workload {
+            node: w.spec.node.clone(),
+            id: format!(
+                "{}/{}",
+                w.metadata.namespace.as_deref().unwrap_or("default"),
+                w.metadata.name
+            ),
+            interface: w.spec.interface_name.clone(),
+            ips,
+            mac: w.spec.mac.clone(),
+            labels: w.metadata.labels.clone(),
+        });
+        Some(EndpointWorkload {
+            pod: (
+                w.spec.node.clone(),
+                w.spec.pod.clone(),
+                w.metadata.namespace.clone(),
+            ),
+            from_wep,
+            workload,
+        })
+    }
+}
+
 /// A block affinity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Affinity {
@@ -333,9 +384,19 @@ pub struct Cluster {
 impl Cluster {
     /// Builds the view from resources (defaults need not have been applied).
     pub fn from_resources<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Cluster {
+        Cluster::from_parts(resources, &[])
+    }
+
+    /// [`Cluster::from_resources`] with endpoints already reduced to what routing needs
+    /// ([`EndpointWorkload::of`], e.g. kept by a long-running agent instead of the objects);
+    /// a pod with a WorkloadEndpoint of its own, among the resources or `extra`, is counted
+    /// once.
+    pub fn from_parts<'a>(
+        resources: impl IntoIterator<Item = &'a Resource>,
+        extra: &[&EndpointWorkload],
+    ) -> Cluster {
         let mut c = Cluster::default();
-        let mut pods = Vec::new();
-        let mut weps = Vec::new();
+        let mut endpoints: Vec<&Resource> = Vec::new();
         for r in resources {
             match r {
                 Resource::Node(n) => c.nodes.push(NodeInfo::from_node(n)),
@@ -365,8 +426,7 @@ impl Cluster {
                         c.node_felix.insert(node.to_owned(), f.spec.clone());
                     }
                 }
-                Resource::WorkloadEndpoint(w) => weps.push(w.clone()),
-                Resource::Pod(p) => pods.push(p.clone()),
+                Resource::WorkloadEndpoint(_) | Resource::Pod(_) => endpoints.push(r),
                 Resource::Secret(sec) => {
                     let ns = r.namespace().unwrap_or("default").to_owned();
                     c.secrets
@@ -386,43 +446,19 @@ impl Cluster {
             }
         }
         let prefix = first_interface_prefix(c.felix.interface_prefix.as_deref()).to_owned();
-        let mut seen = std::collections::BTreeSet::new();
-        for w in &weps {
-            seen.insert((
-                w.spec.node.clone(),
-                w.spec.pod.clone(),
-                w.metadata.namespace.clone(),
-            ));
-        }
-        for p in &pods {
-            if let Some(w) = pod_workload_endpoint(p, &prefix) {
-                let key = (
-                    w.spec.node.clone(),
-                    w.spec.pod.clone(),
-                    w.metadata.namespace.clone(),
-                );
-                if !seen.contains(&key) {
-                    weps.push(w);
-                }
+        let own: Vec<EndpointWorkload> = endpoints
+            .into_iter()
+            .filter_map(|r| EndpointWorkload::of(r, &prefix))
+            .collect();
+        let all: Vec<&EndpointWorkload> = own.iter().chain(extra.iter().copied()).collect();
+        let with_wep: std::collections::BTreeSet<&(String, String, Option<String>)> =
+            all.iter().filter(|e| e.from_wep).map(|e| &e.pod).collect();
+        for e in all {
+            if let Some(w) = &e.workload
+                && (e.from_wep || !with_wep.contains(&e.pod))
+            {
+                c.workloads.push(w.clone());
             }
-        }
-        for w in weps {
-            let ips: Vec<IpAddr> = w.spec.ip_networks.iter().map(IpCidr::addr).collect();
-            if ips.is_empty() || w.spec.node.is_empty() {
-                continue;
-            }
-            c.workloads.push(Workload {
-                node: w.spec.node.clone(),
-                id: format!(
-                    "{}/{}",
-                    w.metadata.namespace.as_deref().unwrap_or("default"),
-                    w.metadata.name
-                ),
-                interface: w.spec.interface_name.clone(),
-                ips,
-                mac: w.spec.mac.clone(),
-                labels: w.metadata.labels.clone(),
-            });
         }
         c.sort();
         c

@@ -143,4 +143,4 @@ pub mod sessions;
 pub mod state;
 
 pub use graph::SessionGraph;
-pub use input::{Cluster, Family};
+pub use input::{Cluster, EndpointWorkload, Family};
