@@ -62,7 +62,7 @@ pub enum ViewChange {
 #[derive(Debug)]
 enum Held {
     /// The decoded object.
-    Object(LoadedObject),
+    Object(Box<LoadedObject>),
     /// An endpoint on another node, after the hand-over: its key and what routing needs.
     Elsewhere(Box<Summary>),
 }
@@ -87,7 +87,7 @@ enum Decoded {
     NotDecoded,
     /// The object (`None`: the key holds nothing Calico decodes into a resource), or why
     /// the value does not decode.
-    Resource(Result<Option<LoadedObject>, String>),
+    Resource(Result<Option<Box<LoadedObject>>, String>),
 }
 
 /// Decoded resources and affinities, by key.
@@ -139,14 +139,16 @@ fn fingerprint(value: &[u8]) -> u64 {
 }
 
 /// The object a decoded value holds, its origin the key.
-fn loaded(stored: StoredObject) -> Option<LoadedObject> {
-    stored.object.map(|resource| LoadedObject {
-        origin: Origin {
-            file: stored.key,
-            doc_index: 0,
-            item_index: None,
-        },
-        resource,
+fn loaded(stored: StoredObject) -> Option<Box<LoadedObject>> {
+    stored.object.map(|resource| {
+        Box::new(LoadedObject {
+            origin: Origin {
+                file: stored.key,
+                doc_index: 0,
+                item_index: None,
+            },
+            resource,
+        })
     })
 }
 
@@ -299,7 +301,7 @@ impl View {
         let Some(new) = new else {
             return match self.objects.remove(&kv.key).map(|e| e.held) {
                 Some(Held::Object(old)) => ViewChange::Object {
-                    old: Some(Box::new(old)),
+                    old: Some(old),
                     new: None,
                 },
                 Some(Held::Elsewhere(s)) => ViewChange::Elsewhere {
@@ -318,12 +320,12 @@ impl View {
             };
             return match self.objects.insert(kv.key.clone(), entry).map(|e| e.held) {
                 Some(Held::Object(old)) => ViewChange::Object {
-                    old: Some(Box::new(old)),
-                    new: Some(Box::new(new)),
+                    old: Some(old),
+                    new: Some(new),
                 },
                 _ => ViewChange::Elsewhere {
                     key,
-                    new: Some(Box::new(new)),
+                    new: Some(new),
                 },
             };
         }
@@ -340,12 +342,12 @@ impl View {
             held: Held::Object(new.clone()),
         };
         let old = match self.objects.insert(kv.key.clone(), entry).map(|e| e.held) {
-            Some(Held::Object(old)) => Some(Box::new(old)),
+            Some(Held::Object(old)) => Some(old),
             _ => None,
         };
         ViewChange::Object {
             old,
-            new: Some(Box::new(new)),
+            new: Some(new),
         }
     }
 
@@ -360,7 +362,7 @@ impl View {
         }
         match self.objects.remove(key).map(|e| e.held) {
             Some(Held::Object(old)) => ViewChange::Object {
-                old: Some(Box::new(old)),
+                old: Some(old),
                 new: None,
             },
             Some(Held::Elsewhere(s)) => ViewChange::Elsewhere {
@@ -418,7 +420,7 @@ impl View {
             .objects
             .values()
             .filter_map(|e| match &e.held {
-                Held::Object(o) => Some(o.clone()),
+                Held::Object(o) => Some(LoadedObject::clone(o)),
                 Held::Elsewhere(_) => None,
             })
             .collect();
@@ -442,12 +444,12 @@ impl View {
             let elsewhere = matches!(o.resource, Resource::Pod(_) | Resource::WorkloadEndpoint(_))
                 && !on_node(&o.resource, node);
             if !elsewhere {
-                objects.push(o.clone());
+                objects.push(LoadedObject::clone(o));
                 continue;
             }
             let s = summary(&o.resource);
             if let Held::Object(o) = std::mem::replace(&mut e.held, Held::Elsewhere(Box::new(s))) {
-                objects.push(o);
+                objects.push(*o);
             }
         }
         set.objects = objects;
@@ -462,7 +464,7 @@ impl View {
             if let Some(e) = self.objects.get_mut(o.origin.file.as_bytes())
                 && matches!(e.held, Held::Elsewhere(_))
             {
-                e.held = Held::Object(o);
+                e.held = Held::Object(Box::new(o));
             }
         }
     }
