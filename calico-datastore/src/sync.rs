@@ -2,7 +2,8 @@
 //! Calico's node agent follows its datastore.
 //!
 //! The syncer lists the prefixes, then watches from the revision of the list. It keeps a
-//! cache of every key it has reported, so that:
+//! cache of every key it has reported (its revisions and a fingerprint of its value, not the
+//! value: the consumer keeps what it needs), so that:
 //!
 //! * after a re-list (the watch's history was compacted, or the store was unreachable and
 //!   came back), keys that vanished are reported as deletes and only keys that changed are
@@ -65,7 +66,8 @@ pub enum SyncEvent {
     },
     /// A key went away.
     Delete {
-        /// The key's last state the syncer reported.
+        /// The key and the revisions of its last state the syncer reported (the value is
+        /// not kept, `prev.value` is empty).
         prev: KeyValue,
     },
     /// The status changed; every update before it is covered by it.
@@ -114,6 +116,38 @@ pub struct SyncStats {
     pub revision: Revision,
 }
 
+/// What the syncer keeps of a key it reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cached {
+    create_revision: Revision,
+    mod_revision: Revision,
+    /// A hash of the value (a re-list reports a key again only when its value changed).
+    fingerprint: u64,
+}
+
+impl Cached {
+    fn of(kv: &KeyValue) -> Cached {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        kv.value.hash(&mut h);
+        Cached {
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            fingerprint: h.finish(),
+        }
+    }
+
+    /// The key's last state, as a delete reports it (without the value).
+    fn prev(&self, key: Vec<u8>) -> KeyValue {
+        KeyValue {
+            key,
+            value: Vec::new(),
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+        }
+    }
+}
+
 enum Phase {
     List,
     Watch(Box<dyn Watch>),
@@ -125,7 +159,7 @@ pub struct Syncer {
     prefixes: Vec<Vec<u8>>,
     watch_prefix: Vec<u8>,
     options: SyncOptions,
-    cache: BTreeMap<Vec<u8>, KeyValue>,
+    cache: BTreeMap<Vec<u8>, Cached>,
     status: SyncStatus,
     phase: Phase,
     backoff: Backoff,
@@ -185,9 +219,19 @@ impl Syncer {
         self.stats
     }
 
-    /// The view: every key reported and not deleted, with its last state.
-    pub fn cache(&self) -> &BTreeMap<Vec<u8>, KeyValue> {
-        &self.cache
+    /// Every key reported and not deleted.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.cache.keys().map(Vec::as_slice)
+    }
+
+    /// How many keys are reported and not deleted.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether no key is reported (or all were deleted).
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
     }
 
     fn covered(&self, key: &[u8]) -> bool {
@@ -336,18 +380,21 @@ impl Syncer {
         let old = std::mem::take(&mut self.cache);
         for (key, prev) in &old {
             if !listed.contains_key(key) {
-                out.push(SyncEvent::Delete { prev: prev.clone() });
+                out.push(SyncEvent::Delete {
+                    prev: prev.prev(key.clone()),
+                });
             }
         }
-        for (key, kv) in &listed {
-            let same = old
-                .get(key)
-                .is_some_and(|o| o.mod_revision == kv.mod_revision && o.value == kv.value);
+        for (key, kv) in listed {
+            let now = Cached::of(&kv);
+            let same = old.get(&key).is_some_and(|o| {
+                o.mod_revision == now.mod_revision && o.fingerprint == now.fingerprint
+            });
+            self.cache.insert(key, now);
             if !same {
-                out.push(SyncEvent::Put { kv: kv.clone() });
+                out.push(SyncEvent::Put { kv });
             }
         }
-        self.cache = listed;
     }
 
     /// Applies one watch event. Events older than what a (paged) list already showed are
@@ -366,7 +413,7 @@ impl Syncer {
                 {
                     return;
                 }
-                self.cache.insert(kv.key.clone(), kv.clone());
+                self.cache.insert(kv.key.clone(), Cached::of(&kv));
                 out.push(SyncEvent::Put { kv });
             }
             WatchEvent::Delete { key, revision, .. } => {
@@ -378,7 +425,9 @@ impl Syncer {
                     return;
                 }
                 if let Some(prev) = self.cache.remove(&key) {
-                    out.push(SyncEvent::Delete { prev });
+                    out.push(SyncEvent::Delete {
+                        prev: prev.prev(key),
+                    });
                 }
             }
         }
@@ -402,7 +451,8 @@ mod tests {
     fn events_older_than_the_view_are_skipped() {
         let store: Arc<dyn Store> = Arc::new(crate::MemoryStore::new());
         let mut s = Syncer::new(store, vec![b"p/".to_vec()], SyncOptions::default());
-        s.cache.insert(b"p/k".to_vec(), kv("p/k", "new", 10));
+        s.cache
+            .insert(b"p/k".to_vec(), Cached::of(&kv("p/k", "new", 10)));
         let mut out = Vec::new();
         s.apply_event(
             WatchEvent::Put {
@@ -419,7 +469,10 @@ mod tests {
             &mut out,
         );
         assert!(out.is_empty(), "{out:?}");
-        assert_eq!(s.cache[b"p/k".as_slice()].value, b"new");
+        assert_eq!(
+            s.cache[b"p/k".as_slice()],
+            Cached::of(&kv("p/k", "new", 10))
+        );
         s.apply_event(
             WatchEvent::Put {
                 kv: kv("q/x", "v", 12),
@@ -436,7 +489,7 @@ mod tests {
             &mut out,
         );
         assert!(
-            matches!(&out[..], [SyncEvent::Delete { prev }] if prev.value == b"new"),
+            matches!(&out[..], [SyncEvent::Delete { prev }] if prev.key == b"p/k" && prev.mod_revision == 10),
             "{out:?}"
         );
         assert!(s.cache.is_empty());

@@ -88,7 +88,7 @@ fn lists_then_follows(store: Arc<dyn Store>) {
         syncer.poll(Duration::from_millis(50)).is_empty(),
         "nothing else happened"
     );
-    assert_eq!(syncer.cache().len(), 4);
+    assert_eq!(syncer.len(), 4);
 }
 
 #[test]
@@ -243,11 +243,7 @@ fn an_outage_keeps_the_view_and_relists_on_return() {
         more.iter().all(|e| e == "error"),
         "only errors while down: {more:?}"
     );
-    assert_eq!(
-        syncer.cache().len(),
-        2,
-        "the view is kept during the outage"
-    );
+    assert_eq!(syncer.len(), 2, "the view is kept during the outage");
     assert!(syncer.stats().errors >= 2);
     // Back: one re-list, the delete made meanwhile is synthesised.
     down.store(false, Ordering::SeqCst);
