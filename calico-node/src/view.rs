@@ -158,15 +158,12 @@ fn is_resource_key(key: &[u8]) -> bool {
         && !key.starts_with(HOST_AFFINITY_PREFIX.as_bytes())
 }
 
-/// What the view keeps of an endpoint elsewhere (labels only matter on the node itself).
+/// What the view keeps of an endpoint elsewhere: its key, and its node and addresses for
+/// routing (borrowed addresses are routed to the node that holds them).
 fn summary(r: &Resource) -> Summary {
-    let mut route = EndpointWorkload::of(r, "cali");
-    if let Some(w) = route.as_mut().and_then(|r| r.workload.as_mut()) {
-        w.labels = Default::default();
-    }
     Summary {
         key: ObjectKey::of(r),
-        route,
+        route: EndpointWorkload::elsewhere(r),
     }
 }
 
@@ -608,13 +605,7 @@ pub(crate) mod tests {
             .map(|w| (w.node.as_str(), w.id.as_str()))
             .collect();
         ids.sort();
-        assert_eq!(
-            ids,
-            [
-                ("n1", "web/n1-k8s-here-eth0"),
-                ("n2", "web/n2-k8s-there-eth0")
-            ]
-        );
+        assert_eq!(ids, [("n1", "web/n1-k8s-here-eth0"), ("n2", "web/there")]);
         // The same value again is no change; a new one arrives whole, without its old state.
         assert!(matches!(
             v.put(&pod("there", "n2", "10.244.1.7", "b")),
@@ -631,7 +622,7 @@ pub(crate) mod tests {
             v.cluster()
                 .workloads
                 .iter()
-                .find(|w| w.id == "web/n2-k8s-there-eth0")
+                .find(|w| w.id == "web/there")
                 .map(|w| w.ips.clone()),
             Some(vec!["10.244.1.8".parse().unwrap()])
         );

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use calico_model::derived::{first_interface_prefix, pod_workload_endpoint};
+use calico_model::derived::{first_interface_prefix, pod_ip_networks, pod_workload_endpoint};
 use calico_model::resources::bgp::{BgpConfigurationSpec, BgpFilterSpec, BgpPeer, Node};
 use calico_model::resources::felix::FelixConfigurationSpec;
 use calico_model::resources::ipam::{AffinityState, BlockAffinitySpec, EncapMode, IpPool};
@@ -165,6 +165,45 @@ pub struct EndpointWorkload {
 }
 
 impl EndpointWorkload {
+    /// What routing needs of an endpoint on another node, made cheaply: its node, its
+    /// addresses and its pod (no interface, MAC or labels: only a node's own workloads use
+    /// them; `id` is `namespace/name` of the object). `None` as [`EndpointWorkload::of`].
+    pub fn elsewhere(r: &Resource) -> Option<EndpointWorkload> {
+        let ns = r.namespace().unwrap_or("default");
+        let (node, pod, ips, from_wep) = match r {
+            Resource::WorkloadEndpoint(w) => (
+                &w.spec.node,
+                &w.spec.pod,
+                w.spec
+                    .ip_networks
+                    .iter()
+                    .map(IpCidr::addr)
+                    .collect::<Vec<_>>(),
+                true,
+            ),
+            Resource::Pod(p) if !p.spec.host_network && !p.spec.node_name.is_empty() => (
+                &p.spec.node_name,
+                &p.metadata.name,
+                pod_ip_networks(p).iter().map(IpCidr::addr).collect(),
+                false,
+            ),
+            _ => return None,
+        };
+        let workload = (!ips.is_empty() && !node.is_empty()).then(|| Workload {
+            node: node.clone(),
+            id: format!("{ns}/{}", r.name()),
+            interface: String::new(),
+            ips,
+            mac: String::new(),
+            labels: Labels::new(),
+        });
+        Some(EndpointWorkload {
+            pod: (node.clone(), pod.clone(), Some(ns.to_owned())),
+            from_wep,
+            workload,
+        })
+    }
+
     /// The routing view of `r` (`None`: not an endpoint, or a pod Calico gives no
     /// WorkloadEndpoint, such as a host-network pod). `interface_prefix` names the pod's
     /// host-side interface.
@@ -721,6 +760,38 @@ pub fn normal_priority(cluster: &Cluster, family: Family) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cheap summary of an endpoint elsewhere routes like the full one.
+    #[test]
+    fn an_endpoint_elsewhere_summarises_like_the_full_derivation() {
+        let load = |json: &str| {
+            calico_model::loader::load_str("x.json", json)
+                .objects
+                .into_iter()
+                .next()
+                .map(|o| o.resource)
+        };
+        let pods = [
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","namespace":"ns"},"spec":{"nodeName":"n2"},"status":{"podIP":"10.0.1.1","podIPs":[{"ip":"10.0.1.1"},{"ip":"fd00::1"}]}}"#,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"h"},"spec":{"nodeName":"n2","hostNetwork":true},"status":{"podIP":"10.0.0.2"}}"#,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{},"status":{}}"#,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"done","namespace":"ns"},"spec":{"nodeName":"n2"},"status":{"phase":"Succeeded","podIP":"10.0.1.3"}}"#,
+            r#"{"apiVersion":"projectcalico.org/v3","kind":"WorkloadEndpoint","metadata":{"name":"n2-k8s-w-eth0","namespace":"ns"},"spec":{"node":"n2","pod":"w","orchestrator":"k8s","endpoint":"eth0","interfaceName":"cali1","ipNetworks":["10.0.1.2/32"]}}"#,
+        ];
+        for json in pods {
+            let r = load(json).expect("loads");
+            let full = EndpointWorkload::of(&r, "cali");
+            let cheap = EndpointWorkload::elsewhere(&r);
+            assert_eq!(full.is_some(), cheap.is_some(), "{json}");
+            if let (Some(full), Some(cheap)) = (full, cheap) {
+                assert_eq!(full.pod, cheap.pod, "{json}");
+                assert_eq!(full.from_wep, cheap.from_wep, "{json}");
+                let route =
+                    |w: &Option<Workload>| w.as_ref().map(|w| (w.node.clone(), w.ips.clone()));
+                assert_eq!(route(&full.workload), route(&cheap.workload), "{json}");
+            }
+        }
+    }
 
     #[test]
     fn durations() {

@@ -26,6 +26,9 @@ use serde_json::json;
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn kv(r: &Resource, rev: u64) -> Res<KeyValue> {
     Ok(KeyValue {
         key: calico_ipam::resources::key_of(r).into_bytes(),

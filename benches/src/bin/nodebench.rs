@@ -19,7 +19,7 @@
 //!
 //! ```text
 //! sudo nodebench [--pods 100000] [--policies 2000] [--rate 1000] [--seconds 60] [--dense]
-//!                [--calico target/release/calico]
+//!                [--calico target/release/calico] [--agent-log FILE]
 //! ```
 
 use std::error::Error;
@@ -165,7 +165,9 @@ fn start_etcd(ns: &str, dir: &std::path::Path) -> Res<Etcd> {
 fn run() -> Res<serde_json::Value> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("nodebench [--pods N] [--policies N] [--rate R] [--seconds S] [--calico PATH]");
+        println!(
+            "nodebench [--pods N] [--policies N] [--rate R] [--seconds S] [--dense] [--calico PATH] [--agent-log FILE]"
+        );
         return Ok(json!(null));
     }
     let pods = arg(&args, "--pods", 100_000)?;
@@ -330,8 +332,15 @@ fn run() -> Res<serde_json::Value> {
                 _ => json!(null),
             },
         }))
-    })??;
-    Ok(result)
+    });
+    if let Some(keep) = args
+        .iter()
+        .position(|a| a == "--agent-log")
+        .and_then(|i| args.get(i + 1))
+    {
+        std::fs::copy(dir.join("agent.log"), keep)?;
+    }
+    Ok(result??)
 }
 
 fn main() {
