@@ -340,7 +340,7 @@ fn run() -> Res<serde_json::Value> {
     {
         std::fs::copy(dir.join("agent.log"), keep)?;
     }
-    Ok(result??)
+    result?
 }
 
 fn main() {
