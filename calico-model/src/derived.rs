@@ -207,10 +207,43 @@ pub fn endpoint_labels(calico: &Labels, own: &Labels, profiles: &[&Labels]) -> L
 pub fn pod_labels(pod: &Pod, namespace_labels: &Labels, service_account_labels: &Labels) -> Labels {
     let ns = pod_namespace(pod);
     let sa = pod_service_account(&pod.spec);
+    let kns = namespace_label_layer(namespace_labels, ns);
+    let ksa = service_account_label_layer(service_account_labels, sa);
+    pod_labels_from_layers(pod, &kns, &ksa)
+}
+
+/// The layer a namespace adds to its pods' labels (its labels with the `pcns.` prefix, and
+/// its name), the same for every pod of it: see [`pod_labels_from_layers`].
+pub fn namespace_label_layer(namespace_labels: &Labels, namespace: &str) -> Labels {
+    prefixed_labels(PREFIX_NAMESPACE_LABELS, namespace_labels, namespace)
+}
+
+/// The layer a service account adds to its pods' labels (its labels with the `pcsa.`
+/// prefix, and its name): see [`pod_labels_from_layers`].
+pub fn service_account_label_layer(service_account_labels: &Labels, account: &str) -> Labels {
+    prefixed_labels(
+        PREFIX_SERVICE_ACCOUNT_LABELS,
+        service_account_labels,
+        account,
+    )
+}
+
+/// [`pod_labels`] from its namespace's and service account's layers
+/// ([`namespace_label_layer`], [`service_account_label_layer`]), worked out once for many
+/// pods.
+pub fn pod_labels_from_layers(
+    pod: &Pod,
+    namespace_layer: &Labels,
+    account_layer: &Labels,
+) -> Labels {
+    let ns = pod_namespace(pod);
+    let sa = pod_service_account(&pod.spec);
     let calico = calico_endpoint_labels(ns, ORCHESTRATOR_K8S, Some(sa));
-    let kns = prefixed_labels(PREFIX_NAMESPACE_LABELS, namespace_labels, ns);
-    let ksa = prefixed_labels(PREFIX_SERVICE_ACCOUNT_LABELS, service_account_labels, sa);
-    endpoint_labels(&calico, &pod.metadata.labels, &[&kns, &ksa])
+    endpoint_labels(
+        &calico,
+        &pod.metadata.labels,
+        &[namespace_layer, account_layer],
+    )
 }
 
 fn prefixed_labels(prefix: &str, labels: &Labels, name: &str) -> Labels {

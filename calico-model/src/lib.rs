@@ -84,6 +84,7 @@ pub mod gotime;
 pub mod index;
 pub mod labels;
 pub mod loader;
+pub mod parallel;
 pub mod resources;
 pub mod selector;
 pub mod validation;

@@ -673,7 +673,7 @@ impl Agent {
         settings_dirty: &mut bool,
     ) -> usize {
         if let ViewChange::Object { old, new } = &ch {
-            let felix = |o: &Option<Box<calico_model::loader::LoadedObject>>| {
+            let felix = |o: &Option<Arc<calico_model::loader::LoadedObject>>| {
                 o.as_ref().is_some_and(|o| {
                     o.resource.kind() == calico_model::resources::Kind::FelixConfiguration
                 })

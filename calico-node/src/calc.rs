@@ -293,7 +293,7 @@ impl Calculator {
                 self.note(kind, routes);
                 let old_key = old.as_deref().map(object_key);
                 let change = match (new, old_key.clone()) {
-                    (Some(n), _) => Change::Upsert(n),
+                    (Some(n), _) => Change::Upsert(Box::new(LoadedObject::clone(&n))),
                     (None, Some(k)) => Change::Delete(k),
                     (None, None) => return,
                 };

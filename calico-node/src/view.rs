@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use calico_datastore::KeyValue;
 use calico_ipam::keys::{self, HOST_AFFINITY_PREFIX};
@@ -40,9 +41,9 @@ pub enum ViewChange {
     Object {
         /// Its previous state (`None` also when the view kept only a summary of it, see
         /// [`View::hand_over`]; the new state then replaces it by key).
-        old: Option<Box<LoadedObject>>,
-        /// Its new state.
-        new: Option<Box<LoadedObject>>,
+        old: Option<Arc<LoadedObject>>,
+        /// Its new state (shared with the view, which keeps it).
+        new: Option<Arc<LoadedObject>>,
     },
     /// An endpoint on another node appeared, changed or went away, after
     /// [`View::hand_over`]: the view keeps only a summary of it, `new` is the object itself.
@@ -62,7 +63,7 @@ pub enum ViewChange {
 #[derive(Debug)]
 enum Held {
     /// The decoded object.
-    Object(Box<LoadedObject>),
+    Object(Arc<LoadedObject>),
     /// An endpoint on another node, after the hand-over: its key and what routing needs.
     Elsewhere(Box<Summary>),
 }
@@ -210,45 +211,14 @@ impl View {
     /// [`View::put`] for each of `kvs` in order, decoding on every core first (a list of
     /// 100,000 pods decodes in half the time on two).
     pub fn put_many(&mut self, kvs: &[KeyValue]) -> Vec<ViewChange> {
-        let fps: Vec<u64> = kvs.iter().map(|kv| fingerprint(&kv.value)).collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        let decoded: Vec<Decoded> = if threads < 2 || kvs.len() < 256 {
-            kvs.iter()
-                .zip(&fps)
-                .map(|(kv, fp)| self.decode(kv, *fp))
-                .collect()
-        } else {
-            let chunk = kvs.len().div_ceil(threads);
-            let this = &*self;
-            std::thread::scope(|s| {
-                let parts: Vec<_> = kvs
-                    .chunks(chunk)
-                    .zip(fps.chunks(chunk))
-                    .map(|(kvs, fps)| {
-                        s.spawn(move || {
-                            kvs.iter()
-                                .zip(fps)
-                                .map(|(kv, fp)| this.decode(kv, *fp))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                parts
-                    .into_iter()
-                    .flat_map(|p| match p.join() {
-                        Ok(v) => v,
-                        // Decoding does not panic; if it ever did, so does the agent.
-                        Err(e) => std::panic::resume_unwind(e),
-                    })
-                    .collect()
-            })
-        };
-        kvs.iter()
-            .zip(fps)
+        let pairs: Vec<(&KeyValue, u64)> =
+            kvs.iter().map(|kv| (kv, fingerprint(&kv.value))).collect();
+        let this = &*self;
+        let decoded = calico_model::parallel::map(&pairs, |(kv, fp)| this.decode(kv, *fp));
+        pairs
+            .iter()
             .zip(decoded)
-            .map(|((kv, fp), d)| self.put_decoded(kv, fp, d))
+            .map(|((kv, fp), d)| self.put_decoded(kv, *fp, d))
             .collect()
     }
 
@@ -318,7 +288,7 @@ impl View {
             return match self.objects.insert(kv.key.clone(), entry).map(|e| e.held) {
                 Some(Held::Object(old)) => ViewChange::Object {
                     old: Some(old),
-                    new: Some(new),
+                    new: Some(Arc::new(*new)),
                 },
                 _ => ViewChange::Elsewhere {
                     key,
@@ -334,6 +304,7 @@ impl View {
         {
             return ViewChange::Nothing;
         }
+        let new = Arc::new(*new);
         let entry = Entry {
             fingerprint: fp,
             held: Held::Object(new.clone()),
@@ -446,7 +417,9 @@ impl View {
             }
             let s = summary(&o.resource);
             if let Held::Object(o) = std::mem::replace(&mut e.held, Held::Elsewhere(Box::new(s))) {
-                objects.push(*o);
+                // Moved when the view holds the only reference (changes handed out earlier
+                // are gone by now), copied otherwise.
+                objects.push(Arc::unwrap_or_clone(o));
             }
         }
         set.objects = objects;
@@ -461,7 +434,7 @@ impl View {
             if let Some(e) = self.objects.get_mut(o.origin.file.as_bytes())
                 && matches!(e.held, Held::Elsewhere(_))
             {
-                e.held = Held::Object(Box::new(o));
+                e.held = Held::Object(Arc::new(o));
             }
         }
     }
@@ -666,7 +639,8 @@ pub(crate) mod tests {
     #[test]
     fn a_long_list_decodes_on_several_threads_in_order() {
         let mut v = View::new();
-        let kvs: Vec<KeyValue> = (0..600)
+        let n = calico_model::parallel::MIN_PARALLEL + 600;
+        let kvs: Vec<KeyValue> = (0..n)
             .map(|i| {
                 if i == 300 {
                     kv("/calico/calico-rs/k8s/pods/web/bad", "not json")
@@ -681,7 +655,7 @@ pub(crate) mod tests {
             })
             .collect();
         let changes = v.put_many(&kvs);
-        assert_eq!(changes.len(), 600);
+        assert_eq!(changes.len(), n);
         for (i, c) in changes.iter().enumerate() {
             match c {
                 ViewChange::Object { new: Some(n), .. } => {
@@ -692,6 +666,6 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(v.undecodable().len(), 1);
-        assert_eq!(v.resources().count(), 599);
+        assert_eq!(v.resources().count(), n - 1);
     }
 }

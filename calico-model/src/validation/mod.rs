@@ -121,8 +121,9 @@ pub fn validate(set: &LoadedSet) -> Vec<Problem> {
         keyed.push((&f.origin, seq, f.problem.clone()));
         seq += 1;
     }
-    for o in &set.objects {
-        for p in validate_object(o) {
+    let per_object = crate::parallel::map(&set.objects, validate_object);
+    for (o, problems) in set.objects.iter().zip(per_object) {
+        for p in problems {
             keyed.push((&o.origin, seq, p));
             seq += 1;
         }

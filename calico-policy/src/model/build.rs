@@ -387,15 +387,27 @@ impl<'a> Builder<'a> {
         let (profiles, profile_labels) = self.profiles();
         let ctx = EndpointContext {
             pod_keys: self.pod_keys(),
-            ns_labels,
-            sa_labels,
+            ns_layers: ns_labels
+                .into_iter()
+                .map(|(ns, l)| {
+                    let layer = derived::namespace_label_layer(&l, &ns);
+                    (ns, layer)
+                })
+                .collect(),
+            sa_layers: sa_labels
+                .into_iter()
+                .map(|((ns, sa), l)| {
+                    let layer = derived::service_account_label_layer(&l, &sa);
+                    ((ns, sa), layer)
+                })
+                .collect(),
             profile_labels,
         };
-        let endpoints: Vec<Endpoint> = self
-            .objects
-            .iter()
-            .filter_map(|o| endpoint_from(&ctx, o))
-            .collect();
+        let endpoints: Vec<Endpoint> =
+            calico_model::parallel::map(self.objects, |o| endpoint_from(&ctx, o))
+                .into_iter()
+                .flatten()
+                .collect();
         let network_sets = self.network_sets(&ctx);
         let policies = self.policy_table();
 

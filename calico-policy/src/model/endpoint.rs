@@ -1,6 +1,7 @@
 //! Endpoints from manifests: what a Pod, a workload controller, a WorkloadEndpoint or a
 //! HostEndpoint stands for, and the connlist workloads they group into.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use calico_model::derived;
@@ -31,8 +32,10 @@ fn pod_workload_name(ns: &str, pod: &calico_model::resources::k8s::Pod) -> Strin
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EndpointContext {
     pub(crate) pod_keys: HashSet<(String, String)>,
-    pub(crate) ns_labels: HashMap<String, Labels>,
-    pub(crate) sa_labels: HashMap<(String, String), Labels>,
+    /// What each namespace adds to its pods' labels ([`derived::namespace_label_layer`]).
+    pub(crate) ns_layers: HashMap<String, Labels>,
+    /// What each service account adds ([`derived::service_account_label_layer`]).
+    pub(crate) sa_layers: HashMap<(String, String), Labels>,
     pub(crate) profile_labels: HashMap<String, Labels>,
 }
 
@@ -56,11 +59,15 @@ pub(crate) fn endpoint_from(ctx: &EndpointContext, o: &LoadedObject) -> Option<E
     if let Some(pod) = pod {
         let ns = r.namespace().unwrap_or("default").to_owned();
         let sa = derived::pod_service_account(&pod.spec).to_owned();
-        let nsl = ctx.ns_labels.get(&ns).unwrap_or(&EMPTY_LABELS);
-        let sal = ctx
-            .sa_labels
-            .get(&(ns.clone(), sa.clone()))
-            .unwrap_or(&EMPTY_LABELS);
+        // Namespaces and accounts without an object of their own add their names.
+        let kns = match ctx.ns_layers.get(&ns) {
+            Some(l) => Cow::Borrowed(l),
+            None => Cow::Owned(derived::namespace_label_layer(&EMPTY_LABELS, &ns)),
+        };
+        let ksa = match ctx.sa_layers.get(&(ns.clone(), sa.clone())) {
+            Some(l) => Cow::Borrowed(l),
+            None => Cow::Owned(derived::service_account_label_layer(&EMPTY_LABELS, &sa)),
+        };
         let workload = match kind {
             EndpointKind::Controller(k) => format!("{ns}/{}[{}]", r.name(), k.as_str()),
             _ => pod_workload_name(&ns, pod),
@@ -70,7 +77,7 @@ pub(crate) fn endpoint_from(ctx: &EndpointContext, o: &LoadedObject) -> Option<E
             namespace: Some(ns.clone()),
             name: r.name().to_owned(),
             workload,
-            labels: derived::pod_labels(pod, nsl, sal),
+            labels: derived::pod_labels_from_layers(pod, &kns, &ksa),
             profiles: vec![
                 derived::namespace_profile_name(&ns),
                 derived::service_account_profile_name(&ns, &sa),
