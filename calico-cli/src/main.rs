@@ -20,6 +20,12 @@ mod validate_cmd;
 
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's allocator: the node agent decodes and derives 100,000s of
+/// small objects on several threads at its cold start, where glibc's per-thread arenas
+/// fragment (higher peak memory, slower frees); measured with `nodebench`.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use clap::parser::ValueSource;
