@@ -127,13 +127,10 @@ struct Cached {
 
 impl Cached {
     fn of(kv: &KeyValue) -> Cached {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        kv.value.hash(&mut h);
         Cached {
             create_revision: kv.create_revision,
             mod_revision: kv.mod_revision,
-            fingerprint: h.finish(),
+            fingerprint: kv.fingerprint(),
         }
     }
 

@@ -29,6 +29,14 @@ pub struct KeyValue {
     pub mod_revision: Revision,
 }
 
+impl KeyValue {
+    /// A 64-bit hash of the value (XXH3): equal values, equal fingerprints. Followers of a
+    /// store compare fingerprints instead of keeping values they no longer need.
+    pub fn fingerprint(&self) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(&self.value)
+    }
+}
+
 /// One read of a read batch ([`Store::read`](crate::Store::read)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReadOp {

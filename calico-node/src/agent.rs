@@ -374,10 +374,12 @@ impl Agent {
                             let st = syncer.stats();
                             if !in_sync {
                                 self.log(&format!(
-                                    "in sync with {} at revision {}: {} key(s) listed and decoded {:.2} s after start",
+                                    "in sync with {} at revision {}: {} key(s) listed in {:.2} s, decoded in {:.2} s ({:.2} s after start)",
                                     self.store.url(),
                                     st.revision,
                                     syncer.len(),
+                                    batch_start.duration_since(started).as_secs_f64(),
+                                    batch_start.elapsed().as_secs_f64(),
                                     started.elapsed().as_secs_f64()
                                 ));
                             } else {

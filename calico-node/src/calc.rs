@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use calico_dataplane::DesiredState;
 use calico_dataplane::desired::from_plan;
-use calico_model::loader::LoadedObject;
+use calico_model::loader::{LoadedObject, LoadedSet};
 use calico_model::resources::Kind;
 use calico_policy::incremental::{
     Change, Compiler, EndpointScope, ObjectKey, UpdateError, UpdatePath,
@@ -162,23 +162,21 @@ fn object_key(o: &LoadedObject) -> ObjectKey {
     ObjectKey::of(&o.resource)
 }
 
-/// Builds a compiler from the view's resources, leaving out objects the build names in
-/// errors (repeatedly, since removing one object can reveal another's error). The view hands
-/// its objects over (endpoints elsewhere are moved, not copied); if no compiler comes of
-/// them, it takes them back.
+/// Builds a compiler from a set the view handed over, leaving out objects the build names in
+/// errors (repeatedly, since removing one object can reveal another's error). Without a
+/// compiler, the objects come back for the view to take back.
 fn lenient_compiler(
-    view: &mut View,
+    mut set: LoadedSet,
     node: &str,
     problems: &mut Vec<CalcProblem>,
-) -> Option<Compiler> {
-    let mut set = view.hand_over(node);
+) -> Result<Compiler, Vec<LoadedObject>> {
     let mut left_out: Vec<LoadedObject> = Vec::new();
     let mut bad: BTreeSet<String> = BTreeSet::new();
     for _ in 0..8 {
         let before = bad.len();
         // Programs only for this node's endpoints; sets still cover the whole cluster.
         match Compiler::try_from_set(set, EndpointScope::Node(node.to_owned())) {
-            Ok(c) => return Some(c),
+            Ok(c) => return Ok(c),
             Err((BuildError::Invalid { errors, .. }, back)) => {
                 set = back;
                 for d in &errors {
@@ -208,8 +206,7 @@ fn lenient_compiler(
         }
     }
     left_out.extend(set.objects);
-    view.take_back(left_out);
-    None
+    Err(left_out)
 }
 
 impl Calculator {
@@ -368,12 +365,31 @@ impl Calculator {
     /// Recomputes what the pending changes touched; returns what was recomputed.
     pub fn compute(&mut self, view: &mut View) -> Touched {
         let touched = std::mem::take(&mut self.pending);
-        if self.compiler.is_none() {
-            self.compiler = lenient_compiler(view, &self.options.node, &mut self.problems);
-        }
         let node = self.options.node.clone();
-        let cluster =
-            (touched.routes || touched.bgp || self.render.is_none()).then(|| view.cluster());
+        let wants_cluster = touched.routes || touched.bgp || self.render.is_none();
+        let mut cluster = None;
+        if self.compiler.is_none() {
+            // The view hands its objects over to the compiler; the routing input is read
+            // from the view on another core meanwhile.
+            let set = view.hand_over(&node);
+            let problems = &mut self.problems;
+            let shared: &View = view;
+            let (built, read) = std::thread::scope(|s| {
+                let reader = wants_cluster.then(|| s.spawn(|| shared.cluster()));
+                let built = lenient_compiler(set, &node, problems);
+                (built, reader.map(|r| r.join()))
+            });
+            cluster = match read {
+                Some(Ok(c)) => Some(c),
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => None,
+            };
+            match built {
+                Ok(c) => self.compiler = Some(c),
+                Err(back) => view.take_back(back),
+            }
+        }
+        let cluster = cluster.or_else(|| wants_cluster.then(|| view.cluster()));
         let mut touched = touched;
         if let Some(cluster) = &cluster {
             let felix = cluster.felix_for(&node);

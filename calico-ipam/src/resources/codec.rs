@@ -86,18 +86,66 @@ fn decode_parsed(
     value: &[u8],
     mod_revision: Revision,
 ) -> Result<StoredObject, String> {
-    let ty = parsed.ty;
-    let raw = match serde_json::from_slice::<Value>(value) {
-        Ok(Value::Object(m)) => m,
-        Ok(other) => {
-            return Err(format!(
-                "the value is not a JSON object but {}",
-                kind_of(&other)
-            ));
-        }
-        Err(e) => return Err(format!("the value is not JSON: {e}")),
+    let raw = parse_object(value)?;
+    let (shown, object) = normalize(parsed, raw.clone(), mod_revision, true)?;
+    Ok(StoredObject {
+        key: key.to_owned(),
+        ty: parsed.ty,
+        mod_revision,
+        raw,
+        value: shown,
+        object,
+    })
+}
+
+/// Decodes one stored key–value pair into the object alone (what [`decode`] gives as
+/// [`StoredObject::object`]), without keeping the stored JSON: for a follower of the
+/// datastore that decodes every object and keeps only the resources.
+pub fn decode_resource(
+    key: &[u8],
+    value: &[u8],
+    mod_revision: Revision,
+) -> Result<Option<Resource>, DecodeError> {
+    let bad = |reason: String| DecodeError {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason,
     };
-    let mut shown = raw.clone();
+    let parsed = parse_key(key).map_err(|e: KeyError| bad(e.to_string()))?;
+    let raw = parse_object(value).map_err(bad)?;
+    normalize(&parsed, raw, mod_revision, false)
+        .map(|(_, object)| object)
+        .map_err(bad)
+}
+
+/// The stored value as a JSON object.
+fn parse_object(value: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice::<Value>(value) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(format!(
+            "the value is not a JSON object but {}",
+            kind_of(&other)
+        )),
+        Err(e) => Err(format!("the value is not JSON: {e}")),
+    }
+}
+
+/// The stored object as Calico's tools show it (real name, namespace, resource version,
+/// kind, IP pool defaults; see [`StoredObject::value`]) and the resource it decodes to.
+/// Without `shown_too`, the shown JSON of an IP pool is not brought up to date with the
+/// defaults (only the resource is wanted).
+fn normalize(
+    parsed: &ResourceKey,
+    mut shown: Map<String, Value>,
+    mod_revision: Revision,
+    shown_too: bool,
+) -> Result<(Map<String, Value>, Option<Resource>), String> {
+    let ty = parsed.ty;
+    let tier = shown
+        .get("spec")
+        .and_then(|s| s.get("tier"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let meta = match shown
         .entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()))
@@ -112,12 +160,7 @@ fn decode_parsed(
         Some(other) => return Err(format!("metadata.name is {}, not a string", kind_of(other))),
     };
     let name = if ty.is_tiered_policy() {
-        let tier = raw
-            .get("spec")
-            .and_then(|s| s.get("tier"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        policy_name(meta, &stored_name, tier)?
+        policy_name(meta, &stored_name, &tier)?
     } else {
         stored_name
     };
@@ -143,31 +186,26 @@ fn decode_parsed(
     let object = match ty.model {
         None => None,
         Some(kind) => {
-            let mut r = decode_lenient(kind, &shown)?;
+            let mut r = decode_lenient(kind, &mut shown)?;
             if kind == calico_model::resources::Kind::IpPool {
                 // Calico applies the pool defaults to what it reads.
                 r.apply_defaults();
-                let typed = r
-                    .to_json_value()
-                    .map_err(|e| format!("cannot re-encode: {e}"))?;
-                let projected = project(kind, &shown)?;
-                let mut v = typed;
-                merge_unknown(&mut v, &Value::Object(shown.clone()), &projected);
-                if let Value::Object(m) = v {
-                    shown = m;
+                if shown_too {
+                    let typed = r
+                        .to_json_value()
+                        .map_err(|e| format!("cannot re-encode: {e}"))?;
+                    let projected = project(kind, &shown)?;
+                    let mut v = typed;
+                    merge_unknown(&mut v, &Value::Object(shown.clone()), &projected);
+                    if let Value::Object(m) = v {
+                        shown = m;
+                    }
                 }
             }
             Some(r)
         }
     };
-    Ok(StoredObject {
-        key: key.to_owned(),
-        ty,
-        mod_revision,
-        raw,
-        value: shown,
-        object,
-    })
+    Ok((shown, object))
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -223,12 +261,22 @@ fn policy_name(meta: &mut Map<String, Value>, stored: &str, tier: &str) -> Resul
 /// naming the field.
 fn decode_lenient(
     kind: calico_model::resources::Kind,
-    value: &Map<String, Value>,
+    value: &mut Map<String, Value>,
 ) -> Result<Resource, String> {
+    // The value as stored decodes (the common case) without a copy of it.
+    let v = Value::Object(std::mem::take(value));
+    let first = Resource::from_json_ref(kind, &v);
+    let Value::Object(back) = v else {
+        return Err("the value is not an object".into());
+    };
+    *value = back;
+    if let Ok(r) = first {
+        return Ok(r);
+    }
     let mut v = Value::Object(value.clone());
     // Each round removes one field; a value cannot hold more fields than bytes.
     for _ in 0..10_000 {
-        match Resource::from_value(kind, v.clone()) {
+        match Resource::from_json_ref(kind, &v) {
             Ok(r) => return Ok(r),
             Err(e) => {
                 let path = e.path().to_string();
@@ -307,7 +355,7 @@ pub(crate) fn project(
     kind: calico_model::resources::Kind,
     value: &Map<String, Value>,
 ) -> Result<Value, String> {
-    let r = decode_lenient(kind, value)?;
+    let r = decode_lenient(kind, &mut value.clone())?;
     r.to_json_value()
         .map_err(|e| format!("cannot re-encode: {e}"))
 }

@@ -75,7 +75,7 @@ use calico_model::resources::{Kind, Resource};
 pub use client::{
     Applied, BUILTIN_TIERS, DEFAULT_ALLOW_PROFILE, Listing, ResourceError, Resources,
 };
-pub use codec::{DecodeError, StoredObject, decode};
+pub use codec::{DecodeError, StoredObject, decode, decode_resource};
 pub use layout::{
     CALICO_RESOURCES, CALICO_ROOT, K8S_RESOURCES, KeyError, ResourceKey, ResourceType, parse_key,
 };

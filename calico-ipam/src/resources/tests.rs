@@ -367,6 +367,14 @@ mod properties {
             let wrapped = serde_json::json!({"metadata": {"name": "name"}, "spec": v});
             bytes = serde_json::to_vec(&wrapped).unwrap();
             for candidate in [bytes.clone(), serde_json::to_vec(&v).unwrap()] {
+                // The object-only decode agrees with the full one, errors included.
+                let full = codec::decode(key.as_bytes(), &candidate, 3);
+                let alone = codec::decode_resource(key.as_bytes(), &candidate, 3);
+                match (&full, &alone) {
+                    (Ok(f), Ok(a)) => prop_assert_eq!(&f.object, a),
+                    (Err(f), Err(a)) => prop_assert_eq!(f, a),
+                    _ => prop_assert!(false, "{:?} / {:?}", full.as_ref().map(|f| &f.object), alone),
+                }
                 let Ok(stored) = codec::decode(key.as_bytes(), &candidate, 3) else { continue };
                 let again = codec::decode(key.as_bytes(), &codec::encode(&stored.raw), 3).unwrap();
                 prop_assert_eq!(codec::encode(&again.value), codec::encode(&stored.value));
