@@ -287,7 +287,7 @@ impl Model {
                 continue;
             }
             let selects = self
-                .workloads
+                .workloads()
                 .iter()
                 .any(|w| self.policy_selects_at(pi, w.positions[0]));
             if !selects {
@@ -307,7 +307,7 @@ impl Model {
             }
         }
         // Pods of one workload that some selector tells apart.
-        for w in &self.workloads {
+        for w in self.workloads() {
             let first = w.positions[0];
             for &other in &w.positions[1..] {
                 if self.endpoints[first].labels == self.endpoints[other].labels {
@@ -399,7 +399,7 @@ impl Model {
         let dst_ranges = elementary(&dst_cidrs);
         // Peers of each side, sorted by printed name, so rows come out in order.
         let workloads = self
-            .workloads
+            .workloads()
             .iter()
             .map(|w| (w.name.clone(), Side::Workload(w.positions[0])));
         let mut srcs: Vec<(String, Side)> = workloads.clone().collect();
@@ -418,7 +418,7 @@ impl Model {
         dsts.sort_by(|a, b| a.0.cmp(&b.0));
         let mut prepared: Vec<Option<PerDirection<crate::prepared::Prepared<'_>>>> =
             (0..self.endpoints.len()).map(|_| None).collect();
-        for w in &self.workloads {
+        for w in self.workloads() {
             let e = w.positions[0];
             prepared[e] = Some(PerDirection::from_fn(|dir| self.prepare(e, dir)));
         }

@@ -64,9 +64,7 @@ use crate::compile::{
 };
 use crate::diag::{BuildError, Diagnostic, Severity};
 use crate::direction::PerDirection;
-use crate::model::{
-    Direction, Endpoint, Model, Policy, PolicyId, PolicyKind, Workload, endpoint_from, workloads_of,
-};
+use crate::model::{Direction, Endpoint, Model, Policy, PolicyId, PolicyKind, endpoint_from};
 
 /// Identifies one object of the manifests.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -834,7 +832,9 @@ impl Compiler {
         for e in old_ep.iter().chain(new_ep.iter()) {
             port_names.extend(e.ports.iter().map(|p| p.name.clone()));
         }
-        let mut workload_change = WorkloadChange::Regroup;
+        // Whether the connlist workloads must be grouped again (not when the endpoint keeps
+        // its printed workload name).
+        let mut regroup = true;
         // In the upsert path, the sets are patched with this endpoint's contribution before
         // and after (no other endpoint changed); after a removal they are recomputed.
         let mut patch: Option<SetPatch> = None;
@@ -844,10 +844,8 @@ impl Compiler {
                 let i = index.unwrap_or(model.endpoints.len());
                 let same_workload =
                     index.is_some_and(|i| model.endpoints[i].workload == e.workload);
-                if index.is_none() {
-                    workload_change = WorkloadChange::Appended(i);
-                } else if same_workload {
-                    workload_change = WorkloadChange::Unchanged;
+                if same_workload {
+                    regroup = false;
                 }
                 let before: HashSet<crate::matching::SelId> = match index {
                     Some(_) => model
@@ -911,27 +909,9 @@ impl Compiler {
                 }
             }
         }
-        // Connlist workloads: a new member joins its group; anything else regroups.
-        let model = &mut self.model;
-        match workload_change {
-            WorkloadChange::Unchanged => {}
-            WorkloadChange::Appended(i) => {
-                if let Some(e) = model.endpoints.get(i).filter(|e| e.is_workload()) {
-                    match model.workloads.iter_mut().find(|w| w.name == e.workload) {
-                        Some(w) => {
-                            w.members.push(e.key());
-                            w.positions.push(i);
-                        }
-                        None => model.workloads.push(Workload {
-                            name: e.workload.clone(),
-                            namespace: e.namespace.clone().unwrap_or_default(),
-                            members: vec![e.key()],
-                            positions: vec![i],
-                        }),
-                    }
-                }
-            }
-            WorkloadChange::Regroup => model.workloads = workloads_of(model.endpoints.as_slice()),
+        // Connlist workloads are grouped again when next asked for.
+        if regroup {
+            self.model.workloads = std::sync::OnceLock::new();
         }
         // Sets whose members may have changed: those of the selectors that matched the
         // endpoint before or match it now, and the named-port sets of its port names.
@@ -1150,14 +1130,4 @@ impl SetPatch {
             }
         }
     }
-}
-
-/// How an endpoint update changes the connlist workloads.
-enum WorkloadChange {
-    /// Same printed name as before.
-    Unchanged,
-    /// Endpoint `i` was appended.
-    Appended(usize),
-    /// Anything else: group again.
-    Regroup,
 }

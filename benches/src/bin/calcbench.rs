@@ -7,7 +7,8 @@
 //!   and this process's peak RSS;
 //! - **per update**, for the `nodebench` load (pod relabels on other nodes and policy rule
 //!   changes, alternating) and separately for **IP-set member changes** alone (a pod on
-//!   another node changes its address): view + calculation + kernel apply, p50/p99/max.
+//!   another node changes its address), and for **pod churn** (a pod created on another
+//!   node, then deleted): view + calculation + kernel apply, p50/p99/max.
 //!
 //! ```text
 //! calcbench [--pods 100000] [--policies 2000] [--updates 2000] [--dense] [--kernel]
@@ -46,8 +47,8 @@ impl Drop for Ns {
     }
 }
 
-/// One change through the view, the calculation and (when there is one) the kernel;
-/// milliseconds.
+/// One put (or, with `delete`, the delete of its key) through the view, the calculation
+/// and (when there is one) the kernel; milliseconds.
 fn step(
     view: &mut View,
     calc: &mut Calculator,
@@ -55,8 +56,23 @@ fn step(
     r: &Resource,
     rev: u64,
 ) -> Res<f64> {
+    change(view, calc, kernel, r, rev, false)
+}
+
+fn change(
+    view: &mut View,
+    calc: &mut Calculator,
+    kernel: &mut Option<KernelWriter>,
+    r: &Resource,
+    rev: u64,
+    delete: bool,
+) -> Res<f64> {
     let t = Instant::now();
-    let ch = view.put(&kv(r, rev)?);
+    let ch = if delete {
+        view.delete(calico_ipam::resources::key_of(r).as_bytes())
+    } else {
+        view.put(&kv(r, rev)?)
+    };
     calc.change(ch);
     let touched = calc.compute(view);
     let pending = calc.take_nft();
@@ -194,6 +210,22 @@ fn measure(
         rev += 1;
         members.push(step(&mut view, &mut calc, &mut kernel, &r, rev)?);
     }
+    // Pod churn: a pod appears on another node (it joins the sets its labels select), then
+    // goes away again.
+    let mut churn = Vec::with_capacity(updates);
+    for i in 0..updates.div_ceil(2) {
+        let mut r = remote[(i * 13) % remote.len()].clone();
+        if let Resource::Pod(p) = &mut r {
+            p.metadata.name = format!("churn{i}");
+            let ip = format!("10.{}.{}.{}", 250 + i / 65536 % 5, i / 256 % 256, i % 256);
+            p.status.pod_ip = ip.clone();
+            p.status.pod_ips = vec![calico_model::resources::k8s::PodIp { ip }];
+        }
+        rev += 1;
+        churn.push(change(&mut view, &mut calc, &mut kernel, &r, rev, false)?);
+        rev += 1;
+        churn.push(change(&mut view, &mut calc, &mut kernel, &r, rev, true)?);
+    }
     let problems = calc.take_problems();
     Ok(json!({
         "pods": pods, "policies": policies, "selectors": if narrow { "narrow" } else { "dense" },
@@ -210,6 +242,7 @@ fn measure(
         "mixed_updates": quantiles(mixed),
         "mixed_ms_per_update": (mixed_s * 1e3 / updates.max(1) as f64 * 1000.0).round() / 1000.0,
         "ip_set_member_changes": quantiles(members),
+        "pod_churn": quantiles(churn),
         "peak_rss_mib": calico_benches::peak_rss_kib().map(|k| k / 1024),
         "problems": problems.len(),
     }))

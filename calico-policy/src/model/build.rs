@@ -13,7 +13,7 @@ use calico_model::resources::policy::{
 use calico_model::resources::{Labels, Resource};
 use calico_model::validation::validate;
 
-use super::endpoint::{EMPTY_LABELS, EndpointContext, endpoint_from, workloads_of};
+use super::endpoint::{EMPTY_LABELS, EndpointContext, endpoint_from};
 use super::tables::{EndpointTable, FelixConfigs, PolicyTable, cmp_order};
 use super::{
     Endpoint, Model, NetworkSetEntry, Policy, PolicyId, PolicyKind, ProfileEntry, TierEntry,
@@ -419,7 +419,6 @@ impl<'a> Builder<'a> {
         );
         self.check_named_ports(policies.as_slice(), &endpoints);
 
-        let workloads = workloads_of(&endpoints);
         let resolved = endpoints
             .iter()
             .map(|e| {
@@ -441,7 +440,7 @@ impl<'a> Builder<'a> {
             profiles,
             policies,
             selectors,
-            workloads,
+            workloads: std::sync::OnceLock::new(),
             diagnostics: Vec::new(),
             felix: self.felix_configs(),
             endpoint_context: ctx,

@@ -377,7 +377,9 @@ pub struct Model {
     pub(crate) profiles: HashMap<String, Arc<ProfileEntry>>,
     pub(crate) policies: PolicyTable,
     pub(crate) selectors: SelectorTable,
-    pub(crate) workloads: Vec<Workload>,
+    /// Connlist workloads, grouped when first asked for (the agent never asks; grouping
+    /// 100,000 endpoints again at every pod change would cost it milliseconds).
+    pub(crate) workloads: std::sync::OnceLock<Vec<Workload>>,
     diagnostics: Vec<Diagnostic>,
     felix: FelixConfigs,
     /// What endpoint construction needs (kept for incremental updates).
@@ -457,7 +459,8 @@ impl Model {
 
     /// Connlist workloads, in model order of their first member.
     pub fn workloads(&self) -> &[Workload] {
-        &self.workloads
+        self.workloads
+            .get_or_init(|| workloads_of(self.endpoints.as_slice()))
     }
 
     /// The profile of this name, if it exists.
