@@ -835,9 +835,9 @@ impl Compiler {
         // Whether the connlist workloads must be grouped again (not when the endpoint keeps
         // its printed workload name).
         let mut regroup = true;
-        // In the upsert path, the sets are patched with this endpoint's contribution before
-        // and after (no other endpoint changed); after a removal they are recomputed.
-        let mut patch: Option<SetPatch> = None;
+        // The sets are patched with this endpoint's contribution before and after (no other
+        // endpoint changed; after a removal, there is no after).
+        let patch: SetPatch;
         match (index, new_ep) {
             (None, None) => return Some(changes),
             (index, Some(e)) => {
@@ -864,13 +864,13 @@ impl Compiler {
                     .into_iter()
                     .collect();
                 affected.extend(after.iter().copied());
-                patch = Some(SetPatch {
+                patch = SetPatch {
                     index: i,
                     before,
                     after,
                     old: old_e,
-                    new: e.clone(),
-                });
+                    new: Some(e.clone()),
+                };
                 let resolved = e
                     .profiles
                     .iter()
@@ -886,7 +886,21 @@ impl Compiler {
             }
             (Some(i), None) => {
                 let last = model.endpoints.len() - 1;
-                affected.extend(model.selectors.selectors_matching_endpoint(i));
+                let before: HashSet<crate::matching::SelId> = model
+                    .selectors
+                    .selectors_matching_endpoint(i)
+                    .into_iter()
+                    .collect();
+                affected.extend(before.iter().copied());
+                // The sets lose what this endpoint alone contributed (the endpoint moved
+                // into its place keeps its memberships).
+                patch = SetPatch {
+                    index: usize::MAX,
+                    before,
+                    after: HashSet::new(),
+                    old: model.endpoints.get(i).cloned(),
+                    new: None,
+                };
                 model.selectors.remove_endpoint(i);
                 if i != last {
                     affected.extend(model.selectors.selectors_matching_endpoint(last));
@@ -924,24 +938,13 @@ impl Compiler {
             if let Some(SetDef::Selector { members, .. }) = self.program.sets.get_mut(uid.as_str())
             {
                 let id = SetId::new(uid.clone());
-                match &patch {
-                    Some(p) => {
-                        let mut delta = MemberChanges::default();
-                        p.patch_selector_set(model, sel, members, &mut delta);
-                        if !delta.is_empty() {
-                            changes
-                                .member_deltas
-                                .insert(id.clone(), MemberDelta::Addrs(delta));
-                            changes.sets_changed.push(id);
-                        }
-                    }
-                    None => {
-                        let fresh = model.selector_members(sel);
-                        if fresh != *members {
-                            *members = fresh;
-                            changes.sets_changed.push(id);
-                        }
-                    }
+                let mut delta = MemberChanges::default();
+                patch.patch_selector_set(model, sel, members, &mut delta);
+                if !delta.is_empty() {
+                    changes
+                        .member_deltas
+                        .insert(id.clone(), MemberDelta::Addrs(delta));
+                    changes.sets_changed.push(id);
                 }
             }
         }
@@ -976,24 +979,13 @@ impl Compiler {
                         None => continue,
                     }
                 };
-                match &patch {
-                    Some(p) => {
-                        let mut delta = MemberChanges::default();
-                        p.patch_named_port_set(model, sel, *protocol, name, members, &mut delta);
-                        if !delta.is_empty() {
-                            changes
-                                .member_deltas
-                                .insert(id.clone(), MemberDelta::NamedPorts(delta));
-                            changes.sets_changed.push(id.clone());
-                        }
-                    }
-                    None => {
-                        let fresh = model.named_port_members(sel, *protocol, name);
-                        if fresh != *members {
-                            *members = fresh;
-                            changes.sets_changed.push(id.clone());
-                        }
-                    }
+                let mut delta = MemberChanges::default();
+                patch.patch_named_port_set(model, sel, *protocol, name, members, &mut delta);
+                if !delta.is_empty() {
+                    changes
+                        .member_deltas
+                        .insert(id.clone(), MemberDelta::NamedPorts(delta));
+                    changes.sets_changed.push(id.clone());
                 }
             }
         }
@@ -1005,11 +997,14 @@ impl Compiler {
 /// One endpoint's change, for patching set members instead of recomputing them: which
 /// selectors matched it before and after, and the endpoint before and after.
 struct SetPatch {
+    /// The endpoint's position now (`usize::MAX` when it was removed: every endpoint left
+    /// counts as another contributor).
     index: usize,
     before: HashSet<crate::matching::SelId>,
     after: HashSet<crate::matching::SelId>,
     old: Option<Endpoint>,
-    new: Endpoint,
+    /// `None`: removed.
+    new: Option<Endpoint>,
 }
 
 /// Inserts `v` into the sorted, deduplicated `members`; whether it was absent.
@@ -1064,10 +1059,9 @@ impl SetPatch {
             (Some(o), true) => o.addrs.clone(),
             _ => Vec::new(),
         };
-        let new: Vec<std::net::IpAddr> = if self.after.contains(&sel) {
-            self.new.addrs.clone()
-        } else {
-            Vec::new()
+        let new: Vec<std::net::IpAddr> = match (&self.new, self.after.contains(&sel)) {
+            (Some(n), true) => n.addrs.clone(),
+            _ => Vec::new(),
         };
         for a in old.iter().filter(|a| !new.contains(a)) {
             let elsewhere = model
@@ -1106,10 +1100,9 @@ impl SetPatch {
             (Some(o), true) => named_port_contribution(o, protocol, name),
             _ => Vec::new(),
         };
-        let new = if matched(&self.after) {
-            named_port_contribution(&self.new, protocol, name)
-        } else {
-            Vec::new()
+        let new = match (&self.new, matched(&self.after)) {
+            (Some(n), true) => named_port_contribution(n, protocol, name),
+            _ => Vec::new(),
         };
         for m in old.iter().filter(|m| !new.contains(m)) {
             let elsewhere = model.endpoints.with_addr(&m.0).iter().any(|&j| {

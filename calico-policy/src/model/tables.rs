@@ -32,10 +32,20 @@ pub(crate) struct EndpointTable {
     /// Per endpoint and direction, the ranks ([`PolicyTable::rank_of`]) of the enforced
     /// policies applying to it, in evaluation order.
     applying: Vec<PerDirection<Vec<usize>>>,
-    /// Position by key (the first endpoint of a key wins).
-    by_key: HashMap<EndpointKey, usize>,
+    /// Position by key (the first endpoint of a key wins), and how many endpoints have it.
+    by_key: HashMap<EndpointKey, KeySlot>,
     /// Positions by address (an address may belong to several endpoints).
     by_addr: HashMap<IpAddr, Vec<usize>>,
+}
+
+/// Where the endpoints of one key are.
+#[derive(Debug, Clone, Copy)]
+struct KeySlot {
+    /// The position of the first.
+    at: usize,
+    /// How many endpoints have the key (more than one is rare: only then does a removal
+    /// look for the next).
+    count: u32,
 }
 
 impl EndpointTable {
@@ -48,7 +58,10 @@ impl EndpointTable {
         let mut by_key = HashMap::with_capacity(items.len());
         let mut by_addr: HashMap<IpAddr, Vec<usize>> = HashMap::with_capacity(items.len());
         for (i, e) in items.iter().enumerate() {
-            by_key.entry(e.key()).or_insert(i);
+            by_key
+                .entry(e.key())
+                .or_insert(KeySlot { at: i, count: 0 })
+                .count += 1;
             for a in &e.addrs {
                 by_addr.entry(*a).or_default().push(i);
             }
@@ -105,7 +118,7 @@ impl EndpointTable {
 
     /// The position of the endpoint with this key.
     pub(crate) fn position(&self, key: &EndpointKey) -> Option<usize> {
-        self.by_key.get(key).copied()
+        self.by_key.get(key).map(|s| s.at)
     }
 
     /// The resolved profiles of endpoint `i`, in order (`None` = missing).
@@ -141,7 +154,7 @@ impl EndpointTable {
             self.profiles.push(profiles);
             self.applying.push(applying);
             let at = self.items.len() - 1;
-            self.by_key.entry(key).or_insert(at);
+            self.count_key(key, at);
             self.index_addrs(at, true);
             return;
         }
@@ -153,7 +166,7 @@ impl EndpointTable {
         self.applying[i] = applying;
         if old != key {
             self.forget(&old, i);
-            self.by_key.entry(key).or_insert(i);
+            self.count_key(key, i);
         }
     }
 
@@ -175,18 +188,39 @@ impl EndpointTable {
         self.forget(&removed.key(), i);
         if i != last {
             let moved = self.items[i].key();
-            if self.by_key.get(&moved) == Some(&last) {
-                self.by_key.insert(moved, i);
+            if let Some(slot) = self.by_key.get_mut(&moved)
+                && slot.at == last
+            {
+                slot.at = i;
             }
         }
     }
 
-    /// Drops `key`'s entry if it points at `i`, falling back to another endpoint of the key.
+    /// Counts one more endpoint of `key`, at `i` (where the key is found if it is the
+    /// first).
+    fn count_key(&mut self, key: EndpointKey, i: usize) {
+        self.by_key
+            .entry(key)
+            .or_insert(KeySlot { at: i, count: 0 })
+            .count += 1;
+    }
+
+    /// Counts one endpoint of `key` less (the one at `i`, gone); when it was the one the key
+    /// is found at, another endpoint of the key takes over.
     fn forget(&mut self, key: &EndpointKey, i: usize) {
-        if self.by_key.get(key) == Some(&i) {
+        let Some(slot) = self.by_key.get_mut(key) else {
+            return;
+        };
+        slot.count = slot.count.saturating_sub(1);
+        if slot.count == 0 {
             self.by_key.remove(key);
-            if let Some(j) = self.items.iter().position(|e| e.key() == *key) {
-                self.by_key.insert(key.clone(), j);
+        } else if slot.at == i {
+            // Rare: several endpoints share the key.
+            match self.items.iter().position(|e| e.key() == *key) {
+                Some(j) => slot.at = j,
+                None => {
+                    self.by_key.remove(key);
+                }
             }
         }
     }
