@@ -244,6 +244,7 @@ fn measure(
         "ip_set_member_changes": quantiles(members),
         "pod_churn": quantiles(churn),
         "peak_rss_mib": calico_benches::peak_rss_kib().map(|k| k / 1024),
+        "rss_end_mib": calico_benches::rss_kib().map(|k| k / 1024),
         "problems": problems.len(),
     }))
 }
