@@ -12,7 +12,8 @@
 //!   repaired on the refresh timers). Its behaviour, limits and the FelixConfiguration
 //!   settings it honours ([`AgentSettings`]) are described on those types.
 //! * [`View`] — the datastore as the agent sees it (resources decoded as Calico's tools
-//!   decode them, block affinities).
+//!   decode them, block affinities); once the calculation has taken the objects over, it
+//!   keeps endpoints of other nodes only as summaries (one copy of 100,000 pods, not two).
 //! * [`EndpointStatusDir`] — endpoint status files for the CNI plugin to wait on.
 //!
 //! * [`BirdControl`] — a client of BIRD's control socket (the protocol `birdc` speaks):
