@@ -615,4 +615,14 @@ impl Ruleset {
         }
         m
     }
+
+    /// The names of the sets (and maps) some rule refers to: [`Ruleset::set_references`]
+    /// without the counts, borrowed (no allocation per reference).
+    pub fn referenced_set_names(&self) -> std::collections::HashSet<&str> {
+        self.chains
+            .values()
+            .flat_map(|c| c.rules.iter())
+            .flat_map(|r| r.referenced_sets())
+            .collect()
+    }
 }

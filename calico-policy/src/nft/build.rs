@@ -261,6 +261,15 @@ struct Builder<'a> {
     tier_names: HashMap<String, String>,
     refs: NodeRefs,
     named: Vec<NamedSet>,
+    /// Chains and sets this builder added (not there before), for a re-render's delta.
+    created: Created,
+}
+
+/// The chains and sets a (re-)render added to the ruleset it started from.
+#[derive(Debug, Default)]
+pub(super) struct Created {
+    pub(super) chains: Vec<String>,
+    pub(super) sets: Vec<String>,
 }
 
 /// A named-port set of the ruleset: its name, family and the program sets it merges.
@@ -389,6 +398,7 @@ pub(super) fn build(model: &Model, program: &Program, node: &str, opts: &RenderO
         tier_names: HashMap::new(),
         refs: NodeRefs::default(),
         named: Vec::new(),
+        created: Created::default(),
     };
     let NodeEndpoints {
         workloads: wl,
@@ -523,7 +533,7 @@ pub(super) fn build(model: &Model, program: &Program, node: &str, opts: &RenderO
 /// Renders again into `built` the chains of `policies` (those that exist) and of the
 /// workload endpoints `endpoints` (key and interface; with the tier chains they jump to
 /// and the policy chains those need); sets they newly use are added. Returns the names of
-/// the policy and endpoint chains rewritten.
+/// the policy and endpoint chains rewritten, and the chains and sets added.
 pub(super) fn rerender(
     built: &mut Built,
     model: &Model,
@@ -531,7 +541,7 @@ pub(super) fn rerender(
     opts: &RenderOptions,
     policies: &[(PolicyId, Direction)],
     endpoints: &[(EndpointKey, String)],
-) -> Vec<String> {
+) -> (Vec<String>, Created) {
     let mut b = Builder {
         model,
         program,
@@ -540,12 +550,15 @@ pub(super) fn rerender(
         tier_names: HashMap::new(),
         refs: std::mem::take(&mut built.refs),
         named: Vec::new(),
+        created: Created::default(),
     };
     let mut names = Vec::new();
     for (policy, dir) in policies {
         let name = policy_chain_name(policy, *dir);
         if b.rs.chains.remove(&name).is_some() {
             b.policy_chain(policy, *dir, &policy.chain_id());
+            // Rewritten, not new.
+            b.created.chains.retain(|c| *c != name);
             names.push(name);
         }
     }
@@ -562,7 +575,7 @@ pub(super) fn rerender(
     built.rs = b.rs;
     built.refs = b.refs;
     built.named = b.named;
-    names
+    (names, b.created)
 }
 
 /// The chain of `policy`'s rules in direction `dir`.
@@ -706,9 +719,7 @@ impl Builder<'_> {
             ));
         }
         let rules = self.counted(rules);
-        self.rs
-            .chains
-            .insert(name.to_owned(), Chain { base: None, rules });
+        self.put_chain(name.to_owned(), rules);
     }
 
     fn policy_has_pass(&self, id: &PolicyId, dir: Direction) -> bool {
@@ -762,9 +773,7 @@ impl Builder<'_> {
             ));
         }
         let rules = self.counted(rules);
-        self.rs
-            .chains
-            .insert(name.clone(), Chain { base: None, rules });
+        self.put_chain(name.clone(), rules);
         name
     }
 
@@ -783,9 +792,7 @@ impl Builder<'_> {
             }
         }
         let rules = self.counted(rules);
-        self.rs
-            .chains
-            .insert(name.clone(), Chain { base: None, rules });
+        self.put_chain(name.clone(), rules);
         name
     }
 
@@ -803,18 +810,35 @@ impl Builder<'_> {
             }
         }
         let rules = self.counted(rules);
-        self.rs
-            .chains
-            .insert(name.clone(), Chain { base: None, rules });
+        self.put_chain(name.clone(), rules);
         name
     }
 
     fn add_set(&mut self, name: &str, key: SetKey, interval: bool, elements: BTreeSet<SetElement>) {
-        self.rs.sets.entry(name.to_owned()).or_insert(Set {
-            key,
-            interval,
-            elements,
-        });
+        if self.rs.sets.contains_key(name) {
+            return;
+        }
+        self.rs.sets.insert(
+            name.to_owned(),
+            Set {
+                key,
+                interval,
+                elements,
+            },
+        );
+        self.created.sets.push(name.to_owned());
+    }
+
+    /// Sets a regular chain's rules (recording it as created when it is new).
+    fn put_chain(&mut self, name: String, rules: Vec<Rule>) {
+        if self
+            .rs
+            .chains
+            .insert(name.clone(), Chain { base: None, rules })
+            .is_none()
+        {
+            self.created.chains.push(name);
+        }
     }
 
     fn addr_key(f: Family) -> SetKey {

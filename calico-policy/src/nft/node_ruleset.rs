@@ -310,8 +310,6 @@ impl NodeRuleset {
         endpoints: &[(crate::EndpointKey, String)],
         delta: &mut RulesetDelta,
     ) {
-        let old_sets: BTreeSet<String> = self.rs.sets.keys().cloned().collect();
-        let old_chains: BTreeSet<String> = self.rs.chains.keys().cloned().collect();
         // The chains about to be rewritten, to send only the ones that change.
         let mut before: HashMap<String, Vec<calico_nft::Rule>> = HashMap::new();
         for (p, d) in policies {
@@ -336,7 +334,17 @@ impl NodeRuleset {
             named: Vec::new(),
             workloads: Vec::new(),
         };
-        let rewritten = rerender(&mut built, model, program, &self.opts, policies, endpoints);
+        let (rewritten, created) =
+            rerender(&mut built, model, program, &self.opts, policies, endpoints);
+        // What the table held before: everything but what the re-render created.
+        let mut new_sets: Vec<String> = created.sets;
+        new_sets.sort();
+        new_sets.dedup();
+        let mut new_chains: Vec<String> = created.chains;
+        new_chains.sort();
+        new_chains.dedup();
+        let old_set = |n: &str| new_sets.binary_search_by(|x| x.as_str().cmp(n)).is_err();
+        let old_chain = |n: &str| new_chains.binary_search_by(|x| x.as_str().cmp(n)).is_err();
         self.rs = built.rs;
         self.refs = built.refs;
         for p in policies {
@@ -355,33 +363,36 @@ impl NodeRuleset {
         for n in &unreachable {
             self.rs.chains.remove(n);
         }
-        for (name, set) in &self.rs.sets {
-            if !old_sets.contains(name) {
+        for name in &new_sets {
+            let Some(set) = self.rs.sets.get(name) else {
+                continue;
+            };
+            delta
+                .create_sets
+                .push((name.clone(), set.key, set.interval));
+            if !set.elements.is_empty() {
                 delta
-                    .create_sets
-                    .push((name.clone(), set.key, set.interval));
-                if !set.elements.is_empty() {
-                    delta
-                        .add_elements
-                        .push((name.clone(), set.elements.iter().cloned().collect()));
-                }
+                    .add_elements
+                    .push((name.clone(), set.elements.iter().cloned().collect()));
             }
         }
-        for (name, chain) in &self.rs.chains {
-            if !old_chains.contains(name) {
-                delta.create_chains.push((name.clone(), chain.base));
-                delta.fill_chains.push(ChainFill {
-                    chain: name.clone(),
-                    flush: false,
-                    rules: chain.rules.clone(),
-                });
-            }
+        for name in &new_chains {
+            // Created, then dropped (a profile chain without rules) or unreachable.
+            let Some(chain) = self.rs.chains.get(name) else {
+                continue;
+            };
+            delta.create_chains.push((name.clone(), chain.base));
+            delta.fill_chains.push(ChainFill {
+                chain: name.clone(),
+                flush: false,
+                rules: chain.rules.clone(),
+            });
         }
         for name in rewritten {
             let Some(chain) = self.rs.chains.get(&name) else {
                 continue;
             };
-            if !old_chains.contains(&name) || before.get(&name) == Some(&chain.rules) {
+            if !old_chain(&name) || before.get(&name) == Some(&chain.rules) {
                 continue;
             }
             delta.fill_chains.push(ChainFill {
@@ -391,23 +402,24 @@ impl NodeRuleset {
             });
         }
         for n in unreachable {
-            if old_chains.contains(&n) {
+            if old_chain(&n) {
                 delta.delete_chains.push(n);
             }
         }
         // Sets no rule refers to any more.
-        let used = self.rs.set_references();
+        let used = self.rs.referenced_set_names();
         let unused: Vec<String> = self
             .rs
             .sets
             .keys()
-            .filter(|n| !used.contains_key(*n))
+            .filter(|n| !used.contains(n.as_str()))
             .cloned()
             .collect();
+        drop(used);
         for name in unused {
             self.rs.sets.remove(&name);
             self.singles.remove(&name);
-            if old_sets.contains(&name) {
+            if old_set(&name) {
                 delta.remove_elements.retain(|(n, _)| *n != name);
                 delta.add_elements.retain(|(n, _)| *n != name);
                 delta.delete_sets.push(name);
