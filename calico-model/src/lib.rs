@@ -33,14 +33,14 @@
 //!
 //! | layer | module | uses |
 //! |---|---|---|
-//! | 5 | [`validation`] | `loader`, `diagnostic`, `resources`, `format`, `selector`, `derived` |
+//! | 5 | [`validation`] | `loader`, `diagnostic`, `resources`, `format`, `selector`, `derived`, `parallel` |
 //! | 4 | [`loader`] | `diagnostic`, `resources`, `yaml` |
 //! | 3 | [`diagnostic`] | `resources` |
 //! | 3 | [`derived`] | `resources` |
 //! | 2 | [`resources`] | `format`, `yaml` |
 //! | 2 | [`index`] | `selector`, `labels` |
 //! | 1 | [`selector`] | `labels` (for [`selector::compiled`]) |
-//! | 0 | [`labels`], [`format`](mod@format), [`yaml`], [`gotime`], [`family`] | nothing in this crate |
+//! | 0 | [`labels`], [`format`](mod@format), [`yaml`], [`gotime`], [`family`], [`parallel`] | nothing in this crate |
 //!
 //! Types that moved down to break a cycle stay reachable at their first path:
 //! [`loader::Origin`] is [`diagnostic::Origin`]; [`validation::Problem`],

@@ -20,6 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "format",
             "selector",
             "derived",
+            "parallel",
         ],
     ),
     ("loader", &["diagnostic", "resources", "yaml"]),
@@ -33,6 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("yaml", &[]),
     ("gotime", &[]),
     ("family", &[]),
+    ("parallel", &[]),
 ];
 
 #[test]
