@@ -598,18 +598,23 @@ mod tests {
     use super::*;
     use crate::view::tests::kv;
 
-    /// A policy the build refuses is left out and reported; the rest is computed, and a
-    /// later fix of it is taken in.
-    #[test]
-    fn a_refused_policy_is_left_out_and_the_rest_computed() {
-        let mut view = View::new();
-        let mut calc = Calculator::new(CalcOptions {
+    /// A calculator for node `n1` without routes or BGP.
+    fn policy_only_calculator() -> Calculator {
+        Calculator::new(CalcOptions {
             node: "n1".to_owned(),
             parent_iface: "eth0".to_owned(),
             host_mtu: 1500,
             routes: false,
             bgp: false,
-        });
+        })
+    }
+
+    /// A policy the build refuses is left out and reported; the rest is computed, and a
+    /// later fix of it is taken in.
+    #[test]
+    fn a_refused_policy_is_left_out_and_the_rest_computed() {
+        let mut view = View::new();
+        let mut calc = policy_only_calculator();
         let policy = |name: &str, selector: &str| {
             format!(
                 r#"{{"apiVersion":"projectcalico.org/v3","kind":"GlobalNetworkPolicy","metadata":{{"name":"default.{name}"}},"spec":{{"tier":"default","selector":"{selector}","ingress":[{{"action":"Allow"}}]}}}}"#
@@ -671,13 +676,7 @@ mod tests {
     #[test]
     fn pods_elsewhere_keep_changing_the_sets_after_the_hand_over() {
         let mut view = View::new();
-        let mut calc = Calculator::new(CalcOptions {
-            node: "n1".to_owned(),
-            parent_iface: "eth0".to_owned(),
-            host_mtu: 1500,
-            routes: false,
-            bgp: false,
-        });
+        let mut calc = policy_only_calculator();
         let pod = |name: &str, node: &str, app: &str, ip: &str| {
             kv(
                 &format!("/calico/calico-rs/k8s/pods/ns/{name}"),

@@ -256,17 +256,7 @@ impl View {
             }
         };
         let Some(new) = new else {
-            return match self.objects.remove(&kv.key).map(|e| e.held) {
-                Some(Held::Object(old)) => ViewChange::Object {
-                    old: Some(old),
-                    new: None,
-                },
-                Some(Held::Elsewhere(s)) => ViewChange::Elsewhere {
-                    key: s.key,
-                    new: None,
-                },
-                None => ViewChange::Nothing,
-            };
+            return self.remove_object(&kv.key);
         };
         if self.summarised(&new.resource) {
             let s = summary(&new.resource);
@@ -318,6 +308,11 @@ impl View {
         if self.affinities.remove(key).is_some() {
             return ViewChange::Affinity;
         }
+        self.remove_object(key)
+    }
+
+    /// Drops the resource at `key`; what its removal changed.
+    fn remove_object(&mut self, key: &[u8]) -> ViewChange {
         match self.objects.remove(key).map(|e| e.held) {
             Some(Held::Object(old)) => ViewChange::Object {
                 old: Some(old),
