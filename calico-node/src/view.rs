@@ -132,6 +132,12 @@ pub(crate) fn on_node(r: &Resource, node: &str) -> bool {
     }
 }
 
+/// Whether `r` is a workload endpoint (Pod or WorkloadEndpoint) of another node than `node`:
+/// what the view summarises after the hand-over.
+fn elsewhere(r: &Resource, node: &str) -> bool {
+    matches!(r, Resource::Pod(_) | Resource::WorkloadEndpoint(_)) && !on_node(r, node)
+}
+
 /// Whether a key holds a resource (not a status or an affinity).
 fn is_resource_key(key: &[u8]) -> bool {
     !key.starts_with(crate::node_status_report::PREFIX.as_bytes())
@@ -155,9 +161,7 @@ impl View {
 
     /// Whether `r` is kept as a summary.
     fn summarised(&self, r: &Resource) -> bool {
-        self.node.as_deref().is_some_and(|node| {
-            matches!(r, Resource::Pod(_) | Resource::WorkloadEndpoint(_)) && !on_node(r, node)
-        })
+        self.node.as_deref().is_some_and(|node| elsewhere(r, node))
     }
 
     fn decode(&self, kv: &KeyValue, fingerprint: u64) -> Decoded {
@@ -394,9 +398,7 @@ impl View {
             let Held::Object(o) = &e.held else {
                 continue;
             };
-            let elsewhere = matches!(o.resource, Resource::Pod(_) | Resource::WorkloadEndpoint(_))
-                && !on_node(&o.resource, node);
-            if !elsewhere {
+            if !elsewhere(&o.resource, node) {
                 objects.push(LoadedObject::clone(o));
                 continue;
             }
