@@ -47,20 +47,12 @@ pub fn calico_binary(args: &[String]) -> Result<std::path::PathBuf, String> {
 
 /// Peak resident set size of this process in KiB (`VmHWM` of /proc/self/status).
 pub fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    calico_node::memory::kib(None, calico_node::memory::Memory::PeakResident)
 }
 
 /// Current resident set size of this process in KiB (`VmRSS`).
 pub fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    calico_node::memory::kib(None, calico_node::memory::Memory::Resident)
 }
 
 /// 64-bit FNV-1a of `bytes`.

@@ -67,14 +67,7 @@ use crate::view::{PREFIXES, View, ViewChange};
 
 /// This process's resident memory, as the cold-start log lines show it (`RSS 812 MiB`).
 fn resident() -> String {
-    let rss = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        });
-    match rss {
+    match crate::memory::kib(None, crate::memory::Memory::Resident) {
         Some(kib) => format!("RSS {} MiB", kib / 1024),
         None => "RSS unknown".to_owned(),
     }
@@ -354,8 +347,6 @@ impl Agent {
         let mut apply_retry: Option<(Instant, Duration)> = None;
         let mut last_apply_ok = false;
         let mut first_apply_done = false;
-        // Endpoints in the model, and how many of them are workloads.
-        let mut endpoint_count = (usize::MAX, 0usize);
         let mut sync_error: Option<String> = None;
         let mut last_error_log: Option<Instant> = None;
         let mut node_status = NodeStatusReporter::new(&cfg.node);
@@ -511,19 +502,9 @@ impl Agent {
                     }
                     if let Some(m) = calc.model() {
                         self.metrics.num_policies.set(m.policies().len() as i64);
-                        // Counted again only when the number of endpoints changed.
-                        let all = m.endpoints().len();
-                        if endpoint_count.0 != all {
-                            let hosts = m
-                                .endpoints()
-                                .iter()
-                                .filter(|e| e.kind == calico_policy::EndpointKind::HostEndpoint)
-                                .count();
-                            endpoint_count = (all, all - hosts);
-                        }
                         self.metrics
                             .num_workload_endpoints
-                            .set(endpoint_count.1 as i64);
+                            .set(m.workload_endpoint_count() as i64);
                     }
                 }
                 if let Some(k) = kernel.as_mut() {

@@ -14,6 +14,7 @@
 //! * [`View`] — the datastore as the agent sees it (resources decoded as Calico's tools
 //!   decode them, block affinities); once the calculation has taken the objects over, it
 //!   keeps endpoints of other nodes only as summaries (one copy of 100,000 pods, not two).
+//! * [`memory`] — a process's resident memory (the cold-start log lines, the benchmarks).
 //! * [`EndpointStatusDir`] — endpoint status files for the CNI plugin to wait on.
 //!
 //! * [`BirdControl`] — a client of BIRD's control socket (the protocol `birdc` speaks):
@@ -52,6 +53,7 @@ mod endpoint_status;
 mod health;
 mod http;
 mod kernel;
+pub mod memory;
 mod metrics;
 mod node_status;
 pub mod node_status_report;

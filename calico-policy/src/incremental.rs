@@ -847,22 +847,14 @@ impl Compiler {
                 if same_workload {
                     regroup = false;
                 }
-                let before: HashSet<crate::matching::SelId> = match index {
-                    Some(_) => model
-                        .selectors
-                        .selectors_matching_endpoint(i)
-                        .into_iter()
-                        .collect(),
+                let before = match index {
+                    Some(_) => matching(model, i),
                     None => HashSet::new(),
                 };
                 let old_e = index.and_then(|i| model.endpoints.get(i)).cloned();
                 affected.extend(before.iter().copied());
                 model.selectors.upsert_endpoint(i, &e.labels);
-                let after: HashSet<crate::matching::SelId> = model
-                    .selectors
-                    .selectors_matching_endpoint(i)
-                    .into_iter()
-                    .collect();
+                let after = matching(model, i);
                 affected.extend(after.iter().copied());
                 patch = SetPatch {
                     index: i,
@@ -886,11 +878,7 @@ impl Compiler {
             }
             (Some(i), None) => {
                 let last = model.endpoints.len() - 1;
-                let before: HashSet<crate::matching::SelId> = model
-                    .selectors
-                    .selectors_matching_endpoint(i)
-                    .into_iter()
-                    .collect();
+                let before = matching(model, i);
                 affected.extend(before.iter().copied());
                 // The sets lose what this endpoint alone contributed (the endpoint moved
                 // into its place keeps its memberships).
@@ -1005,6 +993,15 @@ struct SetPatch {
     old: Option<Endpoint>,
     /// `None`: removed.
     new: Option<Endpoint>,
+}
+
+/// The selectors matching endpoint `i` of `model`.
+fn matching(model: &Model, i: usize) -> HashSet<crate::matching::SelId> {
+    model
+        .selectors
+        .selectors_matching_endpoint(i)
+        .into_iter()
+        .collect()
 }
 
 /// Inserts `v` into the sorted, deduplicated `members`; whether it was absent.

@@ -393,6 +393,49 @@ fn one_policy_change_touches_only_that_policy_and_its_endpoints() {
     assert!(again.changes.is_empty(), "{:?}", again.changes);
 }
 
+/// The count of workload endpoints is kept as endpoints come and go, host endpoints apart.
+#[test]
+fn workload_endpoints_are_counted_as_they_come_and_go() {
+    let counted = |m: &Model| {
+        m.endpoints()
+            .iter()
+            .filter(|e| e.kind != calico_policy::EndpointKind::HostEndpoint)
+            .count()
+    };
+    let hep = |ip: &str| {
+        one(&format!(
+            "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {{name: h1, labels: {{role: host}}}}\nspec: {{node: node-1, interfaceName: eth0, expectedIPs: [{ip}]}}\n"
+        ))
+    };
+    let mut set = base();
+    set.objects.push(hep("192.0.2.1"));
+    let mut compiler = Compiler::new(&set).expect("base builds");
+    let workloads = counted(compiler.model());
+    assert_eq!(compiler.model().workload_endpoint_count(), workloads);
+    assert_eq!(compiler.model().endpoints().len(), workloads + 1);
+    let steps = [
+        Change::Upsert(Box::new(one(&pod(7, 1, 0, true, true)))),
+        Change::Upsert(Box::new(hep("192.0.2.2"))),
+        Change::Delete(ObjectKey {
+            kind: Kind::Pod,
+            namespace: Some("ns0".to_owned()),
+            name: "pod0".to_owned(),
+        }),
+        Change::Delete(ObjectKey {
+            kind: Kind::HostEndpoint,
+            namespace: None,
+            name: "h1".to_owned(),
+        }),
+    ];
+    for step in steps {
+        compiler.apply(step).expect("applies");
+        let m = compiler.model();
+        assert_eq!(m.workload_endpoint_count(), counted(m));
+    }
+    assert_eq!(compiler.model().workload_endpoint_count(), workloads);
+    assert_eq!(compiler.model().endpoints().len(), workloads);
+}
+
 #[test]
 fn invalid_object_is_refused_and_nothing_changes() {
     let mut compiler = Compiler::new(&base()).expect("base builds");

@@ -77,14 +77,6 @@ fn applied_revision(port: u16) -> Option<u64> {
     calico_node::Metrics::applied_revision_in(&out)
 }
 
-fn proc_field(pid: u32, field: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// utime + stime of `pid`, seconds.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -251,7 +243,7 @@ fn run() -> Res<serde_json::Value> {
             std::thread::sleep(Duration::from_millis(2));
         }
         let cold_start_s = t.elapsed().as_secs_f64();
-        let rss_start_kib = proc_field(pid, "VmHWM:");
+        let rss_start_kib = calico_node::memory::kib(Some(pid), calico_node::memory::Memory::PeakResident);
 
         // Sustained updates.
         let polled: Arc<Mutex<Vec<(Instant, u64)>>> = Arc::new(Mutex::new(Vec::new()));
@@ -314,7 +306,7 @@ fn run() -> Res<serde_json::Value> {
                 None => missing += 1,
             }
         }
-        let rss_kib = proc_field(pid, "VmHWM:");
+        let rss_kib = calico_node::memory::kib(Some(pid), calico_node::memory::Memory::PeakResident);
         drop(agent);
         Ok(json!({
             "pods": pods, "policies": policies, "selectors": if narrow { "narrow" } else { "dense" }, "pods_on_node": pods.div_ceil((pods / 100).max(1)),

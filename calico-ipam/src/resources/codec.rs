@@ -266,10 +266,9 @@ fn decode_lenient(
     // The value as stored decodes (the common case) without a copy of it.
     let v = Value::Object(std::mem::take(value));
     let first = Resource::from_json_ref(kind, &v);
-    let Value::Object(back) = v else {
-        return Err("the value is not an object".into());
-    };
-    *value = back;
+    if let Value::Object(back) = v {
+        *value = back;
+    }
     if let Ok(r) = first {
         return Ok(r);
     }

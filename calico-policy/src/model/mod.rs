@@ -428,6 +428,12 @@ impl Model {
         self.endpoints.as_slice()
     }
 
+    /// How many endpoints are workloads (pods, controllers, WorkloadEndpoints), i.e. not
+    /// host endpoints; kept as endpoints come and go, not counted.
+    pub fn workload_endpoint_count(&self) -> usize {
+        self.endpoints.workload_count()
+    }
+
     /// The endpoint with this key.
     pub fn endpoint(&self, key: &EndpointKey) -> Option<&Endpoint> {
         self.endpoints

@@ -36,6 +36,12 @@ pub(crate) struct EndpointTable {
     by_key: HashMap<EndpointKey, KeySlot>,
     /// Positions by address (an address may belong to several endpoints).
     by_addr: HashMap<IpAddr, Vec<usize>>,
+    /// How many of the endpoints are host endpoints.
+    hosts: usize,
+}
+
+fn is_host(e: &Endpoint) -> bool {
+    e.kind == crate::EndpointKind::HostEndpoint
 }
 
 /// Where the endpoints of one key are.
@@ -66,12 +72,14 @@ impl EndpointTable {
                 by_addr.entry(*a).or_default().push(i);
             }
         }
+        let hosts = items.iter().filter(|e| is_host(e)).count();
         EndpointTable {
             items,
             profiles,
             applying,
             by_key,
             by_addr,
+            hosts,
         }
     }
 
@@ -102,6 +110,11 @@ impl EndpointTable {
 
     pub(crate) fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// How many endpoints are workloads (not host endpoints).
+    pub(crate) fn workload_count(&self) -> usize {
+        self.items.len() - self.hosts
     }
 
     pub(crate) fn as_slice(&self) -> &[Endpoint] {
@@ -149,6 +162,7 @@ impl EndpointTable {
         applying: PerDirection<Vec<usize>>,
     ) {
         let key = e.key();
+        self.hosts += usize::from(is_host(&e));
         if i >= self.items.len() {
             self.items.push(e);
             self.profiles.push(profiles);
@@ -159,6 +173,7 @@ impl EndpointTable {
             return;
         }
         let old = self.items[i].key();
+        self.hosts -= usize::from(is_host(&self.items[i]));
         self.index_addrs(i, false);
         self.items[i] = e;
         self.index_addrs(i, true);
@@ -180,6 +195,7 @@ impl EndpointTable {
         self.index_addrs(i, false);
         self.index_addrs(last, false);
         let removed = self.items.swap_remove(i);
+        self.hosts -= usize::from(is_host(&removed));
         if i != last {
             self.index_addrs(i, true);
         }

@@ -415,7 +415,6 @@ impl NodeRuleset {
             .filter(|n| !used.contains(n.as_str()))
             .cloned()
             .collect();
-        drop(used);
         for name in unused {
             self.rs.sets.remove(&name);
             self.singles.remove(&name);
